@@ -1,0 +1,57 @@
+# intelshare — one Makefile for setup, code generation, checks and tests.
+# Everything installs from nothing into .venv; buf comes from npm at a pinned version.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+BUF_VERSION := 1.75.0
+BUF    := .tools/node_modules/.bin/buf
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup proto proto-check lint format typecheck buflint test check bench run clean
+
+setup: $(STAMP) $(BUF)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(BUF):
+	mkdir -p .tools
+	cd .tools && npm install --silent --no-audit --no-fund --prefix . @bufbuild/buf@$(BUF_VERSION)
+
+# Regenerate the Python stubs from protos/ into intelshare/v1/.
+proto: $(STAMP)
+	$(PY) -m intelshare._build.genproto --out .
+
+# Generated code must match what the protos produce now.
+proto-check: $(STAMP)
+	$(PY) -m intelshare._build.genproto --check
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format intelshare node gateway tests bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check intelshare node gateway tests bench
+	$(VENV)/bin/ruff check intelshare node gateway tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+buflint: $(BUF)
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+check: lint typecheck buflint proto-check test
+
+bench: $(STAMP)
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

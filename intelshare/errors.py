@@ -1,0 +1,277 @@
+"""The one exception hierarchy of intelshare.
+
+Every error the project raises on purpose derives from :class:`IntelshareError`.
+Each class carries a ``reason`` (the UPPER_SNAKE value sent in
+``google.rpc.ErrorInfo.reason``, see ``protos/intelshare/v1/error_reason.proto``)
+and a gRPC status code name, so that the server boundary can translate any of
+them into a status with details without a table scattered over the services,
+and a client can turn the status back into the same class.
+
+Cryptographic verification is deliberately coarse: everything that goes wrong
+while verifying or opening an envelope surfaces as :class:`EnvelopeInvalid`
+with no detail in its message; the precise cause travels separately in
+``audit_detail`` for the audit log only, so a caller cannot use error messages
+as an oracle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+ERROR_DOMAIN = "intelshare.v1"
+
+
+class IntelshareError(Exception):
+    """Base of every intelshare error."""
+
+    reason: str = "INTERNAL"
+    grpc_code: str = "INTERNAL"
+
+    def __init__(self, message: str = "", *, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.reason)
+        self.message = message or (self.__class__.__doc__ or self.reason).strip()
+        self.metadata: dict[str, str] = dict(metadata or {})
+
+
+# --- input -----------------------------------------------------------------
+
+
+class InvalidArgument(IntelshareError):
+    """A request field is invalid."""
+
+    reason = "INVALID_ARGUMENT"
+    grpc_code = "INVALID_ARGUMENT"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        violations: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, metadata=metadata)
+        #: field path -> what is wrong with it (sent as google.rpc.BadRequest)
+        self.violations: dict[str, str] = dict(violations or {})
+
+
+class Malformed(InvalidArgument):
+    """The message could not be parsed."""
+
+    reason = "MALFORMED"
+
+
+class PayloadTooLarge(IntelshareError):
+    """The message is larger than the configured limit."""
+
+    reason = "PAYLOAD_TOO_LARGE"
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class NotFound(IntelshareError):
+    """The resource does not exist."""
+
+    reason = "NOT_FOUND"
+    grpc_code = "NOT_FOUND"
+
+
+class RequestIdReused(IntelshareError):
+    """The request_id was already used for a different request."""
+
+    reason = "REQUEST_ID_REUSED"
+    grpc_code = "ALREADY_EXISTS"
+
+
+# --- keys and configuration -------------------------------------------------
+
+
+class KeyFileError(IntelshareError):
+    """A key file is missing, of the wrong type, or readable by others."""
+
+    reason = "KEY_FILE_INVALID"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class KeyExpired(IntelshareError):
+    """The key has expired or was replaced."""
+
+    reason = "KEY_EXPIRED"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class ConfigError(IntelshareError):
+    """The configuration is invalid."""
+
+    reason = "CONFIG_INVALID"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+# --- authentication ----------------------------------------------------------
+
+
+class Unauthenticated(IntelshareError):
+    """The caller's credentials are missing or wrong."""
+
+    reason = "UNAUTHENTICATED"
+    grpc_code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(IntelshareError):
+    """The caller's role does not allow this."""
+
+    reason = "PERMISSION_DENIED"
+    grpc_code = "PERMISSION_DENIED"
+
+
+class SenderMismatch(PermissionDenied):
+    """The envelope's sender is not the agency of the authenticated peer."""
+
+    reason = "SENDER_MISMATCH"
+
+
+# --- verification (opaque) ---------------------------------------------------
+
+
+class VerificationError(IntelshareError):
+    """A signature or document failed verification."""
+
+    reason = "SIGNATURE_INVALID"
+    grpc_code = "PERMISSION_DENIED"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        audit_detail: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, metadata=metadata)
+        #: precise cause, for the audit log only; never sent to the caller
+        self.audit_detail = audit_detail
+
+
+class SignatureInvalid(VerificationError):
+    """The signature does not verify."""
+
+    reason = "SIGNATURE_INVALID"
+
+
+class EnvelopeInvalid(VerificationError):
+    """The envelope could not be verified or opened."""
+
+    reason = "ENVELOPE_INVALID"
+
+
+class DirectoryInvalid(VerificationError):
+    """The directory is unsigned, wrongly signed, expired or older than known."""
+
+    reason = "DIRECTORY_INVALID"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class AuditLogInvalid(VerificationError):
+    """The audit log failed verification."""
+
+    reason = "AUDIT_LOG_INVALID"
+    grpc_code = "DATA_LOSS"
+
+
+# --- federation and policy ---------------------------------------------------
+
+
+class AgencyUnknown(IntelshareError):
+    """No such agency in the directory."""
+
+    reason = "AGENCY_UNKNOWN"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class AgencyNotActive(IntelshareError):
+    """The agency is suspended, revoked or outside its validity."""
+
+    reason = "AGENCY_NOT_ACTIVE"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class PolicyRefused(IntelshareError):
+    """The treaty does not permit this."""
+
+    reason = "POLICY_REFUSED"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class TreatyNotInForce(PolicyRefused):
+    """The treaty is unknown, not signed by every party, or outside its validity."""
+
+    reason = "TREATY_NOT_IN_FORCE"
+
+
+class NotAParty(PolicyRefused):
+    """An agency is not a party of the treaty."""
+
+    reason = "NOT_A_PARTY"
+
+
+class KindNotPermitted(PolicyRefused):
+    """The treaty does not permit this record kind."""
+
+    reason = "KIND_NOT_PERMITTED"
+
+
+class CategoryNotPermitted(PolicyRefused):
+    """The treaty does not permit this data category."""
+
+    reason = "CATEGORY_NOT_PERMITTED"
+
+
+class HandlingNotPermitted(PolicyRefused):
+    """The handling code or TLP marking is above the treaty's maximum."""
+
+    reason = "HANDLING_NOT_PERMITTED"
+
+
+class FieldNotPermitted(PolicyRefused):
+    """A field is not permitted by the treaty."""
+
+    reason = "FIELD_NOT_PERMITTED"
+
+
+# --- delivery ----------------------------------------------------------------
+
+
+class MessageExpired(IntelshareError):
+    """The message has expired."""
+
+    reason = "EXPIRED"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class ClockSkew(IntelshareError):
+    """The message's creation time is outside the accepted clock skew."""
+
+    reason = "CLOCK_SKEW"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class CursorExpired(IntelshareError):
+    """The cursor is older than what is kept."""
+
+    reason = "CURSOR_EXPIRED"
+    grpc_code = "OUT_OF_RANGE"
+
+
+class Unavailable(IntelshareError):
+    """A service the operation needs cannot be reached; retry later."""
+
+    reason = "UNAVAILABLE"
+    grpc_code = "UNAVAILABLE"
+
+
+def all_error_classes() -> list[type[IntelshareError]]:
+    """Every class of the hierarchy, for translation tables at the boundaries."""
+    seen: list[type[IntelshareError]] = []
+    stack: list[type[IntelshareError]] = [IntelshareError]
+    while stack:
+        cls = stack.pop()
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC modules for package intelshare.v1."""
