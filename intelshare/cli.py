@@ -1,0 +1,84 @@
+"""The ``intelshare`` command.
+
+The core defines the root group and the commands that belong to the core
+(federation, directory, treaty, receipt). The node and gateway packages add
+their own groups through the ``intelshare.commands`` entry-point group, the
+way pytest and flask take plugins, so the core never imports either service.
+
+Conventions every command follows: a readable table by default, ``--json``
+for scripts, and any :class:`~intelshare.errors.IntelshareError` reported as
+one line on stderr with exit status 2 (bad input) rather than a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from typing import Any
+
+import click
+
+from intelshare.errors import IntelshareError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Root(click.Group):
+    """Root group that turns project errors into a one-line message and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except IntelshareError as exc:
+            click.echo(f"error: {exc.message} [{exc.reason}]", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+
+
+@click.group(cls=_Root)
+@click.version_option(package_name="intelshare")
+def cli() -> None:
+    """Federated sharing of signed, encrypted alerts and case records under treaties."""
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def emit(data: Any, *, as_json: bool, table: Callable[[], None] | None = None) -> None:
+    """Print ``data`` as JSON when asked, else through ``table``."""
+    if as_json or table is None:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        table()
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain aligned table a person can read in a terminal."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+def _load_plugins() -> None:
+    # Core command modules register themselves on import.
+    import importlib
+
+    for module in ("intelshare.cli_federation", "intelshare.cli_treaty"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    for ep in entry_points(group="intelshare.commands"):
+        command = ep.load()
+        if isinstance(command, click.Command):
+            cli.add_command(command, name=ep.name)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    _load_plugins()
+    cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="intelshare")
