@@ -1,0 +1,144 @@
+"""Translation of the exception hierarchy to and from gRPC statuses.
+
+Servers never let a Python exception reach the wire as-is: an
+:class:`~intelshare.errors.IntelshareError` becomes a status with a
+``google.rpc.ErrorInfo`` (the UPPER_SNAKE reason, domain ``intelshare.v1``)
+and, for invalid arguments, a ``google.rpc.BadRequest`` with one violation per
+field. Anything else becomes ``INTERNAL`` with a fixed message, so internals
+(paths, SQL, stack frames) never leak to a caller. Clients turn a status back
+into the same exception class by its reason, so code on both sides of the
+wire handles one hierarchy.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, TypeVar, cast
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from intelshare import errors
+from intelshare.errors import ERROR_DOMAIN, IntelshareError
+
+log = logging.getLogger(__name__)
+
+_BY_REASON: dict[str, type[IntelshareError]] = {}
+for _cls in errors.all_error_classes():
+    # When several classes share a reason, the most specific one wins.
+    _known = _BY_REASON.get(_cls.reason)
+    if _known is None or issubclass(_cls, _known):
+        _BY_REASON[_cls.reason] = _cls
+
+
+def to_status(exc: IntelshareError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` a server sends for ``exc``."""
+    code = getattr(code_pb2, exc.grpc_code)
+    info = error_details_pb2.ErrorInfo(
+        reason=exc.reason, domain=ERROR_DOMAIN, metadata=dict(exc.metadata)
+    )
+    details = []
+    packed = any_pb2.Any()
+    packed.Pack(info)
+    details.append(packed)
+    violations = getattr(exc, "violations", None)
+    if violations:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                for f, d in sorted(violations.items())
+            ]
+        )
+        packed_bad = any_pb2.Any()
+        packed_bad.Pack(bad)
+        details.append(packed_bad)
+    return status_pb2.Status(code=code, message=exc.message, details=details)
+
+
+def abort(context: grpc.ServicerContext, exc: IntelshareError) -> NoReturn:
+    """Abort the call with the status for ``exc``."""
+    context.abort_with_status(rpc_status.to_status(to_status(exc)))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+def from_rpc_error(err: grpc.RpcError) -> IntelshareError:
+    """The project exception a client raises for a failed call."""
+    call = cast(grpc.Call, err)
+    status = rpc_status.from_call(call)
+    reason = ""
+    metadata: dict[str, str] = {}
+    violations: dict[str, str] = {}
+    if status is not None:
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason = info.reason
+                metadata = dict(info.metadata)
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                violations = {v.field: v.description for v in bad.field_violations}
+    message = call.details() or ""
+    if not reason:
+        code = call.code()
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return errors.Unavailable(message or code.name)
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            return errors.Unauthenticated(message)
+        if code == grpc.StatusCode.PERMISSION_DENIED:
+            return errors.PermissionDenied(message)
+        exc = IntelshareError(message or code.name)
+        exc.grpc_code = code.name
+        return exc
+    cls = _BY_REASON.get(reason, IntelshareError)
+    if issubclass(cls, errors.InvalidArgument):
+        return cls(message, violations=violations, metadata=metadata)
+    result = cls(message, metadata=metadata)
+    if cls is IntelshareError:
+        result.reason = reason
+    return result
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def translate_errors(method: _F) -> _F:
+    """Decorate a servicer method so project errors become rich statuses.
+
+    Unary and server-streaming methods alike: for a generator the wrapper
+    iterates inside the ``try`` so errors raised mid-stream are translated too.
+    """
+
+    @functools.wraps(method)
+    def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except IntelshareError as exc:
+            abort(context, exc)
+        except Exception:
+            if context.code() is not None:  # already aborted by the method
+                raise
+            log.exception("unhandled error in %s", method.__qualname__)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    @functools.wraps(method)
+    def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from method(self, request, context)
+        except IntelshareError as exc:
+            abort(context, exc)
+        except Exception:
+            if context.code() is not None:
+                raise
+            log.exception("unhandled error in %s", method.__qualname__)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    import inspect
+
+    wrapper = streaming if inspect.isgeneratorfunction(method) else unary
+    return cast(_F, wrapper)
