@@ -74,6 +74,13 @@ class NotFound(IntelshareError):
     grpc_code = "NOT_FOUND"
 
 
+class MessageIdReused(IntelshareError):
+    """The message id was already used for a different envelope."""
+
+    reason = "MESSAGE_ID_REUSED"
+    grpc_code = "ALREADY_EXISTS"
+
+
 class RequestIdReused(IntelshareError):
     """The request_id was already used for a different request."""
 

@@ -71,6 +71,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The key has expired or was replaced."""
     ERROR_REASON_AUDIT_LOG_INVALID: _ErrorReason.ValueType  # 24
     """The audit log failed verification."""
+    ERROR_REASON_MESSAGE_ID_REUSED: _ErrorReason.ValueType  # 25
+    """A message id was reused for a different envelope."""
+    ERROR_REASON_CONFIG_INVALID: _ErrorReason.ValueType  # 26
+    """The configuration is invalid."""
+    ERROR_REASON_KEY_FILE_INVALID: _ErrorReason.ValueType  # 27
+    """A key file is missing, of the wrong type or readable by others."""
+    ERROR_REASON_UNAVAILABLE: _ErrorReason.ValueType  # 28
+    """A required service is unreachable; retry later."""
+    ERROR_REASON_POLICY_REFUSED: _ErrorReason.ValueType  # 29
+    """The treaty refused the operation for a reason not listed above."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the values of google.rpc.ErrorInfo.reason used by
@@ -128,4 +138,14 @@ ERROR_REASON_KEY_EXPIRED: ErrorReason.ValueType  # 23
 """The key has expired or was replaced."""
 ERROR_REASON_AUDIT_LOG_INVALID: ErrorReason.ValueType  # 24
 """The audit log failed verification."""
+ERROR_REASON_MESSAGE_ID_REUSED: ErrorReason.ValueType  # 25
+"""A message id was reused for a different envelope."""
+ERROR_REASON_CONFIG_INVALID: ErrorReason.ValueType  # 26
+"""The configuration is invalid."""
+ERROR_REASON_KEY_FILE_INVALID: ErrorReason.ValueType  # 27
+"""A key file is missing, of the wrong type or readable by others."""
+ERROR_REASON_UNAVAILABLE: ErrorReason.ValueType  # 28
+"""A required service is unreachable; retry later."""
+ERROR_REASON_POLICY_REFUSED: ErrorReason.ValueType  # 29
+"""The treaty refused the operation for a reason not listed above."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
