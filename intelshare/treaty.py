@@ -1,0 +1,1275 @@
+"""Treaties: what may be shared with whom, and the policy decisions they imply.
+
+A treaty is the legal basis for every message that crosses agencies. It is a
+document that every party signs; it is *in force* only when every party has
+signed it validly and the date is inside its validity window. Three places
+enforce it (sending node, gateway, receiving node) and they must agree to the
+byte, so this module is the single implementation they all call:
+
+* :class:`Treaty` — the parsed, validated model. Validation is strict and
+  reports every problem at once (:class:`~intelshare.errors.InvalidArgument`
+  with one violation per field path), because a treaty is drafted by people
+  and a typo in a category name silently narrows or widens what flows.
+* The **canonical form** (:meth:`Treaty.canonical_bytes`) is what parties
+  sign. It uses the same vocabulary as the YAML people draft
+  (``valid: {from, until}``, ``max_handling: {code, tlp}``) so that what is
+  signed reads like what was negotiated. JSON with sorted keys, compact
+  separators, UTF-8 (no ASCII escaping), every key present (defaults
+  written out), sets (parties, kinds, categories, field paths,
+  review_required_for) sorted, dates as ``YYYY-MM-DD``.
+  :meth:`Treaty.from_canonical` re-serializes and compares, so two different
+  byte strings can never carry the same signed meaning.
+* **Signatures** are Ed25519 over ``b"intelshare/v1 treaty\\x00" +
+  SHA-256(document)``: the label keeps a treaty signature from ever being
+  valid as an envelope or tree-head signature made with the same key.
+* :func:`decide` is the deny-by-default policy check on a message header;
+  :func:`redact` removes every field the treaty does not allow before
+  sealing; :func:`onward_sharing_allowed` and :func:`retention_until` serve
+  the receiving node.
+
+Control kinds
+-------------
+``receipt``, ``acknowledgement`` and ``alert_revocation`` are *control*
+messages: they carry no intelligence of their own, only a reference to a
+record that was already shared. They ride on the treaty of the record they
+refer to, and a treaty must **not** list them in ``kinds`` (validation
+refuses it, so nobody believes omitting them forbids them). :func:`decide`
+lets them pass the kind check under any treaty in force, but every other
+check still applies (treaty in force, sender and recipients parties,
+handling and TLP within the maximum, and any category given must be
+permitted; a control message may carry no category). Checking that the
+referenced record really was shared under the same treaty needs storage and
+is the caller's job (node / gateway: compare ``reference_id``'s treaty).
+Control payloads are protocol messages, not records: :func:`redact` returns
+an empty mapping for them, so do not run them through it.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from types import MappingProxyType
+from typing import Any, Final
+
+import yaml
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from intelshare import errors
+from intelshare.errors import IntelshareError, InvalidArgument, Malformed, NotAParty
+from intelshare.keylookup import PublicKeyLookup
+from intelshare.v1 import envelope_pb2, treaty_pb2
+
+__all__ = [
+    "ALL_KINDS",
+    "CONTROL_KINDS",
+    "DATA_KINDS",
+    "SIGNATURE_LABEL",
+    "Decision",
+    "Handling",
+    "OnwardSharing",
+    "SignedTreatyDoc",
+    "Tlp",
+    "Treaty",
+    "check_fields",
+    "decide",
+    "decide_header",
+    "document_digest",
+    "in_force",
+    "kind_name",
+    "onward_sharing_allowed",
+    "redact",
+    "retention_until",
+    "review_required",
+    "sign",
+    "signing_message",
+    "treaties_from_yaml",
+    "unpermitted_paths",
+    "verify_signatures",
+]
+
+#: Domain-separation label of treaty signatures (followed by one NUL byte).
+SIGNATURE_LABEL: Final = b"intelshare/v1 treaty"
+
+#: Kinds that carry records and must be listed by a treaty to flow under it.
+DATA_KINDS: Final = frozenset(
+    {"alert", "alert_update", "case_entry", "case_membership", "hit_report"}
+)
+#: Kinds that only refer to a record already shared; see the module docstring.
+CONTROL_KINDS: Final = frozenset({"receipt", "acknowledgement", "alert_revocation"})
+#: Every kind name: the lower-case ``MessageKind`` value names.
+ALL_KINDS: Final = DATA_KINDS | CONTROL_KINDS
+
+_ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?")
+_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_SEGMENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MAX_PATHS_PER_KIND = 1000
+
+
+class Handling(enum.IntEnum):
+    """Handling codes H0-H3, ordered from least to most restrictive.
+
+    Values equal the ``HandlingCode`` protobuf enum, so a header's value
+    converts with ``Handling(header.handling)``.
+    """
+
+    H0 = envelope_pb2.HANDLING_CODE_H0
+    H1 = envelope_pb2.HANDLING_CODE_H1
+    H2 = envelope_pb2.HANDLING_CODE_H2
+    H3 = envelope_pb2.HANDLING_CODE_H3
+
+
+class Tlp(enum.IntEnum):
+    """TLP 2.0 markings, ordered from least to most restrictive.
+
+    Values equal the ``Tlp`` protobuf enum. ``AMBER+STRICT`` (the TLP 2.0
+    spelling) is accepted on input; the canonical name is ``AMBER_STRICT``.
+    """
+
+    CLEAR = envelope_pb2.TLP_CLEAR
+    GREEN = envelope_pb2.TLP_GREEN
+    AMBER = envelope_pb2.TLP_AMBER
+    AMBER_STRICT = envelope_pb2.TLP_AMBER_STRICT
+    RED = envelope_pb2.TLP_RED
+
+
+class OnwardSharing(enum.StrEnum):
+    """What a recipient may do with a record beyond the original recipients."""
+
+    FORBIDDEN = "forbidden"
+    WITH_ORIGINATOR_CONSENT = "with_originator_consent"
+    WITHIN_TREATY = "within_treaty"
+
+
+def _parse_handling(value: object) -> Handling | None:
+    if isinstance(value, Handling):
+        return value
+    if isinstance(value, str) and value in Handling.__members__:
+        return Handling[value]
+    return None
+
+
+def _parse_tlp(value: object) -> Tlp | None:
+    if isinstance(value, Tlp):
+        return value
+    if isinstance(value, str):
+        name = value.replace("+", "_")
+        if name in Tlp.__members__:
+            return Tlp[name]
+    return None
+
+
+def _parse_onward(value: object) -> OnwardSharing | None:
+    try:
+        return OnwardSharing(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def kind_name(kind: int) -> str:
+    """The lower-case kind name of a ``MessageKind`` value ("" if unspecified/unknown)."""
+    try:
+        full = envelope_pb2.MessageKind.Name(kind)  # type: ignore[arg-type]
+    except ValueError:
+        return ""
+    name = full.removeprefix("MESSAGE_KIND_").lower()
+    return name if name in ALL_KINDS else ""
+
+
+# --- the model -----------------------------------------------------------------
+
+
+_TOP_KEYS: Final = frozenset(
+    {
+        "id",
+        "version",
+        "title",
+        "parties",
+        "valid",
+        "kinds",
+        "categories",
+        "max_handling",
+        "fields",
+        "retention_days",
+        "purpose",
+        "onward_sharing",
+        "review_required_for",
+    }
+)
+_REQUIRED_KEYS: Final = frozenset(
+    {
+        "id",
+        "title",
+        "parties",
+        "valid",
+        "kinds",
+        "categories",
+        "max_handling",
+        "retention_days",
+        "onward_sharing",
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Treaty:
+    """A validated treaty.
+
+    Sets (parties, kinds, categories, field paths, review_required_for) are
+    kept sorted, so two treaties that say the same thing compare equal and
+    serialize to the same bytes. ``valid_from``/``valid_until`` are inclusive
+    UTC dates. Construction validates everything and raises
+    :class:`~intelshare.errors.InvalidArgument` whose ``violations`` are keyed
+    by the field paths of the drafting format (``valid.until``,
+    ``fields.alert[2]``, ...).
+    """
+
+    id: str
+    version: int
+    title: str
+    parties: tuple[str, ...]
+    valid_from: date
+    valid_until: date
+    kinds: tuple[str, ...]
+    categories: tuple[str, ...]
+    max_handling: Handling
+    max_tlp: Tlp
+    retention_days: int
+    onward_sharing: OnwardSharing
+    fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    purpose: str = ""
+    review_required_for: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        v: dict[str, str] = {}
+        _check_id(v, "id", self.id)
+        if isinstance(self.version, bool) or not isinstance(self.version, int):
+            v["version"] = "must be an integer"
+        elif not 1 <= self.version <= 2**32 - 1:
+            v["version"] = "must be between 1 and 4294967295"
+        title = _check_text(v, "title", self.title, required=True)
+        purpose = _check_text(v, "purpose", self.purpose, required=False)
+        parties = _check_set(v, "parties", self.parties, _check_id)
+        if parties is not None and len(parties) < 2:
+            v["parties"] = "a treaty needs at least two parties"
+        for key, value in (("valid.from", self.valid_from), ("valid.until", self.valid_until)):
+            if isinstance(value, datetime) or not isinstance(value, date):
+                v[key] = "must be a date (YYYY-MM-DD)"
+        if "valid.from" not in v and "valid.until" not in v and self.valid_until < self.valid_from:
+            v["valid.until"] = (
+                f"{self.valid_until.isoformat()} is before valid.from {self.valid_from.isoformat()}"
+            )
+        kinds = _check_set(v, "kinds", self.kinds, _check_kind)
+        categories = _check_set(v, "categories", self.categories, _check_name)
+        handling = _parse_handling(self.max_handling)
+        if handling is None:
+            v["max_handling.code"] = f"{self.max_handling!r} is not one of H0, H1, H2, H3"
+        tlp = _parse_tlp(self.max_tlp)
+        if tlp is None:
+            v["max_handling.tlp"] = (
+                f"{self.max_tlp!r} is not one of CLEAR, GREEN, AMBER, AMBER_STRICT, RED"
+            )
+        fields = _check_fields(v, self.fields, kinds)
+        if isinstance(self.retention_days, bool) or not isinstance(self.retention_days, int):
+            v["retention_days"] = "must be an integer number of days"
+        elif not 1 <= self.retention_days <= 36500:
+            v["retention_days"] = "must be between 1 and 36500 days"
+        onward = _parse_onward(self.onward_sharing)
+        if onward is None:
+            v["onward_sharing"] = (
+                f"{self.onward_sharing!r} is not one of forbidden, with_originator_consent, "
+                "within_treaty"
+            )
+        review = _check_set(
+            v, "review_required_for", self.review_required_for, _check_name, allow_empty=True
+        )
+        if v:
+            raise InvalidArgument(_summary("invalid treaty", v), violations=v)
+        set_ = object.__setattr__
+        set_(self, "title", title)
+        set_(self, "purpose", purpose)
+        set_(self, "parties", parties)
+        set_(self, "kinds", kinds)
+        set_(self, "categories", categories)
+        set_(self, "max_handling", handling)
+        set_(self, "max_tlp", tlp)
+        set_(self, "fields", fields)
+        set_(self, "onward_sharing", onward)
+        set_(self, "review_required_for", review)
+
+    def __hash__(self) -> int:
+        return hash(self.canonical_bytes())
+
+    def __copy__(self) -> Treaty:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Treaty:
+        return self  # immutable (and MappingProxyType cannot be deep-copied)
+
+    @property
+    def label(self) -> str:
+        """``"<id> v<version>"``, how decisions and messages name the treaty."""
+        return f"{self.id} v{self.version}"
+
+    # --- parsing ---------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Treaty:
+        """Parse the drafting format (the demo YAML's shape), validating everything.
+
+        Unknown keys are refused: a misspelt key (``categorie``) would
+        otherwise be ignored and the treaty would mean less than its authors
+        think. ``version`` defaults to 1, ``purpose`` to "", ``fields`` and
+        ``review_required_for`` to empty.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidArgument(
+                "a treaty must be a mapping", violations={"": "expected a mapping of keys"}
+            )
+        v: dict[str, str] = {}
+        for key in data:
+            if key not in _TOP_KEYS:
+                v[str(key)] = "unknown key"
+        for key in sorted(_REQUIRED_KEYS - set(data)):
+            v[key] = "required"
+        valid = _sub_mapping(v, "valid", data.get("valid"), {"from", "until"})
+        max_h = _sub_mapping(v, "max_handling", data.get("max_handling"), {"code", "tlp"})
+        kwargs: dict[str, Any] = {
+            "id": data.get("id", ""),
+            "version": data.get("version", 1),
+            "title": data.get("title", ""),
+            "parties": _as_list(v, "parties", data.get("parties", ())),
+            "valid_from": _as_date(v, "valid.from", valid.get("from")),
+            "valid_until": _as_date(v, "valid.until", valid.get("until")),
+            "kinds": _as_list(v, "kinds", data.get("kinds", ())),
+            "categories": _as_list(v, "categories", data.get("categories", ())),
+            "max_handling": max_h.get("code", ""),
+            "max_tlp": max_h.get("tlp", ""),
+            "fields": _as_fields(v, data.get("fields", {})),
+            "retention_days": data.get("retention_days", 0),
+            "purpose": data.get("purpose", ""),
+            "onward_sharing": data.get("onward_sharing", ""),
+            "review_required_for": _as_list(
+                v, "review_required_for", data.get("review_required_for", ())
+            ),
+        }
+        try:
+            treaty = cls(**kwargs)
+        except InvalidArgument as exc:
+            # A structural problem already reported for a key (or its parent)
+            # makes the constructor's complaint about the placeholder noise.
+            for key, text in exc.violations.items():
+                if not any(_covers(known, key) for known in v):
+                    v[key] = text
+        else:
+            if not v:
+                return treaty
+        raise InvalidArgument(_summary("invalid treaty", v), violations=v)
+
+    @classmethod
+    def from_yaml(cls, text: str | bytes) -> Treaty:
+        """Parse one treaty from YAML (a single treaty mapping)."""
+        data = _load_yaml(text)
+        return cls.from_mapping(data)
+
+    @classmethod
+    def from_canonical(cls, document: bytes) -> Treaty:
+        """Parse a signed document, refusing anything but the canonical bytes.
+
+        Re-serializing and comparing is the simplest proof of canonicality: it
+        rejects duplicate keys, whitespace, escapes, unsorted sets, omitted
+        defaults and aliases alike, so a signature covers exactly one meaning.
+        """
+        try:
+            data = json.loads(document.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise Malformed(f"treaty document is not UTF-8 JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise Malformed("treaty document is not a JSON object")
+        treaty = cls.from_mapping(data)
+        if treaty.canonical_bytes() != document:
+            raise Malformed(
+                f"treaty document {treaty.label} is not in canonical form",
+                metadata={"treaty_id": treaty.id},
+            )
+        return treaty
+
+    # --- serialization ---------------------------------------------------------
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The drafting-format mapping, every key present, sets sorted."""
+        return {
+            "id": self.id,
+            "version": self.version,
+            "title": self.title,
+            "parties": list(self.parties),
+            "valid": {"from": self.valid_from.isoformat(), "until": self.valid_until.isoformat()},
+            "kinds": list(self.kinds),
+            "categories": list(self.categories),
+            "max_handling": {"code": self.max_handling.name, "tlp": self.max_tlp.name},
+            "fields": {kind: list(paths) for kind, paths in self.fields.items()},
+            "retention_days": self.retention_days,
+            "purpose": self.purpose,
+            "onward_sharing": self.onward_sharing.value,
+            "review_required_for": list(self.review_required_for),
+        }
+
+    def canonical_bytes(self) -> bytes:
+        """The canonical JSON document that parties sign (see the module docstring)."""
+        return json.dumps(
+            self.to_mapping(),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        ).encode("utf-8")
+
+    def to_proto(self) -> treaty_pb2.Treaty:
+        """The API view. ``valid_until`` is the last nanosecond of the inclusive day."""
+        return treaty_pb2.Treaty(
+            treaty_id=self.id,
+            version=self.version,
+            title=self.title,
+            parties=self.parties,
+            valid_from=_timestamp(self.valid_start),
+            valid_until=Timestamp(seconds=int(self.valid_end.timestamp()) - 1, nanos=999_999_999),
+            kinds=self.kinds,
+            categories=self.categories,
+            max_handling=self.max_handling.name,
+            max_tlp=self.max_tlp.name,
+            fields={k: treaty_pb2.FieldAllowList(paths=p) for k, p in self.fields.items()},
+            retention_days=self.retention_days,
+            purpose=self.purpose,
+            onward_sharing=self.onward_sharing.value,
+            review_required_for=self.review_required_for,
+        )
+
+    # --- time ------------------------------------------------------------------
+
+    @property
+    def valid_start(self) -> datetime:
+        """First instant of validity (00:00 UTC of ``valid_from``)."""
+        return datetime.combine(self.valid_from, time.min, tzinfo=UTC)
+
+    @property
+    def valid_end(self) -> datetime:
+        """First instant *after* validity (00:00 UTC of the day after ``valid_until``)."""
+        return datetime.combine(self.valid_until + timedelta(days=1), time.min, tzinfo=UTC)
+
+    def valid_at(self, at: datetime) -> bool:
+        """True when ``at`` (timezone-aware) is within the inclusive validity dates."""
+        return self.valid_start <= _aware(at, "at") < self.valid_end
+
+    def is_party(self, agency_id: str) -> bool:
+        return agency_id in self.parties
+
+
+def treaties_from_yaml(text: str | bytes) -> list[Treaty]:
+    """Every treaty in a YAML text: one mapping, a list, or a ``treaties:`` list.
+
+    The last form is the federation file of the demo (agencies and treaties
+    together). Violations of the n-th treaty are prefixed ``treaties[n].``.
+    """
+    data = _load_yaml(text)
+    if isinstance(data, Mapping) and "treaties" in data:
+        data = data["treaties"]
+    if isinstance(data, Mapping):
+        return [Treaty.from_mapping(data)]
+    if not isinstance(data, list) or not data:
+        raise InvalidArgument(
+            "expected a treaty, a list of treaties or a 'treaties:' list",
+            violations={"treaties": "expected a non-empty list of treaty mappings"},
+        )
+    out: list[Treaty] = []
+    v: dict[str, str] = {}
+    for n, item in enumerate(data):
+        try:
+            out.append(Treaty.from_mapping(item))
+        except InvalidArgument as exc:
+            for key, text_ in exc.violations.items():
+                v[f"treaties[{n}].{key}" if key else f"treaties[{n}]"] = text_
+    if v:
+        raise InvalidArgument(_summary("invalid treaties", v), violations=v)
+    return out
+
+
+# --- validation helpers ---------------------------------------------------------
+
+
+def _summary(what: str, v: Mapping[str, str]) -> str:
+    items = sorted(v.items())
+    shown = "; ".join(f"{k or '(document)'}: {t}" for k, t in items[:5])
+    more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+    return f"{what}: {shown}{more}"
+
+
+def _covers(parent: str, key: str) -> bool:
+    return key == parent or key.startswith((parent + ".", parent + "["))
+
+
+_Check = Callable[[dict[str, str], str, object], bool]
+
+
+def _check_id(v: dict[str, str], key: str, value: object) -> bool:
+    if not isinstance(value, str):
+        v[key] = "must be a string"
+        return False
+    if not _ID_RE.fullmatch(value):
+        v[key] = (
+            f"{value!r} is not an id (lower-case letters, digits, '.', '_', '-', "
+            "at most 128 characters)"
+        )
+        return False
+    return True
+
+
+def _check_name(v: dict[str, str], key: str, value: object) -> bool:
+    if not isinstance(value, str):
+        v[key] = "must be a string"
+        return False
+    if not _NAME_RE.fullmatch(value):
+        v[key] = f"{value!r} is not a name (lower-case snake_case, at most 64 characters)"
+        return False
+    return True
+
+
+def _check_kind(v: dict[str, str], key: str, value: object) -> bool:
+    if not isinstance(value, str):
+        v[key] = "must be a string"
+        return False
+    if value in CONTROL_KINDS:
+        v[key] = (
+            f"{value} is a control kind: it rides on the treaty of the record it refers to "
+            "and must not be listed"
+        )
+        return False
+    if value not in DATA_KINDS:
+        v[key] = f"{value!r} is not a record kind (one of {', '.join(sorted(DATA_KINDS))})"
+        return False
+    return True
+
+
+def _check_text(v: dict[str, str], key: str, value: object, *, required: bool) -> str:
+    if not isinstance(value, str):
+        v[key] = "must be a string"
+        return ""
+    text = unicodedata.normalize("NFC", value.strip())
+    if required and not text:
+        v[key] = "required"
+    elif len(text) > 4000:
+        v[key] = "must be at most 4000 characters"
+    elif any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
+        v[key] = "must not contain control characters"
+    return text
+
+
+def _check_set(
+    v: dict[str, str],
+    key: str,
+    values: object,
+    check: _Check,
+    *,
+    allow_empty: bool = False,
+) -> tuple[str, ...] | None:
+    """Validate a set-like list: each element, no duplicates; returns it sorted."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        v[key] = "must be a list"
+        return None
+    items = list(values)
+    if not items and not allow_empty:
+        v[key] = "must not be empty"
+        return None
+    ok = True
+    seen: set[str] = set()
+    for n, item in enumerate(items):
+        if not check(v, f"{key}[{n}]", item):
+            ok = False
+        elif item in seen:
+            v[f"{key}[{n}]"] = f"{item!r} is listed twice"
+            ok = False
+        else:
+            seen.add(item)
+    return tuple(sorted(seen)) if ok else None
+
+
+def _check_path(v: dict[str, str], key: str, value: object) -> bool:
+    if not isinstance(value, str):
+        v[key] = "must be a string"
+        return False
+    segments = value.split(".")
+    if len(segments) > 16 or not all(_SEGMENT_RE.fullmatch(s) for s in segments):
+        v[key] = f"{value!r} is not a dotted field path (e.g. subjects.persons.name)"
+        return False
+    return True
+
+
+def _check_fields(
+    v: dict[str, str], fields: object, kinds: tuple[str, ...] | None
+) -> Mapping[str, tuple[str, ...]]:
+    if not isinstance(fields, Mapping):
+        v["fields"] = "must be a mapping of kind to a list of field paths"
+        return MappingProxyType({})
+    out: dict[str, tuple[str, ...]] = {}
+    for kind in sorted(fields, key=str):
+        paths = fields[kind]
+        key = f"fields.{kind}"
+        if not _check_kind(v, key, kind):
+            continue
+        if kinds is not None and kind not in kinds:
+            v[key] = f"{kind} is not among the treaty's kinds"
+            continue
+        if isinstance(paths, Sequence) and len(paths) > _MAX_PATHS_PER_KIND:
+            v[key] = f"at most {_MAX_PATHS_PER_KIND} paths"
+            continue
+        checked = _check_set(v, key, paths, _check_path)
+        if checked is not None:
+            out[kind] = checked
+    return MappingProxyType(out)
+
+
+def _sub_mapping(
+    v: dict[str, str], key: str, value: object, allowed: set[str]
+) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        v[key] = f"must be a mapping with {', '.join(sorted(allowed))}"
+        return {}
+    for sub in value:
+        if sub not in allowed:
+            v[f"{key}.{sub}"] = "unknown key"
+    for sub in sorted(allowed - set(value)):
+        v[f"{key}.{sub}"] = "required"
+    return value
+
+
+def _as_list(v: dict[str, str], key: str, value: object) -> object:
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    v.setdefault(key, "must be a list")
+    return ()
+
+
+def _as_date(v: dict[str, str], key: str, value: object) -> date:
+    if isinstance(value, datetime):
+        v.setdefault(key, "must be a date (YYYY-MM-DD), not a date and time")
+    elif isinstance(value, date):
+        return value
+    elif isinstance(value, str) and _DATE_RE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            v.setdefault(key, f"{value!r} is not a calendar date")
+    elif value is not None:
+        v.setdefault(key, "must be a date (YYYY-MM-DD)")
+    return date.min
+
+
+def _as_fields(v: dict[str, str], value: object) -> object:
+    if not isinstance(value, Mapping):
+        v.setdefault("fields", "must be a mapping of kind to a list of field paths")
+        return {}
+    out: dict[object, object] = {}
+    for kind, paths in value.items():
+        if isinstance(paths, list | tuple):
+            out[kind] = tuple(paths)
+        else:
+            v.setdefault(f"fields.{kind}", "must be a list of field paths")
+    return out
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML loader that refuses duplicate keys instead of keeping the last."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            continue  # unhashable keys fail below with PyYAML's own message
+        if duplicate:
+            raise InvalidArgument(
+                f"duplicate key {key!r} on line {key_node.start_mark.line + 1}",
+                violations={str(key): "duplicate key"},
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _load_yaml(text: str | bytes) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise Malformed(f"not valid YAML: {exc}") from None
+
+
+def _aware(at: datetime, name: str) -> datetime:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidArgument(f"{name} must be timezone-aware", violations={name: "naive datetime"})
+    return at
+
+
+def _timestamp(at: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(at)
+    return ts
+
+
+def _from_timestamp(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+# --- signatures -----------------------------------------------------------------
+
+
+def signing_message(document: bytes) -> bytes:
+    """What a party's Ed25519 key signs: the label, a NUL, SHA-256 of the document."""
+    return SIGNATURE_LABEL + b"\x00" + hashlib.sha256(document).digest()
+
+
+def document_digest(document: bytes) -> str:
+    """Hex SHA-256 of a treaty document, for people to compare what they sign."""
+    return hashlib.sha256(document).hexdigest()
+
+
+def sign(
+    treaty_doc_bytes: bytes,
+    agency_id: str,
+    signing_key: ed25519.Ed25519PrivateKey,
+    key_id: str,
+    *,
+    sign_time: datetime | None = None,
+) -> treaty_pb2.PartySignature:
+    """One party's signature over a canonical treaty document.
+
+    The document is parsed first (canonical form required), and a non-party
+    is refused with :class:`~intelshare.errors.NotAParty`: a signature that
+    could never count is a mistake worth reporting at signing time.
+    ``sign_time`` is recorded (not signed); verification looks the key up at
+    that time, so a treaty stays verifiable after the party rotates its key.
+    """
+    treaty = Treaty.from_canonical(treaty_doc_bytes)
+    if not treaty.is_party(agency_id):
+        raise NotAParty(
+            f"{agency_id} is not a party of treaty {treaty.label}",
+            metadata={"agency_id": agency_id, "treaty_id": treaty.id},
+        )
+    when = datetime.now(UTC) if sign_time is None else _aware(sign_time, "sign_time")
+    return treaty_pb2.PartySignature(
+        agency_id=agency_id,
+        key_id=key_id,
+        signature=signing_key.sign(signing_message(treaty_doc_bytes)),
+        sign_time=_timestamp(when),
+    )
+
+
+class SignedTreatyDoc:
+    """A canonical treaty document with the party signatures collected so far.
+
+    Immutable: adding a signature returns a new object. The document is
+    parsed (and its canonical form checked) on construction, so holding a
+    ``SignedTreatyDoc`` means holding a well-formed treaty — not that it is in
+    force; that needs :func:`in_force` and the directory's keys.
+    """
+
+    __slots__ = ("_document", "_signatures", "_treaty")
+
+    def __init__(
+        self, document: bytes, signatures: Iterable[treaty_pb2.PartySignature] = ()
+    ) -> None:
+        self._document = bytes(document)
+        self._treaty = Treaty.from_canonical(self._document)
+        sigs = []
+        for sig in signatures:
+            copy_ = treaty_pb2.PartySignature()
+            copy_.CopyFrom(sig)
+            sigs.append(copy_)
+        self._signatures: tuple[treaty_pb2.PartySignature, ...] = tuple(sigs)
+
+    @classmethod
+    def unsigned(cls, treaty: Treaty) -> SignedTreatyDoc:
+        """A fresh draft of ``treaty`` with no signatures."""
+        return cls(treaty.canonical_bytes())
+
+    @classmethod
+    def from_proto(cls, message: treaty_pb2.SignedTreaty) -> SignedTreatyDoc:
+        return cls(message.document, message.signatures)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignedTreatyDoc:
+        """Parse a serialized ``SignedTreaty`` (the ``.treaty`` file format)."""
+        message = treaty_pb2.SignedTreaty()
+        try:
+            message.ParseFromString(data)
+        except DecodeError as exc:
+            raise Malformed(f"not a SignedTreaty message: {exc}") from None
+        if not message.document:
+            raise Malformed("SignedTreaty has no document")
+        return cls.from_proto(message)
+
+    @property
+    def document(self) -> bytes:
+        return self._document
+
+    @property
+    def treaty(self) -> Treaty:
+        return self._treaty
+
+    @property
+    def signatures(self) -> tuple[treaty_pb2.PartySignature, ...]:
+        """Copies of the signatures, in the order they were added."""
+        out = []
+        for sig in self._signatures:
+            c = treaty_pb2.PartySignature()
+            c.CopyFrom(sig)
+            out.append(c)
+        return tuple(out)
+
+    @property
+    def claimed_signers(self) -> tuple[str, ...]:
+        """Agency ids that carry a signature, verified or not (sorted, unique)."""
+        return tuple(sorted({s.agency_id for s in self._signatures}))
+
+    def with_signature(self, signature: treaty_pb2.PartySignature) -> SignedTreatyDoc:
+        """A copy with ``signature`` added, replacing any earlier one by the same agency.
+
+        Refuses a non-party (:class:`~intelshare.errors.NotAParty`) and a
+        signature that is not over this document's message with the given
+        bytes length, since neither could ever count.
+        """
+        if not self._treaty.is_party(signature.agency_id):
+            raise NotAParty(
+                f"{signature.agency_id} is not a party of treaty {self._treaty.label}",
+                metadata={"agency_id": signature.agency_id, "treaty_id": self._treaty.id},
+            )
+        if len(signature.signature) != 64 or not signature.key_id:
+            raise InvalidArgument(
+                "not an Ed25519 party signature",
+                violations={"signature": "64-byte Ed25519 signature and key_id required"},
+            )
+        kept = [s for s in self._signatures if s.agency_id != signature.agency_id]
+        return SignedTreatyDoc(self._document, [*kept, signature])
+
+    def to_proto(self) -> treaty_pb2.SignedTreaty:
+        return treaty_pb2.SignedTreaty(document=self._document, signatures=self._signatures)
+
+    def to_bytes(self) -> bytes:
+        return self.to_proto().SerializeToString(deterministic=True)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SignedTreatyDoc):
+            return NotImplemented
+        return self.to_bytes() == other.to_bytes()
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())
+
+    def __repr__(self) -> str:
+        return f"SignedTreatyDoc({self._treaty.label}, signed by {list(self.claimed_signers)})"
+
+
+def _as_doc(signed: SignedTreatyDoc | treaty_pb2.SignedTreaty) -> SignedTreatyDoc:
+    return signed if isinstance(signed, SignedTreatyDoc) else SignedTreatyDoc.from_proto(signed)
+
+
+def verify_signatures(
+    signed: SignedTreatyDoc | treaty_pb2.SignedTreaty,
+    keys: PublicKeyLookup,
+    at: datetime | None = None,
+) -> set[str]:
+    """The parties whose signature verifies.
+
+    Refused (not counted): a signature by a non-party; one that does not
+    verify, or whose key the directory does not vouch for at its
+    ``sign_time``; one without a ``sign_time``; one dated after ``at`` when
+    ``at`` is given; and *every* signature of a party that signed more than
+    once, since two signatures by one party in one document means someone
+    assembled it by hand and neither can be taken as the party's word.
+    Raises :class:`~intelshare.errors.Malformed` when the document is not a
+    canonical treaty.
+    """
+    doc = _as_doc(signed)
+    treaty = doc.treaty
+    message = signing_message(doc.document)
+    counts: dict[str, int] = {}
+    for sig in doc._signatures:
+        counts[sig.agency_id] = counts.get(sig.agency_id, 0) + 1
+    ok: set[str] = set()
+    limit = None if at is None else _aware(at, "at")
+    for sig in doc._signatures:
+        agency = sig.agency_id
+        if counts[agency] != 1 or not treaty.is_party(agency):
+            continue
+        if not sig.HasField("sign_time"):
+            continue
+        try:
+            when = _from_timestamp(sig.sign_time)
+        except (ValueError, OverflowError):
+            continue
+        if limit is not None and when > limit:
+            continue
+        try:
+            public = keys.signing_key(agency, sig.key_id, when)
+            if not isinstance(public, ed25519.Ed25519PublicKey):
+                continue
+            public.verify(sig.signature, message)
+        except (IntelshareError, InvalidSignature, ValueError):
+            continue
+        ok.add(agency)
+    return ok
+
+
+def in_force(
+    signed: SignedTreatyDoc | treaty_pb2.SignedTreaty, keys: PublicKeyLookup, at: datetime
+) -> bool:
+    """True only when every party signed validly (by ``at``) and ``at`` is in the window.
+
+    Fails closed: a malformed document or any lookup problem means False.
+    """
+    _aware(at, "at")
+    try:
+        doc = _as_doc(signed)
+        if not doc.treaty.valid_at(at):
+            return False
+        return verify_signatures(doc, keys, at) == set(doc.treaty.parties)
+    except IntelshareError:
+        return False
+
+
+# --- decisions ------------------------------------------------------------------
+
+
+_REFUSALS: Final[dict[str, type[errors.PolicyRefused]]] = {
+    cls.reason: cls
+    for cls in (
+        errors.PolicyRefused,
+        errors.TreatyNotInForce,
+        errors.NotAParty,
+        errors.KindNotPermitted,
+        errors.CategoryNotPermitted,
+        errors.HandlingNotPermitted,
+        errors.FieldNotPermitted,
+    )
+}
+
+ALLOWED: Final = "OK"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of a policy check.
+
+    ``reason`` is ``"OK"`` when allowed, else the ``reason`` of the matching
+    :class:`~intelshare.errors.PolicyRefused` subclass (``CATEGORY_NOT_PERMITTED``
+    ...), so a decision logged in the audit trail and an error sent over gRPC
+    use the same words. ``detail`` names the rule for people.
+    """
+
+    allowed: bool
+    reason: str
+    detail: str
+
+    @classmethod
+    def allow(cls, detail: str) -> Decision:
+        return cls(True, ALLOWED, detail)
+
+    @classmethod
+    def refuse(cls, error: type[errors.PolicyRefused], detail: str) -> Decision:
+        return cls(False, error.reason, detail)
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def raise_if_refused(self) -> None:
+        """Raise the matching :class:`~intelshare.errors.PolicyRefused` subclass if refused."""
+        if self.allowed:
+            return
+        cls = _REFUSALS.get(self.reason, errors.PolicyRefused)
+        raise cls(self.detail)
+
+
+def decide(
+    treaty: Treaty,
+    *,
+    in_force: bool,
+    sender: str,
+    recipients: Sequence[str],
+    kind: str,
+    categories: Sequence[str],
+    handling: Handling | str,
+    tlp: Tlp | str,
+) -> Decision:
+    """Whether ``treaty`` permits this message; deny by default.
+
+    Checks run in a fixed order so the same message always gets the same
+    reason everywhere: in force → sender is a party → each recipient is a
+    party (and not the sender; at least one) → kind → each category (at
+    least one for data kinds) → handling ≤ max → TLP ≤ max. ``in_force`` is
+    passed in because establishing it needs keys and a clock
+    (see :func:`in_force`, :func:`decide_header`).
+    """
+    name = treaty.label
+    if not in_force:
+        return Decision.refuse(errors.TreatyNotInForce, f"treaty {name} is not in force")
+    if not treaty.is_party(sender):
+        return Decision.refuse(errors.NotAParty, f"sender {sender} is not a party of treaty {name}")
+    if not recipients:
+        return Decision.refuse(errors.NotAParty, f"a message under treaty {name} needs a recipient")
+    for recipient in recipients:
+        if recipient == sender:
+            return Decision.refuse(
+                errors.NotAParty, f"recipient {recipient} is the sender (treaty {name})"
+            )
+        if not treaty.is_party(recipient):
+            return Decision.refuse(
+                errors.NotAParty, f"recipient {recipient} is not a party of treaty {name}"
+            )
+    if kind not in CONTROL_KINDS and kind not in treaty.kinds:
+        return Decision.refuse(
+            errors.KindNotPermitted, f"treaty {name} does not permit kind {kind or '(none)'}"
+        )
+    if not categories and kind not in CONTROL_KINDS:
+        return Decision.refuse(
+            errors.CategoryNotPermitted, f"a {kind} under treaty {name} needs a data category"
+        )
+    for category in categories:
+        if category not in treaty.categories:
+            return Decision.refuse(
+                errors.CategoryNotPermitted,
+                f"treaty {name} does not permit category {category or '(empty)'}",
+            )
+    code = _parse_handling(handling)
+    if code is None:
+        return Decision.refuse(errors.HandlingNotPermitted, f"handling code {handling!r} unknown")
+    if code > treaty.max_handling:
+        return Decision.refuse(
+            errors.HandlingNotPermitted,
+            f"treaty {name} permits handling up to {treaty.max_handling.name}, not {code.name}",
+        )
+    marking = _parse_tlp(tlp)
+    if marking is None:
+        return Decision.refuse(errors.HandlingNotPermitted, f"TLP marking {tlp!r} unknown")
+    if marking > treaty.max_tlp:
+        return Decision.refuse(
+            errors.HandlingNotPermitted,
+            f"treaty {name} permits TLP up to {treaty.max_tlp.name}, not {marking.name}",
+        )
+    return Decision.allow(f"treaty {name} permits {kind} from {sender}")
+
+
+def decide_header(
+    signed_treaty: SignedTreatyDoc | treaty_pb2.SignedTreaty,
+    header: envelope_pb2.Header,
+    keys: PublicKeyLookup,
+    at: datetime,
+) -> Decision:
+    """:func:`decide` for an envelope header, as the gateway and receiving node see it.
+
+    The header must name this treaty and version; a mismatch, a malformed
+    treaty document, or a treaty not in force at ``at`` are all
+    ``TREATY_NOT_IN_FORCE``. Unspecified enum values are refused by the
+    kind / handling / TLP checks.
+    """
+    try:
+        doc = _as_doc(signed_treaty)
+    except IntelshareError:
+        return Decision.refuse(errors.TreatyNotInForce, "treaty document is malformed")
+    treaty = doc.treaty
+    if header.treaty_id != treaty.id or header.treaty_version != treaty.version:
+        return Decision.refuse(
+            errors.TreatyNotInForce,
+            f"header names treaty {header.treaty_id or '(none)'} v{header.treaty_version}, "
+            f"not {treaty.label}",
+        )
+    handling: Handling | str
+    tlp: Tlp | str
+    try:
+        handling = Handling(header.handling)
+    except ValueError:
+        handling = f"HandlingCode {header.handling}"
+    try:
+        tlp = Tlp(header.tlp)
+    except ValueError:
+        tlp = f"Tlp {header.tlp}"
+    return decide(
+        treaty,
+        in_force=in_force(doc, keys, at),
+        sender=header.sender,
+        recipients=list(header.recipients),
+        kind=kind_name(header.kind),
+        categories=list(header.categories),
+        handling=handling,
+        tlp=tlp,
+    )
+
+
+def review_required(treaty: Treaty, categories: Iterable[str]) -> bool:
+    """True when any of ``categories`` needs an approver before release."""
+    return any(c in treaty.review_required_for for c in categories)
+
+
+def onward_sharing_allowed(
+    treaty: Treaty, originator: str, new_recipient: str, originator_consent: bool
+) -> Decision:
+    """Whether a recipient may pass a record received under ``treaty`` to ``new_recipient``.
+
+    ``forbidden`` refuses always; ``with_originator_consent`` allows any
+    recipient once the originator consented (the consent is the originator's
+    decision, not the treaty's); ``within_treaty`` allows parties only, and
+    consent does not widen it. Handing a record back to its originator is
+    not onward sharing and is allowed.
+    """
+    name = treaty.label
+    if not treaty.is_party(originator):
+        return Decision.refuse(
+            errors.NotAParty, f"originator {originator} is not a party of treaty {name}"
+        )
+    if new_recipient == originator:
+        return Decision.allow(f"{new_recipient} is the originator")
+    policy = treaty.onward_sharing
+    if policy is OnwardSharing.WITHIN_TREATY:
+        if treaty.is_party(new_recipient):
+            return Decision.allow(f"treaty {name} permits onward sharing within the treaty")
+        return Decision.refuse(
+            errors.NotAParty,
+            f"treaty {name} permits onward sharing within the treaty only; "
+            f"{new_recipient} is not a party",
+        )
+    if policy is OnwardSharing.WITH_ORIGINATOR_CONSENT:
+        if originator_consent:
+            return Decision.allow(f"treaty {name}: onward sharing with {originator}'s consent")
+        return Decision.refuse(
+            errors.PolicyRefused,
+            f"treaty {name} permits onward sharing only with the consent of {originator}",
+        )
+    return Decision.refuse(errors.PolicyRefused, f"treaty {name} forbids onward sharing")
+
+
+def retention_until(treaty: Treaty, received_at: datetime) -> datetime:
+    """When a record received at ``received_at`` must be purged (UTC)."""
+    return _aware(received_at, "received_at").astimezone(UTC) + timedelta(
+        days=treaty.retention_days
+    )
+
+
+# --- redaction ------------------------------------------------------------------
+
+
+class _Node:
+    """A trie of permitted path segments; ``whole`` keeps the sub-tree entirely."""
+
+    __slots__ = ("children", "whole")
+
+    def __init__(self) -> None:
+        self.whole = False
+        self.children: dict[str, _Node] = {}
+
+
+def _trie(paths: Iterable[str]) -> _Node:
+    root = _Node()
+    for path in paths:
+        node = root
+        for segment in path.split("."):
+            node = node.children.setdefault(segment, _Node())
+        node.whole = True
+    return root
+
+
+_DROP: Final = object()
+
+
+def _prune(value: object, node: _Node) -> object:
+    if node.whole:
+        return copy.deepcopy(value)
+    if isinstance(value, Mapping):
+        kept: dict[str, object] = {}
+        for key, sub in value.items():
+            child = node.children.get(key) if isinstance(key, str) else None
+            if child is None:
+                continue
+            pruned = _prune(sub, child)
+            if pruned is not _DROP:
+                kept[key] = pruned
+        return kept if kept else _DROP
+    if isinstance(value, list | tuple):
+        items = [p for p in (_prune(item, node) for item in value) if p is not _DROP]
+        return items if items else _DROP
+    # a scalar where the allow-list only permits some of its sub-fields
+    return _DROP
+
+
+def redact(record: Mapping[str, Any], treaty: Treaty, kind: str) -> dict[str, Any]:
+    """A copy of ``record`` with only the fields ``treaty`` permits for ``kind``.
+
+    A path names a key at each level; lists are transparent, so
+    ``subjects.persons.name`` keeps ``name`` in every element of the list
+    ``subjects.persons``. A path that ends on a sub-tree keeps it whole.
+    Everything else disappears, including containers left empty by the
+    filtering (an empty element would still reveal that something was
+    there). No permitted path for ``kind`` (or a control kind) gives ``{}``.
+    The input is never mutated and the result shares nothing with it.
+    """
+    paths = treaty.fields.get(kind, ())
+    if not paths:
+        return {}
+    pruned = _prune(record, _trie(paths))
+    return pruned if isinstance(pruned, dict) else {}
+
+
+def _leaf_paths(value: object, prefix: tuple[str, ...]) -> Iterable[tuple[str, ...]]:
+    if isinstance(value, Mapping) and value:
+        for key, sub in value.items():
+            yield from _leaf_paths(sub, (*prefix, str(key)))
+    elif isinstance(value, list | tuple) and value:
+        for item in value:
+            yield from _leaf_paths(item, prefix)
+    else:
+        yield prefix
+
+
+def unpermitted_paths(record: Mapping[str, Any], treaty: Treaty, kind: str) -> list[str]:
+    """Dotted paths present in ``record`` that ``treaty`` does not permit for ``kind``.
+
+    Sorted and unique; list positions are folded away (``subjects.persons.dob``).
+    """
+    allowed = [tuple(p.split(".")) for p in treaty.fields.get(kind, ())]
+    bad = {
+        ".".join(leaf)
+        for leaf in _leaf_paths(record, ())
+        if leaf and not any(leaf[: len(p)] == p for p in allowed)
+    }
+    return sorted(bad)
+
+
+def check_fields(record: Mapping[str, Any], treaty: Treaty, kind: str) -> Decision:
+    """Refuse (``FIELD_NOT_PERMITTED``) a record carrying a field the treaty does not allow.
+
+    For the receiving node, which checks again what the sender should have
+    redacted: a record that needed redaction was sent by a node that broke
+    the treaty, which is worth a refusal and an audit entry, not a silent fix.
+    """
+    bad = unpermitted_paths(record, treaty, kind)
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        return Decision.refuse(
+            errors.FieldNotPermitted,
+            f"treaty {treaty.label} does not permit field {bad[0]} in a {kind}{more}",
+        )
+    return Decision.allow(f"every field is permitted by treaty {treaty.label}")
