@@ -1,0 +1,563 @@
+"""Seal and open envelopes: the only way anything crosses an agency boundary.
+
+The API is deliberately small. :func:`seal` makes a signed, end-to-end
+encrypted envelope for a set of recipient agencies; :func:`verify` checks an
+envelope's structure and its sender's signature without any private key
+(the gateway routes on that); :func:`open` does everything :func:`verify`
+does, then unwraps the recipient's key block and decrypts.
+
+Every way an envelope can be wrong, from garbage bytes to a signature by a
+revoked agency to a key block that unwraps a different key than the header
+commits to, ends in the same :class:`~intelshare.errors.EnvelopeInvalid`
+with the same message. Only ``audit_detail`` says what happened, and it goes
+to the audit log, never back to whoever sent the bytes: distinguishable
+failures are an oracle (which check failed tells an attacker how far a
+forgery got). The one exception is size: an oversize envelope raises
+:class:`~intelshare.errors.PayloadTooLarge`, because refusing it before
+parsing is a resource limit, not a verification result, and the caller
+should learn it cannot retry as is.
+
+Nothing here logs: payloads, keys and even which check failed are for the
+caller to put in the audit log with its own context.
+
+Expiry is not checked here: whether an expired alert may still be stored,
+shown or only acknowledged is policy, and the policy layer has the header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from google.protobuf.message import DecodeError
+
+from intelshare.errors import (
+    AgencyNotActive,
+    AgencyUnknown,
+    EnvelopeInvalid,
+    InvalidArgument,
+    KeyExpired,
+    NotFound,
+    PayloadTooLarge,
+    VerificationError,
+)
+from intelshare.hazmat import envelope_primitives as prim
+from intelshare.ids import is_message_id, key_id, new_message_id
+from intelshare.keylookup import PublicKeyLookup
+from intelshare.keys import raw_public
+from intelshare.v1 import envelope_pb2
+
+__all__ = [
+    "DEFAULT_CLOCK_SKEW",
+    "ENVELOPE_OVERHEAD_BYTES",
+    "ENVELOPE_VERSION",
+    "MAX_PAYLOAD_BYTES",
+    "HeaderFields",
+    "Opened",
+    "RecipientKey",
+    "envelope_sha256",
+    "lookup_recipient_keys",
+    "max_envelope_bytes",
+    "open",
+    "open_envelope",
+    "seal",
+    "verify",
+]
+
+ENVELOPE_VERSION = 1
+
+#: Default payload limit. Alerts and case entries are structured records, not
+#: file transfers; 1 MiB leaves room for a few photos while keeping a burst of
+#: envelopes in a gateway queue within memory.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+
+#: Room for everything an envelope carries besides the payload: header
+#: (recipient list, categories, ids), key blocks (about 200 bytes per
+#: recipient), signature and protobuf framing. 64 KiB is some 300 recipients,
+#: far beyond any treaty, and bounds what an unauthenticated peer can make a
+#: verifier parse.
+ENVELOPE_OVERHEAD_BYTES = 64 * 1024
+
+#: How far in the future an envelope's create_time may be. The sender's key
+#: is looked up as of create_time, so a far-future time would ask the
+#: directory about a moment it cannot vouch for yet.
+DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
+
+_OPAQUE = "envelope could not be verified or opened"
+_UINT32_MAX = 2**32 - 1
+
+#: (key id, public key) as returned by ``PublicKeyLookup.encryption_key``.
+RecipientKey = tuple[str, x25519.X25519PublicKey]
+
+#: Errors a PublicKeyLookup raises for "this key cannot vouch for this
+#: message". Anything else (notably ``Unavailable``: the directory could not
+#: be read) propagates, because it says nothing about the envelope and the
+#: caller should retry rather than reject.
+_LOOKUP_REFUSALS = (VerificationError, AgencyUnknown, AgencyNotActive, KeyExpired, NotFound)
+
+
+def max_envelope_bytes(max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> int:
+    """Largest serialized envelope accepted for a given payload limit."""
+    return max_payload_bytes + prim.CIPHERTEXT_OVERHEAD + ENVELOPE_OVERHEAD_BYTES
+
+
+def envelope_sha256(envelope_bytes: bytes) -> bytes:
+    """SHA-256 of the envelope exactly as transmitted (receipts and evidence use it).
+
+    Plain SHA-256, not domain-separated, so that anyone holding the stored
+    bytes can check a receipt with standard tools.
+    """
+    return hashlib.sha256(envelope_bytes).digest()
+
+
+def _sorted_unique(values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        # a bare string is an iterable of characters: a classic mistake
+        raise InvalidArgument("expected a collection of ids, got a single string")
+    return tuple(sorted(set(values)))
+
+
+@dataclass(frozen=True)
+class HeaderFields:
+    """What the caller decides about an envelope's header.
+
+    Recipients and categories are sorted and de-duplicated on construction:
+    the header is signed as bytes, so one set of recipients must have one
+    encoding, and the gateway and recipients rely on the sorted order to
+    match key blocks to recipients. ``message_id`` and ``create_time`` are
+    generated by :func:`seal` when left out; give them only for test vectors
+    or when re-sealing a message whose id is already known.
+    """
+
+    sender: str
+    recipients: tuple[str, ...]
+    treaty_id: str
+    treaty_version: int
+    kind: envelope_pb2.MessageKind.ValueType
+    handling: envelope_pb2.HandlingCode.ValueType
+    tlp: envelope_pb2.Tlp.ValueType
+    categories: tuple[str, ...] = ()
+    expire_time: datetime | None = None
+    reference_id: str = ""
+    case_id: str = ""
+    message_id: str | None = None
+    create_time: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "recipients", _sorted_unique(self.recipients))
+        object.__setattr__(self, "categories", _sorted_unique(self.categories))
+
+    @classmethod
+    def from_header(cls, header: envelope_pb2.Header) -> HeaderFields:
+        """The fields of a verified header, e.g. to reply or to re-check a vector."""
+        return cls(
+            sender=header.sender,
+            recipients=tuple(header.recipients),
+            treaty_id=header.treaty_id,
+            treaty_version=header.treaty_version,
+            kind=header.kind,
+            handling=header.handling,
+            tlp=header.tlp,
+            categories=tuple(header.categories),
+            expire_time=(
+                header.expire_time.ToDatetime(tzinfo=UTC)
+                if header.HasField("expire_time")
+                else None
+            ),
+            reference_id=header.reference_id,
+            case_id=header.case_id,
+            message_id=header.message_id,
+            create_time=header.create_time.ToDatetime(tzinfo=UTC),
+        )
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A verified and decrypted envelope.
+
+    ``header`` is a fresh parse of the signed header bytes; ``envelope_sha256``
+    identifies the exact bytes received, to store beside them as evidence and
+    to match the gateway's receipt.
+    """
+
+    header: envelope_pb2.Header
+    payload: bytes = field(repr=False)
+    envelope_sha256: bytes
+
+
+def lookup_recipient_keys(
+    keys: PublicKeyLookup, recipients: Iterable[str]
+) -> dict[str, RecipientKey]:
+    """Current encryption keys of ``recipients``, as :func:`seal` wants them.
+
+    Whatever the lookup raises (unknown or inactive agency) propagates: a
+    sender must not silently drop a recipient.
+    """
+    return {agency: keys.encryption_key(agency) for agency in _sorted_unique(recipients)}
+
+
+# --- seal --------------------------------------------------------------------
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgument(f"{name} must be timezone-aware", violations={name: "naive datetime"})
+    return value
+
+
+def _check_fields(fields: HeaderFields) -> None:
+    problems: dict[str, str] = {}
+    if not fields.sender:
+        problems["sender"] = "required"
+    if not fields.recipients:
+        problems["recipients"] = "at least one recipient is required"
+    elif "" in fields.recipients:
+        problems["recipients"] = "empty agency id"
+    if not fields.treaty_id:
+        problems["treaty_id"] = "required"
+    if not 0 <= fields.treaty_version <= _UINT32_MAX:
+        problems["treaty_version"] = "out of range"
+    if fields.kind == envelope_pb2.MESSAGE_KIND_UNSPECIFIED:
+        problems["kind"] = "required"
+    if "" in fields.categories:
+        problems["categories"] = "empty category"
+    if fields.message_id is not None and not is_message_id(fields.message_id):
+        problems["message_id"] = "not a canonical UUIDv7"
+    if problems:
+        raise InvalidArgument("invalid envelope header", violations=problems)
+
+
+def _encode_header(
+    fields: HeaderFields, *, message_id: str, create_time: datetime, commitment: bytes
+) -> bytes:
+    header = envelope_pb2.Header(
+        version=ENVELOPE_VERSION,
+        message_id=message_id,
+        sender=fields.sender,
+        recipients=fields.recipients,
+        treaty_id=fields.treaty_id,
+        treaty_version=fields.treaty_version,
+        kind=fields.kind,
+        handling=fields.handling,
+        tlp=fields.tlp,
+        categories=fields.categories,
+        content_key_commitment=commitment,
+        reference_id=fields.reference_id,
+        case_id=fields.case_id,
+    )
+    header.create_time.FromDatetime(create_time)
+    if fields.expire_time is not None:
+        header.expire_time.FromDatetime(fields.expire_time)
+    return header.SerializeToString(deterministic=True)
+
+
+def seal(
+    fields: HeaderFields,
+    payload: bytes,
+    *,
+    signing_key: ed25519.Ed25519PrivateKey,
+    signing_key_id: str,
+    recipient_keys: Mapping[str, RecipientKey],
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+) -> envelope_pb2.Envelope:
+    """Encrypt ``payload`` for ``fields.recipients`` and sign it as ``fields.sender``.
+
+    ``recipient_keys`` maps each recipient to its (key id, X25519 key), usually
+    from :func:`lookup_recipient_keys`; extra entries are ignored, a missing
+    one is an error. ``signing_key_id`` is the directory id of
+    ``signing_key`` (``AgencyKeys.signing_key_id``).
+
+    Raises :class:`PayloadTooLarge` past ``max_payload_bytes`` (or when the
+    header and key blocks would push the envelope past what :func:`open`
+    accepts) and :class:`InvalidArgument` for a header that could never
+    verify.
+    """
+    payload = bytes(payload)
+    if len(payload) > max_payload_bytes:
+        raise PayloadTooLarge(
+            f"payload of {len(payload)} bytes is over the limit of {max_payload_bytes} bytes"
+        )
+    _check_fields(fields)
+    if not signing_key_id:
+        raise InvalidArgument(
+            "signing key id is required", violations={"signing_key_id": "required"}
+        )
+    missing = [r for r in fields.recipients if r not in recipient_keys]
+    blank = [r for r in fields.recipients if r in recipient_keys and not recipient_keys[r][0]]
+    if missing:
+        raise InvalidArgument(
+            "no encryption key for some recipients",
+            violations={f"recipients[{r}]": "no encryption key" for r in missing},
+        )
+    if blank:
+        raise InvalidArgument(
+            "empty key id for some recipients",
+            violations={f"recipients[{r}]": "empty key id" for r in blank},
+        )
+    create_time = (
+        _aware(fields.create_time, "create_time") if fields.create_time is not None else None
+    )
+    if create_time is None:
+        create_time = datetime.now(UTC)
+    if fields.expire_time is not None and _aware(fields.expire_time, "expire_time") <= create_time:
+        raise InvalidArgument(
+            "envelope would expire before it is created",
+            violations={"expire_time": "not after create_time"},
+        )
+    message_id = fields.message_id or new_message_id(int(create_time.timestamp() * 1000))
+
+    content_key = prim.new_content_key()
+    header_bytes = _encode_header(
+        fields,
+        message_id=message_id,
+        create_time=create_time,
+        commitment=prim.key_commitment(content_key),
+    )
+    digest_of_header = prim.header_digest(header_bytes)
+    blocks = []
+    for recipient in fields.recipients:
+        recipient_key_id, recipient_public = recipient_keys[recipient]
+        wrapped = prim.hpke_wrap(
+            content_key, recipient_public, header_digest_value=digest_of_header, recipient=recipient
+        )
+        blocks.append(prim.KeyBlockParts(recipient, recipient_key_id, wrapped))
+    ciphertext = prim.aead_encrypt(content_key, payload, header_bytes)
+    signature = prim.sign_digest(
+        signing_key, prim.envelope_digest(header_bytes, blocks, ciphertext)
+    )
+    envelope = envelope_pb2.Envelope(
+        header_bytes=header_bytes,
+        key_blocks=[
+            envelope_pb2.KeyBlock(agency_id=b.agency_id, key_id=b.key_id, wrapped_key=b.wrapped_key)
+            for b in blocks
+        ],
+        ciphertext=ciphertext,
+        signature=signature,
+        signing_key_id=signing_key_id,
+    )
+    if envelope.ByteSize() > max_envelope_bytes(max_payload_bytes):
+        raise PayloadTooLarge(
+            "header and key blocks make the envelope larger than recipients accept"
+        )
+    return envelope
+
+
+# --- verify / open -------------------------------------------------------------
+
+
+def _invalid(detail: str) -> EnvelopeInvalid:
+    return EnvelopeInvalid(_OPAQUE, audit_detail=detail)
+
+
+@dataclass(frozen=True)
+class _Verified:
+    envelope: envelope_pb2.Envelope
+    header: envelope_pb2.Header
+    data: bytes
+
+
+def _parse_envelope(
+    envelope: envelope_pb2.Envelope | bytes | bytearray | memoryview, limit: int
+) -> tuple[envelope_pb2.Envelope, bytes]:
+    if isinstance(envelope, envelope_pb2.Envelope):
+        if envelope.ByteSize() > limit:
+            raise PayloadTooLarge(f"envelope is over the limit of {limit} bytes")
+        # Work on bytes from here on, so that what is hashed, checked and
+        # decrypted is one immutable value, not a message the caller may share.
+        data = envelope.SerializeToString()
+    elif isinstance(envelope, bytes | bytearray | memoryview):
+        data = bytes(envelope)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"envelope is over the limit of {limit} bytes")
+    else:
+        raise TypeError(f"expected Envelope or bytes, got {type(envelope).__name__}")
+    try:
+        parsed = envelope_pb2.Envelope.FromString(data)
+    except (DecodeError, ValueError, RecursionError):
+        raise _invalid("envelope bytes do not parse") from None
+    # One envelope, one encoding: unknown fields, duplicates or reordering
+    # would let anyone make new envelope bytes (new envelope_sha256, new
+    # gateway digest) from a signed envelope without touching the signature.
+    clean = envelope_pb2.Envelope()
+    clean.CopyFrom(parsed)
+    clean.DiscardUnknownFields()
+    if clean.SerializeToString() != data:
+        raise _invalid("envelope encoding is not canonical (unknown, repeated or reordered fields)")
+    return parsed, data
+
+
+def _parse_header(header_bytes: bytes) -> envelope_pb2.Header:
+    try:
+        header = envelope_pb2.Header.FromString(header_bytes)
+    except (DecodeError, ValueError, RecursionError):
+        raise _invalid("header bytes do not parse") from None
+    clean = envelope_pb2.Header()
+    clean.CopyFrom(header)
+    clean.DiscardUnknownFields()
+    if clean.SerializeToString(deterministic=True) != header_bytes:
+        raise _invalid("header encoding is not canonical (unknown, repeated or reordered fields)")
+    return header
+
+
+def _check_structure(
+    env: envelope_pb2.Envelope, header: envelope_pb2.Header, max_payload_bytes: int
+) -> datetime:
+    if header.version != ENVELOPE_VERSION:
+        raise _invalid(f"unsupported envelope version {header.version}")
+    if not is_message_id(header.message_id):
+        raise _invalid("message id is not a canonical UUIDv7")
+    if not header.sender:
+        raise _invalid("header has no sender")
+    recipients = list(header.recipients)
+    if not recipients:
+        raise _invalid("header has no recipients")
+    if "" in recipients or any(a >= b for a, b in itertools.pairwise(recipients)):
+        raise _invalid("header recipients are not sorted, unique and non-empty")
+    if len(header.content_key_commitment) != prim.DIGEST_BYTES:
+        raise _invalid("content key commitment has the wrong length")
+    if not header.HasField("create_time"):
+        raise _invalid("header has no create_time")
+    try:
+        create_time = header.create_time.ToDatetime(tzinfo=UTC)
+        if header.HasField("expire_time"):
+            header.expire_time.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise _invalid("header timestamp out of range") from None
+    if [b.agency_id for b in env.key_blocks] != recipients:
+        raise _invalid(
+            "key blocks do not match the header recipients "
+            "(exactly one per recipient, in header order)"
+        )
+    for block in env.key_blocks:
+        if not block.key_id:
+            raise _invalid(f"key block for {block.agency_id} has no key id")
+        if len(block.wrapped_key) != prim.WRAPPED_KEY_BYTES:
+            raise _invalid(f"key block for {block.agency_id} has the wrong length")
+    if len(env.ciphertext) < prim.CIPHERTEXT_OVERHEAD:
+        raise _invalid("ciphertext shorter than nonce and tag")
+    if len(env.ciphertext) - prim.CIPHERTEXT_OVERHEAD > max_payload_bytes:
+        raise PayloadTooLarge(f"payload is over the limit of {max_payload_bytes} bytes")
+    if len(env.signature) != prim.SIGNATURE_BYTES:
+        raise _invalid("signature has the wrong length")
+    if not env.signing_key_id:
+        raise _invalid("envelope has no signing key id")
+    return create_time
+
+
+def _verify(
+    envelope: envelope_pb2.Envelope | bytes | bytearray | memoryview,
+    keys: PublicKeyLookup,
+    now: datetime,
+    max_payload_bytes: int,
+    max_clock_skew: timedelta,
+) -> _Verified:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    env, data = _parse_envelope(envelope, max_envelope_bytes(max_payload_bytes))
+    header = _parse_header(env.header_bytes)
+    create_time = _check_structure(env, header, max_payload_bytes)
+    where = f"message {header.message_id} from {header.sender!r}"
+    if create_time > now + max_clock_skew:
+        raise _invalid(f"{where}: created {create_time.isoformat()}, in the future")
+    try:
+        public_key = keys.signing_key(header.sender, env.signing_key_id, create_time)
+    except _LOOKUP_REFUSALS as exc:
+        detail = getattr(exc, "audit_detail", "") or exc.message
+        raise _invalid(
+            f"{where}: signing key {env.signing_key_id} not trusted at "
+            f"{create_time.isoformat()}: {type(exc).__name__}: {detail}"
+        ) from None
+    blocks = [prim.KeyBlockParts(b.agency_id, b.key_id, b.wrapped_key) for b in env.key_blocks]
+    digest = prim.envelope_digest(env.header_bytes, blocks, env.ciphertext)
+    try:
+        prim.verify_digest(public_key, env.signature, digest)
+    except InvalidSignature:
+        raise _invalid(f"{where}: signature does not verify") from None
+    return _Verified(env, header, data)
+
+
+def verify(
+    envelope: envelope_pb2.Envelope | bytes | bytearray | memoryview,
+    keys: PublicKeyLookup,
+    *,
+    now: datetime,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+) -> envelope_pb2.Header:
+    """Check structure and the sender's signature; return the signed header.
+
+    No private key is needed and nothing is decrypted: this is what the
+    gateway runs before routing. A successful verify says the sender (as
+    trusted by ``keys`` at the header's create_time) sent exactly this
+    header, these key blocks and this ciphertext; it says nothing about
+    whether each key block opens, which only its recipient can check.
+
+    Raises :class:`EnvelopeInvalid` (reason in ``audit_detail`` only) or
+    :class:`PayloadTooLarge`.
+    """
+    return _verify(envelope, keys, now, max_payload_bytes, max_clock_skew).header
+
+
+def open_envelope(
+    envelope: envelope_pb2.Envelope | bytes | bytearray | memoryview,
+    keys: PublicKeyLookup,
+    *,
+    recipient: str,
+    encryption_key: x25519.X25519PrivateKey | Mapping[str, x25519.X25519PrivateKey],
+    now: datetime,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    max_clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+) -> Opened:
+    """Verify, then decrypt as ``recipient``.
+
+    ``encryption_key`` is the recipient's X25519 key, or a mapping from key
+    id to key so that envelopes sealed just before a rotation still open
+    with the previous key.
+
+    Raises :class:`EnvelopeInvalid` (reason in ``audit_detail`` only) or
+    :class:`PayloadTooLarge`.
+    """
+    checked = _verify(envelope, keys, now, max_payload_bytes, max_clock_skew)
+    env, header = checked.envelope, checked.header
+    where = f"message {header.message_id} from {header.sender!r}"
+    recipients = list(header.recipients)
+    if recipient not in recipients:
+        raise _invalid(f"{where}: {recipient!r} is not among the recipients")
+    # Structure checks guarantee block i is recipient i, exactly once.
+    block = env.key_blocks[recipients.index(recipient)]
+    if isinstance(encryption_key, x25519.X25519PrivateKey):
+        own_id = key_id(raw_public(encryption_key.public_key()))
+        if block.key_id != own_id:
+            raise _invalid(f"{where}: key block is for key {block.key_id}, we hold {own_id}")
+        private_key = encryption_key
+    else:
+        found = encryption_key.get(block.key_id)
+        if found is None:
+            raise _invalid(f"{where}: key block is for key {block.key_id}, which we do not hold")
+        private_key = found
+    try:
+        content_key = prim.hpke_unwrap(
+            block.wrapped_key,
+            private_key,
+            header_digest_value=prim.header_digest(env.header_bytes),
+            recipient=recipient,
+        )
+    except (InvalidTag, ValueError):
+        raise _invalid(f"{where}: key block for {recipient!r} does not unwrap") from None
+    if not prim.commitment_matches(content_key, header.content_key_commitment):
+        raise _invalid(f"{where}: unwrapped key does not match the header's key commitment")
+    try:
+        payload = prim.aead_decrypt(content_key, env.ciphertext, env.header_bytes)
+    except (InvalidTag, ValueError):
+        raise _invalid(f"{where}: ciphertext does not decrypt") from None
+    return Opened(header=header, payload=payload, envelope_sha256=envelope_sha256(checked.data))
+
+
+#: ``open`` reads naturally at call sites (``envelope.open(...)``); the long
+#: name is there for code that imports names directly next to the builtin.
+open = open_envelope
