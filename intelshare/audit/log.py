@@ -1,0 +1,846 @@
+"""The append-only audit log, stored through SQLAlchemy Core.
+
+Storage layout (all tables on :data:`audit_metadata`, one log per database):
+
+``audit_entries``
+    one row per entry: ``idx`` (0-based position), ``event``, the ``leaf``
+    bytes exactly as hashed, ``leaf_hash`` and ``created_at``.
+``audit_nodes``
+    the hash of every *perfect* subtree, keyed by ``(level, idx)``; level 0
+    holds the leaf hashes. Any proof is a handful of these (see
+    :mod:`intelshare.audit.merkle`), fetched in one indexed query, so proofs
+    cost O(log n) reads however long the log grows.
+``audit_heads``
+    every signed tree head the log has issued.
+``audit_state``
+    a single row: the log id, the size and the *frontier* (the perfect
+    subtree roots that tile the whole log). Appending needs nothing else, and
+    locking this row is what orders concurrent appenders.
+
+Appends run inside the caller's transaction so that the fact and its audit
+entry commit (or vanish) together. They are serialized by the state row:
+``SELECT ... FOR UPDATE`` on PostgreSQL, and on SQLite a write to the row as
+the first statement, which takes the database write lock before anything is
+read. The caller must therefore use PostgreSQL's default READ COMMITTED
+isolation (under REPEATABLE READ a concurrent append is a serialization
+failure), and keep the transaction short after appending: the next appender
+waits for its commit.
+
+Leaves are canonical JSON metadata, never payloads: callers pass header
+fields (message ids, agency ids, kinds, digests, reasons), nothing that a
+treaty's retention rules would later require to be erased, because an
+append-only log cannot forget.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Row,
+    SmallInteger,
+    String,
+    Table,
+    and_,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from intelshare.audit import merkle
+from intelshare.errors import AuditLogInvalid, ConfigError, InvalidArgument, NotFound
+from intelshare.ids import key_id as compute_key_id
+from intelshare.keys import raw_public
+from intelshare.v1.receipt_pb2 import SignedTreeHead
+
+__all__ = [
+    "HEAD_SIGNATURE_CONTEXT",
+    "MAX_LEAF_BYTES",
+    "AuditLog",
+    "FieldValue",
+    "VerifyReport",
+    "audit_entries",
+    "audit_heads",
+    "audit_metadata",
+    "audit_nodes",
+    "audit_state",
+    "canonical_leaf",
+    "create_tables",
+    "head_signing_input",
+    "verify_consistency",
+    "verify_inclusion",
+    "verify_tree_head",
+]
+
+FieldValue = str | int | bool | list[str] | None
+"""What an entry field may hold: scalars and lists of strings, nothing nested."""
+
+MAX_LEAF_BYTES = 16 * 1024
+"""Upper bound of one leaf: generous for metadata, too small to smuggle a payload in."""
+
+HEAD_SIGNATURE_CONTEXT = b"intelshare.v1.audit.SignedTreeHead\x00"
+"""Domain separator prefixed to every signed tree head, so that a head
+signature can never be replayed as an envelope or treaty signature of the
+same agency key, nor the other way round."""
+
+_AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+_RESERVED = frozenset({"event", "time"})
+_INT64 = 1 << 63
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_VERIFY_CHUNK = 2048
+
+# --- tables ---------------------------------------------------------------------
+
+audit_metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+"""Metadata of the audit tables; include it in a service's Alembic target metadata."""
+
+_Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+audit_entries = Table(
+    "audit_entries",
+    audit_metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("event", String(64), nullable=False, index=True),
+    Column("leaf", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("idx >= 0", name="idx_not_negative"),
+)
+
+audit_nodes = Table(
+    "audit_nodes",
+    audit_metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    CheckConstraint("level >= 0 AND level < 64 AND idx >= 0", name="position"),
+)
+
+audit_heads = Table(
+    "audit_heads",
+    audit_metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("tree_size", BigInteger, nullable=False, index=True),
+    Column("root_hash", LargeBinary(32), nullable=False),
+    Column("ts_seconds", BigInteger, nullable=False),
+    Column("ts_nanos", Integer, nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+    Column("key_id", String(64), nullable=False),
+)
+
+audit_state = Table(
+    "audit_state",
+    audit_metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("log_id", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("frontier", LargeBinary, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+_STATE_ID = 1
+
+
+def create_tables(bind: Engine | Connection) -> None:
+    """Create the audit tables if missing (embedded setups, tests, or a migration's upgrade)."""
+    audit_metadata.create_all(bind)
+
+
+# --- leaves -----------------------------------------------------------------------
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check_value(name: str, value: object) -> FieldValue:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise InvalidArgument(
+                f"audit field {name!r} is out of the 64-bit range",
+                violations={name: "integer out of range"},
+            )
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise InvalidArgument(
+        f"audit field {name!r} has type {type(value).__name__}; "
+        "allowed: str, int, bool, None, list of str",
+        violations={name: "unsupported type"},
+    )
+
+
+def canonical_leaf(event: str, time: datetime, fields: Mapping[str, FieldValue]) -> bytes:
+    """The leaf bytes of an entry: canonical JSON of ``{"event", "time", **fields}``.
+
+    Sorted keys, no whitespace, UTF-8, no floats: the same entry always gives
+    the same bytes, so anyone holding the leaf can recompute its hash and a
+    verifier can tell a well-formed leaf from a forged one.
+    """
+    if not isinstance(event, str) or not _NAME.fullmatch(event):
+        raise InvalidArgument(
+            "audit event must match [A-Za-z][A-Za-z0-9_.:-]{0,63}",
+            violations={"event": "invalid name"},
+        )
+    if time.tzinfo is None:
+        raise InvalidArgument("audit time must be timezone-aware")
+    doc: dict[str, Any] = {"event": event, "time": _rfc3339(time)}
+    for name, value in fields.items():
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise InvalidArgument(
+                f"audit field name {name!r} must match [A-Za-z][A-Za-z0-9_.:-]{{0,63}}",
+                violations={str(name): "invalid name"},
+            )
+        if name in _RESERVED:
+            raise InvalidArgument(
+                f"audit field name {name!r} is reserved", violations={name: "reserved"}
+            )
+        doc[name] = _check_value(name, value)
+    try:
+        data = _dumps(doc)
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument("audit fields must be valid Unicode text") from exc
+    if len(data) > MAX_LEAF_BYTES:
+        raise InvalidArgument(
+            f"audit entry is {len(data)} bytes, more than {MAX_LEAF_BYTES}: "
+            "log header metadata, never payloads"
+        )
+    return data
+
+
+def _dumps(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+# --- signed tree heads --------------------------------------------------------------
+
+
+def head_signing_input(log_id: str, tree_size: int, root_hash: bytes, ts: Timestamp) -> bytes:
+    """The exact bytes an audit tree head signature covers.
+
+    ``HEAD_SIGNATURE_CONTEXT || u16 len(log_id) || log_id (UTF-8) ||
+    u64 tree_size || root_hash (32) || i64 seconds || u32 nanos``, all
+    big-endian: fixed widths and a length prefix so no two heads share an
+    encoding, independent of protobuf serialization (which is not canonical).
+    """
+    lid = log_id.encode("utf-8")
+    if not lid or len(lid) > 255:
+        raise InvalidArgument("log id must be 1..255 bytes of UTF-8")
+    if len(root_hash) != merkle.HASH_SIZE:
+        raise InvalidArgument("root hash must be 32 bytes")
+    if not 0 <= tree_size < 1 << 64 or not 0 <= ts.nanos < 10**9:
+        raise InvalidArgument("tree size or timestamp out of range")
+    return b"".join(
+        (
+            HEAD_SIGNATURE_CONTEXT,
+            struct.pack(">H", len(lid)),
+            lid,
+            struct.pack(">Q", tree_size),
+            root_hash,
+            struct.pack(">qI", ts.seconds, ts.nanos),
+        )
+    )
+
+
+def verify_tree_head(sth: SignedTreeHead, public_key: Ed25519PublicKey) -> None:
+    """Check a tree head's signature and shape; raise :class:`AuditLogInvalid` if bad.
+
+    The head must name the key that signed it (``key_id`` as the directory
+    computes it), and a head of size 0 must carry the empty-tree root.
+    """
+    expected_kid = compute_key_id(raw_public(public_key))
+    if sth.key_id != expected_kid:
+        raise AuditLogInvalid(f"tree head names key {sth.key_id!r}, not {expected_kid!r}")
+    try:
+        message = head_signing_input(sth.log_id, sth.tree_size, sth.root_hash, sth.timestamp)
+    except InvalidArgument as exc:
+        raise AuditLogInvalid(f"malformed tree head: {exc.message}") from None
+    if sth.tree_size == 0 and sth.root_hash != merkle.EMPTY_ROOT:
+        raise AuditLogInvalid("tree head of size 0 with a non-empty root")
+    try:
+        public_key.verify(sth.signature, message)
+    except InvalidSignature:
+        raise AuditLogInvalid(
+            f"tree head signature of {sth.log_id!r} at size {sth.tree_size} does not verify"
+        ) from None
+
+
+def verify_inclusion(
+    leaf_bytes: bytes,
+    index: int,
+    sth: SignedTreeHead,
+    proof: Sequence[bytes],
+    *,
+    public_key: Ed25519PublicKey | None = None,
+) -> None:
+    """Check that ``leaf_bytes`` is entry ``index`` of the tree ``sth`` commits to.
+
+    This checks the proof against the head's root only; pass ``public_key``
+    (or call :func:`verify_tree_head` yourself) to also check who signed it.
+    Raises :class:`AuditLogInvalid` on any mismatch.
+    """
+    if public_key is not None:
+        verify_tree_head(sth, public_key)
+    ok = merkle.verify_inclusion_proof(
+        merkle.leaf_hash(leaf_bytes), index, sth.tree_size, list(proof), sth.root_hash
+    )
+    if not ok:
+        raise AuditLogInvalid(
+            f"entry {index} is not proven to be in {sth.log_id!r} at size {sth.tree_size}"
+        )
+
+
+def verify_consistency(
+    old_sth: SignedTreeHead,
+    new_sth: SignedTreeHead,
+    proof: Sequence[bytes],
+    *,
+    public_key: Ed25519PublicKey | None = None,
+) -> None:
+    """Check that ``new_sth``'s tree extends ``old_sth``'s (the log only ever grew).
+
+    Raises :class:`AuditLogInvalid` when the heads are of different logs,
+    the new one is smaller, or the proof does not connect the two roots.
+    """
+    if public_key is not None:
+        verify_tree_head(old_sth, public_key)
+        verify_tree_head(new_sth, public_key)
+    if old_sth.log_id != new_sth.log_id:
+        raise AuditLogInvalid(f"tree heads of two logs: {old_sth.log_id!r}, {new_sth.log_id!r}")
+    ok = merkle.verify_consistency_proof(
+        old_sth.tree_size, new_sth.tree_size, old_sth.root_hash, new_sth.root_hash, list(proof)
+    )
+    if not ok:
+        raise AuditLogInvalid(
+            f"{old_sth.log_id!r} at size {new_sth.tree_size} is not proven to extend "
+            f"size {old_sth.tree_size}"
+        )
+
+
+def _timestamp(t: datetime) -> Timestamp:
+    delta = t - _EPOCH
+    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
+
+
+def _head_from_row(log_id: str, row: _AnyRow) -> SignedTreeHead:
+    return SignedTreeHead(
+        log_id=log_id,
+        tree_size=row.tree_size,
+        root_hash=row.root_hash,
+        timestamp=Timestamp(seconds=row.ts_seconds, nanos=row.ts_nanos),
+        signature=row.signature,
+        key_id=row.key_id,
+    )
+
+
+# --- the log ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :meth:`AuditLog.verify` checked (it raises instead of reporting failures)."""
+
+    log_id: str
+    tree_size: int
+    root_hash: bytes
+    entries_checked: int
+    nodes_checked: int
+    heads_checked: int
+
+
+@dataclass(frozen=True)
+class _State:
+    log_id: str
+    size: int
+    frontier: bytes
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditLog:
+    """One agency's (or the gateway's) append-only Merkle log in a SQL database.
+
+    ``log_id`` names the log in its signed heads; the database remembers it
+    on the first append and refuses a different one afterwards, so a
+    misconfigured service cannot write into another party's log. ``key_id``
+    must be the directory id of ``signing_key``'s public key.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        log_id: str,
+        signing_key: Ed25519PrivateKey,
+        key_id: str,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        if not isinstance(signing_key, Ed25519PrivateKey):
+            raise ConfigError("the audit log signs with an Ed25519 key")
+        encoded = log_id.encode("utf-8") if isinstance(log_id, str) else b""
+        if not 0 < len(encoded) <= 255:
+            raise ConfigError("audit log id must be 1..255 bytes of UTF-8")
+        actual = compute_key_id(raw_public(signing_key.public_key()))
+        if key_id != actual:
+            raise ConfigError(f"audit key id {key_id!r} is not the signing key's id {actual!r}")
+        self._engine = engine
+        self._log_id = log_id
+        self._key = signing_key
+        self._key_id = key_id
+        self._clock = clock
+
+    @property
+    def log_id(self) -> str:
+        return self._log_id
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
+
+    # --- writing -------------------------------------------------------------
+
+    def append(self, conn: Connection, event: str, fields: Mapping[str, FieldValue]) -> int:
+        """Append an entry inside the caller's open transaction; return its index.
+
+        ``conn`` must be in a transaction (``with engine.begin() as conn:`` or
+        ``conn.begin()``); the entry becomes visible when that transaction
+        commits and leaves no trace if it rolls back. Pass header metadata
+        only, never payloads. Raises :class:`InvalidArgument` before touching
+        the database when the entry is malformed.
+        """
+        now = self._clock()
+        data = canonical_leaf(event, now, fields)
+        if not conn.in_transaction():
+            raise InvalidArgument("AuditLog.append must run inside a transaction (conn.begin())")
+        state = self._lock_state(conn)
+        try:
+            frontier = merkle.Frontier.decode(state.size, state.frontier)
+        except ValueError as exc:
+            raise AuditLogInvalid(f"audit state is corrupt: {exc}") from None
+        index = frontier.size
+        h = merkle.leaf_hash(data)
+        completed = frontier.append(h)
+        conn.execute(
+            insert(audit_entries).values(
+                idx=index, event=event, leaf=data, leaf_hash=h, created_at=now
+            )
+        )
+        conn.execute(
+            insert(audit_nodes),
+            [{"level": lv, "idx": ix, "hash": nh} for lv, ix, nh in completed],
+        )
+        done = conn.execute(
+            update(audit_state)
+            .where(audit_state.c.id == _STATE_ID, audit_state.c.size == index)
+            .values(size=frontier.size, frontier=frontier.encode(), updated_at=now)
+        )
+        if done.rowcount != 1:  # cannot happen while the row lock holds
+            raise AuditLogInvalid("audit state changed under the row lock")
+        return index
+
+    def record(self, event: str, fields: Mapping[str, FieldValue]) -> int:
+        """Append an entry in a transaction of its own; return its index."""
+        with self._engine.begin() as conn:
+            return self.append(conn, event, fields)
+
+    def sign_head(self, conn: Connection | None = None) -> SignedTreeHead:
+        """Sign, store and return a head for the log as ``conn`` (or a fresh one) sees it.
+
+        Called with the connection of an :meth:`append`, the head covers the
+        new entry and is stored in the same transaction.
+        """
+        if conn is None:
+            with self._engine.begin() as own:
+                return self.sign_head(own)
+        state = self._read_state(conn)
+        try:
+            root = merkle.Frontier.decode(state.size, state.frontier).root()
+        except ValueError as exc:
+            raise AuditLogInvalid(f"audit state is corrupt: {exc}") from None
+        ts = _timestamp(self._clock())
+        signature = self._key.sign(head_signing_input(self._log_id, state.size, root, ts))
+        conn.execute(
+            insert(audit_heads).values(
+                tree_size=state.size,
+                root_hash=root,
+                ts_seconds=ts.seconds,
+                ts_nanos=ts.nanos,
+                signature=signature,
+                key_id=self._key_id,
+            )
+        )
+        return SignedTreeHead(
+            log_id=self._log_id,
+            tree_size=state.size,
+            root_hash=root,
+            timestamp=ts,
+            signature=signature,
+            key_id=self._key_id,
+        )
+
+    # --- reading -------------------------------------------------------------
+
+    def size(self, *, conn: Connection | None = None) -> int:
+        """Number of entries (committed, or as ``conn``'s transaction sees them)."""
+        with self._use(conn) as c:
+            return self._read_state(c).size
+
+    def leaf(self, index: int, *, conn: Connection | None = None) -> bytes:
+        """The leaf bytes of entry ``index``, exactly as hashed."""
+        if not isinstance(index, int) or index < 0:
+            raise InvalidArgument("entry index must be a non-negative integer")
+        with self._use(conn) as c:
+            data = c.execute(
+                select(audit_entries.c.leaf).where(audit_entries.c.idx == index)
+            ).scalar_one_or_none()
+        if data is None:
+            raise NotFound(f"audit entry {index} does not exist")
+        return bytes(data)
+
+    def inclusion_proof(
+        self, index: int, tree_size: int, *, conn: Connection | None = None
+    ) -> list[bytes]:
+        """Proof that entry ``index`` is in the tree of the first ``tree_size`` entries."""
+        if not (isinstance(index, int) and isinstance(tree_size, int) and 0 <= index < tree_size):
+            raise InvalidArgument(f"entry {index} is not in a tree of size {tree_size}")
+        with self._use(conn) as c:
+            self._check_size(c, tree_size)
+            return self._hash_ranges(c, merkle.inclusion_ranges(index, tree_size))
+
+    def consistency_proof(
+        self, old_size: int, new_size: int, *, conn: Connection | None = None
+    ) -> list[bytes]:
+        """Proof that the tree of ``new_size`` entries extends the one of ``old_size``."""
+        if not (
+            isinstance(old_size, int) and isinstance(new_size, int) and 0 <= old_size <= new_size
+        ):
+            raise InvalidArgument(f"no consistency proof from size {old_size} to {new_size}")
+        with self._use(conn) as c:
+            self._check_size(c, new_size)
+            return self._hash_ranges(c, merkle.consistency_ranges(old_size, new_size))
+
+    def verify(self, public_key: Ed25519PublicKey | Mapping[str, Ed25519PublicKey]) -> VerifyReport:
+        """Recompute the whole log from its leaves and check everything stored against it.
+
+        Checks, in log order: every entry is present, well formed and hashes
+        to its stored leaf hash; every stored perfect-subtree hash equals the
+        recomputed one; every signed head verifies under its key (``public_key``,
+        or a mapping key id → key to accept heads signed before a rotation)
+        and its root equals the recomputed root at its size; finally the
+        stored frontier, and that nothing is stored beyond the log's size.
+        Reads in chunks on one snapshot, so memory stays bounded and
+        concurrent appends do not disturb it. Raises :class:`AuditLogInvalid`
+        naming the first bad entry, node or head.
+        """
+        if isinstance(public_key, Ed25519PublicKey):
+            keys = {compute_key_id(raw_public(public_key)): public_key}
+        else:
+            keys = dict(public_key)
+        with self._engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                if conn.dialect.name == "sqlite":
+                    # pysqlite opens transactions lazily, only before writes; an
+                    # explicit BEGIN holds one WAL snapshot for every read below.
+                    conn.exec_driver_sql("BEGIN")
+                return self._verify(conn, keys)
+
+    # --- internals -----------------------------------------------------------
+
+    @contextmanager
+    def _use(self, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's connection as is, or a short-lived one of our own."""
+        if conn is not None:
+            yield conn
+            return
+        with self._engine.connect() as own:
+            yield own
+
+    def _read_state(self, conn: Connection) -> _State:
+        row = conn.execute(
+            select(audit_state.c.log_id, audit_state.c.size, audit_state.c.frontier).where(
+                audit_state.c.id == _STATE_ID
+            )
+        ).one_or_none()
+        if row is None:
+            return _State(self._log_id, 0, b"")
+        return self._checked_state(row)
+
+    def _checked_state(self, row: _AnyRow) -> _State:
+        if row.log_id != self._log_id:
+            raise ConfigError(
+                f"this database holds the audit log {row.log_id!r}, not {self._log_id!r}"
+            )
+        return _State(row.log_id, int(row.size), bytes(row.frontier))
+
+    def _lock_state(self, conn: Connection) -> _State:
+        """Read the state row holding the lock that serializes appenders."""
+        for _ in range(2):
+            row = self._locked_row(conn)
+            if row is not None:
+                return self._checked_state(row)
+            # First append ever: create the row; a racing appender's insert is
+            # a no-op, and the second pass then waits for its lock.
+            dialect = conn.dialect.name
+            values = {
+                "id": _STATE_ID,
+                "log_id": self._log_id,
+                "size": 0,
+                "frontier": b"",
+                "updated_at": self._clock(),
+            }
+            if dialect == "postgresql":
+                conn.execute(postgresql.insert(audit_state).values(values).on_conflict_do_nothing())
+            elif dialect == "sqlite":
+                conn.execute(sqlite.insert(audit_state).values(values).on_conflict_do_nothing())
+            else:
+                conn.execute(insert(audit_state).values(values))
+        raise AuditLogInvalid("audit state row cannot be created")  # pragma: no cover
+
+    def _locked_row(self, conn: Connection) -> _AnyRow | None:
+        cols = (audit_state.c.log_id, audit_state.c.size, audit_state.c.frontier)
+        if conn.dialect.name == "sqlite":
+            # A write first: pysqlite then BEGINs and SQLite takes the database
+            # write lock (waiting out busy_timeout) before the state is read,
+            # so no other appender can have read the same size.
+            return conn.execute(
+                update(audit_state)
+                .where(audit_state.c.id == _STATE_ID)
+                .values(size=audit_state.c.size)
+                .returning(*cols)
+            ).one_or_none()
+        return conn.execute(
+            select(*cols).where(audit_state.c.id == _STATE_ID).with_for_update()
+        ).one_or_none()
+
+    def _check_size(self, conn: Connection, tree_size: int) -> None:
+        size = self._read_state(conn).size
+        if tree_size > size:
+            raise InvalidArgument(f"tree size {tree_size} exceeds the log size {size}")
+
+    def _hash_ranges(self, conn: Connection, ranges: list[merkle.Range]) -> list[bytes]:
+        wanted = merkle.proof_nodes(ranges)
+        found = self._read_nodes(conn, wanted)
+
+        def lookup(node: merkle.NodeId) -> bytes:
+            try:
+                return found[node]
+            except KeyError:
+                raise AuditLogInvalid(
+                    f"audit node level {node[0]} index {node[1]} is missing"
+                ) from None
+
+        return merkle.hash_ranges(ranges, lookup)
+
+    @staticmethod
+    def _read_nodes(conn: Connection, nodes: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+        if not nodes:
+            return {}
+        rows = conn.execute(
+            select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash).where(
+                tuple_(audit_nodes.c.level, audit_nodes.c.idx).in_(list(nodes))
+            )
+        )
+        return {(int(r.level), int(r.idx)): bytes(r.hash) for r in rows}
+
+    def _verify(self, conn: Connection, keys: Mapping[str, Ed25519PublicKey]) -> VerifyReport:
+        row = conn.execute(
+            select(audit_state.c.log_id, audit_state.c.size, audit_state.c.frontier).where(
+                audit_state.c.id == _STATE_ID
+            )
+        ).one_or_none()
+        if row is None:
+            state = _State(self._log_id, 0, b"")
+        elif row.log_id != self._log_id:
+            raise AuditLogInvalid(f"the database holds log {row.log_id!r}, not {self._log_id!r}")
+        else:
+            state = _State(row.log_id, int(row.size), bytes(row.frontier))
+        n = state.size
+        frontier = merkle.Frontier()
+        nodes_checked = 0
+        heads_checked = 0
+
+        def check_heads(rows: Iterable[_AnyRow]) -> None:
+            nonlocal heads_checked
+            root = frontier.root()
+            for head in rows:
+                sth = _head_from_row(self._log_id, head)
+                key = keys.get(sth.key_id)
+                if key is None:
+                    raise AuditLogInvalid(
+                        f"signed head {head.id} (size {sth.tree_size}) is by unknown key "
+                        f"{sth.key_id!r}"
+                    )
+                try:
+                    verify_tree_head(sth, key)
+                except AuditLogInvalid as exc:
+                    raise AuditLogInvalid(f"signed head {head.id}: {exc.message}") from None
+                if sth.root_hash != root:
+                    raise AuditLogInvalid(
+                        f"signed head {head.id} (size {sth.tree_size}) does not match the "
+                        "recomputed root"
+                    )
+                heads_checked += 1
+
+        head_cols = select(audit_heads).order_by(audit_heads.c.tree_size, audit_heads.c.id)
+        check_heads(conn.execute(head_cols.where(audit_heads.c.tree_size == 0)))
+        for start in range(0, n, _VERIFY_CHUNK):
+            end = min(start + _VERIFY_CHUNK, n)
+            entries = conn.execute(
+                select(audit_entries)
+                .where(audit_entries.c.idx >= start, audit_entries.c.idx < end)
+                .order_by(audit_entries.c.idx)
+            ).all()
+            stored = self._nodes_completed_in(conn, start, end)
+            heads: dict[int, list[_AnyRow]] = {}
+            for head in conn.execute(
+                head_cols.where(audit_heads.c.tree_size > start, audit_heads.c.tree_size <= end)
+            ):
+                heads.setdefault(int(head.tree_size), []).append(head)
+            rows = iter(entries)
+            for index in range(start, end):
+                entry = next(rows, None)
+                if entry is None or entry.idx != index:
+                    raise AuditLogInvalid(f"audit entry {index} is missing")
+                h = _check_entry(entry)
+                for level, ix, nh in frontier.append(h):
+                    if stored.get((level, ix)) != nh:
+                        raise AuditLogInvalid(
+                            f"audit node level {level} index {ix} (completed by entry {index}) "
+                            "is missing or does not match the entries"
+                        )
+                    nodes_checked += 1
+                if index + 1 in heads:
+                    check_heads(heads[index + 1])
+        if frontier.encode() != state.frontier:
+            raise AuditLogInvalid(f"stored frontier does not match the entries at size {n}")
+        extra = conn.execute(
+            select(func.min(audit_entries.c.idx)).where(
+                or_(audit_entries.c.idx < 0, audit_entries.c.idx >= n)
+            )
+        ).scalar()
+        if extra is not None:
+            raise AuditLogInvalid(f"audit entry {extra} is stored beyond the log size {n}")
+        expected = [
+            and_(audit_nodes.c.level == lv, audit_nodes.c.idx < n >> lv)
+            for lv in range(max(n.bit_length(), 1))
+        ]
+        stray = conn.execute(
+            select(audit_nodes.c.level, audit_nodes.c.idx)
+            .where(not_(or_(*expected)))
+            .order_by(audit_nodes.c.level, audit_nodes.c.idx)
+            .limit(1)
+        ).one_or_none()
+        if stray is not None:
+            raise AuditLogInvalid(
+                f"audit node level {stray.level} index {stray.idx} is beyond the log size {n}"
+            )
+        late = conn.execute(
+            select(audit_heads.c.id, audit_heads.c.tree_size)
+            .where(or_(audit_heads.c.tree_size > n, audit_heads.c.tree_size < 0))
+            .order_by(audit_heads.c.id)
+            .limit(1)
+        ).one_or_none()
+        if late is not None:
+            raise AuditLogInvalid(
+                f"signed head {late.id} claims size {late.tree_size}, beyond the log size {n}"
+            )
+        return VerifyReport(
+            log_id=self._log_id,
+            tree_size=n,
+            root_hash=frontier.root(),
+            entries_checked=n,
+            nodes_checked=nodes_checked,
+            heads_checked=heads_checked,
+        )
+
+    @staticmethod
+    def _nodes_completed_in(conn: Connection, start: int, end: int) -> dict[merkle.NodeId, bytes]:
+        """Stored nodes that appending entries ``start..end-1`` completes.
+
+        Node ``(level, j)`` is completed by entry ``(j + 1) * 2**level - 1``.
+        """
+        conds = []
+        for level in range(64):
+            lo = -(-(start + 1) // (1 << level)) - 1
+            hi = (end >> level) - 1
+            if hi < 0:
+                break
+            if lo <= hi:
+                conds.append(and_(audit_nodes.c.level == level, audit_nodes.c.idx.between(lo, hi)))
+        rows = conn.execute(
+            select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash).where(or_(*conds))
+        )
+        return {(int(r.level), int(r.idx)): bytes(r.hash) for r in rows}
+
+
+def _check_entry(entry: _AnyRow) -> bytes:
+    """Recompute an entry's leaf hash, checking the leaf is a well-formed canonical leaf."""
+    index = entry.idx
+    data = bytes(entry.leaf)
+    h = merkle.leaf_hash(data)
+    if bytes(entry.leaf_hash) != h:
+        raise AuditLogInvalid(f"audit entry {index}: leaf does not match its stored hash")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise AuditLogInvalid(f"audit entry {index}: leaf is not JSON") from None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("event"), str)
+        or not isinstance(doc.get("time"), str)
+        or _dumps(doc) != data
+    ):
+        raise AuditLogInvalid(f"audit entry {index}: leaf is not a canonical audit leaf")
+    if doc["event"] != entry.event:
+        raise AuditLogInvalid(f"audit entry {index}: event column does not match the leaf")
+    return h
