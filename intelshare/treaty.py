@@ -396,7 +396,14 @@ class Treaty:
             raise Malformed(f"treaty document is not UTF-8 JSON: {exc}") from None
         if not isinstance(data, dict):
             raise Malformed("treaty document is not a JSON object")
-        treaty = cls.from_mapping(data)
+        try:
+            treaty = cls.from_mapping(data)
+        except Malformed:
+            raise
+        except InvalidArgument as exc:
+            # A signed document that is not a valid treaty is malformed input,
+            # whoever drafted it; the violations still say what is wrong.
+            raise Malformed(f"treaty document: {exc.message}", violations=exc.violations) from None
         if treaty.canonical_bytes() != document:
             raise Malformed(
                 f"treaty document {treaty.label} is not in canonical form",
