@@ -9,7 +9,7 @@ PublicKeyLookup standing in for the signed directory).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -546,7 +546,7 @@ def test_every_refusal_has_the_same_message_and_a_private_reason(
 ) -> None:
     sender, a, b, outsider = agencies
     data = seal_for(sender, [a, b], b"x", lookup).SerializeToString()
-    failures = [
+    failures: list[Callable[[], object]] = [
         lambda: open_as(outsider, data, lookup),
         lambda: open_as(a, data[:-1] + bytes([data[-1] ^ 1]), lookup),
         lambda: open_as(a, b"garbage", lookup),
