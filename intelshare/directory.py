@@ -679,9 +679,16 @@ class DirectoryCache:
         raw = self._read()
         if raw is None:
             return 0
-        return _verify(
-            raw, self.anchor, now=None, min_version=0, skew=DEFAULT_SKEW, clock=self._clock
-        ).version
+        try:
+            return _verify(
+                raw, self.anchor, now=None, min_version=0, skew=DEFAULT_SKEW, clock=self._clock
+            ).version
+        except DirectoryInvalid as exc:
+            # Refuse to guess a floor: an operator must look at the file.
+            raise DirectoryInvalid(
+                f"the cached directory {self.path} is invalid ({exc.message}); "
+                "remove it to accept a fresh directory"
+            ) from exc
 
     def load(self, now: datetime | None = None) -> TrustedDirectory | None:
         """The cached directory, verified now; None if there is none yet."""
