@@ -559,7 +559,7 @@ def _verify(
     raw, directory_bytes = _parse_signed(signed)
     msg = directory_pb2.SignedDirectory.FromString(raw)
     if not directory_bytes:
-        raise DirectoryInvalid("the signed directory is empty")
+        raise DirectoryInvalid("the file holds no signed directory (empty or another kind of file)")
     if not msg.signature:
         raise DirectoryInvalid("the directory is not signed")
     if len(msg.signature) != 64 or not anchor.verify_payload(

@@ -547,7 +547,8 @@ class Federation:
             days=days,
         )
 
-    def _write_bundle(self, out_dir: Path, cert_pem: bytes) -> None:
+    def write_bundle(self, out_dir: Path, cert_pem: bytes) -> None:
+        """Write what a node needs besides its keys: its certificate, the CA, the anchor."""
         _atomic_write(out_dir / TLS_CERT_FILE, cert_pem)
         _atomic_write(out_dir / CA_CERT_FILE, self.ca_pem)
         _atomic_write(out_dir / ANCHOR_FILE, self.anchor.to_bytes())
@@ -611,7 +612,7 @@ class Federation:
             }
             if keys is not None and out_dir is not None:
                 keys.save(out_dir)
-                self._write_bundle(out_dir, cert_pem)
+                self.write_bundle(out_dir, cert_pem)
         return IssuedAgency(
             agency_id=agency_id,
             certificate_pem=cert_pem,
@@ -738,7 +739,7 @@ class Federation:
             entry["valid_until"] = _iso(cert.not_valid_after_utc)
             if keys is not None and out_dir is not None:
                 keys.save(out_dir)
-                self._write_bundle(out_dir, cert_pem)
+                self.write_bundle(out_dir, cert_pem)
         return IssuedAgency(
             agency_id=agency_id,
             certificate_pem=cert_pem,
@@ -800,7 +801,7 @@ class Federation:
             }
             if out_dir is not None:
                 write_private_key(out_dir / TLS_KEY_FILE, key)
-                self._write_bundle(out_dir, _pem(cert))
+                self.write_bundle(out_dir, _pem(cert))
         key_pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
