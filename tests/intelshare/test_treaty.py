@@ -331,8 +331,8 @@ def test_enums_match_the_wire_contract() -> None:
         envelope_pb2.HANDLING_CODE_H2,
         envelope_pb2.HANDLING_CODE_H3,
     ]
-    assert Tlp.AMBER_STRICT == envelope_pb2.TLP_AMBER_STRICT
-    assert Tlp.RED == envelope_pb2.TLP_RED
+    assert Tlp.AMBER_STRICT.value == envelope_pb2.TLP_AMBER_STRICT
+    assert Tlp.RED.value == envelope_pb2.TLP_RED
     names = {kind_name(v) for v in envelope_pb2.MessageKind.values()} - {""}
     assert names == set(ALL_KINDS)
     assert DATA_KINDS.isdisjoint(CONTROL_KINDS)
@@ -843,7 +843,7 @@ def test_redaction_edge_cases(demo: dict[str, Treaty]) -> None:
         "subjects": {"anything": [{"deep": {"x": 1}}]},
     }
     # keys are matched exactly: no dotted keys, no non-string keys, no case folding
-    odd = {"subjects.persons": 1, 1: "x", "Kind": "alert", "kind": "alert"}
+    odd: dict[Any, Any] = {"subjects.persons": 1, 1: "x", "Kind": "alert", "kind": "alert"}
     assert redact(odd, task, "alert") == {"kind": "alert"}
     # tuples are treated like lists
     assert redact({"subjects": {"persons": ({"name": "A"},)}}, task, "alert") == {

@@ -222,8 +222,10 @@ def _header(msg: dict[str, Any]) -> envelope_pb2.Header:
         treaty_version=TASK.version,
         kind=kind_value,
         categories=msg["categories"],
-        handling=handling.value if isinstance(handling, Handling) else 0,
-        tlp=tlp.value if isinstance(tlp, Tlp) else 0,
+        handling=handling.value
+        if isinstance(handling, Handling)
+        else envelope_pb2.HANDLING_CODE_UNSPECIFIED,
+        tlp=tlp.value if isinstance(tlp, Tlp) else envelope_pb2.TLP_UNSPECIFIED,
     )
 
 
