@@ -316,6 +316,11 @@ class Treaty:
     def __deepcopy__(self, memo: dict[int, Any]) -> Treaty:
         return self  # immutable (and MappingProxyType cannot be deep-copied)
 
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        # Pickle (e.g. into a worker process) through the canonical form,
+        # which is also re-validated on the way back in.
+        return (Treaty.from_canonical, (self.canonical_bytes(),))
+
     @property
     def label(self) -> str:
         """``"<id> v<version>"``, how decisions and messages name the treaty."""
@@ -857,9 +862,10 @@ class SignedTreatyDoc:
     def with_signature(self, signature: treaty_pb2.PartySignature) -> SignedTreatyDoc:
         """A copy with ``signature`` added, replacing any earlier one by the same agency.
 
-        Refuses a non-party (:class:`~intelshare.errors.NotAParty`) and a
-        signature that is not over this document's message with the given
-        bytes length, since neither could ever count.
+        Refuses a non-party (:class:`~intelshare.errors.NotAParty`) and
+        anything that is not shaped like an Ed25519 signature with a key id,
+        since neither could ever count. Whether it *verifies* is for
+        :func:`verify_signatures`, which needs the directory's keys.
         """
         if not self._treaty.is_party(signature.agency_id):
             raise NotAParty(

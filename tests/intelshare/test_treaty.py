@@ -906,3 +906,11 @@ def test_review_required(demo: dict[str, Treaty]) -> None:
     assert review_required(demo[TASKFORCE], ["narcotics", "wanted_person"])
     assert not review_required(demo[TASKFORCE], ["narcotics"])
     assert not review_required(demo[CUSTOMS], ["wanted_person"])
+
+
+def test_treaties_pickle_through_the_canonical_form(demo: dict[str, Treaty]) -> None:
+    import pickle
+
+    again = pickle.loads(pickle.dumps(demo[TASKFORCE]))
+    assert again == demo[TASKFORCE]
+    assert again.fields["alert"] == demo[TASKFORCE].fields["alert"]
