@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import hashlib
 import json
 import os
@@ -534,17 +535,18 @@ class TrustedDirectory:
 # --- verification ---------------------------------------------------------------
 
 
-def _parse_signed(signed: directory_pb2.SignedDirectory | bytes) -> tuple[bytes, bytes]:
+def _parse_signed(
+    signed: directory_pb2.SignedDirectory | bytes,
+) -> tuple[bytes, directory_pb2.SignedDirectory]:
     if isinstance(signed, directory_pb2.SignedDirectory):
-        return signed.SerializeToString(), bytes(signed.directory_bytes)
+        return signed.SerializeToString(), signed
     if not isinstance(signed, bytes | bytearray):
         raise DirectoryInvalid("not a signed directory")
     raw = bytes(signed)
     try:
-        msg = directory_pb2.SignedDirectory.FromString(raw)
+        return raw, directory_pb2.SignedDirectory.FromString(raw)
     except DecodeError as exc:
         raise DirectoryInvalid("the file is not a signed directory (cannot be parsed)") from exc
-    return raw, bytes(msg.directory_bytes)
 
 
 def _verify(
@@ -556,8 +558,8 @@ def _verify(
     skew: timedelta,
     clock: Clock,
 ) -> TrustedDirectory:
-    raw, directory_bytes = _parse_signed(signed)
-    msg = directory_pb2.SignedDirectory.FromString(raw)
+    raw, msg = _parse_signed(signed)
+    directory_bytes = bytes(msg.directory_bytes)
     if not directory_bytes:
         raise DirectoryInvalid("the file holds no signed directory (empty or another kind of file)")
     if not msg.signature:
@@ -703,17 +705,23 @@ class DirectoryCache:
     ) -> TrustedDirectory:
         """Verify ``signed`` and keep it if it is not older than the cached one."""
         at = self._clock() if now is None else now
-        old = self._read()
-        floor = self.known_version()
-        trusted = verify_directory(
-            signed, self.anchor, now=at, min_version=floor, clock=self._clock
-        )
-        if trusted.version == floor and old is not None and old != trusted.signed_bytes:
-            raise DirectoryInvalid(
-                f"a different directory with the same version {floor} is already cached"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # check-then-replace by one writer at a time
+            old = self._read()
+            floor = self.known_version()
+            trusted = verify_directory(
+                signed, self.anchor, now=at, min_version=floor, clock=self._clock
             )
-        if old != trusted.signed_bytes:
-            _atomic_write(self.path, trusted.signed_bytes)
+            if trusted.version == floor and old is not None and old != trusted.signed_bytes:
+                raise DirectoryInvalid(
+                    f"a different directory with the same version {floor} is already cached"
+                )
+            if old != trusted.signed_bytes:
+                _atomic_write(self.path, trusted.signed_bytes)
+        finally:
+            os.close(lock)
         return trusted
 
 

@@ -470,7 +470,12 @@ class Federation:
         return (self.path / CA_CERT_FILE).read_bytes()
 
     def _root(self) -> ed25519.Ed25519PrivateKey:
-        return load_signing_key(self.path / ROOT_KEY_FILE)
+        root = load_signing_key(self.path / ROOT_KEY_FILE)
+        # Signing with a key the anchor does not pin would publish
+        # directories and certificates no node accepts.
+        if root.public_key() != self.anchor.root_public_key:
+            raise ConfigError(f"{self.path / ROOT_KEY_FILE} is not the key {ANCHOR_FILE} pins")
+        return root
 
     def _ca(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.ca_pem)
@@ -859,7 +864,8 @@ class Federation:
             )
             state["directory_version"] = version
             state["last_published"] = _iso(now)
-        _atomic_write(self.directory_file, signed.SerializeToString())
+            self._write_state(state)  # the bump first: a version is never reused
+            _atomic_write(self.directory_file, signed.SerializeToString())
         return signed
 
 

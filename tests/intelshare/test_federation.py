@@ -18,7 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from intelshare import federation
 from intelshare.directory import Anchor, directory_signing_payload, verify_directory
 from intelshare.errors import ConfigError, InvalidArgument, KeyFileError
-from intelshare.keys import AgencyKeys, load_signing_key, raw_public
+from intelshare.keys import AgencyKeys, load_signing_key, raw_public, write_private_key
 from intelshare.v1 import directory_pb2
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -444,3 +444,10 @@ def test_keys_in_directory_match_agency_keys(fed: federation.Federation) -> None
     assert rec.signing_key.usage == directory_pb2.KEY_USAGE_SIGNING
     assert rec.status == directory_pb2.AGENCY_STATUS_ACTIVE
     assert not rec.signing_key.HasField("valid_until")
+
+
+def test_root_key_not_matching_anchor_refused(fed: federation.Federation) -> None:
+    write_private_key(fed.path / "root.key", ed25519.Ed25519PrivateKey.generate())
+    with pytest.raises(ConfigError, match=r"not the key anchor\.json pins"):
+        fed.publish_directory(now=T0)
+    assert not fed.directory_file.exists()
