@@ -15,7 +15,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
@@ -28,8 +28,6 @@ PRIVATE_MODE = 0o600
 SIGNING_KEY_FILE = "signing.key"
 ENCRYPTION_KEY_FILE = "encryption.key"
 TLS_KEY_FILE = "tls.key"
-
-_K = TypeVar("_K", ed25519.Ed25519PrivateKey, x25519.X25519PrivateKey, ec.EllipticCurvePrivateKey)
 
 
 def raw_public(
@@ -66,7 +64,7 @@ def write_secret_file(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _read_private(path: Path, expected: type[_K], what: str) -> _K:
+def _read_private(path: Path, expected: type[Any], what: str) -> Any:
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -93,17 +91,19 @@ def _read_private(path: Path, expected: type[_K], what: str) -> _K:
 
 def load_signing_key(path: Path) -> ed25519.Ed25519PrivateKey:
     """Load an Ed25519 private key, refusing loose permissions or another type."""
-    return _read_private(path, ed25519.Ed25519PrivateKey, "signing")
+    return cast(
+        ed25519.Ed25519PrivateKey, _read_private(path, ed25519.Ed25519PrivateKey, "signing")
+    )
 
 
 def load_encryption_key(path: Path) -> x25519.X25519PrivateKey:
     """Load an X25519 private key, refusing loose permissions or another type."""
-    return _read_private(path, x25519.X25519PrivateKey, "encryption")
+    return cast(x25519.X25519PrivateKey, _read_private(path, x25519.X25519PrivateKey, "encryption"))
 
 
 def load_tls_key(path: Path) -> ec.EllipticCurvePrivateKey:
     """Load an ECDSA P-256 private key, refusing loose permissions or another type."""
-    return _read_private(path, ec.EllipticCurvePrivateKey, "TLS")
+    return cast(ec.EllipticCurvePrivateKey, _read_private(path, ec.EllipticCurvePrivateKey, "TLS"))
 
 
 @dataclass(frozen=True)
