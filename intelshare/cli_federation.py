@@ -207,7 +207,12 @@ def _apply(
 @click.argument("agency")
 @click.option("--name", required=True, help="Display name, e.g. 'Netherlands Customs'.")
 @click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. NL.")
-@click.option("--kind", type=click.Choice(fedmod.AGENCY_KINDS), required=True)
+@click.option(
+    "--kind",
+    type=click.Choice(fedmod.ENTRY_KINDS),
+    required=True,
+    help="'gateway' is for the federation's own gateway identity, not for agencies.",
+)
 @_source_options
 @click.option(
     "--days",

@@ -121,6 +121,12 @@ AGENCY_URI_PREFIX = "intelshare:agency:"
 SERVER_URI_PREFIX = "intelshare:server:"
 
 AGENCY_KINDS = ("customs", "police", "border_guard", "tax", "other")
+#: Directory entries for the federation's own services (the gateway signs
+#: receipts and audit tree heads; with an entry, those verify through the
+#: same directory as everything else). Such an entry may share its name
+#: with the service's server certificate; an agency may not.
+SERVICE_KIND = "gateway"
+ENTRY_KINDS = (*AGENCY_KINDS, SERVICE_KIND)
 STATUSES = (ACTIVE, SUSPENDED, REVOKED)
 
 DEFAULT_CA_DAYS = 3650
@@ -132,7 +138,7 @@ MAX_DIRECTORY_LIFETIME = timedelta(days=366)
 _ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _FEDERATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HOST_LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_RESERVED_IDS = frozenset({"localhost", DEFAULT_SERVER_NAME})
+_RESERVED_IDS = frozenset({"localhost"})
 
 
 def _now(now: datetime | None) -> datetime:
@@ -521,11 +527,15 @@ class Federation:
 
     # -- enrolment
 
-    def _check_new_name(self, state: dict[str, Any], name: str) -> None:
+    def _check_new_name(self, state: dict[str, Any], name: str, kind: str) -> None:
         if name in state["agencies"]:
             raise InvalidArgument(
                 f"agency {name!r} is already enrolled; use rotate to give it new keys"
             )
+        if kind == SERVICE_KIND:
+            return  # the operator's own service may be both a server and an entry
+        # An agency named like a server or host could pass as that server
+        # (its certificate carries the agency id as a DNS name).
         for server, info in state["servers"].items():
             if name == server or name in info["hosts"]:
                 raise InvalidArgument(f"{name!r} is already a server name or host")
@@ -592,12 +602,12 @@ class Federation:
         country = country.strip().upper()
         if not re.fullmatch(r"[A-Z]{2}", country):
             raise InvalidArgument(f"country {country!r} must be an ISO 3166-1 alpha-2 code")
-        if kind not in AGENCY_KINDS:
-            raise InvalidArgument(f"kind {kind!r} must be one of {', '.join(AGENCY_KINDS)}")
+        if kind not in ENTRY_KINDS:
+            raise InvalidArgument(f"kind {kind!r} must be one of {', '.join(ENTRY_KINDS)}")
         keys, req = self._keys_from(agency_id, request, out_dir)
         root = self._root()
         with self._locked() as state:
-            self._check_new_name(state, agency_id)
+            self._check_new_name(state, agency_id, kind)
             cert = self._agency_cert(root, agency_id, _tls_public(req), now, cert_days)
             cert_pem = _pem(cert)
             fingerprint = certificate_fingerprint(cert)
@@ -787,7 +797,8 @@ class Federation:
         root = self._root()
         with self._locked() as state:
             for h in (name, *host_list):
-                if h.lower() in state["agencies"]:
+                entry = state["agencies"].get(h.lower())
+                if entry is not None and entry["kind"] != SERVICE_KIND:
                     raise InvalidArgument(f"{h!r} is an agency id; a server cannot use it")
             cert = _issue_leaf(
                 root=root,

@@ -156,7 +156,7 @@ def test_enrol_with_generated_keys_writes_a_bundle(
     ("aid", "changes", "match"),
     [
         ("NL-Customs", {}, "lowercase"),
-        ("gateway", {}, "reserved"),
+        ("localhost", {}, "reserved"),
         ("nl_customs", {}, "lowercase"),
         ("nl-customs", {"country": "NLD"}, "alpha-2"),
         ("nl-customs", {"kind": "army"}, "kind"),
@@ -289,9 +289,23 @@ def test_server_and_agency_names_do_not_collide(fed: federation.Federation) -> N
     _enrol(fed)
     with pytest.raises(InvalidArgument, match="agency id"):
         fed.issue_server_certificate("gw", ["nl-customs"])
+    with pytest.raises(InvalidArgument, match="agency id"):
+        fed.issue_server_certificate("nl-customs", ["localhost"])
     fed.issue_server_certificate("hub", ["hub.example.org"])
     with pytest.raises(InvalidArgument, match="server name"):
         _enrol(fed, "hub")
+    fed.issue_server_certificate("edge", ["edge-host"])
+    with pytest.raises(InvalidArgument, match="server name or host"):
+        _enrol(fed, "edge-host")
+
+
+def test_gateway_service_entry_may_share_its_server_name(fed: federation.Federation) -> None:
+    # The gateway has an identity in the directory (it signs receipts) and a
+    # server certificate under the same name; only kind "gateway" may do that.
+    _enrol(fed, "gateway", display_name="Federation gateway", country="EU", kind="gateway")
+    fed.issue_server_certificate("gateway", ["localhost", "127.0.0.1"])
+    fed.issue_server_certificate("gw2", ["gateway"])
+    assert fed.agency_state("gateway")["kind"] == "gateway"
 
 
 @pytest.mark.parametrize("host", ["bad host", "-x.example", "a..b", ""])
