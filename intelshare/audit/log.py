@@ -23,8 +23,11 @@ entry commit (or vanish) together. They are serialized by the state row:
 the first statement, which takes the database write lock before anything is
 read. The caller must therefore use PostgreSQL's default READ COMMITTED
 isolation (under REPEATABLE READ a concurrent append is a serialization
-failure), and keep the transaction short after appending: the next appender
-waits for its commit.
+failure), and append as late as possible in the transaction: the next
+appender waits for its commit. On SQLite the engine must keep pysqlite's
+default lazy BEGIN (as :func:`intelshare.db.make_engine` does); a
+transaction that explicitly began and read before appending could not
+upgrade to the write lock once another appender committed.
 
 Leaves are canonical JSON metadata, never payloads: callers pass header
 fields (message ids, agency ids, kinds, digests, reasons), nothing that a
