@@ -121,7 +121,7 @@ def translate_errors(method: _F) -> _F:
         except IntelshareError as exc:
             abort(context, exc)
         except Exception:
-            if context.code() is not None:  # already aborted by the method
+            if context.code() is not None:  # type: ignore[attr-defined]  # aborted already
                 raise
             log.exception("unhandled error in %s", method.__qualname__)
             context.abort(grpc.StatusCode.INTERNAL, "internal error")
@@ -133,7 +133,7 @@ def translate_errors(method: _F) -> _F:
         except IntelshareError as exc:
             abort(context, exc)
         except Exception:
-            if context.code() is not None:
+            if context.code() is not None:  # type: ignore[attr-defined]
                 raise
             log.exception("unhandled error in %s", method.__qualname__)
             context.abort(grpc.StatusCode.INTERNAL, "internal error")

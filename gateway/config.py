@@ -1,0 +1,39 @@
+"""The gateway's settings (section ``gateway`` of the config file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from intelshare.config import parse_address, setting
+from intelshare.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    listen: str = setting(doc="host:port the gRPC server binds (port 0 picks a free one)")
+    database_url: str = setting(doc="SQLAlchemy URL: sqlite:///path or postgresql://...")
+    anchor: Path = setting(doc="federation anchor file (the root public key)")
+    tls_cert: Path = setting(doc="gateway TLS certificate (PEM, issued by the federation CA)")
+    tls_key: Path = setting(doc="gateway TLS private key (PEM, mode 0600)")
+    ca_cert: Path = setting(doc="federation CA certificate (PEM)")
+    signing_key: Path = setting(doc="gateway Ed25519 key for receipts and audit heads (0600)")
+    gateway_id: str = setting("gateway", doc="directory id of the gateway (receipt signer)")
+    directory: Path | None = setting(None, doc="signed directory file loaded at start")
+    redis_url: str | None = setting(
+        None, doc="Redis for cross-replica wake-ups; unset: one process only"
+    )
+    max_envelope_bytes: int = setting(1_200_000, doc="largest accepted envelope in bytes")
+    clock_skew_seconds: int = setting(300, doc="accepted difference between clocks")
+    heartbeat_seconds: float = setting(15.0, doc="heartbeat interval on idle inbox streams")
+    purge_interval_seconds: float = setting(60.0, doc="how often expired entries are purged")
+    max_workers: int = setting(64, doc="gRPC worker threads (each open stream holds one)")
+
+    def validate(self) -> None:
+        parse_address("gateway.listen", self.listen)
+        if self.max_envelope_bytes < 1024:
+            raise ConfigError("gateway.max_envelope_bytes: must be at least 1024")
+        if self.heartbeat_seconds <= 0:
+            raise ConfigError("gateway.heartbeat_seconds: must be positive")
+        if self.max_workers < 4:
+            raise ConfigError("gateway.max_workers: must be at least 4")

@@ -1,0 +1,114 @@
+"""Assembling and running a gateway process from its configuration."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from gateway.config import GatewayConfig
+from gateway.service import GatewayServicer, GatewayState, background_loop
+from gateway.store import GatewayStore
+from intelshare import migrate
+from intelshare.audit.log import AuditLog
+from intelshare.db import make_engine
+from intelshare.directory import Anchor
+from intelshare.grpc_server import ManagedServer
+from intelshare.ids import key_id
+from intelshare.keys import load_signing_key, load_tls_key, raw_public
+from intelshare.tls import server_credentials
+from intelshare.wakeup import WakeupHub
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE_NAME = "intelshare.v1.GatewayService"
+
+
+@dataclass
+class RunningGateway:
+    """A started gateway; ``stop()`` shuts it down gracefully."""
+
+    server: ManagedServer
+    state: GatewayState
+    port: int
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def stop(self, grace: float = 5.0) -> None:
+        self._stop.set()
+        self.server.stop(grace)
+        self.state.hub.close()
+        for t in self._threads:
+            t.join(timeout=3)
+        self.state.store.engine.dispose()
+
+
+def open_audit(config: GatewayConfig, engine_url: str | None = None) -> AuditLog:
+    engine = make_engine(engine_url or config.database_url)
+    key = load_signing_key(config.signing_key)
+    return AuditLog(engine, config.gateway_id, key, key_id(raw_public(key.public_key())))
+
+
+def start(config: GatewayConfig) -> RunningGateway:
+    """Migrate the database, load trust material and start serving."""
+    engine = make_engine(config.database_url)
+    migrate.upgrade(engine, MIGRATIONS)
+    key = load_signing_key(config.signing_key)
+    load_tls_key(config.tls_key)  # refuse a loose or wrong key before grpc reads it
+    audit = AuditLog(engine, config.gateway_id, key, key_id(raw_public(key.public_key())))
+    store = GatewayStore(engine, audit)
+    hub = WakeupHub(config.redis_url)
+    state = GatewayState(
+        config=config, store=store, audit=audit, anchor=Anchor.load(config.anchor), hub=hub
+    )
+    if config.directory is not None and config.directory.exists():
+        trusted = state.install_directory(config.directory.read_bytes())
+        store.save_directory(trusted.version, trusted.signed_bytes, 0)
+    state.reload()
+    server = ManagedServer(
+        max_workers=config.max_workers,
+        service_names=[SERVICE_NAME],
+        max_message_bytes=config.max_envelope_bytes + 64 * 1024,
+    )
+    from intelshare.v1 import gateway_service_pb2_grpc
+
+    gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(
+        GatewayServicer(state), server.server
+    )
+    creds = server_credentials(
+        config.tls_cert.read_bytes(),
+        config.tls_key.read_bytes(),
+        config.ca_cert.read_bytes(),
+        require_client_auth=True,
+    )
+    port = server.bind(config.listen, creds)
+    server.start()
+    running = RunningGateway(server=server, state=state, port=port)
+    bg = threading.Thread(
+        target=background_loop, args=(state, running._stop), name="gateway-maint", daemon=True
+    )
+    bg.start()
+    running._threads.append(bg)
+    log.info("gateway listening on port %d", port)
+    return running
+
+
+def serve(config: GatewayConfig, ready_file: Path | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    running = start(config)
+    if ready_file is not None:
+        ready_file.write_text(str(running.port))
+    done = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: shutting down", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    done.wait()
+    running.stop()

@@ -1,0 +1,414 @@
+"""The GatewayService gRPC servicer."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from google.protobuf import empty_pb2  # noqa: F401  (kept for reflection of well-known types)
+
+from gateway.admission import TreatyBook, admit
+from gateway.config import GatewayConfig
+from gateway.store import Accepted, GatewayStore
+from intelshare import errors
+from intelshare.audit.log import AuditLog
+from intelshare.directory import Anchor, TrustedDirectory, verify_directory
+from intelshare.grpc_errors import translate_errors
+from intelshare.tls import peer_agency_id, peer_certificate_pem
+from intelshare.treaty import SignedTreatyDoc, verify_signatures
+from intelshare.v1 import (
+    directory_pb2,
+    envelope_pb2,
+    gateway_service_pb2,
+    gateway_service_pb2_grpc,
+    receipt_pb2,
+    treaty_pb2,
+)
+from intelshare.wakeup import WakeupHub
+
+log = logging.getLogger(__name__)
+
+INBOX_BATCH = 256
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+DIRECTORY_TOPIC = "gateway:directory"
+TREATY_TOPIC = "gateway:treaties"
+
+
+def inbox_topic(agency: str) -> str:
+    return f"gateway:inbox:{agency}"
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+class GatewayState:
+    """What the servicer shares: stores, trust material and caches.
+
+    The directory and treaties are caches of the database, reloaded when a
+    wake-up says another replica published something and on a timer.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: GatewayConfig,
+        store: GatewayStore,
+        audit: AuditLog,
+        anchor: Anchor,
+        hub: WakeupHub,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.audit = audit
+        self.anchor = anchor
+        self.hub = hub
+        self.clock = clock
+        self.treaties = TreatyBook()
+        self._directory: TrustedDirectory | None = None
+        self._lock = threading.Lock()
+
+    # --- directory ------------------------------------------------------
+
+    @property
+    def directory(self) -> TrustedDirectory:
+        with self._lock:
+            current = self._directory
+        if current is None:
+            raise errors.Unavailable("the gateway has no directory yet; publish one")
+        return current
+
+    def install_directory(self, signed: bytes) -> TrustedDirectory:
+        """Verify and serve ``signed`` if it is newer than the one in use."""
+        with self._lock:
+            floor = 0 if self._directory is None else self._directory.version
+        trusted = verify_directory(
+            signed, self.anchor, now=self.clock(), min_version=floor, clock=self.clock
+        )
+        with self._lock:
+            if self._directory is None or trusted.version >= self._directory.version:
+                self._directory = trusted
+        return trusted
+
+    def reload(self) -> None:
+        """Refresh directory and treaties from the database."""
+        latest = self.store.latest_directory()
+        if latest is not None:
+            try:
+                self.install_directory(latest)
+            except errors.DirectoryInvalid as exc:
+                log.error("stored directory refused: %s", exc.message)
+        for _tid, _version, signed in self.store.all_treaties():
+            try:
+                self.treaties.put(SignedTreatyDoc.from_bytes(signed))
+            except errors.IntelshareError as exc:
+                log.error("stored treaty refused: %s", exc.message)
+
+    # --- peers ----------------------------------------------------------
+
+    def peer_agency(self, context: grpc.ServicerContext) -> str:
+        """The calling agency: CA-vouched name *and* published fingerprint."""
+        named = peer_agency_id(context)
+        pem = peer_certificate_pem(context)
+        if named is None or pem is None:
+            raise errors.Unauthenticated("a client certificate naming an agency is required")
+        agency = self.directory.agency_for_certificate(pem, require_active=False)
+        if agency.agency_id != named:
+            raise errors.Unauthenticated("the peer certificate does not match the directory")
+        return agency.agency_id
+
+
+class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
+    def __init__(self, state: GatewayState) -> None:
+        self.s = state
+
+    # --- submit ---------------------------------------------------------
+
+    @translate_errors
+    def SubmitEnvelope(
+        self, request: gateway_service_pb2.SubmitEnvelopeRequest, context: grpc.ServicerContext
+    ) -> gateway_service_pb2.SubmitEnvelopeResponse:
+        s = self.s
+        now = s.clock()
+        data = request.envelope.SerializeToString()
+        try:
+            peer = s.peer_agency(context)
+            header = self._peek_header(request.envelope)
+            if header is not None and header.sender == peer:
+                existing = s.store.find_message(header.message_id)
+                if existing is not None and existing.envelope_sha256 == _sha(data):
+                    return gateway_service_pb2.SubmitEnvelopeResponse(
+                        receipt=receipt_pb2.Receipt.FromString(existing.receipt), duplicate=True
+                    )
+            admitted = admit(
+                data,
+                peer_agency=peer,
+                directory=s.directory,
+                treaties=s.treaties,
+                now=now,
+                max_envelope_bytes=s.config.max_envelope_bytes,
+                max_clock_skew=timedelta(seconds=s.config.clock_skew_seconds),
+            )
+        except errors.IntelshareError as exc:
+            self._refused(exc, request.envelope, context)
+            raise
+        h = admitted.header
+        result = s.store.accept(
+            message_id=h.message_id,
+            sender=h.sender,
+            recipients=list(h.recipients),
+            treaty_id=h.treaty_id,
+            envelope=admitted.envelope_bytes,
+            envelope_sha256=admitted.envelope_sha256,
+            now_ms=_ms(now),
+            expire_ms=_ms(h.expire_time.ToDatetime(tzinfo=UTC)),
+            audit_fields={
+                "message_id": h.message_id,
+                "sender": h.sender,
+                "recipients": list(h.recipients),
+                "treaty": f"{h.treaty_id}@{h.treaty_version}",
+                "kind": envelope_pb2.MessageKind.Name(h.kind),
+                "envelope_sha256": admitted.envelope_sha256.hex(),
+            },
+        )
+        if not isinstance(result, Accepted):
+            if result.envelope_sha256 != admitted.envelope_sha256:
+                raise errors.MessageIdReused(
+                    f"message id {h.message_id} was already used for a different envelope"
+                )
+            return gateway_service_pb2.SubmitEnvelopeResponse(
+                receipt=receipt_pb2.Receipt.FromString(result.receipt), duplicate=True
+            )
+        for agency in result.sequences:
+            s.hub.notify(inbox_topic(agency))
+        return gateway_service_pb2.SubmitEnvelopeResponse(
+            receipt=receipt_pb2.Receipt.FromString(result.receipt), duplicate=False
+        )
+
+    @staticmethod
+    def _peek_header(env: envelope_pb2.Envelope) -> envelope_pb2.Header | None:
+        try:
+            return envelope_pb2.Header.FromString(env.header_bytes)
+        except Exception:
+            return None
+
+    def _refused(
+        self, exc: errors.IntelshareError, env: envelope_pb2.Envelope, context: grpc.ServicerContext
+    ) -> None:
+        """Log a refusal with header metadata only (never payload)."""
+        header = self._peek_header(env)
+        detail = getattr(exc, "audit_detail", "") or exc.message
+        fields: dict[str, str | int | bool | list[str] | None] = {
+            "reason": exc.reason,
+            "detail": detail[:500],
+            "peer": peer_agency_id(context) or "",
+        }
+        if header is not None:
+            fields.update(
+                message_id=header.message_id[:64],
+                sender=header.sender[:128],
+                recipients=[r[:128] for r in header.recipients][:64],
+                treaty=f"{header.treaty_id[:128]}@{header.treaty_version}",
+            )
+        try:
+            self.s.audit.record("refused", fields)
+        except Exception:
+            log.exception("could not audit a refusal")
+        log.info("refused submission: %s (%s)", exc.reason, fields.get("message_id", "?"))
+
+    # --- inbox ----------------------------------------------------------
+
+    @translate_errors
+    def StreamInbox(
+        self, request: gateway_service_pb2.StreamInboxRequest, context: grpc.ServicerContext
+    ) -> Iterator[gateway_service_pb2.StreamInboxResponse]:
+        s = self.s
+        agency = s.peer_agency(context)
+        if not s.directory.is_active(agency, s.clock()):
+            raise errors.AgencyNotActive(f"agency {agency!r} is not active")
+        last, acked = s.store.position(agency)
+        cursor = int(request.after_sequence)
+        if cursor < acked:
+            raise errors.CursorExpired(
+                f"cursor {cursor} is before the acknowledged position {acked}; "
+                "those entries were released",
+                metadata={"acknowledged_sequence": str(acked)},
+            )
+        if cursor > last:
+            raise errors.InvalidArgument(
+                f"cursor {cursor} is beyond the last sequence {last}",
+                violations={"after_sequence": f"must be at most {last}"},
+            )
+        topic = inbox_topic(agency)
+        heartbeat = s.config.heartbeat_seconds
+        while context.is_active():
+            generation = s.hub.generation(topic)
+            rows = s.store.read_inbox(agency, cursor, INBOX_BATCH, _ms(s.clock()))
+            if rows:
+                s.store.mark_delivered(agency, rows, _ms(s.clock()))
+                for row in rows:
+                    yield gateway_service_pb2.StreamInboxResponse(
+                        entry=gateway_service_pb2.InboxEntry(
+                            sequence=row.sequence,
+                            envelope=envelope_pb2.Envelope.FromString(row.envelope),
+                            receipt=receipt_pb2.Receipt.FromString(row.receipt),
+                        )
+                    )
+                    cursor = row.sequence
+                continue
+            if not s.hub.wait(topic, generation, heartbeat):
+                head, _ = s.store.position(agency)
+                yield gateway_service_pb2.StreamInboxResponse(
+                    heartbeat=gateway_service_pb2.Heartbeat(head_sequence=head)
+                )
+
+    @translate_errors
+    def AcknowledgeInbox(
+        self, request: gateway_service_pb2.AcknowledgeInboxRequest, context: grpc.ServicerContext
+    ) -> gateway_service_pb2.AcknowledgeInboxResponse:
+        agency = self.s.peer_agency(context)
+        acked = self.s.store.acknowledge(agency, int(request.sequence))
+        return gateway_service_pb2.AcknowledgeInboxResponse(acknowledged_sequence=acked)
+
+    # --- directory ------------------------------------------------------
+
+    @translate_errors
+    def GetDirectory(
+        self, request: gateway_service_pb2.GetDirectoryRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.SignedDirectory:
+        return directory_pb2.SignedDirectory.FromString(self.s.directory.signed_bytes)
+
+    @translate_errors
+    def PublishDirectory(
+        self, request: gateway_service_pb2.PublishDirectoryRequest, context: grpc.ServicerContext
+    ) -> gateway_service_pb2.PublishDirectoryResponse:
+        s = self.s
+        signed = request.directory.SerializeToString()
+        trusted = s.install_directory(signed)
+        s.store.save_directory(trusted.version, trusted.signed_bytes, _ms(s.clock()))
+        s.audit.record("directory_published", {"version": trusted.version})
+        s.hub.notify(DIRECTORY_TOPIC)
+        return gateway_service_pb2.PublishDirectoryResponse(version=s.directory.version)
+
+    # --- treaties -------------------------------------------------------
+
+    @translate_errors
+    def ListTreaties(
+        self, request: gateway_service_pb2.ListTreatiesRequest, context: grpc.ServicerContext
+    ) -> gateway_service_pb2.ListTreatiesResponse:
+        s = self.s
+        if request.page_size < 0:
+            raise errors.InvalidArgument(
+                "page_size must not be negative", violations={"page_size": "must be >= 0"}
+            )
+        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+        offset = _decode_token(request.page_token)
+        docs = s.treaties.all()
+        page = docs[offset : offset + size]
+        now = s.clock()
+        directory = s.directory
+        listings = [
+            gateway_service_pb2.TreatyListing(
+                treaty=d.treaty.to_proto(), in_force=s.treaties.in_force(d, directory, now)
+            )
+            for d in page
+        ]
+        more = offset + size < len(docs)
+        token = _encode_token(offset + size) if more else ""
+        return gateway_service_pb2.ListTreatiesResponse(treaties=listings, next_page_token=token)
+
+    @translate_errors
+    def GetTreaty(
+        self, request: gateway_service_pb2.GetTreatyRequest, context: grpc.ServicerContext
+    ) -> treaty_pb2.SignedTreaty:
+        doc = self.s.treaties.get(request.treaty_id, request.version)
+        if doc is None:
+            raise errors.NotFound(f"treaty {request.treaty_id!r} is not known")
+        return doc.to_proto()
+
+    @translate_errors
+    def PublishTreaty(
+        self, request: gateway_service_pb2.PublishTreatyRequest, context: grpc.ServicerContext
+    ) -> gateway_service_pb2.PublishTreatyResponse:
+        s = self.s
+        s.peer_agency(context)
+        doc = SignedTreatyDoc.from_proto(request.treaty)
+        now = s.clock()
+        directory = s.directory
+        signed_by = verify_signatures(doc, directory, now)
+        missing = sorted(set(doc.treaty.parties) - signed_by)
+        if missing:
+            raise errors.TreatyNotInForce(
+                f"treaty {doc.treaty.label} lacks a valid signature from {', '.join(missing)}"
+            )
+        s.store.save_treaty(doc.treaty.id, doc.treaty.version, doc.to_bytes(), _ms(now))
+        s.treaties.put(doc)
+        s.audit.record(
+            "treaty_published",
+            {
+                "treaty": f"{doc.treaty.id}@{doc.treaty.version}",
+                "parties": list(doc.treaty.parties),
+            },
+        )
+        s.hub.notify(TREATY_TOPIC)
+        return gateway_service_pb2.PublishTreatyResponse(
+            treaty=doc.treaty.to_proto(), in_force=s.treaties.in_force(doc, directory, now)
+        )
+
+
+def _sha(data: bytes) -> bytes:
+    from intelshare.envelope import envelope_sha256
+
+    return envelope_sha256(data)
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_token(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        kind, _, value = text.partition(":")
+        if kind != "o" or not value.isdigit():
+            raise ValueError(token)
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.InvalidArgument(
+            "page_token is not valid", violations={"page_token": "not a token from this server"}
+        ) from None
+
+
+def background_loop(state: GatewayState, stop: threading.Event) -> None:
+    """Purge expired entries and pick up other replicas' publications."""
+    next_purge = 0.0
+    seen_dir = state.hub.generation(DIRECTORY_TOPIC)
+    seen_treaty = state.hub.generation(TREATY_TOPIC)
+    while not stop.is_set():
+        if time.monotonic() >= next_purge:
+            try:
+                purged = state.store.purge_expired(_ms(state.clock()))
+                if purged:
+                    log.info("purged %d expired inbox entries", purged)
+                state.reload()
+            except Exception:
+                log.exception("background maintenance failed")
+            next_purge = time.monotonic() + state.config.purge_interval_seconds
+        d = state.hub.generation(DIRECTORY_TOPIC)
+        t = state.hub.generation(TREATY_TOPIC)
+        if d != seen_dir or t != seen_treaty:
+            seen_dir, seen_treaty = d, t
+            try:
+                state.reload()
+            except Exception:
+                log.exception("reload failed")
+        state.hub.wait(DIRECTORY_TOPIC, d, 1.0)

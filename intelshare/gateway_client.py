@@ -1,0 +1,156 @@
+"""Client for the federation gateway, used by nodes, tools and tests.
+
+Lives in the core so that nodes can talk to the gateway without importing the
+gateway package. Every failed call raises the project exception that the
+gateway's status names (see :mod:`intelshare.grpc_errors`), so callers
+handle ``TreatyNotInForce`` or ``CursorExpired`` rather than raw statuses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import TypeVar
+
+import grpc
+
+from intelshare.grpc_errors import from_rpc_error
+from intelshare.grpc_server import CLIENT_KEEPALIVE_OPTIONS, message_size_options
+from intelshare.v1 import (
+    directory_pb2,
+    envelope_pb2,
+    gateway_service_pb2,
+    gateway_service_pb2_grpc,
+    receipt_pb2,
+    treaty_pb2,
+)
+
+_R = TypeVar("_R")
+
+
+class GatewayClient:
+    """A mutually authenticated channel to the gateway."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        ca_pem: bytes,
+        cert_pem: bytes | None,
+        key_pem: bytes | None,
+        server_name: str | None = None,
+        max_message_bytes: int = 4 * 1024 * 1024,
+        timeout: float = 30.0,
+    ) -> None:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
+        )
+        options: list[tuple[str, int | str]] = [
+            *CLIENT_KEEPALIVE_OPTIONS,
+            *message_size_options(max_message_bytes),
+        ]
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        self.channel = grpc.secure_channel(target, creds, options=options)
+        self.stub = gateway_service_pb2_grpc.GatewayServiceStub(self.channel)
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def submit(
+        self, envelope: envelope_pb2.Envelope, request_id: str | None = None
+    ) -> gateway_service_pb2.SubmitEnvelopeResponse:
+        req = gateway_service_pb2.SubmitEnvelopeRequest(
+            request_id=request_id or str(uuid.uuid4()), envelope=envelope
+        )
+        try:
+            return self.stub.SubmitEnvelope(req, timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def stream_inbox(
+        self, after_sequence: int
+    ) -> Iterator[gateway_service_pb2.StreamInboxResponse]:
+        """Entries and heartbeats after ``after_sequence``, until cancelled."""
+        call = self.stub.StreamInbox(
+            gateway_service_pb2.StreamInboxRequest(after_sequence=after_sequence)
+        )
+        try:
+            yield from call
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.CANCELLED:
+                return
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call]
+
+    def acknowledge(self, sequence: int, request_id: str | None = None) -> int:
+        req = gateway_service_pb2.AcknowledgeInboxRequest(
+            request_id=request_id or str(uuid.uuid4()), sequence=sequence
+        )
+        try:
+            return int(self.stub.AcknowledgeInbox(req, timeout=self.timeout).acknowledged_sequence)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def get_directory(self) -> directory_pb2.SignedDirectory:
+        try:
+            return self.stub.GetDirectory(
+                gateway_service_pb2.GetDirectoryRequest(), timeout=self.timeout
+            )
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def publish_directory(self, signed: directory_pb2.SignedDirectory) -> int:
+        req = gateway_service_pb2.PublishDirectoryRequest(
+            request_id=str(uuid.uuid4()), directory=signed
+        )
+        try:
+            return int(self.stub.PublishDirectory(req, timeout=self.timeout).version)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def publish_treaty(
+        self, signed: treaty_pb2.SignedTreaty
+    ) -> gateway_service_pb2.PublishTreatyResponse:
+        req = gateway_service_pb2.PublishTreatyRequest(request_id=str(uuid.uuid4()), treaty=signed)
+        try:
+            return self.stub.PublishTreaty(req, timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def get_treaty(self, treaty_id: str, version: int = 0) -> treaty_pb2.SignedTreaty:
+        req = gateway_service_pb2.GetTreatyRequest(treaty_id=treaty_id, version=version)
+        try:
+            return self.stub.GetTreaty(req, timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def list_treaties(self) -> list[gateway_service_pb2.TreatyListing]:
+        out: list[gateway_service_pb2.TreatyListing] = []
+        token = ""
+        while True:
+            try:
+                page = self.stub.ListTreaties(
+                    gateway_service_pb2.ListTreatiesRequest(page_size=100, page_token=token),
+                    timeout=self.timeout,
+                )
+            except grpc.RpcError as err:
+                raise from_rpc_error(err) from None
+            out.extend(page.treaties)
+            token = page.next_page_token
+            if not token:
+                return out
+
+
+def receipt_from_bytes(data: bytes) -> receipt_pb2.Receipt:
+    receipt = receipt_pb2.Receipt()
+    receipt.ParseFromString(data)
+    return receipt
