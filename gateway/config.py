@@ -23,6 +23,10 @@ class GatewayConfig:
     redis_url: str | None = setting(
         None, doc="Redis for cross-replica wake-ups; unset: one process only"
     )
+    redis_prefix: str = setting(
+        "intelshare:",
+        doc="Redis channel prefix; replicas of one federation share it, others must not",
+    )
     max_envelope_bytes: int = setting(1_200_000, doc="largest accepted envelope in bytes")
     clock_skew_seconds: int = setting(300, doc="accepted difference between clocks")
     heartbeat_seconds: float = setting(15.0, doc="heartbeat interval on idle inbox streams")

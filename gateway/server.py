@@ -61,7 +61,7 @@ def start(config: GatewayConfig) -> RunningGateway:
     load_tls_key(config.tls_key)  # refuse a loose or wrong key before grpc reads it
     audit = AuditLog(engine, config.gateway_id, key, key_id(raw_public(key.public_key())))
     store = GatewayStore(engine, audit)
-    hub = WakeupHub(config.redis_url)
+    hub = WakeupHub(config.redis_url, channel_prefix=config.redis_prefix)
     state = GatewayState(
         config=config, store=store, audit=audit, anchor=Anchor.load(config.anchor), hub=hub
     )

@@ -82,3 +82,12 @@ def _load_plugins() -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     _load_plugins()
     cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="intelshare")
+
+
+if __name__ == "__main__":
+    # ``python -m intelshare.cli`` runs this file as ``__main__``, a second copy
+    # of the module; the core command modules register on ``intelshare.cli.cli``,
+    # so hand over to the importable module rather than this copy's group.
+    from intelshare.cli import main as _main
+
+    _main()
