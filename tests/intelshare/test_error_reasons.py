@@ -12,7 +12,7 @@ from intelshare.v1 import error_reason_pb2
 def test_every_reason_is_in_the_wire_enum() -> None:
     wire = {
         name.removeprefix("ERROR_REASON_")
-        for name in error_reason_pb2.ErrorReason.keys()
+        for name in error_reason_pb2.ErrorReason.keys()  # noqa: SIM118 (enum wrapper)
         if name != "ERROR_REASON_UNSPECIFIED"
     }
     python = {cls.reason for cls in errors.all_error_classes()} - {"INTERNAL"}
