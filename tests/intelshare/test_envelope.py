@@ -41,7 +41,7 @@ from intelshare.errors import (
     VerificationError,
 )
 from intelshare.hazmat import envelope_primitives as prim
-from intelshare.ids import is_message_id, key_id
+from intelshare.ids import is_message_id, key_id, new_message_id
 from intelshare.keys import raw_public
 from intelshare.v1 import envelope_pb2
 
@@ -665,3 +665,24 @@ def test_signature_is_deterministic_and_checked() -> None:
     prim.verify_digest(signer.public_key(), prim.sign_digest(signer, digest), digest)
     with pytest.raises(ValueError, match="32 bytes"):
         prim.sign_digest(signer, b"short")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        st.uuids().map(str),
+        st.uuids().map(lambda u: str(u).upper()),
+        st.builds(new_message_id, st.integers(min_value=0, max_value=2**48 - 1)),
+        st.text(alphabet="0123456789abcdefABCDEF-{}x7", max_size=40),
+        st.builds(
+            lambda u, v, var: (
+                f"{u.hex[:8]}-{u.hex[8:12]}-{v}{u.hex[13:16]}-{var}{u.hex[17:20]}-{u.hex[20:]}"
+            ),
+            st.uuids(),
+            st.sampled_from("0123456789abcdef"),
+            st.sampled_from("0123456789abcdef"),
+        ),
+    )
+)
+def test_envelope_message_id_check_agrees_with_ids(text: str) -> None:
+    assert bool(envelope._MESSAGE_ID.fullmatch(text)) == is_message_id(text)
