@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_NAME = "intelshare.v1.GatewayService"
+REDIS_CONNECT_WAIT = 5.0
 
 
 @dataclass
@@ -62,6 +63,11 @@ def start(config: GatewayConfig) -> RunningGateway:
     audit = AuditLog(engine, config.gateway_id, key, key_id(raw_public(key.public_key())))
     store = GatewayStore(engine, audit)
     hub = WakeupHub(config.redis_url, channel_prefix=config.redis_prefix)
+    if config.redis_url and not hub.connected.wait(REDIS_CONNECT_WAIT):
+        # Pub/sub drops what is published before a subscription exists: a
+        # replica that called itself ready now would miss other replicas'
+        # wake-ups. Without Redis it still serves; streams wake on heartbeats.
+        log.warning("Redis not reachable yet: inbox streams wake on heartbeats until it is")
     state = GatewayState(
         config=config, store=store, audit=audit, anchor=Anchor.load(config.anchor), hub=hub
     )
