@@ -85,7 +85,8 @@ def aead_decrypt(key: bytes, data: bytes, aad: bytes) -> bytes:
         raise ValueError("content key must be 32 bytes")
     if len(data) < CIPHERTEXT_OVERHEAD:
         raise ValueError("ciphertext shorter than nonce and tag")
-    return AESGCM(key).decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], aad)
+    view = memoryview(data)  # slicing bytes would copy a payload of up to a MiB
+    return AESGCM(key).decrypt(view[:NONCE_BYTES], view[NONCE_BYTES:], aad)
 
 
 def key_commitment(key: bytes) -> bytes:

@@ -188,7 +188,9 @@ def test_signature_truncated_or_missing_is_refused(
 def test_signing_key_id_changed_is_refused(
     sealed: envelope_pb2.Envelope, lookup: DictKeyLookup
 ) -> None:
-    for key_id in ("", ALICE.signing_key_id, sealed.signing_key_id[:-1] + "0"):
+    last = sealed.signing_key_id[-1]
+    changed = sealed.signing_key_id[:-1] + ("0" if last != "0" else "1")
+    for key_id in ("", ALICE.signing_key_id, changed):
         env = copy(sealed)
         env.signing_key_id = key_id
         refused(verify, env, lookup, now=NOW)
