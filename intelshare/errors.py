@@ -88,6 +88,13 @@ class RequestIdReused(IntelshareError):
     grpc_code = "ALREADY_EXISTS"
 
 
+class FailedPrecondition(IntelshareError):
+    """The resource is not in a state that allows this (e.g. the alert was revoked)."""
+
+    reason = "FAILED_PRECONDITION"
+    grpc_code = "FAILED_PRECONDITION"
+
+
 # --- keys and configuration -------------------------------------------------
 
 

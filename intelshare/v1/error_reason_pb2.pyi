@@ -81,6 +81,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A required service is unreachable; retry later."""
     ERROR_REASON_POLICY_REFUSED: _ErrorReason.ValueType  # 29
     """The treaty refused the operation for a reason not listed above."""
+    ERROR_REASON_FAILED_PRECONDITION: _ErrorReason.ValueType  # 30
+    """The resource is not in a state that allows the operation."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the values of google.rpc.ErrorInfo.reason used by
@@ -148,4 +150,6 @@ ERROR_REASON_UNAVAILABLE: ErrorReason.ValueType  # 28
 """A required service is unreachable; retry later."""
 ERROR_REASON_POLICY_REFUSED: ErrorReason.ValueType  # 29
 """The treaty refused the operation for a reason not listed above."""
+ERROR_REASON_FAILED_PRECONDITION: ErrorReason.ValueType  # 30
+"""The resource is not in a state that allows the operation."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
