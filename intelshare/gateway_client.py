@@ -9,7 +9,7 @@ handle ``TreatyNotInForce`` or ``CursorExpired`` rather than raw statuses.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 import grpc
@@ -41,17 +41,20 @@ class GatewayClient:
         server_name: str | None = None,
         max_message_bytes: int = 4 * 1024 * 1024,
         timeout: float = 30.0,
+        options: Sequence[tuple[str, int | str]] = (),
     ) -> None:
+        """``options`` are extra grpcio channel options (e.g. reconnect backoff)."""
         creds = grpc.ssl_channel_credentials(
             root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
         )
-        options: list[tuple[str, int | str]] = [
+        channel_options: list[tuple[str, int | str]] = [
             *CLIENT_KEEPALIVE_OPTIONS,
             *message_size_options(max_message_bytes),
+            *options,
         ]
         if server_name:
-            options.append(("grpc.ssl_target_name_override", server_name))
-        self.channel = grpc.secure_channel(target, creds, options=options)
+            channel_options.append(("grpc.ssl_target_name_override", server_name))
+        self.channel = grpc.secure_channel(target, creds, options=channel_options)
         self.stub = gateway_service_pb2_grpc.GatewayServiceStub(self.channel)
         self.timeout = timeout
 
