@@ -74,6 +74,8 @@ class GatewayState:
         self.treaties = TreatyBook()
         self._directory: TrustedDirectory | None = None
         self._lock = threading.Lock()
+        #: last seen modification time of the configured directory file
+        self.directory_file_mtime: int | None = None
 
     # --- directory ------------------------------------------------------
 
@@ -84,6 +86,10 @@ class GatewayState:
         if current is None:
             raise errors.Unavailable("the gateway has no directory yet; publish one")
         return current
+
+    def current_version(self) -> int:
+        with self._lock:
+            return 0 if self._directory is None else self._directory.version
 
     def install_directory(self, signed: bytes) -> TrustedDirectory:
         """Verify and serve ``signed`` if it is newer than the one in use."""
@@ -388,6 +394,36 @@ def _decode_token(token: str) -> int:
         ) from None
 
 
+def _pick_up_directory_file(state: GatewayState) -> None:
+    """Serve a newer directory the operator wrote to the configured file.
+
+    The operator publishes with ``intelshare directory publish`` into the
+    file the gateway is configured with; no extra command or credential is
+    needed to push it. An older or invalid file is ignored (and logged).
+    """
+    path = state.config.directory
+    if path is None:
+        return
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return
+    if mtime == state.directory_file_mtime:
+        return
+    state.directory_file_mtime = mtime
+    try:
+        data = path.read_bytes()
+        current = state.current_version()
+        trusted = state.install_directory(data)
+        if trusted.version > current:
+            state.store.save_directory(trusted.version, trusted.signed_bytes, _ms(state.clock()))
+            state.audit.record("directory_published", {"version": trusted.version})
+            state.hub.notify(DIRECTORY_TOPIC)
+            log.info("serving directory version %d from %s", trusted.version, path)
+    except errors.IntelshareError as exc:
+        log.warning("directory file %s not used: %s", path, exc.message)
+
+
 def background_loop(state: GatewayState, stop: threading.Event) -> None:
     """Purge expired entries and pick up other replicas' publications."""
     next_purge = 0.0
@@ -403,6 +439,7 @@ def background_loop(state: GatewayState, stop: threading.Event) -> None:
             except Exception:
                 log.exception("background maintenance failed")
             next_purge = time.monotonic() + state.config.purge_interval_seconds
+        _pick_up_directory_file(state)
         d = state.hub.generation(DIRECTORY_TOPIC)
         t = state.hub.generation(TREATY_TOPIC)
         if d != seen_dir or t != seen_treaty:

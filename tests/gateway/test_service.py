@@ -352,3 +352,18 @@ def test_list_treaties_pages(gw: GatewayEnv) -> None:
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         got = c.get_treaty("customs-mutual-assistance")
         assert len(got.signatures) == 2
+
+
+def test_gateway_picks_up_a_newer_directory_file(gw: GatewayEnv) -> None:
+    """The operator publishes into the configured file; the gateway serves it."""
+    import time
+
+    assert gw.running.state.current_version() == 1
+    gw.fed.federation.revoke("fr-customs")
+    gw.fed.federation.publish_directory()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and gw.running.state.current_version() < 2:
+        time.sleep(0.05)
+    assert gw.running.state.current_version() == 2
+    with gw.client("nl-customs") as c:
+        assert newer_version(c.get_directory()) == 2
