@@ -326,3 +326,38 @@ def show_command(
             click.echo(f"In force now: {'yes' if force else 'no'}")
 
     emit(data, as_json=as_json, table=table)
+
+
+@treaty_group.command("publish")
+@click.argument("file", type=_existing_file)
+@click.option("--gateway", "target", required=True, help="Gateway address, host:port.")
+@click.option(
+    "--identity",
+    "identity",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    required=True,
+    help="A party's identity folder (tls.crt, tls.key, ca.pem).",
+)
+@json_option
+def publish_command(file: Path, target: str, identity: Path, as_json: bool) -> None:
+    """Hand a treaty signed by every party to the gateway, which then enforces it."""
+    from intelshare.gateway_client import GatewayClient
+
+    doc = _read_signed(file)
+    client = GatewayClient(
+        target,
+        ca_pem=(identity / "ca.pem").read_bytes(),
+        cert_pem=(identity / "tls.crt").read_bytes(),
+        key_pem=(identity / "tls.key").read_bytes(),
+    )
+    with client:
+        resp = client.publish_treaty(doc.to_proto())
+    data = {"treaty": doc.treaty.label, "in_force": resp.in_force, "gateway": target}
+    emit(
+        data,
+        as_json=as_json,
+        table=lambda: click.echo(
+            f"published {doc.treaty.label} to {target}; "
+            f"{'in force' if resp.in_force else 'NOT in force (outside its validity window)'}"
+        ),
+    )
