@@ -1,0 +1,111 @@
+"""The node's settings (section ``node`` of the config file).
+
+The identity directory is the bundle ``intelshare federation enrol --out``
+(or :mod:`intelshare.devfed`) writes for an agency: ``signing.key``,
+``encryption.key``, ``tls.key`` (mode 0600), ``tls.crt``, ``ca.pem`` and
+``anchor.json``. The node uses the agency certificate twice: as its client
+certificate towards the gateway (mTLS) and as the server certificate of the
+officer API, so officers' clients trust the federation CA and dial the node
+with server name = agency id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from intelshare import config as cfgmod
+from intelshare.config import parse_address, setting
+from intelshare.errors import ConfigError
+from intelshare.federation import ANCHOR_FILE, CA_CERT_FILE, TLS_CERT_FILE, TLS_KEY_FILE
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    agency_id: str = setting(doc="this agency's id in the federation directory")
+    listen: str = setting(doc="host:port of the officer API (port 0 picks a free one)")
+    database_url: str = setting(doc="SQLAlchemy URL: sqlite:///path or postgresql://...")
+    gateway: str = setting(doc="host:port of the federation gateway")
+    identity_dir: Path = setting(
+        doc="agency bundle: signing/encryption/tls keys, tls.crt, ca.pem, anchor.json"
+    )
+    gateway_server_name: str = setting(
+        "", doc="TLS name to expect from the gateway (empty: the host of 'gateway')"
+    )
+    directory_cache: Path | None = setting(
+        None, doc="file keeping the newest verified directory (default: identity_dir/directory.pb)"
+    )
+    redis_url: str | None = setting(
+        None, doc="Redis for cross-process wake-ups of feeds; unset: this process only"
+    )
+    redis_prefix: str = setting("intelshare:node:", doc="Redis channel prefix for wake-ups")
+    max_workers: int = setting(32, doc="gRPC worker threads (each open feed holds one)")
+    max_alert_days: int = setting(366, doc="longest allowed alert lifetime in days")
+    control_message_days: int = setting(
+        30, doc="how long acknowledgements, receipts and hit reports wait at the gateway"
+    )
+    directory_refresh_seconds: float = setting(300.0, doc="how often the directory is refetched")
+    treaty_refresh_seconds: float = setting(300.0, doc="how often treaties are refetched")
+    maintenance_seconds: float = setting(
+        30.0, doc="how often alert expiry and retention purges run"
+    )
+    send_backoff_max_seconds: float = setting(
+        30.0, doc="longest wait between attempts to submit to the gateway"
+    )
+    inbox_backoff_max_seconds: float = setting(
+        30.0, doc="longest wait between attempts to reconnect the inbox stream"
+    )
+    heartbeat_seconds: float = setting(15.0, doc="heartbeat interval on idle WatchAlerts streams")
+    gateway_timeout_seconds: float = setting(10.0, doc="deadline of unary calls to the gateway")
+    max_payload_bytes: int = setting(1024 * 1024, doc="largest plaintext payload sealed or opened")
+
+    def validate(self) -> None:
+        parse_address("node.listen", self.listen)
+        parse_address("node.gateway", self.gateway)
+        if not self.agency_id:
+            raise ConfigError("node.agency_id: required")
+        if self.max_workers < 4:
+            raise ConfigError("node.max_workers: must be at least 4")
+        if not 1 <= self.max_alert_days <= 3660:
+            raise ConfigError("node.max_alert_days: must be between 1 and 3660")
+        if self.control_message_days < 1:
+            raise ConfigError("node.control_message_days: must be at least 1")
+        for name in (
+            "directory_refresh_seconds",
+            "treaty_refresh_seconds",
+            "maintenance_seconds",
+            "send_backoff_max_seconds",
+            "inbox_backoff_max_seconds",
+            "heartbeat_seconds",
+            "gateway_timeout_seconds",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"node.{name}: must be positive")
+
+    # --- derived paths -------------------------------------------------------------
+
+    @property
+    def tls_cert(self) -> Path:
+        return self.identity_dir / TLS_CERT_FILE
+
+    @property
+    def tls_key(self) -> Path:
+        return self.identity_dir / TLS_KEY_FILE
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.identity_dir / CA_CERT_FILE
+
+    @property
+    def anchor(self) -> Path:
+        return self.identity_dir / ANCHOR_FILE
+
+    @property
+    def directory_file(self) -> Path:
+        return self.directory_cache or self.identity_dir / "directory.pb"
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read section ``node`` of ``path`` with ``INTELSHARE_NODE_*`` overrides."""
+    data = cfgmod.read_file(path)
+    return cfgmod.load(NodeConfig, "node", data, base=path.parent)

@@ -1,0 +1,254 @@
+"""Assembling and running a node process from its configuration.
+
+``start`` wires the pieces (see :mod:`node` for the design) and starts four
+kinds of activity in one process:
+
+* the officer API (gRPC over TLS, health, reflection);
+* the inbox thread (:mod:`node.inbound`);
+* the sender thread (:mod:`node.outbound`);
+* a maintenance thread: directory and treaty refresh from the gateway,
+  alert expiry events and retention purges. Issue 5 moves the periodic
+  jobs to Celery beat; until then they run here, and every one of them is
+  idempotent and safe to run from several processes at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from intelshare import errors, migrate
+from intelshare.audit.log import AuditLog
+from intelshare.db import make_engine
+from intelshare.directory import Anchor
+from intelshare.gateway_client import GatewayClient
+from intelshare.grpc_server import ManagedServer
+from intelshare.keys import AgencyKeys
+from intelshare.tls import server_credentials
+from intelshare.v1 import alert_service_pb2_grpc
+from intelshare.wakeup import WakeupHub
+from node.alerts import Alerts
+from node.auth import OfficerRegistry
+from node.config import NodeConfig
+from node.inbound import Inbound
+from node.outbound import Sealer, Sender
+from node.service import AlertServicer
+from node.store import Store
+from node.trust import Trust
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE_NAME = "intelshare.v1.AlertService"
+
+
+@dataclass
+class Node:
+    """Everything a node process holds; built by :func:`build`, started by :func:`start`."""
+
+    config: NodeConfig
+    keys: AgencyKeys
+    store: Store
+    trust: Trust
+    officers: OfficerRegistry
+    sealer: Sealer
+    sender: Sender
+    inbound: Inbound
+    alerts: Alerts
+    hub: WakeupHub
+    client: GatewayClient
+    server: ManagedServer | None = None
+    port: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def gateway_client(self) -> GatewayClient:
+        return gateway_client(self.config)
+
+    def refresh_trust(self) -> None:
+        """Fetch the directory and any new treaties from the gateway (raises on failure)."""
+        self.trust.refresh_directory(self.client)
+        self.trust.refresh_treaties(self.client)
+
+    def stop(self, grace: float = 5.0) -> None:
+        self._stop.set()
+        if self.server is not None:
+            self.server.stop(grace)
+        self.inbound.stop()
+        self.sender.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.hub.close()
+        self.client.close()
+        self.store.engine.dispose()
+
+
+def gateway_client(config: NodeConfig) -> GatewayClient:
+    """An mTLS client to the gateway with this agency's certificate."""
+    max_backoff_ms = int(
+        max(config.inbox_backoff_max_seconds, config.send_backoff_max_seconds) * 1000
+    )
+    return GatewayClient(
+        config.gateway,
+        ca_pem=config.ca_cert.read_bytes(),
+        cert_pem=config.tls_cert.read_bytes(),
+        key_pem=config.tls_key.read_bytes(),
+        server_name=config.gateway_server_name or None,
+        timeout=config.gateway_timeout_seconds,
+        max_message_bytes=config.max_payload_bytes + 256 * 1024,
+        options=[
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.min_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", max_backoff_ms),
+        ],
+    )
+
+
+def open_database(config: NodeConfig) -> Store:
+    """Engine with migrations applied, audit log and wake-up hub (for the CLI too)."""
+    engine = make_engine(config.database_url)
+    migrate.upgrade(engine, MIGRATIONS)
+    keys = AgencyKeys.load(config.identity_dir)
+    audit = AuditLog(engine, config.agency_id, keys.signing, keys.signing_key_id)
+    hub = WakeupHub(config.redis_url, channel_prefix=config.redis_prefix)
+    return Store(engine, audit, hub)
+
+
+def build(config: NodeConfig) -> Node:
+    """Migrate the database and wire the node without starting anything."""
+    keys = AgencyKeys.load(config.identity_dir)
+    store = open_database(config)
+    trust = Trust(
+        agency_id=config.agency_id,
+        anchor=Anchor.load(config.anchor),
+        directory_file=config.directory_file,
+        engine=store.engine,
+    )
+    trust.load_cached()
+    client = gateway_client(config)
+    sealer = Sealer(config.agency_id, keys, trust, config.max_payload_bytes)
+    sender = Sender(store, sealer, client, max_backoff=config.send_backoff_max_seconds)
+    alerts = Alerts(
+        agency_id=config.agency_id,
+        store=store,
+        trust=trust,
+        sealer=sealer,
+        wake_sender=sender.wake,
+        max_alert_days=config.max_alert_days,
+        control_message_days=config.control_message_days,
+    )
+    sender.on_failed = alerts.on_send_failed
+    inbound = Inbound(
+        agency_id=config.agency_id,
+        keys=keys,
+        store=store,
+        trust=trust,
+        client_factory=lambda: gateway_client(config),
+        max_backoff=config.inbox_backoff_max_seconds,
+        max_payload_bytes=config.max_payload_bytes,
+    )
+    alerts.register_inbound(inbound)
+    return Node(
+        config=config,
+        keys=keys,
+        store=store,
+        trust=trust,
+        officers=OfficerRegistry(store.engine),
+        sealer=sealer,
+        sender=sender,
+        inbound=inbound,
+        alerts=alerts,
+        hub=store.hub,
+        client=client,
+    )
+
+
+def start(config: NodeConfig) -> Node:
+    """Build the node, fetch trust material if the gateway answers, start serving."""
+    node = build(config)
+    try:
+        node.refresh_trust()
+    except errors.IntelshareError as exc:
+        log.warning("gateway not reachable at start (%s); continuing with cached trust", exc.reason)
+    server = ManagedServer(max_workers=config.max_workers, service_names=[SERVICE_NAME])
+    alert_service_pb2_grpc.add_AlertServiceServicer_to_server(
+        AlertServicer(
+            alerts=node.alerts,
+            officers=node.officers,
+            store=node.store,
+            hub=node.hub,
+            heartbeat_seconds=config.heartbeat_seconds,
+        ),
+        server.server,
+    )
+    creds = server_credentials(
+        config.tls_cert.read_bytes(),
+        config.tls_key.read_bytes(),
+        config.ca_cert.read_bytes(),
+        require_client_auth=False,
+    )
+    node.port = server.bind(config.listen, creds)
+    server.start()
+    node.server = server
+    node.sender.start()
+    node.inbound.start()
+    maint = threading.Thread(target=_maintenance, args=(node,), name="node-maint", daemon=True)
+    maint.start()
+    node._threads.append(maint)
+    log.info("node %s listening on port %d", config.agency_id, node.port)
+    return node
+
+
+def _maintenance(node: Node) -> None:
+    """Directory/treaty refresh, expiry events, retention purges; errors never stop it."""
+    cfg = node.config
+    next_trust = time.monotonic() + (
+        cfg.directory_refresh_seconds if node.trust.has_fresh_directory() else 0
+    )
+    next_jobs = 0.0
+    while not node._stop.is_set():
+        now = time.monotonic()
+        if now >= next_trust:
+            try:
+                node.refresh_trust()
+                next_trust = now + min(cfg.directory_refresh_seconds, cfg.treaty_refresh_seconds)
+            except errors.IntelshareError as exc:
+                log.info("trust refresh failed: %s %s", exc.reason, exc.message[:200])
+                next_trust = now + min(2.0, cfg.directory_refresh_seconds)
+            except Exception:
+                log.exception("trust refresh failed")
+                next_trust = now + 5.0
+        if now >= next_jobs:
+            try:
+                expired = node.alerts.note_expired()
+                purged = node.alerts.purge_retention()
+                if expired or purged:
+                    log.info("maintenance: %d alerts expired, %d records purged", expired, purged)
+            except Exception:
+                log.exception("maintenance job failed")
+            next_jobs = now + cfg.maintenance_seconds
+        node._stop.wait(max(0.05, min(next_trust, next_jobs) - time.monotonic()))
+
+
+def serve(config: NodeConfig, ready_file: Path | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    node = start(config)
+    if ready_file is not None:
+        tmp = ready_file.with_name(ready_file.name + ".tmp")
+        tmp.write_text(str(node.port))
+        tmp.replace(ready_file)
+    done = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: shutting down", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    done.wait()
+    node.stop()

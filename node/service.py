@@ -1,0 +1,312 @@
+"""The AlertService servicer: authentication, idempotency, translation.
+
+Each method authenticates the officer and checks the role first (nothing
+about a resource is revealed to a caller who may not see it), then hands
+over to :mod:`node.alerts`. Mutations run in one transaction together with
+their idempotency record: a retry with the same ``request_id`` returns the
+stored response, a ``request_id`` reused for a different request is
+``REQUEST_ID_REUSED``, and an error leaves neither the change nor a record
+behind (the retry runs again, as it should).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from intelshare import errors
+from intelshare.grpc_errors import translate_errors
+from intelshare.v1 import alert_pb2, alert_service_pb2, alert_service_pb2_grpc
+from intelshare.wakeup import WakeupHub
+from node import records as rec
+from node import tables as t
+from node.alerts import Alerts, ListFilter, alert_name
+from node.auth import Officer, OfficerRegistry, Permission
+from node.store import EVENTS_TOPIC, Store, Writer, is_unique_violation, request_fingerprint
+
+log = logging.getLogger(__name__)
+
+_M = TypeVar("_M", bound=Message)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+WATCH_BATCH = 200
+
+
+class Idempotent:
+    """Runs mutations exactly once per request_id (see the module docstring)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def run(
+        self,
+        officer: Officer,
+        method: str,
+        request: Message,
+        request_id: str,
+        response_type: type[_M],
+        operation: Callable[[Writer], _M],
+    ) -> _M:
+        if request_id and not _REQUEST_ID.fullmatch(request_id):
+            raise errors.InvalidArgument(
+                "request_id must be 1-64 letters, digits, '-' or '_' (a UUID is best)",
+                violations={"request_id": "1-64 characters of [A-Za-z0-9_-]"},
+            )
+        if not request_id:
+            with self.store.write() as w:
+                return operation(w)
+        copy = type(request)()
+        copy.CopyFrom(request)
+        copy.ClearField("request_id")
+        fingerprint = request_fingerprint(method, copy.SerializeToString(deterministic=True))
+        stored = self.store.stored_response(
+            request_id, officer_id=officer.officer_id, method=method, fingerprint=fingerprint
+        )
+        if stored is not None:
+            return response_type.FromString(stored)
+        try:
+            with self.store.write() as w:
+                result = operation(w)
+                self.store.save_response(
+                    w,
+                    request_id,
+                    officer_id=officer.officer_id,
+                    method=method,
+                    fingerprint=fingerprint,
+                    response=result.SerializeToString(deterministic=True),
+                )
+        except IntegrityError as exc:
+            # A concurrent retry with the same id won the race: answer as it did.
+            if not is_unique_violation(exc):
+                raise
+            stored = self.store.stored_response(
+                request_id, officer_id=officer.officer_id, method=method, fingerprint=fingerprint
+            )
+            if stored is None:
+                raise
+            return response_type.FromString(stored)
+        return result
+
+
+class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):
+    def __init__(
+        self,
+        *,
+        alerts: Alerts,
+        officers: OfficerRegistry,
+        store: Store,
+        hub: WakeupHub,
+        heartbeat_seconds: float,
+    ) -> None:
+        self.alerts = alerts
+        self.officers = officers
+        self.store = store
+        self.hub = hub
+        self.heartbeat_seconds = heartbeat_seconds
+        self.idempotent = Idempotent(store)
+
+    @translate_errors
+    def CreateAlert(
+        self, request: alert_service_pb2.CreateAlertRequest, context: grpc.ServicerContext
+    ) -> alert_pb2.Alert:
+        officer = self.officers.require(context, Permission.ISSUE)
+        return self.idempotent.run(
+            officer,
+            "CreateAlert",
+            request,
+            request.request_id,
+            alert_pb2.Alert,
+            lambda w: self.alerts.issue(w, officer, request.alert),
+        )
+
+    @translate_errors
+    def GetAlert(
+        self, request: alert_service_pb2.GetAlertRequest, context: grpc.ServicerContext
+    ) -> alert_pb2.Alert:
+        officer = self.officers.require(context, Permission.READ)
+        return self.alerts.get(officer, request.name)
+
+    @translate_errors
+    def ListAlerts(
+        self, request: alert_service_pb2.ListAlertsRequest, context: grpc.ServicerContext
+    ) -> alert_service_pb2.ListAlertsResponse:
+        officer = self.officers.require(context, Permission.READ)
+        alerts, token = self.alerts.list_page(
+            officer,
+            ListFilter(
+                kind=request.kind,
+                state=request.state,
+                direction=request.direction,
+                treaty_id=request.treaty_id,
+            ),
+            request.page_size,
+            request.page_token,
+        )
+        return alert_service_pb2.ListAlertsResponse(alerts=alerts, next_page_token=token)
+
+    @translate_errors
+    def UpdateAlert(
+        self, request: alert_service_pb2.UpdateAlertRequest, context: grpc.ServicerContext
+    ) -> alert_pb2.Alert:
+        officer = self.officers.require(context, Permission.ISSUE)
+        return self.idempotent.run(
+            officer,
+            "UpdateAlert",
+            request,
+            request.request_id,
+            alert_pb2.Alert,
+            lambda w: self.alerts.update(w, officer, request.alert, request.update_mask),
+        )
+
+    @translate_errors
+    def RevokeAlert(
+        self, request: alert_service_pb2.RevokeAlertRequest, context: grpc.ServicerContext
+    ) -> alert_pb2.Alert:
+        officer = self.officers.require(context, Permission.ISSUE)
+        return self.idempotent.run(
+            officer,
+            "RevokeAlert",
+            request,
+            request.request_id,
+            alert_pb2.Alert,
+            lambda w: self.alerts.revoke(w, officer, request.name, request.reason),
+        )
+
+    @translate_errors
+    def AcknowledgeAlert(
+        self, request: alert_service_pb2.AcknowledgeAlertRequest, context: grpc.ServicerContext
+    ) -> alert_pb2.Alert:
+        officer = self.officers.require(context, Permission.ACKNOWLEDGE)
+        return self.idempotent.run(
+            officer,
+            "AcknowledgeAlert",
+            request,
+            request.request_id,
+            alert_pb2.Alert,
+            lambda w: self.alerts.acknowledge(w, officer, request.name),
+        )
+
+    @translate_errors
+    def ReportHit(
+        self, request: alert_service_pb2.ReportHitRequest, context: grpc.ServicerContext
+    ) -> alert_pb2.Alert:
+        officer = self.officers.require(context, Permission.REPORT_HIT)
+        found_ms = rec.ts_to_ms(request.found_time) if request.HasField("found_time") else None
+        return self.idempotent.run(
+            officer,
+            "ReportHit",
+            request,
+            request.request_id,
+            alert_pb2.Alert,
+            lambda w: self.alerts.report_hit(
+                w,
+                officer,
+                request.name,
+                found_ms=found_ms,
+                place=request.place,
+                found=request.found,
+            ),
+        )
+
+    @translate_errors
+    def GetAlertDelivery(
+        self, request: alert_service_pb2.GetAlertDeliveryRequest, context: grpc.ServicerContext
+    ) -> alert_pb2.AlertDelivery:
+        officer = self.officers.require(context, Permission.READ)
+        return self.alerts.delivery(officer, request.name)
+
+    @translate_errors
+    def WatchAlerts(
+        self, request: alert_service_pb2.WatchAlertsRequest, context: grpc.ServicerContext
+    ) -> Iterator[alert_service_pb2.WatchAlertsResponse]:
+        """Replay from the event log after the cursor, then follow it live.
+
+        The database is the truth; the wake-up hub only says "look again".
+        Because event sequence numbers are allocated in commit order (see
+        :mod:`node.store`), reading ``seq > cursor`` never skips an event,
+        so a subscriber resuming from its last cursor sees every event once,
+        in order. Filters are applied to the alert as it is now; an event
+        whose alert no longer exists (purged) passes only unfiltered streams.
+        """
+        self.officers.require(context, Permission.READ)
+        v: dict[str, str] = {}
+        if request.after_cursor < 0:
+            v["after_cursor"] = "must not be negative"
+        if request.kind and request.kind not in rec.KINDS:
+            v["kind"] = "unknown kind"
+        if request.urgency and request.urgency not in rec.URGENCIES:
+            v["urgency"] = "unknown urgency"
+        if v:
+            raise errors.InvalidArgument(rec.summary(v), violations=v)
+        head = self.store.head_seq()
+        if request.after_cursor > head:
+            raise errors.InvalidArgument(
+                f"after_cursor {request.after_cursor} is beyond the newest event {head}",
+                violations={"after_cursor": f"must be at most {head}"},
+            )
+        cursor = int(request.after_cursor)
+        filtered = bool(request.kind or request.urgency or request.treaty_id)
+        while context.is_active():
+            generation = self.hub.generation(EVENTS_TOPIC)
+            events = self.store.events_after(cursor, WATCH_BATCH, alert_only=True)
+            if events:
+                rows = {}
+                if filtered:
+                    ids = list({e.alert_id for e in events if e.alert_id})
+                    with self.store.engine.connect() as conn:
+                        rows = {
+                            r.alert_id: r
+                            for r in conn.execute(
+                                select(
+                                    t.alerts.c.alert_id,
+                                    t.alerts.c.kind,
+                                    t.alerts.c.urgency,
+                                    t.alerts.c.treaty_id,
+                                    t.alerts.c.recipients,
+                                ).where(t.alerts.c.alert_id.in_(ids))
+                            )
+                        }
+                for e in events:
+                    cursor = e.seq
+                    if filtered:
+                        row = rows.get(e.alert_id or "")
+                        if row is None or not _matches(row, request):
+                            continue
+                    yield alert_service_pb2.WatchAlertsResponse(
+                        event=alert_service_pb2.AlertEvent(
+                            cursor=e.seq,
+                            event_id=e.event_id,
+                            type=e.type,
+                            alert=alert_name(e.alert_id or ""),
+                            agency_id=e.agency_id or "",
+                            create_time=rec.ms_to_ts(e.created_ms),
+                        )
+                    )
+                continue
+            if not self.hub.wait(EVENTS_TOPIC, generation, self.heartbeat_seconds):
+                yield alert_service_pb2.WatchAlertsResponse(
+                    heartbeat=alert_service_pb2.WatchHeartbeat(head_cursor=self.store.head_seq())
+                )
+
+
+def _matches(row: object, request: alert_service_pb2.WatchAlertsRequest) -> bool:
+    import json
+
+    kind: str = getattr(row, "kind", "")
+    urgency: str = getattr(row, "urgency", "")
+    if request.kind and rec.KINDS.get(request.kind) != kind:
+        return False
+    if request.urgency and rec.URGENCIES.get(request.urgency) != urgency:
+        return False
+    if request.treaty_id:
+        treaties = {r["treaty_id"] for r in json.loads(getattr(row, "recipients", "[]"))}
+        treaties.add(getattr(row, "treaty_id", ""))
+        if request.treaty_id not in treaties:
+            return False
+    return True

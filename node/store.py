@@ -1,0 +1,296 @@
+"""Transactions, the event log and idempotency records of the node.
+
+Every change the node makes goes through :meth:`Store.write`, a unit of
+work that gives three guarantees the rest of the node relies on:
+
+* **Events in the same transaction.** ``w.event(...)`` queues an event row
+  that is inserted just before commit, in the transaction that made the
+  change. The ``node_events`` table is both the transactional outbox (what
+  the notifier must still fan out: ``notified_ms IS NULL``) and the feed
+  log that ``WatchAlerts`` replays; a change without its event, or an event
+  without its change, cannot exist.
+* **Sequence numbers in commit order.** Event ``seq`` values come from a
+  counter row incremented inside the transaction
+  (``UPDATE node_counters SET value = value + n WHERE name = 'events'
+  RETURNING value``). The row lock is held until commit, so a transaction
+  that allocated a lower ``seq`` has committed before any higher ``seq``
+  becomes visible: a reader that saw ``seq = 41`` and asks "after 41" can
+  never miss a late-committing 40. An autoincrement column does not give
+  this (ids are handed out at insert and commit in any order). The price is
+  that event-writing transactions serialize on the counter from the moment
+  they allocate; allocation therefore happens last, just before the audit
+  entry and the commit, and the audit entry comes after it so every
+  transaction takes the two locks in the same order (no deadlock).
+* **Wake-ups after commit.** Callbacks (wake the sender thread, wake feed
+  streams) run only once the transaction is durable, never for a rollback.
+
+Events carry ids only — alert id, case id, partner agency — never content:
+whoever is notified fetches the record and is checked for access then.
+
+Event types (``type``): ``alert.issued``, ``alert.received``,
+``alert.updated``, ``alert.revoked``, ``alert.acknowledged``,
+``alert.hit_reported``, ``alert.delivered``, ``alert.delivery_failed``,
+``alert.expired``, ``alert.purged``; ``case.*`` for cases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from intelshare.audit.log import AuditLog, FieldValue
+from intelshare.errors import RequestIdReused
+from intelshare.wakeup import WakeupHub
+from node import tables as t
+
+#: Wake-up topic for anything appended to the event log.
+EVENTS_TOPIC = "node:events"
+
+EVENT_TYPES = frozenset(
+    {
+        "alert.issued",
+        "alert.received",
+        "alert.updated",
+        "alert.revoked",
+        "alert.acknowledged",
+        "alert.hit_reported",
+        "alert.delivered",
+        "alert.delivery_failed",
+        "alert.expired",
+        "alert.purged",
+    }
+)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON text: sorted keys, compact, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_bytes(value: Any) -> bytes:
+    return dumps(value).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    event_id: str
+    type: str
+    alert_id: str | None
+    case_id: str | None
+    agency_id: str | None
+    created_ms: int
+    notified_ms: int | None
+
+
+@dataclass
+class Writer:
+    """One open write transaction; see the module docstring."""
+
+    conn: Connection
+    _events: list[dict[str, Any]] = field(default_factory=list)
+    _audits: list[tuple[str, Mapping[str, FieldValue]]] = field(default_factory=list)
+    _after: list[Callable[[], None]] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+
+    def event(
+        self,
+        type_: str,
+        *,
+        alert_id: str | None = None,
+        case_id: str | None = None,
+        agency_id: str | None = None,
+    ) -> None:
+        """Record that something happened, in this transaction."""
+        if type_ not in EVENT_TYPES and not type_.startswith("case."):
+            raise ValueError(f"unknown event type {type_!r}")
+        self._events.append(
+            {
+                "event_id": str(uuid.uuid4()),
+                "type": type_,
+                "alert_id": alert_id,
+                "case_id": case_id,
+                "agency_id": agency_id,
+            }
+        )
+
+    def audit(self, event: str, fields: Mapping[str, FieldValue]) -> None:
+        """Append an audit entry in this transaction (metadata only, never content)."""
+        self._audits.append((event, dict(fields)))
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._after.append(callback)
+
+    @property
+    def has_events(self) -> bool:
+        return bool(self._events)
+
+    def _flush(self, audit: AuditLog | None) -> None:
+        if self._events:
+            n = len(self._events)
+            last = self.conn.execute(
+                update(t.counters)
+                .where(t.counters.c.name == "events")
+                .values(value=t.counters.c.value + n)
+                .returning(t.counters.c.value)
+            ).scalar_one()
+            first = int(last) - n + 1
+            created = now_ms()
+            rows = [
+                {**e, "seq": first + i, "created_ms": created, "notified_ms": None}
+                for i, e in enumerate(self._events)
+            ]
+            self.conn.execute(insert(t.events), rows)
+            self.seqs = [r["seq"] for r in rows]
+        if self._audits:
+            if audit is None:
+                raise RuntimeError("this store has no audit log")
+            for event, fields in self._audits:
+                audit.append(self.conn, event, fields)
+
+
+class Store:
+    """The node's database: an engine, its audit log and its wake-up hub."""
+
+    def __init__(self, engine: Engine, audit: AuditLog | None, hub: WakeupHub) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.hub = hub
+
+    @contextmanager
+    def write(self) -> Iterator[Writer]:
+        """A unit of work: commit on success with its events and audit entries."""
+        with self.engine.begin() as conn:
+            w = Writer(conn)
+            yield w
+            w._flush(self.audit)
+        for callback in w._after:
+            callback()
+        if w.has_events:
+            self.hub.notify(EVENTS_TOPIC)
+
+    def record_audit(self, event: str, fields: Mapping[str, FieldValue]) -> None:
+        with self.write() as w:
+            w.audit(event, fields)
+
+    # --- events ----------------------------------------------------------------
+
+    def events_after(self, cursor: int, limit: int, *, alert_only: bool = False) -> list[Event]:
+        """Committed events with ``seq > cursor``, in order."""
+        query = select(t.events).where(t.events.c.seq > cursor)
+        if alert_only:
+            query = query.where(t.events.c.alert_id.is_not(None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.events.c.seq).limit(limit)).all()
+        return [_event(r) for r in rows]
+
+    def head_seq(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(t.counters.c.value).where(t.counters.c.name == "events")
+            ).scalar_one()
+        return int(value)
+
+    def unnotified(self, limit: int = 100) -> list[Event]:
+        """Events the notifier has not confirmed yet (the outbox view)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.events)
+                .where(t.events.c.notified_ms.is_(None))
+                .order_by(t.events.c.seq)
+                .limit(limit)
+            ).all()
+        return [_event(r) for r in rows]
+
+    def mark_notified(self, seqs: Sequence[int]) -> int:
+        """Confirm fan-out of these events (idempotent)."""
+        if not seqs:
+            return 0
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t.events)
+                .where(t.events.c.seq.in_(list(seqs)), t.events.c.notified_ms.is_(None))
+                .values(notified_ms=now_ms())
+            )
+        return int(done.rowcount or 0)
+
+    # --- idempotency ---------------------------------------------------------------
+
+    def stored_response(
+        self, request_id: str, *, officer_id: str, method: str, fingerprint: str
+    ) -> bytes | None:
+        """The response first given for ``request_id``, or None for a new request.
+
+        The same id with another officer, method or request body is
+        ``REQUEST_ID_REUSED``: answering it with the first response would
+        hide from the caller that their second request was never executed.
+        """
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.requests).where(t.requests.c.request_id == request_id)
+            ).first()
+        if row is None:
+            return None
+        if row.officer_id != officer_id or row.method != method or row.fingerprint != fingerprint:
+            raise RequestIdReused(
+                f"request_id {request_id} was already used for a different request",
+                metadata={"request_id": request_id},
+            )
+        return bytes(row.response)
+
+    @staticmethod
+    def save_response(
+        w: Writer,
+        request_id: str,
+        *,
+        officer_id: str,
+        method: str,
+        fingerprint: str,
+        response: bytes,
+    ) -> None:
+        """Store the response inside the mutation's own transaction."""
+        w.conn.execute(
+            insert(t.requests).values(
+                request_id=request_id,
+                officer_id=officer_id,
+                method=method,
+                fingerprint=fingerprint,
+                response=response,
+                created_ms=now_ms(),
+            )
+        )
+
+
+def request_fingerprint(method: str, request_bytes: bytes) -> str:
+    return hashlib.sha256(method.encode() + b"\x00" + request_bytes).hexdigest()
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return "unique" in text or "duplicate" in text
+
+
+def _event(r: Any) -> Event:
+    return Event(
+        seq=int(r.seq),
+        event_id=r.event_id,
+        type=r.type,
+        alert_id=r.alert_id,
+        case_id=r.case_id,
+        agency_id=r.agency_id,
+        created_ms=int(r.created_ms),
+        notified_ms=None if r.notified_ms is None else int(r.notified_ms),
+    )

@@ -1,0 +1,200 @@
+"""What the node believes about the federation: directory and treaties.
+
+The directory comes from the gateway but is verified against the anchor the
+agency pinned out of band; the gateway cannot substitute a key. The newest
+verified copy is kept in a :class:`~intelshare.directory.DirectoryCache`
+file (never replaced by an older version) so a restarted node works before
+it reaches the gateway. Lookups fail closed: once the directory expires,
+sealing, opening and treaty checks all refuse with ``DIRECTORY_INVALID``
+until a fresh one arrives.
+
+Treaties are fetched from the gateway as signed documents and cached in the
+database (``node_treaties``). Holding a document is not trusting it: every
+use checks :func:`intelshare.treaty.in_force` against the directory at that
+moment, so a treaty whose validity ended, or whose party was revoked, stops
+permitting anything without the node being told.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from intelshare import errors
+from intelshare.directory import Anchor, DirectoryCache, TrustedDirectory
+from intelshare.gateway_client import GatewayClient
+from intelshare.treaty import SignedTreatyDoc, in_force
+from node import tables as t
+from node.store import now_ms
+
+log = logging.getLogger(__name__)
+
+
+class Trust:
+    """Directory and treaty caches of one node."""
+
+    def __init__(
+        self,
+        *,
+        agency_id: str,
+        anchor: Anchor,
+        directory_file: Path,
+        engine: Engine,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.agency_id = agency_id
+        self.anchor = anchor
+        self.cache = DirectoryCache(directory_file, anchor, clock=clock)
+        self.engine = engine
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._directory: TrustedDirectory | None = None
+        self._treaties: dict[tuple[str, int], SignedTreatyDoc] = {}
+
+    # --- directory ---------------------------------------------------------------
+
+    def load_cached(self) -> None:
+        """Use the cached directory file and the stored treaties, if any."""
+        try:
+            trusted = self.cache.load()
+        except errors.DirectoryInvalid as exc:
+            log.warning("cached directory not usable: %s", exc.message)
+            trusted = None
+        if trusted is not None:
+            with self._lock:
+                self._directory = trusted
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.treaties.c.signed)).all()
+        for (signed,) in rows:
+            try:
+                doc = SignedTreatyDoc.from_bytes(bytes(signed))
+            except errors.IntelshareError as exc:
+                log.error("stored treaty refused: %s", exc.message)
+                continue
+            with self._lock:
+                self._treaties[(doc.treaty.id, doc.treaty.version)] = doc
+
+    @property
+    def directory(self) -> TrustedDirectory:
+        """The directory in use; ``DIRECTORY_INVALID`` when there is none or it expired."""
+        with self._lock:
+            current = self._directory
+        if current is None:
+            raise errors.DirectoryInvalid(
+                "this node has no federation directory yet; it is fetched from the gateway"
+            )
+        if not current.is_fresh():
+            raise errors.DirectoryInvalid(
+                f"directory version {current.version} expired at "
+                f"{current.expire_time.isoformat()}; the node cannot refresh it from the gateway"
+            )
+        return current
+
+    def has_fresh_directory(self) -> bool:
+        with self._lock:
+            current = self._directory
+        return current is not None and current.is_fresh()
+
+    def refresh_directory(self, client: GatewayClient) -> TrustedDirectory:
+        """Fetch, verify and keep the gateway's directory (never a downgrade)."""
+        signed = client.get_directory()
+        trusted = self.cache.store(signed)
+        with self._lock:
+            if self._directory is None or trusted.version >= self._directory.version:
+                self._directory = trusted
+        return trusted
+
+    # --- treaties ----------------------------------------------------------------
+
+    def refresh_treaties(self, client: GatewayClient) -> int:
+        """Fetch treaties this agency is party to that are not cached yet."""
+        fetched = 0
+        for listing in client.list_treaties():
+            treaty = listing.treaty
+            if self.agency_id not in treaty.parties:
+                continue
+            if (treaty.treaty_id, treaty.version) in self._treaties:
+                continue
+            if self._fetch(client, treaty.treaty_id, treaty.version) is not None:
+                fetched += 1
+        return fetched
+
+    def _fetch(self, client: GatewayClient, treaty_id: str, version: int) -> SignedTreatyDoc | None:
+        try:
+            doc = SignedTreatyDoc.from_proto(client.get_treaty(treaty_id, version))
+        except errors.NotFound:
+            return None
+        if doc.treaty.id != treaty_id or (version and doc.treaty.version != version):
+            log.error("gateway answered treaty %s v%s with another document", treaty_id, version)
+            return None
+        self._keep(doc)
+        return doc
+
+    def _keep(self, doc: SignedTreatyDoc) -> None:
+        key = (doc.treaty.id, doc.treaty.version)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.treaties.insert().values(
+                        treaty_id=key[0], version=key[1], signed=doc.to_bytes(), fetched_ms=now_ms()
+                    )
+                )
+        except IntegrityError:
+            # Known already (another thread fetched it, or a newer signature
+            # set): keep the one in the database, replace it only when the
+            # new document has more valid signatures.
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.treaties.update()
+                    .where(t.treaties.c.treaty_id == key[0], t.treaties.c.version == key[1])
+                    .values(signed=doc.to_bytes(), fetched_ms=now_ms())
+                )
+        with self._lock:
+            self._treaties[key] = doc
+
+    def add_treaty(self, doc: SignedTreatyDoc) -> None:
+        """Keep a treaty obtained out of band (tests, offline setups)."""
+        self._keep(doc)
+
+    def treaty(
+        self, treaty_id: str, version: int, client: GatewayClient | None = None
+    ) -> SignedTreatyDoc | None:
+        """One treaty version; fetched from the gateway when missing and a client is given."""
+        with self._lock:
+            doc = self._treaties.get((treaty_id, version))
+        if doc is None and client is not None:
+            doc = self._fetch(client, treaty_id, version)
+        return doc
+
+    def in_force(self, doc: SignedTreatyDoc, at: datetime | None = None) -> bool:
+        return in_force(doc, self.directory, at or self.clock())
+
+    def current(self, treaty_id: str) -> SignedTreatyDoc:
+        """The newest version of ``treaty_id`` in force now; ``TREATY_NOT_IN_FORCE`` otherwise."""
+        with self._lock:
+            docs = sorted(
+                (d for (tid, _v), d in self._treaties.items() if tid == treaty_id),
+                key=lambda d: d.treaty.version,
+                reverse=True,
+            )
+        if not docs:
+            raise errors.TreatyNotInForce(
+                f"treaty {treaty_id} is not known to this node",
+                metadata={"treaty_id": treaty_id},
+            )
+        directory = self.directory
+        now = self.clock()
+        for doc in docs:
+            if in_force(doc, directory, now):
+                return doc
+        raise errors.TreatyNotInForce(
+            f"treaty {treaty_id} is not in force (not signed by every party, or outside "
+            "its validity)",
+            metadata={"treaty_id": treaty_id},
+        )
