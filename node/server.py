@@ -211,6 +211,7 @@ def _maintenance(node: Node) -> None:
         cfg.directory_refresh_seconds if node.trust.has_fresh_directory() else 0
     )
     next_jobs = 0.0
+    signed_size = -1
     while not node._stop.is_set():
         now = time.monotonic()
         if now >= next_trust:
@@ -229,10 +230,22 @@ def _maintenance(node: Node) -> None:
                 purged = node.alerts.purge_retention()
                 if expired or purged:
                     log.info("maintenance: %d alerts expired, %d records purged", expired, purged)
+                signed_size = _sign_audit_head(node, signed_size)
             except Exception:
                 log.exception("maintenance job failed")
             next_jobs = now + cfg.maintenance_seconds
         node._stop.wait(max(0.05, min(next_trust, next_jobs) - time.monotonic()))
+
+
+def _sign_audit_head(node: Node, signed_size: int) -> int:
+    """Sign a tree head when the audit log grew, so its state is committed to by the agency key."""
+    audit = node.store.audit
+    if audit is None:
+        return signed_size
+    size = audit.size()
+    if size != signed_size and size > 0:
+        audit.sign_head()
+    return size
 
 
 def serve(config: NodeConfig, ready_file: Path | None = None) -> None:

@@ -189,6 +189,15 @@ class RunningNode:
         )
 
 
+_PATHS = ("anchor", "tls_cert", "tls_key", "ca_cert", "signing_key", "directory")
+
+
+def _gateway(values: dict[str, Any]) -> RunningGateway:
+    return start_gateway(
+        GatewayConfig(**{k: (Path(v) if k in _PATHS else v) for k, v in values.items()})
+    )
+
+
 @dataclasses.dataclass
 class Cluster:
     fed: devfed.LocalFederation
@@ -196,6 +205,12 @@ class Cluster:
     nodes: dict[str, RunningNode]
     make_db: Callable[[str], str]
     _started: list[RunningNode]
+    gateway_values: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def restart_gateway(self, port: int) -> RunningGateway:
+        """A new gateway on the same database and port (after ``gateway.stop``)."""
+        self.gateway = _gateway({**self.gateway_values, "listen": f"127.0.0.1:{port}"})
+        return self.gateway
 
     def start_node(self, agency: str, db: str | None = None, **over: Any) -> RunningNode:
         url = db or self.make_db(agency)
@@ -224,16 +239,79 @@ def cluster(
 ) -> Iterator[Cluster]:
     """A gateway (in this process) with treaties published; start nodes with ``start_node``."""
     values = gateway_config(fed, db_url)
-    cfg = GatewayConfig(
-        **{
-            k: (Path(v) if k in ("anchor", "tls_cert", "tls_key", "ca_cert", "signing_key", "directory") else v)
-            for k, v in values.items()
-        }
-    )
-    gw = start_gateway(cfg)
+    gw = _gateway(values)
     publish_treaties(fed, gw.port)
-    c = Cluster(fed, gw, {}, db_factory, [])
+    c = Cluster(fed, gw, {}, db_factory, [], values)
     yield c
     for n in c._started:
         n.node.stop(grace=0.2)
-    gw.stop(grace=0.2)
+    c.gateway.stop(grace=0.2)
+
+
+# --- helpers for tests ---------------------------------------------------------------
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def expire_in(delta: timedelta) -> Any:
+    from node import records as rec
+
+    return rec.ms_to_ts(int((datetime.now(UTC) + delta).timestamp() * 1000))
+
+
+def demo_alert(**over: Any) -> Any:
+    """The demo scenario's alert: a container of counterfeit medicines, a consignee, a person."""
+    from intelshare.v1 import alert_pb2, envelope_pb2
+
+    alert = alert_pb2.Alert(
+        kind=alert_pb2.ALERT_KIND_COUNTERFEIT_GOODS,
+        urgency=alert_pb2.URGENCY_HIGH,
+        description="Container of counterfeit medicines expected at Rotterdam; consignee in Antwerp",
+        handling=envelope_pb2.HANDLING_CODE_H1,
+        tlp=envelope_pb2.TLP_AMBER,
+        evaluation=alert_pb2.Evaluation(
+            source_reliability=alert_pb2.SOURCE_RELIABILITY_B,
+            information_credibility=alert_pb2.INFORMATION_CREDIBILITY_2,
+        ),
+        expire_time=expire_in(timedelta(days=7)),
+        recipients=[
+            alert_pb2.AlertRecipient(agency_id="de-customs", treaty_id=CUSTOMS),
+            alert_pb2.AlertRecipient(agency_id="be-police", treaty_id=TASKFORCE),
+        ],
+    )
+    alert.subjects.persons.add(
+        name="Jan Jansen",
+        date_of_birth="1980-02-29",
+        nationality="NL",
+        passport_number="NX1234567",
+        role="consignee's director",
+    )
+    alert.subjects.containers.add(
+        number="MSCU1234566", bill_of_lading="MEDU1234567", hs_codes=["300490"]
+    )
+    alert.subjects.companies.add(name="Pharma Trading BV", country="BE", role="consignee")
+    for key, value in over.items():
+        if isinstance(value, list):
+            del getattr(alert, key)[:]
+            getattr(alert, key).extend(value)
+        elif hasattr(value, "CopyFrom"):
+            getattr(alert, key).CopyFrom(value)
+        else:
+            setattr(alert, key, value)
+    return alert
