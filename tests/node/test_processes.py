@@ -232,7 +232,8 @@ def test_alerts_across_processes(world: World) -> None:
     assert at_be.subjects.persons[0].name == "Jan Jansen"
     assert at_be.subjects.persons[0].date_of_birth == ""
     assert at_be.subjects.persons[0].passport_number == ""
-    assert at_be.treaty_id == TASKFORCE and at_de.treaty_id == CUSTOMS
+    assert at_be.treaty_id == TASKFORCE
+    assert at_de.treaty_id == CUSTOMS
     wait_for(
         lambda: (
             {d.state for d in nl_analyst.get_alert(issued.name).deliveries}
