@@ -146,22 +146,26 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         data = request.envelope.SerializeToString()
         try:
             peer = s.peer_agency(context)
-            header = self._peek_header(request.envelope)
-            if header is not None and header.sender == peer:
-                existing = s.store.find_message(header.message_id)
-                if existing is not None and existing.envelope_sha256 == _sha(data):
-                    return gateway_service_pb2.SubmitEnvelopeResponse(
-                        receipt=receipt_pb2.Receipt.FromString(existing.receipt), duplicate=True
-                    )
-            admitted = admit(
-                data,
-                peer_agency=peer,
-                directory=s.directory,
-                treaties=s.treaties,
-                now=now,
-                max_envelope_bytes=s.config.max_envelope_bytes,
-                max_clock_skew=timedelta(seconds=s.config.clock_skew_seconds),
-            )
+            try:
+                admitted = admit(
+                    data,
+                    peer_agency=peer,
+                    directory=s.directory,
+                    treaties=s.treaties,
+                    now=now,
+                    max_envelope_bytes=s.config.max_envelope_bytes,
+                    max_clock_skew=timedelta(seconds=s.config.clock_skew_seconds),
+                )
+            except errors.IntelshareError:
+                # A retry of a message accepted earlier gets its first receipt
+                # even when it would not be admitted now (its clock-skew window
+                # passed, the treaty or the agency changed). Looked up only on
+                # refusal: an admissible duplicate is caught by the store's
+                # unique message id, so new messages pay no extra query.
+                earlier = self._earlier_receipt(request.envelope, peer, data)
+                if earlier is not None:
+                    return earlier
+                raise
         except errors.IntelshareError as exc:
             self._refused(exc, request.envelope, context)
             raise
@@ -196,6 +200,20 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             s.hub.notify(inbox_topic(agency))
         return gateway_service_pb2.SubmitEnvelopeResponse(
             receipt=receipt_pb2.Receipt.FromString(result.receipt), duplicate=False
+        )
+
+    def _earlier_receipt(
+        self, env: envelope_pb2.Envelope, peer: str, data: bytes
+    ) -> gateway_service_pb2.SubmitEnvelopeResponse | None:
+        """The first receipt if ``peer`` already submitted exactly this envelope."""
+        header = self._peek_header(env)
+        if header is None or header.sender != peer:
+            return None
+        existing = self.s.store.find_message(header.message_id)
+        if existing is None or existing.envelope_sha256 != _sha(data):
+            return None
+        return gateway_service_pb2.SubmitEnvelopeResponse(
+            receipt=receipt_pb2.Receipt.FromString(existing.receipt), duplicate=True
         )
 
     @staticmethod

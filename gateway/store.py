@@ -234,14 +234,25 @@ class GatewayStore:
         return Accepted(message_id, log_index, sequences, receipt)
 
     def _next_sequence(self, conn: Connection, agency: str) -> int:
-        _insert_ignore(conn, queues, {"agency_id": agency, "last_sequence": 0, "acked_sequence": 0})
-        seq = conn.execute(
-            update(queues)
-            .where(queues.c.agency_id == agency)
-            .values(last_sequence=queues.c.last_sequence + 1)
+        """Allocate ``agency``'s next sequence number in one statement.
+
+        An upsert creates the queue on its first entry and otherwise
+        increments it; either way the row stays locked until commit, so
+        concurrent submits (on any replica) get consecutive numbers and
+        commit in that order. One round trip instead of an INSERT-if-missing
+        followed by an UPDATE, on the submit hot path.
+        """
+        dml = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = (
+            dml(queues)
+            .values(agency_id=agency, last_sequence=1, acked_sequence=0)
+            .on_conflict_do_update(
+                index_elements=[queues.c.agency_id],
+                set_={"last_sequence": queues.c.last_sequence + 1},
+            )
             .returning(queues.c.last_sequence)
-        ).scalar_one()
-        return int(seq)
+        )
+        return int(conn.execute(stmt).scalar_one())
 
     # --- queues ---------------------------------------------------------
 
@@ -278,27 +289,33 @@ class GatewayStore:
         return [InboxRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), r[4] is not None) for r in rows]
 
     def mark_delivered(self, agency: str, rows: Iterable[InboxRow], now_ms: int) -> None:
-        """Record first deliveries, with one audit entry per envelope."""
-        fresh = [r for r in rows if not r.delivered]
+        """Record first deliveries, with one audit entry per envelope.
+
+        One UPDATE marks the whole batch and returns the rows it changed, so
+        an entry another stream (or replica) marked first is not audited
+        twice; the audit appends follow, in sequence order, as late as
+        possible in the transaction as the audit log asks.
+        """
+        fresh = [r.sequence for r in rows if not r.delivered]
         if not fresh:
             return
         with self.engine.begin() as conn:
-            for r in fresh:
-                changed = conn.execute(
-                    update(inbox)
-                    .where(
-                        inbox.c.agency_id == agency,
-                        inbox.c.sequence == r.sequence,
-                        inbox.c.delivered_ms.is_(None),
-                    )
-                    .values(delivered_ms=now_ms)
-                ).rowcount
-                if changed:
-                    self.audit.append(
-                        conn,
-                        "delivered",
-                        {"message_id": r.message_id, "recipient": agency, "sequence": r.sequence},
-                    )
+            changed = conn.execute(
+                update(inbox)
+                .where(
+                    inbox.c.agency_id == agency,
+                    inbox.c.sequence.in_(fresh),
+                    inbox.c.delivered_ms.is_(None),
+                )
+                .values(delivered_ms=now_ms)
+                .returning(inbox.c.sequence, inbox.c.message_id)
+            ).all()
+            for seq, message_id in sorted((int(q), str(m)) for q, m in changed):
+                self.audit.append(
+                    conn,
+                    "delivered",
+                    {"message_id": message_id, "recipient": agency, "sequence": seq},
+                )
 
     def acknowledge(self, agency: str, sequence: int) -> int:
         """Release entries up to ``sequence``; returns the new floor.
