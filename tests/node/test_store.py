@@ -60,12 +60,17 @@ def test_migrations_match_the_table_definitions(store: Store) -> None:
 
 def test_unit_of_work_commits_everything_or_nothing(store: Store) -> None:
     woke: list[str] = []
-    with pytest.raises(RuntimeError), store.write() as w:
-        w.conn.execute(insert(t.inbox).values(id=2, sequence=1, updated_ms=1))
-        w.event("alert.issued", alert_id="a1")
-        w.audit("test", {"n": 1})
-        w.after_commit(lambda: woke.append("no"))
-        raise RuntimeError("boom")
+
+    def fail_midway() -> None:
+        with store.write() as w:
+            w.conn.execute(insert(t.inbox).values(id=2, sequence=1, updated_ms=1))
+            w.event("alert.issued", alert_id="a1")
+            w.audit("test", {"n": 1})
+            w.after_commit(lambda: woke.append("no"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail_midway()
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.events)).scalar_one() == 0
         assert conn.execute(select(func.count()).select_from(audit_entries)).scalar_one() == 0
