@@ -435,6 +435,11 @@ class Alerts:
             )
         for view_row, treaty, view, sealed in updates:
             w.conn.execute(
+                update(t.deliveries)
+                .where(t.deliveries.c.view_id == view_row.view_id)
+                .values(treaty_version=treaty.version)
+            )
+            w.conn.execute(
                 update(t.views)
                 .where(t.views.c.view_id == view_row.view_id)
                 .values(

@@ -264,8 +264,8 @@ def _short(alert: alert_pb2.Alert) -> list[Any]:
 
 
 def _show(alert: alert_pb2.Alert) -> None:
-    direction = "issued" if alert.direction == alert_pb2.ALERT_DIRECTION_ISSUED else "received"
-    click.echo(f"{alert.name}  ({direction} by {alert.origin_agency}, revision {alert.revision})")
+    how = "issued by" if alert.direction == alert_pb2.ALERT_DIRECTION_ISSUED else "received from"
+    click.echo(f"{alert.name}  ({how} {alert.origin_agency}, revision {alert.revision})")
     rows = [
         ("kind", rec.KINDS.get(alert.kind, "(not shared)")),
         ("urgency", rec.URGENCIES.get(alert.urgency, "(not shared)")),

@@ -46,7 +46,7 @@ from intelshare.envelope import (
     lookup_recipient_keys,
     seal,
 )
-from intelshare.gateway_client import GatewayClient
+from intelshare.gateway_client import GatewayClient, receipt_from_bytes
 from intelshare.keys import AgencyKeys
 from intelshare.treaty import kind_name
 from intelshare.v1 import envelope_pb2
@@ -387,8 +387,6 @@ class Sender:
                 )
             log_index = None
             if receipt:
-                from intelshare.gateway_client import receipt_from_bytes
-
                 log_index = int(receipt_from_bytes(receipt).log_index)
             w.audit("submitted", {"message_id": message_id, "gateway_log_index": log_index})
 

@@ -131,6 +131,7 @@ def build(config: NodeConfig) -> Node:
     )
     trust.load_cached()
     client = gateway_client(config)
+    trust.client = client
     sealer = Sealer(config.agency_id, keys, trust, config.max_payload_bytes)
     sender = Sender(store, sealer, client, max_backoff=config.send_backoff_max_seconds)
     alerts = Alerts(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,9 @@ class Trust:
         self._lock = threading.Lock()
         self._directory: TrustedDirectory | None = None
         self._treaties: dict[tuple[str, int], SignedTreatyDoc] = {}
+        #: gateway client for on-demand treaty fetches (set by node.server)
+        self.client: GatewayClient | None = None
+        self._asked: dict[str, float] = {}
 
     # --- directory ---------------------------------------------------------------
 
@@ -175,24 +179,47 @@ class Trust:
     def in_force(self, doc: SignedTreatyDoc, at: datetime | None = None) -> bool:
         return in_force(doc, self.directory, at or self.clock())
 
-    def current(self, treaty_id: str) -> SignedTreatyDoc:
-        """The newest version of ``treaty_id`` in force now; ``TREATY_NOT_IN_FORCE`` otherwise."""
+    def _versions(self, treaty_id: str) -> list[SignedTreatyDoc]:
         with self._lock:
-            docs = sorted(
+            return sorted(
                 (d for (tid, _v), d in self._treaties.items() if tid == treaty_id),
                 key=lambda d: d.treaty.version,
                 reverse=True,
             )
-        if not docs:
-            raise errors.TreatyNotInForce(
-                f"treaty {treaty_id} is not known to this node",
-                metadata={"treaty_id": treaty_id},
-            )
+
+    def _newest_in_force(self, treaty_id: str) -> SignedTreatyDoc | None:
         directory = self.directory
         now = self.clock()
-        for doc in docs:
+        for doc in self._versions(treaty_id):
             if in_force(doc, directory, now):
                 return doc
+        return None
+
+    def current(self, treaty_id: str) -> SignedTreatyDoc:
+        """The newest version of ``treaty_id`` in force now; ``TREATY_NOT_IN_FORCE`` otherwise.
+
+        When no version held is in force, the gateway is asked once (at most
+        every ten seconds per treaty) whether a treaty or an amendment was
+        published since the last refresh, so a new treaty works at once
+        rather than after the next periodic refresh.
+        """
+        doc = self._newest_in_force(treaty_id)
+        if doc is None and self.client is not None:
+            last = self._asked.get(treaty_id, 0.0)
+            if time.monotonic() - last > 10.0:
+                self._asked[treaty_id] = time.monotonic()
+                try:
+                    self.refresh_treaties(self.client)
+                except errors.IntelshareError as exc:
+                    log.info("treaty refresh for %s failed: %s", treaty_id, exc.reason)
+                doc = self._newest_in_force(treaty_id)
+        if doc is not None:
+            return doc
+        if not self._versions(treaty_id):
+            raise errors.TreatyNotInForce(
+                f"treaty {treaty_id} is not known to this node or the gateway",
+                metadata={"treaty_id": treaty_id},
+            )
         raise errors.TreatyNotInForce(
             f"treaty {treaty_id} is not in force (not signed by every party, or outside "
             "its validity)",

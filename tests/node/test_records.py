@@ -30,7 +30,9 @@ def test_identifier_check_digits() -> None:
 
 def test_record_round_trip_and_names_match_treaty_paths() -> None:
     alert = demo_alert()
-    alert.subjects.vehicles.add(plate="AB-123-C", registration_country="NL", vin="WVWZZZ1JZXW000001")
+    alert.subjects.vehicles.add(
+        plate="AB-123-C", registration_country="NL", vin="WVWZZZ1JZXW000001"
+    )
     alert.subjects.vessels.add(name="Maersk Example", imo_number="9074729", flag="DK")
     alert.subjects.documents.add(type="bill_of_lading", number="MEDU1234567", issuing_country="NL")
     record = rec.alert_to_record(alert)
@@ -144,9 +146,7 @@ def test_default_categories() -> None:
     assert rec.categories_of(alert_pb2.Alert(kind=alert_pb2.ALERT_KIND_OTHER)) == []
 
 
-_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=20
-)
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=20)
 
 
 @given(
