@@ -533,3 +533,48 @@ def test_watch_alerts_replays_then_follows(three: Three) -> None:
                 break
             kinds.append(item.event.type)
         assert kinds == []
+
+
+def test_review_required_is_refused_until_nodes_have_a_review_step(cluster: Cluster) -> None:
+    """A treaty published after the node started is fetched on first use."""
+    from intelshare.treaty import Treaty
+    from tests.node.conftest import publish_treaties
+
+    nl = cluster.start_node("nl-customs")
+    cluster.start_node("be-police")
+    wanted = Treaty.from_mapping(
+        {
+            "id": "wanted-persons",
+            "title": "Wanted persons",
+            "parties": ["nl-customs", "be-police"],
+            "valid": {
+                "from": "2020-01-01",
+                "until": "2099-12-31",
+            },
+            "kinds": ["alert"],
+            "categories": ["wanted_person"],
+            "max_handling": {"code": "H2", "tlp": "AMBER"},
+            "fields": {"alert": ["kind", "description"]},
+            "retention_days": 30,
+            "onward_sharing": "forbidden",
+            "review_required_for": ["wanted_person"],
+        }
+    )
+    from intelshare import devfed
+
+    path = cluster.fed.root / "treaties" / "wanted-persons.v1.treaty"
+    path.write_bytes(devfed.sign_by_parties(wanted, cluster.fed.agencies).to_bytes())
+    cluster.fed.treaties["wanted-persons"] = path
+    publish_treaties(cluster.fed, cluster.gateway.port)
+    with nl.client("liaison") as c, pytest.raises(errors.PolicyRefused) as exc:
+        c.create_alert(
+            demo_alert(
+                kind=alert_pb2.ALERT_KIND_WANTED_PERSON,
+                recipients=[
+                    alert_pb2.AlertRecipient(agency_id="be-police", treaty_id="wanted-persons")
+                ],
+            )
+        )
+    assert exc.value.reason == "POLICY_REFUSED"
+    assert exc.value.metadata["rule"] == "review_required_for"
+    assert count(nl, t.alerts) == 0
