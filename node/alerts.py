@@ -1191,9 +1191,11 @@ class Alerts:
                 )
                 if not gone.rowcount:
                     continue
+                # Every envelope about the alert goes with it (its updates and
+                # revocation too): the record they changed no longer exists.
                 envs = w.conn.execute(
                     delete(t.received)
-                    .where(t.received.c.alert_id == a.alert_id, t.received.c.retain_until_ms <= now)
+                    .where(t.received.c.alert_id == a.alert_id)
                     .returning(t.received.c.message_id)
                 ).all()
                 w.event("alert.purged", alert_id=a.alert_id)

@@ -578,3 +578,41 @@ def test_review_required_is_refused_until_nodes_have_a_review_step(cluster: Clus
     assert exc.value.reason == "POLICY_REFUSED"
     assert exc.value.metadata["rule"] == "review_required_for"
     assert count(nl, t.alerts) == 0
+
+
+def test_resending_after_a_crash_delivers_once(cluster: Cluster) -> None:
+    """Submitted but not recorded as accepted (crash in between): the resend is harmless."""
+    from node.outbound import Sender
+
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    old = nl.node.sender
+    old.stop()
+    to_be = [alert_pb2.AlertRecipient(agency_id="be-police", treaty_id=TASKFORCE)]
+    with nl.client("liaison") as c:
+        issued = c.create_alert(demo_alert(recipients=to_be))
+    with nl.node.store.engine.connect() as conn:
+        envelope = conn.execute(select(t.outbound.c.envelope)).scalar_one()
+    first = nl.node.client.submit(envelope_pb2.Envelope.FromString(bytes(envelope)))
+    assert not first.duplicate
+    fresh = Sender(nl.node.store, nl.node.sealer, nl.node.client, max_backoff=1.0)
+    fresh.on_failed = old.on_failed
+    nl.node.sender = fresh
+    nl.node.alerts.wake_sender = fresh.wake
+    fresh.start()
+    with nl.client("analyst") as c:
+        wait_for(
+            lambda: (
+                c.get_alert(issued.name).deliveries[0].state == alert_pb2.DELIVERY_STATE_DELIVERED
+            ),
+            what="delivery",
+        )
+    received(be)
+    assert count(be, t.alerts) == 1
+    assert count(be, t.received) == 1
+    with nl.node.store.engine.connect() as conn:
+        row = conn.execute(select(t.outbound).where(t.outbound.c.kind == 1)).one()
+    assert row.state == "accepted"
+    from intelshare.v1 import receipt_pb2
+
+    assert receipt_pb2.Receipt.FromString(row.receipt) == first.receipt
