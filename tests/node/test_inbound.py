@@ -227,7 +227,8 @@ def test_retention_purges_received_records_with_an_audit_entry(cluster: Cluster)
             conn.execute(
                 update(t.hits).where(t.hits.c.direction == "received").values(retain_until_ms=1)
             )
-    assert be.node.alerts.purge_retention() >= 1
+    # The maintenance thread purges too (every 0.5 s here); whichever runs first does it.
+    be.node.alerts.purge_retention()
     with be.client("analyst") as c:
         assert c.list_all() == []
         with pytest.raises(errors.NotFound):
@@ -238,7 +239,7 @@ def test_retention_purges_received_records_with_an_audit_entry(cluster: Cluster)
     with be.node.store.engine.connect() as conn:
         assert "alert.purged" in [r.type for r in conn.execute(select(t.events))]
     # At the issuer, received control messages and hit details go; its own alert stays.
-    assert nl.node.alerts.purge_retention() >= 1
+    nl.node.alerts.purge_retention()
     assert count(nl, t.hits) == 0
     assert count(nl, t.received) == 0
     assert count(nl, t.alerts) == 1
