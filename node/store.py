@@ -94,6 +94,7 @@ class Event:
     agency_id: str | None
     created_ms: int
     notified_ms: int | None
+    entry_id: str | None = None
 
 
 @dataclass
@@ -113,6 +114,7 @@ class Writer:
         alert_id: str | None = None,
         case_id: str | None = None,
         agency_id: str | None = None,
+        entry_id: str | None = None,
     ) -> None:
         """Record that something happened, in this transaction."""
         if type_ not in EVENT_TYPES and not type_.startswith("case."):
@@ -124,6 +126,7 @@ class Writer:
                 "alert_id": alert_id,
                 "case_id": case_id,
                 "agency_id": agency_id,
+                "entry_id": entry_id,
             }
         )
 
@@ -291,6 +294,7 @@ def _event(r: Any) -> Event:
         alert_id=r.alert_id,
         case_id=r.case_id,
         agency_id=r.agency_id,
+        entry_id=r.entry_id,
         created_ms=int(r.created_ms),
         notified_ms=None if r.notified_ms is None else int(r.notified_ms),
     )

@@ -44,6 +44,11 @@ Table by table:
     idempotency records: request_id to the response first given.
 ``node_treaties``
     signed treaties fetched from the gateway.
+``node_cases`` / ``node_case_members`` / ``node_case_entries`` / ``node_case_officers``
+    joint cases this node owns or is a member of, their member agencies as
+    this node knows them, their append-only entries with the evidence that
+    binds each to its author (see :mod:`node.cases`), and each case's local
+    team of officers (never shared).
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ events = Table(
     Column("alert_id", String(64), nullable=True),
     Column("case_id", String(64), nullable=True),
     Column("agency_id", String(128), nullable=True),
+    # the case entry an event is about (case.entry_added)
+    Column("entry_id", String(64), nullable=True),
     Column("created_ms", BigInteger, nullable=False),
     Column("notified_ms", BigInteger, nullable=True),
 )
@@ -278,3 +285,92 @@ treaties = Table(
     Column("signed", LargeBinary, nullable=False),
     Column("fetched_ms", BigInteger, nullable=False),
 )
+
+cases = Table(
+    "node_cases",
+    metadata,
+    Column("case_id", String(64), primary_key=True),
+    Column("owner_agency", String(128), nullable=False),
+    Column("standing", String(8), nullable=False),
+    Column("title", Text, nullable=True),
+    Column("status", String(8), nullable=False),
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("categories", Text, nullable=False),
+    Column("handling", SmallInteger, nullable=False),
+    Column("tlp", SmallInteger, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("create_ms", BigInteger, nullable=False),
+    Column("update_ms", BigInteger, nullable=False),
+    Column("close_ms", BigInteger, nullable=True),
+    Column("created_by", String(36), nullable=True),
+    Column("message_id", String(64), nullable=True),
+    Column("received_ms", BigInteger, nullable=True),
+    Column("retain_until_ms", BigInteger, nullable=True),
+)
+Index("ix_node_cases_listing", cases.c.create_ms, cases.c.case_id)
+Index("ix_node_cases_retention", cases.c.retain_until_ms)
+
+case_members = Table(
+    "node_case_members",
+    metadata,
+    Column(
+        "case_id",
+        String(64),
+        ForeignKey("node_cases.case_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("agency_id", String(128), primary_key=True),
+    Column("state", String(8), nullable=False),
+    Column("added_ms", BigInteger, nullable=False),
+    Column("removed_ms", BigInteger, nullable=True),
+)
+
+case_entries = Table(
+    "node_case_entries",
+    metadata,
+    Column("entry_id", String(64), primary_key=True),
+    Column(
+        "case_id",
+        String(64),
+        ForeignKey("node_cases.case_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("author_agency", String(128), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("record", Text, nullable=False),
+    Column("removed_fields", Text, nullable=True),
+    Column("written_by", String(36), nullable=True),
+    Column("create_ms", BigInteger, nullable=False),
+    Column("received_ms", BigInteger, nullable=True),
+    Column("retain_until_ms", BigInteger, nullable=True),
+    Column("signature", String(16), nullable=False),
+    Column("evidence_message_id", String(64), nullable=False),
+    Column("envelope_sha256", LargeBinary(32), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("forwarded_by", String(128), nullable=True),
+    Column("author_envelope", LargeBinary, nullable=True),
+    Column("content_key", LargeBinary(32), nullable=True),
+)
+Index(
+    "ix_node_case_entries_listing",
+    case_entries.c.case_id,
+    case_entries.c.create_ms,
+    case_entries.c.entry_id,
+)
+Index("ix_node_case_entries_retention", case_entries.c.retain_until_ms)
+
+case_officers = Table(
+    "node_case_officers",
+    metadata,
+    Column(
+        "case_id",
+        String(64),
+        ForeignKey("node_cases.case_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("officer_id", String(36), primary_key=True),
+    Column("added_ms", BigInteger, nullable=False),
+    Column("added_by", String(36), nullable=True),
+)
+Index("ix_node_case_officers_officer", case_officers.c.officer_id)
