@@ -185,4 +185,12 @@ def audit_verify(config_path: Path) -> None:
     )
 
 
+def _add_webhook_commands() -> None:
+    from node.notify.cli import webhook_group
+
+    group.add_command(webhook_group)
+
+
+_add_webhook_commands()
+
 __all__ = ["group"]

@@ -58,6 +58,43 @@ class NodeConfig:
     heartbeat_seconds: float = setting(15.0, doc="heartbeat interval on idle WatchAlerts streams")
     gateway_timeout_seconds: float = setting(10.0, doc="deadline of unary calls to the gateway")
     max_payload_bytes: int = setting(1024 * 1024, doc="largest plaintext payload sealed or opened")
+    # --- notifications (node.notify) -----------------------------------------------
+    broker_url: str | None = setting(
+        None,
+        doc="Redis URL of the Celery broker for notifications; unset: redis_url, "
+        "and without either a bundled Redis (append-only) that the node starts",
+    )
+    embedded_redis_dir: Path | None = setting(
+        None, doc="where the bundled Redis keeps its append-only file (default: identity_dir/redis)"
+    )
+    maintenance_in_node: bool = setting(
+        True,
+        doc="run alert expiry, retention purges and audit head signing in the node process; "
+        "set false when 'intelshare worker --beat' runs them",
+    )
+    notify_relay_seconds: float = setting(
+        1.0, doc="longest wait of the outbox relay between looks at the event log"
+    )
+    notify_deadline_seconds: float = setting(
+        60.0, doc="an outbox row or webhook delivery not confirmed after this is enqueued again"
+    )
+    notify_task_time_limit_seconds: float = setting(
+        60.0, doc="hard time limit of every notification task"
+    )
+    notify_visibility_timeout_seconds: float = setting(
+        900.0,
+        doc="the broker redelivers a task not acknowledged after this; must exceed the task "
+        "time limit plus the longest webhook retry delay",
+    )
+    worker_concurrency: int = setting(8, doc="tasks one 'intelshare worker' runs at once (threads)")
+    webhook_timeout_seconds: float = setting(10.0, doc="deadline of one webhook POST")
+    webhook_max_attempts: int = setting(
+        8, doc="attempts before a webhook delivery goes to the dead letters"
+    )
+    webhook_backoff_seconds: float = setting(
+        5.0, doc="delay before the first webhook retry; doubles with each attempt"
+    )
+    webhook_backoff_max_seconds: float = setting(300.0, doc="longest delay between webhook retries")
 
     def validate(self) -> None:
         parse_address("node.listen", self.listen)
@@ -81,6 +118,36 @@ class NodeConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"node.{name}: must be positive")
+        self._validate_notify()
+
+    def _validate_notify(self) -> None:
+        for name in (
+            "notify_relay_seconds",
+            "notify_deadline_seconds",
+            "notify_task_time_limit_seconds",
+            "notify_visibility_timeout_seconds",
+            "webhook_timeout_seconds",
+            "webhook_backoff_seconds",
+            "webhook_backoff_max_seconds",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"node.{name}: must be positive")
+        if self.worker_concurrency < 1:
+            raise ConfigError("node.worker_concurrency: must be at least 1")
+        if self.webhook_max_attempts < 1:
+            raise ConfigError("node.webhook_max_attempts: must be at least 1")
+        if self.webhook_timeout_seconds >= self.notify_task_time_limit_seconds:
+            raise ConfigError(
+                "node.webhook_timeout_seconds: must be shorter than notify_task_time_limit_seconds"
+            )
+        # A task waiting for its retry countdown sits unacknowledged at the broker: if the
+        # visibility timeout ran out first, Redis would hand it to a second worker.
+        longest = self.notify_task_time_limit_seconds + self.webhook_backoff_max_seconds
+        if self.notify_visibility_timeout_seconds <= longest:
+            raise ConfigError(
+                "node.notify_visibility_timeout_seconds: must exceed "
+                f"notify_task_time_limit_seconds + webhook_backoff_max_seconds ({longest:g})"
+            )
 
     # --- derived paths -------------------------------------------------------------
 
@@ -103,6 +170,11 @@ class NodeConfig:
     @property
     def directory_file(self) -> Path:
         return self.directory_cache or self.identity_dir / "directory.pb"
+
+    @property
+    def redis_dir(self) -> Path:
+        """Folder of the bundled Redis (used only when no broker URL is configured)."""
+        return self.embedded_redis_dir or self.identity_dir / "redis"
 
 
 def load_config(path: Path) -> NodeConfig:

@@ -7,9 +7,12 @@ kinds of activity in one process:
 * the inbox thread (:mod:`node.inbound`);
 * the sender thread (:mod:`node.outbound`);
 * a maintenance thread: directory and treaty refresh from the gateway,
-  alert expiry events and retention purges. Issue 5 moves the periodic
-  jobs to Celery beat; until then they run here, and every one of them is
-  idempotent and safe to run from several processes at once.
+  alert expiry events and retention purges. Celery beat
+  (``intelshare worker --beat``) runs the same jobs; every one of them is
+  idempotent and safe to run from several processes at once, and
+  ``maintenance_in_node: false`` leaves expiry, purges and audit heads to
+  beat (see :mod:`node.notify`);
+* the outbox relay thread of :mod:`node.notify` (events to Celery).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from node.alerts import Alerts
 from node.auth import OfficerRegistry
 from node.config import NodeConfig
 from node.inbound import Inbound
+from node.notify import Notifier, start_notifier
 from node.outbound import Sealer, Sender
 from node.service import AlertServicer
 from node.store import Store
@@ -66,6 +70,8 @@ class Node:
     port: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    #: the outbox relay (and bundled Redis) of node.notify, once started
+    notifier: Notifier | None = None
 
     def gateway_client(self) -> GatewayClient:
         return gateway_client(self.config)
@@ -83,6 +89,8 @@ class Node:
         self.sender.stop()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.notifier is not None:
+            self.notifier.stop()
         self.hub.close()
         self.client.close()
         self.store.engine.dispose()
@@ -198,6 +206,7 @@ def start(config: NodeConfig) -> Node:
     node.server = server
     node.sender.start()
     node.inbound.start()
+    node.notifier = start_notifier(config, node.store)
     maint = threading.Thread(target=_maintenance, args=(node,), name="node-maint", daemon=True)
     maint.start()
     node._threads.append(maint)
@@ -225,7 +234,7 @@ def _maintenance(node: Node) -> None:
             except Exception:
                 log.exception("trust refresh failed")
                 next_trust = now + 5.0
-        if now >= next_jobs:
+        if now >= next_jobs and cfg.maintenance_in_node:
             try:
                 expired = node.alerts.note_expired()
                 purged = node.alerts.purge_retention()

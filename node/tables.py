@@ -49,6 +49,11 @@ Table by table:
     this node knows them, their append-only entries with the evidence that
     binds each to its author (see :mod:`node.cases`), and each case's local
     team of officers (never shared).
+``node_webhooks`` / ``node_webhook_deliveries``
+    webhooks the agency registered (secret encrypted under a key derived
+    from the agency's encryption key) and one row per (webhook, event) to
+    deliver: pending, delivered or dead (the dead letters); see
+    :mod:`node.notify`.
 """
 
 from __future__ import annotations
@@ -90,6 +95,8 @@ events = Table(
     Column("entry_id", String(64), nullable=True),
     Column("created_ms", BigInteger, nullable=False),
     Column("notified_ms", BigInteger, nullable=True),
+    # when the outbox relay last handed the row to Celery (node.notify.relay)
+    Column("relay_ms", BigInteger, nullable=True),
 )
 Index("ix_node_events_alert", events.c.alert_id)
 Index("ix_node_events_case", events.c.case_id)
@@ -284,6 +291,44 @@ treaties = Table(
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("signed", LargeBinary, nullable=False),
     Column("fetched_ms", BigInteger, nullable=False),
+)
+
+webhooks = Table(
+    "node_webhooks",
+    metadata,
+    Column("webhook_id", String(36), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "node_webhook_deliveries",
+    metadata,
+    Column(
+        "webhook_id",
+        String(36),
+        ForeignKey("node_webhooks.webhook_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("event_id", String(36), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("lease_until_ms", BigInteger, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("delivered_ms", BigInteger, nullable=True),
+    Column("dead_ms", BigInteger, nullable=True),
+)
+Index(
+    "ix_node_webhook_deliveries_state",
+    webhook_deliveries.c.state,
+    webhook_deliveries.c.next_attempt_ms,
 )
 
 cases = Table(

@@ -1,0 +1,207 @@
+"""The outbox relay: ``node_events`` rows not yet confirmed become ``fan_out`` tasks.
+
+A row is *claimed* before it is sent (``relay_ms`` set in one conditional
+UPDATE), so several node processes relaying the same database send each new
+row once; the task id is the event id, and the task itself is idempotent,
+so the rare second send (a claim whose process died before sending, found
+by the sweep) is harmless. A send that fails (Redis down) gives the claim
+back at once, so relaying resumes as soon as Redis answers again.
+
+The **sweep** (:func:`sweep_once`) is the safety net: an event not confirmed
+(``notified_ms``) within ``notify_deadline_seconds`` of its last hand-over
+is sent again, and so is a webhook delivery overdue by as much. It runs in
+the relay thread and, with ``intelshare worker --beat``, as a beat task.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select, update
+
+from node import tables as t
+from node.notify.celery_app import TASK_DELIVER, TASK_FAN_OUT
+from node.notify.webhooks import PENDING
+from node.store import EVENTS_TOPIC, Store, now_ms
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+def claim_new(engine: Engine, limit: int = BATCH) -> list[tuple[int, str]]:
+    """Claim events never handed to Celery; returns (seq, event_id) in order."""
+    ev = t.events
+    pick = (
+        select(ev.c.seq)
+        .where(ev.c.notified_ms.is_(None), ev.c.relay_ms.is_(None))
+        .order_by(ev.c.seq)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    with engine.begin() as conn:
+        rows = conn.execute(
+            update(ev)
+            .where(ev.c.seq.in_(pick), ev.c.relay_ms.is_(None), ev.c.notified_ms.is_(None))
+            .values(relay_ms=now_ms())
+            .returning(ev.c.seq, ev.c.event_id)
+        ).all()
+    return sorted((int(r.seq), r.event_id) for r in rows)
+
+
+def unclaim(engine: Engine, seqs: list[int]) -> None:
+    if not seqs:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            update(t.events)
+            .where(t.events.c.seq.in_(seqs), t.events.c.notified_ms.is_(None))
+            .values(relay_ms=None)
+        )
+
+
+def send_fan_out(app: Any, claimed: list[tuple[int, str]]) -> int:
+    """Send one task per event over one producer; returns how many were sent."""
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        for seq, event_id in claimed:
+            app.send_task(TASK_FAN_OUT, args=[seq], task_id=event_id, producer=producer)
+            sent += 1
+    return sent
+
+
+def sweep_once(engine: Engine, app: Any, deadline_ms: int, limit: int = BATCH) -> tuple[int, int]:
+    """Send again what was not confirmed in time; returns (events, webhook deliveries)."""
+    now = now_ms()
+    stale = now - deadline_ms
+    ev = t.events
+    pick = (
+        select(ev.c.seq)
+        .where(ev.c.notified_ms.is_(None), func.coalesce(ev.c.relay_ms, ev.c.created_ms) < stale)
+        .order_by(ev.c.seq)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    with engine.begin() as conn:
+        events = conn.execute(
+            update(ev)
+            .where(
+                ev.c.seq.in_(pick),
+                ev.c.notified_ms.is_(None),
+                func.coalesce(ev.c.relay_ms, ev.c.created_ms) < stale,
+            )
+            .values(relay_ms=now)
+            .returning(ev.c.seq, ev.c.event_id)
+        ).all()
+    wd = t.webhook_deliveries
+    overdue = and_(
+        wd.c.state == PENDING,
+        wd.c.next_attempt_ms < stale,
+        or_(wd.c.lease_until_ms.is_(None), wd.c.lease_until_ms < now),
+    )
+    with engine.begin() as conn:
+        keys = conn.execute(
+            select(wd.c.webhook_id, wd.c.event_id).where(overdue).order_by(wd.c.seq).limit(limit)
+        ).all()
+        for k in keys:
+            conn.execute(
+                update(wd)
+                .where(wd.c.webhook_id == k.webhook_id, wd.c.event_id == k.event_id, overdue)
+                .values(next_attempt_ms=now)
+            )
+    claimed = sorted((int(r.seq), r.event_id) for r in events)
+    try:
+        if claimed:
+            send_fan_out(app, claimed)
+        if keys:
+            with app.producer_or_acquire() as producer:
+                for k in keys:
+                    app.send_task(
+                        TASK_DELIVER,
+                        args=[k.webhook_id, k.event_id],
+                        task_id=f"{k.event_id}:{k.webhook_id}",
+                        producer=producer,
+                    )
+    except Exception:
+        # Leave the claims: the next sweep after the deadline tries again.
+        raise
+    if claimed or keys:
+        log.info(
+            "notify sweep: %d events and %d webhook deliveries sent again", len(claimed), len(keys)
+        )
+    return len(claimed), len(keys)
+
+
+class Relay:
+    """The relay thread of a node process (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        app: Any,
+        *,
+        poll_seconds: float,
+        deadline_seconds: float,
+    ) -> None:
+        self.store = store
+        self.app = app
+        self.poll_seconds = poll_seconds
+        self.deadline_ms = int(deadline_seconds * 1000)
+        self.sweep_seconds = max(0.5, deadline_seconds / 2)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+        self.healthy = threading.Event()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="notify-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.store.hub._bump(EVENTS_TOPIC)  # wake the thread if it waits
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def relay_once(self) -> int:
+        claimed = claim_new(self.store.engine)
+        if not claimed:
+            return 0
+        sent = 0
+        try:
+            sent = send_fan_out(self.app, claimed)
+        finally:
+            if sent < len(claimed):
+                unclaim(self.store.engine, [seq for seq, _ in claimed[sent:]])
+        self.sent += sent
+        return sent
+
+    def _run(self) -> None:
+        hub = self.store.hub
+        backoff = 0.1
+        next_sweep = time.monotonic() + self.sweep_seconds
+        while not self._stop.is_set():
+            generation = hub.generation(EVENTS_TOPIC)
+            try:
+                sent = self.relay_once()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self.sweep_seconds
+                    sweep_once(self.store.engine, self.app, self.deadline_ms)
+                self.healthy.set()
+                backoff = 0.1
+            except Exception as exc:
+                self.healthy.clear()
+                log.warning(
+                    "notify relay: cannot hand events to the broker (%s: %s); retrying",
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if sent >= BATCH:
+                continue
+            hub.wait(EVENTS_TOPIC, generation, self.poll_seconds)

@@ -1,0 +1,317 @@
+"""The Celery tasks of a node: fan-out, webhook delivery, sweep and periodic jobs.
+
+Every task is idempotent, so a task that runs twice (redelivered after a
+worker died, sent again by the sweep) changes nothing the second time:
+
+``fan_out(seq)`` (task id = event id)
+    does nothing for an event already confirmed. Otherwise it publishes the
+    wake-up (topic name only) so feed streams in every node process look at
+    the database again, then — in one transaction — records one pending
+    delivery per matching webhook and confirms the event (``notified_ms``),
+    and finally sends a ``deliver_webhook`` task per delivery.
+``deliver_webhook(webhook_id, event_id)``
+    takes a lease on the pending delivery (one conditional UPDATE, so two
+    copies of the task never POST at the same time), POSTs, and records the
+    outcome: delivered; or retried with exponential backoff (Celery retry
+    with a countdown); or, after the last attempt, dead (the dead letters).
+    A worker killed between the POST and the record leaves the delivery
+    pending; it is POSTed again after its lease — receivers dedupe on the
+    event id (at-least-once, as every webhook system).
+``sweep``, ``expire_alerts``, ``purge_retention``, ``sign_audit_head``,
+``refresh_directory``
+    the periodic jobs, sent by beat.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from node import tables as t
+from node.config import NodeConfig
+from node.notify import webhooks as wh
+from node.notify.celery_app import (
+    TASK_AUDIT_HEAD,
+    TASK_DELIVER,
+    TASK_DIRECTORY,
+    TASK_EXPIRE,
+    TASK_FAN_OUT,
+    TASK_PURGE,
+    TASK_SWEEP,
+)
+from node.store import EVENTS_TOPIC, now_ms
+
+log = logging.getLogger(__name__)
+
+
+class WorkerContext:
+    """What the tasks of one worker process share, built on first use (after any fork)."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        from node.server import build
+
+        self.config = config
+        self.node = build(config)
+        self.store = self.node.store
+        self.webhooks = wh.WebhookRegistry(self.store.engine, self.node.keys)
+        self._redis: Any = None
+        if config.redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(
+                config.redis_url, socket_timeout=5, socket_connect_timeout=2
+            )
+        self.signed_size = -1
+
+    def publish_wakeup(self) -> None:
+        """Wake feed streams in every node process (raises if Redis is unreachable)."""
+        if self._redis is not None:
+            self._redis.publish(self.config.redis_prefix + EVENTS_TOPIC, b"1")
+        else:
+            self.store.hub.notify(EVENTS_TOPIC)
+
+    def close(self) -> None:
+        self.node.stop(grace=0)
+        if self._redis is not None:
+            self._redis.close()
+
+
+_lock = threading.Lock()
+
+
+def context(app: Any) -> WorkerContext:
+    with _lock:
+        ctx: WorkerContext | None = getattr(app, "_intelshare_ctx", None)
+        if ctx is None:
+            ctx = WorkerContext(app.intelshare_config)
+            app._intelshare_ctx = ctx
+        return ctx
+
+
+def _insert_ignore(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(t.webhook_deliveries).values(rows).on_conflict_do_nothing())
+
+
+def backoff_seconds(config: NodeConfig, attempt: int) -> float:
+    """Delay before attempt ``attempt + 1``: base * 2^(attempt - 1), capped."""
+    return float(
+        min(config.webhook_backoff_max_seconds, config.webhook_backoff_seconds * 2 ** (attempt - 1))
+    )
+
+
+def fan_out(app: Any, seq: int) -> str:
+    ctx = context(app)
+    engine = ctx.store.engine
+    with engine.connect() as conn:
+        row = conn.execute(select(t.events).where(t.events.c.seq == seq)).first()
+    if row is None:
+        log.warning("fan_out: no event %d", seq)
+        return "missing"
+    if row.notified_ms is not None:
+        return "already"
+    ctx.publish_wakeup()
+    now = now_ms()
+    with engine.begin() as conn:
+        hooks = wh.matching_webhooks(conn, row.type)
+        _insert_ignore(
+            conn,
+            [
+                {
+                    "webhook_id": h,
+                    "event_id": row.event_id,
+                    "seq": int(row.seq),
+                    "state": wh.PENDING,
+                    "attempts": 0,
+                    "next_attempt_ms": now,
+                    "lease_until_ms": None,
+                    "created_ms": now,
+                }
+                for h in hooks
+            ],
+        )
+        confirmed = conn.execute(
+            update(t.events)
+            .where(t.events.c.seq == seq, t.events.c.notified_ms.is_(None))
+            .values(notified_ms=now)
+        ).rowcount
+    if not confirmed:
+        return "already"  # a concurrent copy of this task won; it sends the deliveries
+    if hooks:
+        with app.producer_or_acquire() as producer:
+            for h in hooks:
+                app.send_task(
+                    TASK_DELIVER,
+                    args=[h, row.event_id],
+                    task_id=f"{row.event_id}:{h}",
+                    producer=producer,
+                )
+    return f"notified {len(hooks)} webhooks"
+
+
+def deliver_webhook(task: Any, webhook_id: str, event_id: str) -> str:
+    app = task.app
+    ctx = context(app)
+    cfg = ctx.config
+    engine = ctx.store.engine
+    wd = t.webhook_deliveries
+    key = (wd.c.webhook_id == webhook_id, wd.c.event_id == event_id)
+    now = now_ms()
+    lease_ms = int(cfg.notify_task_time_limit_seconds * 1000)
+    with engine.begin() as conn:
+        claimed = conn.execute(
+            update(wd)
+            .where(
+                *key,
+                wd.c.state == wh.PENDING,
+                (wd.c.lease_until_ms.is_(None)) | (wd.c.lease_until_ms < now),
+            )
+            .values(lease_until_ms=now + lease_ms, attempts=wd.c.attempts + 1)
+            .returning(wd.c.attempts, wd.c.seq)
+        ).first()
+    if claimed is None:
+        return "not pending"  # delivered, dead, removed, or another worker holds the lease
+    attempt = int(claimed.attempts)
+    with engine.connect() as conn:
+        found = ctx.webhooks.get(conn, webhook_id)
+        event = conn.execute(select(t.events).where(t.events.c.event_id == event_id)).first()
+    if found is None or event is None:
+        with engine.begin() as conn:
+            conn.execute(
+                update(wd)
+                .where(*key)
+                .values(state=wh.DEAD, dead_ms=now, lease_until_ms=None, last_error="gone")
+            )
+        return "gone"
+    hook, secret = found
+    body = wh.event_body(event)
+    stamp = int(time.time())
+    headers = {
+        wh.TIMESTAMP_HEADER: str(stamp),
+        wh.SIGNATURE_HEADER: wh.signature(secret, stamp, body),
+        wh.EVENT_ID_HEADER: event_id,
+        wh.WEBHOOK_ID_HEADER: webhook_id,
+    }
+    status: int | None = None
+    error: str | None = None
+    try:
+        status = wh.post(hook.url, body, headers, cfg.webhook_timeout_seconds)
+        if not 200 <= status < 300:
+            error = f"HTTP {status}"
+    except OSError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    done = now_ms()
+    if error is None:
+        with engine.begin() as conn:
+            conn.execute(
+                update(wd)
+                .where(*key)
+                .values(
+                    state=wh.DELIVERED,
+                    delivered_ms=done,
+                    last_status=status,
+                    last_error=None,
+                    lease_until_ms=None,
+                )
+            )
+        return "delivered"
+    if attempt >= cfg.webhook_max_attempts:
+        with engine.begin() as conn:
+            conn.execute(
+                update(wd)
+                .where(*key)
+                .values(
+                    state=wh.DEAD,
+                    dead_ms=done,
+                    last_status=status,
+                    last_error=error,
+                    lease_until_ms=None,
+                )
+            )
+        log.warning(
+            "webhook delivery dead after %d attempts",
+            attempt,
+            extra={"webhook_id": webhook_id, "event_id": event_id, "error": error},
+        )
+        return "dead"
+    countdown = backoff_seconds(cfg, attempt)
+    with engine.begin() as conn:
+        conn.execute(
+            update(wd)
+            .where(*key)
+            .values(
+                next_attempt_ms=done + int(countdown * 1000),
+                last_status=status,
+                last_error=error,
+                lease_until_ms=None,
+            )
+        )
+    log.info(
+        "webhook delivery failed (%s); attempt %d again in %.1fs", error, attempt + 1, countdown
+    )
+    raise task.retry(countdown=countdown, max_retries=None)
+
+
+def register(app: Any) -> None:
+    """Define the tasks on ``app`` (one app per node configuration)."""
+    reliable = {"acks_late": True, "reject_on_worker_lost": True}
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=TASK_FAN_OUT,
+        bind=True,
+        autoretry_for=(Exception,),
+        retry_backoff=0.5,
+        retry_backoff_max=30,
+        retry_jitter=True,
+        max_retries=None,
+        **reliable,
+    )
+    def fan_out_task(self: Any, seq: int) -> str:
+        return fan_out(self.app, int(seq))
+
+    @app.task(name=TASK_DELIVER, bind=True, max_retries=None, **reliable)  # type: ignore[untyped-decorator]
+    def deliver_task(self: Any, webhook_id: str, event_id: str) -> str:
+        return deliver_webhook(self, webhook_id, event_id)
+
+    @app.task(name=TASK_SWEEP, bind=True, **reliable)  # type: ignore[untyped-decorator]
+    def sweep_task(self: Any) -> str:
+        from node.notify.relay import sweep_once
+
+        ctx = context(self.app)
+        n, d = sweep_once(
+            ctx.store.engine, self.app, int(ctx.config.notify_deadline_seconds * 1000)
+        )
+        return f"{n} events, {d} deliveries"
+
+    @app.task(name=TASK_EXPIRE, bind=True, **reliable)  # type: ignore[untyped-decorator]
+    def expire_task(self: Any) -> int:
+        return int(context(self.app).node.alerts.note_expired())
+
+    @app.task(name=TASK_PURGE, bind=True, **reliable)  # type: ignore[untyped-decorator]
+    def purge_task(self: Any) -> int:
+        return int(context(self.app).node.alerts.purge_retention())
+
+    @app.task(name=TASK_AUDIT_HEAD, bind=True, **reliable)  # type: ignore[untyped-decorator]
+    def audit_head_task(self: Any) -> int:
+        ctx = context(self.app)
+        audit = ctx.store.audit
+        if audit is None:
+            return 0
+        size = int(audit.size())
+        if size > 0 and size != ctx.signed_size:
+            audit.sign_head()
+            ctx.signed_size = size
+        return size
+
+    @app.task(name=TASK_DIRECTORY, bind=True, **reliable)  # type: ignore[untyped-decorator]
+    def directory_task(self: Any) -> int:
+        ctx = context(self.app)
+        ctx.node.refresh_trust()
+        return int(ctx.node.trust.directory.version)

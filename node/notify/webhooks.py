@@ -1,0 +1,358 @@
+"""Webhooks: registration, secrets at rest, signing, and one delivery attempt.
+
+A webhook is a URL the agency registers with the event types it wants
+(``alert.received``, ``alert.*``, ``case.*``, ``*``). Each delivery is a POST
+of a small JSON document that names the event and the resources it concerns
+— never their content (*notify, then fetch*): the receiver calls the node's
+API with its own credentials to read what changed, and is checked for
+access then.
+
+Signature (Stripe/GitHub style, so receivers can use what they know)::
+
+    X-Intelshare-Timestamp: 1767225600
+    X-Intelshare-Signature: v1=<hex HMAC-SHA256(secret, "1767225600." + body)>
+    X-Intelshare-Event-Id:  <event uuid>      (receivers dedupe on this)
+
+The receiver recomputes the HMAC over the exact body bytes and refuses a
+timestamp older than a few minutes (:func:`verify`), which bounds replays.
+
+Secrets must be usable for signing, so they cannot be stored hashed like
+officer tokens. They are stored encrypted with AES-256-GCM under a key
+derived (HKDF-SHA256) from the agency's X25519 encryption key, with the
+webhook id as associated data: a copy of the database alone (a backup, a
+replica, a DBA's query) does not reveal them; the identity directory
+(mode 0700, the same secret that opens every received envelope) is needed
+too. The secret is printed once, at registration.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import hmac
+import http.client
+import ipaddress
+import json
+import os
+import secrets
+import ssl
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from intelshare import errors
+from intelshare.keys import AgencyKeys
+from node import tables as t
+from node.store import EVENT_TYPES, now_ms
+
+SIGNATURE_HEADER = "X-Intelshare-Signature"
+TIMESTAMP_HEADER = "X-Intelshare-Timestamp"
+EVENT_ID_HEADER = "X-Intelshare-Event-Id"
+WEBHOOK_ID_HEADER = "X-Intelshare-Webhook-Id"
+USER_AGENT = "intelshare-node-webhooks/1"
+_KDF_INFO = b"intelshare node webhook secret v1"
+
+PENDING = "pending"
+DELIVERED = "delivered"
+DEAD = "dead"
+
+
+# --- secrets at rest ---------------------------------------------------------------------
+
+
+def _secret_key(keys: AgencyKeys) -> AESGCM:
+    raw = keys.encryption.private_bytes_raw()
+    kek = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KDF_INFO).derive(raw)
+    return AESGCM(kek)
+
+
+def seal_secret(keys: AgencyKeys, webhook_id: str, secret: str) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + _secret_key(keys).encrypt(nonce, secret.encode(), webhook_id.encode())
+
+
+def open_secret(keys: AgencyKeys, webhook_id: str, sealed: bytes) -> str:
+    try:
+        plain = _secret_key(keys).decrypt(sealed[:12], sealed[12:], webhook_id.encode())
+    except InvalidTag:
+        raise errors.FailedPrecondition(
+            f"the secret of webhook {webhook_id} cannot be opened with this agency's key "
+            "(the identity was replaced?); remove the webhook and add it again"
+        ) from None
+    return plain.decode()
+
+
+# --- signing -------------------------------------------------------------------------------
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """``v1=`` + hex HMAC-SHA256 over ``"<timestamp>." + body``."""
+    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    tolerance_seconds: int = 300,
+    now: float | None = None,
+) -> bool:
+    """What a receiver does: check the signature and that the timestamp is recent."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    stamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
+    given = lowered.get(SIGNATURE_HEADER.lower(), "")
+    if not stamp.isdigit():
+        return False
+    if abs((time.time() if now is None else now) - int(stamp)) > tolerance_seconds:
+        return False
+    return hmac.compare_digest(signature(secret, int(stamp), body), given)
+
+
+def event_body(row: Any) -> bytes:
+    """The JSON a webhook receives: ids and type only."""
+    doc = {
+        "event_id": row.event_id,
+        "type": row.type,
+        "cursor": int(row.seq),
+        "alert": f"alerts/{row.alert_id}" if row.alert_id else None,
+        "case": f"cases/{row.case_id}" if row.case_id else None,
+        "agency_id": row.agency_id,
+        "create_time_ms": int(row.created_ms),
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+    """One POST; returns the HTTP status, raises OSError on a network failure."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(
+            host, parts.port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+    try:
+        conn.request(
+            "POST",
+            path,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                **headers,
+            },
+        )
+        response = conn.getresponse()
+        response.read(64 * 1024)
+        return int(response.status)
+    finally:
+        conn.close()
+
+
+# --- registry --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Webhook:
+    webhook_id: str
+    url: str
+    events: tuple[str, ...]
+    created_ms: int
+    disabled: bool
+
+    def wants(self, event_type: str) -> bool:
+        return matches(self.events, event_type)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    webhook_id: str
+    event_id: str
+    seq: int
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_ms: int
+    dead_ms: int | None
+
+
+def matches(patterns: Sequence[str], event_type: str) -> bool:
+    for p in patterns:
+        if p == "*" or p == event_type:
+            return True
+        if p.endswith(".*") and event_type.startswith(p[:-1]):
+            return True
+    return False
+
+
+def check_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
+    cleaned = tuple(dict.fromkeys(p.strip() for p in patterns if p.strip()))
+    if not cleaned:
+        raise errors.InvalidArgument(
+            "name at least one event type (e.g. alert.received, alert.*, case.*, *)",
+            violations={"events": "required"},
+        )
+    for p in cleaned:
+        ok = (
+            p in ("*", "alert.*", "case.*")
+            or p in EVENT_TYPES
+            or (p.startswith("case.") and p[5:].replace("_", "").isalnum())
+        )
+        if not ok:
+            raise errors.InvalidArgument(
+                f"unknown event type {p!r} (known: {', '.join(sorted(EVENT_TYPES))}, "
+                "case.<type>, alert.*, case.*, *)",
+                violations={"events": f"unknown event type {p!r}"},
+            )
+    return cleaned
+
+
+def check_url(url: str, *, allow_http: bool = False) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise errors.InvalidArgument(
+            f"webhook URL must be an absolute https:// URL, got {url!r}",
+            violations={"url": "absolute https URL"},
+        )
+    if parts.scheme == "http" and not allow_http:
+        try:
+            loopback = ipaddress.ip_address(parts.hostname).is_loopback
+        except ValueError:
+            loopback = parts.hostname == "localhost"
+        if not loopback:
+            raise errors.InvalidArgument(
+                "plain http:// is allowed only to this machine (127.0.0.1, ::1, localhost) "
+                "or with --allow-http",
+                violations={"url": "https required"},
+            )
+    return url
+
+
+class WebhookRegistry:
+    """The agency's webhooks and their deliveries (admin operations)."""
+
+    def __init__(self, engine: Engine, keys: AgencyKeys) -> None:
+        self.engine = engine
+        self.keys = keys
+
+    def add(
+        self, url: str, events: Sequence[str], *, allow_http: bool = False
+    ) -> tuple[Webhook, str]:
+        """Register a webhook; returns it with its secret (shown only this once)."""
+        url = check_url(url, allow_http=allow_http)
+        patterns = check_patterns(events)
+        webhook_id = str(uuid.uuid4())
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        created = now_ms()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(t.webhooks).values(
+                    webhook_id=webhook_id,
+                    url=url,
+                    events=json.dumps(list(patterns)),
+                    secret=seal_secret(self.keys, webhook_id, secret),
+                    created_ms=created,
+                    disabled=False,
+                )
+            )
+        return Webhook(webhook_id, url, patterns, created, False), secret
+
+    def list(self) -> list[Webhook]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.webhooks).order_by(t.webhooks.c.created_ms)).all()
+        return [_webhook(r) for r in rows]
+
+    def get(self, conn: Connection, webhook_id: str) -> tuple[Webhook, str] | None:
+        row = conn.execute(select(t.webhooks).where(t.webhooks.c.webhook_id == webhook_id)).first()
+        if row is None:
+            return None
+        return _webhook(row), open_secret(self.keys, webhook_id, bytes(row.secret))
+
+    def remove(self, webhook_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(t.webhook_deliveries).where(t.webhook_deliveries.c.webhook_id == webhook_id)
+            )
+            gone = conn.execute(delete(t.webhooks).where(t.webhooks.c.webhook_id == webhook_id))
+        if not gone.rowcount:
+            raise errors.NotFound(f"no webhook {webhook_id}")
+
+    def deliveries(self, *, state: str | None = None, limit: int = 1000) -> builtins.list[Delivery]:
+        query = select(t.webhook_deliveries)
+        if state:
+            query = query.where(t.webhook_deliveries.c.state == state)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.webhook_deliveries.c.seq).limit(limit)).all()
+        return [
+            Delivery(
+                webhook_id=r.webhook_id,
+                event_id=r.event_id,
+                seq=int(r.seq),
+                state=r.state,
+                attempts=int(r.attempts),
+                last_status=r.last_status,
+                last_error=r.last_error,
+                created_ms=int(r.created_ms),
+                dead_ms=r.dead_ms,
+            )
+            for r in rows
+        ]
+
+    def dead_letters(self, limit: int = 1000) -> builtins.list[Delivery]:
+        return self.deliveries(state=DEAD, limit=limit)
+
+    def retry_dead(
+        self, *, webhook_id: str | None = None, event_id: str | None = None
+    ) -> builtins.list[tuple[str, str]]:
+        """Put dead letters back in the queue with a fresh attempt budget."""
+        cond = [t.webhook_deliveries.c.state == DEAD]
+        if webhook_id:
+            cond.append(t.webhook_deliveries.c.webhook_id == webhook_id)
+        if event_id:
+            cond.append(t.webhook_deliveries.c.event_id == event_id)
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                update(t.webhook_deliveries)
+                .where(*cond)
+                .values(
+                    state=PENDING,
+                    attempts=0,
+                    next_attempt_ms=now_ms(),
+                    lease_until_ms=None,
+                    dead_ms=None,
+                )
+                .returning(t.webhook_deliveries.c.webhook_id, t.webhook_deliveries.c.event_id)
+            ).all()
+        return [(r.webhook_id, r.event_id) for r in rows]
+
+
+def matching_webhooks(conn: Connection, event_type: str) -> list[str]:
+    rows = conn.execute(
+        select(t.webhooks.c.webhook_id, t.webhooks.c.events).where(t.webhooks.c.disabled.is_(False))
+    ).all()
+    return [r.webhook_id for r in rows if matches(json.loads(r.events), event_type)]
+
+
+def _webhook(r: Any) -> Webhook:
+    return Webhook(
+        webhook_id=r.webhook_id,
+        url=r.url,
+        events=tuple(json.loads(r.events)),
+        created_ms=int(r.created_ms),
+        disabled=bool(r.disabled),
+    )
