@@ -60,6 +60,9 @@ PENDING = "pending"
 ACCEPTED = "accepted"
 FAILED = "failed"
 
+#: How often an idle sender looks for rows queued by other processes.
+IDLE_POLL_SECONDS = 1.0
+
 #: Errors after which trying again later may succeed.
 _TRANSIENT = (errors.Unavailable, errors.DirectoryInvalid, errors.Unauthenticated)
 
@@ -280,7 +283,9 @@ class Sender:
                 .limit(100)
             ).all()
         if not rows:
-            return 5.0
+            # Rows queued by other processes (Celery workers) have no way to
+            # wake this thread; a cheap indexed look every second finds them.
+            return IDLE_POLL_SECONDS
         now = now_ms()
         for row in rows:
             due: int = row.next_attempt_ms
@@ -289,7 +294,7 @@ class Sender:
                 return max(0.05, (due - now) / 1000)
             if not self._send_one(row):
                 return 0.05 if self._stop.is_set() else self._backoff_seconds(row.attempts + 1)
-        return 0.0 if len(rows) == 100 else 5.0
+        return 0.0 if len(rows) == 100 else IDLE_POLL_SECONDS
 
     def _backoff_seconds(self, attempts: int) -> float:
         return float(min(self.max_backoff, 0.25 * 2 ** min(attempts, 16)))
