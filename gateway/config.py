@@ -32,9 +32,14 @@ class GatewayConfig:
     heartbeat_seconds: float = setting(15.0, doc="heartbeat interval on idle inbox streams")
     purge_interval_seconds: float = setting(60.0, doc="how often expired entries are purged")
     max_workers: int = setting(64, doc="gRPC worker threads (each open stream holds one)")
+    health_listen: str | None = setting(
+        None, doc="host:port of a plaintext port serving only grpc.health.v1 (for probes)"
+    )
 
     def validate(self) -> None:
         parse_address("gateway.listen", self.listen)
+        if self.health_listen:
+            parse_address("gateway.health_listen", self.health_listen)
         if self.max_envelope_bytes < 1024:
             raise ConfigError("gateway.max_envelope_bytes: must be at least 1024")
         if self.heartbeat_seconds <= 0:

@@ -92,6 +92,8 @@ def start(config: GatewayConfig) -> RunningGateway:
         require_client_auth=True,
     )
     port = server.bind(config.listen, creds)
+    if config.health_listen:
+        server.bind_health(config.health_listen)
     server.start()
     running = RunningGateway(server=server, state=state, port=port)
     bg = threading.Thread(

@@ -67,6 +67,8 @@ class ManagedServer:
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         self.port = 0
+        self.health_port = 0
+        self._health_server: grpc.Server | None = None
         self._stopped = threading.Event()
 
     def bind(self, address: str, credentials: grpc.ServerCredentials | None) -> int:
@@ -78,8 +80,28 @@ class ManagedServer:
             raise OSError(f"could not bind {address}")
         return self.port
 
+    def bind_health(self, address: str) -> int:
+        """Serve only the health service, without TLS, on ``address``.
+
+        Orchestrators' native gRPC probes (Kubernetes, compose health checks)
+        cannot present a client certificate, while the service ports require
+        one. A separate plaintext port that answers nothing but
+        ``grpc.health.v1.Health`` gives them a probe without weakening the
+        service port; bind it to a pod-local or loopback address.
+        """
+        self._health_server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health")
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._health_server)
+        self.health_port = self._health_server.add_insecure_port(address)
+        if self.health_port == 0:
+            raise OSError(f"could not bind {address}")
+        return self.health_port
+
     def start(self) -> None:
         self.server.start()
+        if self._health_server is not None:
+            self._health_server.start()
         for name in ["", *self._service_names]:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
@@ -90,6 +112,8 @@ class ManagedServer:
         self._stopped.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self._health_server is not None:
+            self._health_server.stop(0).wait()
 
     def wait(self) -> None:
         self.server.wait_for_termination()

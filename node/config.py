@@ -40,6 +40,9 @@ class NodeConfig:
     )
     redis_prefix: str = setting("intelshare:node:", doc="Redis channel prefix for wake-ups")
     max_workers: int = setting(32, doc="gRPC worker threads (each open feed holds one)")
+    health_listen: str | None = setting(
+        None, doc="host:port of a plaintext port serving only grpc.health.v1 (for probes)"
+    )
     max_alert_days: int = setting(366, doc="longest allowed alert lifetime in days")
     control_message_days: int = setting(
         30, doc="how long acknowledgements, receipts and hit reports wait at the gateway"
@@ -99,6 +102,8 @@ class NodeConfig:
     def validate(self) -> None:
         parse_address("node.listen", self.listen)
         parse_address("node.gateway", self.gateway)
+        if self.health_listen:
+            parse_address("node.health_listen", self.health_listen)
         if not self.agency_id:
             raise ConfigError("node.agency_id: required")
         if self.max_workers < 4:

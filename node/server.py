@@ -33,10 +33,12 @@ from intelshare.gateway_client import GatewayClient
 from intelshare.grpc_server import ManagedServer
 from intelshare.keys import AgencyKeys
 from intelshare.tls import server_credentials
-from intelshare.v1 import alert_service_pb2_grpc
+from intelshare.v1 import alert_service_pb2_grpc, case_service_pb2_grpc
 from intelshare.wakeup import WakeupHub
 from node.alerts import Alerts
 from node.auth import OfficerRegistry
+from node.case_service import CaseServicer
+from node.cases import Cases
 from node.config import NodeConfig
 from node.inbound import Inbound
 from node.notify import Notifier, start_notifier
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_NAME = "intelshare.v1.AlertService"
+CASE_SERVICE_NAME = "intelshare.v1.CaseService"
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Node:
     sender: Sender
     inbound: Inbound
     alerts: Alerts
+    cases: Cases
     hub: WakeupHub
     client: GatewayClient
     server: ManagedServer | None = None
@@ -162,6 +166,16 @@ def build(config: NodeConfig) -> Node:
         max_payload_bytes=config.max_payload_bytes,
     )
     alerts.register_inbound(inbound)
+    cases = Cases(
+        agency_id=config.agency_id,
+        store=store,
+        trust=trust,
+        sealer=sealer,
+        keys=keys,
+        wake_sender=sender.wake,
+        max_payload_bytes=config.max_payload_bytes,
+    )
+    cases.register_inbound(inbound)
     return Node(
         config=config,
         keys=keys,
@@ -172,6 +186,7 @@ def build(config: NodeConfig) -> Node:
         sender=sender,
         inbound=inbound,
         alerts=alerts,
+        cases=cases,
         hub=store.hub,
         client=client,
     )
@@ -184,10 +199,22 @@ def start(config: NodeConfig) -> Node:
         node.refresh_trust()
     except errors.IntelshareError as exc:
         log.warning("gateway not reachable at start (%s); continuing with cached trust", exc.reason)
-    server = ManagedServer(max_workers=config.max_workers, service_names=[SERVICE_NAME])
+    server = ManagedServer(
+        max_workers=config.max_workers, service_names=[SERVICE_NAME, CASE_SERVICE_NAME]
+    )
     alert_service_pb2_grpc.add_AlertServiceServicer_to_server(
         AlertServicer(
             alerts=node.alerts,
+            officers=node.officers,
+            store=node.store,
+            hub=node.hub,
+            heartbeat_seconds=config.heartbeat_seconds,
+        ),
+        server.server,
+    )
+    case_service_pb2_grpc.add_CaseServiceServicer_to_server(
+        CaseServicer(
+            cases=node.cases,
             officers=node.officers,
             store=node.store,
             hub=node.hub,
@@ -202,6 +229,8 @@ def start(config: NodeConfig) -> Node:
         require_client_auth=False,
     )
     node.port = server.bind(config.listen, creds)
+    if config.health_listen:
+        server.bind_health(config.health_listen)
     server.start()
     node.server = server
     node.sender.start()
@@ -238,6 +267,7 @@ def _maintenance(node: Node) -> None:
             try:
                 expired = node.alerts.note_expired()
                 purged = node.alerts.purge_retention()
+                purged += node.cases.purge_retention()
                 if expired or purged:
                     log.info("maintenance: %d alerts expired, %d records purged", expired, purged)
                 signed_size = _sign_audit_head(node, signed_size)

@@ -367,3 +367,23 @@ def test_gateway_picks_up_a_newer_directory_file(gw: GatewayEnv) -> None:
     assert gw.running.state.current_version() == 2
     with gw.client("nl-customs") as c:
         assert newer_version(c.get_directory()) == 2
+
+
+def test_plaintext_health_port_answers_probes(make_gateway: Callable[..., GatewayEnv]) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    gw = make_gateway(health_listen="127.0.0.1:0")
+    port = gw.running.server.health_port
+    assert port
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        got = stub.Check(health_pb2.HealthCheckRequest(service="intelshare.v1.GatewayService"))
+        assert got.status == health_pb2.HealthCheckResponse.SERVING
+        # Only health is served there: the gateway API needs the mTLS port.
+        from intelshare.v1 import gateway_service_pb2_grpc
+
+        with pytest.raises(grpc.RpcError) as info:
+            gateway_service_pb2_grpc.GatewayServiceStub(ch).GetDirectory(
+                gateway_service_pb2.GetDirectoryRequest()
+            )
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
