@@ -67,7 +67,12 @@ def _load_plugins() -> None:
     # Core command modules register themselves on import.
     import importlib
 
-    for module in ("intelshare.cli_federation", "intelshare.cli_treaty", "intelshare.cli_receipt"):
+    for module in (
+        "intelshare.cli_federation",
+        "intelshare.cli_treaty",
+        "intelshare.cli_receipt",
+        "intelshare.cli_health",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -1,0 +1,3 @@
+{{- define "intelshare.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
