@@ -235,9 +235,19 @@ class Cluster:
 
 @pytest.fixture
 def cluster(
-    fed: devfed.LocalFederation, db_url: str, db_factory: Callable[[str], str]
+    fed: devfed.LocalFederation,
+    db_url: str,
+    db_factory: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Cluster]:
-    """A gateway (in this process) with treaties published; start nodes with ``start_node``."""
+    """A gateway (in this process) with treaties published; start nodes with ``start_node``.
+
+    Nodes started here run without the notification relay (no bundled
+    Redis per node): these tests are about alerts and cases, the relay has
+    its own tests in ``tests/node/notify``, and starting a server process
+    from this multi-threaded test process is best avoided.
+    """
+    monkeypatch.setattr("node.server.start_notifier", lambda config, store: None)
     values = gateway_config(fed, db_url)
     gw = _gateway(values)
     publish_treaties(fed, gw.port)
