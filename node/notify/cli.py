@@ -11,6 +11,7 @@ database with the node's configuration, which is what makes them admin-only.
 from __future__ import annotations
 
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ def _when(ms: int | None) -> str:
     "--ready-file", type=click.Path(path_type=Path), help="Write the pid here when ready."
 )
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option("--supervised-child", is_flag=True, hidden=True)
 def worker(
     config_path: Path,
     beat: bool,
@@ -58,18 +60,49 @@ def worker(
     schedule: Path | None,
     ready_file: Path | None,
     log_level: str,
+    supervised_child: bool,
 ) -> None:
-    """Run the node's Celery worker: outbox fan-out, webhooks, and with --beat the periodic jobs."""
-    from celery import signals
+    """Run the node's Celery worker: outbox fan-out, webhooks, and with --beat the periodic jobs.
 
+    The command supervises the Celery worker in a child process and starts
+    it again when it stops on an error (kombu's Redis transport can give up
+    on a broker connection lost at a bad moment), so a Redis outage never
+    needs an operator; SIGTERM / Ctrl-C stop both, gracefully.
+    """
     from intelshare.logs import configure_logging
-    from node.notify.broker import ensure_bundled, uses_bundled
-    from node.notify.celery_app import QUEUE, make_app
-    from node.notify.tasks import context
 
     configure_logging(log_level)
     cfg = load_config(config_path)
+    if supervised_child:
+        _run_celery(cfg, beat, pool, concurrency, hostname, schedule, ready_file, log_level)
+        return
+    from node.notify.broker import ensure_bundled, uses_bundled
+    from node.notify.supervise import supervise
+
     bundled = ensure_bundled(cfg) if uses_bundled(cfg) else None
+    argv = [a for a in sys.argv[1:] if a != "--supervised-child"]
+    try:
+        supervise([sys.executable, "-m", "intelshare.cli", *argv, "--supervised-child"])
+    finally:
+        if bundled is not None:
+            bundled.stop()
+
+
+def _run_celery(
+    cfg: NodeConfig,
+    beat: bool,
+    pool: str,
+    concurrency: int | None,
+    hostname: str | None,
+    schedule: Path | None,
+    ready_file: Path | None,
+    log_level: str,
+) -> None:
+    from celery import signals
+
+    from node.notify.celery_app import QUEUE, make_app
+    from node.notify.tasks import context
+
     app = make_app(cfg)
     if pool != "prefork":
         context(app)  # migrate and connect before taking tasks
@@ -95,11 +128,7 @@ def worker(
         sched = schedule or cfg.identity_dir / "worker" / "beat-schedule"
         sched.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         argv += ["--beat", f"--schedule={sched}"]
-    try:
-        app.worker_main(argv)
-    finally:
-        if bundled is not None:
-            bundled.stop()
+    app.worker_main(argv)
 
 
 # --- webhooks ------------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def fan_out(app: Any, seq: int) -> str:
     ctx.publish_wakeup()
     now = now_ms()
     with engine.begin() as conn:
-        hooks = wh.matching_webhooks(conn, row.type)
+        hooks = wh.matching_webhooks(conn, row.type, int(row.created_ms))
         _insert_ignore(
             conn,
             [

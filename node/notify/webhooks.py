@@ -341,9 +341,12 @@ class WebhookRegistry:
         return [(r.webhook_id, r.event_id) for r in rows]
 
 
-def matching_webhooks(conn: Connection, event_type: str) -> list[str]:
+def matching_webhooks(conn: Connection, event_type: str, created_ms: int) -> list[str]:
+    """Enabled webhooks that want this event and existed when it happened."""
     rows = conn.execute(
-        select(t.webhooks.c.webhook_id, t.webhooks.c.events).where(t.webhooks.c.disabled.is_(False))
+        select(t.webhooks.c.webhook_id, t.webhooks.c.events).where(
+            t.webhooks.c.disabled.is_(False), t.webhooks.c.created_ms <= created_ms
+        )
     ).all()
     return [r.webhook_id for r in rows if matches(json.loads(r.events), event_type)]
 
