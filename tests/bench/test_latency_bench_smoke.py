@@ -1,0 +1,37 @@
+"""The latency bench still runs end to end and reports what the README table is built from.
+
+Structure only: a test machine is not a benchmark machine, so no figure is
+asserted. The quick mode starts the real processes (gateway, two nodes, two
+workers, a private Redis) on SQLite and sends a handful of alerts.
+"""
+
+from __future__ import annotations
+
+from shutil import which
+
+import pytest
+
+from bench import latency
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(which("redis-server") is None, reason="redis-server binary not found"),
+]
+
+
+def test_quick_run_reports_percentiles_split_and_machine() -> None:
+    report = latency.run(quick=True, backend="sqlite")
+    assert report["benchmark"] == "latency"
+    assert report["quick"] is True
+    assert report["targets"] == {"p50_ms": 20.0, "p99_ms": 60.0, "at_rate": 100}
+    assert {"cpu", "nproc", "python", "date"} <= set(report["machine"])
+    (run,) = report["runs"]
+    assert run["rate"] == 5
+    assert run["arrived"] == run["alerts"] == run["issued"]
+    assert run["missing"] == 0
+    for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms"):
+        assert run[key] > 0
+    assert run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"] <= run["max_ms"]
+    assert set(run["split_p50_ms"]) == {"issue", "transfer", "feed"}
+    assert isinstance(run["sustainable"], bool)
+    assert "| offered/s |" in latency.format_table(report)
