@@ -342,7 +342,7 @@ def show_cmd(ctx: click.Context, case_id: str, entries: bool, as_json: bool) -> 
 
 @group.command("add-entry")
 @click.argument("case_id")
-@click.option("--text", "-t", required=True, help="The entry (use $'..' or a file for lines).")
+@click.option("--text", "-t", required=True, help="What the entry says (at most 10000 characters).")
 @click.option("--person", multiple=True, help="name=..,dob=YYYY-MM-DD,nationality=NL,passport=..")
 @click.option("--vehicle", multiple=True, help="plate=..,country=NL,vin=..,make=..,model=..")
 @click.option("--container", multiple=True, help="number=MSCU1234566,bl=..,hs=300490;300410")

@@ -440,7 +440,9 @@ class WatchCaseHeartbeat(_message.Message):
     HEAD_CURSOR_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     head_cursor: _builtins.int
-    """Cursor of the newest event in the log."""
+    """Every event up to this cursor has been considered for this stream;
+    resuming after it misses nothing the caller may see.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the heartbeat was sent."""
