@@ -26,6 +26,13 @@ How a node is built
     one envelope per distinct redacted view), update, revoke, acknowledge,
     hit reports, receipts, per-recipient delivery status, expiry events and
     retention purges.
+``node.cases`` / ``node.case_records`` / ``node.case_evidence``
+    joint cases, both directions: open, entries, membership (the owner's
+    state messages, history for new members, relay of entries an author
+    sent before it knew of a member), the local case teams that decide what
+    analysts see, and the forwarding of authors' signed envelopes with their
+    content keys so every entry stays attributable to its author.
+    ``node.case_service`` is the ``CaseService`` servicer (``WatchCase``).
 ``node.outbound``
     sealing, and the durable send queue: an operation commits its envelopes
     with its change; a sender thread submits them in order with backoff, so
