@@ -1575,16 +1575,17 @@ class Cases:
                     )
                     .returning(t.case_entries.c.entry_id)
                 ).all()
-                if gone:
+                gone_ids = sorted(g.entry_id for g in gone)
+                for start in range(0, len(gone_ids), _AUDIT_IDS):
                     w.audit(
                         "purged",
                         {
                             "case_id": case_id,
-                            "entry_ids": sorted(g.entry_id for g in gone)[:_AUDIT_IDS],
+                            "entry_ids": gone_ids[start : start + _AUDIT_IDS],
                             "rule": "retention_days",
                         },
                     )
-                    purged += len(gone)
+                purged += len(gone_ids)
         with self.store.engine.connect() as conn:
             cases = conn.execute(
                 select(t.cases.c.case_id, t.cases.c.treaty_id)

@@ -756,3 +756,38 @@ def test_retention_purges_received_entries_with_an_audit_entry(three: Three) -> 
     purged = [e for e in audit_events(be) if e["event"] == "purged" and e.get("case_id") == case_id]
     assert purged
     assert purged[0]["rule"] == "retention_days"
+
+
+def test_history_larger_than_one_envelope_arrives_in_several(three: Three) -> None:
+    nl, be, de = three
+    with cc(nl) as c:
+        case = c.create_case(new_case(members=("be-police",)))
+        for n in range(3):
+            c.add_entry(case.name, entry(f"nl: entry {n} " + "x" * 3000))
+    wait_for(lambda: held(be, case.name), what="case at be")
+    with cc(be) as c:
+        for n in range(2):
+            c.add_entry(case.name, entry(f"be: entry {n} " + "y" * 3000))
+    wait_entries(nl, case.name, 5)
+    nl.node.cases.max_payload_bytes = 12_000  # history chunks of about 6 kB
+    with cc(nl) as c:
+        c.add_member(case.name, "de-customs")
+    got = wait_entries(de, case.name, 5, "the whole history at de")
+    assert [e.text[:10] for e in got] == [
+        "nl: entry ",
+        "nl: entry ",
+        "nl: entry ",
+        "be: entry ",
+        "be: entry ",
+    ]
+    with nl.node.store.engine.connect() as conn:
+        to_de = [
+            json.loads(r.recipients)
+            for r in conn.execute(
+                select(t.outbound.c.recipients).where(
+                    t.outbound.c.case_id == case.name.removeprefix("cases/"),
+                    t.outbound.c.kind == envelope_pb2.MESSAGE_KIND_CASE_MEMBERSHIP,
+                )
+            )
+        ].count(["de-customs"])
+    assert to_de >= 3
