@@ -261,7 +261,8 @@ def deliver_webhook(task: Any, webhook_id: str, event_id: str) -> str:
 
 def register(app: Any) -> None:
     """Define the tasks on ``app`` (one app per node configuration)."""
-    reliable = {"acks_late": True, "reject_on_worker_lost": True}
+    # shared=False: an app keeps its tasks to itself (tests hold several apps at once)
+    reliable = {"acks_late": True, "reject_on_worker_lost": True, "shared": False}
 
     @app.task(  # type: ignore[untyped-decorator]
         name=TASK_FAN_OUT,

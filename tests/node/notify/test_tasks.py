@@ -1,0 +1,100 @@
+"""The tasks themselves, run in this process against real nodes: idempotence and beat jobs.
+
+The nodes run with ``maintenance_in_node: false``, so what expires and what
+gets signed here is the work of the beat tasks, not of the node's own
+maintenance thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from intelshare.v1 import alert_pb2
+from node import tables as t
+from node.notify import celery_app as ca
+from node.notify.tasks import context
+from tests.node.conftest import TASKFORCE, Cluster, RunningNode, demo_alert, expire_in, wait_for
+
+TO_BE = [alert_pb2.AlertRecipient(agency_id="be-police", treaty_id=TASKFORCE)]
+
+
+@pytest.fixture
+def pair(cluster: Cluster) -> tuple[RunningNode, RunningNode]:
+    nl = cluster.start_node("nl-customs", maintenance_in_node=False)
+    be = cluster.start_node("be-police", maintenance_in_node=False)
+    return nl, be
+
+
+@pytest.fixture
+def app(pair: tuple[RunningNode, RunningNode]) -> Iterator[Any]:
+    celery = ca.make_app(pair[1].node.config)
+    yield celery
+    ctx = getattr(celery, "_intelshare_ctx", None)
+    if ctx is not None:
+        ctx.close()
+    celery.close()
+
+
+def run(app: Any, name: str, *args: Any) -> Any:
+    """Execute a task here, as a worker would (no broker involved)."""
+    result = app.tasks[name].apply(args=args)
+    assert result.successful(), result.traceback
+    return result.get()
+
+
+def test_fan_out_confirms_once_and_second_run_does_nothing(
+    pair: tuple[RunningNode, RunningNode], app: Any
+) -> None:
+    nl, be = pair
+    with nl.client("liaison") as c:
+        c.create_alert(demo_alert(description="fan-out", recipients=TO_BE))
+    store = be.node.store
+    (event,) = wait_for(
+        lambda: [e for e in store.unnotified() if e.type == "alert.received"], 30, "event at be"
+    )
+    generation = store.hub.generation("node:events")
+    assert run(app, ca.TASK_FAN_OUT, event.seq) == "notified 0 webhooks"
+    assert run(app, ca.TASK_FAN_OUT, event.seq) == "already"
+    with store.engine.connect() as conn:
+        notified = conn.execute(
+            select(t.events.c.notified_ms).where(t.events.c.seq == event.seq)
+        ).scalar_one()
+    assert notified is not None
+    assert event.seq not in [e.seq for e in store.unnotified()]
+    assert run(app, ca.TASK_FAN_OUT, 10**9) == "missing"
+    # the worker's wake-up went through its own hub (no Redis configured here)
+    assert context(app).store.hub.generation("node:events") >= 1
+    assert store.hub.generation("node:events") >= generation
+
+
+def test_beat_tasks_expire_sign_refresh_and_sweep(
+    pair: tuple[RunningNode, RunningNode], app: Any
+) -> None:
+    nl, be = pair
+    with nl.client("liaison") as c:
+        c.create_alert(
+            demo_alert(
+                description="short", recipients=TO_BE, expire_time=expire_in(timedelta(seconds=2))
+            )
+        )
+    with be.client("analyst") as c:
+        (received,) = wait_for(lambda: c.list_all(), 30, "the alert at be")
+        assert received.state == alert_pb2.ALERT_STATE_ACTIVE
+        wait_for(lambda: run(app, ca.TASK_EXPIRE) == 1, 30, "the expiry task to expire it")
+        assert c.get_alert(received.name).state == alert_pb2.ALERT_STATE_EXPIRED
+    assert run(app, ca.TASK_EXPIRE) == 0  # idempotent
+    types = [e.type for e in be.node.store.events_after(0, 100)]
+    assert types.count("alert.expired") == 1
+    assert run(app, ca.TASK_PURGE) == 0  # nothing past its retention yet
+    size = run(app, ca.TASK_AUDIT_HEAD)
+    assert size > 0
+    audit = be.node.store.audit
+    assert audit is not None
+    assert audit.verify(audit.public_key).heads_checked >= 1
+    assert run(app, ca.TASK_DIRECTORY) >= 1
+    assert run(app, ca.TASK_SWEEP) == "0 events, 0 deliveries"
