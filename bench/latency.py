@@ -86,6 +86,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "nproc": os.cpu_count(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         **versions,
@@ -444,6 +445,7 @@ def run_rate(w: World, feed: Feed, rate: float, duration: float) -> dict[str, An
     achieved = (len(sent) - 1) / offered_seconds if offered_seconds > 0 else float(len(sent))
     result: dict[str, Any] = {
         "rate": rate,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "alerts": count,
         "issued": len(sent),
         "errors": len(errors),
@@ -513,18 +515,19 @@ def format_table(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
         f"{m['date']}, {m['cpu']}, nproc {m['nproc']}, Python {m['python']}, "
-        f"backend {report['backend']}, {report['duration_s']:g} s per rate",
+        f"backend {report['backend']}, {report['duration_s']:g} s per rate, "
+        f"load average at start {m['loadavg_at_start']}",
         "",
         "| offered/s | achieved/s | arrived | p50 ms | p95 ms | p99 ms | max ms "
-        "| issue p50 | transfer p50 | feed p50 | sustainable |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "| issue p50 | transfer p50 | feed p50 | load 1m | sustainable |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in report["runs"]:
         s = r["split_p50_ms"]
         lines.append(
             f"| {r['rate']:g} | {r['achieved_rate']:g} | {r['arrived']}/{r['alerts']} "
             f"| {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['max_ms']} "
-            f"| {s['issue']} | {s['transfer']} | {s['feed']} "
+            f"| {s['issue']} | {s['transfer']} | {s['feed']} | {r['loadavg_1m']} "
             f"| {'yes' if r['sustainable'] else 'no'} |"
         )
     lines.append("")
