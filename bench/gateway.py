@@ -201,6 +201,20 @@ class Server:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process used so far; 0 if unknown.
+
+        Wall-clock throughput on a shared machine mostly measures the
+        neighbours; the server's own CPU per call is what our code costs, and
+        it is far steadier between runs. PostgreSQL's own processes are not
+        included.
+        """
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -363,8 +377,20 @@ def _concurrently(calls: list[Callable[[], None]]) -> float:
         return time.perf_counter() - start
 
 
-def _rate(count: int, seconds: float) -> float:
-    return round(count / seconds, 1)
+@dataclass
+class Best:
+    """The best round of one side of a ratio: least wall time, least server CPU."""
+
+    wall: float = float("inf")
+    cpu: float = float("inf")
+
+    def timed(self, server: Server, fn: Callable[[], float]) -> None:
+        before = server.cpu_seconds()
+        self.wall = min(self.wall, fn())
+        self.cpu = min(self.cpu, server.cpu_seconds() - before)
+
+    def cpu_us(self, calls: int) -> float:
+        return round(self.cpu / calls * 1e6, 1)
 
 
 def bench_submit(
@@ -384,7 +410,7 @@ def bench_submit(
             for _ in range(sizes.warmup):
                 c.submit(setup.seal(-1))
                 call(sample)
-        best_gw = best_echo = float("inf")
+        best_gw, best_echo = Best(), Best()
         receipt_bytes = 0
         for _ in range(sizes.rounds):
             batches = [[setup.seal(i) for i in range(per)] for _ in range(submitters)]
@@ -405,15 +431,15 @@ def bench_submit(
 
                 return run
 
-            best_echo = min(best_echo, _concurrently([echo_work(c) for c in echo_calls]))
-            best_gw = min(
-                best_gw,
-                _concurrently(
-                    [submit_work(c, b) for c, b in zip(gw_clients, batches, strict=True)]
+            best_echo.timed(echo, lambda: _concurrently([echo_work(c) for c in echo_calls]))
+            best_gw.timed(
+                gateway,
+                lambda: _concurrently(
+                    [submit_work(c, b) for c, b in zip(gw_clients, batches, strict=True)]  # noqa: B023
                 ),
             )
-        total = per * submitters
-        gw_rate, echo_rate = total / best_gw, echo_per * submitters / best_echo
+        total, echo_total = per * submitters, echo_per * submitters
+        gw_rate, echo_rate = total / best_gw.wall, echo_total / best_echo.wall
         return {
             "submitters": submitters,
             "accepted": total * sizes.rounds + sizes.warmup * submitters,
@@ -423,6 +449,8 @@ def bench_submit(
             "per_second": round(gw_rate, 1),
             "echo_per_second": round(echo_rate, 1),
             "ratio": round(gw_rate / echo_rate, 3),
+            "server_cpu_us": best_gw.cpu_us(total),
+            "echo_server_cpu_us": best_echo.cpu_us(echo_total),
         }
     finally:
         for c in gw_clients + echo_clients:
@@ -464,15 +492,14 @@ def bench_stream(
         for _ in echo_stream(struct.pack(">I", warm) + request[4:]):
             pass
 
-        best_gw = best_echo = float("inf")
-        for _ in range(sizes.rounds):
+        def echo_round() -> float:
             start = time.perf_counter()
-            n = 0
-            for _ in echo_stream(request):
-                n += 1
-            best_echo = min(best_echo, time.perf_counter() - start)
+            n = sum(1 for _ in echo_stream(request))
             assert n == e
+            return time.perf_counter() - start
 
+        def inbox_round() -> float:
+            nonlocal cursor
             start = time.perf_counter()
             stream = be.stub.StreamInbox(
                 gateway_service_pb2.StreamInboxRequest(after_sequence=cursor)
@@ -484,15 +511,23 @@ def bench_stream(
                     if n == m:
                         cursor = msg.entry.sequence
                         break
-            best_gw = min(best_gw, time.perf_counter() - start)
+            took = time.perf_counter() - start
             stream.cancel()
-    gw_rate, echo_rate = m / best_gw, e / best_echo
+            return took
+
+        best_gw, best_echo = Best(), Best()
+        for _ in range(sizes.rounds):
+            best_echo.timed(echo, echo_round)
+            best_gw.timed(gateway, inbox_round)
+    gw_rate, echo_rate = m / best_gw.wall, e / best_echo.wall
     return {
         "entries_per_round": m,
         "entry_bytes": entry_bytes,
         "per_second": round(gw_rate, 1),
         "echo_per_second": round(echo_rate, 1),
         "ratio": round(gw_rate / echo_rate, 3),
+        "server_cpu_us": best_gw.cpu_us(m),
+        "echo_server_cpu_us": best_echo.cpu_us(e),
     }
 
 
@@ -568,8 +603,9 @@ def format_table(report: dict[str, Any]) -> str:
         f"grpcio {m['grpcio']}  sqlite {m['sqlite']}"
         + ("  (QUICK: not meaningful)" if report["quick"] else ""),
         "",
-        "| backend | measurement | gateway /s | bare echo /s | ratio | target |",
-        "|---|---|---:|---:|---:|---:|",
+        "| backend | measurement | gateway /s | bare echo /s | ratio | target "
+        "| gateway CPU µs/call | echo CPU µs/call |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     t = report["targets"]
     for r in report["results"]:
@@ -577,12 +613,14 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['backend']} | submit, {s['submitters']} submitter(s) "
                 f"| {s['per_second']:.0f} | {s['echo_per_second']:.0f} "
-                f"| {s['ratio']:.2f} | {t['submit_ratio']:.2f} |"
+                f"| {s['ratio']:.2f} | {t['submit_ratio']:.2f} "
+                f"| {s['server_cpu_us']:.0f} | {s['echo_server_cpu_us']:.0f} |"
             )
         st = r["stream"]
         lines.append(
             f"| {r['backend']} | inbox stream, 1 recipient | {st['per_second']:.0f} "
-            f"| {st['echo_per_second']:.0f} | {st['ratio']:.2f} | {t['stream_ratio']:.2f} |"
+            f"| {st['echo_per_second']:.0f} | {st['ratio']:.2f} | {t['stream_ratio']:.2f} "
+            f"| {st['server_cpu_us']:.0f} | {st['echo_server_cpu_us']:.0f} |"
         )
     if report["results"]:
         first = report["results"][0]

@@ -26,8 +26,18 @@ SUBMIT_KEYS = {
     "per_second",
     "echo_per_second",
     "ratio",
+    "server_cpu_us",
+    "echo_server_cpu_us",
 }
-STREAM_KEYS = {"entries_per_round", "entry_bytes", "per_second", "echo_per_second", "ratio"}
+STREAM_KEYS = {
+    "entries_per_round",
+    "entry_bytes",
+    "per_second",
+    "echo_per_second",
+    "ratio",
+    "server_cpu_us",
+    "echo_server_cpu_us",
+}
 
 
 def test_quick_run_reports_each_measurement_beside_its_echo() -> None:
@@ -48,6 +58,7 @@ def test_quick_run_reports_each_measurement_beside_its_echo() -> None:
             assert s["ratio"] > 0
             assert s["request_bytes"] > 1000  # an envelope with a 1 KiB payload
             assert s["response_bytes"] > 0  # a receipt
+            assert s["server_cpu_us"] >= 0
         assert set(result["stream"]) == STREAM_KEYS
         assert result["stream"]["per_second"] > 0
         assert result["stream"]["entry_bytes"] > 1000
