@@ -8,9 +8,15 @@ PIP    := $(VENV)/bin/pip
 BUF_VERSION := 1.75.0
 BUF    := .tools/node_modules/.bin/buf
 STAMP  := $(VENV)/.installed
-SRC    := $(wildcard intelshare node gateway tests bench)
+SRC    := $(wildcard intelshare node gateway tests bench deploy)
+.DEFAULT_GOAL := setup
 
-.PHONY: setup proto proto-check lint format typecheck buflint test check bench run clean
+# A whole local federation (gateway, three nodes, workers) and a scenario; Ctrl-C stops it.
+# Needs only Python 3.11+: it installs what it needs (not buf) into .venv first.
+run: $(STAMP)
+	$(PY) deploy/local_federation.py
+
+.PHONY: run setup proto proto-check lint format typecheck buflint test check bench run clean
 
 setup: $(STAMP) $(BUF)
 

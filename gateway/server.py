@@ -109,7 +109,11 @@ def serve(config: GatewayConfig, ready_file: Path | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     running = start(config)
     if ready_file is not None:
-        ready_file.write_text(str(running.port))
+        # Atomically, so a watcher never reads a half-written port.
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ready_file.with_name(ready_file.name + ".tmp")
+        tmp.write_text(str(running.port))
+        tmp.replace(ready_file)
     done = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

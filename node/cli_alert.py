@@ -298,7 +298,7 @@ def _show(alert: alert_pb2.Alert) -> None:
             text = ", ".join(
                 f"{k}={';'.join(v) if isinstance(v, list) else v}" for k, v in item.items()
             )
-            click.echo(f"  {kind[:-1]:<11} {text}")
+            click.echo(f"  {_singular(kind):<11} {text}")
     if alert.deliveries:
         click.echo("")
         print_table(
@@ -625,3 +625,8 @@ def follow_cmd(
                 sys.stdout.flush()
         except KeyboardInterrupt:
             return
+
+
+def _singular(kind: str) -> str:
+    """``companies`` -> ``company``: subject list names as one item's label."""
+    return kind[:-3] + "y" if kind.endswith("ies") else kind.removesuffix("s")

@@ -197,7 +197,7 @@ def _show_entries(entries: list[case_pb2.CaseEntry]) -> None:
                 text = ", ".join(
                     f"{k}={';'.join(v) if isinstance(v, list) else v}" for k, v in item.items()
                 )
-                click.echo(f"    {kind[:-1]}: {text}")
+                click.echo(f"    {_singular(kind)}: {text}")
         if e.attachments_digest:
             click.echo(f"    attachments: {e.attachments_digest}")
         if e.removed_fields:
@@ -552,3 +552,8 @@ def follow_cmd(
             backoff = min(backoff * 2, 5.0)
     except KeyboardInterrupt:
         return
+
+
+def _singular(kind: str) -> str:
+    """``companies`` -> ``company``: subject list names as one item's label."""
+    return kind[:-3] + "y" if kind.endswith("ies") else kind.removesuffix("s")

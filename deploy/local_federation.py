@@ -1,0 +1,640 @@
+"""``make run``: a whole federation on this machine, and a scenario to follow.
+
+Starts, as separate processes, the gateway and three agency nodes (customs of
+the Netherlands, police of Belgium, customs of Germany) with their
+notification workers, on the embedded defaults (SQLite, and a bundled real
+Redis per node) unless ``INTELSHARE_DATABASE_URL`` (a PostgreSQL server URL)
+or ``INTELSHARE_REDIS_URL`` say otherwise. It then plays the scenario of the
+design with the same ``intelshare`` commands an officer would type, printing
+each command and its output, writes ``.intelshare/demo/federation.json`` for
+scripts, and stays up until Ctrl-C.
+
+This script sits in ``deploy/`` because it is a deployment — of everything,
+on one machine — and may therefore start both services; the ``node`` and
+``gateway`` packages never import each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from intelshare import devfed
+from intelshare.treaty import Treaty, treaties_from_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+ROOT = REPO / ".intelshare" / "demo"
+SPEC = Path(__file__).with_name("demo-federation.yaml")
+PY = sys.executable
+ROLES = ("liaison", "analyst")
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def heading(text: str) -> None:
+    say()
+    say(f"== {text} " + "=" * max(0, 70 - len(text)))
+
+
+class Processes:
+    """Child processes of the demo, stopped together (SIGTERM, then SIGKILL)."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = log.open("ab")
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and command
+            [PY, "-m", "intelshare.cli", *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
+        self.children.append((name, proc))
+        return proc
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _name, proc in reversed(self.children):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something truthy, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            result = check()
+            if result:
+                return result
+        time.sleep(0.1)
+    raise SystemExit(f"demo: timed out waiting for {what}")
+
+
+def wait_ready(name: str, proc: subprocess.Popen[bytes], ready: Path, log: Path) -> int:
+    def check() -> int:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise SystemExit(f"demo: {name} exited during start-up; its log says:\n{tail}")
+        text = ready.read_text().strip() if ready.exists() else ""
+        return int(text) if text else 0
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        port = check()
+        if port:
+            return port
+        time.sleep(0.1)
+    raise SystemExit(f"demo: {name} did not become ready (see {log})")
+
+
+# --- building the federation -------------------------------------------------------
+
+
+def load_spec(today: date) -> tuple[list[devfed.AgencySpec], list[Treaty]]:
+    data = yaml.safe_load(SPEC.read_text())
+    agencies = [
+        devfed.AgencySpec(a["id"], a["name"], a["country"], a["kind"]) for a in data["agencies"]
+    ]
+    treaties = []
+    for treaty in treaties_from_yaml(SPEC.read_text()):
+        mapping = treaty.to_mapping()
+        if not treaty.valid_from <= today <= treaty.valid_until:
+            # Keep the demo working on any date: shift the window to include today.
+            span = treaty.valid_until - treaty.valid_from
+            mapping["valid"] = {
+                "from": (today - timedelta(days=30)).isoformat(),
+                "until": (today - timedelta(days=30) + span).isoformat(),
+            }
+        treaties.append(Treaty.from_mapping(mapping))
+    return agencies, treaties
+
+
+def database_urls(names: Sequence[str]) -> dict[str, str]:
+    """One database per service: SQLite files, or fresh PostgreSQL databases."""
+    server = os.environ.get("INTELSHARE_DATABASE_URL")
+    if not server:
+        return {n: f"sqlite:///{ROOT / 'data' / (n + '.db')}" for n in names}
+    import psycopg
+
+    base = server.rsplit("/", 1)[0]
+    urls = {}
+    with psycopg.connect(server, autocommit=True) as conn:
+        for n in names:
+            db = "intelshare_demo_" + n.replace("-", "_")
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{db}"')
+            urls[n] = f"{base}/{db}"
+    return urls
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# --- running commands as an officer ----------------------------------------------
+
+
+class Officer:
+    def __init__(self, agency: str, role: str, client_config: Path) -> None:
+        self.agency = agency
+        self.role = role
+        self.client_config = client_config
+
+    @property
+    def label(self) -> str:
+        return f"{self.role}@{self.agency}"
+
+    def run(
+        self, *args: str, show: bool = True, expect_fail: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "INTELSHARE_CLIENT_CONFIG": str(self.client_config)}
+        if show:
+            say(f"\n[{self.label}] $ intelshare {' '.join(_quote(a) for a in args)}")
+        done = subprocess.run(  # noqa: S603 - our own interpreter and command
+            [PY, "-m", "intelshare.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            check=False,
+        )
+        if show:
+            for line in (done.stdout + done.stderr).rstrip().splitlines():
+                say("    " + line)
+        if (done.returncode != 0) != expect_fail:
+            raise SystemExit(
+                f"demo: `intelshare {' '.join(args)}` exited {done.returncode}:\n"
+                f"{done.stdout}{done.stderr}"
+            )
+        return done
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json", show=False).stdout)
+
+
+def _quote(arg: str) -> str:
+    return f"'{arg}'" if (" " in arg or ";" in arg) else arg
+
+
+# --- the federation --------------------------------------------------------------
+
+
+class Federation:
+    def __init__(self, procs: Processes) -> None:
+        self.procs = procs
+        self.officers: dict[tuple[str, str], Officer] = {}
+        self.tokens: dict[tuple[str, str], str] = {}
+        self.node_ports: dict[str, int] = {}
+        self.gateway_port = 0
+
+    def build(self) -> None:
+        if ROOT.exists():
+            shutil.rmtree(ROOT)
+        today = datetime.now(UTC).date()
+        agencies, treaties = load_spec(today)
+        self.agencies = [a.agency_id for a in agencies]
+        heading("Building the federation")
+        self.fed = devfed.build(ROOT, agencies, treaties, federation_id="demo")
+        say(f"root key, CA and anchor in {self.fed.root / 'federation'}")
+        for a in self.agencies:
+            say(f"enrolled {a:<12} keys (0600), certificate, anchor: {self.fed.agencies[a].dir}")
+        say(f"enrolled the gateway; directory v1 published ({self.fed.directory_file})")
+        for tid, path in self.fed.treaties.items():
+            t = self.fed.signed_treaty(tid).treaty
+            say(f"treaty {tid} v{t.version}: signed by {', '.join(t.parties)} ({path.name})")
+        self.urls = database_urls(["gateway", *self.agencies])
+        self.redis = os.environ.get("INTELSHARE_REDIS_URL")
+
+    def start_gateway(self) -> None:
+        heading("Starting the gateway")
+        srv = self.fed.gateway_server_dir
+        cfg: dict[str, Any] = {
+            "listen": "127.0.0.1:0",
+            "database_url": self.urls["gateway"],
+            "anchor": str(self.fed.anchor_file),
+            "ca_cert": str(self.fed.ca_file),
+            "tls_cert": str(srv / "tls.crt"),
+            "tls_key": str(srv / "tls.key"),
+            "signing_key": str(self.fed.gateway_identity.dir / "signing.key"),
+            "directory": str(self.fed.directory_file),
+        }
+        if self.redis:
+            cfg.update(redis_url=self.redis, redis_prefix="intelshare-demo:gateway:")
+        self.gateway_config = write_yaml(ROOT / "gateway.yaml", {"gateway": cfg})
+        ready, log = ROOT / "run" / "gateway.port", ROOT / "logs" / "gateway.log"
+        proc = self.procs.start(
+            "gateway",
+            ["gateway", "serve", "--config", str(self.gateway_config), "--ready-file", str(ready)],
+            log,
+        )
+        self.gateway_port = wait_ready("gateway", proc, ready, log)
+        say(f"gateway listening on 127.0.0.1:{self.gateway_port} (mTLS); log: {log}")
+        for tid, path in self.fed.treaties.items():
+            party = self.fed.signed_treaty(tid).treaty.parties[0]
+            ident = self.fed.agencies[party].dir
+            self.cli_print(
+                "treaty",
+                "publish",
+                str(path),
+                "--gateway",
+                f"127.0.0.1:{self.gateway_port}",
+                "--identity",
+                str(ident),
+            )
+
+    def cli_print(self, *args: str) -> subprocess.CompletedProcess[str]:
+        say(f"\n$ intelshare {' '.join(args)}")
+        done = subprocess.run(  # noqa: S603
+            [PY, "-m", "intelshare.cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
+        for line in (done.stdout + done.stderr).rstrip().splitlines():
+            say("    " + line)
+        if done.returncode:
+            raise SystemExit(f"demo: intelshare {' '.join(args)} failed")
+        return done
+
+    def start_nodes(self) -> None:
+        heading("Starting the three agency nodes and their workers")
+        configs = {}
+        for agency in self.agencies:
+            ident = self.fed.agencies[agency].dir
+            cfg: dict[str, Any] = {
+                "agency_id": agency,
+                "listen": "127.0.0.1:0",
+                "database_url": self.urls[agency],
+                "gateway": f"127.0.0.1:{self.gateway_port}",
+                "gateway_server_name": "localhost",
+                "identity_dir": str(ident),
+                "embedded_redis_dir": str(ROOT / "redis" / agency),
+                "heartbeat_seconds": 5,
+            }
+            if self.redis:
+                prefix = f"intelshare-demo:{agency}:"
+                cfg.update(redis_url=self.redis, redis_prefix=prefix, broker_url=self.redis)
+            configs[agency] = write_yaml(ROOT / f"node-{agency}.yaml", {"node": cfg})
+        started = []
+        for agency, path in configs.items():
+            ready, log = ROOT / "run" / f"{agency}.port", ROOT / "logs" / f"node-{agency}.log"
+            proc = self.procs.start(
+                f"node {agency}",
+                ["node", "serve", "--config", str(path), "--ready-file", str(ready)],
+                log,
+            )
+            started.append((agency, proc, ready, log))
+        for agency, proc, ready, log in started:
+            self.node_ports[agency] = wait_ready(f"node {agency}", proc, ready, log)
+            say(f"node {agency:<12} officer API on 127.0.0.1:{self.node_ports[agency]}; log: {log}")
+        for agency, path in configs.items():
+            log = ROOT / "logs" / f"worker-{agency}.log"
+            self.procs.start(f"worker {agency}", ["worker", "--config", str(path), "--beat"], log)
+            say(f"worker {agency:<10} (Celery, with beat); log: {log}")
+        self.node_configs = configs
+
+    def add_officers(self) -> None:
+        heading("Officers and their tokens (stored hashed; shown once)")
+        for agency in self.agencies:
+            for role in ROLES:
+                name = f"{role}-{agency}"
+                done = subprocess.run(  # noqa: S603
+                    [
+                        PY,
+                        "-m",
+                        "intelshare.cli",
+                        "node",
+                        "officer",
+                        "add",
+                        name,
+                        "--role",
+                        role,
+                        "--config",
+                        str(self.node_configs[agency]),
+                        "--json",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    cwd=REPO,
+                    check=True,
+                )
+                token = json.loads(done.stdout)["token"]
+                token_file = ROOT / "tokens" / f"{name}.token"
+                token_file.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(token)
+                client = write_yaml(
+                    ROOT / "clients" / f"{name}.yaml",
+                    {
+                        "node": f"127.0.0.1:{self.node_ports[agency]}",
+                        "ca": str(self.fed.ca_file),
+                        "server_name": agency,
+                        "token_file": str(token_file),
+                    },
+                )
+                self.officers[(agency, role)] = Officer(agency, role, client)
+                self.tokens[(agency, role)] = token
+                say(f"{name:<22} client config {client}")
+
+    def describe(self) -> Path:
+        doc = {
+            "gateway": {"address": f"127.0.0.1:{self.gateway_port}", "server_name": "localhost"},
+            "ca_cert": str(self.fed.ca_file),
+            "anchor": str(self.fed.anchor_file),
+            "directory": str(self.fed.directory_file),
+            "nodes": {
+                a: {
+                    "agency_id": a,
+                    "address": f"127.0.0.1:{self.node_ports[a]}",
+                    "server_name": a,
+                    "config": str(self.node_configs[a]),
+                    "officers": {
+                        role: {
+                            "name": f"{role}-{a}",
+                            "token": self.tokens[(a, role)],
+                            "client_config": str(self.officers[(a, role)].client_config),
+                        }
+                        for role in ROLES
+                    },
+                }
+                for a in self.agencies
+            },
+            "treaties": {tid: str(p) for tid, p in self.fed.treaties.items()},
+        }
+        path = ROOT / "federation.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2)
+        return path
+
+
+# --- the scenario -----------------------------------------------------------------
+
+
+def scenario(f: Federation) -> None:
+    nl = f.officers[("nl-customs", "liaison")]
+    be = f.officers[("be-police", "analyst")]
+    de = f.officers[("de-customs", "analyst")]
+    be_l = f.officers[("be-police", "liaison")]
+    de_l = f.officers[("de-customs", "liaison")]
+
+    heading("1. nl-customs issues an alert to two partners under two treaties")
+    say(
+        "The container of counterfeit medicines, its consignee, and a person with date of\n"
+        "birth and passport number. de-customs shares a customs treaty that allows those;\n"
+        "be-police shares the task-force treaty, which does not."
+    )
+    issued = nl.run(
+        "alert",
+        "issue",
+        "--kind",
+        "counterfeit_goods",
+        "--urgency",
+        "high",
+        "--to",
+        "de-customs@customs-mutual-assistance",
+        "--to",
+        "be-police@counterfeit-medicines-taskforce",
+        "--description",
+        "Container of counterfeit oncology medicines expected at Rotterdam",
+        "--handling",
+        "H1",
+        "--tlp",
+        "AMBER",
+        "--reliability",
+        "B",
+        "--credibility",
+        "2",
+        "--container",
+        "number=MSCU1234566,bl=RTM-2026-99812,hs=300490",
+        "--company",
+        "name=Medi Trade Logistics BV,country=NL,role=consignee",
+        "--person",
+        "name=Jan Visser,dob=1978-04-12,nationality=NL,passport=NXC4KR7P1",
+    )
+    first = issued.stdout.splitlines()[0]  # "issued alerts/<id>"
+    alert_id = first.split("alerts/", 1)[1].strip()
+
+    def delivered_to_all() -> bool:
+        got = nl.json("alert", "show", alert_id)
+        states = got.get("deliveries", [])
+        return len(states) == 2 and all(s.get("deliver_time") for s in states)
+
+    wait_for("delivery to both partners", delivered_to_all)
+    heading("2. Each partner received exactly what its treaty allows")
+    say(
+        "(Each treaty's copy is its own message, so each partner knows the alert by the id\n"
+        "of the copy it received.)"
+    )
+    de.run("alert", "list", "--direction", "received")
+    de_id = _received_id(de)
+    be_id = _received_id(be)
+    de.run("alert", "show", de_id)
+    be.run("alert", "show", be_id)
+    nl.run("alert", "show", alert_id, "--delivery", "be-police")
+
+    heading("3. be-police acknowledges and reports a hit back to nl-customs")
+    be.run("alert", "ack", be_id)
+    be.run(
+        "alert",
+        "hit",
+        be_id,
+        "--place",
+        "Port of Antwerp, quay 1742",
+        "--found",
+        "Consignee's director seen collecting a second container",
+    )
+
+    def hit_arrived() -> bool:
+        got = nl.json("alert", "show", alert_id)
+        return bool(got.get("hits"))
+
+    wait_for("the hit report at nl-customs", hit_arrived)
+    nl.run("alert", "show", alert_id)
+
+    heading("4. A firearms alert to be-police is refused: the task-force treaty forbids it")
+    nl.run(
+        "alert",
+        "issue",
+        "--kind",
+        "firearms",
+        "--to",
+        "be-police@counterfeit-medicines-taskforce",
+        "--description",
+        "Pistols hidden in a car transporter",
+        expect_fail=True,
+    )
+
+    heading("5. A joint case; an officer at de-customs follows it live")
+    opened = nl.run(
+        "case",
+        "create",
+        "--title",
+        "Operation Pangea: counterfeit oncology medicines",
+        "--treaty",
+        "counterfeit-medicines-taskforce",
+        "--member",
+        "be-police",
+        "--member",
+        "de-customs",
+        "--category",
+        "counterfeit_goods",
+    )
+    case_id = opened.stdout.splitlines()[0].split("cases/", 1)[1].strip()
+    wait_for("the case at de-customs", lambda: de_l.json("case", "show", case_id))
+    follow_log: list[str] = []
+    follower = _follow(de_l, case_id, follow_log)
+    nl.run(
+        "case",
+        "add-entry",
+        case_id,
+        "--text",
+        "Consignment MSCU1234566 held for inspection at Rotterdam.",
+        "--container",
+        "number=MSCU1234566",
+    )
+    wait_for("the case at be-police", lambda: be_l.json("case", "show", case_id))
+    be_l.run(
+        "case",
+        "add-entry",
+        case_id,
+        "--text",
+        "Consignee's director identified in Antwerp; surveillance ongoing.",
+        "--company",
+        "name=Medi Trade Logistics BV,country=NL",
+    )
+    de_l.run(
+        "case",
+        "add-entry",
+        case_id,
+        "--text",
+        "Two earlier shipments via Hamburg traced to the same consignee.",
+    )
+
+    def three_entries() -> bool:
+        return sum("entry" in line for line in follow_log) >= 3
+
+    wait_for("three entries on the de-customs feed", three_entries)
+    say("\n[liaison@de-customs] live feed (intelshare case follow) printed:")
+    for line in list(follow_log):
+        say("    " + line)
+    follower.terminate()
+    de_l.run("case", "show", case_id)
+
+
+def _received_id(officer: Officer) -> str:
+    listed = officer.json("alert", "list", "--direction", "received")
+    alerts = listed.get("alerts", listed) if isinstance(listed, dict) else listed
+    return str(alerts[0]["name"]).split("/", 1)[1]
+
+
+def _follow(officer: Officer, case_id: str, sink: list[str]) -> subprocess.Popen[str]:
+    env = {**os.environ, "INTELSHARE_CLIENT_CONFIG": str(officer.client_config)}
+    say(f"\n[{officer.label}] $ intelshare case follow {case_id}   (in the background)")
+    proc = subprocess.Popen(  # noqa: S603
+        [PY, "-m", "intelshare.cli", "case", "follow", case_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sink.append(line.rstrip())
+
+    threading.Thread(target=pump, daemon=True).start()
+    return proc
+
+
+def next_steps(f: Federation, description: Path) -> None:
+    heading("The federation is running")
+    nl = f.officers[("nl-customs", "liaison")].client_config
+    be = f.officers[("be-police", "analyst")].client_config
+    say(f"Machine-readable description: {description}")
+    say("Try, in another terminal (from the repository):")
+    say("  . .venv/bin/activate")
+    say(f"  export INTELSHARE_CLIENT_CONFIG={nl}      # liaison officer at nl-customs")
+    say("  intelshare alert list")
+    say("  intelshare alert issue --kind narcotics --to de-customs@customs-mutual-assistance \\")
+    say("      --description 'Cocaine in banana boxes' --container number=MSCU1234566")
+    say("  intelshare case list")
+    say(f"  INTELSHARE_CLIENT_CONFIG={be} intelshare alert follow   # live feed at be-police")
+    say(f"  intelshare directory show --file {f.fed.directory_file} --anchor {f.fed.anchor_file}")
+    say(f"  intelshare gateway audit verify --config {f.gateway_config}")
+    say(f"Logs: {ROOT / 'logs'}")
+    say("Press Ctrl-C to stop everything.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--exit", action="store_true", help="stop after the scenario instead of waiting for Ctrl-C"
+    )
+    ns = parser.parse_args(argv)
+    procs = Processes()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    started = time.monotonic()
+    try:
+        f = Federation(procs)
+        f.build()
+        f.start_gateway()
+        f.start_nodes()
+        f.add_officers()
+        description = f.describe()
+        scenario(f)
+        say(f"\n(scenario played in {time.monotonic() - started:.1f} s)")
+        next_steps(f, description)
+        if not ns.exit:
+            with contextlib.suppress(KeyboardInterrupt):
+                while not stop.wait(1):
+                    for name, proc in procs.children:
+                        if proc.poll() is not None:
+                            say(f"demo: {name} exited with {proc.returncode}; stopping")
+                            stop.set()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("\nstopping the federation ...")
+        procs.stop()
+        say("stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
