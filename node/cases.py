@@ -269,6 +269,24 @@ class Cases:
     # --- rows and access --------------------------------------------------------------
 
     @staticmethod
+    def _lock(conn: Connection, case_id: str) -> None:
+        """Serialize changes to one case: the first statement of its unit of work.
+
+        An officer's change and an inbound message about the same case must
+        not interleave: adding a member reads the entries (for the history)
+        while an inbound entry reads the members (to relay to those its
+        author missed); interleaved, each would miss the other's write and
+        the new member would never get that entry. A no-op UPDATE of the
+        case row takes the row lock on PostgreSQL and the write lock on
+        SQLite before anything is read, so whichever comes second sees what
+        the first committed. Taken before the event counter (which every
+        unit of work takes last), so the lock order is always the same.
+        """
+        conn.execute(
+            update(t.cases).where(t.cases.c.case_id == case_id).values(revision=t.cases.c.revision)
+        )
+
+    @staticmethod
     def _case_row(conn: Connection, case_id: str) -> Row[Any] | None:
         return conn.execute(select(t.cases).where(t.cases.c.case_id == case_id)).first()
 
@@ -441,6 +459,7 @@ class Cases:
     ) -> case_pb2.CaseEntry:
         case_id = cr.parse_case_name(parent, "parent")
         record = cr.entry_record(entry, datetime.now(UTC).date())
+        self._lock(w.conn, case_id)
         row = self.require_case(w.conn, officer, case_id)
         name = cr.case_name(case_id)
         if row.standing == REMOVED:
@@ -532,6 +551,7 @@ class Cases:
     def add_member(self, w: Writer, officer: Officer, name: str, agency_id: str) -> case_pb2.Case:
         case_id = cr.parse_case_name(name)
         cr.validate_agency(agency_id)
+        self._lock(w.conn, case_id)
         row = self.require_case(w.conn, officer, case_id)
         self._require_owner_open(row, "add members")
         if agency_id == self.agency_id:
@@ -692,6 +712,7 @@ class Cases:
     ) -> case_pb2.Case:
         case_id = cr.parse_case_name(name)
         cr.validate_agency(agency_id)
+        self._lock(w.conn, case_id)
         row = self.require_case(w.conn, officer, case_id)
         self._require_owner_open(row, "remove members")
         if agency_id == self.agency_id:
@@ -751,6 +772,7 @@ class Cases:
 
     def close(self, w: Writer, officer: Officer, name: str) -> case_pb2.Case:
         case_id = cr.parse_case_name(name)
+        self._lock(w.conn, case_id)
         row = self.require_case(w.conn, officer, case_id)
         self._require_owner_open(row, "close it")
         treaty = self._current(row.treaty_id)
@@ -1135,6 +1157,7 @@ class Cases:
         h = inc.header
         if not is_message_id(h.case_id):
             raise Refused("MALFORMED", "case_id in the header is not a case id")
+        self._lock(w.conn, h.case_id)
         row = self._case_row(w.conn, h.case_id)
         if row is not None and row.treaty_id != h.treaty_id:
             raise Refused(
