@@ -101,11 +101,14 @@ def _run_celery(
     from celery import signals
 
     from node.notify.celery_app import QUEUE, make_app
-    from node.notify.tasks import context
+    from node.server import open_database
 
+    # Migrate before taking tasks; the tasks' own connections are made on first
+    # use, after beat's process was forked off (no connection crosses a fork).
+    store = open_database(cfg)
+    store.hub.close()
+    store.engine.dispose()
     app = make_app(cfg)
-    if pool != "prefork":
-        context(app)  # migrate and connect before taking tasks
     if ready_file is not None:
 
         @signals.worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]

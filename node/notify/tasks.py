@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from intelshare import errors
 from node import tables as t
 from node.config import NodeConfig
 from node.notify import webhooks as wh
@@ -179,15 +180,19 @@ def deliver_webhook(task: Any, webhook_id: str, event_id: str) -> str:
     if claimed is None:
         return "not pending"  # delivered, dead, removed, or another worker holds the lease
     attempt = int(claimed.attempts)
+    problem = "gone"
     with engine.connect() as conn:
-        found = ctx.webhooks.get(conn, webhook_id)
+        try:
+            found = ctx.webhooks.get(conn, webhook_id)
+        except errors.IntelshareError as exc:  # a secret this identity cannot open
+            found, problem = None, exc.message[:500]
         event = conn.execute(select(t.events).where(t.events.c.event_id == event_id)).first()
     if found is None or event is None:
         with engine.begin() as conn:
             conn.execute(
                 update(wd)
                 .where(*key)
-                .values(state=wh.DEAD, dead_ms=now, lease_until_ms=None, last_error="gone")
+                .values(state=wh.DEAD, dead_ms=now, lease_until_ms=None, last_error=problem)
             )
         return "gone"
     hook, secret = found
