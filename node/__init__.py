@@ -66,6 +66,8 @@ Invariants worth keeping
 Designed for what comes next: cases and task forces add tables through a
 new migration, handlers through :meth:`node.inbound.Inbound.register`,
 event types ``case.*`` through the same unit of work, and their service in
-its own proto file; issue 5's Celery relay reads ``node_events`` where
-``notified_ms IS NULL`` (:meth:`node.store.Store.unnotified`).
+its own proto file. Notifications (:mod:`node.notify`): a relay thread
+hands ``node_events`` rows where ``notified_ms IS NULL`` to Celery workers
+(``intelshare worker``), which wake feeds in every node process and call
+the agency's webhooks.
 """
