@@ -35,11 +35,23 @@ class GatewayConfig:
     health_listen: str | None = setting(
         None, doc="host:port of a plaintext port serving only grpc.health.v1 (for probes)"
     )
+    metrics_listen: str | None = setting(
+        None,
+        doc="host:port of a plaintext HTTP endpoint serving Prometheus metrics at /metrics "
+        "(port 0 picks a free one); unset: no endpoint",
+    )
+    metrics_refresh_seconds: float = setting(
+        5.0, doc="gauges read from the database (inbox depth) are refreshed at most this often"
+    )
 
     def validate(self) -> None:
         parse_address("gateway.listen", self.listen)
         if self.health_listen:
             parse_address("gateway.health_listen", self.health_listen)
+        if self.metrics_listen:
+            parse_address("gateway.metrics_listen", self.metrics_listen)
+        if self.metrics_refresh_seconds < 0:
+            raise ConfigError("gateway.metrics_refresh_seconds: must not be negative")
         if self.max_envelope_bytes < 1024:
             raise ConfigError("gateway.max_envelope_bytes: must be at least 1024")
         if self.heartbeat_seconds <= 0:

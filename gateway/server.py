@@ -19,6 +19,7 @@ from intelshare.directory import Anchor
 from intelshare.grpc_server import ManagedServer
 from intelshare.ids import key_id
 from intelshare.keys import load_signing_key, load_tls_key, raw_public
+from intelshare.metrics import MetricsServer, serve_metrics
 from intelshare.tls import server_credentials
 from intelshare.wakeup import WakeupHub
 
@@ -38,10 +39,14 @@ class RunningGateway:
     port: int
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    #: the /metrics endpoint, when ``metrics_listen`` is set
+    metrics: MetricsServer | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         self._stop.set()
         self.server.stop(grace)
+        if self.metrics is not None:
+            self.metrics.stop()
         self.state.hub.close()
         for t in self._threads:
             t.join(timeout=3)
@@ -75,6 +80,9 @@ def start(config: GatewayConfig) -> RunningGateway:
         trusted = state.install_directory(config.directory.read_bytes())
         store.save_directory(trusted.version, trusted.signed_bytes, 0)
     state.reload()
+    state.metrics.watch_inbox(
+        store, lambda: _agency_ids(state), max_age=config.metrics_refresh_seconds
+    )
     server = ManagedServer(
         max_workers=config.max_workers,
         service_names=[SERVICE_NAME],
@@ -96,6 +104,13 @@ def start(config: GatewayConfig) -> RunningGateway:
         server.bind_health(config.health_listen)
     server.start()
     running = RunningGateway(server=server, state=state, port=port)
+    try:
+        running.metrics = serve_metrics(
+            state.metrics.registry, config.metrics_listen, key="gateway.metrics_listen"
+        )
+    except OSError:
+        running.stop(grace=0)
+        raise
     bg = threading.Thread(
         target=background_loop, args=(state, running._stop), name="gateway-maint", daemon=True
     )
@@ -103,6 +118,11 @@ def start(config: GatewayConfig) -> RunningGateway:
     running._threads.append(bg)
     log.info("gateway listening on port %d", port)
     return running
+
+
+def _agency_ids(state: GatewayState) -> list[str]:
+    """The agencies whose inbox depth is reported even when zero."""
+    return [a.agency_id for a in state.directory.agencies() if a.kind != "gateway"]
 
 
 def serve(config: GatewayConfig, ready_file: Path | None = None) -> None:

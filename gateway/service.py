@@ -14,6 +14,7 @@ from google.protobuf import empty_pb2  # noqa: F401  (kept for reflection of wel
 
 from gateway.admission import TreatyBook, admit
 from gateway.config import GatewayConfig
+from gateway.metrics import GatewayMetrics, instrument_submit
 from gateway.store import Accepted, GatewayStore
 from intelshare import errors
 from intelshare.audit.log import AuditLog
@@ -71,6 +72,7 @@ class GatewayState:
         self.anchor = anchor
         self.hub = hub
         self.clock = clock
+        self.metrics = GatewayMetrics()
         self.treaties = TreatyBook()
         self._directory: TrustedDirectory | None = None
         self._lock = threading.Lock()
@@ -138,6 +140,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     # --- submit ---------------------------------------------------------
 
     @translate_errors
+    @instrument_submit
     def SubmitEnvelope(
         self, request: gateway_service_pb2.SubmitEnvelopeRequest, context: grpc.ServicerContext
     ) -> gateway_service_pb2.SubmitEnvelopeResponse:
@@ -272,11 +275,14 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             )
         topic = inbox_topic(agency)
         heartbeat = s.config.heartbeat_seconds
+        s.metrics.stream_opened(agency, context)
         while context.is_active():
             generation = s.hub.generation(topic)
             rows = s.store.read_inbox(agency, cursor, INBOX_BATCH, _ms(s.clock()))
             if rows:
-                s.store.mark_delivered(agency, rows, _ms(s.clock()))
+                delivered_ms = _ms(s.clock())
+                fresh = s.store.mark_delivered(agency, rows, delivered_ms)
+                s.metrics.delivered(agency, rows, fresh, delivered_ms)
                 for row in rows:
                     yield gateway_service_pb2.StreamInboxResponse(
                         entry=gateway_service_pb2.InboxEntry(
@@ -451,6 +457,7 @@ def background_loop(state: GatewayState, stop: threading.Event) -> None:
         if time.monotonic() >= next_purge:
             try:
                 purged = state.store.purge_expired(_ms(state.clock()))
+                state.metrics.expired.inc(purged)
                 if purged:
                     log.info("purged %d expired inbox entries", purged)
                 state.reload()

@@ -288,8 +288,10 @@ class GatewayStore:
             ).all()
         return [InboxRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), r[4] is not None) for r in rows]
 
-    def mark_delivered(self, agency: str, rows: Iterable[InboxRow], now_ms: int) -> None:
+    def mark_delivered(self, agency: str, rows: Iterable[InboxRow], now_ms: int) -> list[int]:
         """Record first deliveries, with one audit entry per envelope.
+
+        Returns the sequences this call marked (delivered for the first time).
 
         One UPDATE marks the whole batch and returns the rows it changed, so
         an entry another stream (or replica) marked first is not audited
@@ -298,7 +300,7 @@ class GatewayStore:
         """
         fresh = [r.sequence for r in rows if not r.delivered]
         if not fresh:
-            return
+            return []
         with self.engine.begin() as conn:
             changed = conn.execute(
                 update(inbox)
@@ -310,12 +312,14 @@ class GatewayStore:
                 .values(delivered_ms=now_ms)
                 .returning(inbox.c.sequence, inbox.c.message_id)
             ).all()
-            for seq, message_id in sorted((int(q), str(m)) for q, m in changed):
+            marked = sorted((int(q), str(m)) for q, m in changed)
+            for seq, message_id in marked:
                 self.audit.append(
                     conn,
                     "delivered",
                     {"message_id": message_id, "recipient": agency, "sequence": seq},
                 )
+        return [seq for seq, _ in marked]
 
     def acknowledge(self, agency: str, sequence: int) -> int:
         """Release entries up to ``sequence``; returns the new floor.
