@@ -113,21 +113,19 @@ def sweep_once(engine: Engine, app: Any, deadline_ms: int, limit: int = BATCH) -
                 .values(next_attempt_ms=now)
             )
     claimed = sorted((int(r.seq), r.event_id) for r in events)
-    try:
-        if claimed:
-            send_fan_out(app, claimed)
-        if keys:
-            with app.producer_or_acquire() as producer:
-                for k in keys:
-                    app.send_task(
-                        TASK_DELIVER,
-                        args=[k.webhook_id, k.event_id],
-                        task_id=f"{k.event_id}:{k.webhook_id}",
-                        producer=producer,
-                    )
-    except Exception:
-        # Leave the claims: the next sweep after the deadline tries again.
-        raise
+    # A failed send leaves the claims in place: the next sweep after the deadline
+    # tries again (the relay gives back only its own fresh claims).
+    if claimed:
+        send_fan_out(app, claimed)
+    if keys:
+        with app.producer_or_acquire() as producer:
+            for k in keys:
+                app.send_task(
+                    TASK_DELIVER,
+                    args=[k.webhook_id, k.event_id],
+                    task_id=f"{k.event_id}:{k.webhook_id}",
+                    producer=producer,
+                )
     if claimed or keys:
         log.info(
             "notify sweep: %d events and %d webhook deliveries sent again", len(claimed), len(keys)
