@@ -164,6 +164,7 @@ class Route:
     always_fail: bool = False
     block_first: bool = False
     blocked: threading.Event = field(default_factory=threading.Event)
+    blocked_event: str = ""
     release: threading.Event = field(default_factory=threading.Event)
     attempts: Counter[str] = field(default_factory=Counter)
     accepted: Counter[str] = field(default_factory=Counter)
@@ -196,6 +197,7 @@ class Receiver:
                     attempt = route.attempts[event_id]
                     block = route.block_first and not route.blocked.is_set()
                     if block:
+                        route.blocked_event = event_id
                         route.blocked.set()
                 if not wh.verify(route.secret, dict(self.headers.items()), body):
                     with route.lock:
