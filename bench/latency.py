@@ -329,6 +329,41 @@ def world(backend: str, workers: bool = True) -> Iterator[World]:
 
 # --- measuring -----------------------------------------------------------------------------
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            kids.setdefault(int(fields[1]), []).append(int(entry.name))
+    return kids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its live descendants (Linux /proc)."""
+    kids = _children()
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        with suppress(OSError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK
+        todo.extend(kids.get(current, []))
+    return total
+
+
+def cpu_by_component(w: World) -> dict[str, float]:
+    """CPU seconds so far: gateway, node A, node B, workers (both), this process."""
+    out: dict[str, float] = {"bench client": time.process_time()}
+    for p in w.procs:
+        key = "workers" if p.name.startswith("worker-") else p.name
+        out[key] = out.get(key, 0.0) + cpu_seconds(p.proc.pid)
+    return out
+
 
 def alert(n: int) -> alert_pb2.Alert:
     expire = datetime.now(UTC) + timedelta(days=1)
@@ -418,6 +453,7 @@ def run_rate(w: World, feed: Feed, rate: float, duration: float) -> dict[str, An
         with lock:
             sent.append(Sent(start, start_wall, answered, created.deliveries[0].message_id))
 
+    cpu_before = cpu_by_component(w)
     t0 = time.monotonic() + 0.05
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for n in range(count):
@@ -427,6 +463,11 @@ def run_rate(w: World, feed: Feed, rate: float, duration: float) -> dict[str, An
             pool.submit(issue, n)
     offered_seconds = (max(s.start for s in sent) - min(s.start for s in sent)) if sent else 0.0
     missing = feed.wait_for({s.alert_id for s in sent}, timeout=30)
+    cpu_after = cpu_by_component(w)
+    cpu_ms_per_alert = {
+        k: round((cpu_after[k] - cpu_before.get(k, 0.0)) * 1000 / max(1, len(sent)), 2)
+        for k in cpu_after
+    }
     for c in clients:
         c.close()
     latencies: list[float] = []
@@ -456,6 +497,7 @@ def run_rate(w: World, feed: Feed, rate: float, duration: float) -> dict[str, An
         "p95_ms": round(percentile(latencies, 95), 1),
         "p99_ms": round(percentile(latencies, 99), 1),
         "max_ms": round(max(latencies), 1) if latencies else float("nan"),
+        "cpu_ms_per_alert": cpu_ms_per_alert,
         "split_p50_ms": {
             "issue": round(percentile(issue_ms, 50), 1),
             "transfer": round(percentile(transfer_ms, 50), 1),
@@ -530,6 +572,11 @@ def format_table(report: dict[str, Any]) -> str:
             f"| {s['issue']} | {s['transfer']} | {s['feed']} | {r['loadavg_1m']} "
             f"| {'yes' if r['sustainable'] else 'no'} |"
         )
+    lines.append("")
+    lines.append("CPU ms per alert (user + system, all threads and child processes):")
+    for r in report["runs"]:
+        parts = ", ".join(f"{k} {v}" for k, v in r["cpu_ms_per_alert"].items())
+        lines.append(f"  {r['rate']:g}/s: {parts}")
     lines.append("")
     lines.append(f"highest sustainable rate tried: {report['max_sustainable']}")
     return "\n".join(lines)

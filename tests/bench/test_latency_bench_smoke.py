@@ -33,5 +33,13 @@ def test_quick_run_reports_percentiles_split_and_machine() -> None:
         assert run[key] > 0
     assert run["p50_ms"] <= run["p95_ms"] <= run["p99_ms"] <= run["max_ms"]
     assert set(run["split_p50_ms"]) == {"issue", "transfer", "feed"}
+    assert set(run["cpu_ms_per_alert"]) == {
+        "bench client",
+        "gateway",
+        "nl-customs",
+        "be-police",
+        "workers",
+    }
+    assert run["cpu_ms_per_alert"]["workers"] > 0
     assert isinstance(run["sustainable"], bool)
     assert "| offered/s |" in latency.format_table(report)
