@@ -35,13 +35,12 @@ BATCH = 500
 def claim_new(engine: Engine, limit: int = BATCH) -> list[tuple[int, str]]:
     """Claim events never handed to Celery; returns (seq, event_id) in order."""
     ev = t.events
-    pick = (
-        select(ev.c.seq)
-        .where(ev.c.notified_ms.is_(None), ev.c.relay_ms.is_(None))
-        .order_by(ev.c.seq)
-        .limit(limit)
-        .scalar_subquery()
-    )
+    fresh = (ev.c.notified_ms.is_(None), ev.c.relay_ms.is_(None))
+    # Look before taking a write lock (on SQLite any UPDATE takes the database's).
+    with engine.connect() as conn:
+        if conn.execute(select(ev.c.seq).where(*fresh).limit(1)).first() is None:
+            return []
+    pick = select(ev.c.seq).where(*fresh).order_by(ev.c.seq).limit(limit).scalar_subquery()
     with engine.begin() as conn:
         rows = conn.execute(
             update(ev)
@@ -78,30 +77,27 @@ def sweep_once(engine: Engine, app: Any, deadline_ms: int, limit: int = BATCH) -
     now = now_ms()
     stale = now - deadline_ms
     ev = t.events
-    pick = (
-        select(ev.c.seq)
-        .where(ev.c.notified_ms.is_(None), func.coalesce(ev.c.relay_ms, ev.c.created_ms) < stale)
-        .order_by(ev.c.seq)
-        .limit(limit)
-        .scalar_subquery()
-    )
-    with engine.begin() as conn:
-        events = conn.execute(
-            update(ev)
-            .where(
-                ev.c.seq.in_(pick),
-                ev.c.notified_ms.is_(None),
-                func.coalesce(ev.c.relay_ms, ev.c.created_ms) < stale,
-            )
-            .values(relay_ms=now)
-            .returning(ev.c.seq, ev.c.event_id)
-        ).all()
     wd = t.webhook_deliveries
     overdue = and_(
         wd.c.state == PENDING,
         wd.c.next_attempt_ms < stale,
         or_(wd.c.lease_until_ms.is_(None), wd.c.lease_until_ms < now),
     )
+    late = and_(ev.c.notified_ms.is_(None), func.coalesce(ev.c.relay_ms, ev.c.created_ms) < stale)
+    with engine.connect() as conn:  # read first: nothing to do is the common case
+        if (
+            conn.execute(select(ev.c.seq).where(late).limit(1)).first() is None
+            and conn.execute(select(wd.c.seq).where(overdue).limit(1)).first() is None
+        ):
+            return 0, 0
+    pick = select(ev.c.seq).where(late).order_by(ev.c.seq).limit(limit).scalar_subquery()
+    with engine.begin() as conn:
+        events = conn.execute(
+            update(ev)
+            .where(ev.c.seq.in_(pick), late)
+            .values(relay_ms=now)
+            .returning(ev.c.seq, ev.c.event_id)
+        ).all()
     with engine.begin() as conn:
         keys = conn.execute(
             select(wd.c.webhook_id, wd.c.event_id).where(overdue).order_by(wd.c.seq).limit(limit)
