@@ -33,6 +33,7 @@ from sqlalchemy import select
 
 from intelshare import devfed
 from intelshare.db import make_engine
+from intelshare.keys import AgencyKeys
 from intelshare.v1 import alert_pb2
 from node import tables as t
 from node.auth import OfficerRegistry
@@ -322,6 +323,13 @@ class NotifyWorld:
                         select(t.events).where(t.events.c.seq > after).order_by(t.events.c.seq)
                     ).all()
                 )
+        finally:
+            engine.dispose()
+
+    def deliveries(self) -> list[wh.Delivery]:
+        engine = self.engine()
+        try:
+            return wh.WebhookRegistry(engine, AgencyKeys.generate()).deliveries()
         finally:
             engine.dispose()
 
