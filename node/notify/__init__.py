@@ -60,6 +60,13 @@ Where things run (and why)
   so running both is safe — only wasteful. Directory and treaty refresh stay
   in the node process regardless: each process holds its own verified copy
   in memory, which beat's refresh (for the worker's own use) cannot update.
+* **Supervision: ``intelshare worker`` restarts its Celery worker**
+  (:mod:`node.notify.supervise`). Celery stops on what it calls an
+  unrecoverable error, and kombu's Redis transport raises some when the
+  broker connection drops mid-operation; the process tests kill Redis and
+  saw exactly that. Nothing is lost then, but a worker that stays down
+  delays everything, so the command runs the worker as a child, starts it
+  again with a backoff, and the child dies with it (``PR_SET_PDEATHSIG``).
 
 Guarantees and the settings behind them
 ---------------------------------------
@@ -88,7 +95,7 @@ depend on Redis. Celery only notifies; it never carries records.
 Modules: :mod:`~node.notify.broker` (broker URL, bundled Redis),
 :mod:`~node.notify.celery_app`, :mod:`~node.notify.relay`,
 :mod:`~node.notify.tasks`, :mod:`~node.notify.webhooks`,
-:mod:`~node.notify.cli`.
+:mod:`~node.notify.supervise`, :mod:`~node.notify.cli`.
 """
 
 from __future__ import annotations
