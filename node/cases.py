@@ -503,7 +503,8 @@ class Cases:
                 payload=view,
             )
         entry_id = sealed.message_id if sealed is not None else new_message_id()
-        at = sealed.created_ms if sealed is not None else now_ms()
+        # The header's own create time (whole milliseconds, as receivers read it).
+        at = _sealed_ms(sealed) if sealed is not None else now_ms()
         w.conn.execute(
             insert(t.case_entries).values(
                 entry_id=entry_id,
@@ -1107,11 +1108,11 @@ class Cases:
         written = [r.entry_id for r in rows if r.direction == WRITTEN]
         sent = (
             {
-                o.message_id: o.state
+                o.message_id: o
                 for o in conn.execute(
-                    select(t.outbound.c.message_id, t.outbound.c.state).where(
-                        t.outbound.c.message_id.in_(written)
-                    )
+                    select(
+                        t.outbound.c.message_id, t.outbound.c.state, t.outbound.c.envelope_sha256
+                    ).where(t.outbound.c.message_id.in_(written))
                 )
             }
             if written
@@ -1127,7 +1128,12 @@ class Cases:
                 evidence=case_pb2.EntryEvidence(
                     signature=_SIGNATURES[r.signature],
                     message_id=r.evidence_message_id,
-                    envelope_sha256=bytes(r.envelope_sha256),
+                    # An envelope resealed after a long outage has a new digest.
+                    envelope_sha256=bytes(
+                        sent[r.entry_id].envelope_sha256
+                        if r.entry_id in sent
+                        else r.envelope_sha256
+                    ),
                     signer_agency=r.forwarded_by if r.signature == SIG_OWNER else r.author_agency,
                     forwarded_by=r.forwarded_by or "",
                     treaty_version=r.treaty_version,
@@ -1141,7 +1147,10 @@ class Cases:
                     "pending": case_pb2.ENTRY_DELIVERY_STATE_QUEUED,
                     "accepted": case_pb2.ENTRY_DELIVERY_STATE_SENT,
                     "failed": case_pb2.ENTRY_DELIVERY_STATE_FAILED,
-                }.get(sent.get(r.entry_id, ""), case_pb2.ENTRY_DELIVERY_STATE_NOT_SHARED)
+                }.get(
+                    sent[r.entry_id].state if r.entry_id in sent else "",
+                    case_pb2.ENTRY_DELIVERY_STATE_NOT_SHARED,
+                )
             else:
                 entry.fields.extend(rec.field_paths(record))
             if r.received_ms is not None:
@@ -1638,3 +1647,10 @@ class Cases:
                     )
                     purged += 1
         return purged
+
+
+def _sealed_ms(sealed: Sealed) -> int:
+    header = envelope_pb2.Header.FromString(
+        envelope_pb2.Envelope.FromString(sealed.envelope).header_bytes
+    )
+    return rec.ts_to_ms(header.create_time)
