@@ -13,6 +13,7 @@ one line on stderr with exit status 2 (bad input) rather than a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -85,6 +86,10 @@ def _load_plugins() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # gRPC's C core writes its own plain-text lines to stderr (at INFO, e.g. when
+    # a server process forks the bundled Redis); the logs are JSON lines, so it
+    # only speaks up for errors unless the operator sets GRPC_VERBOSITY.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     _load_plugins()
     cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="intelshare")
 

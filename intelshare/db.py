@@ -25,8 +25,14 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` with the per-dialect settings the stores rely on."""
+    """An engine for ``url`` with the per-dialect settings the stores rely on.
+
+    ``hide_parameters``: a failed statement's message (which ends up in a
+    logged traceback) names no bound values — they can be payloads, envelopes
+    or sealed secrets.
+    """
     url = normalize_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:"):

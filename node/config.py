@@ -43,6 +43,18 @@ class NodeConfig:
     health_listen: str | None = setting(
         None, doc="host:port of a plaintext port serving only grpc.health.v1 (for probes)"
     )
+    metrics_listen: str | None = setting(
+        None,
+        doc="host:port of a plaintext HTTP endpoint serving Prometheus metrics at /metrics "
+        "(port 0 picks a free one); unset: no endpoint. 'intelshare worker' serves its own "
+        "there too: a node and a worker on one host need different ports "
+        "(e.g. INTELSHARE_NODE_METRICS_LISTEN for the worker)",
+    )
+    metrics_refresh_seconds: float = setting(
+        5.0,
+        doc="gauges read from the database (queue depths, dead letters) are refreshed "
+        "at most this often",
+    )
     max_alert_days: int = setting(366, doc="longest allowed alert lifetime in days")
     control_message_days: int = setting(
         30, doc="how long acknowledgements, receipts and hit reports wait at the gateway"
@@ -104,6 +116,10 @@ class NodeConfig:
         parse_address("node.gateway", self.gateway)
         if self.health_listen:
             parse_address("node.health_listen", self.health_listen)
+        if self.metrics_listen:
+            parse_address("node.metrics_listen", self.metrics_listen)
+        if self.metrics_refresh_seconds < 0:
+            raise ConfigError("node.metrics_refresh_seconds: must not be negative")
         if not self.agency_id:
             raise ConfigError("node.agency_id: required")
         if self.max_workers < 4:

@@ -370,6 +370,8 @@ class Sender:
                     last_error=error[:1000],
                 )
             )
+        if self.store.metrics is not None:
+            self.store.metrics.send_retries.inc()
         log.info("gateway submit deferred (%s); next attempt in %d ms", error[:200], delay_ms)
 
     def _accepted(self, row_id: int, message_id: str, kind: int, receipt: bytes | None) -> None:

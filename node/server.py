@@ -32,6 +32,7 @@ from intelshare.directory import Anchor
 from intelshare.gateway_client import GatewayClient
 from intelshare.grpc_server import ManagedServer
 from intelshare.keys import AgencyKeys
+from intelshare.metrics import MetricsServer
 from intelshare.tls import server_credentials
 from intelshare.v1 import alert_service_pb2_grpc, case_service_pb2_grpc
 from intelshare.wakeup import WakeupHub
@@ -41,6 +42,7 @@ from node.case_service import CaseServicer
 from node.cases import Cases
 from node.config import NodeConfig
 from node.inbound import Inbound
+from node.metrics import NodeMetrics, serve_node_metrics
 from node.notify import Notifier, start_notifier
 from node.outbound import Sealer, Sender
 from node.service import AlertServicer
@@ -76,6 +78,10 @@ class Node:
     _threads: list[threading.Thread] = field(default_factory=list)
     #: the outbox relay (and bundled Redis) of node.notify, once started
     notifier: Notifier | None = None
+    #: counters of this node (node.metrics), shared with its store
+    metrics: NodeMetrics = field(default_factory=NodeMetrics)
+    #: the /metrics endpoint, when ``metrics_listen`` is set and the node started
+    metrics_server: MetricsServer | None = None
 
     def gateway_client(self) -> GatewayClient:
         return gateway_client(self.config)
@@ -95,6 +101,8 @@ class Node:
             thread.join(timeout=5)
         if self.notifier is not None:
             self.notifier.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self.hub.close()
         self.client.close()
         self.store.engine.dispose()
@@ -135,6 +143,7 @@ def build(config: NodeConfig) -> Node:
     """Migrate the database and wire the node without starting anything."""
     keys = AgencyKeys.load(config.identity_dir)
     store = open_database(config)
+    store.metrics = metrics = NodeMetrics()
     trust = Trust(
         agency_id=config.agency_id,
         anchor=Anchor.load(config.anchor),
@@ -189,6 +198,7 @@ def build(config: NodeConfig) -> Node:
         cases=cases,
         hub=store.hub,
         client=client,
+        metrics=metrics,
     )
 
 
@@ -236,6 +246,11 @@ def start(config: NodeConfig) -> Node:
     node.sender.start()
     node.inbound.start()
     node.notifier = start_notifier(config, node.store)
+    try:
+        node.metrics_server = serve_node_metrics(node)
+    except OSError:
+        node.stop(grace=0)
+        raise
     maint = threading.Thread(target=_maintenance, args=(node,), name="node-maint", daemon=True)
     maint.start()
     node._threads.append(maint)

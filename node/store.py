@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -51,6 +51,9 @@ from intelshare.audit.log import AuditLog, FieldValue
 from intelshare.errors import RequestIdReused
 from intelshare.wakeup import WakeupHub
 from node import tables as t
+
+if TYPE_CHECKING:
+    from node.metrics import NodeMetrics
 
 #: Wake-up topic for anything appended to the event log.
 EVENTS_TOPIC = "node:events"
@@ -172,6 +175,8 @@ class Store:
         self.engine = engine
         self.audit = audit
         self.hub = hub
+        #: counts committed events and audited outcomes (node.metrics), when set
+        self.metrics: NodeMetrics | None = None
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
@@ -184,6 +189,8 @@ class Store:
             callback()
         if w.has_events:
             self.hub.notify(EVENTS_TOPIC)
+        if self.metrics is not None:
+            self.metrics.committed([(e["type"], e["agency_id"]) for e in w._events], w._audits)
 
     def record_audit(self, event: str, fields: Mapping[str, FieldValue]) -> None:
         with self.write() as w:

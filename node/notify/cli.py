@@ -100,6 +100,7 @@ def _run_celery(
 ) -> None:
     from celery import signals
 
+    from node.metrics import serve_worker_metrics
     from node.notify.celery_app import QUEUE, make_app
     from node.server import open_database
 
@@ -109,6 +110,7 @@ def _run_celery(
     store.hub.close()
     store.engine.dispose()
     app = make_app(cfg)
+    serve_worker_metrics(app, cfg)  # before the ready file: a reader may scrape at once
     if ready_file is not None:
 
         @signals.worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
@@ -118,6 +120,7 @@ def _run_celery(
             tmp.replace(ready_file)
 
     argv = [
+        "--quiet",  # no banner on stdout: the process logs JSON lines only
         "worker",
         f"--pool={pool}",
         f"--concurrency={concurrency or cfg.worker_concurrency}",

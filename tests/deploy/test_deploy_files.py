@@ -266,3 +266,64 @@ def test_the_checks_catch_drift() -> None:
         check_command(["gateway", "launch"])
     with pytest.raises(AssertionError):
         check_command(["gateway", "serve", "--konfig", "x"])
+
+
+# --- metrics ----------------------------------------------------------------------
+
+
+def test_every_service_serves_metrics_where_it_is_scraped(
+    compose: dict[str, Any], helm_values: dict[str, Any]
+) -> None:
+    """Each process's metrics_listen is published, scraped, annotated and exposed."""
+    scrape = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    targets = {
+        t for job in scrape["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
+    }
+    wanted = set()
+    for name, svc in compose["services"].items():
+        command = svc.get("command") or []
+        section = (
+            _section_of(command) if str(svc.get("image", "")).startswith("intelshare") else None
+        )
+        if section is None:
+            continue
+        config_path = command[command.index("--config") + 1]
+        mounts = {m.split(":")[1]: m.split(":")[0] for m in svc["volumes"]}
+        env = {k: str(v) for k, v in (svc.get("environment") or {}).items()}
+        cfg = cfgmod.load(
+            SCHEMAS[section], section, load_example(Path(mounts[config_path]).name), env=env
+        )
+        assert cfg.metrics_listen, f"{name}: no metrics_listen"
+        port = parse_address("metrics", cfg.metrics_listen)[1]
+        assert any(str(p).endswith(f":{port}") for p in svc.get("ports", [])), f"{name}: {port}"
+        wanted.add(f"{name}:{port}")
+    assert len(wanted) == 7  # gateway, three nodes, three workers
+    assert targets == wanted
+    # Helm: every pod is annotated for scraping on its config's metrics port.
+    templates = DEPLOY / "helm" / "intelshare" / "templates"
+    text = "\n".join(p.read_text() for p in sorted(templates.glob("*.yaml")))
+    annotated = [int(p) for p in re.findall(r'prometheus\.io/port: "(\d+)"', text)]
+    declared = [int(p) for p in re.findall(r"\{name: metrics, containerPort: (\d+)\}", text)]
+    gw_port = parse_address("m", helm_values["gateway"]["config"]["metrics_listen"])[1]
+    node_ports = {
+        parse_address("m", n["config"]["metrics_listen"])[1] for n in helm_values["nodes"]
+    }
+    assert len(annotated) == 4  # gateway, node, worker, beat
+    assert set(annotated) == set(declared) == {gw_port} | node_ports
+    # systemd: a worker beside its node on one host listens elsewhere.
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string((DEPLOY / "systemd" / "intelshare-worker@.service").read_text())
+    env_lines = unit["Service"]["Environment"].split()
+    worker = dict(a.split("=", 1) for a in env_lines)["INTELSHARE_NODE_METRICS_LISTEN"]
+    node_example = load_example("node.yaml")["node"]["metrics_listen"]
+    assert parse_address("w", worker)[1] != parse_address("n", node_example)[1]
+    # The image exposes the example configs' metrics ports.
+    exposed = {
+        int(p)
+        for line in (DEPLOY / "Dockerfile").read_text().splitlines()
+        if line.startswith("EXPOSE")
+        for p in line.split()[1:]
+    }
+    gw_example = load_example("gateway.yaml")["gateway"]["metrics_listen"]
+    assert {parse_address("g", gw_example)[1], parse_address("n", node_example)[1]} <= exposed

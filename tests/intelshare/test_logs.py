@@ -1,0 +1,374 @@
+"""Structured logs: JSON lines from every long-running command, never a secret in them.
+
+The leak test runs a real flow — a gateway and three nodes over gRPC/mTLS,
+an alert with personal data issued, received, read, acknowledged and hit,
+an entry in a joint case, a record the receiver must refuse, a bad officer
+token, and the notification tasks delivering signed webhooks — with every
+record at DEBUG level formatted by the production formatter, and then looks
+for the plaintext, every private key of the federation (PEM, raw bytes in hex
+and base64), every officer token and the webhook secrets in the output.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from intelshare import devfed, errors
+from intelshare.cli import _load_plugins, cli
+from intelshare.db import make_engine
+from intelshare.logs import JsonFormatter, configure_logging
+from node import tables as t
+from node.client import NodeClient
+from node.notify import celery_app as ca
+from node.notify.webhooks import WebhookRegistry
+from tests.node.conftest import (  # noqa: F401  (fixtures used by this module's tests)
+    AGENCIES,
+    TASKFORCE,
+    Cluster,
+    cluster,
+    db_factory,
+    demo_alert,
+    wait_for,
+)
+from tests.node.notify.conftest import Receiver, Route
+from tests.node.test_cases import case_treaties, cc, entry, new_case
+from tests.node.test_inbound import seal_as, submit
+
+# --- the formatter and the commands ---------------------------------------------------------
+
+
+@pytest.fixture
+def root_logger() -> Iterator[logging.Logger]:
+    """The root logger, restored after the test (handlers, level, warnings capture)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.captureWarnings(False)
+
+
+def test_formatter_writes_one_json_object_and_drops_secret_named_fields() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "node.inbound",
+            "levelno": logging.WARNING,
+            "levelname": "WARNING",
+            "msg": "refused inbox entry %d (%s)",
+            "args": (7, "01a0"),
+            "message_id": "01a0",
+            "payload": b"Jan Jansen",
+            "officer_token": "tok",
+            "webhook_secret": "sec",
+            "tls_private_key": "k",
+            "key_pem": "pem",
+        }
+    )
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    doc = json.loads(line)
+    assert doc["message"] == "refused inbox entry 7 (01a0)"
+    assert doc["level"] == "warning"
+    assert doc["logger"] == "node.inbound"
+    assert doc["message_id"] == "01a0"
+    for name in ("payload", "officer_token", "webhook_secret", "tls_private_key", "key_pem"):
+        assert name not in doc
+
+
+def test_formatter_writes_bytes_as_their_length_only() -> None:
+    key = bytes(range(32))
+    logger = logging.getLogger("intelshare.test")
+    positional = logger.makeRecord(
+        "intelshare.test", logging.INFO, __file__, 1, "sealed %s for %s", (key, "be-police"), None
+    )
+    named = logger.makeRecord(
+        "intelshare.test", logging.INFO, __file__, 1, "%(blob)s", ({"blob": key},), None
+    )
+    named.envelope = bytearray(key)
+    for record in (positional, named):
+        line = JsonFormatter().format(record)
+        assert key.hex() not in line
+        assert str(key) not in line
+        assert "<32 bytes>" in line
+    assert json.loads(JsonFormatter().format(positional))["message"] == (
+        "sealed <32 bytes> for be-police"
+    )
+    assert json.loads(JsonFormatter().format(named))["envelope"] == "<32 bytes>"
+
+
+def test_configure_logging_routes_warnings_to_json(root_logger: logging.Logger) -> None:
+    configure_logging("DEBUG")
+    stream = io.StringIO()
+    root_logger.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    warnings.warn("a library complains", UserWarning, stacklevel=1)
+    (doc,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert doc["logger"] == "py.warnings"
+    assert "a library complains" in doc["message"]
+
+
+def _formatter_in_use() -> type[logging.Formatter] | None:
+    handlers = logging.getLogger().handlers
+    return type(handlers[0].formatter) if handlers and handlers[0].formatter else None
+
+
+@pytest.mark.parametrize(
+    ("argv", "section", "patch"),
+    [
+        (["gateway", "serve"], "gateway", "gateway.server.serve"),
+        (["node", "serve"], "node", "node.server.serve"),
+        (["worker"], "node", "node.notify.supervise.supervise"),
+    ],
+    ids=["gateway-serve", "node-serve", "worker"],
+)
+def test_every_long_running_command_logs_json(
+    argv: list[str],
+    section: str,
+    patch: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    root_logger: logging.Logger,
+) -> None:
+    values: dict[str, Any] = {
+        "gateway": {
+            "listen": "127.0.0.1:0",
+            "database_url": "sqlite:///gw.db",
+            "anchor": "anchor.json",
+            "tls_cert": "tls.crt",
+            "tls_key": "tls.key",
+            "ca_cert": "ca.pem",
+            "signing_key": "signing.key",
+        },
+        "node": {
+            "agency_id": "nl-customs",
+            "listen": "127.0.0.1:0",
+            "database_url": "sqlite:///node.db",
+            "gateway": "127.0.0.1:1",
+            "identity_dir": "identity",
+            "broker_url": "redis://127.0.0.1:1/0",  # not the bundled Redis
+        },
+    }[section]
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({section: values}))
+    seen: list[type[logging.Formatter] | None] = []
+    monkeypatch.setattr(patch, lambda *_a, **_k: seen.append(_formatter_in_use()))
+    _load_plugins()
+    result = CliRunner().invoke(cli, [*argv, "--config", str(config)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seen == [JsonFormatter]
+
+
+def test_grpc_core_logging_is_quiet_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gRPC's C core prints plain text to stderr; the command keeps it to errors."""
+    from intelshare.cli import main
+
+    monkeypatch.delenv("GRPC_VERBOSITY", raising=False)
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["GRPC_VERBOSITY"] == "ERROR"
+    monkeypatch.setenv("GRPC_VERBOSITY", "DEBUG")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["GRPC_VERBOSITY"] == "DEBUG"
+
+
+def test_database_errors_never_carry_row_values(tmp_path: Path) -> None:
+    """A failed statement's message (logged with its traceback) names no values."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    table = Table(
+        "t", MetaData(), Column("id", Integer, primary_key=True), Column("b", LargeBinary)
+    )
+    table.metadata.create_all(engine)
+    secret = b"Jan Jansen NX1234567"
+    with engine.begin() as conn:
+        conn.execute(insert(table).values(id=1, b=secret))
+    with pytest.raises(IntegrityError) as info, engine.begin() as conn:
+        conn.execute(insert(table).values(id=1, b=secret))
+    assert "Jan Jansen" not in str(info.value)
+    assert "NX1234567" not in str(info.value)
+    engine.dispose()
+
+
+# --- a real flow at DEBUG level ----------------------------------------------------------------
+
+
+class Captured(logging.Handler):
+    """Every record, formatted by the production formatter."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def captured(root_logger: logging.Logger) -> Captured:
+    """All log records at DEBUG, from before the services start until they stopped."""
+    handler = Captured()
+    configure_logging("DEBUG")  # what ``--log-level DEBUG`` does
+    root_logger.handlers[:] = [handler]
+    return handler
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> devfed.LocalFederation:
+    """The node tests' federation, with the treaty clauses joint cases need."""
+    return devfed.build(tmp_path / "fed", AGENCIES, case_treaties())
+
+
+def _forms(raw: bytes) -> set[str]:
+    b64 = base64.b64encode(raw).decode()
+    url = base64.urlsafe_b64encode(raw).decode()
+    return {raw.hex(), raw.hex().upper(), b64, b64.rstrip("="), url, url.rstrip("=")}
+
+
+def key_material(root: Path) -> set[str]:
+    """Every private key under ``root``: PEM lines and raw bytes in hex and base64."""
+    found: set[str] = set()
+    for path in root.rglob("*.key"):
+        pem = path.read_bytes()
+        found |= {line for line in pem.decode().splitlines() if len(line) >= 40}
+        key = serialization.load_pem_private_key(pem, password=None)
+        if isinstance(key, ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey):
+            found |= _forms(key.private_bytes_raw())
+        elif isinstance(key, ec.EllipticCurvePrivateKey):
+            found |= _forms(key.private_numbers().private_value.to_bytes(32, "big"))
+    assert len(found) > 40, "the federation's keys were not found"
+    return found
+
+
+def test_a_real_flow_logs_no_payload_key_or_token(
+    captured: Captured,
+    cluster: Cluster,  # noqa: F811  (the fixture imported above)
+) -> None:
+    nodes = {
+        a: cluster.start_node(a, maintenance_in_node=False)
+        for a in ("nl-customs", "be-police", "de-customs")
+    }
+    nl, be = nodes["nl-customs"], nodes["be-police"]
+    receiver = Receiver()
+    webhook_secrets: list[str] = []
+    try:
+        hooks = WebhookRegistry(be.node.store.engine, be.node.keys)
+        for path, route in (("/ok", Route()), ("/flaky", Route(fail_first=1))):
+            route.secret = hooks.add(receiver.url(path), ["alert.*"], allow_http=True)[1]
+            receiver.routes[path] = route
+            webhook_secrets.append(route.secret)
+
+        # An alert with personal data to both partners; read, acknowledged, hit.
+        with nl.client("liaison") as c:
+            issued = c.create_alert(demo_alert())
+        with be.client("analyst") as c:
+            (got,) = wait_for(lambda: c.list_all(), 30, "the alert at be-police")
+            c.get_alert(got.name)
+            c.acknowledge_alert(got.name)
+            c.report_hit(
+                got.name,
+                found_time=Timestamp(seconds=int(datetime.now(UTC).timestamp())),
+                place="Port of Antwerp, quay 869",
+                found="12 pallets of falsified Ozempic",
+            )
+        with nl.client("liaison") as c:
+            wait_for(
+                lambda: c.get_delivery(issued.name, "be-police").status.hit_count == 1,
+                30,
+                "the hit report back at nl-customs",
+            )
+        # A joint case with an entry.
+        with cc(nl) as c:
+            case = c.create_case(new_case())
+            c.add_entry(case.name, entry("nl: container booked by Jan Jansen", name="Jan Jansen"))
+        # A record be-police must refuse (a field the treaty does not allow).
+        submit(
+            nl,
+            seal_as(
+                nl,
+                {
+                    "kind": "counterfeit_goods",
+                    "subjects": {"persons": [{"passport_number": "NX7654321"}]},
+                },
+            ),
+        )
+        # An officer with a wrong token.
+        with (
+            NodeClient(
+                be.target, ca_pem=be.ca_pem, server_name=be.agency, token="not-a-token-x1y2z3"
+            ) as bad,
+            pytest.raises(errors.Unauthenticated),
+        ):
+            bad.list_all()
+        # The workers' side: fan-out and signed webhook deliveries, in this process.
+        app = ca.make_app(be.node.config)
+        try:
+            wait_for(lambda: be.node.store.unnotified(), 30, "events at be-police")
+            for event in be.node.store.unnotified(limit=1000):
+                app.tasks[ca.TASK_FAN_OUT].apply(args=(event.seq,)).get()
+            with be.node.store.engine.connect() as conn:
+                pending = conn.execute(
+                    select(t.webhook_deliveries.c.webhook_id, t.webhook_deliveries.c.event_id)
+                ).all()
+            assert pending
+            for webhook_id, event_id in pending:
+                app.tasks[ca.TASK_DELIVER].apply(args=(webhook_id, event_id))
+        finally:
+            ctx = getattr(app, "_intelshare_ctx", None)
+            if ctx is not None:
+                ctx.close()
+            app.close()
+        wait_for(
+            lambda: any("refused inbox entry" in line for line in captured.lines), 30, "the refusal"
+        )
+    finally:
+        receiver.close()
+        for node in nodes.values():
+            node.node.stop(grace=0.2)
+        cluster.gateway.stop(grace=0.2)
+
+    lines = list(captured.lines)
+    text = "\n".join(lines)
+    # the log is not empty: the flow was logged, at every level down to DEBUG
+    for logger in ("gateway.server", "node.server", "node.inbound", "node.notify.tasks"):
+        assert any(json.loads(line)["logger"] == logger for line in lines), logger
+    assert any(json.loads(line)["level"] == "debug" for line in lines)
+    forbidden = {
+        # plaintext of the alert, the hit report and the case entry
+        "Jan Jansen",
+        "NX1234567",
+        "NX7654321",
+        "1980-02-29",
+        "Pharma Trading",
+        "MSCU1234566",
+        "MEDU1234567",
+        "counterfeit medicines expected at Rotterdam",
+        "Port of Antwerp",
+        "falsified Ozempic",
+        "container booked",
+        # any private key in PEM form
+        "PRIVATE KEY",
+        # officer tokens, the wrong one included, and webhook secrets
+        "not-a-token-x1y2z3",
+        *[token for node in nodes.values() for token in node.tokens.values()],
+        *webhook_secrets,
+        *key_material(cluster.fed.root),
+    }
+    leaks = sorted(secret for secret in forbidden if secret in text)
+    assert not leaks, f"{len(leaks)} secrets in the logs, e.g. {leaks[0]!r}"
