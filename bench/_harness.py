@@ -697,3 +697,108 @@ def demo_alert(recipients: Sequence[tuple[str, str]], n: int = 0, days: int = 7)
     )
     alert.subjects.companies.add(name="Pharma Trading BV", country="BE", role="consignee")
     return alert
+
+
+# --- profiles ----------------------------------------------------------------------------------
+
+_OURS = ("intelshare/", "node/", "gateway/", "bench/")
+
+
+def _frame_name(frame: str) -> tuple[str, str]:
+    """``"func (path/file.py:12)"`` -> (``"path/file.py:func"``, ``"path/file.py"``)."""
+    func, _, where = frame.rpartition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    return f"{path}:{func}", path
+
+
+def _package(path: str) -> str:
+    parts = path.replace("\\", "/").split("/")
+    if len(parts) == 1:
+        return parts[0].removesuffix(".py") or "?"
+    return parts[0] if parts[0] not in ("intelshare", "node", "gateway") else "/".join(parts[:2])
+
+
+class Profile:
+    """``py-spy record`` of one process for ``seconds``, summarised.
+
+    Only samples of the thread holding the GIL are kept (``--gil``): the
+    profile is of the process's Python CPU time, which is what limits
+    throughput on two cores (time waiting for the database or the network
+    is not in it). py-spy must attach while the target is idle (attaching
+    to a process that is busy fails here with "Failed to find python
+    version"), so start the profile before the load.
+    """
+
+    def __init__(self, pid: int, seconds: float, out: Path, rate: int = 50) -> None:
+        self.out = out
+        self.error = ""
+        spy = Path(sys.executable).with_name("py-spy")
+        argv = [str(spy), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))]
+        argv += ["--rate", str(rate), "--format", "raw", "--gil", "--output", str(out)]
+        try:
+            self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+        except OSError as exc:
+            self.proc = None
+            self.error = f"py-spy not available: {exc}"
+        time.sleep(0.5)  # attached before the caller starts the load
+
+    def result(self, top: int = 12) -> dict[str, Any]:
+        if self.proc is not None:
+            try:
+                _, err = self.proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                _, err = self.proc.communicate()
+            if self.proc.returncode != 0 and not self.out.exists():
+                lines = err.decode(errors="replace").strip().splitlines()
+                self.error = lines[0] if lines else f"py-spy exited {self.proc.returncode}"
+        if self.error or not self.out.exists():
+            return {"error": self.error or "no profile written"}
+        own: dict[str, int] = {}
+        inclusive: dict[str, int] = {}
+        packages: dict[str, int] = {}
+        total = 0
+        for line in self.out.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack or not count_text.isdigit():
+                continue
+            count = int(count_text)
+            total += count
+            frames = [_frame_name(f) for f in stack.split(";") if f]
+            if not frames:
+                continue
+            leaf, leaf_path = frames[-1]
+            own[leaf] = own.get(leaf, 0) + count
+            pkg = _package(leaf_path)
+            packages[pkg] = packages.get(pkg, 0) + count
+            for name in {n for n, p in frames if p.startswith(_OURS)}:
+                inclusive[name] = inclusive.get(name, 0) + count
+
+        def pct(d: dict[str, int]) -> list[list[Any]]:
+            ranked = sorted(d.items(), key=lambda kv: -kv[1])[:top]
+            return [[k, round(100 * v / total, 1)] for k, v in ranked]
+
+        return {
+            "samples": total,
+            "self": pct(own),
+            "by_package": pct(packages),
+            "inclusive_ours": pct(inclusive),
+        }
+
+
+def profile_text(profile: dict[str, Any], top: int = 8) -> str:
+    """A few lines of markdown for a profile summary."""
+    if "error" in profile:
+        return f"(no profile: {profile['error']})"
+
+    def items(key: str) -> str:
+        return ", ".join(f"`{k}` {v:g} %" for k, v in profile.get(key, [])[:top])
+
+    return (
+        f"{profile['samples']} samples holding the GIL. "
+        f"Own time by package: {items('by_package')}. "
+        f"Inclusive, our functions: {items('inclusive_ours')}. "
+        f"Own time, hottest functions: {items('self')}."
+    )

@@ -214,10 +214,42 @@ def catch_up(w: h.World, count: int, timeout: float) -> dict[str, Any]:
         engine.dispose()
 
 
-def run(*, quick: bool = False, backend: str | None = None, alerts: int = ALERTS) -> dict[str, Any]:
+def profile_receiving(w: h.World, already: int, count: int, seconds: float) -> dict[str, Any]:
+    """py-spy on B's node while it takes ``count`` more alerts from its inbox, live.
+
+    py-spy cannot attach to a process that is already busy, so the profile
+    is not of the catch-up itself but of the same per-entry path (inbox,
+    verify, open, treaty, one transaction, acknowledgement, receipt) on
+    alerts submitted while the node is up.
+    """
+    envelopes = _seal_all(w, count)
+    node = w.nodes[B]
+    prof = h.Profile(node.pid, seconds, w.workdir / "profile-catchup.txt")
+    submitter = threading.Thread(target=_submit_all, args=(w, envelopes), daemon=True)
+    submitter.start()
+    engine = make_engine(w.dbs[B])
+    try:
+        h.wait_until(lambda: _counts(engine)[0] >= already + count, seconds + 60, 0.5)
+    except TimeoutError:
+        pass
+    finally:
+        engine.dispose()
+    submitter.join(timeout=60)
+    out = prof.result()
+    out["alerts"] = count
+    return out
+
+
+def run(
+    *,
+    quick: bool = False,
+    backend: str | None = None,
+    alerts: int = ALERTS,
+    profile: bool = True,
+) -> dict[str, Any]:
     backend = h.pick_backend(backend, quick)
     if quick:
-        alerts = 20
+        alerts, profile = 20, False
     report: dict[str, Any] = {
         "benchmark": "catchup",
         "quick": quick,
@@ -251,6 +283,8 @@ def run(*, quick: bool = False, backend: str | None = None, alerts: int = ALERTS
         report["loadavg_after"] = h.loadavg()
         rss = w.nodes[B].status() if B in w.nodes else {}
         report["catchup"]["node_peak_rss_mib"] = round(rss.get("VmHWM", 0) / 1024, 1)
+        if profile:
+            report["profile"] = profile_receiving(w, alerts, 1500, 20)
     c = report["catchup"]
     if c.get("stored_per_second"):
         report["ratio_stored"] = h.ratio(c["stored_per_second"], report["floor"]["per_second"])
@@ -284,6 +318,14 @@ def format_table(result: dict[str, Any]) -> str:
         f"sealing {g['seal_seconds']:g} s, submitting {g['submit_seconds']:g} s "
         f"({g['submit_per_second']:g}/s), {g['envelope_bytes']} B per envelope.",
     ]
+    prof = result.get("profile")
+    if prof:
+        lines += [
+            "",
+            f"Where the node's time goes (py-spy on be-police's node while it takes "
+            f"{prof.get('alerts', '?')} more alerts live, same per-entry path): "
+            + h.profile_text(prof),
+        ]
     return "\n".join(lines)
 
 
@@ -324,8 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default=None)
     parser.add_argument("--alerts", type=int, default=ALERTS)
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy phase")
     args = parser.parse_args(argv)
-    result = run(quick=args.quick, backend=args.backend, alerts=args.alerts)
+    result = run(
+        quick=args.quick, backend=args.backend, alerts=args.alerts, profile=not args.no_profile
+    )
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 

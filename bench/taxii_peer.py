@@ -373,6 +373,34 @@ def ours_round(w: h.World, concurrency: int, seconds: float) -> dict[str, Any]:
         arrivals.close()
 
 
+def profile_ours(w: h.World, concurrency: int, duration: float) -> dict[str, Any]:
+    """One more round of ours, not counted, with py-spy on the gateway and both nodes."""
+    targets = {"gateway": w.gateway, f"node {A}": w.nodes[A], f"node {B}": w.nodes[B]}
+    profiles = {
+        name: h.Profile(p.pid, duration + 1, w.workdir / f"profile-{p.pid}.txt")
+        for name, p in targets.items()
+    }
+    cycles = ours_round(w, concurrency, duration)
+    out: dict[str, Any] = {name: prof.result() for name, prof in profiles.items()}
+    out["round"] = cycles
+    return out
+
+
+def cpu_per_cycle(w: h.World, concurrency: int, duration: float) -> dict[str, Any]:
+    """One more round of ours, not counted: CPU of every process per cycle (ms)."""
+    procs = {"gateway": w.gateway, **{f"node {a}": p for a, p in w.nodes.items()}}
+    procs.update({f"worker {a}": p for a, p in w.workers.items()})
+
+    def cpu(p: h.Proc) -> float:
+        return h.cpu_seconds(p.pid) + sum(h.cpu_seconds(c) for c in h.descendants(p.pid))
+
+    before = {name: cpu(p) for name, p in procs.items()}
+    cycles = ours_round(w, concurrency, duration)
+    n = max(cycles["cycles"], 1)
+    per = {name: round((cpu(p) - before[name]) / n * 1000, 1) for name, p in procs.items()}
+    return {"cycles": cycles["cycles"], "cpu_ms": per, "total_ms": round(sum(per.values()), 1)}
+
+
 # --- the run -------------------------------------------------------------------------------
 
 
@@ -402,10 +430,11 @@ def run(
     concurrency: int = CONCURRENCY,
     duration: float = DURATION,
     rounds: int = ROUNDS,
+    profile: bool = True,
 ) -> dict[str, Any]:
     backend = h.pick_backend(backend, quick)
     if quick:
-        sizes, concurrency, duration, rounds = (10, 20), 2, 0.5, 1
+        sizes, concurrency, duration, rounds, profile = (10, 20), 2, 0.5, 1, False
     report: dict[str, Any] = {
         "benchmark": "taxii_peer",
         "quick": quick,
@@ -445,6 +474,9 @@ def run(
                     peer_runs.append(peer_round(url, concurrency, duration))
                     our_runs.append(ours_round(w, concurrency, duration))
                 peer_rss = peer.rss_kib()
+                if profile and size == sizes[0]:
+                    report["cpu_per_cycle"] = cpu_per_cycle(w, concurrency, duration)
+                    report["profile"] = profile_ours(w, concurrency, duration)
             finally:
                 peer.stop()
             best_peer = max(peer_runs, key=lambda r: r["per_second"])
@@ -500,6 +532,27 @@ def format_table(result: dict[str, Any]) -> str:
         + f". Peer process RSS: {', '.join(str(r['peer_rss_mib']) for r in result['results'])}"
         " MiB.",
     ]
+    cpu = result.get("cpu_per_cycle")
+    if cpu:
+        lines += [
+            "",
+            f"CPU per cycle of ours (one more round, not counted, {cpu['cycles']} cycles; "
+            "application processes only, PostgreSQL and Redis not included): "
+            + ", ".join(f"{k} {v:g} ms" for k, v in cpu["cpu_ms"].items())
+            + f"; total {cpu['total_ms']:g} ms.",
+        ]
+    prof = result.get("profile")
+    if prof:
+        lines += [
+            "",
+            f"Where our cycle's time goes: py-spy on each process during one more round "
+            f"(not counted; {prof['round']['per_second']:g} cycles/s under the profiler), "
+            f"{result['sizes'][0]:,} stored:",
+            "",
+        ]
+        lines += [
+            f"- **{name}**: {h.profile_text(p)}" for name, p in prof.items() if name != "round"
+        ]
     return "\n".join(lines)
 
 
@@ -546,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--duration", type=float, default=DURATION)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy round")
     parser.add_argument("--serve-medallion", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -558,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         duration=args.duration,
         rounds=args.rounds,
+        profile=not args.no_profile,
     )
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
