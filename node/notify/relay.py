@@ -177,6 +177,7 @@ class Relay:
         hub = self.store.hub
         backoff = 0.1
         next_sweep = time.monotonic() + self.sweep_seconds
+        quiet_until = 0.0
         while not self._stop.is_set():
             generation = hub.generation(EVENTS_TOPIC)
             try:
@@ -184,15 +185,20 @@ class Relay:
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + self.sweep_seconds
                     sweep_once(self.store.engine, self.app, self.deadline_ms)
-                self.healthy.set()
+                if not self.healthy.is_set():
+                    self.healthy.set()
+                    if quiet_until:
+                        log.info("notify relay: the broker takes events again")
                 backoff = 0.1
             except Exception as exc:
+                if self.healthy.is_set() or time.monotonic() >= quiet_until:
+                    log.warning(
+                        "notify relay: cannot hand events to the broker (%s: %s); retrying",
+                        type(exc).__name__,
+                        str(exc)[:200],
+                    )
+                    quiet_until = time.monotonic() + 60  # one line a minute while it lasts
                 self.healthy.clear()
-                log.warning(
-                    "notify relay: cannot hand events to the broker (%s: %s); retrying",
-                    type(exc).__name__,
-                    str(exc)[:200],
-                )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
