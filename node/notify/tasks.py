@@ -4,11 +4,13 @@ Every task is idempotent, so a task that runs twice (redelivered after a
 worker died, sent again by the sweep) changes nothing the second time:
 
 ``fan_out(seq)`` (task id = event id)
-    does nothing for an event already confirmed. Otherwise it publishes the
-    wake-up (topic name only) so feed streams in every node process look at
-    the database again, then — in one transaction — records one pending
-    delivery per matching webhook and confirms the event (``notified_ms``),
-    and finally sends a ``deliver_webhook`` task per delivery.
+    one transaction that begins by confirming the event (``notified_ms``,
+    a conditional UPDATE: for an event already confirmed the task does
+    nothing), publishes the wake-up (topic name only) so feed streams in
+    every node process look at the database again, and records one pending
+    delivery per matching webhook; a failed publish rolls it all back and
+    the task is retried. After commit it sends a ``deliver_webhook`` task
+    per delivery.
 ``deliver_webhook(webhook_id, event_id)``
     takes a lease on the pending delivery (one conditional UPDATE, so two
     copies of the task never POST at the same time), POSTs, and records the
@@ -110,17 +112,24 @@ def backoff_seconds(config: NodeConfig, attempt: int) -> float:
 
 def fan_out(app: Any, seq: int) -> str:
     ctx = context(app)
-    engine = ctx.store.engine
-    with engine.connect() as conn:
-        row = conn.execute(select(t.events).where(t.events.c.seq == seq)).first()
-    if row is None:
-        log.warning("fan_out: no event %d", seq)
-        return "missing"
-    if row.notified_ms is not None:
-        return "already"
-    ctx.publish_wakeup()
     now = now_ms()
-    with engine.begin() as conn:
+    ev = t.events
+    # One transaction that writes first (no read-then-upgrade on SQLite): confirm the
+    # event, publish the wake-up, record the deliveries; a failed publish rolls back.
+    with ctx.store.engine.begin() as conn:
+        row = conn.execute(
+            update(ev)
+            .where(ev.c.seq == seq, ev.c.notified_ms.is_(None))
+            .values(notified_ms=now)
+            .returning(ev.c.seq, ev.c.event_id, ev.c.type, ev.c.created_ms)
+        ).first()
+        if row is None:
+            exists = conn.execute(select(ev.c.seq).where(ev.c.seq == seq)).first()
+            if exists is None:
+                log.warning("fan_out: no event %d", seq)
+                return "missing"
+            return "already"  # confirmed before (or by a concurrent copy of this task)
+        ctx.publish_wakeup()
         hooks = wh.matching_webhooks(conn, row.type, int(row.created_ms))
         _insert_ignore(
             conn,
@@ -138,13 +147,6 @@ def fan_out(app: Any, seq: int) -> str:
                 for h in hooks
             ],
         )
-        confirmed = conn.execute(
-            update(t.events)
-            .where(t.events.c.seq == seq, t.events.c.notified_ms.is_(None))
-            .values(notified_ms=now)
-        ).rowcount
-    if not confirmed:
-        return "already"  # a concurrent copy of this task won; it sends the deliveries
     if hooks:
         with app.producer_or_acquire() as producer:
             for h in hooks:
