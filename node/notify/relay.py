@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, or_, select, update
 
 from node import tables as t
-from node.notify.celery_app import TASK_DELIVER, TASK_FAN_OUT
+from node.notify.celery_app import QUEUE, TASK_DELIVER, TASK_FAN_OUT
 from node.notify.webhooks import PENDING
 from node.store import EVENTS_TOPIC, Store, now_ms
 
@@ -72,8 +72,20 @@ def send_fan_out(app: Any, claimed: list[tuple[int, str]]) -> int:
     return sent
 
 
+def queue_depth(app: Any) -> int:
+    """Messages waiting at the broker in the notification queue (not those being run)."""
+    with app.connection_for_write() as conn:
+        return int(conn.default_channel._size(QUEUE))
+
+
 def sweep_once(engine: Engine, app: Any, deadline_ms: int, limit: int = BATCH) -> tuple[int, int]:
-    """Send again what was not confirmed in time; returns (events, webhook deliveries)."""
+    """Send again what was not confirmed in time; returns (events, webhook deliveries).
+
+    Nothing is sent while the queue already holds ``limit`` messages or more:
+    when the workers are behind (or down), unconfirmed rows are waiting in that
+    queue, and adding copies on every sweep would only grow it. A message that
+    was lost is sent once the queue has drained below the limit.
+    """
     now = now_ms()
     stale = now - deadline_ms
     ev = t.events
@@ -90,6 +102,10 @@ def sweep_once(engine: Engine, app: Any, deadline_ms: int, limit: int = BATCH) -
             and conn.execute(select(wd.c.seq).where(overdue).limit(1)).first() is None
         ):
             return 0, 0
+    depth = queue_depth(app)
+    if depth >= limit:
+        log.info("notify sweep: %d messages already queued; nothing resent this time", depth)
+        return 0, 0
     pick = select(ev.c.seq).where(late).order_by(ev.c.seq).limit(limit).scalar_subquery()
     with engine.begin() as conn:
         events = conn.execute(

@@ -13,6 +13,7 @@ from intelshare import errors, migrate
 from intelshare.db import make_engine
 from intelshare.errors import ConfigError
 from intelshare.keys import AgencyKeys
+from intelshare.wakeup import WakeupHub
 from node import tables as t
 from node.config import NodeConfig
 from node.notify import broker
@@ -205,3 +206,30 @@ def test_config_dataclass_defaults_are_valid(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     assert cfg.maintenance_in_node is True
     assert dataclasses.replace(cfg, notify_deadline_seconds=1.0).notify_deadline_seconds == 1.0
+
+
+@pytest.mark.redis
+def test_sweep_adds_nothing_to_a_backlog(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
+    """Workers down for long: the sweep must not stack a copy per row per deadline."""
+    from node.notify.relay import queue_depth, sweep_once
+    from node.store import Store
+
+    cfg = config(tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)
+    engine = make_engine(cfg.database_url)
+    migrate.upgrade(engine, MIGRATIONS)
+    store = Store(engine, None, WakeupHub())
+    with store.write() as w:
+        w.event("alert.received", alert_id="a1")
+    app = make_app(cfg, with_tasks=False)
+    try:
+        assert sweep_once(engine, app, deadline_ms=60_000) == (0, 0)  # not late yet
+        assert sweep_once(engine, app, deadline_ms=-1) == (1, 0)  # late: sent again
+        assert queue_depth(app) == 1
+        assert sweep_once(engine, app, deadline_ms=-1, limit=1) == (0, 0)  # backlog: held
+        assert queue_depth(app) == 1
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge("intelshare.notify")
+        assert sweep_once(engine, app, deadline_ms=-1, limit=1) == (1, 0)  # drained: again
+    finally:
+        app.close()
+        engine.dispose()
