@@ -45,7 +45,9 @@ Where things run (and why)
 * **Sweep: in the relay thread and in beat**. An event not confirmed within
   ``notify_deadline_seconds`` of its last hand-over, or a webhook delivery
   overdue by as much, is sent again; claims make each stale row go once per
-  deadline, not once per sweeper.
+  deadline, not once per sweeper, and nothing is resent while the queue
+  already holds a batch (workers behind or down would otherwise see it grow
+  by a copy per row per deadline).
 * **Tasks: ``intelshare worker``**, any number of them, on any hosts that
   reach the database and Redis. The pool is threads by default (webhook
   POSTs and SQL wait on I/O); ``--pool prefork`` is available, and is the
