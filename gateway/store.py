@@ -35,6 +35,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -181,6 +182,13 @@ class GatewayStore:
         """
         try:
             with self.engine.begin() as conn:
+                # Lock order, the same in every transaction here: queue rows
+                # (sorted by agency), then inbox and message rows, then the
+                # audit log's state row last — it serializes every writer, so
+                # holding it while waiting for another lock would deadlock.
+                sequences: dict[str, int] = {}
+                for agency in sorted(recipients):
+                    sequences[agency] = self._next_sequence(conn, agency)
                 log_index = self.audit.append(conn, "accepted", audit_fields)
                 head = self.audit.sign_head(conn)
                 receipt = receipt_pb2.Receipt(
@@ -209,9 +217,6 @@ class GatewayStore:
                         expire_ms=expire_ms,
                     )
                 )
-                sequences: dict[str, int] = {}
-                for agency in sorted(recipients):
-                    sequences[agency] = self._next_sequence(conn, agency)
                 if sequences:
                     conn.execute(
                         insert(inbox),
@@ -349,12 +354,6 @@ class GatewayStore:
                 )
                 .order_by(inbox.c.sequence)
             ).all()
-            for seq, message_id in released:
-                self.audit.append(
-                    conn,
-                    "acknowledged",
-                    {"message_id": message_id, "recipient": agency, "sequence": int(seq)},
-                )
             conn.execute(
                 delete(inbox).where(inbox.c.agency_id == agency, inbox.c.sequence <= target)
             )
@@ -362,6 +361,13 @@ class GatewayStore:
                 update(queues).where(queues.c.agency_id == agency).values(acked_sequence=target)
             )
             self._drop_orphans(conn, [m for _, m in released])
+            # Audit last: see the lock order in accept().
+            for seq, message_id in released:
+                self.audit.append(
+                    conn,
+                    "acknowledged",
+                    {"message_id": message_id, "recipient": agency, "sequence": int(seq)},
+                )
         return target
 
     def purge_expired(self, now_ms: int) -> int:
@@ -372,15 +378,19 @@ class GatewayStore:
                     inbox.c.expire_ms <= now_ms
                 )
             ).all()
+            if expired:
+                keys = [(a, int(q)) for a, q, _ in expired]
+                conn.execute(
+                    delete(inbox).where(tuple_(inbox.c.agency_id, inbox.c.sequence).in_(keys))
+                )
+            self._drop_orphans(conn, [m for _, _, m in expired])
+            # Audit last: see the lock order in accept().
             for agency, seq, message_id in expired:
                 self.audit.append(
                     conn,
                     "expired",
                     {"message_id": message_id, "recipient": agency, "sequence": int(seq)},
                 )
-            if expired:
-                conn.execute(delete(inbox).where(inbox.c.expire_ms <= now_ms))
-            self._drop_orphans(conn, [m for _, _, m in expired])
         return len(expired)
 
     def _drop_orphans(self, conn: Connection, message_ids: Sequence[str]) -> None:
