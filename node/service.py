@@ -256,6 +256,10 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):
             generation = self.hub.generation(EVENTS_TOPIC)
             events = self.store.events_after(cursor, WATCH_BATCH, alert_only=True)
             if events:
+                # Access is checked again for every batch of events, not only
+                # when the stream opened: an officer disabled mid-stream sees
+                # nothing more (the stream ends UNAUTHENTICATED).
+                self.officers.require(context, Permission.READ)
                 rows = {}
                 if filtered:
                     ids = list({e.alert_id for e in events if e.alert_id})

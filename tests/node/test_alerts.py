@@ -8,6 +8,7 @@ nodes through the officer API exactly as the command line does.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -616,3 +617,43 @@ def test_resending_after_a_crash_delivers_once(cluster: Cluster) -> None:
     from intelshare.v1 import receipt_pb2
 
     assert receipt_pb2.Receipt.FromString(row.receipt) == first.receipt
+
+
+def test_watch_alerts_rechecks_access_for_every_batch(three: Three) -> None:
+    """An officer disabled while following the feed sees no event after that."""
+    import threading
+
+    from intelshare import errors
+    from node.auth import OfficerRegistry
+    from node.client import NodeClient
+
+    nl, be, _de = three
+    registry = OfficerRegistry(be.node.store.engine)
+    officer, token = registry.add(f"temp-{uuid.uuid4().hex[:6]}", "analyst")
+    client = NodeClient(be.target, ca_pem=be.ca_pem, server_name=be.agency, token=token)
+    seen: list[str] = []
+    ended: list[BaseException] = []
+    live = threading.Event()
+
+    def follow() -> None:
+        try:
+            for item in client.watch(be.node.store.head_seq()):
+                live.set()
+                if item.WhichOneof("item") == "event":
+                    seen.append(item.event.type)
+        except errors.IntelshareError as exc:
+            ended.append(exc)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    assert live.wait(30), "no heartbeat on the feed"
+    registry.disable(officer.name)
+    to_be = [alert_pb2.AlertRecipient(agency_id="be-police", treaty_id=TASKFORCE)]
+    with nl.client("liaison") as c:
+        c.create_alert(demo_alert(recipients=to_be, description="after the officer left"))
+    received(be)
+    thread.join(30)
+    client.close()
+    assert seen == []
+    assert ended
+    assert isinstance(ended[0], errors.Unauthenticated)
