@@ -304,7 +304,9 @@ def register(app: Any) -> None:
 
     @app.task(name=TASK_PURGE, bind=True, **reliable)  # type: ignore[untyped-decorator]
     def purge_task(self: Any) -> int:
-        return int(context(self.app).node.alerts.purge_retention())
+        # Both kinds of received records have a treaty retention to honour.
+        node = context(self.app).node
+        return int(node.alerts.purge_retention()) + int(node.cases.purge_retention())
 
     @app.task(name=TASK_AUDIT_HEAD, bind=True, **reliable)  # type: ignore[untyped-decorator]
     def audit_head_task(self: Any) -> int:
