@@ -80,7 +80,17 @@ def _load_plugins() -> None:
             if exc.name != module:
                 raise
     for ep in entry_points(group="intelshare.commands"):
-        command = ep.load()
+        # One broken plugin must not take every other command down with it
+        # (an operator still needs `gateway serve` when `node` fails to import).
+        try:
+            command = ep.load()
+        except Exception as exc:
+            click.echo(
+                f"warning: command group {ep.name!r} is unavailable: "
+                f"{type(exc).__name__}: {exc}",
+                err=True,
+            )
+            continue
         if isinstance(command, click.Command):
             cli.add_command(command, name=ep.name)
 
