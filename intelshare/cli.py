@@ -86,8 +86,7 @@ def _load_plugins() -> None:
             command = ep.load()
         except Exception as exc:
             click.echo(
-                f"warning: command group {ep.name!r} is unavailable: "
-                f"{type(exc).__name__}: {exc}",
+                f"warning: command group {ep.name!r} is unavailable: {type(exc).__name__}: {exc}",
                 err=True,
             )
             continue
