@@ -86,7 +86,13 @@ def from_rpc_error(err: grpc.RpcError) -> IntelshareError:
     message = call.details() or ""
     if not reason:
         code = call.code()
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        # Without a reason from our servers, these mean the call was cut by the
+        # transport or a shutting-down server: worth retrying, never final.
+        if code in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            grpc.StatusCode.CANCELLED,
+        ):
             return errors.Unavailable(message or code.name)
         if code == grpc.StatusCode.UNAUTHENTICATED:
             return errors.Unauthenticated(message)
