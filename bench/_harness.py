@@ -792,6 +792,8 @@ def profile_text(profile: dict[str, Any], top: int = 8) -> str:
     """A few lines of markdown for a profile summary."""
     if "error" in profile:
         return f"(no profile: {profile['error']})"
+    if profile.get("samples", 0) < 100:
+        return f"(only {profile.get('samples', 0)} samples holding the GIL: too few to read)"
 
     def items(key: str) -> str:
         return ", ".join(f"`{k}` {v:g} %" for k, v in profile.get(key, [])[:top])

@@ -273,8 +273,8 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
             rows.append(
                 [
                     "3 latency",
-                    f"p50 at {x['rate']:g} alerts/s",
-                    f"{x['p50_ms']} ms",
+                    f"p50 at {x['rate']:g} alerts/s ({x['arrived']}/{x['alerts']} arrived)",
+                    f"{_g(x['p50_ms'])} ms",
                     "—",
                     "—",
                     f"< {t['p50_ms']:g} ms",
@@ -285,7 +285,7 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
                 [
                     "3 latency",
                     f"p99 at {x['rate']:g} alerts/s",
-                    f"{x['p99_ms']} ms",
+                    f"{_g(x['p99_ms'])} ms",
                     "—",
                     "—",
                     f"< {t['p99_ms']:g} ms",
@@ -321,7 +321,10 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
     gr = results.get("growth", {})
     if gr.get("results"):
         small, large = gr["sizes"]
-        for name, r in gr["results"].items():
+        order = ("get_received", "get_issued", "list_first", "list_deep", "issue")
+        for name, r in sorted(
+            gr["results"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9
+        ):
             rows.append(
                 [
                     "5 growth",

@@ -287,7 +287,11 @@ def format_table(report: dict[str, Any]) -> str:
         f"| node CPU ms at {small:,} | at {large:,} | CPU ratio | met |",
         "|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
-    for name, r in report["results"].items():
+    ordered = sorted(
+        report["results"].items(),
+        key=lambda kv: OPERATIONS.index(kv[0]) if kv[0] in OPERATIONS else len(OPERATIONS),
+    )
+    for name, r in ordered:
         met = "yes" if r["ratio"] <= report["target_ratio"] else "**no**"
         lines.append(
             f"| {LABELS.get(name, name)} | {r['small_p50_ms']:.2f} | {r['large_p50_ms']:.2f} "

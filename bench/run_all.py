@@ -82,9 +82,11 @@ def run_bench(name: str, module: str, quick: bool, logs: Path) -> dict[str, Any]
 
 
 def run_info_text(info: dict[str, Any]) -> str:
+    seconds = info.get("seconds", {})
     spans = ", ".join(
-        f"{name} {s:g} s (load {info['loadavg'].get(name, '?')})"
-        for name, s in info.get("seconds", {}).items()
+        f"{name} {seconds[name]:g} s (load {info.get('loadavg', {}).get(name, '?')})"
+        for name, _module in BENCHES
+        if name in seconds
     )
     return (
         f"Run started {info.get('started', '?')}, finished {info.get('finished', '?')}"

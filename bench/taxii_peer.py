@@ -551,7 +551,7 @@ def format_table(result: dict[str, Any]) -> str:
             "",
         ]
         lines += [
-            f"- **{name}**: {h.profile_text(p)}" for name, p in prof.items() if name != "round"
+            f"- **{name}**: {h.profile_text(p, 5)}" for name, p in prof.items() if name != "round"
         ]
     return "\n".join(lines)
 

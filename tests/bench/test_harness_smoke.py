@@ -12,15 +12,15 @@ def test_profile_summary_from_py_spy_raw_output(tmp_path: Path) -> None:
     raw = tmp_path / "raw.txt"
     raw.write_text(
         "run (threading.py:1);_run (node/inbound.py:10);handle_entry (node/inbound.py:20);"
-        "execute (sqlalchemy/engine/base.py:5) 6\n"
+        "execute (sqlalchemy/engine/base.py:5) 60\n"
         "run (threading.py:1);_run (node/inbound.py:10);open_envelope (intelshare/envelope.py:3)"
-        " 3\n"
-        "serve (grpc/_server.py:9) 1\n"
+        " 30\n"
+        "serve (grpc/_server.py:9) 10\n"
     )
     prof = object.__new__(h.Profile)
     prof.out, prof.error, prof.proc = raw, "", None
     summary = prof.result()
-    assert summary["samples"] == 10
+    assert summary["samples"] == 100
     assert summary["self"][0] == ["sqlalchemy/engine/base.py:execute", 60.0]
     assert ["sqlalchemy", 60.0] in summary["by_package"]
     assert ["intelshare/envelope.py", 30.0] in summary["by_package"]
@@ -28,6 +28,8 @@ def test_profile_summary_from_py_spy_raw_output(tmp_path: Path) -> None:
     assert inclusive["node/inbound.py:_run"] == 90.0
     assert inclusive["node/inbound.py:handle_entry"] == 60.0
     assert "60 %" in h.profile_text(summary)
+    few = {**summary, "samples": 99}
+    assert "too few" in h.profile_text(few)
 
 
 def test_profile_without_output_reports_why(tmp_path: Path) -> None:
