@@ -53,7 +53,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
-from sqlalchemy import Connection, Row, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, delete, exists, insert, or_, select, tuple_, update
 
 from intelshare import errors
 from intelshare.treaty import (
@@ -746,12 +746,9 @@ class Alerts:
             )
         if after is not None:
             create_ms, last_id = after
-            query = query.where(
-                or_(
-                    a.c.create_ms < create_ms,
-                    and_(a.c.create_ms == create_ms, a.c.alert_id < last_id),
-                )
-            )
+            # A row comparison, not (a < x OR (a = x AND b < y)): the database
+            # turns it into an index range, so a deep page costs what the first does.
+            query = query.where(tuple_(a.c.create_ms, a.c.alert_id) < tuple_(create_ms, last_id))
         query = query.order_by(a.c.create_ms.desc(), a.c.alert_id.desc()).limit(size + 1)
         with self.store.write() as w:
             rows = w.conn.execute(query).all()

@@ -102,7 +102,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, tuple_, update
 
 from intelshare import errors
 from intelshare.ids import is_message_id, new_message_id
@@ -943,9 +943,7 @@ class Cases:
                     "page_token is not a token from this server",
                     violations={"page_token": "not a token from this server"},
                 ) from None
-            query = query.where(
-                or_(c.create_ms < create_ms, and_(c.create_ms == create_ms, c.case_id < last_id))
-            )
+            query = query.where(tuple_(c.create_ms, c.case_id) < tuple_(create_ms, last_id))
         query = query.order_by(c.create_ms.desc(), c.case_id.desc()).limit(size + 1)
         with self.store.write() as w:
             rows = w.conn.execute(query).all()
@@ -992,9 +990,7 @@ class Cases:
                     "page_token is not a token from this server",
                     violations={"page_token": "not a token from this server"},
                 ) from None
-            query = query.where(
-                or_(e.create_ms > create_ms, and_(e.create_ms == create_ms, e.entry_id > last_id))
-            )
+            query = query.where(tuple_(e.create_ms, e.entry_id) > tuple_(create_ms, last_id))
         query = query.order_by(e.create_ms, e.entry_id).limit(size + 1)
         with self.store.write() as w:
             self.require_case(w.conn, officer, case_id)
