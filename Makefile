@@ -23,7 +23,8 @@ setup: $(STAMP) $(BUF)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev]'
+	# bench: the TAXII peer the benchmark compares against, so its smoke test runs too
+	$(PIP) install -q -e '.[dev,bench]'
 	touch $(STAMP)
 
 $(BUF):
