@@ -92,6 +92,13 @@ def run_info_text(info: dict[str, Any]) -> str:
         f"Run started {info.get('started', '?')}, finished {info.get('finished', '?')}"
         + (" — **QUICK (smoke) run, figures meaningless**" if info.get("quick") else "")
         + f". Per bench, wall time and the 1-minute load average when it started: {spans}."
+        + (
+            " Re-run alone later (`--only`), results replacing the full run's: "
+            + ", ".join(f"{k} at {v}" for k, v in info["rerun"].items())
+            + "."
+            if info.get("rerun")
+            else ""
+        )
     )
 
 
@@ -120,12 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.results.exists() and (args.only or args.report_only):
         data = json.loads(args.results.read_text())
     if not args.report_only:
-        data["machine"] = h.machine()
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         run = data.setdefault("run", {})
-        run.update(
-            started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            quick=args.quick,
-        )
+        if args.only and run.get("started"):
+            # a partial re-run: the full run's start stays, the re-run benches are named
+            run.setdefault("rerun", {}).update(dict.fromkeys(only, now))
+        else:
+            data["machine"] = h.machine()
+            run.update(started=now, quick=args.quick, rerun={})
         run.setdefault("seconds", {})
         run.setdefault("loadavg", {})
         logs = LOGS if args.results == RESULTS else args.results.parent / ".logs"
@@ -141,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] {name} {status} in {run['seconds'][name]:g} s", file=sys.stderr)
             # written after every bench: a crash later keeps what was measured
             args.results.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-        run["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if not (args.only and run.get("rerun")):
+            run["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         args.results.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     write_readme(data, args.readme)
     print(f"[bench] wrote {args.readme}", file=sys.stderr)
