@@ -360,10 +360,11 @@ def explain_text(result: dict[str, Any]) -> list[str]:
         return []
     return [
         "",
-        f"PostgreSQL's plan for the deep page on the {result['sizes'][1]:,}-alert node, as "
-        "`node/alerts.py` builds it (`create_ms < c OR (create_ms = c AND alert_id < a)`), "
-        "and with the row comparison `(create_ms, alert_id) < (c, a)` (EXPLAIN ANALYZE, "
-        "same data, same run):",
+        f"PostgreSQL's plan for the deep page on the {result['sizes'][1]:,}-alert node, "
+        "written the way `node/alerts.py` first built it "
+        "(`create_ms < c OR (create_ms = c AND alert_id < a)`), and with the row comparison "
+        "`(create_ms, alert_id) < (c, a)` that it uses now (EXPLAIN ANALYZE, same data, "
+        "same run):",
         "",
         "```",
         "-- as built",
