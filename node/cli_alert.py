@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,8 +35,12 @@ from node import records as rec
 from node.client import NodeClient
 
 
-class _AlertGroup(click.Group):
-    """Reports project errors with every field violation, then exits 2."""
+class OfficerGroup(click.Group):
+    """Reports project errors with every field violation, then exits 2.
+
+    Shared by ``intelshare alert`` and ``intelshare case``: both talk to the
+    officer's own node with the same connection options.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -50,34 +54,48 @@ class _AlertGroup(click.Group):
             ctx.exit(EXIT_BAD_INPUT)
 
 
-@click.group("alert", cls=_AlertGroup)
-@click.option("--node", "node_address", envvar="INTELSHARE_NODE", help="host:port of your node.")
-@click.option("--ca", "ca_file", envvar="INTELSHARE_CA", type=click.Path(path_type=Path))
-@click.option("--server-name", envvar="INTELSHARE_SERVER_NAME", help="Your agency id.")
-@click.option("--token", envvar="INTELSHARE_TOKEN", help="Your officer token.")
-@click.option(
-    "--client-config",
-    envvar="INTELSHARE_CLIENT_CONFIG",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="YAML file with node, ca, server_name, token or token_file.",
-)
-@click.pass_context
-def group(
-    ctx: click.Context,
-    node_address: str | None,
-    ca_file: Path | None,
-    server_name: str | None,
-    token: str | None,
-    client_config: Path | None,
-) -> None:
-    """Issue, read and answer cross-border alerts on your agency's node."""
-    ctx.obj = {
-        "node": node_address,
-        "ca": ca_file,
-        "server_name": server_name,
-        "token": token,
-        "client_config": client_config,
-    }
+def officer_group(name: str, help_text: str) -> Callable[[Callable[..., None]], click.Group]:
+    """A command group with the node connection options, stored in ``ctx.obj``."""
+
+    def decorate(_f: Callable[..., None]) -> click.Group:
+        @click.group(name, cls=OfficerGroup, help=help_text)
+        @click.option(
+            "--node", "node_address", envvar="INTELSHARE_NODE", help="host:port of your node."
+        )
+        @click.option("--ca", "ca_file", envvar="INTELSHARE_CA", type=click.Path(path_type=Path))
+        @click.option("--server-name", envvar="INTELSHARE_SERVER_NAME", help="Your agency id.")
+        @click.option("--token", envvar="INTELSHARE_TOKEN", help="Your officer token.")
+        @click.option(
+            "--client-config",
+            envvar="INTELSHARE_CLIENT_CONFIG",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="YAML file with node, ca, server_name, token or token_file.",
+        )
+        @click.pass_context
+        def group(
+            ctx: click.Context,
+            node_address: str | None,
+            ca_file: Path | None,
+            server_name: str | None,
+            token: str | None,
+            client_config: Path | None,
+        ) -> None:
+            ctx.obj = {
+                "node": node_address,
+                "ca": ca_file,
+                "server_name": server_name,
+                "token": token,
+                "client_config": client_config,
+            }
+
+        return group
+
+    return decorate
+
+
+@officer_group("alert", "Issue, read and answer cross-border alerts on your agency's node.")
+def group() -> None:
+    """The ``intelshare alert`` group (options and error handling in officer_group)."""
 
 
 def _settings(ctx: click.Context) -> dict[str, Any]:

@@ -28,57 +28,20 @@ import click
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from intelshare.cli import EXIT_BAD_INPUT, emit, json_option, print_table
-from intelshare.errors import ConfigError, IntelshareError, InvalidArgument, Unavailable
+from intelshare.cli import emit, json_option, print_table
+from intelshare.errors import ConfigError, InvalidArgument, Unavailable
 from intelshare.v1 import case_pb2
 from node import records as rec
 from node.case_client import CaseClient
 from node.cli_alert import _parse_subject, _settings
+from node.cli_alert import officer_group as _officer_group
 
 
-class _CaseGroup(click.Group):
-    """Reports project errors with every field violation, then exits 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except IntelshareError as exc:
-            click.echo(f"error: {exc.message} [{exc.reason}]", err=True)
-            for path, text in sorted(getattr(exc, "violations", {}).items()):
-                click.echo(f"  {path}: {text}", err=True)
-            for key, value in sorted(exc.metadata.items()):
-                click.echo(f"  ({key}: {value})", err=True)
-            ctx.exit(EXIT_BAD_INPUT)
-
-
-@click.group("case", cls=_CaseGroup)
-@click.option("--node", "node_address", envvar="INTELSHARE_NODE", help="host:port of your node.")
-@click.option("--ca", "ca_file", envvar="INTELSHARE_CA", type=click.Path(path_type=Path))
-@click.option("--server-name", envvar="INTELSHARE_SERVER_NAME", help="Your agency id.")
-@click.option("--token", envvar="INTELSHARE_TOKEN", help="Your officer token.")
-@click.option(
-    "--client-config",
-    envvar="INTELSHARE_CLIENT_CONFIG",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="YAML file with node, ca, server_name, token or token_file.",
+@_officer_group(
+    "case", "Open joint cases with partner agencies, write entries, follow the case feed."
 )
-@click.pass_context
-def group(
-    ctx: click.Context,
-    node_address: str | None,
-    ca_file: Path | None,
-    server_name: str | None,
-    token: str | None,
-    client_config: Path | None,
-) -> None:
-    """Open joint cases with partner agencies, write entries, follow the case feed."""
-    ctx.obj = {
-        "node": node_address,
-        "ca": ca_file,
-        "server_name": server_name,
-        "token": token,
-        "client_config": client_config,
-    }
+def group() -> None:
+    """The ``intelshare case`` group (options and error handling in officer_group)."""
 
 
 @contextmanager
