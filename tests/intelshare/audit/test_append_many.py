@@ -1,0 +1,120 @@
+"""``AuditLog.append_many``: batches, their in-memory proofs and their signed heads.
+
+The proofs an ``Appended`` computes without reading the database must equal
+the ones the log computes from its stored nodes, for every way a batch can
+sit against the frontier it started from (sizes 0..20, batches of 1..9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, func, select
+
+from intelshare.audit import AuditLog, create_tables, verify_inclusion, verify_tree_head
+from intelshare.audit.log import audit_entries, audit_heads
+from intelshare.db import make_engine
+from intelshare.errors import InvalidArgument
+from intelshare.ids import key_id
+from intelshare.keys import raw_public
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    e = make_engine(db_url)
+    create_tables(e)
+    yield e
+    e.dispose()
+
+
+@pytest.fixture
+def key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def log(engine: Engine, key: Ed25519PrivateKey) -> AuditLog:
+    return AuditLog(engine, "gateway.example", key, key_id(raw_public(key.public_key())))
+
+
+def batch(start: int, n: int) -> list[tuple[str, dict[str, str | int | None]]]:
+    return [("delivered", {"message_id": f"m-{i}", "sequence": i}) for i in range(start, start + n)]
+
+
+def test_batches_prove_every_entry_from_memory(
+    log: AuditLog, engine: Engine, key: Ed25519PrivateKey
+) -> None:
+    size = 0
+    for n in [1, 2, 3, 1, 4, 5, 1, 9, 2, 7, 1, 1, 8, 3]:
+        with engine.begin() as conn:
+            got = log.append_many(conn, batch(size, n), sign=True)
+        assert got.indexes == list(range(size, size + n))
+        assert got.tree_size == size + n
+        assert got.head is not None
+        assert got.head.tree_size == size + n
+        verify_tree_head(got.head, key.public_key())
+        for index in got.indexes:
+            proof = got.inclusion_proof(index)
+            assert proof == log.inclusion_proof(index, got.tree_size)
+            assert got.leaf(index) == log.leaf(index)
+            verify_inclusion(got.leaf(index), index, got.head, proof, public_key=key.public_key())
+        size += n
+    report = log.verify(key.public_key())
+    assert (report.tree_size, report.heads_checked) == (size, 14)
+
+
+def test_same_leaves_as_one_by_one(log: AuditLog, engine: Engine, key: Ed25519PrivateKey) -> None:
+    """A batch is the same log as its entries appended singly (same hashes, same root)."""
+    with engine.begin() as conn:
+        got = log.append_many(conn, batch(0, 5), sign=True)
+    with engine.begin() as conn:
+        single = log.append(conn, "delivered", {"message_id": "m-5", "sequence": 5})
+    assert single == 5
+    assert [log.leaf(i) for i in range(5)] == list(got.leaves)
+    assert log.verify(key.public_key()).tree_size == 6
+
+
+def test_rollback_leaves_nothing(log: AuditLog, engine: Engine) -> None:
+    with engine.begin() as conn:
+        log.append_many(conn, batch(0, 3))
+    conn = engine.connect()
+    with conn.begin():
+        log.append_many(conn, batch(3, 4), sign=True)
+        conn.rollback()  # the caller's fact failed
+    conn.close()
+    assert log.size() == 3
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(audit_entries)).scalar_one() == 3
+        assert conn.execute(select(func.count()).select_from(audit_heads)).scalar_one() == 0
+
+
+def test_empty_batch(log: AuditLog, engine: Engine, key: Ed25519PrivateKey) -> None:
+    with engine.begin() as conn:
+        log.append_many(conn, batch(0, 2))
+    with engine.begin() as conn:
+        nothing = log.append_many(conn, [])
+        signed = log.append_many(conn, [], sign=True)
+    assert nothing.indexes == []
+    assert nothing.head is None
+    assert signed.indexes == []
+    assert signed.head is not None
+    assert signed.head.tree_size == 2
+    assert log.verify(key.public_key()).heads_checked == 1
+
+
+def test_bad_entry_refused_before_writing(log: AuditLog, engine: Engine) -> None:
+    with pytest.raises(InvalidArgument), engine.begin() as conn:
+        log.append_many(conn, [("delivered", {"ok": 1}), ("delivered", {"bad": 1.5})])  # type: ignore[dict-item]
+    assert log.size() == 0
+
+
+def test_proof_outside_the_batch_refused(log: AuditLog, engine: Engine) -> None:
+    with engine.begin() as conn:
+        log.append_many(conn, batch(0, 3))
+        got = log.append_many(conn, batch(3, 2))
+    with pytest.raises(InvalidArgument):
+        got.inclusion_proof(2)
+    with pytest.raises(InvalidArgument):
+        got.inclusion_proof(5)
