@@ -7,12 +7,21 @@ workers) the same signal travels over Redis pub/sub. Redis only ever carries
 a topic name and a number, so losing Redis delays a wake-up (streams also
 re-check on a timer) but never loses or leaks a message: the database stays
 the truth.
+
+Publishing is off the committing thread and coalesced: a request that
+commits only marks its topic dirty, and one publisher thread sends each
+dirty topic once per round trip to Redis, so a burst of commits costs a few
+publications instead of one round trip each on the request path. Each hub
+tags what it publishes with a random token and ignores its own echoes: its
+local waiters were already woken, and a second wake-up would make every
+stream read the database again for nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import defaultdict
@@ -32,6 +41,10 @@ class WakeupHub:
         self._redis: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._publisher: threading.Thread | None = None
+        self._token = os.urandom(8).hex().encode()
+        self._dirty: set[str] = set()
+        self._dirty_cond = threading.Condition()
         self.connected = threading.Event()
         if redis_url:
             import redis
@@ -41,6 +54,10 @@ class WakeupHub:
             )
             self._thread = threading.Thread(target=self._listen, name="wakeup-redis", daemon=True)
             self._thread.start()
+            self._publisher = threading.Thread(
+                target=self._publish_loop, name="wakeup-publish", daemon=True
+            )
+            self._publisher.start()
 
     # --- local -----------------------------------------------------------
 
@@ -68,13 +85,35 @@ class WakeupHub:
     # --- across processes ---------------------------------------------
 
     def notify(self, topic: str) -> None:
-        """Wake local waiters and, through Redis, every other process."""
+        """Wake local waiters now and, through Redis, every other process soon."""
         self._bump(topic)
         if self._redis is not None:
-            try:
-                self._redis.publish(self._prefix + topic, b"1")
-            except Exception as exc:  # a lost wake-up only delays a stream
-                log.warning("wake-up publish failed: %s", type(exc).__name__)
+            with self._dirty_cond:
+                self._dirty.add(topic)
+                self._dirty_cond.notify()
+
+    def _publish_loop(self) -> None:
+        while True:
+            with self._dirty_cond:
+                while not self._dirty and not self._stop.is_set():
+                    self._dirty_cond.wait()
+                topics, self._dirty = self._dirty, set()
+            if topics:
+                self._publish(topics)
+            if self._stop.is_set():
+                return
+
+    def _publish(self, topics: set[str]) -> None:
+        try:
+            if len(topics) == 1:
+                self._redis.publish(self._prefix + next(iter(topics)), self._token)
+                return
+            pipe = self._redis.pipeline(transaction=False)
+            for topic in topics:
+                pipe.publish(self._prefix + topic, self._token)
+            pipe.execute()
+        except Exception as exc:  # a lost wake-up only delays a stream
+            log.warning("wake-up publish failed: %s", type(exc).__name__)
 
     def _listen(self) -> None:
         backoff = 0.2
@@ -87,7 +126,7 @@ class WakeupHub:
                 backoff = 0.2
                 while not self._stop.is_set():
                     msg = pubsub.get_message(timeout=1.0)
-                    if msg and msg.get("type") == "pmessage":
+                    if msg and msg.get("type") == "pmessage" and msg.get("data") != self._token:
                         channel = msg["channel"]
                         if isinstance(channel, bytes):
                             channel = channel.decode()
@@ -109,9 +148,14 @@ class WakeupHub:
                         pubsub.close()
 
     def close(self) -> None:
+        """Stop, after sending the wake-ups still pending (other processes wait for them)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
+        with self._dirty_cond:
+            self._dirty_cond.notify_all()
+        if self._publisher is not None:
+            self._publisher.join(timeout=3)
         if self._thread is not None:
             self._thread.join(timeout=3)
         if self._redis is not None:

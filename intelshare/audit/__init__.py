@@ -36,6 +36,7 @@ How to verify
 """
 
 from intelshare.audit.log import (
+    Appended,
     AuditLog,
     FieldValue,
     VerifyReport,

@@ -30,3 +30,41 @@ def test_wakeups_cross_hubs_through_redis(redis_url: str, redis_prefix: str) -> 
     finally:
         a.close()
         b.close()
+
+
+def test_own_publications_do_not_wake_twice(redis_url: str, redis_prefix: str) -> None:
+    """A hub's local waiters are woken once by its notify, not again by the Redis echo."""
+    a = WakeupHub(redis_url, channel_prefix=redis_prefix)
+    b = WakeupHub(redis_url, channel_prefix=redis_prefix)
+    try:
+        assert a.connected.wait(5)
+        assert b.connected.wait(5)
+        seen_b = b.generation("t")
+        a.notify("t")
+        assert b.wait("t", seen_b, timeout=5)  # the other hub got it through Redis
+        after = a.generation("t")
+        assert after == 1
+        assert not a.wait("t", after, timeout=0.3)  # ... and a got no echo of its own
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_burst_is_coalesced_and_still_arrives(redis_url: str, redis_prefix: str) -> None:
+    """Many notifies in a row reach the other process; the last one is never dropped."""
+    a = WakeupHub(redis_url, channel_prefix=redis_prefix)
+    b = WakeupHub(redis_url, channel_prefix=redis_prefix)
+    try:
+        assert b.connected.wait(5)
+        before = b.generation("burst")
+        for _ in range(2000):
+            a.notify("burst")
+        assert b.wait("burst", before, timeout=5)
+        # After the burst, one more notify still gets through on its own.
+        last = b.generation("burst")
+        a.notify("burst")
+        assert b.wait("burst", last, timeout=5)
+        assert b.generation("burst") < 2000  # coalesced, not one publication each
+    finally:
+        a.close()
+        b.close()
