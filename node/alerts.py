@@ -279,56 +279,57 @@ class Alerts:
             for treaty, agencies, _v, _s in views
             for a in agencies
         ]
-        w.conn.execute(
-            insert(t.alerts).values(
-                alert_id=alert_id,
-                direction=ISSUED,
-                origin_agency=self.agency_id,
-                kind=rec.KINDS[alert.kind],
-                urgency=rec.URGENCIES.get(alert.urgency, "normal"),
-                treaty_id=alert.treaty_id or views[0][0].id,
-                treaty_version=0,
-                categories=dumps(categories),
-                recipients=dumps(recipients),
-                handling=alert.handling,
-                tlp=alert.tlp,
-                record=dumps(record),
-                revision=1,
-                state=ACTIVE,
-                create_ms=created,
-                update_ms=created,
-                expire_ms=expire_ms,
-                expired_noted=False,
-                created_by=officer.officer_id,
-            )
-        )
+        row = {
+            "alert_id": alert_id,
+            "direction": ISSUED,
+            "origin_agency": self.agency_id,
+            "kind": rec.KINDS[alert.kind],
+            "urgency": rec.URGENCIES.get(alert.urgency, "normal"),
+            "treaty_id": alert.treaty_id or views[0][0].id,
+            "treaty_version": 0,
+            "categories": dumps(categories),
+            "recipients": dumps(recipients),
+            "handling": alert.handling,
+            "tlp": alert.tlp,
+            "record": dumps(record),
+            "revision": 1,
+            "state": ACTIVE,
+            "create_ms": created,
+            "update_ms": created,
+            "expire_ms": expire_ms,
+            "expired_noted": False,
+            "created_by": officer.officer_id,
+        }
+        w.conn.execute(_INSERT_ALERT, row)
+        deliveries: list[dict[str, Any]] = []
         for treaty, agencies, view, sealed in views:
             w.conn.execute(
-                insert(t.views).values(
-                    view_id=sealed.message_id,
-                    alert_id=alert_id,
-                    treaty_id=treaty.id,
-                    treaty_version=treaty.version,
-                    recipients=dumps(agencies),
-                    payload=sealed.payload,
-                    removed_fields=dumps(sorted(record_paths - set(rec.field_paths(view)))),
-                    revision=1,
-                )
+                _INSERT_VIEW,
+                {
+                    "view_id": sealed.message_id,
+                    "alert_id": alert_id,
+                    "treaty_id": treaty.id,
+                    "treaty_version": treaty.version,
+                    "recipients": dumps(agencies),
+                    "payload": sealed.payload,
+                    "removed_fields": dumps(sorted(record_paths - set(rec.field_paths(view)))),
+                    "revision": 1,
+                },
             )
-            w.conn.execute(
-                insert(t.deliveries),
-                [
-                    {
-                        "alert_id": alert_id,
-                        "agency_id": agency,
-                        "view_id": sealed.message_id,
-                        "treaty_id": treaty.id,
-                        "treaty_version": treaty.version,
-                        "hit_count": 0,
-                    }
-                    for agency in agencies
-                ],
-            )
+            rows = [
+                {
+                    "alert_id": alert_id,
+                    "agency_id": agency,
+                    "view_id": sealed.message_id,
+                    "treaty_id": treaty.id,
+                    "treaty_version": treaty.version,
+                    "hit_count": 0,
+                }
+                for agency in agencies
+            ]
+            # one parameter set is one INSERT; several are one executemany of it
+            w.conn.execute(_INSERT_DELIVERIES, rows[0] if len(rows) == 1 else rows)
+            deliveries.extend(rows)
             self._queue(w, sealed, alert_id)
         w.event("alert.issued", alert_id=alert_id)
         w.audit(
@@ -341,7 +342,17 @@ class Alerts:
                 "messages": [s.message_id for _t, _a, _v, s in views],
             },
         )
-        return self._load(w.conn, alert_id)
+        # The answer is what was just written, not a read of it: nothing else
+        # can have touched the alert before this transaction commits.
+        return _to_proto(
+            _Fresh({**_ALERT_DEFAULTS, **row}),
+            [_Fresh({**_DELIVERY_DEFAULTS, **d}) for d in _by_agency(deliveries)],
+            [],
+            {s.message_id for _t, _a, _v, s in views},  # queued, not yet sent
+            {},
+            b"",
+            now_ms(),
+        )
 
     # --- update ------------------------------------------------------------------------
 
@@ -857,6 +868,8 @@ class Alerts:
             .order_by(t.deliveries.c.agency_id)
         ):
             deliveries.setdefault(d.alert_id, []).append(d)
+        for alert_id, ds in deliveries.items():  # the database's collation may differ
+            deliveries[alert_id] = _by_agency(ds)
         hits: dict[str, list[Row[Any]]] = {}
         for h in conn.execute(
             select(t.hits).where(t.hits.c.alert_id.in_(ids)).order_by(t.hits.c.reported_ms)
@@ -1249,6 +1262,51 @@ _KIND_NAMES = {
 }
 
 
+# Statements of the hot paths, built once: executing them with a parameter set
+# skips building, cache-key hashing and compiling per call.
+_INSERT_ALERT = insert(t.alerts)
+_INSERT_VIEW = insert(t.views)
+_INSERT_DELIVERIES = insert(t.deliveries)
+
+#: columns of a new row that its INSERT leaves to their defaults (NULL)
+_ALERT_DEFAULTS: dict[str, Any] = {
+    "revoke_ms": None,
+    "revoke_reason": None,
+    "message_id": None,
+    "received_ms": None,
+    "retain_until_ms": None,
+    "acknowledged_ms": None,
+    "last_change_ms": None,
+    "created_by": None,
+}
+_DELIVERY_DEFAULTS: dict[str, Any] = {
+    "accepted_ms": None,
+    "delivered_ms": None,
+    "acknowledged_ms": None,
+    "last_hit_ms": None,
+    "failure": None,
+}
+
+
+class _Fresh:
+    """A row just written, with the attributes a read of it would have."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:  # only for columns it was not given
+        raise AttributeError(name)
+
+
+def _by_agency(deliveries: Iterable[Any]) -> list[Any]:
+    """Deliveries in the order alerts show them (by agency id)."""
+
+    def key(d: Any) -> str:
+        return str(d["agency_id"] if isinstance(d, dict) else d.agency_id)
+
+    return sorted(deliveries, key=key)
+
+
 def _copy(alert: alert_pb2.Alert) -> alert_pb2.Alert:
     out = alert_pb2.Alert()
     out.CopyFrom(alert)
@@ -1275,7 +1333,7 @@ def _parse_record(payload: bytes) -> dict[str, Any]:
     return record
 
 
-def _state(row: Row[Any], now: int) -> alert_pb2.AlertState.ValueType:
+def _state(row: Row[Any] | _Fresh, now: int) -> alert_pb2.AlertState.ValueType:
     if row.state == REVOKED:
         return alert_pb2.ALERT_STATE_REVOKED
     if row.expire_ms <= now:
@@ -1304,7 +1362,7 @@ def _sent_state(sent: Iterable[Row[Any]], view_id: str) -> str:
 
 
 def _delivery_status(
-    d: Row[Any], *, sent_state: str, failure: str | None = None
+    d: Row[Any] | _Fresh, *, sent_state: str, failure: str | None = None
 ) -> alert_pb2.AlertDeliveryStatus:
     status = alert_pb2.AlertDeliveryStatus(
         agency_id=d.agency_id,
@@ -1339,8 +1397,8 @@ def _delivery_status(
 
 
 def _to_proto(
-    r: Row[Any],
-    deliveries: Sequence[Row[Any]],
+    r: Row[Any] | _Fresh,
+    deliveries: Sequence[Row[Any] | _Fresh],
     hits: Sequence[Row[Any]],
     pending: set[str],
     failed: Mapping[str, str],

@@ -65,13 +65,19 @@ class Idempotent:
         copy.CopyFrom(request)
         copy.ClearField("request_id")
         fingerprint = request_fingerprint(method, copy.SerializeToString(deterministic=True))
-        stored = self.store.stored_response(
-            request_id, officer_id=officer.officer_id, method=method, fingerprint=fingerprint
-        )
-        if stored is not None:
-            return response_type.FromString(stored)
         try:
+            # The look-up runs in the mutation's own transaction: one connection
+            # and transaction per call, not one to look and another to write.
             with self.store.write() as w:
+                stored = self.store.stored_response(
+                    request_id,
+                    officer_id=officer.officer_id,
+                    method=method,
+                    fingerprint=fingerprint,
+                    conn=w.conn,
+                )
+                if stored is not None:
+                    return response_type.FromString(stored)
                 result = operation(w)
                 self.store.save_response(
                     w,

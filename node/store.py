@@ -23,6 +23,24 @@ work that gives three guarantees the rest of the node relies on:
   transaction takes the two locks in the same order (no deadlock).
 * **Wake-ups after commit.** Callbacks (wake the sender thread, wake feed
   streams) run only once the transaction is durable, never for a rollback.
+  A commit with events wakes two topics: :data:`EVENTS_TOPIC`, which feed
+  streams follow (the notifier's ``fan_out`` task wakes it too, for every
+  process), and :data:`NEW_EVENTS_TOPIC`, which only commits wake, so the
+  outbox relay is not sent to the database by the confirmation of an event
+  it already handed over.
+
+The write path is the node's hottest code, so its statements are built once
+(module constants, bound parameters) and executed with parameter sets: no
+statement is constructed, hashed for the compiled cache or compiled per call.
+On PostgreSQL the event counter and the event rows are one statement (a
+data-modifying CTE), and all audit entries of a transaction are appended as
+one batch (:meth:`AuditLog.append_many`: one lock of the audit state, one
+write).
+
+Committed events are also kept in memory for a while (:meth:`Store.feed_after`):
+committed sequence numbers have no gaps (a rolled-back allocation is rolled
+back with its counter), so a feed whose cursor is followed by events this
+process committed can send them without reading them back.
 
 Events carry ids only — alert id, case id, partner agency — never content:
 whoever is notified fetches the record and is checked for access then.
@@ -37,14 +55,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from intelshare.audit.log import AuditLog, FieldValue
@@ -55,8 +75,12 @@ from node import tables as t
 if TYPE_CHECKING:
     from node.metrics import NodeMetrics
 
-#: Wake-up topic for anything appended to the event log.
+#: Wake-up topic for anything appended to the event log (feeds wait on it).
 EVENTS_TOPIC = "node:events"
+#: Woken by commits with events only, never by their confirmation (the relay waits on it).
+NEW_EVENTS_TOPIC = "node:events:new"
+#: Committed events a process keeps in memory for its feeds.
+RECENT_EVENTS = 4096
 
 EVENT_TYPES = frozenset(
     {
@@ -109,6 +133,7 @@ class Writer:
     _audits: list[tuple[str, Mapping[str, FieldValue]]] = field(default_factory=list)
     _after: list[Callable[[], None]] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
+    created_ms: int = 0
 
     def event(
         self,
@@ -146,26 +171,77 @@ class Writer:
 
     def _flush(self, audit: AuditLog | None) -> None:
         if self._events:
-            n = len(self._events)
-            last = self.conn.execute(
-                update(t.counters)
-                .where(t.counters.c.name == "events")
-                .values(value=t.counters.c.value + n)
-                .returning(t.counters.c.value)
-            ).scalar_one()
-            first = int(last) - n + 1
             created = now_ms()
-            rows = [
-                {**e, "seq": first + i, "created_ms": created, "notified_ms": None}
-                for i, e in enumerate(self._events)
-            ]
-            self.conn.execute(insert(t.events), rows)
-            self.seqs = [r["seq"] for r in rows]
+            self.created_ms = created
+            if self.conn.dialect.name == "postgresql":
+                self.seqs = _insert_events_pg(self.conn, self._events, created)
+            else:
+                self.seqs = _insert_events(self.conn, self._events, created)
         if self._audits:
             if audit is None:
                 raise RuntimeError("this store has no audit log")
-            for event, fields in self._audits:
-                audit.append(self.conn, event, fields)
+            audit.append_many(self.conn, self._audits)
+
+
+# --- statements of the write path, built once --------------------------------------
+
+_EVENT_KEYS = ("event_id", "type", "alert_id", "case_id", "agency_id", "entry_id")
+
+_ALLOCATE = (
+    update(t.counters)
+    .where(t.counters.c.name == "events")
+    .values(value=t.counters.c.value + bindparam("n"))
+    .returning(t.counters.c.value)
+)
+_INSERT_EVENTS = insert(t.events)
+
+# PostgreSQL: allocate and insert in one statement. The counter's row lock is
+# taken by the UPDATE in the CTE and held until commit, exactly as before.
+_PG_ONE_EVENT = (
+    "WITH c AS (UPDATE node_counters SET value = value + 1 WHERE name = 'events' "
+    "RETURNING value) "
+    "INSERT INTO node_events (seq, event_id, type, alert_id, case_id, agency_id, entry_id, "
+    "created_ms) "
+    "SELECT c.value, %(event_id)s, %(type)s, %(alert_id)s, %(case_id)s, %(agency_id)s, "
+    "%(entry_id)s, %(created_ms)s FROM c RETURNING seq"
+)
+_PG_EVENTS = (
+    "WITH c AS (UPDATE node_counters SET value = value + %(n)s WHERE name = 'events' "
+    "RETURNING value) "
+    "INSERT INTO node_events (seq, event_id, type, alert_id, case_id, agency_id, entry_id, "
+    "created_ms) "
+    "SELECT c.value - %(n)s + e.ord, e.event_id, e.type, e.alert_id, e.case_id, e.agency_id, "
+    "e.entry_id, %(created_ms)s FROM c, "
+    "unnest(%(event_id)s::text[], %(type)s::text[], %(alert_id)s::text[], %(case_id)s::text[], "
+    "%(agency_id)s::text[], %(entry_id)s::text[]) WITH ORDINALITY "
+    "AS e(event_id, type, alert_id, case_id, agency_id, entry_id, ord) "
+    "RETURNING seq"
+)
+
+
+def _insert_events_pg(conn: Connection, events: list[dict[str, Any]], created: int) -> list[int]:
+    if len(events) == 1:
+        params: dict[str, Any] = {**events[0], "created_ms": created}
+        rows = conn.exec_driver_sql(_PG_ONE_EVENT, params).all()
+    else:
+        params = {k: [e[k] for e in events] for k in _EVENT_KEYS}
+        params.update(n=len(events), created_ms=created)
+        rows = conn.exec_driver_sql(_PG_EVENTS, params).all()
+    if len(rows) != len(events):  # the counter row is created by the first migration
+        raise RuntimeError("the event counter is missing")
+    return sorted(int(r[0]) for r in rows)
+
+
+def _insert_events(conn: Connection, events: list[dict[str, Any]], created: int) -> list[int]:
+    n = len(events)
+    last = int(conn.execute(_ALLOCATE, {"n": n}).scalar_one())
+    first = last - n + 1
+    rows = [
+        {**e, "seq": first + i, "created_ms": created, "notified_ms": None}
+        for i, e in enumerate(events)
+    ]
+    conn.execute(_INSERT_EVENTS, rows[0] if n == 1 else rows)
+    return list(range(first, last + 1))
 
 
 class Store:
@@ -177,6 +253,10 @@ class Store:
         self.hub = hub
         #: counts committed events and audited outcomes (node.metrics), when set
         self.metrics: NodeMetrics | None = None
+        # events this process committed, by seq (see feed_after)
+        self._recent: dict[int, Event] = {}
+        self._recent_order: deque[int] = deque()
+        self._recent_lock = threading.Lock()
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
@@ -187,8 +267,10 @@ class Store:
             w._flush(self.audit)
         for callback in w._after:
             callback()
-        if w.has_events:
+        if w._events:
+            self._remember(w)
             self.hub.notify(EVENTS_TOPIC)
+            self.hub.notify(NEW_EVENTS_TOPIC)
         if self.metrics is not None:
             self.metrics.committed([(e["type"], e["agency_id"]) for e in w._events], w._audits)
 
@@ -198,20 +280,52 @@ class Store:
 
     # --- events ----------------------------------------------------------------
 
+    def _remember(self, w: Writer) -> None:
+        events = [
+            Event(seq=seq, created_ms=w.created_ms, notified_ms=None, **e)
+            for seq, e in zip(w.seqs, w._events, strict=True)
+        ]
+        with self._recent_lock:
+            for e in events:
+                self._recent[e.seq] = e
+                self._recent_order.append(e.seq)
+            while len(self._recent_order) > RECENT_EVENTS:
+                self._recent.pop(self._recent_order.popleft(), None)
+
+    def feed_after(self, cursor: int, limit: int, *, alert_only: bool = False) -> list[Event]:
+        """What :meth:`events_after` returns, from memory when this process committed it.
+
+        Events are served from memory only while they follow the cursor without
+        a gap: committed sequence numbers have none, so an event missing from
+        memory is one another process committed (or one forgotten), and then
+        the database is read. ``notified_ms`` is not kept up to date here;
+        feeds do not show it.
+        """
+        out: list[Event] = []
+        seq = cursor + 1
+        with self._recent_lock:
+            recent = self._recent
+            while len(out) < limit:
+                e = recent.get(seq)
+                if e is None:
+                    break
+                if not alert_only or e.alert_id is not None:
+                    out.append(e)
+                seq += 1
+        if out:
+            return out
+        return self.events_after(cursor, limit, alert_only=alert_only)
+
     def events_after(self, cursor: int, limit: int, *, alert_only: bool = False) -> list[Event]:
         """Committed events with ``seq > cursor``, in order."""
-        query = select(t.events).where(t.events.c.seq > cursor)
-        if alert_only:
-            query = query.where(t.events.c.alert_id.is_not(None))
+        query = _EVENTS_AFTER_ALERTS if alert_only else _EVENTS_AFTER
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(t.events.c.seq).limit(limit)).all()
+            rows = conn.execute(query, {"cursor": cursor, "limit": limit}).all()
         return [_event(r) for r in rows]
 
     def head_seq(self) -> int:
         with self.engine.connect() as conn:
-            value = conn.execute(
-                select(t.counters.c.value).where(t.counters.c.name == "events")
-            ).scalar_one()
+            value = conn.execute(_HEAD).scalar_one()
         return int(value)
 
     def unnotified(self, limit: int = 100) -> list[Event]:
@@ -240,18 +354,26 @@ class Store:
     # --- idempotency ---------------------------------------------------------------
 
     def stored_response(
-        self, request_id: str, *, officer_id: str, method: str, fingerprint: str
+        self,
+        request_id: str,
+        *,
+        officer_id: str,
+        method: str,
+        fingerprint: str,
+        conn: Connection | None = None,
     ) -> bytes | None:
         """The response first given for ``request_id``, or None for a new request.
 
         The same id with another officer, method or request body is
         ``REQUEST_ID_REUSED``: answering it with the first response would
         hide from the caller that their second request was never executed.
+        Pass ``conn`` to look inside an open transaction (the mutation's own).
         """
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.requests).where(t.requests.c.request_id == request_id)
-            ).first()
+        if conn is None:
+            with self.engine.connect() as own:
+                row = own.execute(_STORED_RESPONSE, {"request_id": request_id}).first()
+        else:
+            row = conn.execute(_STORED_RESPONSE, {"request_id": request_id}).first()
         if row is None:
             return None
         if row.officer_id != officer_id or row.method != method or row.fingerprint != fingerprint:
@@ -273,15 +395,35 @@ class Store:
     ) -> None:
         """Store the response inside the mutation's own transaction."""
         w.conn.execute(
-            insert(t.requests).values(
-                request_id=request_id,
-                officer_id=officer_id,
-                method=method,
-                fingerprint=fingerprint,
-                response=response,
-                created_ms=now_ms(),
-            )
+            _SAVE_RESPONSE,
+            {
+                "request_id": request_id,
+                "officer_id": officer_id,
+                "method": method,
+                "fingerprint": fingerprint,
+                "response": response,
+                "created_ms": now_ms(),
+            },
         )
+
+
+_EVENTS_AFTER = (
+    select(t.events)
+    .where(t.events.c.seq > bindparam("cursor"))
+    .order_by(t.events.c.seq)
+    .limit(bindparam("limit"))
+)
+_EVENTS_AFTER_ALERTS = (
+    select(t.events)
+    .where(t.events.c.seq > bindparam("cursor"), t.events.c.alert_id.is_not(None))
+    .order_by(t.events.c.seq)
+    .limit(bindparam("limit"))
+)
+_HEAD = select(t.counters.c.value).where(t.counters.c.name == "events")
+_STORED_RESPONSE = select(
+    t.requests.c.officer_id, t.requests.c.method, t.requests.c.fingerprint, t.requests.c.response
+).where(t.requests.c.request_id == bindparam("request_id"))
+_SAVE_RESPONSE = insert(t.requests)
 
 
 def request_fingerprint(method: str, request_bytes: bytes) -> str:
