@@ -52,7 +52,7 @@ from gateway.store import GatewayStore, InboxRow, inbox
 from intelshare.errors import IntelshareError
 from intelshare.metrics import CachedCollector, agency_label, new_registry, reason_label
 from intelshare.tls import peer_agency_id
-from intelshare.v1 import gateway_service_pb2, receipt_pb2
+from intelshare.v1 import gateway_service_pb2
 
 #: Delivery lag spans a node that is streaming (milliseconds) and one that was
 #: offline for a week (the queue keeps entries until they expire).
@@ -147,9 +147,7 @@ class GatewayMetrics:
         histogram = self.delivery_lag.labels(recipient=agency_label(agency))
         for row in rows:
             if row.sequence in first:
-                accepted = receipt_pb2.Receipt.FromString(row.receipt).accept_time
-                accept_ms = accepted.seconds * 1000 + accepted.nanos // 1_000_000
-                histogram.observe(max(0, now_ms - accept_ms) / 1000)
+                histogram.observe(max(0, now_ms - row.accept_ms) / 1000)
 
     # --- database gauges ----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from google.protobuf import empty_pb2  # noqa: F401  (kept for reflection of wel
 from gateway.admission import TreatyBook, admit
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics, instrument_submit
-from gateway.store import Accepted, GatewayStore
+from gateway.store import Accepted, GatewayStore, InboxRow
 from intelshare import errors
 from intelshare.audit.log import AuditLog
 from intelshare.directory import Anchor, TrustedDirectory, verify_directory
@@ -34,7 +34,10 @@ from intelshare.wakeup import WakeupHub
 
 log = logging.getLogger(__name__)
 
+#: Inbox entries read per query.
 INBOX_BATCH = 256
+#: Sent entries recorded as delivered (and audited) per transaction, at most.
+DELIVERY_BATCH = 128
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 DIRECTORY_TOPIC = "gateway:directory"
@@ -276,28 +279,46 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         topic = inbox_topic(agency)
         heartbeat = s.config.heartbeat_seconds
         s.metrics.stream_opened(agency, context)
-        while context.is_active():
-            generation = s.hub.generation(topic)
-            rows = s.store.read_inbox(agency, cursor, INBOX_BATCH, _ms(s.clock()))
-            if rows:
-                delivered_ms = _ms(s.clock())
-                fresh = s.store.mark_delivered(agency, rows, delivered_ms)
-                s.metrics.delivered(agency, rows, fresh, delivered_ms)
-                for row in rows:
+        # Entries gRPC took (it asks for the next one once a message is sent)
+        # and not yet recorded as delivered. Recorded in batches, and what is
+        # left when the stream ends however it ends (client gone, error,
+        # shutdown); never an entry that was read but not sent.
+        sent: list[InboxRow] = []
+        try:
+            while context.is_active():
+                generation = s.hub.generation(topic)
+                rows = s.store.read_inbox(agency, cursor, INBOX_BATCH, _ms(s.clock()))
+                if rows:
+                    for row in rows:
+                        yield _inbox_entry(row)
+                        cursor = row.sequence
+                        if not row.delivered:
+                            sent.append(row)
+                            if len(sent) >= DELIVERY_BATCH:
+                                self._record_delivery(agency, sent)
+                                sent = []
+                    if sent:
+                        self._record_delivery(agency, sent)
+                        sent = []
+                    continue
+                if not s.hub.wait(topic, generation, heartbeat):
+                    head, _ = s.store.position(agency)
                     yield gateway_service_pb2.StreamInboxResponse(
-                        entry=gateway_service_pb2.InboxEntry(
-                            sequence=row.sequence,
-                            envelope=envelope_pb2.Envelope.FromString(row.envelope),
-                            receipt=receipt_pb2.Receipt.FromString(row.receipt),
-                        )
+                        heartbeat=gateway_service_pb2.Heartbeat(head_sequence=head)
                     )
-                    cursor = row.sequence
-                continue
-            if not s.hub.wait(topic, generation, heartbeat):
-                head, _ = s.store.position(agency)
-                yield gateway_service_pb2.StreamInboxResponse(
-                    heartbeat=gateway_service_pb2.Heartbeat(head_sequence=head)
-                )
+        finally:
+            if sent:
+                try:
+                    self._record_delivery(agency, sent)
+                except Exception:
+                    log.exception("could not record %d deliveries to %s", len(sent), agency)
+
+    def _record_delivery(self, agency: str, rows: list[InboxRow]) -> None:
+        """Mark ``rows`` delivered (audited), observing the lag of first deliveries."""
+        s = self.s
+        now_ms = _ms(s.clock())
+        fresh = s.store.mark_delivered(agency, rows, now_ms)
+        s.metrics.delivered(agency, rows, fresh, now_ms)
 
     @translate_errors
     def AcknowledgeInbox(
@@ -391,6 +412,16 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         return gateway_service_pb2.PublishTreatyResponse(
             treaty=doc.treaty.to_proto(), in_force=s.treaties.in_force(doc, directory, now)
         )
+
+
+def _inbox_entry(row: InboxRow) -> gateway_service_pb2.StreamInboxResponse:
+    return gateway_service_pb2.StreamInboxResponse(
+        entry=gateway_service_pb2.InboxEntry(
+            sequence=row.sequence,
+            envelope=envelope_pb2.Envelope.FromString(row.envelope),
+            receipt=receipt_pb2.Receipt.FromString(row.receipt),
+        )
+    )
 
 
 def _sha(data: bytes) -> bytes:

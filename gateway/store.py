@@ -16,8 +16,13 @@ rather than a silent gap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import (
@@ -31,18 +36,15 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    delete,
-    func,
-    insert,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from intelshare.audit.log import AuditLog, FieldValue
+from intelshare.errors import ConfigError
 from intelshare.v1 import receipt_pb2
 
 metadata = MetaData()
@@ -84,6 +86,7 @@ inbox = Table(
     Column("delivered_ms", BigInteger, nullable=True),
 )
 Index("gw_inbox_expiry", inbox.c.expire_ms)
+Index("gw_inbox_message", inbox.c.message_id)
 
 directories = Table(
     "gw_directories",
@@ -120,12 +123,222 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """One admitted envelope to store (see :meth:`GatewayStore.accept`)."""
+
+    message_id: str
+    sender: str
+    recipients: tuple[str, ...]  # sorted, each once
+    treaty_id: str
+    envelope: bytes
+    envelope_sha256: bytes
+    now_ms: int
+    expire_ms: int
+    audit_fields: Mapping[str, FieldValue]
+
+
+@dataclass(frozen=True)
 class InboxRow:
     sequence: int
     message_id: str
     envelope: bytes
     receipt: bytes
     delivered: bool
+    accept_ms: int
+
+
+Outcome = Accepted | StoredMessage
+
+#: Most submissions one transaction accepts (group commit).
+MAX_GROUP = 64
+
+# --- the hot statements ----------------------------------------------------------------
+#
+# Written once per dialect as driver SQL: nothing is built, compiled or
+# cache-keyed per call, and the text is the same for any batch size (arrays
+# on PostgreSQL, JSON on SQLite), so psycopg prepares each statement once
+# per connection. Parameters are named; SQLite takes ``:name``.
+
+_PG_ALLOCATE = """
+WITH r AS (
+    SELECT * FROM unnest(%(mids)s::varchar[], %(agencies)s::varchar[]) AS r(mid, agency)
+), fresh AS (
+    SELECT agency, count(*) AS n FROM r
+    WHERE NOT EXISTS (SELECT 1 FROM gw_messages m WHERE m.message_id = r.mid)
+    GROUP BY agency
+), q AS (
+    INSERT INTO gw_queues AS g (agency_id, last_sequence, acked_sequence)
+    SELECT agency, n, 0 FROM fresh ORDER BY agency
+    ON CONFLICT (agency_id) DO UPDATE SET last_sequence = g.last_sequence + excluded.last_sequence
+    RETURNING agency_id, last_sequence
+)
+SELECT 'q', agency_id, last_sequence, NULL::bytea, NULL::bytea FROM q
+UNION ALL
+SELECT 'm', message_id, log_index, envelope_sha256, receipt FROM gw_messages
+WHERE message_id = ANY(%(ids)s::varchar[])
+"""
+
+_PG_INSERT = """
+WITH m AS (
+    INSERT INTO gw_messages (message_id, sender, treaty_id, envelope, envelope_sha256,
+                             log_index, receipt, accept_ms, expire_ms)
+    SELECT mid, sender, treaty, env, sha, -1, ''::bytea, accept_ms, expire_ms
+    FROM unnest(%(m_id)s::varchar[], %(m_sender)s::varchar[], %(m_treaty)s::varchar[],
+                %(m_env)s::bytea[], %(m_sha)s::bytea[], %(m_accept)s::bigint[],
+                %(m_expire)s::bigint[]) AS t(mid, sender, treaty, env, sha, accept_ms, expire_ms)
+)
+INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms)
+SELECT * FROM unnest(%(i_agency)s::varchar[], %(i_seq)s::bigint[], %(i_mid)s::varchar[],
+                     %(i_expire)s::bigint[])
+"""
+
+_PG_RECEIPTS = """
+UPDATE gw_messages AS m SET log_index = u.idx, receipt = u.receipt
+FROM unnest(%(mid)s::varchar[], %(idx)s::bigint[], %(receipt)s::bytea[]) AS u(mid, idx, receipt)
+WHERE m.message_id = u.mid
+"""
+
+# On SQLite the first write takes the database write lock (pysqlite begins
+# lazily, before it), so counting the new messages in the allocating upsert
+# sees every committed message and no other writer until commit.
+_SQLITE_ALLOCATE = """
+INSERT INTO gw_queues (agency_id, last_sequence, acked_sequence)
+SELECT json_extract(value, '$[1]') AS agency, count(*), 0 FROM json_each(:pairs)
+WHERE NOT EXISTS (
+    SELECT 1 FROM gw_messages m WHERE m.message_id = json_extract(value, '$[0]')
+)
+GROUP BY agency
+ON CONFLICT (agency_id) DO UPDATE SET last_sequence = last_sequence + excluded.last_sequence
+RETURNING agency_id, last_sequence
+"""
+
+_SQLITE_EXISTING = """
+SELECT message_id, log_index, envelope_sha256, receipt FROM gw_messages
+WHERE message_id IN (SELECT value FROM json_each(:ids))
+"""
+
+_SQLITE_INSERT_MESSAGE = """
+INSERT INTO gw_messages (message_id, sender, treaty_id, envelope, envelope_sha256,
+                         log_index, receipt, accept_ms, expire_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_SQLITE_INSERT_INBOX = """
+INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms) VALUES (?, ?, ?, ?)
+"""
+
+_READ_INBOX = """
+SELECT i.sequence, i.message_id, m.envelope, m.receipt, i.delivered_ms, m.accept_ms
+FROM gw_inbox i JOIN gw_messages m ON m.message_id = i.message_id
+WHERE i.agency_id = %(agency)s AND i.sequence > %(after)s AND i.expire_ms > %(now)s
+ORDER BY i.sequence
+LIMIT %(limit)s
+"""
+
+_POSITION = """
+SELECT last_sequence, acked_sequence FROM gw_queues WHERE agency_id = %(agency)s
+"""
+
+_FIND_MESSAGE = """
+SELECT message_id, envelope_sha256, log_index, receipt FROM gw_messages
+WHERE message_id = %(mid)s
+"""
+
+_PG_MARK = """
+UPDATE gw_inbox SET delivered_ms = %(now)s
+WHERE agency_id = %(agency)s AND sequence = ANY(%(seqs)s::bigint[]) AND delivered_ms IS NULL
+RETURNING sequence, message_id
+"""
+
+_SQLITE_MARK = """
+UPDATE gw_inbox SET delivered_ms = :now
+WHERE agency_id = :agency AND sequence IN (SELECT value FROM json_each(:seqs))
+  AND delivered_ms IS NULL
+RETURNING sequence, message_id
+"""
+
+# The floor only rises, and never past what was allocated; the UPDATE takes
+# the queue row's lock first (see the lock order in GatewayStore.accept).
+_PG_RAISE_FLOOR = """
+UPDATE gw_queues SET acked_sequence = LEAST(%(seq)s, last_sequence)
+WHERE agency_id = %(agency)s AND acked_sequence < LEAST(%(seq)s, last_sequence)
+RETURNING acked_sequence
+"""
+
+_SQLITE_RAISE_FLOOR = """
+UPDATE gw_queues SET acked_sequence = min(:seq, last_sequence)
+WHERE agency_id = :agency AND acked_sequence < min(:seq, last_sequence)
+RETURNING acked_sequence
+"""
+
+_RELEASE = """
+DELETE FROM gw_inbox WHERE agency_id = %(agency)s AND sequence <= %(seq)s
+RETURNING sequence, message_id
+"""
+
+_EXPIRE = """
+DELETE FROM gw_inbox WHERE expire_ms <= %(now)s
+RETURNING agency_id, sequence, message_id
+"""
+
+# The message row (id, digest, receipt) outlives its envelope so that a
+# replayed message id is still recognised; only the bytes are dropped, once no
+# queue holds the message any more.
+_PG_DROP_ORPHANS = """
+UPDATE gw_messages AS m SET envelope = ''::bytea
+WHERE m.message_id = ANY(%(ids)s::varchar[]) AND m.envelope <> ''::bytea
+  AND NOT EXISTS (SELECT 1 FROM gw_inbox i WHERE i.message_id = m.message_id)
+"""
+
+_SQLITE_DROP_ORPHANS = """
+UPDATE gw_messages SET envelope = x''
+WHERE message_id IN (SELECT value FROM json_each(:ids)) AND envelope <> x''
+  AND NOT EXISTS (SELECT 1 FROM gw_inbox i WHERE i.message_id = gw_messages.message_id)
+"""
+
+
+def _sqlite(sql: str) -> str:
+    """``%(name)s`` placeholders as SQLite's ``:name``."""
+    return re.sub(r"%\((\w+)\)s", r":\1", sql)
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    read_inbox: str
+    position: str
+    find_message: str
+    mark: str
+    raise_floor: str
+    release: str
+    expire: str
+    drop_orphans: str
+    #: how a list travels as one parameter: an array, or JSON text
+    as_list: Callable[[Sequence[object]], object]
+
+
+_PG = _Dialect(
+    read_inbox=_READ_INBOX,
+    position=_POSITION,
+    find_message=_FIND_MESSAGE,
+    mark=_PG_MARK,
+    raise_floor=_PG_RAISE_FLOOR,
+    release=_RELEASE,
+    expire=_EXPIRE,
+    drop_orphans=_PG_DROP_ORPHANS,
+    as_list=list,
+)
+
+_SQLITE = _Dialect(
+    read_inbox=_sqlite(_READ_INBOX),
+    position=_sqlite(_POSITION),
+    find_message=_sqlite(_FIND_MESSAGE),
+    mark=_SQLITE_MARK,
+    raise_floor=_SQLITE_RAISE_FLOOR,
+    release=_sqlite(_RELEASE),
+    expire=_sqlite(_EXPIRE),
+    drop_orphans=_SQLITE_DROP_ORPHANS,
+    as_list=lambda values: json.dumps(list(values)),
+)
 
 
 def _insert_ignore(conn: Connection, table: Table, values: dict[str, object]) -> None:
@@ -138,25 +351,38 @@ def _insert_ignore(conn: Connection, table: Table, values: dict[str, object]) ->
     conn.execute(stmt)
 
 
-class GatewayStore:
-    """Transactions over the gateway tables and its audit log."""
+def _timestamp(ms: int) -> Timestamp:
+    return Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
 
-    def __init__(self, engine: Engine, audit: AuditLog) -> None:
+
+class GatewayStore:
+    """Transactions over the gateway tables and its audit log.
+
+    Lock order, the same in every transaction here: queue rows (sorted by
+    agency), then inbox and message rows, then the audit log's state row
+    last — it serializes every writer, so holding it while waiting for
+    another lock would deadlock. Rows a transaction creates itself are
+    exempt: nobody else can hold or wait for a lock on them. On SQLite the
+    first write takes the database's write lock, which orders everything.
+    """
+
+    def __init__(self, engine: Engine, audit: AuditLog, *, max_group: int = MAX_GROUP) -> None:
         self.engine = engine
         self.audit = audit
+        name = engine.dialect.name
+        if name not in ("postgresql", "sqlite"):
+            raise ConfigError(f"the gateway runs on PostgreSQL or SQLite, not {name}")
+        self._pg = name == "postgresql"
+        self._sql = _PG if self._pg else _SQLITE
+        self._group: GroupCommit[Submission, Outcome] = GroupCommit(
+            self.accept_many, max_group=max_group
+        )
 
     # --- messages -------------------------------------------------------
 
     def find_message(self, message_id: str) -> StoredMessage | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(
-                    messages.c.message_id,
-                    messages.c.envelope_sha256,
-                    messages.c.log_index,
-                    messages.c.receipt,
-                ).where(messages.c.message_id == message_id)
-            ).first()
+            row = conn.exec_driver_sql(self._sql.find_message, {"mid": message_id}).first()
         if row is None:
             return None
         return StoredMessage(row[0], bytes(row[1]), int(row[2]), bytes(row[3]))
@@ -173,125 +399,236 @@ class GatewayStore:
         now_ms: int,
         expire_ms: int,
         audit_fields: Mapping[str, FieldValue],
-    ) -> Accepted | StoredMessage:
+    ) -> Outcome:
         """Store an envelope, queue it for each recipient, log it and sign its
         receipt, all in one transaction.
 
         Returns the already stored message instead when another submit of the
         same message id won (possibly on another gateway process).
-        """
-        try:
-            with self.engine.begin() as conn:
-                # Lock order, the same in every transaction here: queue rows
-                # (sorted by agency), then inbox and message rows, then the
-                # audit log's state row last — it serializes every writer, so
-                # holding it while waiting for another lock would deadlock.
-                sequences: dict[str, int] = {}
-                for agency in sorted(recipients):
-                    sequences[agency] = self._next_sequence(conn, agency)
-                log_index = self.audit.append(conn, "accepted", audit_fields)
-                head = self.audit.sign_head(conn)
-                receipt = receipt_pb2.Receipt(
-                    message_id=message_id,
-                    envelope_sha256=envelope_sha256,
-                    log_index=log_index,
-                    tree_head=head,
-                    inclusion_proof=self.audit.inclusion_proof(
-                        log_index, head.tree_size, conn=conn
-                    ),
-                    leaf=self.audit.leaf(log_index, conn=conn),
-                    accept_time=Timestamp(
-                        seconds=now_ms // 1000, nanos=(now_ms % 1000) * 1_000_000
-                    ),
-                ).SerializeToString()
-                conn.execute(
-                    insert(messages).values(
-                        message_id=message_id,
-                        sender=sender,
-                        treaty_id=treaty_id,
-                        envelope=envelope,
-                        envelope_sha256=envelope_sha256,
-                        log_index=log_index,
-                        receipt=receipt,
-                        accept_ms=now_ms,
-                        expire_ms=expire_ms,
-                    )
-                )
-                if sequences:
-                    conn.execute(
-                        insert(inbox),
-                        [
-                            {
-                                "agency_id": agency,
-                                "sequence": seq,
-                                "message_id": message_id,
-                                "expire_ms": expire_ms,
-                                "delivered_ms": None,
-                            }
-                            for agency, seq in sequences.items()
-                        ],
-                    )
-        except IntegrityError:
-            existing = self.find_message(message_id)
-            if existing is None:
-                raise
-            return existing
-        return Accepted(message_id, log_index, sequences, receipt)
 
-    def _next_sequence(self, conn: Connection, agency: str) -> int:
-        """Allocate ``agency``'s next sequence number in one statement.
-
-        An upsert creates the queue on its first entry and otherwise
-        increments it; either way the row stays locked until commit, so
-        concurrent submits (on any replica) get consecutive numbers and
-        commit in that order. One round trip instead of an INSERT-if-missing
-        followed by an UPDATE, on the submit hot path.
+        Concurrent calls share transactions (group commit, see
+        :class:`GroupCommit`): whoever finds no transaction running accepts
+        what is queued at that moment, its own submission first, without
+        waiting for more, so a lone submit costs what it did alone.
         """
-        dml = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = (
-            dml(queues)
-            .values(agency_id=agency, last_sequence=1, acked_sequence=0)
-            .on_conflict_do_update(
-                index_elements=[queues.c.agency_id],
-                set_={"last_sequence": queues.c.last_sequence + 1},
+        return self._group(
+            Submission(
+                message_id=message_id,
+                sender=sender,
+                recipients=tuple(sorted(set(recipients))),
+                treaty_id=treaty_id,
+                envelope=envelope,
+                envelope_sha256=envelope_sha256,
+                now_ms=now_ms,
+                expire_ms=expire_ms,
+                audit_fields=audit_fields,
             )
-            .returning(queues.c.last_sequence)
         )
-        return int(conn.execute(stmt).scalar_one())
+
+    def accept_many(self, batch: Sequence[Submission]) -> list[Outcome | Exception]:
+        """Accept ``batch`` in one transaction; an outcome (or error) per submission.
+
+        A submission that fails (a database error, a malformed audit entry)
+        fails alone: the batch is then retried one submission per
+        transaction. A message id that occurs twice gets the first one's
+        outcome, as a duplicate.
+        """
+        first: dict[str, Submission] = {}
+        for sub in batch:
+            first.setdefault(sub.message_id, sub)
+        unique = sorted(first.values(), key=lambda s: s.message_id)
+        outcomes: dict[str, Outcome | Exception]
+        try:
+            outcomes = dict(self._accept_retrying(unique))
+        except Exception as exc:
+            if len(unique) == 1:
+                outcomes = {unique[0].message_id: exc}
+            else:
+                outcomes = {}
+                for sub in unique:
+                    try:
+                        outcomes.update(self._accept_retrying([sub]))
+                    except Exception as one:
+                        outcomes[sub.message_id] = one
+        results: list[Outcome | Exception] = []
+        for sub in batch:
+            outcome = outcomes[sub.message_id]
+            if isinstance(outcome, Accepted) and first[sub.message_id] is not sub:
+                outcome = StoredMessage(
+                    outcome.message_id,
+                    first[sub.message_id].envelope_sha256,
+                    outcome.log_index,
+                    outcome.receipt,
+                )
+            results.append(outcome)
+        return results
+
+    def _accept_retrying(self, subs: Sequence[Submission]) -> dict[str, Outcome]:
+        """One transaction, tried again when it lost a race or a dead connection.
+
+        A message id that another transaction (maybe another gateway) stores
+        between our check and our insert fails the insert; the next attempt
+        finds it stored.
+        """
+        for attempt in range(3):
+            try:
+                if self._pg:
+                    return self._accept_pg(subs)
+                return self._accept_sqlite(subs)
+            except DBAPIError as exc:
+                retry = isinstance(exc, IntegrityError) or exc.connection_invalidated
+                if not retry or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _accept_pg(self, subs: Sequence[Submission]) -> dict[str, Outcome]:
+        ids = [s.message_id for s in subs]
+        mids = [s.message_id for s in subs for _ in s.recipients]
+        agencies = [a for s in subs for a in s.recipients]
+        outcomes: dict[str, Outcome] = {}
+        with self.engine.begin() as conn:
+            # 1. Queue rows: one upsert per recipient queue, in agency order,
+            # counting only messages not stored yet (gap-free sequences).
+            last: dict[str, int] = {}
+            for kind, key, number, sha, receipt in conn.exec_driver_sql(
+                _PG_ALLOCATE, {"mids": mids, "agencies": agencies, "ids": ids}
+            ):
+                if kind == "q":
+                    last[key] = int(number)
+                else:
+                    outcomes[key] = StoredMessage(key, bytes(sha), int(number), bytes(receipt))
+            fresh = [s for s in subs if s.message_id not in outcomes]
+            if not fresh:
+                return outcomes
+            sequences = _assign(fresh, last)
+            # 2. Message and inbox rows (the receipt follows below).
+            i_agency: list[str] = []
+            i_seq: list[int] = []
+            i_mid: list[str] = []
+            i_expire: list[int] = []
+            for s, seqs in zip(fresh, sequences, strict=True):
+                for agency, seq in seqs.items():
+                    i_agency.append(agency)
+                    i_seq.append(seq)
+                    i_mid.append(s.message_id)
+                    i_expire.append(s.expire_ms)
+            conn.exec_driver_sql(
+                _PG_INSERT,
+                {
+                    "m_id": [s.message_id for s in fresh],
+                    "m_sender": [s.sender for s in fresh],
+                    "m_treaty": [s.treaty_id for s in fresh],
+                    "m_env": [s.envelope for s in fresh],
+                    "m_sha": [s.envelope_sha256 for s in fresh],
+                    "m_accept": [s.now_ms for s in fresh],
+                    "m_expire": [s.expire_ms for s in fresh],
+                    "i_agency": i_agency,
+                    "i_seq": i_seq,
+                    "i_mid": i_mid,
+                    "i_expire": i_expire,
+                },
+            )
+            # 3. The audit log last: entries, a signed head and the proofs.
+            accepted = self._log_accepted(conn, fresh, sequences)
+            # Our own new rows: nobody else can hold their locks.
+            conn.exec_driver_sql(
+                _PG_RECEIPTS,
+                {
+                    "mid": [a.message_id for a in accepted],
+                    "idx": [a.log_index for a in accepted],
+                    "receipt": [a.receipt for a in accepted],
+                },
+            )
+        outcomes.update((a.message_id, a) for a in accepted)
+        return outcomes
+
+    def _accept_sqlite(self, subs: Sequence[Submission]) -> dict[str, Outcome]:
+        pairs = json.dumps([[s.message_id, a] for s in subs for a in s.recipients])
+        outcomes: dict[str, Outcome] = {}
+        with self.engine.begin() as conn:
+            last = {
+                str(a): int(n) for a, n in conn.exec_driver_sql(_SQLITE_ALLOCATE, {"pairs": pairs})
+            }
+            for mid, index, sha, receipt in conn.exec_driver_sql(
+                _SQLITE_EXISTING, {"ids": json.dumps([s.message_id for s in subs])}
+            ):
+                outcomes[mid] = StoredMessage(mid, bytes(sha), int(index), bytes(receipt))
+            fresh = [s for s in subs if s.message_id not in outcomes]
+            if not fresh:
+                return outcomes
+            sequences = _assign(fresh, last)
+            # Under the database write lock since the upsert: the rows can
+            # go in with their receipts, after the audit entries.
+            accepted = self._log_accepted(conn, fresh, sequences)
+            conn.exec_driver_sql(
+                _SQLITE_INSERT_MESSAGE,
+                [
+                    (
+                        s.message_id,
+                        s.sender,
+                        s.treaty_id,
+                        s.envelope,
+                        s.envelope_sha256,
+                        a.log_index,
+                        a.receipt,
+                        s.now_ms,
+                        s.expire_ms,
+                    )
+                    for s, a in zip(fresh, accepted, strict=True)
+                ],
+            )
+            conn.exec_driver_sql(
+                _SQLITE_INSERT_INBOX,
+                [
+                    (agency, seq, s.message_id, s.expire_ms)
+                    for s, seqs in zip(fresh, sequences, strict=True)
+                    for agency, seq in seqs.items()
+                ],
+            )
+        outcomes.update((a.message_id, a) for a in accepted)
+        return outcomes
+
+    def _log_accepted(
+        self, conn: Connection, fresh: Sequence[Submission], sequences: Sequence[dict[str, int]]
+    ) -> list[Accepted]:
+        """Audit entries for ``fresh`` and one signed head; a receipt each."""
+        done = self.audit.append_many(
+            conn, [("accepted", s.audit_fields) for s in fresh], sign=True
+        )
+        head = done.head
+        accepted = []
+        for s, seqs, index, leaf in zip(fresh, sequences, done.indexes, done.leaves, strict=True):
+            receipt = receipt_pb2.Receipt(
+                message_id=s.message_id,
+                envelope_sha256=s.envelope_sha256,
+                log_index=index,
+                tree_head=head,
+                inclusion_proof=done.inclusion_proof(index),
+                leaf=leaf,
+                accept_time=_timestamp(s.now_ms),
+            ).SerializeToString()
+            accepted.append(Accepted(s.message_id, index, seqs, receipt))
+        return accepted
 
     # --- queues ---------------------------------------------------------
 
     def position(self, agency: str) -> tuple[int, int]:
         """(last allocated sequence, acknowledged floor) of ``agency``'s queue."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(queues.c.last_sequence, queues.c.acked_sequence).where(
-                    queues.c.agency_id == agency
-                )
-            ).first()
+            row = conn.exec_driver_sql(self._sql.position, {"agency": agency}).first()
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
     def read_inbox(self, agency: str, after: int, limit: int, now_ms: int) -> list[InboxRow]:
         """Unexpired entries after ``after``, in order, with their envelopes."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    inbox.c.sequence,
-                    inbox.c.message_id,
-                    messages.c.envelope,
-                    messages.c.receipt,
-                    inbox.c.delivered_ms,
-                )
-                .join(messages, messages.c.message_id == inbox.c.message_id)
-                .where(
-                    inbox.c.agency_id == agency,
-                    inbox.c.sequence > after,
-                    inbox.c.expire_ms > now_ms,
-                )
-                .order_by(inbox.c.sequence)
-                .limit(limit)
+            rows = conn.exec_driver_sql(
+                self._sql.read_inbox,
+                {"agency": agency, "after": after, "now": now_ms, "limit": limit},
             ).all()
-        return [InboxRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), r[4] is not None) for r in rows]
+        return [
+            InboxRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), r[4] is not None, int(r[5]))
+            for r in rows
+        ]
 
     def mark_delivered(self, agency: str, rows: Iterable[InboxRow], now_ms: int) -> list[int]:
         """Record first deliveries, with one audit entry per envelope.
@@ -300,31 +637,27 @@ class GatewayStore:
 
         One UPDATE marks the whole batch and returns the rows it changed, so
         an entry another stream (or replica) marked first is not audited
-        twice; the audit appends follow, in sequence order, as late as
-        possible in the transaction as the audit log asks.
+        twice; the audit entries follow in one append, in sequence order.
         """
         fresh = [r.sequence for r in rows if not r.delivered]
         if not fresh:
             return []
         with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(inbox)
-                .where(
-                    inbox.c.agency_id == agency,
-                    inbox.c.sequence.in_(fresh),
-                    inbox.c.delivered_ms.is_(None),
+            marked = sorted(
+                (int(q), str(m))
+                for q, m in conn.exec_driver_sql(
+                    self._sql.mark,
+                    {"now": now_ms, "agency": agency, "seqs": self._sql.as_list(fresh)},
                 )
-                .values(delivered_ms=now_ms)
-                .returning(inbox.c.sequence, inbox.c.message_id)
-            ).all()
-            marked = sorted((int(q), str(m)) for q, m in changed)
-            for seq, message_id in marked:
-                self.audit.append(
-                    conn,
-                    "delivered",
-                    {"message_id": message_id, "recipient": agency, "sequence": seq},
-                )
-        return [seq for seq, _ in marked]
+            )
+            self.audit.append_many(
+                conn,
+                [
+                    ("delivered", {"message_id": m, "recipient": agency, "sequence": q})
+                    for q, m in marked
+                ],
+            )
+        return [q for q, _ in marked]
 
     def acknowledge(self, agency: str, sequence: int) -> int:
         """Release entries up to ``sequence``; returns the new floor.
@@ -333,80 +666,51 @@ class GatewayStore:
         nothing. A position beyond what was allocated is clamped to it, so
         a confused client cannot release entries that do not exist yet.
         """
+        sql = self._sql
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(queues.c.last_sequence, queues.c.acked_sequence)
-                .where(queues.c.agency_id == agency)
-                .with_for_update()
+            raised = conn.exec_driver_sql(
+                sql.raise_floor, {"seq": sequence, "agency": agency}
             ).first()
-            if row is None:
-                return 0
-            last, acked = int(row[0]), int(row[1])
-            target = min(sequence, last)
-            if target <= acked:
-                return acked
-            released = conn.execute(
-                select(inbox.c.sequence, inbox.c.message_id)
-                .where(
-                    inbox.c.agency_id == agency,
-                    inbox.c.sequence > acked,
-                    inbox.c.sequence <= target,
-                )
-                .order_by(inbox.c.sequence)
-            ).all()
-            conn.execute(
-                delete(inbox).where(inbox.c.agency_id == agency, inbox.c.sequence <= target)
-            )
-            conn.execute(
-                update(queues).where(queues.c.agency_id == agency).values(acked_sequence=target)
+            if raised is None:
+                row = conn.exec_driver_sql(sql.position, {"agency": agency}).first()
+                return 0 if row is None else int(row[1])
+            target = int(raised[0])
+            released = sorted(
+                (int(q), str(m))
+                for q, m in conn.exec_driver_sql(sql.release, {"agency": agency, "seq": target})
             )
             self._drop_orphans(conn, [m for _, m in released])
-            # Audit last: see the lock order in accept().
-            for seq, message_id in released:
-                self.audit.append(
-                    conn,
-                    "acknowledged",
-                    {"message_id": message_id, "recipient": agency, "sequence": int(seq)},
-                )
+            self.audit.append_many(
+                conn,
+                [
+                    ("acknowledged", {"message_id": m, "recipient": agency, "sequence": q})
+                    for q, m in released
+                ],
+            )
         return target
 
     def purge_expired(self, now_ms: int) -> int:
         """Drop expired queue entries and messages no queue refers to any more."""
         with self.engine.begin() as conn:
-            expired = conn.execute(
-                select(inbox.c.agency_id, inbox.c.sequence, inbox.c.message_id).where(
-                    inbox.c.expire_ms <= now_ms
-                )
-            ).all()
-            if expired:
-                keys = [(a, int(q)) for a, q, _ in expired]
-                conn.execute(
-                    delete(inbox).where(tuple_(inbox.c.agency_id, inbox.c.sequence).in_(keys))
-                )
+            expired = sorted(
+                (str(a), int(q), str(m))
+                for a, q, m in conn.exec_driver_sql(self._sql.expire, {"now": now_ms})
+            )
             self._drop_orphans(conn, [m for _, _, m in expired])
-            # Audit last: see the lock order in accept().
-            for agency, seq, message_id in expired:
-                self.audit.append(
-                    conn,
-                    "expired",
-                    {"message_id": message_id, "recipient": agency, "sequence": int(seq)},
-                )
+            self.audit.append_many(
+                conn,
+                [
+                    ("expired", {"message_id": m, "recipient": a, "sequence": q})
+                    for a, q, m in expired
+                ],
+            )
         return len(expired)
 
     def _drop_orphans(self, conn: Connection, message_ids: Sequence[str]) -> None:
-        """Forget envelopes once no recipient still needs them.
-
-        The message row (id, digest, receipt) outlives its envelope so that a
-        replayed message id is still recognised; only the bytes are dropped.
-        """
-        for message_id in set(message_ids):
-            still = conn.execute(
-                select(func.count()).select_from(inbox).where(inbox.c.message_id == message_id)
-            ).scalar_one()
-            if not still:
-                conn.execute(
-                    update(messages).where(messages.c.message_id == message_id).values(envelope=b"")
-                )
+        """Forget envelopes once no recipient still needs them (one statement)."""
+        if message_ids:
+            ids = sorted(set(message_ids))
+            conn.exec_driver_sql(self._sql.drop_orphans, {"ids": self._sql.as_list(ids)})
 
     # --- directory and treaties --------------------------------------
 
@@ -451,3 +755,100 @@ class GatewayStore:
                 )
             ).all()
         return [(r[0], int(r[1]), bytes(r[2])) for r in rows]
+
+
+def _assign(fresh: Sequence[Submission], last: Mapping[str, int]) -> list[dict[str, int]]:
+    """Sequence numbers of ``fresh`` in order, given each queue's new last sequence."""
+    counts: dict[str, int] = {}
+    for sub in fresh:
+        for agency in sub.recipients:
+            counts[agency] = counts.get(agency, 0) + 1
+    if counts.keys() != last.keys():
+        raise RuntimeError(f"queues allocated {sorted(last)}, expected {sorted(counts)}")
+    following = {agency: last[agency] - n for agency, n in counts.items()}
+    out: list[dict[str, int]] = []
+    for sub in fresh:
+        seqs: dict[str, int] = {}
+        for agency in sub.recipients:
+            following[agency] += 1
+            seqs[agency] = following[agency]
+        out.append(seqs)
+    return out
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Waiter(Generic[T, R]):
+    __slots__ = ("done", "item", "lead", "outcome")
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+        self.done = threading.Event()
+        self.lead = False
+        self.outcome: R | Exception | None = None
+
+
+class GroupCommit(Generic[T, R]):
+    """Run concurrent calls of ``run`` through ``run_many``, one batch at a time.
+
+    A caller that finds no batch running runs one at once, made of what is
+    queued (itself first): a lone caller never waits for company. Callers
+    arriving meanwhile queue up; when the batch ends, the first of them runs
+    the next batch, of everything queued by then (at most ``max_group``), and
+    so on. Each caller gets its own outcome, or its own exception raised.
+    """
+
+    def __init__(
+        self, run_many: Callable[[list[T]], Sequence[R | Exception]], *, max_group: int
+    ) -> None:
+        self._run_many = run_many
+        self._max = max(1, max_group)
+        self._lock = threading.Lock()
+        self._queue: deque[_Waiter[T, R]] = deque()
+        self._running = False
+
+    def __call__(self, item: T) -> R:
+        me: _Waiter[T, R] = _Waiter(item)
+        with self._lock:
+            self._queue.append(me)
+            lead = not self._running
+            self._running = True
+        if not lead:
+            me.done.wait()
+            if not me.lead:
+                return self._result(me)
+        with self._lock:  # ``me`` is at the head of the queue
+            batch = [self._queue.popleft() for _ in range(min(self._max, len(self._queue)))]
+        try:
+            outcomes: Sequence[R | Exception] = self._run_many([w.item for w in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError("a batch returned the wrong number of outcomes")
+        except Exception as exc:
+            outcomes = [exc] * len(batch)
+        except BaseException:
+            for waiter in batch:
+                if waiter is not me:
+                    waiter.outcome = RuntimeError("the batch was interrupted")
+                    waiter.done.set()
+            raise
+        finally:
+            with self._lock:
+                if self._queue:
+                    self._queue[0].lead = True
+                    self._queue[0].done.set()
+                else:
+                    self._running = False
+        for waiter, outcome in zip(batch, outcomes, strict=True):
+            waiter.outcome = outcome
+            if waiter is not me:
+                waiter.done.set()
+        return self._result(me)
+
+    @staticmethod
+    def _result(waiter: _Waiter[T, R]) -> R:
+        outcome = waiter.outcome
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome  # type: ignore[return-value]

@@ -89,11 +89,18 @@ def test_inbox_depth_streams_and_delivery_lag(make_gateway: Callable[..., Gatewa
     thread.start()
     try:
         assert done.wait(20)
+        # A delivery is recorded once gRPC has sent the entry, which may be
+        # just after the client has it in hand.
+        lag = "intelshare_gateway_delivery_lag_seconds"
+        wait_for(
+            lambda: scrape().value(f"{lag}_count", recipient="be-police") == 2,
+            10,
+            "both entries to be recorded as delivered",
+        )
         open_ = scrape()
         assert open_.value("intelshare_gateway_inbox_streams", agency="be-police") == 1
         assert open_.value(undelivered, agency="be-police") == 0
         assert open_.value(depth, agency="be-police") == 2  # delivered, not yet acknowledged
-        lag = "intelshare_gateway_delivery_lag_seconds"
         assert open_.value(f"{lag}_count", recipient="be-police") == 2
         assert open_.value(f"{lag}_bucket", recipient="be-police", le="+Inf") == 2
         assert open_.value(f"{lag}_count", recipient="de-customs") == 0
