@@ -23,11 +23,12 @@ work that gives three guarantees the rest of the node relies on:
   transaction takes the two locks in the same order (no deadlock).
 * **Wake-ups after commit.** Callbacks (wake the sender thread, wake feed
   streams) run only once the transaction is durable, never for a rollback.
-  A commit with events wakes two topics: :data:`EVENTS_TOPIC`, which feed
-  streams follow (the notifier's ``fan_out`` task wakes it too, for every
-  process), and :data:`NEW_EVENTS_TOPIC`, which only commits wake, so the
-  outbox relay is not sent to the database by the confirmation of an event
-  it already handed over.
+  A commit with events wakes :data:`EVENTS_TOPIC`, which feed streams
+  follow (here at once, in other processes through Redis; the notifier's
+  ``fan_out`` task wakes it too, for every process), and the outbox relay of
+  this process (:meth:`Store.wait_commit`), which only commits wake: the
+  confirmation of an event it already handed over must not send it to the
+  database again.
 
 The write path is the node's hottest code, so its statements are built once
 (module constants, bound parameters) and executed with parameter sets: no
@@ -77,8 +78,6 @@ if TYPE_CHECKING:
 
 #: Wake-up topic for anything appended to the event log (feeds wait on it).
 EVENTS_TOPIC = "node:events"
-#: Woken by commits with events only, never by their confirmation (the relay waits on it).
-NEW_EVENTS_TOPIC = "node:events:new"
 #: Committed events a process keeps in memory for its feeds.
 RECENT_EVENTS = 4096
 
@@ -257,6 +256,9 @@ class Store:
         self._recent: dict[int, Event] = {}
         self._recent_order: deque[int] = deque()
         self._recent_lock = threading.Lock()
+        # commits with events made by this process (see wait_commit)
+        self._commits = 0
+        self._commit_cond = threading.Condition()
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
@@ -270,7 +272,7 @@ class Store:
         if w._events:
             self._remember(w)
             self.hub.notify(EVENTS_TOPIC)
-            self.hub.notify(NEW_EVENTS_TOPIC)
+            self.wake_committed()
         if self.metrics is not None:
             self.metrics.committed([(e["type"], e["agency_id"]) for e in w._events], w._audits)
 
@@ -279,6 +281,32 @@ class Store:
             w.audit(event, fields)
 
     # --- events ----------------------------------------------------------------
+
+    def commit_generation(self) -> int:
+        """How many transactions with events this process committed; pass it to wait_commit."""
+        with self._commit_cond:
+            return self._commits
+
+    def wait_commit(self, seen: int, timeout: float) -> bool:
+        """Block until this process committed events after generation ``seen``, or timeout.
+
+        Only commits (and :meth:`wake_committed`) end the wait, never a
+        wake-up from another process: the outbox relay waits here, and a
+        confirmation published by a worker means nothing new to relay.
+        """
+        deadline = time.monotonic() + timeout
+        with self._commit_cond:
+            while self._commits == seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._commit_cond.wait(remaining)
+            return True
+
+    def wake_committed(self) -> None:
+        with self._commit_cond:
+            self._commits += 1
+            self._commit_cond.notify_all()
 
     def _remember(self, w: Writer) -> None:
         events = [

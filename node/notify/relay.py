@@ -2,10 +2,22 @@
 
 A row is *claimed* before it is sent (``relay_ms`` set in one conditional
 UPDATE), so several node processes relaying the same database send each new
-row once; the task id is the event id, and the task itself is idempotent,
-so the rare second send (a claim whose process died before sending, found
-by the sweep) is harmless. A send that fails (Redis down) gives the claim
-back at once, so relaying resumes as soon as Redis answers again.
+row once; the task itself is idempotent, so the rare second send (a claim
+whose process died before sending, found by the sweep) is harmless. A send
+that fails (Redis down) gives the claim back at once, so relaying resumes as
+soon as Redis answers again.
+
+The relay thread is woken by this process's own commits of events
+(:meth:`Store.wait_commit`) and then claims at once, in one statement: a
+commit is work. Wake-ups from other processes do not reach it, because most
+of them are confirmations of events already handed over (the ``fan_out``
+task wakes every feed); events other processes committed (periodic jobs in a
+worker, another node process) are found by the look it takes every
+``notify_relay_seconds`` of quiet, and by any claim before that.
+
+The events claimed together go to the broker as **one** ``fan_out`` task
+(its id is the event id for a single event): each message costs the relay,
+the broker and a worker far more than the event rows themselves.
 
 The **sweep** (:func:`sweep_once`) is the safety net: an event not confirmed
 (``notified_ms``) within ``notify_deadline_seconds`` of its last hand-over
@@ -20,34 +32,56 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 
 from node import tables as t
 from node.notify.celery_app import QUEUE, TASK_DELIVER, TASK_FAN_OUT
 from node.notify.webhooks import PENDING
-from node.store import EVENTS_TOPIC, Store, now_ms
+from node.store import Store, now_ms
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 
 
-def claim_new(engine: Engine, limit: int = BATCH) -> list[tuple[int, str]]:
-    """Claim events never handed to Celery; returns (seq, event_id) in order."""
-    ev = t.events
-    fresh = (ev.c.notified_ms.is_(None), ev.c.relay_ms.is_(None))
-    # Look before taking a write lock (on SQLite any UPDATE takes the database's).
-    with engine.connect() as conn:
-        if conn.execute(select(ev.c.seq).where(*fresh).limit(1)).first() is None:
-            return []
-    pick = select(ev.c.seq).where(*fresh).order_by(ev.c.seq).limit(limit).scalar_subquery()
+_ev = t.events
+_FRESH = (_ev.c.notified_ms.is_(None), _ev.c.relay_ms.is_(None))
+_LOOK = select(_ev.c.seq).where(*_FRESH).limit(1)
+_CLAIM = (
+    update(_ev)
+    .where(
+        _ev.c.seq.in_(
+            select(_ev.c.seq)
+            .where(*_FRESH)
+            .order_by(_ev.c.seq)
+            .limit(bindparam("limit"))
+            .scalar_subquery()
+        ),
+        *_FRESH,
+    )
+    .values(relay_ms=bindparam("now"))
+    .returning(_ev.c.seq, _ev.c.event_id)
+)
+_UNCLAIM = (
+    update(_ev)
+    .where(_ev.c.seq.in_(bindparam("seqs", expanding=True)), _ev.c.notified_ms.is_(None))
+    .values(relay_ms=None)
+)
+
+
+def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> list[tuple[int, str]]:
+    """Claim events never handed to Celery; returns (seq, event_id) in order.
+
+    The claim is one statement. ``look=True`` reads first and claims only
+    when there is something (on SQLite any UPDATE takes the database's write
+    lock): for the relay's periodic look, not for a wake-up by a commit.
+    """
+    if look:
+        with engine.connect() as conn:
+            if conn.execute(_LOOK).first() is None:
+                return []
     with engine.begin() as conn:
-        rows = conn.execute(
-            update(ev)
-            .where(ev.c.seq.in_(pick), ev.c.relay_ms.is_(None), ev.c.notified_ms.is_(None))
-            .values(relay_ms=now_ms())
-            .returning(ev.c.seq, ev.c.event_id)
-        ).all()
+        rows = conn.execute(_CLAIM, {"limit": limit, "now": now_ms()}).all()
     return sorted((int(r.seq), r.event_id) for r in rows)
 
 
@@ -55,20 +89,34 @@ def unclaim(engine: Engine, seqs: list[int]) -> None:
     if not seqs:
         return
     with engine.begin() as conn:
-        conn.execute(
-            update(t.events)
-            .where(t.events.c.seq.in_(seqs), t.events.c.notified_ms.is_(None))
-            .values(relay_ms=None)
-        )
+        conn.execute(_UNCLAIM, {"seqs": seqs})
+
+
+#: events per fan_out task (a task confirms its events in one transaction)
+TASK_BATCH = 100
 
 
 def send_fan_out(app: Any, claimed: list[tuple[int, str]]) -> int:
-    """Send one task per event over one producer; returns how many were sent."""
+    """Send the claimed events as fan_out tasks over one producer; returns how many were sent.
+
+    A single event is sent as before (``args=[seq]``, task id = event id);
+    several go as one task per :data:`TASK_BATCH` (``args=[[seq, ...]]``).
+    """
     sent = 0
     with app.producer_or_acquire() as producer:
-        for seq, event_id in claimed:
-            app.send_task(TASK_FAN_OUT, args=[seq], task_id=event_id, producer=producer)
-            sent += 1
+        for start in range(0, len(claimed), TASK_BATCH):
+            chunk = claimed[start : start + TASK_BATCH]
+            if len(chunk) == 1:
+                seq, event_id = chunk[0]
+                app.send_task(TASK_FAN_OUT, args=[seq], task_id=event_id, producer=producer)
+            else:
+                app.send_task(
+                    TASK_FAN_OUT,
+                    args=[[seq for seq, _ in chunk]],
+                    task_id=f"{chunk[0][1]}+{len(chunk) - 1}",
+                    producer=producer,
+                )
+            sent += len(chunk)
     return sent
 
 
@@ -172,12 +220,12 @@ class Relay:
 
     def stop(self) -> None:
         self._stop.set()
-        self.store.hub._bump(EVENTS_TOPIC)  # wake the thread if it waits
+        self.store.wake_committed()  # wake the thread if it waits
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def relay_once(self) -> int:
-        claimed = claim_new(self.store.engine)
+    def relay_once(self, *, look: bool = True) -> int:
+        claimed = claim_new(self.store.engine, look=look)
         if not claimed:
             return 0
         sent = 0
@@ -190,17 +238,20 @@ class Relay:
         return sent
 
     def _run(self) -> None:
-        hub = self.store.hub
+        store = self.store
         backoff = 0.1
         next_sweep = time.monotonic() + self.sweep_seconds
         quiet_until = 0.0
+        committed = True  # claim at start: events may be waiting from before
         while not self._stop.is_set():
-            generation = hub.generation(EVENTS_TOPIC)
+            generation = store.commit_generation()
             try:
-                sent = self.relay_once()
+                # After a commit there is work: claim at once. After a quiet
+                # interval, look first (nothing there is the common case).
+                sent = self.relay_once(look=not committed)
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + self.sweep_seconds
-                    sweep_once(self.store.engine, self.app, self.deadline_ms)
+                    sweep_once(store.engine, self.app, self.deadline_ms)
                 if not self.healthy.is_set():
                     self.healthy.set()
                     if quiet_until:
@@ -217,7 +268,9 @@ class Relay:
                 self.healthy.clear()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+                committed = True
                 continue
             if sent >= BATCH:
+                committed = True
                 continue
-            hub.wait(EVENTS_TOPIC, generation, self.poll_seconds)
+            committed = store.wait_commit(generation, self.poll_seconds)

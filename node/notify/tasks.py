@@ -3,14 +3,17 @@
 Every task is idempotent, so a task that runs twice (redelivered after a
 worker died, sent again by the sweep) changes nothing the second time:
 
-``fan_out(seq)`` (task id = event id)
-    one transaction that begins by confirming the event (``notified_ms``,
-    a conditional UPDATE: for an event already confirmed the task does
-    nothing), publishes the wake-up (topic name only) so feed streams in
-    every node process look at the database again, and records one pending
-    delivery per matching webhook; a failed publish rolls it all back and
-    the task is retried. After commit it sends a ``deliver_webhook`` task
-    per delivery.
+``fan_out(seq)`` (task id = event id) or ``fan_out([seq, ...])``
+    one transaction that begins by confirming the events (``notified_ms``,
+    one conditional UPDATE for all of them: an event already confirmed is
+    left out, and with none left the task does nothing), publishes one
+    wake-up (topic name only) so feed streams in every node process look at
+    the database again, and records one pending delivery per matching
+    webhook (one read of the webhooks, one insert); a failed publish rolls
+    it all back and the task is retried. After commit it sends a
+    ``deliver_webhook`` task per delivery. The relay sends the events it
+    claimed together as one task: per message, the broker and the worker
+    cost far more than the rows.
 ``deliver_webhook(webhook_id, event_id)``
     takes a lease on the pending delivery (one conditional UPDATE, so two
     copies of the task never POST at the same time), POSTs, and records the
@@ -26,15 +29,17 @@ worker died, sent again by the sweep) changes nothing the second time:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from intelshare import errors
+from intelshare.wakeup import WakeupHub
 from node import tables as t
 from node.config import NodeConfig
 from node.notify import webhooks as wh
@@ -50,6 +55,28 @@ from node.notify.celery_app import (
 from node.store import EVENTS_TOPIC, now_ms
 
 log = logging.getLogger(__name__)
+
+
+class _PublishingHub(WakeupHub):
+    """A worker's wake-ups: published to every node process, never listened to.
+
+    Nothing in a worker waits for a wake-up, so it does not subscribe: a
+    subscriber would parse every wake-up of every process for nothing. What
+    the worker commits (expiry, purges) is published synchronously.
+    """
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        super().__init__(None, prefix)
+        self._client = client
+        self._topic_prefix = prefix
+
+    def notify(self, topic: str) -> None:
+        super().notify(topic)
+        if self._client is not None:
+            try:
+                self._client.publish(self._topic_prefix + topic, b"1")
+            except Exception as exc:  # a lost wake-up only delays a stream
+                log.warning("wake-up publish failed: %s", type(exc).__name__)
 
 
 class WorkerContext:
@@ -69,6 +96,9 @@ class WorkerContext:
             self._redis = redis.Redis.from_url(
                 config.redis_url, socket_timeout=5, socket_connect_timeout=2
             )
+        # The node's hub subscribes to every wake-up; the worker only publishes.
+        self.node.hub.close()
+        self.node.hub = self.store.hub = _PublishingHub(self._redis, config.redis_prefix)
         self.signed_size = -1
 
     def publish_wakeup(self) -> None:
@@ -96,11 +126,17 @@ def context(app: Any) -> WorkerContext:
         return ctx
 
 
+_INSERT_IGNORE = {
+    "postgresql": postgresql.insert(t.webhook_deliveries).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(t.webhook_deliveries).on_conflict_do_nothing(),
+}
+
+
 def _insert_ignore(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(t.webhook_deliveries).values(rows).on_conflict_do_nothing())
+    statement = _INSERT_IGNORE["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    conn.execute(statement, rows[0] if len(rows) == 1 else rows)
 
 
 def backoff_seconds(config: NodeConfig, attempt: int) -> float:
@@ -110,53 +146,82 @@ def backoff_seconds(config: NodeConfig, attempt: int) -> float:
     )
 
 
-def fan_out(app: Any, seq: int) -> str:
+_ev = t.events
+_CONFIRM_ONE = (
+    update(_ev)
+    .where(_ev.c.seq == bindparam("b_seq"), _ev.c.notified_ms.is_(None))
+    .values(notified_ms=bindparam("now"))
+    .returning(_ev.c.seq, _ev.c.event_id, _ev.c.type, _ev.c.created_ms)
+)
+_CONFIRM = (
+    update(_ev)
+    .where(_ev.c.seq.in_(bindparam("seqs", expanding=True)), _ev.c.notified_ms.is_(None))
+    .values(notified_ms=bindparam("now"))
+    .returning(_ev.c.seq, _ev.c.event_id, _ev.c.type, _ev.c.created_ms)
+)
+_EXISTS = select(_ev.c.seq).where(_ev.c.seq == bindparam("seq"))
+_HOOKS = select(t.webhooks.c.webhook_id, t.webhooks.c.events, t.webhooks.c.created_ms).where(
+    t.webhooks.c.disabled.is_(False)
+)
+
+
+def fan_out(app: Any, seq: int | list[int]) -> str:
+    """Confirm events, wake the feeds, record webhook deliveries (see the module docstring)."""
     ctx = context(app)
     now = now_ms()
-    ev = t.events
+    single = isinstance(seq, int)
     # One transaction that writes first (no read-then-upgrade on SQLite): confirm the
-    # event, publish the wake-up, record the deliveries; a failed publish rolls back.
+    # events, publish the wake-up, record the deliveries; a failed publish rolls back.
     with ctx.store.engine.begin() as conn:
-        row = conn.execute(
-            update(ev)
-            .where(ev.c.seq == seq, ev.c.notified_ms.is_(None))
-            .values(notified_ms=now)
-            .returning(ev.c.seq, ev.c.event_id, ev.c.type, ev.c.created_ms)
-        ).first()
-        if row is None:
-            exists = conn.execute(select(ev.c.seq).where(ev.c.seq == seq)).first()
-            if exists is None:
+        if isinstance(seq, int):
+            rows = conn.execute(_CONFIRM_ONE, {"b_seq": seq, "now": now}).all()
+        else:
+            rows = conn.execute(_CONFIRM, {"seqs": [int(s) for s in seq], "now": now}).all()
+        if not rows:
+            if not single:
+                return "already"
+            if conn.execute(_EXISTS, {"seq": seq}).first() is None:
                 log.warning("fan_out: no event %d", seq)
                 return "missing"
             return "already"  # confirmed before (or by a concurrent copy of this task)
         ctx.publish_wakeup()
-        hooks = wh.matching_webhooks(conn, row.type, int(row.created_ms))
+        hooks = [
+            (h.webhook_id, json.loads(h.events), int(h.created_ms)) for h in conn.execute(_HOOKS)
+        ]
+        deliveries: list[tuple[str, str, int]] = []
+        for row in sorted(rows, key=lambda r: int(r.seq)):
+            for webhook_id, patterns, created_ms in hooks:
+                # webhooks that want this event and existed when it happened
+                if created_ms <= int(row.created_ms) and wh.matches(patterns, row.type):
+                    deliveries.append((webhook_id, row.event_id, int(row.seq)))
         _insert_ignore(
             conn,
             [
                 {
                     "webhook_id": h,
-                    "event_id": row.event_id,
-                    "seq": int(row.seq),
+                    "event_id": event_id,
+                    "seq": event_seq,
                     "state": wh.PENDING,
                     "attempts": 0,
                     "next_attempt_ms": now,
                     "lease_until_ms": None,
                     "created_ms": now,
                 }
-                for h in hooks
+                for h, event_id, event_seq in deliveries
             ],
         )
-    if hooks:
+    if deliveries:
         with app.producer_or_acquire() as producer:
-            for h in hooks:
+            for h, event_id, _seq in deliveries:
                 app.send_task(
                     TASK_DELIVER,
-                    args=[h, row.event_id],
-                    task_id=f"{row.event_id}:{h}",
+                    args=[h, event_id],
+                    task_id=f"{event_id}:{h}",
                     producer=producer,
                 )
-    return f"notified {len(hooks)} webhooks"
+    if single:
+        return f"notified {len(deliveries)} webhooks"
+    return f"notified {len(rows)} events, {len(deliveries)} webhook deliveries"
 
 
 def deliver_webhook(task: Any, webhook_id: str, event_id: str) -> str:
@@ -281,8 +346,8 @@ def register(app: Any) -> None:
         max_retries=None,
         **reliable,
     )
-    def fan_out_task(self: Any, seq: int) -> str:
-        return fan_out(self.app, int(seq))
+    def fan_out_task(self: Any, seq: int | list[int]) -> str:
+        return fan_out(self.app, seq if isinstance(seq, list) else int(seq))
 
     @app.task(name=TASK_DELIVER, bind=True, max_retries=None, **reliable)  # type: ignore[untyped-decorator]
     def deliver_task(self: Any, webhook_id: str, event_id: str) -> str:
