@@ -8,12 +8,15 @@ handle ``TreatyNotInForce`` or ``CursorExpired`` rather than raw statuses.
 
 from __future__ import annotations
 
+import queue
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import grpc
 
+from intelshare.errors import IntelshareError
 from intelshare.grpc_errors import from_rpc_error
 from intelshare.grpc_server import CLIENT_KEEPALIVE_OPTIONS, message_size_options
 from intelshare.v1 import (
@@ -26,6 +29,19 @@ from intelshare.v1 import (
 )
 
 _R = TypeVar("_R")
+
+#: How many stream items :meth:`GatewayClient.stream_inbox_batches` holds read
+#: ahead of its consumer (the gRPC flow control holds back the rest).
+_READ_AHEAD = 256
+
+
+class _StreamEnd:
+    """Queued by the stream reader after the last item: how the stream ended."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
 
 
 class GatewayClient:
@@ -78,6 +94,34 @@ class GatewayClient:
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
+    def submit_many(
+        self, envelopes: Sequence[tuple[envelope_pb2.Envelope, str]]
+    ) -> list[gateway_service_pb2.SubmitEnvelopeResponse | IntelshareError]:
+        """Submit ``(envelope, request_id)`` pairs concurrently on this channel.
+
+        All calls are in flight at once (one HTTP/2 stream each); the answer
+        is, per envelope and in the same order, its response or the project
+        exception its failure translates to. The gateway may accept them in
+        any order: callers submit together only envelopes whose relative
+        order does not matter.
+        """
+        futures = [
+            self.stub.SubmitEnvelope.future(
+                gateway_service_pb2.SubmitEnvelopeRequest(
+                    request_id=request_id or str(uuid.uuid4()), envelope=envelope
+                ),
+                timeout=self.timeout,
+            )
+            for envelope, request_id in envelopes
+        ]
+        out: list[gateway_service_pb2.SubmitEnvelopeResponse | IntelshareError] = []
+        for future in futures:
+            try:
+                out.append(future.result())
+            except grpc.RpcError as err:
+                out.append(from_rpc_error(err))
+        return out
+
     def stream_inbox(
         self, after_sequence: int
     ) -> Iterator[gateway_service_pb2.StreamInboxResponse]:
@@ -92,6 +136,72 @@ class GatewayClient:
                 return
             raise from_rpc_error(err) from None
         finally:
+            call.cancel()  # type: ignore[no-untyped-call]
+
+    def stream_inbox_batches(
+        self, after_sequence: int, max_batch: int = 64
+    ) -> Iterator[list[gateway_service_pb2.StreamInboxResponse]]:
+        """Like :meth:`stream_inbox`, in lists of what has already arrived.
+
+        A reader thread takes items off the stream as soon as they come; each
+        list holds everything received since the previous one (at least one
+        item, at most ``max_batch``). Nothing waits for a batch to fill: an
+        item that arrives alone is yielded alone, at once. Closing the
+        generator cancels the call.
+        """
+        call = self.stub.StreamInbox(
+            gateway_service_pb2.StreamInboxRequest(after_sequence=after_sequence)
+        )
+        items: queue.Queue[gateway_service_pb2.StreamInboxResponse | _StreamEnd] = queue.Queue(
+            _READ_AHEAD
+        )
+        closed = threading.Event()
+
+        def put(item: gateway_service_pb2.StreamInboxResponse | _StreamEnd) -> bool:
+            while not closed.is_set():
+                try:
+                    items.put(item, timeout=0.5)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                for response in call:
+                    if not put(response):
+                        return
+                put(_StreamEnd(None))
+            except BaseException as exc:  # handed to the consumer, raised there
+                put(_StreamEnd(exc))
+
+        reader = threading.Thread(target=read, name="gateway-inbox-reader", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = items.get()
+                batch: list[gateway_service_pb2.StreamInboxResponse] = []
+                while not isinstance(item, _StreamEnd):
+                    batch.append(item)
+                    if len(batch) >= max_batch:
+                        break
+                    try:
+                        item = items.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    yield batch
+                if isinstance(item, _StreamEnd):
+                    err = item.error
+                    if err is None:
+                        return
+                    if isinstance(err, grpc.RpcError):
+                        if cast(grpc.Call, err).code() == grpc.StatusCode.CANCELLED:
+                            return
+                        raise from_rpc_error(err) from None
+                    raise err
+        finally:
+            closed.set()
             call.cancel()  # type: ignore[no-untyped-call]
 
     def acknowledge(self, sequence: int, request_id: str | None = None) -> int:

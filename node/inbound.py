@@ -3,24 +3,35 @@
 One thread keeps a server stream to the gateway open (mTLS with the
 agency's certificate), starting after the last sequence number this node
 stored, and reconnects with exponential backoff when the gateway goes away.
-For every entry, in order:
+The stream is read ahead by the client: the entries that have arrived
+while the previous ones were being stored are taken together (whatever is
+there, up to :data:`MAX_BATCH`; a lone entry is never held back to wait
+for company). For every entry, in order:
 
-1. skip it if its message id is already stored (a redelivery after a crash
-   between commit and acknowledgement): the cursor moves, nothing else;
-2. verify and open it with the directory (``open_envelope``);
-3. check the treaty again (``decide_header``: in force, parties, kind,
+1. verify and open it with the directory (``open_envelope``);
+2. check the treaty again (``decide_header``: in force, parties, kind,
    category, handling); the kind's handler then checks what needs storage
    (the referenced record exists and was shared under this treaty) and the
    record's fields (``check_fields``: a field the treaty does not allow is a
    refusal, never a silent fix);
-4. in **one transaction**: the verbatim envelope with the gateway's receipt
-   (``node_received``), the record, the event row, the audit entry and the
-   new cursor;
-5. only **then** acknowledge the sequence number to the gateway.
+3. in **one transaction for the batch**: per entry the verbatim envelope
+   with the gateway's receipt (``node_received``), the record, the event
+   row and the audit entry; then the new cursor, once;
+4. only **then** acknowledge the position to the gateway (from a helper
+   thread, at most every :data:`ACK_INTERVAL_SECONDS`; see :class:`_Acker`).
 
-A crash anywhere before 4 commits leaves nothing and the entry comes again;
-a crash between 4 and 5 brings a redelivery that step 1 absorbs. The unique
-message id makes "stored once" a database fact, not a hope.
+A crash anywhere before 3 commits leaves nothing and the entries come
+again; a crash between 3 and 4 is harmless, since the stream resumes after
+the cursor in the database and the reconnect acknowledges that cursor
+first. A message that was stored before under another sequence number
+fails the unique message id of ``node_received``; the batch then takes the
+careful path below, which finds it stored and only moves the cursor. The
+unique message id makes "stored once" a database fact, not a hope.
+
+When any handler in a batch fails (its refusal, a constraint, anything),
+the batch transaction is rolled back whole and the entries are taken again
+one at a time, each in its own transaction (a refusal in another), so a bad
+envelope costs the good ones around it nothing but time.
 
 A bad envelope (does not verify or open, treaty refuses it, malformed or
 non-permitted record, reference to nothing we sent) is audited with the
@@ -29,9 +40,9 @@ retried, and leaving it at the head of the queue would block every later
 message from every partner. The audit entry and the cursor move commit
 together, so a refusal is never silently lost either. The exception is a
 problem on *our* side: no usable directory (expired, not yet fetched) or an
-unknown treaty the gateway could not give us. Then the entry is not
-acknowledged; the stream is dropped and retried with backoff (fail closed,
-lose nothing).
+unknown treaty the gateway could not give us. Then the entries before it
+are committed, it is not; the stream is dropped and retried with backoff
+(fail closed, lose nothing).
 
 Handlers are registered per message kind (:meth:`Inbound.register`); the
 alert handlers live in :mod:`node.alerts`, case handlers join them there.
@@ -42,14 +53,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from intelshare import errors
+from intelshare.audit.log import FieldValue
 from intelshare.envelope import Opened, open_envelope
 from intelshare.gateway_client import GatewayClient
 from intelshare.keys import AgencyKeys
@@ -73,6 +85,25 @@ class Refused(Exception):
 
 class _OurSide(Exception):
     """A problem of this node (not of the envelope): do not acknowledge, retry later."""
+
+
+#: The most inbox entries stored in one transaction.
+MAX_BATCH = 32
+
+#: Acknowledgements to the gateway are at most this often: the first after a
+#: quiet spell goes at once, later ones carry the newest stored position.
+ACK_INTERVAL_SECONDS = 0.1
+
+# Statements built once: per-entry statements cost no building or cache lookups.
+_SELECT_KNOWN = select(t.received.c.message_id).where(
+    t.received.c.message_id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_RECEIVED = insert(t.received)
+_ADVANCE_CURSOR = (
+    update(t.inbox)
+    .where(t.inbox.c.id == 1, t.inbox.c.sequence < bindparam("new_sequence"))
+    .values(sequence=bindparam("new_sequence"), updated_ms=bindparam("at"))
+)
 
 
 @dataclass(frozen=True)
@@ -200,14 +231,19 @@ class Inbound:
         if cursor > 0:
             # Release what was stored before a crash that came before the ack.
             client.acknowledge(cursor)
-        for item in client.stream_inbox(cursor):
-            if self._stop.is_set():
-                return
-            self.connected.set()
-            if item.WhichOneof("event") != "entry":
-                continue
-            self.handle_entry(item.entry, client)
-            client.acknowledge(item.entry.sequence)
+        acker = _Acker(client, ACK_INTERVAL_SECONDS)
+        try:
+            for items in client.stream_inbox_batches(cursor, max_batch=MAX_BATCH):
+                if self._stop.is_set():
+                    return
+                self.connected.set()
+                entries = [i.entry for i in items if i.WhichOneof("event") == "entry"]
+                if not entries:
+                    continue
+                self.handle_batch(entries, client)
+                acker.note(entries[-1].sequence)
+        finally:
+            acker.close()
 
     def _cursor_expired(self, exc: errors.CursorExpired) -> None:
         """The gateway released entries this node never stored (database restored?)."""
@@ -226,7 +262,7 @@ class Inbound:
             )
             w.audit("cursor_expired", {"cursor": cursor, "gateway_acknowledged": acked})
 
-    # --- one entry ---------------------------------------------------------------------
+    # --- entries ---------------------------------------------------------------------
 
     def handle_entry(
         self, entry: gateway_service_pb2.InboxEntry, client: GatewayClient | None = None
@@ -236,61 +272,163 @@ class Inbound:
         Raises :class:`_OurSide` (entry not acknowledged) when this node
         cannot judge the entry now.
         """
+        return self.handle_batch([entry], client)[0]
+
+    def handle_batch(
+        self, entries: Sequence[gateway_service_pb2.InboxEntry], client: GatewayClient | None = None
+    ) -> list[str]:
+        """Process inbox entries in order, durably; the outcome of each, as :meth:`handle_entry`.
+
+        All of them in one transaction, with one cursor move. When a handler
+        fails (a refusal it found, a constraint, anything) that transaction
+        is rolled back whole and the entries are processed again one by one,
+        each in its own transaction, so a bad entry costs the good ones
+        around it nothing but time. :class:`_OurSide` at an entry commits
+        the entries before it, then is raised.
+        """
+        if not entries:
+            return []
+        try:
+            return self._handle_together(entries, client)
+        except _Isolate as isolate:
+            log.info(
+                "inbox batch of %d handled one by one: %s: %s",
+                len(entries),
+                type(isolate.__cause__).__name__,
+                str(isolate.__cause__)[:200],
+            )
+        return [self._handle_alone(entry, client) for entry in entries]
+
+    def _handle_together(
+        self, entries: Sequence[gateway_service_pb2.InboxEntry], client: GatewayClient | None
+    ) -> list[str]:
+        paused: _OurSide | None = None
+        judged: list[tuple[int, _Refusal | tuple[Incoming, Handler]]] = []
+        for entry in entries:
+            try:
+                judged.append((int(entry.sequence), self._judge(entry, client)))
+            except _OurSide as exc:
+                paused = exc
+                break
+        if not judged and paused is not None:
+            raise paused
+        outcomes: list[str] = []
+        logged: list[tuple[str, int, str, str, str]] = []
+        with self.store.write() as w:
+            # A message stored before (under another sequence) fails the
+            # unique message id of node_received, which sends the batch down
+            # the one-by-one path and its duplicate check; only a refusal
+            # must look first, so that it is not audited for a stored message.
+            known = self._known_among(
+                w, [v.header.message_id for _s, v in judged if isinstance(v, _Refusal) and v.header]
+            )
+            for seq, verdict in judged:
+                if isinstance(verdict, _Refusal):
+                    if verdict.header is not None and verdict.header.message_id in known:
+                        outcomes.append("duplicate")
+                        continue
+                    fields = verdict.fields(seq)
+                    w.audit("refused", fields)
+                    outcomes.append("refused")
+                    logged.append(("refused", seq, str(fields.get("message_id", "?")), "", ""))
+                    continue
+                incoming, handler = verdict
+                header = incoming.header
+                try:
+                    stored = handler(w, incoming)
+                    self._record(w, incoming, stored)
+                except Exception as exc:
+                    raise _Isolate from exc
+                known.add(header.message_id)
+                outcomes.append("stored")
+                logged.append(("stored", seq, header.message_id, incoming.kind, header.sender))
+            self._set_cursor(w, judged[-1][0])
+        for what, seq, message_id, kind, sender in logged:
+            if what == "stored":
+                log.info("stored %s %s from %s", kind, message_id, sender)
+            else:
+                log.warning("refused inbox entry %d (%s)", seq, message_id)
+        if paused is not None:
+            raise paused
+        return outcomes
+
+    def _handle_alone(
+        self, entry: gateway_service_pb2.InboxEntry, client: GatewayClient | None
+    ) -> str:
+        """One entry in its own transaction (a refusal found by the handler in another)."""
         seq = int(entry.sequence)
-        data = entry.envelope.SerializeToString()
-        receipt = entry.receipt.SerializeToString()
         peek = _peek_header(entry.envelope)
         if peek is not None and self._known(peek.message_id):
             self._advance_only(seq)
             return "duplicate"
+        verdict = self._judge(entry, client)
+        if isinstance(verdict, _Refusal):
+            self._refuse(seq, verdict)
+            return "refused"
+        incoming, handler = verdict
+        header = incoming.header
+        try:
+            with self.store.write() as w:
+                stored = handler(w, incoming)
+                self._record(w, incoming, stored)
+                self._set_cursor(w, seq)
+        except Refused as exc:
+            self._refuse(seq, _Refusal(header, exc.reason, exc.detail))
+            return "refused"
+        except IntegrityError as exc:
+            if is_unique_violation(exc) and self._known(header.message_id):
+                self._advance_only(seq)
+                return "duplicate"
+            raise
+        log.info("stored %s %s from %s", incoming.kind, header.message_id, header.sender)
+        return "stored"
+
+    def _judge(
+        self, entry: gateway_service_pb2.InboxEntry, client: GatewayClient | None
+    ) -> _Refusal | tuple[Incoming, Handler]:
+        """Open and check one entry: what to refuse, or what to store with which handler.
+
+        Raises :class:`_OurSide` when this node cannot judge it now.
+        """
         if not self.trust.has_fresh_directory():
             raise _OurSide("no fresh directory to verify envelopes with")
+        data = entry.envelope.SerializeToString()
         now = datetime.now(UTC)
         try:
             opened = self._open(data, now, client)
         except (errors.EnvelopeInvalid, errors.PayloadTooLarge) as exc:
             detail = getattr(exc, "audit_detail", "") or exc.message
-            self._refuse(seq, peek, exc.reason, detail)
-            return "refused"
+            return _Refusal(_peek_header(entry.envelope), exc.reason, detail)
         header = opened.header
-        if self._known(header.message_id):
-            self._advance_only(seq)
-            return "duplicate"
         doc = self.trust.treaty(header.treaty_id, header.treaty_version, client)
         if doc is None:
             if client is None:
                 raise _OurSide(f"treaty {header.treaty_id} v{header.treaty_version} unknown")
-            self._refuse(
-                seq,
+            return _Refusal(
                 header,
                 "TREATY_NOT_IN_FORCE",
                 f"treaty {header.treaty_id} v{header.treaty_version} is not known to the gateway",
             )
-            return "refused"
         decision = decide_header(doc, header, self.trust.directory, now)
         if not decision:
-            self._refuse(seq, header, decision.reason, decision.detail)
-            return "refused"
+            return _Refusal(header, decision.reason, decision.detail)
         if self.agency_id not in header.recipients:
-            self._refuse(seq, header, "NOT_A_PARTY", "this agency is not a recipient")
-            return "refused"
+            return _Refusal(header, "NOT_A_PARTY", "this agency is not a recipient")
         handler = self.handlers.get(header.kind)
         if handler is None:
-            self._refuse(
-                seq,
+            return _Refusal(
                 header,
                 "KIND_NOT_PERMITTED",
                 f"this node does not handle {kind_name(header.kind) or header.kind}",
             )
-            return "refused"
         received = now_ms()
         incoming = Incoming(
-            sequence=seq,
+            sequence=int(entry.sequence),
             header=header,
             payload=opened.payload,
             envelope=data,
             envelope_sha256=opened.envelope_sha256,
-            gateway_receipt=receipt,
+            gateway_receipt=entry.receipt.SerializeToString(),
             treaty=doc.treaty,
             received_ms=received,
             retain_until_ms=int(
@@ -300,50 +438,43 @@ class Inbound:
                 * 1000
             ),
         )
-        try:
-            with self.store.write() as w:
-                stored = handler(w, incoming)
-                w.conn.execute(
-                    insert(t.received).values(
-                        message_id=header.message_id,
-                        kind=int(header.kind),
-                        sender=header.sender,
-                        treaty_id=header.treaty_id,
-                        treaty_version=header.treaty_version,
-                        reference_id=header.reference_id or None,
-                        alert_id=stored.alert_id,
-                        case_id=stored.case_id or header.case_id or None,
-                        sequence=seq,
-                        envelope=data,
-                        envelope_sha256=opened.envelope_sha256,
-                        gateway_receipt=receipt,
-                        received_ms=received,
-                        retain_until_ms=incoming.retain_until_ms,
-                    )
-                )
-                self._set_cursor(w, seq)
-                w.audit(
-                    "received",
-                    {
-                        "message_id": header.message_id,
-                        "sender": header.sender,
-                        "kind": incoming.kind,
-                        "treaty": f"{header.treaty_id}@{header.treaty_version}",
-                        "reference_id": header.reference_id or None,
-                        "envelope_sha256": opened.envelope_sha256.hex(),
-                        "gateway_sequence": seq,
-                    },
-                )
-        except Refused as exc:
-            self._refuse(seq, header, exc.reason, exc.detail)
-            return "refused"
-        except IntegrityError as exc:
-            if is_unique_violation(exc) and self._known(header.message_id):
-                self._advance_only(seq)
-                return "duplicate"
-            raise
-        log.info("stored %s %s from %s", incoming.kind, header.message_id, header.sender)
-        return "stored"
+        return incoming, handler
+
+    @staticmethod
+    def _record(w: Writer, incoming: Incoming, stored: Stored) -> None:
+        """The ``node_received`` row and the audit entry of a stored envelope."""
+        header = incoming.header
+        w.conn.execute(
+            _INSERT_RECEIVED,
+            {
+                "message_id": header.message_id,
+                "kind": int(header.kind),
+                "sender": header.sender,
+                "treaty_id": header.treaty_id,
+                "treaty_version": header.treaty_version,
+                "reference_id": header.reference_id or None,
+                "alert_id": stored.alert_id,
+                "case_id": stored.case_id or header.case_id or None,
+                "sequence": incoming.sequence,
+                "envelope": incoming.envelope,
+                "envelope_sha256": incoming.envelope_sha256,
+                "gateway_receipt": incoming.gateway_receipt,
+                "received_ms": incoming.received_ms,
+                "retain_until_ms": incoming.retain_until_ms,
+            },
+        )
+        w.audit(
+            "received",
+            {
+                "message_id": header.message_id,
+                "sender": header.sender,
+                "kind": incoming.kind,
+                "treaty": f"{header.treaty_id}@{header.treaty_version}",
+                "reference_id": header.reference_id or None,
+                "envelope_sha256": incoming.envelope_sha256.hex(),
+                "gateway_sequence": incoming.sequence,
+            },
+        )
 
     def _open(self, data: bytes, now: datetime, client: GatewayClient | None) -> Opened:
         try:
@@ -378,33 +509,49 @@ class Inbound:
         if not message_id:
             return False
         with self.store.engine.connect() as conn:
-            return (
-                conn.execute(
-                    select(t.received.c.message_id).where(t.received.c.message_id == message_id)
-                ).first()
-                is not None
-            )
+            return conn.execute(_SELECT_KNOWN, {"ids": [message_id]}).first() is not None
+
+    @staticmethod
+    def _known_among(w: Writer, message_ids: list[str]) -> set[str]:
+        """Which of these message ids are stored already (one query)."""
+        ids = [m for m in message_ids if m]
+        if not ids:
+            return set()
+        return {str(m) for m in w.conn.execute(_SELECT_KNOWN, {"ids": ids}).scalars()}
 
     @staticmethod
     def _set_cursor(w: Writer, seq: int) -> None:
-        w.conn.execute(
-            update(t.inbox)
-            .where(t.inbox.c.id == 1, t.inbox.c.sequence < seq)
-            .values(sequence=seq, updated_ms=now_ms())
-        )
+        w.conn.execute(_ADVANCE_CURSOR, {"new_sequence": seq, "at": now_ms()})
 
     def _advance_only(self, seq: int) -> None:
         with self.store.write() as w:
             self._set_cursor(w, seq)
 
-    def _refuse(
-        self, seq: int, header: envelope_pb2.Header | None, reason: str, detail: str
-    ) -> None:
-        fields: dict[str, str | int | list[str] | None] = {
-            "reason": reason,
-            "detail": detail[:1000],
+    def _refuse(self, seq: int, refusal: _Refusal) -> None:
+        fields = refusal.fields(seq)
+        with self.store.write() as w:
+            w.audit("refused", fields)
+            self._set_cursor(w, seq)
+        log.warning(
+            "refused inbox entry %d (%s): %s", seq, fields.get("message_id", "?"), refusal.reason
+        )
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """Why an entry is refused, with its (possibly unverified) header for context."""
+
+    header: envelope_pb2.Header | None
+    reason: str
+    detail: str
+
+    def fields(self, seq: int) -> dict[str, FieldValue]:
+        fields: dict[str, FieldValue] = {
+            "reason": self.reason,
+            "detail": self.detail[:1000],
             "gateway_sequence": seq,
         }
+        header = self.header
         if header is not None:
             fields.update(
                 message_id=header.message_id[:64],
@@ -413,10 +560,64 @@ class Inbound:
                 treaty=f"{header.treaty_id[:128]}@{header.treaty_version}",
                 reference_id=header.reference_id[:64] or None,
             )
-        with self.store.write() as w:
-            w.audit("refused", fields)
-            self._set_cursor(w, seq)
-        log.warning("refused inbox entry %d (%s): %s", seq, fields.get("message_id", "?"), reason)
+        return fields
+
+
+class _Acker:
+    """Acknowledges stored positions to the gateway from its own thread.
+
+    The inbox thread only notes what it committed; this one sends the newest
+    position at once when idle, and then at most every ``interval`` seconds,
+    so a busy inbox costs the gateway one release per interval instead of
+    one per batch. An acknowledgement is a release of storage only: the
+    stream resumes from the cursor in the database, and a reconnect
+    acknowledges that cursor first, so a lost acknowledgement loses nothing.
+    """
+
+    def __init__(self, client: GatewayClient, interval: float) -> None:
+        self._client = client
+        self._interval = interval
+        self._cond = threading.Condition()
+        self._noted = 0
+        self._sent = 0
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="node-inbox-ack", daemon=True)
+        self._thread.start()
+
+    def note(self, sequence: int) -> None:
+        with self._cond:
+            if sequence > self._noted:
+                self._noted = sequence
+                self._cond.notify()
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._cond:
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed.is_set() and self._noted <= self._sent:
+                    self._cond.wait()
+                if self._closed.is_set():
+                    return
+                sequence = self._noted
+            try:
+                self._client.acknowledge(sequence)
+                self._sent = sequence
+            except errors.IntelshareError as exc:
+                if not self._closed.is_set():
+                    log.info("inbox acknowledgement deferred: %s %s", exc.reason, exc.message)
+            except Exception:
+                if not self._closed.is_set():
+                    log.exception("inbox acknowledgement failed")
+            if self._closed.wait(self._interval):
+                return
+
+
+class _Isolate(Exception):
+    """A handler failed inside a batch: roll it back and take the entries one by one."""
 
 
 def _peek_header(envelope: envelope_pb2.Envelope) -> envelope_pb2.Header | None:

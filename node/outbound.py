@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 
 from intelshare import errors
 from intelshare.envelope import (
@@ -46,10 +46,10 @@ from intelshare.envelope import (
     lookup_recipient_keys,
     seal,
 )
-from intelshare.gateway_client import GatewayClient, receipt_from_bytes
+from intelshare.gateway_client import GatewayClient
 from intelshare.keys import AgencyKeys
 from intelshare.treaty import kind_name
-from intelshare.v1 import envelope_pb2
+from intelshare.v1 import envelope_pb2, gateway_service_pb2
 from node import tables as t
 from node.store import Store, Writer, dumps, now_ms
 from node.trust import Trust
@@ -63,8 +63,45 @@ FAILED = "failed"
 #: How often an idle sender looks for rows queued by other processes.
 IDLE_POLL_SECONDS = 1.0
 
+#: How many envelopes the sender has at the gateway at once.
+MAX_IN_FLIGHT = 16
+
 #: Errors after which trying again later may succeed.
 _TRANSIENT = (errors.Unavailable, errors.DirectoryInvalid, errors.Unauthenticated)
+
+
+# Statements built once (the sender runs them for every message).
+_QUEUE_COLUMNS = [c for c in t.outbound.c if c.name != "payload"]  # payload: reseal only
+_SELECT_PENDING = (
+    select(*_QUEUE_COLUMNS)
+    .where(t.outbound.c.state == PENDING)
+    .order_by(t.outbound.c.id)
+    .limit(bindparam("limit"))
+)
+_SELECT_ROW = select(*_QUEUE_COLUMNS).where(t.outbound.c.id == bindparam("row_id"))
+_COUNT_PENDING = select(func.count()).select_from(t.outbound).where(t.outbound.c.state == PENDING)
+_MARK_ACCEPTED = (
+    update(t.outbound)
+    .where(
+        t.outbound.c.id.in_(bindparam("row_ids", expanding=True)),
+        t.outbound.c.state == PENDING,
+    )
+    .values(state=ACCEPTED, accepted_ms=bindparam("at"), last_error=None)
+    .returning(t.outbound.c.id)
+)
+_SET_RECEIPT = (
+    update(t.outbound)
+    .where(t.outbound.c.id == bindparam("row_id"))
+    .values(receipt=bindparam("receipt"))
+)
+_DELIVERIES_ACCEPTED = (
+    update(t.deliveries)
+    .where(
+        t.deliveries.c.view_id.in_(bindparam("views", expanding=True)),
+        t.deliveries.c.accepted_ms.is_(None),
+    )
+    .values(accepted_ms=bindparam("at"))
+)
 
 
 @dataclass(frozen=True)
@@ -270,53 +307,119 @@ class Sender:
 
     def pending_count(self) -> int:
         with self.store.engine.connect() as conn:
-            rows = conn.execute(select(t.outbound.c.id).where(t.outbound.c.state == PENDING)).all()
-        return len(rows)
+            return int(conn.execute(_COUNT_PENDING).scalar_one())
 
     def send_due(self) -> float:
-        """Submit what is due, in order; return how long to wait before the next pass."""
+        """Submit what is due, in order; return how long to wait before the next pass.
+
+        The due rows at the head of the queue go to the gateway together, at
+        most :data:`MAX_IN_FLIGHT` at once and never two of one conversation
+        (alert or case) together, so a message never overtakes an earlier one
+        about the same thing; their acceptances are recorded in one
+        transaction. A row that must wait (backoff after a transient failure)
+        holds back every row behind it.
+        """
         with self.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.outbound)
-                .where(t.outbound.c.state == PENDING)
-                .order_by(t.outbound.c.id)
-                .limit(100)
-            ).all()
+            rows = conn.execute(_SELECT_PENDING, {"limit": 2 * MAX_IN_FLIGHT}).all()
         if not rows:
             # Rows queued by other processes (Celery workers) have no way to
             # wake this thread; a cheap indexed look every second finds them.
             return IDLE_POLL_SECONDS
         now = now_ms()
+        wave: list[Row[Any]] = []
+        conversations: set[str] = set()
+        wait: float | None = None
         for row in rows:
             due: int = row.next_attempt_ms
             if due > now:
                 # Head of line waits: later rows must not overtake it.
-                return max(0.05, (due - now) / 1000)
-            if not self._send_one(row):
-                return 0.05 if self._stop.is_set() else self._backoff_seconds(row.attempts + 1)
-        return 0.0 if len(rows) == 100 else IDLE_POLL_SECONDS
+                wait = max(0.05, (due - now) / 1000)
+                break
+            conversation = row.alert_id or row.case_id or row.message_id
+            if conversation in conversations or len(wave) == MAX_IN_FLIGHT:
+                wait = 0.0
+                break
+            conversations.add(conversation)
+            wave.append(row)
+        if not wave:
+            return IDLE_POLL_SECONDS if wait is None else wait
+        blocked = self._send_wave(wave)
+        if blocked is not None:
+            return 0.05 if self._stop.is_set() else self._backoff_seconds(blocked + 1)
+        if wait is not None:
+            return wait
+        return 0.0 if len(rows) == 2 * MAX_IN_FLIGHT else IDLE_POLL_SECONDS
 
     def _backoff_seconds(self, attempts: int) -> float:
         return float(min(self.max_backoff, 0.25 * 2 ** min(attempts, 16)))
 
+    def _send_wave(self, wave: list[Row[Any]]) -> int | None:
+        """Submit ``wave`` concurrently and settle every row.
+
+        Returns None when all of them left the queue, else the earlier attempt
+        count of the first row that stays (for the backoff).
+        """
+        now = now_ms()
+        live = [r for r in wave if r.expire_ms > now]
+        results = self.client.submit_many(
+            [(envelope_pb2.Envelope.FromString(bytes(r.envelope)), r.message_id) for r in live]
+        )
+        outcome = dict(zip([r.id for r in live], results, strict=True))
+        accepted: list[tuple[Row[Any], gateway_service_pb2.SubmitEnvelopeResponse | None]] = []
+        blocked: int | None = None
+        for r in wave:
+            result = outcome.get(r.id)
+            if result is None:
+                self._fail(r, "EXPIRED", "the message expired before the gateway accepted it")
+            elif isinstance(result, errors.IntelshareError):
+                if not self._settle_error(r, result, accepted) and blocked is None:
+                    blocked = int(r.attempts)
+            else:
+                accepted.append((r, result))
+        if accepted:
+            self._accepted_many(accepted)
+        return blocked
+
     def _send_one(self, r: Row[Any]) -> bool:
-        """True when the row left the queue (accepted or failed for good)."""
-        envelope_bytes: bytes = bytes(r.envelope)
-        message_id: str = r.message_id
-        row_id: int = r.id
-        attempts: int = r.attempts
+        """Submit one row on its own; True when it left the queue (accepted or failed)."""
         if r.expire_ms <= now_ms():
             self._fail(r, "EXPIRED", "the message expired before the gateway accepted it")
             return True
         try:
             response = self.client.submit(
-                envelope_pb2.Envelope.FromString(envelope_bytes), request_id=message_id
+                envelope_pb2.Envelope.FromString(bytes(r.envelope)), request_id=r.message_id
             )
-        except errors.ClockSkew:
+        except errors.IntelshareError as exc:
+            accepted: list[tuple[Row[Any], gateway_service_pb2.SubmitEnvelopeResponse | None]] = []
+            left = self._settle_error(r, exc, accepted)
+            if accepted:
+                self._accepted_many(accepted)
+            return left
+        self._accepted_many([(r, response)])
+        return True
+
+    def _settle_error(
+        self,
+        r: Row[Any],
+        exc: errors.IntelshareError,
+        accepted: list[tuple[Row[Any], gateway_service_pb2.SubmitEnvelopeResponse | None]],
+    ) -> bool:
+        """Act on a failed submit; True when the row left the queue.
+
+        A row the gateway holds already is appended to ``accepted``.
+        """
+        message_id: str = r.message_id
+        row_id: int = r.id
+        attempts: int = r.attempts
+        if isinstance(exc, errors.ClockSkew):
+            with self.store.engine.connect() as conn:
+                payload = conn.execute(
+                    select(t.outbound.c.payload).where(t.outbound.c.id == row_id)
+                ).scalar_one()
             try:
-                fresh = self.sealer.reseal(envelope_bytes, bytes(r.payload))
-            except errors.IntelshareError as exc:
-                self._retry(row_id, attempts, f"{exc.reason}: {exc.message}")
+                fresh = self.sealer.reseal(bytes(r.envelope), bytes(payload))
+            except errors.IntelshareError as reseal_exc:
+                self._retry(row_id, attempts, f"{reseal_exc.reason}: {reseal_exc.message}")
                 return False
             with self.store.write() as w:
                 w.conn.execute(
@@ -330,30 +433,29 @@ class Sender:
                 )
             log.info("message %s resealed after waiting past the clock skew", message_id)
             return self._send_again(row_id)
-        except errors.MessageIdReused:
+        if isinstance(exc, errors.MessageIdReused):
             # An earlier sealing of this very message was accepted and its
             # answer lost; the gateway delivers that one. Same payload.
             log.warning("message %s: gateway holds an earlier sealing; counted as sent", message_id)
-            self._accepted(row_id, message_id, r.kind, None)
+            accepted.append((r, None))
             return True
-        except errors.MessageExpired as exc:
+        if isinstance(exc, errors.MessageExpired):
             self._fail(r, exc.reason, exc.message)
             return True
-        except _TRANSIENT as exc:
+        if isinstance(exc, _TRANSIENT) or exc.grpc_code in (
+            "INTERNAL",
+            "UNKNOWN",
+            "RESOURCE_EXHAUSTED",
+            "ABORTED",
+        ):
             self._retry(row_id, attempts, f"{exc.reason}: {exc.message}")
             return False
-        except errors.IntelshareError as exc:
-            if exc.grpc_code in ("INTERNAL", "UNKNOWN", "RESOURCE_EXHAUSTED", "ABORTED"):
-                self._retry(row_id, attempts, f"{exc.reason}: {exc.message}")
-                return False
-            self._fail(r, exc.reason, exc.message)
-            return True
-        self._accepted(row_id, message_id, r.kind, response.receipt.SerializeToString())
+        self._fail(r, exc.reason, exc.message)
         return True
 
     def _send_again(self, row_id: int) -> bool:
         with self.store.engine.connect() as conn:
-            row = conn.execute(select(t.outbound).where(t.outbound.c.id == row_id)).first()
+            row = conn.execute(_SELECT_ROW, {"row_id": row_id}).first()
         if row is None or row.state != PENDING:
             return True
         return self._send_one(row)
@@ -374,28 +476,37 @@ class Sender:
             self.store.metrics.send_retries.inc()
         log.info("gateway submit deferred (%s); next attempt in %d ms", error[:200], delay_ms)
 
-    def _accepted(self, row_id: int, message_id: str, kind: int, receipt: bytes | None) -> None:
+    def _accepted_many(
+        self, accepted: list[tuple[Row[Any], gateway_service_pb2.SubmitEnvelopeResponse | None]]
+    ) -> None:
+        """Record acceptances (a response, or None for an earlier sealing) in one transaction."""
         at = now_ms()
+        by_id = {int(r.id): (r, response) for r, response in accepted}
         with self.store.write() as w:
-            done = w.conn.execute(
-                update(t.outbound)
-                .where(t.outbound.c.id == row_id, t.outbound.c.state == PENDING)
-                .values(state=ACCEPTED, accepted_ms=at, receipt=receipt, last_error=None)
-            )
-            if not done.rowcount:
-                return
-            if kind == envelope_pb2.MESSAGE_KIND_ALERT:
-                w.conn.execute(
-                    update(t.deliveries)
-                    .where(
-                        t.deliveries.c.view_id == message_id, t.deliveries.c.accepted_ms.is_(None)
-                    )
-                    .values(accepted_ms=at)
-                )
-            log_index = None
-            if receipt:
-                log_index = int(receipt_from_bytes(receipt).log_index)
-            w.audit("submitted", {"message_id": message_id, "gateway_log_index": log_index})
+            done = {
+                int(row_id)
+                for row_id in w.conn.execute(
+                    _MARK_ACCEPTED, {"row_ids": list(by_id), "at": at}
+                ).scalars()
+            }
+            receipts = [
+                {"row_id": row_id, "receipt": response.receipt.SerializeToString()}
+                for row_id in sorted(done)
+                if (response := by_id[row_id][1]) is not None
+            ]
+            if receipts:
+                w.conn.execute(_SET_RECEIPT, receipts)
+            views = [
+                str(by_id[row_id][0].message_id)
+                for row_id in sorted(done)
+                if by_id[row_id][0].kind == envelope_pb2.MESSAGE_KIND_ALERT
+            ]
+            if views:
+                w.conn.execute(_DELIVERIES_ACCEPTED, {"views": views, "at": at})
+            for row_id in sorted(done):
+                r, response = by_id[row_id]
+                log_index = None if response is None else int(response.receipt.log_index)
+                w.audit("submitted", {"message_id": r.message_id, "gateway_log_index": log_index})
 
     def _fail(self, r: Row[Any], reason: str, detail: str) -> None:
         recipients = json.loads(r.recipients)
