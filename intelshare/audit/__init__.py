@@ -48,6 +48,7 @@ from intelshare.audit.log import (
 )
 
 __all__ = [
+    "Appended",
     "AuditLog",
     "FieldValue",
     "VerifyReport",
