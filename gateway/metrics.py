@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import grpc
@@ -241,6 +242,7 @@ def instrument_submit(method: SubmitMethod) -> SubmitMethod:
     def wrapper(self: _Servicer, request: Request, context: grpc.ServicerContext) -> Response:
         metrics = self.s.metrics
         started = time.perf_counter()
+        caller.set(None)
         try:
             response = method(self, request, context)
         except IntelshareError as exc:
@@ -260,7 +262,16 @@ def instrument_submit(method: SubmitMethod) -> SubmitMethod:
     return wrapper
 
 
+#: The calling agency once the servicer identified it (the certificate's
+#: agency, matched against the directory), so that counting a call does not
+#: parse its certificate again. gRPC runs each call in a context of its own.
+caller: ContextVar[str | None] = ContextVar("gateway_caller", default=None)
+
+
 def _peer(context: grpc.ServicerContext) -> str:
+    known = caller.get()
+    if known is not None:
+        return agency_label(known)
     try:
         return agency_label(peer_agency_id(context))
     except Exception:

@@ -61,7 +61,10 @@ def open_audit(config: GatewayConfig, engine_url: str | None = None) -> AuditLog
 
 def start(config: GatewayConfig) -> RunningGateway:
     """Migrate the database, load trust material and start serving."""
-    engine = make_engine(config.database_url)
+    # No ping before each use of a pooled connection (a round trip per
+    # transaction): the store runs a transaction again on a new connection
+    # when the server had dropped the old one.
+    engine = make_engine(config.database_url, pool_pre_ping=False)
     migrate.upgrade(engine, MIGRATIONS)
     key = load_signing_key(config.signing_key)
     load_tls_key(config.tls_key)  # refuse a loose or wrong key before grpc reads it

@@ -6,15 +6,16 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2  # noqa: F401  (kept for reflection of well-known types)
 
 from gateway.admission import TreatyBook, admit
 from gateway.config import GatewayConfig
-from gateway.metrics import GatewayMetrics, instrument_submit
+from gateway.metrics import GatewayMetrics, caller, instrument_submit
 from gateway.store import Accepted, GatewayStore, InboxRow
 from intelshare import errors
 from intelshare.audit.log import AuditLog
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 INBOX_BATCH = 256
 #: Sent entries recorded as delivered (and audited) per transaction, at most.
 DELIVERY_BATCH = 128
+#: How often the maintenance thread looks for other replicas' publications.
+BACKGROUND_TICK = 0.25
+#: Client certificates remembered (then forgotten all at once).
+MAX_KNOWN_PEERS = 4096
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 DIRECTORY_TOPIC = "gateway:directory"
@@ -79,6 +84,8 @@ class GatewayState:
         self.treaties = TreatyBook()
         self._directory: TrustedDirectory | None = None
         self._lock = threading.Lock()
+        #: peer certificate (PEM) -> (directory, agency id) it was matched in
+        self._peers: dict[bytes, tuple[TrustedDirectory, str]] = {}
         #: last seen modification time of the configured directory file
         self.directory_file_mtime: int | None = None
 
@@ -125,15 +132,43 @@ class GatewayState:
     # --- peers ----------------------------------------------------------
 
     def peer_agency(self, context: grpc.ServicerContext) -> str:
-        """The calling agency: CA-vouched name *and* published fingerprint."""
-        named = peer_agency_id(context)
-        pem = peer_certificate_pem(context)
+        """The calling agency: CA-vouched name *and* published fingerprint.
+
+        Remembered per certificate for the directory in use (a node keeps its
+        certificate across calls), so a call parses no certificate; a new
+        directory starts afresh, and an expired one is refused as before.
+        """
+        auth = _Auth(context.auth_context())
+        pem = peer_certificate_pem(auth)
+        directory = self.directory
+        if pem is not None:
+            known = self._peers.get(pem)
+            if known is not None and known[0] is directory and directory.is_fresh():
+                caller.set(known[1])
+                return known[1]
+        named = peer_agency_id(auth)
         if named is None or pem is None:
             raise errors.Unauthenticated("a client certificate naming an agency is required")
-        agency = self.directory.agency_for_certificate(pem, require_active=False)
+        agency = directory.agency_for_certificate(pem, require_active=False)
         if agency.agency_id != named:
             raise errors.Unauthenticated("the peer certificate does not match the directory")
+        if len(self._peers) >= MAX_KNOWN_PEERS:
+            self._peers.clear()
+        self._peers[pem] = (directory, agency.agency_id)
+        caller.set(agency.agency_id)
         return agency.agency_id
+
+
+class _Auth:
+    """One call's auth context, read from gRPC once."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: Mapping[str, Any]) -> None:
+        self._ctx = ctx
+
+    def auth_context(self) -> Mapping[str, Any]:
+        return self._ctx
 
 
 class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
@@ -248,7 +283,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                 treaty=f"{header.treaty_id[:128]}@{header.treaty_version}",
             )
         try:
-            self.s.audit.record("refused", fields)
+            self.s.store.record("refused", fields)
         except Exception:
             log.exception("could not audit a refusal")
         log.info("refused submission: %s (%s)", exc.reason, fields.get("message_id", "?"))
@@ -301,7 +336,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                         self._record_delivery(agency, sent)
                         sent = []
                     continue
-                if not s.hub.wait(topic, generation, heartbeat):
+                if not s.hub.wait(topic, generation, heartbeat) and context.is_active():
                     head, _ = s.store.position(agency)
                     yield gateway_service_pb2.StreamInboxResponse(
                         heartbeat=gateway_service_pb2.Heartbeat(head_sequence=head)
@@ -344,7 +379,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         signed = request.directory.SerializeToString()
         trusted = s.install_directory(signed)
         s.store.save_directory(trusted.version, trusted.signed_bytes, _ms(s.clock()))
-        s.audit.record("directory_published", {"version": trusted.version})
+        s.store.record("directory_published", {"version": trusted.version})
         s.hub.notify(DIRECTORY_TOPIC)
         return gateway_service_pb2.PublishDirectoryResponse(version=s.directory.version)
 
@@ -401,7 +436,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             )
         s.store.save_treaty(doc.treaty.id, doc.treaty.version, doc.to_bytes(), _ms(now))
         s.treaties.put(doc)
-        s.audit.record(
+        s.store.record(
             "treaty_published",
             {
                 "treaty": f"{doc.treaty.id}@{doc.treaty.version}",
@@ -472,7 +507,7 @@ def _pick_up_directory_file(state: GatewayState) -> None:
         trusted = state.install_directory(data)
         if trusted.version > current:
             state.store.save_directory(trusted.version, trusted.signed_bytes, _ms(state.clock()))
-            state.audit.record("directory_published", {"version": trusted.version})
+            state.store.record("directory_published", {"version": trusted.version})
             state.hub.notify(DIRECTORY_TOPIC)
             log.info("serving directory version %d from %s", trusted.version, path)
     except errors.IntelshareError as exc:
@@ -504,4 +539,6 @@ def background_loop(state: GatewayState, stop: threading.Event) -> None:
                 state.reload()
             except Exception:
                 log.exception("reload failed")
-        state.hub.wait(DIRECTORY_TOPIC, d, 1.0)
+        # Polled rather than woken: the hub wakes its waiters on every topic,
+        # and this thread would otherwise be woken by every accepted envelope.
+        stop.wait(BACKGROUND_TICK)

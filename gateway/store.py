@@ -22,7 +22,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import (
@@ -200,7 +200,8 @@ WHERE m.message_id = u.mid
 
 # On SQLite the first write takes the database write lock (pysqlite begins
 # lazily, before it), so counting the new messages in the allocating upsert
-# sees every committed message and no other writer until commit.
+# sees every committed message and no other writer until commit. It also
+# counts the messages already stored (rarely any), whose receipts are then read.
 _SQLITE_ALLOCATE = """
 INSERT INTO gw_queues (agency_id, last_sequence, acked_sequence)
 SELECT json_extract(value, '$[1]') AS agency, count(*), 0 FROM json_each(:pairs)
@@ -209,7 +210,9 @@ WHERE NOT EXISTS (
 )
 GROUP BY agency
 ON CONFLICT (agency_id) DO UPDATE SET last_sequence = last_sequence + excluded.last_sequence
-RETURNING agency_id, last_sequence
+RETURNING agency_id, last_sequence, (
+    SELECT count(*) FROM gw_messages WHERE message_id IN (SELECT value FROM json_each(:ids))
+)
 """
 
 _SQLITE_EXISTING = """
@@ -273,7 +276,7 @@ RETURNING acked_sequence
 
 _RELEASE = """
 DELETE FROM gw_inbox WHERE agency_id = %(agency)s AND sequence <= %(seq)s
-RETURNING sequence, message_id
+RETURNING sequence, message_id, delivered_ms
 """
 
 _EXPIRE = """
@@ -351,6 +354,26 @@ def _insert_ignore(conn: Connection, table: Table, values: dict[str, object]) ->
     conn.execute(stmt)
 
 
+X = TypeVar("X")
+
+
+def _reconnecting(work: Callable[[], X]) -> X:
+    """``work()``, once more if the database had dropped the connection it used.
+
+    The engine does not ping a pooled connection before each use (a round
+    trip per transaction); a connection the server closed meanwhile (a
+    restart) fails its first statement instead, which invalidates the pool,
+    and the second attempt runs on a new connection. Every transaction here
+    is safe to run again: it either committed nothing or is idempotent.
+    """
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return work()
+
+
 def _timestamp(ms: int) -> Timestamp:
     return Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
 
@@ -374,6 +397,10 @@ class GatewayStore:
             raise ConfigError(f"the gateway runs on PostgreSQL or SQLite, not {name}")
         self._pg = name == "postgresql"
         self._sql = _PG if self._pg else _SQLITE
+        # Single reads need no transaction: on PostgreSQL that spares a
+        # BEGIN and a ROLLBACK round trip each (pysqlite begins before
+        # writes only, so SQLite reads never had them).
+        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT") if self._pg else engine
         self._group: GroupCommit[Submission, Outcome] = GroupCommit(
             self.accept_many, max_group=max_group
         )
@@ -381,8 +408,7 @@ class GatewayStore:
     # --- messages -------------------------------------------------------
 
     def find_message(self, message_id: str) -> StoredMessage | None:
-        with self.engine.connect() as conn:
-            row = conn.exec_driver_sql(self._sql.find_message, {"mid": message_id}).first()
+        row = _reconnecting(lambda: self._read_one(self._sql.find_message, {"mid": message_id}))
         if row is None:
             return None
         return StoredMessage(row[0], bytes(row[1]), int(row[2]), bytes(row[3]))
@@ -544,15 +570,21 @@ class GatewayStore:
 
     def _accept_sqlite(self, subs: Sequence[Submission]) -> dict[str, Outcome]:
         pairs = json.dumps([[s.message_id, a] for s in subs for a in s.recipients])
+        ids = json.dumps([s.message_id for s in subs])
         outcomes: dict[str, Outcome] = {}
         with self.engine.begin() as conn:
-            last = {
-                str(a): int(n) for a, n in conn.exec_driver_sql(_SQLITE_ALLOCATE, {"pairs": pairs})
-            }
-            for mid, index, sha, receipt in conn.exec_driver_sql(
-                _SQLITE_EXISTING, {"ids": json.dumps([s.message_id for s in subs])}
+            last: dict[str, int] = {}
+            stored = 0
+            for agency, seq, known in conn.exec_driver_sql(
+                _SQLITE_ALLOCATE, {"pairs": pairs, "ids": ids}
             ):
-                outcomes[mid] = StoredMessage(mid, bytes(sha), int(index), bytes(receipt))
+                last[str(agency)] = int(seq)
+                stored = int(known)
+            if stored or not last:  # some (or all) were stored before
+                for mid, index, sha, receipt in conn.exec_driver_sql(
+                    _SQLITE_EXISTING, {"ids": ids}
+                ):
+                    outcomes[mid] = StoredMessage(mid, bytes(sha), int(index), bytes(receipt))
             fresh = [s for s in subs if s.message_id not in outcomes]
             if not fresh:
                 return outcomes
@@ -614,17 +646,22 @@ class GatewayStore:
 
     def position(self, agency: str) -> tuple[int, int]:
         """(last allocated sequence, acknowledged floor) of ``agency``'s queue."""
-        with self.engine.connect() as conn:
-            row = conn.exec_driver_sql(self._sql.position, {"agency": agency}).first()
+        row = _reconnecting(lambda: self._read_one(self._sql.position, {"agency": agency}))
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    def _read_one(self, sql: str, params: Mapping[str, object]) -> Sequence[Any] | None:
+        with self._reads.connect() as conn:
+            return conn.exec_driver_sql(sql, params).first()
 
     def read_inbox(self, agency: str, after: int, limit: int, now_ms: int) -> list[InboxRow]:
         """Unexpired entries after ``after``, in order, with their envelopes."""
-        with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(
-                self._sql.read_inbox,
-                {"agency": agency, "after": after, "now": now_ms, "limit": limit},
-            ).all()
+        params = {"agency": agency, "after": after, "now": now_ms, "limit": limit}
+
+        def read() -> Sequence[Sequence[Any]]:
+            with self._reads.connect() as conn:
+                return conn.exec_driver_sql(self._sql.read_inbox, params).all()
+
+        rows = _reconnecting(read)
         return [
             InboxRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), r[4] is not None, int(r[5]))
             for r in rows
@@ -642,6 +679,9 @@ class GatewayStore:
         fresh = [r.sequence for r in rows if not r.delivered]
         if not fresh:
             return []
+        return _reconnecting(lambda: self._mark(agency, fresh, now_ms))
+
+    def _mark(self, agency: str, fresh: list[int], now_ms: int) -> list[int]:
         with self.engine.begin() as conn:
             marked = sorted(
                 (int(q), str(m))
@@ -666,6 +706,9 @@ class GatewayStore:
         nothing. A position beyond what was allocated is clamped to it, so
         a confused client cannot release entries that do not exist yet.
         """
+        return _reconnecting(lambda: self._acknowledge(agency, sequence))
+
+    def _acknowledge(self, agency: str, sequence: int) -> int:
         sql = self._sql
         with self.engine.begin() as conn:
             raised = conn.exec_driver_sql(
@@ -676,21 +719,31 @@ class GatewayStore:
                 return 0 if row is None else int(row[1])
             target = int(raised[0])
             released = sorted(
-                (int(q), str(m))
-                for q, m in conn.exec_driver_sql(sql.release, {"agency": agency, "seq": target})
+                (int(q), str(m), d is not None)
+                for q, m, d in conn.exec_driver_sql(sql.release, {"agency": agency, "seq": target})
             )
-            self._drop_orphans(conn, [m for _, m in released])
-            self.audit.append_many(
-                conn,
-                [
-                    ("acknowledged", {"message_id": m, "recipient": agency, "sequence": q})
-                    for q, m in released
-                ],
-            )
+            self._drop_orphans(conn, [m for _, m, _ in released])
+            entries: list[tuple[str, Mapping[str, FieldValue]]] = []
+            for q, m, recorded in released:
+                fields: dict[str, FieldValue] = {
+                    "message_id": m,
+                    "recipient": agency,
+                    "sequence": q,
+                }
+                if not recorded:
+                    # Sent, and acknowledged before the stream recorded it
+                    # (it records once gRPC has sent an entry, which the node
+                    # may already hold): the acknowledgement proves delivery.
+                    entries.append(("delivered", {**fields, "via": "acknowledgement"}))
+                entries.append(("acknowledged", fields))
+            self.audit.append_many(conn, entries)
         return target
 
     def purge_expired(self, now_ms: int) -> int:
         """Drop expired queue entries and messages no queue refers to any more."""
+        return _reconnecting(lambda: self._purge(now_ms))
+
+    def _purge(self, now_ms: int) -> int:
         with self.engine.begin() as conn:
             expired = sorted(
                 (str(a), int(q), str(m))
@@ -715,46 +768,63 @@ class GatewayStore:
     # --- directory and treaties --------------------------------------
 
     def latest_directory(self) -> bytes | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(directories.c.signed).order_by(directories.c.version.desc()).limit(1)
-            ).first()
-        return None if row is None else bytes(row[0])
+        def read() -> bytes | None:
+            with self._reads.connect() as conn:
+                row = conn.execute(
+                    select(directories.c.signed).order_by(directories.c.version.desc()).limit(1)
+                ).first()
+            return None if row is None else bytes(row[0])
+
+        return _reconnecting(read)
 
     def save_directory(self, version: int, signed: bytes, now_ms: int) -> None:
-        with self.engine.begin() as conn:
-            _insert_ignore(
-                conn, directories, {"version": version, "signed": signed, "publish_ms": now_ms}
-            )
+        def save() -> None:
+            with self.engine.begin() as conn:
+                _insert_ignore(
+                    conn, directories, {"version": version, "signed": signed, "publish_ms": now_ms}
+                )
+
+        _reconnecting(save)
 
     def save_treaty(self, treaty_id: str, version: int, signed: bytes, now_ms: int) -> None:
         """Store a treaty version; a later, better-signed copy replaces it."""
-        with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(treaties)
-                .where(treaties.c.treaty_id == treaty_id, treaties.c.version == version)
-                .values(signed=signed, publish_ms=now_ms)
-            ).rowcount
-            if not changed:
-                _insert_ignore(
-                    conn,
-                    treaties,
-                    {
-                        "treaty_id": treaty_id,
-                        "version": version,
-                        "signed": signed,
-                        "publish_ms": now_ms,
-                    },
-                )
+
+        def save() -> None:
+            with self.engine.begin() as conn:
+                changed = conn.execute(
+                    update(treaties)
+                    .where(treaties.c.treaty_id == treaty_id, treaties.c.version == version)
+                    .values(signed=signed, publish_ms=now_ms)
+                ).rowcount
+                if not changed:
+                    _insert_ignore(
+                        conn,
+                        treaties,
+                        {
+                            "treaty_id": treaty_id,
+                            "version": version,
+                            "signed": signed,
+                            "publish_ms": now_ms,
+                        },
+                    )
+
+        _reconnecting(save)
 
     def all_treaties(self) -> list[tuple[str, int, bytes]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(treaties.c.treaty_id, treaties.c.version, treaties.c.signed).order_by(
-                    treaties.c.treaty_id, treaties.c.version
-                )
-            ).all()
-        return [(r[0], int(r[1]), bytes(r[2])) for r in rows]
+        def read() -> list[tuple[str, int, bytes]]:
+            with self._reads.connect() as conn:
+                rows = conn.execute(
+                    select(treaties.c.treaty_id, treaties.c.version, treaties.c.signed).order_by(
+                        treaties.c.treaty_id, treaties.c.version
+                    )
+                ).all()
+            return [(r[0], int(r[1]), bytes(r[2])) for r in rows]
+
+        return _reconnecting(read)
+
+    def record(self, event: str, fields: Mapping[str, FieldValue]) -> int:
+        """An audit entry in a transaction of its own (refusals, publications)."""
+        return _reconnecting(lambda: self.audit.record(event, fields))
 
 
 def _assign(fresh: Sequence[Submission], last: Mapping[str, int]) -> list[dict[str, int]]:
