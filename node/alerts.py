@@ -53,7 +53,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
-from sqlalchemy import Connection, Row, and_, delete, exists, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from intelshare import errors
 from intelshare.treaty import (
@@ -928,30 +940,31 @@ class Alerts:
         alert_id = h.message_id
         recipients = [{"agency_id": r, "treaty_id": h.treaty_id} for r in h.recipients]
         w.conn.execute(
-            insert(t.alerts).values(
-                alert_id=alert_id,
-                direction=RECEIVED,
-                origin_agency=h.sender,
-                kind=str(record.get("kind", "")),
-                urgency=str(record.get("urgency", "")),
-                treaty_id=h.treaty_id,
-                treaty_version=h.treaty_version,
-                categories=dumps(sorted(h.categories)),
-                recipients=dumps(recipients),
-                handling=int(h.handling),
-                tlp=int(h.tlp),
-                record=dumps(record),
-                revision=1,
-                state=ACTIVE,
-                create_ms=inc.create_ms,
-                update_ms=inc.received_ms,
-                expire_ms=inc.expire_ms,
-                expired_noted=False,
-                message_id=alert_id,
-                received_ms=inc.received_ms,
-                retain_until_ms=inc.retain_until_ms,
-                last_change_ms=inc.create_ms,
-            )
+            _INSERT_ALERT,
+            {
+                "alert_id": alert_id,
+                "direction": RECEIVED,
+                "origin_agency": h.sender,
+                "kind": str(record.get("kind", "")),
+                "urgency": str(record.get("urgency", "")),
+                "treaty_id": h.treaty_id,
+                "treaty_version": h.treaty_version,
+                "categories": dumps(sorted(h.categories)),
+                "recipients": dumps(recipients),
+                "handling": int(h.handling),
+                "tlp": int(h.tlp),
+                "record": dumps(record),
+                "revision": 1,
+                "state": ACTIVE,
+                "create_ms": inc.create_ms,
+                "update_ms": inc.received_ms,
+                "expire_ms": inc.expire_ms,
+                "expired_noted": False,
+                "message_id": alert_id,
+                "received_ms": inc.received_ms,
+                "retain_until_ms": inc.retain_until_ms,
+                "last_change_ms": inc.create_ms,
+            },
         )
         w.event("alert.received", alert_id=alert_id, agency_id=h.sender)
         self._send_receipt(w, inc, alert_id)
@@ -1044,11 +1057,19 @@ class Alerts:
     def on_control(self, w: Writer, inc: Incoming) -> Stored:
         """Receipt, acknowledgement or hit report from a recipient of our alert."""
         h = inc.header
-        d = w.conn.execute(
-            select(t.deliveries).where(
-                t.deliveries.c.view_id == h.reference_id, t.deliveries.c.agency_id == h.sender
-            )
-        ).first()
+        at = inc.received_ms
+        if h.kind == envelope_pb2.MESSAGE_KIND_RECEIPT:
+            # The common case in one statement: the first receipt for a delivery
+            # that exists under this treaty. Anything else (a repeated receipt,
+            # an unknown reference, another treaty) takes the general path.
+            delivered = w.conn.execute(
+                _MARK_DELIVERED,
+                {"ref": h.reference_id, "sender": h.sender, "treaty": h.treaty_id, "at": at},
+            ).first()
+            if delivered is not None:
+                w.event("alert.delivered", alert_id=delivered.alert_id, agency_id=h.sender)
+                return Stored(alert_id=delivered.alert_id)
+        d = w.conn.execute(_DELIVERY_BY_VIEW, {"ref": h.reference_id, "sender": h.sender}).first()
         if d is None:
             raise Refused(
                 "REFERENCE_UNKNOWN",
@@ -1059,15 +1080,14 @@ class Alerts:
                 "REFERENCE_MISMATCH",
                 f"alert {h.reference_id} was shared under {d.treaty_id}, not {h.treaty_id}",
             )
-        at = inc.received_ms
-        where = and_(t.deliveries.c.alert_id == d.alert_id, t.deliveries.c.agency_id == h.sender)
+        key = {"b_alert_id": d.alert_id, "b_agency_id": h.sender, "at": at}
         first_delivery = d.delivered_ms is None
         if first_delivery:
-            w.conn.execute(update(t.deliveries).where(where).values(delivered_ms=at))
+            w.conn.execute(_SET_DELIVERED, key)
             w.event("alert.delivered", alert_id=d.alert_id, agency_id=h.sender)
         if h.kind == envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT:
             if d.acknowledged_ms is None:
-                w.conn.execute(update(t.deliveries).where(where).values(acknowledged_ms=at))
+                w.conn.execute(_SET_ACKNOWLEDGED, key)
                 w.event("alert.acknowledged", alert_id=d.alert_id, agency_id=h.sender)
         elif h.kind == envelope_pb2.MESSAGE_KIND_HIT_REPORT:
             record = _parse_record(inc.payload)
@@ -1080,9 +1100,9 @@ class Alerts:
                     found_ms = rec.rfc3339_to_ms(str(record["found_at"]))
                 except ValueError:
                     raise Refused("MALFORMED", "found_at is not an RFC 3339 time") from None
-            for key in ("place", "found"):
-                if key in record and not isinstance(record[key], str):
-                    raise Refused("MALFORMED", f"{key} is not a string")
+            for k in ("place", "found"):
+                if k in record and not isinstance(record[k], str):
+                    raise Refused("MALFORMED", f"{k} is not a string")
             w.conn.execute(
                 insert(t.hits).values(
                     hit_id=str(uuid.uuid4()),
@@ -1097,11 +1117,7 @@ class Alerts:
                     retain_until_ms=inc.retain_until_ms,
                 )
             )
-            w.conn.execute(
-                update(t.deliveries)
-                .where(where)
-                .values(hit_count=t.deliveries.c.hit_count + 1, last_hit_ms=inc.create_ms)
-            )
+            w.conn.execute(_COUNT_HIT, {**key, "at": inc.create_ms})
             w.event("alert.hit_reported", alert_id=d.alert_id, agency_id=h.sender)
         return Stored(alert_id=d.alert_id)
 
@@ -1267,6 +1283,33 @@ _KIND_NAMES = {
 _INSERT_ALERT = insert(t.alerts)
 _INSERT_VIEW = insert(t.views)
 _INSERT_DELIVERIES = insert(t.deliveries)
+
+_d = t.deliveries
+_MARK_DELIVERED = (
+    update(_d)
+    .where(
+        _d.c.view_id == bindparam("ref"),
+        _d.c.agency_id == bindparam("sender"),
+        _d.c.treaty_id == bindparam("treaty"),
+        _d.c.delivered_ms.is_(None),
+    )
+    .values(delivered_ms=bindparam("at"))
+    .returning(_d.c.alert_id)
+)
+_DELIVERY_BY_VIEW = select(_d).where(
+    _d.c.view_id == bindparam("ref"), _d.c.agency_id == bindparam("sender")
+)
+_DELIVERY_KEY = (
+    _d.c.alert_id == bindparam("b_alert_id"),
+    _d.c.agency_id == bindparam("b_agency_id"),
+)
+_SET_DELIVERED = update(_d).where(*_DELIVERY_KEY).values(delivered_ms=bindparam("at"))
+_SET_ACKNOWLEDGED = update(_d).where(*_DELIVERY_KEY).values(acknowledged_ms=bindparam("at"))
+_COUNT_HIT = (
+    update(_d)
+    .where(*_DELIVERY_KEY)
+    .values(hit_count=_d.c.hit_count + 1, last_hit_ms=bindparam("at"))
+)
 
 #: columns of a new row that its INSERT leaves to their defaults (NULL)
 _ALERT_DEFAULTS: dict[str, Any] = {
