@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from intelshare import errors
@@ -260,7 +260,9 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):
         filtered = bool(request.kind or request.urgency or request.treaty_id)
         while context.is_active():
             generation = self.hub.generation(EVENTS_TOPIC)
-            events = self.store.events_after(cursor, WATCH_BATCH, alert_only=True)
+            # Events this process just committed come from memory (see
+            # Store.feed_after); the database is read for anything else.
+            events = self.store.feed_after(cursor, WATCH_BATCH, alert_only=True)
             if events:
                 # Access is checked again for every batch of events, not only
                 # when the stream opened: an officer disabled mid-stream sees
@@ -270,18 +272,7 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):
                 if filtered:
                     ids = list({e.alert_id for e in events if e.alert_id})
                     with self.store.engine.connect() as conn:
-                        rows = {
-                            r.alert_id: r
-                            for r in conn.execute(
-                                select(
-                                    t.alerts.c.alert_id,
-                                    t.alerts.c.kind,
-                                    t.alerts.c.urgency,
-                                    t.alerts.c.treaty_id,
-                                    t.alerts.c.recipients,
-                                ).where(t.alerts.c.alert_id.in_(ids))
-                            )
-                        }
+                        rows = {r.alert_id: r for r in conn.execute(_FILTER_ROWS, {"ids": ids})}
                 for e in events:
                     cursor = e.seq
                     if filtered:
@@ -303,6 +294,15 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):
                 yield alert_service_pb2.WatchAlertsResponse(
                     heartbeat=alert_service_pb2.WatchHeartbeat(head_cursor=self.store.head_seq())
                 )
+
+
+_FILTER_ROWS = select(
+    t.alerts.c.alert_id,
+    t.alerts.c.kind,
+    t.alerts.c.urgency,
+    t.alerts.c.treaty_id,
+    t.alerts.c.recipients,
+).where(t.alerts.c.alert_id.in_(bindparam("ids", expanding=True)))
 
 
 def _matches(row: object, request: alert_service_pb2.WatchAlertsRequest) -> bool:
