@@ -50,6 +50,7 @@ class RunningGateway:
         self.state.hub.close()
         for t in self._threads:
             t.join(timeout=3)
+        self.state.close()
         self.state.store.engine.dispose()
 
 

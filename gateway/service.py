@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,8 +38,10 @@ log = logging.getLogger(__name__)
 
 #: Inbox entries read per query.
 INBOX_BATCH = 256
-#: Sent entries recorded as delivered (and audited) per transaction, at most.
+#: Sent entries that start a delivery record (when none is running).
 DELIVERY_BATCH = 128
+#: Threads for database work beside the request threads.
+BACKGROUND_WORKERS = 8
 #: How often the maintenance thread looks for other replicas' publications.
 BACKGROUND_TICK = 0.25
 #: Client certificates remembered (then forgotten all at once).
@@ -84,10 +87,19 @@ class GatewayState:
         self.treaties = TreatyBook()
         self._directory: TrustedDirectory | None = None
         self._lock = threading.Lock()
+        #: database work done beside the request threads (inbox read-ahead,
+        #: delivery records); shut down by :meth:`close`
+        self.pool = ThreadPoolExecutor(
+            max_workers=BACKGROUND_WORKERS, thread_name_prefix="gateway-db"
+        )
         #: peer certificate (PEM) -> (directory, agency id) it was matched in
         self._peers: dict[bytes, tuple[TrustedDirectory, str]] = {}
         #: last seen modification time of the configured directory file
         self.directory_file_mtime: int | None = None
+
+    def close(self) -> None:
+        """Finish the background work (after the server stopped)."""
+        self.pool.shutdown(wait=True, cancel_futures=False)
 
     # --- directory ------------------------------------------------------
 
@@ -169,6 +181,69 @@ class _Auth:
 
     def auth_context(self) -> Mapping[str, Any]:
         return self._ctx
+
+
+class _Deliveries:
+    """Entries one stream sent, recorded as delivered (and audited) in the background.
+
+    One transaction at a time per stream, each taking everything sent since
+    the previous one started, so the stream never waits for the database
+    to record; :meth:`close` waits for the last one and records the rest,
+    however the stream ends. A failed transaction's entries are tried
+    again with the next.
+    """
+
+    def __init__(self, state: GatewayState, agency: str) -> None:
+        self._state = state
+        self._agency = agency
+        self._rows: list[InboxRow] = []
+        self._running: Future[list[InboxRow]] | None = None
+
+    def sent(self, row: InboxRow) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= DELIVERY_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Start recording what was sent, unless a transaction is still running."""
+        if not self._rows or (self._running is not None and not self._running.done()):
+            return
+        self._collect()
+        rows, self._rows = self._rows, []
+        self._running = self._state.pool.submit(self._record, rows)
+
+    def close(self) -> None:
+        if self._running is not None:
+            wait([self._running])
+            self._collect()
+        if self._rows:
+            rows, self._rows = self._rows, []
+            self._rows = self._record(rows)
+            if self._rows:
+                log.error(
+                    "%d entries sent to %s are not recorded as delivered",
+                    len(self._rows),
+                    self._agency,
+                )
+
+    def _collect(self) -> None:
+        """Take back the entries of a finished transaction that failed."""
+        if self._running is not None:
+            failed = self._running.result()
+            self._running = None
+            self._rows[:0] = failed
+
+    def _record(self, rows: list[InboxRow]) -> list[InboxRow]:
+        """Record ``rows``; returns them if that failed (logged), else nothing."""
+        s = self._state
+        try:
+            now_ms = _ms(s.clock())
+            fresh = s.store.mark_delivered(self._agency, rows, now_ms)
+            s.metrics.delivered(self._agency, rows, fresh, now_ms)
+        except Exception:
+            log.exception("could not record %d deliveries to %s", len(rows), self._agency)
+            return rows
+        return []
 
 
 class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
@@ -314,27 +389,39 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         topic = inbox_topic(agency)
         heartbeat = s.config.heartbeat_seconds
         s.metrics.stream_opened(agency, context)
-        # Entries gRPC took (it asks for the next one once a message is sent)
-        # and not yet recorded as delivered. Recorded in batches, and what is
-        # left when the stream ends however it ends (client gone, error,
-        # shutdown); never an entry that was read but not sent.
-        sent: list[InboxRow] = []
+        # The database works while gRPC sends: the next batch is read ahead
+        # when this one was full, and what was sent is recorded in the
+        # background (see _Deliveries) — never an entry read but not sent.
+        deliveries = _Deliveries(s, agency)
+        ahead: tuple[int, Future[list[InboxRow]]] | None = None
         try:
             while context.is_active():
-                generation = s.hub.generation(topic)
-                rows = s.store.read_inbox(agency, cursor, INBOX_BATCH, _ms(s.clock()))
+                if ahead is not None:
+                    (generation, pending), ahead = ahead, None
+                    rows = pending.result()
+                else:
+                    generation = s.hub.generation(topic)
+                    rows = s.store.read_inbox(agency, cursor, INBOX_BATCH, _ms(s.clock()))
                 if rows:
+                    if len(rows) == INBOX_BATCH:
+                        # The generation before the read, as for any read.
+                        ahead = (
+                            s.hub.generation(topic),
+                            s.pool.submit(
+                                s.store.read_inbox,
+                                agency,
+                                rows[-1].sequence,
+                                INBOX_BATCH,
+                                _ms(s.clock()),
+                            ),
+                        )
                     for row in rows:
                         yield _inbox_entry(row)
+                        # gRPC asks for the next message once it sent this one.
                         cursor = row.sequence
                         if not row.delivered:
-                            sent.append(row)
-                            if len(sent) >= DELIVERY_BATCH:
-                                self._record_delivery(agency, sent)
-                                sent = []
-                    if sent:
-                        self._record_delivery(agency, sent)
-                        sent = []
+                            deliveries.sent(row)
+                    deliveries.flush()
                     continue
                 if not s.hub.wait(topic, generation, heartbeat) and context.is_active():
                     head, _ = s.store.position(agency)
@@ -342,18 +429,9 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                         heartbeat=gateway_service_pb2.Heartbeat(head_sequence=head)
                     )
         finally:
-            if sent:
-                try:
-                    self._record_delivery(agency, sent)
-                except Exception:
-                    log.exception("could not record %d deliveries to %s", len(sent), agency)
-
-    def _record_delivery(self, agency: str, rows: list[InboxRow]) -> None:
-        """Mark ``rows`` delivered (audited), observing the lag of first deliveries."""
-        s = self.s
-        now_ms = _ms(s.clock())
-        fresh = s.store.mark_delivered(agency, rows, now_ms)
-        s.metrics.delivered(agency, rows, fresh, now_ms)
+            if ahead is not None:
+                ahead[1].cancel()
+            deliveries.close()
 
     @translate_errors
     def AcknowledgeInbox(
