@@ -11,12 +11,11 @@ from __future__ import annotations
 import queue
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import TypeVar, cast
 
 import grpc
 
-from intelshare.errors import IntelshareError
 from intelshare.grpc_errors import from_rpc_error
 from intelshare.grpc_server import CLIENT_KEEPALIVE_OPTIONS, message_size_options
 from intelshare.v1 import (
@@ -94,34 +93,6 @@ class GatewayClient:
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
-    def submit_many(
-        self, envelopes: Sequence[tuple[envelope_pb2.Envelope, str]]
-    ) -> list[gateway_service_pb2.SubmitEnvelopeResponse | IntelshareError]:
-        """Submit ``(envelope, request_id)`` pairs concurrently on this channel.
-
-        All calls are in flight at once (one HTTP/2 stream each); the answer
-        is, per envelope and in the same order, its response or the project
-        exception its failure translates to. The gateway may accept them in
-        any order: callers submit together only envelopes whose relative
-        order does not matter.
-        """
-        futures = [
-            self.stub.SubmitEnvelope.future(
-                gateway_service_pb2.SubmitEnvelopeRequest(
-                    request_id=request_id or str(uuid.uuid4()), envelope=envelope
-                ),
-                timeout=self.timeout,
-            )
-            for envelope, request_id in envelopes
-        ]
-        out: list[gateway_service_pb2.SubmitEnvelopeResponse | IntelshareError] = []
-        for future in futures:
-            try:
-                out.append(future.result())
-            except grpc.RpcError as err:
-                out.append(from_rpc_error(err))
-        return out
-
     def stream_inbox(
         self, after_sequence: int
     ) -> Iterator[gateway_service_pb2.StreamInboxResponse]:
@@ -140,7 +111,7 @@ class GatewayClient:
 
     def stream_inbox_batches(
         self, after_sequence: int, max_batch: int = 64
-    ) -> Iterator[list[gateway_service_pb2.StreamInboxResponse]]:
+    ) -> Generator[list[gateway_service_pb2.StreamInboxResponse], None, None]:
         """Like :meth:`stream_inbox`, in lists of what has already arrived.
 
         A reader thread takes items off the stream as soon as they come; each

@@ -8,15 +8,22 @@ itself. The officer's call succeeds as soon as that transaction commits,
 whether or not the gateway is reachable: the record and the promise to
 deliver it are durable together.
 
-The :class:`Sender` thread submits pending rows in queue order. The gateway
-is idempotent on message id (same envelope again → the first receipt), so
-a row whose submission succeeded but whose acceptance was not yet recorded
-when the node crashed is simply submitted again. Failures are classified:
+The :class:`Sender` thread submits pending rows in queue order, several at
+once (up to :data:`MAX_IN_FLIGHT`) but never two of one *conversation* —
+the alert or case a message is about: a message goes only once the earlier
+ones about the same thing were accepted, so an update never overtakes its
+alert, while messages about different things need not wait for each other.
+Answers are recorded as they come, many acceptances in one transaction.
+The gateway is idempotent on message id (same envelope again → the first
+receipt), so a row whose submission succeeded but whose acceptance was not
+yet recorded when the node crashed is simply submitted again. Failures are
+classified:
 
 * *transient* (gateway unreachable, deadline, gateway without directory):
   the row stays pending with exponential backoff, and the rows behind it
-  wait too, so partners receive a node's messages in the order it sent
-  them (an update never overtakes its alert);
+  wait too (those already on their way, about other things, arrive), so
+  partners receive a node's messages about one thing in the order it sent
+  them;
 * *stale* (``CLOCK_SKEW``: the envelope waited longer than the gateway's
   accepted clock skew during an outage): the row is sealed again with the
   *same* message id and payload and a fresh time — safe, because the
@@ -32,7 +39,9 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -74,7 +83,10 @@ _TRANSIENT = (errors.Unavailable, errors.DirectoryInvalid, errors.Unauthenticate
 _QUEUE_COLUMNS = [c for c in t.outbound.c if c.name != "payload"]  # payload: reseal only
 _SELECT_PENDING = (
     select(*_QUEUE_COLUMNS)
-    .where(t.outbound.c.state == PENDING)
+    .where(
+        t.outbound.c.state == PENDING,
+        t.outbound.c.id.not_in(bindparam("busy", expanding=True)),
+    )
     .order_by(t.outbound.c.id)
     .limit(bindparam("limit"))
 )
@@ -87,6 +99,17 @@ _MARK_ACCEPTED = (
         t.outbound.c.state == PENDING,
     )
     .values(state=ACCEPTED, accepted_ms=bindparam("at"), last_error=None)
+    .returning(t.outbound.c.id)
+)
+_MARK_ONE_ACCEPTED = (
+    update(t.outbound)
+    .where(t.outbound.c.id == bindparam("row_id"), t.outbound.c.state == PENDING)
+    .values(
+        state=ACCEPTED,
+        accepted_ms=bindparam("at"),
+        receipt=bindparam("receipt"),
+        last_error=None,
+    )
     .returning(t.outbound.c.id)
 )
 _SET_RECEIPT = (
@@ -261,8 +284,21 @@ def enqueue(w: Writer, sealed: Sealed, *, alert_id: str | None = None) -> None:
     )
 
 
+_Result = gateway_service_pb2.SubmitEnvelopeResponse | errors.IntelshareError
+
+
 class Sender:
-    """Submits queued envelopes to the gateway; see the module docstring."""
+    """Submits queued envelopes to the gateway; see the module docstring.
+
+    The thread keeps up to :data:`MAX_IN_FLIGHT` submissions going at once
+    (blocking calls on a small pool of threads), never two of one
+    conversation (the alert or case a message is about) and never past a
+    row that waits for its backoff, so a message never overtakes an earlier
+    one about the same thing. It launches what is due when woken by
+    :meth:`wake` (a commit that queued something) without waiting for the
+    answers to earlier submissions, and records the answers that have come
+    in together: acceptances of many rows in one transaction.
+    """
 
     def __init__(
         self,
@@ -278,12 +314,20 @@ class Sender:
         self.client = client
         self.max_backoff = max_backoff
         self.on_failed = on_failed
-        self._wake = threading.Event()
+        self._cond = threading.Condition()
+        self._look = True  # something may have been queued since the last look
+        self._done: list[tuple[Row[Any], _Result]] = []  # answers not yet recorded
+        # Rows submitted and not yet recorded (row id -> conversation); sender thread only.
+        self._in_flight: dict[int, str] = {}
+        self._held = False  # the last look left due rows for later (capacity, conversation)
+        self._pool: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def wake(self) -> None:
-        self._wake.set()
+        with self._cond:
+            self._look = True
+            self._cond.notify()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="node-sender", daemon=True)
@@ -291,94 +335,142 @@ class Sender:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
+        self.wake()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._pool is not None:
+            # Answers still outstanding are not recorded: those rows stay
+            # pending and are submitted again (the gateway is idempotent).
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
+        next_look = 0.0
         while not self._stop.is_set():
+            with self._cond:
+                while (
+                    not self._stop.is_set()
+                    and not self._done
+                    and not self._look
+                    and time.monotonic() < next_look
+                ):
+                    self._cond.wait(next_look - time.monotonic())
+                if self._stop.is_set():
+                    return
+                done, self._done = self._done, []
+                look = self._look or time.monotonic() >= next_look
+                self._look = False
             try:
-                delay = self.send_due()
+                # Launch first: new rows need not wait for earlier answers to be recorded.
+                if look:
+                    next_look = time.monotonic() + self._launch_due()
+                if done:
+                    retry_in = self._settle(done)
+                    if self._held or retry_in is not None:
+                        # Held-back rows may go now; a new backoff changes the next look.
+                        next_look = time.monotonic()
             except Exception:
                 log.exception("sender loop failed")
-                delay = 1.0
-            self._wake.wait(timeout=delay)
-            self._wake.clear()
+                next_look = time.monotonic() + 1.0
 
     def pending_count(self) -> int:
         with self.store.engine.connect() as conn:
             return int(conn.execute(_COUNT_PENDING).scalar_one())
 
     def send_due(self) -> float:
-        """Submit what is due, in order; return how long to wait before the next pass.
+        """One pass, waiting for the answers: submit what is due, record the outcomes.
 
-        The due rows at the head of the queue go to the gateway together, at
-        most :data:`MAX_IN_FLIGHT` at once and never two of one conversation
-        (alert or case) together, so a message never overtakes an earlier one
-        about the same thing; their acceptances are recorded in one
-        transaction. A row that must wait (backoff after a transient failure)
-        holds back every row behind it.
+        Returns how long to wait before the next pass. (The thread does the
+        same without waiting; this is for callers driving the queue by hand.)
         """
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(_SELECT_PENDING, {"limit": 2 * MAX_IN_FLIGHT}).all()
-        if not rows:
-            # Rows queued by other processes (Celery workers) have no way to
-            # wake this thread; a cheap indexed look every second finds them.
-            return IDLE_POLL_SECONDS
-        now = now_ms()
-        wave: list[Row[Any]] = []
-        conversations: set[str] = set()
-        wait: float | None = None
-        for row in rows:
-            due: int = row.next_attempt_ms
-            if due > now:
-                # Head of line waits: later rows must not overtake it.
-                wait = max(0.05, (due - now) / 1000)
-                break
-            conversation = row.alert_id or row.case_id or row.message_id
-            if conversation in conversations or len(wave) == MAX_IN_FLIGHT:
-                wait = 0.0
-                break
-            conversations.add(conversation)
-            wave.append(row)
-        if not wave:
-            return IDLE_POLL_SECONDS if wait is None else wait
-        blocked = self._send_wave(wave)
-        if blocked is not None:
-            return 0.05 if self._stop.is_set() else self._backoff_seconds(blocked + 1)
-        if wait is not None:
-            return wait
-        return 0.0 if len(rows) == 2 * MAX_IN_FLIGHT else IDLE_POLL_SECONDS
+        delay = self._launch_due()
+        while self._in_flight:
+            with self._cond:
+                while not self._done:
+                    self._cond.wait()
+                done, self._done = self._done, []
+            retry_in = self._settle(done)
+            if retry_in is not None:
+                delay = min(delay, retry_in)
+        return 0.0 if self._held else delay
 
     def _backoff_seconds(self, attempts: int) -> float:
         return float(min(self.max_backoff, 0.25 * 2 ** min(attempts, 16)))
 
-    def _send_wave(self, wave: list[Row[Any]]) -> int | None:
-        """Submit ``wave`` concurrently and settle every row.
-
-        Returns None when all of them left the queue, else the earlier attempt
-        count of the first row that stays (for the backoff).
-        """
+    def _launch_due(self) -> float:
+        """Submit the due rows at the head of the queue; how long until the next look."""
+        self._held = False
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                _SELECT_PENDING, {"busy": list(self._in_flight), "limit": MAX_IN_FLIGHT}
+            ).all()
+        busy = set(self._in_flight.values())
         now = now_ms()
-        live = [r for r in wave if r.expire_ms > now]
-        results = self.client.submit_many(
-            [(envelope_pb2.Envelope.FromString(bytes(r.envelope)), r.message_id) for r in live]
-        )
-        outcome = dict(zip([r.id for r in live], results, strict=True))
+        for row in rows:
+            due: int = row.next_attempt_ms
+            if due > now:
+                # Head of line waits: later rows must not overtake it.
+                return max(0.05, (due - now) / 1000)
+            if len(self._in_flight) >= MAX_IN_FLIGHT:
+                self._held = True  # looked at again when an answer is recorded
+                return IDLE_POLL_SECONDS
+            conversation = str(row.alert_id or row.case_id or row.message_id)
+            if conversation in busy:
+                # An earlier message about the same thing is on its way: this
+                # one waits for its answer; other conversations go ahead.
+                self._held = True
+                continue
+            if row.expire_ms <= now:
+                self._fail(row, "EXPIRED", "the message expired before the gateway accepted it")
+                continue
+            busy.add(conversation)
+            self._in_flight[int(row.id)] = conversation
+            self._executor().submit(self._submit, row)
+        if len(rows) == MAX_IN_FLIGHT:
+            self._held = True
+        # Rows queued by other processes (Celery workers) have no way to
+        # wake this thread; a cheap indexed look every second finds them.
+        return IDLE_POLL_SECONDS
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="node-submit")
+        return self._pool
+
+    def _submit(self, row: Row[Any]) -> None:
+        """On a pool thread: one blocking submit; the answer goes to the sender thread."""
+        result: _Result
+        try:
+            result = self.client.submit(
+                envelope_pb2.Envelope.FromString(bytes(row.envelope)), request_id=row.message_id
+            )
+        except errors.IntelshareError as exc:
+            result = exc
+        except Exception as exc:
+            log.exception("gateway submit of %s failed", row.message_id)
+            result = errors.Unavailable(f"submit failed: {type(exc).__name__}")
+        with self._cond:
+            self._done.append((row, result))
+            self._cond.notify()
+
+    def _settle(self, done: list[tuple[Row[Any], _Result]]) -> float | None:
+        """Record answers (acceptances in one transaction); the earliest retry delay, if any."""
         accepted: list[tuple[Row[Any], gateway_service_pb2.SubmitEnvelopeResponse | None]] = []
-        blocked: int | None = None
-        for r in wave:
-            result = outcome.get(r.id)
-            if result is None:
-                self._fail(r, "EXPIRED", "the message expired before the gateway accepted it")
-            elif isinstance(result, errors.IntelshareError):
-                if not self._settle_error(r, result, accepted) and blocked is None:
-                    blocked = int(r.attempts)
-            else:
-                accepted.append((r, result))
-        if accepted:
-            self._accepted_many(accepted)
-        return blocked
+        retry_in: float | None = None
+        try:
+            for row, result in sorted(done, key=lambda d: int(d[0].id)):
+                if isinstance(result, errors.IntelshareError):
+                    if not self._settle_error(row, result, accepted):
+                        delay = self._backoff_seconds(int(row.attempts) + 1)
+                        retry_in = delay if retry_in is None else min(retry_in, delay)
+                else:
+                    accepted.append((row, result))
+            if accepted:
+                self._accepted_many(accepted)
+        finally:
+            # Whatever was not recorded stays pending and is looked at again.
+            for row, _result in done:
+                self._in_flight.pop(int(row.id), None)
+        return retry_in
 
     def _send_one(self, r: Row[Any]) -> bool:
         """Submit one row on its own; True when it left the queue (accepted or failed)."""
@@ -482,20 +574,31 @@ class Sender:
         """Record acceptances (a response, or None for an earlier sealing) in one transaction."""
         at = now_ms()
         by_id = {int(r.id): (r, response) for r, response in accepted}
+        receipts = {
+            row_id: None if response is None else response.receipt.SerializeToString()
+            for row_id, (_r, response) in by_id.items()
+        }
         with self.store.write() as w:
-            done = {
-                int(row_id)
-                for row_id in w.conn.execute(
-                    _MARK_ACCEPTED, {"row_ids": list(by_id), "at": at}
-                ).scalars()
-            }
-            receipts = [
-                {"row_id": row_id, "receipt": response.receipt.SerializeToString()}
-                for row_id in sorted(done)
-                if (response := by_id[row_id][1]) is not None
-            ]
-            if receipts:
-                w.conn.execute(_SET_RECEIPT, receipts)
+            if len(by_id) == 1:
+                ((row_id, receipt),) = receipts.items()
+                found = w.conn.execute(
+                    _MARK_ONE_ACCEPTED, {"row_id": row_id, "at": at, "receipt": receipt}
+                ).first()
+                done = set() if found is None else {row_id}
+            else:
+                done = {
+                    int(row_id)
+                    for row_id in w.conn.execute(
+                        _MARK_ACCEPTED, {"row_ids": list(by_id), "at": at}
+                    ).scalars()
+                }
+                with_receipt = [
+                    {"row_id": row_id, "receipt": receipts[row_id]}
+                    for row_id in sorted(done)
+                    if receipts[row_id] is not None
+                ]
+                if with_receipt:
+                    w.conn.execute(_SET_RECEIPT, with_receipt)
             views = [
                 str(by_id[row_id][0].message_id)
                 for row_id in sorted(done)

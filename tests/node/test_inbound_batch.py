@@ -1,0 +1,208 @@
+"""Inbox entries in batches: one transaction for what has arrived, per-entry outcomes kept.
+
+A bad entry in a batch (refused by a handler, not opening, a message stored
+before) costs the good ones around it nothing; a problem on our side stores
+what came before it and nothing after; the stream hands over what has
+arrived without waiting for more; acknowledgements are coalesced.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from intelshare.v1 import envelope_pb2, gateway_service_pb2
+from node import tables as t
+from node.inbound import _Acker, _OurSide
+from tests.node.conftest import TASKFORCE, Cluster, wait_for
+from tests.node.test_inbound import _entry, audit_leaves, count, seal_as, submit
+
+pytestmark = pytest.mark.slow
+
+GOOD = {"kind": "counterfeit_goods", "description": "good"}
+LEAKY = {
+    "kind": "counterfeit_goods",
+    "description": "leaky",
+    "subjects": {"persons": [{"name": "Jan Jansen", "passport_number": "NX1234567"}]},
+}
+
+
+def test_a_batch_keeps_the_outcome_of_every_entry(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    be.node.inbound.stop()  # drive the inbox by hand
+    inbound = be.node.inbound
+    first = seal_as(nl, {**GOOD, "description": "first"})
+    leaky = seal_as(nl, LEAKY)
+    second = seal_as(nl, {**GOOD, "description": "second"})
+    tampered = bytearray(seal_as(nl, GOOD).envelope)
+    tampered[-5] ^= 1
+    third = seal_as(nl, {**GOOD, "description": "third"})
+    batch = [
+        _entry(first, 1),
+        _entry(leaky, 2),  # the handler refuses it: the batch goes one by one
+        _entry(second, 3),
+        gateway_service_pb2.InboxEntry(
+            sequence=4, envelope=envelope_pb2.Envelope.FromString(bytes(tampered))
+        ),
+        _entry(third, 5),
+        _entry(first, 6),  # the same message again, in the same batch
+    ]
+    assert inbound.handle_batch(batch) == [
+        "stored",
+        "refused",
+        "stored",
+        "refused",
+        "stored",
+        "duplicate",
+    ]
+    assert inbound.cursor() == 6
+    assert count(be, t.received) == 3
+    assert count(be, t.alerts) == 3
+    reasons = {e["gateway_sequence"]: e["reason"] for e in audit_leaves(be, "refused")}
+    assert reasons == {2: "FIELD_NOT_PERMITTED", 4: "ENVELOPE_INVALID"}
+    assert [e["gateway_sequence"] for e in audit_leaves(be, "received")] == [1, 3, 5]
+    with be.node.store.engine.connect() as conn:
+        sequences = sorted(r.sequence for r in conn.execute(select(t.received.c.sequence)))
+        events = [r.type for r in conn.execute(select(t.events.c.type))]
+    assert sequences == [1, 3, 5]
+    assert events == ["alert.received"] * 3
+
+    # A clean batch: one transaction, one receipt per alert queued in it.
+    fourth = seal_as(nl, {**GOOD, "description": "fourth"})
+    fifth = seal_as(nl, {**GOOD, "description": "fifth"})
+    assert inbound.handle_batch([_entry(fourth, 7), _entry(fifth, 8)]) == ["stored", "stored"]
+    assert inbound.cursor() == 8
+    with be.node.store.engine.connect() as conn:
+        kinds = [r.kind for r in conn.execute(select(t.outbound.c.kind))]
+    assert kinds == [envelope_pb2.MESSAGE_KIND_RECEIPT] * 5
+
+    # Messages stored before, redelivered under new sequence numbers, with a
+    # new one between them: stored once, the new one stored, the cursor moves.
+    sixth = seal_as(nl, {**GOOD, "description": "sixth"})
+    assert inbound.handle_batch([_entry(third, 9), _entry(sixth, 10), _entry(fifth, 11)]) == [
+        "duplicate",
+        "stored",
+        "duplicate",
+    ]
+    assert inbound.cursor() == 11
+    assert count(be, t.received) == 6
+    assert count(be, t.alerts) == 6
+
+
+def test_our_side_stores_what_came_before_and_nothing_after(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    be.node.inbound.stop()
+    inbound = be.node.inbound
+    before = seal_as(nl, {**GOOD, "description": "before"})
+    unknown = nl.node.sealer.seal(
+        kind=envelope_pb2.MESSAGE_KIND_ALERT,
+        recipients=["be-police"],
+        treaty_id=TASKFORCE,
+        treaty_version=99,  # a version this node does not know; no client to ask
+        handling=envelope_pb2.HANDLING_CODE_H1,
+        tlp=envelope_pb2.TLP_AMBER,
+        categories=["counterfeit_goods"],
+        expire_ms=before.expire_ms,
+        payload=before.payload,
+    )
+    after = seal_as(nl, {**GOOD, "description": "after"})
+    with pytest.raises(_OurSide):
+        inbound.handle_batch([_entry(before, 1), _entry(unknown, 2), _entry(after, 3)])
+    assert inbound.cursor() == 1
+    assert count(be, t.received) == 1
+    assert audit_leaves(be, "refused") == []
+
+
+def test_the_stream_hands_over_what_has_arrived(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    be.node.inbound.stop()
+    sent = [seal_as(nl, {**GOOD, "description": f"n{i}"}) for i in range(7)]
+    for sealed in sent:
+        submit(nl, sealed)
+    client = be.node.gateway_client()
+    batches: list[list[int]] = []
+    try:
+        stream = client.stream_inbox_batches(0, max_batch=3)
+        for items in stream:
+            batches.append([i.entry.sequence for i in items if i.WhichOneof("event") == "entry"])
+            if sum(len(b) for b in batches) == len(sent):
+                break
+        stream.close()
+        # Everything in order, no batch over the limit, nothing waited for company.
+        assert [s for b in batches for s in b] == list(range(1, 8))
+        assert all(1 <= len(b) <= 3 for b in batches)
+        # A lone entry arriving later comes at once, alone.
+        stream = client.stream_inbox_batches(7, max_batch=3)
+        got: list[list[int]] = []
+
+        def follow() -> None:
+            for items in stream:
+                entries = [i.entry.sequence for i in items if i.WhichOneof("event") == "entry"]
+                if entries:
+                    got.append(entries)
+                    return
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        time.sleep(0.3)
+        submit(nl, seal_as(nl, {**GOOD, "description": "late"}))
+        reader.join(10)
+        assert got == [[8]]
+        stream.close()
+    finally:
+        client.close()
+
+
+def test_the_running_inbox_acknowledges_what_it_stored(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    for i in range(5):
+        submit(nl, seal_as(nl, {**GOOD, "description": f"n{i}"}))
+    wait_for(lambda: be.node.inbound.cursor() == 5, what="five entries stored")
+    store = cluster.gateway.state.store
+    wait_for(lambda: store.position("be-police")[1] == 5, what="acknowledged at the gateway")
+    assert count(be, t.received) == 5
+
+
+class _Recorder:
+    def __init__(self, fail_first: bool = False) -> None:
+        self.calls: list[int] = []
+        self.fail_first = fail_first
+
+    def acknowledge(self, sequence: int, request_id: str | None = None) -> int:
+        from intelshare import errors
+
+        self.calls.append(sequence)
+        if self.fail_first and len(self.calls) == 1:
+            raise errors.Unavailable("gateway away")
+        return sequence
+
+
+def test_acknowledgements_are_coalesced_and_retried() -> None:
+    recorder = _Recorder()
+    acker = _Acker(recorder, 0.2)  # type: ignore[arg-type]
+    try:
+        acker.note(1)
+        wait_for(lambda: recorder.calls == [1], timeout=5, what="the first at once")
+        for seq in range(2, 50):
+            acker.note(seq)
+        wait_for(lambda: recorder.calls[-1:] == [49], timeout=5, what="the newest position")
+        assert len(recorder.calls) <= 3
+        acker.note(10)  # never backwards
+        time.sleep(0.3)
+        assert recorder.calls[-1] == 49
+    finally:
+        acker.close()
+    failing = _Recorder(fail_first=True)
+    acker = _Acker(failing, 0.05)  # type: ignore[arg-type]
+    try:
+        acker.note(3)
+        wait_for(lambda: failing.calls == [3, 3], timeout=5, what="a retry after a failure")
+    finally:
+        acker.close()

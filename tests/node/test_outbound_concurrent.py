@@ -1,0 +1,168 @@
+"""The sender keeps several submissions in flight, never two about the same thing.
+
+Messages about different alerts go to the gateway together; an update waits
+for its alert's acceptance; a transient failure holds back what is behind
+it in its conversation; a commit wakes the sender without a poll delay.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from intelshare import errors
+from intelshare.gateway_client import GatewayClient
+from intelshare.v1 import alert_pb2, envelope_pb2, gateway_service_pb2
+from node import outbound
+from node import tables as t
+from node.outbound import Sender
+from tests.node.conftest import TASKFORCE, Cluster, RunningNode, demo_alert, wait_for
+from tests.node.test_inbound import audit_leaves
+
+pytestmark = pytest.mark.slow
+
+TO_BE = [alert_pb2.AlertRecipient(agency_id="be-police", treaty_id=TASKFORCE)]
+
+
+class SlowClient:
+    """Submits through a real client, slowly, recording when each call ran."""
+
+    def __init__(self, real: GatewayClient, delay: float, fail_once: set[str] | None = None):
+        self.real = real
+        self.delay = delay
+        self.fail_once = set(fail_once or ())
+        self.calls: list[tuple[str, float, float]] = []
+        self.lock = threading.Lock()
+
+    def submit(
+        self, envelope: envelope_pb2.Envelope, request_id: str | None = None
+    ) -> gateway_service_pb2.SubmitEnvelopeResponse:
+        start = time.monotonic()
+        time.sleep(self.delay)
+        message_id = str(request_id)
+        try:
+            with self.lock:
+                if message_id in self.fail_once:
+                    self.fail_once.discard(message_id)
+                    raise errors.Unavailable("the gateway is away (test)")
+            return self.real.submit(envelope, request_id=request_id)
+        finally:
+            with self.lock:
+                self.calls.append((message_id, start, time.monotonic()))
+
+
+def fresh_sender(node: RunningNode, client: Any) -> Sender:
+    """Replace the node's sender (stopped first) by one on ``client``."""
+    old = node.node.sender
+    old.stop()
+    sender = Sender(node.node.store, node.node.sealer, client, max_backoff=0.5)
+    sender.on_failed = old.on_failed
+    node.node.sender = sender
+    node.node.alerts.wake_sender = sender.wake
+    return sender
+
+
+def queued(node: RunningNode) -> list[Any]:
+    with node.node.store.engine.connect() as conn:
+        return list(conn.execute(select(t.outbound).order_by(t.outbound.c.id)))
+
+
+def test_different_alerts_together_an_update_after_its_alert(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    nl.node.sender.stop()
+    with nl.client("liaison") as c:
+        first = c.create_alert(demo_alert(recipients=TO_BE, description="first"))
+        c.update_alert(alert_pb2.Alert(name=first.name, description="first, updated"), [])
+        for n in range(3):
+            c.create_alert(demo_alert(recipients=TO_BE, description=f"other {n}"))
+    rows = queued(nl)
+    assert [r.kind for r in rows] == [
+        envelope_pb2.MESSAGE_KIND_ALERT,
+        envelope_pb2.MESSAGE_KIND_ALERT_UPDATE,
+        *[envelope_pb2.MESSAGE_KIND_ALERT] * 3,
+    ]
+    slow = SlowClient(nl.node.client, delay=0.3)
+    sender = fresh_sender(nl, slow)
+    sender.start()
+    wait_for(lambda: sender.pending_count() == 0, what="everything accepted")
+    calls = {m: (start, end) for m, start, end in slow.calls}
+    assert len(calls) == 5
+    alert, update, *others = (r.message_id for r in rows)
+    # The other alerts were in flight together with the first one ...
+    assert all(calls[o][0] < calls[alert][1] for o in others)
+    # ... the update only once the alert was accepted.
+    assert calls[update][0] >= calls[alert][1]
+    rows = queued(nl)
+    assert {r.state for r in rows} == {"accepted"}
+    assert all(r.receipt for r in rows)
+    submitted = [e["message_id"] for e in audit_leaves(nl, "submitted")]
+    assert sorted(submitted) == sorted(r.message_id for r in rows)
+    with nl.node.store.engine.connect() as conn:
+        accepted = [r.accepted_ms for r in conn.execute(select(t.deliveries.c.accepted_ms))]
+    assert len(accepted) == 4
+    assert all(accepted)
+    with be.client("analyst") as c:
+        got = wait_for(lambda: (a := c.list_all()) and len(a) == 4 and a, what="four alerts")
+        assert "first, updated" in {a.description for a in got}
+
+
+def test_a_transient_failure_holds_back_its_conversation(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    nl.node.sender.stop()
+    with nl.client("liaison") as c:
+        first = c.create_alert(demo_alert(recipients=TO_BE, description="first"))
+        c.update_alert(alert_pb2.Alert(name=first.name, description="first, updated"), [])
+        c.create_alert(demo_alert(recipients=TO_BE, description="other"))
+    alert, update, other = (r.message_id for r in queued(nl))
+    slow = SlowClient(nl.node.client, delay=0.05, fail_once={alert})
+    sender = fresh_sender(nl, slow)
+    sender.start()
+    wait_for(lambda: sender.pending_count() == 0, what="everything accepted")
+    order = [m for m, _s, _e in slow.calls]
+    assert order.count(alert) == 2  # failed once, then accepted
+    assert order.index(update) > len(order) - 1 - order[::-1].index(alert)
+    with nl.node.store.engine.connect() as conn:
+        row = conn.execute(select(t.outbound).where(t.outbound.c.message_id == alert)).one()
+    assert row.attempts == 1  # the failure was recorded (its error cleared on acceptance)
+    assert other in order
+    with be.client("analyst") as c:
+        wait_for(lambda: len(c.list_all()) == 2, what="both alerts at be")
+
+
+def test_a_commit_wakes_the_sender_without_a_poll(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nl = cluster.start_node("nl-customs")
+    cluster.start_node("be-police")
+    monkeypatch.setattr(outbound, "IDLE_POLL_SECONDS", 60.0)
+    sender = fresh_sender(nl, nl.node.client)
+    sender.start()
+    time.sleep(0.3)  # the first look found nothing: the next poll is a minute away
+    with nl.client("liaison") as c:
+        c.create_alert(demo_alert(recipients=TO_BE))
+    wait_for(lambda: sender.pending_count() == 0, timeout=10, what="submitted on the wake-up")
+    assert [r.state for r in queued(nl)] == ["accepted"]
+
+
+def test_send_due_drives_the_queue_by_hand(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    cluster.start_node("be-police")
+    nl.node.sender.stop()
+    with nl.client("liaison") as c:
+        for n in range(20):
+            c.create_alert(demo_alert(recipients=TO_BE, description=f"n{n}"))
+    sender = fresh_sender(nl, nl.node.client)
+    passes = 0
+    while sender.pending_count():
+        sender.send_due()
+        passes += 1
+        assert passes < 10
+    assert passes == 2  # sixteen at once, then the rest
+    assert {r.state for r in queued(nl)} == {"accepted"}
+    assert sender.send_due() == outbound.IDLE_POLL_SECONDS
