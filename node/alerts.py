@@ -312,11 +312,13 @@ class Alerts:
             "expired_noted": False,
             "created_by": officer.officer_id,
         }
-        w.conn.execute(_INSERT_ALERT, row)
+        # The new rows go in with the events at the end of the transaction (one
+        # statement on PostgreSQL): nothing here reads them back.
+        w.insert_later(t.alerts, row)
+        view_rows: list[dict[str, Any]] = []
         deliveries: list[dict[str, Any]] = []
         for treaty, agencies, view, sealed in views:
-            w.conn.execute(
-                _INSERT_VIEW,
+            view_rows.append(
                 {
                     "view_id": sealed.message_id,
                     "alert_id": alert_id,
@@ -326,9 +328,9 @@ class Alerts:
                     "payload": sealed.payload,
                     "removed_fields": dumps(sorted(record_paths - set(rec.field_paths(view)))),
                     "revision": 1,
-                },
+                }
             )
-            rows = [
+            deliveries.extend(
                 {
                     "alert_id": alert_id,
                     "agency_id": agency,
@@ -338,11 +340,10 @@ class Alerts:
                     "hit_count": 0,
                 }
                 for agency in agencies
-            ]
-            # one parameter set is one INSERT; several are one executemany of it
-            w.conn.execute(_INSERT_DELIVERIES, rows[0] if len(rows) == 1 else rows)
-            deliveries.extend(rows)
+            )
             self._queue(w, sealed, alert_id)
+        w.insert_later(t.views, view_rows)
+        w.insert_later(t.deliveries, deliveries)
         w.event("alert.issued", alert_id=alert_id)
         w.audit(
             "alert_issued",
@@ -1281,8 +1282,6 @@ _KIND_NAMES = {
 # Statements of the hot paths, built once: executing them with a parameter set
 # skips building, cache-key hashing and compiling per call.
 _INSERT_ALERT = insert(t.alerts)
-_INSERT_VIEW = insert(t.views)
-_INSERT_DELIVERIES = insert(t.deliveries)
 
 _d = t.deliveries
 _MARK_DELIVERED = (

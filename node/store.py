@@ -65,7 +65,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from intelshare.audit.log import AuditLog, FieldValue
@@ -131,6 +132,7 @@ class Writer:
     _events: list[dict[str, Any]] = field(default_factory=list)
     _audits: list[tuple[str, Mapping[str, FieldValue]]] = field(default_factory=list)
     _after: list[Callable[[], None]] = field(default_factory=list)
+    _later: list[tuple[Table, list[dict[str, Any]]]] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
     created_ms: int = 0
 
@@ -161,6 +163,21 @@ class Writer:
         """Append an audit entry in this transaction (metadata only, never content)."""
         self._audits.append((event, dict(fields)))
 
+    def insert_later(
+        self, table: Table, rows: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Insert ``rows`` (all with the same columns) when the transaction ends.
+
+        They are written just before the events, in the order given, and on
+        PostgreSQL in the same statement as the events: a mutation's new rows
+        cost one round trip instead of one each. Only for rows that nothing
+        in this transaction reads back (they are not there before the end);
+        a constraint they break fails the transaction at its end.
+        """
+        batch = [dict(rows)] if isinstance(rows, Mapping) else [dict(r) for r in rows]
+        if batch:
+            self._later.append((table, batch))
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after.append(callback)
 
@@ -169,13 +186,17 @@ class Writer:
         return bool(self._events)
 
     def _flush(self, audit: AuditLog | None) -> None:
-        if self._events:
-            created = now_ms()
-            self.created_ms = created
-            if self.conn.dialect.name == "postgresql":
-                self.seqs = _insert_events_pg(self.conn, self._events, created)
-            else:
+        created = now_ms()
+        if self.conn.dialect.name == "postgresql":
+            if self._events or self._later:
+                self.seqs = _flush_pg(self.conn, self._later, self._events, created)
+        else:
+            for table, rows in self._later:
+                self.conn.execute(_insert_of(table), rows[0] if len(rows) == 1 else rows)
+            if self._events:
                 self.seqs = _insert_events(self.conn, self._events, created)
+        if self._events:
+            self.created_ms = created
         if self._audits:
             if audit is None:
                 raise RuntimeError("this store has no audit log")
@@ -194,41 +215,99 @@ _ALLOCATE = (
 )
 _INSERT_EVENTS = insert(t.events)
 
-# PostgreSQL: allocate and insert in one statement. The counter's row lock is
-# taken by the UPDATE in the CTE and held until commit, exactly as before.
+# PostgreSQL: the rows inserted later and the events go in one statement of
+# data-modifying CTEs; the counter's row lock is taken by its UPDATE and held
+# until commit, exactly as with a statement of its own. Constraints (foreign
+# keys too) are checked at the end of the statement, when every row is there.
+_PG_EVENTS_CTE = (
+    "c AS (UPDATE node_counters SET value = value + %(ev_n)s WHERE name = 'events' RETURNING value)"
+)
 _PG_ONE_EVENT = (
-    "WITH c AS (UPDATE node_counters SET value = value + 1 WHERE name = 'events' "
-    "RETURNING value) "
     "INSERT INTO node_events (seq, event_id, type, alert_id, case_id, agency_id, entry_id, "
     "created_ms) "
-    "SELECT c.value, %(event_id)s, %(type)s, %(alert_id)s, %(case_id)s, %(agency_id)s, "
-    "%(entry_id)s, %(created_ms)s FROM c RETURNING seq"
+    "SELECT c.value, %(ev_event_id)s, %(ev_type)s, %(ev_alert_id)s, %(ev_case_id)s, "
+    "%(ev_agency_id)s, %(ev_entry_id)s, %(ev_created_ms)s FROM c RETURNING seq"
 )
 _PG_EVENTS = (
-    "WITH c AS (UPDATE node_counters SET value = value + %(n)s WHERE name = 'events' "
-    "RETURNING value) "
     "INSERT INTO node_events (seq, event_id, type, alert_id, case_id, agency_id, entry_id, "
     "created_ms) "
-    "SELECT c.value - %(n)s + e.ord, e.event_id, e.type, e.alert_id, e.case_id, e.agency_id, "
-    "e.entry_id, %(created_ms)s FROM c, "
-    "unnest(%(event_id)s::text[], %(type)s::text[], %(alert_id)s::text[], %(case_id)s::text[], "
-    "%(agency_id)s::text[], %(entry_id)s::text[]) WITH ORDINALITY "
-    "AS e(event_id, type, alert_id, case_id, agency_id, entry_id, ord) "
+    "SELECT c.value - %(ev_n)s + e.ord, e.event_id, e.type, e.alert_id, e.case_id, e.agency_id, "
+    "e.entry_id, %(ev_created_ms)s FROM c, "
+    "unnest(%(ev_event_id)s::text[], %(ev_type)s::text[], %(ev_alert_id)s::text[], "
+    "%(ev_case_id)s::text[], %(ev_agency_id)s::text[], %(ev_entry_id)s::text[]) "
+    "WITH ORDINALITY AS e(event_id, type, alert_id, case_id, agency_id, entry_id, ord) "
     "RETURNING seq"
 )
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+#: statement text per shape (tables, columns, one row or several, events)
+_pg_sql: dict[tuple[Any, ...], str] = {}
 
 
-def _insert_events_pg(conn: Connection, events: list[dict[str, Any]], created: int) -> list[int]:
-    if len(events) == 1:
-        params: dict[str, Any] = {**events[0], "created_ms": created}
-        rows = conn.exec_driver_sql(_PG_ONE_EVENT, params).all()
-    else:
-        params = {k: [e[k] for e in events] for k in _EVENT_KEYS}
-        params.update(n=len(events), created_ms=created)
-        rows = conn.exec_driver_sql(_PG_EVENTS, params).all()
-    if len(rows) != len(events):  # the counter row is created by the first migration
+def _pg_insert(table: Table, columns: tuple[str, ...], name: str, several: bool) -> str:
+    # Identifiers from the table definition only (an unknown column is a
+    # KeyError here); every value is a bound parameter.
+    names = [table.c[c].name for c in columns]
+    cols = ", ".join(names)
+    if not several:
+        values = ", ".join(f"%({name}_{c})s" for c in names)
+        return f"INSERT INTO {table.name} ({cols}) VALUES ({values})"  # noqa: S608
+    arrays = ", ".join(f"%({name}_{c})s::{table.c[c].type.compile(dialect=_PG)}[]" for c in names)
+    return f"INSERT INTO {table.name} ({cols}) SELECT * FROM unnest({arrays})"  # noqa: S608
+
+
+def _flush_pg(
+    conn: Connection,
+    later: list[tuple[Table, list[dict[str, Any]]]],
+    events: list[dict[str, Any]],
+    created: int,
+) -> list[int]:
+    params: dict[str, Any] = {}
+    shape: list[Any] = []
+    for i, (table, rows) in enumerate(later):
+        columns = tuple(rows[0])
+        several = len(rows) > 1
+        shape.append((table.name, columns, several))
+        for c in columns:
+            params[f"l{i}_{c}"] = [r[c] for r in rows] if several else rows[0][c]
+    n = len(events)
+    shape.append(min(n, 2))
+    if n:
+        params["ev_n"] = n
+        params["ev_created_ms"] = created
+        for k in _EVENT_KEYS:
+            params[f"ev_{k}"] = events[0][k] if n == 1 else [e[k] for e in events]
+    key = tuple(shape)
+    sql = _pg_sql.get(key)
+    if sql is None:
+        parts = [
+            _pg_insert(table, tuple(rows[0]), f"l{i}", len(rows) > 1)
+            for i, (table, rows) in enumerate(later)
+        ]
+        if n:
+            ctes = [f"l{i} AS ({part})" for i, part in enumerate(parts)] + [_PG_EVENTS_CTE]
+            main = _PG_ONE_EVENT if n == 1 else _PG_EVENTS
+        else:
+            ctes = [f"l{i} AS ({part})" for i, part in enumerate(parts[:-1])]
+            main = parts[-1]
+        sql = f"WITH {', '.join(ctes)} {main}" if ctes else main
+        _pg_sql[key] = sql
+    result = conn.exec_driver_sql(sql, params)
+    if not n:
+        return []
+    seqs = sorted(int(r[0]) for r in result.all())
+    if len(seqs) != n:  # the counter row is created by the first migration
         raise RuntimeError("the event counter is missing")
-    return sorted(int(r[0]) for r in rows)
+    return seqs
+
+
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_of(table: Table) -> Any:
+    statement = _INSERTS.get(table.name)
+    if statement is None:
+        statement = _INSERTS[table.name] = insert(table)
+    return statement
 
 
 def _insert_events(conn: Connection, events: list[dict[str, Any]], created: int) -> list[int]:
@@ -421,9 +500,9 @@ class Store:
         fingerprint: str,
         response: bytes,
     ) -> None:
-        """Store the response inside the mutation's own transaction."""
-        w.conn.execute(
-            _SAVE_RESPONSE,
+        """Store the response inside the mutation's own transaction (at its end)."""
+        w.insert_later(
+            t.requests,
             {
                 "request_id": request_id,
                 "officer_id": officer_id,
@@ -451,7 +530,6 @@ _HEAD = select(t.counters.c.value).where(t.counters.c.name == "events")
 _STORED_RESPONSE = select(
     t.requests.c.officer_id, t.requests.c.method, t.requests.c.fingerprint, t.requests.c.response
 ).where(t.requests.c.request_id == bindparam("request_id"))
-_SAVE_RESPONSE = insert(t.requests)
 
 
 def request_fingerprint(method: str, request_bytes: bytes) -> str:
