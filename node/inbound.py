@@ -57,11 +57,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives.asymmetric import x25519
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from intelshare import errors
 from intelshare.audit.log import FieldValue
+from intelshare.directory import TrustedDirectory
 from intelshare.envelope import Opened, open_envelope
 from intelshare.gateway_client import GatewayClient
 from intelshare.keys import AgencyKeys
@@ -174,6 +176,9 @@ class Inbound:
         self._client: GatewayClient | None = None
         self._lock = threading.Lock()
         self._last_directory_refresh = 0.0
+        self._decryption: (
+            tuple[x25519.X25519PrivateKey, dict[str, x25519.X25519PrivateKey]] | None
+        ) = None
 
     def register(self, kind: int, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -390,12 +395,11 @@ class Inbound:
 
         Raises :class:`_OurSide` when this node cannot judge it now.
         """
-        if not self.trust.has_fresh_directory():
-            raise _OurSide("no fresh directory to verify envelopes with")
+        directory = self._fresh_directory()
         data = entry.envelope.SerializeToString()
         now = datetime.now(UTC)
         try:
-            opened = self._open(data, now, client)
+            opened, directory = self._open(data, now, client, directory)
         except (errors.EnvelopeInvalid, errors.PayloadTooLarge) as exc:
             detail = getattr(exc, "audit_detail", "") or exc.message
             return _Refusal(_peek_header(entry.envelope), exc.reason, detail)
@@ -409,7 +413,7 @@ class Inbound:
                 "TREATY_NOT_IN_FORCE",
                 f"treaty {header.treaty_id} v{header.treaty_version} is not known to the gateway",
             )
-        decision = decide_header(doc, header, self.trust.directory, now)
+        decision = decide_header(doc, header, directory, now)
         if not decision:
             return _Refusal(header, decision.reason, decision.detail)
         if self.agency_id not in header.recipients:
@@ -476,9 +480,18 @@ class Inbound:
             },
         )
 
-    def _open(self, data: bytes, now: datetime, client: GatewayClient | None) -> Opened:
+    def _fresh_directory(self) -> TrustedDirectory:
         try:
-            return self._open_once(data, now)
+            return self.trust.directory
+        except errors.DirectoryInvalid:
+            raise _OurSide("no fresh directory to verify envelopes with") from None
+
+    def _open(
+        self, data: bytes, now: datetime, client: GatewayClient | None, directory: TrustedDirectory
+    ) -> tuple[Opened, TrustedDirectory]:
+        """The opened envelope, and the directory it was opened with."""
+        try:
+            return self._open_once(data, now, directory), directory
         except errors.EnvelopeInvalid as exc:
             detail = exc.audit_detail
             if "DirectoryInvalid" in detail:
@@ -492,18 +505,28 @@ class Inbound:
                 except errors.IntelshareError as refresh_exc:
                     log.warning("directory refresh failed: %s", refresh_exc.message)
                     raise exc from None
-                return self._open_once(data, now)
+                directory = self._fresh_directory()
+                return self._open_once(data, now, directory), directory
             raise
 
-    def _open_once(self, data: bytes, now: datetime) -> Opened:
+    def _open_once(self, data: bytes, now: datetime, directory: TrustedDirectory) -> Opened:
         return open_envelope(
             data,
-            self.trust.directory,
+            directory,
             recipient=self.agency_id,
-            encryption_key={self.keys.encryption_key_id: self.keys.encryption},
+            encryption_key=self._decryption_keys(),
             now=now,
             max_payload_bytes=self.max_payload_bytes,
         )
+
+    def _decryption_keys(self) -> dict[str, x25519.X25519PrivateKey]:
+        """Key id -> key of this agency (the id is derived once, not per envelope)."""
+        key = self.keys.encryption
+        cached = self._decryption
+        if cached is None or cached[0] is not key:
+            cached = (key, {self.keys.encryption_key_id: key})
+            self._decryption = cached
+        return cached[1]
 
     def _known(self, message_id: str) -> bool:
         if not message_id:

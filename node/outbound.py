@@ -160,6 +160,16 @@ class Sealer:
         self.keys = keys
         self.trust = trust
         self.max_payload = max_payload
+        self._key_id: tuple[object, str] | None = None
+
+    def _signing_key_id(self) -> str:
+        """The id of the signing key (derived once per key, not per envelope)."""
+        key = self.keys.signing
+        cached = self._key_id
+        if cached is None or cached[0] is not key:
+            cached = (key, self.keys.signing_key_id)
+            self._key_id = cached
+        return cached[1]
 
     def seal(
         self,
@@ -198,7 +208,7 @@ class Sealer:
             fields,
             payload,
             signing_key=self.keys.signing,
-            signing_key_id=self.keys.signing_key_id,
+            signing_key_id=self._signing_key_id(),
             recipient_keys=lookup_recipient_keys(directory, fields.recipients),
             max_payload_bytes=self.max_payload,
         )
@@ -241,7 +251,7 @@ class Sealer:
             fields,
             payload,
             signing_key=self.keys.signing,
-            signing_key_id=self.keys.signing_key_id,
+            signing_key_id=self._signing_key_id(),
             recipient_keys=lookup_recipient_keys(self.trust.directory, fields.recipients),
             max_payload_bytes=self.max_payload,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -206,3 +207,47 @@ def test_acknowledgements_are_coalesced_and_retried() -> None:
         wait_for(lambda: failing.calls == [3, 3], timeout=5, what="a retry after a failure")
     finally:
         acker.close()
+
+
+def test_an_unknown_key_refreshes_the_directory_once_and_opens_with_it(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender enrolled after our directory was fetched: refresh, then open again."""
+    from intelshare import errors
+
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    be.node.inbound.stop()
+    inbound = be.node.inbound
+    real_open = inbound._open_once
+    used: list[object] = []
+
+    def open_once(data: bytes, now: Any, directory: Any) -> Any:
+        used.append(directory)
+        if len(used) == 1:
+            raise errors.EnvelopeInvalid("cannot open", audit_detail="unknown signing key (test)")
+        return real_open(data, now, directory)
+
+    refreshed: list[object] = []
+    real_refresh = be.node.trust.refresh_directory
+
+    def refresh(client: Any) -> Any:
+        refreshed.append(client)
+        return real_refresh(client)
+
+    monkeypatch.setattr(inbound, "_open_once", open_once)
+    monkeypatch.setattr(be.node.trust, "refresh_directory", refresh)
+    client = be.node.gateway_client()
+    try:
+        sealed = seal_as(nl, GOOD)
+        assert inbound.handle_batch([_entry(sealed, 1)], client) == ["stored"]
+        assert refreshed == [client]
+        assert len(used) == 2
+        assert used[1] is be.node.trust.directory
+        # Rate-limited: a second unknown key within 30 s is refused, not refreshed.
+        used.clear()
+        assert inbound.handle_batch([_entry(seal_as(nl, GOOD), 2)], client) == ["refused"]
+        assert refreshed == [client]
+        assert audit_leaves(be, "refused")[-1]["reason"] == "ENVELOPE_INVALID"
+    finally:
+        client.close()
