@@ -29,10 +29,6 @@ from intelshare.v1 import (
 
 _R = TypeVar("_R")
 
-#: How many stream items :meth:`GatewayClient.stream_inbox_batches` holds read
-#: ahead of its consumer (the gRPC flow control holds back the rest).
-_READ_AHEAD = 256
-
 
 class _StreamEnd:
     """Queued by the stream reader after the last item: how the stream ended."""
@@ -123,8 +119,10 @@ class GatewayClient:
         call = self.stub.StreamInbox(
             gateway_service_pb2.StreamInboxRequest(after_sequence=after_sequence)
         )
+        # Read ahead at most one batch (entries can be large); gRPC flow
+        # control holds back the rest at the gateway.
         items: queue.Queue[gateway_service_pb2.StreamInboxResponse | _StreamEnd] = queue.Queue(
-            _READ_AHEAD
+            max(1, max_batch)
         )
         closed = threading.Event()
 
