@@ -8,9 +8,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
+
+import grpc
 
 from gateway.config import GatewayConfig
-from gateway.service import GatewayServicer, GatewayState, background_loop
+from gateway.service import GatewayServicer, GatewayState, background_loop, inbox_response_bytes
 from gateway.store import GatewayStore
 from intelshare import migrate
 from intelshare.audit.log import AuditLog
@@ -92,11 +95,7 @@ def start(config: GatewayConfig) -> RunningGateway:
         service_names=[SERVICE_NAME],
         max_message_bytes=config.max_envelope_bytes + 64 * 1024,
     )
-    from intelshare.v1 import gateway_service_pb2_grpc
-
-    gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(
-        GatewayServicer(state), server.server
-    )
+    _add_servicer(GatewayServicer(state), server.server)
     creds = server_credentials(
         config.tls_cert.read_bytes(),
         config.tls_key.read_bytes(),
@@ -122,6 +121,38 @@ def start(config: GatewayConfig) -> RunningGateway:
     running._threads.append(bg)
     log.info("gateway listening on port %d", port)
     return running
+
+
+class _Handlers:
+    """Catches the method handlers the generated registration builds."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.handlers = dict(handlers)
+
+
+def _add_servicer(servicer: GatewayServicer, server: grpc.Server) -> None:
+    """The generated registration, except that StreamInbox sends its entries
+    as the servicer encoded them (see ``gateway.service._inbox_entry``)."""
+    from intelshare.v1 import gateway_service_pb2, gateway_service_pb2_grpc
+
+    caught = _Handlers()
+    gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, caught)  # type: ignore[arg-type]
+    handlers = caught.handlers
+    handlers["StreamInbox"] = grpc.unary_stream_rpc_method_handler(
+        servicer.StreamInbox,
+        request_deserializer=gateway_service_pb2.StreamInboxRequest.FromString,
+        response_serializer=inbox_response_bytes,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
 
 
 def _agency_ids(state: GatewayState) -> list[str]:

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -186,52 +186,69 @@ class _Auth:
 class _Deliveries:
     """Entries one stream sent, recorded as delivered (and audited) in the background.
 
-    One transaction at a time per stream, each taking everything sent since
-    the previous one started, so the stream never waits for the database
-    to record; :meth:`close` waits for the last one and records the rest,
-    however the stream ends. A failed transaction's entries are tried
-    again with the next.
+    A background task records what was sent in transactions one after the
+    other, each taking everything sent while the previous one ran, until
+    nothing is left; so the stream neither waits for the database nor
+    leaves a sent entry unrecorded while it idles. However the stream ends,
+    :meth:`close` waits for that task and records what remains. Entries of
+    a failed transaction are tried again with the next flush.
     """
 
     def __init__(self, state: GatewayState, agency: str) -> None:
         self._state = state
         self._agency = agency
+        self._cond = threading.Condition()
         self._rows: list[InboxRow] = []
-        self._running: Future[list[InboxRow]] | None = None
+        self._active = False
 
     def sent(self, row: InboxRow) -> None:
-        self._rows.append(row)
-        if len(self._rows) >= DELIVERY_BATCH:
-            self.flush()
+        with self._cond:
+            self._rows.append(row)
+            start = len(self._rows) >= DELIVERY_BATCH and not self._active
+            if start:
+                self._active = True
+        if start:
+            self._start()
 
     def flush(self) -> None:
-        """Start recording what was sent, unless a transaction is still running."""
-        if not self._rows or (self._running is not None and not self._running.done()):
-            return
-        self._collect()
-        rows, self._rows = self._rows, []
-        self._running = self._state.pool.submit(self._record, rows)
+        """Have everything sent so far recorded, without waiting for it."""
+        with self._cond:
+            if not self._rows or self._active:
+                return
+            self._active = True
+        self._start()
+
+    def _start(self) -> None:
+        try:
+            self._state.pool.submit(self._drain)
+        except RuntimeError:  # the gateway is stopping: record here and now
+            self._drain()
 
     def close(self) -> None:
-        if self._running is not None:
-            wait([self._running])
-            self._collect()
-        if self._rows:
+        with self._cond:
+            while self._active:
+                self._cond.wait()
             rows, self._rows = self._rows, []
-            self._rows = self._record(rows)
-            if self._rows:
-                log.error(
-                    "%d entries sent to %s are not recorded as delivered",
-                    len(self._rows),
-                    self._agency,
-                )
+        if rows and self._record(rows):
+            log.error(
+                "%d entries sent to %s are not recorded as delivered", len(rows), self._agency
+            )
 
-    def _collect(self) -> None:
-        """Take back the entries of a finished transaction that failed."""
-        if self._running is not None:
-            failed = self._running.result()
-            self._running = None
-            self._rows[:0] = failed
+    def _drain(self) -> None:
+        while True:
+            with self._cond:
+                rows, self._rows = self._rows, []
+                if not rows:
+                    self._active = False
+                    self._cond.notify_all()
+                    return
+            failed = self._record(rows)
+            if failed:
+                with self._cond:
+                    self._rows[:0] = failed
+                    self._active = False
+                    self._cond.notify_all()
+                return
 
     def _record(self, rows: list[InboxRow]) -> list[InboxRow]:
         """Record ``rows``; returns them if that failed (logged), else nothing."""
@@ -366,9 +383,11 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     # --- inbox ----------------------------------------------------------
 
     @translate_errors
-    def StreamInbox(
+    def StreamInbox(  # type: ignore[override]  # entries are encoded: see _inbox_entry
         self, request: gateway_service_pb2.StreamInboxRequest, context: grpc.ServicerContext
-    ) -> Iterator[gateway_service_pb2.StreamInboxResponse]:
+    ) -> Iterator[gateway_service_pb2.StreamInboxResponse | bytes]:
+        """The caller's inbox from ``after_sequence``: entries (encoded, see
+        :func:`_inbox_entry`), and heartbeats while idle."""
         s = self.s
         agency = s.peer_agency(context)
         if not s.directory.is_active(agency, s.clock()):
@@ -527,14 +546,45 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         )
 
 
-def _inbox_entry(row: InboxRow) -> gateway_service_pb2.StreamInboxResponse:
-    return gateway_service_pb2.StreamInboxResponse(
-        entry=gateway_service_pb2.InboxEntry(
-            sequence=row.sequence,
-            envelope=envelope_pb2.Envelope.FromString(row.envelope),
-            receipt=receipt_pb2.Receipt.FromString(row.receipt),
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _inbox_entry(row: InboxRow) -> bytes:
+    """``StreamInboxResponse{entry: InboxEntry{sequence, envelope, receipt}}`` on the wire.
+
+    Envelope and receipt are stored serialized, and an embedded message is
+    encoded exactly like bytes (tag, length, content): the entry is written
+    around them without parsing and re-serializing ~2 KB per entry, and the
+    recipient gets the envelope byte for byte as the sender submitted it.
+    The server sends it as is (see :func:`inbox_response_bytes`).
+    """
+    env, receipt = row.envelope, row.receipt
+    entry = b"".join(
+        (
+            b"\x08",  # 1: sequence (varint)
+            _varint(row.sequence),
+            b"\x12",  # 2: envelope (length-delimited)
+            _varint(len(env)),
+            env,
+            b"\x1a",  # 3: receipt (length-delimited)
+            _varint(len(receipt)),
+            receipt,
         )
     )
+    return b"\x0a" + _varint(len(entry)) + entry  # StreamInboxResponse 1: entry
+
+
+def inbox_response_bytes(response: gateway_service_pb2.StreamInboxResponse | bytes) -> bytes:
+    """StreamInbox's response serializer: entries come encoded already."""
+    if isinstance(response, bytes):
+        return response
+    return response.SerializeToString()
 
 
 def _sha(data: bytes) -> bytes:

@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import Engine, text
 
 from gateway.server import MIGRATIONS
-from gateway.service import GatewayServicer
+from gateway.service import GatewayServicer, _inbox_entry, inbox_response_bytes
 from gateway.store import (
     Accepted,
     GatewayStore,
     GroupCommit,
+    InboxRow,
     StoredMessage,
     Submission,
 )
@@ -32,7 +33,7 @@ from intelshare.audit.log import AuditLog, verify_inclusion
 from intelshare.db import make_engine
 from intelshare.ids import key_id, new_message_id
 from intelshare.keys import raw_public
-from intelshare.v1 import gateway_service_pb2, receipt_pb2
+from intelshare.v1 import envelope_pb2, gateway_service_pb2, receipt_pb2
 from tests.gateway.conftest import GatewayEnv
 
 KEY = ed25519.Ed25519PrivateKey.generate()
@@ -291,6 +292,38 @@ def test_envelopes_are_dropped_once_no_queue_holds_them(store: GatewayStore) -> 
     assert replay.receipt == both.receipt
 
 
+def response(sent: bytes | gateway_service_pb2.StreamInboxResponse) -> Any:
+    """What the client receives for what StreamInbox yielded."""
+    return gateway_service_pb2.StreamInboxResponse.FromString(inbox_response_bytes(sent))
+
+
+def test_inbox_entries_are_encoded_as_protobuf_would() -> None:
+    envelope = envelope_pb2.Envelope(
+        header_bytes=b"h" * 300, ciphertext=b"c" * 20_000, signature=b"s" * 64
+    )
+    receipt = receipt_pb2.Receipt(message_id="m", log_index=2**40, leaf=b"{}")
+    for sequence in (1, 127, 128, 16_383, 16_384, 2**35):
+        row = InboxRow(
+            sequence,
+            "m",
+            envelope.SerializeToString(),
+            receipt.SerializeToString(),
+            delivered=False,
+            accept_ms=0,
+        )
+        expected = gateway_service_pb2.StreamInboxResponse(
+            entry=gateway_service_pb2.InboxEntry(
+                sequence=sequence, envelope=envelope, receipt=receipt
+            )
+        ).SerializeToString()
+        assert _inbox_entry(row) == expected
+        assert inbox_response_bytes(_inbox_entry(row)) == expected
+    heartbeat = gateway_service_pb2.StreamInboxResponse(
+        heartbeat=gateway_service_pb2.Heartbeat(head_sequence=7)
+    )
+    assert inbox_response_bytes(heartbeat) == heartbeat.SerializeToString()
+
+
 class _StreamContext:
     """Just enough of a gRPC servicer context for StreamInbox, as ``agency``."""
 
@@ -331,7 +364,7 @@ def test_a_cancelled_stream_records_only_what_grpc_took(gw: GatewayEnv) -> None:
         )
 
     stream: Any = servicer.StreamInbox(request, context)  # type: ignore[arg-type]
-    got = [next(stream).entry.sequence for _ in range(5)]
+    got = [response(next(stream)).entry.sequence for _ in range(5)]
     assert got == [1, 2, 3, 4, 5]
     stream.close()  # the client went away while gRPC was sending entry 5
     assert delivered() == [1, 2, 3, 4]
@@ -342,8 +375,8 @@ def test_a_cancelled_stream_records_only_what_grpc_took(gw: GatewayEnv) -> None:
 
     # The next stream sends everything again and records the rest, once each.
     again: Any = servicer.StreamInbox(request, context)  # type: ignore[arg-type]
-    seqs = [next(again).entry.sequence for _ in range(n)]
-    next_msg = next(again)  # idle: a heartbeat once all were taken
+    seqs = [response(next(again)).entry.sequence for _ in range(n)]
+    next_msg = response(next(again))  # idle: a heartbeat once all were taken
     assert next_msg.HasField("heartbeat")
     again.close()
     assert seqs == list(range(1, n + 1))
