@@ -182,20 +182,13 @@ _PG_INSERT = """
 WITH m AS (
     INSERT INTO gw_messages (message_id, sender, treaty_id, envelope, envelope_sha256,
                              log_index, receipt, accept_ms, expire_ms)
-    SELECT mid, sender, treaty, env, sha, -1, ''::bytea, accept_ms, expire_ms
-    FROM unnest(%(m_id)s::varchar[], %(m_sender)s::varchar[], %(m_treaty)s::varchar[],
-                %(m_env)s::bytea[], %(m_sha)s::bytea[], %(m_accept)s::bigint[],
-                %(m_expire)s::bigint[]) AS t(mid, sender, treaty, env, sha, accept_ms, expire_ms)
+    SELECT * FROM unnest(%(m_id)s::varchar[], %(m_sender)s::varchar[], %(m_treaty)s::varchar[],
+                         %(m_env)s::bytea[], %(m_sha)s::bytea[], %(m_index)s::bigint[],
+                         %(m_receipt)s::bytea[], %(m_accept)s::bigint[], %(m_expire)s::bigint[])
 )
 INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms)
 SELECT * FROM unnest(%(i_agency)s::varchar[], %(i_seq)s::bigint[], %(i_mid)s::varchar[],
                      %(i_expire)s::bigint[])
-"""
-
-_PG_RECEIPTS = """
-UPDATE gw_messages AS m SET log_index = u.idx, receipt = u.receipt
-FROM unnest(%(mid)s::varchar[], %(idx)s::bigint[], %(receipt)s::bytea[]) AS u(mid, idx, receipt)
-WHERE m.message_id = u.mid
 """
 
 # On SQLite the first write takes the database write lock (pysqlite begins
@@ -384,9 +377,14 @@ class GatewayStore:
     Lock order, the same in every transaction here: queue rows (sorted by
     agency), then inbox and message rows, then the audit log's state row
     last — it serializes every writer, so holding it while waiting for
-    another lock would deadlock. Rows a transaction creates itself are
-    exempt: nobody else can hold or wait for a lock on them. On SQLite the
-    first write takes the database's write lock, which orders everything.
+    another lock would deadlock. A submit writes its new message and inbox
+    rows after its audit entries (their receipts need the entries, as
+    before), which never waits: inbox keys are unique under the queue rows
+    it holds, and the only other writer of a message id is another submit
+    of it, which also inserts under the audit lock — so it has committed
+    (the insert fails at once and the submit is retried, finding the
+    message) or has not inserted yet. On SQLite the first write takes the
+    database's write lock, which orders everything.
     """
 
     def __init__(self, engine: Engine, audit: AuditLog, *, max_group: int = MAX_GROUP) -> None:
@@ -527,7 +525,9 @@ class GatewayStore:
             if not fresh:
                 return outcomes
             sequences = _assign(fresh, last)
-            # 2. Message and inbox rows (the receipt follows below).
+            # 2. The audit log: entries, a signed head and the proofs.
+            accepted = self._log_accepted(conn, fresh, sequences)
+            # 3. Message and inbox rows, with their receipts.
             i_agency: list[str] = []
             i_seq: list[int] = []
             i_mid: list[str] = []
@@ -546,23 +546,14 @@ class GatewayStore:
                     "m_treaty": [s.treaty_id for s in fresh],
                     "m_env": [s.envelope for s in fresh],
                     "m_sha": [s.envelope_sha256 for s in fresh],
+                    "m_index": [a.log_index for a in accepted],
+                    "m_receipt": [a.receipt for a in accepted],
                     "m_accept": [s.now_ms for s in fresh],
                     "m_expire": [s.expire_ms for s in fresh],
                     "i_agency": i_agency,
                     "i_seq": i_seq,
                     "i_mid": i_mid,
                     "i_expire": i_expire,
-                },
-            )
-            # 3. The audit log last: entries, a signed head and the proofs.
-            accepted = self._log_accepted(conn, fresh, sequences)
-            # Our own new rows: nobody else can hold their locks.
-            conn.exec_driver_sql(
-                _PG_RECEIPTS,
-                {
-                    "mid": [a.message_id for a in accepted],
-                    "idx": [a.log_index for a in accepted],
-                    "receipt": [a.receipt for a in accepted],
                 },
             )
         outcomes.update((a.message_id, a) for a in accepted)
