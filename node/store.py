@@ -346,11 +346,14 @@ class Store:
             w = Writer(conn)
             yield w
             w._flush(self.audit)
+        if w._events:
+            # Feeds first: waking a thread does not run it, and the threads
+            # woken earlier are first in line for the interpreter.
+            self._remember(w)
+            self.hub.notify(EVENTS_TOPIC)
         for callback in w._after:
             callback()
         if w._events:
-            self._remember(w)
-            self.hub.notify(EVENTS_TOPIC)
             self.wake_committed()
         if self.metrics is not None:
             self.metrics.committed([(e["type"], e["agency_id"]) for e in w._events], w._audits)

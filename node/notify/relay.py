@@ -17,7 +17,10 @@ worker, another node process) are found by the look it takes every
 
 The events claimed together go to the broker as **one** ``fan_out`` task
 (its id is the event id for a single event): each message costs the relay,
-the broker and a worker far more than the event rows themselves.
+the broker and a worker far more than the event rows themselves. To make
+such batches, a woken relay waits :data:`COALESCE_SECONDS` before it claims,
+which also leaves the first moments after a commit to the feed streams and
+the sender, the threads that officers and partners wait for.
 
 The **sweep** (:func:`sweep_once`) is the safety net: an event not confirmed
 (``notified_ms``) within ``notify_deadline_seconds`` of its last hand-over
@@ -42,6 +45,8 @@ from node.store import Store, now_ms
 log = logging.getLogger(__name__)
 
 BATCH = 500
+#: after a commit wakes the relay, how long it lets further commits join the claim
+COALESCE_SECONDS = 0.005
 
 
 _ev = t.events
@@ -274,3 +279,7 @@ class Relay:
                 committed = True
                 continue
             committed = store.wait_commit(generation, self.poll_seconds)
+            if committed:
+                # Let the commits of the next moment join this claim (one task
+                # for them all), and the feeds and the sender go first.
+                self._stop.wait(COALESCE_SECONDS)
