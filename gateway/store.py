@@ -277,6 +277,17 @@ DELETE FROM gw_inbox WHERE expire_ms <= %(now)s
 RETURNING agency_id, sequence, message_id
 """
 
+# On PostgreSQL the rows are locked in queue order first, as marking and
+# acknowledging lock them (by the primary key), not in expiry order.
+_PG_EXPIRE = """
+DELETE FROM gw_inbox
+WHERE (agency_id, sequence) IN (
+    SELECT agency_id, sequence FROM gw_inbox WHERE expire_ms <= %(now)s
+    ORDER BY agency_id, sequence FOR UPDATE
+)
+RETURNING agency_id, sequence, message_id
+"""
+
 # The message row (id, digest, receipt) outlives its envelope so that a
 # replayed message id is still recognised; only the bytes are dropped, once no
 # queue holds the message any more.
@@ -319,7 +330,7 @@ _PG = _Dialect(
     mark=_PG_MARK,
     raise_floor=_PG_RAISE_FLOOR,
     release=_RELEASE,
-    expire=_EXPIRE,
+    expire=_PG_EXPIRE,
     drop_orphans=_PG_DROP_ORPHANS,
     as_list=list,
 )
@@ -460,7 +471,7 @@ class GatewayStore:
         first: dict[str, Submission] = {}
         for sub in batch:
             first.setdefault(sub.message_id, sub)
-        unique = sorted(first.values(), key=lambda s: s.message_id)
+        unique = list(first.values())  # in arrival order: queue order
         outcomes: dict[str, Outcome | Exception]
         try:
             outcomes = dict(self._accept_retrying(unique))

@@ -199,8 +199,8 @@ def test_a_batch_keeps_duplicates_and_failures_to_themselves(store: GatewayStore
     assert dup.receipt == a.receipt
     assert dup.log_index == a.log_index
     assert isinstance(failed, errors.InvalidArgument)
-    # Each message queued once, without a gap for the failed one.
-    assert sorted((a.sequences["a-police"], b.sequences["a-police"])) == [1, 2]
+    # Each message queued once, in order, without a gap for the failed one.
+    assert (a.sequences["a-police"], b.sequences["a-police"]) == (1, 2)
     assert rows(store.engine, "SELECT count(*) FROM gw_inbox")[0][0] == 2
     (later,) = store.accept_many([first])
     assert isinstance(later, StoredMessage)
@@ -322,6 +322,26 @@ def test_inbox_entries_are_encoded_as_protobuf_would() -> None:
         heartbeat=gateway_service_pb2.Heartbeat(head_sequence=7)
     )
     assert inbox_response_bytes(heartbeat) == heartbeat.SerializeToString()
+
+
+def test_expired_entries_are_purged_audited_and_their_envelopes_dropped(
+    store: GatewayStore,
+) -> None:
+    short = [submission(("a-police", "b-customs"), expire_ms=5_000) for _ in range(3)]
+    long = submission(("a-police",))
+    store.accept_many([*short, long])  # queued in that order
+    assert [r.sequence for r in store.read_inbox("a-police", 0, 10, now_ms=6_000)] == [4]
+    assert store.purge_expired(now_ms=6_000) == 6
+    expired = sorted(
+        (e["recipient"], e["sequence"]) for e in audit_events(store) if e["event"] == "expired"
+    )
+    assert expired == [("a-police", q) for q in (1, 2, 3)] + [("b-customs", q) for q in (1, 2, 3)]
+    assert rows(store.engine, "SELECT agency_id, sequence FROM gw_inbox") == [("a-police", 4)]
+    sizes = dict(rows(store.engine, "SELECT message_id, length(envelope) FROM gw_messages"))
+    assert all(sizes[s.message_id] == 0 for s in short)
+    assert sizes[long.message_id] > 0
+    assert store.position("a-police") == (4, 0)
+    assert store.purge_expired(now_ms=6_000) == 0
 
 
 class _StreamContext:
