@@ -75,6 +75,7 @@ from intelshare.treaty import (
     Treaty,
     check_fields,
     decide,
+    kind_name,
     redact,
     review_required,
 )
@@ -83,6 +84,7 @@ from node import records as rec
 from node import tables as t
 from node.auth import Officer
 from node.inbound import Inbound, Incoming, Refused, Stored
+from node.outbound import PENDING as OUTBOX_PENDING
 from node.outbound import Sealed, Sealer, enqueue
 from node.store import Store, Writer, canonical_bytes, dumps, now_ms
 from node.trust import Trust
@@ -172,6 +174,53 @@ class Alerts:
 
     def _queue(self, w: Writer, sealed: Sealed, alert_id: str) -> None:
         enqueue(w, sealed, alert_id=alert_id)
+        w.after_commit(self.wake_sender)
+
+    def _queue_later(self, w: Writer, sealed: Sequence[Sealed], alert_id: str) -> None:
+        """What :meth:`_queue` does, with the outbox rows written at the end.
+
+        The same rows and the same ``sealed`` audit entries as
+        :func:`node.outbound.enqueue`, but the rows go in with the events
+        (:meth:`Writer.insert_later`, one statement on PostgreSQL): for the
+        hot paths (issuing, the receipt for a received alert), where nothing
+        reads the rows back before commit.
+        """
+        rows = []
+        for s in sealed:
+            digest = s.envelope_sha256
+            rows.append(
+                {
+                    "message_id": s.message_id,
+                    "kind": s.kind,
+                    "alert_id": alert_id,
+                    "case_id": s.case_id or None,
+                    "reference_id": s.reference_id or None,
+                    "treaty_id": s.treaty_id,
+                    "treaty_version": s.treaty_version,
+                    "recipients": dumps(list(s.recipients)),
+                    "payload": s.payload,
+                    "payload_sha256": s.payload_sha256,
+                    "envelope": s.envelope,
+                    "envelope_sha256": digest,
+                    "created_ms": s.created_ms,
+                    "expire_ms": s.expire_ms,
+                    "state": OUTBOX_PENDING,
+                    "attempts": 0,
+                    "next_attempt_ms": 0,
+                }
+            )
+            w.audit(
+                "sealed",
+                {
+                    "message_id": s.message_id,
+                    "kind": kind_name(s.kind),
+                    "recipients": list(s.recipients),
+                    "treaty": f"{s.treaty_id}@{s.treaty_version}",
+                    "reference_id": s.reference_id or None,
+                    "envelope_sha256": digest.hex(),
+                },
+            )
+        w.insert_later(t.outbound, rows)
         w.after_commit(self.wake_sender)
 
     def _control_expire_ms(self) -> int:
@@ -341,7 +390,7 @@ class Alerts:
                 }
                 for agency in agencies
             )
-            self._queue(w, sealed, alert_id)
+        self._queue_later(w, [sealed for _t, _a, _v, sealed in views], alert_id)
         w.insert_later(t.views, view_rows)
         w.insert_later(t.deliveries, deliveries)
         w.event("alert.issued", alert_id=alert_id)
@@ -990,7 +1039,7 @@ class Alerts:
             # The alert is stored either way; the issuer only misses "delivered".
             log.warning("no receipt for %s: %s", h.message_id, exc.message)
             return
-        self._queue(w, sealed, alert_id)
+        self._queue_later(w, [sealed], alert_id)
 
     def _received_ref(self, w: Writer, inc: Incoming) -> Row[Any]:
         h = inc.header
