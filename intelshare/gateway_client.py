@@ -11,11 +11,12 @@ from __future__ import annotations
 import queue
 import threading
 import uuid
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import TypeVar, cast
 
 import grpc
 
+from intelshare.errors import IntelshareError, Unavailable
 from intelshare.grpc_errors import from_rpc_error
 from intelshare.grpc_server import CLIENT_KEEPALIVE_OPTIONS, message_size_options
 from intelshare.v1 import (
@@ -88,6 +89,35 @@ class GatewayClient:
             return self.stub.SubmitEnvelope(req, timeout=self.timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
+
+    def submit_async(
+        self,
+        envelope: envelope_pb2.Envelope,
+        request_id: str | None,
+        done: Callable[[gateway_service_pb2.SubmitEnvelopeResponse | IntelshareError], None],
+    ) -> None:
+        """Start :meth:`submit` without waiting; ``done`` gets the response or the error.
+
+        The request leaves from the calling thread (no hand-over to another
+        thread first); ``done`` runs on a gRPC thread, or at once in the
+        caller's when the call has already ended.
+        """
+        req = gateway_service_pb2.SubmitEnvelopeRequest(
+            request_id=request_id or str(uuid.uuid4()), envelope=envelope
+        )
+        future = self.stub.SubmitEnvelope.future(req, timeout=self.timeout)
+
+        def finished(call: grpc.Future[gateway_service_pb2.SubmitEnvelopeResponse]) -> None:
+            result: gateway_service_pb2.SubmitEnvelopeResponse | IntelshareError
+            try:
+                result = call.result()
+            except grpc.RpcError as err:
+                result = from_rpc_error(err)
+            except grpc.FutureCancelledError:
+                result = Unavailable("the submission was cancelled")
+            done(result)
+
+        future.add_done_callback(finished)
 
     def stream_inbox(
         self, after_sequence: int

@@ -41,12 +41,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from intelshare import errors
 from intelshare.envelope import (
@@ -301,7 +300,7 @@ class Sender:
     """Submits queued envelopes to the gateway; see the module docstring.
 
     The thread keeps up to :data:`MAX_IN_FLIGHT` submissions going at once
-    (blocking calls on a small pool of threads), never two of one
+    (asynchronous calls started from this thread), never two of one
     conversation (the alert or case a message is about) and never past a
     row that waits for its backoff, so a message never overtakes an earlier
     one about the same thing. It launches what is due when woken by
@@ -330,7 +329,7 @@ class Sender:
         # Rows submitted and not yet recorded (row id -> conversation); sender thread only.
         self._in_flight: dict[int, str] = {}
         self._held = False  # the last look left due rows for later (capacity, conversation)
-        self._pool: ThreadPoolExecutor | None = None
+        self._reader: Connection | None = None  # the sender thread's own connection for looks
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -347,13 +346,17 @@ class Sender:
         self._stop.set()
         self.wake()
         if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._pool is not None:
             # Answers still outstanding are not recorded: those rows stay
             # pending and are submitted again (the gateway is idempotent).
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._close_reader()
+
+    def _loop(self) -> None:
         next_look = 0.0
         while not self._stop.is_set():
             with self._cond:
@@ -392,15 +395,18 @@ class Sender:
         Returns how long to wait before the next pass. (The thread does the
         same without waiting; this is for callers driving the queue by hand.)
         """
-        delay = self._launch_due()
-        while self._in_flight:
-            with self._cond:
-                while not self._done:
-                    self._cond.wait()
-                done, self._done = self._done, []
-            retry_in = self._settle(done)
-            if retry_in is not None:
-                delay = min(delay, retry_in)
+        try:
+            delay = self._launch_due()
+            while self._in_flight:
+                with self._cond:
+                    while not self._done:
+                        self._cond.wait()
+                    done, self._done = self._done, []
+                retry_in = self._settle(done)
+                if retry_in is not None:
+                    delay = min(delay, retry_in)
+        finally:
+            self._close_reader()
         return 0.0 if self._held else delay
 
     def _backoff_seconds(self, attempts: int) -> float:
@@ -409,10 +415,7 @@ class Sender:
     def _launch_due(self) -> float:
         """Submit the due rows at the head of the queue; how long until the next look."""
         self._held = False
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(
-                _SELECT_PENDING, {"busy": list(self._in_flight), "limit": MAX_IN_FLIGHT}
-            ).all()
+        rows = self._pending()
         busy = set(self._in_flight.values())
         now = now_ms()
         for row in rows:
@@ -434,30 +437,55 @@ class Sender:
                 continue
             busy.add(conversation)
             self._in_flight[int(row.id)] = conversation
-            self._executor().submit(self._submit, row)
+            self._submit(row)
         if len(rows) == MAX_IN_FLIGHT:
             self._held = True
         # Rows queued by other processes (Celery workers) have no way to
         # wake this thread; a cheap indexed look every second finds them.
         return IDLE_POLL_SECONDS
 
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="node-submit")
-        return self._pool
+    def _pending(self) -> list[Row[Any]]:
+        """The head of the queue, without the rows on their way.
+
+        Read on a connection this thread keeps (autocommit: no transaction
+        is left open between looks), so a look costs one round trip, not a
+        pool checkout with its ping and reset as well.
+        """
+        conn = self._reader
+        if conn is None:
+            conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._reader = conn
+        try:
+            rows = conn.execute(
+                _SELECT_PENDING, {"busy": list(self._in_flight), "limit": MAX_IN_FLIGHT}
+            ).all()
+            conn.rollback()  # ends SQLAlchemy's bookkeeping; nothing to roll back on the server
+        except Exception:
+            self._close_reader()
+            raise
+        return list(rows)
+
+    def _close_reader(self) -> None:
+        conn, self._reader = self._reader, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("closing the sender's connection failed", exc_info=True)
 
     def _submit(self, row: Row[Any]) -> None:
-        """On a pool thread: one blocking submit; the answer goes to the sender thread."""
-        result: _Result
+        """Start one submission; its answer goes to :meth:`_answered` (on a gRPC thread)."""
         try:
-            result = self.client.submit(
-                envelope_pb2.Envelope.FromString(bytes(row.envelope)), request_id=row.message_id
+            self.client.submit_async(
+                envelope_pb2.Envelope.FromString(bytes(row.envelope)),
+                row.message_id,
+                lambda result: self._answered(row, result),
             )
-        except errors.IntelshareError as exc:
-            result = exc
-        except Exception as exc:
-            log.exception("gateway submit of %s failed", row.message_id)
-            result = errors.Unavailable(f"submit failed: {type(exc).__name__}")
+        except Exception as exc:  # e.g. the channel was closed under us
+            log.warning("gateway submit of %s not started: %r", row.message_id, exc)
+            self._answered(row, errors.Unavailable(f"submit not started: {type(exc).__name__}"))
+
+    def _answered(self, row: Row[Any], result: _Result) -> None:
         with self._cond:
             self._done.append((row, result))
             self._cond.notify()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -53,6 +54,20 @@ class SlowClient:
         finally:
             with self.lock:
                 self.calls.append((message_id, start, time.monotonic()))
+
+    def submit_async(
+        self,
+        envelope: envelope_pb2.Envelope,
+        request_id: str | None,
+        done: Callable[[gateway_service_pb2.SubmitEnvelopeResponse | errors.IntelshareError], None],
+    ) -> None:
+        def run() -> None:
+            try:
+                done(self.submit(envelope, request_id))
+            except errors.IntelshareError as exc:
+                done(exc)
+
+        threading.Thread(target=run, daemon=True).start()
 
 
 def fresh_sender(node: RunningNode, client: Any) -> Sender:
