@@ -417,19 +417,31 @@ def test_a_dropped_database_connection_is_replaced(db_url: str, tmp_path: Path) 
         assert store.position("a-police") == (1, 0)
         name = db_url.rsplit("/", 1)[1]
         admin = make_engine(db_url.rsplit("/", 1)[0] + "/postgres")
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :db AND pid <> pg_backend_pid()"
-                ),
-                {"db": name},
-            )
-            conn.commit()
-        admin.dispose()
-        assert store.position("a-police") == (1, 0)
-        (second,) = store.accept_many([submission()])
-        assert isinstance(second, Accepted)
-        assert store.read_inbox("a-police", 0, 10, now_ms=2_000)[-1].sequence == 2
+
+        def drop_connections() -> None:
+            with admin.connect() as conn:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :db AND pid <> pg_backend_pid()"
+                    ),
+                    {"db": name},
+                )
+                conn.commit()
+
+        try:
+            drop_connections()
+            assert [r.sequence for r in store.read_inbox("a-police", 0, 10, now_ms=2_000)] == [1]
+            drop_connections()
+            assert store.position("a-police") == (1, 0)
+            drop_connections()
+            (second,) = store.accept_many([submission()])
+            assert isinstance(second, Accepted)
+            drop_connections()
+            assert store.mark_delivered("a-police", store.read_inbox("a-police", 0, 10, 2_000), 3)
+            drop_connections()
+            assert store.acknowledge("a-police", 2) == 2
+        finally:
+            admin.dispose()
     finally:
         store.engine.dispose()
