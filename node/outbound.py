@@ -329,6 +329,9 @@ class Sender:
         # Rows submitted and not yet recorded (row id -> conversation); sender thread only.
         self._in_flight: dict[int, str] = {}
         self._held = False  # the last look left due rows for later (capacity, conversation)
+        # After a transient failure one submission at a time, until one is accepted
+        # (a gateway coming back is not met by a burst of retries).
+        self._probing = False
         self._reader: Connection | None = None  # the sender thread's own connection for looks
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -423,7 +426,7 @@ class Sender:
             if due > now:
                 # Head of line waits: later rows must not overtake it.
                 return max(0.05, (due - now) / 1000)
-            if len(self._in_flight) >= MAX_IN_FLIGHT:
+            if len(self._in_flight) >= (1 if self._probing else MAX_IN_FLIGHT):
                 self._held = True  # looked at again when an answer is recorded
                 return IDLE_POLL_SECONDS
             conversation = str(row.alert_id or row.case_id or row.message_id)
@@ -500,8 +503,10 @@ class Sender:
                     if not self._settle_error(row, result, accepted):
                         delay = self._backoff_seconds(int(row.attempts) + 1)
                         retry_in = delay if retry_in is None else min(retry_in, delay)
+                        self._probing = True
                 else:
                     accepted.append((row, result))
+                    self._probing = False
             if accepted:
                 self._accepted_many(accepted)
         finally:

@@ -7,6 +7,7 @@ it in its conversation; a commit wakes the sender without a poll delay.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ class SlowClient:
         self.delay = delay
         self.fail_once = set(fail_once or ())
         self.calls: list[tuple[str, float, float]] = []
+        self.down = False
         self.lock = threading.Lock()
 
     def submit(
@@ -47,6 +49,8 @@ class SlowClient:
         message_id = str(request_id)
         try:
             with self.lock:
+                if self.down:
+                    raise errors.Unavailable("the gateway is down (test)")
                 if message_id in self.fail_once:
                     self.fail_once.discard(message_id)
                     raise errors.Unavailable("the gateway is away (test)")
@@ -148,6 +152,31 @@ def test_a_transient_failure_holds_back_its_conversation(cluster: Cluster) -> No
     assert other in order
     with be.client("analyst") as c:
         wait_for(lambda: len(c.list_all()) == 2, what="both alerts at be")
+
+
+def test_after_a_transient_failure_one_submission_at_a_time(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    nl.node.sender.stop()
+    with nl.client("liaison") as c:
+        for n in range(5):
+            c.create_alert(demo_alert(recipients=TO_BE, description=f"n{n}"))
+    slow = SlowClient(nl.node.client, delay=0.05)
+    slow.down = True
+    sender = fresh_sender(nl, slow)
+    sender.start()
+    wait_for(lambda: len(slow.calls) >= 10, what="attempts while the gateway is down")
+    calls = sorted(slow.calls, key=lambda c: c[1])
+    first_end = min(end for _m, _s, end in calls)
+    later = [c for c in calls if c[1] >= first_end]
+    assert later
+    # Once a failure came back, no two attempts overlap.
+    for (_m1, _s1, end), (_m2, start, _e2) in itertools.pairwise(later):
+        assert start >= end
+    slow.down = False
+    wait_for(lambda: sender.pending_count() == 0, what="everything accepted once it is back")
+    with be.client("analyst") as c:
+        wait_for(lambda: len(c.list_all()) == 5, what="five alerts at be")
 
 
 def test_a_commit_wakes_the_sender_without_a_poll(
