@@ -98,3 +98,26 @@ def test_beat_tasks_expire_sign_refresh_and_sweep(
     assert audit.verify(audit.public_key).heads_checked >= 1
     assert run(app, ca.TASK_DIRECTORY) >= 1
     assert run(app, ca.TASK_SWEEP) == "0 events, 0 deliveries"
+
+
+def test_fan_out_of_several_events_confirms_them_in_one_task(
+    pair: tuple[RunningNode, RunningNode], app: Any
+) -> None:
+    nl, be = pair
+    with nl.client("liaison") as c:
+        for n in range(3):
+            c.create_alert(demo_alert(description=f"batch {n}", recipients=TO_BE))
+    store = be.node.store
+    events = wait_for(
+        lambda: (lambda es: es if len(es) == 3 else None)(
+            [e for e in store.unnotified() if e.type == "alert.received"]
+        ),
+        30,
+        "three events at be",
+    )
+    seqs = [e.seq for e in events]
+    assert run(app, ca.TASK_FAN_OUT, seqs[:2]) == "notified 2 events, 0 webhook deliveries"
+    # confirmed ones are left out; with none left the task does nothing
+    assert run(app, ca.TASK_FAN_OUT, seqs) == "notified 1 events, 0 webhook deliveries"
+    assert run(app, ca.TASK_FAN_OUT, seqs) == "already"
+    assert not [e for e in store.unnotified() if e.seq in seqs]
