@@ -29,7 +29,6 @@ from intelshare.v1 import (
     envelope_pb2,
     gateway_service_pb2,
     gateway_service_pb2_grpc,
-    receipt_pb2,
     treaty_pb2,
 )
 from intelshare.wakeup import WakeupHub
@@ -311,7 +310,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             envelope=admitted.envelope_bytes,
             envelope_sha256=admitted.envelope_sha256,
             now_ms=_ms(now),
-            expire_ms=_ms(h.expire_time.ToDatetime(tzinfo=UTC)),
+            expire_ms=h.expire_time.seconds * 1000 + h.expire_time.nanos // 1_000_000,
             audit_fields={
                 "message_id": h.message_id,
                 "sender": h.sender,
@@ -323,17 +322,15 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         )
         if not isinstance(result, Accepted):
             if result.envelope_sha256 != admitted.envelope_sha256:
-                raise errors.MessageIdReused(
+                reused = errors.MessageIdReused(
                     f"message id {h.message_id} was already used for a different envelope"
                 )
-            return gateway_service_pb2.SubmitEnvelopeResponse(
-                receipt=receipt_pb2.Receipt.FromString(result.receipt), duplicate=True
-            )
+                self._refused(reused, request.envelope, context)
+                raise reused
+            return _submit_response(result.receipt, duplicate=True)
         for agency in result.sequences:
             s.hub.notify(inbox_topic(agency))
-        return gateway_service_pb2.SubmitEnvelopeResponse(
-            receipt=receipt_pb2.Receipt.FromString(result.receipt), duplicate=False
-        )
+        return _submit_response(result.receipt, duplicate=False)
 
     def _earlier_receipt(
         self, env: envelope_pb2.Envelope, peer: str, data: bytes
@@ -345,9 +342,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         existing = self.s.store.find_message(header.message_id)
         if existing is None or existing.envelope_sha256 != _sha(data):
             return None
-        return gateway_service_pb2.SubmitEnvelopeResponse(
-            receipt=receipt_pb2.Receipt.FromString(existing.receipt), duplicate=True
-        )
+        return _submit_response(existing.receipt, duplicate=True)
 
     @staticmethod
     def _peek_header(env: envelope_pb2.Envelope) -> envelope_pb2.Header | None:
@@ -544,6 +539,14 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         return gateway_service_pb2.PublishTreatyResponse(
             treaty=doc.treaty.to_proto(), in_force=s.treaties.in_force(doc, directory, now)
         )
+
+
+def _submit_response(
+    receipt: bytes, *, duplicate: bool
+) -> gateway_service_pb2.SubmitEnvelopeResponse:
+    response = gateway_service_pb2.SubmitEnvelopeResponse(duplicate=duplicate)
+    response.receipt.MergeFromString(receipt)
+    return response
 
 
 def _varint(n: int) -> bytes:

@@ -108,6 +108,16 @@ def test_replayed_message_id_with_other_content_refused(gw: GatewayEnv) -> None:
         )
         with pytest.raises(errors.MessageIdReused):
             nl.submit(other)
+    # Refused like any other refusal: in the audit log, with its reason.
+    audit = gw.running.state.audit
+    import json
+
+    refusals = [json.loads(audit.leaf(i)) for i in range(audit.size())]
+    assert [
+        r["message_id"]
+        for r in refusals
+        if r["event"] == "refused" and r["reason"] == "MESSAGE_ID_REUSED"
+    ] == [header.message_id]
 
 
 def test_live_stream_wakes_on_submit(gw: GatewayEnv) -> None:
