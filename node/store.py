@@ -34,9 +34,13 @@ The write path is the node's hottest code, so its statements are built once
 (module constants, bound parameters) and executed with parameter sets: no
 statement is constructed, hashed for the compiled cache or compiled per call.
 On PostgreSQL the event counter and the event rows are one statement (a
-data-modifying CTE), and all audit entries of a transaction are appended as
-one batch (:meth:`AuditLog.append_many`: one lock of the audit state, one
-write).
+data-modifying CTE), together with the new rows a mutation handed to
+:meth:`Writer.insert_later` (rows nothing reads back before commit: an
+issued alert, its views, deliveries and outbox rows, the idempotency
+record); all audit entries of a transaction are appended as one batch
+(:meth:`AuditLog.append_many`: one lock of the audit state, one write).
+Issuing an alert thus writes with three statements: one for its rows and
+its event, two for its audit entries.
 
 Committed events are also kept in memory for a while (:meth:`Store.feed_after`):
 committed sequence numbers have no gaps (a rolled-back allocation is rolled
