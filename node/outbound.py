@@ -45,7 +45,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, tuple_, update
+from sqlalchemy.exc import OperationalError
 
 from intelshare import errors
 from intelshare.envelope import (
@@ -73,6 +74,13 @@ IDLE_POLL_SECONDS = 1.0
 
 #: How many envelopes the sender has at the gateway at once.
 MAX_IN_FLIGHT = 16
+
+#: How many answered submissions may wait to be recorded before the sender
+#: launches no more (recording is done in batches by its own thread).
+MAX_UNRECORDED = 256
+
+#: Rows read per look at the queue.
+_LOOK_LIMIT = 2 * MAX_IN_FLIGHT
 
 #: Errors after which trying again later may succeed.
 _TRANSIENT = (errors.Unavailable, errors.DirectoryInvalid, errors.Unauthenticated)
@@ -116,14 +124,33 @@ _SET_RECEIPT = (
     .where(t.outbound.c.id == bindparam("row_id"))
     .values(receipt=bindparam("receipt"))
 )
+# The deliveries of accepted alerts: locked without waiting. The inbox thread
+# locks deliveries rows too (receipts, acknowledgements, in its batches, in
+# its own order); a row it holds makes this statement fail at once
+# (LockNotAvailable) and the recorder try again shortly, instead of the two
+# transactions possibly waiting for each other until PostgreSQL's deadlock
+# detection kills one of them a second later.
 _DELIVERIES_ACCEPTED = (
     update(t.deliveries)
     .where(
-        t.deliveries.c.view_id.in_(bindparam("views", expanding=True)),
-        t.deliveries.c.accepted_ms.is_(None),
+        tuple_(t.deliveries.c.alert_id, t.deliveries.c.agency_id).in_(
+            select(t.deliveries.c.alert_id, t.deliveries.c.agency_id)
+            .where(
+                t.deliveries.c.view_id.in_(bindparam("views", expanding=True)),
+                t.deliveries.c.accepted_ms.is_(None),
+            )
+            .with_for_update(nowait=True)
+        )
     )
     .values(accepted_ms=bindparam("at"))
 )
+
+#: Attempts at recording acceptances while deliveries rows are busy.
+_LOCK_ATTEMPTS = 8
+
+
+def _lock_not_available(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == "55P03"
 
 
 @dataclass(frozen=True)
@@ -299,14 +326,15 @@ _Result = gateway_service_pb2.SubmitEnvelopeResponse | errors.IntelshareError
 class Sender:
     """Submits queued envelopes to the gateway; see the module docstring.
 
-    The thread keeps up to :data:`MAX_IN_FLIGHT` submissions going at once
-    (asynchronous calls started from this thread), never two of one
-    conversation (the alert or case a message is about) and never past a
-    row that waits for its backoff, so a message never overtakes an earlier
-    one about the same thing. It launches what is due when woken by
-    :meth:`wake` (a commit that queued something) without waiting for the
-    answers to earlier submissions, and records the answers that have come
-    in together: acceptances of many rows in one transaction.
+    Two threads. The *launcher* keeps up to :data:`MAX_IN_FLIGHT`
+    submissions going at once (asynchronous calls started from that
+    thread), never two of one conversation (the alert or case a message is
+    about) and never past a row that waits for its backoff, so a message
+    never overtakes an earlier one about the same thing; woken by
+    :meth:`wake` (a commit that queued something), it launches at once,
+    whatever is still on its way or being recorded. The *recorder* writes
+    the answers down as they come, all that have come in one transaction,
+    and tells the launcher when that frees a conversation or a slot.
     """
 
     def __init__(
@@ -323,87 +351,103 @@ class Sender:
         self.client = client
         self.max_backoff = max_backoff
         self.on_failed = on_failed
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._launch_cv = threading.Condition(self._lock)  # the launcher waits on it
+        self._record_cv = threading.Condition(self._lock)  # the recorder waits on it
+        # Under the lock:
         self._look = True  # something may have been queued since the last look
         self._done: list[tuple[Row[Any], _Result]] = []  # answers not yet recorded
-        # Rows submitted and not yet recorded (row id -> conversation); sender thread only.
-        self._in_flight: dict[int, str] = {}
-        self._held = False  # the last look left due rows for later (capacity, conversation)
+        self._in_flight: dict[int, str] = {}  # submitted, not yet recorded: id -> conversation
+        self._unanswered = 0  # submitted, no answer yet
+        self._recorded = 0  # how many times answers were recorded (a look's snapshot is stale)
+        self._held = False  # the last look left due rows for later (slot, conversation)
         # After a transient failure one submission at a time, until one is accepted
         # (a gateway coming back is not met by a burst of retries).
         self._probing = False
-        self._reader: Connection | None = None  # the sender thread's own connection for looks
+        self._reader: Connection | None = None  # the launcher's own connection for looks
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def wake(self) -> None:
-        with self._cond:
+        with self._lock:
             self._look = True
-            self._cond.notify()
+            self._launch_cv.notify()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="node-sender", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run_launcher, name="node-sender", daemon=True),
+            threading.Thread(target=self._run_recorder, name="node-sender-record", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self.wake()
-        if self._thread is not None:
-            # Answers still outstanding are not recorded: those rows stay
-            # pending and are submitted again (the gateway is idempotent).
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        try:
-            self._loop()
-        finally:
-            self._close_reader()
-
-    def _loop(self) -> None:
-        next_look = 0.0
-        while not self._stop.is_set():
-            with self._cond:
-                while (
-                    not self._stop.is_set()
-                    and not self._done
-                    and not self._look
-                    and time.monotonic() < next_look
-                ):
-                    self._cond.wait(next_look - time.monotonic())
-                if self._stop.is_set():
-                    return
-                done, self._done = self._done, []
-                look = self._look or time.monotonic() >= next_look
-                self._look = False
-            try:
-                # Launch first: new rows need not wait for earlier answers to be recorded.
-                if look:
-                    next_look = time.monotonic() + self._launch_due()
-                if done:
-                    retry_in = self._settle(done)
-                    if self._held or retry_in is not None:
-                        # Held-back rows may go now; a new backoff changes the next look.
-                        next_look = time.monotonic()
-            except Exception:
-                log.exception("sender loop failed")
-                next_look = time.monotonic() + 1.0
+        with self._lock:
+            self._launch_cv.notify_all()
+            self._record_cv.notify_all()
+        # Answers not recorded by then are lost: those rows stay pending and
+        # are submitted again (the gateway is idempotent).
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def pending_count(self) -> int:
         with self.store.engine.connect() as conn:
             return int(conn.execute(_COUNT_PENDING).scalar_one())
 
+    # --- the two threads ----------------------------------------------------------------
+
+    def _run_launcher(self) -> None:
+        next_look = 0.0
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    while (
+                        not self._stop.is_set() and not self._look and time.monotonic() < next_look
+                    ):
+                        self._launch_cv.wait(next_look - time.monotonic())
+                    if self._stop.is_set():
+                        return
+                    self._look = False
+                try:
+                    next_look = time.monotonic() + self._launch_due()
+                except Exception:
+                    log.exception("sender loop failed")
+                    next_look = time.monotonic() + 1.0
+        finally:
+            self._close_reader()
+
+    def _run_recorder(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stop.is_set() and not self._done:
+                    self._record_cv.wait()
+                if self._stop.is_set():
+                    return
+                done, self._done = self._done, []
+            try:
+                self._settle(done)
+            except Exception:
+                log.exception("sender could not record answers")
+                time.sleep(0.5)
+
+    # --- launching ---------------------------------------------------------------------
+
     def send_due(self) -> float:
         """One pass, waiting for the answers: submit what is due, record the outcomes.
 
-        Returns how long to wait before the next pass. (The thread does the
-        same without waiting; this is for callers driving the queue by hand.)
+        Returns how long to wait before the next pass. (The threads do the
+        same without waiting; this is for callers driving the queue by hand,
+        with the threads not started.)
         """
         try:
             delay = self._launch_due()
-            while self._in_flight:
-                with self._cond:
+            while True:
+                with self._lock:
+                    if not self._in_flight:
+                        break
                     while not self._done:
-                        self._cond.wait()
+                        self._record_cv.wait()
                     done, self._done = self._done, []
                 retry_in = self._settle(done)
                 if retry_in is not None:
@@ -417,38 +461,51 @@ class Sender:
 
     def _launch_due(self) -> float:
         """Submit the due rows at the head of the queue; how long until the next look."""
-        self._held = False
-        rows = self._pending()
-        busy = set(self._in_flight.values())
+        with self._lock:
+            self._held = False
+            in_flight = dict(self._in_flight)
+            recorded = self._recorded
+        rows = self._pending(list(in_flight))
+        busy = set(in_flight.values())
         now = now_ms()
+        stale = False
         for row in rows:
             due: int = row.next_attempt_ms
             if due > now:
                 # Head of line waits: later rows must not overtake it.
                 return max(0.05, (due - now) / 1000)
-            if len(self._in_flight) >= (1 if self._probing else MAX_IN_FLIGHT):
-                self._held = True  # looked at again when an answer is recorded
-                return IDLE_POLL_SECONDS
             conversation = str(row.alert_id or row.case_id or row.message_id)
-            if conversation in busy:
-                # An earlier message about the same thing is on its way: this
-                # one waits for its answer; other conversations go ahead.
-                self._held = True
-                continue
+            with self._lock:
+                full = self._unanswered >= (1 if self._probing else MAX_IN_FLIGHT) or (
+                    len(self._in_flight) >= MAX_UNRECORDED
+                )
+                if full or conversation in busy:
+                    # Looked at again when an answer is recorded (at once if
+                    # one was recorded since this look began). Another
+                    # conversation may go ahead of one that is busy.
+                    self._held = True
+                    stale = stale or self._recorded != recorded
+                    if full:
+                        return 0.0 if stale else IDLE_POLL_SECONDS
+                    continue
             if row.expire_ms <= now:
                 self._fail(row, "EXPIRED", "the message expired before the gateway accepted it")
                 continue
             busy.add(conversation)
-            self._in_flight[int(row.id)] = conversation
+            with self._lock:
+                self._in_flight[int(row.id)] = conversation
+                self._unanswered += 1
             self._submit(row)
-        if len(rows) == MAX_IN_FLIGHT:
-            self._held = True
+        if len(rows) == _LOOK_LIMIT:
+            with self._lock:
+                self._held = True
+                stale = stale or self._recorded != recorded
         # Rows queued by other processes (Celery workers) have no way to
         # wake this thread; a cheap indexed look every second finds them.
-        return IDLE_POLL_SECONDS
+        return 0.0 if stale else IDLE_POLL_SECONDS
 
-    def _pending(self) -> list[Row[Any]]:
-        """The head of the queue, without the rows on their way.
+    def _pending(self, exclude: list[int]) -> list[Row[Any]]:
+        """The head of the queue, without the rows on their way or being recorded.
 
         Read on a connection this thread keeps (autocommit: no transaction
         is left open between looks), so a look costs one round trip, not a
@@ -459,9 +516,7 @@ class Sender:
             conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self._reader = conn
         try:
-            rows = conn.execute(
-                _SELECT_PENDING, {"busy": list(self._in_flight), "limit": MAX_IN_FLIGHT}
-            ).all()
+            rows = conn.execute(_SELECT_PENDING, {"busy": exclude, "limit": _LOOK_LIMIT}).all()
             conn.rollback()  # ends SQLAlchemy's bookkeeping; nothing to roll back on the server
         except Exception:
             self._close_reader()
@@ -489,30 +544,41 @@ class Sender:
             self._answered(row, errors.Unavailable(f"submit not started: {type(exc).__name__}"))
 
     def _answered(self, row: Row[Any], result: _Result) -> None:
-        with self._cond:
+        with self._lock:
+            self._unanswered -= 1
             self._done.append((row, result))
-            self._cond.notify()
+            self._record_cv.notify()
+
+    # --- recording ---------------------------------------------------------------------
 
     def _settle(self, done: list[tuple[Row[Any], _Result]]) -> float | None:
         """Record answers (acceptances in one transaction); the earliest retry delay, if any."""
         accepted: list[tuple[Row[Any], gateway_service_pb2.SubmitEnvelopeResponse | None]] = []
         retry_in: float | None = None
+        probing = self._probing
         try:
             for row, result in sorted(done, key=lambda d: int(d[0].id)):
                 if isinstance(result, errors.IntelshareError):
                     if not self._settle_error(row, result, accepted):
                         delay = self._backoff_seconds(int(row.attempts) + 1)
                         retry_in = delay if retry_in is None else min(retry_in, delay)
-                        self._probing = True
+                        probing = True
                 else:
                     accepted.append((row, result))
-                    self._probing = False
+                    probing = False
             if accepted:
                 self._accepted_many(accepted)
         finally:
             # Whatever was not recorded stays pending and is looked at again.
-            for row, _result in done:
-                self._in_flight.pop(int(row.id), None)
+            with self._lock:
+                for row, _result in done:
+                    self._in_flight.pop(int(row.id), None)
+                self._recorded += 1
+                self._probing = probing
+                if self._held or retry_in is not None:
+                    # Held-back rows may go now; a new backoff changes the next look.
+                    self._look = True
+                    self._launch_cv.notify()
         return retry_in
 
     def _send_one(self, r: Row[Any]) -> bool:
@@ -615,6 +681,18 @@ class Sender:
         self, accepted: list[tuple[Row[Any], gateway_service_pb2.SubmitEnvelopeResponse | None]]
     ) -> None:
         """Record acceptances (a response, or None for an earlier sealing) in one transaction."""
+        for attempt in range(_LOCK_ATTEMPTS):
+            try:
+                self._accepted_once(accepted)
+                return
+            except OperationalError as exc:
+                if not _lock_not_available(exc) or attempt == _LOCK_ATTEMPTS - 1:
+                    raise
+            time.sleep(0.005 * 2**attempt)
+
+    def _accepted_once(
+        self, accepted: list[tuple[Row[Any], gateway_service_pb2.SubmitEnvelopeResponse | None]]
+    ) -> None:
         at = now_ms()
         by_id = {int(r.id): (r, response) for r, response in accepted}
         receipts = {

@@ -210,3 +210,40 @@ def test_send_due_drives_the_queue_by_hand(cluster: Cluster) -> None:
     assert passes == 2  # sixteen at once, then the rest
     assert {r.state for r in queued(nl)} == {"accepted"}
     assert sender.send_due() == outbound.IDLE_POLL_SECONDS
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_busy_deliveries_rows_are_waited_for_without_blocking(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deliveries row locked by another transaction (the inbox storing a receipt)
+    makes the recorder try again shortly, never wait inside its transaction."""
+    from sqlalchemy import update
+
+    busy: list[bool] = []
+    real = outbound._lock_not_available
+
+    def lock_not_available(exc: Any) -> bool:
+        busy.append(real(exc))
+        return busy[-1]
+
+    monkeypatch.setattr(outbound, "_lock_not_available", lock_not_available)
+    nl = cluster.start_node("nl-customs")
+    cluster.start_node("be-police")
+    nl.node.sender.stop()
+    with nl.client("liaison") as c:
+        c.create_alert(demo_alert(recipients=TO_BE))
+    sender = fresh_sender(nl, nl.node.client)
+    engine = nl.node.store.engine
+    with engine.connect() as other:
+        other.execute(update(t.deliveries).values(hit_count=t.deliveries.c.hit_count))
+        threading.Timer(0.1, other.rollback).start()  # the lock goes after 100 ms
+        started = time.monotonic()
+        sender.send_due()
+        waited = time.monotonic() - started
+    assert waited >= 0.1
+    assert busy
+    assert all(busy)  # refused at once (NOWAIT), tried again
+    assert [r.state for r in queued(nl)] == ["accepted"]
+    with engine.connect() as conn:
+        assert all(r.accepted_ms for r in conn.execute(select(t.deliveries.c.accepted_ms)))
