@@ -251,3 +251,38 @@ def test_an_unknown_key_refreshes_the_directory_once_and_opens_with_it(
         assert audit_leaves(be, "refused")[-1]["reason"] == "ENVELOPE_INVALID"
     finally:
         client.close()
+
+
+def test_a_cursor_behind_the_released_position_moves_on_with_an_audit_entry(
+    cluster: Cluster,
+) -> None:
+    from node.inbound import Inbound
+
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    old = be.node.inbound
+    old.stop()
+    for i in range(3):
+        submit(nl, seal_as(nl, {**GOOD, "description": f"lost {i}"}))
+    with be.node.gateway_client() as client:
+        assert client.acknowledge(3) == 3  # released at the gateway, never stored here
+    fresh = Inbound(
+        agency_id=old.agency_id,
+        keys=old.keys,
+        store=old.store,
+        trust=old.trust,
+        client_factory=old.client_factory,
+        max_backoff=0.5,
+        max_payload_bytes=old.max_payload_bytes,
+    )
+    fresh.handlers = dict(old.handlers)
+    fresh.start()
+    try:
+        wait_for(lambda: fresh.cursor() == 3, what="the cursor moved to the released position")
+        expired = audit_leaves(be, "cursor_expired")
+        assert [(e["cursor"], e["gateway_acknowledged"]) for e in expired] == [(0, 3)]
+        submit(nl, seal_as(nl, {**GOOD, "description": "after"}))
+        wait_for(lambda: fresh.cursor() == 4, what="the next entry stored")
+        assert count(be, t.received) == 1
+    finally:
+        fresh.stop()
