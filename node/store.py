@@ -70,7 +70,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from intelshare.audit.log import AuditLog, FieldValue
@@ -242,21 +241,27 @@ _PG_EVENTS = (
     "WITH ORDINALITY AS e(event_id, type, alert_id, case_id, agency_id, entry_id, ord) "
     "RETURNING seq"
 )
-_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 #: statement text per shape (tables, columns, one row or several, events)
 _pg_sql: dict[tuple[Any, ...], str] = {}
 
 
-def _pg_insert(table: Table, columns: tuple[str, ...], name: str, several: bool) -> str:
-    # Identifiers from the table definition only (an unknown column is a
-    # KeyError here); every value is a bound parameter.
-    names = [table.c[c].name for c in columns]
-    cols = ", ".join(names)
-    if not several:
-        values = ", ".join(f"%({name}_{c})s" for c in names)
-        return f"INSERT INTO {table.name} ({cols}) VALUES ({values})"  # noqa: S608
-    arrays = ", ".join(f"%({name}_{c})s::{table.c[c].type.compile(dialect=_PG)}[]" for c in names)
-    return f"INSERT INTO {table.name} ({cols}) SELECT * FROM unnest({arrays})"  # noqa: S608
+def _pg_insert(table: Table, columns: tuple[str, ...], name: str) -> str:
+    # One JSON parameter per table, whatever the number of rows and columns:
+    # the statement text stays the same for every call of one shape, and so
+    # few parameters keep psycopg's parsed-query cache working (it skips
+    # queries of more than 50). Identifiers come from the table definition
+    # only (an unknown column is a KeyError here); values are never inlined.
+    cols = ", ".join(table.c[c].name for c in columns)
+    return (
+        f"INSERT INTO {table.name} ({cols}) SELECT {cols} "  # noqa: S608
+        f"FROM json_populate_recordset(NULL::{table.name}, %({name})s::json)"
+    )
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()  # bytea's hex input format
+    return value
 
 
 def _flush_pg(
@@ -269,10 +274,12 @@ def _flush_pg(
     shape: list[Any] = []
     for i, (table, rows) in enumerate(later):
         columns = tuple(rows[0])
-        several = len(rows) > 1
-        shape.append((table.name, columns, several))
-        for c in columns:
-            params[f"l{i}_{c}"] = [r[c] for r in rows] if several else rows[0][c]
+        shape.append((table.name, columns))
+        params[f"l{i}"] = json.dumps(
+            [{c: _json_value(r[c]) for c in columns} for r in rows],
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
     n = len(events)
     shape.append(min(n, 2))
     if n:
@@ -284,8 +291,7 @@ def _flush_pg(
     sql = _pg_sql.get(key)
     if sql is None:
         parts = [
-            _pg_insert(table, tuple(rows[0]), f"l{i}", len(rows) > 1)
-            for i, (table, rows) in enumerate(later)
+            _pg_insert(table, tuple(rows[0]), f"l{i}") for i, (table, rows) in enumerate(later)
         ]
         if n:
             ctes = [f"l{i} AS ({part})" for i, part in enumerate(parts)] + [_PG_EVENTS_CTE]
