@@ -465,8 +465,9 @@ def bench_stream(
     Every round streams entries never delivered before (queued by the submit
     rounds, topped up here), so each is marked delivered and audited as in
     production; replaying an already delivered range would be cheaper. The
-    gateway reads and marks up to a batch ahead of what a cancelled stream
-    sent, so each round starts a batch past where the previous one stopped.
+    gateway records as delivered what gRPC sent, which runs ahead of what a
+    cancelled stream's client read (transport buffers), so each round starts
+    a batch past where the previous one stopped.
     """
     from gateway.service import INBOX_BATCH
 
