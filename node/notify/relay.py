@@ -18,9 +18,10 @@ worker, another node process) are found by the look it takes every
 The events claimed together go to the broker as **one** ``fan_out`` task
 (its id is the event id for a single event): each message costs the relay,
 the broker and a worker far more than the event rows themselves. To make
-such batches, a woken relay waits :data:`COALESCE_SECONDS` before it claims,
-which also leaves the first moments after a commit to the feed streams and
-the sender, the threads that officers and partners wait for.
+such batches, a woken relay waits :data:`COALESCE_SECONDS` before it claims
+(:data:`BUSY_COALESCE_SECONDS` while events keep coming), which also leaves
+the first moments after a commit to the feed streams and the sender, the
+threads that officers and partners wait for.
 
 The **sweep** (:func:`sweep_once`) is the safety net: an event not confirmed
 (``notified_ms``) within ``notify_deadline_seconds`` of its last hand-over
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 BATCH = 500
 #: after a commit wakes the relay, how long it lets further commits join the claim
 COALESCE_SECONDS = 0.005
+#: the same while events keep coming (the last claim less than BUSY_SECONDS ago):
+#: under load, fewer and larger tasks matter more than a few ms for webhooks
+BUSY_COALESCE_SECONDS = 0.025
+BUSY_SECONDS = 0.1
 
 
 _ev = t.events
@@ -248,6 +253,7 @@ class Relay:
         next_sweep = time.monotonic() + self.sweep_seconds
         quiet_until = 0.0
         committed = True  # claim at start: events may be waiting from before
+        last_sent = 0.0
         while not self._stop.is_set():
             generation = store.commit_generation()
             try:
@@ -278,8 +284,11 @@ class Relay:
             if sent >= BATCH:
                 committed = True
                 continue
+            if sent:
+                last_sent = time.monotonic()
             committed = store.wait_commit(generation, self.poll_seconds)
             if committed:
                 # Let the commits of the next moment join this claim (one task
                 # for them all), and the feeds and the sender go first.
-                self._stop.wait(COALESCE_SECONDS)
+                busy = time.monotonic() - last_sent < BUSY_SECONDS
+                self._stop.wait(BUSY_COALESCE_SECONDS if busy else COALESCE_SECONDS)
