@@ -67,14 +67,12 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    bindparam,
     func,
     insert,
     not_,
     or_,
     select,
     tuple_,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -477,24 +475,21 @@ _PG_HEAD = """, new_head AS (
 _PG_APPEND_ONLY = _PG_APPEND.format(head="")
 _PG_APPEND_SIGNED = _PG_APPEND.format(head=_PG_HEAD)
 
-_STATE_COLUMNS = (audit_state.c.log_id, audit_state.c.size, audit_state.c.frontier)
-_LOCK_FOR_UPDATE = select(*_STATE_COLUMNS).where(audit_state.c.id == _STATE_ID).with_for_update()
-_LOCK_SQLITE = (
-    update(audit_state)
-    .where(audit_state.c.id == _STATE_ID)
-    .values(size=audit_state.c.size)
-    .returning(*_STATE_COLUMNS)
+_SQLITE_ADD_ENTRY = (
+    "INSERT INTO audit_entries (idx, event, leaf, leaf_hash, created_at) VALUES (?, ?, ?, ?, ?)"
 )
-_ADD_ENTRY = insert(audit_entries)
-_ADD_NODE = insert(audit_nodes)
-_ADD_HEAD = insert(audit_heads)
-_ADVANCE = (
-    update(audit_state)
-    .where(audit_state.c.id == _STATE_ID, audit_state.c.size == bindparam("old_size"))
-    .values(
-        size=bindparam("new_size"), frontier=bindparam("new_frontier"), updated_at=bindparam("now")
-    )
+_SQLITE_ADD_NODE = "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)"
+_SQLITE_ADD_HEAD = (
+    "INSERT INTO audit_heads (tree_size, root_hash, ts_seconds, ts_nanos, signature, key_id) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
+_SQLITE_ADVANCE = (
+    "UPDATE audit_state SET size = ?, frontier = ?, updated_at = ? WHERE id = 1 AND size = ?"
+)
+# The lock: on SQLite a write first, so that pysqlite BEGINs and SQLite takes
+# the database write lock before the state is read (see _locked_row).
+_SQLITE_LOCK = "UPDATE audit_state SET size = size WHERE id = 1 RETURNING log_id, size, frontier"
+_PG_LOCK = "SELECT log_id, size, frontier FROM audit_state WHERE id = 1 FOR UPDATE"
 
 
 def _write_batch(
@@ -530,28 +525,32 @@ def _write_batch(
             _PG_APPEND_SIGNED if head is not None else _PG_APPEND_ONLY, params
         )
     else:
+        # SQLite: driver SQL with tuples, executemany per table. The timestamp
+        # is written as SQLAlchemy's SQLite DateTime stores it (UTC, the
+        # log's clock), so reads through the table definitions see the same.
+        at = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         if leaves:
-            conn.execute(
-                _ADD_ENTRY,
+            conn.exec_driver_sql(
+                _SQLITE_ADD_ENTRY,
                 [
-                    {"idx": first + i, "event": ev, "leaf": data, "leaf_hash": h, "created_at": now}
+                    (first + i, ev, data, h, at)
                     for i, (ev, data, h) in enumerate(zip(events, leaves, hashes, strict=True))
                 ],
             )
-            conn.execute(
-                _ADD_NODE, [{"level": lv, "idx": ix, "hash": nh} for lv, ix, nh in completed]
-            )
+            conn.exec_driver_sql(_SQLITE_ADD_NODE, list(completed))
         if head is not None:
-            conn.execute(_ADD_HEAD, _head_row(head))
-        done = conn.execute(
-            _ADVANCE,
-            {
-                "old_size": first,
-                "new_size": frontier.size,
-                "new_frontier": frontier.encode(),
-                "now": now,
-            },
-        )
+            conn.exec_driver_sql(
+                _SQLITE_ADD_HEAD,
+                (
+                    head.tree_size,
+                    head.root_hash,
+                    head.timestamp.seconds,
+                    head.timestamp.nanos,
+                    head.signature,
+                    head.key_id,
+                ),
+            )
+        done = conn.exec_driver_sql(_SQLITE_ADVANCE, (frontier.size, frontier.encode(), at, first))
     if done.rowcount != 1:  # cannot happen while the row lock holds
         raise AuditLogInvalid("audit state changed under the row lock")
 
@@ -829,8 +828,8 @@ class AuditLog:
             # A write first: pysqlite then BEGINs and SQLite takes the database
             # write lock (waiting out busy_timeout) before the state is read,
             # so no other appender can have read the same size.
-            return conn.execute(_LOCK_SQLITE).one_or_none()
-        return conn.execute(_LOCK_FOR_UPDATE).one_or_none()
+            return conn.exec_driver_sql(_SQLITE_LOCK).one_or_none()
+        return conn.exec_driver_sql(_PG_LOCK).one_or_none()
 
     def _proof(self, conn: Connection, ranges: list[merkle.Range], tree_size: int) -> list[bytes]:
         """Hash ``ranges`` from stored nodes, in one query.
