@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import grpc
@@ -402,6 +403,9 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             )
         topic = inbox_topic(agency)
         heartbeat = s.config.heartbeat_seconds
+        # A call that ends (cancelled, deadline, client gone) wakes its own wait,
+        # so its worker thread is back in the pool now, not at the next heartbeat.
+        context.add_callback(partial(s.hub.wake_local, topic))
         s.metrics.stream_opened(agency, context)
         # The database works while gRPC sends: the next batch is read ahead
         # when this one was full, and what was sent is recorded in the

@@ -66,6 +66,10 @@ class WakeupHub:
             self._generation[topic] += 1
             self._cond.notify_all()
 
+    def wake_local(self, topic: str) -> None:
+        """Wake this process's waiters on ``topic`` only (e.g. a stream whose call ended)."""
+        self._bump(topic)
+
     def generation(self, topic: str) -> int:
         """Current generation of ``topic``; pass it to :meth:`wait`."""
         with self._cond:

@@ -397,3 +397,29 @@ def test_plaintext_health_port_answers_probes(make_gateway: Callable[..., Gatewa
                 gateway_service_pb2.GetDirectoryRequest()
             )
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_cancelled_streams_give_their_threads_back(
+    make_gateway: Callable[..., GatewayEnv],
+) -> None:
+    """A stream cancelled while it waits frees its worker thread at once.
+
+    Four worker threads and a heartbeat of a minute: six streams opened and
+    cancelled one after the other would leave every thread waiting out its
+    heartbeat, and the next call would find none, unless the end of a call
+    wakes its own wait.
+    """
+    gw = make_gateway(max_workers=4, heartbeat_seconds=60)
+    with gw.client("nl-customs") as nl:
+        nl.submit(gw.seal("nl-customs", ["be-police"]))
+    with gw.client("be-police") as c:
+        for _ in range(6):
+            call = c.stub.StreamInbox(gateway_service_pb2.StreamInboxRequest(after_sequence=0))
+            first = next(call)  # the handler runs on a worker thread now
+            assert first.HasField("entry")
+            call.cancel()
+        again = c.stub.StreamInbox(
+            gateway_service_pb2.StreamInboxRequest(after_sequence=0), timeout=10
+        )
+        assert next(again).entry.sequence == 1
+        again.cancel()
