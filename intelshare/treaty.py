@@ -942,11 +942,35 @@ def verify_signatures(
             public = keys.signing_key(agency, sig.key_id, when)
             if not isinstance(public, ed25519.Ed25519PublicKey):
                 continue
-            public.verify(sig.signature, message)
+            _verify_once(public, sig.signature, message)
         except (IntelshareError, InvalidSignature, ValueError):
             continue
         ok.add(agency)
     return ok
+
+
+_VERIFIED: dict[tuple[bytes, bytes, bytes], None] = {}
+_VERIFIED_MAX = 1024
+
+
+def _verify_once(public: ed25519.Ed25519PublicKey, signature: bytes, message: bytes) -> None:
+    """``public.verify``, remembering the triples that verified.
+
+    A treaty's party signatures are checked for every envelope that names it
+    (by the gateway, the sending and the receiving node), always the same few
+    signatures over the same document. Whether a signature verifies is a pure
+    function of key, signature and message, so a triple that verified once
+    verifies again; only that is remembered. Which key the directory vouches
+    for, at which time, is still looked up on every call, so a revoked or
+    expired key stops counting at once.
+    """
+    triple = (public.public_bytes_raw(), bytes(signature), message)
+    if triple in _VERIFIED:
+        return
+    public.verify(signature, message)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[triple] = None
 
 
 def in_force(

@@ -914,3 +914,35 @@ def test_treaties_pickle_through_the_canonical_form(demo: dict[str, Treaty]) -> 
     again = pickle.loads(pickle.dumps(demo[TASKFORCE]))
     assert again == demo[TASKFORCE]
     assert again.fields["alert"] == demo[TASKFORCE].fields["alert"]
+
+
+def test_remembered_verifications_still_ask_the_directory(
+    signed_taskforce: SignedTreatyDoc, lookup: DictKeys
+) -> None:
+    """Signatures that verified before are remembered; the key lookup is not.
+
+    A party whose key the directory no longer vouches for stops counting at
+    once, and a tampered copy of a remembered signature is still refused.
+    """
+    assert verify_signatures(signed_taskforce, lookup) == set(AGENCIES)  # remembered now
+    revoked = AGENCIES[0]
+
+    class Revoking:
+        def signing_key(
+            self, agency_id: str, key_id: str, at: datetime
+        ) -> ed25519.Ed25519PublicKey:
+            if agency_id == revoked:
+                raise SignatureInvalid(audit_detail="revoked")
+            return lookup.signing_key(agency_id, key_id, at)
+
+        def encryption_key(self, agency_id: str) -> tuple[str, x25519.X25519PublicKey]:
+            raise AgencyUnknown(agency_id)
+
+    assert verify_signatures(signed_taskforce, Revoking()) == set(AGENCIES) - {revoked}
+    assert not in_force(signed_taskforce, Revoking(), AT)
+
+    message = signed_taskforce.to_proto()
+    first = message.signatures[0]
+    first.signature = bytes([first.signature[0] ^ 1]) + first.signature[1:]
+    tampered = SignedTreatyDoc.from_proto(message)
+    assert first.agency_id not in verify_signatures(tampered, lookup)
