@@ -94,13 +94,19 @@ class BundledRedis:
         self.socket.unlink(missing_ok=True)
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the process that started us dies, even by SIGKILL."""
-    import ctypes
-    import signal
+def _die_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that it gets SIGTERM when the process that started it dies.
 
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    ``setpriv --pdeathsig`` sets that in the child after the fork, in C. The
+    same ``prctl`` from a ``preexec_fn`` would run Python in a child forked
+    from a process with gRPC threads, which can deadlock or abort there (it
+    did: "Fatal Python error: Aborted"). Without ``setpriv`` the server is
+    stopped by :meth:`BundledRedis.stop` only.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return argv
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 def _answers(sock: Path) -> bool:
@@ -140,30 +146,31 @@ def ensure_bundled(config: NodeConfig, timeout: float = 10.0) -> BundledRedis | 
             sock.unlink(missing_ok=True)
             log_file = (data / "redis.log").open("ab")
             proc = subprocess.Popen(  # noqa: S603 - a fixed binary and fixed arguments
-                [
-                    binary,
-                    "--port",
-                    "0",
-                    "--unixsocket",
-                    str(sock),
-                    "--unixsocketperm",
-                    "700",
-                    "--dir",
-                    str(data),
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "everysec",
-                    "--save",
-                    "",
-                    "--daemonize",
-                    "no",
-                ],
+                _die_with_parent(
+                    [
+                        binary,
+                        "--port",
+                        "0",
+                        "--unixsocket",
+                        str(sock),
+                        "--unixsocketperm",
+                        "700",
+                        "--dir",
+                        str(data),
+                        "--appendonly",
+                        "yes",
+                        "--appendfsync",
+                        "everysec",
+                        "--save",
+                        "",
+                        "--daemonize",
+                        "no",
+                    ]
+                ),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # only prctl in the child
             )
             log_file.close()
             deadline = time.monotonic() + timeout
