@@ -524,7 +524,8 @@ class World:
             self.dbs[agency],
             self.gateway.port,
             self.workdir,
-            **{"redis_url": self.redis_url, "redis_prefix": self.prefix, **over},
+            # One key space per agency, as separate deployments have.
+            **{"redis_url": self.redis_url, "redis_prefix": f"{self.prefix}{agency}:", **over},
         )
         path = write_yaml(self.workdir / f"{agency}.yaml", "node", values)
         self.configs[agency] = path

@@ -297,7 +297,9 @@ def world(backend: str, workers: bool = True) -> Iterator[World]:
                             "identity_dir": str(fed.agencies[agency].dir),
                             "directory_cache": str(workdir / f"{agency}.directory.pb"),
                             "redis_url": redis_url,
-                            "redis_prefix": prefix,
+                            # One key space per agency, as separate deployments
+                            # have: no node parses the other's wake-ups.
+                            "redis_prefix": f"{prefix}{agency}:",
                             "max_workers": 32,
                             "heartbeat_seconds": 5.0,
                         },

@@ -19,7 +19,7 @@ The path of one event
         │ after commit: in-process wake-up (+ Redis publish if redis_url)
         │     └──▶ WatchAlerts / WatchCase streams of this process read seq > cursor
         ▼
-    relay thread (node process) ──claim (relay_ms)──▶ Celery task fan_out, id = event id
+    relay thread (node process) ──claim (relay_ms)──▶ Celery task fan_out (event ids)
                                                           │  (Redis broker, append-only)
     intelshare worker ◀───────────────────────────────────┘
         fan_out: publish wake-up to every node process (ids never, topic only)
@@ -38,10 +38,16 @@ wake-up for content: they replay from their cursor.
 Where things run (and why)
 --------------------------
 * **Relay: a thread in each node process** (:mod:`node.notify.relay`). It
-  is woken by the same in-process signal as the streams, so a new event
-  reaches the broker within milliseconds, with no extra polling process to
-  deploy. Rows are claimed with a conditional UPDATE, so several node
-  processes on one database do not send the same row twice.
+  is woken by this process's own commits of events (not by the workers'
+  confirmations, which are most wake-ups) and claims at once, in one
+  conditional UPDATE, so several node processes on one database do not send
+  the same row twice. Events committed elsewhere (a worker's expiry job,
+  another node process) are found by its look every
+  ``notify_relay_seconds`` of quiet. After a commit it waits 5 ms (25 ms
+  while busy) so that nearby events travel as **one** ``fan_out`` task: a
+  Celery message costs the relay, the broker and a worker far more than the
+  event rows it names, and at a hundred alerts a second one task per event
+  was most of the workers' CPU.
 * **Sweep: in the relay thread and in beat**. An event not confirmed within
   ``notify_deadline_seconds`` of its last hand-over, or a webhook delivery
   overdue by as much, is sent again; claims make each stale row go once per
@@ -76,8 +82,10 @@ Guarantees and the settings behind them
   redelivered, after ``notify_visibility_timeout_seconds``; that timeout is
   validated to exceed the task time limit plus the longest retry countdown
   (on Redis a task waiting for its countdown is unacknowledged too).
-* Idempotency: task id = event id (``<event>:<webhook>`` for deliveries);
-  ``fan_out`` does nothing for a confirmed event; a delivery is leased before
+* Idempotency: a task names its events by sequence number; its id is the
+  event id for a single event and ``<first event id>+<n - 1>`` for a batch
+  (``<event>:<webhook>`` for deliveries). ``fan_out`` confirms each event in
+  one conditional UPDATE and does nothing for one already confirmed; a delivery is leased before
   its POST. Webhooks are at-least-once: a worker killed after the receiver's
   2xx but before the record POSTs again; receivers dedupe on
   ``X-Intelshare-Event-Id``.
