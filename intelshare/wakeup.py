@@ -15,6 +15,14 @@ publications instead of one round trip each on the request path. Each hub
 tags what it publishes with a random token and ignores its own echoes: its
 local waiters were already woken, and a second wake-up would make every
 stream read the database again for nothing.
+
+A hub alone on Redis publishes nothing: ``PUBLISH`` answers how many
+subscribers got the message, and when the only one is the hub's own
+listener (a single node process, its workers only publish) the hub stops
+publishing for :data:`ALONE_SECONDS`, after which it asks again. A hub whose
+listener (re)subscribes announces itself on :data:`HELLO_TOPIC`; every other
+hub then forgets that it was alone and publishes each topic it skipped,
+so a wake-up skipped just before the newcomer subscribed still reaches it.
 """
 
 from __future__ import annotations
@@ -28,6 +36,12 @@ from collections import defaultdict
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+#: How long a hub that found no other subscriber publishes nothing.
+ALONE_SECONDS = 1.0
+
+#: The topic on which a hub announces that its listener (re)subscribed.
+HELLO_TOPIC = "\x00hub-hello"
 
 
 class WakeupHub:
@@ -45,6 +59,10 @@ class WakeupHub:
         self._token = os.urandom(8).hex().encode()
         self._dirty: set[str] = set()
         self._dirty_cond = threading.Condition()
+        # Until then (monotonic) no other hub listens: publishing is skipped.
+        self._alone_until = 0.0
+        self._skipped: set[str] = set()  # topics not published while alone
+        self._hellos = 0  # hellos heard from other hubs
         self.connected = threading.Event()
         if redis_url:
             import redis
@@ -93,6 +111,9 @@ class WakeupHub:
         self._bump(topic)
         if self._redis is not None:
             with self._dirty_cond:
+                if time.monotonic() < self._alone_until:
+                    self._skipped.add(topic)  # published if a hello comes
+                    return
                 self._dirty.add(topic)
                 self._dirty_cond.notify()
 
@@ -109,15 +130,34 @@ class WakeupHub:
 
     def _publish(self, topics: set[str]) -> None:
         try:
+            own = 1 if self.connected.is_set() else 0  # our listener counts as a receiver
+            with self._dirty_cond:
+                hellos = self._hellos
             if len(topics) == 1:
-                self._redis.publish(self._prefix + next(iter(topics)), self._token)
-                return
-            pipe = self._redis.pipeline(transaction=False)
-            for topic in topics:
-                pipe.publish(self._prefix + topic, self._token)
-            pipe.execute()
+                received = self._redis.publish(self._prefix + next(iter(topics)), self._token)
+            else:
+                pipe = self._redis.pipeline(transaction=False)
+                for topic in topics:
+                    pipe.publish(self._prefix + topic, self._token)
+                received = max(pipe.execute())
+            if int(received) <= own:
+                # Nobody else listens; a newcomer's hello ends this at once
+                # (one heard during this publication too).
+                with self._dirty_cond:
+                    if self._hellos == hellos:
+                        self._alone_until = time.monotonic() + ALONE_SECONDS
         except Exception as exc:  # a lost wake-up only delays a stream
             log.warning("wake-up publish failed: %s", type(exc).__name__)
+
+    def _heard_hello(self) -> None:
+        """Another hub (re)subscribed: publish again, starting with what was skipped."""
+        with self._dirty_cond:
+            self._hellos += 1
+            self._alone_until = 0.0
+            if self._skipped:
+                self._dirty |= self._skipped
+                self._skipped = set()
+                self._dirty_cond.notify()
 
     def _listen(self) -> None:
         backoff = 0.2
@@ -127,6 +167,8 @@ class WakeupHub:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(self._prefix + "*")
                 self.connected.set()
+                # Hubs that thought themselves alone publish again from now on.
+                self._redis.publish(self._prefix + HELLO_TOPIC, self._token)
                 backoff = 0.2
                 while not self._stop.is_set():
                     msg = pubsub.get_message(timeout=1.0)
@@ -134,7 +176,11 @@ class WakeupHub:
                         channel = msg["channel"]
                         if isinstance(channel, bytes):
                             channel = channel.decode()
-                        self._bump(channel[len(self._prefix) :])
+                        topic = channel[len(self._prefix) :]
+                        if topic == HELLO_TOPIC:
+                            self._heard_hello()
+                        else:
+                            self._bump(topic)
             except Exception as exc:
                 self.connected.clear()
                 log.warning("wake-up subscriber lost Redis (%s); retrying", type(exc).__name__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from intelshare.wakeup import WakeupHub
 
@@ -68,3 +69,33 @@ def test_a_burst_is_coalesced_and_still_arrives(redis_url: str, redis_prefix: st
     finally:
         a.close()
         b.close()
+
+
+def test_a_hub_alone_stops_publishing_until_another_subscribes(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Nobody else listens: no publications; a newcomer still gets what follows at once."""
+    a = WakeupHub(redis_url, channel_prefix=redis_prefix)
+    b = None
+    try:
+        assert a.connected.wait(5)
+        a.notify("x")
+        deadline = time.monotonic() + 5
+        while a._alone_until <= time.monotonic() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert a._alone_until > time.monotonic(), "a lone hub kept publishing"
+        b = WakeupHub(redis_url, channel_prefix=redis_prefix)
+        assert b.connected.wait(5)
+        seen = b.generation("x")
+        a.notify("x")  # possibly before a heard b's hello: published again once it does
+        started = time.monotonic()
+        assert b.wait("x", seen, timeout=5)
+        assert time.monotonic() - started < 0.5
+        # From then on a publishes as before.
+        seen = b.generation("y")
+        a.notify("y")
+        assert b.wait("y", seen, timeout=2)
+    finally:
+        a.close()
+        if b is not None:
+            b.close()
