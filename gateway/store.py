@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from intelshare.audit.log import AuditLog, FieldValue
+from intelshare.audit.log import AuditLog, FieldValue, sqlite_driver
 from intelshare.errors import ConfigError
 from intelshare.v1 import receipt_pb2
 
@@ -632,22 +632,25 @@ class GatewayStore:
         return outcomes
 
     def _accept_sqlite(self, subs: Sequence[Submission]) -> dict[str, Outcome]:
+        # On the driver's own connection (errors wrapped as SQLAlchemy's):
+        # a SQLAlchemy execute costs more than these short statements.
         pairs = json.dumps([[s.message_id, a] for s in subs for a in s.recipients])
         ids = json.dumps([s.message_id for s in subs])
         outcomes: dict[str, Outcome] = {}
         with self.engine.begin() as conn:
             last: dict[str, int] = {}
             stored = 0
-            for agency, seq, known in conn.exec_driver_sql(
-                _SQLITE_ALLOCATE, {"pairs": pairs, "ids": ids}
-            ):
-                last[str(agency)] = int(seq)
-                stored = int(known)
-            if stored or not last:  # some (or all) were stored before
-                for mid, index, sha, receipt in conn.exec_driver_sql(
-                    _SQLITE_EXISTING, {"ids": ids}
-                ):
-                    outcomes[mid] = StoredMessage(mid, bytes(sha), int(index), bytes(receipt))
+            with sqlite_driver(conn) as driver:
+                for agency, seq, known in driver.execute(
+                    _SQLITE_ALLOCATE, {"pairs": pairs, "ids": ids}
+                ).fetchall():
+                    last[str(agency)] = int(seq)
+                    stored = int(known)
+                if stored or not last:  # some (or all) were stored before
+                    for mid, index, sha, receipt in driver.execute(
+                        _SQLITE_EXISTING, {"ids": ids}
+                    ).fetchall():
+                        outcomes[mid] = StoredMessage(mid, bytes(sha), int(index), bytes(receipt))
             fresh = [s for s in subs if s.message_id not in outcomes]
             if not fresh:
                 return outcomes
@@ -655,31 +658,32 @@ class GatewayStore:
             # Under the database write lock since the upsert: the rows can
             # go in with their receipts, after the audit entries.
             accepted = self._log_accepted(conn, fresh, sequences)
-            conn.exec_driver_sql(
-                _SQLITE_INSERT_MESSAGE,
-                [
-                    (
-                        s.message_id,
-                        s.sender,
-                        s.treaty_id,
-                        s.envelope,
-                        s.envelope_sha256,
-                        a.log_index,
-                        a.receipt,
-                        s.now_ms,
-                        s.expire_ms,
-                    )
-                    for s, a in zip(fresh, accepted, strict=True)
-                ],
-            )
-            conn.exec_driver_sql(
-                _SQLITE_INSERT_INBOX,
-                [
-                    (agency, seq, s.message_id, s.expire_ms)
-                    for s, seqs in zip(fresh, sequences, strict=True)
-                    for agency, seq in seqs.items()
-                ],
-            )
+            with sqlite_driver(conn) as driver:
+                driver.executemany(
+                    _SQLITE_INSERT_MESSAGE,
+                    [
+                        (
+                            s.message_id,
+                            s.sender,
+                            s.treaty_id,
+                            s.envelope,
+                            s.envelope_sha256,
+                            a.log_index,
+                            a.receipt,
+                            s.now_ms,
+                            s.expire_ms,
+                        )
+                        for s, a in zip(fresh, accepted, strict=True)
+                    ],
+                )
+                driver.executemany(
+                    _SQLITE_INSERT_INBOX,
+                    [
+                        (agency, seq, s.message_id, s.expire_ms)
+                        for s, seqs in zip(fresh, sequences, strict=True)
+                        for agency, seq in seqs.items()
+                    ],
+                )
         outcomes.update((a.message_id, a) for a in accepted)
         return outcomes
 

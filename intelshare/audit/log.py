@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -75,6 +76,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from intelshare.audit import merkle
 from intelshare.errors import AuditLogInvalid, ConfigError, InvalidArgument, NotFound
@@ -492,6 +494,25 @@ _SQLITE_LOCK = "UPDATE audit_state SET size = size WHERE id = 1 RETURNING log_id
 _PG_LOCK = "SELECT log_id, size, frontier FROM audit_state WHERE id = 1 FOR UPDATE"
 
 
+@contextmanager
+def sqlite_driver(conn: Connection) -> Iterator[Any]:
+    """The pysqlite connection under ``conn``, its errors raised as SQLAlchemy's.
+
+    For the hottest statements: a SQLAlchemy execute costs several times a
+    short SQLite statement. pysqlite still begins the transaction lazily
+    before the first write, and ``conn``'s commit or rollback ends it. A
+    driver error is wrapped as SQLAlchemy wraps it (``IntegrityError``,
+    ``OperationalError``, ... without bound values), so callers see the same
+    exceptions as through ``conn``.
+    """
+    try:
+        yield conn.connection.driver_connection
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(
+            None, None, exc, sqlite3.Error, hide_parameters=True, dialect=conn.dialect
+        ) from exc
+
+
 def _write_batch(
     conn: Connection,
     *,
@@ -525,32 +546,36 @@ def _write_batch(
             _PG_APPEND_SIGNED if head is not None else _PG_APPEND_ONLY, params
         )
     else:
-        # SQLite: driver SQL with tuples, executemany per table. The timestamp
-        # is written as SQLAlchemy's SQLite DateTime stores it (UTC, the
-        # log's clock), so reads through the table definitions see the same.
+        # SQLite: the driver's own connection, tuples, executemany per table
+        # (a SQLAlchemy execute costs more than the statement here). The
+        # timestamp is written as SQLAlchemy's SQLite DateTime stores it
+        # (UTC, the log's clock), so reads through the table definitions see
+        # the same.
         at = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        if leaves:
-            conn.exec_driver_sql(
-                _SQLITE_ADD_ENTRY,
-                [
-                    (first + i, ev, data, h, at)
-                    for i, (ev, data, h) in enumerate(zip(events, leaves, hashes, strict=True))
-                ],
-            )
-            conn.exec_driver_sql(_SQLITE_ADD_NODE, list(completed))
-        if head is not None:
-            conn.exec_driver_sql(
-                _SQLITE_ADD_HEAD,
-                (
-                    head.tree_size,
-                    head.root_hash,
-                    head.timestamp.seconds,
-                    head.timestamp.nanos,
-                    head.signature,
-                    head.key_id,
-                ),
-            )
-        done = conn.exec_driver_sql(_SQLITE_ADVANCE, (frontier.size, frontier.encode(), at, first))
+        with sqlite_driver(conn) as driver:
+            if leaves:
+                driver.executemany(
+                    _SQLITE_ADD_ENTRY,
+                    [
+                        (first + i, ev, data, h, at)
+                        for i, (ev, data, h) in enumerate(zip(events, leaves, hashes, strict=True))
+                    ],
+                )
+                if completed:
+                    driver.executemany(_SQLITE_ADD_NODE, completed)
+            if head is not None:
+                driver.execute(
+                    _SQLITE_ADD_HEAD,
+                    (
+                        head.tree_size,
+                        head.root_hash,
+                        head.timestamp.seconds,
+                        head.timestamp.nanos,
+                        head.signature,
+                        head.key_id,
+                    ),
+                )
+            done = driver.execute(_SQLITE_ADVANCE, (frontier.size, frontier.encode(), at, first))
     if done.rowcount != 1:  # cannot happen while the row lock holds
         raise AuditLogInvalid("audit state changed under the row lock")
 
@@ -792,7 +817,7 @@ class AuditLog:
             return _State(self._log_id, 0, b"")
         return self._checked_state(row)
 
-    def _checked_state(self, row: _AnyRow) -> _State:
+    def _checked_state(self, row: _AnyRow | _State) -> _State:
         if row.log_id != self._log_id:
             raise ConfigError(
                 f"this database holds the audit log {row.log_id!r}, not {self._log_id!r}"
@@ -823,12 +848,17 @@ class AuditLog:
                 conn.execute(insert(audit_state).values(values))
         raise AuditLogInvalid("audit state row cannot be created")  # pragma: no cover
 
-    def _locked_row(self, conn: Connection) -> _AnyRow | None:
+    def _locked_row(self, conn: Connection) -> _AnyRow | _State | None:
         if conn.dialect.name == "sqlite":
             # A write first: pysqlite then BEGINs and SQLite takes the database
             # write lock (waiting out busy_timeout) before the state is read,
             # so no other appender can have read the same size.
-            return conn.exec_driver_sql(_SQLITE_LOCK).one_or_none()
+            with sqlite_driver(conn) as driver:
+                rows = driver.execute(_SQLITE_LOCK).fetchall()
+            if not rows:
+                return None
+            row = rows[0]
+            return _State(str(row[0]), int(row[1]), bytes(row[2]))
         return conn.exec_driver_sql(_PG_LOCK).one_or_none()
 
     def _proof(self, conn: Connection, ranges: list[merkle.Range], tree_size: int) -> list[bytes]:
