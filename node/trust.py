@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -35,6 +35,11 @@ from node import tables as t
 from node.store import now_ms
 
 log = logging.getLogger(__name__)
+
+#: How long :meth:`Trust.current` reuses a treaty found in force, by the
+#: node's clock, as long as the directory and the treaties held are the same
+#: (a new directory or treaty is looked at at once; so is the treaty's end).
+CURRENT_REUSE = timedelta(seconds=1)
 
 
 class Trust:
@@ -60,6 +65,9 @@ class Trust:
         #: gateway client for on-demand treaty fetches (set by node.server)
         self.client: GatewayClient | None = None
         self._asked: dict[str, float] = {}
+        self._treaties_version = 0  # bumped whenever _treaties changes
+        # treaty id -> (directory, treaties version, found at, doc) for current()
+        self._current: dict[str, tuple[TrustedDirectory, int, datetime, SignedTreatyDoc]] = {}
 
     # --- directory ---------------------------------------------------------------
 
@@ -83,6 +91,7 @@ class Trust:
                 continue
             with self._lock:
                 self._treaties[(doc.treaty.id, doc.treaty.version)] = doc
+                self._treaties_version += 1
 
     @property
     def directory(self) -> TrustedDirectory:
@@ -161,6 +170,7 @@ class Trust:
                 )
         with self._lock:
             self._treaties[key] = doc
+            self._treaties_version += 1
 
     def add_treaty(self, doc: SignedTreatyDoc) -> None:
         """Keep a treaty obtained out of band (tests, offline setups)."""
@@ -190,8 +200,21 @@ class Trust:
     def _newest_in_force(self, treaty_id: str) -> SignedTreatyDoc | None:
         directory = self.directory
         now = self.clock()
+        with self._lock:
+            held = self._treaties_version
+            found = self._current.get(treaty_id)
+        if (
+            found is not None
+            and found[0] is directory
+            and found[1] == held
+            and found[2] <= now < found[2] + CURRENT_REUSE
+            and now < found[3].treaty.valid_end
+        ):
+            return found[3]
         for doc in self._versions(treaty_id):
             if in_force(doc, directory, now):
+                with self._lock:
+                    self._current[treaty_id] = (directory, held, now, doc)
                 return doc
         return None
 
