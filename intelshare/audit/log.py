@@ -222,21 +222,42 @@ def canonical_leaf(event: str, time: datetime, fields: Mapping[str, FieldValue])
     the same bytes, so anyone holding the leaf can recompute its hash and a
     verifier can tell a well-formed leaf from a forged one.
     """
-    if not isinstance(event, str) or not _NAME.fullmatch(event):
+    if time.tzinfo is None:
+        raise InvalidArgument("audit time must be timezone-aware")
+    return _leaf(event, _rfc3339(time), fields)
+
+
+# Names that passed the checks below (event and field names are a small,
+# fixed vocabulary in practice): later entries skip the regular expression.
+_GOOD_NAMES: set[str] = set()
+_GOOD_NAMES_MAX = 4096
+
+
+def _good_name(name: object) -> bool:
+    if name in _GOOD_NAMES:
+        return True
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in _RESERVED:
+        return False
+    if len(_GOOD_NAMES) < _GOOD_NAMES_MAX:
+        _GOOD_NAMES.add(name)
+    return True
+
+
+def _leaf(event: str, stamp: str, fields: Mapping[str, FieldValue]) -> bytes:
+    """:func:`canonical_leaf` with the time already formatted (RFC 3339, UTC)."""
+    if not (isinstance(event, str) and (event in _GOOD_NAMES or _NAME.fullmatch(event))):
         raise InvalidArgument(
             "audit event must match [A-Za-z][A-Za-z0-9_.:-]{0,63}",
             violations={"event": "invalid name"},
         )
-    if time.tzinfo is None:
-        raise InvalidArgument("audit time must be timezone-aware")
-    doc: dict[str, Any] = {"event": event, "time": _rfc3339(time)}
+    doc: dict[str, Any] = {"event": event, "time": stamp}
     for name, value in fields.items():
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise InvalidArgument(
-                f"audit field name {name!r} must match [A-Za-z][A-Za-z0-9_.:-]{{0,63}}",
-                violations={str(name): "invalid name"},
-            )
-        if name in _RESERVED:
+        if not _good_name(name):
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise InvalidArgument(
+                    f"audit field name {name!r} must match [A-Za-z][A-Za-z0-9_.:-]{{0,63}}",
+                    violations={str(name): "invalid name"},
+                )
             raise InvalidArgument(
                 f"audit field name {name!r} is reserved", violations={name: "reserved"}
             )
@@ -253,10 +274,14 @@ def canonical_leaf(event: str, time: datetime, fields: Mapping[str, FieldValue])
     return data
 
 
+# One encoder for every leaf: ``json.dumps`` with options builds one per call.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def _dumps(doc: Mapping[str, Any]) -> bytes:
-    return json.dumps(
-        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(doc).encode("utf-8")
 
 
 # --- signed tree heads --------------------------------------------------------------
@@ -659,7 +684,10 @@ class AuditLog:
         no ``sign`` nothing is read or written.
         """
         now = self._clock()
-        leaves = [canonical_leaf(event, now, fields) for event, fields in entries]
+        if now.tzinfo is None:
+            raise InvalidArgument("audit time must be timezone-aware")
+        stamp = _rfc3339(now)
+        leaves = [_leaf(event, stamp, fields) for event, fields in entries]
         if not conn.in_transaction():
             raise InvalidArgument("AuditLog.append must run inside a transaction (conn.begin())")
         if not leaves and not sign:
