@@ -97,6 +97,13 @@ _SELECT_PENDING = (
     .order_by(t.outbound.c.id)
     .limit(bindparam("limit"))
 )
+# The same look in the driver's own SQL (PostgreSQL, psycopg): the launcher
+# runs it for nearly every message, and SQLAlchemy's statement and result
+# handling cost more than the query.
+_PG_SELECT_PENDING = (
+    f"SELECT {', '.join(c.name for c in _QUEUE_COLUMNS)} FROM {t.outbound.name} "  # noqa: S608
+    "WHERE state = %s AND NOT (id = ANY(%s)) ORDER BY id LIMIT %s"
+)
 _SELECT_ROW = select(*_QUEUE_COLUMNS).where(t.outbound.c.id == bindparam("row_id"))
 _COUNT_PENDING = select(func.count()).select_from(t.outbound).where(t.outbound.c.state == PENDING)
 _MARK_ACCEPTED = (
@@ -365,6 +372,7 @@ class Sender:
         # (a gateway coming back is not met by a burst of retries).
         self._probing = False
         self._reader: Connection | None = None  # the launcher's own connection for looks
+        self._reader_cursor: Any = None  # its psycopg cursor (PostgreSQL)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -515,7 +523,17 @@ class Sender:
         if conn is None:
             conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self._reader = conn
+            if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+                from psycopg.rows import namedtuple_row
+
+                raw = conn.connection.driver_connection
+                self._reader_cursor = raw.cursor(row_factory=namedtuple_row)  # type: ignore[union-attr]
         try:
+            cursor = self._reader_cursor
+            if cursor is not None:
+                # Rows with the same attributes as SQLAlchemy's (autocommit: no transaction).
+                cursor.execute(_PG_SELECT_PENDING, (PENDING, exclude, _LOOK_LIMIT), prepare=True)
+                return list(cursor.fetchall())
             rows = conn.execute(_SELECT_PENDING, {"busy": exclude, "limit": _LOOK_LIMIT}).all()
             conn.rollback()  # ends SQLAlchemy's bookkeeping; nothing to roll back on the server
         except Exception:
@@ -525,6 +543,12 @@ class Sender:
 
     def _close_reader(self) -> None:
         conn, self._reader = self._reader, None
+        cursor, self._reader_cursor = self._reader_cursor, None
+        if cursor is not None:
+            try:
+                cursor.close()
+            except Exception:
+                log.debug("closing the sender's cursor failed", exc_info=True)
         if conn is not None:
             try:
                 conn.close()
