@@ -105,6 +105,7 @@ class Node:
             self.metrics_server.stop()
         self.hub.close()
         self.client.close()
+        self.officers.close()
         self.store.engine.dispose()
 
 

@@ -201,3 +201,21 @@ def test_officers(store: Store) -> None:
     with pytest.raises(NotFound):
         registry.disable("nobody")
     assert [o.name for o in registry.list()] == ["Anna Analyst"]
+
+
+def test_officers_lookup_survives_a_lost_connection(store: Store) -> None:
+    """PostgreSQL: the lookups' own connection, when lost, is replaced on the next call."""
+    registry = OfficerRegistry(store.engine)
+    officer, token = registry.add("Olga Officer", "liaison")
+    assert registry.authenticate(token) == officer
+    assert (registry._reader is not None) == (store.engine.dialect.name == "postgresql")
+    if registry._reader is not None:
+        registry._reader.driver_connection.close()  # as if PostgreSQL had restarted
+    assert registry.authenticate(token) == officer
+    registry.disable("Olga Officer")  # takes effect at once
+    from intelshare.errors import Unauthenticated
+
+    with pytest.raises(Unauthenticated):
+        registry.authenticate(token)
+    registry.close()
+    assert registry._reader is None
