@@ -24,6 +24,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DisconnectionError
 
 from intelshare import errors, migrate
 from intelshare.audit.log import AuditLog
@@ -130,9 +134,40 @@ def gateway_client(config: NodeConfig) -> GatewayClient:
     )
 
 
+#: A pooled connection idle for longer is pinged before use.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle a while.
+
+    Instead of ``pool_pre_ping``'s round trip before every transaction: a
+    busy node uses its connections again within milliseconds, and one that
+    the server dropped (a restart, an idle timeout) has been idle. A failed
+    ping makes the pool replace the connection.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is not None and time.monotonic() - since > PING_AFTER_IDLE_SECONDS:
+            try:
+                engine.dialect.do_ping(dbapi_conn)
+            except Exception as exc:
+                raise DisconnectionError("pooled connection lost") from exc
+
+
 def open_database(config: NodeConfig) -> Store:
     """Engine with migrations applied, audit log and wake-up hub (for the CLI too)."""
-    engine = make_engine(config.database_url)
+    if config.database_url.startswith("sqlite"):
+        engine = make_engine(config.database_url)
+    else:
+        engine = make_engine(config.database_url, pool_pre_ping=False)
+        _ping_when_idle(engine)
     migrate.upgrade(engine, MIGRATIONS)
     keys = AgencyKeys.load(config.identity_dir)
     audit = AuditLog(engine, config.agency_id, keys.signing, keys.signing_key_id)

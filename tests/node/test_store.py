@@ -219,3 +219,36 @@ def test_officers_lookup_survives_a_lost_connection(store: Store) -> None:
         registry.authenticate(token)
     registry.close()
     assert registry._reader is None
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_pooled_connections_are_pinged_only_after_idling(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ping per transaction; a connection the server dropped while idle is replaced."""
+    from sqlalchemy import text
+
+    from node import server
+
+    engine = make_engine(db_url, pool_pre_ping=False)
+    server._ping_when_idle(engine)
+    pings: list[int] = []
+    real_ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda c: pings.append(1) or real_ping(c))
+    try:
+        for _ in range(3):
+            with engine.connect() as conn:
+                pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert pings == []  # used again at once: no ping
+        other = make_engine(db_url)
+        with other.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.commit()
+        other.dispose()
+        monkeypatch.setattr(server, "PING_AFTER_IDLE_SECONDS", 0.0)
+        time.sleep(0.05)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+        assert pings
+    finally:
+        engine.dispose()
