@@ -152,6 +152,20 @@ _DELIVERIES_ACCEPTED = (
     .values(accepted_ms=bindparam("at"))
 )
 
+# A lone acceptance of an alert on PostgreSQL: the two updates above in one
+# statement (one round trip), the deliveries locked without waiting as there.
+_PG_ONE_ALERT_ACCEPTED = (
+    f"WITH marked AS (UPDATE {t.outbound.name} "  # noqa: S608
+    "SET state = %(accepted)s, accepted_ms = %(at)s, receipt = %(receipt)s, last_error = NULL "
+    "WHERE id = %(row_id)s AND state = %(pending)s RETURNING id), "
+    f"locked AS (SELECT alert_id, agency_id FROM {t.deliveries.name} "
+    "WHERE view_id = %(view)s AND accepted_ms IS NULL AND EXISTS (SELECT 1 FROM marked) "
+    "FOR UPDATE NOWAIT), "
+    f"delivered AS (UPDATE {t.deliveries.name} SET accepted_ms = %(at)s "
+    "WHERE (alert_id, agency_id) IN (SELECT alert_id, agency_id FROM locked)) "
+    "SELECT id FROM marked"
+)
+
 #: Attempts at recording acceptances while deliveries rows are busy.
 _LOCK_ATTEMPTS = 8
 
@@ -724,11 +738,30 @@ class Sender:
             for row_id, (_r, response) in by_id.items()
         }
         with self.store.write() as w:
+            views_done = False
             if len(by_id) == 1:
                 ((row_id, receipt),) = receipts.items()
-                found = w.conn.execute(
-                    _MARK_ONE_ACCEPTED, {"row_id": row_id, "at": at, "receipt": receipt}
-                ).first()
+                r = by_id[row_id][0]
+                if (
+                    r.kind == envelope_pb2.MESSAGE_KIND_ALERT
+                    and w.conn.dialect.name == "postgresql"
+                ):
+                    found = w.conn.exec_driver_sql(
+                        _PG_ONE_ALERT_ACCEPTED,
+                        {
+                            "accepted": ACCEPTED,
+                            "pending": PENDING,
+                            "at": at,
+                            "receipt": receipt,
+                            "row_id": row_id,
+                            "view": str(r.message_id),
+                        },
+                    ).first()
+                    views_done = True
+                else:
+                    found = w.conn.execute(
+                        _MARK_ONE_ACCEPTED, {"row_id": row_id, "at": at, "receipt": receipt}
+                    ).first()
                 done = set() if found is None else {row_id}
             else:
                 done = {
@@ -749,7 +782,7 @@ class Sender:
                 for row_id in sorted(done)
                 if by_id[row_id][0].kind == envelope_pb2.MESSAGE_KIND_ALERT
             ]
-            if views:
+            if views and not views_done:
                 w.conn.execute(_DELIVERIES_ACCEPTED, {"views": views, "at": at})
             for row_id in sorted(done):
                 r, response = by_id[row_id]
