@@ -118,3 +118,29 @@ def test_proof_outside_the_batch_refused(log: AuditLog, engine: Engine) -> None:
         got.inclusion_proof(2)
     with pytest.raises(InvalidArgument):
         got.inclusion_proof(5)
+
+
+def test_stored_leaves_are_byte_exact_whatever_their_text(
+    log: AuditLog, engine: Engine, key: Ed25519PrivateKey
+) -> None:
+    """Leaves of any length and script come back as the bytes that were hashed.
+
+    On PostgreSQL a batch travels as one byte string cut apart by offsets in
+    SQL; an off-by-one or a re-encoding would store other bytes than the
+    leaf hash covers, which ``verify`` and the stored-leaf comparison catch.
+    """
+    texts = [
+        "",
+        "a",
+        "Ærø — ✓ \U0001f512 astral",
+        'quote " backslash \\ \n tab \t',
+        "x" * 700,
+        "日本語",
+    ]
+    with engine.begin() as conn:
+        got = log.append_many(
+            conn, [("noted", {"text": text, "n": i}) for i, text in enumerate(texts)], sign=True
+        )
+    assert [log.leaf(i) for i in got.indexes] == list(got.leaves)
+    assert len({len(leaf) for leaf in got.leaves}) == len(texts)
+    assert log.verify(key.public_key()).tree_size == len(texts)
