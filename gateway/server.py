@@ -54,6 +54,7 @@ class RunningGateway:
         for t in self._threads:
             t.join(timeout=3)
         self.state.close()
+        self.state.store.close()
         self.state.store.engine.dispose()
 
 

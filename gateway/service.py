@@ -201,9 +201,13 @@ class _Deliveries:
         self._rows: list[InboxRow] = []
         self._active = False
 
-    def sent(self, row: InboxRow) -> None:
+    def sent(self, rows: list[InboxRow]) -> None:
+        """Take ``rows`` (sent, in order); a background record starts once a
+        batch is waiting and none is running."""
+        if not rows:
+            return
         with self._cond:
-            self._rows.append(row)
+            self._rows.extend(rows)
             start = len(self._rows) >= DELIVERY_BATCH and not self._active
             if start:
                 self._active = True
@@ -411,6 +415,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         # when this one was full, and what was sent is recorded in the
         # background (see _Deliveries) — never an entry read but not sent.
         deliveries = _Deliveries(s, agency)
+        # Sent and not delivered before: handed to ``deliveries`` a batch at a time.
+        sent: list[InboxRow] = []
         ahead: tuple[int, Future[list[InboxRow]]] | None = None
         try:
             while context.is_active():
@@ -438,7 +444,12 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                         # gRPC asks for the next message once it sent this one.
                         cursor = row.sequence
                         if not row.delivered:
-                            deliveries.sent(row)
+                            sent.append(row)
+                            if len(sent) >= DELIVERY_BATCH:
+                                deliveries.sent(sent)
+                                sent = []
+                    deliveries.sent(sent)
+                    sent = []
                     deliveries.flush()
                     continue
                 if not s.hub.wait(topic, generation, heartbeat) and context.is_active():
@@ -449,6 +460,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         finally:
             if ahead is not None:
                 ahead[1].cancel()
+            deliveries.sent(sent)
             deliveries.close()
 
     @translate_errors
@@ -553,13 +565,21 @@ def _submit_response(
     return response
 
 
-def _varint(n: int) -> bytes:
+def _slow_varint(n: int) -> bytes:
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+#: Varints of one and two bytes (below 2**14), looked up rather than computed.
+_SHORT_VARINTS = tuple(_slow_varint(n) for n in range(1 << 14))
+
+
+def _varint(n: int) -> bytes:
+    return _SHORT_VARINTS[n] if n < 0x4000 else _slow_varint(n)
 
 
 def _inbox_entry(row: InboxRow) -> bytes:
@@ -572,19 +592,26 @@ def _inbox_entry(row: InboxRow) -> bytes:
     The server sends it as is (see :func:`inbox_response_bytes`).
     """
     env, receipt = row.envelope, row.receipt
-    entry = b"".join(
+    sequence, env_size, receipt_size = (
+        _varint(row.sequence),
+        _varint(len(env)),
+        _varint(len(receipt)),
+    )
+    size = 3 + len(sequence) + len(env_size) + len(env) + len(receipt_size) + len(receipt)
+    return b"".join(
         (
-            b"\x08",  # 1: sequence (varint)
-            _varint(row.sequence),
+            b"\x0a",  # StreamInboxResponse 1: entry (length-delimited)
+            _varint(size),
+            b"\x08",  # InboxEntry 1: sequence (varint)
+            sequence,
             b"\x12",  # 2: envelope (length-delimited)
-            _varint(len(env)),
+            env_size,
             env,
             b"\x1a",  # 3: receipt (length-delimited)
-            _varint(len(receipt)),
+            receipt_size,
             receipt,
         )
     )
-    return b"\x0a" + _varint(len(entry)) + entry  # StreamInboxResponse 1: entry
 
 
 def inbox_response_bytes(response: gateway_service_pb2.StreamInboxResponse | bytes) -> bytes:

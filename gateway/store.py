@@ -21,6 +21,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -155,13 +156,14 @@ MAX_GROUP = 64
 # --- the hot statements ----------------------------------------------------------------
 #
 # Written once per dialect as driver SQL: nothing is built, compiled or
-# cache-keyed per call, and the text is the same for any batch size (arrays
-# on PostgreSQL, JSON on SQLite), so psycopg prepares each statement once
-# per connection. Parameters are named; SQLite takes ``:name``.
+# cache-keyed per call, and the text is the same for any batch size (lists
+# travel as JSON text, byte strings run together in one parameter), so
+# psycopg prepares each statement once per connection and runs no array
+# dumper per element. Parameters are named; SQLite takes ``:name``.
 
 _PG_ALLOCATE = """
 WITH r AS (
-    SELECT * FROM unnest(%(mids)s::varchar[], %(agencies)s::varchar[]) AS r(mid, agency)
+    SELECT * FROM json_to_recordset(%(pairs)s::json) AS r(mid varchar, agency varchar)
 ), fresh AS (
     SELECT agency, count(*) AS n FROM r
     WHERE NOT EXISTS (SELECT 1 FROM gw_messages m WHERE m.message_id = r.mid)
@@ -175,28 +177,37 @@ WITH r AS (
 SELECT 'q', agency_id, last_sequence, NULL::bytea, NULL::bytea FROM q
 UNION ALL
 SELECT 'm', message_id, log_index, envelope_sha256, receipt FROM gw_messages
-WHERE message_id = ANY(%(ids)s::varchar[])
+WHERE message_id = ANY(ARRAY(SELECT json_array_elements_text(%(ids)s::json)))
 """
 
+# The rows as JSON text and their byte strings (envelopes, digests,
+# receipts) run together in one bytea, each row naming where its own are: a
+# psycopg list dump per column would cost far more than the statement.
 _PG_INSERT = """
-WITH m AS (
+WITH r AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS r(
+        mid varchar, sender varchar, treaty varchar, idx bigint, accept bigint, expire bigint,
+        env_at int, env_len int, sha_at int, sha_len int, rec_at int, rec_len int)
+), m AS (
     INSERT INTO gw_messages (message_id, sender, treaty_id, envelope, envelope_sha256,
                              log_index, receipt, accept_ms, expire_ms)
-    SELECT * FROM unnest(%(m_id)s::varchar[], %(m_sender)s::varchar[], %(m_treaty)s::varchar[],
-                         %(m_env)s::bytea[], %(m_sha)s::bytea[], %(m_index)s::bigint[],
-                         %(m_receipt)s::bytea[], %(m_accept)s::bigint[], %(m_expire)s::bigint[])
+    SELECT mid, sender, treaty, substring(%(blob)s::bytea FROM env_at FOR env_len),
+           substring(%(blob)s::bytea FROM sha_at FOR sha_len), idx,
+           substring(%(blob)s::bytea FROM rec_at FOR rec_len), accept, expire
+    FROM r
 )
 INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms)
-SELECT * FROM unnest(%(i_agency)s::varchar[], %(i_seq)s::bigint[], %(i_mid)s::varchar[],
-                     %(i_expire)s::bigint[])
+SELECT * FROM json_to_recordset(%(inbox)s::json) AS i(agency varchar, seq bigint, mid varchar,
+                                                       expire bigint)
 """
 
 # The same for a group of one (the usual case unless submits are concurrent):
-# scalars where they can be, which psycopg binds more cheaply than arrays.
+# scalars where they can be, and the lists as JSON text, which psycopg binds
+# far more cheaply than arrays (a dumper looked up and run per list).
 _PG_ALLOCATE_ONE = """
 WITH q AS (
     INSERT INTO gw_queues AS g (agency_id, last_sequence, acked_sequence)
-    SELECT agency, 1, 0 FROM unnest(%(agencies)s::varchar[]) AS r(agency)
+    SELECT agency, 1, 0 FROM json_array_elements_text(%(agencies)s::json) AS r(agency)
     WHERE NOT EXISTS (SELECT 1 FROM gw_messages m WHERE m.message_id = %(mid)s)
     ORDER BY agency
     ON CONFLICT (agency_id) DO UPDATE SET last_sequence = g.last_sequence + 1
@@ -216,8 +227,7 @@ WITH m AS (
             %(accept)s, %(expire)s)
 )
 INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms)
-SELECT agency, seq, %(mid)s, %(expire)s
-FROM unnest(%(agencies)s::varchar[], %(seqs)s::bigint[]) AS i(agency, seq)
+SELECT key, value::bigint, %(mid)s, %(expire)s FROM json_each_text(%(seqs)s::json)
 """
 
 # On SQLite the first write takes the database write lock (pysqlite begins
@@ -235,6 +245,17 @@ ON CONFLICT (agency_id) DO UPDATE SET last_sequence = last_sequence + excluded.l
 RETURNING agency_id, last_sequence, (
     SELECT count(*) FROM gw_messages WHERE message_id IN (SELECT value FROM json_each(:ids))
 )
+"""
+
+# The same for a single submission (unless submits are concurrent): no pairs
+# to take apart, and no count, since the upsert allocates either for every
+# recipient or, when the message is stored already, for none.
+_SQLITE_ALLOCATE_ONE = """
+INSERT INTO gw_queues (agency_id, last_sequence, acked_sequence)
+SELECT value, 1, 0 FROM json_each(:agencies)
+WHERE NOT EXISTS (SELECT 1 FROM gw_messages m WHERE m.message_id = :mid)
+ON CONFLICT (agency_id) DO UPDATE SET last_sequence = last_sequence + 1
+RETURNING agency_id, last_sequence
 """
 
 _SQLITE_EXISTING = """
@@ -271,7 +292,7 @@ WHERE message_id = %(mid)s
 
 _PG_MARK = """
 UPDATE gw_inbox SET delivered_ms = %(now)s
-WHERE agency_id = %(agency)s AND sequence = ANY(%(seqs)s::bigint[]) AND delivered_ms IS NULL
+WHERE agency_id = %(agency)s AND sequence = ANY(%(seqs)s::text::bigint[]) AND delivered_ms IS NULL
 RETURNING sequence, message_id
 """
 
@@ -350,6 +371,9 @@ class _Dialect:
     drop_orphans: str
     #: how a list travels as one parameter: an array, or JSON text
     as_list: Callable[[Sequence[object]], object]
+    #: how a list of integers does: an array's text (psycopg dumps a text
+    #: parameter far more cheaply than a list), or JSON text
+    as_ints: Callable[[Sequence[int]], str]
 
 
 _PG = _Dialect(
@@ -362,6 +386,7 @@ _PG = _Dialect(
     expire=_PG_EXPIRE,
     drop_orphans=_PG_DROP_ORPHANS,
     as_list=list,
+    as_ints=lambda values: "{" + ",".join(map(str, values)) + "}",
 )
 
 _SQLITE = _Dialect(
@@ -374,6 +399,7 @@ _SQLITE = _Dialect(
     expire=_sqlite(_EXPIRE),
     drop_orphans=_SQLITE_DROP_ORPHANS,
     as_list=lambda values: json.dumps(list(values)),
+    as_ints=lambda values: json.dumps(list(values)),
 )
 
 
@@ -448,6 +474,17 @@ class GatewayStore:
         self._group: GroupCommit[Submission, Outcome] = GroupCommit(
             self.accept_many, max_group=max_group
         )
+        #: the connection submissions are accepted on, kept between their
+        #: transactions (see _accept_retrying); guarded by _writer_lock
+        self._writer: Connection | None = None
+        self._writer_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Give back the connection kept for submissions (before disposing of the engine)."""
+        with self._writer_lock:
+            conn, self._writer = self._writer, None
+        if conn is not None:
+            conn.close()
 
     # --- messages -------------------------------------------------------
 
@@ -539,126 +576,183 @@ class GatewayStore:
         A message id that another transaction (maybe another gateway) stores
         between our check and our insert fails the insert; the next attempt
         finds it stored.
+
+        Submissions are accepted one transaction after the other (group
+        commit) on one connection kept for them: no pool checkout, reset and
+        checkin per transaction, and on SQLite a page cache that stays warm,
+        since no other connection wrote in between. A transaction that fails
+        gives the connection back to the pool, and the next one starts on a
+        connection from the pool (a new one if the database had dropped it).
         """
         for attempt in range(3):
             try:
-                if self._pg:
-                    return self._accept_pg(subs)
-                return self._accept_sqlite(subs)
+                with self._writer_lock:
+                    conn = self._writer
+                    if conn is None:
+                        conn = self._writer = self.engine.connect()
+                    try:
+                        with conn.begin():
+                            if self._pg:
+                                return self._accept_pg(conn, subs)
+                            return self._accept_sqlite(conn, subs)
+                    except BaseException:
+                        self._writer = None
+                        with suppress(Exception):
+                            conn.close()
+                        raise
             except DBAPIError as exc:
                 retry = isinstance(exc, IntegrityError) or exc.connection_invalidated
                 if not retry or attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _accept_pg(self, subs: Sequence[Submission]) -> dict[str, Outcome]:
+    def _accept_pg(self, conn: Connection, subs: Sequence[Submission]) -> dict[str, Outcome]:
         ids = [s.message_id for s in subs]
-        mids = [s.message_id for s in subs for _ in s.recipients]
-        agencies = [a for s in subs for a in s.recipients]
         outcomes: dict[str, Outcome] = {}
-        with self.engine.begin() as conn:
-            # 1. Queue rows: one upsert per recipient queue, in agency order,
-            # counting only messages not stored yet (gap-free sequences).
-            last: dict[str, int] = {}
-            if len(subs) == 1:
-                allocated = conn.exec_driver_sql(
-                    _PG_ALLOCATE_ONE, {"mid": ids[0], "agencies": agencies}
-                )
+        # 1. Queue rows: one upsert per recipient queue, in agency order,
+        # counting only messages not stored yet (gap-free sequences).
+        last: dict[str, int] = {}
+        if len(subs) == 1:
+            allocated = conn.exec_driver_sql(
+                _PG_ALLOCATE_ONE, {"mid": ids[0], "agencies": json.dumps(subs[0].recipients)}
+            )
+        else:
+            pairs = [{"mid": s.message_id, "agency": a} for s in subs for a in s.recipients]
+            allocated = conn.exec_driver_sql(
+                _PG_ALLOCATE, {"pairs": json.dumps(pairs), "ids": json.dumps(ids)}
+            )
+        for kind, key, number, sha, receipt in allocated:
+            if kind == "q":
+                last[key] = int(number)
             else:
-                allocated = conn.exec_driver_sql(
-                    _PG_ALLOCATE, {"mids": mids, "agencies": agencies, "ids": ids}
-                )
-            for kind, key, number, sha, receipt in allocated:
-                if kind == "q":
-                    last[key] = int(number)
-                else:
-                    outcomes[key] = StoredMessage(key, bytes(sha), int(number), bytes(receipt))
-            fresh = [s for s in subs if s.message_id not in outcomes]
-            if not fresh:
-                return outcomes
-            sequences = _assign(fresh, last)
-            # 2. The audit log: entries, a signed head and the proofs.
-            accepted = self._log_accepted(conn, fresh, sequences)
-            # 3. Message and inbox rows, with their receipts.
-            if len(fresh) == 1:
-                (sub,), (seqs,), (done,) = fresh, sequences, accepted
-                conn.exec_driver_sql(
-                    _PG_INSERT_ONE,
-                    {
-                        "mid": sub.message_id,
-                        "sender": sub.sender,
-                        "treaty": sub.treaty_id,
-                        "env": sub.envelope,
-                        "sha": sub.envelope_sha256,
-                        "index": done.log_index,
-                        "receipt": done.receipt,
-                        "accept": sub.now_ms,
-                        "expire": sub.expire_ms,
-                        "agencies": list(seqs),
-                        "seqs": list(seqs.values()),
-                    },
-                )
-                outcomes[sub.message_id] = done
-                return outcomes
-            i_agency: list[str] = []
-            i_seq: list[int] = []
-            i_mid: list[str] = []
-            i_expire: list[int] = []
-            for s, seqs in zip(fresh, sequences, strict=True):
-                for agency, seq in seqs.items():
-                    i_agency.append(agency)
-                    i_seq.append(seq)
-                    i_mid.append(s.message_id)
-                    i_expire.append(s.expire_ms)
+                outcomes[key] = StoredMessage(key, bytes(sha), int(number), bytes(receipt))
+        fresh = [s for s in subs if s.message_id not in outcomes]
+        if not fresh:
+            return outcomes
+        sequences = _assign(fresh, last)
+        # 2. The audit log: entries, a signed head and the proofs.
+        accepted = self._log_accepted(conn, fresh, sequences)
+        # 3. Message and inbox rows, with their receipts.
+        if len(fresh) == 1:
+            (sub,), (seqs,), (done,) = fresh, sequences, accepted
             conn.exec_driver_sql(
-                _PG_INSERT,
+                _PG_INSERT_ONE,
                 {
-                    "m_id": [s.message_id for s in fresh],
-                    "m_sender": [s.sender for s in fresh],
-                    "m_treaty": [s.treaty_id for s in fresh],
-                    "m_env": [s.envelope for s in fresh],
-                    "m_sha": [s.envelope_sha256 for s in fresh],
-                    "m_index": [a.log_index for a in accepted],
-                    "m_receipt": [a.receipt for a in accepted],
-                    "m_accept": [s.now_ms for s in fresh],
-                    "m_expire": [s.expire_ms for s in fresh],
-                    "i_agency": i_agency,
-                    "i_seq": i_seq,
-                    "i_mid": i_mid,
-                    "i_expire": i_expire,
+                    "mid": sub.message_id,
+                    "sender": sub.sender,
+                    "treaty": sub.treaty_id,
+                    "env": sub.envelope,
+                    "sha": sub.envelope_sha256,
+                    "index": done.log_index,
+                    "receipt": done.receipt,
+                    "accept": sub.now_ms,
+                    "expire": sub.expire_ms,
+                    "seqs": json.dumps(seqs),
                 },
             )
+            outcomes[sub.message_id] = done
+            return outcomes
+        rows: list[dict[str, object]] = []
+        inbox: list[dict[str, object]] = []
+        blob = bytearray()
+        for s, seqs, a in zip(fresh, sequences, accepted, strict=True):
+            env_at = len(blob) + 1  # substring() counts from 1
+            blob += s.envelope
+            sha_at = len(blob) + 1
+            blob += s.envelope_sha256
+            rec_at = len(blob) + 1
+            blob += a.receipt
+            rows.append(
+                {
+                    "mid": s.message_id,
+                    "sender": s.sender,
+                    "treaty": s.treaty_id,
+                    "idx": a.log_index,
+                    "accept": s.now_ms,
+                    "expire": s.expire_ms,
+                    "env_at": env_at,
+                    "env_len": len(s.envelope),
+                    "sha_at": sha_at,
+                    "sha_len": len(s.envelope_sha256),
+                    "rec_at": rec_at,
+                    "rec_len": len(a.receipt),
+                }
+            )
+            inbox.extend(
+                {"agency": agency, "seq": seq, "mid": s.message_id, "expire": s.expire_ms}
+                for agency, seq in seqs.items()
+            )
+        conn.exec_driver_sql(
+            _PG_INSERT,
+            {
+                "rows": json.dumps(rows),
+                "blob": bytes(blob),
+                "inbox": json.dumps(inbox),
+            },
+        )
         outcomes.update((a.message_id, a) for a in accepted)
         return outcomes
 
-    def _accept_sqlite(self, subs: Sequence[Submission]) -> dict[str, Outcome]:
+    def _accept_sqlite(self, conn: Connection, subs: Sequence[Submission]) -> dict[str, Outcome]:
         # On the driver's own connection (errors wrapped as SQLAlchemy's):
         # a SQLAlchemy execute costs more than these short statements.
-        pairs = json.dumps([[s.message_id, a] for s in subs for a in s.recipients])
-        ids = json.dumps([s.message_id for s in subs])
         outcomes: dict[str, Outcome] = {}
-        with self.engine.begin() as conn:
-            last: dict[str, int] = {}
-            stored = 0
-            with sqlite_driver(conn) as driver:
-                for agency, seq, known in driver.execute(
+        last: dict[str, int] = {}
+        with sqlite_driver(conn) as driver:
+            if len(subs) == 1:
+                (sub,) = subs
+                ids = json.dumps([sub.message_id])
+                for agency, seq in driver.execute(
+                    _SQLITE_ALLOCATE_ONE,
+                    {"agencies": json.dumps(sub.recipients), "mid": sub.message_id},
+                ).fetchall():
+                    last[str(agency)] = int(seq)
+                stored = not last  # stored before (or it has no recipients)
+            else:
+                pairs = json.dumps([[s.message_id, a] for s in subs for a in s.recipients])
+                ids = json.dumps([s.message_id for s in subs])
+                known = 0
+                for agency, seq, count in driver.execute(
                     _SQLITE_ALLOCATE, {"pairs": pairs, "ids": ids}
                 ).fetchall():
                     last[str(agency)] = int(seq)
-                    stored = int(known)
-                if stored or not last:  # some (or all) were stored before
-                    for mid, index, sha, receipt in driver.execute(
-                        _SQLITE_EXISTING, {"ids": ids}
-                    ).fetchall():
-                        outcomes[mid] = StoredMessage(mid, bytes(sha), int(index), bytes(receipt))
-            fresh = [s for s in subs if s.message_id not in outcomes]
-            if not fresh:
-                return outcomes
+                    known = int(count)
+                stored = bool(known) or not last  # some (or all) were stored before
+            if stored:
+                for mid, index, sha, receipt in driver.execute(
+                    _SQLITE_EXISTING, {"ids": ids}
+                ).fetchall():
+                    outcomes[mid] = StoredMessage(mid, bytes(sha), int(index), bytes(receipt))
+                fresh = [s for s in subs if s.message_id not in outcomes]
+                if not fresh:
+                    return outcomes
+            else:
+                fresh = list(subs)
             sequences = _assign(fresh, last)
             # Under the database write lock since the upsert: the rows can
             # go in with their receipts, after the audit entries.
             accepted = self._log_accepted(conn, fresh, sequences)
-            with sqlite_driver(conn) as driver:
+            if len(fresh) == 1:
+                (sub,), (seqs,), (done,) = fresh, sequences, accepted
+                driver.execute(
+                    _SQLITE_INSERT_MESSAGE,
+                    (
+                        sub.message_id,
+                        sub.sender,
+                        sub.treaty_id,
+                        sub.envelope,
+                        sub.envelope_sha256,
+                        done.log_index,
+                        done.receipt,
+                        sub.now_ms,
+                        sub.expire_ms,
+                    ),
+                )
+                for agency, seq in seqs.items():
+                    driver.execute(
+                        _SQLITE_INSERT_INBOX, (agency, seq, sub.message_id, sub.expire_ms)
+                    )
+            else:
                 driver.executemany(
                     _SQLITE_INSERT_MESSAGE,
                     [
@@ -764,14 +858,14 @@ class GatewayStore:
         return _reconnecting(lambda: self._mark(agency, fresh, now_ms))
 
     def _mark(self, agency: str, fresh: list[int], now_ms: int) -> list[int]:
+        params = {"now": now_ms, "agency": agency, "seqs": self._sql.as_ints(fresh)}
         with self.engine.begin() as conn:
-            marked = sorted(
-                (int(q), str(m))
-                for q, m in conn.exec_driver_sql(
-                    self._sql.mark,
-                    {"now": now_ms, "agency": agency, "seqs": self._sql.as_list(fresh)},
-                )
-            )
+            if self._pg:
+                changed = list(conn.exec_driver_sql(self._sql.mark, params))
+            else:
+                with sqlite_driver(conn) as driver:
+                    changed = driver.execute(self._sql.mark, params).fetchall()
+            marked = sorted((int(q), str(m)) for q, m in changed)
             self.audit.append_many(
                 conn,
                 [
@@ -935,9 +1029,11 @@ R = TypeVar("R")
 class _Waiter(Generic[T, R]):
     __slots__ = ("done", "item", "lead", "outcome")
 
+    #: set when the caller may go on; only a caller that queued has one
+    done: threading.Event
+
     def __init__(self, item: T) -> None:
         self.item = item
-        self.done = threading.Event()
         self.lead = False
         self.outcome: R | Exception | None = None
 
@@ -964,15 +1060,20 @@ class GroupCommit(Generic[T, R]):
     def __call__(self, item: T) -> R:
         me: _Waiter[T, R] = _Waiter(item)
         with self._lock:
-            self._queue.append(me)
-            lead = not self._running
-            self._running = True
-        if not lead:
+            alone = not self._running
+            if alone:  # nothing running, so nothing queued: a batch of one
+                self._running = True
+            else:
+                me.done = threading.Event()
+                self._queue.append(me)
+        if alone:
+            batch = [me]
+        else:
             me.done.wait()
             if not me.lead:
                 return self._result(me)
-        with self._lock:  # ``me`` is at the head of the queue
-            batch = [self._queue.popleft() for _ in range(min(self._max, len(self._queue)))]
+            with self._lock:  # ``me`` is at the head of the queue
+                batch = [self._queue.popleft() for _ in range(min(self._max, len(self._queue)))]
         try:
             outcomes: Sequence[R | Exception] = self._run_many([w.item for w in batch])
             if len(outcomes) != len(batch):

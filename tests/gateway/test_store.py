@@ -50,6 +50,7 @@ def open_store(db_url: str, **engine_args: Any) -> GatewayStore:
 def store(db_url: str) -> Iterator[GatewayStore]:
     s = open_store(db_url)
     yield s
+    s.close()
     s.engine.dispose()
 
 
@@ -207,6 +208,86 @@ def test_a_batch_keeps_duplicates_and_failures_to_themselves(store: GatewayStore
     assert later.receipt == a.receipt
     events = [e["event"] for e in audit_events(store)]
     assert events.count("accepted") == 2
+
+
+def test_submissions_keep_one_connection_and_a_failure_gives_it_back(
+    store: GatewayStore,
+) -> None:
+    """Transactions of submissions run on one kept connection; one that fails
+    returns it to the pool and the next starts on a connection from the pool."""
+    pool: Any = store.engine.pool
+    (first,) = store.accept_many([submission(recipients=("a-police", "b-customs"))])
+    assert isinstance(first, Accepted)
+    assert first.sequences == {"a-police": 1, "b-customs": 1}
+    assert pool.checkedout() == 1
+    (again,) = store.accept_many([submission(recipients=("a-police",))])
+    assert isinstance(again, Accepted)
+    assert again.sequences == {"a-police": 2}
+    assert pool.checkedout() == 1
+    (failed,) = store.accept_many([submission(audit_fields={"message_id": 1.5})])
+    assert isinstance(failed, errors.InvalidArgument)
+    assert pool.checkedout() == 0
+    (dup,) = store.accept_many([submission(message_id=first.message_id)])
+    assert isinstance(dup, StoredMessage)
+    assert dup.receipt == first.receipt
+    (after,) = store.accept_many([submission(recipients=("b-customs",))])
+    assert isinstance(after, Accepted)
+    assert after.sequences == {"b-customs": 2}
+    assert pool.checkedout() == 1
+    store.close()
+    assert pool.checkedout() == 0
+    assert store.position("a-police") == (2, 0)
+    events = [e["event"] for e in audit_events(store)]
+    assert events.count("accepted") == 3
+
+
+def test_a_batch_stores_every_envelope_digest_and_receipt_byte_for_byte(
+    store: GatewayStore,
+) -> None:
+    """One transaction for several submissions keeps each one's bytes apart
+    (on PostgreSQL they travel run together in one parameter)."""
+    subs = [
+        submission(("a-police", "b-customs"), envelope=b"\x00" * 3, envelope_sha256=b"\x00" * 32),
+        submission(("b-customs",), envelope=bytes(range(256)) * 80, expire_ms=2**40),
+        submission(("a-police",), envelope=b"x", envelope_sha256=b"\xff" * 32, now_ms=7),
+    ]
+    results = store.accept_many(subs)
+    assert all(isinstance(r, Accepted) for r in results)
+    assert [r.sequences for r in results if isinstance(r, Accepted)] == [
+        {"a-police": 1, "b-customs": 1},
+        {"b-customs": 2},
+        {"a-police": 2},
+    ]
+    for sub, result in zip(subs, results, strict=True):
+        assert isinstance(result, Accepted)
+        found = store.find_message(sub.message_id)
+        assert found == StoredMessage(
+            sub.message_id, sub.envelope_sha256, result.log_index, result.receipt
+        )
+        assert check_receipt(store, result.receipt).message_id == sub.message_id
+    stored = {
+        r[0]: (bytes(r[1]), r[2], r[3], r[4], r[5])
+        for r in rows(
+            store.engine,
+            "SELECT message_id, envelope, sender, treaty_id, accept_ms, expire_ms FROM gw_messages",
+        )
+    }
+    assert stored == {
+        s.message_id: (s.envelope, s.sender, s.treaty_id, s.now_ms, s.expire_ms) for s in subs
+    }
+    inbox = {
+        agency: [(r.sequence, r.message_id, r.envelope) for r in store.read_inbox(agency, 0, 9, 1)]
+        for agency in ("a-police", "b-customs")
+    }
+    assert inbox == {
+        "a-police": [(1, subs[0].message_id, subs[0].envelope), (2, subs[2].message_id, b"x")],
+        "b-customs": [
+            (1, subs[0].message_id, subs[0].envelope),
+            (2, subs[1].message_id, subs[1].envelope),
+        ],
+    }
+    expiry = dict(rows(store.engine, "SELECT message_id, expire_ms FROM gw_inbox"))
+    assert expiry == {s.message_id: s.expire_ms for s in subs}
 
 
 def test_two_gateways_sharing_a_database_accept_each_message_once(db_url: str) -> None:
