@@ -86,7 +86,7 @@ from node.auth import Officer
 from node.inbound import Inbound, Incoming, Refused, Stored
 from node.outbound import PENDING as OUTBOX_PENDING
 from node.outbound import Sealed, Sealer, enqueue
-from node.store import Store, Writer, canonical_bytes, dumps, now_ms
+from node.store import Store, Writer, canonical_bytes, dumps, is_pg, now_ms, pg_cursor
 from node.trust import Trust
 
 log = logging.getLogger(__name__)
@@ -989,8 +989,11 @@ class Alerts:
             raise Refused(decision.reason, decision.detail)
         alert_id = h.message_id
         recipients = [{"agency_id": r, "treaty_id": h.treaty_id} for r in h.recipients]
-        w.conn.execute(
-            _INSERT_ALERT,
+        # Written at the end of the transaction, with its event (one statement
+        # on PostgreSQL). An update or revocation of it in the same inbox
+        # batch does not find it then, and the batch goes one by one.
+        w.insert_later(
+            t.alerts,
             {
                 "alert_id": alert_id,
                 "direction": RECEIVED,
@@ -1112,13 +1115,23 @@ class Alerts:
             # The common case in one statement: the first receipt for a delivery
             # that exists under this treaty. Anything else (a repeated receipt,
             # an unknown reference, another treaty) takes the general path.
-            delivered = w.conn.execute(
-                _MARK_DELIVERED,
-                {"ref": h.reference_id, "sender": h.sender, "treaty": h.treaty_id, "at": at},
-            ).first()
-            if delivered is not None:
-                w.event("alert.delivered", alert_id=delivered.alert_id, agency_id=h.sender)
-                return Stored(alert_id=delivered.alert_id)
+            delivered_id: str | None
+            if is_pg(w.conn):  # every receipt: psycopg's own execute
+                with pg_cursor(w.conn) as cursor:
+                    cursor.execute(
+                        _PG_MARK_DELIVERED,
+                        (at, h.reference_id, h.sender, h.treaty_id),
+                    )
+                    found = cursor.fetchone()
+                delivered_id = None if found is None else found[0]
+            else:
+                delivered_id = w.conn.execute(
+                    _MARK_DELIVERED,
+                    {"ref": h.reference_id, "sender": h.sender, "treaty": h.treaty_id, "at": at},
+                ).scalar()
+            if delivered_id is not None:
+                w.event("alert.delivered", alert_id=delivered_id, agency_id=h.sender)
+                return Stored(alert_id=delivered_id)
         d = w.conn.execute(_DELIVERY_BY_VIEW, {"ref": h.reference_id, "sender": h.sender}).first()
         if d is None:
             raise Refused(
@@ -1330,8 +1343,6 @@ _KIND_NAMES = {
 
 # Statements of the hot paths, built once: executing them with a parameter set
 # skips building, cache-key hashing and compiling per call.
-_INSERT_ALERT = insert(t.alerts)
-
 _d = t.deliveries
 _MARK_DELIVERED = (
     update(_d)
@@ -1343,6 +1354,11 @@ _MARK_DELIVERED = (
     )
     .values(delivered_ms=bindparam("at"))
     .returning(_d.c.alert_id)
+)
+_PG_MARK_DELIVERED = (
+    f"UPDATE {_d.name} SET delivered_ms = %s "  # noqa: S608
+    "WHERE view_id = %s AND agency_id = %s AND treaty_id = %s AND delivered_ms IS NULL "
+    "RETURNING alert_id"
 )
 _DELIVERY_BY_VIEW = select(_d).where(
     _d.c.view_id == bindparam("ref"), _d.c.agency_id == bindparam("sender")

@@ -9,8 +9,9 @@ there, up to :data:`MAX_BATCH`; a lone entry is never held back to wait
 for company). For every entry, in order:
 
 1. verify and open it with the directory (``open_envelope``);
-2. check the treaty again (``decide_header``: in force, parties, kind,
-   category, handling); the kind's handler then checks what needs storage
+2. check the treaty again (the checks of ``decide_header``: in force, parties,
+   kind, category, handling; a treaty found in force is reused for a moment,
+   see :meth:`Trust.in_force_at`); the kind's handler then checks what needs storage
    (the referenced record exists and was shared under this treaty) and the
    record's fields (``check_fields``: a field the treaty does not allow is a
    refusal, never a silent fix);
@@ -58,7 +59,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric import x25519
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from intelshare import errors
@@ -67,7 +68,16 @@ from intelshare.directory import TrustedDirectory
 from intelshare.envelope import Opened, open_envelope
 from intelshare.gateway_client import GatewayClient
 from intelshare.keys import AgencyKeys
-from intelshare.treaty import Treaty, decide_header, kind_name, retention_until
+from intelshare.treaty import (
+    Decision,
+    Handling,
+    SignedTreatyDoc,
+    Tlp,
+    Treaty,
+    decide,
+    kind_name,
+    retention_until,
+)
 from intelshare.v1 import envelope_pb2, gateway_service_pb2
 from node import tables as t
 from node.store import Store, Writer, is_unique_violation, now_ms
@@ -99,12 +109,6 @@ ACK_INTERVAL_SECONDS = 0.1
 # Statements built once: per-entry statements cost no building or cache lookups.
 _SELECT_KNOWN = select(t.received.c.message_id).where(
     t.received.c.message_id.in_(bindparam("ids", expanding=True))
-)
-_INSERT_RECEIVED = insert(t.received)
-_ADVANCE_CURSOR = (
-    update(t.inbox)
-    .where(t.inbox.c.id == 1, t.inbox.c.sequence < bindparam("new_sequence"))
-    .values(sequence=bindparam("new_sequence"), updated_ms=bindparam("at"))
 )
 
 
@@ -319,10 +323,34 @@ class Inbound:
             raise paused
         outcomes: list[str] = []
         logged: list[tuple[str, int, str, str, str]] = []
+        try:
+            outcomes = self._store_together(judged, logged)
+        except IntegrityError as exc:
+            # A row written at the end of the transaction (Writer.insert_later:
+            # the node_received row, a received alert) broke a constraint,
+            # e.g. a message stored before under another sequence number.
+            raise _Isolate from exc
+        for what, seq, message_id, kind, sender in logged:
+            if what == "stored":
+                log.info("stored %s %s from %s", kind, message_id, sender)
+            else:
+                log.warning("refused inbox entry %d (%s)", seq, message_id)
+        if paused is not None:
+            raise paused
+        return outcomes
+
+    def _store_together(
+        self,
+        judged: list[tuple[int, _Refusal | tuple[Incoming, Handler]]],
+        logged: list[tuple[str, int, str, str, str]],
+    ) -> list[str]:
+        """The judged entries in one transaction (see :meth:`_handle_together`)."""
+        outcomes: list[str] = []
         with self.store.write() as w:
             # A message stored before (under another sequence) fails the
-            # unique message id of node_received, which sends the batch down
-            # the one-by-one path and its duplicate check; only a refusal
+            # unique message id of node_received at the end of the
+            # transaction, which sends the batch down the one-by-one path and
+            # its duplicate check; only a refusal
             # must look first, so that it is not audited for a stored message.
             known = self._known_among(
                 w, [v.header.message_id for _s, v in judged if isinstance(v, _Refusal) and v.header]
@@ -348,13 +376,6 @@ class Inbound:
                 outcomes.append("stored")
                 logged.append(("stored", seq, header.message_id, incoming.kind, header.sender))
             self._set_cursor(w, judged[-1][0])
-        for what, seq, message_id, kind, sender in logged:
-            if what == "stored":
-                log.info("stored %s %s from %s", kind, message_id, sender)
-            else:
-                log.warning("refused inbox entry %d (%s)", seq, message_id)
-        if paused is not None:
-            raise paused
         return outcomes
 
     def _handle_alone(
@@ -413,7 +434,7 @@ class Inbound:
                 "TREATY_NOT_IN_FORCE",
                 f"treaty {header.treaty_id} v{header.treaty_version} is not known to the gateway",
             )
-        decision = decide_header(doc, header, directory, now)
+        decision = _decide_header(doc, header, self.trust.in_force_at(doc, directory, now))
         if not decision:
             return _Refusal(header, decision.reason, decision.detail)
         if self.agency_id not in header.recipients:
@@ -446,10 +467,15 @@ class Inbound:
 
     @staticmethod
     def _record(w: Writer, incoming: Incoming, stored: Stored) -> None:
-        """The ``node_received`` row and the audit entry of a stored envelope."""
+        """The ``node_received`` row and the audit entry of a stored envelope.
+
+        The row is written at the end of the transaction (nothing reads it
+        back before): its unique message id then fails the transaction at its
+        end, which the batch path takes as a reason to go one by one.
+        """
         header = incoming.header
-        w.conn.execute(
-            _INSERT_RECEIVED,
+        w.insert_later(
+            t.received,
             {
                 "message_id": header.message_id,
                 "kind": int(header.kind),
@@ -544,7 +570,8 @@ class Inbound:
 
     @staticmethod
     def _set_cursor(w: Writer, seq: int) -> None:
-        w.conn.execute(_ADVANCE_CURSOR, {"new_sequence": seq, "at": now_ms()})
+        # At the end of the transaction, with the events (one statement on PostgreSQL).
+        w.advance_inbox(seq)
 
     def _advance_only(self, seq: int) -> None:
         with self.store.write() as w:
@@ -641,6 +668,42 @@ class _Acker:
 
 class _Isolate(Exception):
     """A handler failed inside a batch: roll it back and take the entries one by one."""
+
+
+def _decide_header(doc: SignedTreatyDoc, header: envelope_pb2.Header, in_force: bool) -> Decision:
+    """:func:`intelshare.treaty.decide_header` with "in force" given (:meth:`Trust.in_force_at`).
+
+    The same checks in the same order: the header names this treaty and
+    version, then :func:`intelshare.treaty.decide` (in force, parties, kind,
+    categories, handling code, TLP).
+    """
+    treaty = doc.treaty
+    if header.treaty_id != treaty.id or header.treaty_version != treaty.version:
+        return Decision.refuse(
+            errors.TreatyNotInForce,
+            f"header names treaty {header.treaty_id or '(none)'} v{header.treaty_version}, "
+            f"not {treaty.label}",
+        )
+    handling: Handling | str
+    tlp: Tlp | str
+    try:
+        handling = Handling(header.handling)
+    except ValueError:
+        handling = f"HandlingCode {header.handling}"
+    try:
+        tlp = Tlp(header.tlp)
+    except ValueError:
+        tlp = f"Tlp {header.tlp}"
+    return decide(
+        treaty,
+        in_force=in_force,
+        sender=header.sender,
+        recipients=list(header.recipients),
+        kind=kind_name(header.kind),
+        categories=list(header.categories),
+        handling=handling,
+        tlp=tlp,
+    )
 
 
 def _peek_header(envelope: envelope_pb2.Envelope) -> envelope_pb2.Header | None:

@@ -56,11 +56,12 @@ from intelshare.envelope import (
     seal,
 )
 from intelshare.gateway_client import GatewayClient
+from intelshare.ids import new_message_id
 from intelshare.keys import AgencyKeys
 from intelshare.treaty import kind_name
 from intelshare.v1 import envelope_pb2, gateway_service_pb2
 from node import tables as t
-from node.store import Store, Writer, dumps, now_ms
+from node.store import Store, Writer, dumps, is_pg, now_ms, pg_cursor
 from node.trust import Trust
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,29 @@ _PG_ONE_ALERT_ACCEPTED = (
     "SELECT id FROM marked"
 )
 
+# Any other lone acceptance on PostgreSQL (a receipt, an update, ...).
+_PG_ONE_ACCEPTED = (
+    f"UPDATE {t.outbound.name} "  # noqa: S608
+    "SET state = %(accepted)s, accepted_ms = %(at)s, receipt = %(receipt)s, last_error = NULL "
+    "WHERE id = %(row_id)s AND state = %(pending)s RETURNING id"
+)
+
+# Several acceptances on PostgreSQL: _MARK_ACCEPTED and _SET_RECEIPT in one
+# statement (a receipt left as it is where there is none: an earlier sealing),
+# and _DELIVERIES_ACCEPTED in psycopg's SQL (the same NOWAIT locking).
+_PG_MANY_ACCEPTED = (
+    f"UPDATE {t.outbound.name} AS o SET state = %(accepted)s, accepted_ms = %(at)s, "  # noqa: S608
+    "receipt = COALESCE(v.receipt, o.receipt), last_error = NULL "
+    "FROM unnest(%(ids)s::bigint[], %(receipts)s::bytea[]) AS v(id, receipt) "
+    "WHERE o.id = v.id AND o.state = %(pending)s RETURNING o.id"
+)
+_PG_DELIVERIES_ACCEPTED = (
+    f"UPDATE {t.deliveries.name} SET accepted_ms = %(at)s "  # noqa: S608
+    "WHERE (alert_id, agency_id) IN ("
+    f"SELECT alert_id, agency_id FROM {t.deliveries.name} "
+    "WHERE view_id = ANY(%(views)s) AND accepted_ms IS NULL FOR UPDATE NOWAIT)"
+)
+
 #: Attempts at recording acceptances while deliveries rows are busy.
 _LOCK_ATTEMPTS = 8
 
@@ -236,6 +260,9 @@ class Sealer:
     ) -> Sealed:
         directory = self.trust.directory
         now = datetime.now(UTC)
+        if message_id is None:
+            # What seal() would choose; chosen here, the header need not be parsed back.
+            message_id = new_message_id(int(now.timestamp() * 1000))
         fields = HeaderFields(
             sender=self.agency_id,
             recipients=tuple(recipients),
@@ -259,9 +286,8 @@ class Sealer:
             recipient_keys=lookup_recipient_keys(directory, fields.recipients),
             max_payload_bytes=self.max_payload,
         )
-        header = envelope_pb2.Header.FromString(envelope.header_bytes)
         return Sealed(
-            message_id=header.message_id,
+            message_id=message_id,
             kind=int(kind),
             treaty_id=treaty_id,
             treaty_version=treaty_version,
@@ -742,27 +768,44 @@ class Sender:
             if len(by_id) == 1:
                 ((row_id, receipt),) = receipts.items()
                 r = by_id[row_id][0]
-                if (
-                    r.kind == envelope_pb2.MESSAGE_KIND_ALERT
-                    and w.conn.dialect.name == "postgresql"
-                ):
-                    found = w.conn.exec_driver_sql(
-                        _PG_ONE_ALERT_ACCEPTED,
-                        {
-                            "accepted": ACCEPTED,
-                            "pending": PENDING,
-                            "at": at,
-                            "receipt": receipt,
-                            "row_id": row_id,
-                            "view": str(r.message_id),
-                        },
-                    ).first()
-                    views_done = True
+                if is_pg(w.conn):  # psycopg's own execute: one statement per message
+                    alert = r.kind == envelope_pb2.MESSAGE_KIND_ALERT
+                    params = {
+                        "accepted": ACCEPTED,
+                        "pending": PENDING,
+                        "at": at,
+                        "receipt": receipt,
+                        "row_id": row_id,
+                    }
+                    if alert:
+                        params["view"] = str(r.message_id)
+                    with pg_cursor(w.conn) as cursor:
+                        cursor.execute(
+                            _PG_ONE_ALERT_ACCEPTED if alert else _PG_ONE_ACCEPTED,
+                            params,
+                        )
+                        found = cursor.fetchone()
+                    views_done = alert
                 else:
                     found = w.conn.execute(
                         _MARK_ONE_ACCEPTED, {"row_id": row_id, "at": at, "receipt": receipt}
                     ).first()
                 done = set() if found is None else {row_id}
+            elif is_pg(w.conn):
+                # Marks and receipts of them all in one statement (psycopg's own execute).
+                ids = sorted(by_id)
+                with pg_cursor(w.conn) as cursor:
+                    cursor.execute(
+                        _PG_MANY_ACCEPTED,
+                        {
+                            "accepted": ACCEPTED,
+                            "pending": PENDING,
+                            "at": at,
+                            "ids": ids,
+                            "receipts": [receipts[row_id] for row_id in ids],
+                        },
+                    )
+                    done = {int(row_id) for (row_id,) in cursor.fetchall()}
             else:
                 done = {
                     int(row_id)
@@ -783,7 +826,11 @@ class Sender:
                 if by_id[row_id][0].kind == envelope_pb2.MESSAGE_KIND_ALERT
             ]
             if views and not views_done:
-                w.conn.execute(_DELIVERIES_ACCEPTED, {"views": views, "at": at})
+                if is_pg(w.conn):
+                    with pg_cursor(w.conn) as cursor:
+                        cursor.execute(_PG_DELIVERIES_ACCEPTED, {"views": views, "at": at})
+                else:
+                    w.conn.execute(_DELIVERIES_ACCEPTED, {"views": views, "at": at})
             for row_id in sorted(done):
                 r, response = by_id[row_id]
                 log_index = None if response is None else int(response.receipt.log_index)

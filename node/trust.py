@@ -12,7 +12,10 @@ Treaties are fetched from the gateway as signed documents and cached in the
 database (``node_treaties``). Holding a document is not trusting it: every
 use checks :func:`intelshare.treaty.in_force` against the directory at that
 moment, so a treaty whose validity ended, or whose party was revoked, stops
-permitting anything without the node being told.
+permitting anything without the node being told. (A treaty found in force
+is taken as in force again for :data:`CURRENT_REUSE` while the directory
+object and the treaties held are the same, never past its end: a new
+directory is checked at once.)
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ class Trust:
         self._treaties_version = 0  # bumped whenever _treaties changes
         # treaty id -> (directory, treaties version, found at, doc) for current()
         self._current: dict[str, tuple[TrustedDirectory, int, datetime, SignedTreatyDoc]] = {}
+        # treaty found in force by in_force_at: (directory, treaties version, when)
+        self._found_in_force: dict[
+            tuple[str, int], tuple[SignedTreatyDoc, TrustedDirectory, int, datetime]
+        ] = {}
 
     # --- directory ---------------------------------------------------------------
 
@@ -188,6 +195,36 @@ class Trust:
 
     def in_force(self, doc: SignedTreatyDoc, at: datetime | None = None) -> bool:
         return in_force(doc, self.directory, at or self.clock())
+
+    def in_force_at(self, doc: SignedTreatyDoc, directory: TrustedDirectory, at: datetime) -> bool:
+        """:func:`intelshare.treaty.in_force` of ``doc`` with ``directory`` at ``at``.
+
+        For the inbox, which checks the treaty of every envelope: a treaty
+        found in force is found so again for :data:`CURRENT_REUSE` after ``at``
+        without its signatures being checked again, under the rules of
+        :meth:`current`: the same directory object (a new one, e.g. revoking a
+        party, is checked at once), the same treaties held, never at or past
+        the treaty's end, never for a moment before the one it was found at.
+        Only "in force" is reused; "not in force" is checked every time.
+        """
+        key = (doc.treaty.id, doc.treaty.version)
+        with self._lock:
+            held = self._treaties_version
+            found = self._found_in_force.get(key)
+        if (
+            found is not None
+            and found[0] is doc
+            and found[1] is directory
+            and found[2] == held
+            and found[3] <= at < found[3] + CURRENT_REUSE
+            and at < doc.treaty.valid_end
+        ):
+            return True
+        if not in_force(doc, directory, at):
+            return False
+        with self._lock:
+            self._found_in_force[key] = (doc, directory, held, at)
+        return True
 
     def _versions(self, treaty_id: str) -> list[SignedTreatyDoc]:
         with self._lock:

@@ -41,7 +41,7 @@ from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 from node import tables as t
 from node.notify.celery_app import QUEUE, TASK_DELIVER, TASK_FAN_OUT
 from node.notify.webhooks import PENDING
-from node.store import Store, now_ms
+from node.store import Store, is_pg, now_ms, pg_cursor
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,13 @@ _CLAIM = (
     .values(relay_ms=bindparam("now"))
     .returning(_ev.c.seq, _ev.c.event_id)
 )
+# The same claim in psycopg's own SQL (PostgreSQL).
+_PG_CLAIM = (
+    f"UPDATE {_ev.name} SET relay_ms = %(now)s WHERE seq IN ("  # noqa: S608
+    f"SELECT seq FROM {_ev.name} WHERE notified_ms IS NULL AND relay_ms IS NULL "
+    "ORDER BY seq LIMIT %(limit)s) AND notified_ms IS NULL AND relay_ms IS NULL "
+    "RETURNING seq, event_id"
+)
 _UNCLAIM = (
     update(_ev)
     .where(_ev.c.seq.in_(bindparam("seqs", expanding=True)), _ev.c.notified_ms.is_(None))
@@ -91,8 +98,13 @@ def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> list[
             if conn.execute(_LOOK).first() is None:
                 return []
     with engine.begin() as conn:
-        rows = conn.execute(_CLAIM, {"limit": limit, "now": now_ms()}).all()
-    return sorted((int(r.seq), r.event_id) for r in rows)
+        if is_pg(conn):  # every commit with events: psycopg's own execute
+            with pg_cursor(conn) as cursor:
+                cursor.execute(_PG_CLAIM, {"limit": limit, "now": now_ms()})
+                rows = cursor.fetchall()
+        else:
+            rows = conn.execute(_CLAIM, {"limit": limit, "now": now_ms()}).all()
+    return sorted((int(seq), event_id) for seq, event_id in rows)
 
 
 def unclaim(engine: Engine, seqs: list[int]) -> None:

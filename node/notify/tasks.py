@@ -210,6 +210,9 @@ def fan_out(app: Any, seq: int | list[int]) -> str:
                 for h, event_id, event_seq in deliveries
             ],
         )
+    metrics = getattr(app, "intelshare_metrics", None)
+    if metrics is not None:
+        metrics.observe_notified(now, [int(r.created_ms) for r in rows])
     if deliveries:
         with app.producer_or_acquire() as producer:
             for h, event_id, _seq in deliveries:

@@ -94,6 +94,43 @@ def test_a_batch_keeps_the_outcome_of_every_entry(cluster: Cluster) -> None:
     assert count(be, t.alerts) == 6
 
 
+def test_an_alert_and_its_update_and_revocation_in_one_batch(cluster: Cluster) -> None:
+    """The alert's row is written at the end of the batch transaction.
+
+    An update and a revocation arriving in the same batch find it all the
+    same (the batch goes one by one), and both apply.
+    """
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    be.node.inbound.stop()
+    inbound = be.node.inbound
+    alert = seal_as(nl, {**GOOD, "description": "first version"})
+    changed = seal_as(
+        nl,
+        {**GOOD, "description": "second version"},
+        kind=envelope_pb2.MESSAGE_KIND_ALERT_UPDATE,
+        reference_id=alert.message_id,
+    )
+    revoked = seal_as(
+        nl, {}, kind=envelope_pb2.MESSAGE_KIND_ALERT_REVOCATION, reference_id=alert.message_id
+    )
+    assert inbound.handle_batch([_entry(alert, 1), _entry(changed, 2), _entry(revoked, 3)]) == [
+        "stored",
+        "stored",
+        "stored",
+    ]
+    assert inbound.cursor() == 3
+    assert audit_leaves(be, "refused") == []
+    with be.node.store.engine.connect() as conn:
+        row = conn.execute(select(t.alerts).where(t.alerts.c.alert_id == alert.message_id)).one()
+        received = sorted(r.sequence for r in conn.execute(select(t.received.c.sequence)))
+        events = [r.type for r in conn.execute(select(t.events.c.type).order_by(t.events.c.seq))]
+    assert '"second version"' in row.record
+    assert (row.state, row.revision) == ("revoked", 2)
+    assert received == [1, 2, 3]
+    assert events == ["alert.received", "alert.updated", "alert.revoked"]
+
+
 def test_our_side_stores_what_came_before_and_nothing_after(cluster: Cluster) -> None:
     nl = cluster.start_node("nl-customs")
     be = cluster.start_node("be-police")

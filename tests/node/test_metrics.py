@@ -11,6 +11,7 @@ delivery outcomes.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -236,7 +237,9 @@ def test_worker_exports_latency_retries_and_webhook_outcomes(
         worker.stop()
 
 
-def test_worker_metrics_in_process_count_fan_out(cluster: Cluster) -> None:
+def test_worker_metrics_in_process_count_fan_out(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
     """The task signals also work for tasks run in this process (eager apply)."""
     from node.metrics import worker_metrics
     from node.notify import celery_app as ca
@@ -260,6 +263,32 @@ def test_worker_metrics_in_process_count_fan_out(cluster: Cluster) -> None:
         assert reg.get_sample_value("intelshare_worker_notification_latency_seconds_count") == 1
         fan_out = {"task": ca.TASK_FAN_OUT, "state": "SUCCESS"}
         assert reg.get_sample_value("intelshare_worker_tasks_total", fan_out) == 2
+        # a batch (the relay's form under load) observes each event it confirms, once
+        with nl.client("liaison") as c:
+            for n in range(2):
+                c.create_alert(demo_alert(description=f"batch {n}", recipients=TO_BE))
+        more = wait_for(
+            lambda: (
+                found
+                if len(
+                    found := [
+                        e.seq
+                        for e in be.node.store.unnotified()
+                        if e.type == "alert.received" and e.seq != event.seq
+                    ]
+                )
+                == 2
+                else None
+            ),
+            30,
+            "two more events",
+        )
+        with caplog.at_level(logging.WARNING, logger="node.metrics"):
+            done = app.tasks[ca.TASK_FAN_OUT].apply(args=(more,)).get()
+        assert done == "notified 2 events, 0 webhook deliveries"
+        assert not [r for r in caplog.records if r.name == "node.metrics"]
+        assert reg.get_sample_value("intelshare_worker_notification_latency_seconds_count") == 3
+        assert reg.get_sample_value("intelshare_worker_tasks_total", fan_out) == 3
         # what the worker's tasks commit (beat's expiry here) is exported by the worker too
         wait_for(lambda: app.tasks[ca.TASK_EXPIRE].apply().get() == 1, 30, "the expiry task")
         expired = {"type": "alert.expired"}

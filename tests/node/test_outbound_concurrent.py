@@ -202,12 +202,24 @@ def test_send_due_drives_the_queue_by_hand(cluster: Cluster) -> None:
         for n in range(20):
             c.create_alert(demo_alert(recipients=TO_BE, description=f"n{n}"))
     sender = fresh_sender(nl, nl.node.client)
+    peak = 0
+    submit = sender._submit
+
+    def submit_counted(row: Any) -> None:
+        nonlocal peak
+        peak = max(peak, sender._unanswered)
+        submit(row)
+
+    sender._submit = submit_counted  # type: ignore[method-assign]
     passes = 0
     while sender.pending_count():
         sender.send_due()
         passes += 1
         assert passes < 10
-    assert passes == 2  # sixteen at once, then the rest
+    # Never more than sixteen unanswered at once; answers that come back
+    # during a pass make room in it, so one pass may take all twenty.
+    assert 1 < peak <= outbound.MAX_IN_FLIGHT
+    assert passes <= 2
     assert {r.state for r in queued(nl)} == {"accepted"}
     assert sender.send_due() == outbound.IDLE_POLL_SECONDS
 
@@ -247,3 +259,66 @@ def test_busy_deliveries_rows_are_waited_for_without_blocking(
     assert [r.state for r in queued(nl)] == ["accepted"]
     with engine.connect() as conn:
         assert all(r.accepted_ms for r in conn.execute(select(t.deliveries.c.accepted_ms)))
+
+
+def test_a_lone_receipt_is_recorded_with_the_gateways_receipt(cluster: Cluster) -> None:
+    """The recipient's receipt goes alone: its row is accepted with the gateway's receipt."""
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    sender = fresh_sender(be, be.node.client)  # not started: driven by hand below
+    with nl.client("liaison") as c:
+        c.create_alert(demo_alert(recipients=TO_BE))
+    wait_for(lambda: queued(be) or None, what="the receipt queued at be-police")
+    sender.send_due()
+    wait_for(lambda: queued(be)[0].state == "accepted" or None, what="the receipt accepted")
+    (row,) = queued(be)
+    assert row.kind == envelope_pb2.MESSAGE_KIND_RECEIPT
+    assert row.accepted_ms is not None
+    assert row.last_error is None
+    receipt = gateway_service_pb2.SubmitEnvelopeResponse().receipt
+    receipt.ParseFromString(bytes(row.receipt))
+    assert receipt.message_id == row.message_id
+    assert [e["message_id"] for e in audit_leaves(be, "submitted")] == [row.message_id]
+    # ... and the issuer learns of the delivery
+    wait_for(
+        lambda: all(d.delivered_ms for d in queued_deliveries(nl)) or None,
+        what="the delivery recorded at nl-customs",
+    )
+
+
+def queued_deliveries(node: RunningNode) -> list[Any]:
+    with node.node.store.engine.connect() as conn:
+        return list(conn.execute(select(t.deliveries)))
+
+
+def test_acceptances_recorded_together_keep_each_receipt(cluster: Cluster) -> None:
+    """Answers recorded in one transaction: every row with its own gateway receipt,
+    its deliveries marked accepted, one ``submitted`` audit entry each."""
+    nl = cluster.start_node("nl-customs")
+    cluster.start_node("be-police")
+    nl.node.sender.stop()
+    with nl.client("liaison") as c:
+        for n in range(5):
+            c.create_alert(demo_alert(recipients=TO_BE, description=f"n{n}"))
+    sender = fresh_sender(nl, nl.node.client)
+    recorded: list[int] = []
+    settle = sender._settle
+
+    def settle_counted(done: list[Any]) -> float | None:
+        recorded.append(len(done))
+        return settle(done)
+
+    sender._settle = settle_counted  # type: ignore[method-assign]
+    sender.send_due()
+    assert max(recorded) > 1  # several answers in one transaction
+    rows = queued(nl)
+    assert {r.state for r in rows} == {"accepted"}
+    for r in rows:
+        receipt = gateway_service_pb2.SubmitEnvelopeResponse().receipt
+        receipt.ParseFromString(bytes(r.receipt))
+        assert receipt.message_id == r.message_id
+        assert r.accepted_ms is not None
+    assert sorted(e["message_id"] for e in audit_leaves(nl, "submitted")) == sorted(
+        r.message_id for r in rows
+    )
+    assert all(d.accepted_ms for d in queued_deliveries(nl))

@@ -172,3 +172,35 @@ def test_the_relay_is_woken_by_commits_with_events_only(store: Store) -> None:
         w.event("alert.issued", alert_id="a1")
     assert store.wait_commit(generation, 0.05)
     assert store.commit_generation() == generation + 1
+
+
+def _inbox_cursor(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(t.inbox.c.sequence)).scalar_one())
+
+
+def test_the_inbox_cursor_moves_with_the_transaction_and_never_back(store: Store) -> None:
+    with store.write() as w:  # alone
+        w.advance_inbox(3)
+        w.advance_inbox(2)
+    assert _inbox_cursor(store) == 3
+    with store.write() as w:  # with rows and events
+        w.insert_later(t.requests, _request("r1", 1))
+        w.event("alert.received", alert_id="a1", agency_id="nl-customs")
+        w.advance_inbox(5)
+    assert _inbox_cursor(store) == 5
+    assert [e.alert_id for e in store.events_after(0, 10)] == ["a1"]
+    with store.write() as w:  # a cursor already further stays
+        w.event("alert.received", alert_id="a2", agency_id="nl-customs")
+        w.advance_inbox(4)
+    assert _inbox_cursor(store) == 5
+
+    def failing(w: Writer) -> None:
+        w.insert_later(t.requests, _request("r1", 9))  # r1 exists
+        w.event("alert.received", alert_id="a3", agency_id="nl-customs")
+        w.advance_inbox(9)
+
+    with pytest.raises(IntegrityError), store.write() as w:  # nothing of a failed one
+        failing(w)
+    assert _inbox_cursor(store) == 5
+    assert store.head_seq() == 2
