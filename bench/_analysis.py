@@ -131,7 +131,12 @@ def _cpu_lines(results: dict[str, dict[str, Any]]) -> list[str]:
             f"- End-to-end bench at {r['rate']:g}/s (every alert arrived): "
             + ", ".join(f"{k} {v:g} ms" for k, v in cpu.items())
             + f" of CPU per alert — {total:.0f} ms in our processes, before PostgreSQL's "
-            "and Redis's own."
+            "and Redis's own"
+            + (
+                " (" + ", ".join(f"{k} {v:g} ms" for k, v in servers.items()) + ")."
+                if (servers := r.get("server_cpu_ms_per_alert"))
+                else "."
+            )
         )
     cpu = results.get("taxii_peer", {}).get("cpu_per_cycle")
     if cpu:

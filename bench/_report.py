@@ -165,7 +165,11 @@ def latency_section(r: dict[str, Any]) -> str:
             "until B wrote the event), `feed` (B's event until it arrived on the stream). "
             "A rate is *sustainable* when every alert arrives, ≥ 95 % of the offered rate "
             "was kept and p99 < 100 ms; after the fixed rates the bench tries 150, 200, "
-            "250, 300, 400, 500/s until one is not. Targets: p50 < "
+            "250, 300, 400, 500/s while every rate so far was sustainable, then halves "
+            "the gap below the lowest rate that was not, three times (rates rounded to 5/s). "
+            "CPU per alert is read from /proc for our processes and, separately, for the "
+            "servers: the private Redis and the whole PostgreSQL server (shared with "
+            "anything else running, so exact only on a quiet machine). Targets: p50 < "
             f"{_g(t.get('p50_ms'))} ms and p99 < {_g(t.get('p99_ms'))} ms at "
             f"{_g(t.get('at_rate'))} alerts/s; ≥ 300 alerts/s sustained.",
             "",

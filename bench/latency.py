@@ -227,6 +227,8 @@ class World:
     procs: list[Proc] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
+    redis_pid: int | None = None
+    backend: str = "postgresql"
 
     def client(self, agency: str, token: str) -> NodeClient:
         return NodeClient(
@@ -253,7 +255,7 @@ def world(backend: str, workers: bool = True) -> Iterator[World]:
         ]
         fed = devfed.build(workdir / "fed", specs, [treaty()])
         redis_proc, redis_url = start_redis(workdir)
-        w = World(workdir, fed)
+        w = World(workdir, fed, redis_pid=redis_proc.pid, backend=backend)
         try:
             with databases(backend, workdir, ["gateway", A, B]) as dbs:
                 srv = fed.gateway_server_dir
@@ -367,6 +369,32 @@ def cpu_by_component(w: World) -> dict[str, float]:
     return out
 
 
+def server_cpu(w: World) -> dict[str, float]:
+    """CPU seconds so far of the servers: the private Redis, and PostgreSQL.
+
+    PostgreSQL is the machine's shared server, so its figure is every
+    ``postgres`` process's time (the backends of our connections, the WAL
+    writer, autovacuum) and includes whatever else uses that server at the
+    time: exact on a quiet machine, an upper bound otherwise.
+    """
+    out: dict[str, float] = {}
+    if w.redis_pid is not None:
+        out["redis-server"] = cpu_seconds(w.redis_pid)
+    if w.backend == "postgresql":
+        total = 0.0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if stat.split("(", 1)[1].split(")", 1)[0] != "postgres":
+                    continue
+                fields = stat.rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / _TICK
+        out["postgresql (whole server)"] = total
+    return out
+
+
 def alert(n: int) -> alert_pb2.Alert:
     expire = datetime.now(UTC) + timedelta(days=1)
     msg = alert_pb2.Alert(
@@ -456,6 +484,7 @@ def run_rate(w: World, feed: Feed, rate: float, duration: float) -> dict[str, An
             sent.append(Sent(start, start_wall, answered, created.deliveries[0].message_id))
 
     cpu_before = cpu_by_component(w)
+    servers_before = server_cpu(w)
     t0 = time.monotonic() + 0.05
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for n in range(count):
@@ -466,6 +495,11 @@ def run_rate(w: World, feed: Feed, rate: float, duration: float) -> dict[str, An
     offered_seconds = (max(s.start for s in sent) - min(s.start for s in sent)) if sent else 0.0
     missing = feed.wait_for({s.alert_id for s in sent}, timeout=30)
     cpu_after = cpu_by_component(w)
+    servers_after = server_cpu(w)
+    server_ms_per_alert = {
+        k: round((servers_after[k] - servers_before.get(k, 0.0)) * 1000 / max(1, len(sent)), 2)
+        for k in servers_after
+    }
     cpu_ms_per_alert = {
         k: round((cpu_after[k] - cpu_before.get(k, 0.0)) * 1000 / max(1, len(sent)), 2)
         for k in cpu_after
@@ -500,6 +534,7 @@ def run_rate(w: World, feed: Feed, rate: float, duration: float) -> dict[str, An
         "p99_ms": round(percentile(latencies, 99), 1),
         "max_ms": round(max(latencies), 1) if latencies else float("nan"),
         "cpu_ms_per_alert": cpu_ms_per_alert,
+        "server_cpu_ms_per_alert": server_ms_per_alert,
         "split_p50_ms": {
             "issue": round(percentile(issue_ms, 50), 1),
             "transfer": round(percentile(transfer_ms, 50), 1),
@@ -511,6 +546,20 @@ def run_rate(w: World, feed: Feed, rate: float, duration: float) -> dict[str, An
         result["missing"] == 0 and achieved >= 0.95 * rate and p99 < SUSTAINABLE_P99_MS
     )
     return result
+
+
+def bisect_rate(runs: list[dict[str, Any]]) -> float | None:
+    """The rate halfway between the best sustainable and the lowest failed one (5/s steps).
+
+    None when nothing failed or the gap is already under one step.
+    """
+    ok = [r["rate"] for r in runs if r["sustainable"]]
+    failed = [r["rate"] for r in runs if not r["sustainable"]]
+    if not failed:
+        return None
+    low, high = (max(ok) if ok else 0.0), min(failed)
+    rate = float(round((low + high) / 2 / 5) * 5)
+    return rate if low < rate < high else None
 
 
 def run(
@@ -544,10 +593,15 @@ def run(
                 report["runs"].append(run_rate(w, feed, rate, duration))
             if search:
                 for rate in (150, 200, 250, 300, 400, 500):
-                    result = run_rate(w, feed, rate, duration)
-                    report["runs"].append(result)
-                    if not result["sustainable"]:
+                    if any(not r["sustainable"] for r in report["runs"]):
                         break
+                    report["runs"].append(run_rate(w, feed, rate, duration))
+                # below the lowest rate that failed: halve the gap three times
+                for _ in range(3):
+                    between = bisect_rate(report["runs"])
+                    if between is None:
+                        break
+                    report["runs"].append(run_rate(w, feed, between, duration))
             passing = [r["rate"] for r in report["runs"] if r["sustainable"]]
             report["max_sustainable"] = max(passing) if passing else None
         finally:
@@ -566,7 +620,7 @@ def format_table(report: dict[str, Any]) -> str:
         "| issue p50 | transfer p50 | feed p50 | load 1m | sustainable |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
-    for r in report["runs"]:
+    for r in sorted(report["runs"], key=lambda r: r["rate"]):
         s = r["split_p50_ms"]
         lines.append(
             f"| {r['rate']:g} | {r['achieved_rate']:g} | {r['arrived']}/{r['alerts']} "
@@ -576,9 +630,10 @@ def format_table(report: dict[str, Any]) -> str:
         )
     lines.append("")
     lines.append("CPU ms per alert (user + system, all threads and child processes):")
-    for r in report["runs"]:
+    for r in sorted(report["runs"], key=lambda r: r["rate"]):
         parts = ", ".join(f"{k} {v}" for k, v in r["cpu_ms_per_alert"].items())
-        lines.append(f"  {r['rate']:g}/s: {parts}")
+        servers = ", ".join(f"{k} {v}" for k, v in r.get("server_cpu_ms_per_alert", {}).items())
+        lines.append(f"  {r['rate']:g}/s: {parts}" + (f"; servers: {servers}" if servers else ""))
     lines.append("")
     lines.append(f"highest sustainable rate tried: {report['max_sustainable']}")
     return "\n".join(lines)

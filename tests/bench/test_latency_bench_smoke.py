@@ -43,3 +43,19 @@ def test_quick_run_reports_percentiles_split_and_machine() -> None:
     assert run["cpu_ms_per_alert"]["workers"] > 0
     assert isinstance(run["sustainable"], bool)
     assert "| offered/s |" in latency.format_table(report)
+
+
+def test_rate_search_closes_in_below_the_first_failure() -> None:
+    from bench.latency import bisect_rate
+
+    def runs(ok: list[float], failed: list[float]) -> list[dict[str, object]]:
+        return [{"rate": r, "sustainable": True} for r in ok] + [
+            {"rate": r, "sustainable": False} for r in failed
+        ]
+
+    assert bisect_rate(runs([10], [100])) == 55
+    assert bisect_rate(runs([10, 55], [100])) == 80  # 77.5 rounded to 5/s
+    assert bisect_rate(runs([10], [100, 55])) == 30  # 32.5 rounded to 5/s
+    assert bisect_rate(runs([], [10])) == 5
+    assert bisect_rate(runs([10, 100, 150], [])) is None
+    assert bisect_rate(runs([10, 30], [35])) is None  # gap under one step
