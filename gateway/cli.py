@@ -67,4 +67,38 @@ def audit_verify(config_path: Path) -> None:
     )
 
 
+@group.group("queues")
+def queues_group() -> None:
+    """The per-recipient queues."""
+
+
+@queues_group.command("fence")
+@config_option
+@click.option(
+    "--gap",
+    type=click.IntRange(min=1),
+    default=1_000_000_000,
+    show_default=True,
+    help="How far ahead every queue's next sequence moves: more than the "
+    "messages accepted between the backup and the failure.",
+)
+@click.confirmation_option(prompt="Fence every queue (only after restoring from a backup)?")
+def queues_fence(config_path: Path, gap: int) -> None:
+    """After restoring the database from a backup: number new messages above every cursor.
+
+    Run it on the restored database before nodes reconnect (see
+    docs/operations.md, "Restoring the gateway from a backup").
+    """
+    from gateway.server import open_store
+
+    store = open_store(load_config(config_path))
+    try:
+        moved = store.fence_queues(gap)
+    finally:
+        store.engine.dispose()
+    for agency, (old, new) in moved.items():
+        click.echo(f"{agency}: last sequence {old} -> next after {new}")
+    click.echo(f"{len(moved)} queue(s) fenced by {gap}")
+
+
 __all__ = ["group", "load_config"]

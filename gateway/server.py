@@ -58,6 +58,15 @@ class RunningGateway:
         self.state.store.engine.dispose()
 
 
+def open_store(config: GatewayConfig, **engine_options: Any) -> GatewayStore:
+    """The gateway's store (and its audit log) on its database, migrated first."""
+    engine = make_engine(config.database_url, **engine_options)
+    migrate.upgrade(engine, MIGRATIONS)
+    key = load_signing_key(config.signing_key)
+    audit = AuditLog(engine, config.gateway_id, key, key_id(raw_public(key.public_key())))
+    return GatewayStore(engine, audit)
+
+
 def open_audit(config: GatewayConfig, engine_url: str | None = None) -> AuditLog:
     engine = make_engine(engine_url or config.database_url)
     key = load_signing_key(config.signing_key)
@@ -69,12 +78,9 @@ def start(config: GatewayConfig) -> RunningGateway:
     # No ping before each use of a pooled connection (a round trip per
     # transaction): the store runs a transaction again on a new connection
     # when the server had dropped the old one.
-    engine = make_engine(config.database_url, pool_pre_ping=False)
-    migrate.upgrade(engine, MIGRATIONS)
-    key = load_signing_key(config.signing_key)
+    store = open_store(config, pool_pre_ping=False)
+    audit = store.audit
     load_tls_key(config.tls_key)  # refuse a loose or wrong key before grpc reads it
-    audit = AuditLog(engine, config.gateway_id, key, key_id(raw_public(key.public_key())))
-    store = GatewayStore(engine, audit)
     hub = WakeupHub(config.redis_url, channel_prefix=config.redis_prefix)
     if config.redis_url and not hub.connected.wait(REDIS_CONNECT_WAIT):
         # Pub/sub drops what is published before a subscription exists: a

@@ -18,7 +18,7 @@ from google.protobuf import empty_pb2  # noqa: F401  (kept for reflection of wel
 from gateway.admission import TreatyBook, admit
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics, caller, instrument_submit
-from gateway.store import Accepted, GatewayStore, InboxRow
+from gateway.store import Accepted, GatewayStore, InboxRow, cursor_ahead
 from intelshare import errors
 from intelshare.audit.log import AuditLog
 from intelshare.directory import Anchor, TrustedDirectory, verify_directory
@@ -401,10 +401,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                 metadata={"acknowledged_sequence": str(acked)},
             )
         if cursor > last:
-            raise errors.InvalidArgument(
-                f"cursor {cursor} is beyond the last sequence {last}",
-                violations={"after_sequence": f"must be at most {last}"},
-            )
+            self._audit_cursor_ahead(agency, cursor, last)
+            raise cursor_ahead(cursor, last, acked)
         topic = inbox_topic(agency)
         heartbeat = s.config.heartbeat_seconds
         # A call that ends (cancelled, deadline, client gone) wakes its own wait,
@@ -468,8 +466,26 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_service_pb2.AcknowledgeInboxRequest, context: grpc.ServicerContext
     ) -> gateway_service_pb2.AcknowledgeInboxResponse:
         agency = self.s.peer_agency(context)
-        acked = self.s.store.acknowledge(agency, int(request.sequence))
+        try:
+            acked = self.s.store.acknowledge(agency, int(request.sequence))
+        except errors.CursorAhead as exc:
+            last = int(exc.metadata["last_sequence"])
+            self._audit_cursor_ahead(agency, int(request.sequence), last)
+            raise
         return gateway_service_pb2.AcknowledgeInboxResponse(acknowledged_sequence=acked)
+
+    def _audit_cursor_ahead(self, agency: str, cursor: int, last: int) -> None:
+        """A recipient ahead of its queue: evidence that the queue went back (a restore)."""
+        log.error(
+            "agency %s is at sequence %d, beyond its queue's last %d: "
+            "was the gateway's database restored?",
+            agency,
+            cursor,
+            last,
+        )
+        self.s.store.record(
+            "cursor_ahead", {"recipient": agency, "cursor": cursor, "last_sequence": last}
+        )
 
     # --- directory ------------------------------------------------------
 

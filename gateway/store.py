@@ -44,6 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from intelshare import errors
 from intelshare.audit.log import AuditLog, FieldValue, sqlite_driver
 from intelshare.errors import ConfigError
 from intelshare.v1 import receipt_pb2
@@ -305,15 +306,16 @@ RETURNING sequence, message_id
 
 # The floor only rises, and never past what was allocated; the UPDATE takes
 # the queue row's lock first (see the lock order in GatewayStore.accept).
+# Never beyond what was allocated (see GatewayStore.acknowledge).
 _PG_RAISE_FLOOR = """
-UPDATE gw_queues SET acked_sequence = LEAST(%(seq)s, last_sequence)
-WHERE agency_id = %(agency)s AND acked_sequence < LEAST(%(seq)s, last_sequence)
+UPDATE gw_queues SET acked_sequence = %(seq)s
+WHERE agency_id = %(agency)s AND acked_sequence < %(seq)s AND %(seq)s <= last_sequence
 RETURNING acked_sequence
 """
 
 _SQLITE_RAISE_FLOOR = """
-UPDATE gw_queues SET acked_sequence = min(:seq, last_sequence)
-WHERE agency_id = :agency AND acked_sequence < min(:seq, last_sequence)
+UPDATE gw_queues SET acked_sequence = :seq
+WHERE agency_id = :agency AND acked_sequence < :seq AND :seq <= last_sequence
 RETURNING acked_sequence
 """
 
@@ -441,6 +443,16 @@ class _Disconnected(Exception):
 
 def _timestamp(ms: int) -> Timestamp:
     return Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
+
+
+def cursor_ahead(cursor: int, last: int, acked: int) -> errors.CursorAhead:
+    """The refusal of a position beyond the queue: the recipient reads again from ``acked``."""
+    return errors.CursorAhead(
+        f"sequence {cursor} is beyond the last sequence {last} of this queue "
+        "(was the gateway's database restored?); resume after the acknowledged "
+        f"position {acked}",
+        metadata={"acknowledged_sequence": str(acked), "last_sequence": str(last)},
+    )
 
 
 class GatewayStore:
@@ -805,6 +817,43 @@ class GatewayStore:
 
     # --- queues ---------------------------------------------------------
 
+    def fence_queues(self, gap: int) -> dict[str, tuple[int, int]]:
+        """Move every queue's next sequence ``gap`` ahead; ``{agency: (old last, new last)}``.
+
+        For after a restore from backup, before nodes reconnect. The restored
+        queues would hand out again the numbers allocated since the backup,
+        which nodes have already read past, and a node whose cursor is not
+        beyond the restored queue (so gets no ``CURSOR_AHEAD``) would skip
+        the new messages numbered below its cursor and release them with its
+        next acknowledgement. With the fence every new number is above any
+        cursor a node can hold, so every node just reads on. The entries
+        kept are untouched; the one gap it leaves is audited per queue.
+        """
+        if gap <= 0:
+            raise ValueError("the gap must be positive")
+        moved: dict[str, tuple[int, int]] = {}
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(queues.c.agency_id, queues.c.last_sequence)
+                .order_by(queues.c.agency_id)
+                .with_for_update()
+            ).all()
+            for agency, last in rows:
+                conn.execute(
+                    update(queues)
+                    .where(queues.c.agency_id == agency)
+                    .values(last_sequence=queues.c.last_sequence + gap)
+                )
+                moved[str(agency)] = (int(last), int(last) + gap)
+            self.audit.append_many(
+                conn,
+                [
+                    ("queue_fenced", {"recipient": a, "last_sequence": old, "next_after": new})
+                    for a, (old, new) in moved.items()
+                ],
+            )
+        return moved
+
     def position(self, agency: str) -> tuple[int, int]:
         """(last allocated sequence, acknowledged floor) of ``agency``'s queue."""
         row = _reconnecting(lambda: self._read_one(self._sql.position, {"agency": agency}))
@@ -879,8 +928,11 @@ class GatewayStore:
         """Release entries up to ``sequence``; returns the new floor.
 
         Idempotent: acknowledging a position at or below the floor changes
-        nothing. A position beyond what was allocated is clamped to it, so
-        a confused client cannot release entries that do not exist yet.
+        nothing. A position beyond what was allocated is refused with
+        :class:`~intelshare.errors.CursorAhead`, never clamped: a recipient
+        only holds such a position when this queue went back (a restored
+        database), and clamping would release entries allocated since, which
+        it never received.
         """
         return _reconnecting(lambda: self._acknowledge(agency, sequence))
 
@@ -892,7 +944,10 @@ class GatewayStore:
             ).first()
             if raised is None:
                 row = conn.exec_driver_sql(sql.position, {"agency": agency}).first()
-                return 0 if row is None else int(row[1])
+                last, floor = (0, 0) if row is None else (int(row[0]), int(row[1]))
+                if sequence > last:
+                    raise cursor_ahead(sequence, last, floor)
+                return floor
             target = int(raised[0])
             released = sorted(
                 (int(q), str(m), d is not None)

@@ -273,6 +273,19 @@ class CursorExpired(IntelshareError):
     grpc_code = "OUT_OF_RANGE"
 
 
+class CursorAhead(IntelshareError):
+    """The cursor is beyond what the gateway allocated: its queue went back.
+
+    Only a restored or replaced gateway database does that. The recipient
+    cannot tell which of its sequence numbers now name other messages, so
+    it reads again from the gateway's acknowledged position and recognizes
+    what it already stored by message id.
+    """
+
+    reason = "CURSOR_AHEAD"
+    grpc_code = "OUT_OF_RANGE"
+
+
 class Unavailable(IntelshareError):
     """A service the operation needs cannot be reached; retry later."""
 

@@ -220,6 +220,8 @@ class Inbound:
                 backoff = 0.25
             except errors.CursorExpired as exc:
                 self._cursor_expired(exc)
+            except errors.CursorAhead as exc:
+                self._cursor_ahead(exc)
             except _OurSide as exc:
                 log.warning("inbox paused: %s", exc)
             except errors.IntelshareError as exc:
@@ -265,11 +267,42 @@ class Inbound:
             acked,
             acked,
         )
+        self._move_cursor(
+            acked, "cursor_expired", {"cursor": cursor, "gateway_acknowledged": acked}
+        )
+
+    def _cursor_ahead(self, exc: errors.CursorAhead) -> None:
+        """This node's cursor is beyond the gateway's queue: the queue went back.
+
+        Only a restored (or replaced) gateway database does that, and then the
+        sequence numbers after its acknowledged position may name messages
+        this node never saw. So the node reads again from there: what it
+        stored before is recognized by message id (acknowledged, not stored
+        twice), the rest is stored. Nothing is skipped, nothing doubled.
+        """
+        acked = int(exc.metadata.get("acknowledged_sequence", "0") or 0)
+        last = int(exc.metadata.get("last_sequence", "0") or 0)
+        cursor = self.cursor()
+        log.error(
+            "inbox cursor %d is beyond the gateway's last sequence %d (its database was "
+            "restored or replaced?): reading again after its acknowledged position %d",
+            cursor,
+            last,
+            acked,
+        )
+        self._move_cursor(
+            acked,
+            "cursor_reset",
+            {"cursor": cursor, "gateway_last": last, "gateway_acknowledged": acked},
+        )
+
+    def _move_cursor(self, to: int, event: str, fields: dict[str, FieldValue]) -> None:
+        """Set the inbox cursor to ``to`` (either way), with an audit entry saying why."""
         with self.store.write() as w:
             w.conn.execute(
-                update(t.inbox).where(t.inbox.c.id == 1).values(sequence=acked, updated_ms=now_ms())
+                update(t.inbox).where(t.inbox.c.id == 1).values(sequence=to, updated_ms=now_ms())
             )
-            w.audit("cursor_expired", {"cursor": cursor, "gateway_acknowledged": acked})
+            w.audit(event, fields)
 
     # --- entries ---------------------------------------------------------------------
 

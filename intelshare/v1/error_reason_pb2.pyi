@@ -83,6 +83,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The treaty refused the operation for a reason not listed above."""
     ERROR_REASON_FAILED_PRECONDITION: _ErrorReason.ValueType  # 30
     """The resource is not in a state that allows the operation."""
+    ERROR_REASON_CURSOR_AHEAD: _ErrorReason.ValueType  # 31
+    """The inbox cursor is beyond the last sequence the gateway allocated (its
+    queue was restored or reset): resume from the acknowledged position.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the values of google.rpc.ErrorInfo.reason used by
@@ -152,4 +156,8 @@ ERROR_REASON_POLICY_REFUSED: ErrorReason.ValueType  # 29
 """The treaty refused the operation for a reason not listed above."""
 ERROR_REASON_FAILED_PRECONDITION: ErrorReason.ValueType  # 30
 """The resource is not in a state that allows the operation."""
+ERROR_REASON_CURSOR_AHEAD: ErrorReason.ValueType  # 31
+"""The inbox cursor is beyond the last sequence the gateway allocated (its
+queue was restored or reset): resume from the acknowledged position.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -356,8 +356,12 @@ def test_acknowledged_before_recorded_counts_as_delivered_once(store: GatewaySto
     acked = [e["sequence"] for e in audit_events(store) if e["event"] == "acknowledged"]
     assert acked == [1, 2]
     assert store.acknowledge("a-police", 2) == 2  # idempotent
-    assert store.acknowledge("a-police", 99) == 3  # clamped to what exists
-    assert store.acknowledge("nobody", 5) == 0
+    with pytest.raises(errors.CursorAhead):  # never clamped: see GatewayStore.acknowledge
+        store.acknowledge("a-police", 99)
+    assert store.position("a-police") == (3, 2)
+    assert store.acknowledge("nobody", 0) == 0
+    with pytest.raises(errors.CursorAhead):  # no queue at all: a replaced database
+        store.acknowledge("nobody", 5)
 
 
 def test_envelopes_are_dropped_once_no_queue_holds_them(store: GatewayStore) -> None:
