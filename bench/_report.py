@@ -22,6 +22,7 @@ BENCHES: tuple[tuple[str, str], ...] = (
     ("envelope", "bench.envelope"),
     ("gateway", "bench.gateway"),
     ("latency", "bench.latency"),
+    ("statements", "bench.statements"),
     ("catchup", "bench.catchup"),
     ("growth", "bench.growth"),
     ("fanout", "bench.fanout"),

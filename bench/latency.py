@@ -229,6 +229,8 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)
     redis_pid: int | None = None
     backend: str = "postgresql"
+    #: service name ("gateway", "nl-customs", "be-police") -> its database URL
+    databases: dict[str, str] = field(default_factory=dict)
 
     def client(self, agency: str, token: str) -> NodeClient:
         return NodeClient(
@@ -258,6 +260,7 @@ def world(backend: str, workers: bool = True) -> Iterator[World]:
         w = World(workdir, fed, redis_pid=redis_proc.pid, backend=backend)
         try:
             with databases(backend, workdir, ["gateway", A, B]) as dbs:
+                w.databases = dict(dbs)
                 srv = fed.gateway_server_dir
                 gw_cfg = _write(
                     workdir / "gateway.yaml",
