@@ -15,6 +15,20 @@ task wakes every feed); events other processes committed (periodic jobs in a
 worker, another node process) are found by the look it takes every
 ``notify_relay_seconds`` of quiet, and by any claim before that.
 
+**Events with no one to notify skip the broker.** A ``fan_out`` task
+confirms its events, publishes a wake-up and records webhook deliveries;
+the commit that wrote an event already woke this process's feeds and, through
+Redis, every other process's (and feeds read the database again at every
+heartbeat, so a wake-up lost with Redis only delays them). So while the node
+has no enabled webhook, the claim itself confirms what it claims
+(``notified_ms`` in the same statement) and no task is sent: nothing is left
+for a worker to do, and the broker, a worker and two more statements per
+event are spared. The check is part of the claim statement, so a webhook
+whose registration committed before a claim gets every event that claim
+takes (one registered in the same few milliseconds may miss the events
+claimed meanwhile, as it may miss a ``fan_out`` running meanwhile); with one
+enabled, every event goes through ``fan_out`` exactly as before.
+
 The events claimed together go to the broker as **one** ``fan_out`` task
 (its id is the event id for a single event): each message costs the relay,
 the broker and a worker far more than the event rows themselves. To make
@@ -34,9 +48,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, case, exists, func, or_, select, update
 
 from node import tables as t
 from node.notify.celery_app import QUEUE, TASK_DELIVER, TASK_FAN_OUT
@@ -57,6 +72,7 @@ BUSY_SECONDS = 0.1
 _ev = t.events
 _FRESH = (_ev.c.notified_ms.is_(None), _ev.c.relay_ms.is_(None))
 _LOOK = select(_ev.c.seq).where(*_FRESH).limit(1)
+_NO_TARGETS = ~exists().where(t.webhooks.c.disabled.is_(False))
 _CLAIM = (
     update(_ev)
     .where(
@@ -69,15 +85,20 @@ _CLAIM = (
         ),
         *_FRESH,
     )
-    .values(relay_ms=bindparam("now"))
-    .returning(_ev.c.seq, _ev.c.event_id)
+    .values(
+        relay_ms=bindparam("now"),
+        # confirmed by the claim when no webhook could want it (module docstring)
+        notified_ms=case((_NO_TARGETS, bindparam("now")), else_=None),
+    )
+    .returning(_ev.c.seq, _ev.c.event_id, _ev.c.notified_ms)
 )
 # The same claim in psycopg's own SQL (PostgreSQL).
 _PG_CLAIM = (
-    f"UPDATE {_ev.name} SET relay_ms = %(now)s WHERE seq IN ("  # noqa: S608
-    f"SELECT seq FROM {_ev.name} WHERE notified_ms IS NULL AND relay_ms IS NULL "
+    f"UPDATE {_ev.name} SET relay_ms = %(now)s, notified_ms = CASE WHEN NOT EXISTS ("  # noqa: S608
+    f"SELECT 1 FROM {t.webhooks.name} WHERE NOT disabled) THEN %(now)s END "
+    f"WHERE seq IN (SELECT seq FROM {_ev.name} WHERE notified_ms IS NULL AND relay_ms IS NULL "
     "ORDER BY seq LIMIT %(limit)s) AND notified_ms IS NULL AND relay_ms IS NULL "
-    "RETURNING seq, event_id"
+    "RETURNING seq, event_id, notified_ms"
 )
 _UNCLAIM = (
     update(_ev)
@@ -86,17 +107,30 @@ _UNCLAIM = (
 )
 
 
-def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> list[tuple[int, str]]:
-    """Claim events never handed to Celery; returns (seq, event_id) in order.
+@dataclass(frozen=True)
+class Claimed:
+    """What one claim took: events for ``fan_out``, and how many it confirmed itself."""
 
-    The claim is one statement. ``look=True`` reads first and claims only
-    when there is something (on SQLite any UPDATE takes the database's write
-    lock): for the relay's periodic look, not for a wake-up by a commit.
+    to_send: list[tuple[int, str]]
+    confirmed: int = 0
+
+    def __len__(self) -> int:
+        return len(self.to_send) + self.confirmed
+
+
+def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> Claimed:
+    """Claim events never handed to Celery: (seq, event_id) to send, in order.
+
+    The claim is one statement, which also confirms the events when no
+    webhook is enabled (see the module docstring); those are counted, not
+    returned. ``look=True`` reads first and claims only when there is
+    something (on SQLite any UPDATE takes the database's write lock): for
+    the relay's periodic look, not for a wake-up by a commit.
     """
     if look:
         with engine.connect() as conn:
             if conn.execute(_LOOK).first() is None:
-                return []
+                return Claimed([])
     with engine.begin() as conn:
         if is_pg(conn):  # every commit with events: psycopg's own execute
             with pg_cursor(conn) as cursor:
@@ -104,7 +138,8 @@ def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> list[
                 rows = cursor.fetchall()
         else:
             rows = conn.execute(_CLAIM, {"limit": limit, "now": now_ms()}).all()
-    return sorted((int(seq), event_id) for seq, event_id in rows)
+    to_send = sorted((int(seq), event_id) for seq, event_id, notified in rows if notified is None)
+    return Claimed(to_send, confirmed=len(rows) - len(to_send))
 
 
 def unclaim(engine: Engine, seqs: list[int]) -> None:
@@ -234,6 +269,8 @@ class Relay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.sent = 0
+        #: events the claims confirmed themselves (no webhook enabled)
+        self.confirmed = 0
         self.healthy = threading.Event()
 
     def start(self) -> None:
@@ -247,17 +284,20 @@ class Relay:
             self._thread.join(timeout=5)
 
     def relay_once(self, *, look: bool = True) -> int:
+        """Claim and hand over once; how many events were taken (sent or confirmed)."""
         claimed = claim_new(self.store.engine, look=look)
-        if not claimed:
-            return 0
+        self.confirmed += claimed.confirmed
+        events = claimed.to_send
+        if not events:
+            return claimed.confirmed
         sent = 0
         try:
-            sent = send_fan_out(self.app, claimed)
+            sent = send_fan_out(self.app, events)
         finally:
-            if sent < len(claimed):
-                unclaim(self.store.engine, [seq for seq, _ in claimed[sent:]])
+            if sent < len(events):
+                unclaim(self.store.engine, [seq for seq, _ in events[sent:]])
         self.sent += sent
-        return sent
+        return sent + claimed.confirmed
 
     def _run(self) -> None:
         store = self.store

@@ -121,3 +121,57 @@ def test_fan_out_of_several_events_confirms_them_in_one_task(
     assert run(app, ca.TASK_FAN_OUT, seqs) == "notified 1 events, 0 webhook deliveries"
     assert run(app, ca.TASK_FAN_OUT, seqs) == "already"
     assert not [e for e in store.unnotified() if e.seq in seqs]
+
+
+def test_a_claim_confirms_itself_only_while_no_webhook_is_enabled(
+    pair: tuple[RunningNode, RunningNode],
+) -> None:
+    """No webhook: the relay's claim confirms the event and nothing goes to a worker.
+    An enabled webhook: the event is claimed for ``fan_out`` and stays unconfirmed."""
+    from sqlalchemy import update
+
+    from node.notify.relay import claim_new
+    from node.notify.webhooks import WebhookRegistry
+
+    nl, be = pair
+    store = be.node.store
+
+    def next_event(description: str, after: int = 0) -> Any:
+        with nl.client("liaison") as c:
+            c.create_alert(demo_alert(description=description, recipients=TO_BE))
+        (event,) = wait_for(
+            lambda: [e for e in store.unnotified() if e.type == "alert.received" and e.seq > after],
+            30,
+            f"the {description} event at be",
+        )
+        return event
+
+    def notified(seq: int) -> int | None:
+        with store.engine.connect() as conn:
+            value = conn.execute(
+                select(t.events.c.notified_ms).where(t.events.c.seq == seq)
+            ).scalar_one()
+        return None if value is None else int(value)
+
+    first = next_event("nobody listens")
+    claimed = claim_new(store.engine, look=False)
+    assert claimed.to_send == []
+    assert claimed.confirmed >= 1
+    assert notified(first.seq) is not None
+
+    registry = WebhookRegistry(store.engine, be.node.keys)
+    hook, _secret = registry.add("http://127.0.0.1:9/hook", ["alert.*"], allow_http=True)
+    second = next_event("a webhook listens", after=first.seq)
+    claimed = claim_new(store.engine, look=False)
+    assert (second.seq, second.event_id) in claimed.to_send
+    assert claimed.confirmed == 0
+    assert notified(second.seq) is None  # fan_out's to confirm
+
+    with store.engine.begin() as conn:  # a disabled webhook wants nothing
+        conn.execute(update(t.webhooks).values(disabled=True))
+    third = next_event("the webhook is disabled", after=second.seq)
+    claimed = claim_new(store.engine, look=False)
+    assert claimed.to_send == []
+    assert claimed.confirmed >= 1
+    assert notified(third.seq) is not None
+    registry.remove(hook.webhook_id)
