@@ -35,7 +35,8 @@ def test_quick_run_counts_statements_per_service() -> None:
     assert report["total"]["statements_per_alert"] == pytest.approx(
         sum(s["statements_per_alert"] for s in report["services"].values()), abs=0.2
     )
-    assert report["top"] and all(q["per_alert"] > 0 for q in report["top"])
+    assert report["top"]
+    assert all(q["per_alert"] > 0 for q in report["top"])
     assert "| database of |" in statements.report(report)
 
 
