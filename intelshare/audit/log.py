@@ -488,31 +488,56 @@ def _head_row(head: SignedTreeHead) -> dict[str, Any]:
 # apart by offset in SQL), so the text never changes, psycopg prepares it once
 # and SQLAlchemy compiles nothing.
 _PG_APPEND = """
-WITH new_entries AS (
+WITH {lock}new_entries AS (
     INSERT INTO audit_entries (idx, event, leaf, leaf_hash, created_at)
     SELECT %(first)s + e.o - 1, e.v->>0,
            substring(%(leaves)s::bytea FROM (e.v->>1)::int + 1 FOR (e.v->>2)::int),
            substring(%(hashes)s::bytea
                      FROM ((e.o - 1) * {hash_size} + 1)::int FOR {hash_size}),
            %(now)s
-    FROM json_array_elements(%(entries)s::json) WITH ORDINALITY AS e(v, o)
+    FROM json_array_elements(%(entries)s::json) WITH ORDINALITY AS e(v, o){where}
 ), new_nodes AS (
     INSERT INTO audit_nodes (level, idx, hash)
     SELECT (n.v->>0)::smallint, (n.v->>1)::bigint,
            substring(%(node_hashes)s::bytea
                      FROM ((n.o - 1) * {hash_size} + 1)::int FOR {hash_size})
-    FROM json_array_elements(%(nodes)s::json) WITH ORDINALITY AS n(v, o)
+    FROM json_array_elements(%(nodes)s::json) WITH ORDINALITY AS n(v, o){where}
 ){head}
 UPDATE audit_state SET size = %(size)s, frontier = %(frontier)s, updated_at = %(now)s
-WHERE id = 1 AND size = %(old_size)s
+WHERE id = 1 AND size = %(old_size)s{and_}
 """
 _PG_HEAD = """, new_head AS (
     INSERT INTO audit_heads (tree_size, root_hash, ts_seconds, ts_nanos, signature, key_id)
-    VALUES (%(tree_size)s, %(root_hash)s, %(ts_seconds)s, %(ts_nanos)s, %(signature)s,
-            %(key_id)s)
+    SELECT %(tree_size)s, %(root_hash)s, %(ts_seconds)s, %(ts_nanos)s, %(signature)s,
+           %(key_id)s{where}
 )"""
-_PG_APPEND_ONLY = _PG_APPEND.format(head="", hash_size=merkle.HASH_SIZE)
-_PG_APPEND_SIGNED = _PG_APPEND.format(head=_PG_HEAD, hash_size=merkle.HASH_SIZE)
+# The same without a lock taken before (AuditLog.append_many): the statement
+# locks the state row itself, and writes only while that row still holds the
+# state the batch was computed on (size and frontier). Otherwise every part
+# is empty, no row is updated, and the appender locks, reads and computes
+# again.
+_PG_LOCK_IF_STATE = """st AS (
+    SELECT 1 FROM audit_state
+    WHERE id = 1 AND size = %(old_size)s AND frontier = %(old_frontier)s FOR UPDATE
+), """
+_IF_STATE = "\n    WHERE EXISTS (SELECT 1 FROM st)"
+
+
+def _pg_append(*, signed: bool, conditional: bool) -> str:
+    where = _IF_STATE if conditional else ""
+    return _PG_APPEND.format(
+        lock=_PG_LOCK_IF_STATE if conditional else "",
+        where=where,
+        and_=" AND EXISTS (SELECT 1 FROM st)" if conditional else "",
+        head=_PG_HEAD.format(where=where) if signed else "",
+        hash_size=merkle.HASH_SIZE,
+    )
+
+
+_PG_APPEND_ONLY = _pg_append(signed=False, conditional=False)
+_PG_APPEND_SIGNED = _pg_append(signed=True, conditional=False)
+_PG_APPEND_ONLY_IF = _pg_append(signed=False, conditional=True)
+_PG_APPEND_SIGNED_IF = _pg_append(signed=True, conditional=True)
 
 _SQLITE_ADD_ENTRY = (
     "INSERT INTO audit_entries (idx, event, leaf, leaf_hash, created_at) VALUES (?, ?, ?, ?, ?)"
@@ -561,8 +586,14 @@ def _write_batch(
     frontier: merkle.Frontier,
     head: SignedTreeHead | None,
     now: datetime,
-) -> None:
-    """Store a batch of entries, the subtrees they complete, the new state and the head."""
+    expect_frontier: bytes | None = None,
+) -> bool:
+    """Store a batch of entries, the subtrees they complete, the new state and the head.
+
+    With ``expect_frontier`` (PostgreSQL only) no lock is held yet: the
+    statement takes it, and writes only if the state row still holds size
+    ``first`` and that frontier; False when it wrote nothing for that reason.
+    """
     if conn.dialect.name == "postgresql":
         # Per batch three byte strings and two short JSON texts, cut apart in
         # SQL: binding arrays costs psycopg a Python dumper per element and
@@ -590,10 +621,20 @@ def _write_batch(
         }
         if head is not None:
             params.update(_head_row(head))
-        done = conn.exec_driver_sql(
-            _PG_APPEND_SIGNED if head is not None else _PG_APPEND_ONLY, params
-        )
+        if expect_frontier is not None:
+            params["old_frontier"] = expect_frontier
+            done = conn.exec_driver_sql(
+                _PG_APPEND_SIGNED_IF if head is not None else _PG_APPEND_ONLY_IF, params
+            )
+            if done.rowcount == 0:
+                return False
+        else:
+            done = conn.exec_driver_sql(
+                _PG_APPEND_SIGNED if head is not None else _PG_APPEND_ONLY, params
+            )
     else:
+        if expect_frontier is not None:
+            raise ValueError("a conditional append is for PostgreSQL")
         # SQLite: the driver's own connection, tuples, executemany per table
         # (a SQLAlchemy execute costs more than the statement here). The
         # timestamp is written as SQLAlchemy's SQLite DateTime stores it
@@ -626,6 +667,7 @@ def _write_batch(
             done = driver.execute(_SQLITE_ADVANCE, (frontier.size, frontier.encode(), at, first))
     if done.rowcount != 1:  # cannot happen while the row lock holds
         raise AuditLogInvalid("audit state changed under the row lock")
+    return True
 
 
 class AuditLog:
@@ -659,6 +701,9 @@ class AuditLog:
         self._key = signing_key
         self._key_id = key_id
         self._clock = clock
+        #: the state this object last wrote (PostgreSQL): a guess to compute
+        #: the next batch on without locking first, checked by the write
+        self._hint: _State | None = None
 
     @property
     def log_id(self) -> str:
@@ -715,35 +760,49 @@ class AuditLog:
             raise InvalidArgument("AuditLog.append must run inside a transaction (conn.begin())")
         if not leaves and not sign:
             return Appended(0, (), None, {})
-        state = self._lock_state(conn)
-        try:
-            frontier = merkle.Frontier.decode(state.size, state.frontier)
-        except ValueError as exc:
-            raise AuditLogInvalid(f"audit state is corrupt: {exc}") from None
-        first = frontier.size
-        nodes: dict[merkle.NodeId, bytes] = dict(
-            zip(frontier.nodes(), frontier.hashes, strict=True)
-        )
-        hashes: list[bytes] = []
-        completed: list[tuple[int, int, bytes]] = []
-        for data in leaves:
-            h = merkle.leaf_hash(data)
-            hashes.append(h)
-            for level, index, node in frontier.append(h):
-                completed.append((level, index, node))
-                nodes[(level, index)] = node
-        head = self._make_head(frontier.size, frontier.root(), now) if sign else None
-        _write_batch(
-            conn,
-            first=first,
-            events=[event for event, _ in entries],
-            leaves=leaves,
-            hashes=hashes,
-            completed=completed,
-            frontier=frontier,
-            head=head,
-            now=now,
-        )
+        hashes = [merkle.leaf_hash(data) for data in leaves]
+        events = [event for event, _ in entries]
+        # On PostgreSQL the batch is first computed on the state this log
+        # last wrote and written by a statement that takes the row lock
+        # itself and writes only if that is still the state (one round trip
+        # and the lock's hold time fewer). Another appender (another thread
+        # or process) or a rollback of ours since makes it write nothing,
+        # and the batch is computed again under the lock, as SQLite always
+        # does. A wrong hint therefore costs a round trip, never the tree.
+        hint = self._hint if conn.dialect.name == "postgresql" else None
+        while True:
+            state = hint if hint is not None else self._lock_state(conn)
+            try:
+                frontier = merkle.Frontier.decode(state.size, state.frontier)
+            except ValueError as exc:
+                raise AuditLogInvalid(f"audit state is corrupt: {exc}") from None
+            first = frontier.size
+            nodes: dict[merkle.NodeId, bytes] = dict(
+                zip(frontier.nodes(), frontier.hashes, strict=True)
+            )
+            completed: list[tuple[int, int, bytes]] = []
+            for h in hashes:
+                for level, index, node in frontier.append(h):
+                    completed.append((level, index, node))
+                    nodes[(level, index)] = node
+            head = self._make_head(frontier.size, frontier.root(), now) if sign else None
+            written = _write_batch(
+                conn,
+                first=first,
+                events=events,
+                leaves=leaves,
+                hashes=hashes,
+                completed=completed,
+                frontier=frontier,
+                head=head,
+                now=now,
+                expect_frontier=None if hint is None else hint.frontier,
+            )
+            if written:
+                break
+            hint = None
+        if conn.dialect.name == "postgresql":
+            self._hint = _State(self._log_id, frontier.size, frontier.encode())
         return Appended(first, tuple(leaves), head, nodes)
 
     def record(self, event: str, fields: Mapping[str, FieldValue]) -> int:

@@ -144,3 +144,66 @@ def test_stored_leaves_are_byte_exact_whatever_their_text(
     assert [log.leaf(i) for i in got.indexes] == list(got.leaves)
     assert len({len(leaf) for leaf in got.leaves}) == len(texts)
     assert log.verify(key.public_key()).tree_size == len(texts)
+
+
+# --- appending on what this log last wrote (PostgreSQL) ---------------------------------
+
+
+def _statements(engine: Engine) -> list[str]:
+    """Every statement ``engine`` sends from now on (a live list)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    return seen
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_second_append_takes_no_lock_of_its_own(log: AuditLog, engine: Engine) -> None:
+    with engine.begin() as conn:
+        log.append_many(conn, batch(0, 2))
+    seen = _statements(engine)
+    with engine.begin() as conn:
+        got = log.append_many(conn, batch(2, 3), sign=True)
+    assert got.indexes == [2, 3, 4]
+    assert not [s for s in seen if "FOR UPDATE" in s and "WITH st" not in s]
+    assert len([s for s in seen if "audit_state" in s]) == 1  # the write, which locks
+    log.verify(log.public_key)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_appends_of_another_appender_or_a_rollback_are_caught(
+    log: AuditLog, engine: Engine, key: Ed25519PrivateKey
+) -> None:
+    """Another AuditLog on the same database (another process) and a rolled-back
+    transaction of this one both leave this log's idea of the state wrong: the
+    write must notice, write nothing, and append under the lock instead."""
+    other = AuditLog(engine, "gateway.example", key, log.key_id)
+    with engine.begin() as conn:
+        assert log.append_many(conn, batch(0, 3)).indexes == [0, 1, 2]
+    with engine.begin() as conn:
+        assert other.append_many(conn, batch(3, 2)).indexes == [3, 4]
+    with engine.begin() as conn:  # log still thinks the size is 3
+        got = log.append_many(conn, batch(5, 2), sign=True)
+    assert got.indexes == [5, 6]
+    assert got.head is not None
+    assert got.head.tree_size == 7
+    with engine.begin() as conn:
+        log.append_many(conn, batch(7, 4))
+        conn.rollback()  # log now thinks the size is 11; it is 7
+    with engine.begin() as conn:
+        assert other.append_many(conn, batch(7, 4)).indexes == [7, 8, 9, 10]
+    # Same size as log's guess, but other leaves: the frontier tells them apart.
+    with engine.begin() as conn:
+        got = log.append_many(conn, batch(11, 1), sign=True)
+    assert got.indexes == [11]
+    assert got.inclusion_proof(11) == log.inclusion_proof(11, 12)
+    report = log.verify(log.public_key)
+    assert report.entries_checked == 12
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(audit_entries)).scalar_one()
+    assert count == 12
