@@ -425,7 +425,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                     generation = s.hub.generation(topic)
                     rows = s.store.read_inbox(agency, cursor, INBOX_BATCH, _ms(s.clock()))
                 if rows:
-                    if len(rows) == INBOX_BATCH:
+                    full = len(rows) == INBOX_BATCH
+                    if full:
                         # The generation before the read, as for any read.
                         ahead = (
                             s.hub.generation(topic),
@@ -449,7 +450,12 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                     deliveries.sent(sent)
                     sent = []
                     deliveries.flush()
-                    continue
+                    if full:
+                        continue
+                    # A short batch was all there was when it was read. Only
+                    # an entry committed since can be new, and its commit
+                    # moves the topic past ``generation`` (taken before the
+                    # read): wait for that rather than read again at once.
                 if not s.hub.wait(topic, generation, heartbeat) and context.is_active():
                     head, _ = s.store.position(agency)
                     yield gateway_service_pb2.StreamInboxResponse(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -423,3 +424,34 @@ def test_cancelled_streams_give_their_threads_back(
         )
         assert next(again).entry.sequence == 1
         again.cancel()
+
+
+def test_a_stream_reads_again_only_when_something_was_committed(gw: GatewayEnv) -> None:
+    """After a short batch the stream waits for a commit's wake-up instead of
+    reading the (empty) queue again: one read per submit, and nothing missed."""
+    store = gw.running.state.store
+    reads: list[int] = []
+    read = store.read_inbox
+
+    def counted(agency: str, after: int, limit: int, now_ms: int) -> Any:
+        rows = read(agency, after, limit, now_ms)
+        if agency == "be-police":
+            reads.append(len(rows))
+        return rows
+
+    store.read_inbox = counted  # type: ignore[method-assign]
+    with gw.client("nl-customs") as nl, gw.client("be-police") as be:
+        nl.submit(gw.seal("nl-customs", ["be-police"]))
+        stream = be.stream_inbox(0)
+        got = []
+        for msg in stream:
+            if msg.HasField("entry"):
+                got.append(msg.entry.sequence)
+                if len(got) == 1:
+                    nl.submit(gw.seal("nl-customs", ["be-police"]))
+                if len(got) == 2:
+                    break
+        stream.close()
+    assert got == [1, 2]
+    assert reads[:2] == [1, 1]  # no empty read in between
+    assert 0 not in reads[:2]
