@@ -50,6 +50,8 @@ class WakeupHub:
     def __init__(self, redis_url: str | None = None, channel_prefix: str = "intelshare:") -> None:
         self._cond = threading.Condition()
         self._generation: dict[str, int] = defaultdict(int)
+        # the part of each generation that came from outside this process
+        self._remote: dict[str, int] = defaultdict(int)
         self._prefix = channel_prefix
         self._redis_url = redis_url
         self._redis: Any = None
@@ -79,9 +81,11 @@ class WakeupHub:
 
     # --- local -----------------------------------------------------------
 
-    def _bump(self, topic: str) -> None:
+    def _bump(self, topic: str, *, remote: bool = False) -> None:
         with self._cond:
             self._generation[topic] += 1
+            if remote:
+                self._remote[topic] += 1
             self._cond.notify_all()
 
     def wake_local(self, topic: str) -> None:
@@ -92,6 +96,16 @@ class WakeupHub:
         """Current generation of ``topic``; pass it to :meth:`wait`."""
         with self._cond:
             return self._generation[topic]
+
+    def remote_generation(self, topic: str) -> int:
+        """How many of ``topic``'s wake-ups came from other processes (or a lost link).
+
+        A reader that knows what this process committed (its own wake-ups)
+        needs to read what others committed only when this has moved since
+        it last read: see ``WatchAlerts``.
+        """
+        with self._cond:
+            return self._remote[topic]
 
     def wait(self, topic: str, seen: int, timeout: float) -> bool:
         """Block until ``topic`` moves past generation ``seen`` or ``timeout``."""
@@ -180,7 +194,7 @@ class WakeupHub:
                         if topic == HELLO_TOPIC:
                             self._heard_hello()
                         else:
-                            self._bump(topic)
+                            self._bump(topic, remote=True)
             except Exception as exc:
                 self.connected.clear()
                 log.warning("wake-up subscriber lost Redis (%s); retrying", type(exc).__name__)
@@ -189,6 +203,7 @@ class WakeupHub:
                 with self._cond:
                     for topic in list(self._generation):
                         self._generation[topic] += 1
+                        self._remote[topic] += 1
                     self._cond.notify_all()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)

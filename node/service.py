@@ -258,11 +258,20 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):
             )
         cursor = int(request.after_cursor)
         filtered = bool(request.kind or request.urgency or request.treaty_id)
+        # Other processes' wake-ups counted before the last database read.
+        remote_at_read: int | None = None
         while context.is_active():
             generation = self.hub.generation(EVENTS_TOPIC)
+            remote = self.hub.remote_generation(EVENTS_TOPIC)
             # Events this process just committed come from memory (see
-            # Store.feed_after); the database is read for anything else.
-            events = self.store.feed_after(cursor, WATCH_BATCH, alert_only=True)
+            # Store.feed_after); the database is read for anything else,
+            # except when nothing else can be there: this stream is past
+            # every event this process committed, and no other process has
+            # said it committed one since the last read.
+            events = self.store.feed_after(cursor, WATCH_BATCH, alert_only=True, memory_only=True)
+            if not events and (remote != remote_at_read or cursor < self.store.newest_local_seq()):
+                remote_at_read = remote
+                events = self.store.events_after(cursor, WATCH_BATCH, alert_only=True)
             if events:
                 # Access is checked again for every batch of events, not only
                 # when the stream opened: an officer disabled mid-stream sees
@@ -291,6 +300,9 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):
                     )
                 continue
             if not self.hub.wait(EVENTS_TOPIC, generation, self.heartbeat_seconds):
+                # Idle for a heartbeat: read the database next time whatever
+                # the counts say (a wake-up lost with Redis costs this long).
+                remote_at_read = None
                 yield alert_service_pb2.WatchAlertsResponse(
                     heartbeat=alert_service_pb2.WatchHeartbeat(head_cursor=self.store.head_seq())
                 )

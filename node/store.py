@@ -443,6 +443,7 @@ class Store:
         self._recent: dict[int, Event] = {}
         self._recent_order: deque[int] = deque()
         self._recent_lock = threading.Lock()
+        self._newest_local = 0  # the newest event this process committed
         # commits with events made by this process (see wait_commit)
         self._commits = 0
         self._commit_cond = threading.Condition()
@@ -507,10 +508,18 @@ class Store:
             for e in events:
                 self._recent[e.seq] = e
                 self._recent_order.append(e.seq)
+                self._newest_local = max(self._newest_local, e.seq)
             while len(self._recent_order) > RECENT_EVENTS:
                 self._recent.pop(self._recent_order.popleft(), None)
 
-    def feed_after(self, cursor: int, limit: int, *, alert_only: bool = False) -> list[Event]:
+    def newest_local_seq(self) -> int:
+        """The newest event this process committed (0 before its first)."""
+        with self._recent_lock:
+            return self._newest_local
+
+    def feed_after(
+        self, cursor: int, limit: int, *, alert_only: bool = False, memory_only: bool = False
+    ) -> list[Event]:
         """What :meth:`events_after` returns, from memory when this process committed it.
 
         Events are served from memory only while they follow the cursor without
@@ -530,7 +539,7 @@ class Store:
                 if not alert_only or e.alert_id is not None:
                     out.append(e)
                 seq += 1
-        if out:
+        if out or memory_only:
             return out
         return self.events_after(cursor, limit, alert_only=alert_only)
 

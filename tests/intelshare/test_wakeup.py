@@ -99,3 +99,27 @@ def test_a_hub_alone_stops_publishing_until_another_subscribes(
         a.close()
         if b is not None:
             b.close()
+
+
+def test_remote_generation_counts_only_other_processes(redis_url: str, redis_prefix: str) -> None:
+    a = WakeupHub(redis_url, channel_prefix=redis_prefix)
+    b = WakeupHub(redis_url, channel_prefix=redis_prefix)
+    try:
+        assert a.connected.wait(5)
+        assert b.connected.wait(5)
+        seen_b = b.generation("t")
+        a.notify("t")
+        a.wake_local("t")
+        assert b.wait("t", seen_b, timeout=5)
+        assert b.remote_generation("t") == 1  # a's, through Redis
+        assert a.generation("t") == 2
+        assert a.remote_generation("t") == 0  # its own wake-ups, and no echo
+        seen = a.generation("t")
+        b.notify("t")
+        assert a.wait("t", seen, timeout=5)
+        assert a.remote_generation("t") == 1
+        assert not b.wait("t", b.generation("t"), timeout=0.3)  # no echo of its own
+        assert b.remote_generation("t") == 1
+    finally:
+        a.close()
+        b.close()
