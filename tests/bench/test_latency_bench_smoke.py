@@ -40,7 +40,9 @@ def test_quick_run_reports_percentiles_split_and_machine() -> None:
         "be-police",
         "workers",
     }
-    assert run["cpu_ms_per_alert"]["workers"] > 0
+    # measured, not necessarily above 0: with no webhook the relay confirms events
+    # itself (node.notify.relay) and an idle worker may use no clock tick in a second
+    assert run["cpu_ms_per_alert"]["workers"] >= 0
     assert isinstance(run["sustainable"], bool)
     assert "| offered/s |" in latency.format_table(report)
 
