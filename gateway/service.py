@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import heapq
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -40,6 +42,10 @@ log = logging.getLogger(__name__)
 INBOX_BATCH = 256
 #: Sent entries that start a delivery record (when none is running).
 DELIVERY_BATCH = 128
+#: How long a short batch of sent entries waits before it is recorded as
+#: delivered: the recipient's acknowledgement (nodes send one every 100 ms)
+#: usually comes first and records the delivery in its own transaction.
+DELIVERY_DELAY_SECONDS = 0.5
 #: Threads for database work beside the request threads.
 BACKGROUND_WORKERS = 8
 #: How often the maintenance thread looks for other replicas' publications.
@@ -92,6 +98,10 @@ class GatewayState:
         self.pool = ThreadPoolExecutor(
             max_workers=BACKGROUND_WORKERS, thread_name_prefix="gateway-db"
         )
+        #: delayed callbacks (delivery records) on one thread; stopped by close
+        self.later = Later()
+        #: the open streams' delivery records, by recipient (see _Deliveries)
+        self._deliveries: dict[str, set[_Deliveries]] = {}
         #: peer certificate (PEM) -> (directory, agency id) it was matched in
         self._peers: dict[bytes, tuple[TrustedDirectory, str]] = {}
         #: last seen modification time of the configured directory file
@@ -99,7 +109,26 @@ class GatewayState:
 
     def close(self) -> None:
         """Finish the background work (after the server stopped)."""
+        self.later.close()
         self.pool.shutdown(wait=True, cancel_futures=False)
+
+    def open_deliveries(
+        self, agency: str, deliveries: _Deliveries | None = None
+    ) -> list[_Deliveries]:
+        """Register ``deliveries`` (an opening stream) and list ``agency``'s open ones."""
+        with self._lock:
+            mine = self._deliveries.setdefault(agency, set())
+            if deliveries is not None:
+                mine.add(deliveries)
+            return list(mine)
+
+    def close_deliveries(self, agency: str, deliveries: _Deliveries) -> None:
+        with self._lock:
+            mine = self._deliveries.get(agency)
+            if mine is not None:
+                mine.discard(deliveries)
+                if not mine:
+                    del self._deliveries[agency]
 
     # --- directory ------------------------------------------------------
 
@@ -183,15 +212,68 @@ class _Auth:
         return self._ctx
 
 
+class Later:
+    """Callbacks run after a delay, all on one thread (not a thread per timer)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, Callable[[], None]]] = []
+        self._count = 0
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> bool:
+        """Run ``callback`` in ``delay`` seconds; False (not scheduled) once closed."""
+        with self._cond:
+            if self._stopped:
+                return False
+            self._count += 1
+            heapq.heappush(self._due, (time.monotonic() + delay, self._count, callback))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="gateway-later", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (not self._due or self._due[0][0] > time.monotonic()):
+                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                if self._stopped:
+                    return
+                _, _, callback = heapq.heappop(self._due)
+            try:
+                callback()
+            except Exception:
+                log.exception("a delayed gateway task failed")
+
+    def close(self) -> None:
+        """Run what is still due now, here, and take nothing more."""
+        with self._cond:
+            self._stopped = True
+            due, self._due = self._due, []
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for _, _, callback in sorted(due):
+            with suppress(Exception):
+                callback()
+
+
 class _Deliveries:
     """Entries one stream sent, recorded as delivered (and audited) in the background.
 
     A background task records what was sent in transactions one after the
     other, each taking everything sent while the previous one ran, until
     nothing is left; so the stream neither waits for the database nor
-    leaves a sent entry unrecorded while it idles. However the stream ends,
-    :meth:`close` waits for that task and records what remains. Entries of
-    a failed transaction are tried again with the next flush.
+    leaves a sent entry unrecorded while it idles. A short batch waits
+    :data:`DELIVERY_DELAY_SECONDS` first (:meth:`flush_soon`): the
+    recipient's acknowledgement usually comes sooner, records those
+    deliveries itself and takes them off this record (:meth:`acknowledged`),
+    a transaction per batch fewer. However the stream ends, :meth:`close`
+    waits for that task and records what remains. Entries of a failed
+    transaction are tried again with the next flush.
     """
 
     def __init__(self, state: GatewayState, agency: str) -> None:
@@ -200,12 +282,18 @@ class _Deliveries:
         self._cond = threading.Condition()
         self._rows: list[InboxRow] = []
         self._active = False
+        self._scheduled = False
 
     def sent(self, rows: list[InboxRow]) -> None:
         """Take ``rows`` (sent, in order); a background record starts once a
         batch is waiting and none is running."""
         if not rows:
             return
+        # The lag is observed as gRPC sent them, not when they are recorded
+        # (that may wait, or be left to the acknowledgement).
+        self._state.metrics.delivered(
+            self._agency, rows, [r.sequence for r in rows], _ms(self._state.clock())
+        )
         with self._cond:
             self._rows.extend(rows)
             start = len(self._rows) >= DELIVERY_BATCH and not self._active
@@ -221,6 +309,25 @@ class _Deliveries:
                 return
             self._active = True
         self._start()
+
+    def flush_soon(self) -> None:
+        """:meth:`flush` in :data:`DELIVERY_DELAY_SECONDS`, unless one is already due."""
+        with self._cond:
+            if not self._rows or self._scheduled:
+                return
+            self._scheduled = True
+        if not self._state.later.call_later(DELIVERY_DELAY_SECONDS, self._flush_due):
+            self._flush_due()
+
+    def _flush_due(self) -> None:
+        with self._cond:
+            self._scheduled = False
+        self.flush()
+
+    def acknowledged(self, up_to: int) -> None:
+        """The recipient acknowledged ``up_to``: its acknowledgement recorded those."""
+        with self._cond:
+            self._rows = [r for r in self._rows if r.sequence > up_to]
 
     def _start(self) -> None:
         try:
@@ -259,8 +366,7 @@ class _Deliveries:
         s = self._state
         try:
             now_ms = _ms(s.clock())
-            fresh = s.store.mark_delivered(self._agency, rows, now_ms)
-            s.metrics.delivered(self._agency, rows, fresh, now_ms)
+            s.store.mark_delivered(self._agency, rows, now_ms)
         except Exception:
             log.exception("could not record %d deliveries to %s", len(rows), self._agency)
             return rows
@@ -413,6 +519,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         # when this one was full, and what was sent is recorded in the
         # background (see _Deliveries) — never an entry read but not sent.
         deliveries = _Deliveries(s, agency)
+        s.open_deliveries(agency, deliveries)
         # Sent and not delivered before: handed to ``deliveries`` a batch at a time.
         sent: list[InboxRow] = []
         ahead: tuple[int, Future[list[InboxRow]]] | None = None
@@ -449,9 +556,10 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                                 sent = []
                     deliveries.sent(sent)
                     sent = []
-                    deliveries.flush()
                     if full:
+                        deliveries.flush()
                         continue
+                    deliveries.flush_soon()
                     # A short batch was all there was when it was read. Only
                     # an entry committed since can be new, and its commit
                     # moves the topic past ``generation`` (taken before the
@@ -465,6 +573,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             if ahead is not None:
                 ahead[1].cancel()
             deliveries.sent(sent)
+            s.close_deliveries(agency, deliveries)
             deliveries.close()
 
     @translate_errors
@@ -474,6 +583,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         agency = self.s.peer_agency(context)
         try:
             acked = self.s.store.acknowledge(agency, int(request.sequence))
+            for deliveries in self.s.open_deliveries(agency):
+                deliveries.acknowledged(acked)
         except errors.CursorAhead as exc:
             last = int(exc.metadata["last_sequence"])
             self._audit_cursor_ahead(agency, int(request.sequence), last)

@@ -89,11 +89,18 @@ def test_inbox_depth_streams_and_delivery_lag(make_gateway: Callable[..., Gatewa
     thread.start()
     try:
         assert done.wait(20)
-        # A delivery is recorded once gRPC has sent the entry, which may be
-        # just after the client has it in hand.
+        # The lag is observed once gRPC has sent an entry, which may be just
+        # after the client has it in hand; the delivery is recorded in the
+        # database up to DELIVERY_DELAY_SECONDS later (this client never
+        # acknowledges, which would record it sooner).
         lag = "intelshare_gateway_delivery_lag_seconds"
         wait_for(
             lambda: scrape().value(f"{lag}_count", recipient="be-police") == 2,
+            10,
+            "both entries observed as sent",
+        )
+        wait_for(
+            lambda: scrape().value(undelivered, agency="be-police") == 0,
             10,
             "both entries to be recorded as delivered",
         )

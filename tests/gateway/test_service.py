@@ -455,3 +455,53 @@ def test_a_stream_reads_again_only_when_something_was_committed(gw: GatewayEnv) 
     assert got == [1, 2]
     assert reads[:2] == [1, 1]  # no empty read in between
     assert 0 not in reads[:2]
+
+
+def test_a_prompt_acknowledgement_records_the_delivery_itself(gw: GatewayEnv) -> None:
+    """A short batch's delivery record waits a moment; the recipient's
+    acknowledgement comes first and writes the one ``delivered`` entry."""
+    import json
+
+    from gateway import service
+    from tests.node.conftest import wait_for
+
+    store = gw.running.state.store
+    marked: list[list[int]] = []
+    mark = store.mark_delivered
+
+    def counted(agency: str, rows: Any, now_ms: int) -> list[int]:
+        marked.append([r.sequence for r in rows])
+        return mark(agency, rows, now_ms)
+
+    store.mark_delivered = counted  # type: ignore[method-assign]
+    with gw.client("nl-customs") as nl, gw.client("be-police") as be:
+        nl.submit(gw.seal("nl-customs", ["be-police"]))
+        stream = be.stream_inbox(0)
+        (entry,) = entries_until(stream, 1)
+        assert be.acknowledge(entry.sequence) == 1
+        # Past the delay the stream is still open: nothing was left to record.
+        deadline = service.DELIVERY_DELAY_SECONDS * 3
+        assert not wait_for_none(lambda: marked, deadline)
+        stream.close()
+
+    def delivered() -> list[dict[str, Any]]:
+        audit = store.audit
+        leaves = [json.loads(audit.leaf(i)) for i in range(audit.size())]
+        return [e for e in leaves if e["event"] == "delivered"]
+
+    (only,) = wait_for(delivered, what="the delivered entry")
+    assert only["sequence"] == 1
+    assert only.get("via") == "acknowledgement"
+
+
+def wait_for_none(condition: Callable[[], Any], seconds: float) -> Any:
+    """``condition()`` if it became true within ``seconds``, else its last (false) value."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    return condition()
