@@ -343,6 +343,33 @@ RETURNING agency_id, sequence, message_id
 # The message row (id, digest, receipt) outlives its envelope so that a
 # replayed message id is still recognised; only the bytes are dropped, once no
 # queue holds the message any more.
+# An acknowledgement on PostgreSQL in one statement: raise the floor, release
+# the entries up to it, and forget envelopes no other queue entry needs (the
+# entries this statement deletes are still visible to its own sub-statements,
+# hence their exclusion). Row locks are taken in the order of the three
+# statements it stands for: queue row, inbox rows, message rows. A row
+# ``r`` carries the new floor; the ``e`` rows, the entries released.
+_PG_ACKNOWLEDGE = """
+WITH raised AS (
+    UPDATE gw_queues SET acked_sequence = %(seq)s
+    WHERE agency_id = %(agency)s AND acked_sequence < %(seq)s AND %(seq)s <= last_sequence
+    RETURNING acked_sequence
+), released AS (
+    DELETE FROM gw_inbox
+    WHERE agency_id = %(agency)s AND sequence <= %(seq)s AND EXISTS (SELECT 1 FROM raised)
+    RETURNING sequence, message_id, delivered_ms
+), dropped AS (
+    UPDATE gw_messages AS m SET envelope = ''::bytea
+    WHERE m.message_id IN (SELECT message_id FROM released) AND m.envelope <> ''::bytea
+      AND NOT EXISTS (
+          SELECT 1 FROM gw_inbox i WHERE i.message_id = m.message_id
+            AND NOT (i.agency_id = %(agency)s AND i.sequence <= %(seq)s))
+)
+SELECT 'r', acked_sequence, NULL, NULL FROM raised
+UNION ALL
+SELECT 'e', sequence, message_id, delivered_ms FROM released
+"""
+
 _PG_DROP_ORPHANS = """
 UPDATE gw_messages AS m SET envelope = ''::bytea
 WHERE m.message_id = ANY(%(ids)s::varchar[]) AND m.envelope <> ''::bytea
@@ -938,22 +965,32 @@ class GatewayStore:
 
     def _acknowledge(self, agency: str, sequence: int) -> int:
         sql = self._sql
+        params = {"seq": sequence, "agency": agency}
         with self.engine.begin() as conn:
-            raised = conn.exec_driver_sql(
-                sql.raise_floor, {"seq": sequence, "agency": agency}
-            ).first()
-            if raised is None:
+            target: int | None = None
+            released: list[tuple[int, str, bool]] = []
+            if self._pg:
+                for kind, number, mid, delivered in conn.exec_driver_sql(_PG_ACKNOWLEDGE, params):
+                    if kind == "r":
+                        target = int(number)
+                    else:
+                        released.append((int(number), str(mid), delivered is not None))
+            else:
+                raised = conn.exec_driver_sql(sql.raise_floor, params).first()
+                if raised is not None:
+                    target = int(raised[0])
+                    released = [
+                        (int(q), str(m), d is not None)
+                        for q, m, d in conn.exec_driver_sql(sql.release, params)
+                    ]
+                    self._drop_orphans(conn, [m for _, m, _ in released])
+            if target is None:
                 row = conn.exec_driver_sql(sql.position, {"agency": agency}).first()
                 last, floor = (0, 0) if row is None else (int(row[0]), int(row[1]))
                 if sequence > last:
                     raise cursor_ahead(sequence, last, floor)
                 return floor
-            target = int(raised[0])
-            released = sorted(
-                (int(q), str(m), d is not None)
-                for q, m, d in conn.exec_driver_sql(sql.release, {"agency": agency, "seq": target})
-            )
-            self._drop_orphans(conn, [m for _, m, _ in released])
+            released.sort()
             entries: list[tuple[str, Mapping[str, FieldValue]]] = []
             for q, m, recorded in released:
                 fields: dict[str, FieldValue] = {
