@@ -102,13 +102,25 @@ class GatewayState:
         self.later = Later()
         #: the open streams' delivery records, by recipient (see _Deliveries)
         self._deliveries: dict[str, set[_Deliveries]] = {}
+        self._streams_done = threading.Condition()
         #: peer certificate (PEM) -> (directory, agency id) it was matched in
         self._peers: dict[bytes, tuple[TrustedDirectory, str]] = {}
         #: last seen modification time of the configured directory file
         self.directory_file_mtime: int | None = None
 
-    def close(self) -> None:
-        """Finish the background work (after the server stopped)."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Finish the background work (after the server stopped).
+
+        Streams cancelled by the stop record what they sent on their way out:
+        they are waited for (up to ``timeout``), so that nothing uses the
+        database once this returns and the engine can be disposed of.
+        """
+        deadline = time.monotonic() + timeout
+        with self._streams_done:
+            while self._deliveries and time.monotonic() < deadline:
+                self._streams_done.wait(max(0.0, deadline - time.monotonic()))
+            if self._deliveries:
+                log.warning("%d inbox streams still open at shutdown", len(self._deliveries))
         self.later.close()
         self.pool.shutdown(wait=True, cancel_futures=False)
 
@@ -116,19 +128,22 @@ class GatewayState:
         self, agency: str, deliveries: _Deliveries | None = None
     ) -> list[_Deliveries]:
         """Register ``deliveries`` (an opening stream) and list ``agency``'s open ones."""
-        with self._lock:
-            mine = self._deliveries.setdefault(agency, set())
+        with self._streams_done:
+            mine = self._deliveries.get(agency, set())
             if deliveries is not None:
                 mine.add(deliveries)
+                self._deliveries[agency] = mine
             return list(mine)
 
     def close_deliveries(self, agency: str, deliveries: _Deliveries) -> None:
-        with self._lock:
+        """Unregister a stream's record once it recorded everything it sent."""
+        with self._streams_done:
             mine = self._deliveries.get(agency)
             if mine is not None:
                 mine.discard(deliveries)
                 if not mine:
                     del self._deliveries[agency]
+            self._streams_done.notify_all()
 
     # --- directory ------------------------------------------------------
 
@@ -573,8 +588,10 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             if ahead is not None:
                 ahead[1].cancel()
             deliveries.sent(sent)
-            s.close_deliveries(agency, deliveries)
-            deliveries.close()
+            try:
+                deliveries.close()
+            finally:
+                s.close_deliveries(agency, deliveries)
 
     @translate_errors
     def AcknowledgeInbox(

@@ -83,6 +83,7 @@ __all__ = [
     "check_fields",
     "decide",
     "decide_header",
+    "decide_header_in_force",
     "document_digest",
     "in_force",
     "kind_name",
@@ -1128,6 +1129,18 @@ def decide_header(
         doc = _as_doc(signed_treaty)
     except IntelshareError:
         return Decision.refuse(errors.TreatyNotInForce, "treaty document is malformed")
+    return decide_header_in_force(doc, header, in_force=in_force(doc, keys, at))
+
+
+def decide_header_in_force(
+    doc: SignedTreatyDoc, header: envelope_pb2.Header, *, in_force: bool
+) -> Decision:
+    """:func:`decide_header` for a caller that already knows whether ``doc`` is in force.
+
+    The same checks in the same order (the header names this treaty and
+    version, then :func:`decide`), for a receiving node that reuses an
+    in-force check for a moment (``node.trust.Trust.in_force_at``).
+    """
     treaty = doc.treaty
     if header.treaty_id != treaty.id or header.treaty_version != treaty.version:
         return Decision.refuse(
@@ -1147,7 +1160,7 @@ def decide_header(
         tlp = f"Tlp {header.tlp}"
     return decide(
         treaty,
-        in_force=in_force(doc, keys, at),
+        in_force=in_force,
         sender=header.sender,
         recipients=list(header.recipients),
         kind=kind_name(header.kind),

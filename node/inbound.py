@@ -68,16 +68,7 @@ from intelshare.directory import TrustedDirectory
 from intelshare.envelope import Opened, open_envelope
 from intelshare.gateway_client import GatewayClient
 from intelshare.keys import AgencyKeys
-from intelshare.treaty import (
-    Decision,
-    Handling,
-    SignedTreatyDoc,
-    Tlp,
-    Treaty,
-    decide,
-    kind_name,
-    retention_until,
-)
+from intelshare.treaty import Treaty, decide_header_in_force, kind_name, retention_until
 from intelshare.v1 import envelope_pb2, gateway_service_pb2
 from node import tables as t
 from node.store import Store, Writer, is_unique_violation, now_ms
@@ -467,7 +458,9 @@ class Inbound:
                 "TREATY_NOT_IN_FORCE",
                 f"treaty {header.treaty_id} v{header.treaty_version} is not known to the gateway",
             )
-        decision = _decide_header(doc, header, self.trust.in_force_at(doc, directory, now))
+        decision = decide_header_in_force(
+            doc, header, in_force=self.trust.in_force_at(doc, directory, now)
+        )
         if not decision:
             return _Refusal(header, decision.reason, decision.detail)
         if self.agency_id not in header.recipients:
@@ -701,42 +694,6 @@ class _Acker:
 
 class _Isolate(Exception):
     """A handler failed inside a batch: roll it back and take the entries one by one."""
-
-
-def _decide_header(doc: SignedTreatyDoc, header: envelope_pb2.Header, in_force: bool) -> Decision:
-    """:func:`intelshare.treaty.decide_header` with "in force" given (:meth:`Trust.in_force_at`).
-
-    The same checks in the same order: the header names this treaty and
-    version, then :func:`intelshare.treaty.decide` (in force, parties, kind,
-    categories, handling code, TLP).
-    """
-    treaty = doc.treaty
-    if header.treaty_id != treaty.id or header.treaty_version != treaty.version:
-        return Decision.refuse(
-            errors.TreatyNotInForce,
-            f"header names treaty {header.treaty_id or '(none)'} v{header.treaty_version}, "
-            f"not {treaty.label}",
-        )
-    handling: Handling | str
-    tlp: Tlp | str
-    try:
-        handling = Handling(header.handling)
-    except ValueError:
-        handling = f"HandlingCode {header.handling}"
-    try:
-        tlp = Tlp(header.tlp)
-    except ValueError:
-        tlp = f"Tlp {header.tlp}"
-    return decide(
-        treaty,
-        in_force=in_force,
-        sender=header.sender,
-        recipients=list(header.recipients),
-        kind=kind_name(header.kind),
-        categories=list(header.categories),
-        handling=handling,
-        tlp=tlp,
-    )
 
 
 def _peek_header(envelope: envelope_pb2.Envelope) -> envelope_pb2.Header | None:

@@ -11,7 +11,6 @@ template copy), a real gateway restarted on them, real nodes.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 import uuid
@@ -26,13 +25,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from intelshare import errors
-from intelshare.audit.log import audit_entries
 from intelshare.cli import _load_plugins, cli
 from intelshare.gateway_client import GatewayClient
 from node import tables as t
 from tests.conftest import PG_ADMIN_URL
 from tests.node.conftest import Cluster, RunningNode, demo_alert, wait_for
-from tests.node.test_inbound import audit_leaves, count
+from tests.node.test_inbound import audit_leaves, count, leaves_in
 from tests.node.test_outbound_concurrent import TO_BE
 
 pytestmark = pytest.mark.slow
@@ -153,13 +151,7 @@ def _first_entries(client: GatewayClient, n: int) -> list[int]:
 
 
 def _gateway_leaves(cluster: Cluster, event: str) -> list[dict[str, Any]]:
-    with cluster.gateway.state.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(audit_entries.c.leaf)
-            .where(audit_entries.c.event == event)
-            .order_by(audit_entries.c.idx)
-        ).all()
-    return [json.loads(bytes(r.leaf)) for r in rows]
+    return leaves_in(cluster.gateway.state.store.engine, event)
 
 
 def test_a_fenced_restore_numbers_new_messages_above_every_cursor(

@@ -55,7 +55,12 @@ def submit(node: RunningNode, sealed: Sealed) -> None:
 
 
 def audit_leaves(node: RunningNode, event: str) -> list[dict[str, Any]]:
-    with node.node.store.engine.connect() as conn:
+    return leaves_in(node.node.store.engine, event)
+
+
+def leaves_in(engine: Any, event: str) -> list[dict[str, Any]]:
+    """The ``event`` entries of the audit log in ``engine``'s database, in order."""
+    with engine.connect() as conn:
         rows = conn.execute(
             select(audit_entries.c.leaf)
             .where(audit_entries.c.event == event)
