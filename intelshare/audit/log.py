@@ -41,6 +41,7 @@ import json
 import re
 import sqlite3
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -504,7 +505,7 @@ WITH {lock}new_entries AS (
     FROM json_array_elements(%(nodes)s::json) WITH ORDINALITY AS n(v, o){where}
 ){head}
 UPDATE audit_state SET size = %(size)s, frontier = %(frontier)s, updated_at = %(now)s
-WHERE id = 1 AND size = %(old_size)s{and_}
+WHERE id = 1 AND {state_is}
 """
 _PG_HEAD = """, new_head AS (
     INSERT INTO audit_heads (tree_size, root_hash, ts_seconds, ts_nanos, signature, key_id)
@@ -512,15 +513,20 @@ _PG_HEAD = """, new_head AS (
            %(key_id)s{where}
 )"""
 # The same without a lock taken before (AuditLog.append_many): the statement
-# locks the state row itself, and writes only while that row still holds the
-# state the batch was computed on (size and frontier). Otherwise every part
-# is empty, no row is updated, and the appender locks, reads and computes
-# again.
+# locks the state row itself (``st``: by id alone, so that it waits for a
+# transaction holding the row and then reads the version that one
+# committed; a condition on size there would be checked against this
+# statement's older snapshot and never match), and writes only while that
+# row holds the state the batch was computed on (``ok``: size and frontier).
+# Otherwise every part is empty, no row is updated, and the appender locks,
+# reads and computes again. The final UPDATE tests ``ok`` rather than the
+# size for the same reason.
 _PG_LOCK_IF_STATE = """st AS (
-    SELECT 1 FROM audit_state
-    WHERE id = 1 AND size = %(old_size)s AND frontier = %(old_frontier)s FOR UPDATE
+    SELECT size, frontier FROM audit_state WHERE id = 1 FOR UPDATE
+), ok AS (
+    SELECT 1 FROM st WHERE size = %(old_size)s AND frontier = %(old_frontier)s
 ), """
-_IF_STATE = "\n    WHERE EXISTS (SELECT 1 FROM st)"
+_IF_STATE = "\n    WHERE EXISTS (SELECT 1 FROM ok)"
 
 
 def _pg_append(*, signed: bool, conditional: bool) -> str:
@@ -528,7 +534,7 @@ def _pg_append(*, signed: bool, conditional: bool) -> str:
     return _PG_APPEND.format(
         lock=_PG_LOCK_IF_STATE if conditional else "",
         where=where,
-        and_=" AND EXISTS (SELECT 1 FROM st)" if conditional else "",
+        state_is="EXISTS (SELECT 1 FROM ok)" if conditional else "size = %(old_size)s",
         head=_PG_HEAD.format(where=where) if signed else "",
         hash_size=merkle.HASH_SIZE,
     )
@@ -670,6 +676,10 @@ def _write_batch(
     return True
 
 
+#: how long an appender waits for its turn on the hint (AuditLog.append_many)
+_HINT_WAIT_SECONDS = 1.0
+
+
 class AuditLog:
     """One agency's (or the gateway's) append-only Merkle log in a SQL database.
 
@@ -704,6 +714,7 @@ class AuditLog:
         #: the state this object last wrote (PostgreSQL): a guess to compute
         #: the next batch on without locking first, checked by the write
         self._hint: _State | None = None
+        self._hint_lock = threading.Lock()
 
     @property
     def log_id(self) -> str:
@@ -769,40 +780,54 @@ class AuditLog:
         # or process) or a rollback of ours since makes it write nothing,
         # and the batch is computed again under the lock, as SQLite always
         # does. A wrong hint therefore costs a round trip, never the tree.
-        hint = self._hint if conn.dialect.name == "postgresql" else None
-        while True:
-            state = hint if hint is not None else self._lock_state(conn)
-            try:
-                frontier = merkle.Frontier.decode(state.size, state.frontier)
-            except ValueError as exc:
-                raise AuditLogInvalid(f"audit state is corrupt: {exc}") from None
-            first = frontier.size
-            nodes: dict[merkle.NodeId, bytes] = dict(
-                zip(frontier.nodes(), frontier.hashes, strict=True)
-            )
-            completed: list[tuple[int, int, bytes]] = []
-            for h in hashes:
-                for level, index, node in frontier.append(h):
-                    completed.append((level, index, node))
-                    nodes[(level, index)] = node
-            head = self._make_head(frontier.size, frontier.root(), now) if sign else None
-            written = _write_batch(
-                conn,
-                first=first,
-                events=events,
-                leaves=leaves,
-                hashes=hashes,
-                completed=completed,
-                frontier=frontier,
-                head=head,
-                now=now,
-                expect_frontier=None if hint is None else hint.frontier,
-            )
-            if written:
-                break
-            hint = None
-        if conn.dialect.name == "postgresql":
-            self._hint = _State(self._log_id, frontier.size, frontier.encode())
+        # Within this process appenders take turns on the hint: each starts
+        # from the state the previous one wrote, and its write, queued on the
+        # row lock behind that one's commit, then finds it current. (Mixed
+        # with appenders that lock the row first, most hinted writes would
+        # find the state moved.) Every transaction appends once, after its
+        # other locks, so a turn never waits for a transaction that waits for
+        # it; the wait is bounded all the same, and after it the row is
+        # locked first as without a hint.
+        pg = conn.dialect.name == "postgresql"
+        hinted = pg and self._hint_lock.acquire(timeout=_HINT_WAIT_SECONDS)
+        try:
+            hint = self._hint if hinted else None
+            while True:
+                state = hint if hint is not None else self._lock_state(conn)
+                try:
+                    frontier = merkle.Frontier.decode(state.size, state.frontier)
+                except ValueError as exc:
+                    raise AuditLogInvalid(f"audit state is corrupt: {exc}") from None
+                first = frontier.size
+                nodes: dict[merkle.NodeId, bytes] = dict(
+                    zip(frontier.nodes(), frontier.hashes, strict=True)
+                )
+                completed: list[tuple[int, int, bytes]] = []
+                for h in hashes:
+                    for level, index, node in frontier.append(h):
+                        completed.append((level, index, node))
+                        nodes[(level, index)] = node
+                head = self._make_head(frontier.size, frontier.root(), now) if sign else None
+                written = _write_batch(
+                    conn,
+                    first=first,
+                    events=events,
+                    leaves=leaves,
+                    hashes=hashes,
+                    completed=completed,
+                    frontier=frontier,
+                    head=head,
+                    now=now,
+                    expect_frontier=None if hint is None else hint.frontier,
+                )
+                if written:
+                    break
+                hint = None
+            if pg:
+                self._hint = _State(self._log_id, frontier.size, frontier.encode())
+        finally:
+            if hinted:
+                self._hint_lock.release()
         return Appended(first, tuple(leaves), head, nodes)
 
     def record(self, event: str, fields: Mapping[str, FieldValue]) -> int:
