@@ -129,6 +129,9 @@ def test_an_acknowledgement_beyond_the_queue_is_refused_not_clamped(cluster: Clu
     be = cluster.start_node("be-police")
     be.node.inbound.stop()
     _issue(nl, 2, "queued")
+    store = cluster.gateway.state.store
+    # CreateAlert answers once nl-customs committed; its sender submits after.
+    wait_for(lambda: store.position("be-police")[0] == 2, what="both alerts at the gateway")
     with be.node.gateway_client() as client:
         with pytest.raises(errors.CursorAhead) as refused:
             client.acknowledge(7)
