@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -56,12 +55,6 @@ def _pg_bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def private_postgres(workdir: Path) -> Iterator[str]:
     """A PostgreSQL server of our own with pg_stat_statements; yields its admin URL.
@@ -77,7 +70,7 @@ def private_postgres(workdir: Path) -> Iterator[str]:
     if os.geteuid() == 0:
         as_user = ["runuser", "-u", "postgres", "--"]
         shutil.chown(workdir, "postgres")
-    port = _free_port()
+    port = latency.free_port()
     subprocess.run(
         [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
         check=True,
@@ -140,6 +133,37 @@ def _statistics(url: str) -> list[tuple[str, int, float, int, str]]:
         ]
 
 
+#: marks the bench's own queries, which the summary leaves out
+_OURS = "/* bench.statements */"
+_SETTLED = {
+    "gateway": f"SELECT {_OURS} count(*) FROM gw_inbox",
+    "node": f"SELECT {_OURS} (SELECT count(*) FROM node_outbound WHERE state = 'pending') "
+    "+ (SELECT count(*) FROM node_events WHERE notified_ms IS NULL)",
+}
+
+
+def _settle(databases: dict[str, str], timeout: float = 60.0) -> None:
+    """Wait until every message is acknowledged, every answer recorded, every event confirmed.
+
+    Then nothing the alerts started is still running, and the counts taken
+    next belong to the alerts counted.
+    """
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        left = 0
+        for name, url in databases.items():
+            query = _SETTLED["gateway" if name == "gateway" else "node"]
+            with psycopg.connect(url, autocommit=True) as conn:
+                left += int(conn.execute(query).fetchone()[0])  # type: ignore[index]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{left} messages or events still in flight after {timeout:g} s")
+        time.sleep(0.1)  # polled: the services are other processes
+
+
 def _reset(url: str) -> None:
     import psycopg
 
@@ -155,8 +179,8 @@ def summarize(
     top: list[dict[str, Any]] = []
     for db, calls, ms, rows, query in stats:
         service = names.get(db)
-        if service is None:
-            continue  # the bench's own connections (postgres database)
+        if service is None or _OURS in query:
+            continue  # the bench's own connections and queries
         s = per.setdefault(service, {"statements": 0, "transactions": 0, "rows": 0, "exec_ms": 0.0})
         s["statements"] += calls
         s["rows"] += rows
@@ -211,10 +235,10 @@ def run(*, quick: bool = False, rate: float = 10.0, duration: float = 10.0) -> d
                 feed = latency.Feed(w.client(latency.B, w.tokens[latency.B]))
                 try:
                     latency.run_rate(w, feed, rate, 1.0 if quick else 2.0)  # warm-up
-                    time.sleep(1.0)  # the warm-up's receipts and notifications settle
+                    _settle(w.databases)  # the warm-up's receipts and notifications
                     _reset(admin)
                     measured = latency.run_rate(w, feed, rate, duration)
-                    time.sleep(1.0)  # receipts back to nl-customs, notifications
+                    _settle(w.databases)  # receipts back to nl-customs, notifications
                     stats = _statistics(admin)
                 finally:
                     feed.close()

@@ -858,20 +858,13 @@ class GatewayStore:
         """
         if gap <= 0:
             raise ValueError("the gap must be positive")
-        moved: dict[str, tuple[int, int]] = {}
         with self.engine.begin() as conn:
             rows = conn.execute(
-                select(queues.c.agency_id, queues.c.last_sequence)
-                .order_by(queues.c.agency_id)
-                .with_for_update()
+                update(queues)
+                .values(last_sequence=queues.c.last_sequence + gap)
+                .returning(queues.c.agency_id, queues.c.last_sequence)
             ).all()
-            for agency, last in rows:
-                conn.execute(
-                    update(queues)
-                    .where(queues.c.agency_id == agency)
-                    .values(last_sequence=queues.c.last_sequence + gap)
-                )
-                moved[str(agency)] = (int(last), int(last) + gap)
+            moved = {str(a): (int(new) - gap, int(new)) for a, new in sorted(rows)}
             self.audit.append_many(
                 conn,
                 [

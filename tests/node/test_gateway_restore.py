@@ -26,9 +26,9 @@ from sqlalchemy import select
 
 from intelshare import errors
 from intelshare.cli import _load_plugins, cli
-from intelshare.gateway_client import GatewayClient
 from node import tables as t
 from tests.conftest import PG_ADMIN_URL
+from tests.gateway.test_service import entries_until
 from tests.node.conftest import Cluster, RunningNode, demo_alert, wait_for
 from tests.node.test_inbound import audit_leaves, count, leaves_in
 from tests.node.test_outbound_concurrent import TO_BE
@@ -146,19 +146,8 @@ def test_an_acknowledgement_beyond_the_queue_is_refused_not_clamped(cluster: Clu
         assert refused.value.metadata["last_sequence"] == "2"
         assert refused.value.metadata["acknowledged_sequence"] == "0"
         # Nothing was released: both entries are still there to be read.
-        assert _first_entries(client, 2) == [1, 2]
+        assert [e.sequence for e in entries_until(client.stream_inbox(0), 2)] == [1, 2]
         assert client.acknowledge(2) == 2
-
-
-def _first_entries(client: GatewayClient, n: int) -> list[int]:
-    seen: list[int] = []
-    stream = client.stream_inbox_batches(0, max_batch=10)
-    for batch in stream:
-        seen.extend(i.entry.sequence for i in batch if i.WhichOneof("event") == "entry")
-        if len(seen) >= n:
-            break
-    stream.close()
-    return seen
 
 
 def _gateway_leaves(cluster: Cluster, event: str) -> list[dict[str, Any]]:
