@@ -114,9 +114,6 @@ class Claimed:
     to_send: list[tuple[int, str]]
     confirmed: int = 0
 
-    def __len__(self) -> int:
-        return len(self.to_send) + self.confirmed
-
 
 def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> Claimed:
     """Claim events never handed to Celery: (seq, event_id) to send, in order.
