@@ -45,7 +45,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from intelshare import errors
-from intelshare.audit.log import AuditLog, FieldValue, sqlite_driver
+from intelshare.audit.log import AuditLog, FieldValue
+from intelshare.db import pg_execute, sqlite_driver
 from intelshare.errors import ConfigError
 from intelshare.v1 import receipt_pb2
 
@@ -652,13 +653,13 @@ class GatewayStore:
         # counting only messages not stored yet (gap-free sequences).
         last: dict[str, int] = {}
         if len(subs) == 1:
-            allocated = conn.exec_driver_sql(
-                _PG_ALLOCATE_ONE, {"mid": ids[0], "agencies": json.dumps(subs[0].recipients)}
+            _, allocated = pg_execute(
+                conn, _PG_ALLOCATE_ONE, {"mid": ids[0], "agencies": json.dumps(subs[0].recipients)}
             )
         else:
             pairs = [{"mid": s.message_id, "agency": a} for s in subs for a in s.recipients]
-            allocated = conn.exec_driver_sql(
-                _PG_ALLOCATE, {"pairs": json.dumps(pairs), "ids": json.dumps(ids)}
+            _, allocated = pg_execute(
+                conn, _PG_ALLOCATE, {"pairs": json.dumps(pairs), "ids": json.dumps(ids)}
             )
         for kind, key, number, sha, receipt in allocated:
             if kind == "q":
@@ -674,7 +675,8 @@ class GatewayStore:
         # 3. Message and inbox rows, with their receipts.
         if len(fresh) == 1:
             (sub,), (seqs,), (done,) = fresh, sequences, accepted
-            conn.exec_driver_sql(
+            pg_execute(
+                conn,
                 _PG_INSERT_ONE,
                 {
                     "mid": sub.message_id,
@@ -721,7 +723,8 @@ class GatewayStore:
                 {"agency": agency, "seq": seq, "mid": s.message_id, "expire": s.expire_ms}
                 for agency, seq in seqs.items()
             )
-        conn.exec_driver_sql(
+        pg_execute(
+            conn,
             _PG_INSERT,
             {
                 "rows": json.dumps(rows),
@@ -930,7 +933,7 @@ class GatewayStore:
         params = {"now": now_ms, "agency": agency, "seqs": self._sql.as_ints(fresh)}
         with self.engine.begin() as conn:
             if self._pg:
-                changed = list(conn.exec_driver_sql(self._sql.mark, params))
+                _, changed = pg_execute(conn, self._sql.mark, params)
             else:
                 with sqlite_driver(conn) as driver:
                     changed = driver.execute(self._sql.mark, params).fetchall()
@@ -963,7 +966,7 @@ class GatewayStore:
             target: int | None = None
             released: list[tuple[int, str, bool]] = []
             if self._pg:
-                for kind, number, mid, delivered in conn.exec_driver_sql(_PG_ACKNOWLEDGE, params):
+                for kind, number, mid, delivered in pg_execute(conn, _PG_ACKNOWLEDGE, params)[1]:
                     if kind == "r":
                         target = int(number)
                     else:

@@ -49,6 +49,7 @@ from sqlalchemy import Connection, Row, bindparam, func, insert, select, tuple_,
 from sqlalchemy.exc import OperationalError
 
 from intelshare import errors
+from intelshare.db import is_pg, pg_cursor
 from intelshare.envelope import (
     HeaderFields,
     envelope_sha256,
@@ -61,7 +62,7 @@ from intelshare.keys import AgencyKeys
 from intelshare.treaty import kind_name
 from intelshare.v1 import envelope_pb2, gateway_service_pb2
 from node import tables as t
-from node.store import Store, Writer, dumps, is_pg, now_ms, pg_cursor
+from node.store import Store, Writer, dumps, now_ms
 from node.trust import Trust
 
 log = logging.getLogger(__name__)

@@ -70,9 +70,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from intelshare.audit.log import AuditLog, FieldValue
+from intelshare.db import is_pg, pg_cursor
 from intelshare.errors import RequestIdReused
 from intelshare.wakeup import WakeupHub
 from node import tables as t
@@ -217,41 +218,6 @@ class Writer:
             if audit is None:
                 raise RuntimeError("this store has no audit log")
             audit.append_many(self.conn, self._audits)
-
-
-def is_pg(conn: Connection) -> bool:
-    """PostgreSQL through psycopg (the driver :func:`pg_cursor` speaks to)."""
-    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
-
-
-@contextmanager
-def pg_cursor(conn: Connection) -> Iterator[Any]:
-    """A psycopg cursor on ``conn``'s connection, its errors raised as SQLAlchemy's.
-
-    For the hottest statements on PostgreSQL: SQLAlchemy's execute costs
-    several times what psycopg's does (about 100 against 25 µs of CPU for a
-    short UPDATE). The statement runs in ``conn``'s transaction (psycopg
-    begins it with the first statement; ``conn``'s commit or rollback ends
-    it). A driver error is wrapped as SQLAlchemy wraps it (``IntegrityError``,
-    ``OperationalError`` with the driver's error as ``orig``, without bound
-    values), so callers see the same exceptions as through ``conn``.
-    Statement text in psycopg's own style (``%(name)s``); rows are tuples.
-
-    Not ``prepare=True`` on these pooled connections: psycopg deallocates
-    every prepared statement of a connection at each rollback (a read's
-    return to the pool is one), and preparing costs a round trip of its own,
-    so statements would mostly be prepared again and again. psycopg's own
-    rule (prepare after five uses) applies, as through SQLAlchemy.
-    """
-    import psycopg
-
-    try:
-        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-            yield cursor
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(
-            None, None, exc, psycopg.Error, hide_parameters=True, dialect=conn.dialect
-        ) from exc
 
 
 # --- statements of the write path, built once --------------------------------------

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -77,9 +76,9 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 
 from intelshare.audit import merkle
+from intelshare.db import pg_execute, sqlite_driver
 from intelshare.errors import AuditLogInvalid, ConfigError, InvalidArgument, NotFound
 from intelshare.ids import key_id as compute_key_id
 from intelshare.keys import raw_public
@@ -562,25 +561,6 @@ _SQLITE_LOCK = "UPDATE audit_state SET size = size WHERE id = 1 RETURNING log_id
 _PG_LOCK = "SELECT log_id, size, frontier FROM audit_state WHERE id = 1 FOR UPDATE"
 
 
-@contextmanager
-def sqlite_driver(conn: Connection) -> Iterator[Any]:
-    """The pysqlite connection under ``conn``, its errors raised as SQLAlchemy's.
-
-    For the hottest statements: a SQLAlchemy execute costs several times a
-    short SQLite statement. pysqlite still begins the transaction lazily
-    before the first write, and ``conn``'s commit or rollback ends it. A
-    driver error is wrapped as SQLAlchemy wraps it (``IntegrityError``,
-    ``OperationalError``, ... without bound values), so callers see the same
-    exceptions as through ``conn``.
-    """
-    try:
-        yield conn.connection.driver_connection
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(
-            None, None, exc, sqlite3.Error, hide_parameters=True, dialect=conn.dialect
-        ) from exc
-
-
 def _write_batch(
     conn: Connection,
     *,
@@ -629,14 +609,14 @@ def _write_batch(
             params.update(_head_row(head))
         if expect_frontier is not None:
             params["old_frontier"] = expect_frontier
-            done = conn.exec_driver_sql(
-                _PG_APPEND_SIGNED_IF if head is not None else _PG_APPEND_ONLY_IF, params
+            changed, _ = pg_execute(
+                conn, _PG_APPEND_SIGNED_IF if head is not None else _PG_APPEND_ONLY_IF, params
             )
-            if done.rowcount == 0:
+            if changed == 0:
                 return False
         else:
-            done = conn.exec_driver_sql(
-                _PG_APPEND_SIGNED if head is not None else _PG_APPEND_ONLY, params
+            changed, _ = pg_execute(
+                conn, _PG_APPEND_SIGNED if head is not None else _PG_APPEND_ONLY, params
             )
     else:
         if expect_frontier is not None:
@@ -670,8 +650,10 @@ def _write_batch(
                         head.key_id,
                     ),
                 )
-            done = driver.execute(_SQLITE_ADVANCE, (frontier.size, frontier.encode(), at, first))
-    if done.rowcount != 1:  # cannot happen while the row lock holds
+            changed = driver.execute(
+                _SQLITE_ADVANCE, (frontier.size, frontier.encode(), at, first)
+            ).rowcount
+    if changed != 1:  # cannot happen while the row lock holds
         raise AuditLogInvalid("audit state changed under the row lock")
     return True
 

@@ -53,10 +53,11 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, or_, select, update
 
+from intelshare.db import is_pg, pg_cursor
 from node import tables as t
 from node.notify.celery_app import QUEUE, TASK_DELIVER, TASK_FAN_OUT
 from node.notify.webhooks import PENDING
-from node.store import Store, is_pg, now_ms, pg_cursor
+from node.store import Store, now_ms
 
 log = logging.getLogger(__name__)
 

@@ -19,3 +19,37 @@ def test_engine_connects_on_both_backends(db_url: str) -> None:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     engine.dispose()
+
+
+def test_driver_cursor_errors_are_sqlalchemys_and_a_lost_connection_is_invalidated(
+    postgres_server_url: str,
+) -> None:
+    """What retry-on-disconnect code relies on, through psycopg's own cursor."""
+    import pytest
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    from intelshare.db import pg_execute
+
+    engine = make_engine(postgres_server_url)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("CREATE TEMP TABLE t (k int PRIMARY KEY)")
+            assert pg_execute(conn, "INSERT INTO t VALUES (%(k)s) RETURNING k", {"k": 1}) == (
+                1,
+                [(1,)],
+            )
+            assert pg_execute(conn, "UPDATE t SET k = 2 WHERE k = %(k)s", {"k": 5}) == (0, [])
+            with pytest.raises(IntegrityError) as dup:
+                pg_execute(conn, "INSERT INTO t VALUES (%(k)s)", {"k": 1})
+            assert not dup.value.connection_invalidated
+            assert "[parameters" not in str(dup.value)  # bound values are never shown
+            conn.rollback()
+            pid = pg_execute(conn, "SELECT pg_backend_pid()", {})[1][0][0]
+            with engine.connect() as other:
+                other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+            with pytest.raises(DBAPIError) as lost:
+                pg_execute(conn, "SELECT 1", {})
+            assert lost.value.connection_invalidated
+            assert conn.invalidated
+    finally:
+        engine.dispose()

@@ -20,6 +20,7 @@ from intelshare.db import make_engine
 from intelshare.errors import InvalidArgument
 from intelshare.ids import key_id
 from intelshare.keys import raw_public
+from tests.intelshare.audit.test_log import StatementLog
 
 
 @pytest.fixture
@@ -151,16 +152,8 @@ def test_stored_leaves_are_byte_exact_whatever_their_text(
 
 
 def _statements(engine: Engine) -> list[str]:
-    """Every statement ``engine`` sends from now on (a live list)."""
-    from sqlalchemy import event
-
-    seen: list[str] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        seen.append(statement)
-
-    return seen
+    """Every statement ``engine``'s connections send from now on (a live list)."""
+    return StatementLog(engine).statements
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)

@@ -632,31 +632,43 @@ def test_tables_are_on_the_shared_metadata() -> None:
 
 
 class StatementLog:
-    """Statements sent, through SQLAlchemy or (on SQLite) on the driver's own connection.
+    """Statements sent, through SQLAlchemy or on the driver's own connection.
 
-    On SQLite the hot path runs on the pysqlite connection, which SQLAlchemy's
-    events do not see: there SQLite's own trace names each statement (once
-    per row of an executemany, so rows in a row count once; the
-    transaction's BEGIN and COMMIT are left out).
+    The hot paths run on the driver's own connection or cursor
+    (``intelshare.db``), which SQLAlchemy's events do not see, so the
+    statements are taken from the driver. On SQLite, SQLite's own trace names
+    each statement (once per row of an executemany, so rows in a row count
+    once; the transaction's BEGIN and COMMIT are left out). On PostgreSQL
+    every psycopg cursor of a connection checked out meanwhile records what
+    it executes.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.statements: list[str] = []
         self.engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
-        if self._sqlite:
-            event.listen(engine, "checkout", self._trace)
-        else:
-            event.listen(engine, "before_cursor_execute", self._record)
-
-    def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        self.statements.append(statement)
+        self._open = True
+        event.listen(engine, "checkout", self._trace)
 
     def _trace(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-        dbapi_conn.set_trace_callback(self._traced)
+        if self._sqlite:
+            dbapi_conn.set_trace_callback(self._traced)
+            return
+        import psycopg
+
+        spy = self
+
+        class Recording(psycopg.Cursor[Any]):
+            def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+                text = query if isinstance(query, str) else bytes(query).decode()
+                if spy._open and text.strip() != ";":  # ";" is the pool's ping
+                    spy.statements.append(text)
+                return super().execute(query, params, **kw)
+
+        dbapi_conn.cursor_factory = Recording
 
     def _traced(self, statement: str) -> None:
-        if statement.split(None, 1)[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK"):
+        if not self._open or statement.split(None, 1)[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK"):
             return
         # The trace expands bound values: rows of one executemany share
         # their statement's first words.
@@ -669,10 +681,8 @@ class StatementLog:
         return out
 
     def close(self) -> None:
-        if self._sqlite:
-            event.remove(self.engine, "checkout", self._trace)
-        else:
-            event.remove(self.engine, "before_cursor_execute", self._record)
+        self._open = False  # connections checked out before keep their spy, muted
+        event.remove(self.engine, "checkout", self._trace)
 
 
 def test_append_and_proofs_cost_do_not_grow_with_the_log(
