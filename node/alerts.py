@@ -23,8 +23,9 @@ partner may not see in an alert must not reach it through an update.
 The receiving side
 ------------------
 Received alerts are stored as received (only what the treaty let through)
-and answered with a ``RECEIPT`` queued in the same transaction, which the
-issuer records as *delivered*. Officers acknowledge (``ACKNOWLEDGEMENT``)
+and owe a ``RECEIPT``, written in the same transaction and sealed a moment
+later together with the others owed to that issuer (:mod:`node.receipts`),
+which the issuer records as *delivered*. Officers acknowledge (``ACKNOWLEDGEMENT``)
 and report hits (``HIT_REPORT``, redacted with the treaty's ``hit_report``
 allow-list; without one, the issuer learns that there was a hit and when,
 not where). Control messages ride on the treaty of the alert they refer to,
@@ -68,6 +69,7 @@ from sqlalchemy import (
 )
 
 from intelshare import errors
+from intelshare.db import is_pg, pg_cursor
 from intelshare.treaty import (
     Handling,
     SignedTreatyDoc,
@@ -86,7 +88,8 @@ from node.auth import Officer
 from node.inbound import Inbound, Incoming, Refused, Stored
 from node.outbound import PENDING as OUTBOX_PENDING
 from node.outbound import Sealed, Sealer, enqueue
-from node.store import Store, Writer, canonical_bytes, dumps, is_pg, now_ms, pg_cursor
+from node.receipts import Receipts, receipt_references
+from node.store import Store, Writer, canonical_bytes, dumps, now_ms
 from node.trust import Trust
 
 log = logging.getLogger(__name__)
@@ -161,6 +164,8 @@ class Alerts:
         self.wake_sender = wake_sender
         self.max_alert_days = max_alert_days
         self.control_message_days = control_message_days
+        #: receipts owed for received alerts (node.receipts); the node starts its thread
+        self.receipts = Receipts(store, sealer, self._queue_later, self._control_expire_ms)
 
     def register_inbound(self, inbound: Inbound) -> None:
         inbound.register(envelope_pb2.MESSAGE_KIND_ALERT, self.on_alert)
@@ -1020,29 +1025,8 @@ class Alerts:
             },
         )
         w.event("alert.received", alert_id=alert_id, agency_id=h.sender)
-        self._send_receipt(w, inc, alert_id)
+        self.receipts.owe(w, inc)
         return Stored(alert_id=alert_id)
-
-    def _send_receipt(self, w: Writer, inc: Incoming, alert_id: str) -> None:
-        h = inc.header
-        try:
-            sealed = self.sealer.seal(
-                kind=envelope_pb2.MESSAGE_KIND_RECEIPT,
-                recipients=[h.sender],
-                treaty_id=h.treaty_id,
-                treaty_version=h.treaty_version,
-                handling=h.handling,
-                tlp=h.tlp,
-                categories=[],
-                expire_ms=self._control_expire_ms(),
-                payload=canonical_bytes({"envelope_sha256": inc.envelope_sha256.hex()}),
-                reference_id=h.message_id,
-            )
-        except errors.IntelshareError as exc:
-            # The alert is stored either way; the issuer only misses "delivered".
-            log.warning("no receipt for %s: %s", h.message_id, exc.message)
-            return
-        self._queue_later(w, [sealed], alert_id)
 
     def _received_ref(self, w: Writer, inc: Incoming) -> Row[Any]:
         h = inc.header
@@ -1112,26 +1096,7 @@ class Alerts:
         h = inc.header
         at = inc.received_ms
         if h.kind == envelope_pb2.MESSAGE_KIND_RECEIPT:
-            # The common case in one statement: the first receipt for a delivery
-            # that exists under this treaty. Anything else (a repeated receipt,
-            # an unknown reference, another treaty) takes the general path.
-            delivered_id: str | None
-            if is_pg(w.conn):  # every receipt: psycopg's own execute
-                with pg_cursor(w.conn) as cursor:
-                    cursor.execute(
-                        _PG_MARK_DELIVERED,
-                        (at, h.reference_id, h.sender, h.treaty_id),
-                    )
-                    found = cursor.fetchone()
-                delivered_id = None if found is None else found[0]
-            else:
-                delivered_id = w.conn.execute(
-                    _MARK_DELIVERED,
-                    {"ref": h.reference_id, "sender": h.sender, "treaty": h.treaty_id, "at": at},
-                ).scalar()
-            if delivered_id is not None:
-                w.event("alert.delivered", alert_id=delivered_id, agency_id=h.sender)
-                return Stored(alert_id=delivered_id)
+            return self._on_receipt(w, inc)
         d = w.conn.execute(_DELIVERY_BY_VIEW, {"ref": h.reference_id, "sender": h.sender}).first()
         if d is None:
             raise Refused(
@@ -1183,6 +1148,64 @@ class Alerts:
             w.conn.execute(_COUNT_HIT, {**key, "at": inc.create_ms})
             w.event("alert.hit_reported", alert_id=d.alert_id, agency_id=h.sender)
         return Stored(alert_id=d.alert_id)
+
+    def _on_receipt(self, w: Writer, inc: Incoming) -> Stored:
+        """Mark delivered every alert a receipt names (see :meth:`_send_receipts`).
+
+        The common case in one statement: first receipts for deliveries that
+        exist under this treaty. Each reference it did not mark is looked at:
+        one shared under another treaty refuses the whole receipt (the
+        partner claims what it cannot have received so); one never sent to
+        this partner is ignored, and only a receipt naming nothing we sent is
+        refused; one delivered before (a repeated receipt) changes nothing.
+        """
+        h = inc.header
+        refs = receipt_references(inc.payload, h.reference_id)
+        at = inc.received_ms
+        marked: dict[str, str]  # view id -> alert id
+        if is_pg(w.conn):
+            with pg_cursor(w.conn) as cursor:
+                cursor.execute(_PG_MARK_DELIVERED, (at, refs, h.sender, h.treaty_id))
+                marked = {str(r[0]): str(r[1]) for r in cursor.fetchall()}
+        else:
+            marked = {
+                str(r[0]): str(r[1])
+                for r in w.conn.execute(
+                    _MARK_DELIVERED,
+                    {"refs": refs, "sender": h.sender, "treaty": h.treaty_id, "at": at},
+                )
+            }
+        unknown: list[str] = []
+        first_alert: str | None = None
+        for ref in refs:
+            if ref in marked:
+                w.event("alert.delivered", alert_id=marked[ref], agency_id=h.sender)
+                first_alert = first_alert or marked[ref]
+                continue
+            d = w.conn.execute(_DELIVERY_BY_VIEW, {"ref": ref, "sender": h.sender}).first()
+            if d is None:
+                unknown.append(ref)
+            elif d.treaty_id != h.treaty_id:
+                raise Refused(
+                    "REFERENCE_MISMATCH",
+                    f"alert {ref} was shared under {d.treaty_id}, not {h.treaty_id}",
+                )
+            else:
+                first_alert = first_alert or d.alert_id
+        if first_alert is None:
+            raise Refused(
+                "REFERENCE_UNKNOWN",
+                f"no alert {unknown[0]!r} was sent to {h.sender}",
+            )
+        if unknown:
+            log.warning(
+                "receipt %s from %s names %d alert(s) never sent to it (ignored), first %s",
+                h.message_id,
+                h.sender,
+                len(unknown),
+                unknown[0],
+            )
+        return Stored(alert_id=first_alert)
 
     # --- delivery failure (from the sender thread) ------------------------------------
 
@@ -1347,18 +1370,18 @@ _d = t.deliveries
 _MARK_DELIVERED = (
     update(_d)
     .where(
-        _d.c.view_id == bindparam("ref"),
+        _d.c.view_id.in_(bindparam("refs", expanding=True)),
         _d.c.agency_id == bindparam("sender"),
         _d.c.treaty_id == bindparam("treaty"),
         _d.c.delivered_ms.is_(None),
     )
     .values(delivered_ms=bindparam("at"))
-    .returning(_d.c.alert_id)
+    .returning(_d.c.view_id, _d.c.alert_id)
 )
 _PG_MARK_DELIVERED = (
     f"UPDATE {_d.name} SET delivered_ms = %s "  # noqa: S608
-    "WHERE view_id = %s AND agency_id = %s AND treaty_id = %s AND delivered_ms IS NULL "
-    "RETURNING alert_id"
+    "WHERE view_id = ANY(%s) AND agency_id = %s AND treaty_id = %s AND delivered_ms IS NULL "
+    "RETURNING view_id, alert_id"
 )
 _DELIVERY_BY_VIEW = select(_d).where(
     _d.c.view_id == bindparam("ref"), _d.c.agency_id == bindparam("sender")

@@ -100,6 +100,7 @@ class Node:
         if self.server is not None:
             self.server.stop(grace)
         self.inbound.stop()
+        self.alerts.receipts.stop()
         self.sender.stop()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -280,6 +281,7 @@ def start(config: NodeConfig) -> Node:
     server.start()
     node.server = server
     node.sender.start()
+    node.alerts.receipts.start()
     node.inbound.start()
     node.notifier = start_notifier(config, node.store)
     try:

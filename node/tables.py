@@ -265,6 +265,21 @@ received = Table(
 Index("ix_node_received_retention", received.c.retain_until_ms)
 Index("ix_node_received_alert", received.c.alert_id)
 
+#: Receipts owed for alerts received: written with the alert, sealed a moment
+#: later one per issuer for all that came in meanwhile (node.receipts).
+receipts_due = Table(
+    "node_receipts_due",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("sender", String(128), nullable=False),
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("handling", SmallInteger, nullable=False),
+    Column("tlp", SmallInteger, nullable=False),
+    Column("envelope_sha256", LargeBinary(32), nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+)
+
 inbox = Table(
     "node_inbox",
     metadata,

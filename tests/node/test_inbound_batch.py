@@ -8,6 +8,7 @@ arrived without waiting for more; acknowledgements are coalesced.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -35,6 +36,7 @@ def test_a_batch_keeps_the_outcome_of_every_entry(cluster: Cluster) -> None:
     nl = cluster.start_node("nl-customs")
     be = cluster.start_node("be-police")
     be.node.inbound.stop()  # drive the inbox by hand
+    be.node.alerts.receipts.stop()  # and its receipts
     inbound = be.node.inbound
     first = seal_as(nl, {**GOOD, "description": "first"})
     leaky = seal_as(nl, LEAKY)
@@ -72,14 +74,29 @@ def test_a_batch_keeps_the_outcome_of_every_entry(cluster: Cluster) -> None:
     assert sequences == [1, 3, 5]
     assert events == ["alert.received"] * 3
 
-    # A clean batch: one transaction, one receipt per alert queued in it.
+    # A clean batch: one transaction; one receipt owed for each alert of the
+    # two batches, sealed as one naming all five.
     fourth = seal_as(nl, {**GOOD, "description": "fourth"})
     fifth = seal_as(nl, {**GOOD, "description": "fifth"})
     assert inbound.handle_batch([_entry(fourth, 7), _entry(fifth, 8)]) == ["stored", "stored"]
     assert inbound.cursor() == 8
+    assert be.node.alerts.receipts.due_count() == 5
+    assert be.node.alerts.receipts.flush() == 1
     with be.node.store.engine.connect() as conn:
-        kinds = [r.kind for r in conn.execute(select(t.outbound.c.kind))]
-    assert kinds == [envelope_pb2.MESSAGE_KIND_RECEIPT] * 5
+        rows = conn.execute(select(t.outbound).order_by(t.outbound.c.id)).all()
+        received = dict(
+            conn.execute(select(t.received.c.message_id, t.received.c.envelope_sha256)).all()
+        )
+    (row,) = rows
+    assert row.kind == envelope_pb2.MESSAGE_KIND_RECEIPT
+    order = [first, second, third, fourth, fifth]
+    assert row.reference_id == first.message_id
+    assert json.loads(row.payload) == {
+        "receipts": [
+            {"reference_id": s.message_id, "envelope_sha256": bytes(received[s.message_id]).hex()}
+            for s in order
+        ]
+    }
 
     # Messages stored before, redelivered under new sequence numbers, with a
     # new one between them: stored once, the new one stored, the cursor moves.
