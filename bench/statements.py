@@ -80,7 +80,7 @@ def private_postgres(workdir: Path) -> Iterator[str]:
     options = (
         f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c max_connections=200 "
         "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all "
-        "-c pg_stat_statements.max=5000"
+        "-c pg_stat_statements.max=5000 -c pg_stat_statements.track_planning=on"
     )
     ctl = str(bindir / "pg_ctl")
     subprocess.run(
@@ -118,18 +118,22 @@ def private_postgres(workdir: Path) -> Iterator[str]:
 
 _READ = """
 SELECT d.datname, s.calls, s.total_exec_time, s.rows,
-       regexp_replace(s.query, '\\s+', ' ', 'g')
+       regexp_replace(s.query, '\\s+', ' ', 'g'), s.plans, s.total_plan_time
 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 """
 
 
-def _statistics(url: str) -> list[tuple[str, int, float, int, str]]:
+#: one statement's counts: database, calls, exec ms, rows, text, plans, plan ms
+Stat = tuple[str, int, float, int, str, int, float]
+
+
+def _statistics(url: str) -> list[Stat]:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
         return [
-            (str(db), int(calls), float(ms), int(rows), str(query))
-            for db, calls, ms, rows, query in conn.execute(_READ).fetchall()
+            (str(db), int(calls), float(ms), int(rows), str(query), int(plans), float(plan_ms))
+            for db, calls, ms, rows, query, plans, plan_ms in conn.execute(_READ).fetchall()
         ]
 
 
@@ -171,20 +175,36 @@ def _reset(url: str) -> None:
         conn.execute("SELECT pg_stat_statements_reset()")
 
 
-def summarize(
-    stats: list[tuple[str, int, float, int, str]], names: dict[str, str], alerts: int
-) -> dict[str, Any]:
-    """Per service: statements, transactions, rows and execution ms per alert; top statements."""
+def summarize(stats: list[Stat], names: dict[str, str], alerts: int) -> dict[str, Any]:
+    """Per service: statements, transactions, rows, plans, execution and planning ms per alert.
+
+    A statement psycopg has not prepared on its connection is planned at
+    every execution (psycopg prepares after five uses on one connection, and
+    forgets them all at a rollback): the plans per alert against the
+    statements per alert say how often that happens, and what it costs.
+    """
     per: dict[str, dict[str, Any]] = {}
     top: list[dict[str, Any]] = []
-    for db, calls, ms, rows, query in stats:
+    for db, calls, ms, rows, query, plans, plan_ms in stats:
         service = names.get(db)
         if service is None or _OURS in query:
             continue  # the bench's own connections and queries
-        s = per.setdefault(service, {"statements": 0, "transactions": 0, "rows": 0, "exec_ms": 0.0})
+        s = per.setdefault(
+            service,
+            {
+                "statements": 0,
+                "transactions": 0,
+                "rows": 0,
+                "exec_ms": 0.0,
+                "plans": 0,
+                "plan_ms": 0.0,
+            },
+        )
         s["statements"] += calls
         s["rows"] += rows
         s["exec_ms"] += ms
+        s["plans"] += plans
+        s["plan_ms"] += plan_ms
         if query.strip().upper() == "COMMIT":
             s["transactions"] += calls
         top.append(
@@ -193,6 +213,8 @@ def summarize(
                 "per_alert": round(calls / alerts, 2),
                 "exec_us_each": round(ms * 1000 / max(1, calls), 1),
                 "exec_ms_per_alert": round(ms / alerts, 3),
+                "plans_per_alert": round(plans / alerts, 2),
+                "plan_ms_per_alert": round(plan_ms / alerts, 3),
                 "query": query[:140],
             }
         )
@@ -203,14 +225,22 @@ def summarize(
             "transactions_per_alert": round(s["transactions"] / n, 1),
             "rows_per_alert": round(s["rows"] / n, 1),
             "exec_ms_per_alert": round(s["exec_ms"] / n, 3),
+            "plans_per_alert": round(s["plans"] / n, 1),
+            "plan_ms_per_alert": round(s["plan_ms"] / n, 3),
         }
         for name, s in sorted(per.items())
     }
     total = {
         key: round(sum(v[key] for v in services.values()), 3 if key.startswith("exec") else 1)
-        for key in ("statements_per_alert", "transactions_per_alert", "exec_ms_per_alert")
+        for key in (
+            "statements_per_alert",
+            "transactions_per_alert",
+            "exec_ms_per_alert",
+            "plans_per_alert",
+            "plan_ms_per_alert",
+        )
     }
-    top.sort(key=lambda r: -r["exec_ms_per_alert"])
+    top.sort(key=lambda r: -(r["exec_ms_per_alert"] + r["plan_ms_per_alert"]))
     return {"services": services, "total": total, "top": top[:TOP]}
 
 
@@ -254,32 +284,34 @@ def format_table(r: dict[str, Any]) -> str:
     lines = [
         f"{r['alerts']} alerts at {r['rate']:g}/s ({r['arrived']} arrived); per alert:",
         "",
-        "| database of | statements | transactions | rows | server exec ms |",
-        "|---|---:|---:|---:|---:|",
+        "| database of | statements | transactions | rows | server exec ms | plans | plan ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in r["services"].items():
         label = name if name == "gateway" else f"{name} (node and its worker)"
         lines.append(
             f"| {label} | {s['statements_per_alert']:g} | {s['transactions_per_alert']:g} | "
-            f"{s['rows_per_alert']:g} | {s['exec_ms_per_alert']:g} |"
+            f"{s['rows_per_alert']:g} | {s['exec_ms_per_alert']:g} | "
+            f"{s['plans_per_alert']:g} | {s['plan_ms_per_alert']:g} |"
         )
     t = r["total"]
     lines.append(
         f"| **all** | {t['statements_per_alert']:g} | {t['transactions_per_alert']:g} | | "
-        f"{t['exec_ms_per_alert']:g} |"
+        f"{t['exec_ms_per_alert']:g} | {t['plans_per_alert']:g} | {t['plan_ms_per_alert']:g} |"
     )
     lines += [
         "",
-        "Costliest statements (server execution time per alert):",
+        "Costliest statements (server execution and planning time per alert):",
         "",
-        "| database of | per alert | µs each | ms per alert | statement |",
-        "|---|---:|---:|---:|---|",
+        "| database of | per alert | µs each | ms per alert | plans | plan ms | statement |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for q in r["top"]:
         text = q["query"].replace("|", "\\|")
         lines.append(
             f"| {q['service']} | {q['per_alert']:g} | {q['exec_us_each']:g} | "
-            f"{q['exec_ms_per_alert']:g} | `{text}` |"
+            f"{q['exec_ms_per_alert']:g} | {q['plans_per_alert']:g} | "
+            f"{q['plan_ms_per_alert']:g} | `{text}` |"
         )
     return "\n".join(lines)
 

@@ -42,10 +42,10 @@ def test_quick_run_counts_statements_per_service() -> None:
 
 def test_summary_counts_commits_as_transactions_and_ignores_other_databases() -> None:
     stats = [
-        ("db_gw", 20, 10.0, 5, "COMMIT"),
-        ("db_gw", 40, 30.0, 40, "INSERT INTO x VALUES ($1)"),
-        ("db_nl", 10, 5.0, 0, "COMMIT"),
-        ("postgres", 99, 99.0, 0, "SELECT 1"),
+        ("db_gw", 20, 10.0, 5, "COMMIT", 0, 0.0),
+        ("db_gw", 40, 30.0, 40, "INSERT INTO x VALUES ($1)", 8, 2.0),
+        ("db_nl", 10, 5.0, 0, "COMMIT", 0, 0.0),
+        ("postgres", 99, 99.0, 0, "SELECT 1", 99, 9.0),
     ]
     s = statements.summarize(stats, {"db_gw": "gateway", "db_nl": "nl-customs"}, alerts=10)
     assert s["services"]["gateway"] == {
@@ -53,7 +53,10 @@ def test_summary_counts_commits_as_transactions_and_ignores_other_databases() ->
         "transactions_per_alert": 2.0,
         "rows_per_alert": 4.5,
         "exec_ms_per_alert": 4.0,
+        "plans_per_alert": 0.8,
+        "plan_ms_per_alert": 0.2,
     }
     assert s["services"]["nl-customs"]["transactions_per_alert"] == 1.0
     assert s["total"]["statements_per_alert"] == 7.0
+    assert s["total"]["plans_per_alert"] == 0.8
     assert s["top"][0]["query"] == "INSERT INTO x VALUES ($1)"
