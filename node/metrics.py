@@ -17,7 +17,11 @@ Node process (``intelshare node serve``, ``metrics_listen`` of the node):
 ``intelshare_node_inbox_connected``
     1 while the inbox stream from the gateway is open;
 ``intelshare_node_notify_relay_healthy``
-    1 while the outbox relay hands events to the broker.
+    1 while the outbox relay hands events to the broker;
+``intelshare_node_notification_latency_seconds``
+    from an event's commit to its confirmation by the relay itself, for the
+    events no enabled webhook wants (they need no worker, so the workers'
+    histogram below never sees them; the two together cover every event).
 
 Read from the database when scraped (at most every ``metrics_refresh_seconds``;
 node process only, so a worker does not report them twice):
@@ -154,7 +158,20 @@ class NodeMetrics:
             registry=r,
         )
         self.registry.register(self.counters)
+        # Node process only (not in ``counters``): the relay runs there.
+        self.relay_latency = Histogram(
+            "intelshare_node_notification_latency_seconds",
+            "From an event's commit to its confirmation by the node's outbox relay "
+            "(events no webhook wanted: no worker runs for them)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self._watched = False
+
+    def observe_relay_confirmed(self, confirmed_ms: int, created_ms: Sequence[int]) -> None:
+        """Latency of the events one relay claim confirmed itself (see ``node.notify.relay``)."""
+        for created in created_ms:
+            self.relay_latency.observe(max(0, confirmed_ms - int(created)) / 1000)
 
     def committed(
         self,

@@ -91,7 +91,7 @@ _CLAIM = (
         # confirmed by the claim when no webhook could want it (module docstring)
         notified_ms=case((_NO_TARGETS, bindparam("now")), else_=None),
     )
-    .returning(_ev.c.seq, _ev.c.event_id, _ev.c.notified_ms)
+    .returning(_ev.c.seq, _ev.c.event_id, _ev.c.notified_ms, _ev.c.created_ms)
 )
 # The same claim in psycopg's own SQL (PostgreSQL).
 _PG_CLAIM = (
@@ -99,7 +99,7 @@ _PG_CLAIM = (
     f"SELECT 1 FROM {t.webhooks.name} WHERE NOT disabled) THEN %(now)s END "
     f"WHERE seq IN (SELECT seq FROM {_ev.name} WHERE notified_ms IS NULL AND relay_ms IS NULL "
     "ORDER BY seq LIMIT %(limit)s) AND notified_ms IS NULL AND relay_ms IS NULL "
-    "RETURNING seq, event_id, notified_ms"
+    "RETURNING seq, event_id, notified_ms, created_ms"
 )
 _UNCLAIM = (
     update(_ev)
@@ -110,10 +110,17 @@ _UNCLAIM = (
 
 @dataclass(frozen=True)
 class Claimed:
-    """What one claim took: events for ``fan_out``, and how many it confirmed itself."""
+    """What one claim took: events for ``fan_out``, and those it confirmed itself.
+
+    ``confirmed_created_ms`` are the commit times of the events it
+    confirmed, at ``at_ms``: their notification latency, for the metric
+    the workers cannot observe (no worker saw them).
+    """
 
     to_send: list[tuple[int, str]]
     confirmed: int = 0
+    confirmed_created_ms: tuple[int, ...] = ()
+    at_ms: int = 0
 
 
 def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> Claimed:
@@ -129,15 +136,19 @@ def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> Claim
         with engine.connect() as conn:
             if conn.execute(_LOOK).first() is None:
                 return Claimed([])
+    now = now_ms()
     with engine.begin() as conn:
         if is_pg(conn):  # every commit with events: psycopg's own execute
             with pg_cursor(conn) as cursor:
-                cursor.execute(_PG_CLAIM, {"limit": limit, "now": now_ms()})
+                cursor.execute(_PG_CLAIM, {"limit": limit, "now": now})
                 rows = cursor.fetchall()
         else:
-            rows = conn.execute(_CLAIM, {"limit": limit, "now": now_ms()}).all()
-    to_send = sorted((int(seq), event_id) for seq, event_id, notified in rows if notified is None)
-    return Claimed(to_send, confirmed=len(rows) - len(to_send))
+            rows = conn.execute(_CLAIM, {"limit": limit, "now": now}).all()
+    to_send = sorted(
+        (int(seq), event_id) for seq, event_id, notified, _ in rows if notified is None
+    )
+    created = tuple(int(c) for _, _, notified, c in rows if notified is not None)
+    return Claimed(to_send, confirmed=len(created), confirmed_created_ms=created, at_ms=now)
 
 
 def unclaim(engine: Engine, seqs: list[int]) -> None:
@@ -285,6 +296,8 @@ class Relay:
         """Claim and hand over once; how many events were taken (sent or confirmed)."""
         claimed = claim_new(self.store.engine, look=look)
         self.confirmed += claimed.confirmed
+        if claimed.confirmed and self.store.metrics is not None:
+            self.store.metrics.observe_relay_confirmed(claimed.at_ms, claimed.confirmed_created_ms)
         events = claimed.to_send
         if not events:
             return claimed.confirmed

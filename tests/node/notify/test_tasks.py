@@ -158,6 +158,8 @@ def test_a_claim_confirms_itself_only_while_no_webhook_is_enabled(
     assert claimed.to_send == []
     assert claimed.confirmed >= 1
     assert notified(first.seq) is not None
+    assert claimed.at_ms >= max(claimed.confirmed_created_ms)
+    assert len(claimed.confirmed_created_ms) == claimed.confirmed
 
     registry = WebhookRegistry(store.engine, be.node.keys)
     hook, _secret = registry.add("http://127.0.0.1:9/hook", ["alert.*"], allow_http=True)
@@ -175,3 +177,34 @@ def test_a_claim_confirms_itself_only_while_no_webhook_is_enabled(
     assert claimed.confirmed >= 1
     assert notified(third.seq) is not None
     registry.remove(hook.webhook_id)
+
+
+def test_events_the_relay_confirms_itself_are_in_the_nodes_latency_histogram(
+    pair: tuple[RunningNode, RunningNode], app: Any
+) -> None:
+    """No worker sees them, so the node's relay observes their notification latency."""
+    from node.notify.relay import Relay
+
+    nl, be = pair
+    store = be.node.store
+    assert store.metrics is not None
+    registry = store.metrics.registry
+    name = "intelshare_node_notification_latency_seconds"
+
+    def observed() -> float:
+        return registry.get_sample_value(f"{name}_count") or 0.0
+
+    before = observed()
+    with nl.client("liaison") as c:
+        c.create_alert(demo_alert(description="relay latency", recipients=TO_BE))
+    wait_for(
+        lambda: [e for e in store.unnotified() if e.type == "alert.received"], 30, "event at be"
+    )
+    relay = Relay(store, app, poll_seconds=1.0, deadline_seconds=30.0)
+    taken = relay.relay_once(look=False)
+    assert taken >= 1
+    assert relay.confirmed == taken
+    assert relay.sent == 0
+    assert observed() == before + taken
+    assert (registry.get_sample_value(f"{name}_sum") or 0.0) >= 0.0
+    assert registry.get_sample_value(f"{name}_bucket", {"le": "3600.0"}) == before + taken
