@@ -20,13 +20,14 @@ Measured:
   HPKE, AES-GCM), acknowledge each entry — what any recipient must do, with
   no storage and no notification;
 * **catch-up**: B's node process starts (its worker already running) and
-  resumes its inbox from its cursor. For every entry it verifies, opens,
-  checks the treaty, stores envelope, alert, event, audit entry and a
-  receipt for A in one transaction, acknowledges; the outbox relay hands
-  each ``alert.received`` event to Celery and the worker confirms the
-  fan-out. Timed from the moment the process is started until all 10,000
-  are stored, and until all 10,000 events are notified (``notified_ms``
-  set), by polling B's database.
+  resumes its inbox from its cursor. For every entry it verifies, opens
+  and checks the treaty, and stores envelope, alert, event, audit entry and
+  the receipt it owes A, in one transaction per inbox batch (up to 32
+  entries), then acknowledges; receipts leave sealed one per 256 alerts
+  (``node.receipts``); the outbox relay confirms each ``alert.received``
+  event (or hands it to Celery when a webhook is enabled). Timed from the
+  moment the process is started until all 10,000 are stored, and until all
+  10,000 events are notified (``notified_ms`` set), by polling B's database.
 
 Figures: alerts per second for each, and catch-up / floor as a ratio.
 """
@@ -221,7 +222,7 @@ def profile_receiving(w: h.World, already: int, count: int, seconds: float) -> d
 
     py-spy cannot attach to a process that is already busy, so the profile
     is not of the catch-up itself but of the same per-entry path (inbox,
-    verify, open, treaty, one transaction, acknowledgement, receipt) on
+    verify, open, treaty, one transaction per batch, acknowledgement, owed receipt) on
     alerts submitted while the node is up.
     """
     engine = make_engine(w.dbs[B])
@@ -376,9 +377,10 @@ def report(result: dict[str, Any]) -> str:
             "bare client as de-customs draining the same 10,000 from its queue: stream, "
             "verify and open, acknowledge each — no storage, no notification. Then "
             "be-police's node process starts (its Celery worker already up) and catches "
-            "up: verify, open, treaty check, one transaction per alert (envelope, alert, "
-            "event, audit entry, receipt for the sender), acknowledge; the relay and the "
-            "worker confirm each `alert.received` notification. Timed from process start "
+            "up: verify, open, treaty check, one transaction per inbox batch of up to 32 "
+            "(per alert: envelope, alert, event, audit entry, the receipt owed to the "
+            "sender), acknowledge; receipts leave sealed one per 256 alerts; the relay "
+            "confirms each `alert.received` notification. Timed from process start "
             f"by polling its database. Backend: {result['backend']}; load average "
             f"{result['loadavg_before']} before, {result['loadavg_after']} after.",
             "",
