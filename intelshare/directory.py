@@ -403,6 +403,12 @@ class TrustedDirectory:
         }
         self._clock = clock
         self._skew = skew
+        # Read on every key lookup (freshness) and built once: the document
+        # never changes, and decoding a Timestamp or a raw public key costs
+        # more than the check it serves.
+        self._expire = to_datetime(directory.expire_time)
+        self._verifiers: dict[bytes, ed25519.Ed25519PublicKey] = {}
+        self._wrapping: dict[bytes, x25519.X25519PublicKey] = {}
 
     # -- facts about the document
 
@@ -420,7 +426,7 @@ class TrustedDirectory:
 
     @property
     def expire_time(self) -> datetime:
-        return to_datetime(self._dir.expire_time)
+        return self._expire
 
     def signed(self) -> directory_pb2.SignedDirectory:
         """The verified SignedDirectory, to relay verbatim to others."""
@@ -518,7 +524,11 @@ class TrustedDirectory:
                 f"signing key {key_id} of {agency_id!r} was not valid at {at.isoformat()} "
                 f"(valid {key.valid_from} .. {key.valid_until})"
             )
-        return ed25519.Ed25519PublicKey.from_public_bytes(key.public_key)
+        verifier = self._verifiers.get(key.public_key)
+        if verifier is None:
+            verifier = ed25519.Ed25519PublicKey.from_public_bytes(key.public_key)
+            self._verifiers[key.public_key] = verifier
+        return verifier
 
     def encryption_key(self, agency_id: str) -> tuple[str, x25519.X25519PublicKey]:
         """The current X25519 key (id, key) to seal for an active agency."""
@@ -529,7 +539,11 @@ class TrustedDirectory:
         if not agency.within_validity(self._clock(), self._skew):
             raise AgencyNotActive(f"agency {agency_id!r} is outside its validity")
         key = agency.encryption_key
-        return key.key_id, x25519.X25519PublicKey.from_public_bytes(key.public_key)
+        wrapping = self._wrapping.get(key.public_key)
+        if wrapping is None:
+            wrapping = x25519.X25519PublicKey.from_public_bytes(key.public_key)
+            self._wrapping[key.public_key] = wrapping
+        return key.key_id, wrapping
 
 
 # --- verification ---------------------------------------------------------------
