@@ -14,7 +14,8 @@ happens next) and wakes :class:`Receipts`. That thread waits
 deletes what is due (``DELETE ... RETURNING``: the delete is the claim, so
 two claimers can never send one row twice) and queues one receipt per
 issuer, treaty and marking, each naming up to :data:`MAX_RECEIPT_REFERENCES`
-alerts with the digest of the envelope received. A crash before that
+alerts with the digest of the envelope received (fewer when the payload limit
+is small: a receipt is split to fit it). A crash before that
 commit leaves the rows, and the next start sends them; "delivered" reaches
 the issuer at most the delay later than it would have, which no officer
 notices, while the federation does one receipt's work for many alerts.
@@ -54,6 +55,8 @@ RECEIPT_DELAY_SECONDS = 0.1
 MAX_RECEIPT_REFERENCES = 256
 #: wait after a failed flush before trying again (the rows are still due)
 RETRY_SECONDS = 1.0
+#: bytes one alert takes in a receipt's payload, at most (ids of up to 64 characters)
+_ENTRY_BYTES = 180
 
 _r = t.receipts_due
 _CLAIM = (
@@ -201,8 +204,18 @@ class Receipts:
             for r in rows:
                 key = (r.sender, r.treaty_id, r.treaty_version, r.handling, r.tlp)
                 groups.setdefault(key, []).append(r)
+            # A receipt must fit the payload limit the partner opens with (ours,
+            # as far as we know): smaller limits make more, smaller receipts.
+            per = max(
+                1, min(MAX_RECEIPT_REFERENCES, (self.sealer.max_payload - 32) // _ENTRY_BYTES)
+            )
+            chunks = [
+                (key, group[i : i + per])
+                for key, group in groups.items()
+                for i in range(0, len(group), per)
+            ]
             queued = 0
-            for (sender, treaty_id, version, handling, tlp), group in groups.items():
+            for (sender, treaty_id, version, handling, tlp), group in chunks:
                 first = str(group[0].message_id)
                 try:
                     sealed = self.sealer.seal(

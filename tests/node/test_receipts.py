@@ -125,6 +125,24 @@ def test_receipts_owed_by_several_transactions_go_as_one(cluster: Cluster) -> No
     assert [e["message_id"] for e in sealed] == [row.message_id]
 
 
+def test_a_small_payload_limit_splits_receipts_to_fit(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    be.node.inbound.stop()
+    receipts = be.node.alerts.receipts
+    receipts.stop()
+    views = [issue(nl) for _ in range(3)]
+    assert be.node.inbound.handle_batch(inbox(be, 3)) == ["stored"] * 3
+    be.node.sealer.max_payload = 32 + 2 * 180  # room for two alerts a receipt
+    assert receipts.flush() == 2
+    rows = outbox(be)
+    assert [len(json.loads(r.payload)["receipts"]) for r in rows] == [2, 1]
+    assert all(len(r.payload) <= be.node.sealer.max_payload for r in rows)
+    named = [e["reference_id"] for r in rows for e in json.loads(r.payload)["receipts"]]
+    assert named == views
+    wait_for(lambda: all(delivered(nl)[v] for v in views), what="all three delivered")
+
+
 def test_receipts_owed_at_a_stop_are_sent_after_the_restart(cluster: Cluster) -> None:
     nl = cluster.start_node("nl-customs")
     be = cluster.start_node("be-police")
