@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from intelshare import errors
 from intelshare.v1 import envelope_pb2
@@ -186,7 +186,7 @@ class Receipts:
 
     def due_count(self) -> int:
         with self.store.engine.connect() as conn:
-            return len(conn.execute(select(_r.c.message_id)).all())
+            return int(conn.execute(select(func.count()).select_from(_r)).scalar_one())
 
     def flush(self) -> int:
         """Seal and queue every receipt due now; how many envelopes were queued."""
