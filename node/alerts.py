@@ -85,7 +85,7 @@ from intelshare.v1 import alert_pb2, envelope_pb2
 from node import records as rec
 from node import tables as t
 from node.auth import Officer
-from node.inbound import Inbound, Incoming, Refused, Stored
+from node.inbound import Inbound, Incoming, Refused, Stored, parse_payload
 from node.outbound import PENDING as OUTBOX_PENDING
 from node.outbound import Sealed, Sealer, enqueue
 from node.receipts import Receipts, receipt_references
@@ -984,7 +984,7 @@ class Alerts:
 
     def on_alert(self, w: Writer, inc: Incoming) -> Stored:
         h = inc.header
-        record = _parse_record(inc.payload)
+        record = parse_payload(inc.payload)
         try:
             rec.record_to_alert(record)
         except errors.Malformed as exc:
@@ -1048,7 +1048,7 @@ class Alerts:
     def on_update(self, w: Writer, inc: Incoming) -> Stored:
         h = inc.header
         row = self._received_ref(w, inc)
-        record = _parse_record(inc.payload)
+        record = parse_payload(inc.payload)
         try:
             rec.record_to_alert(record)
         except errors.Malformed as exc:
@@ -1118,7 +1118,7 @@ class Alerts:
                 w.conn.execute(_SET_ACKNOWLEDGED, key)
                 w.event("alert.acknowledged", alert_id=d.alert_id, agency_id=h.sender)
         elif h.kind == envelope_pb2.MESSAGE_KIND_HIT_REPORT:
-            record = _parse_record(inc.payload)
+            record = parse_payload(inc.payload)
             decision = check_fields(record, inc.treaty, "hit_report")
             if not decision:
                 raise Refused(decision.reason, decision.detail)
@@ -1451,16 +1451,6 @@ def _is_set(alert: alert_pb2.Alert, path: str) -> bool:
     if path == "expire_time":
         return alert.HasField("expire_time")
     return bool(getattr(alert, path))
-
-
-def _parse_record(payload: bytes) -> dict[str, Any]:
-    try:
-        record = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise Refused("MALFORMED", "payload is not UTF-8 JSON") from None
-    if not isinstance(record, dict):
-        raise Refused("MALFORMED", "payload is not a JSON object")
-    return record
 
 
 def _state(row: Row[Any] | _Fresh, now: int) -> alert_pb2.AlertState.ValueType:

@@ -51,12 +51,14 @@ alert handlers live in :mod:`node.alerts`, case handlers join them there.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 from sqlalchemy import bindparam, select, update
@@ -141,6 +143,17 @@ class Stored:
 
 
 Handler = Callable[[Writer, Incoming], Stored]
+
+
+def parse_payload(payload: bytes) -> dict[str, Any]:
+    """A handler's JSON payload as an object; :class:`Refused` (``MALFORMED``) otherwise."""
+    try:
+        record = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise Refused("MALFORMED", "payload is not UTF-8 JSON") from None
+    if not isinstance(record, dict):
+        raise Refused("MALFORMED", "payload is not a JSON object")
+    return record
 
 
 class Inbound:

@@ -32,7 +32,6 @@ and the earlier one-alert form, for the issuer's side (``node.alerts``).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -43,7 +42,7 @@ from sqlalchemy import delete, func, select
 from intelshare import errors
 from intelshare.v1 import envelope_pb2
 from node import tables as t
-from node.inbound import Incoming, Refused
+from node.inbound import Incoming, Refused, parse_payload
 from node.outbound import Sealed, Sealer
 from node.store import Store, Writer, canonical_bytes
 
@@ -94,12 +93,7 @@ def receipt_references(payload: bytes, header_reference: str) -> list[str]:
     A payload without ``receipts`` is the one-alert form
     (``{"envelope_sha256": hex}``) and names the header's reference alone.
     """
-    try:
-        body = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise Refused("MALFORMED", "payload is not UTF-8 JSON") from None
-    if not isinstance(body, dict):
-        raise Refused("MALFORMED", "payload is not a JSON object")
+    body = parse_payload(payload)
     if "receipts" not in body:
         return [header_reference]
     items = body["receipts"]
