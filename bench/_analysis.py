@@ -398,7 +398,9 @@ def analysis(results: dict[str, dict[str, Any]]) -> str:
         "of 10,000 alerts (section 4) went from 18.4 to 434 alerts/s (the node's CPU "
         "per alert from 22.2 to 1.9 ms), since it no longer queues 10,000 receipts for "
         "its sender, and the peer bench's share-then-fetch cycles from 9.6 to 32/s at "
-        "1,000 stored objects.",
+        "1,000 stored objects. Both earlier figures are from the 2026-11-23 run on the "
+        "faster VM, not re-measured on this one before the change: the factors are far "
+        "beyond the difference between the machines, the exact ratios are not.",
         "",
         "Planning is not where PostgreSQL's time goes: `bench.statements` now counts "
         "plans too, and at 10/s only about 2 of 61 statements per alert are planned "
