@@ -20,9 +20,11 @@ commit leaves the rows, and the next start sends them; "delivered" reaches
 the issuer at most the delay later than it would have, which no officer
 notices, while the federation does one receipt's work for many alerts.
 
-A receipt that cannot be sealed (the issuer gone from the directory, no
-usable directory) is dropped with a warning, as before batching: the
-alerts are stored either way, the issuer only misses "delivered".
+Without a usable directory (expired, not fetched yet: a problem on our
+side) nothing is sealed and every receipt stays owed until there is one. A
+receipt that cannot be sealed for the issuer's sake (gone from the
+directory, no longer active) is dropped with a warning: the alerts are
+stored either way, and that issuer only misses "delivered".
 
 The payload (:func:`receipt_payload`) lists the alerts; the header's
 ``reference_id`` is the first of them, so the gateway and the audit logs
@@ -226,6 +228,8 @@ class Receipts:
                         ),
                         reference_id=first,
                     )
+                except errors.DirectoryInvalid:
+                    raise  # our side: keep them all owed (rolled back) until it is usable
                 except errors.IntelshareError as exc:
                     log.warning(
                         "no receipt for %d alert(s) from %s: %s", len(group), sender, exc.message
@@ -245,6 +249,10 @@ class Receipts:
                 return
             try:
                 self.flush()
+            except errors.DirectoryInvalid as exc:
+                log.warning("receipts kept owed, no usable directory: %s", exc.message)
+                self.wake()
+                self._stop.wait(RETRY_SECONDS)
             except Exception:
                 log.exception("sealing receipts failed; trying again")
                 self.wake()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from intelshare import errors
 from intelshare.v1 import alert_pb2, envelope_pb2, gateway_service_pb2
 from node import tables as t
 from node.receipts import receipt_payload
@@ -141,6 +142,24 @@ def test_a_small_payload_limit_splits_receipts_to_fit(cluster: Cluster) -> None:
     named = [e["reference_id"] for r in rows for e in json.loads(r.payload)["receipts"]]
     assert named == views
     wait_for(lambda: all(delivered(nl)[v] for v in views), what="all three delivered")
+
+
+def test_without_a_directory_receipts_stay_owed(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    be.node.inbound.stop()
+    receipts = be.node.alerts.receipts
+    receipts.stop()
+    view = issue(nl)
+    assert be.node.inbound.handle_batch(inbox(be, 1)) == ["stored"]
+    be.node.trust._directory = None  # e.g. expired and not refreshable: our side
+    with pytest.raises(errors.DirectoryInvalid):
+        receipts.flush()
+    assert receipts.due_count() == 1  # rolled back, still owed
+    assert outbox(be) == []
+    be.node.refresh_trust()
+    assert receipts.flush() == 1
+    wait_for(lambda: delivered(nl)[view], what="delivered once the directory is back")
 
 
 def test_receipts_owed_at_a_stop_are_sent_after_the_restart(cluster: Cluster) -> None:
