@@ -65,7 +65,7 @@ _CLAIM = (
     .where(
         _r.c.message_id.in_(
             select(_r.c.message_id)
-            .order_by(_r.c.received_ms, _r.c.message_id)
+            .order_by(_r.c.received_ms, _r.c.sequence)
             .limit(MAX_RECEIPT_REFERENCES)
             .scalar_subquery()
         )
@@ -157,6 +157,7 @@ class Receipts:
                 "tlp": int(h.tlp),
                 "envelope_sha256": inc.envelope_sha256,
                 "received_ms": inc.received_ms,
+                "sequence": inc.sequence,
             },
         )
         w.after_commit(self.wake)
@@ -195,7 +196,8 @@ class Receipts:
 
     def _flush_once(self) -> tuple[int, int]:
         with self.store.write() as w:
-            rows = sorted(w.conn.execute(_CLAIM).all(), key=lambda r: (r.received_ms, r.message_id))
+            # in the order they were stored (RETURNING keeps none)
+            rows = sorted(w.conn.execute(_CLAIM).all(), key=lambda r: (r.received_ms, r.sequence))
             groups: dict[tuple[str, str, int, int, int], list[Any]] = {}
             for r in rows:
                 key = (r.sender, r.treaty_id, r.treaty_version, r.handling, r.tlp)

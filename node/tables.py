@@ -278,6 +278,8 @@ receipts_due = Table(
     Column("tlp", SmallInteger, nullable=False),
     Column("envelope_sha256", LargeBinary(32), nullable=False),
     Column("received_ms", BigInteger, nullable=False),
+    #: the inbox sequence it came with: the order of alerts stored in one millisecond
+    Column("sequence", BigInteger, nullable=False),
 )
 
 inbox = Table(

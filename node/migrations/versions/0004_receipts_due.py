@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("tlp", sa.SmallInteger, nullable=False),
         sa.Column("envelope_sha256", sa.LargeBinary(32), nullable=False),
         sa.Column("received_ms", sa.BigInteger, nullable=False),
+        sa.Column("sequence", sa.BigInteger, nullable=False),
     )
 
 
