@@ -254,12 +254,13 @@ def profile_receiving(w: h.World, already: int, count: int, seconds: float) -> d
 
 
 def _pending(engine: Any) -> int:
+    """Envelopes the node still has to submit, receipts it owes but has not sealed included."""
     with engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(t.outbound).where(t.outbound.c.state == "pending")
-            ).scalar_one()
-        )
+        queued = conn.execute(
+            select(func.count()).select_from(t.outbound).where(t.outbound.c.state == "pending")
+        ).scalar_one()
+        owed = conn.execute(select(func.count()).select_from(t.receipts_due)).scalar_one()
+    return int(queued) + int(owed)
 
 
 def run(

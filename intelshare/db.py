@@ -10,7 +10,7 @@ concurrent readers nor the integrity the stores rely on. A bare
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,7 @@ def pg_cursor(conn: Connection) -> Iterator[Any]:
 
 
 def pg_execute(
-    conn: Connection, sql: str, params: Mapping[str, Any]
+    conn: Connection, sql: str, params: Mapping[str, Any] | Sequence[Any]
 ) -> tuple[int, list[tuple[Any, ...]]]:
     """Run one statement on :func:`pg_cursor`: the rows it changed, and the rows it returned."""
     with pg_cursor(conn) as cursor:

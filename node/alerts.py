@@ -69,7 +69,7 @@ from sqlalchemy import (
 )
 
 from intelshare import errors
-from intelshare.db import is_pg, pg_cursor
+from intelshare.db import is_pg, pg_execute
 from intelshare.treaty import (
     Handling,
     SignedTreatyDoc,
@@ -1150,7 +1150,7 @@ class Alerts:
         return Stored(alert_id=d.alert_id)
 
     def _on_receipt(self, w: Writer, inc: Incoming) -> Stored:
-        """Mark delivered every alert a receipt names (see :meth:`_send_receipts`).
+        """Mark delivered every alert a receipt names (see :mod:`node.receipts`).
 
         The common case in one statement: first receipts for deliveries that
         exist under this treaty. Each reference it did not mark is looked at:
@@ -1164,9 +1164,8 @@ class Alerts:
         at = inc.received_ms
         marked: dict[str, str]  # view id -> alert id
         if is_pg(w.conn):
-            with pg_cursor(w.conn) as cursor:
-                cursor.execute(_PG_MARK_DELIVERED, (at, refs, h.sender, h.treaty_id))
-                marked = {str(r[0]): str(r[1]) for r in cursor.fetchall()}
+            _, rows = pg_execute(w.conn, _PG_MARK_DELIVERED, (at, refs, h.sender, h.treaty_id))
+            marked = {str(r[0]): str(r[1]) for r in rows}
         else:
             marked = {
                 str(r[0]): str(r[1])

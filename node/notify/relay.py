@@ -48,12 +48,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, or_, select, update
 
-from intelshare.db import is_pg, pg_cursor
+from intelshare.db import is_pg, pg_execute
 from node import tables as t
 from node.notify.celery_app import QUEUE, TASK_DELIVER, TASK_FAN_OUT
 from node.notify.webhooks import PENDING
@@ -118,9 +119,12 @@ class Claimed:
     """
 
     to_send: list[tuple[int, str]]
-    confirmed: int = 0
     confirmed_created_ms: tuple[int, ...] = ()
     at_ms: int = 0
+
+    @property
+    def confirmed(self) -> int:
+        return len(self.confirmed_created_ms)
 
 
 def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> Claimed:
@@ -139,16 +143,14 @@ def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> Claim
     now = now_ms()
     with engine.begin() as conn:
         if is_pg(conn):  # every commit with events: psycopg's own execute
-            with pg_cursor(conn) as cursor:
-                cursor.execute(_PG_CLAIM, {"limit": limit, "now": now})
-                rows = cursor.fetchall()
+            rows: Sequence[Any] = pg_execute(conn, _PG_CLAIM, {"limit": limit, "now": now})[1]
         else:
             rows = conn.execute(_CLAIM, {"limit": limit, "now": now}).all()
     to_send = sorted(
         (int(seq), event_id) for seq, event_id, notified, _ in rows if notified is None
     )
     created = tuple(int(c) for _, _, notified, c in rows if notified is not None)
-    return Claimed(to_send, confirmed=len(created), confirmed_created_ms=created, at_ms=now)
+    return Claimed(to_send, confirmed_created_ms=created, at_ms=now)
 
 
 def unclaim(engine: Engine, seqs: list[int]) -> None:

@@ -52,6 +52,16 @@ def inbox(node: RunningNode, count: int) -> list[gateway_service_pb2.InboxEntry]
     return entries
 
 
+def by_hand(cluster: Cluster, *, seal: bool = False) -> tuple[RunningNode, RunningNode]:
+    """nl-customs, and be-police with its inbox driven by hand (and its receipts, ``seal``)."""
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    be.node.inbound.stop()
+    if seal:
+        be.node.alerts.receipts.stop()
+    return nl, be
+
+
 def outbox(node: RunningNode) -> list[Any]:
     with node.node.store.engine.connect() as conn:
         return list(conn.execute(select(t.outbound).order_by(t.outbound.c.id)).all())
@@ -80,9 +90,7 @@ def receipt(
 
 
 def test_a_batch_of_alerts_is_answered_by_one_receipt(cluster: Cluster) -> None:
-    nl = cluster.start_node("nl-customs")
-    be = cluster.start_node("be-police")
-    be.node.inbound.stop()  # drive the inbox by hand: one batch of three
+    nl, be = by_hand(cluster)  # one batch of three
     views = [issue(nl) for _ in range(3)]
     entries = inbox(be, 3)  # waits for the three (nl-customs submits them in the background)
     assert be.node.inbound.handle_batch(entries) == ["stored"] * 3
@@ -106,11 +114,8 @@ def test_a_batch_of_alerts_is_answered_by_one_receipt(cluster: Cluster) -> None:
 
 
 def test_receipts_owed_by_several_transactions_go_as_one(cluster: Cluster) -> None:
-    nl = cluster.start_node("nl-customs")
-    be = cluster.start_node("be-police")
-    be.node.inbound.stop()
+    nl, be = by_hand(cluster, seal=True)
     receipts = be.node.alerts.receipts
-    receipts.stop()  # seal by hand below
     views = [issue(nl) for _ in range(3)]
     entries = inbox(be, 3)
     assert be.node.inbound.handle_batch(entries[:1]) == ["stored"]
@@ -127,11 +132,8 @@ def test_receipts_owed_by_several_transactions_go_as_one(cluster: Cluster) -> No
 
 
 def test_a_small_payload_limit_splits_receipts_to_fit(cluster: Cluster) -> None:
-    nl = cluster.start_node("nl-customs")
-    be = cluster.start_node("be-police")
-    be.node.inbound.stop()
+    nl, be = by_hand(cluster, seal=True)
     receipts = be.node.alerts.receipts
-    receipts.stop()
     views = [issue(nl) for _ in range(3)]
     assert be.node.inbound.handle_batch(inbox(be, 3)) == ["stored"] * 3
     be.node.sealer.max_payload = 32 + 2 * 180  # room for two alerts a receipt
@@ -145,11 +147,8 @@ def test_a_small_payload_limit_splits_receipts_to_fit(cluster: Cluster) -> None:
 
 
 def test_without_a_directory_receipts_stay_owed(cluster: Cluster) -> None:
-    nl = cluster.start_node("nl-customs")
-    be = cluster.start_node("be-police")
-    be.node.inbound.stop()
+    nl, be = by_hand(cluster, seal=True)
     receipts = be.node.alerts.receipts
-    receipts.stop()
     view = issue(nl)
     assert be.node.inbound.handle_batch(inbox(be, 1)) == ["stored"]
     be.node.trust._directory = None  # e.g. expired and not refreshable: our side
@@ -163,10 +162,7 @@ def test_without_a_directory_receipts_stay_owed(cluster: Cluster) -> None:
 
 
 def test_receipts_owed_at_a_stop_are_sent_after_the_restart(cluster: Cluster) -> None:
-    nl = cluster.start_node("nl-customs")
-    be = cluster.start_node("be-police")
-    be.node.inbound.stop()
-    be.node.alerts.receipts.stop()  # the node goes down before it seals them
+    nl, be = by_hand(cluster, seal=True)  # the node goes down before it seals them
     views = [issue(nl) for _ in range(2)]
     assert be.node.inbound.handle_batch(inbox(be, 2)) == ["stored", "stored"]
     db = be.node.config.database_url
@@ -213,9 +209,7 @@ def test_the_issuer_refuses_receipts_it_cannot_believe(cluster: Cluster) -> None
 
 def test_a_receipt_of_one_alert_in_the_earlier_form_is_read(cluster: Cluster) -> None:
     """``{"envelope_sha256": ...}`` with the alert in the header, as receipts were first sent."""
-    nl = cluster.start_node("nl-customs")
-    be = cluster.start_node("be-police")
-    be.node.inbound.stop()
+    nl, be = by_hand(cluster)
     view = issue(nl)
     old = seal_as(
         be,
