@@ -410,9 +410,9 @@ def analysis(results: dict[str, dict[str, Any]]) -> str:
         "and 32.8).",
         "",
         "Planning is not where PostgreSQL's time goes: `bench.statements` now counts "
-        "plans too, and at 10/s only about 2 of 61 statements per alert are planned "
-        "(0.7 ms of planning against 6.6 ms of execution per alert); psycopg's automatic "
-        "preparation covers the rest.",
+        "plans too, and at 10/s only 1 to 2 of about 61 statements per alert are planned "
+        "(0.1 to 0.7 ms of planning against 3.2 to 6.6 ms of execution per alert, in two "
+        "runs of the day); psycopg's automatic preparation covers the rest.",
         "",
         "CPU per alert falls with the rate because work batches under load (inbox "
         "batches, group commit, coalesced acknowledgements and receipts): in the latency "
