@@ -3,7 +3,14 @@
 The same SQLAlchemy code runs on both. SQLite gets WAL journaling, a busy
 timeout and enforced foreign keys on every connection, because its defaults
 (rollback journal, no waiting, foreign keys off) suit neither a server with
-concurrent readers nor the integrity the stores rely on. A bare
+concurrent readers nor the integrity the stores rely on. It also gets
+``synchronous=FULL``: every commit is on disk before it returns, as
+PostgreSQL's default ``synchronous_commit=on`` makes it. WAL's usual
+``NORMAL`` survives a killed process but may roll back the last
+transactions on a power loss or a kernel crash, and the services commit
+exactly before they make a promise to another party (a signed receipt, an
+inbox acknowledgement that lets the gateway release an envelope): losing
+such a commit would lose a message that its sender was told is safe. A bare
 ``postgresql://`` URL is mapped to the psycopg 3 driver.
 """
 
@@ -49,7 +56,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=FULL")  # see the module docstring
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()

@@ -18,6 +18,8 @@ def test_engine_connects_on_both_backends(db_url: str) -> None:
         if db_url.startswith("sqlite"):
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            # FULL (2): a commit is on disk before the services promise anything on it
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 2
     engine.dispose()
 
 
