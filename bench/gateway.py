@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import hashlib
 import io
 import json
 import os
@@ -73,6 +74,8 @@ REPO = Path(__file__).resolve().parents[1]
 ECHO_SERVICE = "intelshare.bench.Echo"
 UNARY = f"/{ECHO_SERVICE}/Unary"
 STREAM = f"/{ECHO_SERVICE}/Stream"
+FLOOR_SERVICE = "intelshare.bench.Floor"
+FLOOR_SUBMIT = f"/{FLOOR_SERVICE}/Submit"
 
 SENDER = "nl-customs"
 RECIPIENT = "be-police"
@@ -173,6 +176,120 @@ def serve_echo(cert: Path, key: Path, ca: Path, ready_file: Path, max_workers: i
                     "Unary": grpc.unary_unary_rpc_method_handler(_echo_unary),
                     "Stream": grpc.unary_stream_rpc_method_handler(_echo_stream),
                 },
+            ),
+        )
+    )
+    creds = server_credentials(
+        cert.read_bytes(), key.read_bytes(), ca.read_bytes(), require_client_auth=True
+    )
+    port = server.bind("127.0.0.1:0", creds)
+    server.start()
+    ready_file.write_text(str(port))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    done.wait()
+    server.stop(1.0)
+
+
+# --- the mandated-work floor (runs in its own process) -------------------------------------
+
+
+class _FloorStore:
+    """One durable write per call, on the gateway's backend with its settings.
+
+    SQLite as :func:`intelshare.db.make_engine` opens it (WAL,
+    ``synchronous=FULL``), PostgreSQL with its defaults; the driver's own
+    connection in autocommit, so a call is one statement that commits (the
+    least a durable write can be: no SQLAlchemy, no separate BEGIN or
+    COMMIT round trip).
+    """
+
+    def __init__(self, db_url: str) -> None:
+        self._lock = threading.Lock()
+        if db_url.startswith("sqlite"):
+            conn = sqlite3.connect(
+                db_url.split("///", 1)[1], isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            sql = "INSERT INTO bench_floor (sha, envelope, signature) VALUES (?, ?, ?)"
+        else:
+            import psycopg
+
+            conn = psycopg.connect(db_url, autocommit=True)  # type: ignore[assignment]
+            sql = "INSERT INTO bench_floor (sha, envelope, signature) VALUES (%s, %s, %s)"
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_floor "
+            "(sha BYTEA PRIMARY KEY, envelope BYTEA NOT NULL, signature BYTEA NOT NULL)"
+            if not db_url.startswith("sqlite")
+            else "CREATE TABLE IF NOT EXISTS bench_floor "
+            "(sha BLOB PRIMARY KEY, envelope BLOB NOT NULL, signature BLOB NOT NULL)"
+        )
+        self._conn, self._sql = conn, sql
+
+    def put(self, sha: bytes, envelope: bytes, signature: bytes) -> None:
+        with self._lock:
+            self._conn.execute(self._sql, (sha, envelope, signature))
+
+
+def serve_floor(
+    cert: Path,
+    key: Path,
+    ca: Path,
+    ready_file: Path,
+    max_workers: int,
+    db_url: str,
+    sender_key: Path,
+    response_bytes: int,
+) -> None:
+    """What no implementation of a submit can skip, and nothing else: the floor
+    a single submitter's ratio cannot rise above on this machine.
+
+    Per call: parse the request, frame the envelope's signed digest and check
+    the sender's Ed25519 signature over it, hash the envelope, sign a receipt
+    (one Ed25519 signature, as the receipt's signed tree head is), write the
+    envelope durably (one statement that commits, see :class:`_FloorStore`)
+    and answer with as many bytes as the gateway's receipt has. Not done
+    here, and all required of the gateway: the canonical-encoding and
+    structure checks, directory and treaty decisions, queue sequences, the
+    Merkle log and its proofs, the receipt's encoding, metrics. Calls are not
+    batched: with one submitter a call is alone, so nothing could be shared.
+    """
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+    from gateway.server import SERVICE_NAME
+    from intelshare.grpc_server import ManagedServer
+    from intelshare.hazmat import envelope_primitives as prim
+    from intelshare.tls import server_credentials
+
+    sender = Ed25519PublicKey.from_public_bytes(bytes.fromhex(sender_key.read_text().strip()))
+    receipt_key = Ed25519PrivateKey.generate()
+    store = _FloorStore(db_url)
+    padding = b"\0" * max(response_bytes - 64, 0)
+
+    def submit(request: bytes, context: grpc.ServicerContext) -> bytes:
+        env = gateway_service_pb2.SubmitEnvelopeRequest.FromString(request).envelope
+        blocks = [(b.agency_id, b.key_id, b.wrapped_key) for b in env.key_blocks]
+        digest = prim.envelope_digest(env.header_bytes, blocks, env.ciphertext)
+        prim.verify_digest(sender, env.signature, digest)
+        data = env.SerializeToString()
+        sha = hashlib.sha256(data).digest()
+        signature = receipt_key.sign(sha)
+        store.put(sha, data, signature)
+        return signature + padding
+
+    server = ManagedServer(
+        max_workers=max_workers,
+        service_names=[SERVICE_NAME],
+        max_message_bytes=1_200_000 + 64 * 1024,
+    )
+    server.server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                FLOOR_SERVICE, {"Submit": grpc.unary_unary_rpc_method_handler(submit)}
             ),
         )
     )
@@ -393,27 +510,43 @@ class Best:
         return round(self.cpu / calls * 1e6, 1)
 
 
+def _request(env: envelope_pb2.Envelope) -> bytes:
+    return gateway_service_pb2.SubmitEnvelopeRequest(
+        request_id=str(uuid.uuid4()), envelope=env
+    ).SerializeToString()
+
+
 def bench_submit(
-    setup: Setup, gateway: Server, echo: Server, submitters: int, sizes: Sizes
+    setup: Setup,
+    gateway: Server,
+    echo: Server,
+    submitters: int,
+    sizes: Sizes,
+    floor: Server | None = None,
 ) -> dict[str, Any]:
-    """Submits per second with ``submitters`` channels, and the unary echo beside it."""
+    """Submits per second with ``submitters`` channels, the unary echo beside it
+    and, given ``floor``, the mandated-work floor (see :func:`serve_floor`)."""
     per = max(sizes.submits_per_round // submitters, 1)
     echo_per = max(sizes.echo_calls_per_round // submitters, 1)
     gw_clients = [setup.client(gateway.target) for _ in range(submitters)]
     echo_clients = [setup.client(echo.target) for _ in range(submitters)]
+    floor_clients = [setup.client(floor.target) for _ in range(submitters)] if floor else []
     try:
         echo_calls = [c.channel.unary_unary(UNARY) for c in echo_clients]
-        sample = gateway_service_pb2.SubmitEnvelopeRequest(
-            request_id=str(uuid.uuid4()), envelope=setup.seal(-1)
-        ).SerializeToString()
+        floor_calls = [c.channel.unary_unary(FLOOR_SUBMIT) for c in floor_clients]
+        sample = _request(setup.seal(-1))
         for c, call in zip(gw_clients, echo_calls, strict=True):  # handshakes, warm caches
             for _ in range(sizes.warmup):
                 c.submit(setup.seal(-1))
                 call(sample)
-        best_gw, best_echo = Best(), Best()
+        for call in floor_calls:
+            for _ in range(sizes.warmup):
+                call(_request(setup.seal(-1)))
+        best_gw, best_echo, best_floor = Best(), Best(), Best()
         receipt_bytes = 0
         for _ in range(sizes.rounds):
             batches = [[setup.seal(i) for i in range(per)] for _ in range(submitters)]
+            floor_batches = [[setup.seal(i) for i in range(per)] for _ in floor_calls]
 
             def echo_work(call: Any) -> Callable[[], None]:
                 def run() -> None:
@@ -431,7 +564,21 @@ def bench_submit(
 
                 return run
 
+            def floor_work(call: Any, batch: list[Any]) -> Callable[[], None]:
+                def run() -> None:
+                    for env in batch:  # serialized in the loop, as the gateway's client does
+                        call(_request(env))
+
+                return run
+
             best_echo.timed(echo, lambda: _concurrently([echo_work(c) for c in echo_calls]))
+            if floor is not None:
+                best_floor.timed(
+                    floor,
+                    lambda: _concurrently(
+                        [floor_work(c, b) for c, b in zip(floor_calls, floor_batches, strict=True)]  # noqa: B023
+                    ),
+                )
             best_gw.timed(
                 gateway,
                 lambda: _concurrently(
@@ -440,7 +587,7 @@ def bench_submit(
             )
         total, echo_total = per * submitters, echo_per * submitters
         gw_rate, echo_rate = total / best_gw.wall, echo_total / best_echo.wall
-        return {
+        result: dict[str, Any] = {
             "submitters": submitters,
             "accepted": total * sizes.rounds + sizes.warmup * submitters,
             "calls_per_round": total,
@@ -452,8 +599,16 @@ def bench_submit(
             "server_cpu_us": best_gw.cpu_us(total),
             "echo_server_cpu_us": best_echo.cpu_us(echo_total),
         }
+        if floor is not None:
+            floor_rate = total / best_floor.wall
+            result["floor"] = {
+                "per_second": round(floor_rate, 1),
+                "ratio": round(floor_rate / echo_rate, 3),
+                "server_cpu_us": best_floor.cpu_us(total),
+            }
+        return result
     finally:
-        for c in gw_clients + echo_clients:
+        for c in gw_clients + echo_clients + floor_clients:
             c.close()
 
 
@@ -550,12 +705,44 @@ def bench_backend(setup: Setup, backend: str, echo: Server, sizes: Sizes) -> dic
         try:
             with setup.client(gateway.target) as c:
                 c.publish_treaty(setup.fed.signed_treaty(TREATY).to_proto())
-            submit = [bench_submit(setup, gateway, echo, n, sizes) for n in SUBMITTERS]
-            queued = sum(s.pop("accepted") for s in submit)
+                receipt_bytes = c.submit(setup.seal(-1)).ByteSize()
+            with spawn_floor(setup, backend, receipt_bytes) as floor:
+                submit = [
+                    bench_submit(setup, gateway, echo, n, sizes, floor if n == 1 else None)
+                    for n in SUBMITTERS
+                ]
+            queued = 1 + sum(s.pop("accepted") for s in submit)
             stream = bench_stream(setup, gateway, echo, sizes, queued)
         finally:
             gateway.stop()
     return {"backend": backend, "submit": submit, "stream": stream}
+
+
+@contextmanager
+def spawn_floor(setup: Setup, backend: str, response_bytes: int) -> Iterator[Server]:
+    """The floor server (:func:`serve_floor`) in its own process, on a database
+    of its own on ``backend``."""
+    where = setup.workdir / f"floor-{backend}"
+    where.mkdir(exist_ok=True)
+    key_file = where / "sender.pub"
+    public = setup.fed.agencies[SENDER].keys.signing.public_key()
+    key_file.write_text(public.public_bytes_raw().hex())
+    srv = setup.fed.gateway_server_dir
+    with database(backend, where) as url:
+        floor = _spawn(
+            [
+                *("-m", "bench.gateway", "--serve-floor", url, "--sender-key", str(key_file)),
+                *("--response-bytes", str(response_bytes), "--cert", str(srv / "tls.crt")),
+                *("--key", str(srv / "tls.key"), "--ca", str(setup.fed.ca_file)),
+                *("--ready-file", str(where / "floor.port")),
+            ],
+            where / "floor.port",
+            where / "floor.log",
+        )
+        try:
+            yield floor
+        finally:
+            floor.stop()
 
 
 def run(
@@ -627,6 +814,22 @@ def format_table(report: dict[str, Any]) -> str:
             f"| {st['echo_per_second']:.0f} | {st['ratio']:.2f} | {t['stream_ratio']:.2f} "
             f"| {st['server_cpu_us']:.0f} | {st['echo_server_cpu_us']:.0f} |"
         )
+    floors = [(r["backend"], s) for r in report["results"] for s in r["submit"] if "floor" in s]
+    if floors:
+        lines += [
+            "",
+            "Mandated-work floor, one submitter (see `serve_floor`: signature check, receipt "
+            "signature, one durable write; nothing else):",
+            "",
+            "| backend | floor /s | floor / echo | gateway / floor | floor CPU µs/call |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for backend, s in floors:
+            f = s["floor"]
+            lines.append(
+                f"| {backend} | {f['per_second']:.0f} | {f['ratio']:.2f} "
+                f"| {s['per_second'] / f['per_second']:.2f} | {f['server_cpu_us']:.0f} |"
+            )
     if report["results"]:
         first = report["results"][0]
         lines.append("")
@@ -740,6 +943,9 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", metavar="BACKEND", help="profile the gateway's handlers on BACKEND instead"
     )
     parser.add_argument("--serve-echo", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", metavar="DB_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--sender-key", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--response-bytes", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--cert", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--key", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--ca", type=Path, help=argparse.SUPPRESS)
@@ -748,6 +954,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.serve_echo:
         serve_echo(args.cert, args.key, args.ca, args.ready_file, args.max_workers)
+        return 0
+    if args.serve_floor:
+        serve_floor(
+            args.cert,
+            args.key,
+            args.ca,
+            args.ready_file,
+            args.max_workers,
+            args.serve_floor,
+            args.sender_key,
+            args.response_bytes,
+        )
         return 0
     if args.profile:
         print(profile(args.profile))

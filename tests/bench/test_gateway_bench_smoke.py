@@ -29,6 +29,7 @@ SUBMIT_KEYS = {
     "server_cpu_us",
     "echo_server_cpu_us",
 }
+FLOOR_KEYS = {"per_second", "ratio", "server_cpu_us"}
 STREAM_KEYS = {
     "entries_per_round",
     "entry_bytes",
@@ -52,7 +53,14 @@ def test_quick_run_reports_each_measurement_beside_its_echo() -> None:
     for result in report["results"]:
         assert [s["submitters"] for s in result["submit"]] == list(bench_gateway.SUBMITTERS)
         for s in result["submit"]:
-            assert set(s) == SUBMIT_KEYS
+            # the mandated-work floor is measured beside the lone submitter only
+            floor = s.get("floor")
+            assert (floor is not None) == (s["submitters"] == 1)
+            if floor is not None:
+                assert set(floor) == FLOOR_KEYS
+                assert floor["per_second"] > 0
+                assert floor["ratio"] > 0
+            assert set(s) - {"floor"} == SUBMIT_KEYS
             assert s["per_second"] > 0
             assert s["echo_per_second"] > 0
             assert s["ratio"] > 0
@@ -65,7 +73,9 @@ def test_quick_run_reports_each_measurement_beside_its_echo() -> None:
     table = bench_gateway.format_table(report)
     assert "QUICK" in table
     rows = len(report["results"]) * (len(bench_gateway.SUBMITTERS) + 1)
-    assert table.count("\n| ") == rows + 1  # header row plus one per measurement
+    floors = len(report["results"])
+    # each table's header row plus one row per measurement and one per floor
+    assert table.count("\n| ") == 2 + rows + floors
 
 
 def test_main_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
