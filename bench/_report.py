@@ -137,15 +137,16 @@ def gateway_section(r: dict[str, Any]) -> str:
             f"steadier on a shared machine. Targets: submit ≥ {t.get('submit_ratio', 0.4)} "
             f"of the echo, streaming ≥ {t.get('stream_ratio', 0.5)}.",
             "",
-            "Beside the lone submitter runs a third server, the **floor**: the same gRPC "
-            "server doing only what no implementation of a submit can skip — parse the "
-            "request, check the sender's Ed25519 signature over the envelope's digest, "
-            "hash the envelope, sign a receipt, write the envelope durably in one "
-            "statement that commits (SQLite in WAL with `synchronous=FULL`, as the "
-            "services open it; PostgreSQL with its defaults), and answer with as many "
-            "bytes as the gateway's receipt. It is timed in the same alternating rounds. "
-            "Its ratio to the echo is the most any gateway could reach on this machine "
-            "with one submitter (a call alone shares nothing with another); the gateway "
+            "Beside each submit measurement runs a third server, the **floor**: the same "
+            "gRPC server doing only what no implementation of a submit can skip — parse "
+            "the request, check the sender's Ed25519 signature over the envelope's "
+            "digest, hash the envelope, sign a receipt, write the envelope durably "
+            "(SQLite in WAL with `synchronous=FULL`, as the services open it; PostgreSQL "
+            "with its defaults; calls that arrive during a write share the next one and "
+            "its receipt signature, as the gateway's group commit does; a lone call is "
+            "one autocommitted statement), and answer with as many bytes as the "
+            "gateway's receipt. It is timed in the same alternating rounds. Its ratio to "
+            "the echo is the most any gateway could reach on this machine; the gateway "
             "also checks structure, directory and treaty, numbers the queues, appends to "
             "the Merkle log and builds the receipt with its proof.",
             "",
