@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -168,6 +169,27 @@ def databases(backend: str, workdir: Path, names: Sequence[str]) -> Iterator[dic
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             for db in made.values():
                 conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def serve_until_terminated(server: Any, cert: Path, key: Path, ca: Path, ready_file: Path) -> None:
+    """Serve ``server`` (an :class:`intelshare.grpc_server.ManagedServer`) with
+    the gateway's mTLS credentials on a free port until SIGTERM.
+
+    The port goes into ``ready_file`` once the server is up: how the bench
+    processes that spawn a baseline server learn where it listens.
+    """
+    from intelshare.tls import server_credentials
+
+    creds = server_credentials(
+        cert.read_bytes(), key.read_bytes(), ca.read_bytes(), require_client_auth=True
+    )
+    port = server.bind("127.0.0.1:0", creds)
+    server.start()
+    ready_file.write_text(str(port))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    done.wait()
+    server.stop(1.0)
 
 
 def free_port() -> int:

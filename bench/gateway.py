@@ -57,6 +57,7 @@ from typing import Any
 import grpc
 import yaml
 
+from bench._harness import serve_until_terminated
 from intelshare import devfed
 from intelshare.directory import Anchor, TrustedDirectory, verify_directory
 from intelshare.envelope import HeaderFields, lookup_recipient_keys, seal
@@ -159,9 +160,26 @@ def serve_echo(cert: Path, key: Path, ca: Path, ready_file: Path, max_workers: i
     Built on :class:`intelshare.grpc_server.ManagedServer` with the gateway's
     credentials, so the only difference from the gateway is what a call does.
     """
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(_echo_unary),
+        "Stream": grpc.unary_stream_rpc_method_handler(_echo_stream),
+    }
+    _serve_like_the_gateway(ECHO_SERVICE, handlers, cert, key, ca, ready_file, max_workers)
+
+
+def _serve_like_the_gateway(
+    service: str,
+    handlers: dict[str, grpc.RpcMethodHandler],
+    cert: Path,
+    key: Path,
+    ca: Path,
+    ready_file: Path,
+    max_workers: int,
+) -> None:
+    """``handlers`` on the gateway's kind of server (thread pool, health service,
+    message size, keepalive) and credentials, until SIGTERM."""
     from gateway.server import SERVICE_NAME
     from intelshare.grpc_server import ManagedServer
-    from intelshare.tls import server_credentials
 
     server = ManagedServer(
         max_workers=max_workers,
@@ -169,26 +187,9 @@ def serve_echo(cert: Path, key: Path, ca: Path, ready_file: Path, max_workers: i
         max_message_bytes=1_200_000 + 64 * 1024,
     )
     server.server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                ECHO_SERVICE,
-                {
-                    "Unary": grpc.unary_unary_rpc_method_handler(_echo_unary),
-                    "Stream": grpc.unary_stream_rpc_method_handler(_echo_stream),
-                },
-            ),
-        )
+        (grpc.method_handlers_generic_handler(service, handlers),)
     )
-    creds = server_credentials(
-        cert.read_bytes(), key.read_bytes(), ca.read_bytes(), require_client_auth=True
-    )
-    port = server.bind("127.0.0.1:0", creds)
-    server.start()
-    ready_file.write_text(str(port))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    done.wait()
-    server.stop(1.0)
+    serve_until_terminated(server, cert, key, ca, ready_file)
 
 
 # --- the mandated-work floor (runs in its own process) -------------------------------------
@@ -292,10 +293,7 @@ def serve_floor(
         Ed25519PublicKey,
     )
 
-    from gateway.server import SERVICE_NAME
-    from intelshare.grpc_server import ManagedServer
     from intelshare.hazmat import envelope_primitives as prim
-    from intelshare.tls import server_credentials
 
     sender = Ed25519PublicKey.from_public_bytes(bytes.fromhex(sender_key.read_text().strip()))
     store = _FloorStore(db_url, Ed25519PrivateKey.generate())
@@ -309,28 +307,8 @@ def serve_floor(
         data = env.SerializeToString()
         return store.accept(hashlib.sha256(data).digest(), data) + padding
 
-    server = ManagedServer(
-        max_workers=max_workers,
-        service_names=[SERVICE_NAME],
-        max_message_bytes=1_200_000 + 64 * 1024,
-    )
-    server.server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                FLOOR_SERVICE, {"Submit": grpc.unary_unary_rpc_method_handler(submit)}
-            ),
-        )
-    )
-    creds = server_credentials(
-        cert.read_bytes(), key.read_bytes(), ca.read_bytes(), require_client_auth=True
-    )
-    port = server.bind("127.0.0.1:0", creds)
-    server.start()
-    ready_file.write_text(str(port))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    done.wait()
-    server.stop(1.0)
+    handlers = {"Submit": grpc.unary_unary_rpc_method_handler(submit)}
+    _serve_like_the_gateway(FLOOR_SERVICE, handlers, cert, key, ca, ready_file, max_workers)
 
 
 # --- processes -----------------------------------------------------------------------------

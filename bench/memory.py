@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
@@ -45,19 +44,9 @@ DURATION = 20.0
 def serve_bare(cert: Path, key: Path, ca: Path, ready_file: Path) -> None:
     """An idle gRPC server with the gateway's credentials and nothing else."""
     from intelshare.grpc_server import ManagedServer
-    from intelshare.tls import server_credentials
 
     server = ManagedServer(max_workers=64, service_names=["intelshare.bench.Bare"])
-    creds = server_credentials(
-        cert.read_bytes(), key.read_bytes(), ca.read_bytes(), require_client_auth=True
-    )
-    port = server.bind("127.0.0.1:0", creds)
-    server.start()
-    ready_file.write_text(str(port))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    done.wait()
-    server.stop(1.0)
+    h.serve_until_terminated(server, cert, key, ca, ready_file)
 
 
 def _mib(kib: int) -> float:
