@@ -10,7 +10,9 @@ PostgreSQL's default ``synchronous_commit=on`` makes it. WAL's usual
 transactions on a power loss or a kernel crash, and the services commit
 exactly before they make a promise to another party (a signed receipt, an
 inbox acknowledgement that lets the gateway release an envelope): losing
-such a commit would lose a message that its sender was told is safe. A bare
+such a commit would lose a message that its sender was told is safe. For the
+same reason a PostgreSQL session whose role or database turned
+``synchronous_commit`` off has it turned back on. A bare
 ``postgresql://`` URL is mapped to the psycopg 3 driver.
 """
 
@@ -63,7 +65,28 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _pg_durable_commits(dbapi_conn: Any, _record: Any) -> None:
+        # PostgreSQL's default already waits for the WAL flush, but a role or
+        # database may have been set to ``synchronous_commit = off`` (a
+        # common tuning) and every receipt would then promise what a crash
+        # can take back. Only ``off`` is raised: ``local`` flushes locally
+        # too, and the replication levels (``remote_write``, ``on`` with
+        # standbys, ``remote_apply``) are stricter, so they stay.
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True  # a SET inside a transaction would be rolled back
+        try:
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SELECT current_setting('synchronous_commit')")
+                row = cur.fetchone()
+                if row is not None and row[0] == "off":
+                    cur.execute("SET synchronous_commit TO on")
+        finally:
+            dbapi_conn.autocommit = autocommit
+
+    return engine
 
 
 # --- the drivers' own cursors --------------------------------------------------------

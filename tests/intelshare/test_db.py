@@ -55,3 +55,39 @@ def test_driver_cursor_errors_are_sqlalchemys_and_a_lost_connection_is_invalidat
             assert conn.invalidated
     finally:
         engine.dispose()
+
+
+def test_postgres_sessions_commit_durably_even_where_the_database_says_otherwise(
+    postgres_server_url: str,
+) -> None:
+    """A database tuned to ``synchronous_commit = off`` would let a crash take back
+    a commit the gateway already signed a receipt for: sessions turn it on again,
+    and leave the stricter replication levels alone."""
+    import uuid
+
+    import psycopg
+
+    admin = postgres_server_url.rsplit("/", 1)[0] + "/postgres"
+    name = f"intelshare_sync_{uuid.uuid4().hex[:8]}"
+    url = postgres_server_url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        for configured, expected in (("off", "on"), ("remote_apply", "remote_apply")):
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = {configured}')
+            with psycopg.connect(url) as raw:  # what a session gets without us
+                row = raw.execute("SHOW synchronous_commit").fetchone()
+                assert row is not None
+                assert row[0] == configured
+            engine = make_engine(url)
+            try:
+                with engine.connect() as conn:
+                    assert conn.execute(text("SHOW synchronous_commit")).scalar() == expected
+                    conn.rollback()  # the setting is the session's, not the transaction's
+                    assert conn.execute(text("SHOW synchronous_commit")).scalar() == expected
+            finally:
+                engine.dispose()
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
