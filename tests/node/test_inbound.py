@@ -74,6 +74,13 @@ def count(node: RunningNode, table: Any) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
+def receipt_stored(issuer: RunningNode) -> bool:
+    """Every delivery of the issuer's alerts is confirmed by a stored receipt."""
+    with issuer.node.store.engine.connect() as conn:
+        marks = [r.delivered_ms for r in conn.execute(select(t.deliveries.c.delivered_ms))]
+    return bool(marks) and all(m is not None for m in marks)
+
+
 def refusal(node: RunningNode, message_id: str) -> dict[str, Any]:
     found: dict[str, Any] = wait_for(
         lambda: next(
@@ -225,6 +232,9 @@ def test_retention_purges_received_records_with_an_audit_entry(cluster: Cluster)
         retain = alert.received.retain_until.ToDatetime(tzinfo=UTC)
         assert timedelta(days=364) < retain - datetime.now(UTC) <= timedelta(days=365)
     wait_for(lambda: count(nl, t.hits) == 1, what="hit at nl")
+    # And be's receipt for the alert (sealed a moment after the alert was
+    # stored), so that nothing reaches nl after its retention is moved below.
+    wait_for(lambda: receipt_stored(nl), what="receipt at nl")
     # Time passes: the treaty's 365 days are over.
     for node in (be, nl):
         with node.node.store.engine.begin() as conn:
