@@ -429,7 +429,7 @@ def analysis(results: dict[str, dict[str, Any]]) -> str:
         "",
         "The end-to-end figures moved less than the statement counts: offered 100 "
         "alerts/s, the federation kept 35 to 40 alerts/s before these changes and 42 to "
-        "62 after them (62 in the run above, the last; same machine, same day), still "
+        "62 after them (62 in that session's last run; same machine, same day), still "
         "saturated; the highest sustainable rate went from 10 to 30 alerts/s. The "
         "profiles say why: most of what is left is Python in our own processes around "
         "each statement and each message (psycopg's and SQLAlchemy's per-call code, "
@@ -473,9 +473,10 @@ def analysis(results: dict[str, dict[str, Any]]) -> str:
         "runs of the day); psycopg's automatic preparation covers the rest.",
         "",
         "CPU per alert falls with the rate because work batches under load (inbox "
-        "batches, group commit, coalesced acknowledgements and receipts): in the latency "
-        "run above it is about 66 ms per alert at 10/s and 26 ms at 55 to 100/s. At "
-        "10/s almost nothing batches, so every alert pays every round trip alone.",
+        "batches, group commit, coalesced acknowledgements and receipts): in the "
+        "2026-12-01 latency run it was about 66 ms per alert at 10/s and 26 ms at 55 to "
+        "100/s (PostgreSQL included); in the 2026-12-04 run of section 3, 49 ms and 17 "
+        "ms. At 10/s almost nothing batches, so every alert pays every round trip alone.",
         "",
         *_gateway_floor_lines(results),
         "### Fifth session (2026-12-04): durable SQLite commits, and the floor under the "
@@ -499,6 +500,15 @@ def analysis(results: dict[str, dict[str, Any]]) -> str:
         "PostgreSQL. On PostgreSQL, the production backend, a submit that does nothing "
         "but the signature check, the receipt signature and one durable write did not "
         "reach 0.4 of the echo with one submitter in any run.",
+        "",
+        "The end-to-end bench (section 3, unchanged code on this path: PostgreSQL "
+        "already committed durably) shows how far one VM drifts within an hour: at "
+        "20:40 UTC the federation kept 75 of 100 alerts/s offered, at 22.6 ms of CPU "
+        "per alert in all processes and PostgreSQL; at 21:51 UTC it kept 99.6/s at 17.2 "
+        "ms, and 90/s was sustainable (p50 23.7 ms, p99 50.3 ms). Four more runs at "
+        "10/s gave p50 14.4 to 17.4 ms. Python's GIL switch interval lowered from 5 to "
+        "1 ms in every process (tried in alternating runs) made latency worse at 10 and "
+        "55/s (p50 16.1 to 19.0 ms against 14.4 to 15.6 ms), so it stays at the default.",
         "",
         "### What is next",
         "",
