@@ -198,69 +198,84 @@ def _serve_like_the_gateway(
 class _FloorStore:
     """Durable writes of envelopes with a signed receipt, shared by concurrent calls.
 
-    SQLite as :func:`intelshare.db.make_engine` opens it (WAL,
-    ``synchronous=FULL``), PostgreSQL with its defaults, each on the driver's
-    own connection. Calls that arrive while a write is on disk join the next
-    one (group commit, as the gateway does): one transaction and one receipt
-    signature (over the batch's digests, as the gateway's signed tree head
-    covers a group) per batch. A lone call is one statement in autocommit,
-    the least a durable write can be.
+    The connection comes from :func:`intelshare.db.make_engine`, so it has
+    the services' own durability settings (SQLite in WAL with
+    ``synchronous=FULL``; PostgreSQL with ``synchronous_commit`` on); its
+    driver connection is used in autocommit. Calls that arrive while a write
+    is on disk join the next one (group commit, as the gateway does): one
+    transaction and one receipt signature (over the batch's digests, as the
+    gateway's signed tree head covers a group) per batch. A lone call is one
+    statement in autocommit, the least a durable write can be.
     """
 
     def __init__(self, db_url: str, receipt_key: Any) -> None:
-        self._sqlite = db_url.startswith("sqlite")
-        if self._sqlite:
-            conn = sqlite3.connect(
-                db_url.split("///", 1)[1], isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            self._sql = "INSERT INTO bench_floor (sha, envelope, signature) VALUES (?, ?, ?)"
-            blob = "BLOB"
-        else:
-            import psycopg
+        from intelshare.db import make_engine
 
-            conn = psycopg.connect(db_url, autocommit=True)  # type: ignore[assignment]
+        self._sqlite = db_url.startswith("sqlite")
+        self._engine = make_engine(db_url)
+        self._proxy = self._engine.raw_connection()  # kept: it owns the driver connection
+        conn: Any = self._proxy.driver_connection
+        if self._sqlite:
+            conn.isolation_level = None
+            self._sql = "INSERT INTO bench_floor (sha, envelope, signature) VALUES (?, ?, ?)"
+        else:
+            conn.autocommit = True
             self._sql = "INSERT INTO bench_floor (sha, envelope, signature) VALUES (%s, %s, %s)"
-            blob = "BYTEA"
+        blob = "BLOB" if self._sqlite else "BYTEA"
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS bench_floor (sha {blob} PRIMARY KEY, "
             f"envelope {blob} NOT NULL, signature {blob} NOT NULL)"
         )
-        self._conn: Any = conn
+        self._conn = conn
         self._key = receipt_key
         self._cond = threading.Condition()
-        self._queue: list[list[Any]] = []  # [sha, envelope, signature or None]
+        self._queue: list[list[Any]] = []  # [sha, envelope, outcome: signature or error]
         self._busy = False
 
     def accept(self, sha: bytes, envelope: bytes) -> bytes:
-        """Write ``envelope`` durably; the receipt signature covering it."""
+        """Write ``envelope`` durably; the receipt signature covering it.
+
+        A failed write fails every call of its batch: none gets a receipt
+        for an envelope that was not written.
+        """
         item: list[Any] = [sha, envelope, None]
         with self._cond:
             self._queue.append(item)
             while self._busy and item[2] is None:
                 self._cond.wait()
-            if item[2] is not None:
-                return bytes(item[2])
-            batch, self._queue, self._busy = self._queue, [], True
-        try:
-            signature = self._key.sign(b"".join(i[0] for i in batch))
-            rows = [(i[0], i[1], signature) for i in batch]
-            if len(rows) == 1:
-                self._conn.execute(self._sql, rows[0])
-            elif self._sqlite:
-                self._conn.execute("BEGIN")
-                self._conn.executemany(self._sql, rows)
-                self._conn.execute("COMMIT")
-            else:
-                with self._conn.transaction():
-                    self._conn.cursor().executemany(self._sql, rows)
-        finally:
+            if item[2] is None:
+                batch, self._queue, self._busy = self._queue, [], True
+        if item[2] is None:
+            outcome: bytes | Exception
+            try:
+                outcome = self._write(batch)
+            except Exception as exc:
+                outcome = exc
             with self._cond:
                 for i in batch:
-                    i[2] = signature
+                    i[2] = outcome
                 self._busy = False
                 self._cond.notify_all()
+        if isinstance(item[2], Exception):
+            raise item[2]
+        return bytes(item[2])
+
+    def _write(self, batch: list[list[Any]]) -> bytes:
+        signature: bytes = self._key.sign(b"".join(i[0] for i in batch))
+        rows = [(i[0], i[1], signature) for i in batch]
+        if len(rows) == 1:
+            self._conn.execute(self._sql, rows[0])
+        elif self._sqlite:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(self._sql, rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        else:
+            with self._conn.transaction():
+                self._conn.cursor().executemany(self._sql, rows)
         return signature
 
 
@@ -528,15 +543,15 @@ def bench_submit(
     echo: Server,
     submitters: int,
     sizes: Sizes,
-    floor: Server | None = None,
+    floor: Server,
 ) -> dict[str, Any]:
-    """Submits per second with ``submitters`` channels, the unary echo beside it
-    and, given ``floor``, the mandated-work floor (see :func:`serve_floor`)."""
+    """Submits per second with ``submitters`` channels, the unary echo and the
+    mandated-work floor (see :func:`serve_floor`) beside it."""
     per = max(sizes.submits_per_round // submitters, 1)
     echo_per = max(sizes.echo_calls_per_round // submitters, 1)
     gw_clients = [setup.client(gateway.target) for _ in range(submitters)]
     echo_clients = [setup.client(echo.target) for _ in range(submitters)]
-    floor_clients = [setup.client(floor.target) for _ in range(submitters)] if floor else []
+    floor_clients = [setup.client(floor.target) for _ in range(submitters)]
     try:
         echo_calls = [c.channel.unary_unary(UNARY) for c in echo_clients]
         floor_calls = [c.channel.unary_unary(FLOOR_SUBMIT) for c in floor_clients]
@@ -578,13 +593,12 @@ def bench_submit(
                 return run
 
             best_echo.timed(echo, lambda: _concurrently([echo_work(c) for c in echo_calls]))
-            if floor is not None:
-                best_floor.timed(
-                    floor,
-                    lambda: _concurrently(
-                        [floor_work(c, b) for c, b in zip(floor_calls, floor_batches, strict=True)]  # noqa: B023
-                    ),
-                )
+            best_floor.timed(
+                floor,
+                lambda: _concurrently(
+                    [floor_work(c, b) for c, b in zip(floor_calls, floor_batches, strict=True)]  # noqa: B023
+                ),
+            )
             best_gw.timed(
                 gateway,
                 lambda: _concurrently(
@@ -593,7 +607,8 @@ def bench_submit(
             )
         total, echo_total = per * submitters, echo_per * submitters
         gw_rate, echo_rate = total / best_gw.wall, echo_total / best_echo.wall
-        result: dict[str, Any] = {
+        floor_rate = total / best_floor.wall
+        return {
             "submitters": submitters,
             "accepted": total * sizes.rounds + sizes.warmup * submitters,
             "calls_per_round": total,
@@ -604,15 +619,12 @@ def bench_submit(
             "ratio": round(gw_rate / echo_rate, 3),
             "server_cpu_us": best_gw.cpu_us(total),
             "echo_server_cpu_us": best_echo.cpu_us(echo_total),
-        }
-        if floor is not None:
-            floor_rate = total / best_floor.wall
-            result["floor"] = {
+            "floor": {
                 "per_second": round(floor_rate, 1),
                 "ratio": round(floor_rate / echo_rate, 3),
                 "server_cpu_us": best_floor.cpu_us(total),
-            }
-        return result
+            },
+        }
     finally:
         for c in gw_clients + echo_clients + floor_clients:
             c.close()

@@ -78,11 +78,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         autocommit = dbapi_conn.autocommit
         dbapi_conn.autocommit = True  # a SET inside a transaction would be rolled back
         try:
-            with dbapi_conn.cursor() as cur:
-                cur.execute("SELECT current_setting('synchronous_commit')")
-                row = cur.fetchone()
-                if row is not None and row[0] == "off":
-                    cur.execute("SET synchronous_commit TO on")
+            with dbapi_conn.cursor() as cur:  # one round trip, whatever the setting
+                cur.execute(
+                    "SELECT set_config('synchronous_commit', 'on', false) "
+                    "WHERE current_setting('synchronous_commit') = 'off'"
+                )
         finally:
             dbapi_conn.autocommit = autocommit
 
