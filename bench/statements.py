@@ -77,9 +77,11 @@ def private_postgres(workdir: Path) -> Iterator[str]:
         capture_output=True,
         timeout=120,
     )
+    # track=top: the statements the services send; a function's own
+    # statements (the node's audit append) count in its call's time.
     options = (
         f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all "
+        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top "
         "-c pg_stat_statements.max=5000 -c pg_stat_statements.track_planning=on"
     )
     ctl = str(bindir / "pg_ctl")

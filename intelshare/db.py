@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 
 def normalize_url(url: str) -> str:
@@ -129,18 +129,59 @@ def pg_cursor(conn: Connection) -> Iterator[Any]:
         with raw.cursor() as cursor:
             yield cursor
     except psycopg.Error as exc:
-        lost = bool(raw.broken or raw.closed)
-        if lost:
-            conn.invalidate(exc)
-        raise DBAPIError.instance(
-            None,
-            None,
-            exc,
-            psycopg.Error,
-            hide_parameters=True,
-            connection_invalidated=lost,
-            dialect=conn.dialect,
-        ) from exc
+        raise _as_sqlalchemy_error(conn, raw, exc) from exc
+
+
+def _as_sqlalchemy_error(conn: Connection, raw: Any, exc: Exception) -> StatementError:
+    import psycopg
+
+    lost = bool(raw.broken or raw.closed)
+    if lost:
+        conn.invalidate(exc)
+    return DBAPIError.instance(
+        None,
+        None,
+        exc,
+        psycopg.Error,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+    )
+
+
+def pg_execute_and_commit(
+    conn: Connection, statements: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[list[tuple[Any, ...]]]:
+    """Run ``statements`` and commit ``conn``'s transaction, in one round trip.
+
+    Why: a transaction that holds a lock every writer needs (a counter, the
+    audit state) holds it from the statement that takes it until its
+    commit, and every step in between that waits for this process (for an
+    answer to arrive, then for the interpreter to run the next line) is
+    time the other writers wait too. psycopg's pipeline mode sends the
+    statements and the ``COMMIT`` together; the server runs them back to
+    back. Returns each statement's rows (empty for a statement that returns
+    none). The first failure aborts the rest and the transaction and is
+    raised as :func:`pg_cursor` raises it; ``conn``'s own commit afterwards
+    finds nothing to do.
+    """
+    import psycopg
+
+    raw: Any = conn.connection.driver_connection
+    cursors: list[Any] = []
+    try:
+        with raw.pipeline():
+            for sql, params in statements:
+                cursor = raw.cursor()
+                cursors.append(cursor)
+                cursor.execute(sql, params)
+            raw.commit()
+        return [c.fetchall() if c.description is not None else [] for c in cursors]
+    except psycopg.Error as exc:
+        raise _as_sqlalchemy_error(conn, raw, exc) from exc
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def pg_execute(

@@ -37,10 +37,16 @@ On PostgreSQL the event counter and the event rows are one statement (a
 data-modifying CTE), together with the new rows a mutation handed to
 :meth:`Writer.insert_later` (rows nothing reads back before commit: an
 issued alert, its views, deliveries and outbox rows, the idempotency
-record); all audit entries of a transaction are appended as one batch
-(:meth:`AuditLog.append_many`: one lock of the audit state, one write).
-Issuing an alert thus writes with three statements: one for its rows and
-its event, two for its audit entries.
+record); all audit entries of a transaction are appended as one batch by
+the database itself (:meth:`AuditLog.append_statement`, one function call).
+Those two statements take the rows every writer of the node waits for (the
+event counter, the audit state), so they leave together with the
+``COMMIT``, in one round trip (:func:`intelshare.db.pg_execute_and_commit`):
+the rows stay locked for the server's work and the WAL flush only, never
+while this process waits for an answer or for the interpreter. Issuing an
+alert thus sends everything it writes and its ``COMMIT`` in one round trip. On SQLite the
+database write lock is the whole transaction's anyway, and the audit batch
+is appended in Python (:meth:`AuditLog.append_many`).
 
 Committed events are also kept in memory for a while (:meth:`Store.feed_after`):
 committed sequence numbers have no gaps (a rolled-back allocation is rolled
@@ -73,7 +79,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, upd
 from sqlalchemy.exc import IntegrityError
 
 from intelshare.audit.log import AuditLog, FieldValue
-from intelshare.db import is_pg, pg_cursor
+from intelshare.db import is_pg, pg_cursor, pg_execute_and_commit
 from intelshare.errors import RequestIdReused
 from intelshare.wakeup import WakeupHub
 from node import tables as t
@@ -202,9 +208,30 @@ class Writer:
 
     def _flush(self, audit: AuditLog | None) -> None:
         created = now_ms()
-        if self.conn.dialect.name == "postgresql":
+        if self._audits and audit is None:
+            raise RuntimeError("this store has no audit log")
+        if is_pg(self.conn):
+            # The statements that take the locks every writer of the node
+            # waits for (the event counter, the audit state) go last, with
+            # the COMMIT, in one round trip: see pg_execute_and_commit.
+            statements = []
             if self._events or self._later or self._inbox is not None:
-                self.seqs = _flush_pg(self.conn, self._later, self._events, created, self._inbox)
+                statements.append(
+                    _pg_flush_statement(self._later, self._events, created, self._inbox)
+                )
+            if self._audits and audit is not None:
+                statements.append(audit.append_statement(self._audits))
+            if statements:
+                results = pg_execute_and_commit(self.conn, statements)
+                if self._events:
+                    self.seqs = _seqs(results[0], len(self._events))
+                    self.created_ms = created
+            return
+        if self.conn.dialect.name == "postgresql":  # another driver than psycopg
+            if self._events or self._later or self._inbox is not None:
+                sql, params = _pg_flush_statement(self._later, self._events, created, self._inbox)
+                returned = self.conn.exec_driver_sql(sql, params).all() if self._events else []
+                self.seqs = _seqs(returned, len(self._events))
         else:
             for table, rows in self._later:
                 self.conn.execute(_insert_of(table), rows[0] if len(rows) == 1 else rows)
@@ -214,9 +241,7 @@ class Writer:
                 self.seqs = _insert_events(self.conn, self._events, created)
         if self._events:
             self.created_ms = created
-        if self._audits:
-            if audit is None:
-                raise RuntimeError("this store has no audit log")
+        if self._audits and audit is not None:
             audit.append_many(self.conn, self._audits)
 
 
@@ -312,13 +337,16 @@ def _grouped(
     return list(groups.values())
 
 
-def _flush_pg(
-    conn: Connection,
+def _pg_flush_statement(
     later: list[tuple[Table, list[dict[str, Any]]]],
     events: list[dict[str, Any]],
     created: int,
     inbox: int | None = None,
-) -> list[int]:
+) -> tuple[str, dict[str, Any]]:
+    """One statement: the rows inserted later, the inbox cursor and the events.
+
+    It returns the events' ``seq`` values (one row each), when there are events.
+    """
     params: dict[str, Any] = {}
     shape: list[Any] = []
     later = _grouped(later)
@@ -358,16 +386,10 @@ def _flush_pg(
             main = parts[-1][1]
         sql = f"WITH {', '.join(ctes)} {main}" if ctes else main
         _pg_sql[key] = sql
-    returned: Sequence[Any]
-    if not is_pg(conn):
-        result = conn.exec_driver_sql(sql, params)
-        returned = result.all() if n else []
-    else:
-        with pg_cursor(conn) as cursor:
-            cursor.execute(sql, params)
-            returned = cursor.fetchall() if n else []
-    if not n:
-        return []
+    return sql, params
+
+
+def _seqs(returned: Sequence[Any], n: int) -> list[int]:
     seqs = sorted(int(r[0]) for r in returned)
     if len(seqs) != n:  # the counter row is created by the first migration
         raise RuntimeError("the event counter is missing")

@@ -29,6 +29,12 @@ default lazy BEGIN (as :func:`intelshare.db.make_engine` does); a
 transaction that explicitly began and read before appending could not
 upgrade to the write lock once another appender committed.
 
+A service that cannot afford to wait for the append's answer inside its
+transaction (a node's writes hold other locks too) runs
+:meth:`AuditLog.append_statement` instead: the same leaves, appended by a
+PostgreSQL function (:mod:`intelshare.audit.append_v1`) under the same row
+lock, so the caller can send it together with its ``COMMIT``.
+
 Leaves are canonical JSON metadata, never payloads: callers pass header
 fields (message ids, agency ids, kinds, digests, reasons), nothing that a
 treaty's retention rules would later require to be erased, because an
@@ -77,7 +83,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from intelshare.audit import merkle
+from intelshare.audit import append_v1, merkle
 from intelshare.db import pg_execute, sqlite_driver
 from intelshare.errors import AuditLogInvalid, ConfigError, InvalidArgument, NotFound
 from intelshare.ids import key_id as compute_key_id
@@ -185,8 +191,17 @@ _STATE_ID = 1
 
 
 def create_tables(bind: Engine | Connection) -> None:
-    """Create the audit tables if missing (embedded setups, tests, or a migration's upgrade)."""
+    """Create the audit tables if missing (embedded setups, tests, or a migration's upgrade).
+
+    On PostgreSQL also the append function :meth:`AuditLog.append_statement` calls.
+    """
     audit_metadata.create_all(bind)
+    if bind.dialect.name == "postgresql":
+        if isinstance(bind, Engine):
+            with bind.begin() as conn:
+                conn.exec_driver_sql(append_v1.CREATE)
+        else:
+            bind.exec_driver_sql(append_v1.CREATE)
 
 
 # --- leaves -----------------------------------------------------------------------
@@ -811,6 +826,45 @@ class AuditLog:
             if hinted:
                 self._hint_lock.release()
         return Appended(first, tuple(leaves), head, nodes)
+
+    def append_statement(
+        self, entries: Sequence[tuple[str, Mapping[str, FieldValue]]]
+    ) -> tuple[str, dict[str, Any]]:
+        """The statement that appends ``entries`` on PostgreSQL, for the caller to run.
+
+        For a transaction that wants to send its append and its ``COMMIT``
+        together, without waiting for the append's answer in between (the
+        node's writes, see :mod:`intelshare.audit.append_v1`): the database
+        takes the state row's lock, computes the new subtrees and frontier
+        and writes them, so the lock is held for no time of this process.
+        Run it (psycopg's parameter style) inside the transaction whose
+        facts the entries describe; it returns one row, the first entry's
+        index. Leaves are built and checked here, before anything is sent
+        (:class:`InvalidArgument` for a malformed entry). No signed head and
+        no proofs from memory: for those, :meth:`append_many`. Needs the
+        function, which :func:`create_tables` and the node's migrations
+        create.
+        """
+        if not entries:
+            raise InvalidArgument("an append statement needs at least one entry")
+        now = self._clock()
+        if now.tzinfo is None:
+            raise InvalidArgument("audit time must be timezone-aware")
+        stamp = _rfc3339(now)
+        index, offset = [], 0
+        leaves = []
+        for event, fields in entries:
+            data = _leaf(event, stamp, fields)
+            leaves.append(data)
+            index.append((event, offset, len(data)))
+            offset += len(data)
+        params = {
+            "log_id": self._log_id,
+            "entries": _compact_json(index),
+            "leaves": b"".join(leaves),
+            "at": now,
+        }
+        return append_v1.CALL, params
 
     def record(self, event: str, fields: Mapping[str, FieldValue]) -> int:
         """Append an entry in a transaction of its own; return its index."""

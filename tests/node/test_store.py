@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from intelshare import migrate
 from intelshare.audit.log import AuditLog, audit_entries
@@ -95,6 +96,41 @@ def test_unit_of_work_commits_everything_or_nothing(store: Store) -> None:
         w.event("alert.exploded", alert_id="a1")
 
 
+def test_a_failure_in_the_last_statements_commits_nothing(store: Store) -> None:
+    """The rows, events and audit entries sent with the COMMIT fail together.
+
+    On PostgreSQL they go in one round trip with the COMMIT: a unique
+    violation in the first must abort the audit append and the COMMIT behind
+    it, surface as SQLAlchemy's IntegrityError (what callers catch to detect
+    a reused request id), and leave the pooled connection usable.
+    """
+    woke: list[str] = []
+
+    def clash() -> None:
+        with store.write() as w:
+            w.insert_later(t.inbox, {"id": 1, "sequence": 5, "updated_ms": 1})  # row 1 exists
+            w.event("alert.issued", alert_id="a1")
+            w.audit("test", {"n": 1})
+            w.after_commit(lambda: woke.append("no"))
+
+    with pytest.raises(IntegrityError):
+        clash()
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.events)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(audit_entries)).scalar_one() == 0
+        assert conn.execute(select(t.inbox.c.sequence)).scalar_one() == 0
+    assert woke == []
+    assert store.audit is not None
+    assert store.audit.size() == 0
+    for n in range(3):  # the same pool, connections and all
+        with store.write() as w:
+            w.event("alert.issued", alert_id=f"b{n}")
+            w.audit("test", {"n": n})
+    assert [e.seq for e in store.events_after(0, 10)] == [1, 2, 3]
+    assert store.audit.size() == 3
+    store.audit.verify(store.audit.public_key)
+
+
 def test_outbox_view_of_the_event_log(store: Store) -> None:
     for n in range(5):
         with store.write() as w:
@@ -115,6 +151,18 @@ def test_event_sequence_follows_commit_order(store: Store) -> None:
         time.sleep(random.random() * 0.005)  # commits finish in any order unless ordered
 
     event.listen(store.engine, "commit", slow_commit)
+    if store.engine.dialect.name == "postgresql":
+        # There the COMMIT leaves with the last statements (before SQLAlchemy's
+        # commit hook runs): slow it down in the server, at commit time.
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(random() * 0.005); RETURN NULL; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON node_events "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()"
+            )
     writers, per_writer = 4, 25
     errors: list[BaseException] = []
     done = threading.Event()
@@ -124,6 +172,7 @@ def test_event_sequence_follows_commit_order(store: Store) -> None:
             for i in range(per_writer):
                 with store.write() as w:
                     w.event("alert.received", alert_id=f"w{n}-{i}")
+                    w.audit("received", {"alert_id": f"w{n}-{i}"})
         except BaseException as exc:
             errors.append(exc)
 
@@ -154,6 +203,8 @@ def test_event_sequence_follows_commit_order(store: Store) -> None:
     event.remove(store.engine, "commit", slow_commit)
     assert errors == []
     assert seen == list(range(1, writers * per_writer + 1))
+    assert store.audit is not None
+    assert store.audit.verify(store.audit.public_key).entries_checked == writers * per_writer
 
 
 def test_idempotency_records(store: Store) -> None:

@@ -8,32 +8,17 @@ sit against the frontier it started from (sizes 0..20, batches of 1..9).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func, select
 
-from intelshare.audit import AuditLog, create_tables, verify_inclusion, verify_tree_head
+from intelshare.audit import AuditLog, verify_inclusion, verify_tree_head
 from intelshare.audit.log import audit_entries, audit_heads
-from intelshare.db import make_engine
 from intelshare.errors import InvalidArgument
 from intelshare.ids import key_id
 from intelshare.keys import raw_public
 from tests.intelshare.audit.test_log import StatementLog
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    e = make_engine(db_url)
-    create_tables(e)
-    yield e
-    e.dispose()
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
 
 
 @pytest.fixture
