@@ -23,6 +23,7 @@ BENCHES: tuple[tuple[str, str], ...] = (
     ("gateway", "bench.gateway"),
     ("latency", "bench.latency"),
     ("statements", "bench.statements"),
+    ("node_writes", "bench.node_writes"),
     ("catchup", "bench.catchup"),
     ("growth", "bench.growth"),
     ("fanout", "bench.fanout"),

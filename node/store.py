@@ -206,11 +206,11 @@ class Writer:
     def has_events(self) -> bool:
         return bool(self._events)
 
-    def _flush(self, audit: AuditLog | None) -> None:
+    def _flush(self, audit: AuditLog | None, *, pipelined: bool = True) -> None:
         created = now_ms()
         if self._audits and audit is None:
             raise RuntimeError("this store has no audit log")
-        if is_pg(self.conn):
+        if pipelined and is_pg(self.conn):
             # The statements that take the locks every writer of the node
             # waits for (the event counter, the audit state) go last, with
             # the COMMIT, in one round trip: see pg_execute_and_commit.
@@ -227,7 +227,7 @@ class Writer:
                     self.seqs = _seqs(results[0], len(self._events))
                     self.created_ms = created
             return
-        if self.conn.dialect.name == "postgresql":  # another driver than psycopg
+        if self.conn.dialect.name == "postgresql":  # another driver, or not pipelined
             if self._events or self._later or self._inbox is not None:
                 sql, params = _pg_flush_statement(self._later, self._events, created, self._inbox)
                 returned = self.conn.exec_driver_sql(sql, params).all() if self._events else []
@@ -421,10 +421,16 @@ def _insert_events(conn: Connection, events: list[dict[str, Any]], created: int)
 class Store:
     """The node's database: an engine, its audit log and its wake-up hub."""
 
-    def __init__(self, engine: Engine, audit: AuditLog | None, hub: WakeupHub) -> None:
+    def __init__(
+        self, engine: Engine, audit: AuditLog | None, hub: WakeupHub, *, pipelined: bool = True
+    ) -> None:
         self.engine = engine
         self.audit = audit
         self.hub = hub
+        #: PostgreSQL: send the last statements with the COMMIT (Writer._flush).
+        #: False runs them one by one, the audit append in Python, as with a
+        #: driver without pipeline mode: the baseline of bench/node_writes.py.
+        self.pipelined = pipelined
         #: counts committed events and audited outcomes (node.metrics), when set
         self.metrics: NodeMetrics | None = None
         # events this process committed, by seq (see feed_after)
@@ -442,7 +448,7 @@ class Store:
         with self.engine.begin() as conn:
             w = Writer(conn)
             yield w
-            w._flush(self.audit)
+            w._flush(self.audit, pipelined=self.pipelined)
         if w._events:
             # Feeds first: waking a thread does not run it, and the threads
             # woken earlier are first in line for the interpreter.
