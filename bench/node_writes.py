@@ -1,4 +1,4 @@
-"""Node write transactions per second on PostgreSQL: one by one, pipelined, grouped.
+"""Node write transactions per second on PostgreSQL: pipelined against one by one.
 
 Run ``.venv/bin/python -m bench.node_writes`` (``--quick`` for a smoke run,
 ``--json`` for machine-readable output, ``--threads 4,16``, ``--seconds``,
@@ -21,10 +21,8 @@ its writes), then one unit of work shaped like issuing an alert: an
 ``alert.issued`` event and two audit entries. The **pipelined** store is the
 node's; the **one-by-one** store (``Store(pipelined=False)``) sends the
 event statement, then the audit append computed in Python, then the
-``COMMIT``, as the node did before; **grouped** units
-(``write(grouped=True)``, as ``CreateAlert`` runs) are committed together
-with those of other threads that finish meanwhile. The modes alternate in
-rounds, so that a drift of the machine hits each.
+``COMMIT``, as the node did before. The two alternate in rounds, so that a
+drift of the machine hits both.
 """
 
 from __future__ import annotations
@@ -41,10 +39,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import _harness as h
 
-MODES = ("one_by_one", "pipelined", "grouped")
+MODES = ("one_by_one", "pipelined")
 
 
-def _measure(db_url: str, *, mode: str, threads: int, seconds: float) -> dict[str, Any]:
+def _measure(db_url: str, *, pipelined: bool, threads: int, seconds: float) -> dict[str, Any]:
     from intelshare import migrate
     from intelshare.audit.log import AuditLog
     from intelshare.db import make_engine
@@ -59,8 +57,7 @@ def _measure(db_url: str, *, mode: str, threads: int, seconds: float) -> dict[st
     key = Ed25519PrivateKey.generate()
     audit = AuditLog(engine, "nl-customs", key, key_id(raw_public(key.public_key())))
     hub = WakeupHub(None)
-    store = Store(engine, audit, hub, pipelined=mode != "one_by_one")
-    grouped = mode == "grouped"
+    store = Store(engine, audit, hub, pipelined=pipelined)
     work_key = Ed25519PrivateKey.generate()
     latencies: list[float] = []
     lock = threading.Lock()
@@ -74,7 +71,7 @@ def _measure(db_url: str, *, mode: str, threads: int, seconds: float) -> dict[st
         while time.monotonic() < stop_at[0]:
             work_key.sign(json.dumps({"writer": n, "i": i, "pad": "x" * 512}).encode())
             t0 = time.perf_counter()
-            with store.write(grouped=grouped) as w:
+            with store.write() as w:
                 w.event("alert.issued", alert_id=f"a-{n}-{i}")
                 w.audit("alert_issued", {"alert_id": f"a-{n}-{i}", "officer_id": f"o-{n}"})
                 w.audit("sealed", {"message_id": f"m-{n}-{i}", "kind": "ALERT"})
@@ -136,7 +133,7 @@ def run(
                         case[mode].append(
                             _measure(
                                 dbs["node"],
-                                mode=mode,
+                                pipelined=mode == "pipelined",
                                 threads=n,
                                 seconds=seconds,
                             )
@@ -148,9 +145,6 @@ def run(
                 ]
             case["ratio"] = h.ratio(
                 case["pipelined_median_per_second"], case["one_by_one_median_per_second"]
-            )
-            case["grouped_ratio"] = h.ratio(
-                case["grouped_median_per_second"], case["one_by_one_median_per_second"]
             )
             result["cases"].append(case)
     return result
@@ -173,9 +167,7 @@ def report(result: dict[str, Any]) -> str:
         "its answer while the event counter and audit state rows stay locked. "
         "**pipelined** is the node's path now: the audit append computed by the "
         "database (`audit_append_v1`) and both statements sent with the `COMMIT` in "
-        "one round trip. **grouped** is how the node commits `CreateAlert`: units that "
-        "finish while a commit is in flight are written together by the next one "
-        "(`node/group_commit.py`). Rounds alternate the three; every run checks its audit log "
+        "one round trip. Rounds alternate the two; every run checks its audit log "
         f"(`verify`) and event count. {result['rounds']} rounds of "
         f"{result['seconds']:g} s per mode.",
         "",
@@ -195,11 +187,8 @@ def report(result: dict[str, Any]) -> str:
             )
     lines.append("")
     lines.append(
-        "Median transactions per second against one by one: "
-        + "; ".join(
-            f"{c['threads']} threads pipelined {c['ratio']:g}, grouped {c['grouped_ratio']:g}"
-            for c in result["cases"]
-        )
+        "Median transactions per second, pipelined / one by one: "
+        + "; ".join(f"{c['threads']} threads {c['ratio']:g}" for c in result["cases"])
         + "."
     )
     return "\n".join(lines)

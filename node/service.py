@@ -52,8 +52,6 @@ class Idempotent:
         request_id: str,
         response_type: type[_M],
         operation: Callable[[Writer], _M],
-        *,
-        grouped: bool = False,
     ) -> _M:
         if request_id and not _REQUEST_ID.fullmatch(request_id):
             raise errors.InvalidArgument(
@@ -61,7 +59,7 @@ class Idempotent:
                 violations={"request_id": "1-64 characters of [A-Za-z0-9_-]"},
             )
         if not request_id:
-            with self.store.write(grouped=grouped) as w:
+            with self.store.write() as w:
                 return operation(w)
         copy = type(request)()
         copy.CopyFrom(request)
@@ -70,7 +68,7 @@ class Idempotent:
         try:
             # The look-up runs in the mutation's own transaction: one connection
             # and transaction per call, not one to look and another to write.
-            with self.store.write(grouped=grouped) as w:
+            with self.store.write() as w:
                 stored = self.store.stored_response(
                     request_id,
                     officer_id=officer.officer_id,
@@ -131,7 +129,6 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):
             request.request_id,
             alert_pb2.Alert,
             lambda w: self.alerts.issue(w, officer, request.alert),
-            grouped=True,  # issuing only reads, then hands its rows to the writer
         )
 
     @translate_errors

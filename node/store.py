@@ -46,9 +46,7 @@ the rows stay locked for the server's work and the WAL flush only, never
 while this process waits for an answer or for the interpreter. Issuing an
 alert thus sends everything it writes and its ``COMMIT`` in one round trip. On SQLite the
 database write lock is the whole transaction's anyway, and the audit batch
-is appended in Python (:meth:`AuditLog.append_many`). Units that only read
-through their connection can be committed together with those of other
-threads (``write(grouped=True)``, :mod:`node.group_commit`): issuing does.
+is appended in Python (:meth:`AuditLog.append_many`).
 
 Committed events are also kept in memory for a while (:meth:`Store.feed_after`):
 committed sequence numbers have no gaps (a rolled-back allocation is rolled
@@ -85,7 +83,6 @@ from intelshare.db import is_pg, pg_cursor, pg_execute_and_commit
 from intelshare.errors import RequestIdReused
 from intelshare.wakeup import WakeupHub
 from node import tables as t
-from node.group_commit import GroupCommit
 
 if TYPE_CHECKING:
     from node.metrics import NodeMetrics
@@ -149,9 +146,6 @@ class Writer:
     seqs: list[int] = field(default_factory=list)
     created_ms: int = 0
     _inbox: int | None = None
-    # set by node.group_commit when the unit was committed with others
-    _group_done: bool = False
-    _group_error: BaseException | None = None
 
     def event(
         self,
@@ -447,43 +441,14 @@ class Store:
         # commits with events made by this process (see wait_commit)
         self._commits = 0
         self._commit_cond = threading.Condition()
-        dialect = engine.dialect
-        #: units of work committed together (write(grouped=True)); PostgreSQL only
-        self.groups: GroupCommit | None = (
-            GroupCommit(self._commit_together)
-            if pipelined and dialect.name == "postgresql" and dialect.driver == "psycopg"
-            else None
-        )
 
     @contextmanager
-    def write(self, *, grouped: bool = False) -> Iterator[Writer]:
-        """A unit of work: commit on success with its events and audit entries.
-
-        ``grouped``: the unit only reads through ``w.conn`` and hands every
-        change to the writer (rows inserted later, events, audit entries);
-        on PostgreSQL it is then committed together with the units other
-        threads finish meanwhile (:mod:`node.group_commit`), and its reads
-        run in a ``READ ONLY`` transaction of their own. Elsewhere it is an
-        ordinary unit of work.
-        """
-        if grouped and self.groups is not None:
-            with self.engine.connect() as conn:
-                raw: Any = conn.connection.driver_connection
-                raw.read_only = True
-                try:
-                    w = Writer(conn)
-                    yield w
-                finally:
-                    conn.rollback()
-                    raw.rollback()  # what was read through psycopg's own cursor
-                    raw.read_only = None
-            if w._later or w._events or w._audits:
-                self.groups.commit(w)
-        else:
-            with self.engine.begin() as conn:
-                w = Writer(conn)
-                yield w
-                w._flush(self.audit, pipelined=self.pipelined)
+    def write(self) -> Iterator[Writer]:
+        """A unit of work: commit on success with its events and audit entries."""
+        with self.engine.begin() as conn:
+            w = Writer(conn)
+            yield w
+            w._flush(self.audit, pipelined=self.pipelined)
         if w._events:
             # Feeds first: waking a thread does not run it, and the threads
             # woken earlier are first in line for the interpreter.
@@ -495,24 +460,6 @@ class Store:
             self.wake_committed()
         if self.metrics is not None:
             self.metrics.committed([(e["type"], e["agency_id"]) for e in w._events], w._audits)
-
-    def _commit_together(self, units: list[Writer]) -> None:
-        """One transaction for the changes of ``units`` (see :mod:`node.group_commit`)."""
-        with self.engine.begin() as conn:
-            w = Writer(conn)
-            for unit in units:
-                if unit._inbox is not None:
-                    raise RuntimeError("an inbox cursor cannot be committed in a group")
-                w._later.extend(unit._later)
-                w._events.extend(unit._events)
-                w._audits.extend(unit._audits)
-            w._flush(self.audit, pipelined=True)
-        first = 0
-        for unit in units:
-            n = len(unit._events)
-            unit.seqs = w.seqs[first : first + n]
-            unit.created_ms = w.created_ms
-            first += n
 
     def record_audit(self, event: str, fields: Mapping[str, FieldValue]) -> None:
         with self.write() as w:

@@ -18,24 +18,17 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.config import GatewayConfig
 from gateway.server import RunningGateway
 from gateway.server import start as start_gateway
-from intelshare import devfed, migrate
-from intelshare.audit.log import AuditLog
-from intelshare.db import make_engine
+from intelshare import devfed
 from intelshare.gateway_client import GatewayClient
-from intelshare.ids import key_id
-from intelshare.keys import raw_public
-from intelshare.wakeup import WakeupHub
 from node.auth import OfficerRegistry
 from node.client import NodeClient
 from node.config import NodeConfig
-from node.server import MIGRATIONS, Node
+from node.server import Node
 from node.server import start as start_node
-from node.store import Store
 from tests.conftest import PG_ADMIN_URL
 
 AGENCIES = [
@@ -144,19 +137,6 @@ def publish_treaties(fed: devfed.LocalFederation, port: int) -> None:
     ) as client:
         for tid in fed.treaties:
             client.publish_treaty(fed.signed_treaty(tid).to_proto())
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    """A node's store (migrations, audit log, a local wake-up hub) on ``db_url``."""
-    engine = make_engine(db_url)
-    migrate.upgrade(engine, MIGRATIONS)
-    key = Ed25519PrivateKey.generate()
-    audit = AuditLog(engine, "nl-customs", key, key_id(raw_public(key.public_key())))
-    hub = WakeupHub(None)
-    yield Store(engine, audit, hub)
-    hub.close()
-    engine.dispose()
 
 
 @pytest.fixture

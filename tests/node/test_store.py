@@ -10,22 +10,39 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from intelshare import migrate
-from intelshare.audit.log import audit_entries
+from intelshare.audit.log import AuditLog, audit_entries
 from intelshare.db import make_engine
 from intelshare.errors import RequestIdReused
+from intelshare.ids import key_id
+from intelshare.keys import raw_public
+from intelshare.wakeup import WakeupHub
 from node import tables as t
 from node.auth import OfficerRegistry, Permission
 from node.server import MIGRATIONS
 from node.store import EVENTS_TOPIC, Store
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    engine = make_engine(db_url)
+    migrate.upgrade(engine, MIGRATIONS)
+    key = Ed25519PrivateKey.generate()
+    audit = AuditLog(engine, "nl-customs", key, key_id(raw_public(key.public_key())))
+    hub = WakeupHub(None)
+    yield Store(engine, audit, hub)
+    hub.close()
+    engine.dispose()
 
 
 def test_migrations_match_the_table_definitions(store: Store) -> None:

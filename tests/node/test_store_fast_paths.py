@@ -13,15 +13,34 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from intelshare.audit.log import audit_entries
+from intelshare import migrate
+from intelshare.audit.log import AuditLog, audit_entries
+from intelshare.db import make_engine
+from intelshare.ids import key_id
+from intelshare.keys import raw_public
 from intelshare.wakeup import WakeupHub
 from node import tables as t
+from node.server import MIGRATIONS
 from node.store import EVENTS_TOPIC, Store, Writer, is_unique_violation
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    engine = make_engine(db_url)
+    migrate.upgrade(engine, MIGRATIONS)
+    key = Ed25519PrivateKey.generate()
+    audit = AuditLog(engine, "nl-customs", key, key_id(raw_public(key.public_key())))
+    hub = WakeupHub(None)
+    yield Store(engine, audit, hub)
+    hub.close()
+    engine.dispose()
 
 
 def _request(request_id: str, n: int) -> dict[str, object]:
