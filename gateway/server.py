@@ -15,9 +15,10 @@ import grpc
 from gateway.config import GatewayConfig
 from gateway.service import GatewayServicer, GatewayState, background_loop, inbox_response_bytes
 from gateway.store import GatewayStore
+from gateway.store import metadata as store_metadata
 from intelshare import migrate
-from intelshare.audit.log import AuditLog
-from intelshare.db import make_engine
+from intelshare.audit.log import AuditLog, audit_metadata
+from intelshare.db import make_engine, warm_pool
 from intelshare.directory import Anchor
 from intelshare.grpc_server import ManagedServer
 from intelshare.ids import key_id
@@ -79,6 +80,7 @@ def start(config: GatewayConfig) -> RunningGateway:
     # transaction): the store runs a transaction again on a new connection
     # when the server had dropped the old one.
     store = open_store(config, pool_pre_ping=False)
+    warm_pool(store.engine, [*store_metadata.tables, *audit_metadata.tables])  # see warm_pool
     audit = store.audit
     load_tls_key(config.tls_key)  # refuse a loose or wrong key before grpc reads it
     hub = WakeupHub(config.redis_url, channel_prefix=config.redis_prefix)

@@ -40,6 +40,11 @@ class NodeConfig:
     )
     redis_prefix: str = setting("intelshare:node:", doc="Redis channel prefix for wake-ups")
     max_workers: int = setting(32, doc="gRPC worker threads (each open feed holds one)")
+    database_pool_size: int = setting(
+        10,
+        doc="PostgreSQL connections the node keeps open, all opened at start (more may open "
+        "under a burst and are closed after it)",
+    )
     health_listen: str | None = setting(
         None, doc="host:port of a plaintext port serving only grpc.health.v1 (for probes)"
     )
@@ -124,6 +129,8 @@ class NodeConfig:
             raise ConfigError("node.agency_id: required")
         if self.max_workers < 4:
             raise ConfigError("node.max_workers: must be at least 4")
+        if self.database_pool_size < 1:
+            raise ConfigError("node.database_pool_size: must be at least 1")
         if not 1 <= self.max_alert_days <= 3660:
             raise ConfigError("node.max_alert_days: must be between 1 and 3660")
         if self.control_message_days < 1:

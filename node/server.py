@@ -30,8 +30,8 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import DisconnectionError
 
 from intelshare import errors, migrate
-from intelshare.audit.log import AuditLog
-from intelshare.db import make_engine
+from intelshare.audit.log import AuditLog, audit_metadata
+from intelshare.db import make_engine, warm_pool
 from intelshare.directory import Anchor
 from intelshare.gateway_client import GatewayClient
 from intelshare.grpc_server import ManagedServer
@@ -40,6 +40,7 @@ from intelshare.metrics import MetricsServer
 from intelshare.tls import server_credentials
 from intelshare.v1 import alert_service_pb2_grpc, case_service_pb2_grpc
 from intelshare.wakeup import WakeupHub
+from node import tables as t
 from node.alerts import Alerts
 from node.auth import OfficerRegistry
 from node.case_service import CaseServicer
@@ -167,7 +168,9 @@ def open_database(config: NodeConfig) -> Store:
     if config.database_url.startswith("sqlite"):
         engine = make_engine(config.database_url)
     else:
-        engine = make_engine(config.database_url, pool_pre_ping=False)
+        engine = make_engine(
+            config.database_url, pool_pre_ping=False, pool_size=config.database_pool_size
+        )
         _ping_when_idle(engine)
     migrate.upgrade(engine, MIGRATIONS)
     keys = AgencyKeys.load(config.identity_dir)
@@ -242,6 +245,7 @@ def build(config: NodeConfig) -> Node:
 def start(config: NodeConfig) -> Node:
     """Build the node, fetch trust material if the gateway answers, start serving."""
     node = build(config)
+    warm_pool(node.store.engine, [*t.metadata.tables, *audit_metadata.tables])
     try:
         node.refresh_trust()
     except errors.IntelshareError as exc:

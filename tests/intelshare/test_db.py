@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from sqlalchemy import text
+from pathlib import Path
 
-from intelshare.db import make_engine, normalize_url
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from intelshare.db import make_engine, normalize_url, warm_pool
 
 
 def test_postgres_urls_use_psycopg3() -> None:
@@ -91,3 +95,42 @@ def test_postgres_sessions_commit_durably_even_where_the_database_says_otherwise
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_warm_pool_opens_the_pool_with_the_tables_loaded(db_url: str) -> None:
+    """Every connection the pool keeps is open before the first request needs it."""
+    engine = make_engine(db_url, pool_size=3)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE warm_me (id int PRIMARY KEY)")
+    database = engine.url.database
+    import psycopg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    def sessions() -> int:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+    engine.dispose()
+    assert sessions() == 0
+    assert warm_pool(engine, ["warm_me"]) == 3
+    assert engine.pool.checkedin() == 3  # type: ignore[attr-defined]
+    assert sessions() == 3
+    with engine.connect() as conn:  # a kept connection: no new session
+        assert conn.exec_driver_sql("SELECT count(*) FROM warm_me").scalar() == 0
+    assert sessions() == 3
+    with pytest.raises(DBAPIError):  # a missing table is the caller's mistake, raised
+        warm_pool(engine, ["no_such_table"])
+    assert engine.pool.checkedin() == 3  # and the pool is intact
+    engine.dispose()
+
+
+def test_warm_pool_does_nothing_on_sqlite(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert warm_pool(engine, ["anything"]) == 0
+    engine.dispose()

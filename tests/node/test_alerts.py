@@ -657,3 +657,18 @@ def test_watch_alerts_rechecks_access_for_every_batch(three: Three) -> None:
     assert seen == []
     assert ended
     assert isinstance(ended[0], errors.Unauthenticated)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_started_node_has_its_database_connections_open(cluster: Cluster) -> None:
+    """The pool is open at start (node.database_pool_size), not grown by the first burst."""
+    node = cluster.start_node("nl-customs", database_pool_size=8)
+    engine = node.node.store.engine
+    pool = engine.pool
+    assert pool.checkedin() + pool.checkedout() >= 8  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        sessions = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        ).scalar()
+    assert sessions is not None
+    assert sessions >= 8  # the node's threads alone hold two or three
