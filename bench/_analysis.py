@@ -510,18 +510,60 @@ def analysis(results: dict[str, dict[str, Any]]) -> str:
         "1 ms in every process (tried in alternating runs) made latency worse at 10 and "
         "55/s (p50 16.1 to 19.0 ms against 14.4 to 15.6 ms), so it stays at the default.",
         "",
+        "### Sixth session (2026-12-04, late): the issuing node's writers stop queueing",
+        "",
+        "Sampling `pg_stat_activity` every 20 ms during 100 alerts/s showed where the "
+        "tail came from: nl-customs' transactions queued on the event counter row "
+        "(`Lock: transactionid`) behind one another's WAL flushes. Every event-writing "
+        "transaction of a node holds the counter row and the audit state row from the "
+        "statement that takes them until its commit, and in between it waited twice "
+        "for its own process: for the answer, then for the interpreter (shared by "
+        "dozens of threads) to compute the audit append in Python and send it, and "
+        "again to send `COMMIT`. Two changes:",
+        "",
+        "1. The audit append is computed by the database (`audit_append_v1`, a PL/pgSQL "
+        "function the node's migration 0005 creates; the tests compare it with the "
+        "Python tree subtree by subtree) and the node sends its last two statements and "
+        "`COMMIT` in one round trip (psycopg's pipeline mode). Section *Node write "
+        "transactions* measures it in one process: with 4 writer threads 1263 to 1363 "
+        "transactions/s one by one against 1997 to 2044 pipelined (p99 11 against 4.7 "
+        "ms), with 16 threads p99 59 against 34 to 40 ms.",
+        "2. Node and gateway open their PostgreSQL pools at start and have each "
+        "connection load the service's tables and indexes (`intelshare.db.warm_pool`; "
+        "the node's pool is 10 connections, `database_pool_size`). In the first eight "
+        "seconds at 100/s the issuing node used to open four new server backends and "
+        "had p99 74 and 83 ms in two runs, against 24 and 31 ms when 1.5 s at 100/s "
+        "had opened them first; with the change, four 8-second windows at 100/s had "
+        "p99 33 to 51 ms and the nodes opened no connection.",
+        "",
+        "Section 3 above is the run after both (2026-12-05 00:10 UTC): p50 10.7 ms and "
+        "p99 24.4 ms at 100/s, 150/s sustainable. Two more runs of 10 and 100/s within "
+        "five minutes gave p50 12.3 and 11.2 ms, p99 50.2 and 27.0 ms at 100/s. The "
+        "same code before the pool change gave p99 129.3 ms at 100/s in its bench run "
+        "(80/s sustainable), and this session's first run of the session-start code "
+        "p50 14.4 and p99 144.4 ms. Quiet minutes flatter every version: paired "
+        "8-second windows of the session-start code reached p99 19 to 39 ms in one "
+        "quiet quarter hour, so compare within a run.",
+        "",
+        "Tried and reverted: committing `CreateAlert`s of concurrent officers in one "
+        "transaction (leader and followers, the unit's reads in a `READ ONLY` "
+        "transaction of its own). With 16 writer threads it doubled the rate (2000 to "
+        "2535 transactions/s, p99 11 to 16 ms), but in the federation at 100/s it cost "
+        "nl-customs' PostgreSQL backends about 0.9 ms more CPU per alert (2.9 against "
+        "2.0 ms, per-backend CPU from /proc) and raised p50 to 16.7 to 23.8 ms against "
+        "13.3 to 15.2 ms, in alternating runs: at this rate officers rarely overlap, "
+        "and the extra transaction and connection per alert cost more than the shared "
+        "flushes saved.",
+        "",
         "### What is next",
         "",
-        "1. **The end-to-end target** needs the whole federation at about 10 to 12 ms of "
-        "CPU per alert at 100/s on this machine (two cores, PostgreSQL included, room "
-        "left for queueing); it spends about 25 ms now. The profiles are flat: no "
-        "function holds more than a few per cent; what is left is Python around each "
-        "statement (psycopg's per-call code, about 15 to 20 % of each process), each "
-        "gRPC call (the server's per-call machinery, about 10 to 15 %), leaf building "
-        "and JSON encoding. The next large step is structural: fewer transactions per "
-        "alert on the issuing node (`CreateAlert`, the sender's acceptance record and "
-        "the relay's claim are three) and fewer audit appends per alert (about 8, each "
-        "the costliest statement of its database).",
+        "1. **CPU per alert** is what bounds the highest sustainable rate (150/s now, "
+        "about 12 to 14 ms per alert across our processes and PostgreSQL at 100/s). "
+        "The profiles are flat: Python around each statement (psycopg's per-call "
+        "code), each gRPC call, leaf building and JSON encoding. Structural steps "
+        "left: fewer transactions per alert on the issuing node (`CreateAlert`, the "
+        "sender's acceptance record and the relay's claim are three) and the WAL "
+        "volume, about 25 KB per alert across the three databases.",
         "2. **The gateway submit target** (>= 0.4 of a bare echo) sat at the floor of "
         "the work a submit cannot skip in the runs of 2026-12-04 (see the floor and the "
         "fifth session above): not reachable on this machine with one submitter on "

@@ -98,7 +98,7 @@ def warm_pool(engine: Engine, tables: Sequence[str]) -> int:
     backend's caches on first use. Under a first burst of load (the first
     busy minute after a start) those first uses land on the requests of the
     moment, and on a node on the transactions every other writer waits for:
-    in the latency bench, the first ten seconds at 100 alerts/s opened four
+    in the latency bench, the first eight seconds at 100 alerts/s opened four
     connections at the issuing node and had a p99 of 74 to 83 ms, against
     24 to 31 ms once they were open. Planning ``SELECT 1 FROM t LIMIT 0``
     loads a table and all its indexes and reads no row. Returns how many
