@@ -79,7 +79,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, upd
 from sqlalchemy.exc import IntegrityError
 
 from intelshare.audit.log import AuditLog, FieldValue
-from intelshare.db import is_pg, pg_cursor, pg_execute_and_commit
+from intelshare.db import is_pg, pg_cursor, pg_execute, pg_execute_and_commit
 from intelshare.errors import RequestIdReused
 from intelshare.wakeup import WakeupHub
 from node import tables as t
@@ -230,7 +230,13 @@ class Writer:
         if self.conn.dialect.name == "postgresql":  # another driver, or not pipelined
             if self._events or self._later or self._inbox is not None:
                 sql, params = _pg_flush_statement(self._later, self._events, created, self._inbox)
-                returned = self.conn.exec_driver_sql(sql, params).all() if self._events else []
+                if is_pg(self.conn):  # psycopg's own execute, as the hot path always had
+                    returned: Sequence[Any] = pg_execute(self.conn, sql, params)[1]
+                elif self._events:
+                    returned = self.conn.exec_driver_sql(sql, params).all()
+                else:  # nothing returned to fetch
+                    self.conn.exec_driver_sql(sql, params)
+                    returned = []
                 self.seqs = _seqs(returned, len(self._events))
         else:
             for table, rows in self._later:

@@ -19,7 +19,9 @@ hash in Python, and by the tests that compare the two on the same leaves.
 
 Migrations must not import live definitions, so this text is frozen as
 version 1: a change is a new function (``audit_append_v2``) created by a new
-migration, never an edit here. Both services' migrations create it; it is
+migration, never an edit here. The node's migrations create it (and
+:func:`intelshare.audit.log.create_tables`; the gateway keeps the Python
+append, whose signed heads and in-memory proofs its receipts need). It is
 PostgreSQL only (SQLite appends stay in Python: the database write lock is
 the whole transaction's anyway).
 """
@@ -27,8 +29,6 @@ the whole transaction's anyway).
 from __future__ import annotations
 
 from typing import Any
-
-NAME = "audit_append_v1"
 
 # Arguments: the log id (written into the state row by the first append,
 # checked by every later one), the entries as a JSON list of

@@ -576,6 +576,19 @@ _SQLITE_LOCK = "UPDATE audit_state SET size = size WHERE id = 1 RETURNING log_id
 _PG_LOCK = "SELECT log_id, size, frontier FROM audit_state WHERE id = 1 FOR UPDATE"
 
 
+def _leaf_index(events: Sequence[str], leaves: Sequence[bytes]) -> str:
+    """``[[event, offset, length], ...]`` into ``b"".join(leaves)``, as compact JSON.
+
+    How a batch's leaves travel to PostgreSQL: one byte string cut apart by
+    offset in SQL, whatever the number of entries (see :func:`_write_batch`).
+    """
+    index, offset = [], 0
+    for event, data in zip(events, leaves, strict=True):
+        index.append((event, offset, len(data)))
+        offset += len(data)
+    return _compact_json(index)
+
+
 def _write_batch(
     conn: Connection,
     *,
@@ -600,10 +613,7 @@ def _write_batch(
         # SQL: binding arrays costs psycopg a Python dumper per element and
         # per array, several times the statement's own client time here.
         # Bytes stay bytes (offsets into one bytea), so nothing is re-encoded.
-        entries, offset = [], 0
-        for ev, data in zip(events, leaves, strict=True):
-            entries.append((ev, offset, len(data)))
-            offset += len(data)
+        entries = _leaf_index(events, leaves)
         if any(len(h) != merkle.HASH_SIZE for h in hashes) or any(
             len(node) != merkle.HASH_SIZE for _, _, node in completed
         ):
@@ -611,7 +621,7 @@ def _write_batch(
         params: dict[str, Any] = {
             "now": now,
             "first": first,
-            "entries": _compact_json(entries),
+            "entries": entries,
             "leaves": b"".join(leaves),
             "hashes": b"".join(hashes),
             "nodes": _compact_json([(level, index) for level, index, _ in completed]),
@@ -759,11 +769,7 @@ class AuditLog:
         The same contract as :meth:`append` otherwise. With no entries and
         no ``sign`` nothing is read or written.
         """
-        now = self._clock()
-        if now.tzinfo is None:
-            raise InvalidArgument("audit time must be timezone-aware")
-        stamp = _rfc3339(now)
-        leaves = [_leaf(event, stamp, fields) for event, fields in entries]
+        now, leaves = self._leaves(entries)
         if not conn.in_transaction():
             raise InvalidArgument("AuditLog.append must run inside a transaction (conn.begin())")
         if not leaves and not sign:
@@ -847,24 +853,24 @@ class AuditLog:
         """
         if not entries:
             raise InvalidArgument("an append statement needs at least one entry")
-        now = self._clock()
-        if now.tzinfo is None:
-            raise InvalidArgument("audit time must be timezone-aware")
-        stamp = _rfc3339(now)
-        index, offset = [], 0
-        leaves = []
-        for event, fields in entries:
-            data = _leaf(event, stamp, fields)
-            leaves.append(data)
-            index.append((event, offset, len(data)))
-            offset += len(data)
+        now, leaves = self._leaves(entries)
         params = {
             "log_id": self._log_id,
-            "entries": _compact_json(index),
+            "entries": _leaf_index([event for event, _ in entries], leaves),
             "leaves": b"".join(leaves),
             "at": now,
         }
         return append_v1.CALL, params
+
+    def _leaves(
+        self, entries: Sequence[tuple[str, Mapping[str, FieldValue]]]
+    ) -> tuple[datetime, list[bytes]]:
+        """The batch's time and its leaves, checked (:class:`InvalidArgument`)."""
+        now = self._clock()
+        if now.tzinfo is None:
+            raise InvalidArgument("audit time must be timezone-aware")
+        stamp = _rfc3339(now)
+        return now, [_leaf(event, stamp, fields) for event, fields in entries]
 
     def record(self, event: str, fields: Mapping[str, FieldValue]) -> int:
         """Append an entry in a transaction of its own; return its index."""
