@@ -525,9 +525,10 @@ def analysis(results: dict[str, dict[str, Any]]) -> str:
         "function the node's migration 0005 creates; the tests compare it with the "
         "Python tree subtree by subtree) and the node sends its last two statements and "
         "`COMMIT` in one round trip (psycopg's pipeline mode). Section *Node write "
-        "transactions* measures it in one process: with 4 writer threads 1263 to 1363 "
-        "transactions/s one by one against 1997 to 2044 pipelined (p99 11 against 4.7 "
-        "ms), with 16 threads p99 59 against 34 to 40 ms.",
+        "transactions* measures it in one process: with 4 writer threads 1263 to 1443 "
+        "transactions/s one by one against 1755 to 1848 pipelined (p99 7.3 to 12.2 "
+        "against 4.4 to 5.4 ms); with 16 threads about the same rate and p99 62 to 74 "
+        "against 42 to 49 ms.",
         "2. Node and gateway open their PostgreSQL pools at start and have each "
         "connection load the service's tables and indexes (`intelshare.db.warm_pool`; "
         "the node's pool is 10 connections, `database_pool_size`). In the first eight "
