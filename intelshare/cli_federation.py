@@ -36,7 +36,7 @@ from intelshare.directory import (
     certificate_fingerprint,
     verify_directory,
 )
-from intelshare.errors import ConfigError, DirectoryInvalid
+from intelshare.errors import ConfigError, DirectoryInvalid, InvalidArgument
 from intelshare.keys import SIGNING_KEY_FILE, AgencyKeys
 
 DIR_ENV = "INTELSHARE_FEDERATION_DIR"
@@ -169,6 +169,12 @@ def _show_issued(issued: fedmod.IssuedAgency, where: Path, what: str, as_json: b
 
 def _source_options(f: Any) -> Any:
     f = click.option(
+        "--fingerprint",
+        help="The request's fingerprint as the agency read it to you "
+        "(`intelshare federation request` prints it); refused if it differs. "
+        "Without it you are shown the fingerprint and asked to confirm it.",
+    )(f)
+    f = click.option(
         "--out",
         "out_dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -182,14 +188,64 @@ def _source_options(f: Any) -> Any:
     )(f)
 
 
+def _normal_fingerprint(text: str) -> str:
+    return re.sub(r"[\s:-]", "", text).lower()
+
+
+def _check_fingerprint(agency: str, request: bytes, given: str | None) -> str:
+    """The request's fingerprint, once the operator has confirmed it is the agency's.
+
+    A request travels by mail or a file share, where it can be swapped for
+    one carrying someone else's keys; the fingerprint the agency reads out
+    over another channel is what tells the two apart. So nothing is enrolled
+    until it matches: ``given`` (``--fingerprint``), or the operator's answer
+    to the question.
+    """
+    req = fedmod.parse_enrolment_request(request)
+    if req.agency_id != agency:
+        raise InvalidArgument(f"the request is for {req.agency_id!r}, not for {agency!r}")
+    fingerprint = fedmod.request_fingerprint(request)
+    if given is not None:
+        if _normal_fingerprint(given) != _normal_fingerprint(fingerprint):
+            raise InvalidArgument(
+                f"the request's fingerprint is {fingerprint}, not {given.strip()!r}: it is not "
+                f"the request {agency} made, so {agency} was not enrolled; ask the agency to send "
+                "its request again and to read you its fingerprint",
+                violations={"--fingerprint": "does not match the request"},
+            )
+        return fingerprint
+    click.echo(f"enrolment request for {agency}", err=True)
+    click.echo(f"fingerprint  {fingerprint}", err=True)
+    try:
+        confirmed = click.confirm(
+            "Is this the fingerprint the agency read to you?", default=False, err=True
+        )
+    except click.Abort:  # no answer (end of input)
+        confirmed = False
+    if not confirmed:
+        raise click.ClickException(
+            f"{agency} was not enrolled: the fingerprint was not confirmed "
+            "(answer y, or pass the fingerprint the agency read to you with --fingerprint)"
+        )
+    return fingerprint
+
+
 def _apply(
     fed: fedmod.Federation,
     agency: str,
     request_file: Path | None,
     out_dir: Path | None,
+    fingerprint: str | None,
     **kw: Any,
 ) -> tuple[fedmod.IssuedAgency, Path]:
     request = _read_request(request_file) if request_file is not None else None
+    if fingerprint is not None and request is None:
+        raise InvalidArgument(
+            "--fingerprint is for an enrolment request (--request)",
+            violations={"--fingerprint": "only with --request"},
+        )
+    if request is not None:
+        _check_fingerprint(agency, request, fingerprint)
     if "display_name" in kw:
         issued = fed.enrol(agency, request=request, out_dir=out_dir, **kw)
     else:
@@ -230,17 +286,23 @@ def enrol_cmd(
     kind: str,
     request_file: Path | None,
     out_dir: Path | None,
+    fingerprint: str | None,
     days: int,
     fed_dir: Path,
     as_json: bool,
 ) -> None:
-    """Admit AGENCY: record its public keys and issue its TLS certificate."""
+    """Admit AGENCY: record its public keys and issue its TLS certificate.
+
+    With --request, the request's fingerprint is shown and must be confirmed
+    (or given with --fingerprint) as the one the agency read to you.
+    """
     fed = _open(fed_dir)
     issued, where = _apply(
         fed,
         agency,
         request_file,
         out_dir,
+        fingerprint,
         display_name=name,
         country=country,
         kind=kind,
@@ -259,13 +321,14 @@ def rotate_cmd(
     agency: str,
     request_file: Path | None,
     out_dir: Path | None,
+    fingerprint: str | None,
     days: int,
     fed_dir: Path,
     as_json: bool,
 ) -> None:
     """Give AGENCY new keys; old ones keep verifying what they signed before now."""
     fed = _open(fed_dir)
-    issued, where = _apply(fed, agency, request_file, out_dir, cert_days=days)
+    issued, where = _apply(fed, agency, request_file, out_dir, fingerprint, cert_days=days)
     _show_issued(issued, where, "rotated", as_json)
 
 

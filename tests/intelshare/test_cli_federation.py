@@ -65,6 +65,7 @@ def _setup(run: CliRunnerCall) -> None:
         "police",
         "--request",
         "be.req",
+        stdin="y\n",  # the operator confirms the fingerprint the agency read out
     )
 
 
@@ -104,6 +105,8 @@ def test_round_trip(run: CliRunnerCall, tmp_path: Path) -> None:
         "police",
         "--request",
         req["request"],
+        "--fingerprint",
+        req["fingerprint"],
     ).stdout
     assert "enrolled be-police" in out
     assert req["signing_key_id"] in out
@@ -146,7 +149,8 @@ def test_status_changes_and_rotation(run: CliRunnerCall, tmp_path: Path) -> None
     assert "revocation is final" in err
     run("federation", "rotate", "nl-customs", "--out", "nl2")
     run("federation", "request", "nl-customs", "--keys", "nl3", "--out", "nl3.req")
-    run("federation", "rotate", "nl-customs", "--request", "nl3.req")
+    run("federation", "rotate", "nl-customs", "--request", "nl3.req", code=1)  # not confirmed
+    run("federation", "rotate", "nl-customs", "--request", "nl3.req", stdin="y\n")
     run("directory", "publish")
     shown = run.json("directory", "show")
     assert isinstance(shown, dict)
@@ -156,6 +160,119 @@ def test_status_changes_and_rotation(run: CliRunnerCall, tmp_path: Path) -> None
     listed = run("federation", "list").stdout
     assert "revoked" in listed
     assert "last published version 1" in listed
+
+
+def _enrol_request(
+    run: CliRunnerCall, *extra: str, code: int = 0, stdin: str | None = None
+) -> Result:
+    return run(
+        "federation",
+        "enrol",
+        "be-police",
+        "--name",
+        "Belgian Federal Police",
+        "--country",
+        "BE",
+        "--kind",
+        "police",
+        "--request",
+        "be.req",
+        *extra,
+        code=code,
+        stdin=stdin,
+    )
+
+
+def _enrolled(run: CliRunnerCall) -> set[str]:
+    listed = run.json("federation", "list")
+    assert isinstance(listed, dict)
+    return set(listed["agencies"])
+
+
+def test_enrolment_shows_the_requests_fingerprint_and_asks(run: CliRunnerCall) -> None:
+    """The operator sees the fingerprint the agency saw and must say it is the same."""
+    run("federation", "init")
+    made = run("federation", "request", "be-police", "--keys", "be", "--out", "be.req").stdout
+    (fingerprint,) = [
+        line.split(None, 1)[1] for line in made.splitlines() if line.startswith("fingerprint")
+    ]
+    assert len(fingerprint.replace(" ", "")) == 32
+
+    # "no", or no answer at all, enrols nothing
+    for answer in ("n\n", ""):
+        refused = _enrol_request(run, code=1, stdin=answer)
+        assert f"fingerprint  {fingerprint}" in refused.stderr
+        assert "Is this the fingerprint the agency read to you?" in refused.stderr
+        assert "be-police was not enrolled" in refused.stderr
+        assert "--fingerprint" in refused.stderr
+        assert _enrolled(run) == set()
+
+    done = _enrol_request(run, stdin="y\n")
+    assert f"fingerprint  {fingerprint}" in done.stderr
+    assert "enrolled be-police" in done.stdout
+    assert _enrolled(run) == {"be-police"}
+
+
+def test_enrolment_compares_a_given_fingerprint(run: CliRunnerCall) -> None:
+    run("federation", "init")
+    req = run.json("federation", "request", "be-police", "--keys", "be", "--out", "be.req")
+    assert isinstance(req, dict)
+    good = req["fingerprint"]
+    wrong = ("0000" + good.replace(" ", "")[4:])[:32]
+
+    err = _enrol_request(run, "--fingerprint", wrong, code=2).stderr
+    assert f"the request's fingerprint is {good}" in err
+    assert "be-police was not enrolled" in err
+    assert "[INVALID_ARGUMENT]" in err
+    assert _enrolled(run) == set()
+
+    # Read over the phone, it may come back grouped differently or in capitals;
+    # no question is asked when it was given.
+    spoken = "-".join(good.upper().split())
+    enrolled = run.json(
+        "federation",
+        "enrol",
+        "be-police",
+        "--name",
+        "Belgian Federal Police",
+        "--country",
+        "BE",
+        "--kind",
+        "police",
+        "--request",
+        "be.req",
+        "--fingerprint",
+        spoken,
+    )
+    assert isinstance(enrolled, dict)
+    assert enrolled["signing_key_id"] == req["signing_key_id"]
+    assert _enrolled(run) == {"be-police"}
+
+
+def test_a_request_for_another_agency_is_refused_before_asking(run: CliRunnerCall) -> None:
+    run("federation", "init")
+    run("federation", "request", "nl-customs", "--keys", "nl", "--out", "be.req")
+    err = _enrol_request(run, stdin="y\n", code=2).stderr
+    assert "the request is for 'nl-customs', not for 'be-police'" in err
+    assert "fingerprint" not in err
+    err = run(
+        "federation",
+        "enrol",
+        "de-customs",
+        "--name",
+        "German Customs",
+        "--country",
+        "DE",
+        "--kind",
+        "customs",
+        "--out",
+        "de",
+        "--fingerprint",
+        "abcd",
+        code=2,
+    ).stderr
+    assert "--fingerprint is for an enrolment request" in err
+    assert _enrolled(run) == set()
 
 
 def test_server_certificate(run: CliRunnerCall, tmp_path: Path) -> None:
