@@ -88,6 +88,18 @@ class RequestIdReused(IntelshareError):
     grpc_code = "ALREADY_EXISTS"
 
 
+class SequenceOutOfRange(InvalidArgument):
+    """A sequence number or cursor is above what any queue can allocate (2^63 - 1)."""
+
+    reason = "SEQUENCE_OUT_OF_RANGE"
+
+
+class ExpiryTooFar(InvalidArgument):
+    """The message's expire_time is further ahead than the service accepts."""
+
+    reason = "EXPIRY_TOO_FAR"
+
+
 class FailedPrecondition(IntelshareError):
     """The resource is not in a state that allows this (e.g. the alert was revoked)."""
 
@@ -249,6 +261,16 @@ class FieldNotPermitted(PolicyRefused):
     reason = "FIELD_NOT_PERMITTED"
 
 
+class ReviewRequired(PolicyRefused):
+    """The treaty reserves this record kind or category for review before release.
+
+    There is no review attestation yet, so every such record is refused
+    (see :func:`intelshare.treaty.decide_review`).
+    """
+
+    reason = "REVIEW_REQUIRED"
+
+
 # --- delivery ----------------------------------------------------------------
 
 
@@ -284,6 +306,20 @@ class CursorAhead(IntelshareError):
 
     reason = "CURSOR_AHEAD"
     grpc_code = "OUT_OF_RANGE"
+
+
+class TooManyStreams(IntelshareError):
+    """As many streams are open as the service allows (in total or for the caller)."""
+
+    reason = "TOO_MANY_STREAMS"
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class StreamReplaced(IntelshareError):
+    """A newer stream of the same caller replaced this one."""
+
+    reason = "STREAM_REPLACED"
+    grpc_code = "RESOURCE_EXHAUSTED"
 
 
 class Unavailable(IntelshareError):

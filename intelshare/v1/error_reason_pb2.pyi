@@ -87,6 +87,32 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The inbox cursor is beyond the last sequence the gateway allocated (its
     queue was restored or reset): resume from the acknowledged position.
     """
+    ERROR_REASON_REVIEW_REQUIRED: _ErrorReason.ValueType  # 32
+    """The treaty reserves this record's kind or category for review
+    (review_required_for) and the message carries no review attestation
+    (there is no review flow yet). Code FAILED_PRECONDITION; metadata
+    "treaty_id", "treaty_version", "rule" ("review_required_for") and
+    "matched" (the comma-separated names of the rule that matched).
+    """
+    ERROR_REASON_TOO_MANY_STREAMS: _ErrorReason.ValueType  # 33
+    """The service already holds as many concurrent streams as it allows, in
+    total or for the caller: retry later, with backoff. Code
+    RESOURCE_EXHAUSTED; metadata "scope" ("gateway" or "agency") and "limit".
+    """
+    ERROR_REASON_STREAM_REPLACED: _ErrorReason.ValueType  # 34
+    """A newer stream of the same caller replaced this one (the number of
+    streams per caller is limited, and a reconnecting client must not wait
+    for its stale stream to time out). Code RESOURCE_EXHAUSTED; metadata
+    "limit".
+    """
+    ERROR_REASON_EXPIRY_TOO_FAR: _ErrorReason.ValueType  # 35
+    """The message's expire_time is further ahead than the service accepts.
+    Code INVALID_ARGUMENT; metadata "max_expiry_days".
+    """
+    ERROR_REASON_SEQUENCE_OUT_OF_RANGE: _ErrorReason.ValueType  # 36
+    """A sequence number or cursor is outside what any queue can allocate
+    (above 2^63 - 1). Code INVALID_ARGUMENT; metadata "max_sequence".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the values of google.rpc.ErrorInfo.reason used by
@@ -159,5 +185,31 @@ ERROR_REASON_FAILED_PRECONDITION: ErrorReason.ValueType  # 30
 ERROR_REASON_CURSOR_AHEAD: ErrorReason.ValueType  # 31
 """The inbox cursor is beyond the last sequence the gateway allocated (its
 queue was restored or reset): resume from the acknowledged position.
+"""
+ERROR_REASON_REVIEW_REQUIRED: ErrorReason.ValueType  # 32
+"""The treaty reserves this record's kind or category for review
+(review_required_for) and the message carries no review attestation
+(there is no review flow yet). Code FAILED_PRECONDITION; metadata
+"treaty_id", "treaty_version", "rule" ("review_required_for") and
+"matched" (the comma-separated names of the rule that matched).
+"""
+ERROR_REASON_TOO_MANY_STREAMS: ErrorReason.ValueType  # 33
+"""The service already holds as many concurrent streams as it allows, in
+total or for the caller: retry later, with backoff. Code
+RESOURCE_EXHAUSTED; metadata "scope" ("gateway" or "agency") and "limit".
+"""
+ERROR_REASON_STREAM_REPLACED: ErrorReason.ValueType  # 34
+"""A newer stream of the same caller replaced this one (the number of
+streams per caller is limited, and a reconnecting client must not wait
+for its stale stream to time out). Code RESOURCE_EXHAUSTED; metadata
+"limit".
+"""
+ERROR_REASON_EXPIRY_TOO_FAR: ErrorReason.ValueType  # 35
+"""The message's expire_time is further ahead than the service accepts.
+Code INVALID_ARGUMENT; metadata "max_expiry_days".
+"""
+ERROR_REASON_SEQUENCE_OUT_OF_RANGE: ErrorReason.ValueType  # 36
+"""A sequence number or cursor is outside what any queue can allocate
+(above 2^63 - 1). Code INVALID_ARGUMENT; metadata "max_sequence".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
