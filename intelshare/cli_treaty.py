@@ -17,8 +17,9 @@ the new one, never half of one.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import click
@@ -136,8 +137,80 @@ def _print_treaty(treaty: Treaty, digest: str) -> None:
     if not treaty.fields:
         click.echo("  (no fields permitted for any kind)")
     for kind in treaty.kinds:
+        if kind == "alert_update":
+            # An update carries the whole alert again, filtered as the alert was
+            # (node: redact(record, treaty, "alert")); it has no list of its own.
+            click.echo("  alert_update: the alert fields (an update carries the alert again)")
+            continue
         paths = treaty.fields.get(kind, ())
         click.echo(f"  {kind}: {', '.join(paths) if paths else '(no fields permitted)'}")
+
+
+# --- example ------------------------------------------------------------------------
+
+EXAMPLE_TEMPLATE = Template("""\
+# A treaty in the format `intelshare treaty draft` reads. Edit it to what the
+# parties agreed; then draft it, have every party sign it, and publish it to
+# the gateway. (deploy/demo-federation.yaml holds two more, in a list.)
+id: $treaty_id
+version: 1                  # raise it to amend: every party signs the new version
+title: $title
+parties: [$parties]
+valid:                      # inclusive, UTC
+  from: $valid_from
+  until: $valid_until
+# What may flow under it: alerts, their updates (an update carries the alert's
+# fields again) and hit reports back to the issuer. For joint cases add
+# case_entry and case_membership, each with its fields below.
+kinds: [alert, alert_update, hit_report]
+categories: [narcotics, counterfeit_goods, excise_fraud, suspect_shipment]
+max_handling: {code: H2, tlp: AMBER}   # the most restrictive marking allowed
+# Only these fields reach a recipient; the sender removes every other one
+# before sealing, and the recipient refuses a record that carries more.
+# A path that ends on a group (subjects.containers) keeps all of it.
+fields:
+  alert: [kind, urgency, description, subjects.persons.name, subjects.persons.nationality,
+          subjects.companies, subjects.containers, subjects.vessels, subjects.vehicles,
+          handling, tlp, evaluation, expires_at]
+  hit_report: [found_at, place, found]
+retention_days: 365         # how long a recipient keeps what it received
+onward_sharing: forbidden   # or with_originator_consent, within_treaty
+purpose: $purpose
+""")
+
+
+@treaty_group.command("example")
+@click.option("--id", "treaty_id", default="customs-demo", show_default=True, help="Treaty id.")
+@click.option(
+    "--party",
+    "parties",
+    multiple=True,
+    help="A party's agency id (repeat; default: nl-customs and de-customs).",
+)
+@click.option(
+    "--days", type=click.IntRange(min=1), default=365, show_default=True, help="Valid this long."
+)
+def example_command(treaty_id: str, parties: tuple[str, ...], days: int) -> None:
+    """Print an example treaty (YAML, commented) to edit and draft; valid from today.
+
+    intelshare treaty example --party nl-customs --party de-customs > treaty.yaml
+    """
+    chosen = list(parties) or ["nl-customs", "de-customs"]
+    today = datetime.now(UTC).date()
+    text = EXAMPLE_TEMPLATE.substitute(
+        treaty_id=treaty_id,
+        title=f"Exchange of alerts between {' and '.join(chosen)} (an example)",
+        parties=", ".join(chosen),
+        valid_from=today.isoformat(),
+        valid_until=(today + timedelta(days=days - 1)).isoformat(),
+        purpose="Prevention and detection of smuggling across the parties' borders",
+    )
+    try:
+        treaties_from_yaml(text)  # what it prints, draft accepts
+    except InvalidArgument as exc:
+        _report_violations(exc)
+        raise
+    click.echo(text, nl=False)
 
 
 # --- draft --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 import intelshare.cli_treaty  # noqa: F401 - registers the `treaty` group
 from intelshare.cli import cli
 from intelshare.keys import AgencyKeys
-from intelshare.treaty import SignedTreatyDoc, in_force, verify_signatures
+from intelshare.treaty import SignedTreatyDoc, in_force, treaties_from_yaml, verify_signatures
 from tests.intelshare.test_treaty import DATA, DictKeys
 
 #: A treaty valid for long enough that "now" is inside its window whenever the tests run.
@@ -326,3 +326,57 @@ def test_show_verifies_against_the_directory(tmp_path: Path) -> None:
     result = run("treaty", "show", file, "--directory", directory, "--anchor", other.anchor_file)
     assert result.exit_code == 2
     assert "[DIRECTORY_INVALID]" in result.stderr
+
+
+# --- example -------------------------------------------------------------------------
+
+
+def test_example_is_a_treaty_valid_from_today_that_draft_accepts(tmp_path: Path) -> None:
+    result = run("treaty", "example")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("# A treaty in the format")
+    (treaty,) = treaties_from_yaml(result.stdout)
+    today = datetime.now(UTC).date()
+    assert treaty.id == "customs-demo"
+    assert treaty.parties == ("de-customs", "nl-customs")
+    assert treaty.valid_from == today
+    assert treaty.valid_until == today + timedelta(days=364)
+    assert set(treaty.kinds) == {"alert", "alert_update", "hit_report"}
+    assert "subjects.containers" in treaty.fields["alert"]
+
+    source = write(tmp_path, "treaty.yaml", result.stdout)
+    drafted = run("treaty", "draft", source, "--out", tmp_path / "t.treaty")
+    assert drafted.exit_code == 0, drafted.output
+    assert SignedTreatyDoc.from_bytes((tmp_path / "t.treaty").read_bytes()).treaty == treaty
+
+
+def test_example_takes_parties_id_and_length() -> None:
+    result = run(
+        "treaty",
+        "example",
+        "--id",
+        "nl-be",
+        "--party",
+        "nl-customs",
+        "--party",
+        "be-police",
+        "--days",
+        "30",
+    )
+    assert result.exit_code == 0, result.output
+    (treaty,) = treaties_from_yaml(result.stdout)
+    assert (treaty.id, treaty.parties) == ("nl-be", ("be-police", "nl-customs"))
+    assert (treaty.valid_until - treaty.valid_from).days == 29
+    bad = run("treaty", "example", "--id", "Not An Id")
+    assert bad.exit_code == 2
+    assert "id: 'Not An Id' is not an id" in bad.stderr
+
+
+def test_show_says_updates_carry_the_alert_fields(tmp_path: Path) -> None:
+    """An alert update is filtered by the alert's fields; it has no list of its own."""
+    source = write(tmp_path, "treaty.yaml", run("treaty", "example").stdout)
+    assert run("treaty", "draft", source).exit_code == 0
+    shown = run("treaty", "show", tmp_path / "treaty.treaty")
+    assert shown.exit_code == 0, shown.output
+    assert "alert_update: the alert fields (an update carries the alert again)" in shown.output
+    assert "(no fields permitted)" not in shown.output
