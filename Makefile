@@ -45,6 +45,8 @@ format: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check $(SRC)
 	$(VENV)/bin/ruff check $(SRC)
+	# the import structure: layers, independence, no cycles ([tool.importlinter])
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -333,7 +333,7 @@ def analysis(results: dict[str, dict[str, Any]]) -> str:
             "",
             f"`ListAlerts` after a page token 90 % down the list costs {deep['ratio']:.1f}x "
             f"more with {gr['sizes'][1]:,} alerts than with {gr['sizes'][0]:,}, while the "
-            "node's own CPU barely moves: the time is in PostgreSQL. `node/alerts.py` "
+            "node's own CPU barely moves: the time is in PostgreSQL. `node/kinds/alerts.py` "
             "writes the keyset condition as `create_ms < c OR (create_ms = c AND alert_id "
             "< a)`; PostgreSQL cannot turn that OR into a range on "
             "`ix_node_alerts_listing`, so it walks the index from the newest row and "
@@ -441,7 +441,7 @@ def analysis(results: dict[str, dict[str, Any]]) -> str:
         "crossed the gateway (admission, store, audit, stream, acknowledgement) and was "
         "opened and stored at the issuer. Now the recipient writes the receipt it owes "
         "in the alert's transaction and seals, 0.1 s later, one receipt per issuer for "
-        "everything owed by then (`node/receipts.py`); the issuer marks every alert it "
+        "everything owed by then (`node/sharing/receipts.py`); the issuer marks every alert it "
         "names in one statement. The gateway's submit, delivery and acknowledgement "
         "statements and the audit append also moved to psycopg's own cursor.",
         "",

@@ -501,9 +501,9 @@ def publish_treaties(fed: devfed.LocalFederation, port: int) -> None:
 
 def prepare_node_db(config: Path) -> dict[str, str]:
     """Migrate a node's database and add one officer per role; the tokens by role."""
-    from node.auth import OfficerRegistry
     from node.config import load_config
     from node.server import open_database
+    from node.storage.officers import OfficerRegistry
 
     store = open_database(load_config(config))
     try:
@@ -601,7 +601,7 @@ class World:
 
     def client(self, agency: str, role: str = "admin") -> Any:
         """A case-capable officer client (alerts too) on ``agency``'s node."""
-        from node.case_client import CaseClient
+        from node.cli.case_client import CaseClient
 
         return CaseClient(
             self.nodes[agency].target,
@@ -688,7 +688,7 @@ def demo_alert(recipients: Sequence[tuple[str, str]], n: int = 0, days: int = 7)
     """The design's scenario alert (a container of counterfeit medicines, a consignee,
     a person), about 1 KiB as a record, addressed to ``(agency, treaty)`` pairs."""
     from intelshare.v1 import alert_pb2, envelope_pb2
-    from node import records as rec
+    from node.schema import alert as rec
 
     expire = int((datetime.now(UTC) + timedelta(days=days)).timestamp() * 1000)
     alert = alert_pb2.Alert(

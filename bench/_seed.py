@@ -3,7 +3,7 @@
 Issuing 100,000 alerts through gRPC would take most of an hour on two
 cores; the benches that need a full database (growth, the TAXII peer) fill
 it here instead, with the rows a node would have written after months of
-traffic, in the node's own tables (:mod:`node.tables`, the audit log's
+traffic, in the node's own tables (:mod:`node.storage.tables`, the audit log's
 tables) and with the node's own record code:
 
 * half the alerts **received** from the partner: ``node_alerts`` (the
@@ -56,9 +56,9 @@ from intelshare.ids import new_message_id
 from intelshare.keys import AgencyKeys
 from intelshare.treaty import Treaty, redact
 from intelshare.v1 import envelope_pb2
-from node import records as rec
-from node import tables as t
-from node.store import canonical_bytes, dumps
+from node.schema import alert as rec
+from node.storage import tables as t
+from node.storage.store import canonical_bytes, dumps
 
 DAY_MS = 86_400_000
 

@@ -24,7 +24,7 @@ Measured:
   and checks the treaty, and stores envelope, alert, event, audit entry and
   the receipt it owes A, in one transaction per inbox batch (up to 32
   entries), then acknowledges; receipts leave sealed one per 256 alerts
-  (``node.receipts``); the outbox relay confirms each ``alert.received``
+  (``node.sharing.receipts``); the outbox relay confirms each ``alert.received``
   event (or hands it to Celery when a webhook is enabled). Timed from the
   moment the process is started until all 10,000 are stored, and until all
   10,000 events are notified (``notified_ms`` set), by polling B's database.
@@ -51,9 +51,9 @@ from intelshare.directory import Anchor, verify_directory
 from intelshare.envelope import HeaderFields, lookup_recipient_keys, open_envelope, seal
 from intelshare.treaty import Treaty, redact
 from intelshare.v1 import envelope_pb2
-from node import records as rec
-from node import tables as t
-from node.store import canonical_bytes
+from node.schema import alert as rec
+from node.storage import tables as t
+from node.storage.store import canonical_bytes
 
 A, B, C = "nl-customs", "be-police", "de-customs"
 TREATY = "catchup-bench"

@@ -53,8 +53,8 @@ from intelshare.directory import Anchor, verify_directory
 from intelshare.envelope import HeaderFields, lookup_recipient_keys, open_envelope, seal
 from intelshare.ids import new_message_id
 from intelshare.v1 import case_pb2, envelope_pb2
-from node import tables as t
-from node.store import canonical_bytes
+from node.storage import tables as t
+from node.storage.store import canonical_bytes
 
 TREATY = "taskforce-bench"
 MEMBERS = 20

@@ -46,8 +46,8 @@ from bench import _harness as h
 from bench._seed import seed
 from intelshare.directory import Anchor, verify_directory
 from intelshare.treaty import Treaty
-from node import records as rec
-from node import tables as t
+from node.schema import alert as rec
+from node.storage import tables as t
 
 SMALL, LARGE, PARTNER = "nl-customs", "de-customs", "be-police"
 TREATY = "growth-bench"
@@ -76,7 +76,7 @@ def _sample_ids(db_url: str, direction: str, k: int) -> list[str]:
 def _deep_token(db_url: str, fraction: float) -> tuple[str, int]:
     """A ListAlerts page token ``fraction`` down the unfiltered list, and its position."""
     from intelshare.db import make_engine
-    from node.alerts import ListFilter, _encode_token
+    from node.kinds.alerts import ListFilter, _encode_token
 
     engine = make_engine(db_url)
     try:
@@ -97,7 +97,7 @@ def _deep_token(db_url: str, fraction: float) -> tuple[str, int]:
 def explain_deep(db_url: str, token: str) -> dict[str, Any]:
     """PostgreSQL's plan for the deep page as the node asks for it, and with a row comparison.
 
-    The first query is the one ``node.alerts.Alerts.list_page`` builds for an
+    The first query is the one ``node.kinds.alerts.Alerts.list_page`` builds for an
     unfiltered page after a token (``create_ms < c OR (create_ms = c AND
     alert_id < a)``); the second is the same page with the row-value
     comparison ``(create_ms, alert_id) < (c, a)`` that the listing index can
@@ -106,7 +106,7 @@ def explain_deep(db_url: str, token: str) -> dict[str, Any]:
     from sqlalchemy import and_, or_, text, tuple_
 
     from intelshare.db import make_engine
-    from node.alerts import ListFilter, _decode_token
+    from node.kinds.alerts import ListFilter, _decode_token
 
     after = _decode_token(token, ListFilter(), {})
     assert after is not None
@@ -361,7 +361,7 @@ def explain_text(result: dict[str, Any]) -> list[str]:
     return [
         "",
         f"PostgreSQL's plan for the deep page on the {result['sizes'][1]:,}-alert node, "
-        "written the way `node/alerts.py` first built it "
+        "written the way `node/kinds/alerts.py` first built it "
         "(`create_ms < c OR (create_ms = c AND alert_id < a)`), and with the row comparison "
         "`(create_ms, alert_id) < (c, a)` that it uses now (EXPLAIN ANALYZE, same data, "
         "same run):",

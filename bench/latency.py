@@ -56,10 +56,10 @@ import yaml
 from intelshare import devfed
 from intelshare.gateway_client import GatewayClient
 from intelshare.v1 import alert_pb2, envelope_pb2
-from node.auth import OfficerRegistry
-from node.client import NodeClient
+from node.cli.client import NodeClient
 from node.config import load_config
 from node.server import open_database
+from node.storage.officers import OfficerRegistry
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get(

@@ -11,9 +11,9 @@ Before the pipelined commit the hold included two waits for this process
 (the answer, then the interpreter: dozens of threads share it in a node)
 and the audit append computed in Python; now the audit append runs in the
 database and the last statements leave with the ``COMMIT`` in one round
-trip (``node/store.py``, ``intelshare/audit/append_v1.py``).
+trip (``node/storage/store.py``, ``intelshare/audit/append_v1.py``).
 
-What runs, in this process: a node store (``node.store.Store``, the node's
+What runs, in this process: a node store (``node.storage.store.Store``, the node's
 migrations, its audit log) on a fresh PostgreSQL database per measurement,
 and N threads that each loop: some Python work outside the transaction (an
 Ed25519 signature and a JSON encoding, about what a request does between
@@ -50,7 +50,7 @@ def _measure(db_url: str, *, pipelined: bool, threads: int, seconds: float) -> d
     from intelshare.keys import raw_public
     from intelshare.wakeup import WakeupHub
     from node.server import MIGRATIONS
-    from node.store import Store
+    from node.storage.store import Store
 
     engine = make_engine(db_url, pool_size=threads + 2)
     migrate.upgrade(engine, MIGRATIONS)

@@ -143,7 +143,7 @@ def _statistics(url: str) -> list[Stat]:
 _OURS = "/* bench.statements */"
 _SETTLED = {
     "gateway": f"SELECT {_OURS} count(*) FROM gw_inbox",
-    # receipts owed but not yet sealed (node.receipts) are work still to come
+    # receipts owed but not yet sealed (node.sharing.receipts) are work still to come
     "node": f"SELECT {_OURS} (SELECT count(*) FROM node_outbound WHERE state = 'pending') "
     "+ (SELECT count(*) FROM node_receipts_due) "
     "+ (SELECT count(*) FROM node_events WHERE notified_ms IS NULL)",

@@ -53,8 +53,8 @@ from bench._seed import seed
 from intelshare.db import make_engine
 from intelshare.directory import Anchor, verify_directory
 from intelshare.treaty import Treaty
-from node import records as rec
-from node import tables as t
+from node.schema import alert as rec
+from node.storage import tables as t
 
 A, B = "nl-customs", "be-police"
 TREATY = "taxii-peer-bench"

@@ -1139,7 +1139,7 @@ def decide_header_in_force(
 
     The same checks in the same order (the header names this treaty and
     version, then :func:`decide`), for a receiving node that reuses an
-    in-force check for a moment (``node.trust.Trust.in_force_at``).
+    in-force check for a moment (``node.sharing.trust.Trust.in_force_at``).
     """
     treaty = doc.treaty
     if header.treaty_id != treaty.id or header.treaty_version != treaty.version:

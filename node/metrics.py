@@ -75,7 +75,7 @@ from intelshare.metrics import (
     reason_label,
     serve_metrics,
 )
-from node import tables as t
+from node.storage import tables as t
 
 if TYPE_CHECKING:
     from node.config import NodeConfig
@@ -216,8 +216,8 @@ class NodeMetrics:
 
         def compute() -> Iterator[Metric]:
             from node.notify.webhooks import DEAD, PENDING
-            from node.outbound import PENDING as OUT_PENDING
-            from node.store import now_ms
+            from node.sharing.outbound import PENDING as OUT_PENDING
+            from node.storage.store import now_ms
 
             ob, ev, wd = t.outbound, t.events, t.webhook_deliveries
             with engine.connect() as conn:

@@ -4,8 +4,8 @@
 kinds of activity in one process:
 
 * the officer API (gRPC over TLS, health, reflection);
-* the inbox thread (:mod:`node.inbound`);
-* the sender thread (:mod:`node.outbound`);
+* the inbox thread (:mod:`node.sharing.inbound`);
+* the sender thread (:mod:`node.sharing.outbound`);
 * a maintenance thread: directory and treaty refresh from the gateway,
   alert expiry events and retention purges. Celery beat
   (``intelshare worker --beat``) runs the same jobs; every one of them is
@@ -40,23 +40,23 @@ from intelshare.metrics import MetricsServer
 from intelshare.tls import server_credentials
 from intelshare.v1 import alert_service_pb2_grpc, case_service_pb2_grpc
 from intelshare.wakeup import WakeupHub
-from node import tables as t
-from node.alerts import Alerts
-from node.auth import OfficerRegistry
-from node.case_service import CaseServicer
-from node.cases import Cases
+from node.api.alerts import AlertServicer
+from node.api.cases import CaseServicer
 from node.config import NodeConfig
-from node.inbound import Inbound
+from node.kinds.alerts import Alerts
+from node.kinds.cases import Cases
 from node.metrics import NodeMetrics, serve_node_metrics
 from node.notify import Notifier, start_notifier
-from node.outbound import Sealer, Sender
-from node.service import AlertServicer
-from node.store import Store
-from node.trust import Trust
+from node.sharing.inbound import Inbound
+from node.sharing.outbound import Sealer, Sender
+from node.sharing.trust import Trust
+from node.storage import tables as t
+from node.storage.officers import OfficerRegistry
+from node.storage.store import Store
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parent / "storage" / "migrations"
 SERVICE_NAME = "intelshare.v1.AlertService"
 CASE_SERVICE_NAME = "intelshare.v1.CaseService"
 

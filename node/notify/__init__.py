@@ -3,7 +3,7 @@
 The truth is the database
 -------------------------
 Every change of the node commits together with its row in ``node_events``
-(:mod:`node.store`): that table is the transactional outbox *and* the feed
+(:mod:`node.storage.store`): that table is the transactional outbox *and* the feed
 log. ``seq`` comes from a counter row locked until commit, so commit order is
 sequence order and a reader of ``seq > cursor`` never skips a late commit.
 ``notified_ms`` stays NULL until a worker confirmed the fan-out. Redis holds
@@ -105,7 +105,7 @@ depend on Redis. Celery only notifies; it never carries records.
 Modules: :mod:`~node.notify.broker` (broker URL, bundled Redis),
 :mod:`~node.notify.celery_app`, :mod:`~node.notify.relay`,
 :mod:`~node.notify.tasks`, :mod:`~node.notify.webhooks`,
-:mod:`~node.notify.supervise`, :mod:`~node.notify.cli`.
+:mod:`~node.notify.supervise`, :mod:`~node.admin.worker`.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.config import NodeConfig
-from node.store import Store
+from node.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def start_notifier(config: NodeConfig, store: Store) -> Notifier | None:
             return None
         if bundled is None:
             return None
-    app = make_app(config, with_tasks=False)
+    app = make_app(config)
     relay = Relay(
         store,
         app,

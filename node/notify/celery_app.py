@@ -59,8 +59,11 @@ def beat_schedule(config: NodeConfig) -> dict[str, dict[str, Any]]:
     }
 
 
-def make_app(config: NodeConfig, *, with_tasks: bool = True) -> Any:
-    """A Celery app for this node; ``with_tasks=False`` for processes that only send."""
+def make_app(config: NodeConfig) -> Any:
+    """A Celery app for this node, without tasks: what processes that only send need.
+
+    The worker defines the tasks on it with :func:`node.notify.tasks.make_worker_app`.
+    """
     app = Celery(f"intelshare-node-{config.agency_id}", set_as_current=False)
     vt = config.notify_visibility_timeout_seconds
     app.conf.update(
@@ -96,8 +99,4 @@ def make_app(config: NodeConfig, *, with_tasks: bool = True) -> Any:
         beat_schedule=beat_schedule(config),
     )
     app.intelshare_config = config
-    if with_tasks:
-        from node.notify import tasks
-
-        tasks.register(app)
     return app

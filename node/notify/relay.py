@@ -55,10 +55,10 @@ from typing import Any
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, or_, select, update
 
 from intelshare.db import is_pg, pg_execute
-from node import tables as t
 from node.notify.celery_app import QUEUE, TASK_DELIVER, TASK_FAN_OUT
 from node.notify.webhooks import PENDING
-from node.store import Store, now_ms
+from node.storage import tables as t
+from node.storage.store import Store, now_ms
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
@@ -40,7 +41,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from intelshare import errors
 from intelshare.wakeup import WakeupHub
-from node import tables as t
 from node.config import NodeConfig
 from node.notify import webhooks as wh
 from node.notify.celery_app import (
@@ -51,8 +51,10 @@ from node.notify.celery_app import (
     TASK_FAN_OUT,
     TASK_PURGE,
     TASK_SWEEP,
+    make_app,
 )
-from node.store import EVENTS_TOPIC, now_ms
+from node.storage import tables as t
+from node.storage.store import EVENTS_TOPIC, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +84,9 @@ class _PublishingHub(WakeupHub):
 class WorkerContext:
     """What the tasks of one worker process share, built on first use (after any fork)."""
 
-    def __init__(self, config: NodeConfig) -> None:
-        from node.server import build
-
+    def __init__(self, config: NodeConfig, build_node: Callable[[NodeConfig], Any]) -> None:
         self.config = config
-        self.node = build(config)
+        self.node = build_node(config)
         self.store = self.node.store
         self.webhooks = wh.WebhookRegistry(self.store.engine, self.node.keys)
         self._redis: Any = None
@@ -121,7 +121,7 @@ def context(app: Any) -> WorkerContext:
     with _lock:
         ctx: WorkerContext | None = getattr(app, "_intelshare_ctx", None)
         if ctx is None:
-            ctx = WorkerContext(app.intelshare_config)
+            ctx = WorkerContext(app.intelshare_config, app.intelshare_build_node)
             app._intelshare_ctx = ctx
         return ctx
 
@@ -332,6 +332,18 @@ def deliver_webhook(task: Any, webhook_id: str, event_id: str) -> str:
         "webhook delivery failed (%s); attempt %d again in %.1fs", error, attempt + 1, countdown
     )
     raise task.retry(countdown=countdown, max_retries=None)
+
+
+def make_worker_app(config: NodeConfig, build_node: Callable[[NodeConfig], Any]) -> Any:
+    """The worker's Celery app: :func:`make_app` with the tasks defined on it.
+
+    ``build_node`` builds the node the tasks work with (``node.server.build``),
+    passed in by the caller because the server sits above this package.
+    """
+    app = make_app(config)
+    app.intelshare_build_node = build_node
+    register(app)
+    return app
 
 
 def register(app: Any) -> None:

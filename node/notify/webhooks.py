@@ -51,8 +51,8 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from intelshare import errors
 from intelshare.keys import AgencyKeys
-from node import tables as t
-from node.store import EVENT_TYPES, now_ms
+from node.storage import tables as t
+from node.storage.store import EVENT_TYPES, now_ms
 
 SIGNATURE_HEADER = "X-Intelshare-Signature"
 TIMESTAMP_HEADER = "X-Intelshare-Timestamp"

@@ -42,8 +42,8 @@ def test_seeded_database_is_what_a_node_would_hold(tmp_path) -> None:  # type: i
     from intelshare.db import make_engine
     from intelshare.directory import Anchor, verify_directory
     from intelshare.treaty import Treaty
-    from node import records as rec
-    from node import tables as t
+    from node.schema import alert as rec
+    from node.storage import tables as t
 
     agencies = ["nl-customs", "be-police"]
     doc = h.treaty("seed-test", agencies)

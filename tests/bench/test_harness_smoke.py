@@ -11,9 +11,9 @@ from bench import _harness as h
 def test_profile_summary_from_py_spy_raw_output(tmp_path: Path) -> None:
     raw = tmp_path / "raw.txt"
     raw.write_text(
-        "run (threading.py:1);_run (node/inbound.py:10);handle_entry (node/inbound.py:20);"
+        "run (threading.py:1);_run (node/sharing/inbound.py:10);handle_entry (node/sharing/inbound.py:20);"
         "execute (sqlalchemy/engine/base.py:5) 60\n"
-        "run (threading.py:1);_run (node/inbound.py:10);open_envelope (intelshare/envelope.py:3)"
+        "run (threading.py:1);_run (node/sharing/inbound.py:10);open_envelope (intelshare/envelope.py:3)"
         " 30\n"
         "serve (grpc/_server.py:9) 10\n"
     )
@@ -25,8 +25,8 @@ def test_profile_summary_from_py_spy_raw_output(tmp_path: Path) -> None:
     assert ["sqlalchemy", 60.0] in summary["by_package"]
     assert ["intelshare/envelope.py", 30.0] in summary["by_package"]
     inclusive = dict((k, v) for k, v in summary["inclusive_ours"])
-    assert inclusive["node/inbound.py:_run"] == 90.0
-    assert inclusive["node/inbound.py:handle_entry"] == 60.0
+    assert inclusive["node/sharing/inbound.py:_run"] == 90.0
+    assert inclusive["node/sharing/inbound.py:handle_entry"] == 60.0
     assert "60 %" in h.profile_text(summary)
     few = {**summary, "samples": 99}
     assert "too few" in h.profile_text(few)

@@ -34,10 +34,12 @@ from intelshare import devfed, errors
 from intelshare.cli import _load_plugins, cli
 from intelshare.db import make_engine
 from intelshare.logs import JsonFormatter, configure_logging
-from node import tables as t
-from node.client import NodeClient
+from node.cli.client import NodeClient
 from node.notify import celery_app as ca
+from node.notify.tasks import make_worker_app
 from node.notify.webhooks import WebhookRegistry
+from node.server import build
+from node.storage import tables as t
 from tests.node.conftest import (  # noqa: F401  (fixtures used by this module's tests)
     AGENCIES,
     TASKFORCE,
@@ -48,8 +50,8 @@ from tests.node.conftest import (  # noqa: F401  (fixtures used by this module's
     wait_for,
 )
 from tests.node.notify.conftest import Receiver, Route
-from tests.node.test_cases import case_treaties, cc, entry, new_case
-from tests.node.test_inbound import seal_as, submit
+from tests.node.kinds.test_cases import case_treaties, cc, entry, new_case
+from tests.node.sharing.test_inbound import seal_as, submit
 
 # --- the formatter and the commands ---------------------------------------------------------
 
@@ -68,7 +70,7 @@ def root_logger() -> Iterator[logging.Logger]:
 def test_formatter_writes_one_json_object_and_drops_secret_named_fields() -> None:
     record = logging.makeLogRecord(
         {
-            "name": "node.inbound",
+            "name": "node.sharing.inbound",
             "levelno": logging.WARNING,
             "levelname": "WARNING",
             "msg": "refused inbox entry %d (%s)",
@@ -86,7 +88,7 @@ def test_formatter_writes_one_json_object_and_drops_secret_named_fields() -> Non
     doc = json.loads(line)
     assert doc["message"] == "refused inbox entry 7 (01a0)"
     assert doc["level"] == "warning"
-    assert doc["logger"] == "node.inbound"
+    assert doc["logger"] == "node.sharing.inbound"
     assert doc["message_id"] == "01a0"
     for name in ("payload", "officer_token", "webhook_secret", "tls_private_key", "key_pem"):
         assert name not in doc
@@ -317,7 +319,7 @@ def test_a_real_flow_logs_no_payload_key_or_token(
         ):
             bad.list_all()
         # The workers' side: fan-out and signed webhook deliveries, in this process.
-        app = ca.make_app(be.node.config)
+        app = make_worker_app(be.node.config, build)
         try:
             wait_for(lambda: be.node.store.unnotified(), 30, "events at be-police")
             for event in be.node.store.unnotified(limit=1000):
@@ -346,7 +348,7 @@ def test_a_real_flow_logs_no_payload_key_or_token(
     lines = list(captured.lines)
     text = "\n".join(lines)
     # the log is not empty: the flow was logged, at every level down to DEBUG
-    for logger in ("gateway.server", "node.server", "node.inbound", "node.notify.tasks"):
+    for logger in ("gateway.server", "node.server", "node.sharing.inbound", "node.notify.tasks"):
         assert any(json.loads(line)["logger"] == logger for line in lines), logger
     assert any(json.loads(line)["level"] == "debug" for line in lines)
     forbidden = {

@@ -24,11 +24,11 @@ from gateway.server import RunningGateway
 from gateway.server import start as start_gateway
 from intelshare import devfed
 from intelshare.gateway_client import GatewayClient
-from node.auth import OfficerRegistry
-from node.client import NodeClient
+from node.cli.client import NodeClient
 from node.config import NodeConfig
 from node.server import Node
 from node.server import start as start_node
+from node.storage.officers import OfficerRegistry
 from tests.conftest import PG_ADMIN_URL
 
 AGENCIES = [
@@ -280,7 +280,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "c
 
 
 def expire_in(delta: timedelta) -> Any:
-    from node import records as rec
+    from node.schema import alert as rec
 
     return rec.ms_to_ts(int((datetime.now(UTC) + delta).timestamp() * 1000))
 

@@ -32,10 +32,10 @@ import pytest
 import yaml
 
 from intelshare.v1 import case_pb2
-from node import tables as t
-from node.case_client import CaseClient
+from node.cli.case_client import CaseClient
+from node.storage import tables as t
 from tests.node.conftest import TASKFORCE, wait_for
-from tests.node.test_cases import entry, fed, new_case  # noqa: F401  (fed: the case treaties)
+from tests.node.kinds.test_cases import entry, fed, new_case  # noqa: F401  (fed: the case treaties)
 from tests.node.test_processes import REPO, World, world  # noqa: F401  (world: the harness)
 
 pytestmark = pytest.mark.slow

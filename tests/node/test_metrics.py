@@ -40,7 +40,7 @@ from tests.node.notify.conftest import (
     Route,
     free_port,
 )
-from tests.node.test_inbound import seal_as, submit
+from tests.node.sharing.test_inbound import seal_as, submit
 from tests.node.test_processes import Service, _write
 
 TO_BE = [alert_pb2.AlertRecipient(agency_id="be-police", treaty_id=TASKFORCE)]
@@ -243,6 +243,8 @@ def test_worker_metrics_in_process_count_fan_out(
     """The task signals also work for tasks run in this process (eager apply)."""
     from node.metrics import worker_metrics
     from node.notify import celery_app as ca
+    from node.notify.tasks import make_worker_app
+    from node.server import build
 
     nl = cluster.start_node("nl-customs", maintenance_in_node=False)
     be = cluster.start_node("be-police", maintenance_in_node=False)
@@ -255,7 +257,7 @@ def test_worker_metrics_in_process_count_fan_out(
     (event,) = wait_for(
         lambda: [e for e in be.node.store.unnotified() if e.type == "alert.received"], 30, "event"
     )
-    app = ca.make_app(be.node.config)
+    app = make_worker_app(be.node.config, build)
     try:
         reg = worker_metrics(app).registry
         assert app.tasks[ca.TASK_FAN_OUT].apply(args=(event.seq,)).get() == "notified 0 webhooks"

@@ -35,11 +35,11 @@ from sqlalchemy import func, select
 from intelshare import devfed, errors
 from intelshare.db import make_engine
 from intelshare.v1 import alert_pb2
-from node import tables as t
-from node.auth import OfficerRegistry
-from node.client import NodeClient
+from node.cli.client import NodeClient
 from node.config import load_config
 from node.server import open_database
+from node.storage import tables as t
+from node.storage.officers import OfficerRegistry
 from tests.node.conftest import (
     CUSTOMS,
     TASKFORCE,

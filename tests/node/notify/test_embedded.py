@@ -17,11 +17,11 @@ import pytest
 
 from intelshare import devfed
 from intelshare.v1 import alert_pb2
-from node.auth import OfficerRegistry
-from node.client import NodeClient
+from node.cli.client import NodeClient
 from node.config import load_config
 from node.notify import broker
 from node.server import open_database
+from node.storage.officers import OfficerRegistry
 from tests.node.conftest import (
     TASKFORCE,
     demo_alert,

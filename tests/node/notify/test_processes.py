@@ -20,7 +20,7 @@ import pytest
 
 from intelshare import errors
 from intelshare.v1 import alert_pb2
-from node.client import NodeClient
+from node.cli.client import NodeClient
 from node.notify import webhooks as wh
 from tests.node.conftest import wait_for
 from tests.node.notify.conftest import NOTIFY_SETTINGS, NotifyWorld, Route, cli, kill_worker

@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from intelshare.v1 import alert_pb2
-from node import tables as t
 from node.notify import celery_app as ca
-from node.notify.tasks import context
+from node.notify.tasks import context, make_worker_app
+from node.server import build
+from node.storage import tables as t
 from tests.node.conftest import TASKFORCE, Cluster, RunningNode, demo_alert, expire_in, wait_for
 
 TO_BE = [alert_pb2.AlertRecipient(agency_id="be-police", treaty_id=TASKFORCE)]
@@ -32,7 +33,7 @@ def pair(cluster: Cluster) -> tuple[RunningNode, RunningNode]:
 
 @pytest.fixture
 def app(pair: tuple[RunningNode, RunningNode]) -> Iterator[Any]:
-    celery = ca.make_app(pair[1].node.config)
+    celery = make_worker_app(pair[1].node.config, build)
     yield celery
     ctx = getattr(celery, "_intelshare_ctx", None)
     if ctx is not None:

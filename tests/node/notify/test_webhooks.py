@@ -14,13 +14,13 @@ from intelshare.db import make_engine
 from intelshare.errors import ConfigError
 from intelshare.keys import AgencyKeys
 from intelshare.wakeup import WakeupHub
-from node import tables as t
 from node.config import NodeConfig
 from node.notify import broker
 from node.notify import webhooks as wh
 from node.notify.celery_app import beat_schedule, make_app
 from node.notify.tasks import backoff_seconds
 from node.server import MIGRATIONS
+from node.storage import tables as t
 
 
 def config(tmp_path: Path, **over: object) -> NodeConfig:
@@ -212,7 +212,7 @@ def test_config_dataclass_defaults_are_valid(tmp_path: Path) -> None:
 def test_sweep_adds_nothing_to_a_backlog(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
     """Workers down for long: the sweep must not stack a copy per row per deadline."""
     from node.notify.relay import queue_depth, sweep_once
-    from node.store import Store
+    from node.storage.store import Store
 
     cfg = config(tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)
     engine = make_engine(cfg.database_url)
@@ -220,7 +220,7 @@ def test_sweep_adds_nothing_to_a_backlog(tmp_path: Path, redis_url: str, redis_p
     store = Store(engine, None, WakeupHub())
     with store.write() as w:
         w.event("alert.received", alert_id="a1")
-    app = make_app(cfg, with_tasks=False)
+    app = make_app(cfg)
     try:
         assert sweep_once(engine, app, deadline_ms=60_000) == (0, 0)  # not late yet
         assert sweep_once(engine, app, deadline_ms=-1) == (1, 0)  # late: sent again

@@ -1,0 +1,650 @@
+"""``intelshare alert ...``: the officer's command line, talking to their node.
+
+Connection settings come from options, environment variables or a small
+client config file (YAML), in that order of precedence::
+
+    node: nl-node.example:7443      # --node / INTELSHARE_NODE
+    ca: /etc/intelshare/ca.pem      # --ca / INTELSHARE_CA (the federation CA)
+    server_name: nl-customs         # --server-name / INTELSHARE_SERVER_NAME (agency id)
+    token_file: ~/.intelshare-token # or token: ... / --token / INTELSHARE_TOKEN
+
+Output is a readable table or summary by default and JSON with ``--json``.
+Errors print what is wrong, field by field for invalid input, and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from intelshare.cli import EXIT_BAD_INPUT, emit, json_option, print_table
+from intelshare.errors import ConfigError, IntelshareError, InvalidArgument
+from intelshare.v1 import alert_pb2
+from node.cli.client import NodeClient
+from node.schema import alert as rec
+
+
+class OfficerGroup(click.Group):
+    """Reports project errors with every field violation, then exits 2.
+
+    Shared by ``intelshare alert`` and ``intelshare case``: both talk to the
+    officer's own node with the same connection options.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except IntelshareError as exc:
+            click.echo(f"error: {exc.message} [{exc.reason}]", err=True)
+            for path, text in sorted(getattr(exc, "violations", {}).items()):
+                click.echo(f"  {path}: {text}", err=True)
+            for key, value in sorted(exc.metadata.items()):
+                click.echo(f"  ({key}: {value})", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+
+
+def officer_group(name: str, help_text: str) -> Callable[[Callable[..., None]], click.Group]:
+    """A command group with the node connection options, stored in ``ctx.obj``."""
+
+    def decorate(_f: Callable[..., None]) -> click.Group:
+        @click.group(name, cls=OfficerGroup, help=help_text)
+        @click.option(
+            "--node", "node_address", envvar="INTELSHARE_NODE", help="host:port of your node."
+        )
+        @click.option("--ca", "ca_file", envvar="INTELSHARE_CA", type=click.Path(path_type=Path))
+        @click.option("--server-name", envvar="INTELSHARE_SERVER_NAME", help="Your agency id.")
+        @click.option("--token", envvar="INTELSHARE_TOKEN", help="Your officer token.")
+        @click.option(
+            "--client-config",
+            envvar="INTELSHARE_CLIENT_CONFIG",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="YAML file with node, ca, server_name, token or token_file.",
+        )
+        @click.pass_context
+        def group(
+            ctx: click.Context,
+            node_address: str | None,
+            ca_file: Path | None,
+            server_name: str | None,
+            token: str | None,
+            client_config: Path | None,
+        ) -> None:
+            ctx.obj = {
+                "node": node_address,
+                "ca": ca_file,
+                "server_name": server_name,
+                "token": token,
+                "client_config": client_config,
+            }
+
+        return group
+
+    return decorate
+
+
+@officer_group("alert", "Issue, read and answer cross-border alerts on your agency's node.")
+def group() -> None:
+    """The ``intelshare alert`` group (options and error handling in officer_group)."""
+
+
+def _settings(ctx: click.Context) -> dict[str, Any]:
+    opts: dict[str, Any] = dict(ctx.obj or {})
+    file_values: dict[str, Any] = {}
+    path = opts.get("client_config")
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read client config {path}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"client config {path} must be a mapping")
+        unknown = set(loaded) - {"node", "ca", "server_name", "token", "token_file"}
+        if unknown:
+            raise ConfigError(f"client config {path}: unknown keys {', '.join(sorted(unknown))}")
+        file_values = loaded
+        base = Path(path).parent
+        for key in ("ca", "token_file"):
+            if file_values.get(key):
+                p = Path(str(file_values[key])).expanduser()
+                file_values[key] = p if p.is_absolute() else base / p
+    out: dict[str, Any] = {}
+    for key in ("node", "ca", "server_name", "token"):
+        out[key] = opts.get(key) or file_values.get(key)
+    if not out["token"] and file_values.get("token_file"):
+        try:
+            out["token"] = Path(file_values["token_file"]).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read token file: {exc.strerror}") from None
+    missing = [
+        hint
+        for key, hint in (
+            ("node", "--node HOST:PORT (or INTELSHARE_NODE)"),
+            ("ca", "--ca FILE with the federation CA (or INTELSHARE_CA)"),
+            ("server_name", "--server-name AGENCY_ID (or INTELSHARE_SERVER_NAME)"),
+            ("token", "--token TOKEN (or INTELSHARE_TOKEN)"),
+        )
+        if not out[key]
+    ]
+    if missing:
+        raise ConfigError("missing connection settings: " + "; ".join(missing))
+    return out
+
+
+@contextmanager
+def _client(ctx: click.Context) -> Iterator[NodeClient]:
+    s = _settings(ctx)
+    try:
+        ca_pem = Path(s["ca"]).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read CA file {s['ca']}: {exc.strerror}") from None
+    client = NodeClient(
+        str(s["node"]), ca_pem=ca_pem, server_name=str(s["server_name"]), token=str(s["token"])
+    )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+# --- parsing helpers ------------------------------------------------------------------
+
+_ALIASES = {
+    "persons": {"dob": "date_of_birth", "passport": "passport_number", "id_card": "id_card_number"},
+    "vehicles": {"country": "registration_country"},
+    "containers": {"bl": "bill_of_lading", "hs": "hs_codes"},
+    "vessels": {"imo": "imo_number"},
+    "companies": {"vat": "vat_number", "registration": "registration_number"},
+    "documents": {"country": "issuing_country"},
+}
+
+
+def _parse_subject(kind: str, text: str, option: str) -> dict[str, Any]:
+    """``key=value,key=value`` (lists separated by ';') into a record subject."""
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidArgument(
+                f"{option} expects key=value pairs separated by commas, got {part!r}",
+                violations={option: "e.g. name=Jan de Vries,nationality=NL"},
+            )
+        key = _ALIASES[kind].get(key, key)
+        value = value.strip()
+        out[key] = (
+            [v.strip() for v in value.split(";") if v.strip()] if key == "hs_codes" else value
+        )
+    return out
+
+
+def _parse_expiry(text: str) -> Timestamp:
+    m = re.fullmatch(r"(\d+)([mhdw])", text.strip())
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        delta = {
+            "m": timedelta(minutes=n),
+            "h": timedelta(hours=n),
+            "d": timedelta(days=n),
+            "w": timedelta(weeks=n),
+        }[unit]
+        return rec.ms_to_ts(int((datetime.now(UTC) + delta).timestamp() * 1000))
+    try:
+        return rec.ms_to_ts(rec.rfc3339_to_ms(text.strip()))
+    except ValueError:
+        raise InvalidArgument(
+            f"--expires {text!r}: give a duration (30m, 12h, 7d, 2w) or an RFC 3339 time",
+            violations={"--expires": "e.g. 7d or 2026-07-01T12:00:00Z"},
+        ) from None
+
+
+def _parse_time(text: str | None, option: str) -> Timestamp:
+    if not text:
+        return rec.ms_to_ts(int(datetime.now(UTC).timestamp() * 1000))
+    try:
+        return rec.ms_to_ts(rec.rfc3339_to_ms(text))
+    except ValueError:
+        raise InvalidArgument(
+            f"{option} {text!r} is not an RFC 3339 time",
+            violations={option: "e.g. 2026-07-01T14:30:00Z"},
+        ) from None
+
+
+def _choice(names: dict[str, int], value: str | None, option: str) -> int:
+    if value is None:
+        return 0
+    key = value.strip().lower().replace("-", "_").replace(" ", "_")
+    lowered = {k.lower(): v for k, v in names.items()}
+    if key not in lowered:
+        raise InvalidArgument(
+            f"{option} {value!r} is not one of {', '.join(names)}",
+            violations={option: "one of " + ", ".join(names)},
+        )
+    return lowered[key]
+
+
+_KIND_CHOICES = {v: k for k, v in rec.KINDS.items()}
+_URGENCY_CHOICES = {v: k for k, v in rec.URGENCIES.items()}
+_STATE_CHOICES = {"active": 1, "revoked": 2, "expired": 3}
+_DIRECTION_CHOICES = {"issued": 1, "received": 2}
+
+
+def _dict(message: Any) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _ts(ts: Timestamp, present: bool = True) -> str:
+    if not present or (ts.seconds == 0 and ts.nanos == 0):
+        return ""
+    return datetime.fromtimestamp(ts.seconds, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+_STATE_NAMES = {1: "active", 2: "revoked", 3: "expired"}
+_DELIVERY_NAMES = {
+    1: "queued",
+    2: "sent",
+    3: "delivered",
+    4: "acknowledged",
+    5: "hit",
+    6: "FAILED",
+}
+
+
+def _short(alert: alert_pb2.Alert) -> list[Any]:
+    direction = "issued" if alert.direction == alert_pb2.ALERT_DIRECTION_ISSUED else "received"
+    partner = (
+        ", ".join(r.agency_id for r in alert.recipients)
+        if direction == "issued"
+        else alert.origin_agency
+    )
+    return [
+        alert.name.removeprefix("alerts/"),
+        direction,
+        rec.KINDS.get(alert.kind, "?"),
+        rec.URGENCIES.get(alert.urgency, ""),
+        _STATE_NAMES.get(alert.state, "?"),
+        partner,
+        _ts(alert.expire_time),
+        (alert.description[:40] + "…") if len(alert.description) > 40 else alert.description,
+    ]
+
+
+def _show(alert: alert_pb2.Alert) -> None:
+    how = "issued by" if alert.direction == alert_pb2.ALERT_DIRECTION_ISSUED else "received from"
+    click.echo(f"{alert.name}  ({how} {alert.origin_agency}, revision {alert.revision})")
+    rows = [
+        ("kind", rec.KINDS.get(alert.kind, "(not shared)")),
+        ("urgency", rec.URGENCIES.get(alert.urgency, "(not shared)")),
+        ("state", _STATE_NAMES.get(alert.state, "?")),
+        (
+            "handling",
+            f"{rec.HANDLINGS.get(alert.handling, '?')} / TLP:{rec.TLPS.get(alert.tlp, '?')}",
+        ),
+        ("categories", ", ".join(alert.categories)),
+        ("treaty", alert.treaty_id),
+        ("expires", _ts(alert.expire_time)),
+    ]
+    if alert.evaluation.source_reliability or alert.evaluation.information_credibility:
+        rows.append(
+            (
+                "evaluation",
+                f"{rec.RELIABILITIES.get(alert.evaluation.source_reliability, '-')}"
+                f"{rec.CREDIBILITIES.get(alert.evaluation.information_credibility, '-')}",
+            )
+        )
+    if alert.HasField("revoke_time"):
+        rows.append(("revoked", f"{_ts(alert.revoke_time)} {alert.revoke_reason}".strip()))
+    for key, value in rows:
+        click.echo(f"  {key:<11} {value}")
+    if alert.description:
+        click.echo(f"  {'description':<11} {alert.description}")
+    subjects = rec.subjects_to_record(alert.subjects)
+    for kind, items in subjects.items():
+        for item in items:
+            text = ", ".join(
+                f"{k}={';'.join(v) if isinstance(v, list) else v}" for k, v in item.items()
+            )
+            click.echo(f"  {_singular(kind):<11} {text}")
+    if alert.deliveries:
+        click.echo("")
+        print_table(
+            ["RECIPIENT", "TREATY", "STATE", "SENT", "DELIVERED", "ACKNOWLEDGED", "HITS"],
+            [
+                [
+                    d.agency_id,
+                    f"{d.treaty_id} v{d.treaty_version}",
+                    _DELIVERY_NAMES.get(d.state, "?"),
+                    _ts(d.accept_time),
+                    _ts(d.deliver_time),
+                    _ts(d.acknowledge_time),
+                    d.hit_count or "",
+                ]
+                for d in alert.deliveries
+            ],
+        )
+        for d in alert.deliveries:
+            if d.failure:
+                click.echo(f"  {d.agency_id}: {d.failure}")
+    if alert.HasField("received"):
+        r = alert.received
+        click.echo(
+            f"  {'received':<11} {_ts(r.receive_time)} "
+            f"under {alert.treaty_id} v{r.treaty_version}; "
+            f"kept until {_ts(r.retain_until)}"
+        )
+        click.echo(f"  {'fields':<11} {', '.join(r.fields)}")
+        if r.HasField("acknowledge_time"):
+            click.echo(f"  {'acknowledged':<11} {_ts(r.acknowledge_time)}")
+    if alert.hits:
+        click.echo("")
+        print_table(
+            ["HIT BY", "FOUND", "PLACE", "WHAT"],
+            [[h.agency_id, _ts(h.found_time), h.place, h.found] for h in alert.hits],
+        )
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+@group.command("issue")
+@click.option("--kind", required=True, help="One of " + ", ".join(rec.KINDS.values()) + ".")
+@click.option(
+    "--to",
+    "recipients",
+    multiple=True,
+    required=True,
+    help="Recipient agency, optionally AGENCY@TREATY (repeat for several).",
+)
+@click.option("--treaty", default="", help="Treaty for recipients given without @TREATY.")
+@click.option("--description", "-d", required=True, help="What partners should know and do.")
+@click.option("--urgency", default="normal", show_default=True, help="low, normal, high, critical.")
+@click.option("--handling", default="H0", show_default=True, help="H0, H1, H2 or H3.")
+@click.option(
+    "--tlp", default="AMBER", show_default=True, help="CLEAR, GREEN, AMBER, AMBER_STRICT, RED."
+)
+@click.option("--reliability", help="Source reliability A, B, C or X.")
+@click.option("--credibility", type=int, help="Information credibility 1-4.")
+@click.option("--expires", default="7d", show_default=True, help="Duration (12h, 7d) or RFC 3339.")
+@click.option("--category", "categories", multiple=True, help="Data category (default: the kind).")
+@click.option("--person", multiple=True, help="name=..,dob=YYYY-MM-DD,nationality=NL,passport=..")
+@click.option("--vehicle", multiple=True, help="plate=..,country=NL,vin=..,make=..,model=..")
+@click.option("--container", multiple=True, help="number=MSCU1234566,bl=..,hs=300490;300410")
+@click.option("--vessel", multiple=True, help="name=..,imo=9074729,flag=PA")
+@click.option("--company", multiple=True, help="name=..,country=NL,vat=..,role=consignee")
+@click.option("--document", multiple=True, help="type=bill_of_lading,number=..,country=NL")
+@click.option("--request-id", help="Idempotency key (default: a new UUID).")
+@json_option
+@click.pass_context
+def issue_cmd(
+    ctx: click.Context,
+    kind: str,
+    recipients: tuple[str, ...],
+    treaty: str,
+    description: str,
+    urgency: str,
+    handling: str,
+    tlp: str,
+    reliability: str | None,
+    credibility: int | None,
+    expires: str,
+    categories: tuple[str, ...],
+    person: tuple[str, ...],
+    vehicle: tuple[str, ...],
+    container: tuple[str, ...],
+    vessel: tuple[str, ...],
+    company: tuple[str, ...],
+    document: tuple[str, ...],
+    request_id: str | None,
+    as_json: bool,
+) -> None:
+    """Issue an alert to partner agencies under their treaties."""
+    alert = alert_pb2.Alert(
+        kind=_choice(_KIND_CHOICES, kind, "--kind"),  # type: ignore[arg-type]
+        urgency=_choice(_URGENCY_CHOICES, urgency, "--urgency"),  # type: ignore[arg-type]
+        description=description,
+        handling=_choice(rec.HANDLING_BY_NAME, handling.upper(), "--handling"),  # type: ignore[arg-type]
+        tlp=_choice(rec.TLP_BY_NAME, tlp.upper().replace("+", "_"), "--tlp"),  # type: ignore[arg-type]
+        treaty_id=treaty,
+        categories=list(categories),
+        expire_time=_parse_expiry(expires),
+    )
+    if reliability:
+        alert.evaluation.source_reliability = _choice(  # type: ignore[assignment]
+            rec.RELIABILITY_BY_NAME, reliability.upper(), "--reliability"
+        )
+    if credibility is not None:
+        if credibility not in rec.CREDIBILITY_BY_NUMBER:
+            raise InvalidArgument(
+                "--credibility must be 1, 2, 3 or 4", violations={"--credibility": "1-4"}
+            )
+        alert.evaluation.information_credibility = rec.CREDIBILITY_BY_NUMBER[credibility]  # type: ignore[assignment]
+    subjects: dict[str, list[dict[str, Any]]] = {}
+    for option, kind_name, values in (
+        ("--person", "persons", person),
+        ("--vehicle", "vehicles", vehicle),
+        ("--container", "containers", container),
+        ("--vessel", "vessels", vessel),
+        ("--company", "companies", company),
+        ("--document", "documents", document),
+    ):
+        for value in values:
+            subjects.setdefault(kind_name, []).append(_parse_subject(kind_name, value, option))
+    if subjects:
+        rec.record_to_alert({"subjects": subjects}, alert)
+    for r in recipients:
+        agency, _sep, treaty_id = r.partition("@")
+        alert.recipients.append(alert_pb2.AlertRecipient(agency_id=agency, treaty_id=treaty_id))
+    with _client(ctx) as client:
+        created = client.create_alert(alert, request_id=request_id)
+
+    def table() -> None:
+        click.echo(f"issued {created.name}")
+        _show(created)
+
+    emit(_dict(created), as_json=as_json, table=table)
+
+
+@group.command("list")
+@click.option("--kind", help="Only this kind.")
+@click.option("--state", help="active, revoked or expired.")
+@click.option("--direction", help="issued or received.")
+@click.option("--treaty", default="", help="Only alerts shared under this treaty.")
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")
+@json_option
+@click.pass_context
+def list_cmd(
+    ctx: click.Context,
+    kind: str | None,
+    state: str | None,
+    direction: str | None,
+    treaty: str,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List alerts, newest first."""
+    filters = {
+        "kind": _choice(_KIND_CHOICES, kind, "--kind"),
+        "state": _choice(_STATE_CHOICES, state, "--state"),
+        "direction": _choice(_DIRECTION_CHOICES, direction, "--direction"),
+        "treaty_id": treaty,
+    }
+    if limit < 1:
+        raise InvalidArgument("--limit must be at least 1", violations={"--limit": ">= 1"})
+    out: list[alert_pb2.Alert] = []
+    token = ""
+    with _client(ctx) as client:
+        while len(out) < limit:
+            page = client.list_alerts(
+                page_size=min(limit - len(out), 500), page_token=token, **filters
+            )
+            out.extend(page.alerts)
+            token = page.next_page_token
+            if not token:
+                break
+    emit(
+        [_dict(a) for a in out],
+        as_json=as_json,
+        table=lambda: print_table(
+            ["ID", "DIRECTION", "KIND", "URGENCY", "STATE", "PARTNERS", "EXPIRES", "DESCRIPTION"],
+            [_short(a) for a in out],
+        ),
+    )
+
+
+@group.command("show")
+@click.argument("alert_id")
+@click.option("--delivery", "agency", help="Show exactly what this recipient received.")
+@json_option
+@click.pass_context
+def show_cmd(ctx: click.Context, alert_id: str, agency: str | None, as_json: bool) -> None:
+    """Show one alert (or, with --delivery, one recipient's copy)."""
+    with _client(ctx) as client:
+        if agency:
+            delivery = client.get_delivery(alert_id, agency)
+
+            def table() -> None:
+                click.echo(f"what {agency} received of alerts/{alert_id}:")
+                _show(delivery.alert)
+                click.echo(f"  {'removed':<11} {', '.join(delivery.removed_fields) or '(nothing)'}")
+
+            emit(_dict(delivery), as_json=as_json, table=table)
+            return
+        alert = client.get_alert(alert_id)
+    emit(_dict(alert), as_json=as_json, table=lambda: _show(alert))
+
+
+@group.command("ack")
+@click.argument("alert_id")
+@json_option
+@click.pass_context
+def ack_cmd(ctx: click.Context, alert_id: str, as_json: bool) -> None:
+    """Acknowledge a received alert to its issuer."""
+    with _client(ctx) as client:
+        alert = client.acknowledge_alert(alert_id)
+    emit(_dict(alert), as_json=as_json, table=lambda: click.echo(f"acknowledged {alert.name}"))
+
+
+@group.command("hit")
+@click.argument("alert_id")
+@click.option("--place", required=True, help="Where the subject was found.")
+@click.option("--found", required=True, help="What was found.")
+@click.option("--when", help="When (RFC 3339; default now).")
+@json_option
+@click.pass_context
+def hit_cmd(
+    ctx: click.Context, alert_id: str, place: str, found: str, when: str | None, as_json: bool
+) -> None:
+    """Report a hit on a received alert to its issuer."""
+    with _client(ctx) as client:
+        alert = client.report_hit(
+            alert_id, found_time=_parse_time(when, "--when"), place=place, found=found
+        )
+    emit(_dict(alert), as_json=as_json, table=lambda: click.echo(f"hit reported on {alert.name}"))
+
+
+@group.command("update")
+@click.argument("alert_id")
+@click.option("--description", "-d", help="New description.")
+@click.option("--urgency", help="New urgency.")
+@click.option("--expires", help="New expiry (duration or RFC 3339).")
+@click.option("--handling", help="New handling code.")
+@click.option("--tlp", help="New TLP marking.")
+@json_option
+@click.pass_context
+def update_cmd(
+    ctx: click.Context,
+    alert_id: str,
+    description: str | None,
+    urgency: str | None,
+    expires: str | None,
+    handling: str | None,
+    tlp: str | None,
+    as_json: bool,
+) -> None:
+    """Change an issued alert; every recipient receives the new version."""
+    alert = alert_pb2.Alert(
+        name=alert_id if alert_id.startswith("alerts/") else f"alerts/{alert_id}"
+    )
+    paths: list[str] = []
+    if description is not None:
+        alert.description = description
+        paths.append("description")
+    if urgency is not None:
+        alert.urgency = _choice(_URGENCY_CHOICES, urgency, "--urgency")  # type: ignore[assignment]
+        paths.append("urgency")
+    if expires is not None:
+        alert.expire_time.CopyFrom(_parse_expiry(expires))
+        paths.append("expire_time")
+    if handling is not None:
+        alert.handling = _choice(rec.HANDLING_BY_NAME, handling.upper(), "--handling")  # type: ignore[assignment]
+        paths.append("handling")
+    if tlp is not None:
+        alert.tlp = _choice(rec.TLP_BY_NAME, tlp.upper().replace("+", "_"), "--tlp")  # type: ignore[assignment]
+        paths.append("tlp")
+    if not paths:
+        raise InvalidArgument(
+            "nothing to change: give --description, --urgency, --expires, --handling or --tlp",
+            violations={"options": "at least one change"},
+        )
+    with _client(ctx) as client:
+        updated = client.update_alert(alert, paths)
+    emit(_dict(updated), as_json=as_json, table=lambda: _show(updated))
+
+
+@group.command("revoke")
+@click.argument("alert_id")
+@click.option("--reason", default="", help="Why (kept on your node).")
+@json_option
+@click.pass_context
+def revoke_cmd(ctx: click.Context, alert_id: str, reason: str, as_json: bool) -> None:
+    """Revoke an issued alert at every recipient."""
+    with _client(ctx) as client:
+        alert = client.revoke_alert(alert_id, reason=reason)
+    emit(_dict(alert), as_json=as_json, table=lambda: click.echo(f"revoked {alert.name}"))
+
+
+@group.command("follow")
+@click.option("--after", "after_cursor", type=int, default=0, help="Resume after this cursor.")
+@click.option("--kind", help="Only alerts of this kind.")
+@click.option("--treaty", default="", help="Only alerts under this treaty.")
+@json_option
+@click.pass_context
+def follow_cmd(
+    ctx: click.Context, after_cursor: int, kind: str | None, treaty: str, as_json: bool
+) -> None:
+    """Print alert events as they happen (Ctrl-C to stop; resume with --after)."""
+    with _client(ctx) as client:
+        try:
+            for item in client.watch(
+                after_cursor, kind=_choice(_KIND_CHOICES, kind, "--kind"), treaty_id=treaty
+            ):
+                if item.WhichOneof("item") != "event":
+                    continue
+                e = item.event
+                if as_json:
+                    click.echo(json.dumps(_dict(e), sort_keys=True))
+                else:
+                    click.echo(
+                        f"{e.cursor:>8}  {_ts(e.create_time)}  {e.type:<22} "
+                        f"{e.alert}  {e.agency_id}"
+                    )
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            return
+
+
+def _singular(kind: str) -> str:
+    """``companies`` -> ``company``: subject list names as one item's label."""
+    return kind[:-3] + "y" if kind.endswith("ies") else kind.removesuffix("s")

@@ -1,0 +1,1600 @@
+"""Alerts: issuing, updating, revoking, acknowledging, hits — both sides.
+
+The issuing side
+----------------
+An alert names its recipients, each under a treaty. For every treaty the
+node takes the newest version in force, checks that it permits the alert
+(kind, category, handling code, TLP, every recipient a party; the precise
+``PolicyRefused`` subclass otherwise, naming the rule), and **redacts**
+the record with the treaty's field allow-list. Recipients under one treaty
+share one redacted *view* and one envelope; the issuer keeps each view
+(``node_views``) and every payload it sealed (``node_outbound``), so it can
+show exactly what each recipient received (``GetAlertDelivery``). The
+recipient's alert id is the message id of the envelope it received; the
+issuer's alert id is the message id of its first view, so with a single
+treaty both sides use the same id.
+
+Updates and revocations are sealed per view (``ALERT_UPDATE`` with the new
+redacted record, ``ALERT_REVOCATION``), with ``reference_id`` = the view's
+id, so each recipient applies them to the alert it holds. Updates use the
+``alert`` allow-list: an update is the alert record again, and a field a
+partner may not see in an alert must not reach it through an update.
+
+The receiving side
+------------------
+Received alerts are stored as received (only what the treaty let through)
+and owe a ``RECEIPT``, written in the same transaction and sealed a moment
+later together with the others owed to that issuer (:mod:`node.sharing.receipts`),
+which the issuer records as *delivered*. Officers acknowledge (``ACKNOWLEDGEMENT``)
+and report hits (``HIT_REPORT``, redacted with the treaty's ``hit_report``
+allow-list; without one, the issuer learns that there was a hit and when,
+not where). Control messages ride on the treaty of the alert they refer to,
+and the receiving node checks that they refer to something it really
+shared with that sender under that treaty.
+
+Onward sharing: a received alert can only be read, acknowledged and
+answered with hits; no operation sends it (or any part of it) to another
+agency, so every treaty's onward-sharing rule is met by construction. A
+future "forward" operation must call
+:func:`intelshare.treaty.onward_sharing_allowed` first.
+
+Every mutation writes its event row in the same transaction (see
+:mod:`node.storage.store`); every officer read of a received alert is audited.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.field_mask_pb2 import FieldMask
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+
+from intelshare import errors
+from intelshare.db import is_pg, pg_execute
+from intelshare.treaty import (
+    Handling,
+    SignedTreatyDoc,
+    Tlp,
+    Treaty,
+    check_fields,
+    decide,
+    kind_name,
+    redact,
+    review_required,
+)
+from intelshare.v1 import alert_pb2, envelope_pb2
+from node.schema import alert as rec
+from node.sharing.inbound import Inbound, Incoming, Refused, Stored, parse_payload
+from node.sharing.outbound import PENDING as OUTBOX_PENDING
+from node.sharing.outbound import Sealed, Sealer, enqueue
+from node.sharing.receipts import Receipts, receipt_references
+from node.sharing.trust import Trust
+from node.storage import tables as t
+from node.storage.officers import Officer
+from node.storage.store import Store, Writer, canonical_bytes, dumps, now_ms
+
+log = logging.getLogger(__name__)
+
+ISSUED = "issued"
+RECEIVED = "received"
+ACTIVE = "active"
+REVOKED = "revoked"
+
+UPDATABLE = ("urgency", "subjects", "description", "handling", "tlp", "evaluation", "expire_time")
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+#: Audit entries list at most this many alert ids each (leaves are capped at 16 KiB).
+_AUDIT_IDS_PER_ENTRY = 200
+
+
+def alert_name(alert_id: str) -> str:
+    return f"alerts/{alert_id}"
+
+
+def parse_name(name: str, field: str = "name") -> str:
+    prefix = "alerts/"
+    alert_id = name[len(prefix) :] if name.startswith(prefix) else ""
+    if not alert_id or "/" in alert_id or len(alert_id) > 64:
+        raise errors.InvalidArgument(
+            f"{field} must look like alerts/{{alert_id}}, got {name!r}",
+            violations={field: "expected alerts/{alert_id}"},
+        )
+    return alert_id
+
+
+def parse_delivery_name(name: str) -> tuple[str, str]:
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "alerts" or parts[2] != "deliveries" or not all(parts):
+        raise errors.InvalidArgument(
+            f"name must look like alerts/{{alert_id}}/deliveries/{{agency_id}}, got {name!r}",
+            violations={"name": "expected alerts/{alert_id}/deliveries/{agency_id}"},
+        )
+    return parts[1], parts[3]
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    kind: int = 0
+    state: int = 0
+    direction: int = 0
+    treaty_id: str = ""
+
+    def fingerprint(self) -> str:
+        return f"{self.kind}:{self.state}:{self.direction}:{self.treaty_id}"
+
+
+class Alerts:
+    """Alert operations of one node (officer side and inbound handlers)."""
+
+    def __init__(
+        self,
+        *,
+        agency_id: str,
+        store: Store,
+        trust: Trust,
+        sealer: Sealer,
+        wake_sender: Callable[[], None],
+        max_alert_days: int,
+        control_message_days: int,
+    ) -> None:
+        self.agency_id = agency_id
+        self.store = store
+        self.trust = trust
+        self.sealer = sealer
+        self.wake_sender = wake_sender
+        self.max_alert_days = max_alert_days
+        self.control_message_days = control_message_days
+        #: receipts owed for received alerts (node.sharing.receipts); the node starts its thread
+        self.receipts = Receipts(store, sealer, self._queue_later, self._control_expire_ms)
+
+    def register_inbound(self, inbound: Inbound) -> None:
+        inbound.register(envelope_pb2.MESSAGE_KIND_ALERT, self.on_alert)
+        inbound.register(envelope_pb2.MESSAGE_KIND_ALERT_UPDATE, self.on_update)
+        inbound.register(envelope_pb2.MESSAGE_KIND_ALERT_REVOCATION, self.on_revocation)
+        inbound.register(envelope_pb2.MESSAGE_KIND_RECEIPT, self.on_control)
+        inbound.register(envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT, self.on_control)
+        inbound.register(envelope_pb2.MESSAGE_KIND_HIT_REPORT, self.on_control)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _queue(self, w: Writer, sealed: Sealed, alert_id: str) -> None:
+        enqueue(w, sealed, alert_id=alert_id)
+        w.after_commit(self.wake_sender)
+
+    def _queue_later(self, w: Writer, sealed: Sequence[Sealed], alert_id: str) -> None:
+        """What :meth:`_queue` does, with the outbox rows written at the end.
+
+        The same rows and the same ``sealed`` audit entries as
+        :func:`node.sharing.outbound.enqueue`, but the rows go in with the events
+        (:meth:`Writer.insert_later`, one statement on PostgreSQL): for the
+        hot paths (issuing, the receipt for a received alert), where nothing
+        reads the rows back before commit.
+        """
+        rows = []
+        for s in sealed:
+            digest = s.envelope_sha256
+            rows.append(
+                {
+                    "message_id": s.message_id,
+                    "kind": s.kind,
+                    "alert_id": alert_id,
+                    "case_id": s.case_id or None,
+                    "reference_id": s.reference_id or None,
+                    "treaty_id": s.treaty_id,
+                    "treaty_version": s.treaty_version,
+                    "recipients": dumps(list(s.recipients)),
+                    "payload": s.payload,
+                    "payload_sha256": s.payload_sha256,
+                    "envelope": s.envelope,
+                    "envelope_sha256": digest,
+                    "created_ms": s.created_ms,
+                    "expire_ms": s.expire_ms,
+                    "state": OUTBOX_PENDING,
+                    "attempts": 0,
+                    "next_attempt_ms": 0,
+                }
+            )
+            w.audit(
+                "sealed",
+                {
+                    "message_id": s.message_id,
+                    "kind": kind_name(s.kind),
+                    "recipients": list(s.recipients),
+                    "treaty": f"{s.treaty_id}@{s.treaty_version}",
+                    "reference_id": s.reference_id or None,
+                    "envelope_sha256": digest.hex(),
+                },
+            )
+        w.insert_later(t.outbound, rows)
+        w.after_commit(self.wake_sender)
+
+    def _control_expire_ms(self) -> int:
+        return now_ms() + self.control_message_days * 86_400_000
+
+    def _row(self, conn: Connection, alert_id: str) -> Row[Any]:
+        row = conn.execute(select(t.alerts).where(t.alerts.c.alert_id == alert_id)).first()
+        if row is None:
+            raise errors.NotFound(
+                f"alert {alert_name(alert_id)} does not exist",
+                metadata={"name": alert_name(alert_id)},
+            )
+        return row
+
+    @staticmethod
+    def _refuse_policy(exc_cls: type[errors.PolicyRefused], detail: str, treaty: Treaty) -> None:
+        raise exc_cls(
+            detail, metadata={"treaty_id": treaty.id, "treaty_version": str(treaty.version)}
+        )
+
+    def _check(
+        self,
+        treaty: Treaty,
+        *,
+        recipients: Sequence[str],
+        kind: str,
+        categories: Sequence[str],
+        handling: int,
+        tlp: int,
+    ) -> None:
+        decision = decide(
+            treaty,
+            in_force=True,
+            sender=self.agency_id,
+            recipients=list(recipients),
+            kind=kind,
+            categories=list(categories),
+            handling=Handling(handling),
+            tlp=Tlp(tlp),
+        )
+        if not decision:
+            try:
+                decision.raise_if_refused()
+            except errors.PolicyRefused as exc:
+                exc.metadata.update(treaty_id=treaty.id, treaty_version=str(treaty.version))
+                raise
+
+    def _current(self, treaty_id: str) -> SignedTreatyDoc:
+        """Newest version in force (``TREATY_NOT_IN_FORCE`` otherwise)."""
+        return self.trust.current(treaty_id)
+
+    def _in_force_version(self, treaty_id: str, version: int) -> Treaty:
+        """A specific version, which must be in force now (for control messages)."""
+        doc = self.trust.treaty(treaty_id, version)
+        if doc is None or not self.trust.in_force(doc):
+            raise errors.TreatyNotInForce(
+                f"treaty {treaty_id} v{version} is not in force any more",
+                metadata={"treaty_id": treaty_id, "treaty_version": str(version)},
+            )
+        return doc.treaty
+
+    # --- issue -------------------------------------------------------------------------
+
+    def issue(self, w: Writer, officer: Officer, alert: alert_pb2.Alert) -> alert_pb2.Alert:
+        now = datetime.now(UTC)
+        rec.validate_new_alert(
+            alert, own_agency=self.agency_id, now=now, max_days=self.max_alert_days
+        )
+        alert = _copy(alert)
+        rec.normalise_times(alert)
+        if alert.urgency == alert_pb2.URGENCY_UNSPECIFIED:
+            alert.urgency = alert_pb2.URGENCY_NORMAL
+        categories = rec.categories_of(alert)
+        groups: dict[str, list[str]] = {}
+        for r in alert.recipients:
+            groups.setdefault(r.treaty_id or alert.treaty_id, []).append(r.agency_id)
+        record = rec.alert_to_record(alert)
+        record_paths = set(rec.field_paths(record))
+        expire_ms = rec.ts_to_ms(alert.expire_time)
+        views: list[tuple[Treaty, list[str], dict[str, Any], Sealed]] = []
+        for treaty_id in sorted(groups):
+            treaty = self._current(treaty_id).treaty
+            agencies = sorted(groups[treaty_id])
+            self._check(
+                treaty,
+                recipients=agencies,
+                kind="alert",
+                categories=categories,
+                handling=alert.handling,
+                tlp=alert.tlp,
+            )
+            needs_review = set(categories) & set(treaty.review_required_for)
+            if review_required(treaty, categories):
+                raise errors.PolicyRefused(
+                    f"treaty {treaty.label} requires an approver's review before alerts of "
+                    f"categories {', '.join(sorted(needs_review))} are released; "
+                    "this node has no review step yet",
+                    metadata={"treaty_id": treaty.id, "rule": "review_required_for"},
+                )
+            view = redact(record, treaty, "alert")
+            sealed = self.sealer.seal(
+                kind=envelope_pb2.MESSAGE_KIND_ALERT,
+                recipients=agencies,
+                treaty_id=treaty.id,
+                treaty_version=treaty.version,
+                handling=alert.handling,
+                tlp=alert.tlp,
+                categories=categories,
+                expire_ms=expire_ms,
+                payload=canonical_bytes(view),
+            )
+            views.append((treaty, agencies, view, sealed))
+        alert_id = views[0][3].message_id
+        created = now_ms()
+        recipients = [
+            {"agency_id": a, "treaty_id": treaty.id}
+            for treaty, agencies, _v, _s in views
+            for a in agencies
+        ]
+        row = {
+            "alert_id": alert_id,
+            "direction": ISSUED,
+            "origin_agency": self.agency_id,
+            "kind": rec.KINDS[alert.kind],
+            "urgency": rec.URGENCIES.get(alert.urgency, "normal"),
+            "treaty_id": alert.treaty_id or views[0][0].id,
+            "treaty_version": 0,
+            "categories": dumps(categories),
+            "recipients": dumps(recipients),
+            "handling": alert.handling,
+            "tlp": alert.tlp,
+            "record": dumps(record),
+            "revision": 1,
+            "state": ACTIVE,
+            "create_ms": created,
+            "update_ms": created,
+            "expire_ms": expire_ms,
+            "expired_noted": False,
+            "created_by": officer.officer_id,
+        }
+        # The new rows go in with the events at the end of the transaction (one
+        # statement on PostgreSQL): nothing here reads them back.
+        w.insert_later(t.alerts, row)
+        view_rows: list[dict[str, Any]] = []
+        deliveries: list[dict[str, Any]] = []
+        for treaty, agencies, view, sealed in views:
+            view_rows.append(
+                {
+                    "view_id": sealed.message_id,
+                    "alert_id": alert_id,
+                    "treaty_id": treaty.id,
+                    "treaty_version": treaty.version,
+                    "recipients": dumps(agencies),
+                    "payload": sealed.payload,
+                    "removed_fields": dumps(sorted(record_paths - set(rec.field_paths(view)))),
+                    "revision": 1,
+                }
+            )
+            deliveries.extend(
+                {
+                    "alert_id": alert_id,
+                    "agency_id": agency,
+                    "view_id": sealed.message_id,
+                    "treaty_id": treaty.id,
+                    "treaty_version": treaty.version,
+                    "hit_count": 0,
+                }
+                for agency in agencies
+            )
+        self._queue_later(w, [sealed for _t, _a, _v, sealed in views], alert_id)
+        w.insert_later(t.views, view_rows)
+        w.insert_later(t.deliveries, deliveries)
+        w.event("alert.issued", alert_id=alert_id)
+        w.audit(
+            "alert_issued",
+            {
+                "alert_id": alert_id,
+                "officer_id": officer.officer_id,
+                "recipients": [r["agency_id"] for r in recipients],
+                "treaties": [f"{tr.id}@{tr.version}" for tr, _a, _v, _s in views],
+                "messages": [s.message_id for _t, _a, _v, s in views],
+            },
+        )
+        # The answer is what was just written, not a read of it: nothing else
+        # can have touched the alert before this transaction commits.
+        return _to_proto(
+            _Fresh({**_ALERT_DEFAULTS, **row}),
+            [_Fresh({**_DELIVERY_DEFAULTS, **d}) for d in _by_agency(deliveries)],
+            [],
+            {s.message_id for _t, _a, _v, s in views},  # queued, not yet sent
+            {},
+            b"",
+            now_ms(),
+        )
+
+    # --- update ------------------------------------------------------------------------
+
+    def update(
+        self, w: Writer, officer: Officer, alert: alert_pb2.Alert, mask: FieldMask
+    ) -> alert_pb2.Alert:
+        alert_id = parse_name(alert.name, "alert.name")
+        paths = list(mask.paths)
+        v: dict[str, str] = {}
+        for n, p in enumerate(paths):
+            if p not in UPDATABLE:
+                v[f"update_mask.paths[{n}]"] = (
+                    f"{p!r} cannot be updated (updatable: {', '.join(UPDATABLE)})"
+                )
+        if not paths:
+            paths = [p for p in UPDATABLE if _is_set(alert, p)]
+            if not paths:
+                v["update_mask"] = "nothing to update: give update_mask or fields to change"
+        if v:
+            raise errors.InvalidArgument(rec.summary(v, "invalid update"), violations=v)
+        row = self._row(w.conn, alert_id)
+        self._require_issued_active(row)
+        now = datetime.now(UTC)
+        merged = rec.record_to_alert(json.loads(row.record))
+        merged.kind = rec.KIND_BY_NAME[row.kind]  # type: ignore[assignment]
+        for p in paths:
+            if p in ("subjects", "evaluation", "expire_time"):
+                getattr(merged, p).CopyFrom(getattr(alert, p))
+                if p == "expire_time" and not alert.HasField("expire_time"):
+                    merged.ClearField("expire_time")
+            else:
+                setattr(merged, p, getattr(alert, p))
+        rec.normalise_times(merged)
+        if merged.urgency == alert_pb2.URGENCY_UNSPECIFIED:
+            merged.urgency = alert_pb2.URGENCY_NORMAL
+        v = {}
+        rec.validate_content(
+            v, merged, now=now, max_days=self.max_alert_days, paths=frozenset(paths)
+        )
+        if v:
+            raise errors.InvalidArgument(rec.summary(v, "invalid update"), violations=v)
+        record = rec.alert_to_record(merged)
+        record_paths = set(rec.field_paths(record))
+        expire_ms = rec.ts_to_ms(merged.expire_time)
+        categories = json.loads(row.categories)
+        view_rows = w.conn.execute(
+            select(t.views).where(t.views.c.alert_id == alert_id).order_by(t.views.c.view_id)
+        ).all()
+        updates: list[tuple[Row[Any], Treaty, dict[str, Any], Sealed]] = []
+        for view_row in view_rows:
+            treaty = self._current(view_row.treaty_id).treaty
+            agencies = json.loads(view_row.recipients)
+            self._check(
+                treaty,
+                recipients=agencies,
+                kind="alert_update",
+                categories=categories,
+                handling=merged.handling,
+                tlp=merged.tlp,
+            )
+            view = redact(record, treaty, "alert")
+            sealed = self.sealer.seal(
+                kind=envelope_pb2.MESSAGE_KIND_ALERT_UPDATE,
+                recipients=agencies,
+                treaty_id=treaty.id,
+                treaty_version=treaty.version,
+                handling=merged.handling,
+                tlp=merged.tlp,
+                categories=categories,
+                expire_ms=expire_ms,
+                payload=canonical_bytes(view),
+                reference_id=view_row.view_id,
+            )
+            updates.append((view_row, treaty, view, sealed))
+        changed = w.conn.execute(
+            update(t.alerts)
+            .where(
+                t.alerts.c.alert_id == alert_id,
+                t.alerts.c.revision == row.revision,
+                t.alerts.c.state == ACTIVE,
+            )
+            .values(
+                record=dumps(record),
+                urgency=rec.URGENCIES.get(merged.urgency, "normal"),
+                handling=merged.handling,
+                tlp=merged.tlp,
+                expire_ms=expire_ms,
+                expired_noted=False,
+                revision=row.revision + 1,
+                update_ms=now_ms(),
+            )
+        )
+        if not changed.rowcount:
+            raise errors.FailedPrecondition(
+                f"alert {alert.name} changed while this update was prepared; retry",
+                metadata={"name": alert.name},
+            )
+        for view_row, treaty, view, sealed in updates:
+            w.conn.execute(
+                update(t.deliveries)
+                .where(t.deliveries.c.view_id == view_row.view_id)
+                .values(treaty_version=treaty.version)
+            )
+            w.conn.execute(
+                update(t.views)
+                .where(t.views.c.view_id == view_row.view_id)
+                .values(
+                    payload=sealed.payload,
+                    treaty_version=treaty.version,
+                    removed_fields=dumps(sorted(record_paths - set(rec.field_paths(view)))),
+                    revision=row.revision + 1,
+                )
+            )
+            self._queue(w, sealed, alert_id)
+        w.event("alert.updated", alert_id=alert_id)
+        w.audit(
+            "alert_updated",
+            {
+                "alert_id": alert_id,
+                "officer_id": officer.officer_id,
+                "fields": sorted(paths),
+                "messages": [s.message_id for _r, _t, _v, s in updates],
+            },
+        )
+        return self._load(w.conn, alert_id)
+
+    def _require_issued_active(self, row: Row[Any]) -> None:
+        name = alert_name(row.alert_id)
+        if row.direction != ISSUED:
+            raise errors.FailedPrecondition(
+                f"alert {name} was received from {row.origin_agency}; only the issuing agency "
+                "can change it",
+                metadata={"name": name},
+            )
+        if row.state == REVOKED:
+            raise errors.FailedPrecondition(
+                f"alert {name} was revoked", metadata={"name": name, "state": "revoked"}
+            )
+        if row.expire_ms <= now_ms():
+            raise errors.FailedPrecondition(
+                f"alert {name} has expired", metadata={"name": name, "state": "expired"}
+            )
+
+    # --- revoke ------------------------------------------------------------------------
+
+    def revoke(self, w: Writer, officer: Officer, name: str, reason: str) -> alert_pb2.Alert:
+        alert_id = parse_name(name)
+        v: dict[str, str] = {}
+        rec._text(v, "reason", reason, max_len=2000, multiline=True)
+        if v:
+            raise errors.InvalidArgument(rec.summary(v), violations=v)
+        row = self._row(w.conn, alert_id)
+        self._require_issued_active(row)
+        view_rows = w.conn.execute(
+            select(t.views).where(t.views.c.alert_id == alert_id).order_by(t.views.c.view_id)
+        ).all()
+        sealed_all: list[Sealed] = []
+        for view_row in view_rows:
+            treaty = self._in_force_or_current(view_row.treaty_id, view_row.treaty_version)
+            agencies = json.loads(view_row.recipients)
+            self._check(
+                treaty,
+                recipients=agencies,
+                kind="alert_revocation",
+                categories=[],
+                handling=row.handling,
+                tlp=row.tlp,
+            )
+            sealed_all.append(
+                self.sealer.seal(
+                    kind=envelope_pb2.MESSAGE_KIND_ALERT_REVOCATION,
+                    recipients=agencies,
+                    treaty_id=treaty.id,
+                    treaty_version=treaty.version,
+                    handling=row.handling,
+                    tlp=row.tlp,
+                    categories=[],
+                    expire_ms=row.expire_ms,
+                    payload=canonical_bytes({}),
+                    reference_id=view_row.view_id,
+                )
+            )
+        at = now_ms()
+        changed = w.conn.execute(
+            update(t.alerts)
+            .where(t.alerts.c.alert_id == alert_id, t.alerts.c.state == ACTIVE)
+            .values(state=REVOKED, revoke_ms=at, revoke_reason=reason or None, update_ms=at)
+        )
+        if not changed.rowcount:
+            raise errors.FailedPrecondition(
+                f"alert {name} was revoked", metadata={"name": name, "state": "revoked"}
+            )
+        for sealed in sealed_all:
+            self._queue(w, sealed, alert_id)
+        w.event("alert.revoked", alert_id=alert_id)
+        w.audit(
+            "alert_revoked",
+            {
+                "alert_id": alert_id,
+                "officer_id": officer.officer_id,
+                "messages": [s.message_id for s in sealed_all],
+            },
+        )
+        return self._load(w.conn, alert_id)
+
+    def _in_force_or_current(self, treaty_id: str, version: int) -> Treaty:
+        doc = self.trust.treaty(treaty_id, version)
+        if doc is not None and self.trust.in_force(doc):
+            return doc.treaty
+        return self._current(treaty_id).treaty
+
+    # --- recipient side: acknowledge, hit ---------------------------------------------
+
+    def _require_received(self, row: Row[Any], what: str) -> None:
+        name = alert_name(row.alert_id)
+        if row.direction != RECEIVED:
+            raise errors.FailedPrecondition(
+                f"alert {name} was issued by this agency; only recipients can {what}",
+                metadata={"name": name},
+            )
+        if row.state == REVOKED:
+            raise errors.FailedPrecondition(
+                f"alert {name} was revoked by {row.origin_agency}",
+                metadata={"name": name, "state": "revoked"},
+            )
+
+    def _control(
+        self,
+        row: Row[Any],
+        *,
+        kind: envelope_pb2.MessageKind.ValueType,
+        payload: Mapping[str, Any],
+        categories: Sequence[str] = (),
+    ) -> Sealed:
+        treaty = self._in_force_version(row.treaty_id, row.treaty_version)
+        self._check(
+            treaty,
+            recipients=[row.origin_agency],
+            kind=_KIND_NAMES[kind],
+            categories=categories,
+            handling=row.handling,
+            tlp=row.tlp,
+        )
+        return self.sealer.seal(
+            kind=kind,
+            recipients=[row.origin_agency],
+            treaty_id=treaty.id,
+            treaty_version=treaty.version,
+            handling=row.handling,
+            tlp=row.tlp,
+            categories=categories,
+            expire_ms=self._control_expire_ms(),
+            payload=canonical_bytes(dict(payload)),
+            reference_id=row.message_id,
+        )
+
+    def acknowledge(self, w: Writer, officer: Officer, name: str) -> alert_pb2.Alert:
+        alert_id = parse_name(name)
+        row = self._row(w.conn, alert_id)
+        self._require_received(row, "acknowledge it")
+        if row.acknowledged_ms is not None:
+            return self._load(w.conn, alert_id)
+        sealed = self._control(row, kind=envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT, payload={})
+        changed = w.conn.execute(
+            update(t.alerts)
+            .where(t.alerts.c.alert_id == alert_id, t.alerts.c.acknowledged_ms.is_(None))
+            .values(acknowledged_ms=now_ms())
+        )
+        if not changed.rowcount:
+            return self._load(w.conn, alert_id)
+        self._queue(w, sealed, alert_id)
+        w.event("alert.acknowledged", alert_id=alert_id, agency_id=self.agency_id)
+        w.audit(
+            "alert_acknowledged",
+            {
+                "alert_id": alert_id,
+                "officer_id": officer.officer_id,
+                "message_id": sealed.message_id,
+            },
+        )
+        return self._load(w.conn, alert_id)
+
+    def report_hit(
+        self,
+        w: Writer,
+        officer: Officer,
+        name: str,
+        *,
+        found_ms: int | None,
+        place: str,
+        found: str,
+    ) -> alert_pb2.Alert:
+        alert_id = parse_name(name)
+        v: dict[str, str] = {}
+        now = now_ms()
+        if found_ms is None:
+            v["found_time"] = "required: when the subject was found"
+        elif found_ms > now + 300_000:
+            v["found_time"] = "must not be in the future"
+        elif found_ms < now - 3660 * 86_400_000:
+            v["found_time"] = "more than ten years ago"
+        rec._text(v, "place", place, max_len=500, required=True, multiline=True)
+        rec._text(v, "found", found, max_len=4000, required=True, multiline=True)
+        if v:
+            raise errors.InvalidArgument(rec.summary(v, "invalid hit report"), violations=v)
+        assert found_ms is not None
+        row = self._row(w.conn, alert_id)
+        self._require_received(row, "report a hit")
+        record = {"found_at": rec.ms_to_rfc3339(found_ms), "place": place, "found": found}
+        treaty = self._in_force_version(row.treaty_id, row.treaty_version)
+        sent_record = redact(record, treaty, "hit_report")
+        sealed = self._control(
+            row,
+            kind=envelope_pb2.MESSAGE_KIND_HIT_REPORT,
+            payload=sent_record,
+            categories=json.loads(row.categories),
+        )
+        w.conn.execute(
+            insert(t.hits).values(
+                hit_id=str(uuid.uuid4()),
+                alert_id=alert_id,
+                agency_id=self.agency_id,
+                direction="sent",
+                message_id=sealed.message_id,
+                found_ms=found_ms,
+                place=place,
+                found=found,
+                reported_ms=now,
+                retain_until_ms=None,
+            )
+        )
+        self._queue(w, sealed, alert_id)
+        w.event("alert.hit_reported", alert_id=alert_id, agency_id=self.agency_id)
+        w.audit(
+            "hit_reported",
+            {
+                "alert_id": alert_id,
+                "officer_id": officer.officer_id,
+                "message_id": sealed.message_id,
+                "fields_sent": sorted(sent_record),
+            },
+        )
+        return self._load(w.conn, alert_id)
+
+    # --- reading -----------------------------------------------------------------------
+
+    def get(self, officer: Officer, name: str) -> alert_pb2.Alert:
+        alert_id = parse_name(name)
+        with self.store.write() as w:
+            alert = self._load(w.conn, alert_id)
+            if alert.direction == alert_pb2.ALERT_DIRECTION_RECEIVED:
+                w.audit(
+                    "read",
+                    {
+                        "officer_id": officer.officer_id,
+                        "alert_ids": [alert_id],
+                        "method": "GetAlert",
+                    },
+                )
+        return alert
+
+    def list_page(
+        self, officer: Officer, flt: ListFilter, page_size: int, page_token: str
+    ) -> tuple[list[alert_pb2.Alert], str]:
+        v: dict[str, str] = {}
+        if page_size < 0:
+            v["page_size"] = "must not be negative"
+        if flt.kind and flt.kind not in rec.KINDS:
+            v["kind"] = "unknown kind"
+        if flt.state not in (0, 1, 2, 3):
+            v["state"] = "unknown state"
+        if flt.direction not in (0, 1, 2):
+            v["direction"] = "unknown direction"
+        if len(flt.treaty_id) > 128:
+            v["treaty_id"] = "too long"
+        after = _decode_token(page_token, flt, v)
+        if v:
+            raise errors.InvalidArgument(rec.summary(v), violations=v)
+        size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
+        a = t.alerts
+        now = now_ms()
+        query = select(a)
+        if flt.kind:
+            query = query.where(a.c.kind == rec.KINDS[flt.kind])
+        if flt.direction:
+            query = query.where(a.c.direction == (ISSUED if flt.direction == 1 else RECEIVED))
+        if flt.state == alert_pb2.ALERT_STATE_ACTIVE:
+            query = query.where(a.c.state == ACTIVE, a.c.expire_ms > now)
+        elif flt.state == alert_pb2.ALERT_STATE_REVOKED:
+            query = query.where(a.c.state == REVOKED)
+        elif flt.state == alert_pb2.ALERT_STATE_EXPIRED:
+            query = query.where(a.c.state == ACTIVE, a.c.expire_ms <= now)
+        if flt.treaty_id:
+            query = query.where(
+                or_(
+                    and_(a.c.direction == RECEIVED, a.c.treaty_id == flt.treaty_id),
+                    exists().where(
+                        t.deliveries.c.alert_id == a.c.alert_id,
+                        t.deliveries.c.treaty_id == flt.treaty_id,
+                    ),
+                )
+            )
+        if after is not None:
+            create_ms, last_id = after
+            # A row comparison, not (a < x OR (a = x AND b < y)): the database
+            # turns it into an index range, so a deep page costs what the first does.
+            query = query.where(tuple_(a.c.create_ms, a.c.alert_id) < tuple_(create_ms, last_id))
+        query = query.order_by(a.c.create_ms.desc(), a.c.alert_id.desc()).limit(size + 1)
+        with self.store.write() as w:
+            rows = w.conn.execute(query).all()
+            more = len(rows) > size
+            rows = rows[:size]
+            alerts = self._build(w.conn, rows)
+            received_ids = [r.alert_id for r in rows if r.direction == RECEIVED]
+            for start in range(0, len(received_ids), _AUDIT_IDS_PER_ENTRY):
+                w.audit(
+                    "read",
+                    {
+                        "officer_id": officer.officer_id,
+                        "alert_ids": received_ids[start : start + _AUDIT_IDS_PER_ENTRY],
+                        "method": "ListAlerts",
+                    },
+                )
+        token = _encode_token(rows[-1].create_ms, rows[-1].alert_id, flt) if more and rows else ""
+        return alerts, token
+
+    def delivery(self, officer: Officer, name: str) -> alert_pb2.AlertDelivery:
+        alert_id, agency = parse_delivery_name(name)
+        with self.store.engine.connect() as conn:
+            row = self._row(conn, alert_id)
+            if row.direction != ISSUED:
+                raise errors.FailedPrecondition(
+                    f"alert {alert_name(alert_id)} was received; only issued alerts have"
+                    " deliveries",
+                    metadata={"name": alert_name(alert_id)},
+                )
+            d = conn.execute(
+                select(t.deliveries).where(
+                    t.deliveries.c.alert_id == alert_id, t.deliveries.c.agency_id == agency
+                )
+            ).first()
+            if d is None:
+                raise errors.NotFound(
+                    f"{agency} is not a recipient of alert {alert_name(alert_id)}",
+                    metadata={"name": name},
+                )
+            view = conn.execute(select(t.views).where(t.views.c.view_id == d.view_id)).one()
+            sent = conn.execute(
+                select(t.outbound)
+                .where(
+                    or_(
+                        t.outbound.c.message_id == d.view_id,
+                        t.outbound.c.reference_id == d.view_id,
+                    )
+                )
+                .order_by(t.outbound.c.id)
+            ).all()
+            hit_rows = conn.execute(
+                select(t.hits).where(t.hits.c.alert_id == alert_id, t.hits.c.agency_id == agency)
+            ).all()
+        status = _delivery_status(d, sent_state=_sent_state(sent, d.view_id))
+        seen = rec.record_to_alert(json.loads(view.payload))
+        seen.name = alert_name(d.view_id)
+        seen.treaty_id = view.treaty_id
+        seen.recipients.extend(
+            alert_pb2.AlertRecipient(agency_id=r, treaty_id=view.treaty_id)
+            for r in json.loads(view.recipients)
+        )
+        seen.categories.extend(json.loads(row.categories))
+        seen.handling = row.handling
+        seen.tlp = row.tlp
+        seen.expire_time.CopyFrom(rec.ms_to_ts(row.expire_ms))
+        seen.state = _state(row, now_ms())
+        seen.origin_agency = row.origin_agency
+        seen.direction = alert_pb2.ALERT_DIRECTION_RECEIVED
+        seen.create_time.CopyFrom(rec.ms_to_ts(row.create_ms))
+        seen.update_time.CopyFrom(rec.ms_to_ts(row.update_ms))
+        if row.revoke_ms is not None:
+            seen.revoke_time.CopyFrom(rec.ms_to_ts(row.revoke_ms))
+        seen.revision = view.revision
+        seen.hits.extend(_hit(h) for h in hit_rows)
+        messages = []
+        for m in sent:
+            msg = alert_pb2.SentMessage(
+                message_id=m.message_id,
+                kind=m.kind,
+                envelope_sha256=bytes(m.envelope_sha256),
+                payload_sha256=bytes(m.payload_sha256),
+                create_time=rec.ms_to_ts(m.created_ms),
+            )
+            if m.accepted_ms is not None:
+                msg.accept_time.CopyFrom(rec.ms_to_ts(m.accepted_ms))
+            messages.append(msg)
+        return alert_pb2.AlertDelivery(
+            name=f"alerts/{alert_id}/deliveries/{agency}",
+            status=status,
+            alert=seen,
+            removed_fields=json.loads(view.removed_fields),
+            messages=messages,
+        )
+
+    def _load(self, conn: Connection, alert_id: str) -> alert_pb2.Alert:
+        return self._build(conn, [self._row(conn, alert_id)])[0]
+
+    def _build(self, conn: Connection, rows: Sequence[Row[Any]]) -> list[alert_pb2.Alert]:
+        ids = [r.alert_id for r in rows]
+        if not ids:
+            return []
+        deliveries: dict[str, list[Row[Any]]] = {}
+        for d in conn.execute(
+            select(t.deliveries)
+            .where(t.deliveries.c.alert_id.in_(ids))
+            .order_by(t.deliveries.c.agency_id)
+        ):
+            deliveries.setdefault(d.alert_id, []).append(d)
+        for alert_id, ds in deliveries.items():  # the database's collation may differ
+            deliveries[alert_id] = _by_agency(ds)
+        hits: dict[str, list[Row[Any]]] = {}
+        for h in conn.execute(
+            select(t.hits).where(t.hits.c.alert_id.in_(ids)).order_by(t.hits.c.reported_ms)
+        ):
+            hits.setdefault(h.alert_id, []).append(h)
+        pending: set[str] = set()
+        failed: dict[str, str] = {}
+        view_ids = [d.view_id for ds in deliveries.values() for d in ds]
+        if view_ids:
+            for o in conn.execute(
+                select(t.outbound.c.message_id, t.outbound.c.state, t.outbound.c.last_error).where(
+                    t.outbound.c.message_id.in_(view_ids)
+                )
+            ):
+                if o.state == "pending":
+                    pending.add(o.message_id)
+                elif o.state == "failed":
+                    failed[o.message_id] = o.last_error or "refused"
+        envelopes: dict[str, bytes] = {}
+        message_ids = [r.message_id for r in rows if r.message_id]
+        if message_ids:
+            for e in conn.execute(
+                select(t.received.c.message_id, t.received.c.envelope_sha256).where(
+                    t.received.c.message_id.in_(message_ids)
+                )
+            ):
+                envelopes[e.message_id] = bytes(e.envelope_sha256)
+        now = now_ms()
+        out = []
+        for r in rows:
+            out.append(
+                _to_proto(
+                    r,
+                    deliveries.get(r.alert_id, []),
+                    hits.get(r.alert_id, []),
+                    pending,
+                    failed,
+                    envelopes.get(r.message_id or "", b""),
+                    now,
+                )
+            )
+        return out
+
+    # --- inbound handlers --------------------------------------------------------------
+
+    def on_alert(self, w: Writer, inc: Incoming) -> Stored:
+        h = inc.header
+        record = parse_payload(inc.payload)
+        try:
+            rec.record_to_alert(record)
+        except errors.Malformed as exc:
+            raise Refused("MALFORMED", exc.message) from None
+        decision = check_fields(record, inc.treaty, "alert")
+        if not decision:
+            raise Refused(decision.reason, decision.detail)
+        alert_id = h.message_id
+        recipients = [{"agency_id": r, "treaty_id": h.treaty_id} for r in h.recipients]
+        # Written at the end of the transaction, with its event (one statement
+        # on PostgreSQL). An update or revocation of it in the same inbox
+        # batch does not find it then, and the batch goes one by one.
+        w.insert_later(
+            t.alerts,
+            {
+                "alert_id": alert_id,
+                "direction": RECEIVED,
+                "origin_agency": h.sender,
+                "kind": str(record.get("kind", "")),
+                "urgency": str(record.get("urgency", "")),
+                "treaty_id": h.treaty_id,
+                "treaty_version": h.treaty_version,
+                "categories": dumps(sorted(h.categories)),
+                "recipients": dumps(recipients),
+                "handling": int(h.handling),
+                "tlp": int(h.tlp),
+                "record": dumps(record),
+                "revision": 1,
+                "state": ACTIVE,
+                "create_ms": inc.create_ms,
+                "update_ms": inc.received_ms,
+                "expire_ms": inc.expire_ms,
+                "expired_noted": False,
+                "message_id": alert_id,
+                "received_ms": inc.received_ms,
+                "retain_until_ms": inc.retain_until_ms,
+                "last_change_ms": inc.create_ms,
+            },
+        )
+        w.event("alert.received", alert_id=alert_id, agency_id=h.sender)
+        self.receipts.owe(w, inc)
+        return Stored(alert_id=alert_id)
+
+    def _received_ref(self, w: Writer, inc: Incoming) -> Row[Any]:
+        h = inc.header
+        row = w.conn.execute(
+            select(t.alerts).where(
+                t.alerts.c.alert_id == h.reference_id, t.alerts.c.direction == RECEIVED
+            )
+        ).first()
+        if row is None:
+            raise Refused("REFERENCE_UNKNOWN", f"no received alert {h.reference_id!r}")
+        if row.origin_agency != h.sender or row.treaty_id != h.treaty_id:
+            raise Refused(
+                "REFERENCE_MISMATCH",
+                f"alert {h.reference_id} came from {row.origin_agency} under {row.treaty_id}, "
+                f"not from {h.sender} under {h.treaty_id}",
+            )
+        return row
+
+    def on_update(self, w: Writer, inc: Incoming) -> Stored:
+        h = inc.header
+        row = self._received_ref(w, inc)
+        record = parse_payload(inc.payload)
+        try:
+            rec.record_to_alert(record)
+        except errors.Malformed as exc:
+            raise Refused("MALFORMED", exc.message) from None
+        decision = check_fields(record, inc.treaty, "alert")
+        if not decision:
+            raise Refused(decision.reason, decision.detail)
+        if row.state == REVOKED or (row.last_change_ms or 0) > inc.create_ms:
+            # Stored as evidence, not applied: the alert was revoked, or a
+            # newer version is already in place.
+            return Stored(alert_id=row.alert_id)
+        w.conn.execute(
+            update(t.alerts)
+            .where(t.alerts.c.alert_id == row.alert_id)
+            .values(
+                record=dumps(record),
+                kind=str(record.get("kind", row.kind)),
+                urgency=str(record.get("urgency", "")),
+                handling=int(h.handling),
+                tlp=int(h.tlp),
+                treaty_version=h.treaty_version,
+                expire_ms=inc.expire_ms,
+                expired_noted=False,
+                revision=row.revision + 1,
+                update_ms=inc.received_ms,
+                last_change_ms=inc.create_ms,
+            )
+        )
+        w.event("alert.updated", alert_id=row.alert_id, agency_id=h.sender)
+        return Stored(alert_id=row.alert_id)
+
+    def on_revocation(self, w: Writer, inc: Incoming) -> Stored:
+        row = self._received_ref(w, inc)
+        if row.state != REVOKED:
+            w.conn.execute(
+                update(t.alerts)
+                .where(t.alerts.c.alert_id == row.alert_id)
+                .values(state=REVOKED, revoke_ms=inc.create_ms, update_ms=inc.received_ms)
+            )
+            w.event("alert.revoked", alert_id=row.alert_id, agency_id=inc.header.sender)
+        return Stored(alert_id=row.alert_id)
+
+    def on_control(self, w: Writer, inc: Incoming) -> Stored:
+        """Receipt, acknowledgement or hit report from a recipient of our alert."""
+        h = inc.header
+        at = inc.received_ms
+        if h.kind == envelope_pb2.MESSAGE_KIND_RECEIPT:
+            return self._on_receipt(w, inc)
+        d = w.conn.execute(_DELIVERY_BY_VIEW, {"ref": h.reference_id, "sender": h.sender}).first()
+        if d is None:
+            raise Refused(
+                "REFERENCE_UNKNOWN",
+                f"no alert {h.reference_id!r} was sent to {h.sender}",
+            )
+        if d.treaty_id != h.treaty_id:
+            raise Refused(
+                "REFERENCE_MISMATCH",
+                f"alert {h.reference_id} was shared under {d.treaty_id}, not {h.treaty_id}",
+            )
+        key = {"b_alert_id": d.alert_id, "b_agency_id": h.sender, "at": at}
+        first_delivery = d.delivered_ms is None
+        if first_delivery:
+            w.conn.execute(_SET_DELIVERED, key)
+            w.event("alert.delivered", alert_id=d.alert_id, agency_id=h.sender)
+        if h.kind == envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT:
+            if d.acknowledged_ms is None:
+                w.conn.execute(_SET_ACKNOWLEDGED, key)
+                w.event("alert.acknowledged", alert_id=d.alert_id, agency_id=h.sender)
+        elif h.kind == envelope_pb2.MESSAGE_KIND_HIT_REPORT:
+            record = parse_payload(inc.payload)
+            decision = check_fields(record, inc.treaty, "hit_report")
+            if not decision:
+                raise Refused(decision.reason, decision.detail)
+            found_ms = None
+            if "found_at" in record:
+                try:
+                    found_ms = rec.rfc3339_to_ms(str(record["found_at"]))
+                except ValueError:
+                    raise Refused("MALFORMED", "found_at is not an RFC 3339 time") from None
+            for k in ("place", "found"):
+                if k in record and not isinstance(record[k], str):
+                    raise Refused("MALFORMED", f"{k} is not a string")
+            w.conn.execute(
+                insert(t.hits).values(
+                    hit_id=str(uuid.uuid4()),
+                    alert_id=d.alert_id,
+                    agency_id=h.sender,
+                    direction=RECEIVED,
+                    message_id=h.message_id,
+                    found_ms=found_ms,
+                    place=str(record.get("place", "")),
+                    found=str(record.get("found", "")),
+                    reported_ms=inc.create_ms,
+                    retain_until_ms=inc.retain_until_ms,
+                )
+            )
+            w.conn.execute(_COUNT_HIT, {**key, "at": inc.create_ms})
+            w.event("alert.hit_reported", alert_id=d.alert_id, agency_id=h.sender)
+        return Stored(alert_id=d.alert_id)
+
+    def _on_receipt(self, w: Writer, inc: Incoming) -> Stored:
+        """Mark delivered every alert a receipt names (see :mod:`node.sharing.receipts`).
+
+        The common case in one statement: first receipts for deliveries that
+        exist under this treaty. Each reference it did not mark is looked at:
+        one shared under another treaty refuses the whole receipt (the
+        partner claims what it cannot have received so); one never sent to
+        this partner is ignored, and only a receipt naming nothing we sent is
+        refused; one delivered before (a repeated receipt) changes nothing.
+        """
+        h = inc.header
+        refs = receipt_references(inc.payload, h.reference_id)
+        at = inc.received_ms
+        marked: dict[str, str]  # view id -> alert id
+        if is_pg(w.conn):
+            _, rows = pg_execute(w.conn, _PG_MARK_DELIVERED, (at, refs, h.sender, h.treaty_id))
+            marked = {str(r[0]): str(r[1]) for r in rows}
+        else:
+            marked = {
+                str(r[0]): str(r[1])
+                for r in w.conn.execute(
+                    _MARK_DELIVERED,
+                    {"refs": refs, "sender": h.sender, "treaty": h.treaty_id, "at": at},
+                )
+            }
+        unknown: list[str] = []
+        first_alert: str | None = None
+        for ref in refs:
+            if ref in marked:
+                w.event("alert.delivered", alert_id=marked[ref], agency_id=h.sender)
+                first_alert = first_alert or marked[ref]
+                continue
+            d = w.conn.execute(_DELIVERY_BY_VIEW, {"ref": ref, "sender": h.sender}).first()
+            if d is None:
+                unknown.append(ref)
+            elif d.treaty_id != h.treaty_id:
+                raise Refused(
+                    "REFERENCE_MISMATCH",
+                    f"alert {ref} was shared under {d.treaty_id}, not {h.treaty_id}",
+                )
+            else:
+                first_alert = first_alert or d.alert_id
+        if first_alert is None:
+            raise Refused(
+                "REFERENCE_UNKNOWN",
+                f"no alert {unknown[0]!r} was sent to {h.sender}",
+            )
+        if unknown:
+            log.warning(
+                "receipt %s from %s names %d alert(s) never sent to it (ignored), first %s",
+                h.message_id,
+                h.sender,
+                len(unknown),
+                unknown[0],
+            )
+        return Stored(alert_id=first_alert)
+
+    # --- delivery failure (from the sender thread) ------------------------------------
+
+    def on_send_failed(
+        self,
+        w: Writer,
+        message_id: str,
+        kind: int,
+        alert_id: str | None,
+        recipients: list[str],
+        error: str,
+    ) -> None:
+        if alert_id is None:
+            return
+        if kind in (
+            envelope_pb2.MESSAGE_KIND_ALERT,
+            envelope_pb2.MESSAGE_KIND_ALERT_UPDATE,
+            envelope_pb2.MESSAGE_KIND_ALERT_REVOCATION,
+        ):
+            view_id = message_id
+            if kind != envelope_pb2.MESSAGE_KIND_ALERT:
+                ref = w.conn.execute(
+                    select(t.outbound.c.reference_id).where(t.outbound.c.message_id == message_id)
+                ).scalar_one_or_none()
+                view_id = ref or message_id
+            w.conn.execute(
+                update(t.deliveries)
+                .where(t.deliveries.c.view_id == view_id)
+                .values(failure=error[:1000])
+            )
+        for agency in recipients:
+            w.event("alert.delivery_failed", alert_id=alert_id, agency_id=agency)
+
+    # --- periodic jobs -----------------------------------------------------------------
+
+    def note_expired(self, limit: int = 500) -> int:
+        """Emit ``alert.expired`` once for every alert whose expire_time passed."""
+        now = now_ms()
+        with self.store.engine.connect() as conn:
+            ids = [
+                r.alert_id
+                for r in conn.execute(
+                    select(t.alerts.c.alert_id)
+                    .where(
+                        t.alerts.c.state == ACTIVE,
+                        t.alerts.c.expire_ms <= now,
+                        t.alerts.c.expired_noted.is_(False),
+                    )
+                    .limit(limit)
+                )
+            ]
+        done = 0
+        for alert_id in ids:
+            with self.store.write() as w:
+                changed = w.conn.execute(
+                    update(t.alerts)
+                    .where(
+                        t.alerts.c.alert_id == alert_id,
+                        t.alerts.c.expired_noted.is_(False),
+                        t.alerts.c.expire_ms <= now,
+                    )
+                    .values(expired_noted=True)
+                )
+                if changed.rowcount:
+                    w.event("alert.expired", alert_id=alert_id)
+                    done += 1
+        return done
+
+    def purge_retention(self, limit: int = 500) -> int:
+        """Delete received records whose treaty retention has ended, with audit entries."""
+        now = now_ms()
+        purged = 0
+        with self.store.engine.connect() as conn:
+            alert_rows = conn.execute(
+                select(t.alerts.c.alert_id, t.alerts.c.message_id, t.alerts.c.treaty_id)
+                .where(t.alerts.c.direction == RECEIVED, t.alerts.c.retain_until_ms <= now)
+                .limit(limit)
+            ).all()
+            stray = conn.execute(
+                select(t.received.c.message_id, t.received.c.treaty_id)
+                .where(t.received.c.retain_until_ms <= now)
+                .limit(limit)
+            ).all()
+            hit_rows = conn.execute(
+                select(t.hits.c.hit_id, t.hits.c.message_id, t.hits.c.alert_id)
+                .where(t.hits.c.direction == RECEIVED, t.hits.c.retain_until_ms <= now)
+                .limit(limit)
+            ).all()
+        for a in alert_rows:
+            with self.store.write() as w:
+                gone = w.conn.execute(
+                    delete(t.alerts).where(
+                        t.alerts.c.alert_id == a.alert_id, t.alerts.c.retain_until_ms <= now
+                    )
+                )
+                if not gone.rowcount:
+                    continue
+                # Every envelope about the alert goes with it (its updates and
+                # revocation too): the record they changed no longer exists.
+                envs = w.conn.execute(
+                    delete(t.received)
+                    .where(t.received.c.alert_id == a.alert_id)
+                    .returning(t.received.c.message_id)
+                ).all()
+                w.event("alert.purged", alert_id=a.alert_id)
+                w.audit(
+                    "purged",
+                    {
+                        "alert_id": a.alert_id,
+                        "treaty": a.treaty_id,
+                        "messages": sorted(e.message_id for e in envs),
+                        "rule": "retention_days",
+                    },
+                )
+                purged += 1
+        for h in hit_rows:
+            with self.store.write() as w:
+                gone = w.conn.execute(delete(t.hits).where(t.hits.c.hit_id == h.hit_id))
+                if gone.rowcount:
+                    w.audit(
+                        "purged",
+                        {
+                            "alert_id": h.alert_id,
+                            "hit_message_id": h.message_id,
+                            "rule": "retention_days",
+                        },
+                    )
+                    purged += 1
+        for s in stray:
+            with self.store.write() as w:
+                gone = w.conn.execute(
+                    delete(t.received).where(
+                        t.received.c.message_id == s.message_id,
+                        t.received.c.retain_until_ms <= now,
+                    )
+                )
+                if gone.rowcount:
+                    w.audit(
+                        "purged",
+                        {
+                            "message_id": s.message_id,
+                            "treaty": s.treaty_id,
+                            "rule": "retention_days",
+                        },
+                    )
+                    purged += 1
+        return purged
+
+
+# --- module helpers -----------------------------------------------------------------
+
+_KIND_NAMES = {
+    envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT: "acknowledgement",
+    envelope_pb2.MESSAGE_KIND_HIT_REPORT: "hit_report",
+    envelope_pb2.MESSAGE_KIND_RECEIPT: "receipt",
+}
+
+
+# Statements of the hot paths, built once: executing them with a parameter set
+# skips building, cache-key hashing and compiling per call.
+_d = t.deliveries
+_MARK_DELIVERED = (
+    update(_d)
+    .where(
+        _d.c.view_id.in_(bindparam("refs", expanding=True)),
+        _d.c.agency_id == bindparam("sender"),
+        _d.c.treaty_id == bindparam("treaty"),
+        _d.c.delivered_ms.is_(None),
+    )
+    .values(delivered_ms=bindparam("at"))
+    .returning(_d.c.view_id, _d.c.alert_id)
+)
+_PG_MARK_DELIVERED = (
+    f"UPDATE {_d.name} SET delivered_ms = %s "  # noqa: S608
+    "WHERE view_id = ANY(%s) AND agency_id = %s AND treaty_id = %s AND delivered_ms IS NULL "
+    "RETURNING view_id, alert_id"
+)
+_DELIVERY_BY_VIEW = select(_d).where(
+    _d.c.view_id == bindparam("ref"), _d.c.agency_id == bindparam("sender")
+)
+_DELIVERY_KEY = (
+    _d.c.alert_id == bindparam("b_alert_id"),
+    _d.c.agency_id == bindparam("b_agency_id"),
+)
+_SET_DELIVERED = update(_d).where(*_DELIVERY_KEY).values(delivered_ms=bindparam("at"))
+_SET_ACKNOWLEDGED = update(_d).where(*_DELIVERY_KEY).values(acknowledged_ms=bindparam("at"))
+_COUNT_HIT = (
+    update(_d)
+    .where(*_DELIVERY_KEY)
+    .values(hit_count=_d.c.hit_count + 1, last_hit_ms=bindparam("at"))
+)
+
+#: columns of a new row that its INSERT leaves to their defaults (NULL)
+_ALERT_DEFAULTS: dict[str, Any] = {
+    "revoke_ms": None,
+    "revoke_reason": None,
+    "message_id": None,
+    "received_ms": None,
+    "retain_until_ms": None,
+    "acknowledged_ms": None,
+    "last_change_ms": None,
+    "created_by": None,
+}
+_DELIVERY_DEFAULTS: dict[str, Any] = {
+    "accepted_ms": None,
+    "delivered_ms": None,
+    "acknowledged_ms": None,
+    "last_hit_ms": None,
+    "failure": None,
+}
+
+
+class _Fresh:
+    """A row just written, with the attributes a read of it would have."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:  # only for columns it was not given
+        raise AttributeError(name)
+
+
+def _by_agency(deliveries: Iterable[Any]) -> list[Any]:
+    """Deliveries in the order alerts show them (by agency id)."""
+
+    def key(d: Any) -> str:
+        return str(d["agency_id"] if isinstance(d, dict) else d.agency_id)
+
+    return sorted(deliveries, key=key)
+
+
+def _copy(alert: alert_pb2.Alert) -> alert_pb2.Alert:
+    out = alert_pb2.Alert()
+    out.CopyFrom(alert)
+    return out
+
+
+def _is_set(alert: alert_pb2.Alert, path: str) -> bool:
+    if path == "subjects":
+        return alert.HasField("subjects")
+    if path == "evaluation":
+        return alert.HasField("evaluation")
+    if path == "expire_time":
+        return alert.HasField("expire_time")
+    return bool(getattr(alert, path))
+
+
+def _state(row: Row[Any] | _Fresh, now: int) -> alert_pb2.AlertState.ValueType:
+    if row.state == REVOKED:
+        return alert_pb2.ALERT_STATE_REVOKED
+    if row.expire_ms <= now:
+        return alert_pb2.ALERT_STATE_EXPIRED
+    return alert_pb2.ALERT_STATE_ACTIVE
+
+
+def _hit(h: Row[Any]) -> alert_pb2.Hit:
+    hit = alert_pb2.Hit(
+        agency_id=h.agency_id,
+        place=h.place,
+        found=h.found,
+        report_time=rec.ms_to_ts(h.reported_ms),
+        message_id=h.message_id or "",
+    )
+    if h.found_ms is not None:
+        hit.found_time.CopyFrom(rec.ms_to_ts(h.found_ms))
+    return hit
+
+
+def _sent_state(sent: Iterable[Row[Any]], view_id: str) -> str:
+    for m in sent:
+        if m.message_id == view_id:
+            return str(m.state)
+    return "pending"
+
+
+def _delivery_status(
+    d: Row[Any] | _Fresh, *, sent_state: str, failure: str | None = None
+) -> alert_pb2.AlertDeliveryStatus:
+    status = alert_pb2.AlertDeliveryStatus(
+        agency_id=d.agency_id,
+        treaty_id=d.treaty_id,
+        treaty_version=d.treaty_version,
+        message_id=d.view_id,
+        hit_count=d.hit_count,
+        failure=d.failure or failure or "",
+    )
+    for attr, field in (
+        ("accepted_ms", "accept_time"),
+        ("delivered_ms", "deliver_time"),
+        ("acknowledged_ms", "acknowledge_time"),
+        ("last_hit_ms", "hit_time"),
+    ):
+        value = getattr(d, attr)
+        if value is not None:
+            getattr(status, field).CopyFrom(rec.ms_to_ts(value))
+    if d.hit_count:
+        status.state = alert_pb2.DELIVERY_STATE_HIT
+    elif d.acknowledged_ms is not None:
+        status.state = alert_pb2.DELIVERY_STATE_ACKNOWLEDGED
+    elif d.delivered_ms is not None:
+        status.state = alert_pb2.DELIVERY_STATE_DELIVERED
+    elif sent_state == "failed" or d.failure:
+        status.state = alert_pb2.DELIVERY_STATE_FAILED
+    elif d.accepted_ms is not None or sent_state == "accepted":
+        status.state = alert_pb2.DELIVERY_STATE_SENT
+    else:
+        status.state = alert_pb2.DELIVERY_STATE_QUEUED
+    return status
+
+
+def _to_proto(
+    r: Row[Any] | _Fresh,
+    deliveries: Sequence[Row[Any] | _Fresh],
+    hits: Sequence[Row[Any]],
+    pending: set[str],
+    failed: Mapping[str, str],
+    envelope_sha256: bytes,
+    now: int,
+) -> alert_pb2.Alert:
+    record = json.loads(r.record)
+    try:
+        alert = rec.record_to_alert(record)
+    except errors.Malformed:  # stored records passed the same check; be safe all the same
+        alert = alert_pb2.Alert()
+    alert.name = alert_name(r.alert_id)
+    if r.kind in rec.KIND_BY_NAME:
+        alert.kind = rec.KIND_BY_NAME[r.kind]  # type: ignore[assignment]
+    alert.handling = r.handling
+    alert.tlp = r.tlp
+    alert.treaty_id = r.treaty_id
+    alert.recipients.extend(
+        alert_pb2.AlertRecipient(agency_id=x["agency_id"], treaty_id=x["treaty_id"])
+        for x in json.loads(r.recipients)
+    )
+    alert.categories.extend(json.loads(r.categories))
+    alert.expire_time.CopyFrom(rec.ms_to_ts(r.expire_ms))
+    alert.state = _state(r, now)
+    alert.origin_agency = r.origin_agency
+    alert.create_time.CopyFrom(rec.ms_to_ts(r.create_ms))
+    alert.update_time.CopyFrom(rec.ms_to_ts(r.update_ms))
+    if r.revoke_ms is not None:
+        alert.revoke_time.CopyFrom(rec.ms_to_ts(r.revoke_ms))
+    alert.revision = r.revision
+    alert.hits.extend(_hit(h) for h in hits)
+    if r.direction == ISSUED:
+        alert.direction = alert_pb2.ALERT_DIRECTION_ISSUED
+        alert.revoke_reason = r.revoke_reason or ""
+        for d in deliveries:
+            state = (
+                "pending"
+                if d.view_id in pending
+                else ("failed" if d.view_id in failed else "accepted")
+            )
+            alert.deliveries.append(
+                _delivery_status(d, sent_state=state, failure=failed.get(d.view_id))
+            )
+    else:
+        alert.direction = alert_pb2.ALERT_DIRECTION_RECEIVED
+        info = alert_pb2.ReceivedInfo(
+            message_id=r.message_id or "",
+            envelope_sha256=envelope_sha256,
+            treaty_version=r.treaty_version,
+            fields=rec.field_paths(record),
+        )
+        if r.received_ms is not None:
+            info.receive_time.CopyFrom(rec.ms_to_ts(r.received_ms))
+        if r.retain_until_ms is not None:
+            info.retain_until.CopyFrom(rec.ms_to_ts(r.retain_until_ms))
+        if r.acknowledged_ms is not None:
+            info.acknowledge_time.CopyFrom(rec.ms_to_ts(r.acknowledged_ms))
+        alert.received.CopyFrom(info)
+    return alert
+
+
+def _encode_token(create_ms: int, alert_id: str, flt: ListFilter) -> str:
+    raw = json.dumps({"c": create_ms, "a": alert_id, "f": flt.fingerprint()}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str, flt: ListFilter, v: dict[str, str]) -> tuple[int, str] | None:
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        create_ms, alert_id, fp = int(data["c"]), str(data["a"]), str(data["f"])
+    except (ValueError, KeyError, TypeError):
+        v["page_token"] = "not a token from this server"  # noqa: S105
+        return None
+    if fp != flt.fingerprint():
+        v["page_token"] = "the filters changed since this token was issued; start again"  # noqa: S105
+        return None
+    return create_ms, alert_id

@@ -1,0 +1,12 @@
+"""Alembic environment for the node: runs on the connection it is handed."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from node.storage.tables import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,231 @@
+"""Officers and their bearer tokens.
+
+Officers authenticate to their own node only; they are never identities in
+the federation (the agency is). A token is 32 random bytes, URL-safe
+base64, shown once when the officer is added and stored only as its SHA-256
+(hex). A database leak therefore yields no usable token, and since the
+token has 256 bits of entropy an unsalted fast hash is enough: there is
+nothing to brute-force.
+
+Every call carries ``authorization: Bearer <token>`` metadata. A missing or
+unknown token is ``UNAUTHENTICATED``; a valid token whose role does not
+allow the method is ``PERMISSION_DENIED``. The role matrix lives here, in
+one place:
+
+============  =======  =======  =====
+permission    admin    liaison  analyst
+============  =======  =======  =====
+read          yes      yes      yes
+issue         yes      yes      no
+acknowledge   yes      no       yes
+report_hit    yes      no       yes
+============  =======  =======  =====
+
+``issue`` covers creating, updating and revoking alerts (and, for cases,
+what the case engineer maps to it).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from intelshare.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from node.storage import tables as t
+from node.storage.store import now_ms
+
+log = logging.getLogger(__name__)
+
+ROLES = ("admin", "liaison", "analyst")
+
+
+class Permission(enum.StrEnum):
+    READ = "read"
+    ISSUE = "issue"
+    ACKNOWLEDGE = "acknowledge"
+    REPORT_HIT = "report_hit"
+
+
+ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "admin": frozenset(Permission),
+    "liaison": frozenset({Permission.READ, Permission.ISSUE}),
+    "analyst": frozenset({Permission.READ, Permission.ACKNOWLEDGE, Permission.REPORT_HIT}),
+}
+
+
+@dataclass(frozen=True)
+class Officer:
+    officer_id: str
+    name: str
+    role: str
+    created_ms: int = 0
+    disabled: bool = False
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS.get(self.role, frozenset())
+
+
+class _HasMetadata(Protocol):
+    def invocation_metadata(self) -> object: ...
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    """32 random bytes, URL-safe base64 without padding (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def bearer_token(context: _HasMetadata) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` metadata entry."""
+    metadata = context.invocation_metadata() or ()
+    for item in metadata:  # type: ignore[attr-defined]
+        key, value = item[0], item[1]
+        if key.lower() != "authorization":
+            continue
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        scheme, _, token = str(value).partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+    return None
+
+
+_PG_AUTHENTICATE = (
+    f"SELECT {', '.join(c.name for c in t.officers.c)} FROM {t.officers.name} "  # noqa: S608
+    "WHERE token_sha256 = %s"
+)
+
+
+class OfficerRegistry:
+    """Officers stored in the node database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # PostgreSQL (psycopg): one autocommit connection of its own for the
+        # lookup that every call makes, without a pool checkout (ping, reset).
+        self._fast = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+        self._reader_lock = threading.Lock()
+        self._reader: Any = None  # a DBAPI connection from the engine, kept checked out
+
+    def close(self) -> None:
+        """Give back the connection of the authentication lookups."""
+        with self._reader_lock:
+            self._drop_reader()
+
+    def _drop_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            try:
+                reader.invalidate()
+            except Exception:
+                log.debug("closing the officers' connection failed", exc_info=True)
+
+    def _lookup_fast(self, digest: str) -> Any:
+        """The officers row for ``digest`` (or None) on the kept connection.
+
+        A connection that fails (e.g. PostgreSQL restarted) is replaced and
+        the lookup tried once more, as the pool's ping would have done.
+        """
+        with self._reader_lock:
+            for attempt in (1, 2):
+                try:
+                    if self._reader is None:
+                        reader = self.engine.raw_connection()
+                        reader.driver_connection.autocommit = True  # type: ignore[union-attr]
+                        self._reader = reader
+                    from psycopg.rows import namedtuple_row
+
+                    with self._reader.driver_connection.cursor(row_factory=namedtuple_row) as cur:
+                        cur.execute(_PG_AUTHENTICATE, (digest,), prepare=True)
+                        return cur.fetchone()
+                except Exception:
+                    self._drop_reader()
+                    if attempt == 2:
+                        raise
+        return None
+
+    def add(self, name: str, role: str) -> tuple[Officer, str]:
+        """Create an officer; return it with its token (the only time it is shown)."""
+        name = name.strip()
+        violations: dict[str, str] = {}
+        if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
+            violations["name"] = "1 to 200 printable characters"
+        if role not in ROLES:
+            violations["role"] = f"{role!r} is not one of {', '.join(ROLES)}"
+        if violations:
+            raise InvalidArgument("invalid officer", violations=violations)
+        token = new_token()
+        officer = Officer(str(uuid.uuid4()), name, role, now_ms(), False)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(t.officers).values(
+                        officer_id=officer.officer_id,
+                        name=officer.name,
+                        role=officer.role,
+                        token_sha256=token_sha256(token),
+                        created_ms=officer.created_ms,
+                        disabled=False,
+                    )
+                )
+        except IntegrityError:
+            raise InvalidArgument(
+                f"an officer named {name!r} already exists",
+                violations={"name": "already taken"},
+            ) from None
+        return officer, token
+
+    def list(self) -> list[Officer]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.officers).order_by(t.officers.c.name)).all()
+        return [Officer(r.officer_id, r.name, r.role, r.created_ms, bool(r.disabled)) for r in rows]
+
+    def disable(self, name: str) -> None:
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t.officers).where(t.officers.c.name == name).values(disabled=True)
+            )
+        if not done.rowcount:
+            raise NotFound(f"no officer named {name!r}")
+
+    def authenticate(self, token: str | None) -> Officer:
+        """The officer holding ``token``; UNAUTHENTICATED otherwise."""
+        if not token or len(token) > 256:
+            raise Unauthenticated("a bearer token is required (authorization: Bearer <token>)")
+        digest = token_sha256(token)
+        if self._fast:
+            row = self._lookup_fast(digest)
+        else:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(t.officers).where(t.officers.c.token_sha256 == digest)
+                ).first()
+        # The lookup is by digest; the constant-time comparison keeps the
+        # final decision free of timing differences all the same.
+        if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.disabled:
+            raise Unauthenticated("the bearer token is not valid")
+        return Officer(row.officer_id, row.name, row.role, row.created_ms, bool(row.disabled))
+
+    def require(self, context: _HasMetadata, permission: Permission) -> Officer:
+        """Authenticate the caller and check ``permission`` against its role."""
+        officer = self.authenticate(bearer_token(context))
+        if not officer.can(permission):
+            raise PermissionDenied(
+                f"role {officer.role} may not {permission.value.replace('_', ' ')}",
+                metadata={"role": officer.role, "permission": permission.value},
+            )
+        return officer

@@ -1,0 +1,438 @@
+"""The node's tables (SQLAlchemy Core), as the code sees them today.
+
+Migrations in ``node/storage/migrations`` create them; a migration never imports
+this module, because a migration describes one step forever while these
+definitions follow the code. ``tests/node/storage/test_store.py`` checks that the
+migrated schema and this metadata agree.
+
+Times are integer milliseconds since the epoch (``*_ms``): the same on
+SQLite and PostgreSQL, no time-zone surprises, and cheap to compare.
+Structured values (category lists, records) are canonical JSON text.
+
+Table by table:
+
+``node_counters``
+    named counters incremented inside the transaction that uses them; the
+    ``events`` counter gives event sequence numbers (see :mod:`node.storage.store`).
+``node_events``
+    the transactional outbox and the feed log at once: one row per thing
+    that happened, ids only, written in the same transaction as the change.
+``node_officers``
+    the agency's officers; tokens are stored as SHA-256 hex only.
+``node_alerts``
+    issued and received alerts. For an issued alert ``record`` is the full
+    record; for a received one it is exactly what arrived.
+``node_views``
+    one row per distinct redacted copy of an issued alert (recipients under
+    one treaty share a copy); ``view_id`` is the message id of the alert
+    envelope that carried it, which the recipient uses as its alert id.
+``node_deliveries``
+    what the issuer knows about each recipient of an issued alert.
+``node_hits``
+    hit reports, received by the issuer or sent by a recipient.
+``node_outbound``
+    every envelope this node sealed, with its plaintext payload (what the
+    recipients received) and, until the gateway accepts it, its place in
+    the send queue.
+``node_received``
+    every envelope accepted from the inbox, verbatim, with the gateway's
+    receipt: evidence of what arrived. Purged with the record at the end of
+    the treaty's retention.
+``node_inbox``
+    the gateway inbox cursor (one row).
+``node_requests``
+    idempotency records: request_id to the response first given.
+``node_treaties``
+    signed treaties fetched from the gateway.
+``node_cases`` / ``node_case_members`` / ``node_case_entries`` / ``node_case_officers``
+    joint cases this node owns or is a member of, their member agencies as
+    this node knows them, their append-only entries with the evidence that
+    binds each to its author (see :mod:`node.kinds.cases`), and each case's local
+    team of officers (never shared).
+``node_webhooks`` / ``node_webhook_deliveries``
+    webhooks the agency registered (secret encrypted under a key derived
+    from the agency's encryption key) and one row per (webhook, event) to
+    deliver: pending, delivered or dead (the dead letters); see
+    :mod:`node.notify`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+counters = Table(
+    "node_counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+events = Table(
+    "node_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("alert_id", String(64), nullable=True),
+    Column("case_id", String(64), nullable=True),
+    Column("agency_id", String(128), nullable=True),
+    # the case entry an event is about (case.entry_added)
+    Column("entry_id", String(64), nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("notified_ms", BigInteger, nullable=True),
+    # when the outbox relay last handed the row to Celery (node.notify.relay)
+    Column("relay_ms", BigInteger, nullable=True),
+)
+Index("ix_node_events_alert", events.c.alert_id)
+Index("ix_node_events_case", events.c.case_id)
+Index(
+    "ix_node_events_unnotified",
+    events.c.seq,
+    postgresql_where=events.c.notified_ms.is_(None),
+    sqlite_where=events.c.notified_ms.is_(None),
+)
+
+officers = Table(
+    "node_officers",
+    metadata,
+    Column("officer_id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+)
+
+alerts = Table(
+    "node_alerts",
+    metadata,
+    Column("alert_id", String(64), primary_key=True),
+    Column("direction", String(8), nullable=False),
+    Column("origin_agency", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("urgency", String(16), nullable=False),
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("categories", Text, nullable=False),
+    Column("recipients", Text, nullable=False),
+    Column("handling", SmallInteger, nullable=False),
+    Column("tlp", SmallInteger, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("create_ms", BigInteger, nullable=False),
+    Column("update_ms", BigInteger, nullable=False),
+    Column("expire_ms", BigInteger, nullable=False),
+    Column("expired_noted", Boolean, nullable=False),
+    Column("revoke_ms", BigInteger, nullable=True),
+    Column("revoke_reason", Text, nullable=True),
+    Column("created_by", String(36), nullable=True),
+    Column("message_id", String(64), nullable=True, unique=True),
+    Column("received_ms", BigInteger, nullable=True),
+    Column("retain_until_ms", BigInteger, nullable=True),
+    Column("acknowledged_ms", BigInteger, nullable=True),
+    Column("last_change_ms", BigInteger, nullable=True),
+)
+Index("ix_node_alerts_listing", alerts.c.create_ms, alerts.c.alert_id)
+Index("ix_node_alerts_expiry", alerts.c.expire_ms)
+Index("ix_node_alerts_retention", alerts.c.retain_until_ms)
+
+views = Table(
+    "node_views",
+    metadata,
+    Column("view_id", String(64), primary_key=True),
+    Column(
+        "alert_id",
+        String(64),
+        ForeignKey("node_alerts.alert_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("recipients", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("removed_fields", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+)
+Index("ix_node_views_alert", views.c.alert_id)
+
+deliveries = Table(
+    "node_deliveries",
+    metadata,
+    Column(
+        "alert_id",
+        String(64),
+        ForeignKey("node_alerts.alert_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("agency_id", String(128), primary_key=True),
+    Column("view_id", String(64), nullable=False),
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("accepted_ms", BigInteger, nullable=True),
+    Column("delivered_ms", BigInteger, nullable=True),
+    Column("acknowledged_ms", BigInteger, nullable=True),
+    Column("hit_count", Integer, nullable=False),
+    Column("last_hit_ms", BigInteger, nullable=True),
+    Column("failure", Text, nullable=True),
+)
+Index("ix_node_deliveries_view", deliveries.c.view_id)
+Index("ix_node_deliveries_treaty", deliveries.c.treaty_id)
+
+hits = Table(
+    "node_hits",
+    metadata,
+    Column("hit_id", String(36), primary_key=True),
+    Column(
+        "alert_id",
+        String(64),
+        ForeignKey("node_alerts.alert_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("agency_id", String(128), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("message_id", String(64), nullable=True, unique=True),
+    Column("found_ms", BigInteger, nullable=True),
+    Column("place", Text, nullable=False),
+    Column("found", Text, nullable=False),
+    Column("reported_ms", BigInteger, nullable=False),
+    Column("retain_until_ms", BigInteger, nullable=True),
+)
+Index("ix_node_hits_alert", hits.c.alert_id)
+
+outbound = Table(
+    "node_outbound",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("message_id", String(64), nullable=False, unique=True),
+    Column("kind", SmallInteger, nullable=False),
+    Column("alert_id", String(64), nullable=True),
+    Column("case_id", String(64), nullable=True),
+    Column("reference_id", String(64), nullable=True),
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("recipients", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("payload_sha256", LargeBinary(32), nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("envelope_sha256", LargeBinary(32), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expire_ms", BigInteger, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("accepted_ms", BigInteger, nullable=True),
+    Column("receipt", LargeBinary, nullable=True),
+)
+Index("ix_node_outbound_pending", outbound.c.state, outbound.c.id)
+Index("ix_node_outbound_alert", outbound.c.alert_id)
+Index("ix_node_outbound_reference", outbound.c.reference_id)
+
+received = Table(
+    "node_received",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("kind", SmallInteger, nullable=False),
+    Column("sender", String(128), nullable=False),
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("reference_id", String(64), nullable=True),
+    Column("alert_id", String(64), nullable=True),
+    Column("case_id", String(64), nullable=True),
+    Column("sequence", BigInteger, nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("envelope_sha256", LargeBinary(32), nullable=False),
+    Column("gateway_receipt", LargeBinary, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("retain_until_ms", BigInteger, nullable=False),
+)
+Index("ix_node_received_retention", received.c.retain_until_ms)
+Index("ix_node_received_alert", received.c.alert_id)
+
+#: Receipts owed for alerts received: written with the alert, sealed a moment
+#: later one per issuer for all that came in meanwhile (node.sharing.receipts).
+receipts_due = Table(
+    "node_receipts_due",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("sender", String(128), nullable=False),
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("handling", SmallInteger, nullable=False),
+    Column("tlp", SmallInteger, nullable=False),
+    Column("envelope_sha256", LargeBinary(32), nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    #: the inbox sequence it came with: the order of alerts stored in one millisecond
+    Column("sequence", BigInteger, nullable=False),
+)
+
+inbox = Table(
+    "node_inbox",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+requests = Table(
+    "node_requests",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("officer_id", String(36), nullable=False),
+    Column("method", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("response", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+treaties = Table(
+    "node_treaties",
+    metadata,
+    Column("treaty_id", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("signed", LargeBinary, nullable=False),
+    Column("fetched_ms", BigInteger, nullable=False),
+)
+
+webhooks = Table(
+    "node_webhooks",
+    metadata,
+    Column("webhook_id", String(36), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "node_webhook_deliveries",
+    metadata,
+    Column(
+        "webhook_id",
+        String(36),
+        ForeignKey("node_webhooks.webhook_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("event_id", String(36), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("lease_until_ms", BigInteger, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("delivered_ms", BigInteger, nullable=True),
+    Column("dead_ms", BigInteger, nullable=True),
+)
+Index(
+    "ix_node_webhook_deliveries_state",
+    webhook_deliveries.c.state,
+    webhook_deliveries.c.next_attempt_ms,
+)
+
+cases = Table(
+    "node_cases",
+    metadata,
+    Column("case_id", String(64), primary_key=True),
+    Column("owner_agency", String(128), nullable=False),
+    Column("standing", String(8), nullable=False),
+    Column("title", Text, nullable=True),
+    Column("status", String(8), nullable=False),
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("categories", Text, nullable=False),
+    Column("handling", SmallInteger, nullable=False),
+    Column("tlp", SmallInteger, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("create_ms", BigInteger, nullable=False),
+    Column("update_ms", BigInteger, nullable=False),
+    Column("close_ms", BigInteger, nullable=True),
+    Column("created_by", String(36), nullable=True),
+    Column("message_id", String(64), nullable=True),
+    Column("received_ms", BigInteger, nullable=True),
+    Column("retain_until_ms", BigInteger, nullable=True),
+)
+Index("ix_node_cases_listing", cases.c.create_ms, cases.c.case_id)
+Index("ix_node_cases_retention", cases.c.retain_until_ms)
+
+case_members = Table(
+    "node_case_members",
+    metadata,
+    Column(
+        "case_id",
+        String(64),
+        ForeignKey("node_cases.case_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("agency_id", String(128), primary_key=True),
+    Column("state", String(8), nullable=False),
+    Column("added_ms", BigInteger, nullable=False),
+    Column("removed_ms", BigInteger, nullable=True),
+)
+
+case_entries = Table(
+    "node_case_entries",
+    metadata,
+    Column("entry_id", String(64), primary_key=True),
+    Column(
+        "case_id",
+        String(64),
+        ForeignKey("node_cases.case_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("author_agency", String(128), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("record", Text, nullable=False),
+    Column("removed_fields", Text, nullable=True),
+    Column("written_by", String(36), nullable=True),
+    Column("create_ms", BigInteger, nullable=False),
+    Column("received_ms", BigInteger, nullable=True),
+    Column("retain_until_ms", BigInteger, nullable=True),
+    Column("signature", String(16), nullable=False),
+    Column("evidence_message_id", String(64), nullable=False),
+    Column("envelope_sha256", LargeBinary(32), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("forwarded_by", String(128), nullable=True),
+    Column("author_envelope", LargeBinary, nullable=True),
+    Column("content_key", LargeBinary(32), nullable=True),
+)
+Index(
+    "ix_node_case_entries_listing",
+    case_entries.c.case_id,
+    case_entries.c.create_ms,
+    case_entries.c.entry_id,
+)
+Index("ix_node_case_entries_retention", case_entries.c.retain_until_ms)
+
+case_officers = Table(
+    "node_case_officers",
+    metadata,
+    Column(
+        "case_id",
+        String(64),
+        ForeignKey("node_cases.case_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("officer_id", String(36), primary_key=True),
+    Column("added_ms", BigInteger, nullable=False),
+    Column("added_by", String(36), nullable=True),
+)
+Index("ix_node_case_officers_officer", case_officers.c.officer_id)
