@@ -4,7 +4,9 @@ Starts, as separate processes, the gateway and three agency nodes (customs of
 the Netherlands, police of Belgium, customs of Germany) with their
 notification workers, on the embedded defaults (SQLite, and a bundled real
 Redis per node) unless ``INTELSHARE_DATABASE_URL`` (a PostgreSQL server URL)
-or ``INTELSHARE_REDIS_URL`` say otherwise. It then plays the scenario of the
+or ``INTELSHARE_REDIS_URL`` say otherwise (PostgreSQL databases named for the
+demo directory, dropped on exit unless ``--keep-databases``). Each run
+removes the previous demo's directory first. It then plays the scenario of the
 design with the same ``intelshare`` commands an officer would type, printing
 each command and its output, writes ``.intelshare/demo/federation.json`` for
 scripts, and stays up until Ctrl-C.
@@ -18,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -137,22 +142,66 @@ def load_spec(today: date) -> tuple[list[devfed.AgencySpec], list[Treaty]]:
     return agencies, treaties
 
 
-def database_urls(names: Sequence[str]) -> dict[str, str]:
-    """One database per service: SQLite files, or fresh PostgreSQL databases."""
-    server = os.environ.get("INTELSHARE_DATABASE_URL")
-    if not server:
-        return {n: f"sqlite:///{ROOT / 'data' / (n + '.db')}" for n in names}
-    import psycopg
+def database_names(root: Path, names: Sequence[str]) -> dict[str, str]:
+    """PostgreSQL database names of the demo in ``root``: one per service, unique to it.
 
-    base = server.rsplit("/", 1)[0]
-    urls = {}
-    with psycopg.connect(server, autocommit=True) as conn:
-        for n in names:
-            db = "intelshare_demo_" + n.replace("-", "_")
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{db}"')
-            urls[n] = f"{base}/{db}"
-    return urls
+    The names carry a digest of the host and the demo directory, so demos run
+    from two clones (two users of one server) never touch each other's
+    databases; a demo run again from the same directory reuses its names.
+    """
+    where = f"{socket.gethostname()}:{root.resolve()}"
+    tag = hashlib.sha256(where.encode()).hexdigest()[:10]
+    return {n: f"intelshare_demo_{tag}_{n.replace('-', '_')}" for n in names}
+
+
+class Databases:
+    """The demo's databases: SQLite files in the demo directory, or PostgreSQL databases.
+
+    PostgreSQL databases (``INTELSHARE_DATABASE_URL``) are named for the demo
+    directory (:func:`database_names`), created at start (the ones a previous
+    demo from this directory kept are dropped first, as its directory is) and
+    dropped when the demo stops unless it is asked to keep them.
+    """
+
+    def __init__(self, root: Path, server: str | None) -> None:
+        self.root = root
+        self.server = server
+        self.created: list[str] = []
+
+    def create(self, names: Sequence[str]) -> dict[str, str]:
+        if not self.server:
+            return {n: f"sqlite:///{self.root / 'data' / (n + '.db')}" for n in names}
+        import psycopg
+
+        base = self.server.rsplit("/", 1)[0]
+        urls = {}
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            for service, db in database_names(self.root, names).items():
+                try:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
+                except psycopg.errors.ObjectInUse:
+                    raise SystemExit(
+                        f"demo: database {db} of a previous demo from {self.root} is still in "
+                        "use; stop that demo first"
+                    ) from None
+                conn.execute(f'CREATE DATABASE "{db}"')
+                self.created.append(db)
+                urls[service] = f"{base}/{db}"
+        return urls
+
+    def drop(self) -> list[str]:
+        """Drop the databases this demo created (after its processes stopped)."""
+        if not self.server or not self.created:
+            return []
+        import psycopg
+
+        dropped = []
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            for db in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+                dropped.append(db)
+        self.created = []
+        return dropped
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
@@ -179,7 +228,7 @@ class Officer:
     ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "INTELSHARE_CLIENT_CONFIG": str(self.client_config)}
         if show:
-            say(f"\n[{self.label}] $ intelshare {' '.join(_quote(a) for a in args)}")
+            say(f"\n[{self.label}] $ intelshare {shlex.join(args)}")
         done = subprocess.run(  # noqa: S603 - our own interpreter and command
             [PY, "-m", "intelshare.cli", *args],
             capture_output=True,
@@ -193,7 +242,7 @@ class Officer:
                 say("    " + line)
         if (done.returncode != 0) != expect_fail:
             raise SystemExit(
-                f"demo: `intelshare {' '.join(args)}` exited {done.returncode}:\n"
+                f"demo: `intelshare {shlex.join(args)}` exited {done.returncode}:\n"
                 f"{done.stdout}{done.stderr}"
             )
         return done
@@ -202,28 +251,27 @@ class Officer:
         return json.loads(self.run(*args, "--json", show=False).stdout)
 
 
-def _quote(arg: str) -> str:
-    return f"'{arg}'" if (" " in arg or ";" in arg) else arg
-
-
 # --- the federation --------------------------------------------------------------
 
 
 class Federation:
-    def __init__(self, procs: Processes) -> None:
+    def __init__(self, procs: Processes, databases: Databases) -> None:
         self.procs = procs
+        self.databases = databases
         self.officers: dict[tuple[str, str], Officer] = {}
         self.tokens: dict[tuple[str, str], str] = {}
         self.node_ports: dict[str, int] = {}
         self.gateway_port = 0
 
     def build(self) -> None:
-        if ROOT.exists():
-            shutil.rmtree(ROOT)
         today = datetime.now(UTC).date()
         agencies, treaties = load_spec(today)
         self.agencies = [a.agency_id for a in agencies]
         heading("Building the federation")
+        if ROOT.exists():
+            # Every run starts afresh: new keys, new databases, new tokens.
+            say(f"removing the previous demo in {ROOT} (each make run starts afresh)")
+            shutil.rmtree(ROOT)
         self.fed = devfed.build(ROOT, agencies, treaties, federation_id="demo")
         say(f"root key, CA and anchor in {self.fed.root / 'federation'}")
         for a in self.agencies:
@@ -232,7 +280,9 @@ class Federation:
         for tid, path in self.fed.treaties.items():
             t = self.fed.signed_treaty(tid).treaty
             say(f"treaty {tid} v{t.version}: signed by {', '.join(t.parties)} ({path.name})")
-        self.urls = database_urls(["gateway", *self.agencies])
+        self.urls = self.databases.create(["gateway", *self.agencies])
+        if self.databases.server:
+            say(f"PostgreSQL databases: {', '.join(self.databases.created)}")
         self.redis = os.environ.get("INTELSHARE_REDIS_URL")
 
     def start_gateway(self) -> None:
@@ -273,7 +323,7 @@ class Federation:
             )
 
     def cli_print(self, *args: str) -> subprocess.CompletedProcess[str]:
-        say(f"\n$ intelshare {' '.join(args)}")
+        say(f"\n$ intelshare {shlex.join(args)}")
         done = subprocess.run(  # noqa: S603
             [PY, "-m", "intelshare.cli", *args],
             capture_output=True,
@@ -284,7 +334,7 @@ class Federation:
         for line in (done.stdout + done.stderr).rstrip().splitlines():
             say("    " + line)
         if done.returncode:
-            raise SystemExit(f"demo: intelshare {' '.join(args)} failed")
+            raise SystemExit(f"demo: intelshare {shlex.join(args)} failed")
         return done
 
     def start_nodes(self) -> None:
@@ -325,7 +375,8 @@ class Federation:
         self.node_configs = configs
 
     def add_officers(self) -> None:
-        heading("Officers and their tokens (stored hashed; shown once)")
+        heading("Officers and their tokens (each node keeps only a hash of them)")
+        say("`intelshare node officer add` shows a token once; the demo saved each in tokens/.")
         for agency in self.agencies:
             for role in ROLES:
                 name = f"{role}-{agency}"
@@ -366,7 +417,8 @@ class Federation:
                 )
                 self.officers[(agency, role)] = Officer(agency, role, client)
                 self.tokens[(agency, role)] = token
-                say(f"{name:<22} client config {client}")
+                say(f"{name:<22} token {token}")
+                say(f"{'':<22} client config {client}")
 
     def describe(self) -> Path:
         doc = {
@@ -562,7 +614,7 @@ def _received_id(officer: Officer) -> str:
 
 def _follow(officer: Officer, case_id: str, sink: list[str]) -> subprocess.Popen[str]:
     env = {**os.environ, "INTELSHARE_CLIENT_CONFIG": str(officer.client_config)}
-    say(f"\n[{officer.label}] $ intelshare case follow {case_id}   (in the background)")
+    say(f"\n[{officer.label}] $ intelshare case follow {case_id}   # in the background")
     proc = subprocess.Popen(  # noqa: S603
         [PY, "-m", "intelshare.cli", "case", "follow", case_id],
         stdout=subprocess.PIPE,
@@ -588,14 +640,16 @@ def next_steps(f: Federation, description: Path) -> None:
     say(f"Machine-readable description: {description}")
     say("Try, in another terminal (from the repository):")
     say("  . .venv/bin/activate")
-    say(f"  export INTELSHARE_CLIENT_CONFIG={nl}      # liaison officer at nl-customs")
+    q = shlex.quote
+    say(f"  export INTELSHARE_CLIENT_CONFIG={q(str(nl))}   # liaison at nl-customs")
     say("  intelshare alert list")
     say("  intelshare alert issue --kind narcotics --to de-customs@customs-mutual-assistance \\")
     say("      --description 'Cocaine in banana boxes' --container number=MSCU1234566")
     say("  intelshare case list")
-    say(f"  INTELSHARE_CLIENT_CONFIG={be} intelshare alert follow   # live feed at be-police")
-    say(f"  intelshare directory show --file {f.fed.directory_file} --anchor {f.fed.anchor_file}")
-    say(f"  intelshare gateway audit verify --config {f.gateway_config}")
+    say(f"  INTELSHARE_CLIENT_CONFIG={q(str(be))} intelshare alert follow   # at be-police")
+    directory, anchor = str(f.fed.directory_file), str(f.fed.anchor_file)
+    say(f"  intelshare directory show --file {q(directory)} --anchor {q(anchor)}")
+    say(f"  intelshare gateway audit verify --config {q(str(f.gateway_config))}")
     say(f"Logs: {ROOT / 'logs'}")
     say("Press Ctrl-C to stop everything.")
 
@@ -605,13 +659,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--exit", action="store_true", help="stop after the scenario instead of waiting for Ctrl-C"
     )
+    parser.add_argument(
+        "--keep-databases",
+        action="store_true",
+        help="with INTELSHARE_DATABASE_URL: leave the demo's PostgreSQL databases behind on exit "
+        "(the next demo from this directory drops them)",
+    )
     ns = parser.parse_args(argv)
     procs = Processes()
+    databases = Databases(ROOT, os.environ.get("INTELSHARE_DATABASE_URL"))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started = time.monotonic()
     try:
-        f = Federation(procs)
+        f = Federation(procs, databases)
         f.build()
         f.start_gateway()
         f.start_nodes()
@@ -632,6 +693,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         say("\nstopping the federation ...")
         procs.stop()
+        if databases.created and ns.keep_databases:
+            say(f"kept the PostgreSQL databases {', '.join(databases.created)}")
+        elif databases.created:
+            say(f"dropped the PostgreSQL databases {', '.join(databases.drop())}")
         say("stopped.")
     return 0
 

@@ -9,11 +9,15 @@ everything down.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +48,17 @@ def test_make_run_scenario_end_to_end() -> None:
     assert "Port of Antwerp" in out.split("[liaison@nl-customs] $ intelshare alert show", 2)[2]
     assert out.count("case.entry_added") >= 3
     assert "stopped." in out
+    # Every command it prints can be pasted into a shell as it stands.
+    typed = [line.split("$ ", 1)[1] for line in out.splitlines() if "$ intelshare " in line]
+    assert len(typed) > 10
+    words = [shlex.split(t) for t in typed]
+    (hit,) = [w for w in words if w[1:3] == ["alert", "hit"]]
+    assert (
+        hit[hit.index("--found") + 1] == "Consignee's director seen collecting a second container"
+    )
+    # The officers' tokens are shown under the heading that promises them.
+    officers = out.split("== Officers and their tokens", 1)[1].split("\n== ", 1)[0]
+    assert officers.count(" token ") == 6
     described = json.loads((REPO / ".intelshare" / "demo" / "federation.json").read_text())
     assert set(described["nodes"]) == {"nl-customs", "be-police", "de-customs"}
     assert described["gateway"]["address"].startswith("127.0.0.1:")
@@ -54,3 +69,107 @@ def test_make_run_scenario_end_to_end() -> None:
         ["pgrep", "-f", str(REPO / ".intelshare" / "demo")], capture_output=True, check=False
     )
     assert leftover.stdout.strip() == b""
+
+
+# --- pieces of the script, without the processes --------------------------------------
+
+
+def _script() -> Any:
+    """deploy/local_federation.py as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "local_federation", REPO / "deploy" / "local_federation.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_printed_commands_can_be_pasted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the demo prints an officer typing is what a shell turns back into the same words."""
+    lf = _script()
+    said: list[str] = []
+    monkeypatch.setattr(lf, "say", said.append)
+    monkeypatch.setattr(
+        lf.subprocess,
+        "run",
+        lambda argv, **_kw: subprocess.CompletedProcess(argv, 0, stdout="", stderr=""),
+    )
+    args = (
+        "alert",
+        "hit",
+        "01ABC",
+        "--place",
+        "Port of Antwerp, quay 1742",
+        "--found",
+        "Consignee's director seen collecting a second container",
+        "--note",
+        'a "quoted" $HOME; and `more`',
+    )
+    lf.Officer("be-police", "analyst", tmp_path / "client.yaml").run(*args)
+    (line,) = [s for s in said if "$ intelshare" in s]
+    typed = line.split("$ ", 1)[1]
+    assert shlex.split(typed) == ["intelshare", *args]
+
+
+def test_database_names_are_per_demo_directory(tmp_path: Path) -> None:
+    lf = _script()
+    services = ["gateway", "nl-customs", "be-police", "de-customs"]
+    one = lf.database_names(tmp_path / "clone-a" / ".intelshare" / "demo", services)
+    again = lf.database_names(tmp_path / "clone-a" / ".intelshare" / "demo", services)
+    other = lf.database_names(tmp_path / "clone-b" / ".intelshare" / "demo", services)
+    assert one == again
+    assert set(one.values()).isdisjoint(other.values())
+    for name in [*one.values(), *other.values()]:
+        assert len(name) <= 63  # PostgreSQL's identifier limit
+        assert re.fullmatch(r"intelshare_demo_[0-9a-f]{10}_[a-z_]+", name)
+
+
+def _databases(server: str) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        rows = conn.execute("SELECT datname FROM pg_database").fetchall()
+    return {r[0] for r in rows}
+
+
+@pytest.mark.postgres
+def test_a_demo_drops_its_own_databases_and_no_one_elses(
+    tmp_path: Path, postgres_server_url: str
+) -> None:
+    lf = _script()
+    mine = lf.Databases(tmp_path / "a" / "demo", postgres_server_url)
+    theirs = lf.Databases(tmp_path / "b" / "demo", postgres_server_url)
+    try:
+        urls = mine.create(["gateway", "nl-customs"])
+        theirs.create(["gateway", "nl-customs"])
+        assert set(urls) == {"gateway", "nl-customs"}
+        assert all(u.rsplit("/", 1)[1] in mine.created for u in urls.values())
+        assert set(mine.created) | set(theirs.created) <= _databases(postgres_server_url)
+        assert set(mine.created).isdisjoint(theirs.created)
+
+        # A demo from the same directory again: the kept databases are replaced.
+        kept = list(mine.created)
+        again = lf.Databases(tmp_path / "a" / "demo", postgres_server_url)
+        assert again.create(["gateway", "nl-customs"]) == urls
+        assert again.created == kept
+
+        assert sorted(again.drop()) == sorted(kept)
+        present = _databases(postgres_server_url)
+        assert present.isdisjoint(kept)
+        assert set(theirs.created) <= present  # the other demo's are untouched
+        assert again.drop() == []
+    finally:
+        theirs.drop()
+        mine.drop()
+    assert _databases(postgres_server_url).isdisjoint(mine.created + theirs.created)
+
+
+def test_sqlite_databases_live_in_the_demo_directory(tmp_path: Path) -> None:
+    lf = _script()
+    dbs = lf.Databases(tmp_path / "demo", None)
+    assert dbs.create(["gateway"]) == {
+        "gateway": f"sqlite:///{tmp_path / 'demo' / 'data' / 'gateway.db'}"
+    }
+    assert dbs.drop() == []
