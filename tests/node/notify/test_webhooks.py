@@ -18,8 +18,8 @@ from node.config import NodeConfig
 from node.notify import broker
 from node.notify import webhooks as wh
 from node.notify.celery_app import beat_schedule, make_app
-from node.notify.tasks import backoff_seconds
-from node.server import MIGRATIONS
+from node.notify.tasks import backoff_seconds, make_worker_app
+from node.server import MIGRATIONS, build
 from node.storage import tables as t
 
 
@@ -140,7 +140,7 @@ def test_retry_schedule_and_its_limits(tmp_path: Path) -> None:
 
 def test_celery_settings_for_at_least_once(tmp_path: Path) -> None:
     cfg = config(tmp_path, redis_url="redis://127.0.0.1:6379/0", redis_prefix="p:")
-    app = make_app(cfg)
+    app = make_worker_app(cfg, build)
     c = app.conf
     assert c.task_acks_late
     assert c.task_reject_on_worker_lost
