@@ -96,10 +96,14 @@ def load(
 ) -> _T:
     """Build ``cls`` from ``data[section]`` with environment overrides.
 
-    Relative paths are resolved against ``base`` (the config file's folder).
+    Relative paths are resolved against ``base`` (the config file's folder)
+    and made absolute: a service handing a path to a child process started in
+    another directory (the bundled Redis and its socket) must not depend on
+    the directory it was started from (``--config node.yaml`` has base ``.``).
     Unknown keys are errors: a typo must not silently fall back to a default.
     """
     env = os.environ if env is None else env
+    base = base.absolute() if base is not None else None
     raw = dict((data or {}).get(section) or {})
     if not isinstance(raw, dict):
         raise ConfigError(f"{section}: expected a mapping")

@@ -27,6 +27,18 @@ def test_file_values_env_overrides_and_relative_paths(tmp_path: Path) -> None:
     assert got == Sample(listen="127.0.0.1:0", workers=8, debug=True, key=tmp_path / "keys/k.pem")
 
 
+def test_paths_of_a_file_named_relative_to_here_are_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--config node.yaml``: base ``.``; the paths must not depend on the current folder."""
+    monkeypatch.chdir(tmp_path)
+    data = {"sample": {"listen": "127.0.0.1:0", "key": "keys/k.pem"}}
+    got = config.load(Sample, "sample", data, env={}, base=Path("node.yaml").parent)
+    assert got.key == tmp_path / "keys/k.pem"
+    assert got.key is not None
+    assert got.key.is_absolute()
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
