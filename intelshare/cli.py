@@ -81,17 +81,33 @@ def _load_plugins() -> None:
                 raise
     for ep in entry_points(group="intelshare.commands"):
         # One broken plugin must not take every other command down with it
-        # (an operator still needs `gateway serve` when `node` fails to import).
+        # (an operator still needs `gateway serve` when `node` fails to import),
+        # nor write a plain-text line into the JSON log of every service: it
+        # says what is wrong where it is used, and in the list of commands.
         try:
             command = ep.load()
         except Exception as exc:
-            click.echo(
-                f"warning: command group {ep.name!r} is unavailable: {type(exc).__name__}: {exc}",
-                err=True,
-            )
+            cli.add_command(_unavailable(ep.name, f"{type(exc).__name__}: {exc}"), name=ep.name)
             continue
         if isinstance(command, click.Command):
             cli.add_command(command, name=ep.name)
+
+
+def _unavailable(name: str, problem: str) -> click.Command:
+    """A stand-in for a command group that failed to import: using it says why, exit 1."""
+
+    def run(args: tuple[str, ...]) -> None:
+        raise click.ClickException(f"command group {name!r} is unavailable: {problem}")
+
+    return click.Command(
+        name,
+        callback=run,
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        help=f"(unavailable: {problem})",
+        short_help=f"(unavailable: {problem})",
+        add_help_option=False,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -16,6 +16,10 @@ import io
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,10 +34,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from intelshare import devfed, errors
+from intelshare import devfed, errors, migrate
 from intelshare.cli import _load_plugins, cli
 from intelshare.db import make_engine
-from intelshare.logs import JsonFormatter, configure_logging
+from intelshare.logs import JsonFormatter, configure_logging, log_celery_messages
 from node.cli.client import NodeClient
 from node.notify import celery_app as ca
 from node.notify.tasks import make_worker_app
@@ -49,9 +53,11 @@ from tests.node.conftest import (  # noqa: F401  (fixtures used by this module's
     demo_alert,
     wait_for,
 )
-from tests.node.notify.conftest import Receiver, Route
 from tests.node.kinds.test_cases import case_treaties, cc, entry, new_case
+from tests.node.notify.conftest import Receiver, Route
 from tests.node.sharing.test_inbound import seal_as, submit
+
+REPO = Path(__file__).resolve().parents[2]
 
 # --- the formatter and the commands ---------------------------------------------------------
 
@@ -374,3 +380,271 @@ def test_a_real_flow_logs_no_payload_key_or_token(
     }
     leaks = sorted(secret for secret in forbidden if secret in text)
     assert not leaks, f"{len(leaks)} secrets in the logs, e.g. {leaks[0]!r}"
+
+
+# --- quiet at INFO unless something happened; nothing but JSON lines ------------------------
+
+
+def _records(root: logging.Logger) -> list[logging.LogRecord]:
+    """Swap in a list handler behind the configured handler's filters."""
+    (handler,) = root.handlers
+    got: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            got.append(record)
+
+    keep = Keep()
+    for f in handler.filters:
+        keep.addFilter(f)
+    root.handlers[:] = [keep]
+    return got
+
+
+def test_migrations_log_one_line_and_only_when_they_ran(
+    tmp_path: Path, root_logger: logging.Logger
+) -> None:
+    from gateway.server import MIGRATIONS  # the gateway's scripts: any service's will do
+
+    configure_logging("INFO")
+    got = _records(root_logger)
+    engine = make_engine(f"sqlite:///{tmp_path / 'gw.db'}")
+    try:
+        migrate.upgrade(engine, MIGRATIONS)
+        (line,) = [(r.name, r.levelname, r.getMessage()) for r in got]
+        head = migrate.current(engine, MIGRATIONS)
+        assert line == (
+            "intelshare.migrate",
+            "INFO",
+            f"database migrated from an empty database to {head}",
+        )
+        got.clear()
+        migrate.upgrade(engine, MIGRATIONS)  # every later start: up to date, nothing to say
+        assert [r.getMessage() for r in got] == []
+
+        configure_logging("DEBUG")  # alembic's own lines are there for whoever asks
+        got = _records(root_logger)
+        migrate.upgrade(engine, MIGRATIONS)
+        assert any(r.name.startswith("alembic") for r in got)
+    finally:
+        engine.dispose()
+
+
+ROUTINE_RECORDS = [
+    ("celery.worker.strategy", "Task %(name)s[%(id)s] received", {"name": "t", "id": "1"}),
+    (
+        "celery.app.trace",
+        "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s",
+        {"name": "t", "id": "1", "runtime": 0.01, "return_value": None},
+    ),
+    ("celery.beat", "Scheduler: Sending due task %s (%s)", ("notify-sweep", "t")),
+]
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_routine_task_lines_only_at_debug(level: str, root_logger: logging.Logger) -> None:
+    configure_logging(level)
+    got = _records(root_logger)
+    for name, msg, args in ROUTINE_RECORDS:
+        if isinstance(args, tuple):
+            logging.getLogger(name).info(msg, *args)
+        else:
+            logging.getLogger(name).info(msg, args)
+    # what did happen stays at INFO: a retry, a failure, the services' own lines
+    logging.getLogger("celery.app.trace").info(
+        "Task %(name)s[%(id)s] retry: %(exc)s", {"name": "t", "id": "2", "exc": "x"}
+    )
+    logging.getLogger("celery.app.trace").error(
+        "Task %(name)s[%(id)s] raised: %(exc)s", {"name": "t", "id": "3", "exc": "y"}
+    )
+    logging.getLogger("node.notify.relay").info("notify sweep: 2 events sent again")
+    kept = [(r.levelname, r.getMessage()) for r in got]
+    assert kept[-3:] == [
+        ("INFO", "Task t[2] retry: x"),
+        ("ERROR", "Task t[3] raised: y"),
+        ("INFO", "notify sweep: 2 events sent again"),
+    ]
+    if level == "INFO":
+        assert len(kept) == 3
+    else:
+        assert [lv for lv, _ in kept[:3]] == ["DEBUG"] * 3
+        assert kept[0][1] == "Task t[1] received"
+
+
+def test_celery_worker_messages_become_json_records(
+    root_logger: logging.Logger, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Celery writes 'worker: Warm shutdown' between blank lines to fd 1; not any more."""
+    from celery.apps import worker as celery_worker
+
+    monkeypatch.setattr(celery_worker, "safe_say", celery_worker.safe_say)  # restored after
+    configure_logging("INFO")
+    stream = io.StringIO()
+    root_logger.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    log_celery_messages()
+    celery_worker.safe_say("worker: Warm shutdown (MainProcess)", sys.__stdout__)
+    celery_worker.safe_say("", sys.__stdout__)
+    out = capfd.readouterr()
+    assert out.out == ""
+    assert out.err == ""
+    (doc,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert (doc["logger"], doc["level"], doc["message"]) == (
+        "celery.apps.worker",
+        "info",
+        "worker: Warm shutdown (MainProcess)",
+    )
+
+
+def test_a_broken_command_group_says_so_only_where_it_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No plain-text warning ahead of every command (and of every service's JSON log)."""
+    from importlib.metadata import EntryPoint
+
+    import intelshare.cli as climod
+
+    broken = EntryPoint("broken-group", "no_such_module_xyz.cli:group", "intelshare.commands")
+    monkeypatch.setattr(climod, "entry_points", lambda group: [broken])
+    try:
+        _load_plugins()
+        runner = CliRunner()
+        ok = runner.invoke(cli, ["treaty", "--help"])
+        assert ok.exit_code == 0
+        assert "broken-group" not in ok.output + ok.stderr
+        listed = runner.invoke(cli, ["--help"])
+        assert "broken-group  (unavailable: ModuleNotFoundError" in listed.output
+        used = runner.invoke(cli, ["broken-group", "serve", "--config", "x.yaml"])
+        assert used.exit_code == 1
+        assert "command group 'broken-group' is unavailable: ModuleNotFoundError" in used.stderr
+    finally:
+        cli.commands.pop("broken-group", None)
+
+
+# --- the services as processes --------------------------------------------------------------
+
+
+class Service:
+    def __init__(self, name: str, argv: list[str], cwd: Path) -> None:
+        self.name = name
+        self.ready = cwd / f"{name}.ready"
+        self.out = (cwd / f"{name}.out").open("wb")
+        self.err = (cwd / f"{name}.err").open("wb")
+        self.paths = (cwd / f"{name}.out", cwd / f"{name}.err")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INTELSHARE_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "intelshare.cli", *argv, "--ready-file", str(self.ready)],
+            stdout=self.out,
+            stderr=self.err,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+
+    def wait_ready(self) -> str:
+        def check() -> str:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited: {self.paths[1].read_text()[-3000:]}")
+            return self.ready.read_text().strip() if self.ready.exists() else ""
+
+        return str(wait_for(check, 60, f"{self.name} to be ready"))
+
+    def stop(self) -> tuple[str, str]:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.out.close()
+        self.err.close()
+        return self.paths[0].read_text(), self.paths[1].read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_gateway_node_and_worker_write_json_lines_only_and_little_at_info(tmp_path: Path) -> None:
+    fed = devfed.build(tmp_path / "fed", AGENCIES[:1])
+    gw_config = tmp_path / "gateway.yaml"
+    gw_config.write_text(
+        json.dumps(
+            {
+                "gateway": {
+                    "listen": "127.0.0.1:0",
+                    "database_url": f"sqlite:///{tmp_path / 'gw.db'}",
+                    "anchor": str(fed.anchor_file),
+                    "ca_cert": str(fed.ca_file),
+                    "directory": str(fed.directory_file),
+                    "tls_cert": str(fed.gateway_server_dir / "tls.crt"),
+                    "tls_key": str(fed.gateway_server_dir / "tls.key"),
+                    "signing_key": str(fed.gateway_identity.dir / "signing.key"),
+                }
+            }
+        )
+    )
+    services = [Service("gateway", ["gateway", "serve", "--config", str(gw_config)], tmp_path)]
+    try:
+        port = services[0].wait_ready()
+        node_config = tmp_path / "node.yaml"
+        node_config.write_text(
+            json.dumps(
+                {
+                    "node": {
+                        "agency_id": "nl-customs",
+                        "listen": "127.0.0.1:0",
+                        "database_url": f"sqlite:///{tmp_path / 'nl.db'}",
+                        "gateway": f"127.0.0.1:{port}",
+                        "gateway_server_name": "localhost",
+                        "identity_dir": str(fed.agencies["nl-customs"].dir),
+                        # beat's tasks every second or so: many ticks in a few seconds
+                        "maintenance_seconds": 1,
+                        "notify_deadline_seconds": 2,
+                        "directory_refresh_seconds": 1,
+                        "treaty_refresh_seconds": 1,
+                    }
+                }
+            )
+        )
+        services.append(Service("node", ["node", "serve", "--config", str(node_config)], tmp_path))
+        services[-1].wait_ready()
+        services.append(
+            Service("worker", ["worker", "--config", str(node_config), "--beat"], tmp_path)
+        )
+        services[-1].wait_ready()
+        time.sleep(8)  # several beat ticks of every periodic task
+    finally:
+        outputs = {s.name: s.stop() for s in reversed(services)}
+
+    plain: dict[str, list[str]] = {}
+    for name, (out, err) in outputs.items():
+        lines = (out + err).splitlines(keepends=True)
+        assert lines, f"{name} wrote nothing"
+        docs = []
+        for line in lines:
+            try:
+                docs.append(json.loads(line))
+            except json.JSONDecodeError:
+                plain.setdefault(name, []).append(line)
+        info = [d for d in docs if d["level"] == "info"]
+        loggers = {d["logger"] for d in info}
+        assert not any(lg.startswith("alembic") for lg in loggers), (name, loggers)
+        routine = [
+            d["message"]
+            for d in info
+            if d["message"].startswith("Scheduler: Sending due task")
+            or d["message"].endswith("] received")
+            or " succeeded in " in d["message"]
+        ]
+        assert routine == [], (name, routine[:5])
+        migrated = [d for d in info if d["logger"] == "intelshare.migrate"]
+        assert len(migrated) == (1 if name in ("gateway", "node") else 0), (name, migrated)
+        # quiet at INFO: a start, a stop, a handful of lines, whatever the number of ticks
+        assert len(info) < 25, (name, [d["message"] for d in info])
+    if plain:
+        worker_src = (REPO / "node" / "admin" / "worker.py").read_text()
+        if set(plain) == {"worker"} and "log_celery_messages" not in worker_src:
+            pytest.xfail(
+                "node/admin/worker.py does not call intelshare.logs.log_celery_messages() "
+                f"yet; the worker wrote {plain['worker']!r}"
+            )
+        raise AssertionError(f"lines that are not JSON: {plain}")
