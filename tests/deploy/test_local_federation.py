@@ -58,7 +58,7 @@ def test_make_run_scenario_end_to_end() -> None:
     )
     # The officers' tokens are shown under the heading that promises them.
     officers = out.split("== Officers and their tokens", 1)[1].split("\n== ", 1)[0]
-    assert officers.count(" token ") == 6
+    assert len(re.findall(r"^(liaison|analyst)-\S+ +token \S{20,}$", officers, re.M)) == 6
     described = json.loads((REPO / ".intelshare" / "demo" / "federation.json").read_text())
     assert set(described["nodes"]) == {"nl-customs", "be-police", "de-customs"}
     assert described["gateway"]["address"].startswith("127.0.0.1:")
@@ -173,3 +173,44 @@ def test_sqlite_databases_live_in_the_demo_directory(tmp_path: Path) -> None:
         "gateway": f"sqlite:///{tmp_path / 'demo' / 'data' / 'gateway.db'}"
     }
     assert dbs.drop() == []
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(600)
+def test_make_run_on_postgresql_drops_its_own_databases_on_exit(postgres_server_url: str) -> None:
+    """Databases named for this demo directory; another demo's are never touched."""
+    import psycopg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    lf = _script()
+    services = ["gateway", "nl-customs", "be-police", "de-customs"]
+    ours = set(lf.database_names(lf.ROOT, services).values())
+    other = lf.database_names(Path("/elsewhere/.intelshare/demo"), ["gateway"])["gateway"]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{other}"')
+        conn.execute(f'CREATE DATABASE "{other}"')
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INTELSHARE_")}
+        env["INTELSHARE_DATABASE_URL"] = PG_ADMIN_URL
+        done = subprocess.run(
+            [sys.executable, str(REPO / "deploy" / "local_federation.py"), "--exit"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+            timeout=540,
+            check=False,
+        )
+        out = done.stdout + done.stderr
+        assert done.returncode == 0, out[-5000:]
+        config = (lf.ROOT / "gateway.yaml").read_text()
+        assert any(name in config for name in ours), config
+        assert "dropped the PostgreSQL databases" in out
+        present = _databases(PG_ADMIN_URL)
+        assert present.isdisjoint(ours)
+        assert other in present  # another directory's demo: left alone
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
