@@ -7,12 +7,17 @@ same envelope is always refused for the same reason:
 1. size and structure (``PAYLOAD_TOO_LARGE``, ``MALFORMED``);
 2. the header's sender is the agency of the mTLS peer (``SENDER_MISMATCH``),
    which must be active (``AGENCY_NOT_ACTIVE``);
-3. the clock (``CLOCK_SKEW``) and expiry (``EXPIRED``);
+3. the clock (``CLOCK_SKEW``) and expiry (``EXPIRED``; an expiry further
+   than ``max_expiry`` after the creation time is ``EXPIRY_TOO_FAR``);
 4. the sender's signature over header, key blocks and ciphertext against the
    directory (``SIGNATURE_INVALID``; the precise cause goes to the audit log);
 5. every recipient known and active (``AGENCY_UNKNOWN``, ``AGENCY_NOT_ACTIVE``);
-6. the treaty: in force and signed by every party, sender and recipients
-   parties, kind, categories, handling code and TLP permitted.
+6. the treaty: an exact version (version 0 names none: ``TREATY_NOT_IN_FORCE``,
+   as at the receiving node), in force and signed by every party, sender and
+   recipients parties, kind, the review rule (a kind or category the treaty
+   reserves for review is ``REVIEW_REQUIRED``: there is no review attestation
+   yet), categories, handling code and TLP permitted — the one order of
+   :func:`intelshare.treaty.decide`.
 
 Signature checks of treaties are cached per directory version, since they
 only change when the treaty or the directory does.
@@ -22,8 +27,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
 from intelshare import envelope as env_mod
@@ -31,6 +37,8 @@ from intelshare import errors
 from intelshare.directory import TrustedDirectory
 from intelshare.treaty import Handling, SignedTreatyDoc, Tlp, decide, in_force, kind_name
 from intelshare.v1 import envelope_pb2
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,21 @@ def _unverified_header(
     return env, header
 
 
+def _ts_ns(ts: timestamp_pb2.Timestamp) -> int:
+    return ts.seconds * 10**9 + ts.nanos
+
+
+def _ns_of(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _show(ts: timestamp_pb2.Timestamp) -> str:
+    try:
+        return ts.ToDatetime(tzinfo=UTC).isoformat()
+    except (ValueError, OverflowError):
+        return f"{ts.seconds} s after the epoch"
+
+
 def admit(
     data: bytes,
     *,
@@ -122,6 +145,7 @@ def admit(
     now: datetime,
     max_envelope_bytes: int,
     max_clock_skew: timedelta,
+    max_expiry: timedelta,
 ) -> Admitted:
     """Check ``data`` (a serialized Envelope) for submission by ``peer_agency``."""
     _env, header = _unverified_header(data, max_envelope_bytes)
@@ -133,18 +157,33 @@ def admit(
         )
     if not directory.is_active(header.sender, now):
         raise errors.AgencyNotActive(f"sender {header.sender!r} is not active")
-    create = header.create_time.ToDatetime(tzinfo=now.tzinfo)
-    if abs(create - now) > max_clock_skew:
+    # In integer nanoseconds, not datetimes: a hand-made timestamp can lie
+    # far outside what datetime holds (years beyond 9999).
+    now_ns = _ns_of(now)
+    create_ns = _ts_ns(header.create_time)
+    if abs(create_ns - now_ns) > max_clock_skew // timedelta(microseconds=1) * 1000:
         raise errors.ClockSkew(
-            f"envelope created at {create.isoformat()}, gateway time is {now.isoformat()}; "
-            f"the accepted skew is {int(max_clock_skew.total_seconds())} s"
+            f"envelope created at {_show(header.create_time)}, gateway time is "
+            f"{now.isoformat()}; the accepted skew is {int(max_clock_skew.total_seconds())} s"
         )
     if not header.HasField("expire_time"):
         raise errors.Malformed(
             "envelope has no expire_time", violations={"header.expire_time": "required"}
         )
-    if header.expire_time.ToDatetime(tzinfo=now.tzinfo) <= now:
+    expire_ns = _ts_ns(header.expire_time)
+    if expire_ns <= now_ns:
         raise errors.MessageExpired(f"message {header.message_id} has expired")
+    # Measured from the creation time (within the skew of this clock), so a
+    # sender whose clock runs a little ahead is not refused at the cap.
+    lifetime = (expire_ns - create_ns) // 10**9
+    if lifetime > max_expiry.total_seconds():
+        days = int(max_expiry.total_seconds() // 86400)
+        raise errors.ExpiryTooFar(
+            f"message {header.message_id} expires {lifetime // 86400} days after its creation; "
+            f"the gateway accepts at most {days}",
+            violations={"header.expire_time": f"at most {days} days after header.create_time"},
+            metadata={"max_expiry_days": str(days)},
+        )
     try:
         verified = env_mod.verify(
             data,
@@ -162,6 +201,15 @@ def admit(
             raise errors.AgencyUnknown(f"recipient {recipient!r} is not in the directory")
         if not directory.is_active(recipient, now):
             raise errors.AgencyNotActive(f"recipient {recipient!r} is not active")
+    if verified.treaty_version == 0:
+        # TreatyBook.get reads 0 as "the newest" (for GetTreaty); an envelope
+        # must name the version it was sealed under, as the receiving node
+        # requires.
+        raise errors.TreatyNotInForce(
+            f"envelope names treaty {verified.treaty_id} without a version (0); "
+            "an envelope must name the exact treaty version",
+            metadata={"treaty_id": verified.treaty_id[:128], "treaty_version": "0"},
+        )
     doc = treaties.get(verified.treaty_id, verified.treaty_version)
     if doc is None:
         raise errors.TreatyNotInForce(
@@ -184,6 +232,9 @@ def admit(
         categories=list(verified.categories),
         handling=handling,
         tlp=tlp,
+        # The record's own alert kind is sealed: its implied category in the
+        # signed header is what the gateway sees (the nodes check the record).
+        review=True,
     )
     decision.raise_if_refused()
     return Admitted(verified, data, env_mod.envelope_sha256(data))

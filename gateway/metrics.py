@@ -122,6 +122,13 @@ class GatewayMetrics:
             ["agency"],
             registry=r,
         )
+        self.streams_limited = Counter(
+            "intelshare_gateway_inbox_streams_limited",
+            "Inbox streams replaced by a newer one of their agency (STREAM_REPLACED) or "
+            "refused at a limit (TOO_MANY_STREAMS), by reason and agency",
+            ["reason", "agency"],
+            registry=r,
+        )
         self.expired = Counter(
             "intelshare_gateway_inbox_expired",
             "Queue entries dropped because their envelope expired before it was acknowledged",
@@ -137,6 +144,9 @@ class GatewayMetrics:
         gauge.inc()
         if not context.add_callback(gauge.dec):
             gauge.dec()  # the call already ended
+
+    def stream_limited(self, reason: str, agency: str) -> None:
+        self.streams_limited.labels(reason=reason, agency=agency_label(agency)).inc()
 
     def delivered(
         self, agency: str, rows: Sequence[InboxRow], fresh: Iterable[int], now_ms: int

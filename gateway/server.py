@@ -5,14 +5,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health as grpc_health
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from gateway.config import GatewayConfig
+from gateway.capacity import AUX_STREAM_THREADS, STREAM_SPARE_THREADS, on_pool, size_checked
+from gateway.config import REQUEST_OVERHEAD_BYTES, GatewayConfig
 from gateway.service import GatewayServicer, GatewayState, background_loop, inbox_response_bytes
 from gateway.store import GatewayStore
 from gateway.store import metadata as store_metadata
@@ -45,10 +50,14 @@ class RunningGateway:
     _threads: list[threading.Thread] = field(default_factory=list)
     #: the /metrics endpoint, when ``metrics_listen`` is set
     metrics: MetricsServer | None = None
+    #: thread pools of streaming calls (see gateway.capacity), shut down last
+    pools: list[ThreadPoolExecutor] = field(default_factory=list)
 
     def stop(self, grace: float = 5.0) -> None:
         self._stop.set()
         self.server.stop(grace)
+        for pool in self.pools:
+            pool.shutdown(wait=False, cancel_futures=True)
         if self.metrics is not None:
             self.metrics.stop()
         self.state.hub.close()
@@ -99,12 +108,26 @@ def start(config: GatewayConfig) -> RunningGateway:
     state.metrics.watch_inbox(
         store, lambda: _agency_ids(state), max_age=config.metrics_refresh_seconds
     )
+    # Unary calls keep max_workers threads; streams run on pools of their own
+    # (see gateway.capacity). The runtime reads requests up to
+    # max_request_bytes, so that the handlers answer larger ones with a reason.
     server = ManagedServer(
         max_workers=config.max_workers,
         service_names=[SERVICE_NAME],
-        max_message_bytes=config.max_envelope_bytes + 64 * 1024,
+        max_message_bytes=config.max_request_bytes,
     )
-    _add_servicer(GatewayServicer(state), server.server)
+    stream_pool = ThreadPoolExecutor(
+        max_workers=config.max_inbox_streams + STREAM_SPARE_THREADS,
+        thread_name_prefix="gateway-stream",
+    )
+    aux_pool = ThreadPoolExecutor(max_workers=AUX_STREAM_THREADS, thread_name_prefix="grpc-aux")
+    _add_servicer(
+        GatewayServicer(state),
+        server.server,
+        stream_pool=stream_pool,
+        limit=config.max_envelope_bytes + REQUEST_OVERHEAD_BYTES,
+    )
+    _streams_off_unary_threads(server, aux_pool)
     creds = server_credentials(
         config.tls_cert.read_bytes(),
         config.tls_key.read_bytes(),
@@ -115,7 +138,7 @@ def start(config: GatewayConfig) -> RunningGateway:
     if config.health_listen:
         server.bind_health(config.health_listen)
     server.start()
-    running = RunningGateway(server=server, state=state, port=port)
+    running = RunningGateway(server=server, state=state, port=port, pools=[stream_pool, aux_pool])
     try:
         running.metrics = serve_metrics(
             state.metrics.registry, config.metrics_listen, key="gateway.metrics_listen"
@@ -147,9 +170,17 @@ class _Handlers:
         self.handlers = dict(handlers)
 
 
-def _add_servicer(servicer: GatewayServicer, server: grpc.Server) -> None:
+def _add_servicer(
+    servicer: GatewayServicer,
+    server: grpc.Server,
+    *,
+    stream_pool: ThreadPoolExecutor,
+    limit: int,
+) -> None:
     """The generated registration, except that StreamInbox sends its entries
-    as the servicer encoded them (see ``gateway.service._inbox_entry``)."""
+    as the servicer encoded them (see ``gateway.service._inbox_entry``) and
+    runs on ``stream_pool``, and every request above ``limit`` bytes is
+    answered PAYLOAD_TOO_LARGE by the handler (see gateway.capacity)."""
     from intelshare.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 
     caught = _Handlers()
@@ -160,8 +191,47 @@ def _add_servicer(servicer: GatewayServicer, server: grpc.Server) -> None:
         request_deserializer=gateway_service_pb2.StreamInboxRequest.FromString,
         response_serializer=inbox_response_bytes,
     )
+    handlers = {
+        name: size_checked(
+            handler,
+            f"{SERVICE_NAME}/{name}",
+            limit,
+            pool=stream_pool if handler.response_streaming else None,
+        )
+        for name, handler in handlers.items()
+    }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
+
+
+def _streams_off_unary_threads(server: ManagedServer, pool: ThreadPoolExecutor) -> None:
+    """Health watches and reflection streams on ``pool``, not on the unary threads.
+
+    Both stay open as long as the client likes (any federation member can
+    open them on this port), and each would otherwise hold a unary thread.
+    Registered again over ManagedServer's own registration (a registered
+    method handler is replaced by the later one).
+    """
+    health_servicer = server.health
+    watch = grpc.unary_stream_rpc_method_handler(
+        health_servicer.Watch,
+        request_deserializer=health_pb2.HealthCheckRequest.FromString,
+        response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+    )
+    server.server.add_registered_method_handlers(  # type: ignore[attr-defined]
+        grpc_health.SERVICE_NAME, {"Watch": on_pool(watch, pool)}
+    )
+    reflecting = reflection.ReflectionServicer(
+        [SERVICE_NAME, grpc_health.SERVICE_NAME, reflection.SERVICE_NAME]
+    )
+    info = grpc.stream_stream_rpc_method_handler(
+        reflecting.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.server.add_registered_method_handlers(  # type: ignore[attr-defined]
+        reflection.SERVICE_NAME, {"ServerReflectionInfo": on_pool(info, pool)}
+    )
 
 
 def _agency_ids(state: GatewayState) -> list[str]:

@@ -18,6 +18,7 @@ import grpc
 from google.protobuf import empty_pb2  # noqa: F401  (kept for reflection of well-known types)
 
 from gateway.admission import TreatyBook, admit
+from gateway.capacity import StreamLimiter, check_sequence, stream_replaced
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics, caller, instrument_submit
 from gateway.store import Accepted, GatewayStore, InboxRow, cursor_ahead
@@ -100,6 +101,13 @@ class GatewayState:
         )
         #: delayed callbacks (delivery records) on one thread; stopped by close
         self.later = Later()
+        #: inbox streams open, per agency and in total (see gateway.capacity)
+        self.streams = StreamLimiter(
+            per_agency=config.max_inbox_streams_per_agency,
+            total=config.max_inbox_streams,
+            later=self.later.call_later,
+            on_replaced=partial(self.metrics.stream_limited, "STREAM_REPLACED"),
+        )
         #: the open streams' delivery records, by recipient (see _Deliveries)
         self._deliveries: dict[str, set[_Deliveries]] = {}
         self._streams_done = threading.Condition()
@@ -413,6 +421,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                     now=now,
                     max_envelope_bytes=s.config.max_envelope_bytes,
                     max_clock_skew=timedelta(seconds=s.config.clock_skew_seconds),
+                    max_expiry=timedelta(days=s.config.max_expiry_days),
                 )
             except errors.IntelshareError:
                 # A retry of a message accepted earlier gets its first receipt
@@ -511,10 +520,17 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         :func:`_inbox_entry`), and heartbeats while idle."""
         s = self.s
         agency = s.peer_agency(context)
+        cursor = int(request.after_sequence)
+        self._check_sequence(agency, cursor, "after_sequence")
+        try:
+            # Before any database work: a flood of streams costs no query.
+            s.streams.precheck(agency)
+        except errors.TooManyStreams:
+            s.metrics.stream_limited("TOO_MANY_STREAMS", agency)
+            raise
         if not s.directory.is_active(agency, s.clock()):
             raise errors.AgencyNotActive(f"agency {agency!r} is not active")
         last, acked = s.store.position(agency)
-        cursor = int(request.after_sequence)
         if cursor < acked:
             raise errors.CursorExpired(
                 f"cursor {cursor} is before the acknowledged position {acked}; "
@@ -524,6 +540,34 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         if cursor > last:
             self._audit_cursor_ahead(agency, cursor, last)
             raise cursor_ahead(cursor, last, acked)
+        topic = inbox_topic(agency)
+        # Only a stream that would be served replaces an older one: a bad
+        # cursor must not end the agency's good stream.
+        try:
+            slot = s.streams.open(
+                agency, cancel=partial(_cancel, context), wake=partial(s.hub.wake_local, topic)
+            )
+        except errors.TooManyStreams:
+            s.metrics.stream_limited("TOO_MANY_STREAMS", agency)
+            raise
+        try:
+            yield from self._stream(request, context, agency, cursor, slot.replaced)
+        finally:
+            s.streams.close(slot)
+        if slot.replaced.is_set() and context.is_active():
+            # A newer stream of this agency carries on.
+            raise stream_replaced(slot, s.streams.per_agency)
+
+    def _stream(
+        self,
+        request: gateway_service_pb2.StreamInboxRequest,
+        context: grpc.ServicerContext,
+        agency: str,
+        cursor: int,
+        replaced: threading.Event,
+    ) -> Iterator[gateway_service_pb2.StreamInboxResponse | bytes]:
+        """The stream's entries and heartbeats until the call ends or ``replaced`` is set."""
+        s = self.s
         topic = inbox_topic(agency)
         heartbeat = s.config.heartbeat_seconds
         # A call that ends (cancelled, deadline, client gone) wakes its own wait,
@@ -539,7 +583,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         sent: list[InboxRow] = []
         ahead: tuple[int, Future[list[InboxRow]]] | None = None
         try:
-            while context.is_active():
+            while context.is_active() and not replaced.is_set():
                 if ahead is not None:
                     (generation, pending), ahead = ahead, None
                     rows = pending.result()
@@ -561,6 +605,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                             ),
                         )
                     for row in rows:
+                        if replaced.is_set():
+                            return
                         yield _inbox_entry(row)
                         # gRPC asks for the next message once it sent this one.
                         cursor = row.sequence
@@ -579,7 +625,11 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                     # an entry committed since can be new, and its commit
                     # moves the topic past ``generation`` (taken before the
                     # read): wait for that rather than read again at once.
-                if not s.hub.wait(topic, generation, heartbeat) and context.is_active():
+                if (
+                    not s.hub.wait(topic, generation, heartbeat)
+                    and context.is_active()
+                    and not replaced.is_set()
+                ):
                     head, _ = s.store.position(agency)
                     yield gateway_service_pb2.StreamInboxResponse(
                         heartbeat=gateway_service_pb2.Heartbeat(head_sequence=head)
@@ -598,6 +648,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_service_pb2.AcknowledgeInboxRequest, context: grpc.ServicerContext
     ) -> gateway_service_pb2.AcknowledgeInboxResponse:
         agency = self.s.peer_agency(context)
+        self._check_sequence(agency, int(request.sequence), "sequence")
         try:
             acked = self.s.store.acknowledge(agency, int(request.sequence))
             for deliveries in self.s.open_deliveries(agency):
@@ -607,6 +658,18 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             self._audit_cursor_ahead(agency, int(request.sequence), last)
             raise
         return gateway_service_pb2.AcknowledgeInboxResponse(acknowledged_sequence=acked)
+
+    def _check_sequence(self, agency: str, value: int, name: str) -> None:
+        """Refuse a sequence no queue can allocate, with the evidence in the audit log."""
+        try:
+            check_sequence(value, name)
+        except errors.SequenceOutOfRange:
+            log.warning("agency %s sent %s %d, beyond any queue", agency, name, value)
+            # As a string: the audit log holds 64-bit signed integers only.
+            self.s.store.record(
+                "sequence_out_of_range", {"agency": agency, "field": name, "value": str(value)}
+            )
+            raise
 
     def _audit_cursor_ahead(self, agency: str, cursor: int, last: int) -> None:
         """A recipient ahead of its queue: evidence that the queue went back (a restore)."""
@@ -705,6 +768,11 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         return gateway_service_pb2.PublishTreatyResponse(
             treaty=doc.treaty.to_proto(), in_force=s.treaties.in_force(doc, directory, now)
         )
+
+
+def _cancel(context: Any) -> None:
+    """Cancel a call from another thread (looked up late: test contexts lack it)."""
+    context.cancel()
 
 
 def _submit_response(

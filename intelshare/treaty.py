@@ -67,7 +67,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from intelshare import errors
 from intelshare.errors import IntelshareError, InvalidArgument, Malformed, NotAParty
 from intelshare.keylookup import PublicKeyLookup
-from intelshare.v1 import envelope_pb2, treaty_pb2
+from intelshare.v1 import alert_pb2, envelope_pb2, treaty_pb2
 
 __all__ = [
     "ALL_KINDS",
@@ -80,16 +80,19 @@ __all__ = [
     "SignedTreatyDoc",
     "Tlp",
     "Treaty",
+    "alert_kind_name",
     "check_fields",
     "decide",
     "decide_header",
     "decide_header_in_force",
+    "decide_review",
     "document_digest",
     "in_force",
     "kind_name",
     "onward_sharing_allowed",
     "redact",
     "retention_until",
+    "review_matches",
     "review_required",
     "sign",
     "signing_message",
@@ -1004,6 +1007,7 @@ _REFUSALS: Final[dict[str, type[errors.PolicyRefused]]] = {
         errors.CategoryNotPermitted,
         errors.HandlingNotPermitted,
         errors.FieldNotPermitted,
+        errors.ReviewRequired,
     )
 }
 
@@ -1023,14 +1027,21 @@ class Decision:
     allowed: bool
     reason: str
     detail: str
+    #: sent as ``ErrorInfo.metadata`` by :meth:`raise_if_refused`
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def allow(cls, detail: str) -> Decision:
         return cls(True, ALLOWED, detail)
 
     @classmethod
-    def refuse(cls, error: type[errors.PolicyRefused], detail: str) -> Decision:
-        return cls(False, error.reason, detail)
+    def refuse(
+        cls,
+        error: type[errors.PolicyRefused],
+        detail: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Decision:
+        return cls(False, error.reason, detail, dict(metadata or {}))
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -1040,7 +1051,7 @@ class Decision:
         if self.allowed:
             return
         cls = _REFUSALS.get(self.reason, errors.PolicyRefused)
-        raise cls(self.detail)
+        raise cls(self.detail, metadata=self.metadata)
 
 
 def decide(
@@ -1053,15 +1064,27 @@ def decide(
     categories: Sequence[str],
     handling: Handling | str,
     tlp: Tlp | str,
+    review: bool = False,
+    alert_kind: str = "",
 ) -> Decision:
     """Whether ``treaty`` permits this message; deny by default.
 
     Checks run in a fixed order so the same message always gets the same
     reason everywhere: in force → sender is a party → each recipient is a
-    party (and not the sender; at least one) → kind → each category (at
-    least one for data kinds) → handling ≤ max → TLP ≤ max. ``in_force`` is
-    passed in because establishing it needs keys and a clock
+    party (and not the sender; at least one) → kind → [review] → each
+    category (at least one for data kinds) → handling ≤ max → TLP ≤ max.
+    ``in_force`` is passed in because establishing it needs keys and a clock
     (see :func:`in_force`, :func:`decide_header`).
+
+    With ``review=True`` the treaty's ``review_required_for`` rule is checked
+    too, after the kind (see :func:`decide_review`; ``alert_kind`` is the
+    alert's own kind name where the caller sees the record). It comes before
+    the categories on purpose: a name the treaty reserves for review is
+    answered ``REVIEW_REQUIRED`` even when the treaty does not list it among
+    its categories, which is how the demo task force reads
+    (``review_required_for: [wanted_person]``, categories
+    ``[counterfeit_goods, narcotics]``). ``review`` defaults to False only
+    until every caller passes it (the node's side is being moved over).
     """
     name = treaty.label
     if not in_force:
@@ -1083,6 +1106,10 @@ def decide(
         return Decision.refuse(
             errors.KindNotPermitted, f"treaty {name} does not permit kind {kind or '(none)'}"
         )
+    if review:
+        reviewed = decide_review(treaty, kind=kind, categories=categories, alert_kind=alert_kind)
+        if not reviewed:
+            return reviewed
     if not categories and kind not in CONTROL_KINDS:
         return Decision.refuse(
             errors.CategoryNotPermitted, f"a {kind} under treaty {name} needs a data category"
@@ -1117,6 +1144,9 @@ def decide_header(
     header: envelope_pb2.Header,
     keys: PublicKeyLookup,
     at: datetime,
+    *,
+    review: bool = False,
+    alert_kind: str = "",
 ) -> Decision:
     """:func:`decide` for an envelope header, as the gateway and receiving node see it.
 
@@ -1129,11 +1159,18 @@ def decide_header(
         doc = _as_doc(signed_treaty)
     except IntelshareError:
         return Decision.refuse(errors.TreatyNotInForce, "treaty document is malformed")
-    return decide_header_in_force(doc, header, in_force=in_force(doc, keys, at))
+    return decide_header_in_force(
+        doc, header, in_force=in_force(doc, keys, at), review=review, alert_kind=alert_kind
+    )
 
 
 def decide_header_in_force(
-    doc: SignedTreatyDoc, header: envelope_pb2.Header, *, in_force: bool
+    doc: SignedTreatyDoc,
+    header: envelope_pb2.Header,
+    *,
+    in_force: bool,
+    review: bool = False,
+    alert_kind: str = "",
 ) -> Decision:
     """:func:`decide_header` for a caller that already knows whether ``doc`` is in force.
 
@@ -1167,12 +1204,80 @@ def decide_header_in_force(
         categories=list(header.categories),
         handling=handling,
         tlp=tlp,
+        review=review,
+        alert_kind=alert_kind,
     )
 
 
 def review_required(treaty: Treaty, categories: Iterable[str]) -> bool:
-    """True when any of ``categories`` needs an approver before release."""
+    """True when any of ``categories`` needs an approver before release.
+
+    Categories only; :func:`review_matches` / :func:`decide_review` also
+    match the message kind and the alert's own kind.
+    """
     return any(c in treaty.review_required_for for c in categories)
+
+
+def alert_kind_name(kind: int) -> str:
+    """The lower-case name of an ``AlertKind`` value (``wanted_person``; "" if unspecified).
+
+    The same words as the data categories an alert kind implies (every kind
+    but ``other`` implies the category of its name), and as the names a
+    treaty's ``review_required_for`` uses for alert kinds.
+    """
+    try:
+        full = alert_pb2.AlertKind.Name(kind)  # type: ignore[arg-type]
+    except ValueError:
+        return ""
+    name = full.removeprefix("ALERT_KIND_").lower()
+    return "" if name == "unspecified" else name
+
+
+def review_matches(
+    treaty: Treaty, *, kind: str, categories: Iterable[str], alert_kind: str = ""
+) -> tuple[str, ...]:
+    """The names of ``treaty.review_required_for`` that this message matches, sorted.
+
+    A name matches the message kind (``case_entry``), any data category of
+    the message, or the alert's own kind (``wanted_person`` for an alert of
+    kind ``WANTED_PERSON``; also its implied category, so a header carrying
+    the kind's category matches where the record cannot be seen). Control
+    kinds (receipt, acknowledgement, revocation) carry no record and never
+    match: a revocation must always get through.
+    """
+    if kind in CONTROL_KINDS or not treaty.review_required_for:
+        return ()
+    names = {kind, *categories}
+    if alert_kind:
+        names.add(alert_kind)
+    return tuple(n for n in treaty.review_required_for if n in names)
+
+
+def decide_review(
+    treaty: Treaty, *, kind: str, categories: Iterable[str], alert_kind: str = ""
+) -> Decision:
+    """Refuse (``REVIEW_REQUIRED``) a message the treaty reserves for review.
+
+    The one decision of the rule for the sending node (which knows the
+    alert's kind: pass ``alert_kind``), the gateway (the signed header's
+    kind and categories) and the receiving node (header and record). There
+    is no review attestation yet, so every match is refused; once a review
+    flow exists, an attested review is what lets such a message through.
+    """
+    matched = review_matches(treaty, kind=kind, categories=categories, alert_kind=alert_kind)
+    if not matched:
+        return Decision.allow(f"treaty {treaty.label} reserves nothing here for review")
+    return Decision.refuse(
+        errors.ReviewRequired,
+        f"treaty {treaty.label} requires an approver's review before "
+        f"{', '.join(matched)} records are released; there is no review step yet",
+        metadata={
+            "treaty_id": treaty.id,
+            "treaty_version": str(treaty.version),
+            "rule": "review_required_for",
+            "matched": ",".join(matched),
+        },
+    )
 
 
 def onward_sharing_allowed(

@@ -99,6 +99,7 @@ class GatewayEnv:
         recipients: list[str],
         *,
         treaty: str = "counterfeit-medicines-taskforce",
+        treaty_version: int = 1,
         payload: bytes = b'{"kind": "counterfeit_goods"}',
         kind: int = envelope_pb2.MESSAGE_KIND_ALERT,
         categories: tuple[str, ...] = ("counterfeit_goods",),
@@ -116,7 +117,7 @@ class GatewayEnv:
             sender=sender,
             recipients=tuple(recipients),
             treaty_id=treaty,
-            treaty_version=1,
+            treaty_version=treaty_version,
             kind=kind,  # type: ignore[arg-type]
             handling=handling,  # type: ignore[arg-type]
             tlp=tlp,  # type: ignore[arg-type]
