@@ -75,11 +75,12 @@ from intelshare.treaty import (
     SignedTreatyDoc,
     Tlp,
     Treaty,
+    alert_kind_name,
     check_fields,
     decide,
+    decide_review,
     kind_name,
     redact,
-    review_required,
 )
 from intelshare.v1 import alert_pb2, envelope_pb2
 from node.schema import alert as rec
@@ -255,7 +256,10 @@ class Alerts:
         categories: Sequence[str],
         handling: int,
         tlp: int,
+        alert_kind: str = "",
     ) -> None:
+        # review=True: what a treaty reserves for an approver's review is refused
+        # (REVIEW_REQUIRED) until the review flow exists, as at the gateway.
         decision = decide(
             treaty,
             in_force=True,
@@ -265,6 +269,8 @@ class Alerts:
             categories=list(categories),
             handling=Handling(handling),
             tlp=Tlp(tlp),
+            review=True,
+            alert_kind=alert_kind,
         )
         if not decision:
             try:
@@ -316,15 +322,8 @@ class Alerts:
                 categories=categories,
                 handling=alert.handling,
                 tlp=alert.tlp,
+                alert_kind=alert_kind_name(alert.kind),
             )
-            needs_review = set(categories) & set(treaty.review_required_for)
-            if review_required(treaty, categories):
-                raise errors.PolicyRefused(
-                    f"treaty {treaty.label} requires an approver's review before alerts of "
-                    f"categories {', '.join(sorted(needs_review))} are released; "
-                    "this node has no review step yet",
-                    metadata={"treaty_id": treaty.id, "rule": "review_required_for"},
-                )
             view = redact(record, treaty, "alert")
             sealed = self.sealer.seal(
                 kind=envelope_pb2.MESSAGE_KIND_ALERT,
@@ -990,6 +989,16 @@ class Alerts:
         except errors.Malformed as exc:
             raise Refused("MALFORMED", exc.message) from None
         decision = check_fields(record, inc.treaty, "alert")
+        if not decision:
+            raise Refused(decision.reason, decision.detail)
+        # The header's categories were checked for review before this handler;
+        # the record's own kind is known only now (a header may leave it out).
+        decision = decide_review(
+            inc.treaty,
+            kind="alert",
+            categories=h.categories,
+            alert_kind=str(record.get("kind", "")),
+        )
         if not decision:
             raise Refused(decision.reason, decision.detail)
         alert_id = h.message_id

@@ -471,8 +471,10 @@ class Inbound:
                 "TREATY_NOT_IN_FORCE",
                 f"treaty {header.treaty_id} v{header.treaty_version} is not known to the gateway",
             )
+        # review=True: a record of a kind or category the treaty reserves for
+        # review is refused here too (REVIEW_REQUIRED), whatever the sender did.
         decision = decide_header_in_force(
-            doc, header, in_force=self.trust.in_force_at(doc, directory, now)
+            doc, header, in_force=self.trust.in_force_at(doc, directory, now), review=True
         )
         if not decision:
             return _Refusal(header, decision.reason, decision.detail)

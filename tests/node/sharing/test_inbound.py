@@ -261,3 +261,22 @@ def test_retention_purges_received_records_with_an_audit_entry(cluster: Cluster)
     assert count(nl, t.hits) == 0
     assert count(nl, t.received) == 0
     assert count(nl, t.alerts) == 1
+
+
+def test_a_record_reserved_for_review_is_refused_even_under_another_category(
+    cluster: Cluster,
+) -> None:
+    """A rogue sender skips the review its treaty requires and hides the kind.
+
+    The task-force treaty reserves ``wanted_person`` for review. The header
+    says ``counterfeit_goods`` (which the gateway lets through: it cannot see
+    the record), but the record is a wanted-person alert: the receiving node
+    refuses it with REVIEW_REQUIRED and stores nothing.
+    """
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    hidden = seal_as(nl, {"kind": "wanted_person", "description": "not reviewed"})
+    submit(nl, hidden)
+    assert refusal(be, hidden.message_id)["reason"] == "REVIEW_REQUIRED"
+    assert count(be, t.alerts) == 0
+    assert count(be, t.received) == 0
