@@ -69,9 +69,11 @@ def worker(
     on a broker connection lost at a bad moment), so a Redis outage never
     needs an operator; SIGTERM / Ctrl-C stop both, gracefully.
     """
-    from intelshare.logs import configure_logging
+    from intelshare.logs import configure_logging, log_celery_messages
 
     configure_logging(log_level)
+    # Celery prints a few messages as plain text; keep every line one JSON object.
+    log_celery_messages()
     cfg = load_config(config_path)
     if supervised_child:
         _run_celery(cfg, beat, pool, concurrency, hostname, schedule, ready_file, log_level)
