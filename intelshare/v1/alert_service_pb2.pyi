@@ -431,3 +431,109 @@ class WatchHeartbeat(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchHeartbeat: _TypeAlias = WatchHeartbeat  # noqa: Y015
+
+@_typing.final
+class PreviewAlertRequest(_message.Message):
+    """PreviewAlertRequest is a draft alert, as it would be given to CreateAlert."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alert(self) -> _alert_pb2.Alert:
+        """The draft; it is validated as CreateAlert would validate it."""
+
+    def __init__(
+        self,
+        *,
+        alert: _alert_pb2.Alert | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewAlertRequest: _TypeAlias = PreviewAlertRequest  # noqa: Y015
+
+@_typing.final
+class PreviewAlertResponse(_message.Message):
+    """PreviewAlertResponse is one preview per recipient of the draft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREVIEWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def previews(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecipientPreview]:
+        """In recipient order (agency id)."""
+
+    def __init__(
+        self,
+        *,
+        previews: _abc.Iterable[Global___RecipientPreview] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previews", b"previews"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewAlertResponse: _TypeAlias = PreviewAlertResponse  # noqa: Y015
+
+@_typing.final
+class RecipientPreview(_message.Message):
+    """RecipientPreview is what one recipient would receive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_ID_FIELD_NUMBER: _builtins.int
+    TREATY_ID_FIELD_NUMBER: _builtins.int
+    TREATY_VERSION_FIELD_NUMBER: _builtins.int
+    PERMITTED_FIELD_NUMBER: _builtins.int
+    ALERT_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELDS_FIELD_NUMBER: _builtins.int
+    REFUSAL_REASON_FIELD_NUMBER: _builtins.int
+    REFUSAL_MESSAGE_FIELD_NUMBER: _builtins.int
+    agency_id: _builtins.str
+    """Recipient agency id."""
+    treaty_id: _builtins.str
+    """Treaty it would receive under."""
+    treaty_version: _builtins.int
+    """Newest version of that treaty in force (0 when none is)."""
+    permitted: _builtins.bool
+    """True when the treaty permits the alert for this recipient."""
+    refusal_reason: _builtins.str
+    """When not permitted: the ErrorInfo reason CreateAlert would answer
+    (e.g. "CATEGORY_NOT_PERMITTED") and its message.
+    """
+    refusal_message: _builtins.str
+    """Human-readable refusal, in the words CreateAlert would use."""
+    @_builtins.property
+    def alert(self) -> _alert_pb2.Alert:
+        """The alert as this recipient would see it (only the permitted fields);
+        unset when not permitted.
+        """
+
+    @_builtins.property
+    def removed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Field paths the treaty would remove from this recipient's copy."""
+
+    def __init__(
+        self,
+        *,
+        agency_id: _builtins.str = ...,
+        treaty_id: _builtins.str = ...,
+        treaty_version: _builtins.int = ...,
+        permitted: _builtins.bool = ...,
+        alert: _alert_pb2.Alert | None = ...,
+        removed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        refusal_reason: _builtins.str = ...,
+        refusal_message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "alert", b"alert", "permitted", b"permitted", "refusal_message", b"refusal_message", "refusal_reason", b"refusal_reason", "removed_fields", b"removed_fields", "treaty_id", b"treaty_id", "treaty_version", b"treaty_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecipientPreview: _TypeAlias = RecipientPreview  # noqa: Y015

@@ -84,6 +84,11 @@ class AlertServiceStub:
                 request_serializer=intelshare_dot_v1_dot_alert__service__pb2.WatchAlertsRequest.SerializeToString,
                 response_deserializer=intelshare_dot_v1_dot_alert__service__pb2.WatchAlertsResponse.FromString,
                 _registered_method=True)
+        self.PreviewAlert = channel.unary_unary(
+                '/intelshare.v1.AlertService/PreviewAlert',
+                request_serializer=intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertResponse.FromString,
+                _registered_method=True)
 
 
 class AlertServiceServicer:
@@ -159,6 +164,15 @@ class AlertServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewAlert(self, request, context):
+        """Shows, without sending or storing anything, what each recipient of a
+        draft alert would receive: exactly the fields its treaty lets through,
+        or why its treaty refuses the alert.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AlertServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -206,6 +220,11 @@ def add_AlertServiceServicer_to_server(servicer, server):
                     servicer.WatchAlerts,
                     request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.WatchAlertsRequest.FromString,
                     response_serializer=intelshare_dot_v1_dot_alert__service__pb2.WatchAlertsResponse.SerializeToString,
+            ),
+            'PreviewAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewAlert,
+                    request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -455,6 +474,33 @@ class AlertService:
             '/intelshare.v1.AlertService/WatchAlerts',
             intelshare_dot_v1_dot_alert__service__pb2.WatchAlertsRequest.SerializeToString,
             intelshare_dot_v1_dot_alert__service__pb2.WatchAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.AlertService/PreviewAlert',
+            intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertRequest.SerializeToString,
+            intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,11 @@ class AlertServiceStub:
     """Streams alert events: first every event after the cursor from the
     database, then new ones as they happen, with heartbeats while idle.
     """
+    PreviewAlert: _grpc.UnaryUnaryMultiCallable[_alert_service_pb2.PreviewAlertRequest, _alert_service_pb2.PreviewAlertResponse]
+    """Shows, without sending or storing anything, what each recipient of a
+    draft alert would receive: exactly the fields its treaty lets through,
+    or why its treaty refuses the alert.
+    """
 
 @_typing.type_check_only
 class AlertServiceAsyncStub(AlertServiceStub):
@@ -93,6 +98,11 @@ class AlertServiceAsyncStub(AlertServiceStub):
     WatchAlerts: _aio.UnaryStreamMultiCallable[_alert_service_pb2.WatchAlertsRequest, _alert_service_pb2.WatchAlertsResponse]  # type: ignore[assignment]
     """Streams alert events: first every event after the cursor from the
     database, then new ones as they happen, with heartbeats while idle.
+    """
+    PreviewAlert: _aio.UnaryUnaryMultiCallable[_alert_service_pb2.PreviewAlertRequest, _alert_service_pb2.PreviewAlertResponse]  # type: ignore[assignment]
+    """Shows, without sending or storing anything, what each recipient of a
+    draft alert would receive: exactly the fields its treaty lets through,
+    or why its treaty refuses the alert.
     """
 
 class AlertServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -177,6 +187,17 @@ class AlertServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_alert_service_pb2.WatchAlertsResponse], _abc.AsyncIterator[_alert_service_pb2.WatchAlertsResponse]]:
         """Streams alert events: first every event after the cursor from the
         database, then new ones as they happen, with heartbeats while idle.
+        """
+
+    @_abc_1.abstractmethod
+    def PreviewAlert(
+        self,
+        request: _alert_service_pb2.PreviewAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_service_pb2.PreviewAlertResponse, _abc.Awaitable[_alert_service_pb2.PreviewAlertResponse]]:
+        """Shows, without sending or storing anything, what each recipient of a
+        draft alert would receive: exactly the fields its treaty lets through,
+        or why its treaty refuses the alert.
         """
 
 def add_AlertServiceServicer_to_server(servicer: AlertServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
