@@ -329,6 +329,63 @@ class Unavailable(IntelshareError):
     grpc_code = "UNAVAILABLE"
 
 
+# --- IPR enforcement (recordations, detentions) ---------------------------------
+
+
+class GtinInvalid(InvalidArgument):
+    """A GTIN is malformed or its check digit is wrong."""
+
+    reason = "GTIN_INVALID"
+
+
+class HsCodeInvalid(InvalidArgument):
+    """A Harmonized System code does not have the required digits."""
+
+    reason = "HS_CODE_INVALID"
+
+
+class ContainerNumberInvalid(InvalidArgument):
+    """A container number is not a valid ISO 6346 number."""
+
+    reason = "CONTAINER_NUMBER_INVALID"
+
+
+class DetentionMoveInvalid(FailedPrecondition):
+    """The detention cannot make this move from its state, or not by this role."""
+
+    reason = "DETENTION_MOVE_INVALID"
+
+
+class RecordationMoveInvalid(FailedPrecondition):
+    """The recordation cannot make this move from its state."""
+
+    reason = "RECORDATION_MOVE_INVALID"
+
+
+class DeadlinePassed(FailedPrecondition):
+    """The deadline this action belongs to has passed."""
+
+    reason = "DEADLINE_PASSED"
+
+
+class RecordationExpired(FailedPrecondition):
+    """The recordation is not in force (expired, withdrawn or suspended)."""
+
+    reason = "RECORDATION_EXPIRED"
+
+
+class ExtensionRefused(FailedPrecondition):
+    """The extension is not allowed (already extended, perishable goods, or too long)."""
+
+    reason = "EXTENSION_REFUSED"
+
+
+class HolderMismatch(PermissionDenied):
+    """A rights holder asked for another holder's record."""
+
+    reason = "HOLDER_MISMATCH"
+
+
 def all_error_classes() -> list[type[IntelshareError]]:
     """Every class of the hierarchy, for translation tables at the boundaries."""
     seen: list[type[IntelshareError]] = []

@@ -113,6 +113,46 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A sequence number or cursor is outside what any queue can allocate
     (above 2^63 - 1). Code INVALID_ARGUMENT; metadata "max_sequence".
     """
+    ERROR_REASON_GTIN_INVALID: _ErrorReason.ValueType  # 37
+    """A GTIN (EAN/UPC barcode number) is malformed or its check digit is
+    wrong. Code INVALID_ARGUMENT; the BadRequest names the fields.
+    """
+    ERROR_REASON_HS_CODE_INVALID: _ErrorReason.ValueType  # 38
+    """A Harmonized System code is not 6 digits (or, where allowed, 8 or 10).
+    Code INVALID_ARGUMENT; the BadRequest names the fields.
+    """
+    ERROR_REASON_CONTAINER_NUMBER_INVALID: _ErrorReason.ValueType  # 39
+    """A container number is not ISO 6346 (owner code, category, serial and
+    check digit). Code INVALID_ARGUMENT; the BadRequest names the fields.
+    """
+    ERROR_REASON_DETENTION_MOVE_INVALID: _ErrorReason.ValueType  # 40
+    """The detention cannot move from its state to the one asked, or not by
+    the caller's role. Code FAILED_PRECONDITION; metadata "from_state",
+    "to_state" and "role".
+    """
+    ERROR_REASON_DEADLINE_PASSED: _ErrorReason.ValueType  # 41
+    """The deadline the action belongs to has passed. Code
+    FAILED_PRECONDITION; metadata "deadline" (the kind) and "due_time".
+    """
+    ERROR_REASON_RECORDATION_EXPIRED: _ErrorReason.ValueType  # 42
+    """The recordation is not in force (past its validity, withdrawn or
+    suspended). Code FAILED_PRECONDITION; metadata "recordation" and
+    "state".
+    """
+    ERROR_REASON_HOLDER_MISMATCH: _ErrorReason.ValueType  # 43
+    """A rights holder asked for another holder's record. Code
+    PERMISSION_DENIED.
+    """
+    ERROR_REASON_RECORDATION_MOVE_INVALID: _ErrorReason.ValueType  # 44
+    """The recordation cannot move from its state to the one asked. Code
+    FAILED_PRECONDITION; metadata "from_state" and "to_state".
+    """
+    ERROR_REASON_EXTENSION_REFUSED: _ErrorReason.ValueType  # 45
+    """The extension is not allowed: a deadline already extended, perishable
+    goods, a deadline that cannot be extended, too many days, or a
+    recordation's validity beyond one year. Code FAILED_PRECONDITION;
+    metadata "rule".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the values of google.rpc.ErrorInfo.reason used by
@@ -211,5 +251,45 @@ Code INVALID_ARGUMENT; metadata "max_expiry_days".
 ERROR_REASON_SEQUENCE_OUT_OF_RANGE: ErrorReason.ValueType  # 36
 """A sequence number or cursor is outside what any queue can allocate
 (above 2^63 - 1). Code INVALID_ARGUMENT; metadata "max_sequence".
+"""
+ERROR_REASON_GTIN_INVALID: ErrorReason.ValueType  # 37
+"""A GTIN (EAN/UPC barcode number) is malformed or its check digit is
+wrong. Code INVALID_ARGUMENT; the BadRequest names the fields.
+"""
+ERROR_REASON_HS_CODE_INVALID: ErrorReason.ValueType  # 38
+"""A Harmonized System code is not 6 digits (or, where allowed, 8 or 10).
+Code INVALID_ARGUMENT; the BadRequest names the fields.
+"""
+ERROR_REASON_CONTAINER_NUMBER_INVALID: ErrorReason.ValueType  # 39
+"""A container number is not ISO 6346 (owner code, category, serial and
+check digit). Code INVALID_ARGUMENT; the BadRequest names the fields.
+"""
+ERROR_REASON_DETENTION_MOVE_INVALID: ErrorReason.ValueType  # 40
+"""The detention cannot move from its state to the one asked, or not by
+the caller's role. Code FAILED_PRECONDITION; metadata "from_state",
+"to_state" and "role".
+"""
+ERROR_REASON_DEADLINE_PASSED: ErrorReason.ValueType  # 41
+"""The deadline the action belongs to has passed. Code
+FAILED_PRECONDITION; metadata "deadline" (the kind) and "due_time".
+"""
+ERROR_REASON_RECORDATION_EXPIRED: ErrorReason.ValueType  # 42
+"""The recordation is not in force (past its validity, withdrawn or
+suspended). Code FAILED_PRECONDITION; metadata "recordation" and
+"state".
+"""
+ERROR_REASON_HOLDER_MISMATCH: ErrorReason.ValueType  # 43
+"""A rights holder asked for another holder's record. Code
+PERMISSION_DENIED.
+"""
+ERROR_REASON_RECORDATION_MOVE_INVALID: ErrorReason.ValueType  # 44
+"""The recordation cannot move from its state to the one asked. Code
+FAILED_PRECONDITION; metadata "from_state" and "to_state".
+"""
+ERROR_REASON_EXTENSION_REFUSED: ErrorReason.ValueType  # 45
+"""The extension is not allowed: a deadline already extended, perishable
+goods, a deadline that cannot be extended, too many days, or a
+recordation's validity beyond one year. Code FAILED_PRECONDITION;
+metadata "rule".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
