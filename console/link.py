@@ -1,0 +1,122 @@
+"""The console's only way to the node: its gRPC API, with the officer's token.
+
+Unary calls go through :class:`node.cli.case_client.CaseClient` (one TLS
+channel per signed-in session, bearer token in every call, failures raised as
+the project's exceptions) on Starlette's worker threads, so a slow node never
+blocks the event loop.
+
+Watch streams (``WatchAlerts`` / ``WatchCase``) are read by a thread of their
+own each (a long-lived stream must not hold one of the shared workers) and
+handed to the event loop through a queue; cancelling the call from the loop
+ends the thread. See :mod:`console.live` for how they become Server-Sent
+Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from starlette.concurrency import run_in_threadpool
+
+from intelshare.errors import ConfigError, IntelshareError
+from intelshare.grpc_errors import from_rpc_error
+from intelshare.v1 import alert_pb2, alert_service_pb2, case_service_pb2
+from node.cli.case_client import CaseClient
+
+from console.config import ConsoleConfig
+
+_R = TypeVar("_R")
+
+
+def open_client(config: ConsoleConfig, token: str) -> CaseClient:
+    """A connection to the node that authenticates as the officer holding ``token``."""
+    try:
+        ca_pem = Path(config.node_ca).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read console.node_ca {config.node_ca}: {exc.strerror}") from None
+    return CaseClient(
+        config.node,
+        ca_pem=ca_pem,
+        server_name=config.node_server_name,
+        token=token,
+        timeout=config.node_timeout_seconds,
+    )
+
+
+async def call(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
+    """Run one blocking client call on a worker thread."""
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def preview_alert(
+    client: CaseClient, alert: alert_pb2.Alert
+) -> alert_service_pb2.PreviewAlertResponse:
+    """What each recipient of the draft would receive (nothing is sent or stored)."""
+    request = alert_service_pb2.PreviewAlertRequest(alert=alert)
+    try:
+        return client.stub.PreviewAlert(request, timeout=client.timeout, metadata=client.metadata)
+    except grpc.RpcError as err:
+        raise from_rpc_error(err) from None
+
+
+@dataclass
+class StreamEnd:
+    """The upstream stream ended; ``error`` says why when it failed."""
+
+    error: IntelshareError | None = None
+
+
+class Upstream:
+    """One watch stream on a thread of its own, feeding ``(tag, item)`` into ``queue``."""
+
+    def __init__(self, call: Any, queue: asyncio.Queue[tuple[str, Any]], tag: str = "") -> None:
+        self._call = call
+        self._loop = asyncio.get_running_loop()
+        self.queue = queue
+        self.tag = tag
+        self._thread = threading.Thread(target=self._pump, name="console-watch", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def alerts(
+        cls, client: CaseClient, after: int, queue: asyncio.Queue[tuple[str, Any]], tag: str = "a"
+    ) -> Upstream:
+        request = alert_service_pb2.WatchAlertsRequest(after_cursor=after)
+        return cls(client.stub.WatchAlerts(request, metadata=client.metadata), queue, tag)
+
+    @classmethod
+    def cases(
+        cls,
+        client: CaseClient,
+        after: int,
+        queue: asyncio.Queue[tuple[str, Any]],
+        tag: str = "c",
+        case: str = "",
+    ) -> Upstream:
+        request = case_service_pb2.WatchCaseRequest(name=case, after_cursor=after)
+        return cls(client.cases.WatchCase(request, metadata=client.metadata), queue, tag)
+
+    def _put(self, item: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, (self.tag, item))
+        except RuntimeError:  # the loop is gone (shutdown): nobody is listening
+            self._call.cancel()
+
+    def _pump(self) -> None:
+        end = StreamEnd()
+        try:
+            for item in self._call:
+                self._put(item)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.CANCELLED:
+                end = StreamEnd(from_rpc_error(err))
+        self._put(end)
+
+    def cancel(self) -> None:
+        self._call.cancel()

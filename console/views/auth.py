@@ -1,0 +1,108 @@
+"""Sign-in with the officer's token, and sign-out.
+
+The token is checked by asking the node for one alert: the node alone knows
+which tokens are valid, and the console learns nothing else about them. A
+refused token gets the same message whatever the reason.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from console import link, web
+from intelshare import errors
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this console: never another site (open redirect)."""
+    if not target:
+        return "/inbox"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/inbox"
+    if target.startswith(("/sign-in", "/sign-out", "/live/", "/static/")):
+        return "/inbox"
+    return target
+
+
+def _form(
+    request: Request, *, message: str = "", status_code: int = 200, next_url: str = ""
+) -> Response:
+    store = web.store(request)
+    session = web.current(request)
+    if session is None or session.signed_in:
+        session = store.anonymous()
+    expired = request.query_params.get("expired") == "1"
+    response = web.render(
+        request,
+        "sign_in.html",
+        {
+            "csrf": session.csrf,
+            "message": message,
+            "expired": expired and not message,
+            "next": _safe_next(next_url or request.query_params.get("next")),
+        },
+        status_code=status_code,
+    )
+    web.set_session_cookie(response, request, session)
+    return response
+
+
+async def sign_in_page(request: Request) -> Response:
+    session = web.current(request)
+    if session is not None and session.signed_in:
+        return web.redirect(request, _safe_next(request.query_params.get("next")))
+    return _form(request)
+
+
+async def sign_in(request: Request) -> Response:
+    store = web.store(request)
+    previous = web.current(request)
+    form = await request.form()
+    next_url = _safe_next(str(form.get("next") or ""))
+    offered = form.get(web.CSRF_FIELD)
+    if previous is None or not previous.check_csrf(offered if isinstance(offered, str) else None):
+        raise web.CsrfRefused
+    token = str(form.get("token") or "").strip()
+    if not token:
+        return _form(request, message="Enter your officer token.", status_code=400, next_url=next_url)
+    config = web.config(request)
+    client = link.open_client(config, token)
+    try:
+        await link.call(client.list_alerts, page_size=1)
+    except errors.Unauthenticated:
+        client.close()
+        return _form(
+            request,
+            message=f"The node of {config.node_server_name} did not accept this token.",
+            status_code=401,
+            next_url=next_url,
+        )
+    except errors.IntelshareError:
+        client.close()
+        raise
+    session = store.sign_in(previous, client)
+    web.log.info("officer signed in (%d sessions)", len(store))
+    response = web.redirect(request, next_url)
+    web.set_session_cookie(response, request, session)
+    return response
+
+
+async def sign_out(request: Request) -> Response:
+    session = web.require(request)
+    await web.form_with_csrf(request, session)
+    web.store(request).end(session)
+    response = web.redirect(request, "/sign-in")
+    web.clear_session_cookie(response, request)
+    return response
+
+
+routes = [
+    Route("/sign-in", sign_in_page, methods=["GET"]),
+    Route("/sign-in", sign_in, methods=["POST"]),
+    Route("/sign-out", sign_out, methods=["POST"]),
+]
