@@ -348,6 +348,10 @@ class _DeadlineStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Deadlin
     """The answer it waited for came in time."""
     DEADLINE_STATE_PASSED: _DeadlineState.ValueType  # 3
     """It ended without the answer."""
+    DEADLINE_STATE_CLOSED: _DeadlineState.ValueType  # 4
+    """No longer runs: the detention moved on without needing the answer
+    (e.g. the goods were released).
+    """
 
 class DeadlineState(_DeadlineState, metaclass=_DeadlineStateEnumTypeWrapper):
     """DeadlineState says whether a deadline still runs."""
@@ -360,6 +364,10 @@ DEADLINE_STATE_MET: DeadlineState.ValueType  # 2
 """The answer it waited for came in time."""
 DEADLINE_STATE_PASSED: DeadlineState.ValueType  # 3
 """It ended without the answer."""
+DEADLINE_STATE_CLOSED: DeadlineState.ValueType  # 4
+"""No longer runs: the detention moved on without needing the answer
+(e.g. the goods were released).
+"""
 Global___DeadlineState: _TypeAlias = DeadlineState  # noqa: Y015
 
 @_typing.final
@@ -770,7 +778,7 @@ class DetentionDeadline(_message.Message):
     extension_working_days: _builtins.int
     """Working days added by the extension."""
     state: Global___DeadlineState.ValueType
-    """Open, met or passed."""
+    """Open, met, passed or closed."""
     country: _builtins.str
     """Country whose working days count, ISO 3166-1 alpha-2."""
     subdivision: _builtins.str
