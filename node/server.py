@@ -47,6 +47,7 @@ from node.kinds.alerts import Alerts
 from node.kinds.cases import Cases
 from node.metrics import NodeMetrics, serve_node_metrics
 from node.notify import Notifier, start_notifier
+from node.sharing.engine import Sharing
 from node.sharing.inbound import Inbound
 from node.sharing.outbound import Sealer, Sender
 from node.sharing.trust import Trust
@@ -73,6 +74,7 @@ class Node:
     sealer: Sealer
     sender: Sender
     inbound: Inbound
+    sharing: Sharing
     alerts: Alerts
     cases: Cases
     hub: WakeupHub
@@ -101,7 +103,7 @@ class Node:
         if self.server is not None:
             self.server.stop(grace)
         self.inbound.stop()
-        self.alerts.receipts.stop()
+        self.sharing.receipts.stop()
         self.sender.stop()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -195,16 +197,6 @@ def build(config: NodeConfig) -> Node:
     trust.client = client
     sealer = Sealer(config.agency_id, keys, trust, config.max_payload_bytes)
     sender = Sender(store, sealer, client, max_backoff=config.send_backoff_max_seconds)
-    alerts = Alerts(
-        agency_id=config.agency_id,
-        store=store,
-        trust=trust,
-        sealer=sealer,
-        wake_sender=sender.wake,
-        max_alert_days=config.max_alert_days,
-        control_message_days=config.control_message_days,
-    )
-    sender.on_failed = alerts.on_send_failed
     inbound = Inbound(
         agency_id=config.agency_id,
         keys=keys,
@@ -214,17 +206,29 @@ def build(config: NodeConfig) -> Node:
         max_backoff=config.inbox_backoff_max_seconds,
         max_payload_bytes=config.max_payload_bytes,
     )
-    alerts.register_inbound(inbound)
-    cases = Cases(
+    sharing = Sharing(
         agency_id=config.agency_id,
         store=store,
         trust=trust,
         sealer=sealer,
-        keys=keys,
+        inbound=inbound,
         wake_sender=sender.wake,
+        control_message_days=config.control_message_days,
+    )
+    sender.on_failed = sharing.send_failed
+    alerts = Alerts(
+        agency_id=config.agency_id,
+        store=store,
+        sharing=sharing,
+        max_alert_days=config.max_alert_days,
+    )
+    cases = Cases(
+        agency_id=config.agency_id,
+        store=store,
+        sharing=sharing,
+        keys=keys,
         max_payload_bytes=config.max_payload_bytes,
     )
-    cases.register_inbound(inbound)
     return Node(
         config=config,
         keys=keys,
@@ -234,6 +238,7 @@ def build(config: NodeConfig) -> Node:
         sealer=sealer,
         sender=sender,
         inbound=inbound,
+        sharing=sharing,
         alerts=alerts,
         cases=cases,
         hub=store.hub,
@@ -285,7 +290,7 @@ def start(config: NodeConfig) -> Node:
     server.start()
     node.server = server
     node.sender.start()
-    node.alerts.receipts.start()
+    node.sharing.receipts.start()
     node.inbound.start()
     node.notifier = start_notifier(config, node.store)
     try:

@@ -50,6 +50,14 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
         )
 
     @translate_errors
+    def PreviewAlert(
+        self, request: alert_service_pb2.PreviewAlertRequest, context: grpc.ServicerContext
+    ) -> alert_service_pb2.PreviewAlertResponse:
+        # Issuers only: a preview shows what CreateAlert would send.
+        self.officers.require(context, Permission.ISSUE)
+        return alert_service_pb2.PreviewAlertResponse(previews=self.alerts.preview(request.alert))
+
+    @translate_errors
     def GetAlert(
         self, request: alert_service_pb2.GetAlertRequest, context: grpc.ServicerContext
     ) -> alert_pb2.Alert:

@@ -68,6 +68,11 @@ class NodeClient:
         )
         return self._call(self.stub.CreateAlert, req)
 
+    def preview_alert(self, alert: alert_pb2.Alert) -> list[alert_service_pb2.RecipientPreview]:
+        """What each recipient of a draft would receive (nothing is sent or stored)."""
+        req = alert_service_pb2.PreviewAlertRequest(alert=alert)
+        return list(self._call(self.stub.PreviewAlert, req).previews)
+
     def get_alert(self, name: str) -> alert_pb2.Alert:
         return self._call(self.stub.GetAlert, alert_service_pb2.GetAlertRequest(name=_name(name)))
 

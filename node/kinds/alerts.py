@@ -48,7 +48,7 @@ import base64
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,28 +70,16 @@ from sqlalchemy import (
 
 from intelshare import errors
 from intelshare.db import is_pg, pg_execute
-from intelshare.treaty import (
-    Handling,
-    SignedTreatyDoc,
-    Tlp,
-    Treaty,
-    alert_kind_name,
-    check_fields,
-    decide,
-    decide_review,
-    kind_name,
-    redact,
-)
-from intelshare.v1 import alert_pb2, envelope_pb2
+from intelshare.treaty import alert_kind_name, check_fields, decide_review, redact
+from intelshare.v1 import alert_pb2, alert_service_pb2, envelope_pb2
 from node.schema import alert as rec
-from node.sharing.inbound import Inbound, Incoming, Refused, Stored, parse_payload
-from node.sharing.outbound import PENDING as OUTBOX_PENDING
-from node.sharing.outbound import Sealed, Sealer, enqueue
-from node.sharing.receipts import Receipts, receipt_references
-from node.sharing.trust import Trust
+from node.sharing.engine import Refusal, Share, Sharing
+from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
+from node.sharing.outbound import Sealed
+from node.sharing.receipts import receipt_references
 from node.storage import tables as t
 from node.storage.officers import Officer
-from node.storage.store import Store, Writer, canonical_bytes, dumps, now_ms
+from node.storage.store import Store, Writer, dumps, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -145,92 +133,22 @@ class ListFilter:
 
 
 class Alerts:
-    """Alert operations of one node (officer side and inbound handlers)."""
+    """Alert operations of one node (officer side and inbound handlers), on the engine."""
 
     def __init__(
-        self,
-        *,
-        agency_id: str,
-        store: Store,
-        trust: Trust,
-        sealer: Sealer,
-        wake_sender: Callable[[], None],
-        max_alert_days: int,
-        control_message_days: int,
+        self, *, agency_id: str, store: Store, sharing: Sharing, max_alert_days: int
     ) -> None:
         self.agency_id = agency_id
         self.store = store
-        self.trust = trust
-        self.sealer = sealer
-        self.wake_sender = wake_sender
+        self.sharing = sharing
         self.max_alert_days = max_alert_days
-        self.control_message_days = control_message_days
-        #: receipts owed for received alerts (node.sharing.receipts); the node starts its thread
-        self.receipts = Receipts(store, sealer, self._queue_later, self._control_expire_ms)
-
-    def register_inbound(self, inbound: Inbound) -> None:
-        inbound.register(envelope_pb2.MESSAGE_KIND_ALERT, self.on_alert)
-        inbound.register(envelope_pb2.MESSAGE_KIND_ALERT_UPDATE, self.on_update)
-        inbound.register(envelope_pb2.MESSAGE_KIND_ALERT_REVOCATION, self.on_revocation)
-        inbound.register(envelope_pb2.MESSAGE_KIND_RECEIPT, self.on_control)
-        inbound.register(envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT, self.on_control)
-        inbound.register(envelope_pb2.MESSAGE_KIND_HIT_REPORT, self.on_control)
-
-    # --- helpers -----------------------------------------------------------------------
-
-    def _queue(self, w: Writer, sealed: Sealed, alert_id: str) -> None:
-        enqueue(w, sealed, alert_id=alert_id)
-        w.after_commit(self.wake_sender)
-
-    def _queue_later(self, w: Writer, sealed: Sequence[Sealed], alert_id: str) -> None:
-        """What :meth:`_queue` does, with the outbox rows written at the end.
-
-        The same rows and the same ``sealed`` audit entries as
-        :func:`node.sharing.outbound.enqueue`, but the rows go in with the events
-        (:meth:`Writer.insert_later`, one statement on PostgreSQL): for the
-        hot paths (issuing, the receipt for a received alert), where nothing
-        reads the rows back before commit.
-        """
-        rows = []
-        for s in sealed:
-            digest = s.envelope_sha256
-            rows.append(
-                {
-                    "message_id": s.message_id,
-                    "kind": s.kind,
-                    "alert_id": alert_id,
-                    "case_id": s.case_id or None,
-                    "reference_id": s.reference_id or None,
-                    "treaty_id": s.treaty_id,
-                    "treaty_version": s.treaty_version,
-                    "recipients": dumps(list(s.recipients)),
-                    "payload": s.payload,
-                    "payload_sha256": s.payload_sha256,
-                    "envelope": s.envelope,
-                    "envelope_sha256": digest,
-                    "created_ms": s.created_ms,
-                    "expire_ms": s.expire_ms,
-                    "state": OUTBOX_PENDING,
-                    "attempts": 0,
-                    "next_attempt_ms": 0,
-                }
-            )
-            w.audit(
-                "sealed",
-                {
-                    "message_id": s.message_id,
-                    "kind": kind_name(s.kind),
-                    "recipients": list(s.recipients),
-                    "treaty": f"{s.treaty_id}@{s.treaty_version}",
-                    "reference_id": s.reference_id or None,
-                    "envelope_sha256": digest.hex(),
-                },
-            )
-        w.insert_later(t.outbound, rows)
-        w.after_commit(self.wake_sender)
-
-    def _control_expire_ms(self) -> int:
-        return now_ms() + self.control_message_days * 86_400_000
+        sharing.register(envelope_pb2.MESSAGE_KIND_ALERT, self.on_alert)
+        sharing.register(envelope_pb2.MESSAGE_KIND_ALERT_UPDATE, self.on_update)
+        sharing.register(envelope_pb2.MESSAGE_KIND_ALERT_REVOCATION, self.on_revocation)
+        sharing.register(envelope_pb2.MESSAGE_KIND_RECEIPT, self.on_control)
+        sharing.register(envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT, self.on_control)
+        sharing.register(envelope_pb2.MESSAGE_KIND_HIT_REPORT, self.on_control)
+        sharing.on_failed(self.on_send_failed)
 
     def _row(self, conn: Connection, alert_id: str) -> Row[Any]:
         row = conn.execute(select(t.alerts).where(t.alerts.c.alert_id == alert_id)).first()
@@ -241,108 +159,91 @@ class Alerts:
             )
         return row
 
-    @staticmethod
-    def _refuse_policy(exc_cls: type[errors.PolicyRefused], detail: str, treaty: Treaty) -> None:
-        raise exc_cls(
-            detail, metadata={"treaty_id": treaty.id, "treaty_version": str(treaty.version)}
-        )
-
-    def _check(
-        self,
-        treaty: Treaty,
-        *,
-        recipients: Sequence[str],
-        kind: str,
-        categories: Sequence[str],
-        handling: int,
-        tlp: int,
-        alert_kind: str = "",
-    ) -> None:
-        # review=True: what a treaty reserves for an approver's review is refused
-        # (REVIEW_REQUIRED) until the review flow exists, as at the gateway.
-        decision = decide(
-            treaty,
-            in_force=True,
-            sender=self.agency_id,
-            recipients=list(recipients),
-            kind=kind,
-            categories=list(categories),
-            handling=Handling(handling),
-            tlp=Tlp(tlp),
-            review=True,
-            alert_kind=alert_kind,
-        )
-        if not decision:
-            try:
-                decision.raise_if_refused()
-            except errors.PolicyRefused as exc:
-                exc.metadata.update(treaty_id=treaty.id, treaty_version=str(treaty.version))
-                raise
-
-    def _current(self, treaty_id: str) -> SignedTreatyDoc:
-        """Newest version in force (``TREATY_NOT_IN_FORCE`` otherwise)."""
-        return self.trust.current(treaty_id)
-
-    def _in_force_version(self, treaty_id: str, version: int) -> Treaty:
-        """A specific version, which must be in force now (for control messages)."""
-        doc = self.trust.treaty(treaty_id, version)
-        if doc is None or not self.trust.in_force(doc):
-            raise errors.TreatyNotInForce(
-                f"treaty {treaty_id} v{version} is not in force any more",
-                metadata={"treaty_id": treaty_id, "treaty_version": str(version)},
-            )
-        return doc.treaty
-
-    # --- issue -------------------------------------------------------------------------
-
-    def issue(self, w: Writer, officer: Officer, alert: alert_pb2.Alert) -> alert_pb2.Alert:
-        now = datetime.now(UTC)
+    def _draft(self, alert: alert_pb2.Alert) -> tuple[alert_pb2.Alert, Share, dict[str, list[str]]]:
+        """A new alert validated and normalised, what it shares, and its treaty groups."""
         rec.validate_new_alert(
-            alert, own_agency=self.agency_id, now=now, max_days=self.max_alert_days
+            alert, own_agency=self.agency_id, now=datetime.now(UTC), max_days=self.max_alert_days
         )
         alert = _copy(alert)
         rec.normalise_times(alert)
         if alert.urgency == alert_pb2.URGENCY_UNSPECIFIED:
             alert.urgency = alert_pb2.URGENCY_NORMAL
-        categories = rec.categories_of(alert)
         groups: dict[str, list[str]] = {}
         for r in alert.recipients:
             groups.setdefault(r.treaty_id or alert.treaty_id, []).append(r.agency_id)
         record = rec.alert_to_record(alert)
-        record_paths = set(rec.field_paths(record))
-        expire_ms = rec.ts_to_ms(alert.expire_time)
-        views: list[tuple[Treaty, list[str], dict[str, Any], Sealed]] = []
-        for treaty_id in sorted(groups):
-            treaty = self._current(treaty_id).treaty
-            agencies = sorted(groups[treaty_id])
-            self._check(
-                treaty,
-                recipients=agencies,
-                kind="alert",
-                categories=categories,
-                handling=alert.handling,
-                tlp=alert.tlp,
-                alert_kind=alert_kind_name(alert.kind),
+        share = Share(
+            record=record,
+            treaty_kind="alert",
+            fields_kind="alert",
+            message_kind=envelope_pb2.MESSAGE_KIND_ALERT,
+            handling=alert.handling,
+            tlp=alert.tlp,
+            categories=rec.categories_of(alert),
+            expire_ms=rec.ts_to_ms(alert.expire_time),
+            alert_kind=alert_kind_name(alert.kind),
+            paths=frozenset(rec.field_paths(record)),
+        )
+        return alert, share, groups
+
+    def preview(self, alert: alert_pb2.Alert) -> list[alert_service_pb2.RecipientPreview]:
+        """What each recipient of a draft would receive, or why it would not; nothing sent."""
+        alert, share, groups = self._draft(alert)
+        out: list[alert_service_pb2.RecipientPreview] = []
+        for item in self.sharing.plan(share, groups):
+            if isinstance(item, Refusal):
+                err = item.error
+                out.extend(
+                    alert_service_pb2.RecipientPreview(
+                        agency_id=agency,
+                        treaty_id=item.treaty_id,
+                        treaty_version=item.treaty_version,
+                        permitted=False,
+                        refusal_reason=err.reason,
+                        refusal_message=err.message,
+                    )
+                    for agency in item.recipients
+                )
+                continue
+            seen = rec.record_to_alert(item.record)
+            seen.treaty_id = item.treaty.id
+            seen.recipients.extend(
+                alert_pb2.AlertRecipient(agency_id=a, treaty_id=item.treaty.id)
+                for a in item.recipients
             )
-            view = redact(record, treaty, "alert")
-            sealed = self.sealer.seal(
-                kind=envelope_pb2.MESSAGE_KIND_ALERT,
-                recipients=agencies,
-                treaty_id=treaty.id,
-                treaty_version=treaty.version,
-                handling=alert.handling,
-                tlp=alert.tlp,
-                categories=categories,
-                expire_ms=expire_ms,
-                payload=canonical_bytes(view),
+            seen.categories.extend(share.categories)
+            seen.handling = alert.handling
+            seen.tlp = alert.tlp
+            seen.expire_time.CopyFrom(alert.expire_time)
+            seen.origin_agency = self.agency_id
+            seen.direction = alert_pb2.ALERT_DIRECTION_RECEIVED
+            out.extend(
+                alert_service_pb2.RecipientPreview(
+                    agency_id=agency,
+                    treaty_id=item.treaty.id,
+                    treaty_version=item.treaty.version,
+                    permitted=True,
+                    alert=seen,
+                    removed_fields=item.removed,
+                )
+                for agency in item.recipients
             )
-            views.append((treaty, agencies, view, sealed))
-        alert_id = views[0][3].message_id
+        out.sort(key=lambda p: (p.agency_id, p.treaty_id))
+        return out
+
+    # --- issue -------------------------------------------------------------------------
+
+    def issue(self, w: Writer, officer: Officer, alert: alert_pb2.Alert) -> alert_pb2.Alert:
+        alert, share, groups = self._draft(alert)
+        categories = list(share.categories)
+        expire_ms = share.expire_ms
+        views = self.sharing.views(share, groups)
+        first = views[0].sealed
+        assert first is not None
+        alert_id = first.message_id
         created = now_ms()
         recipients = [
-            {"agency_id": a, "treaty_id": treaty.id}
-            for treaty, agencies, _v, _s in views
-            for a in agencies
+            {"agency_id": a, "treaty_id": v.treaty.id} for v in views for a in v.recipients
         ]
         row = {
             "alert_id": alert_id,
@@ -350,13 +251,13 @@ class Alerts:
             "origin_agency": self.agency_id,
             "kind": rec.KINDS[alert.kind],
             "urgency": rec.URGENCIES.get(alert.urgency, "normal"),
-            "treaty_id": alert.treaty_id or views[0][0].id,
+            "treaty_id": alert.treaty_id or views[0].treaty.id,
             "treaty_version": 0,
             "categories": dumps(categories),
             "recipients": dumps(recipients),
             "handling": alert.handling,
             "tlp": alert.tlp,
-            "record": dumps(record),
+            "record": dumps(share.record),
             "revision": 1,
             "state": ACTIVE,
             "create_ms": created,
@@ -370,16 +271,17 @@ class Alerts:
         w.insert_later(t.alerts, row)
         view_rows: list[dict[str, Any]] = []
         deliveries: list[dict[str, Any]] = []
-        for treaty, agencies, view, sealed in views:
+        sealed_all = [v.sealed for v in views if v.sealed is not None]
+        for v, sealed in zip(views, sealed_all, strict=True):
             view_rows.append(
                 {
                     "view_id": sealed.message_id,
                     "alert_id": alert_id,
-                    "treaty_id": treaty.id,
-                    "treaty_version": treaty.version,
-                    "recipients": dumps(agencies),
+                    "treaty_id": v.treaty.id,
+                    "treaty_version": v.treaty.version,
+                    "recipients": dumps(v.recipients),
                     "payload": sealed.payload,
-                    "removed_fields": dumps(sorted(record_paths - set(rec.field_paths(view)))),
+                    "removed_fields": dumps(v.removed),
                     "revision": 1,
                 }
             )
@@ -388,13 +290,13 @@ class Alerts:
                     "alert_id": alert_id,
                     "agency_id": agency,
                     "view_id": sealed.message_id,
-                    "treaty_id": treaty.id,
-                    "treaty_version": treaty.version,
+                    "treaty_id": v.treaty.id,
+                    "treaty_version": v.treaty.version,
                     "hit_count": 0,
                 }
-                for agency in agencies
+                for agency in v.recipients
             )
-        self._queue_later(w, [sealed for _t, _a, _v, sealed in views], alert_id)
+        self.sharing.queue_later(w, sealed_all, alert_id)
         w.insert_later(t.views, view_rows)
         w.insert_later(t.deliveries, deliveries)
         w.event("alert.issued", alert_id=alert_id)
@@ -404,8 +306,8 @@ class Alerts:
                 "alert_id": alert_id,
                 "officer_id": officer.officer_id,
                 "recipients": [r["agency_id"] for r in recipients],
-                "treaties": [f"{tr.id}@{tr.version}" for tr, _a, _v, _s in views],
-                "messages": [s.message_id for _t, _a, _v, s in views],
+                "treaties": [f"{v.treaty.id}@{v.treaty.version}" for v in views],
+                "messages": [s.message_id for s in sealed_all],
             },
         )
         # The answer is what was just written, not a read of it: nothing else
@@ -414,7 +316,7 @@ class Alerts:
             _Fresh({**_ALERT_DEFAULTS, **row}),
             [_Fresh({**_DELIVERY_DEFAULTS, **d}) for d in _by_agency(deliveries)],
             [],
-            {s.message_id for _t, _a, _v, s in views},  # queued, not yet sent
+            {s.message_id for s in sealed_all},  # queued, not yet sent
             {},
             b"",
             now_ms(),
@@ -467,32 +369,26 @@ class Alerts:
         view_rows = w.conn.execute(
             select(t.views).where(t.views.c.alert_id == alert_id).order_by(t.views.c.view_id)
         ).all()
-        updates: list[tuple[Row[Any], Treaty, dict[str, Any], Sealed]] = []
-        for view_row in view_rows:
-            treaty = self._current(view_row.treaty_id).treaty
-            agencies = json.loads(view_row.recipients)
-            self._check(
-                treaty,
-                recipients=agencies,
-                kind="alert_update",
-                categories=categories,
-                handling=merged.handling,
-                tlp=merged.tlp,
+        share = Share(
+            record=record,
+            treaty_kind="alert_update",
+            fields_kind="alert",
+            message_kind=envelope_pb2.MESSAGE_KIND_ALERT_UPDATE,
+            handling=merged.handling,
+            tlp=merged.tlp,
+            categories=categories,
+            expire_ms=expire_ms,
+            paths=frozenset(record_paths),
+        )
+        by_treaty = {vr.treaty_id: vr for vr in view_rows}
+        updates = [
+            (by_treaty[v.treaty.id], v)
+            for v in self.sharing.views(
+                share,
+                {vr.treaty_id: json.loads(vr.recipients) for vr in view_rows},
+                reference_ids={vr.treaty_id: vr.view_id for vr in view_rows},
             )
-            view = redact(record, treaty, "alert")
-            sealed = self.sealer.seal(
-                kind=envelope_pb2.MESSAGE_KIND_ALERT_UPDATE,
-                recipients=agencies,
-                treaty_id=treaty.id,
-                treaty_version=treaty.version,
-                handling=merged.handling,
-                tlp=merged.tlp,
-                categories=categories,
-                expire_ms=expire_ms,
-                payload=canonical_bytes(view),
-                reference_id=view_row.view_id,
-            )
-            updates.append((view_row, treaty, view, sealed))
+        ]
         changed = w.conn.execute(
             update(t.alerts)
             .where(
@@ -516,23 +412,24 @@ class Alerts:
                 f"alert {alert.name} changed while this update was prepared; retry",
                 metadata={"name": alert.name},
             )
-        for view_row, treaty, view, sealed in updates:
+        for view_row, view in updates:
+            assert view.sealed is not None
             w.conn.execute(
                 update(t.deliveries)
                 .where(t.deliveries.c.view_id == view_row.view_id)
-                .values(treaty_version=treaty.version)
+                .values(treaty_version=view.treaty.version)
             )
             w.conn.execute(
                 update(t.views)
                 .where(t.views.c.view_id == view_row.view_id)
                 .values(
-                    payload=sealed.payload,
-                    treaty_version=treaty.version,
-                    removed_fields=dumps(sorted(record_paths - set(rec.field_paths(view)))),
+                    payload=view.sealed.payload,
+                    treaty_version=view.treaty.version,
+                    removed_fields=dumps(view.removed),
                     revision=row.revision + 1,
                 )
             )
-            self._queue(w, sealed, alert_id)
+            self.sharing.queue(w, view.sealed, record_id=alert_id)
         w.event("alert.updated", alert_id=alert_id)
         w.audit(
             "alert_updated",
@@ -540,7 +437,7 @@ class Alerts:
                 "alert_id": alert_id,
                 "officer_id": officer.officer_id,
                 "fields": sorted(paths),
-                "messages": [s.message_id for _r, _t, _v, s in updates],
+                "messages": [u.sealed.message_id for _r, u in updates if u.sealed],
             },
         )
         return self._load(w.conn, alert_id)
@@ -577,9 +474,9 @@ class Alerts:
         ).all()
         sealed_all: list[Sealed] = []
         for view_row in view_rows:
-            treaty = self._in_force_or_current(view_row.treaty_id, view_row.treaty_version)
+            treaty = self.sharing.in_force_or_current(view_row.treaty_id, view_row.treaty_version)
             agencies = json.loads(view_row.recipients)
-            self._check(
+            self.sharing.check(
                 treaty,
                 recipients=agencies,
                 kind="alert_revocation",
@@ -588,16 +485,15 @@ class Alerts:
                 tlp=row.tlp,
             )
             sealed_all.append(
-                self.sealer.seal(
+                self.sharing.seal(
+                    treaty,
                     kind=envelope_pb2.MESSAGE_KIND_ALERT_REVOCATION,
                     recipients=agencies,
-                    treaty_id=treaty.id,
-                    treaty_version=treaty.version,
                     handling=row.handling,
                     tlp=row.tlp,
                     categories=[],
                     expire_ms=row.expire_ms,
-                    payload=canonical_bytes({}),
+                    payload={},
                     reference_id=view_row.view_id,
                 )
             )
@@ -612,7 +508,7 @@ class Alerts:
                 f"alert {name} was revoked", metadata={"name": name, "state": "revoked"}
             )
         for sealed in sealed_all:
-            self._queue(w, sealed, alert_id)
+            self.sharing.queue(w, sealed, record_id=alert_id)
         w.event("alert.revoked", alert_id=alert_id)
         w.audit(
             "alert_revoked",
@@ -623,12 +519,6 @@ class Alerts:
             },
         )
         return self._load(w.conn, alert_id)
-
-    def _in_force_or_current(self, treaty_id: str, version: int) -> Treaty:
-        doc = self.trust.treaty(treaty_id, version)
-        if doc is not None and self.trust.in_force(doc):
-            return doc.treaty
-        return self._current(treaty_id).treaty
 
     # --- recipient side: acknowledge, hit ---------------------------------------------
 
@@ -653,26 +543,16 @@ class Alerts:
         payload: Mapping[str, Any],
         categories: Sequence[str] = (),
     ) -> Sealed:
-        treaty = self._in_force_version(row.treaty_id, row.treaty_version)
-        self._check(
-            treaty,
-            recipients=[row.origin_agency],
-            kind=_KIND_NAMES[kind],
-            categories=categories,
-            handling=row.handling,
-            tlp=row.tlp,
-        )
-        return self.sealer.seal(
+        return self.sharing.control(
             kind=kind,
-            recipients=[row.origin_agency],
-            treaty_id=treaty.id,
-            treaty_version=treaty.version,
+            to=row.origin_agency,
+            treaty_id=row.treaty_id,
+            treaty_version=row.treaty_version,
             handling=row.handling,
             tlp=row.tlp,
-            categories=categories,
-            expire_ms=self._control_expire_ms(),
-            payload=canonical_bytes(dict(payload)),
             reference_id=row.message_id,
+            payload=payload,
+            categories=categories,
         )
 
     def acknowledge(self, w: Writer, officer: Officer, name: str) -> alert_pb2.Alert:
@@ -689,7 +569,7 @@ class Alerts:
         )
         if not changed.rowcount:
             return self._load(w.conn, alert_id)
-        self._queue(w, sealed, alert_id)
+        self.sharing.queue(w, sealed, record_id=alert_id)
         w.event("alert.acknowledged", alert_id=alert_id, agency_id=self.agency_id)
         w.audit(
             "alert_acknowledged",
@@ -728,7 +608,7 @@ class Alerts:
         row = self._row(w.conn, alert_id)
         self._require_received(row, "report a hit")
         record = {"found_at": rec.ms_to_rfc3339(found_ms), "place": place, "found": found}
-        treaty = self._in_force_version(row.treaty_id, row.treaty_version)
+        treaty = self.sharing.in_force_version(row.treaty_id, row.treaty_version)
         sent_record = redact(record, treaty, "hit_report")
         sealed = self._control(
             row,
@@ -750,7 +630,7 @@ class Alerts:
                 retain_until_ms=None,
             )
         )
-        self._queue(w, sealed, alert_id)
+        self.sharing.queue(w, sealed, record_id=alert_id)
         w.event("alert.hit_reported", alert_id=alert_id, agency_id=self.agency_id)
         w.audit(
             "hit_reported",
@@ -1034,7 +914,7 @@ class Alerts:
             },
         )
         w.event("alert.received", alert_id=alert_id, agency_id=h.sender)
-        self.receipts.owe(w, inc)
+        self.sharing.receipts.owe(w, inc)
         return Stored(alert_id=alert_id)
 
     def _received_ref(self, w: Writer, inc: Incoming) -> Row[Any]:
@@ -1364,13 +1244,6 @@ class Alerts:
 
 
 # --- module helpers -----------------------------------------------------------------
-
-_KIND_NAMES = {
-    envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT: "acknowledgement",
-    envelope_pb2.MESSAGE_KIND_HIT_REPORT: "hit_report",
-    envelope_pb2.MESSAGE_KIND_RECEIPT: "receipt",
-}
-
 
 # Statements of the hot paths, built once: executing them with a parameter set
 # skips building, cache-key hashing and compiling per call.

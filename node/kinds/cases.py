@@ -98,23 +98,23 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, tuple_, update
 
 from intelshare import errors
 from intelshare.ids import is_message_id, new_message_id
 from intelshare.keys import AgencyKeys
-from intelshare.treaty import Decision, Handling, Tlp, Treaty, check_fields, decide, redact
+from intelshare.treaty import Treaty, check_fields, redact
 from intelshare.v1 import case_pb2, envelope_pb2
 from node.schema import alert as rec
 from node.schema import case as cr
+from node.sharing.engine import Sharing
 from node.sharing.evidence import disclose_content_key, open_disclosed
-from node.sharing.inbound import Inbound, Incoming, Refused, Stored
-from node.sharing.outbound import Sealed, Sealer, enqueue
-from node.sharing.trust import Trust
+from node.sharing.inbound import Incoming, Refused, Stored
+from node.sharing.outbound import Sealed
 from node.storage import tables as t
 from node.storage.officers import Officer, Permission
 from node.storage.store import Store, Writer, dumps, now_ms
@@ -146,14 +146,6 @@ _STANDINGS = {
     MEMBER: case_pb2.CASE_STANDING_MEMBER,
     REMOVED: case_pb2.CASE_STANDING_REMOVED,
 }
-_RULES: dict[str, str] = {
-    errors.TreatyNotInForce.reason: "in_force",
-    errors.NotAParty.reason: "parties",
-    errors.KindNotPermitted.reason: "kinds",
-    errors.CategoryNotPermitted.reason: "categories",
-    errors.HandlingNotPermitted.reason: "max_handling",
-    errors.FieldNotPermitted.reason: "fields",
-}
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -173,72 +165,18 @@ class Cases:
         *,
         agency_id: str,
         store: Store,
-        trust: Trust,
-        sealer: Sealer,
+        sharing: Sharing,
         keys: AgencyKeys,
-        wake_sender: Callable[[], None],
         max_payload_bytes: int,
     ) -> None:
         self.agency_id = agency_id
         self.store = store
-        self.trust = trust
-        self.sealer = sealer
+        self.sharing = sharing
+        self.trust = sharing.trust
         self.keys = keys
-        self.wake_sender = wake_sender
         self.max_payload_bytes = max_payload_bytes
-
-    def register_inbound(self, inbound: Inbound) -> None:
-        inbound.register(envelope_pb2.MESSAGE_KIND_CASE_ENTRY, self.on_entry)
-        inbound.register(envelope_pb2.MESSAGE_KIND_CASE_MEMBERSHIP, self.on_membership)
-
-    # --- policy and sealing -------------------------------------------------------------
-
-    def _current(self, treaty_id: str) -> Treaty:
-        return self.trust.current(treaty_id).treaty
-
-    def _check(
-        self,
-        treaty: Treaty,
-        *,
-        kind: str,
-        recipients: Sequence[str],
-        categories: Sequence[str],
-        handling: int,
-        tlp: int,
-    ) -> None:
-        """Raise the precise PolicyRefused (with treaty and rule) unless ``treaty`` permits."""
-        if recipients:
-            decision = decide(
-                treaty,
-                in_force=True,
-                sender=self.agency_id,
-                recipients=list(recipients),
-                kind=kind,
-                categories=list(categories),
-                handling=Handling(handling),
-                tlp=Tlp(tlp),
-            )
-        elif not treaty.is_party(self.agency_id):
-            decision = Decision.refuse(
-                errors.NotAParty, f"{self.agency_id} is not a party of treaty {treaty.label}"
-            )
-        elif kind not in treaty.kinds:
-            decision = Decision.refuse(
-                errors.KindNotPermitted, f"treaty {treaty.label} does not permit kind {kind}"
-            )
-        else:
-            decision = Decision.allow("nothing to send")
-        if decision:
-            return
-        try:
-            decision.raise_if_refused()
-        except errors.PolicyRefused as exc:
-            exc.metadata.update(
-                treaty_id=treaty.id,
-                treaty_version=str(treaty.version),
-                rule=_RULES.get(exc.reason, "policy"),
-            )
-            raise
+        sharing.register(envelope_pb2.MESSAGE_KIND_CASE_ENTRY, self.on_entry)
+        sharing.register(envelope_pb2.MESSAGE_KIND_CASE_MEMBERSHIP, self.on_membership)
 
     def _seal(
         self,
@@ -249,22 +187,18 @@ class Cases:
         recipients: Iterable[str],
         payload: Mapping[str, Any],
     ) -> Sealed:
-        return self.sealer.seal(
+        """A message about ``case``: its header facts, waiting at most the treaty's retention."""
+        return self.sharing.seal(
+            treaty,
             kind=kind,
             recipients=sorted(recipients),
-            treaty_id=treaty.id,
-            treaty_version=treaty.version,
-            handling=cast(envelope_pb2.HandlingCode.ValueType, case["handling"]),
-            tlp=cast(envelope_pb2.Tlp.ValueType, case["tlp"]),
+            handling=int(case["handling"]),
+            tlp=int(case["tlp"]),
             categories=json.loads(case["categories"]),
             expire_ms=now_ms() + min(treaty.retention_days, _MAX_WAIT_DAYS) * 86_400_000,
-            payload=dumps(dict(payload)).encode("utf-8"),
+            payload=payload,
             case_id=str(case["case_id"]),
         )
-
-    def _queue(self, w: Writer, sealed: Sealed) -> None:
-        enqueue(w, sealed)
-        w.after_commit(self.wake_sender)
 
     # --- rows and access --------------------------------------------------------------
 
@@ -370,9 +304,9 @@ class Cases:
 
     def create(self, w: Writer, officer: Officer, case: case_pb2.Case) -> case_pb2.Case:
         partners = cr.validate_new_case(case, self.agency_id)
-        treaty = self._current(case.treaty_id)
+        treaty = self.sharing.current(case.treaty_id)
         categories = sorted(set(case.categories))
-        self._check(
+        self.sharing.check(
             treaty,
             kind="case_membership",
             recipients=partners,
@@ -381,7 +315,7 @@ class Cases:
             tlp=case.tlp,
         )
         if "case_entry" not in treaty.kinds:
-            self._check(
+            self.sharing.check(
                 treaty,
                 kind="case_entry",
                 recipients=(),
@@ -438,7 +372,7 @@ class Cases:
                 case_id=case_id, officer_id=officer.officer_id, added_ms=at, added_by=None
             )
         )
-        self._queue(w, sealed)
+        self.sharing.queue(w, sealed)
         w.event("case.created", case_id=case_id, agency_id=self.agency_id)
         w.audit(
             "case_created",
@@ -471,9 +405,9 @@ class Cases:
             raise errors.FailedPrecondition(
                 f"case {name} is closed", metadata={"name": name, "state": "closed"}
             )
-        treaty = self._current(row.treaty_id)
+        treaty = self.sharing.current(row.treaty_id)
         others = [a for a in self._active_members(w.conn, case_id) if a != self.agency_id]
-        self._check(
+        self.sharing.check(
             treaty,
             kind="case_entry",
             recipients=others,
@@ -527,7 +461,7 @@ class Cases:
             .values(update_ms=now_ms(), treaty_version=treaty.version)
         )
         if sealed is not None:
-            self._queue(w, sealed)
+            self.sharing.queue(w, sealed)
         w.event("case.entry_added", case_id=case_id, entry_id=entry_id, agency_id=self.agency_id)
         w.audit(
             "case_entry_added",
@@ -565,10 +499,10 @@ class Cases:
                 f"{agency_id} is a member of case {cr.case_name(case_id)} already",
                 metadata={"name": cr.case_name(case_id), "agency_id": agency_id},
             )
-        treaty = self._current(row.treaty_id)
+        treaty = self.sharing.current(row.treaty_id)
         others = [a for a in before if a != self.agency_id]
         categories = json.loads(row.categories)
-        self._check(
+        self.sharing.check(
             treaty,
             kind="case_membership",
             recipients=[*others, agency_id],
@@ -621,7 +555,7 @@ class Cases:
                 .values(state=ACTIVE, added_ms=at, removed_ms=None)
             )
         for sealed in sealed_all:
-            self._queue(w, sealed)
+            self.sharing.queue(w, sealed)
         w.event("case.member_added", case_id=case_id, agency_id=agency_id)
         w.audit(
             "case_member_added",
@@ -727,7 +661,7 @@ class Cases:
                 f"{agency_id} is not a member of case {cr.case_name(case_id)}",
                 metadata={"name": cr.case_name(case_id), "agency_id": agency_id},
             )
-        treaty = self._current(row.treaty_id)
+        treaty = self.sharing.current(row.treaty_id)
         members = [a for a in before if a != agency_id]
         # The removed member gets this last state (so its node stops taking
         # part) unless the treaty no longer has it as a party at all.
@@ -736,7 +670,7 @@ class Cases:
         state = {**row._mapping, "revision": row.revision + 1, "update_ms": at}
         sealed: Sealed | None = None
         if told:
-            self._check(
+            self.sharing.check(
                 treaty,
                 kind="case_membership",
                 recipients=told,
@@ -758,7 +692,7 @@ class Cases:
             .values(state=REMOVED, removed_ms=at)
         )
         if sealed is not None:
-            self._queue(w, sealed)
+            self.sharing.queue(w, sealed)
         w.event("case.member_removed", case_id=case_id, agency_id=agency_id)
         w.audit(
             "case_member_removed",
@@ -776,14 +710,14 @@ class Cases:
         self._lock(w.conn, case_id)
         row = self.require_case(w.conn, officer, case_id)
         self._require_owner_open(row, "close it")
-        treaty = self._current(row.treaty_id)
+        treaty = self.sharing.current(row.treaty_id)
         members = self._active_members(w.conn, case_id)
         others = [a for a in members if a != self.agency_id]
         at = now_ms()
         state = {**row._mapping, "revision": row.revision + 1, "status": cr.CLOSED}
         sealed: Sealed | None = None
         if others:
-            self._check(
+            self.sharing.check(
                 treaty,
                 kind="case_membership",
                 recipients=others,
@@ -800,7 +734,7 @@ class Cases:
             )
         self._bump(w, row, treaty, at, status=cr.CLOSED, close_ms=at)
         if sealed is not None:
-            self._queue(w, sealed)
+            self.sharing.queue(w, sealed)
         w.event("case.closed", case_id=case_id, agency_id=self.agency_id)
         w.audit(
             "case_closed",
@@ -1223,8 +1157,8 @@ class Cases:
         """Forward an entry to members its author did not know of yet (owner only)."""
         h = inc.header
         try:
-            treaty = self._current(row.treaty_id)
-            self._check(
+            treaty = self.sharing.current(row.treaty_id)
+            self.sharing.check(
                 treaty,
                 kind="case_membership",
                 recipients=missing,
@@ -1263,7 +1197,7 @@ class Cases:
                 },
             )
             return
-        self._queue(w, sealed)
+        self.sharing.queue(w, sealed)
         w.audit(
             "case_entry_relayed",
             {

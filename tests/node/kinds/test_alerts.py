@@ -599,7 +599,7 @@ def test_resending_after_a_crash_delivers_once(cluster: Cluster) -> None:
     fresh = Sender(nl.node.store, nl.node.sealer, nl.node.client, max_backoff=1.0)
     fresh.on_failed = old.on_failed
     nl.node.sender = fresh
-    nl.node.alerts.wake_sender = fresh.wake
+    nl.node.sharing.wake_sender = fresh.wake
     fresh.start()
     with nl.client("analyst") as c:
         wait_for(

@@ -154,7 +154,7 @@ def test_duplicates_are_stored_once_and_bad_envelopes_refused(cluster: Cluster) 
     nl = cluster.start_node("nl-customs")
     be = cluster.start_node("be-police")
     be.node.inbound.stop()  # drive the inbox by hand
-    be.node.alerts.receipts.stop()  # and its receipts
+    be.node.sharing.receipts.stop()  # and its receipts
     record = {"kind": "counterfeit_goods", "description": "by hand"}
     sealed = seal_as(nl, record)
     inbound = be.node.inbound
@@ -169,8 +169,8 @@ def test_duplicates_are_stored_once_and_bad_envelopes_refused(cluster: Cluster) 
     assert bytes(stored.envelope) == sealed.envelope  # verbatim, as evidence
     assert stored.sequence == 1
     # The receipt for the issuer is owed from the same transaction, once.
-    assert be.node.alerts.receipts.due_count() == 1
-    assert be.node.alerts.receipts.flush() == 1
+    assert be.node.sharing.receipts.due_count() == 1
+    assert be.node.sharing.receipts.flush() == 1
     with be.node.store.engine.connect() as conn:
         kinds = [r.kind for r in conn.execute(select(t.outbound))]
     assert kinds == [envelope_pb2.MESSAGE_KIND_RECEIPT]

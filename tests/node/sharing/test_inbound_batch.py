@@ -36,7 +36,7 @@ def test_a_batch_keeps_the_outcome_of_every_entry(cluster: Cluster) -> None:
     nl = cluster.start_node("nl-customs")
     be = cluster.start_node("be-police")
     be.node.inbound.stop()  # drive the inbox by hand
-    be.node.alerts.receipts.stop()  # and its receipts
+    be.node.sharing.receipts.stop()  # and its receipts
     inbound = be.node.inbound
     first = seal_as(nl, {**GOOD, "description": "first"})
     leaky = seal_as(nl, LEAKY)
@@ -80,8 +80,8 @@ def test_a_batch_keeps_the_outcome_of_every_entry(cluster: Cluster) -> None:
     fifth = seal_as(nl, {**GOOD, "description": "fifth"})
     assert inbound.handle_batch([_entry(fourth, 7), _entry(fifth, 8)]) == ["stored", "stored"]
     assert inbound.cursor() == 8
-    assert be.node.alerts.receipts.due_count() == 5
-    assert be.node.alerts.receipts.flush() == 1
+    assert be.node.sharing.receipts.due_count() == 5
+    assert be.node.sharing.receipts.flush() == 1
     with be.node.store.engine.connect() as conn:
         rows = conn.execute(select(t.outbound).order_by(t.outbound.c.id)).all()
         received = dict(

@@ -81,7 +81,7 @@ def fresh_sender(node: RunningNode, client: Any) -> Sender:
     sender = Sender(node.node.store, node.node.sealer, client, max_backoff=0.5)
     sender.on_failed = old.on_failed
     node.node.sender = sender
-    node.node.alerts.wake_sender = sender.wake
+    node.node.sharing.wake_sender = sender.wake
     return sender
 
 

@@ -58,7 +58,7 @@ def by_hand(cluster: Cluster, *, seal: bool = False) -> tuple[RunningNode, Runni
     be = cluster.start_node("be-police")
     be.node.inbound.stop()
     if seal:
-        be.node.alerts.receipts.stop()
+        be.node.sharing.receipts.stop()
     return nl, be
 
 
@@ -115,7 +115,7 @@ def test_a_batch_of_alerts_is_answered_by_one_receipt(cluster: Cluster) -> None:
 
 def test_receipts_owed_by_several_transactions_go_as_one(cluster: Cluster) -> None:
     nl, be = by_hand(cluster, seal=True)
-    receipts = be.node.alerts.receipts
+    receipts = be.node.sharing.receipts
     views = [issue(nl) for _ in range(3)]
     entries = inbox(be, 3)
     assert be.node.inbound.handle_batch(entries[:1]) == ["stored"]
@@ -133,7 +133,7 @@ def test_receipts_owed_by_several_transactions_go_as_one(cluster: Cluster) -> No
 
 def test_a_small_payload_limit_splits_receipts_to_fit(cluster: Cluster) -> None:
     nl, be = by_hand(cluster, seal=True)
-    receipts = be.node.alerts.receipts
+    receipts = be.node.sharing.receipts
     views = [issue(nl) for _ in range(3)]
     assert be.node.inbound.handle_batch(inbox(be, 3)) == ["stored"] * 3
     be.node.sealer.max_payload = 32 + 2 * 180  # room for two alerts a receipt
@@ -148,7 +148,7 @@ def test_a_small_payload_limit_splits_receipts_to_fit(cluster: Cluster) -> None:
 
 def test_without_a_directory_receipts_stay_owed(cluster: Cluster) -> None:
     nl, be = by_hand(cluster, seal=True)
-    receipts = be.node.alerts.receipts
+    receipts = be.node.sharing.receipts
     view = issue(nl)
     assert be.node.inbound.handle_batch(inbox(be, 1)) == ["stored"]
     be.node.trust._directory = None  # e.g. expired and not refreshable: our side
@@ -170,7 +170,7 @@ def test_receipts_owed_at_a_stop_are_sent_after_the_restart(cluster: Cluster) ->
     assert not any(delivered(nl).values())
     again = cluster.start_node("be-police", db=db)
     wait_for(lambda: all(delivered(nl)[v] for v in views), what="both delivered after restart")
-    assert again.node.alerts.receipts.due_count() == 0
+    assert again.node.sharing.receipts.due_count() == 0
     assert [r.kind for r in outbox(again)] == [envelope_pb2.MESSAGE_KIND_RECEIPT]
 
 

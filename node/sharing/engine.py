@@ -1,0 +1,454 @@
+"""The sharing engine: the life every record kind shares, in one place.
+
+A record kind (:mod:`node.kinds`) knows its own record: its protobuf
+message, its JSON form, its validation, its tables, what a received copy
+does. Everything about *sharing* that record is the same for every kind
+and lives here:
+
+* **the treaty in force and its decision**: :meth:`Sharing.check` asks
+  :func:`intelshare.treaty.decide` and raises the precise
+  :class:`~intelshare.errors.PolicyRefused` subclass, with the treaty, its
+  version and the rule that refused (``kinds``, ``parties``,
+  ``categories``, ...) in the error's metadata, so every kind refuses in
+  the same words;
+* **per-view redaction**: recipients under one treaty share one *view*, the
+  record with every field that treaty's allow-list does not name removed
+  before sealing (:meth:`Sharing.plan` / :meth:`Sharing.views`), and the
+  same plan without sealing answers a preview (:meth:`Sharing.preview`);
+* **sealing and the durable outbound queue**: :meth:`Sharing.seal`, and
+  :meth:`Sharing.queue` / :meth:`Sharing.queue_later`, which commit the
+  envelope with the change that made it and wake the sender thread after
+  commit (:mod:`node.sharing.outbound`);
+* **control messages** (acknowledgements, hit reports, revocations) ride
+  on the treaty version of the record they refer to
+  (:meth:`Sharing.control`);
+* **receipts** owed for received records (:mod:`node.sharing.receipts`);
+* **inbound dispatch**: kinds register a handler per message kind
+  (:meth:`Sharing.register`); the engine never imports a kind.
+* **send failures**: the sender thread reports a refused envelope once;
+  the engine hands it to every kind that asked (:meth:`Sharing.on_failed`).
+
+Generic record kinds (those that need nothing beyond a stored record,
+its views and its deliveries: recordations, detention reports, risk
+profiles, risk hits, the tests' toy kind) run entirely on
+:mod:`node.sharing.records` over this engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from intelshare import errors
+from intelshare.treaty import Decision, Handling, Tlp, Treaty, decide, kind_name, redact
+from intelshare.v1 import envelope_pb2
+from node.schema.alert import field_paths
+from node.sharing.inbound import Handler, Inbound
+from node.sharing.outbound import PENDING, Sealed, Sealer, enqueue
+from node.sharing.receipts import Receipts
+from node.sharing.trust import Trust
+from node.storage import tables as t
+from node.storage.store import Store, Writer, canonical_bytes, dumps, now_ms
+
+#: The treaty rule each refusal names in its metadata (``rule``).
+RULES: Mapping[str, str] = {
+    errors.TreatyNotInForce.reason: "in_force",
+    errors.NotAParty.reason: "parties",
+    errors.KindNotPermitted.reason: "kinds",
+    errors.CategoryNotPermitted.reason: "categories",
+    errors.HandlingNotPermitted.reason: "max_handling",
+    errors.FieldNotPermitted.reason: "fields",
+}
+
+
+#: Told of an envelope the gateway refused for good:
+#: ``(w, message_id, message kind, record id, recipients, error)``.
+FailureHandler = Callable[[Writer, str, int, "str | None", list[str], str], None]
+
+
+@dataclass(frozen=True)
+class View:
+    """What the recipients under one treaty receive of one record."""
+
+    treaty: Treaty
+    recipients: list[str]
+    #: the record as they see it: only what the treaty's allow-list names
+    record: dict[str, Any]
+    #: field paths of the full record that the treaty removed
+    removed: list[str]
+    #: the sealed envelope (None in a preview)
+    sealed: Sealed | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a treaty refuses a record for some recipients (a preview's answer)."""
+
+    treaty_id: str
+    treaty_version: int
+    recipients: list[str]
+    error: errors.IntelshareError
+
+
+@dataclass(frozen=True)
+class Share:
+    """What a kind asks the engine to share: one record, its header facts."""
+
+    #: the record's JSON form (what redaction works on)
+    record: Mapping[str, Any]
+    #: treaty kind name checked against ``kinds:`` (e.g. "alert", "case_entry")
+    treaty_kind: str
+    #: the allow-list the record is redacted with (usually ``treaty_kind``)
+    fields_kind: str
+    message_kind: envelope_pb2.MessageKind.ValueType
+    handling: int
+    tlp: int
+    categories: Sequence[str]
+    expire_ms: int
+    #: the alert's own kind, for treaties that reserve some for review
+    alert_kind: str = ""
+    #: the full record's leaf paths (for ``removed``); computed when empty
+    paths: frozenset[str] = field(default_factory=frozenset)
+
+
+class Sharing:
+    """The engine of one node: see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        agency_id: str,
+        store: Store,
+        trust: Trust,
+        sealer: Sealer,
+        inbound: Inbound,
+        wake_sender: Callable[[], None],
+        control_message_days: int,
+    ) -> None:
+        self.agency_id = agency_id
+        self.store = store
+        self.trust = trust
+        self.sealer = sealer
+        self.inbound = inbound
+        self.wake_sender = wake_sender
+        self.control_message_days = control_message_days
+        self._failure_handlers: list[FailureHandler] = []
+        #: receipts owed for received records (node.sharing.receipts); the node starts its thread
+        self.receipts = Receipts(store, sealer, self.queue_later, self.control_expire_ms)
+
+    # --- registration -------------------------------------------------------------------
+
+    def register(self, kind: int, handler: Handler) -> None:
+        """Handle inbound envelopes of message ``kind`` with ``handler``."""
+        self.inbound.register(kind, handler)
+
+    def on_failed(self, handler: FailureHandler) -> None:
+        """Tell ``handler`` about every envelope the gateway refused for good."""
+        self._failure_handlers.append(handler)
+
+    def send_failed(
+        self,
+        w: Writer,
+        message_id: str,
+        kind: int,
+        record_id: str | None,
+        recipients: list[str],
+        error: str,
+    ) -> None:
+        """The sender thread's report of a refused envelope (:class:`Sender` ``on_failed``)."""
+        for handler in self._failure_handlers:
+            handler(w, message_id, kind, record_id, recipients, error)
+
+    # --- treaties -------------------------------------------------------------------------
+
+    def current(self, treaty_id: str) -> Treaty:
+        """The newest version in force (``TREATY_NOT_IN_FORCE`` otherwise)."""
+        return self.trust.current(treaty_id).treaty
+
+    def in_force_version(self, treaty_id: str, version: int) -> Treaty:
+        """A specific version, which must be in force now (for control messages)."""
+        doc = self.trust.treaty(treaty_id, version)
+        if doc is None or not self.trust.in_force(doc):
+            raise errors.TreatyNotInForce(
+                f"treaty {treaty_id} v{version} is not in force any more",
+                metadata={"treaty_id": treaty_id, "treaty_version": str(version)},
+            )
+        return doc.treaty
+
+    def in_force_or_current(self, treaty_id: str, version: int) -> Treaty:
+        """``version`` while it is in force, else the newest version in force."""
+        doc = self.trust.treaty(treaty_id, version)
+        if doc is not None and self.trust.in_force(doc):
+            return doc.treaty
+        return self.current(treaty_id)
+
+    def decision(
+        self,
+        treaty: Treaty,
+        *,
+        kind: str,
+        recipients: Sequence[str],
+        categories: Sequence[str],
+        handling: int,
+        tlp: int,
+        alert_kind: str = "",
+    ) -> Decision:
+        """The treaty's answer for sending ``kind`` to ``recipients``.
+
+        With no recipients (a case opened by its owner alone, say) it is
+        whether this agency may use ``kind`` under the treaty at all.
+        What a treaty reserves for an approver's review is refused
+        (``REVIEW_REQUIRED``) until the review flow exists, as at the gateway.
+        """
+        if recipients:
+            return decide(
+                treaty,
+                in_force=True,
+                sender=self.agency_id,
+                recipients=list(recipients),
+                kind=kind,
+                categories=list(categories),
+                handling=Handling(handling),
+                tlp=Tlp(tlp),
+                review=True,
+                alert_kind=alert_kind,
+            )
+        if not treaty.is_party(self.agency_id):
+            return Decision.refuse(
+                errors.NotAParty, f"{self.agency_id} is not a party of treaty {treaty.label}"
+            )
+        if kind not in treaty.kinds:
+            return Decision.refuse(
+                errors.KindNotPermitted, f"treaty {treaty.label} does not permit kind {kind}"
+            )
+        return Decision.allow("nothing to send")
+
+    def check(
+        self,
+        treaty: Treaty,
+        *,
+        kind: str,
+        recipients: Sequence[str],
+        categories: Sequence[str],
+        handling: int,
+        tlp: int,
+        alert_kind: str = "",
+    ) -> None:
+        """Raise the precise ``PolicyRefused`` (treaty, version, rule) unless permitted."""
+        decision = self.decision(
+            treaty,
+            kind=kind,
+            recipients=recipients,
+            categories=categories,
+            handling=handling,
+            tlp=tlp,
+            alert_kind=alert_kind,
+        )
+        if decision:
+            return
+        try:
+            decision.raise_if_refused()
+        except errors.PolicyRefused as exc:
+            _name_treaty(exc, treaty)
+            raise
+
+    # --- views ----------------------------------------------------------------------------
+
+    def plan(self, share: Share, groups: Mapping[str, Sequence[str]]) -> list[View | Refusal]:
+        """Check and redact ``share`` for each treaty's recipients; seal nothing.
+
+        ``groups`` maps a treaty id to the agencies receiving under it. The
+        answer is in treaty id order: a view for each treaty that permits,
+        a refusal (with the error ``check`` would raise) for each that does not.
+        """
+        paths = share.paths or frozenset(field_paths(share.record))
+        out: list[View | Refusal] = []
+        for treaty_id in sorted(groups):
+            agencies = sorted(groups[treaty_id])
+            try:
+                treaty = self.current(treaty_id)
+                self.check(
+                    treaty,
+                    kind=share.treaty_kind,
+                    recipients=agencies,
+                    categories=share.categories,
+                    handling=share.handling,
+                    tlp=share.tlp,
+                    alert_kind=share.alert_kind,
+                )
+            except errors.IntelshareError as exc:
+                version = exc.metadata.get("treaty_version", "0")
+                out.append(Refusal(treaty_id, int(version or 0), agencies, exc))
+                continue
+            view = redact(share.record, treaty, share.fields_kind)
+            removed = sorted(paths - set(field_paths(view)))
+            out.append(View(treaty, agencies, view, removed))
+        return out
+
+    def views(
+        self,
+        share: Share,
+        groups: Mapping[str, Sequence[str]],
+        *,
+        reference_ids: Mapping[str, str] | None = None,
+        case_id: str = "",
+    ) -> list[View]:
+        """:meth:`plan`, refusing on the first treaty that refuses, then seal each view.
+
+        ``reference_ids`` (treaty id -> message id) makes each view's
+        envelope refer to an earlier one: an update of what that view sent.
+        """
+        planned = self.plan(share, groups)
+        sealed: list[View] = []
+        for item in planned:
+            if isinstance(item, Refusal):
+                raise item.error
+        for item in planned:
+            assert isinstance(item, View)
+            ref = (reference_ids or {}).get(item.treaty.id, "")
+            envelope = self.seal(
+                item.treaty,
+                kind=share.message_kind,
+                recipients=item.recipients,
+                handling=share.handling,
+                tlp=share.tlp,
+                categories=share.categories,
+                expire_ms=share.expire_ms,
+                payload=item.record,
+                reference_id=ref,
+                case_id=case_id,
+            )
+            sealed.append(View(item.treaty, item.recipients, item.record, item.removed, envelope))
+        return sealed
+
+    # --- sealing and queueing -----------------------------------------------------------------
+
+    def seal(
+        self,
+        treaty: Treaty,
+        *,
+        kind: envelope_pb2.MessageKind.ValueType,
+        recipients: Sequence[str],
+        handling: int,
+        tlp: int,
+        categories: Sequence[str],
+        expire_ms: int,
+        payload: Mapping[str, Any],
+        reference_id: str = "",
+        case_id: str = "",
+    ) -> Sealed:
+        """One envelope of ``payload`` (canonical JSON) under ``treaty``, for ``recipients``."""
+        return self.sealer.seal(
+            kind=kind,
+            recipients=sorted(recipients),
+            treaty_id=treaty.id,
+            treaty_version=treaty.version,
+            handling=handling,  # type: ignore[arg-type]
+            tlp=tlp,  # type: ignore[arg-type]
+            categories=list(categories),
+            expire_ms=expire_ms,
+            payload=canonical_bytes(dict(payload)),
+            reference_id=reference_id,
+            case_id=case_id,
+        )
+
+    def control(
+        self,
+        *,
+        kind: envelope_pb2.MessageKind.ValueType,
+        to: str,
+        treaty_id: str,
+        treaty_version: int,
+        handling: int,
+        tlp: int,
+        reference_id: str,
+        payload: Mapping[str, Any],
+        categories: Sequence[str] = (),
+    ) -> Sealed:
+        """A control message about a received record, to its origin.
+
+        It rides on the treaty version the record came under, which must
+        still be in force, and is checked like any message of its kind.
+        """
+        treaty = self.in_force_version(treaty_id, treaty_version)
+        self.check(
+            treaty,
+            kind=kind_name(kind),
+            recipients=[to],
+            categories=categories,
+            handling=handling,
+            tlp=tlp,
+        )
+        return self.seal(
+            treaty,
+            kind=kind,
+            recipients=[to],
+            handling=handling,
+            tlp=tlp,
+            categories=categories,
+            expire_ms=self.control_expire_ms(),
+            payload=payload,
+            reference_id=reference_id,
+        )
+
+    def control_expire_ms(self) -> int:
+        return now_ms() + self.control_message_days * 86_400_000
+
+    def queue(self, w: Writer, sealed: Sealed, *, record_id: str | None = None) -> None:
+        """Queue ``sealed`` in the caller's transaction; wake the sender after commit."""
+        enqueue(w, sealed, alert_id=record_id)
+        w.after_commit(self.wake_sender)
+
+    def queue_later(self, w: Writer, sealed: Sequence[Sealed], record_id: str | None) -> None:
+        """What :meth:`queue` does, with the outbox rows written at the end.
+
+        The same rows and the same ``sealed`` audit entries as
+        :func:`node.sharing.outbound.enqueue`, but the rows go in with the
+        events (:meth:`Writer.insert_later`, one statement on PostgreSQL):
+        for the hot paths (issuing, the receipt for a received record),
+        where nothing reads the rows back before commit.
+        """
+        rows = []
+        for s in sealed:
+            digest = s.envelope_sha256
+            rows.append(
+                {
+                    "message_id": s.message_id,
+                    "kind": s.kind,
+                    "alert_id": record_id,
+                    "case_id": s.case_id or None,
+                    "reference_id": s.reference_id or None,
+                    "treaty_id": s.treaty_id,
+                    "treaty_version": s.treaty_version,
+                    "recipients": dumps(list(s.recipients)),
+                    "payload": s.payload,
+                    "payload_sha256": s.payload_sha256,
+                    "envelope": s.envelope,
+                    "envelope_sha256": digest,
+                    "created_ms": s.created_ms,
+                    "expire_ms": s.expire_ms,
+                    "state": PENDING,
+                    "attempts": 0,
+                    "next_attempt_ms": 0,
+                }
+            )
+            w.audit(
+                "sealed",
+                {
+                    "message_id": s.message_id,
+                    "kind": kind_name(s.kind),
+                    "recipients": list(s.recipients),
+                    "treaty": f"{s.treaty_id}@{s.treaty_version}",
+                    "reference_id": s.reference_id or None,
+                    "envelope_sha256": digest.hex(),
+                },
+            )
+        w.insert_later(t.outbound, rows)
+        w.after_commit(self.wake_sender)
+
+
+def _name_treaty(exc: errors.IntelshareError, treaty: Treaty) -> None:
+    exc.metadata.update(treaty_id=treaty.id, treaty_version=str(treaty.version))
+    # A rule the decision named itself (e.g. review_required_for) is kept.
+    exc.metadata.setdefault("rule", RULES.get(exc.reason, "policy"))
