@@ -12,7 +12,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from intelshare.v1 import alert_pb2, case_pb2, envelope_pb2
@@ -26,7 +25,11 @@ _SPECIAL = {
     "TLP_RED": "RED",
 }
 
-ENUMS: dict[str, EnumTypeWrapper] = {
+#: A generated enum class (``Name``, ``Value``, ``values``); typed loosely, as
+#: mypy-protobuf gives every enum a class of its own.
+ProtoEnum = Any
+
+ENUMS: dict[str, ProtoEnum] = {
     "kind": alert_pb2.AlertKind,
     "urgency": alert_pb2.Urgency,
     "state": alert_pb2.AlertState,
@@ -44,27 +47,27 @@ ENUMS: dict[str, EnumTypeWrapper] = {
 }
 
 
-def _prefix(enum: EnumTypeWrapper) -> str:
-    unspecified = enum.Name(0)
+def _prefix(enum: ProtoEnum) -> str:
+    unspecified = str(enum.Name(0))
     return unspecified[: -len("UNSPECIFIED")]
 
 
-def enum_key(enum: EnumTypeWrapper, value: int) -> str:
+def enum_key(enum: ProtoEnum, value: int) -> str:
     """``counterfeit_goods`` for ALERT_KIND_COUNTERFEIT_GOODS; '' when unset or unknown."""
     if not value:
         return ""
     try:
-        return enum.Name(value)[len(_prefix(enum)) :].lower()
+        return str(enum.Name(value))[len(_prefix(enum)) :].lower()
     except ValueError:
         return ""
 
 
-def enum_label(enum: EnumTypeWrapper, value: int) -> str:
+def enum_label(enum: ProtoEnum, value: int) -> str:
     """A human label, e.g. "Counterfeit goods", "H1", "AMBER+STRICT"."""
     if not value:
         return ""
     try:
-        name = enum.Name(value)
+        name = str(enum.Name(value))
     except ValueError:
         return f"unknown ({value})"
     if name in _SPECIAL:
@@ -75,7 +78,7 @@ def enum_label(enum: EnumTypeWrapper, value: int) -> str:
     return suffix.replace("_", " ").capitalize()
 
 
-def enum_value(enum: EnumTypeWrapper, key: str) -> int:
+def enum_value(enum: ProtoEnum, key: str) -> int:
     """The number for a form value such as ``counterfeit_goods``; 0 for '' or unknown."""
     if not key:
         return 0
@@ -85,12 +88,10 @@ def enum_value(enum: EnumTypeWrapper, key: str) -> int:
         return 0
 
 
-def choices(enum: EnumTypeWrapper) -> list[tuple[str, str]]:
+def choices(enum: ProtoEnum) -> list[tuple[str, str]]:
     """(form value, label) of every set value, in declaration order."""
     return [
-        (enum_key(enum, number), enum_label(enum, number))
-        for number in enum.values()
-        if number
+        (enum_key(enum, number), enum_label(enum, number)) for number in enum.values() if number
     ]
 
 

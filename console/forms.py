@@ -16,6 +16,7 @@ mapped back onto the same fields (:func:`field_for_path`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -108,17 +109,7 @@ def check_field(name: str, value: str) -> str:
     if not value:
         return ""
     if fname == "number" and m and m.group("group") == "containers":
-        try:
-            iso6346.validate(value)
-        except ValidationError:
-            compact = iso6346.compact(value)
-            if len(compact) == 11 and compact[:10].isalnum():
-                try:
-                    digit = iso6346.calc_check_digit(compact[:10])
-                except (ValidationError, ValueError, KeyError):
-                    return "ISO 6346: four letters (owner and category U/J/Z), six digits, a check digit"
-                return f"check digit is wrong: {compact[:10]} ends in {digit} (ISO 6346)"
-            return "ISO 6346: four letters (owner and category U/J/Z), six digits, a check digit"
+        return _container_problem(value)
     elif fname == "imo_number":
         try:
             imo.validate(value)
@@ -143,6 +134,23 @@ def check_field(name: str, value: str) -> str:
             return "9 digits"
     elif fname == "vin" and not _VIN.match(value.upper()):
         return "17 letters and digits (no I, O or Q)"
+    return ""
+
+
+_ISO6346 = "ISO 6346: four letters (owner, category U, J or Z), six digits, a check digit"
+_CONTAINER = re.compile(r"^[A-Z]{3}[UJZ]\d{6}\d$")
+
+
+def _container_problem(value: str) -> str:
+    """python-stdnum's ISO 6346 check, with the right check digit when only it is wrong."""
+    try:
+        iso6346.validate(value)
+    except ValidationError:
+        compact = iso6346.compact(value)
+        if not _CONTAINER.match(compact):
+            return _ISO6346
+        digit = iso6346.calc_check_digit(compact[:10])
+        return f"wrong check digit: the check digit of {compact[:10]} is {digit} (ISO 6346)"
     return ""
 
 
@@ -194,7 +202,8 @@ class Draft:
         for group in SUBJECTS:
             known = {f for f, _l, _h in SUBJECTS[group][1]}
             draft.rows[group] = [
-                {k: v for k, v in row.items() if k in known} for _n, row in sorted(rows[group].items())
+                {k: v for k, v in row.items() if k in known}
+                for _n, row in sorted(rows[group].items())
             ]
         draft.recipients = [
             {"agency_id": r.get("agency_id", ""), "treaty_id": r.get("treaty_id", "")}
@@ -249,10 +258,9 @@ class Draft:
             categories=_split(v.get("categories", "")),
         )
         if v.get("expire"):
-            try:
+            # A bad value is reported by local_errors (and the node says "required").
+            with contextlib.suppress(ValueError):
                 alert.expire_time.CopyFrom(timestamp(_parse_expiry(v["expire"])))
-            except ValueError:
-                pass  # reported by local_errors; the node says "required"
         for r in self.recipients:
             if r["agency_id"].strip() or r["treaty_id"].strip():
                 alert.recipients.add(
@@ -267,9 +275,13 @@ class Draft:
                     value = value.strip()
                     if fname == "hs_codes":
                         item.hs_codes.extend(_split(value))
-                    elif fname in _COUNTRY_FIELDS or fname in ("vin", "number") and group in (
-                        "containers",
-                        "vehicles",
+                    elif fname in _COUNTRY_FIELDS or (
+                        fname in ("vin", "number")
+                        and group
+                        in (
+                            "containers",
+                            "vehicles",
+                        )
                     ):
                         setattr(item, fname, value.upper())
                     else:

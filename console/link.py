@@ -24,12 +24,11 @@ from typing import Any, TypeVar
 import grpc
 from starlette.concurrency import run_in_threadpool
 
+from console.config import ConsoleConfig
 from intelshare.errors import ConfigError, IntelshareError
 from intelshare.grpc_errors import from_rpc_error
 from intelshare.v1 import alert_pb2, alert_service_pb2, case_service_pb2
 from node.cli.case_client import CaseClient
-
-from console.config import ConsoleConfig
 
 _R = TypeVar("_R")
 

@@ -31,7 +31,7 @@ def _socket(config: ConsoleConfig) -> socket.socket:
     return sock
 
 
-def _server(config: ConsoleConfig) -> uvicorn.Server:
+def _server(config: ConsoleConfig, app: Starlette) -> uvicorn.Server:
     tls: dict[str, object] = {}
     if config.tls_cert is not None and config.tls_key is not None:
         tls = {
@@ -40,7 +40,7 @@ def _server(config: ConsoleConfig) -> uvicorn.Server:
             "ssl_version": ssl.PROTOCOL_TLS_SERVER,
         }
     uv = uvicorn.Config(
-        create_app(config),
+        app,
         log_config=None,  # the process's JSON logging (intelshare.logs) applies
         access_log=False,  # paths carry resource ids; requests are not logged one by one
         proxy_headers=False,
@@ -64,7 +64,7 @@ def serve(config: ConsoleConfig, ready_file: Path | None = None) -> None:
     """Serve until SIGTERM / Ctrl-C (uvicorn handles the signals)."""
     sock = _socket(config)
     port = sock.getsockname()[1]
-    server = _server(config)
+    server = _server(config, create_app(config))
     log.info("console for %s on %s", config.node_server_name, url(config, port))
     if ready_file is not None:
         tmp = ready_file.with_name(ready_file.name + ".tmp")
@@ -81,6 +81,7 @@ class RunningConsole:
     server: uvicorn.Server
     thread: threading.Thread
     port: int
+    app: Starlette
 
     @property
     def url(self) -> str:
@@ -91,21 +92,18 @@ class RunningConsole:
         self.thread.join(10)
         self.app.state.sessions.close_all()
 
-    @property
-    def app(self) -> Starlette:
-        return self.server.config.app  # type: ignore[no-any-return]
-
 
 def start_in_thread(config: ConsoleConfig) -> RunningConsole:
     sock = _socket(config)
-    server = _server(config)
+    app = create_app(config)
+    server = _server(config, app)
 
     def run() -> None:
         asyncio.run(server.serve(sockets=[sock]))
 
     thread = threading.Thread(target=run, name="console", daemon=True)
     thread.start()
-    running = RunningConsole(config, server, thread, sock.getsockname()[1])
+    running = RunningConsole(config, server, thread, sock.getsockname()[1], app)
     pause = threading.Event()
     for _ in range(400):
         if server.started:

@@ -69,7 +69,9 @@ async def sign_in(request: Request) -> Response:
         raise web.CsrfRefused
     token = str(form.get("token") or "").strip()
     if not token:
-        return _form(request, message="Enter your officer token.", status_code=400, next_url=next_url)
+        return _form(
+            request, message="Enter your officer token.", status_code=400, next_url=next_url
+        )
     config = web.config(request)
     client = link.open_client(config, token)
     try:

@@ -89,9 +89,7 @@ async def add_entry(request: Request) -> Response:
     if web.is_htmx(request):
         # The new entry itself arrives on the case's live stream, like anyone else's.
         status = 400 if problem else 200
-        return web.render(
-            request, "_entry_form.html", context, status_code=status, session=session
-        )
+        return web.render(request, "_entry_form.html", context, status_code=status, session=session)
     entries = await _entries(session, name)
     return web.render(
         request,

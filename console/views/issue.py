@@ -119,9 +119,11 @@ async def check(request: Request) -> Response:
     form = await web.form_with_csrf(request, session)
     field = str(request.query_params.get("field", ""))
     problem = check_field(field, str(form.get(field) or "")) if field else ""
-    return web.render(
-        request, "_field_message.html", {"message": problem}, session=session
-    ) if problem else HTMLResponse("")
+    return (
+        web.render(request, "_field_message.html", {"message": problem}, session=session)
+        if problem
+        else HTMLResponse("")
+    )
 
 
 routes = [

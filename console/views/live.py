@@ -39,7 +39,6 @@ from starlette.routing import Route
 from console import link, web
 from console.display import ENUMS, enum_value, ts_ms
 from console.sessions import Session
-from console.display import unread
 from console.views.alerts import _matches, alert_name
 from console.views.cases import case_name
 from intelshare import errors
@@ -81,9 +80,17 @@ def _cursor(text: str) -> int:
     return int(text) if _INT.match(text) else 0
 
 
-def _fragment(request: Request, template: str, **context: Any) -> str:
+def _fragment(request: Request, session: Session, template: str, **context: Any) -> str:
+    """A fragment with what every page's templates may use (as :func:`console.web.render`)."""
     env = web.templates(request).env
-    return env.get_template(template).render(**context)
+    base = {
+        "session": session,
+        "csrf": session.csrf,
+        "agency": web.config(request).node_server_name,
+        "path": request.url.path,
+        "request": request,
+    }
+    return env.get_template(template).render(**base, **context)
 
 
 Handler = Callable[[list[Any]], Awaitable[list[bytes]]]
@@ -197,7 +204,9 @@ async def alert_list(request: Request) -> Response:
 
     async def handle(batch: list[tuple[str, Any]]) -> list[bytes]:
         events = [
-            item.event for _t, item in batch if isinstance(item, alert_service_pb2.WatchAlertsResponse) and item.HasField("event")
+            item.event
+            for _t, item in batch
+            if isinstance(item, alert_service_pb2.WatchAlertsResponse) and item.HasField("event")
         ]
         if not events:
             return []
@@ -214,13 +223,15 @@ async def alert_list(request: Request) -> Response:
                 continue
             if not _matches(alert, urgency, partner):
                 continue
-            html = _fragment(request, row_template, alert=alert, unread=unread(alert))
+            html = _fragment(request, session, row_template, alert=alert)
             insert = "1" if may_insert and name in inserts else "0"
             out.append(message(html, event="upsert-new" if insert == "1" else "upsert"))
         out.append(message("", id=str(last)))
         return out
 
-    return _sse(_run(request, session, lambda qu: [link.Upstream.alerts(client, after, qu)], handle))
+    return _sse(
+        _run(request, session, lambda qu: [link.Upstream.alerts(client, after, qu)], handle)
+    )
 
 
 async def one_alert(request: Request) -> Response:
@@ -239,7 +250,9 @@ async def one_alert(request: Request) -> Response:
 
     async def handle(batch: list[tuple[str, Any]]) -> list[bytes]:
         events = [
-            item.event for _t, item in batch if isinstance(item, alert_service_pb2.WatchAlertsResponse) and item.HasField("event")
+            item.event
+            for _t, item in batch
+            if isinstance(item, alert_service_pb2.WatchAlertsResponse) and item.HasField("event")
         ]
         if not events:
             return []
@@ -248,11 +261,17 @@ async def one_alert(request: Request) -> Response:
         out = []
         if any(e.alert == name and ts_ms(e.create_time) >= since for e in events):
             alert = await link.call(client.get_alert, name)
-            out.append(message(_fragment(request, "_alert_live.html", alert=alert), event="upsert"))
+            out.append(
+                message(
+                    _fragment(request, session, "_alert_live.html", alert=alert), event="upsert"
+                )
+            )
         out.append(message("", id=str(last)))
         return out
 
-    return _sse(_run(request, session, lambda qu: [link.Upstream.alerts(client, after, qu)], handle))
+    return _sse(
+        _run(request, session, lambda qu: [link.Upstream.alerts(client, after, qu)], handle)
+    )
 
 
 # --- the feed ---------------------------------------------------------------------------
@@ -285,7 +304,7 @@ async def feed(request: Request) -> Response:
             event = item.event
             cursors[tag] = event.cursor
             session.saw_cursor(event.cursor)
-            html = _fragment(request, "_feed_item.html", event=event, tag=tag)
+            html = _fragment(request, session, "_feed_item.html", event=event, tag=tag)
             out.append(message(html, event="upsert-new", id=f"{cursors['a']}.{cursors['c']}"))
         return out
 
@@ -323,14 +342,16 @@ async def one_case(request: Request) -> Response:
         if changed:
             case: case_pb2.Case = await link.call(client.get_case, name)
             entries = await link.call(client.all_entries, name)
-            html = _fragment(request, "_case_live.html", case=case, entries=entries)
+            html = _fragment(request, session, "_case_live.html", case=case, entries=entries)
             out.append(message(html, event="upsert"))
         if last:
             out.append(message("", id=str(last)))
         return out
 
     return _sse(
-        _run(request, session, lambda qu: [link.Upstream.cases(client, after, qu, case=name)], handle)
+        _run(
+            request, session, lambda qu: [link.Upstream.cases(client, after, qu, case=name)], handle
+        )
     )
 
 

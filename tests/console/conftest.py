@@ -19,12 +19,20 @@ import pytest
 
 from console.config import ConsoleConfig
 from console.server import RunningConsole, start_in_thread
+from intelshare import devfed
+from intelshare.v1 import alert_pb2, case_pb2, envelope_pb2
+from node.cli.case_client import CaseClient
 from tests.node.conftest import (  # noqa: F401 - fixtures used by this directory's tests
+    AGENCIES,
+    CUSTOMS,
+    TASKFORCE,
     Cluster,
     RunningNode,
     cluster,
     db_factory,
-    fed,
+    demo_alert,
+    treaties,
+    wait_for,
 )
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -34,6 +42,22 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 def db_url(tmp_path: Path) -> str:
     """The consoles' tests run on SQLite only (see the module docstring)."""
     return f"sqlite:///{tmp_path / 'gateway.db'}"
+
+
+def console_treaties() -> list[dict[str, Any]]:
+    """The node tests' treaties, with joint cases allowed under both (titles shared)."""
+    data = treaties()
+    for t in data:
+        t["kinds"].append("case_membership")
+        t["fields"]["case_membership"] = ["title"]
+        t["fields"]["case_entry"] = ["text", "subjects", "attachments_digest"]
+    return data
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> devfed.LocalFederation:
+    """The node tests' federation (three agencies) with the treaties above."""
+    return devfed.build(tmp_path / "fed", AGENCIES, console_treaties())
 
 
 @dataclass
@@ -102,7 +126,7 @@ class Federation:
 
 
 @pytest.fixture
-def federation(cluster: Cluster) -> Iterator[Federation]:
+def federation(cluster: Cluster) -> Iterator[Federation]:  # noqa: F811 - the fixture
     """Gateway, nl-customs and de-customs nodes, and a console for each node."""
     nl = cluster.start_node("nl-customs")
     de = cluster.start_node("de-customs")
@@ -118,3 +142,85 @@ def federation(cluster: Cluster) -> Iterator[Federation]:
     yield f
     for c in started:
         c.close()
+
+
+def issue(
+    f: Federation, *, to: tuple[str, ...] = ("de-customs",), wait: bool = True, **over: Any
+) -> tuple[str, dict[str, str]]:
+    """nl-customs issues the demo alert through its node's API; returns its name and,
+    per recipient with a running node, the name of the copy that arrived there."""
+    treaty = {"de-customs": CUSTOMS, "be-police": TASKFORCE}
+    alert = demo_alert(
+        recipients=[alert_pb2.AlertRecipient(agency_id=a, treaty_id=treaty[a]) for a in to],
+        **over,
+    )
+    with f.nl.client("liaison") as client:
+        created = client.create_alert(alert)
+    received: dict[str, str] = {}
+    if wait:
+        for agency in to:
+            node = f.cluster.nodes.get(agency)
+            if node is None:
+                continue
+            with node.client("admin") as client:
+
+                def arrived(client: Any = client) -> str:
+                    for a in client.list_all(direction=alert_pb2.ALERT_DIRECTION_RECEIVED):
+                        if a.description == alert.description and a.name not in received.values():
+                            return str(a.name)
+                    return ""
+
+                received[agency] = wait_for(arrived, what=f"the alert at {agency}")
+    return created.name, received
+
+
+def sse_events(response: httpx.Response, count: int, timeout: float = 30.0) -> list[dict[str, str]]:
+    """The next ``count`` dispatched SSE messages (with data or an event name) of a stream."""
+    import time
+
+    out: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    for line in response.iter_lines():
+        if time.monotonic() > deadline:
+            break
+        if line == "":
+            if current.get("data") or current.get("event"):
+                out.append(current)
+                if len(out) == count:
+                    return out
+            current = {}
+            continue
+        if line.startswith(":"):
+            continue
+        key, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if key == "data":
+            current["data"] = current["data"] + "\n" + value if "data" in current else value
+        else:
+            current[key] = value
+    raise AssertionError(f"stream ended after {len(out)} of {count} events: {out}")
+
+
+def open_case(f: Federation, title: str, members: tuple[str, ...] = ("de-customs",)) -> str:
+    """nl-customs' liaison opens a case under the customs treaty; returns its name."""
+    with CaseClient(
+        f.nl.target, ca_pem=f.nl.ca_pem, server_name="nl-customs", token=f.nl.tokens["liaison"]
+    ) as api:
+        case = api.create_case(
+            case_pb2.Case(
+                title=title,
+                treaty_id=CUSTOMS,
+                categories=["counterfeit_goods"],
+                handling=envelope_pb2.HANDLING_CODE_H1,
+                tlp=envelope_pb2.TLP_AMBER,
+                members=[case_pb2.CaseMember(agency_id=a) for a in members],
+            )
+        )
+    return str(case.name)
+
+
+def case_client(node: RunningNode, role: str = "liaison") -> CaseClient:
+    return CaseClient(
+        node.target, ca_pem=node.ca_pem, server_name=node.agency, token=node.tokens[role]
+    )
