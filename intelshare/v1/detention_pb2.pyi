@@ -408,6 +408,7 @@ class Detention(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    SAMPLE_REQUESTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, "detentions/{detention_id}"."""
     origin_country: _builtins.str
@@ -486,6 +487,12 @@ class Detention(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When it last changed (output only)."""
 
+    @_builtins.property
+    def sample_requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___SampleRequest]:
+        """The rights holder's requests for samples (output only; see
+        RequestDetentionSamples).
+        """
+
     def __init__(
         self,
         *,
@@ -511,14 +518,51 @@ class Detention(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         revision: _builtins.int = ...,
+        sample_requests: _abc.Iterable[Global___SampleRequest] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "detain_time", b"detain_time", "notify_time", b"notify_time", "parties", b"parties", "transport", b"transport", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "customs_office", b"customs_office", "deadlines", b"deadlines", "destination_country", b"destination_country", "detain_time", b"detain_time", "detaining_agency", b"detaining_agency", "goods", b"goods", "history", b"history", "internal_notes", b"internal_notes", "name", b"name", "notify_time", b"notify_time", "origin_country", b"origin_country", "parties", b"parties", "parties_disclosed", b"parties_disclosed", "perishable", b"perishable", "procedure", b"procedure", "recordations", b"recordations", "revision", b"revision", "state", b"state", "suggested_recordations", b"suggested_recordations", "transport", b"transport", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "customs_office", b"customs_office", "deadlines", b"deadlines", "destination_country", b"destination_country", "detain_time", b"detain_time", "detaining_agency", b"detaining_agency", "goods", b"goods", "history", b"history", "internal_notes", b"internal_notes", "name", b"name", "notify_time", b"notify_time", "origin_country", b"origin_country", "parties", b"parties", "parties_disclosed", b"parties_disclosed", "perishable", b"perishable", "procedure", b"procedure", "recordations", b"recordations", "revision", b"revision", "sample_requests", b"sample_requests", "state", b"state", "suggested_recordations", b"suggested_recordations", "transport", b"transport", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Detention: _TypeAlias = Detention  # noqa: Y015
+
+@_typing.final
+class SampleRequest(_message.Message):
+    """SampleRequest is a rights holder's request for samples of detained goods
+    (608/2013 art. 19).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_TIME_FIELD_NUMBER: _builtins.int
+    PROVIDE_TIME_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """What for and how many, e.g. "2 pairs for laboratory analysis"."""
+    @_builtins.property
+    def request_time(self) -> _timestamp_pb2.Timestamp:
+        """When the holder asked."""
+
+    @_builtins.property
+    def provide_time(self) -> _timestamp_pb2.Timestamp:
+        """When customs provided or sent the samples; unset until then."""
+
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+        request_time: _timestamp_pb2.Timestamp | None = ...,
+        provide_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["provide_time", b"provide_time", "request_time", b"request_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provide_time", b"provide_time", "reason", b"reason", "request_time", b"request_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SampleRequest: _TypeAlias = SampleRequest  # noqa: Y015
 
 @_typing.final
 class DetainedGoods(_message.Message):

@@ -140,6 +140,8 @@ COUNTRY_ZONES: Final[dict[str, str]] = {
 }
 
 _SATURDAY: Final = 5
+#: Any year the library covers, to learn whether it knows a country at all.
+_PROBE_YEAR: Final = 2024
 
 
 @functools.lru_cache(maxsize=1024)
@@ -215,7 +217,7 @@ def calendar_for(
     code = country.strip().upper()
     sub = subdivision.strip()
     try:
-        _public_holidays(code, sub, 2000)
+        _public_holidays(code, sub, _PROBE_YEAR)
     except NotImplementedError as exc:
         what = f"subdivision {sub!r} of {code}" if sub else f"country {code!r}"
         raise ConfigError(

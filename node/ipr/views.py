@@ -123,6 +123,7 @@ HOLDER_FIELDS: Final = (
     "create_time",
     "update_time",
     "revision",
+    "sample_requests",
 )
 
 

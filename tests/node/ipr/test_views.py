@@ -47,7 +47,9 @@ def test_holder_keys() -> None:
 
 
 def test_holder_view_hides_what_the_holder_may_not_see() -> None:
-    shown = views.holder_view(shoes_under_both(), {"recordations/acme-2026"})
+    d = shoes_under_both()
+    d.sample_requests.add(reason="2 pairs for laboratory analysis")
+    shown = views.holder_view(d, {"recordations/acme-2026"})
     assert not shown.HasField("parties")
     assert not shown.HasField("transport")
     assert shown.internal_notes == ""
@@ -63,6 +65,7 @@ def test_holder_view_hides_what_the_holder_may_not_see() -> None:
     assert shown.deadlines[0].last_day == "2026-03-05"
     assert shown.procedure == D.DETENTION_PROCEDURE_STANDARD
     assert not shown.parties_disclosed
+    assert shown.sample_requests == d.sample_requests
 
 
 def test_parties_only_once_disclosed() -> None:
