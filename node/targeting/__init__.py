@@ -26,10 +26,10 @@ matcher index profiles by the values they name (below).
     prefixes by value) and each profile to a few *key conditions*, at least
     one of which must hold for the profile to match: one child of an
     ``all_of`` (the most selective), every child of an ``any_of``. A
-    declaration is looked up once per value it carries; only the profiles
-    whose key conditions were hit (and the few that have no indexable key,
-    such as a profile of numeric bounds only) are evaluated, so the cost per
-    declaration follows the number of candidate profiles, not of profiles.
+    declaration is looked up once per value it carries (numeric bounds that
+    are keys by bisection); only the profiles whose key conditions were hit
+    are evaluated, so the cost per declaration follows the number of
+    candidate profiles, not of profiles.
     The subjects of alerts (containers, vessels, vehicles, companies,
     persons: identifier keys of :mod:`intelshare.identifiers`) are a watch
     list in the same index, one hash lookup per identifier of the declaration.

@@ -17,8 +17,10 @@ has the design): a dict per field from each value a condition names to the
 conditions naming it (HS prefixes are looked up as the 2- to 6-digit
 prefixes of the declaration's code), and from each *key condition* to the
 profiles it is a key of. A declaration then costs one lookup per value it
-carries, plus the evaluation of the candidate profiles only. Numeric bounds
-are never indexed; they are computed for the candidates that test them.
+carries, plus the evaluation of the candidate profiles only. A numeric
+bound is computed for the candidates that test it; it is looked up (by
+bisection over the sorted bounds) only where it is a profile's key: a
+profile of bounds alone, or an ``any_of`` with a bound branch.
 
 The index is immutable: when a profile is added, changed or withdrawn, build
 a new matcher (10,000 profiles take well under a second, see
@@ -28,6 +30,7 @@ it started with.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -193,7 +196,10 @@ _COST = {
     "transport_mode": 64,
 }
 _HS_COST = {2: 32, 3: 12, 4: 4, 5: 2, 6: 1}
+#: a bound holds for a range of declarations: a key only where nothing else can be
+_BOUND_COST = 1024
 
+_BOUND_FIELDS = ("quantity_above", "value_per_kg_below")
 _SINGLE = ("origin_country", "dispatch_country", "loading_port", "discharge_port", "transport_mode")
 
 
@@ -203,49 +209,61 @@ class IndexedMatcher:
     def __init__(self, profiles: Iterable[Profile], watch: WatchList | None = None) -> None:
         self.profiles = tuple(profiles)
         self.watch = _watch(watch)
-        #: field -> value -> ids of the conditions that name it
-        self._values: dict[str, dict[str, list[int]]] = {f: {} for f in (*_COST, "hs_prefix")}
-        #: id(condition) -> condition id, for the profiles' own Condition objects (one object
-        #: shared by two profiles gets the later id; both name the same values, so either does)
+        #: every condition by id; id(condition) -> its id (a Condition object shared by two
+        #: profiles has one id)
+        self._conditions: list[Condition] = []
         self._ids: dict[int, int] = {}
-        self._bounds: set[int] = set()
         #: condition id -> positions of the profiles it is a key condition of
         self._keyed: dict[int, list[int]] = {}
-        #: positions of the profiles with no indexable key: always candidates
-        self.unindexed: tuple[int, ...] = ()
-        unindexed = []
+        #: field -> value -> the key conditions that name it (only keys are looked up: the
+        #: other conditions of a candidate are tested directly)
+        self._values: dict[str, dict[str, list[int]]] = {f: {} for f in (*_COST, "hs_prefix")}
+        #: bound field -> (bounds ascending, their key conditions), searched by bisection
+        self._bound_keys: dict[str, tuple[list[float], list[int]]] = {}
+        bound_keys: dict[str, list[tuple[float, int]]] = {f: [] for f in _BOUND_FIELDS}
         for position, profile in enumerate(self.profiles):
-            key = self._add(profile.criteria)
-            if key is None:
-                unindexed.append(position)
-                continue
-            for condition_id in key[1]:
-                self._keyed.setdefault(condition_id, []).append(position)
-        self.unindexed = tuple(unindexed)
+            for condition_id in self._key(profile.criteria)[1]:
+                positions = self._keyed.setdefault(condition_id, [])
+                positions.append(position)
+                if len(positions) > 1:
+                    continue  # a shared condition already indexed
+                condition = self._conditions[condition_id]
+                if condition.bound is not None:
+                    bound_keys[condition.field].append((condition.bound, condition_id))
+                    continue
+                index = self._values[condition.field]
+                for value in condition.values:
+                    index.setdefault(value, []).append(condition_id)
+        for field, pairs in bound_keys.items():
+            pairs.sort()
+            self._bound_keys[field] = ([b for b, _ in pairs], [c for _, c in pairs])
+        #: how many key conditions are bounds (for the bench's report)
+        self.bound_keys = sum(len(pairs) for pairs in bound_keys.values())
 
-    def _add(self, node: Node) -> tuple[int, list[int]] | None:
-        """Index ``node``'s conditions; its key (cost, condition ids), None if it has none."""
+    def _key(self, node: Node) -> tuple[int, list[int]]:
+        """Number ``node``'s conditions; return its key: (cost, key condition ids).
+
+        A matching ``node`` holds at least one of its key conditions: a condition
+        is its own key, an ``all_of`` has the key of its cheapest child, an
+        ``any_of`` the keys of all its children.
+        """
         if isinstance(node, Condition):
-            condition_id = len(self._ids)
-            self._ids[id(node)] = condition_id
+            condition_id = self._ids.get(id(node))
+            if condition_id is None:
+                condition_id = len(self._conditions)
+                self._conditions.append(node)
+                self._ids[id(node)] = condition_id
             if node.bound is not None:
-                self._bounds.add(condition_id)
-                return None
-            index = self._values[node.field]
-            for value in node.values:
-                index.setdefault(value, []).append(condition_id)
-            if node.field == "hs_prefix":
+                cost = _BOUND_COST
+            elif node.field == "hs_prefix":
                 cost = sum(_HS_COST[len(v)] for v in node.values)
             else:
                 cost = _COST[node.field] * len(node.values)
             return cost, [condition_id]
-        keys = [self._add(child) for child in node.children]  # index every child
+        keys = [self._key(child) for child in node.children]  # number every child
         if node.op == "all_of":
-            indexable = [k for k in keys if k is not None]
-            return min(indexable, key=lambda k: k[0]) if indexable else None
-        if any(k is None for k in keys):
-            return None
-        return sum(k[0] for k in keys if k), [c for k in keys if k for c in k[1]]
+            return min(keys, key=lambda k: k[0])
+        return sum(k[0] for k in keys), [c for k in keys for c in k[1]]
 
     def screen(self, declaration: Declaration) -> Screening:
         d = declaration
@@ -272,18 +290,29 @@ class IndexedMatcher:
         for gtin in d.gtins:
             look("gtin", gtin)
 
-        candidates = set(self.unindexed)
+        candidates: set[int] = set()
         keyed = self._keyed
         for condition_id in hits:
             candidates.update(keyed.get(condition_id, ()))
+        if d.quantity is not None:
+            bounds, key_ids = self._bound_keys["quantity_above"]
+            for condition_id in key_ids[: bisect_left(bounds, d.quantity)]:  # bound < quantity
+                candidates.update(keyed[condition_id])
+        per_kg = d.value_per_kg
+        if per_kg is not None:
+            bounds, key_ids = self._bound_keys["value_per_kg_below"]
+            for condition_id in key_ids[bisect_right(bounds, per_kg) :]:  # bound > value per kg
+                candidates.update(keyed[condition_id])
 
-        ids, bounds = self._ids, self._bounds
+        ids, keyed = self._ids, self._keyed
 
         def truth(condition: Condition) -> tuple[str, ...]:
             condition_id = ids[id(condition)]
-            if condition_id in bounds:
-                return _bound(condition, d)
-            return tuple(sorted(hits.get(condition_id, ())))
+            if condition_id in hits:
+                return tuple(sorted(hits[condition_id]))
+            if condition_id in keyed and condition.bound is None:
+                return ()  # a key condition holds exactly when the index found it
+            return direct_truth(condition, d)  # the rest of a candidate, tested directly
 
         matched = []
         for position in sorted(candidates):

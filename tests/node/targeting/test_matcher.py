@@ -110,13 +110,21 @@ def test_examples(matcher: type[IndexedMatcher] | type[NaiveMatcher]) -> None:
     )
 
 
-def test_profiles_without_an_indexable_key_are_known() -> None:
-    matcher = IndexedMatcher(_profiles(PHARMA, CHEAP_SHIRTS, BULK, GOODS))
-    assert matcher.unindexed == (2,)
-    # an any_of with a numeric branch cannot be keyed, unless an all_of above it has another child
-    keyed = IndexedMatcher(_profiles({"any_of": [{"hs_prefix": "30"}, {"quantity_above": 5}]}))
-    assert keyed.unindexed == (0,)
-    assert IndexedMatcher(_profiles(CHEAP_SHIRTS)).unindexed == ()
+def test_bounds_are_keys_only_where_nothing_else_can_be() -> None:
+    assert IndexedMatcher(_profiles(PHARMA, CHEAP_SHIRTS, GOODS)).bound_keys == 0
+    assert IndexedMatcher(_profiles(PHARMA, BULK)).bound_keys == 1
+    # an any_of with a bound branch is keyed by that bound too
+    either = {"any_of": [{"hs_prefix": "30"}, {"value_per_kg_below": 5}, {"quantity_above": 9}]}
+    matcher = IndexedMatcher(_profiles(either))
+    assert matcher.bound_keys == 2
+    assert matcher.screen(_decl(hs_code="84713000", value=4.0, net_mass_kg=1.0)).profiles == (
+        ProfileHit(
+            "p0", (Reason("criteria.any_of[1].value_per_kg_below", "value_per_kg_below", ("4",)),)
+        ),
+    )
+    assert not matcher.screen(_decl(hs_code="84713000", value=5.0, net_mass_kg=1.0)).targeted
+    assert not matcher.screen(_decl(hs_code="84713000", quantity=9.0)).targeted
+    assert matcher.screen(_decl(hs_code="84713000", quantity=9.5)).targeted
 
 
 @pytest.mark.parametrize("matcher", MATCHERS)
