@@ -228,7 +228,7 @@ def admit(
         in_force=treaties.in_force(doc, directory, now),
         sender=verified.sender,
         recipients=list(verified.recipients),
-        kind=kind_name(verified.kind),
+        kind=kind_name(verified.kind, verified.record_kind),
         categories=list(verified.categories),
         handling=handling,
         tlp=tlp,

@@ -177,6 +177,8 @@ class HeaderFields:
     case_id: str = ""
     message_id: str | None = None
     create_time: datetime | None = None
+    #: the record kind of a MESSAGE_KIND_RECORD / RECORD_UPDATE (a treaty kind name)
+    record_kind: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recipients", _sorted_unique(self.recipients))
@@ -197,6 +199,7 @@ class HeaderFields:
             expire_time=(_datetime(header.expire_time) if header.HasField("expire_time") else None),
             reference_id=header.reference_id,
             case_id=header.case_id,
+            record_kind=header.record_kind,
             message_id=header.message_id,
             create_time=_datetime(header.create_time),
         )
@@ -236,6 +239,12 @@ def _aware(value: datetime, name: str) -> datetime:
     return value
 
 
+#: Message kinds whose header names a record kind.
+_RECORD_MESSAGE_KINDS = frozenset(
+    {envelope_pb2.MESSAGE_KIND_RECORD, envelope_pb2.MESSAGE_KIND_RECORD_UPDATE}
+)
+
+
 def _check_fields(fields: HeaderFields) -> None:
     problems: dict[str, str] = {}
     if not fields.sender:
@@ -250,6 +259,8 @@ def _check_fields(fields: HeaderFields) -> None:
         problems["treaty_version"] = "out of range"
     if fields.kind == envelope_pb2.MESSAGE_KIND_UNSPECIFIED:
         problems["kind"] = "required"
+    if (fields.kind in _RECORD_MESSAGE_KINDS) != bool(fields.record_kind):
+        problems["record_kind"] = "required for a record or record update, and only for those"
     if "" in fields.categories:
         problems["categories"] = "empty category"
     if fields.message_id is not None and not _MESSAGE_ID.fullmatch(fields.message_id):
@@ -275,6 +286,7 @@ def _encode_header(
         content_key_commitment=commitment,
         reference_id=fields.reference_id,
         case_id=fields.case_id,
+        record_kind=fields.record_kind,
         create_time=_timestamp(create_time),
         expire_time=None if fields.expire_time is None else _timestamp(fields.expire_time),
     )

@@ -71,6 +71,7 @@ from intelshare.v1 import alert_pb2, envelope_pb2, treaty_pb2
 
 __all__ = [
     "ALL_KINDS",
+    "RECORD_KINDS",
     "CONTROL_KINDS",
     "DATA_KINDS",
     "SIGNATURE_LABEL",
@@ -89,6 +90,7 @@ __all__ = [
     "document_digest",
     "in_force",
     "kind_name",
+    "register_record_kind",
     "onward_sharing_allowed",
     "redact",
     "retention_until",
@@ -109,9 +111,29 @@ DATA_KINDS: Final = frozenset(
     {"alert", "alert_update", "case_entry", "case_membership", "hit_report"}
 )
 #: Kinds that only refer to a record already shared; see the module docstring.
-CONTROL_KINDS: Final = frozenset({"receipt", "acknowledgement", "alert_revocation"})
-#: Every kind name: the lower-case ``MessageKind`` value names.
+CONTROL_KINDS: Final = frozenset(
+    {"receipt", "acknowledgement", "alert_revocation", "record_revocation"}
+)
+#: Every kind name of a ``MessageKind`` value (lower case, prefix removed).
 ALL_KINDS: Final = DATA_KINDS | CONTROL_KINDS
+#: Record kinds that travel as ``MESSAGE_KIND_RECORD`` / ``RECORD_UPDATE`` with
+#: their name in the header's ``record_kind``: the kinds of the node's generic
+#: record engine. The federation's vocabulary: a treaty may list only kinds
+#: named here or in ``DATA_KINDS``. A deployment adding a kind of its own
+#: calls :func:`register_record_kind` in every process (nodes and gateway).
+RECORD_KINDS: set[str] = {"recordation", "detention_report", "risk_profile", "risk_hit"}
+
+_RECORD_MESSAGE_KINDS: Final = frozenset(
+    {envelope_pb2.MESSAGE_KIND_RECORD, envelope_pb2.MESSAGE_KIND_RECORD_UPDATE}
+)
+
+
+def register_record_kind(name: str) -> None:
+    """Add ``name`` to the record kinds treaties may list (see :data:`RECORD_KINDS`)."""
+    if not _NAME_RE.fullmatch(name) or name in ALL_KINDS:
+        raise ValueError(f"{name!r} cannot be a record kind")
+    RECORD_KINDS.add(name)
+
 
 _ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?")
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -180,8 +202,14 @@ def _parse_onward(value: object) -> OnwardSharing | None:
         return None
 
 
-def kind_name(kind: int) -> str:
-    """The lower-case kind name of a ``MessageKind`` value ("" if unspecified/unknown)."""
+def kind_name(kind: int, record_kind: str = "") -> str:
+    """The treaty kind name of a message ("" if unspecified/unknown).
+
+    The lower-case ``MessageKind`` name, except for records and record
+    updates, which are of the record kind their header names.
+    """
+    if kind in _RECORD_MESSAGE_KINDS:
+        return record_kind if record_kind in RECORD_KINDS else ""
     try:
         full = envelope_pb2.MessageKind.Name(kind)  # type: ignore[arg-type]
     except ValueError:
@@ -569,8 +597,9 @@ def _check_kind(v: dict[str, str], key: str, value: object) -> bool:
             "and must not be listed"
         )
         return False
-    if value not in DATA_KINDS:
-        v[key] = f"{value!r} is not a record kind (one of {', '.join(sorted(DATA_KINDS))})"
+    if value not in DATA_KINDS and value not in RECORD_KINDS:
+        known = ", ".join(sorted(DATA_KINDS | RECORD_KINDS))
+        v[key] = f"{value!r} is not a record kind (one of {known})"
         return False
     return True
 
@@ -1200,7 +1229,7 @@ def decide_header_in_force(
         in_force=in_force,
         sender=header.sender,
         recipients=list(header.recipients),
-        kind=kind_name(header.kind),
+        kind=kind_name(header.kind, header.record_kind),
         categories=list(header.categories),
         handling=handling,
         tlp=tlp,

@@ -49,6 +49,7 @@ from node.metrics import NodeMetrics, serve_node_metrics
 from node.notify import Notifier, start_notifier
 from node.sharing.engine import Sharing
 from node.sharing.inbound import Inbound
+from node.sharing.records import Records
 from node.sharing.outbound import Sealer, Sender
 from node.sharing.trust import Trust
 from node.storage import tables as t
@@ -77,6 +78,7 @@ class Node:
     sharing: Sharing
     alerts: Alerts
     cases: Cases
+    records: Records
     hub: WakeupHub
     client: GatewayClient
     server: ManagedServer | None = None
@@ -89,6 +91,14 @@ class Node:
     metrics: NodeMetrics = field(default_factory=NodeMetrics)
     #: the /metrics endpoint, when ``metrics_listen`` is set and the node started
     metrics_server: MetricsServer | None = None
+
+    def purge_retention(self) -> int:
+        """Every kind's received records past their treaty's retention, purged (audited)."""
+        return (
+            self.alerts.purge_retention()
+            + self.cases.purge_retention()
+            + self.records.purge_retention()
+        )
 
     def gateway_client(self) -> GatewayClient:
         return gateway_client(self.config)
@@ -241,6 +251,7 @@ def build(config: NodeConfig) -> Node:
         sharing=sharing,
         alerts=alerts,
         cases=cases,
+        records=Records(agency_id=config.agency_id, store=store, sharing=sharing),
         hub=store.hub,
         client=client,
         metrics=metrics,
@@ -328,8 +339,7 @@ def _maintenance(node: Node) -> None:
         if now >= next_jobs and cfg.maintenance_in_node:
             try:
                 expired = node.alerts.note_expired()
-                purged = node.alerts.purge_retention()
-                purged += node.cases.purge_retention()
+                purged = node.purge_retention()
                 if expired or purged:
                     log.info("maintenance: %d alerts expired, %d records purged", expired, purged)
                 signed_size = _sign_audit_head(node, signed_size)

@@ -35,6 +35,12 @@ class _MessageKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MessageKi
     MESSAGE_KIND_RECEIPT: _MessageKind.ValueType  # 6
     MESSAGE_KIND_HIT_REPORT: _MessageKind.ValueType  # 7
     MESSAGE_KIND_ACKNOWLEDGEMENT: _MessageKind.ValueType  # 8
+    MESSAGE_KIND_RECORD: _MessageKind.ValueType  # 9
+    """A record of the kind named by the header's record_kind."""
+    MESSAGE_KIND_RECORD_UPDATE: _MessageKind.ValueType  # 10
+    """A new version of a record sent before (reference_id: its message id)."""
+    MESSAGE_KIND_RECORD_REVOCATION: _MessageKind.ValueType  # 11
+    """The withdrawal of a record sent before (reference_id: its message id)."""
 
 class MessageKind(_MessageKind, metaclass=_MessageKindEnumTypeWrapper):
     """MessageKind says what an envelope carries."""
@@ -48,6 +54,12 @@ MESSAGE_KIND_CASE_MEMBERSHIP: MessageKind.ValueType  # 5
 MESSAGE_KIND_RECEIPT: MessageKind.ValueType  # 6
 MESSAGE_KIND_HIT_REPORT: MessageKind.ValueType  # 7
 MESSAGE_KIND_ACKNOWLEDGEMENT: MessageKind.ValueType  # 8
+MESSAGE_KIND_RECORD: MessageKind.ValueType  # 9
+"""A record of the kind named by the header's record_kind."""
+MESSAGE_KIND_RECORD_UPDATE: MessageKind.ValueType  # 10
+"""A new version of a record sent before (reference_id: its message id)."""
+MESSAGE_KIND_RECORD_REVOCATION: MessageKind.ValueType  # 11
+"""The withdrawal of a record sent before (reference_id: its message id)."""
 Global___MessageKind: _TypeAlias = MessageKind  # noqa: Y015
 
 class _HandlingCode:
@@ -204,6 +216,7 @@ class Header(_message.Message):
     CONTENT_KEY_COMMITMENT_FIELD_NUMBER: _builtins.int
     REFERENCE_ID_FIELD_NUMBER: _builtins.int
     CASE_ID_FIELD_NUMBER: _builtins.int
+    RECORD_KIND_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """Envelope format version; currently 1."""
     message_id: _builtins.str
@@ -228,6 +241,11 @@ class Header(_message.Message):
     """For updates, receipts and hit reports: the message this one refers to."""
     case_id: _builtins.str
     """For case entries: the case the entry belongs to."""
+    record_kind: _builtins.str
+    """For MESSAGE_KIND_RECORD and MESSAGE_KIND_RECORD_UPDATE: the record kind,
+    a treaty kind name such as "recordation" or "risk_profile"; the gateway
+    checks it against the treaty's kinds. Empty for every other kind.
+    """
     @_builtins.property
     def recipients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Recipient agency ids, sorted and without duplicates."""
@@ -262,10 +280,11 @@ class Header(_message.Message):
         content_key_commitment: _builtins.bytes = ...,
         reference_id: _builtins.str = ...,
         case_id: _builtins.str = ...,
+        record_kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "categories", b"categories", "content_key_commitment", b"content_key_commitment", "create_time", b"create_time", "expire_time", b"expire_time", "handling", b"handling", "kind", b"kind", "message_id", b"message_id", "recipients", b"recipients", "reference_id", b"reference_id", "sender", b"sender", "tlp", b"tlp", "treaty_id", b"treaty_id", "treaty_version", b"treaty_version", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "categories", b"categories", "content_key_commitment", b"content_key_commitment", "create_time", b"create_time", "expire_time", b"expire_time", "handling", b"handling", "kind", b"kind", "message_id", b"message_id", "recipients", b"recipients", "record_kind", b"record_kind", "reference_id", b"reference_id", "sender", b"sender", "tlp", b"tlp", "treaty_id", b"treaty_id", "treaty_version", b"treaty_version", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -76,7 +76,6 @@ from node.schema import alert as rec
 from node.sharing.engine import Refusal, Share, Sharing
 from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
 from node.sharing.outbound import Sealed
-from node.sharing.receipts import receipt_references
 from node.storage import tables as t
 from node.storage.officers import Officer
 from node.storage.store import Store, Writer, dumps, now_ms
@@ -145,7 +144,7 @@ class Alerts:
         sharing.register(envelope_pb2.MESSAGE_KIND_ALERT, self.on_alert)
         sharing.register(envelope_pb2.MESSAGE_KIND_ALERT_UPDATE, self.on_update)
         sharing.register(envelope_pb2.MESSAGE_KIND_ALERT_REVOCATION, self.on_revocation)
-        sharing.register(envelope_pb2.MESSAGE_KIND_RECEIPT, self.on_control)
+        sharing.on_receipt(self._on_receipt)
         sharing.register(envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT, self.on_control)
         sharing.register(envelope_pb2.MESSAGE_KIND_HIT_REPORT, self.on_control)
         sharing.on_failed(self.on_send_failed)
@@ -981,11 +980,9 @@ class Alerts:
         return Stored(alert_id=row.alert_id)
 
     def on_control(self, w: Writer, inc: Incoming) -> Stored:
-        """Receipt, acknowledgement or hit report from a recipient of our alert."""
+        """Acknowledgement or hit report from a recipient of our alert."""
         h = inc.header
         at = inc.received_ms
-        if h.kind == envelope_pb2.MESSAGE_KIND_RECEIPT:
-            return self._on_receipt(w, inc)
         d = w.conn.execute(_DELIVERY_BY_VIEW, {"ref": h.reference_id, "sender": h.sender}).first()
         if d is None:
             raise Refused(
@@ -1038,62 +1035,48 @@ class Alerts:
             w.event("alert.hit_reported", alert_id=d.alert_id, agency_id=h.sender)
         return Stored(alert_id=d.alert_id)
 
-    def _on_receipt(self, w: Writer, inc: Incoming) -> Stored:
-        """Mark delivered every alert a receipt names (see :mod:`node.sharing.receipts`).
+    def _on_receipt(self, w: Writer, inc: Incoming, refs: Sequence[str]) -> dict[str, Stored]:
+        """Mark delivered every alert of ``refs`` (see :mod:`node.sharing.receipts`).
 
         The common case in one statement: first receipts for deliveries that
         exist under this treaty. Each reference it did not mark is looked at:
-        one shared under another treaty refuses the whole receipt (the
-        partner claims what it cannot have received so); one never sent to
-        this partner is ignored, and only a receipt naming nothing we sent is
-        refused; one delivered before (a repeated receipt) changes nothing.
+        one shared under another treaty refuses the whole receipt; one
+        delivered before (a repeated receipt) changes nothing; one never
+        sent to this partner is left for the other kinds (the engine refuses
+        a receipt that names nothing anyone sent).
         """
         h = inc.header
-        refs = receipt_references(inc.payload, h.reference_id)
         at = inc.received_ms
         marked: dict[str, str]  # view id -> alert id
         if is_pg(w.conn):
-            _, rows = pg_execute(w.conn, _PG_MARK_DELIVERED, (at, refs, h.sender, h.treaty_id))
+            _, rows = pg_execute(
+                w.conn, _PG_MARK_DELIVERED, (at, list(refs), h.sender, h.treaty_id)
+            )
             marked = {str(r[0]): str(r[1]) for r in rows}
         else:
             marked = {
                 str(r[0]): str(r[1])
                 for r in w.conn.execute(
                     _MARK_DELIVERED,
-                    {"refs": refs, "sender": h.sender, "treaty": h.treaty_id, "at": at},
+                    {"refs": list(refs), "sender": h.sender, "treaty": h.treaty_id, "at": at},
                 )
             }
-        unknown: list[str] = []
-        first_alert: str | None = None
+        known: dict[str, Stored] = {}
         for ref in refs:
             if ref in marked:
                 w.event("alert.delivered", alert_id=marked[ref], agency_id=h.sender)
-                first_alert = first_alert or marked[ref]
+                known[ref] = Stored(alert_id=marked[ref])
                 continue
             d = w.conn.execute(_DELIVERY_BY_VIEW, {"ref": ref, "sender": h.sender}).first()
             if d is None:
-                unknown.append(ref)
-            elif d.treaty_id != h.treaty_id:
+                continue
+            if d.treaty_id != h.treaty_id:
                 raise Refused(
                     "REFERENCE_MISMATCH",
                     f"alert {ref} was shared under {d.treaty_id}, not {h.treaty_id}",
                 )
-            else:
-                first_alert = first_alert or d.alert_id
-        if first_alert is None:
-            raise Refused(
-                "REFERENCE_UNKNOWN",
-                f"no alert {unknown[0]!r} was sent to {h.sender}",
-            )
-        if unknown:
-            log.warning(
-                "receipt %s from %s names %d alert(s) never sent to it (ignored), first %s",
-                h.message_id,
-                h.sender,
-                len(unknown),
-                unknown[0],
-            )
-        return Stored(alert_id=first_alert)
+            known[ref] = Stored(alert_id=d.alert_id)
+        return known
 
     # --- delivery failure (from the sender thread) ------------------------------------
 

@@ -386,7 +386,7 @@ def register(app: Any) -> None:
     def purge_task(self: Any) -> int:
         # Both kinds of received records have a treaty retention to honour.
         node = context(self.app).node
-        return int(node.alerts.purge_retention()) + int(node.cases.purge_retention())
+        return int(node.purge_retention())
 
     @app.task(name=TASK_AUDIT_HEAD, bind=True, **reliable)  # type: ignore[untyped-decorator]
     def audit_head_task(self: Any) -> int:

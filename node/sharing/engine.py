@@ -36,6 +36,7 @@ profiles, risk hits, the tests' toy kind) run entirely on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,12 +45,14 @@ from intelshare import errors
 from intelshare.treaty import Decision, Handling, Tlp, Treaty, decide, kind_name, redact
 from intelshare.v1 import envelope_pb2
 from node.schema.alert import field_paths
-from node.sharing.inbound import Handler, Inbound
+from node.sharing.inbound import Handler, Inbound, Incoming, Refused, Stored
 from node.sharing.outbound import PENDING, Sealed, Sealer, enqueue
-from node.sharing.receipts import Receipts
+from node.sharing.receipts import Receipts, receipt_references
 from node.sharing.trust import Trust
 from node.storage import tables as t
 from node.storage.store import Store, Writer, canonical_bytes, dumps, now_ms
+
+log = logging.getLogger(__name__)
 
 #: The treaty rule each refusal names in its metadata (``rule``).
 RULES: Mapping[str, str] = {
@@ -61,6 +64,12 @@ RULES: Mapping[str, str] = {
     errors.FieldNotPermitted.reason: "fields",
 }
 
+
+#: Given a receipt and the references it names that no consumer has claimed
+#: yet, marks those it knows as delivered and answers each with what it is
+#: about (the receipt's ``node_received`` row names the first); raises
+#: :class:`Refused` for a reference shared under another treaty.
+ReceiptConsumer = Callable[[Writer, Incoming, Sequence[str]], dict[str, Stored]]
 
 #: Told of an envelope the gateway refused for good:
 #: ``(w, message_id, message kind, record id, recipients, error)``.
@@ -108,6 +117,8 @@ class Share:
     expire_ms: int
     #: the alert's own kind, for treaties that reserve some for review
     alert_kind: str = ""
+    #: for MESSAGE_KIND_RECORD / RECORD_UPDATE: the record kind the header names
+    record_kind: str = ""
     #: the full record's leaf paths (for ``removed``); computed when empty
     paths: frozenset[str] = field(default_factory=frozenset)
 
@@ -134,14 +145,49 @@ class Sharing:
         self.wake_sender = wake_sender
         self.control_message_days = control_message_days
         self._failure_handlers: list[FailureHandler] = []
+        self._receipt_consumers: list[ReceiptConsumer] = []
         #: receipts owed for received records (node.sharing.receipts); the node starts its thread
         self.receipts = Receipts(store, sealer, self.queue_later, self.control_expire_ms)
+        inbound.register(envelope_pb2.MESSAGE_KIND_RECEIPT, self._on_receipt)
 
     # --- registration -------------------------------------------------------------------
 
     def register(self, kind: int, handler: Handler) -> None:
         """Handle inbound envelopes of message ``kind`` with ``handler``."""
         self.inbound.register(kind, handler)
+
+    def on_receipt(self, consumer: ReceiptConsumer) -> None:
+        """Let ``consumer`` mark delivered what it shared (see :data:`ReceiptConsumer`)."""
+        self._receipt_consumers.append(consumer)
+
+    def _on_receipt(self, w: Writer, inc: Incoming) -> Stored:
+        """A recipient's receipt: every record it names is marked delivered.
+
+        Each kind marks what it shared; a reference shared under another
+        treaty refuses the whole receipt (the partner claims what it cannot
+        have received so); a reference to nothing ever sent to this partner
+        is ignored, and only a receipt naming nothing we sent is refused.
+        """
+        h = inc.header
+        refs = receipt_references(inc.payload, h.reference_id)
+        known: dict[str, Stored] = {}
+        for consumer in self._receipt_consumers:
+            remaining = [r for r in refs if r not in known]
+            if not remaining:
+                break
+            known.update(consumer(w, inc, remaining))
+        unknown = [r for r in refs if r not in known]
+        if not known:
+            raise Refused("REFERENCE_UNKNOWN", f"no record {unknown[0]!r} was sent to {h.sender}")
+        if unknown:
+            log.warning(
+                "receipt %s from %s names %d record(s) never sent to it (ignored), first %s",
+                h.message_id,
+                h.sender,
+                len(unknown),
+                unknown[0],
+            )
+        return known[next(r for r in refs if r in known)]
 
     def on_failed(self, handler: FailureHandler) -> None:
         """Tell ``handler`` about every envelope the gateway refused for good."""
@@ -318,6 +364,7 @@ class Sharing:
                 payload=item.record,
                 reference_id=ref,
                 case_id=case_id,
+                record_kind=share.record_kind,
             )
             sealed.append(View(item.treaty, item.recipients, item.record, item.removed, envelope))
         return sealed
@@ -337,6 +384,7 @@ class Sharing:
         payload: Mapping[str, Any],
         reference_id: str = "",
         case_id: str = "",
+        record_kind: str = "",
     ) -> Sealed:
         """One envelope of ``payload`` (canonical JSON) under ``treaty``, for ``recipients``."""
         return self.sealer.seal(
@@ -351,6 +399,7 @@ class Sharing:
             payload=canonical_bytes(dict(payload)),
             reference_id=reference_id,
             case_id=case_id,
+            record_kind=record_kind,
         )
 
     def control(
@@ -437,7 +486,7 @@ class Sharing:
                 "sealed",
                 {
                     "message_id": s.message_id,
-                    "kind": kind_name(s.kind),
+                    "kind": kind_name(s.kind, s.record_kind),
                     "recipients": list(s.recipients),
                     "treaty": f"{s.treaty_id}@{s.treaty_version}",
                     "reference_id": s.reference_id or None,

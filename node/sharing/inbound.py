@@ -121,7 +121,7 @@ class Incoming:
 
     @property
     def kind(self) -> str:
-        return kind_name(self.header.kind)
+        return kind_name(self.header.kind, self.header.record_kind)
 
     @property
     def create_ms(self) -> int:
@@ -140,6 +140,8 @@ class Stored:
 
     alert_id: str | None = None
     case_id: str | None = None
+    #: a record of a generic kind (node.sharing.records)
+    record_id: str | None = None
 
 
 Handler = Callable[[Writer, Incoming], Stored]
@@ -485,7 +487,8 @@ class Inbound:
             return _Refusal(
                 header,
                 "KIND_NOT_PERMITTED",
-                f"this node does not handle {kind_name(header.kind) or header.kind}",
+                f"this node does not handle "
+                f"{kind_name(header.kind, header.record_kind) or header.kind}",
             )
         received = now_ms()
         incoming = Incoming(
@@ -526,6 +529,7 @@ class Inbound:
                 "reference_id": header.reference_id or None,
                 "alert_id": stored.alert_id,
                 "case_id": stored.case_id or header.case_id or None,
+                "record_id": stored.record_id,
                 "sequence": incoming.sequence,
                 "envelope": incoming.envelope,
                 "envelope_sha256": incoming.envelope_sha256,
@@ -647,7 +651,7 @@ class _Refusal:
             fields.update(
                 message_id=header.message_id[:64],
                 sender=header.sender[:128],
-                kind=kind_name(header.kind) or str(int(header.kind)),
+                kind=kind_name(header.kind, header.record_kind) or str(int(header.kind)),
                 treaty=f"{header.treaty_id[:128]}@{header.treaty_version}",
                 reference_id=header.reference_id[:64] or None,
             )

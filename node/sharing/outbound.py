@@ -214,6 +214,8 @@ class Sealed:
     envelope: bytes
     created_ms: int
     expire_ms: int
+    #: the record kind of a record or record update ("" for other kinds)
+    record_kind: str = ""
 
     @property
     def envelope_sha256(self) -> bytes:
@@ -258,6 +260,7 @@ class Sealer:
         reference_id: str = "",
         case_id: str = "",
         message_id: str | None = None,
+        record_kind: str = "",
     ) -> Sealed:
         directory = self.trust.directory
         now = datetime.now(UTC)
@@ -278,6 +281,7 @@ class Sealer:
             case_id=case_id,
             message_id=message_id,
             create_time=now,
+            record_kind=record_kind,
         )
         envelope = seal(
             fields,
@@ -299,6 +303,7 @@ class Sealer:
             envelope=envelope.SerializeToString(),
             created_ms=int(now.timestamp() * 1000),
             expire_ms=expire_ms,
+            record_kind=record_kind,
         )
 
     def reseal(self, envelope_bytes: bytes, payload: bytes) -> bytes:
@@ -320,6 +325,7 @@ class Sealer:
             case_id=fields.case_id,
             message_id=fields.message_id,
             create_time=datetime.now(UTC),
+            record_kind=fields.record_kind,
         )
         envelope = seal(
             fields,
@@ -359,7 +365,7 @@ def enqueue(w: Writer, sealed: Sealed, *, alert_id: str | None = None) -> None:
         "sealed",
         {
             "message_id": sealed.message_id,
-            "kind": kind_name(sealed.kind),
+            "kind": kind_name(sealed.kind, sealed.record_kind),
             "recipients": list(sealed.recipients),
             "treaty": f"{sealed.treaty_id}@{sealed.treaty_version}",
             "reference_id": sealed.reference_id or None,

@@ -132,6 +132,8 @@ class Event:
     created_ms: int
     notified_ms: int | None
     entry_id: str | None = None
+    #: the generic record an event is about (record.* events; node.sharing.records)
+    record_id: str | None = None
 
 
 @dataclass
@@ -155,9 +157,10 @@ class Writer:
         case_id: str | None = None,
         agency_id: str | None = None,
         entry_id: str | None = None,
+        record_id: str | None = None,
     ) -> None:
         """Record that something happened, in this transaction."""
-        if type_ not in EVENT_TYPES and not type_.startswith("case."):
+        if type_ not in EVENT_TYPES and not type_.startswith(("case.", "record.")):
             raise ValueError(f"unknown event type {type_!r}")
         self._events.append(
             {
@@ -167,6 +170,7 @@ class Writer:
                 "case_id": case_id,
                 "agency_id": agency_id,
                 "entry_id": entry_id,
+                "record_id": record_id,
             }
         )
 
@@ -253,7 +257,7 @@ class Writer:
 
 # --- statements of the write path, built once --------------------------------------
 
-_EVENT_KEYS = ("event_id", "type", "alert_id", "case_id", "agency_id", "entry_id")
+_EVENT_KEYS = ("event_id", "type", "alert_id", "case_id", "agency_id", "entry_id", "record_id")
 
 _ALLOCATE = (
     update(t.counters)
@@ -281,18 +285,19 @@ _PG_EVENTS_CTE = (
 )
 _PG_ONE_EVENT = (
     "INSERT INTO node_events (seq, event_id, type, alert_id, case_id, agency_id, entry_id, "
-    "created_ms) "
+    "record_id, created_ms) "
     "SELECT c.value, %(ev_event_id)s, %(ev_type)s, %(ev_alert_id)s, %(ev_case_id)s, "
-    "%(ev_agency_id)s, %(ev_entry_id)s, %(ev_created_ms)s FROM c RETURNING seq"
+    "%(ev_agency_id)s, %(ev_entry_id)s, %(ev_record_id)s, %(ev_created_ms)s FROM c RETURNING seq"
 )
 _PG_EVENTS = (
     "INSERT INTO node_events (seq, event_id, type, alert_id, case_id, agency_id, entry_id, "
-    "created_ms) "
+    "record_id, created_ms) "
     "SELECT c.value - %(ev_n)s + e.ord, e.event_id, e.type, e.alert_id, e.case_id, e.agency_id, "
-    "e.entry_id, %(ev_created_ms)s FROM c, "
+    "e.entry_id, e.record_id, %(ev_created_ms)s FROM c, "
     "unnest(%(ev_event_id)s::text[], %(ev_type)s::text[], %(ev_alert_id)s::text[], "
-    "%(ev_case_id)s::text[], %(ev_agency_id)s::text[], %(ev_entry_id)s::text[]) "
-    "WITH ORDINALITY AS e(event_id, type, alert_id, case_id, agency_id, entry_id, ord) "
+    "%(ev_case_id)s::text[], %(ev_agency_id)s::text[], %(ev_entry_id)s::text[], "
+    "%(ev_record_id)s::text[]) "
+    "WITH ORDINALITY AS e(event_id, type, alert_id, case_id, agency_id, entry_id, record_id, ord) "
     "RETURNING seq"
 )
 #: statement text per shape (tables, columns, one row or several, events)
@@ -663,7 +668,8 @@ _EVENTS_AFTER_ALERTS = (
     .limit(bindparam("limit"))
 )
 _PG_EVENT_COLUMNS = (
-    "seq, event_id, type, alert_id, case_id, agency_id, entry_id, created_ms, notified_ms"
+    "seq, event_id, type, alert_id, case_id, agency_id, entry_id, created_ms, notified_ms, "
+    "record_id"
 )
 _PG_EVENTS_AFTER = (
     f"SELECT {_PG_EVENT_COLUMNS} FROM {t.events.name} "  # noqa: S608
@@ -704,6 +710,7 @@ def _event_of(
     entry_id: str | None,
     created_ms: int,
     notified_ms: int | None,
+    record_id: str | None = None,
 ) -> Event:
     """An event from a row of the columns in :data:`_PG_EVENT_COLUMNS`' order."""
     return Event(
@@ -716,6 +723,7 @@ def _event_of(
         entry_id=entry_id,
         created_ms=int(created_ms),
         notified_ms=None if notified_ms is None else int(notified_ms),
+        record_id=record_id,
     )
 
 
@@ -730,4 +738,5 @@ def _event(r: Any) -> Event:
         entry_id=r.entry_id,
         created_ms=int(r.created_ms),
         notified_ms=None if r.notified_ms is None else int(r.notified_ms),
+        record_id=r.record_id,
     )

@@ -49,6 +49,12 @@ Table by table:
     this node knows them, their append-only entries with the evidence that
     binds each to its author (see :mod:`node.kinds.cases`), and each case's local
     team of officers (never shared).
+``node_records`` / ``node_record_views`` / ``node_record_deliveries``
+    records of the generic kinds (:mod:`node.sharing.records`: recordations,
+    detention reports, risk profiles, ...), issued and received, in their
+    JSON form; the redacted copy each treaty's recipients received; and
+    what the issuer knows of each recipient. The same shape as the alert
+    tables, for every kind that needs nothing of its own.
 ``node_webhooks`` / ``node_webhook_deliveries``
     webhooks the agency registered (secret encrypted under a key derived
     from the agency's encryption key) and one row per (webhook, event) to
@@ -93,6 +99,8 @@ events = Table(
     Column("agency_id", String(128), nullable=True),
     # the case entry an event is about (case.entry_added)
     Column("entry_id", String(64), nullable=True),
+    # the generic record an event is about (record.*; node.sharing.records)
+    Column("record_id", String(64), nullable=True),
     Column("created_ms", BigInteger, nullable=False),
     Column("notified_ms", BigInteger, nullable=True),
     # when the outbox relay last handed the row to Celery (node.notify.relay)
@@ -255,6 +263,8 @@ received = Table(
     Column("reference_id", String(64), nullable=True),
     Column("alert_id", String(64), nullable=True),
     Column("case_id", String(64), nullable=True),
+    # the generic record an envelope is about (node.sharing.records)
+    Column("record_id", String(64), nullable=True),
     Column("sequence", BigInteger, nullable=False),
     Column("envelope", LargeBinary, nullable=False),
     Column("envelope_sha256", LargeBinary(32), nullable=False),
@@ -264,6 +274,7 @@ received = Table(
 )
 Index("ix_node_received_retention", received.c.retain_until_ms)
 Index("ix_node_received_alert", received.c.alert_id)
+Index("ix_node_received_record", received.c.record_id)
 
 #: Receipts owed for alerts received: written with the alert, sealed a moment
 #: later one per issuer for all that came in meanwhile (node.sharing.receipts).
@@ -436,3 +447,71 @@ case_officers = Table(
     Column("added_by", String(36), nullable=True),
 )
 Index("ix_node_case_officers_officer", case_officers.c.officer_id)
+
+
+records = Table(
+    "node_records",
+    metadata,
+    Column("record_id", String(64), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("origin_agency", String(128), nullable=False),
+    # received: the treaty it arrived under; issued: the first recipient's
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("categories", Text, nullable=False),
+    Column("handling", SmallInteger, nullable=False),
+    Column("tlp", SmallInteger, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("create_ms", BigInteger, nullable=False),
+    Column("update_ms", BigInteger, nullable=False),
+    Column("expire_ms", BigInteger, nullable=False),
+    Column("revoke_ms", BigInteger, nullable=True),
+    Column("revoke_reason", Text, nullable=True),
+    Column("created_by", String(36), nullable=True),
+    Column("received_ms", BigInteger, nullable=True),
+    Column("retain_until_ms", BigInteger, nullable=True),
+    # received: the envelope time of the newest version applied
+    Column("last_change_ms", BigInteger, nullable=True),
+)
+Index("ix_node_records_listing", records.c.kind, records.c.create_ms, records.c.record_id)
+Index("ix_node_records_retention", records.c.retain_until_ms)
+
+record_views = Table(
+    "node_record_views",
+    metadata,
+    Column("view_id", String(64), primary_key=True),
+    Column(
+        "record_id",
+        String(64),
+        ForeignKey("node_records.record_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("recipients", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("removed_fields", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+)
+Index("ix_node_record_views_record", record_views.c.record_id)
+
+record_deliveries = Table(
+    "node_record_deliveries",
+    metadata,
+    Column(
+        "record_id",
+        String(64),
+        ForeignKey("node_records.record_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("agency_id", String(128), primary_key=True),
+    Column("view_id", String(64), nullable=False),
+    Column("treaty_id", String(128), nullable=False),
+    Column("treaty_version", Integer, nullable=False),
+    Column("delivered_ms", BigInteger, nullable=True),
+    Column("failure", Text, nullable=True),
+)
+Index("ix_node_record_deliveries_view", record_deliveries.c.view_id)
