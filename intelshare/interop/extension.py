@@ -30,6 +30,7 @@ Properties added later are optional, so a consumer that knows version
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any, Final
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -161,6 +162,7 @@ SDO_CLASSES: Final = _register()
 # --- the published definition and its schema ---------------------------------------
 
 
+@cache
 def publisher() -> Identity:
     """The identity that publishes the extension definition."""
     return Identity(
@@ -173,6 +175,7 @@ def publisher() -> Identity:
     )
 
 
+@cache
 def definition() -> ExtensionDefinition:
     """The extension definition object (the same every time)."""
     return ExtensionDefinition(

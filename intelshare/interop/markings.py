@@ -16,6 +16,7 @@ tool that imports them (and the analyst reading it there) sees it.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Final
 
 from stix2.v21 import MarkingDefinition
@@ -101,6 +102,7 @@ def onward_statement(
     )
 
 
+@lru_cache(maxsize=256)
 def statement_marking(text: str) -> MarkingDefinition:
     """A ``statement`` marking definition whose id is derived from its text."""
     return MarkingDefinition(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from google.protobuf.message import Message
@@ -51,6 +52,7 @@ class RecordObjects(NamedTuple):
 AGENCY_IDENTITY_CREATED = "2026-12-01T00:00:00.000Z"
 
 
+@lru_cache(maxsize=256)
 def agency_identity(agency_id: str) -> Identity:
     """The identity of an agency, as every export names it."""
     return Identity(

@@ -1,0 +1,115 @@
+"""Authentication: the caller's officer token, and a gRPC client of the node per token.
+
+The server holds no credentials of its own: each request's token goes to
+the node with the call (:class:`node.cli.client.NodeClient`), and the node
+decides. Clients (TLS channels) are kept per token digest in a small LRU,
+so a TAXII client paging through a collection reuses one channel; a token
+is never logged or kept in clear beyond its client.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+
+from intelshare.errors import NotFound, Unauthenticated
+from node.cli.client import NodeClient
+
+#: A well-formed alert name no alert has: GetAlert on it authenticates the
+#: caller (UNAUTHENTICATED for a bad token, NOT_FOUND for a good one) without
+#: reading, and so without auditing, anything.
+_PROBE_NAME = "alerts/00000000-0000-7000-8000-000000000000"
+#: How long a token the node accepted is taken as valid without asking again
+#: for the requests that read nothing from the node (discovery, collections).
+AUTH_REUSE_SECONDS = 10.0
+
+
+def token_from_header(value: str | None) -> str:
+    """The token in ``Authorization: Bearer T`` or ``Basic base64(user:T)``."""
+    if not value:
+        raise Unauthenticated("an officer token is required (Bearer, or Basic with the token)")
+    scheme, _sep, rest = value.strip().partition(" ")
+    rest = rest.strip()
+    if scheme.lower() == "bearer" and rest:
+        return rest
+    if scheme.lower() == "basic" and rest:
+        try:
+            decoded = base64.b64decode(rest, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthenticated("the Basic credentials are not base64 of user:token") from None
+        _user, sep, token = decoded.partition(":")
+        if sep and token:
+            return token
+    raise Unauthenticated("an officer token is required (Bearer, or Basic with the token)")
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class NodeClients:
+    """NodeClient per token digest (LRU), and a short memory of accepted tokens."""
+
+    def __init__(self, target: str, *, ca_pem: bytes, server_name: str, size: int = 32) -> None:
+        self.target = target
+        self.ca_pem = ca_pem
+        self.server_name = server_name
+        self.size = size
+        self._clients: OrderedDict[str, NodeClient] = OrderedDict()
+        self._accepted: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def client(self, token: str) -> NodeClient:
+        key = token_digest(token)
+        with self._lock:
+            found = self._clients.get(key)
+            if found is not None:
+                self._clients.move_to_end(key)
+                return found
+            client = NodeClient(
+                self.target, ca_pem=self.ca_pem, server_name=self.server_name, token=token
+            )
+            self._clients[key] = client
+            while len(self._clients) > self.size:
+                _old, evicted = self._clients.popitem(last=False)
+                evicted.close()
+            return client
+
+    def authenticate(self, token: str) -> NodeClient:
+        """The caller's client, once the node accepted the token (:class:`Unauthenticated`)."""
+        key = token_digest(token)
+        client = self.client(token)
+        now = time.monotonic()
+        if self._accepted.get(key, 0.0) > now:
+            return client
+        try:
+            client.get_alert(_PROBE_NAME)
+        except NotFound:
+            pass
+        except Unauthenticated:
+            with self._lock:
+                gone = self._clients.pop(key, None)
+            if gone is not None:
+                gone.close()
+            raise
+        self._accepted[key] = now + AUTH_REUSE_SECONDS
+        return client
+
+    def forget(self, token: str) -> None:
+        """Drop a token the node refused later (disabled officer)."""
+        key = token_digest(token)
+        self._accepted.pop(key, None)
+        with self._lock:
+            gone = self._clients.pop(key, None)
+        if gone is not None:
+            gone.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()
