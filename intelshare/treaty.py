@@ -71,9 +71,9 @@ from intelshare.v1 import alert_pb2, envelope_pb2, treaty_pb2
 
 __all__ = [
     "ALL_KINDS",
-    "RECORD_KINDS",
     "CONTROL_KINDS",
     "DATA_KINDS",
+    "RECORD_KINDS",
     "SIGNATURE_LABEL",
     "Decision",
     "Handling",
@@ -90,9 +90,9 @@ __all__ = [
     "document_digest",
     "in_force",
     "kind_name",
-    "register_record_kind",
     "onward_sharing_allowed",
     "redact",
+    "register_record_kind",
     "retention_until",
     "review_matches",
     "review_required",

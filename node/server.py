@@ -49,8 +49,8 @@ from node.metrics import NodeMetrics, serve_node_metrics
 from node.notify import Notifier, start_notifier
 from node.sharing.engine import Sharing
 from node.sharing.inbound import Inbound
-from node.sharing.records import Records
 from node.sharing.outbound import Sealer, Sender
+from node.sharing.records import Records
 from node.sharing.trust import Trust
 from node.storage import tables as t
 from node.storage.officers import OfficerRegistry
