@@ -648,3 +648,9 @@ def follow_cmd(
 def _singular(kind: str) -> str:
     """``companies`` -> ``company``: subject list names as one item's label."""
     return kind[:-3] + "y" if kind.endswith("ies") else kind.removesuffix("s")
+
+
+# STIX/MISP export and import (node/cli/interop.py), attached last: it uses the helpers above.
+from node.cli.interop import attach as _attach_interop  # noqa: E402
+
+_attach_interop(group)

@@ -1,0 +1,251 @@
+"""``intelshare alert export`` and ``intelshare alert import``: STIX 2.1 out, STIX or MISP in.
+
+``export`` reads alerts from the officer's node (as that officer may read
+them) and writes one STIX 2.1 bundle (:mod:`intelshare.interop.stix`).
+Received alerts carry the treaty's onward-sharing rule as a marking; give
+the treaty's ``.treaty`` file with ``--treaty-file`` so the marking can
+state the rule itself (without it, the marking says to treat the record as
+not to be shared until the treaty has been read).
+
+``import`` reads a STIX 2.1 bundle or a MISP event and prints a *draft*:
+what mapped to which alert field, what was skipped and why, what is still
+missing, and an ``intelshare alert issue`` command line with the draft's
+values for the officer to complete (recipients, treaty, expiry) and run.
+Nothing is sent and the node is not contacted.
+
+The commands join the ``alert`` group through :func:`attach` (one line at
+the end of :mod:`node.cli.alert`); they use that module's connection
+helpers, imported when a command runs so neither module needs the other
+at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+from google.protobuf.message import Message
+
+from intelshare.cli import emit, json_option
+from intelshare.errors import ConfigError, IntelshareError, Malformed
+from intelshare.interop import (
+    Draft,
+    ExportContext,
+    draft_from_misp,
+    draft_from_stix,
+    export_alerts,
+    vocab,
+)
+from intelshare.treaty import SignedTreatyDoc
+from intelshare.v1 import alert_pb2
+
+#: Placeholders in the suggested issue command, for what a foreign document never gives.
+TO_PLACEHOLDER = "AGENCY@TREATY"
+KIND_PLACEHOLDER = "KIND"
+
+#: Subject list -> the ``alert issue`` option that takes it.
+_SUBJECT_OPTIONS = {
+    "persons": "--person",
+    "vehicles": "--vehicle",
+    "containers": "--container",
+    "vessels": "--vessel",
+    "companies": "--company",
+    "documents": "--document",
+}
+
+
+def attach(group: click.Group) -> None:
+    """Add ``export`` and ``import`` to the ``alert`` group."""
+    group.add_command(export_cmd)
+    group.add_command(import_cmd)
+
+
+def _onward_rules(paths: tuple[Path, ...]) -> dict[str, str]:
+    rules: dict[str, str] = {}
+    for path in paths:
+        try:
+            treaty = SignedTreatyDoc.from_bytes(path.read_bytes()).treaty
+        except OSError as exc:
+            raise ConfigError(f"cannot read treaty file {path}: {exc.strerror}") from None
+        except IntelshareError as exc:
+            raise Malformed(f"{path} is not a treaty file: {exc.message}") from None
+        rules[treaty.id] = treaty.onward_sharing.value
+    return rules
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+
+
+@click.command("export")
+@click.argument("alert_ids", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["stix"]),
+    default="stix",
+    show_default=True,
+    help="Output format: a STIX 2.1 bundle.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the bundle to this file (default: standard output).",
+)
+@click.option(
+    "--treaty-file",
+    "treaty_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A .treaty file; received alerts then state its onward-sharing rule (repeat).",
+)
+@click.pass_context
+def export_cmd(
+    ctx: click.Context,
+    alert_ids: tuple[str, ...],
+    fmt: str,
+    out: Path | None,
+    treaty_files: tuple[Path, ...],
+) -> None:
+    """Export alerts (by id) as a STIX 2.1 bundle."""
+    from node.cli.alert import _client, _settings
+
+    rules = _onward_rules(treaty_files)
+    holder = str(_settings(ctx)["server_name"])
+    with _client(ctx) as client:
+        alerts = [client.get_alert(a) for a in alert_ids]
+    bundle = export_alerts(alerts, ExportContext(holder_agency=holder, onward_rules=rules))
+    text = str(bundle.serialize(pretty=True)) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    _write_atomic(out, text)
+    click.echo(
+        f"exported {len(alerts)} alert(s) as {len(bundle.objects)} STIX objects to {out}", err=True
+    )
+
+
+def _detect(doc: Any) -> str:
+    if isinstance(doc, dict) and doc.get("type") == "bundle":
+        return "stix"
+    if isinstance(doc, dict) and ("Event" in doc or "info" in doc or "Attribute" in doc):
+        return "misp"
+    raise Malformed(
+        "neither a STIX 2.1 bundle nor a MISP event (give --format stix or --format misp "
+        "to see what is wrong with it)"
+    )
+
+
+def _subject_text(msg: Message) -> tuple[str | None, list[str]]:
+    """``key=value,...`` for an ``alert issue`` option, or None with what cannot be written."""
+    parts: list[str] = []
+    problems: list[str] = []
+    for fd in msg.DESCRIPTOR.fields:
+        value = getattr(msg, fd.name)
+        text = ";".join(value) if fd.is_repeated else str(value)
+        if not text:
+            continue
+        if any(c in text for c in ",=") or (fd.is_repeated and any(";" in v for v in value)):
+            problems.append(fd.name)
+            continue
+        parts.append(f"{fd.name}={text}")
+    return (",".join(parts) if parts else None), problems
+
+
+def issue_command(alert: alert_pb2.Alert) -> tuple[list[str], list[str]]:
+    """The ``intelshare alert issue`` arguments for a draft, and what they leave out."""
+    args = ["intelshare", "alert", "issue"]
+    args += ["--kind", vocab.KINDS.get(alert.kind, KIND_PLACEHOLDER)]
+    args += ["--to", TO_PLACEHOLDER]
+    args += ["--description", alert.description or "DESCRIPTION"]
+    if alert.urgency in vocab.URGENCIES:
+        args += ["--urgency", vocab.URGENCIES[alert.urgency]]
+    if alert.handling in vocab.HANDLINGS:
+        args += ["--handling", vocab.HANDLINGS[alert.handling]]
+    if alert.tlp in vocab.TLPS:
+        args += ["--tlp", vocab.TLPS[alert.tlp]]
+    if alert.evaluation.source_reliability in vocab.RELIABILITIES:
+        args += ["--reliability", vocab.RELIABILITIES[alert.evaluation.source_reliability]]
+    if alert.evaluation.information_credibility in vocab.CREDIBILITIES:
+        args += [
+            "--credibility",
+            str(vocab.CREDIBILITIES[alert.evaluation.information_credibility]),
+        ]
+    for c in alert.categories:
+        args += ["--category", c]
+    left_out: list[str] = []
+    for subject_list, option in _SUBJECT_OPTIONS.items():
+        for n, msg in enumerate(getattr(alert.subjects, subject_list)):
+            text, problems = _subject_text(msg)
+            left_out += [f"subjects.{subject_list}[{n}].{p}" for p in problems]
+            if text:
+                args += [option, text]
+    return args, left_out
+
+
+def _print_draft(draft: Draft, command: list[str], left_out: list[str]) -> None:
+    click.echo(f"draft alert from a {draft.source_format} document (nothing was sent)")
+    click.echo("")
+    click.echo(f"mapped ({len(draft.mapped)}):")
+    for m in draft.mapped:
+        click.echo(f"  {m.target:<36} <- {m.source}")
+    click.echo(f"skipped ({len(draft.skipped)}):")
+    for s in draft.skipped:
+        click.echo(f"  {s.source}: {s.reason}")
+    click.echo(f"still to give: {', '.join(draft.missing) or 'nothing'}")
+    if left_out:
+        click.echo(
+            "not expressible as issue options (commas or '=' in the value; add by hand): "
+            + ", ".join(left_out)
+        )
+    click.echo("")
+    click.echo("complete and run:")
+    click.echo("  " + shlex.join(command))
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "stix", "misp"]),
+    default="auto",
+    show_default=True,
+    help="The document's format (auto: by its content).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the draft and its summary (JSON) to this file.",
+)
+@json_option
+def import_cmd(file: Path, fmt: str, out: Path | None, as_json: bool) -> None:
+    """Make a draft alert from a STIX 2.1 bundle or a MISP event (nothing is sent)."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
+    if fmt == "auto":
+        try:
+            fmt = _detect(json.loads(data))
+        except ValueError as exc:
+            raise Malformed(f"{file} is not JSON: {exc}") from None
+    draft = draft_from_stix(data) if fmt == "stix" else draft_from_misp(data)
+    command, left_out = issue_command(draft.alert)
+    result = draft.to_dict()
+    result["issue_command"] = shlex.join(command)
+    result["not_expressible"] = left_out
+    if out is not None:
+        _write_atomic(out, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    emit(result, as_json=as_json, table=lambda: _print_draft(draft, command, left_out))
