@@ -147,6 +147,9 @@ class _Universe:
         self.companies = [f"company:trader {i:06d}" for i in range(100_000)]
         self.eoris = [f"eori:{c}{i:09d}" for i, c in enumerate(_COUNTRIES * 1_613)]
 
+        #: (HS heading, origin, port) of profiles: a few declarations look like one
+        self.lures: list[tuple[str, str, str]] = []
+
     def hs_code(self) -> str:
         return self.rng.choice(self.headings) + f"{self.rng.randint(0, 9999):04d}"
 
@@ -170,12 +173,12 @@ def _profile_data(u: _Universe) -> dict[str, Any]:
     rng = u.rng
     shape = rng.random()
     if shape < 0.35:
-        conditions: list[dict[str, Any]] = [
-            {"hs_prefix": rng.choice(u.headings)},
-            {"origin_country": rng.sample(_COUNTRIES, rng.randint(1, 3))},
-        ]
+        heading, port = rng.choice(u.headings), rng.choice(u.ports)
+        origins = rng.sample(_COUNTRIES, rng.randint(1, 3))
+        conditions: list[dict[str, Any]] = [{"hs_prefix": heading}, {"origin_country": origins}]
         if rng.random() < 0.5:
-            conditions.append({"loading_port": rng.choice(u.ports)})
+            conditions.append({"loading_port": port})
+        u.lures.append((heading, origins[0], port))
         return {"all_of": conditions}
     if shape < 0.55:
         heading = rng.choice(u.headings)
@@ -258,12 +261,16 @@ def _declaration(u: _Universe, i: int, watched: Sequence[str]) -> Declaration:
         elif key.startswith("imo:"):
             vessel = key.split(":", 1)[1]
     mass = round(rng.uniform(1, 20_000), 1)
+    hs_code, origin, port = u.hs_code(), rng.choice(_COUNTRIES), rng.choice(u.ports)
+    if u.lures and rng.random() < 0.01:  # and now and then goods that a profile describes
+        heading, origin, port = rng.choice(u.lures)
+        hs_code = heading + hs_code[4:]
     return Declaration(
         reference=f"MRN{i:09d}",
-        hs_code=u.hs_code(),
-        origin_country=rng.choice(_COUNTRIES),
+        hs_code=hs_code,
+        origin_country=origin,
         dispatch_country=rng.choice(_COUNTRIES),
-        loading_port=rng.choice(u.ports),
+        loading_port=port,
         discharge_port=rng.choice(u.ports),
         transport_mode=rng.choice(_MODES),
         consignor=(u.party(),),
