@@ -1,15 +1,9 @@
 """``intelshare alert ...``: the officer's command line, talking to their node.
 
-Connection settings come from options, environment variables or a small
-client config file (YAML), in that order of precedence::
-
-    node: nl-node.example:7443      # --node / INTELSHARE_NODE
-    ca: /etc/intelshare/ca.pem      # --ca / INTELSHARE_CA (the federation CA)
-    server_name: nl-customs         # --server-name / INTELSHARE_SERVER_NAME (agency id)
-    token_file: ~/.intelshare-token # or token: ... / --token / INTELSHARE_TOKEN
-
-Output is a readable table or summary by default and JSON with ``--json``.
-Errors print what is wrong, field by field for invalid input, and exit 2.
+Connection options and settings are :mod:`node.cli.connect`'s, shared by
+every officer command group. Output is a readable table or summary by
+default and JSON with ``--json``. Errors print what is wrong, field by
+field for invalid input, and exit 2.
 """
 
 from __future__ import annotations
@@ -17,80 +11,20 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from intelshare.cli import EXIT_BAD_INPUT, emit, json_option, print_table
-from intelshare.errors import ConfigError, IntelshareError, InvalidArgument
+from intelshare.cli import emit, json_option, print_table
+from intelshare.errors import InvalidArgument
 from intelshare.v1 import alert_pb2
 from node.cli.client import NodeClient
+from node.cli.connect import connect, officer_group, settings
 from node.schema import alert as rec
-
-
-class OfficerGroup(click.Group):
-    """Reports project errors with every field violation, then exits 2.
-
-    Shared by ``intelshare alert`` and ``intelshare case``: both talk to the
-    officer's own node with the same connection options.
-    """
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except IntelshareError as exc:
-            click.echo(f"error: {exc.message} [{exc.reason}]", err=True)
-            for path, text in sorted(getattr(exc, "violations", {}).items()):
-                click.echo(f"  {path}: {text}", err=True)
-            for key, value in sorted(exc.metadata.items()):
-                click.echo(f"  ({key}: {value})", err=True)
-            ctx.exit(EXIT_BAD_INPUT)
-
-
-def officer_group(name: str, help_text: str) -> Callable[[Callable[..., None]], click.Group]:
-    """A command group with the node connection options, stored in ``ctx.obj``."""
-
-    def decorate(_f: Callable[..., None]) -> click.Group:
-        @click.group(name, cls=OfficerGroup, help=help_text)
-        @click.option(
-            "--node", "node_address", envvar="INTELSHARE_NODE", help="host:port of your node."
-        )
-        @click.option("--ca", "ca_file", envvar="INTELSHARE_CA", type=click.Path(path_type=Path))
-        @click.option("--server-name", envvar="INTELSHARE_SERVER_NAME", help="Your agency id.")
-        @click.option("--token", envvar="INTELSHARE_TOKEN", help="Your officer token.")
-        @click.option(
-            "--client-config",
-            envvar="INTELSHARE_CLIENT_CONFIG",
-            type=click.Path(path_type=Path, dir_okay=False),
-            help="YAML file with node, ca, server_name, token or token_file.",
-        )
-        @click.pass_context
-        def group(
-            ctx: click.Context,
-            node_address: str | None,
-            ca_file: Path | None,
-            server_name: str | None,
-            token: str | None,
-            client_config: Path | None,
-        ) -> None:
-            ctx.obj = {
-                "node": node_address,
-                "ca": ca_file,
-                "server_name": server_name,
-                "token": token,
-                "client_config": client_config,
-            }
-
-        return group
-
-    return decorate
 
 
 @officer_group("alert", "Issue, read and answer cross-border alerts on your agency's node.")
@@ -98,64 +32,11 @@ def group() -> None:
     """The ``intelshare alert`` group (options and error handling in officer_group)."""
 
 
-def _settings(ctx: click.Context) -> dict[str, Any]:
-    opts: dict[str, Any] = dict(ctx.obj or {})
-    file_values: dict[str, Any] = {}
-    path = opts.get("client_config")
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read client config {path}: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"client config {path} must be a mapping")
-        unknown = set(loaded) - {"node", "ca", "server_name", "token", "token_file"}
-        if unknown:
-            raise ConfigError(f"client config {path}: unknown keys {', '.join(sorted(unknown))}")
-        file_values = loaded
-        base = Path(path).parent
-        for key in ("ca", "token_file"):
-            if file_values.get(key):
-                p = Path(str(file_values[key])).expanduser()
-                file_values[key] = p if p.is_absolute() else base / p
-    out: dict[str, Any] = {}
-    for key in ("node", "ca", "server_name", "token"):
-        out[key] = opts.get(key) or file_values.get(key)
-    if not out["token"] and file_values.get("token_file"):
-        try:
-            out["token"] = Path(file_values["token_file"]).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read token file: {exc.strerror}") from None
-    missing = [
-        hint
-        for key, hint in (
-            ("node", "--node HOST:PORT (or INTELSHARE_NODE)"),
-            ("ca", "--ca FILE with the federation CA (or INTELSHARE_CA)"),
-            ("server_name", "--server-name AGENCY_ID (or INTELSHARE_SERVER_NAME)"),
-            ("token", "--token TOKEN (or INTELSHARE_TOKEN)"),
-        )
-        if not out[key]
-    ]
-    if missing:
-        raise ConfigError("missing connection settings: " + "; ".join(missing))
-    return out
+def _client(ctx: click.Context) -> AbstractContextManager[NodeClient]:
+    return connect(ctx, NodeClient)
 
 
-@contextmanager
-def _client(ctx: click.Context) -> Iterator[NodeClient]:
-    s = _settings(ctx)
-    try:
-        ca_pem = Path(s["ca"]).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read CA file {s['ca']}: {exc.strerror}") from None
-    client = NodeClient(
-        str(s["node"]), ca_pem=ca_pem, server_name=str(s["server_name"]), token=str(s["token"])
-    )
-    try:
-        yield client
-    finally:
-        client.close()
-
+_settings = settings
 
 # --- parsing helpers ------------------------------------------------------------------
 
@@ -482,17 +363,8 @@ def list_cmd(
     }
     if limit < 1:
         raise InvalidArgument("--limit must be at least 1", violations={"--limit": ">= 1"})
-    out: list[alert_pb2.Alert] = []
-    token = ""
     with _client(ctx) as client:
-        while len(out) < limit:
-            page = client.list_alerts(
-                page_size=min(limit - len(out), 500), page_token=token, **filters
-            )
-            out.extend(page.alerts)
-            token = page.next_page_token
-            if not token:
-                break
+        out = client.list_all(limit, **filters)
     emit(
         [_dict(a) for a in out],
         as_json=as_json,

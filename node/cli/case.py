@@ -18,8 +18,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,12 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from intelshare.cli import emit, json_option, print_table
-from intelshare.errors import ConfigError, InvalidArgument, Unavailable
+from intelshare.errors import InvalidArgument, Unavailable
 from intelshare.v1 import case_pb2
-from node.cli.alert import _parse_subject, _settings
-from node.cli.alert import officer_group as _officer_group
+from node.cli.alert import _parse_subject
 from node.cli.case_client import CaseClient
+from node.cli.connect import connect
+from node.cli.connect import officer_group as _officer_group
 from node.schema import alert as rec
 
 
@@ -44,20 +44,8 @@ def group() -> None:
     """The ``intelshare case`` group (options and error handling in officer_group)."""
 
 
-@contextmanager
-def _client(ctx: click.Context) -> Iterator[CaseClient]:
-    s = _settings(ctx)
-    try:
-        ca_pem = Path(s["ca"]).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read CA file {s['ca']}: {exc.strerror}") from None
-    client = CaseClient(
-        str(s["node"]), ca_pem=ca_pem, server_name=str(s["server_name"]), token=str(s["token"])
-    )
-    try:
-        yield client
-    finally:
-        client.close()
+def _client(ctx: click.Context) -> AbstractContextManager[CaseClient]:
+    return connect(ctx, CaseClient)
 
 
 # --- presentation -----------------------------------------------------------------------
@@ -257,20 +245,8 @@ def list_cmd(ctx: click.Context, state: str | None, treaty: str, limit: int, as_
     if limit < 1:
         raise InvalidArgument("--limit must be at least 1", violations={"--limit": ">= 1"})
     wanted = {None: 0, "open": case_pb2.CASE_STATE_OPEN, "closed": case_pb2.CASE_STATE_CLOSED}
-    out: list[case_pb2.Case] = []
-    token = ""
     with _client(ctx) as client:
-        while len(out) < limit:
-            page = client.list_cases(
-                page_size=min(limit - len(out), 500),
-                page_token=token,
-                state=wanted[state],
-                treaty_id=treaty,
-            )
-            out.extend(page.cases)
-            token = page.next_page_token
-            if not token:
-                break
+        out = client.all_cases(limit, state=wanted[state], treaty_id=treaty)
     emit(
         [_dict(c) for c in out],
         as_json=as_json,

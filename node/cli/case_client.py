@@ -12,9 +12,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import grpc
-
-from intelshare.grpc_errors import from_rpc_error
 from intelshare.v1 import case_pb2, case_service_pb2, case_service_pb2_grpc
 from node.cli.client import NodeClient
 
@@ -52,15 +49,12 @@ class CaseClient(NodeClient):
         )
         return self._call(self.cases.ListCases, req)
 
-    def all_cases(self, **filters: int | str) -> list[case_pb2.Case]:
-        out: list[case_pb2.Case] = []
-        token = ""
-        while True:
-            page = self.list_cases(page_token=token, **filters)  # type: ignore[arg-type]
-            out.extend(page.cases)
-            token = page.next_page_token
-            if not token:
-                return out
+    def all_cases(self, limit: int | None = None, **filters: int | str) -> list[case_pb2.Case]:
+        return self.collect(
+            lambda token, size: self.list_cases(page_token=token, page_size=size, **filters),  # type: ignore[arg-type]
+            "cases",
+            limit,
+        )
 
     def add_entry(
         self, name: str, entry: case_pb2.CaseEntry, request_id: str | None = None
@@ -79,14 +73,10 @@ class CaseClient(NodeClient):
         return self._call(self.cases.ListCaseEntries, req)
 
     def all_entries(self, name: str, page_size: int = 0) -> list[case_pb2.CaseEntry]:
-        out: list[case_pb2.CaseEntry] = []
-        token = ""
-        while True:
-            page = self.list_entries(name, page_size=page_size, page_token=token)
-            out.extend(page.entries)
-            token = page.next_page_token
-            if not token:
-                return out
+        return self.collect(
+            lambda token, _size: self.list_entries(name, page_size=page_size, page_token=token),
+            "entries",
+        )
 
     def add_member(self, name: str, agency_id: str, request_id: str | None = None) -> case_pb2.Case:
         req = case_service_pb2.AddCaseMemberRequest(
@@ -126,20 +116,12 @@ class CaseClient(NodeClient):
         self, name: str = "", after_cursor: int = 0
     ) -> Iterator[case_service_pb2.WatchCaseResponse]:
         """Events after the cursor, then live, until the caller stops iterating."""
-        call = self.cases.WatchCase(
+        return self._stream(
+            self.cases.WatchCase,
             case_service_pb2.WatchCaseRequest(
                 name=case_name(name) if name else "", after_cursor=after_cursor
             ),
-            metadata=self.metadata,
         )
-        try:
-            yield from call
-        except grpc.RpcError as err:
-            if err.code() == grpc.StatusCode.CANCELLED:
-                return
-            raise from_rpc_error(err) from None
-        finally:
-            call.cancel()  # type: ignore[no-untyped-call]
 
 
 def _rid() -> str:

@@ -60,6 +60,39 @@ class NodeClient:
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
+    def collect(
+        self,
+        page: Callable[[str, int], Any],
+        field: str,
+        limit: int | None = None,
+    ) -> list[Any]:
+        """Every item of a paged listing, or the first ``limit``.
+
+        ``page(token, size)`` asks for one page (size 0: the server's
+        default); ``field`` names the response's repeated field.
+        """
+        out: list[Any] = []
+        token = ""
+        while limit is None or len(out) < limit:
+            response = page(token, 0 if limit is None else min(limit - len(out), 500))
+            out.extend(getattr(response, field))
+            token = response.next_page_token
+            if not token:
+                break
+        return out
+
+    def _stream(self, method: Callable[..., Any], request: Any) -> Iterator[Any]:
+        """A server stream, until the caller stops iterating (cancelled at the end)."""
+        call = method(request, metadata=self.metadata)
+        try:
+            yield from call
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.CANCELLED:
+                return
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
     def create_alert(
         self, alert: alert_pb2.Alert, request_id: str | None = None
     ) -> alert_pb2.Alert:
@@ -79,15 +112,12 @@ class NodeClient:
     def list_alerts(self, **filters: Any) -> alert_service_pb2.ListAlertsResponse:
         return self._call(self.stub.ListAlerts, alert_service_pb2.ListAlertsRequest(**filters))
 
-    def list_all(self, **filters: Any) -> list[alert_pb2.Alert]:
-        out: list[alert_pb2.Alert] = []
-        token = ""
-        while True:
-            page = self.list_alerts(page_token=token, **filters)
-            out.extend(page.alerts)
-            token = page.next_page_token
-            if not token:
-                return out
+    def list_all(self, limit: int | None = None, **filters: Any) -> list[alert_pb2.Alert]:
+        return self.collect(
+            lambda token, size: self.list_alerts(page_token=token, page_size=size, **filters),
+            "alerts",
+            limit,
+        )
 
     def update_alert(
         self, alert: alert_pb2.Alert, paths: list[str], request_id: str | None = None
@@ -141,18 +171,10 @@ class NodeClient:
         self, after_cursor: int = 0, **filters: Any
     ) -> Iterator[alert_service_pb2.WatchAlertsResponse]:
         """Events after the cursor, then live, until the caller stops iterating."""
-        call = self.stub.WatchAlerts(
+        return self._stream(
+            self.stub.WatchAlerts,
             alert_service_pb2.WatchAlertsRequest(after_cursor=after_cursor, **filters),
-            metadata=self.metadata,
         )
-        try:
-            yield from call
-        except grpc.RpcError as err:
-            if err.code() == grpc.StatusCode.CANCELLED:
-                return
-            raise from_rpc_error(err) from None
-        finally:
-            call.cancel()  # type: ignore[no-untyped-call]
 
 
 def _name(name: str) -> str:
