@@ -14,9 +14,8 @@ values for the officer to complete (recipients, treaty, expiry) and run.
 Nothing is sent and the node is not contacted.
 
 The commands join the ``alert`` group through :func:`attach` (one line at
-the end of :mod:`node.cli.alert`); they use that module's connection
-helpers, imported when a command runs so neither module needs the other
-at import time.
+the end of :mod:`node.cli.alert`) and reach the node the way every officer
+command does (:mod:`node.cli.connect`).
 """
 
 from __future__ import annotations
@@ -42,6 +41,8 @@ from intelshare.interop import (
 )
 from intelshare.treaty import SignedTreatyDoc
 from intelshare.v1 import alert_pb2
+from node.cli.client import NodeClient
+from node.cli.connect import connect, settings
 
 #: Placeholders in the suggested issue command, for what a foreign document never gives.
 TO_PLACEHOLDER = "AGENCY@TREATY"
@@ -119,11 +120,9 @@ def export_cmd(
     treaty_files: tuple[Path, ...],
 ) -> None:
     """Export alerts (by id) as a STIX 2.1 bundle."""
-    from node.cli.alert import _client, _settings
-
     rules = _onward_rules(treaty_files)
-    holder = str(_settings(ctx)["server_name"])
-    with _client(ctx) as client:
+    holder = str(settings(ctx)["server_name"])
+    with connect(ctx, NodeClient) as client:
         alerts = [client.get_alert(a) for a in alert_ids]
     bundle = export_alerts(alerts, ExportContext(holder_agency=holder, onward_rules=rules))
     text = str(bundle.serialize(pretty=True)) + "\n"

@@ -47,7 +47,7 @@ def _expected_ids(world: World, token: str, treaty: str) -> set[str]:
     }
     ctx = ExportContext(holder_agency=AGENCY, onward_rules=rules)
     with world.node.client("analyst") as client:
-        alerts = client.list_all(treaty_id=treaty, page_size=500)
+        alerts = client.list_all(treaty_id=treaty)
     ids: set[str] = set()
     for a in alerts:
         rec = alert_objects(a, ctx)
