@@ -420,6 +420,41 @@ class Federation:
                 say(f"{name:<22} token {token}")
                 say(f"{'':<22} client config {client}")
 
+    def start_consoles(self) -> None:
+        heading("The officers' web consoles (one per node)")
+        self.console_urls: dict[str, str] = {}
+        started = []
+        for agency in self.agencies:
+            config = write_yaml(
+                ROOT / f"console-{agency}.yaml",
+                {
+                    "console": {
+                        "listen": "127.0.0.1:0",
+                        "node": f"127.0.0.1:{self.node_ports[agency]}",
+                        "node_ca": str(self.fed.ca_file),
+                        "node_server_name": agency,
+                    }
+                },
+            )
+            ready, log = (
+                ROOT / "run" / f"console-{agency}.port",
+                ROOT / "logs" / f"console-{agency}.log",
+            )
+            proc = self.procs.start(
+                f"console {agency}",
+                ["console", "serve", "--config", str(config), "--ready-file", str(ready)],
+                log,
+            )
+            started.append((agency, proc, ready, log))
+        for agency, proc, ready, log in started:
+            port = wait_ready(f"console {agency}", proc, ready, log)
+            self.console_urls[agency] = f"http://127.0.0.1:{port}"
+            health = self.console_urls[agency] + "/healthz"
+            wait_for(f"console {agency} to answer", lambda u=health: _http_ok(u))
+            say(f"console {agency:<12} {self.console_urls[agency]}   log: {log}")
+            for role in ROLES:
+                say(f"  sign in as {role}-{agency:<12} with token {self.tokens[(agency, role)]}")
+
     def describe(self) -> Path:
         doc = {
             "gateway": {"address": f"127.0.0.1:{self.gateway_port}", "server_name": "localhost"},
@@ -432,6 +467,7 @@ class Federation:
                     "address": f"127.0.0.1:{self.node_ports[a]}",
                     "server_name": a,
                     "config": str(self.node_configs[a]),
+                    "console": self.console_urls.get(a, ""),
                     "officers": {
                         role: {
                             "name": f"{role}-{a}",
@@ -606,6 +642,13 @@ def scenario(f: Federation) -> None:
     de_l.run("case", "show", case_id)
 
 
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - our own console
+        return bool(answer.status == 200)
+
+
 def _received_id(officer: Officer) -> str:
     listed = officer.json("alert", "list", "--direction", "received")
     alerts = listed.get("alerts", listed) if isinstance(listed, dict) else listed
@@ -650,6 +693,8 @@ def next_steps(f: Federation, description: Path) -> None:
     directory, anchor = str(f.fed.directory_file), str(f.fed.anchor_file)
     say(f"  intelshare directory show --file {q(directory)} --anchor {q(anchor)}")
     say(f"  intelshare gateway audit verify --config {q(str(f.gateway_config))}")
+    for agency, url in f.console_urls.items():
+        say(f"  open {url} (web console of {agency}; tokens above)")
     say(f"Logs: {ROOT / 'logs'}")
     say("Press Ctrl-C to stop everything.")
 
@@ -677,6 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f.start_gateway()
         f.start_nodes()
         f.add_officers()
+        f.start_consoles()
         description = f.describe()
         scenario(f)
         say(f"\n(scenario played in {time.monotonic() - started:.1f} s)")

@@ -59,11 +59,19 @@ def test_make_run_scenario_end_to_end() -> None:
     # The officers' tokens are shown under the heading that promises them.
     officers = out.split("== Officers and their tokens", 1)[1].split("\n== ", 1)[0]
     assert len(re.findall(r"^(liaison|analyst)-\S+ +token \S{20,}$", officers, re.M)) == 6
+    # A web console per node, each printed with the tokens to sign in with.
+    consoles = out.split("== The officers' web consoles", 1)[1].split("\n== ", 1)[0]
+    assert len(re.findall(r"^console \S+ +http://127\.0\.0\.1:\d+ ", consoles, re.M)) == 3
+    assert (
+        len(re.findall(r"^  sign in as (liaison|analyst)-\S+ +with token \S{20,}$", consoles, re.M))
+        == 6
+    )
     described = json.loads((REPO / ".intelshare" / "demo" / "federation.json").read_text())
     assert set(described["nodes"]) == {"nl-customs", "be-police", "de-customs"}
     assert described["gateway"]["address"].startswith("127.0.0.1:")
     for node in described["nodes"].values():
         assert node["officers"]["liaison"]["token"]
+        assert node["console"].startswith("http://127.0.0.1:")
     # Nothing is left running.
     leftover = subprocess.run(
         ["pgrep", "-f", str(REPO / ".intelshare" / "demo")], capture_output=True, check=False
