@@ -113,38 +113,84 @@ def from_rpc_error(err: grpc.RpcError) -> IntelshareError:
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def _answer_internal(context: grpc.ServicerContext, where: str) -> None:
+    """Anything but a project error: logged here, ``INTERNAL`` with no detail to the caller."""
+    if context.code() is not None:  # type: ignore[attr-defined]  # aborted already
+        raise  # the exception being handled by our caller
+    log.exception("unhandled error in %s", where)
+    context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _unary(call: Callable[[Any, Any], Any], where: str) -> Callable[[Any, Any], Any]:
+    def translated(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return call(request, context)
+        except IntelshareError as exc:
+            abort(context, exc)
+        except Exception:
+            _answer_internal(context, where)
+
+    return translated
+
+
+def _streaming(
+    call: Callable[[Any, Any], Iterator[Any]], where: str
+) -> Callable[[Any, Any], Iterator[Any]]:
+    # Iterates inside the try, so errors raised mid-stream are translated too.
+    def translated(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from call(request, context)
+        except IntelshareError as exc:
+            abort(context, exc)
+        except Exception:
+            _answer_internal(context, where)
+
+    return translated
+
+
 def translate_errors(method: _F) -> _F:
     """Decorate a servicer method so project errors become rich statuses.
 
-    Unary and server-streaming methods alike: for a generator the wrapper
-    iterates inside the ``try`` so errors raised mid-stream are translated too.
+    For servicers on a server without :class:`TranslateErrors` (which every
+    :class:`~intelshare.grpc_server.ManagedServer` has).
     """
+    import inspect
+
+    where = method.__qualname__
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            return _streaming(functools.partial(method, self), where)(request, context)
+
+        return cast(_F, streaming)
 
     @functools.wraps(method)
     def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return method(self, request, context)
-        except IntelshareError as exc:
-            abort(context, exc)
-        except Exception:
-            if context.code() is not None:  # type: ignore[attr-defined]  # aborted already
-                raise
-            log.exception("unhandled error in %s", method.__qualname__)
-            context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        return _unary(functools.partial(method, self), where)(request, context)
 
-    @functools.wraps(method)
-    def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        try:
-            yield from method(self, request, context)
-        except IntelshareError as exc:
-            abort(context, exc)
-        except Exception:
-            if context.code() is not None:  # type: ignore[attr-defined]
-                raise
-            log.exception("unhandled error in %s", method.__qualname__)
-            context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    return cast(_F, unary)
 
-    import inspect
 
-    wrapper = streaming if inspect.isgeneratorfunction(method) else unary
-    return cast(_F, wrapper)
+class TranslateErrors(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Every method of a server answers project errors as rich statuses.
+
+    The one place the exception hierarchy meets the wire on the server side:
+    an :class:`~intelshare.errors.IntelshareError` becomes its status with
+    ``ErrorInfo`` (and ``BadRequest``), anything else ``INTERNAL``.
+    """
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        where = handler_call_details.method
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=_unary(handler.unary_unary, where))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=_streaming(handler.unary_stream, where))
+        return handler

@@ -18,6 +18,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from intelshare.grpc_errors import TranslateErrors
+
 log = logging.getLogger(__name__)
 
 KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
@@ -59,6 +61,7 @@ class ManagedServer:
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
             options=[*KEEPALIVE_OPTIONS, *message_size_options(max_message_bytes), *options],
             maximum_concurrent_rpcs=None,
+            interceptors=[TranslateErrors()],
         )
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -4,6 +4,6 @@ Each servicer authenticates the caller (:mod:`node.storage.officers`),
 checks its role, runs a mutation once per ``request_id``
 (:class:`node.api.base.Idempotent`), and translates the one exception tree
 of :mod:`intelshare.errors` into gRPC status with ``ErrorInfo`` at this
-boundary. Feeds (``WatchAlerts``, ``WatchCase``) replay from the event log
+boundary (the server's :class:`~intelshare.grpc_errors.TranslateErrors`). Feeds (``WatchAlerts``, ``WatchCase``) replay from the event log
 after the caller's cursor, then follow live.
 """

@@ -19,7 +19,6 @@ import grpc
 from sqlalchemy import bindparam, select
 
 from intelshare import errors
-from intelshare.grpc_errors import translate_errors
 from intelshare.v1 import alert_pb2, alert_service_pb2, alert_service_pb2_grpc
 from node.api.base import WATCH_BATCH, KindServicer
 from node.kinds.alerts import Alerts, ListFilter, alert_name
@@ -36,7 +35,6 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
         super().__init__(**common)
         self.alerts = alerts
 
-    @translate_errors
     def CreateAlert(
         self, request: alert_service_pb2.CreateAlertRequest, context: grpc.ServicerContext
     ) -> alert_pb2.Alert:
@@ -49,7 +47,6 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
             lambda w, officer: self.alerts.issue(w, officer, request.alert),
         )
 
-    @translate_errors
     def PreviewAlert(
         self, request: alert_service_pb2.PreviewAlertRequest, context: grpc.ServicerContext
     ) -> alert_service_pb2.PreviewAlertResponse:
@@ -57,14 +54,12 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
         self.officers.require(context, Permission.ISSUE)
         return alert_service_pb2.PreviewAlertResponse(previews=self.alerts.preview(request.alert))
 
-    @translate_errors
     def GetAlert(
         self, request: alert_service_pb2.GetAlertRequest, context: grpc.ServicerContext
     ) -> alert_pb2.Alert:
         officer = self.officers.require(context, Permission.READ)
         return self.alerts.get(officer, request.name)
 
-    @translate_errors
     def ListAlerts(
         self, request: alert_service_pb2.ListAlertsRequest, context: grpc.ServicerContext
     ) -> alert_service_pb2.ListAlertsResponse:
@@ -82,7 +77,6 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
         )
         return alert_service_pb2.ListAlertsResponse(alerts=alerts, next_page_token=token)
 
-    @translate_errors
     def UpdateAlert(
         self, request: alert_service_pb2.UpdateAlertRequest, context: grpc.ServicerContext
     ) -> alert_pb2.Alert:
@@ -95,7 +89,6 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
             lambda w, officer: self.alerts.update(w, officer, request.alert, request.update_mask),
         )
 
-    @translate_errors
     def RevokeAlert(
         self, request: alert_service_pb2.RevokeAlertRequest, context: grpc.ServicerContext
     ) -> alert_pb2.Alert:
@@ -108,7 +101,6 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
             lambda w, officer: self.alerts.revoke(w, officer, request.name, request.reason),
         )
 
-    @translate_errors
     def AcknowledgeAlert(
         self, request: alert_service_pb2.AcknowledgeAlertRequest, context: grpc.ServicerContext
     ) -> alert_pb2.Alert:
@@ -121,7 +113,6 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
             lambda w, officer: self.alerts.acknowledge(w, officer, request.name),
         )
 
-    @translate_errors
     def ReportHit(
         self, request: alert_service_pb2.ReportHitRequest, context: grpc.ServicerContext
     ) -> alert_pb2.Alert:
@@ -142,14 +133,12 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
             ),
         )
 
-    @translate_errors
     def GetAlertDelivery(
         self, request: alert_service_pb2.GetAlertDeliveryRequest, context: grpc.ServicerContext
     ) -> alert_pb2.AlertDelivery:
         officer = self.officers.require(context, Permission.READ)
         return self.alerts.delivery(officer, request.name)
 
-    @translate_errors
     def WatchAlerts(
         self, request: alert_service_pb2.WatchAlertsRequest, context: grpc.ServicerContext
     ) -> Iterator[alert_service_pb2.WatchAlertsResponse]:

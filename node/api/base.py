@@ -5,7 +5,8 @@ anything else (nothing about a resource is revealed to a caller who may not
 see it), runs mutations once per ``request_id`` (:class:`Idempotent`), and
 checks feed cursors the same way for every ``Watch*`` method. The one
 exception tree of :mod:`intelshare.errors` is translated into gRPC status
-with ``ErrorInfo`` by ``translate_errors`` on each method.
+with ``ErrorInfo`` once for every method, by the server's
+:class:`~intelshare.grpc_errors.TranslateErrors` interceptor.
 
 Idempotency: a mutation runs in one transaction together with its
 idempotency record, so a retry with the same ``request_id`` returns the

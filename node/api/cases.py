@@ -29,7 +29,6 @@ import grpc
 from sqlalchemy import select
 
 from intelshare import errors
-from intelshare.grpc_errors import translate_errors
 from intelshare.v1 import case_pb2, case_service_pb2, case_service_pb2_grpc
 from node.api.base import WATCH_BATCH, KindServicer
 from node.kinds.cases import Cases
@@ -47,7 +46,6 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
         super().__init__(**common)
         self.cases = cases
 
-    @translate_errors
     def CreateCase(
         self, request: case_service_pb2.CreateCaseRequest, context: grpc.ServicerContext
     ) -> case_pb2.Case:
@@ -60,14 +58,12 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
             lambda w, officer: self.cases.create(w, officer, request.case),
         )
 
-    @translate_errors
     def GetCase(
         self, request: case_service_pb2.GetCaseRequest, context: grpc.ServicerContext
     ) -> case_pb2.Case:
         officer = self.officers.require(context, Permission.READ)
         return self.cases.get(officer, request.name)
 
-    @translate_errors
     def ListCases(
         self, request: case_service_pb2.ListCasesRequest, context: grpc.ServicerContext
     ) -> case_service_pb2.ListCasesResponse:
@@ -81,7 +77,6 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
         )
         return case_service_pb2.ListCasesResponse(cases=cases, next_page_token=token)
 
-    @translate_errors
     def AddCaseEntry(
         self, request: case_service_pb2.AddCaseEntryRequest, context: grpc.ServicerContext
     ) -> case_pb2.CaseEntry:
@@ -95,7 +90,6 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
             lambda w, officer: self.cases.add_entry(w, officer, request.parent, request.entry),
         )
 
-    @translate_errors
     def ListCaseEntries(
         self, request: case_service_pb2.ListCaseEntriesRequest, context: grpc.ServicerContext
     ) -> case_service_pb2.ListCaseEntriesResponse:
@@ -105,7 +99,6 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
         )
         return case_service_pb2.ListCaseEntriesResponse(entries=entries, next_page_token=token)
 
-    @translate_errors
     def AddCaseMember(
         self, request: case_service_pb2.AddCaseMemberRequest, context: grpc.ServicerContext
     ) -> case_pb2.Case:
@@ -118,7 +111,6 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
             lambda w, officer: self.cases.add_member(w, officer, request.name, request.agency_id),
         )
 
-    @translate_errors
     def RemoveCaseMember(
         self, request: case_service_pb2.RemoveCaseMemberRequest, context: grpc.ServicerContext
     ) -> case_pb2.Case:
@@ -133,7 +125,6 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
             ),
         )
 
-    @translate_errors
     def CloseCase(
         self, request: case_service_pb2.CloseCaseRequest, context: grpc.ServicerContext
     ) -> case_pb2.Case:
@@ -146,7 +137,6 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
             lambda w, officer: self.cases.close(w, officer, request.name),
         )
 
-    @translate_errors
     def AddCaseOfficer(
         self, request: case_service_pb2.AddCaseOfficerRequest, context: grpc.ServicerContext
     ) -> case_pb2.Case:
@@ -159,7 +149,6 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
             lambda w, officer: self.cases.add_officer(w, officer, request.name, request.officer),
         )
 
-    @translate_errors
     def RemoveCaseOfficer(
         self, request: case_service_pb2.RemoveCaseOfficerRequest, context: grpc.ServicerContext
     ) -> case_pb2.Case:
@@ -172,7 +161,6 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
             lambda w, officer: self.cases.remove_officer(w, officer, request.name, request.officer),
         )
 
-    @translate_errors
     def WatchCase(
         self, request: case_service_pb2.WatchCaseRequest, context: grpc.ServicerContext
     ) -> Iterator[case_service_pb2.WatchCaseResponse]:

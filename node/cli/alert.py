@@ -24,6 +24,7 @@ from intelshare.errors import InvalidArgument
 from intelshare.v1 import alert_pb2
 from node.cli.client import NodeClient
 from node.cli.connect import connect, officer_group, settings
+from node.cli.subjects import subject_options
 from node.schema import alert as rec
 
 
@@ -39,36 +40,6 @@ def _client(ctx: click.Context) -> AbstractContextManager[NodeClient]:
 _settings = settings
 
 # --- parsing helpers ------------------------------------------------------------------
-
-_ALIASES = {
-    "persons": {"dob": "date_of_birth", "passport": "passport_number", "id_card": "id_card_number"},
-    "vehicles": {"country": "registration_country"},
-    "containers": {"bl": "bill_of_lading", "hs": "hs_codes"},
-    "vessels": {"imo": "imo_number"},
-    "companies": {"vat": "vat_number", "registration": "registration_number"},
-    "documents": {"country": "issuing_country"},
-}
-
-
-def _parse_subject(kind: str, text: str, option: str) -> dict[str, Any]:
-    """``key=value,key=value`` (lists separated by ';') into a record subject."""
-    out: dict[str, Any] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InvalidArgument(
-                f"{option} expects key=value pairs separated by commas, got {part!r}",
-                violations={option: "e.g. name=Jan de Vries,nationality=NL"},
-            )
-        key = _ALIASES[kind].get(key, key)
-        value = value.strip()
-        out[key] = (
-            [v.strip() for v in value.split(";") if v.strip()] if key == "hs_codes" else value
-        )
-    return out
 
 
 def _parse_expiry(text: str) -> Timestamp:
@@ -259,12 +230,7 @@ def _show(alert: alert_pb2.Alert) -> None:
 @click.option("--credibility", type=int, help="Information credibility 1-4.")
 @click.option("--expires", default="7d", show_default=True, help="Duration (12h, 7d) or RFC 3339.")
 @click.option("--category", "categories", multiple=True, help="Data category (default: the kind).")
-@click.option("--person", multiple=True, help="name=..,dob=YYYY-MM-DD,nationality=NL,passport=..")
-@click.option("--vehicle", multiple=True, help="plate=..,country=NL,vin=..,make=..,model=..")
-@click.option("--container", multiple=True, help="number=MSCU1234566,bl=..,hs=300490;300410")
-@click.option("--vessel", multiple=True, help="name=..,imo=9074729,flag=PA")
-@click.option("--company", multiple=True, help="name=..,country=NL,vat=..,role=consignee")
-@click.option("--document", multiple=True, help="type=bill_of_lading,number=..,country=NL")
+@subject_options
 @click.option("--request-id", help="Idempotency key (default: a new UUID).")
 @json_option
 @click.pass_context
@@ -281,12 +247,7 @@ def issue_cmd(
     credibility: int | None,
     expires: str,
     categories: tuple[str, ...],
-    person: tuple[str, ...],
-    vehicle: tuple[str, ...],
-    container: tuple[str, ...],
-    vessel: tuple[str, ...],
-    company: tuple[str, ...],
-    document: tuple[str, ...],
+    subjects: alert_pb2.Subjects | None,
     request_id: str | None,
     as_json: bool,
 ) -> None:
@@ -311,19 +272,8 @@ def issue_cmd(
                 "--credibility must be 1, 2, 3 or 4", violations={"--credibility": "1-4"}
             )
         alert.evaluation.information_credibility = rec.CREDIBILITY_BY_NUMBER[credibility]  # type: ignore[assignment]
-    subjects: dict[str, list[dict[str, Any]]] = {}
-    for option, kind_name, values in (
-        ("--person", "persons", person),
-        ("--vehicle", "vehicles", vehicle),
-        ("--container", "containers", container),
-        ("--vessel", "vessels", vessel),
-        ("--company", "companies", company),
-        ("--document", "documents", document),
-    ):
-        for value in values:
-            subjects.setdefault(kind_name, []).append(_parse_subject(kind_name, value, option))
-    if subjects:
-        rec.record_to_alert({"subjects": subjects}, alert)
+    if subjects is not None:
+        alert.subjects.CopyFrom(subjects)
     for r in recipients:
         agency, _sep, treaty_id = r.partition("@")
         alert.recipients.append(alert_pb2.AlertRecipient(agency_id=agency, treaty_id=treaty_id))

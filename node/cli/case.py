@@ -29,11 +29,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from intelshare.cli import emit, json_option, print_table
 from intelshare.errors import InvalidArgument, Unavailable
-from intelshare.v1 import case_pb2
-from node.cli.alert import _parse_subject
+from intelshare.v1 import alert_pb2, case_pb2
 from node.cli.case_client import CaseClient
 from node.cli.connect import connect
 from node.cli.connect import officer_group as _officer_group
+from node.cli.subjects import subject_options
 from node.schema import alert as rec
 
 
@@ -282,12 +282,7 @@ def show_cmd(ctx: click.Context, case_id: str, entries: bool, as_json: bool) -> 
 @group.command("add-entry")
 @click.argument("case_id")
 @click.option("--text", "-t", required=True, help="What the entry says (at most 10000 characters).")
-@click.option("--person", multiple=True, help="name=..,dob=YYYY-MM-DD,nationality=NL,passport=..")
-@click.option("--vehicle", multiple=True, help="plate=..,country=NL,vin=..,make=..,model=..")
-@click.option("--container", multiple=True, help="number=MSCU1234566,bl=..,hs=300490;300410")
-@click.option("--vessel", multiple=True, help="name=..,imo=9074729,flag=PA")
-@click.option("--company", multiple=True, help="name=..,country=NL,vat=..,role=consignee")
-@click.option("--document", multiple=True, help="type=bill_of_lading,number=..,country=NL")
+@subject_options
 @click.option(
     "--attach",
     "attach",
@@ -305,12 +300,7 @@ def add_entry_cmd(
     ctx: click.Context,
     case_id: str,
     text: str,
-    person: tuple[str, ...],
-    vehicle: tuple[str, ...],
-    container: tuple[str, ...],
-    vessel: tuple[str, ...],
-    company: tuple[str, ...],
-    document: tuple[str, ...],
+    subjects: alert_pb2.Subjects | None,
     attach: tuple[Path, ...],
     digest: str | None,
     request_id: str | None,
@@ -327,19 +317,8 @@ def add_entry_cmd(
         entry.attachments_digest = attachments_digest(list(attach))
     elif digest:
         entry.attachments_digest = digest
-    subjects: dict[str, list[dict[str, Any]]] = {}
-    for option, kind, values in (
-        ("--person", "persons", person),
-        ("--vehicle", "vehicles", vehicle),
-        ("--container", "containers", container),
-        ("--vessel", "vessels", vessel),
-        ("--company", "companies", company),
-        ("--document", "documents", document),
-    ):
-        for value in values:
-            subjects.setdefault(kind, []).append(_parse_subject(kind, value, option))
-    if subjects:
-        entry.subjects.CopyFrom(rec.record_to_alert({"subjects": subjects}).subjects)
+    if subjects is not None:
+        entry.subjects.CopyFrom(subjects)
     with _client(ctx) as client:
         added = client.add_entry(case_id, entry, request_id=request_id)
 
