@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import ssl
 import threading
@@ -60,8 +61,23 @@ def url(config: ConsoleConfig, port: int) -> str:
     return f"{'https' if config.tls else 'http'}://{host}:{port}"
 
 
+def _plain(record: logging.LogRecord) -> bool:
+    """uvicorn adds an ANSI-coloured copy of its messages; JSON logs want only the text."""
+    record.__dict__.pop("color_message", None)
+    return True
+
+
 def serve(config: ConsoleConfig, ready_file: Path | None = None) -> None:
-    """Serve until SIGTERM / Ctrl-C (uvicorn handles the signals)."""
+    """Serve until SIGTERM / Ctrl-C, then exit 0 like the node and the gateway.
+
+    uvicorn stops on the signal and afterwards raises it again for the handler
+    that was there before it; that handler does nothing, so the process ends
+    normally once the server has shut down.
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).addFilter(_plain)
     sock = _socket(config)
     port = sock.getsockname()[1]
     server = _server(config, create_app(config))
