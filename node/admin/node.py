@@ -59,20 +59,27 @@ def officer_group() -> None:
 @click.argument("name")
 @click.option(
     "--role",
-    type=click.Choice(["admin", "liaison", "analyst"]),
+    type=click.Choice(["admin", "liaison", "analyst", "rights_holder"]),
     required=True,
-    help="admin: everything; liaison: issue/update/revoke; analyst: read, acknowledge, hits.",
+    help="admin: everything; liaison: issue/update/revoke; analyst: read, acknowledge, hits; "
+    "rights_holder: a rights holder's own recordations and detentions only (needs --holder).",
+)
+@click.option(
+    "--holder",
+    "holder_key",
+    default="",
+    help="rights_holder only: the holder it acts for, eori:<EORI> or reg:<country>:<number>.",
 )
 @config_option
 @json_option
-def officer_add(name: str, role: str, config_path: Path, as_json: bool) -> None:
+def officer_add(name: str, role: str, holder_key: str, config_path: Path, as_json: bool) -> None:
     """Add an officer and print their token (shown only this once)."""
     from node.server import open_database
     from node.storage.officers import OfficerRegistry
 
     store = open_database(_config(config_path))
     try:
-        officer, token = OfficerRegistry(store.engine).add(name, role)
+        officer, token = OfficerRegistry(store.engine).add(name, role, holder_key)
     finally:
         store.engine.dispose()
     data = {
@@ -81,6 +88,8 @@ def officer_add(name: str, role: str, config_path: Path, as_json: bool) -> None:
         "role": officer.role,
         "token": token,
     }
+    if officer.holder_key:
+        data["holder"] = officer.holder_key
 
     def table() -> None:
         click.echo(f"officer {officer.name} ({officer.role}) added, id {officer.officer_id}")
@@ -109,6 +118,7 @@ def officer_list(config_path: Path, as_json: bool) -> None:
             "officer_id": o.officer_id,
             "name": o.name,
             "role": o.role,
+            "holder": o.holder_key,
             "disabled": o.disabled,
             "created": datetime.fromtimestamp(o.created_ms / 1000, UTC).isoformat(
                 timespec="seconds"

@@ -23,6 +23,13 @@ report_hit    yes      no       yes
 
 ``issue`` covers creating, updating and revoking alerts (and, for cases,
 what the case engineer maps to it).
+
+``rights_holder`` is an account for a rights holder's brand protection
+team, bound to one holder organisation by its holder key
+(:func:`node.ipr.views.holder_key`, e.g. ``eori:NL123456789``). It has none
+of the permissions above, so every method that asks for one refuses it
+(``PERMISSION_DENIED``); only the IPR service lets it in, to its own
+recordations and the detentions that name them (:mod:`node.api.ipr`).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import enum
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import threading
 import uuid
@@ -46,7 +54,10 @@ from node.storage.store import now_ms
 
 log = logging.getLogger(__name__)
 
-ROLES = ("admin", "liaison", "analyst")
+ROLES = ("admin", "liaison", "analyst", "rights_holder")
+#: The role bound to one rights holder organisation (see the module docstring).
+RIGHTS_HOLDER = "rights_holder"
+_HOLDER_KEY = re.compile(r"eori:[A-Z]{2}[A-Z0-9]{1,15}|reg:[A-Z]{2}:[A-Z0-9]{1,40}")
 
 
 class Permission(enum.StrEnum):
@@ -60,6 +71,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "admin": frozenset(Permission),
     "liaison": frozenset({Permission.READ, Permission.ISSUE}),
     "analyst": frozenset({Permission.READ, Permission.ACKNOWLEDGE, Permission.REPORT_HIT}),
+    RIGHTS_HOLDER: frozenset(),
 }
 
 
@@ -70,6 +82,8 @@ class Officer:
     role: str
     created_ms: int = 0
     disabled: bool = False
+    #: rights_holder officers only: the holder key they are bound to
+    holder_key: str = ""
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS.get(self.role, frozenset())
@@ -158,18 +172,30 @@ class OfficerRegistry:
                         raise
         return None
 
-    def add(self, name: str, role: str) -> tuple[Officer, str]:
-        """Create an officer; return it with its token (the only time it is shown)."""
+    def add(self, name: str, role: str, holder_key: str = "") -> tuple[Officer, str]:
+        """Create an officer; return it with its token (the only time it is shown).
+
+        A ``rights_holder`` needs the ``holder_key`` of its organisation; no
+        other role takes one.
+        """
         name = name.strip()
         violations: dict[str, str] = {}
         if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
             violations["name"] = "1 to 200 printable characters"
         if role not in ROLES:
             violations["role"] = f"{role!r} is not one of {', '.join(ROLES)}"
+        holder_key = holder_key.strip()
+        if role == RIGHTS_HOLDER and not _HOLDER_KEY.fullmatch(holder_key):
+            violations["holder"] = (
+                "a rights_holder needs its holder key: eori:<EORI number> or "
+                "reg:<country>:<registration number>, e.g. eori:NL123456789"
+            )
+        elif role != RIGHTS_HOLDER and holder_key:
+            violations["holder"] = "only a rights_holder is bound to a holder"
         if violations:
             raise InvalidArgument("invalid officer", violations=violations)
         token = new_token()
-        officer = Officer(str(uuid.uuid4()), name, role, now_ms(), False)
+        officer = Officer(str(uuid.uuid4()), name, role, now_ms(), False, holder_key)
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -180,6 +206,7 @@ class OfficerRegistry:
                         token_sha256=token_sha256(token),
                         created_ms=officer.created_ms,
                         disabled=False,
+                        holder_key=holder_key or None,
                     )
                 )
         except IntegrityError:
@@ -192,7 +219,12 @@ class OfficerRegistry:
     def list(self) -> list[Officer]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.officers).order_by(t.officers.c.name)).all()
-        return [Officer(r.officer_id, r.name, r.role, r.created_ms, bool(r.disabled)) for r in rows]
+        return [
+            Officer(
+                r.officer_id, r.name, r.role, r.created_ms, bool(r.disabled), r.holder_key or ""
+            )
+            for r in rows
+        ]
 
     def disable(self, name: str) -> None:
         with self.engine.begin() as conn:
@@ -218,7 +250,14 @@ class OfficerRegistry:
         # final decision free of timing differences all the same.
         if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.disabled:
             raise Unauthenticated("the bearer token is not valid")
-        return Officer(row.officer_id, row.name, row.role, row.created_ms, bool(row.disabled))
+        return Officer(
+            row.officer_id,
+            row.name,
+            row.role,
+            row.created_ms,
+            bool(row.disabled),
+            row.holder_key or "",
+        )
 
     def require(self, context: _HasMetadata, permission: Permission) -> Officer:
         """Authenticate the caller and check ``permission`` against its role."""

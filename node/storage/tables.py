@@ -55,6 +55,21 @@ Table by table:
     JSON form; the redacted copy each treaty's recipients received; and
     what the issuer knows of each recipient. The same shape as the alert
     tables, for every kind that needs nothing of its own.
+``node_recordations`` / ``node_recordation_keys``
+    the IPR facts of every recordation (:mod:`node.kinds.recordations`) beside
+    its generic record: its name, holder key, lifecycle state and validity,
+    the issuer's complete copy (internal notes and officers, which the
+    generic record, being what partners receive, never holds), and one row
+    per GTIN-14, HS subheading and right name for the product search.
+``node_detentions`` / ``node_detention_recordations`` / ``node_detention_deadlines``
+    detentions (:mod:`node.kinds.detentions`), which never leave the node:
+    the full record, the recordations an officer confirmed, and each
+    deadline's due time for reminders and the ``deadline_passed`` job.
+``node_ipr_reports`` / ``node_ipr_report_links`` / ``node_ipr_stats``
+    detention reports (issued or received; the record itself is generic)
+    with the recordations a received one links to, and one statistics row
+    per (detention or report, category, right, currency) for the
+    enforcement statistics the database sums.
 ``node_webhooks`` / ``node_webhook_deliveries``
     webhooks the agency registered (secret encrypted under a key derived
     from the agency's encryption key) and one row per (webhook, event) to
@@ -124,6 +139,8 @@ officers = Table(
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("created_ms", BigInteger, nullable=False),
     Column("disabled", Boolean, nullable=False),
+    # rights_holder officers: the holder organisation they act for (node.ipr.views.holder_key)
+    Column("holder_key", String(160), nullable=True),
 )
 
 alerts = Table(
@@ -515,3 +532,142 @@ record_deliveries = Table(
     Column("failure", Text, nullable=True),
 )
 Index("ix_node_record_deliveries_view", record_deliveries.c.view_id)
+
+
+# --- IPR enforcement (node.kinds.recordations, node.kinds.detentions) ----------------
+
+
+def _record_fk() -> Column[str]:
+    return Column(
+        "record_id",
+        String(64),
+        ForeignKey("node_records.record_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
+recordations = Table(
+    "node_recordations",
+    metadata,
+    _record_fk(),
+    # the local name's id: the grantor's (origin_name) unless another grantor took it here
+    Column("recordation_id", String(64), nullable=False),
+    Column("origin_name", String(64), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("origin_agency", String(128), nullable=False),
+    Column("holder_key", String(160), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("grant_ms", BigInteger, nullable=False),
+    Column("expire_ms", BigInteger, nullable=False),
+    Column("create_ms", BigInteger, nullable=False),
+    # issued only: the complete recordation (internal notes, officers), JSON
+    Column("full_record", Text, nullable=True),
+)
+Index("ux_node_recordations_name", recordations.c.recordation_id, unique=True)
+Index("ix_node_recordations_holder", recordations.c.holder_key)
+Index("ix_node_recordations_listing", recordations.c.create_ms, recordations.c.record_id)
+Index("ix_node_recordations_expiry", recordations.c.state, recordations.c.expire_ms)
+Index("ix_node_recordations_origin", recordations.c.origin_agency, recordations.c.origin_name)
+
+recordation_keys = Table(
+    "node_recordation_keys",
+    metadata,
+    _record_fk(),
+    Column("key_type", String(16), primary_key=True),
+    Column("key", String(200), primary_key=True),
+)
+Index("ix_node_recordation_keys_lookup", recordation_keys.c.key_type, recordation_keys.c.key)
+
+detentions = Table(
+    "node_detentions",
+    metadata,
+    Column("detention_id", String(64), primary_key=True),
+    Column("record", Text, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("procedure", String(32), nullable=False),
+    Column("detain_ms", BigInteger, nullable=False),
+    Column("create_ms", BigInteger, nullable=False),
+    Column("update_ms", BigInteger, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("created_by", String(36), nullable=True),
+)
+Index("ix_node_detentions_listing", detentions.c.create_ms, detentions.c.detention_id)
+Index("ix_node_detentions_state", detentions.c.state)
+
+
+def _detention_fk() -> Column[str]:
+    return Column(
+        "detention_id",
+        String(64),
+        ForeignKey("node_detentions.detention_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
+detention_recordations = Table(
+    "node_detention_recordations",
+    metadata,
+    _detention_fk(),
+    Column("recordation_id", String(64), primary_key=True),
+)
+Index("ix_node_detention_recordations_recordation", detention_recordations.c.recordation_id)
+
+detention_deadlines = Table(
+    "node_detention_deadlines",
+    metadata,
+    _detention_fk(),
+    Column("kind", String(32), primary_key=True),
+    Column("due_ms", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reminded_ms", BigInteger, nullable=True),
+)
+Index("ix_node_detention_deadlines_due", detention_deadlines.c.state, detention_deadlines.c.due_ms)
+
+ipr_reports = Table(
+    "node_ipr_reports",
+    metadata,
+    _record_fk(),
+    Column("direction", String(8), nullable=False),
+    # issued: the detention reported
+    Column("detention_id", String(64), nullable=True),
+    Column("create_ms", BigInteger, nullable=False),
+)
+Index("ix_node_ipr_reports_listing", ipr_reports.c.create_ms, ipr_reports.c.record_id)
+Index("ix_node_ipr_reports_detention", ipr_reports.c.detention_id)
+
+ipr_report_links = Table(
+    "node_ipr_report_links",
+    metadata,
+    _record_fk(),
+    Column("recordation_id", String(64), primary_key=True),
+)
+Index("ix_node_ipr_report_links_recordation", ipr_report_links.c.recordation_id)
+
+ipr_stats = Table(
+    "node_ipr_stats",
+    metadata,
+    # "own" (a detention here) or "reported" (a partner's report)
+    Column("source", String(8), primary_key=True),
+    Column("source_id", String(64), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("partner", String(128), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("detain_ms", BigInteger, nullable=False),
+    Column("country", String(8), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("procedure", String(32), nullable=False),
+    Column("right_type", String(48), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("articles", BigInteger, nullable=False),
+    Column("value_units", BigInteger, nullable=False),
+    Column("value_nanos", BigInteger, nullable=False),
+    # 1 on the first row of the source / of its category / right / (category, right): what
+    # counts a detention once per group whatever the dimensions (node.kinds.ipr_stats)
+    Column("f0", SmallInteger, nullable=False),
+    Column("fc", SmallInteger, nullable=False),
+    Column("fr", SmallInteger, nullable=False),
+    Column("fcr", SmallInteger, nullable=False),
+    # 1 on the rows of the source's first right: articles and value counted once
+    Column("r1", SmallInteger, nullable=False),
+)
+Index("ix_node_ipr_stats_time", ipr_stats.c.detain_ms)
