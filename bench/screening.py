@@ -373,6 +373,7 @@ def run(*, quick: bool = False, seed: int = 18) -> dict[str, Any]:
             "naive_per_s": round(_rate(naive.screen, naive_batch, rounds), 1),
             "build_ms": round(build_ms, 1),
             "bound_keys": indexed.bound_keys,
+            "pair_keys": indexed.pair_keys,
             "targeted_by_profiles": sum(1 for a in answers if a.profiles),
             "targeted_by_subjects": sum(1 for a in answers if a.subjects),
             "declarations": len(batch),
@@ -414,14 +415,14 @@ def format_table(r: dict[str, Any]) -> str:
         title,
         "",
         "| profiles | subjects | indexed decl/s | naive decl/s | indexed / naive | build ms | "
-        "bound keys | targeted (profiles / subjects) | agree |",
+        "pair / bound keys | targeted (profiles / subjects) | agree |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for row in r["scale"]:
         lines.append(
             f"| {row['profiles']:,} | {row['subjects']:,} | {row['indexed_per_s']:,} | "
             f"{row['naive_per_s']:,} | {row['speedup']:,} | {row['build_ms']} | "
-            f"{row['bound_keys']} | {row['targeted_by_profiles']} / "
+            f"{row['pair_keys']} / {row['bound_keys']} | {row['targeted_by_profiles']} / "
             f"{row['targeted_by_subjects']} of {row['declarations']:,} | "
             f"{'yes' if row['agree'] else '**no**'} |"
         )

@@ -31,7 +31,7 @@ it started with.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from node.targeting.criteria import Condition, Group, Node
@@ -201,6 +201,27 @@ _BOUND_COST = 1024
 
 _BOUND_FIELDS = ("quantity_above", "value_per_kg_below")
 _SINGLE = ("origin_country", "dispatch_country", "loading_port", "discharge_port", "transport_mode")
+#: most value combinations a pair key may index (an all_of of two long lists keeps one key)
+_PAIR_MAX = 64
+
+#: a key: (condition id,), or (condition id, condition id) for two children of an all_of
+#: that must both hold: looked up as the pair of their values, far more selective than either
+Key = tuple[int, ...]
+
+
+def own_values(field: str, d: Declaration) -> Sequence[str]:
+    """The values of ``d`` that a condition on ``field`` is looked up by."""
+    if field == "hs_prefix":
+        return [d.hs_code[:n] for n in range(2, min(6, len(d.hs_code)) + 1)]
+    if field == "container_owner_prefix":
+        return [c[:4] for c in d.containers]
+    if field == "gtin":
+        return d.gtins
+    if field in ("consignor", "consignee"):
+        party: tuple[str, ...] = getattr(d, field)
+        return party
+    own: str = getattr(d, field)
+    return (own,) if own else ()
 
 
 class IndexedMatcher:
@@ -213,105 +234,138 @@ class IndexedMatcher:
         #: profiles has one id)
         self._conditions: list[Condition] = []
         self._ids: dict[int, int] = {}
-        #: condition id -> positions of the profiles it is a key condition of
-        self._keyed: dict[int, list[int]] = {}
-        #: field -> value -> the key conditions that name it (only keys are looked up: the
-        #: other conditions of a candidate are tested directly)
-        self._values: dict[str, dict[str, list[int]]] = {f: {} for f in (*_COST, "hs_prefix")}
-        #: bound field -> (bounds ascending, their key conditions), searched by bisection
-        self._bound_keys: dict[str, tuple[list[float], list[int]]] = {}
-        bound_keys: dict[str, list[tuple[float, int]]] = {f: [] for f in _BOUND_FIELDS}
+        #: key -> positions of the profiles it is a key of
+        self._keyed: dict[Key, list[int]] = {}
+        #: field -> value -> the single key conditions that name it (only keys are looked up:
+        #: the other conditions of a candidate are tested directly)
+        single: dict[str, dict[str, list[int]]] = {}
+        #: (field, field) -> (value, value) -> the pair keys that name them
+        pairs: dict[tuple[str, str], dict[tuple[str, str], list[Key]]] = {}
+        bounds: dict[str, list[tuple[float, int]]] = {f: [] for f in _BOUND_FIELDS}
+        members: set[int] = set()
         for position, profile in enumerate(self.profiles):
-            for condition_id in self._key(profile.criteria)[1]:
-                positions = self._keyed.setdefault(condition_id, [])
+            for key in self._key(profile.criteria)[1]:
+                positions = self._keyed.setdefault(key, [])
                 positions.append(position)
                 if len(positions) > 1:
-                    continue  # a shared condition already indexed
-                condition = self._conditions[condition_id]
-                if condition.bound is not None:
-                    bound_keys[condition.field].append((condition.bound, condition_id))
-                    continue
-                index = self._values[condition.field]
-                for value in condition.values:
-                    index.setdefault(value, []).append(condition_id)
-        for field, pairs in bound_keys.items():
-            pairs.sort()
-            self._bound_keys[field] = ([b for b, _ in pairs], [c for _, c in pairs])
-        #: how many key conditions are bounds (for the bench's report)
-        self.bound_keys = sum(len(pairs) for pairs in bound_keys.values())
+                    continue  # a shared key already indexed
+                first = self._conditions[key[0]]
+                if len(key) == 2:
+                    second = self._conditions[key[1]]
+                    members.update(key)
+                    index = pairs.setdefault((first.field, second.field), {})
+                    for a in first.values:
+                        for b in second.values:
+                            index.setdefault((a, b), []).append(key)
+                elif first.bound is not None:
+                    bounds[first.field].append((first.bound, key[0]))
+                else:
+                    for value in first.values:
+                        single.setdefault(first.field, {}).setdefault(value, []).append(key[0])
+        self._single = list(single.items())
+        self._pairs = list(pairs.items())
+        #: single key conditions: they hold exactly when the index finds them
+        self._exact = {c for field in single.values() for ids in field.values() for c in ids}
+        self._exact -= members
+        #: bound field -> (bounds ascending, their key conditions), searched by bisection
+        self._bound_keys: dict[str, tuple[list[float], list[int]]] = {}
+        for field, found in bounds.items():
+            found.sort()
+            self._bound_keys[field] = ([b for b, _ in found], [c for _, c in found])
+        #: how many keys are bounds, and pairs (for the bench's report)
+        self.bound_keys = sum(len(found) for found in bounds.values())
+        self.pair_keys = sum(1 for key in self._keyed if len(key) == 2)
 
-    def _key(self, node: Node) -> tuple[int, list[int]]:
-        """Number ``node``'s conditions; return its key: (cost, key condition ids).
+    def _id(self, condition: Condition) -> int:
+        condition_id = self._ids.get(id(condition))
+        if condition_id is None:
+            condition_id = len(self._conditions)
+            self._conditions.append(condition)
+            self._ids[id(condition)] = condition_id
+        return condition_id
 
-        A matching ``node`` holds at least one of its key conditions: a condition
-        is its own key, an ``all_of`` has the key of its cheapest child, an
-        ``any_of`` the keys of all its children.
+    def _key(self, node: Node) -> tuple[float, list[Key]]:
+        """Number ``node``'s conditions; return its keys and their cost.
+
+        A matching ``node`` holds at least one of its keys (both conditions of
+        a pair): a condition is its own key; an ``all_of`` has the key of its
+        cheapest child, or the pair of its two cheapest conditions when that is
+        cheaper; an ``any_of`` has the keys of all its children.
         """
         if isinstance(node, Condition):
-            condition_id = self._ids.get(id(node))
-            if condition_id is None:
-                condition_id = len(self._conditions)
-                self._conditions.append(node)
-                self._ids[id(node)] = condition_id
             if node.bound is not None:
-                cost = _BOUND_COST
+                cost = float(_BOUND_COST)
             elif node.field == "hs_prefix":
-                cost = sum(_HS_COST[len(v)] for v in node.values)
+                cost = float(sum(_HS_COST[len(v)] for v in node.values))
             else:
-                cost = _COST[node.field] * len(node.values)
-            return cost, [condition_id]
+                cost = float(_COST[node.field] * len(node.values))
+            return cost, [(self._id(node),)]
         keys = [self._key(child) for child in node.children]  # number every child
-        if node.op == "all_of":
-            return min(keys, key=lambda k: k[0])
-        return sum(k[0] for k in keys), [c for k in keys for c in k[1]]
+        if node.op == "any_of":
+            return sum(k[0] for k in keys), [key for k in keys for key in k[1]]
+        best = min(keys, key=lambda k: k[0])
+        plain = sorted(
+            (cost, i)
+            for i, ((cost, _), child) in enumerate(zip(keys, node.children, strict=True))
+            if isinstance(child, Condition) and child.bound is None
+        )
+        if len(plain) >= 2:
+            a, b = (node.children[i] for _, i in plain[:2])
+            assert isinstance(a, Condition)
+            assert isinstance(b, Condition)
+            pair_cost = plain[0][0] * plain[1][0] / _PAIR_MAX
+            if len(a.values) * len(b.values) <= _PAIR_MAX and pair_cost < best[0]:
+                if (a.field, self._id(a)) > (b.field, self._id(b)):
+                    a, b = b, a
+                return pair_cost, [(self._id(a), self._id(b))]
+        return best
 
     def screen(self, declaration: Declaration) -> Screening:
         d = declaration
-        values = self._values
-        hits: dict[int, set[str]] = {}
-
-        def look(field: str, value: str) -> None:
-            for condition_id in values[field].get(value, ()):
-                hits.setdefault(condition_id, set()).add(value)
-
-        hs = d.hs_code
-        for length in range(2, min(6, len(hs)) + 1):
-            look("hs_prefix", hs[:length])
-        for field in _SINGLE:
-            own = getattr(d, field)
-            if own:
-                look(field, own)
-        for key in d.consignor:
-            look("consignor", key)
-        for key in d.consignee:
-            look("consignee", key)
-        for container in d.containers:
-            look("container_owner_prefix", container[:4])
-        for gtin in d.gtins:
-            look("gtin", gtin)
-
-        candidates: set[int] = set()
         keyed = self._keyed
-        for condition_id in hits:
-            candidates.update(keyed.get(condition_id, ()))
+        hits: dict[int, set[str]] = {}
+        candidates: set[int] = set()
+        own: dict[str, Sequence[str]] = {}
+
+        def values(field: str) -> Sequence[str]:
+            found = own.get(field)
+            if found is None:
+                found = own[field] = own_values(field, d)
+            return found
+
+        for field, index in self._single:
+            for value in values(field):
+                for condition_id in index.get(value, ()):
+                    hits.setdefault(condition_id, set()).add(value)
+                    candidates.update(keyed[(condition_id,)])
+        for (first, second), pair_index in self._pairs:
+            seconds = values(second)
+            if not seconds:
+                continue
+            for a in values(first):
+                for b in seconds:
+                    for key in pair_index.get((a, b), ()):
+                        hits.setdefault(key[0], set()).add(a)
+                        hits.setdefault(key[1], set()).add(b)
+                        candidates.update(keyed[key])
         if d.quantity is not None:
             bounds, key_ids = self._bound_keys["quantity_above"]
             for condition_id in key_ids[: bisect_left(bounds, d.quantity)]:  # bound < quantity
-                candidates.update(keyed[condition_id])
+                candidates.update(keyed[(condition_id,)])
         per_kg = d.value_per_kg
         if per_kg is not None:
             bounds, key_ids = self._bound_keys["value_per_kg_below"]
             for condition_id in key_ids[bisect_right(bounds, per_kg) :]:  # bound > value per kg
-                candidates.update(keyed[condition_id])
+                candidates.update(keyed[(condition_id,)])
 
-        ids, keyed = self._ids, self._keyed
+        ids, exact = self._ids, self._exact
 
         def truth(condition: Condition) -> tuple[str, ...]:
             condition_id = ids[id(condition)]
-            if condition_id in hits:
+            if condition_id in hits:  # every value it matched: all were looked up
                 return tuple(sorted(hits[condition_id]))
-            if condition_id in keyed and condition.bound is None:
-                return ()  # a key condition holds exactly when the index found it
+            if condition_id in exact:
+                return ()  # a single key holds exactly when the index found it
             return direct_truth(condition, d)  # the rest of a candidate, tested directly
 
         matched = []
@@ -322,8 +376,8 @@ class IndexedMatcher:
                 matched.append(ProfileHit(profile.id, tuple(reasons)))
         subjects = []
         if self.watch:
-            for role, key in d.identifier_keys():
-                records = self.watch.get(key)
+            for role, identifier in d.identifier_keys():
+                records = self.watch.get(identifier)
                 if records is not None:
-                    subjects.append(SubjectHit(role, key, records))
+                    subjects.append(SubjectHit(role, identifier, records))
         return Screening(d.reference, tuple(matched), tuple(subjects))

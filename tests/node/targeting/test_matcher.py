@@ -127,6 +127,36 @@ def test_bounds_are_keys_only_where_nothing_else_can_be() -> None:
     assert matcher.screen(_decl(hs_code="84713000", quantity=9.5)).targeted
 
 
+def test_an_all_of_is_keyed_by_the_pair_of_its_most_selective_conditions() -> None:
+    # "HS 3004 from IN via INNSA" is looked up as (3004, INNSA): neither alone makes a candidate
+    matcher = IndexedMatcher(_profiles(PHARMA, CHEAP_SHIRTS))
+    assert matcher.pair_keys == 1  # CHEAP_SHIRTS: an HS list beside a group, keyed by HS alone
+    assert not matcher.screen(_decl(origin_country="IN", loading_port="NLRTM")).targeted
+    assert matcher.screen(_decl(origin_country="IN", loading_port="INNSA")).targeted
+    # a condition of a pair is tested directly when its profile is a candidate another way
+    either = {
+        "any_of": [
+            {"all_of": [{"hs_prefix": "3004"}, {"loading_port": "INNSA"}]},
+            {"all_of": [{"gtin": "96385074"}, {"hs_prefix": ["3004", "8471"]}]},
+        ]
+    }
+    screen = IndexedMatcher(_profiles(either)).screen
+    assert IndexedMatcher(_profiles(either)).pair_keys == 2
+    got = screen(_decl(loading_port="NLRTM", gtins=("00000096385074",)))
+    assert got.profiles == (
+        ProfileHit(
+            "p0",
+            (
+                Reason("criteria.any_of[1].all_of[0].gtin", "gtin", ("00000096385074",)),
+                Reason("criteria.any_of[1].all_of[1].hs_prefix", "hs_prefix", ("3004",)),
+            ),
+        ),
+    )
+    assert got == NaiveMatcher(_profiles(either)).screen(
+        _decl(loading_port="NLRTM", gtins=("00000096385074",))
+    )
+
+
 @pytest.mark.parametrize("matcher", MATCHERS)
 def test_watch_list(matcher: type[IndexedMatcher] | type[NaiveMatcher]) -> None:
     watch = {
