@@ -127,8 +127,13 @@ async def _run(
                     yield message("bye", event="signed-out")
                     return
                 try:
-                    for chunk in await handle(events):
+                    chunks = await handle(events)
+                    for chunk in chunks:
                         yield chunk
+                    if not chunks:
+                        # Heartbeats only: writing something is also how a browser
+                        # that went away is noticed (and its node stream closed).
+                        yield b": heartbeat\n\n"
                 except errors.Unauthenticated:
                     store.end(session)
                     yield message("bye", event="signed-out")

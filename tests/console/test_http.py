@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import threading
 import uuid
 from datetime import timedelta
 
@@ -278,6 +279,15 @@ def test_a_session_sees_only_what_its_own_token_may(federation: Federation) -> N
     denied = analyst.get(f"/cases/{case_id}")
     assert denied.status_code == 403
     assert "Operation Pangea" not in denied.text
+    # Analysts do not issue: the node refuses the analyst's own token, whoever else is signed in.
+    csrf = csrf_of(analyst.get("/issue").text)
+    refused = analyst.post("/issue", data=_issue_form(csrf, action="send"))
+    assert refused.status_code == 403
+    assert "PERMISSION_DENIED" in refused.text
+    with federation.nl.client("admin") as api:
+        assert "Counterfeit oncology" not in str(
+            api.list_all(direction=alert_pb2.ALERT_DIRECTION_ISSUED)
+        )
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -434,6 +444,12 @@ def test_preview_per_recipient_then_send(federation: Federation) -> None:
     page = client.get(location).text
     assert 'id="delivery-map"' in page
     assert 'id="delivery-de-customs"' in page
+    # Each recipient's copy as sent: the passport number went to de-customs only.
+    de_copy = client.get(f"{location.split('?')[0]}/deliveries/de-customs").text
+    be_copy = client.get(f"{location.split('?')[0]}/deliveries/be-police").text
+    assert "NXC4KR7P1" in de_copy
+    assert "NXC4KR7P1" not in be_copy
+    assert "<code>subjects.persons.passport_number</code>" in be_copy
 
 
 def test_report_a_hit_and_see_it_at_the_issuer(federation: Federation) -> None:
@@ -517,6 +533,12 @@ def test_the_feed_resumes_after_the_last_event_id(federation: Federation) -> Non
     with client.stream("GET", "/live/feed") as stream:
         again = sse_events(stream, 1)
     assert again[0]["data"] == first[0]["data"]
+    # A browser that went away: its node streams are closed (by the next heartbeat).
+    wait_for(
+        lambda: not [t for t in threading.enumerate() if t.name == "console-watch"],
+        timeout=15,
+        what="the console's watch threads to end",
+    )
 
 
 def test_a_new_alert_arrives_on_the_inbox_stream(federation: Federation) -> None:
