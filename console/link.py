@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from console.config import ConsoleConfig
 from intelshare.errors import ConfigError, IntelshareError
 from intelshare.grpc_errors import from_rpc_error
-from intelshare.v1 import alert_pb2, alert_service_pb2, case_service_pb2
+from intelshare.v1 import alert_service_pb2, case_service_pb2
 from node.cli.case_client import CaseClient
 
 _R = TypeVar("_R")
@@ -51,17 +51,6 @@ def open_client(config: ConsoleConfig, token: str) -> CaseClient:
 async def call(fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
     """Run one blocking client call on a worker thread."""
     return await run_in_threadpool(fn, *args, **kwargs)
-
-
-def preview_alert(
-    client: CaseClient, alert: alert_pb2.Alert
-) -> alert_service_pb2.PreviewAlertResponse:
-    """What each recipient of the draft would receive (nothing is sent or stored)."""
-    request = alert_service_pb2.PreviewAlertRequest(alert=alert)
-    try:
-        return client.stub.PreviewAlert(request, timeout=client.timeout, metadata=client.metadata)
-    except grpc.RpcError as err:
-        raise from_rpc_error(err) from None
 
 
 @dataclass

@@ -89,7 +89,7 @@ async def submit(request: Request) -> Response:
                 session.client.create_alert, alert, draft.values["request_id"]
             )
             return web.redirect(request, f"/alerts/{created.name.removeprefix('alerts/')}?issued=1")
-        preview = await link.call(link.preview_alert, session.client, alert)
+        preview = await link.call(session.client.preview_alert, alert)
     except errors.InvalidArgument as exc:
         by_field, summary = _node_errors(exc)
         return _render(
