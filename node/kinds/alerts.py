@@ -78,7 +78,7 @@ from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
 from node.sharing.outbound import Sealed
 from node.storage import tables as t
 from node.storage.officers import Officer
-from node.storage.store import Store, Writer, dumps, now_ms
+from node.storage.store import Store, Writer, dumps, now_ms, rows_by
 
 log = logging.getLogger(__name__)
 
@@ -806,20 +806,16 @@ class Alerts:
         ids = [r.alert_id for r in rows]
         if not ids:
             return []
-        deliveries: dict[str, list[Row[Any]]] = {}
-        for d in conn.execute(
-            select(t.deliveries)
-            .where(t.deliveries.c.alert_id.in_(ids))
-            .order_by(t.deliveries.c.agency_id)
-        ):
-            deliveries.setdefault(d.alert_id, []).append(d)
-        for alert_id, ds in deliveries.items():  # the database's collation may differ
+        deliveries = rows_by(
+            conn, select(t.deliveries).where(t.deliveries.c.alert_id.in_(ids)), "alert_id"
+        )
+        for alert_id, ds in deliveries.items():  # by agency, whatever the database's collation
             deliveries[alert_id] = _by_agency(ds)
-        hits: dict[str, list[Row[Any]]] = {}
-        for h in conn.execute(
-            select(t.hits).where(t.hits.c.alert_id.in_(ids)).order_by(t.hits.c.reported_ms)
-        ):
-            hits.setdefault(h.alert_id, []).append(h)
+        hits = rows_by(
+            conn,
+            select(t.hits).where(t.hits.c.alert_id.in_(ids)).order_by(t.hits.c.reported_ms),
+            "alert_id",
+        )
         pending: set[str] = set()
         failed: dict[str, str] = {}
         view_ids = [d.view_id for ds in deliveries.values() for d in ds]

@@ -117,7 +117,7 @@ from node.sharing.inbound import Incoming, Refused, Stored
 from node.sharing.outbound import Sealed
 from node.storage import tables as t
 from node.storage.officers import Officer, Permission
-from node.storage.store import Store, Writer, dumps, now_ms
+from node.storage.store import Store, Writer, dumps, now_ms, rows_by
 
 log = logging.getLogger(__name__)
 
@@ -959,21 +959,24 @@ class Cases:
         ids = [r.case_id for r in rows]
         if not ids:
             return []
-        members: dict[str, list[Row[Any]]] = {}
-        for m in conn.execute(
+        members = rows_by(
+            conn,
             select(t.case_members)
             .where(t.case_members.c.case_id.in_(ids))
-            .order_by(t.case_members.c.agency_id)
-        ):
-            members.setdefault(m.case_id, []).append(m)
-        officers: dict[str, list[str]] = {}
-        for o in conn.execute(
-            select(t.case_officers.c.case_id, t.officers.c.name)
-            .join(t.officers, t.officers.c.officer_id == t.case_officers.c.officer_id)
-            .where(t.case_officers.c.case_id.in_(ids))
-            .order_by(t.officers.c.name)
-        ):
-            officers.setdefault(o.case_id, []).append(o.name)
+            .order_by(t.case_members.c.agency_id),
+            "case_id",
+        )
+        officers = {
+            case_id: [o.name for o in rows]
+            for case_id, rows in rows_by(
+                conn,
+                select(t.case_officers.c.case_id, t.officers.c.name)
+                .join(t.officers, t.officers.c.officer_id == t.case_officers.c.officer_id)
+                .where(t.case_officers.c.case_id.in_(ids))
+                .order_by(t.officers.c.name),
+                "case_id",
+            ).items()
+        }
         counts = {
             r.case_id: int(r.n)
             for r in conn.execute(

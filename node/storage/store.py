@@ -75,7 +75,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from intelshare.audit.log import AuditLog, FieldValue
@@ -119,6 +119,18 @@ def dumps(value: Any) -> str:
 
 def canonical_bytes(value: Any) -> bytes:
     return dumps(value).encode("utf-8")
+
+
+def rows_by(conn: Connection, query: Any, key: str) -> dict[Any, list[Row[Any]]]:
+    """The rows of ``query``, in its order, grouped by their column ``key``.
+
+    How a page of records gathers its children (deliveries, hits, members)
+    in one statement instead of one per record.
+    """
+    out: dict[Any, list[Row[Any]]] = {}
+    for row in conn.execute(query):
+        out.setdefault(getattr(row, key), []).append(row)
+    return out
 
 
 @dataclass(frozen=True)
