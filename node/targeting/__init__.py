@@ -25,7 +25,9 @@ matcher index profiles by the values they name (below).
     countries, ports, modes, GTINs, party identifiers and container owner
     prefixes by value) and each profile to a few *key conditions*, at least
     one of which must hold for the profile to match: one child of an
-    ``all_of`` (the most selective), every child of an ``any_of``. A
+    ``all_of`` (the most selective) or the pair of its two most selective
+    conditions (looked up as the pair of their values), every child of an
+    ``any_of``. A
     declaration is looked up once per value it carries (numeric bounds that
     are keys by bisection); only the profiles whose key conditions were hit
     are evaluated, so the cost per declaration follows the number of

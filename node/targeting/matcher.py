@@ -15,8 +15,9 @@ every watched key with every identifier: the reference, and the baseline of
 :class:`IndexedMatcher` inverts the profiles once (the package docstring
 has the design): a dict per field from each value a condition names to the
 conditions naming it (HS prefixes are looked up as the 2- to 6-digit
-prefixes of the declaration's code), and from each *key condition* to the
-profiles it is a key of. A declaration then costs one lookup per value it
+prefixes of the declaration's code), and from each *key* (a condition, or
+the pair of two conditions of an ``all_of``, indexed by the pairs of their
+values) to the profiles it is a key of. A declaration then costs one lookup per value it
 carries, plus the evaluation of the candidate profiles only. A numeric
 bound is computed for the candidates that test it; it is looked up (by
 bisection over the sorted bounds) only where it is a profile's key: a
@@ -264,6 +265,8 @@ class IndexedMatcher:
                         single.setdefault(first.field, {}).setdefault(value, []).append(key[0])
         self._single = list(single.items())
         self._pairs = list(pairs.items())
+        #: the fields a declaration is looked up by
+        self._fields = {*single, *(f for pair in pairs for f in pair)}
         #: single key conditions: they hold exactly when the index finds them
         self._exact = {c for field in single.values() for ids in field.values() for c in ids}
         self._exact -= members
@@ -325,24 +328,18 @@ class IndexedMatcher:
         keyed = self._keyed
         hits: dict[int, set[str]] = {}
         candidates: set[int] = set()
-        own: dict[str, Sequence[str]] = {}
-
-        def values(field: str) -> Sequence[str]:
-            found = own.get(field)
-            if found is None:
-                found = own[field] = own_values(field, d)
-            return found
+        own = {field: own_values(field, d) for field in self._fields}
 
         for field, index in self._single:
-            for value in values(field):
+            for value in own[field]:
                 for condition_id in index.get(value, ()):
                     hits.setdefault(condition_id, set()).add(value)
                     candidates.update(keyed[(condition_id,)])
         for (first, second), pair_index in self._pairs:
-            seconds = values(second)
+            seconds = own[second]
             if not seconds:
                 continue
-            for a in values(first):
+            for a in own[first]:
                 for b in seconds:
                     for key in pair_index.get((a, b), ()):
                         hits.setdefault(key[0], set()).add(a)
