@@ -181,7 +181,9 @@ def sse_events(response: httpx.Response, count: int, timeout: float = 30.0) -> l
     out: list[dict[str, str]] = []
     current: dict[str, str] = {}
     deadline = time.monotonic() + timeout
-    for line in response.iter_lines():
+    # One line iterator per response, so that a test may read a stream in several steps.
+    lines = response.extensions.setdefault("sse_lines", response.iter_lines())
+    for line in lines:
         if time.monotonic() > deadline:
             break
         if line == "":

@@ -552,3 +552,40 @@ def test_a_new_alert_arrives_on_the_inbox_stream(federation: Federation) -> None
     assert row["event"] == "upsert-new"
     assert "arriving live" in row["data"]
     assert f'id="alert-{received["de-customs"].split("/")[1]}"' in row["data"]
+
+
+def test_an_open_stream_signs_out_a_revoked_officer(federation: Federation) -> None:
+    de = federation.consoles["de-customs"]
+    client = de.signed_in("analyst")
+    with client.stream("GET", "/live/alerts?view=inbox&insert=1") as stream:
+        registry = OfficerRegistry(federation.de.node.store.engine)
+        try:
+            registry.disable("analyst")
+        finally:
+            registry.close()
+        issue(federation, wait=False)  # the next event makes the node check the token again
+        (event,) = sse_events(stream, 1)
+    assert event["event"] == "signed-out"
+    assert client.get("/inbox").status_code == 303
+
+
+def test_the_issued_list_follows_deliveries(federation: Federation) -> None:
+    nl = federation.consoles["nl-customs"]
+    client = nl.signed_in("liaison")
+    page = client.get("/issued").text
+    url = re.search(r'data-live-url="([^"]+)"', page).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    with client.stream("GET", url) as stream:
+        name, _ = issue(federation, wait=False)
+        row_id = f'id="alert-{name.split("/")[1]}"'
+        first = sse_events(stream, 1)[0]
+        assert first["event"] == "upsert-new"  # a new row on top
+        assert row_id in first["data"]
+        # Then the same row again, as de-customs' node confirms delivery.
+        for _ in range(10):
+            (message,) = sse_events(stream, 1)
+            assert message["event"] == "upsert"
+            assert row_id in message["data"]
+            if "Delivered" in message["data"]:
+                break
+        else:
+            raise AssertionError("the row never said Delivered")
