@@ -9,8 +9,14 @@ a kind touches nothing here.
     the life every kind shares: the treaty in force and its decision (the
     precise ``PolicyRefused`` reason), per-treaty redaction into *views*,
     sealing each view once for its recipients, the durable outbound queue,
-    control messages on the treaty of the record they refer to, and the
-    registry of inbound handlers by message kind.
+    control messages on the treaty of the record they refer to, receipts
+    (each kind marks what it shared), send failures, and the registry of
+    inbound handlers by message kind.
+``node.sharing.records``
+    generic record kinds: a :class:`~node.sharing.records.RecordKind`
+    declares its name, message, JSON form, validation, categories and
+    expiry; :class:`~node.sharing.records.Records` stores, shares, updates,
+    withdraws, receipts, purges and audits it.
 ``node.sharing.outbound``
     sealing and the send queue: an operation commits its envelopes with its
     change; a sender thread submits them in order with backoff, idempotent
