@@ -24,25 +24,24 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from google.protobuf.message import Message
 
 from intelshare.cli import emit, json_option
 from intelshare.errors import ConfigError, IntelshareError, Malformed
-from intelshare.interop import (
-    Draft,
-    ExportContext,
-    draft_from_misp,
-    draft_from_stix,
-    export_alerts,
-    vocab,
-)
-from intelshare.treaty import SignedTreatyDoc
 from intelshare.v1 import alert_pb2
 from node.cli.client import NodeClient
 from node.cli.connect import connect, settings
+
+if TYPE_CHECKING:
+    from intelshare.interop import Draft
+
+# intelshare.interop (and the stix2 library under it) is imported by the two
+# commands when they run, not here: every ``intelshare alert`` command loads
+# this module, and the other commands should not pay for it.
+
 
 #: Placeholders in the suggested issue command, for what a foreign document never gives.
 TO_PLACEHOLDER = "AGENCY@TREATY"
@@ -66,6 +65,8 @@ def attach(group: click.Group) -> None:
 
 
 def _onward_rules(paths: tuple[Path, ...]) -> dict[str, str]:
+    from intelshare.treaty import SignedTreatyDoc
+
     rules: dict[str, str] = {}
     for path in paths:
         try:
@@ -120,6 +121,8 @@ def export_cmd(
     treaty_files: tuple[Path, ...],
 ) -> None:
     """Export alerts (by id) as a STIX 2.1 bundle."""
+    from intelshare.interop import ExportContext, export_alerts
+
     rules = _onward_rules(treaty_files)
     holder = str(settings(ctx)["server_name"])
     with connect(ctx, NodeClient) as client:
@@ -164,6 +167,8 @@ def _subject_text(msg: Message) -> tuple[str | None, list[str]]:
 
 def issue_command(alert: alert_pb2.Alert) -> tuple[list[str], list[str]]:
     """The ``intelshare alert issue`` arguments for a draft, and what they leave out."""
+    from intelshare.interop import vocab
+
     args = ["intelshare", "alert", "issue"]
     args += ["--kind", vocab.KINDS.get(alert.kind, KIND_PLACEHOLDER)]
     args += ["--to", TO_PLACEHOLDER]
@@ -231,6 +236,8 @@ def _print_draft(draft: Draft, command: list[str], left_out: list[str]) -> None:
 @json_option
 def import_cmd(file: Path, fmt: str, out: Path | None, as_json: bool) -> None:
     """Make a draft alert from a STIX 2.1 bundle or a MISP event (nothing is sent)."""
+    from intelshare.interop import draft_from_misp, draft_from_stix
+
     try:
         data = file.read_bytes()
     except OSError as exc:
