@@ -25,47 +25,52 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from intelshare.v1 import alert_pb2 as intelshare_dot_v1_dot_alert__pb2
+from intelshare.v1 import receipt_pb2 as intelshare_dot_v1_dot_receipt__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!intelshare/v1/alert_service.proto\x12\rintelshare.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intelshare/v1/alert.proto\"M\n\x12\x43reateAlertRequest\x12#\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x14.intelshare.v1.Alert\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1f\n\x0fGetAlertRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xd1\x01\n\x11ListAlertsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.intelshare.v1.AlertKind\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.intelshare.v1.AlertState\x12\x30\n\tdirection\x18\x05 \x01(\x0e\x32\x1d.intelshare.v1.AlertDirection\x12\x11\n\ttreaty_id\x18\x06 \x01(\t\"S\n\x12ListAlertsResponse\x12$\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x14.intelshare.v1.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"~\n\x12UpdateAlertRequest\x12#\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x14.intelshare.v1.Alert\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"F\n\x12RevokeAlertRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\";\n\x17\x41\x63knowledgeAlertRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x82\x01\n\x10ReportHitRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\nfound_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05place\x18\x03 \x01(\t\x12\r\n\x05\x66ound\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\'\n\x17GetAlertDeliveryRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x8e\x01\n\x12WatchAlertsRequest\x12\x14\n\x0c\x61\x66ter_cursor\x18\x01 \x01(\x03\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.intelshare.v1.AlertKind\x12\'\n\x07urgency\x18\x03 \x01(\x0e\x32\x16.intelshare.v1.Urgency\x12\x11\n\ttreaty_id\x18\x04 \x01(\t\"}\n\x13WatchAlertsResponse\x12*\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.intelshare.v1.AlertEventH\x00\x12\x32\n\theartbeat\x18\x02 \x01(\x0b\x32\x1d.intelshare.v1.WatchHeartbeatH\x00\x42\x06\n\x04item\"\x8f\x01\n\nAlertEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\r\n\x05\x61lert\x18\x04 \x01(\t\x12\x11\n\tagency_id\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"%\n\x0eWatchHeartbeat\x12\x13\n\x0bhead_cursor\x18\x01 \x01(\x03\":\n\x13PreviewAlertRequest\x12#\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x14.intelshare.v1.Alert\"I\n\x14PreviewAlertResponse\x12\x31\n\x08previews\x18\x01 \x03(\x0b\x32\x1f.intelshare.v1.RecipientPreview\"\xd1\x01\n\x10RecipientPreview\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x11\n\ttreaty_id\x18\x02 \x01(\t\x12\x16\n\x0etreaty_version\x18\x03 \x01(\r\x12\x11\n\tpermitted\x18\x04 \x01(\x08\x12#\n\x05\x61lert\x18\x05 \x01(\x0b\x32\x14.intelshare.v1.Alert\x12\x16\n\x0eremoved_fields\x18\x06 \x03(\t\x12\x16\n\x0erefusal_reason\x18\x07 \x01(\t\x12\x17\n\x0frefusal_message\x18\x08 \x01(\t2\x9c\x06\n\x0c\x41lertService\x12\x46\n\x0b\x43reateAlert\x12!.intelshare.v1.CreateAlertRequest\x1a\x14.intelshare.v1.Alert\x12@\n\x08GetAlert\x12\x1e.intelshare.v1.GetAlertRequest\x1a\x14.intelshare.v1.Alert\x12Q\n\nListAlerts\x12 .intelshare.v1.ListAlertsRequest\x1a!.intelshare.v1.ListAlertsResponse\x12\x46\n\x0bUpdateAlert\x12!.intelshare.v1.UpdateAlertRequest\x1a\x14.intelshare.v1.Alert\x12\x46\n\x0bRevokeAlert\x12!.intelshare.v1.RevokeAlertRequest\x1a\x14.intelshare.v1.Alert\x12P\n\x10\x41\x63knowledgeAlert\x12&.intelshare.v1.AcknowledgeAlertRequest\x1a\x14.intelshare.v1.Alert\x12\x42\n\tReportHit\x12\x1f.intelshare.v1.ReportHitRequest\x1a\x14.intelshare.v1.Alert\x12X\n\x10GetAlertDelivery\x12&.intelshare.v1.GetAlertDeliveryRequest\x1a\x1c.intelshare.v1.AlertDelivery\x12V\n\x0bWatchAlerts\x12!.intelshare.v1.WatchAlertsRequest\x1a\".intelshare.v1.WatchAlertsResponse0\x01\x12W\n\x0cPreviewAlert\x12\".intelshare.v1.PreviewAlertRequest\x1a#.intelshare.v1.PreviewAlertResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!intelshare/v1/alert_service.proto\x12\rintelshare.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intelshare/v1/alert.proto\x1a\x1bintelshare/v1/receipt.proto\"M\n\x12\x43reateAlertRequest\x12#\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x14.intelshare.v1.Alert\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1f\n\x0fGetAlertRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xd1\x01\n\x11ListAlertsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.intelshare.v1.AlertKind\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.intelshare.v1.AlertState\x12\x30\n\tdirection\x18\x05 \x01(\x0e\x32\x1d.intelshare.v1.AlertDirection\x12\x11\n\ttreaty_id\x18\x06 \x01(\t\"S\n\x12ListAlertsResponse\x12$\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x14.intelshare.v1.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"~\n\x12UpdateAlertRequest\x12#\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x14.intelshare.v1.Alert\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"F\n\x12RevokeAlertRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\";\n\x17\x41\x63knowledgeAlertRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x82\x01\n\x10ReportHitRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\nfound_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05place\x18\x03 \x01(\t\x12\r\n\x05\x66ound\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\'\n\x17GetAlertDeliveryRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x8e\x01\n\x12WatchAlertsRequest\x12\x14\n\x0c\x61\x66ter_cursor\x18\x01 \x01(\x03\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.intelshare.v1.AlertKind\x12\'\n\x07urgency\x18\x03 \x01(\x0e\x32\x16.intelshare.v1.Urgency\x12\x11\n\ttreaty_id\x18\x04 \x01(\t\"}\n\x13WatchAlertsResponse\x12*\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.intelshare.v1.AlertEventH\x00\x12\x32\n\theartbeat\x18\x02 \x01(\x0b\x32\x1d.intelshare.v1.WatchHeartbeatH\x00\x42\x06\n\x04item\"\x8f\x01\n\nAlertEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\r\n\x05\x61lert\x18\x04 \x01(\t\x12\x11\n\tagency_id\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"%\n\x0eWatchHeartbeat\x12\x13\n\x0bhead_cursor\x18\x01 \x01(\x03\":\n\x13PreviewAlertRequest\x12#\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x14.intelshare.v1.Alert\"I\n\x14PreviewAlertResponse\x12\x31\n\x08previews\x18\x01 \x03(\x0b\x32\x1f.intelshare.v1.RecipientPreview\"\xd1\x01\n\x10RecipientPreview\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x11\n\ttreaty_id\x18\x02 \x01(\t\x12\x16\n\x0etreaty_version\x18\x03 \x01(\r\x12\x11\n\tpermitted\x18\x04 \x01(\x08\x12#\n\x05\x61lert\x18\x05 \x01(\x0b\x32\x14.intelshare.v1.Alert\x12\x16\n\x0eremoved_fields\x18\x06 \x03(\t\x12\x16\n\x0erefusal_reason\x18\x07 \x01(\t\x12\x17\n\x0frefusal_message\x18\x08 \x01(\t\"&\n\x16GetAlertReceiptRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"k\n\x0c\x41lertReceipt\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\'\n\x07receipt\x18\x03 \x01(\x0b\x32\x16.intelshare.v1.Receipt\x12\x10\n\x08\x65nvelope\x18\x04 \x01(\x0c\x32\xf3\x06\n\x0c\x41lertService\x12\x46\n\x0b\x43reateAlert\x12!.intelshare.v1.CreateAlertRequest\x1a\x14.intelshare.v1.Alert\x12@\n\x08GetAlert\x12\x1e.intelshare.v1.GetAlertRequest\x1a\x14.intelshare.v1.Alert\x12Q\n\nListAlerts\x12 .intelshare.v1.ListAlertsRequest\x1a!.intelshare.v1.ListAlertsResponse\x12\x46\n\x0bUpdateAlert\x12!.intelshare.v1.UpdateAlertRequest\x1a\x14.intelshare.v1.Alert\x12\x46\n\x0bRevokeAlert\x12!.intelshare.v1.RevokeAlertRequest\x1a\x14.intelshare.v1.Alert\x12P\n\x10\x41\x63knowledgeAlert\x12&.intelshare.v1.AcknowledgeAlertRequest\x1a\x14.intelshare.v1.Alert\x12\x42\n\tReportHit\x12\x1f.intelshare.v1.ReportHitRequest\x1a\x14.intelshare.v1.Alert\x12X\n\x10GetAlertDelivery\x12&.intelshare.v1.GetAlertDeliveryRequest\x1a\x1c.intelshare.v1.AlertDelivery\x12V\n\x0bWatchAlerts\x12!.intelshare.v1.WatchAlertsRequest\x1a\".intelshare.v1.WatchAlertsResponse0\x01\x12W\n\x0cPreviewAlert\x12\".intelshare.v1.PreviewAlertRequest\x1a#.intelshare.v1.PreviewAlertResponse\x12U\n\x0fGetAlertReceipt\x12%.intelshare.v1.GetAlertReceiptRequest\x1a\x1b.intelshare.v1.AlertReceiptb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'intelshare.v1.alert_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEALERTREQUEST']._serialized_start=146
-  _globals['_CREATEALERTREQUEST']._serialized_end=223
-  _globals['_GETALERTREQUEST']._serialized_start=225
-  _globals['_GETALERTREQUEST']._serialized_end=256
-  _globals['_LISTALERTSREQUEST']._serialized_start=259
-  _globals['_LISTALERTSREQUEST']._serialized_end=468
-  _globals['_LISTALERTSRESPONSE']._serialized_start=470
-  _globals['_LISTALERTSRESPONSE']._serialized_end=553
-  _globals['_UPDATEALERTREQUEST']._serialized_start=555
-  _globals['_UPDATEALERTREQUEST']._serialized_end=681
-  _globals['_REVOKEALERTREQUEST']._serialized_start=683
-  _globals['_REVOKEALERTREQUEST']._serialized_end=753
-  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_start=755
-  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_end=814
-  _globals['_REPORTHITREQUEST']._serialized_start=817
-  _globals['_REPORTHITREQUEST']._serialized_end=947
-  _globals['_GETALERTDELIVERYREQUEST']._serialized_start=949
-  _globals['_GETALERTDELIVERYREQUEST']._serialized_end=988
-  _globals['_WATCHALERTSREQUEST']._serialized_start=991
-  _globals['_WATCHALERTSREQUEST']._serialized_end=1133
-  _globals['_WATCHALERTSRESPONSE']._serialized_start=1135
-  _globals['_WATCHALERTSRESPONSE']._serialized_end=1260
-  _globals['_ALERTEVENT']._serialized_start=1263
-  _globals['_ALERTEVENT']._serialized_end=1406
-  _globals['_WATCHHEARTBEAT']._serialized_start=1408
-  _globals['_WATCHHEARTBEAT']._serialized_end=1445
-  _globals['_PREVIEWALERTREQUEST']._serialized_start=1447
-  _globals['_PREVIEWALERTREQUEST']._serialized_end=1505
-  _globals['_PREVIEWALERTRESPONSE']._serialized_start=1507
-  _globals['_PREVIEWALERTRESPONSE']._serialized_end=1580
-  _globals['_RECIPIENTPREVIEW']._serialized_start=1583
-  _globals['_RECIPIENTPREVIEW']._serialized_end=1792
-  _globals['_ALERTSERVICE']._serialized_start=1795
-  _globals['_ALERTSERVICE']._serialized_end=2591
+  _globals['_CREATEALERTREQUEST']._serialized_start=175
+  _globals['_CREATEALERTREQUEST']._serialized_end=252
+  _globals['_GETALERTREQUEST']._serialized_start=254
+  _globals['_GETALERTREQUEST']._serialized_end=285
+  _globals['_LISTALERTSREQUEST']._serialized_start=288
+  _globals['_LISTALERTSREQUEST']._serialized_end=497
+  _globals['_LISTALERTSRESPONSE']._serialized_start=499
+  _globals['_LISTALERTSRESPONSE']._serialized_end=582
+  _globals['_UPDATEALERTREQUEST']._serialized_start=584
+  _globals['_UPDATEALERTREQUEST']._serialized_end=710
+  _globals['_REVOKEALERTREQUEST']._serialized_start=712
+  _globals['_REVOKEALERTREQUEST']._serialized_end=782
+  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_start=784
+  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_end=843
+  _globals['_REPORTHITREQUEST']._serialized_start=846
+  _globals['_REPORTHITREQUEST']._serialized_end=976
+  _globals['_GETALERTDELIVERYREQUEST']._serialized_start=978
+  _globals['_GETALERTDELIVERYREQUEST']._serialized_end=1017
+  _globals['_WATCHALERTSREQUEST']._serialized_start=1020
+  _globals['_WATCHALERTSREQUEST']._serialized_end=1162
+  _globals['_WATCHALERTSRESPONSE']._serialized_start=1164
+  _globals['_WATCHALERTSRESPONSE']._serialized_end=1289
+  _globals['_ALERTEVENT']._serialized_start=1292
+  _globals['_ALERTEVENT']._serialized_end=1435
+  _globals['_WATCHHEARTBEAT']._serialized_start=1437
+  _globals['_WATCHHEARTBEAT']._serialized_end=1474
+  _globals['_PREVIEWALERTREQUEST']._serialized_start=1476
+  _globals['_PREVIEWALERTREQUEST']._serialized_end=1534
+  _globals['_PREVIEWALERTRESPONSE']._serialized_start=1536
+  _globals['_PREVIEWALERTRESPONSE']._serialized_end=1609
+  _globals['_RECIPIENTPREVIEW']._serialized_start=1612
+  _globals['_RECIPIENTPREVIEW']._serialized_end=1821
+  _globals['_GETALERTRECEIPTREQUEST']._serialized_start=1823
+  _globals['_GETALERTRECEIPTREQUEST']._serialized_end=1861
+  _globals['_ALERTRECEIPT']._serialized_start=1863
+  _globals['_ALERTRECEIPT']._serialized_end=1970
+  _globals['_ALERTSERVICE']._serialized_start=1973
+  _globals['_ALERTSERVICE']._serialized_end=2856
 # @@protoc_insertion_point(module_scope)

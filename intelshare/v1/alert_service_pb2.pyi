@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from intelshare.v1 import alert_pb2 as _alert_pb2
+from intelshare.v1 import receipt_pb2 as _receipt_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -537,3 +538,66 @@ class RecipientPreview(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecipientPreview: _TypeAlias = RecipientPreview  # noqa: Y015
+
+@_typing.final
+class GetAlertReceiptRequest(_message.Message):
+    """GetAlertReceiptRequest names the receipt of one recipient's copy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"alerts/{alert_id}/deliveries/{agency_id}/receipt"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAlertReceiptRequest: _TypeAlias = GetAlertReceiptRequest  # noqa: Y015
+
+@_typing.final
+class AlertReceipt(_message.Message):
+    """AlertReceipt is the gateway's proof that it accepted one envelope of an
+    issued alert. Recipients under one treaty share one envelope, and so one
+    receipt.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"alerts/{alert_id}/deliveries/{agency_id}/receipt"."""
+    message_id: _builtins.str
+    """Message id of the envelope that carried the alert to the recipient."""
+    envelope: _builtins.bytes
+    """The envelope as submitted (Envelope.SerializeToString() bytes), whose
+    SHA-256 the receipt names.
+    """
+    @_builtins.property
+    def receipt(self) -> _receipt_pb2.Receipt:
+        """The gateway's signed receipt (tree head and inclusion proof)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        message_id: _builtins.str = ...,
+        receipt: _receipt_pb2.Receipt | None = ...,
+        envelope: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "message_id", b"message_id", "name", b"name", "receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertReceipt: _TypeAlias = AlertReceipt  # noqa: Y015

@@ -89,6 +89,11 @@ class AlertServiceStub:
                 request_serializer=intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertRequest.SerializeToString,
                 response_deserializer=intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertResponse.FromString,
                 _registered_method=True)
+        self.GetAlertReceipt = channel.unary_unary(
+                '/intelshare.v1.AlertService/GetAlertReceipt',
+                request_serializer=intelshare_dot_v1_dot_alert__service__pb2.GetAlertReceiptRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_alert__service__pb2.AlertReceipt.FromString,
+                _registered_method=True)
 
 
 class AlertServiceServicer:
@@ -173,6 +178,16 @@ class AlertServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAlertReceipt(self, request, context):
+        """Returns the gateway's signed receipt for the envelope that carried an
+        issued alert to one recipient, with that envelope, so that anyone
+        holding the federation's directory can check offline that the gateway
+        accepted it (`intelshare receipt verify`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AlertServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -225,6 +240,11 @@ def add_AlertServiceServicer_to_server(servicer, server):
                     servicer.PreviewAlert,
                     request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertRequest.FromString,
                     response_serializer=intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertResponse.SerializeToString,
+            ),
+            'GetAlertReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAlertReceipt,
+                    request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.GetAlertReceiptRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_alert__service__pb2.AlertReceipt.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -501,6 +521,33 @@ class AlertService:
             '/intelshare.v1.AlertService/PreviewAlert',
             intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertRequest.SerializeToString,
             intelshare_dot_v1_dot_alert__service__pb2.PreviewAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAlertReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.AlertService/GetAlertReceipt',
+            intelshare_dot_v1_dot_alert__service__pb2.GetAlertReceiptRequest.SerializeToString,
+            intelshare_dot_v1_dot_alert__service__pb2.AlertReceipt.FromString,
             options,
             channel_credentials,
             insecure,

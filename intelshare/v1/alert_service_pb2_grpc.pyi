@@ -66,6 +66,12 @@ class AlertServiceStub:
     draft alert would receive: exactly the fields its treaty lets through,
     or why its treaty refuses the alert.
     """
+    GetAlertReceipt: _grpc.UnaryUnaryMultiCallable[_alert_service_pb2.GetAlertReceiptRequest, _alert_service_pb2.AlertReceipt]
+    """Returns the gateway's signed receipt for the envelope that carried an
+    issued alert to one recipient, with that envelope, so that anyone
+    holding the federation's directory can check offline that the gateway
+    accepted it (`intelshare receipt verify`).
+    """
 
 @_typing.type_check_only
 class AlertServiceAsyncStub(AlertServiceStub):
@@ -103,6 +109,12 @@ class AlertServiceAsyncStub(AlertServiceStub):
     """Shows, without sending or storing anything, what each recipient of a
     draft alert would receive: exactly the fields its treaty lets through,
     or why its treaty refuses the alert.
+    """
+    GetAlertReceipt: _aio.UnaryUnaryMultiCallable[_alert_service_pb2.GetAlertReceiptRequest, _alert_service_pb2.AlertReceipt]  # type: ignore[assignment]
+    """Returns the gateway's signed receipt for the envelope that carried an
+    issued alert to one recipient, with that envelope, so that anyone
+    holding the federation's directory can check offline that the gateway
+    accepted it (`intelshare receipt verify`).
     """
 
 class AlertServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -198,6 +210,18 @@ class AlertServiceServicer(metaclass=_abc_1.ABCMeta):
         """Shows, without sending or storing anything, what each recipient of a
         draft alert would receive: exactly the fields its treaty lets through,
         or why its treaty refuses the alert.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAlertReceipt(
+        self,
+        request: _alert_service_pb2.GetAlertReceiptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_service_pb2.AlertReceipt, _abc.Awaitable[_alert_service_pb2.AlertReceipt]]:
+        """Returns the gateway's signed receipt for the envelope that carried an
+        issued alert to one recipient, with that envelope, so that anyone
+        holding the federation's directory can check offline that the gateway
+        accepted it (`intelshare receipt verify`).
         """
 
 def add_AlertServiceServicer_to_server(servicer: AlertServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

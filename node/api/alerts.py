@@ -54,6 +54,12 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
         self.officers.require(context, Permission.ISSUE)
         return alert_service_pb2.PreviewAlertResponse(previews=self.alerts.preview(request.alert))
 
+    def GetAlertReceipt(
+        self, request: alert_service_pb2.GetAlertReceiptRequest, context: grpc.ServicerContext
+    ) -> alert_service_pb2.AlertReceipt:
+        self.officers.require(context, Permission.READ)
+        return self.alerts.receipt(request.name)
+
     def GetAlert(
         self, request: alert_service_pb2.GetAlertRequest, context: grpc.ServicerContext
     ) -> alert_pb2.Alert:

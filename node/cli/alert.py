@@ -13,6 +13,7 @@ import re
 import sys
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -345,6 +346,67 @@ def show_cmd(ctx: click.Context, alert_id: str, agency: str | None, as_json: boo
             return
         alert = client.get_alert(alert_id)
     emit(_dict(alert), as_json=as_json, table=lambda: _show(alert))
+
+
+@group.command("receipt")
+@click.argument("alert_id")
+@click.option(
+    "--to",
+    "agency",
+    help="The recipient whose copy to prove (needed when the alert went out in several "
+    "envelopes, one per treaty).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the receipt (for intelshare receipt verify).",
+)
+@click.option(
+    "--envelope-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the envelope it names (for receipt verify --envelope).",
+)
+@json_option
+@click.pass_context
+def receipt_cmd(
+    ctx: click.Context,
+    alert_id: str,
+    agency: str | None,
+    out: Path,
+    envelope_out: Path | None,
+    as_json: bool,
+) -> None:
+    """Fetch the gateway's signed receipt for an alert you issued."""
+    with _client(ctx) as client:
+        if agency is None:
+            alert = client.get_alert(alert_id)
+            envelopes = {d.message_id: d.agency_id for d in alert.deliveries}
+            if len(envelopes) != 1:
+                raise InvalidArgument(
+                    f"{alert.name} went out in {len(envelopes)} envelopes (one per treaty): "
+                    "say whose copy with --to AGENCY",
+                    violations={"--to": "one of " + ", ".join(sorted(envelopes.values()))},
+                )
+            agency = next(iter(envelopes.values()))
+        got = client.get_receipt(alert_id, agency)
+    out.write_bytes(got.receipt.SerializeToString())
+    if envelope_out is not None:
+        envelope_out.write_bytes(got.envelope)
+    summary = {
+        "name": got.name,
+        "message_id": got.message_id,
+        "log_index": got.receipt.log_index,
+        "receipt_file": str(out),
+        "envelope_file": str(envelope_out) if envelope_out else None,
+    }
+
+    def table() -> None:
+        click.echo(f"receipt for message {got.message_id} written to {out}")
+        click.echo(f"  gateway log index {got.receipt.log_index}; check it offline with:")
+        click.echo(f"  intelshare receipt verify {out} --directory DIRECTORY --anchor ANCHOR")
+
+    emit(summary, as_json=as_json, table=table)
 
 
 @group.command("ack")

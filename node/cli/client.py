@@ -106,6 +106,13 @@ class NodeClient:
         req = alert_service_pb2.PreviewAlertRequest(alert=alert)
         return list(self._call(self.stub.PreviewAlert, req).previews)
 
+    def get_receipt(self, name: str, agency_id: str) -> alert_service_pb2.AlertReceipt:
+        """The gateway's receipt for the envelope that carried alert ``name`` to ``agency_id``."""
+        req = alert_service_pb2.GetAlertReceiptRequest(
+            name=f"{_name(name)}/deliveries/{agency_id}/receipt"
+        )
+        return self._call(self.stub.GetAlertReceipt, req)
+
     def get_alert(self, name: str) -> alert_pb2.Alert:
         return self._call(self.stub.GetAlert, alert_service_pb2.GetAlertRequest(name=_name(name)))
 

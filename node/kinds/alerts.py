@@ -71,7 +71,7 @@ from sqlalchemy import (
 from intelshare import errors
 from intelshare.db import is_pg, pg_execute
 from intelshare.treaty import alert_kind_name, check_fields, decide_review, redact
-from intelshare.v1 import alert_pb2, alert_service_pb2, envelope_pb2
+from intelshare.v1 import alert_pb2, alert_service_pb2, envelope_pb2, receipt_pb2
 from node.schema import alert as rec
 from node.sharing.engine import Refusal, Share, Sharing
 from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
@@ -797,6 +797,46 @@ class Alerts:
             alert=seen,
             removed_fields=json.loads(view.removed_fields),
             messages=messages,
+        )
+
+    def receipt(self, name: str) -> alert_service_pb2.AlertReceipt:
+        """The gateway's receipt for the envelope that carried an issued alert to a recipient."""
+        parts = name.split("/")
+        if len(parts) != 5 or parts[4] != "receipt":
+            raise errors.InvalidArgument(
+                "name must look like alerts/{alert_id}/deliveries/{agency_id}/receipt, "
+                f"got {name!r}",
+                violations={"name": "expected alerts/{alert_id}/deliveries/{agency_id}/receipt"},
+            )
+        alert_id, agency = parse_delivery_name("/".join(parts[:4]))
+        with self.store.engine.connect() as conn:
+            row = self._row(conn, alert_id)
+            if row.direction != ISSUED:
+                raise errors.FailedPrecondition(
+                    f"alert {alert_name(alert_id)} was received; receipts are the issuer's",
+                    metadata={"name": alert_name(alert_id)},
+                )
+            sent = conn.execute(
+                select(t.outbound.c.message_id, t.outbound.c.envelope, t.outbound.c.receipt)
+                .join(t.deliveries, t.deliveries.c.view_id == t.outbound.c.message_id)
+                .where(t.deliveries.c.alert_id == alert_id, t.deliveries.c.agency_id == agency)
+            ).first()
+        if sent is None:
+            raise errors.NotFound(
+                f"{agency} is not a recipient of alert {alert_name(alert_id)}",
+                metadata={"name": name},
+            )
+        if sent.receipt is None:
+            raise errors.FailedPrecondition(
+                f"the gateway has not accepted the envelope for {agency} yet (still queued); "
+                "ask again once the alert shows as sent",
+                metadata={"name": name, "state": "queued"},
+            )
+        return alert_service_pb2.AlertReceipt(
+            name=name,
+            message_id=sent.message_id,
+            receipt=receipt_pb2.Receipt.FromString(bytes(sent.receipt)),
+            envelope=bytes(sent.envelope),
         )
 
     def _load(self, conn: Connection, alert_id: str) -> alert_pb2.Alert:

@@ -62,16 +62,6 @@ def with_free_ports(script: str) -> str:
     return re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{mapping[m.group(1)]}", script)
 
 
-def receipt_command_exists(env: dict[str, str]) -> bool:
-    done = subprocess.run(
-        ["intelshare", "alert", "receipt", "--help"],
-        capture_output=True,
-        env=env,
-        check=False,
-    )
-    return done.returncode == 0
-
-
 def stop_group(pgid: int) -> None:
     """SIGTERM every process of the group (the servers run on after bash exits), then KILL."""
     with contextlib.suppress(ProcessLookupError):
@@ -123,12 +113,6 @@ def test_readme_by_hand_runs_as_written(tmp_path: Path) -> None:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["HOME"] = str(tmp_path / "home")
     script = with_free_ports(block)
-    has_receipt = receipt_command_exists(env)
-    if not has_receipt:
-        # `intelshare alert receipt` comes with issue 16, item 1 (the node side).
-        # Until it exists, run everything up to the delivered alert, then xfail
-        # below: the README shows the finished path, the test says what is missing.
-        script = script[: script.index(RECEIPT_LINE)]
     work = tmp_path / "by-hand"
     work.mkdir()
     (tmp_path / "home").mkdir()
@@ -176,9 +160,6 @@ def test_readme_by_hand_runs_as_written(tmp_path: Path) -> None:
         ["pgrep", "-f", str(work)], capture_output=True, text=True, check=False
     ).stdout.split()
     assert not leftover, f"still running: {leftover}"
-    if not has_receipt:
-        pytest.xfail(
-            "`intelshare alert receipt` does not exist yet (issue 16, item 1): the README's "
-            "last two lines (fetch the receipt, verify it) were not run"
-        )
+    # The gateway's receipt, fetched from the node and verified offline.
+    assert f"+ {RECEIPT_LINE}" in text
     assert "receipt OK: gateway 'gateway' accepted message" in text, text[-3000:]
