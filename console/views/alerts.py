@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,7 +28,8 @@ def alert_name(alert_id: str) -> str:
     return f"alerts/{alert_id}"
 
 
-def _matches(alert: alert_pb2.Alert, urgency: int, partner: str) -> bool:
+def matches(alert: alert_pb2.Alert, urgency: int, partner: str) -> bool:
+    """The filters the node cannot apply itself: urgency, and the partner agency."""
     if urgency and alert.urgency != urgency:
         return False
     if partner:
@@ -60,7 +62,7 @@ async def list_page(
             kind=kind,
             state=state,
         )
-        found.extend(a for a in page.alerts if _matches(a, urgency, partner))
+        found.extend(a for a in page.alerts if matches(a, urgency, partner))
         token = page.next_page_token
         if not token or len(found) >= page_size or not (urgency or partner):
             break
@@ -78,8 +80,6 @@ def _filters(request: Request) -> dict[str, Any]:
 
 
 def _filter_query(filters: dict[str, Any]) -> str:
-    from urllib.parse import urlencode
-
     return urlencode({k: v for k, v in filters.items() if v})
 
 

@@ -39,7 +39,7 @@ from starlette.routing import Route
 from console import link, web
 from console.display import ENUMS, enum_value, ts_ms
 from console.sessions import Session
-from console.views.alerts import _matches, alert_name
+from console.views.alerts import alert_name, matches
 from console.views.cases import case_name
 from intelshare import errors
 from intelshare.v1 import alert_pb2, alert_service_pb2, case_pb2, case_service_pb2
@@ -91,9 +91,6 @@ def _fragment(request: Request, session: Session, template: str, **context: Any)
         "request": request,
     }
     return env.get_template(template).render(**base, **context)
-
-
-Handler = Callable[[list[Any]], Awaitable[list[bytes]]]
 
 
 async def _run(
@@ -226,7 +223,7 @@ async def alert_list(request: Request) -> Response:
                 continue
             if (kind and alert.kind != kind) or (state and alert.state != state):
                 continue
-            if not _matches(alert, urgency, partner):
+            if not matches(alert, urgency, partner):
                 continue
             html = _fragment(request, session, row_template, alert=alert)
             insert = "1" if may_insert and name in inserts else "0"
