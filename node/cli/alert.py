@@ -277,6 +277,12 @@ def issue_cmd(
         alert.subjects.CopyFrom(subjects)
     for r in recipients:
         agency, _sep, treaty_id = r.partition("@")
+        if not agency or not (treaty_id or treaty):
+            raise InvalidArgument(
+                f"--to {r} names no treaty: write --to AGENCY@TREATY, or give --treaty TREATY "
+                "for every recipient written without one",
+                violations={"--to": "AGENCY@TREATY (or --treaty)"},
+            )
         alert.recipients.append(alert_pb2.AlertRecipient(agency_id=agency, treaty_id=treaty_id))
     with _client(ctx) as client:
         created = client.create_alert(alert, request_id=request_id)

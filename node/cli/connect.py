@@ -32,12 +32,56 @@ from node.cli.client import NodeClient
 _C = TypeVar("_C", bound=NodeClient)
 
 
-class OfficerGroup(click.Group):
-    """Reports project errors with every field violation, then exits 2.
+#: (option, key in ctx.obj, environment variable, type, help)
+_CONNECTION = (
+    ("--node", "node", "INTELSHARE_NODE", None, "host:port of your node."),
+    ("--ca", "ca", "INTELSHARE_CA", click.Path(path_type=Path), "The federation CA (PEM)."),
+    ("--server-name", "server_name", "INTELSHARE_SERVER_NAME", None, "Your agency id."),
+    ("--token", "token", "INTELSHARE_TOKEN", None, "Your officer token."),
+    (
+        "--client-config",
+        "client_config",
+        "INTELSHARE_CLIENT_CONFIG",
+        click.Path(path_type=Path, dir_okay=False),
+        "YAML file with node, ca, server_name, token or token_file.",
+    ),
+)
 
-    Shared by ``intelshare alert`` and ``intelshare case``: both talk to the
-    officer's own node with the same connection options.
+
+def _keep(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """Store a connection option given after the subcommand over the group's value."""
+
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            ctx.ensure_object(dict)[key] = value
+
+    return store
+
+
+class OfficerGroup(click.Group):
+    """Connection options before or after the subcommand; errors with every violation.
+
+    Shared by every officer command group (``intelshare alert``, ``case``,
+    ...): they all talk to the officer's own node with the same options,
+    which every subcommand accepts too (``intelshare alert list --node ...``
+    as well as ``intelshare alert --node ... list``). Project errors are
+    printed with every field violation, then the command exits 2.
     """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        for option, key, _env, type_, help_text in _CONNECTION:
+            # No environment variable here: the group reads it, and an option
+            # after the subcommand must win over it, not be overwritten by it.
+            cmd.params.append(
+                click.Option(
+                    [option],
+                    type=type_,
+                    expose_value=False,
+                    callback=_keep(key),
+                    help=help_text,
+                )
+            )
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -55,37 +99,13 @@ def officer_group(name: str, help_text: str) -> Callable[[Callable[..., None]], 
     """A command group with the node connection options, stored in ``ctx.obj``."""
 
     def decorate(_f: Callable[..., None]) -> click.Group:
-        @click.group(name, cls=OfficerGroup, help=help_text)
-        @click.option(
-            "--node", "node_address", envvar="INTELSHARE_NODE", help="host:port of your node."
-        )
-        @click.option("--ca", "ca_file", envvar="INTELSHARE_CA", type=click.Path(path_type=Path))
-        @click.option("--server-name", envvar="INTELSHARE_SERVER_NAME", help="Your agency id.")
-        @click.option("--token", envvar="INTELSHARE_TOKEN", help="Your officer token.")
-        @click.option(
-            "--client-config",
-            envvar="INTELSHARE_CLIENT_CONFIG",
-            type=click.Path(path_type=Path, dir_okay=False),
-            help="YAML file with node, ca, server_name, token or token_file.",
-        )
         @click.pass_context
-        def group(
-            ctx: click.Context,
-            node_address: str | None,
-            ca_file: Path | None,
-            server_name: str | None,
-            token: str | None,
-            client_config: Path | None,
-        ) -> None:
-            ctx.obj = {
-                "node": node_address,
-                "ca": ca_file,
-                "server_name": server_name,
-                "token": token,
-                "client_config": client_config,
-            }
+        def group(ctx: click.Context, /, **values: Any) -> None:
+            ctx.obj = dict(values)
 
-        return group
+        for option, key, env, type_, text in reversed(_CONNECTION):
+            group = click.option(option, key, envvar=env, type=type_, help=text)(group)
+        return click.group(name, cls=OfficerGroup, help=help_text)(group)
 
     return decorate
 
@@ -129,7 +149,12 @@ def settings(ctx: click.Context) -> dict[str, Any]:
         if not out[key]
     ]
     if missing:
-        raise ConfigError("missing connection settings: " + "; ".join(missing))
+        raise ConfigError(
+            "missing connection settings: "
+            + "; ".join(missing)
+            + ". They can all come from a client config file: --client-config FILE "
+            "(or INTELSHARE_CLIENT_CONFIG)"
+        )
     return out
 
 

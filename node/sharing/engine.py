@@ -299,6 +299,16 @@ class Sharing:
             _name_treaty(exc, treaty)
             raise
 
+    def _require_known(self, agencies: Sequence[str]) -> None:
+        """An agency missing from the directory is named so, not as a non-party of a treaty."""
+        directory = self.trust.directory
+        for agency in agencies:
+            if agency not in directory:
+                raise errors.AgencyUnknown(
+                    f"{agency} is not an agency of the federation's directory",
+                    metadata={"agency_id": agency},
+                )
+
     # --- views ----------------------------------------------------------------------------
 
     def plan(self, share: Share, groups: Mapping[str, Sequence[str]]) -> list[View | Refusal]:
@@ -313,6 +323,7 @@ class Sharing:
         for treaty_id in sorted(groups):
             agencies = sorted(groups[treaty_id])
             try:
+                self._require_known(agencies)
                 treaty = self.current(treaty_id)
                 self.check(
                     treaty,
