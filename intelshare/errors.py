@@ -386,6 +386,12 @@ class HolderMismatch(PermissionDenied):
     reason = "HOLDER_MISMATCH"
 
 
+class CriteriaInvalid(InvalidArgument):
+    """A risk profile's criteria are not in the criteria language (docs/screening.md)."""
+
+    reason = "CRITERIA_INVALID"
+
+
 def all_error_classes() -> list[type[IntelshareError]]:
     """Every class of the hierarchy, for translation tables at the boundaries."""
     seen: list[type[IntelshareError]] = []

@@ -153,6 +153,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     recordation's validity beyond one year. Code FAILED_PRECONDITION;
     metadata "rule".
     """
+    ERROR_REASON_CRITERIA_INVALID: _ErrorReason.ValueType  # 46
+    """A risk profile's criteria are not in the criteria language of
+    docs/screening.md (unknown field, wrong type, empty condition, bad
+    value). Code INVALID_ARGUMENT; the BadRequest names every bad path,
+    e.g. "risk_profile.criteria.all_of[2].hs_prefix".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the values of google.rpc.ErrorInfo.reason used by
@@ -291,5 +297,11 @@ ERROR_REASON_EXTENSION_REFUSED: ErrorReason.ValueType  # 45
 goods, a deadline that cannot be extended, too many days, or a
 recordation's validity beyond one year. Code FAILED_PRECONDITION;
 metadata "rule".
+"""
+ERROR_REASON_CRITERIA_INVALID: ErrorReason.ValueType  # 46
+"""A risk profile's criteria are not in the criteria language of
+docs/screening.md (unknown field, wrong type, empty condition, bad
+value). Code INVALID_ARGUMENT; the BadRequest names every bad path,
+e.g. "risk_profile.criteria.all_of[2].hs_prefix".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
