@@ -68,10 +68,12 @@ def peer_available() -> str | None:
     return None
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, auth: Any = None) -> None:
+def _wait_http(
+    url: str, proc: subprocess.Popen[bytes], log: Path, auth: Any = None, timeout: float = 60
+) -> None:
     import requests
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"{url}: server exited: {log.read_text()[-2000:]}")
@@ -80,7 +82,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, auth: Any = N
             if r.status_code in (200, 401):
                 return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer within 60 s")
+            raise RuntimeError(f"{url} did not answer within {timeout:g} s")
         time.sleep(0.1)
 
 
@@ -235,8 +237,12 @@ def peer_round(workdir: Path, objects: list[dict[str, Any]]) -> dict[str, Any]:
         )
     try:
         url = f"{base}/{PEER_ROOT}/collections/{PEER_COLLECTION}/"
-        _wait_http(url, proc, log, auth=(PEER_USER, PEER_PASSWORD))
+        started = time.perf_counter()
+        # medallion loads (and indexes) its whole data file before it answers.
+        _wait_http(url, proc, log, auth=(PEER_USER, PEER_PASSWORD), timeout=1800)
+        load_s = round(time.perf_counter() - started, 1)
         result = _page_all(Collection(url, user=PEER_USER, password=PEER_PASSWORD))
+        result["load_seconds"] = load_s
         result["server_rss_mib"] = round(_rss_kib(proc.pid) / 1024, 1)
         return result
     finally:
