@@ -392,6 +392,18 @@ class CriteriaInvalid(InvalidArgument):
     reason = "CRITERIA_INVALID"
 
 
+class PageTokenInvalid(InvalidArgument):
+    """A page token not issued by this node, for this caller and listing, or changed."""
+
+    reason = "PAGE_TOKEN_INVALID"
+
+
+class PageTokenExpired(InvalidArgument):
+    """A page token older than its lifetime."""
+
+    reason = "PAGE_TOKEN_EXPIRED"
+
+
 def all_error_classes() -> list[type[IntelshareError]]:
     """Every class of the hierarchy, for translation tables at the boundaries."""
     seen: list[type[IntelshareError]] = []

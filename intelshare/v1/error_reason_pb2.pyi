@@ -159,6 +159,15 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     value). Code INVALID_ARGUMENT; the BadRequest names every bad path,
     e.g. "risk_profile.criteria.all_of[2].hs_prefix".
     """
+    ERROR_REASON_PAGE_TOKEN_INVALID: _ErrorReason.ValueType  # 47
+    """A page token this node did not issue, issued to another officer or for
+    another listing, or changed. Code INVALID_ARGUMENT; the BadRequest names
+    "page_token".
+    """
+    ERROR_REASON_PAGE_TOKEN_EXPIRED: _ErrorReason.ValueType  # 48
+    """A page token older than its lifetime (an hour): start the listing again.
+    Code INVALID_ARGUMENT; the BadRequest names "page_token".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the values of google.rpc.ErrorInfo.reason used by
@@ -303,5 +312,14 @@ ERROR_REASON_CRITERIA_INVALID: ErrorReason.ValueType  # 46
 docs/screening.md (unknown field, wrong type, empty condition, bad
 value). Code INVALID_ARGUMENT; the BadRequest names every bad path,
 e.g. "risk_profile.criteria.all_of[2].hs_prefix".
+"""
+ERROR_REASON_PAGE_TOKEN_INVALID: ErrorReason.ValueType  # 47
+"""A page token this node did not issue, issued to another officer or for
+another listing, or changed. Code INVALID_ARGUMENT; the BadRequest names
+"page_token".
+"""
+ERROR_REASON_PAGE_TOKEN_EXPIRED: ErrorReason.ValueType  # 48
+"""A page token older than its lifetime (an hour): start the listing again.
+Code INVALID_ARGUMENT; the BadRequest names "page_token".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
