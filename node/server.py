@@ -38,13 +38,17 @@ from intelshare.grpc_server import ManagedServer
 from intelshare.keys import AgencyKeys
 from intelshare.metrics import MetricsServer
 from intelshare.tls import server_credentials
-from intelshare.v1 import alert_service_pb2_grpc, case_service_pb2_grpc
+from intelshare.v1 import alert_service_pb2_grpc, case_service_pb2_grpc, ipr_service_pb2_grpc
 from intelshare.wakeup import WakeupHub
 from node.api.alerts import AlertServicer
 from node.api.cases import CaseServicer
+from node.api.ipr import IprServicer
 from node.config import NodeConfig
 from node.kinds.alerts import Alerts
 from node.kinds.cases import Cases
+from node.kinds.detentions import Detentions
+from node.kinds.ipr_common import calendar_provider
+from node.kinds.recordations import Recordations
 from node.metrics import NodeMetrics, serve_node_metrics
 from node.notify import Notifier, start_notifier
 from node.sharing.engine import Sharing
@@ -61,6 +65,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "storage" / "migrations"
 SERVICE_NAME = "intelshare.v1.AlertService"
 CASE_SERVICE_NAME = "intelshare.v1.CaseService"
+IPR_SERVICE_NAME = "intelshare.v1.IprService"
 
 
 @dataclass
@@ -91,6 +96,9 @@ class Node:
     metrics: NodeMetrics = field(default_factory=NodeMetrics)
     #: the /metrics endpoint, when ``metrics_listen`` is set and the node started
     metrics_server: MetricsServer | None = None
+    #: IPR enforcement (node.kinds.recordations / detentions), wired by build
+    recordations: Recordations | None = None
+    detentions: Detentions | None = None
 
     def purge_retention(self) -> int:
         """Every kind's received records past their treaty's retention, purged (audited)."""
@@ -239,7 +247,7 @@ def build(config: NodeConfig) -> Node:
         keys=keys,
         max_payload_bytes=config.max_payload_bytes,
     )
-    return Node(
+    node = Node(
         config=config,
         keys=keys,
         store=store,
@@ -256,6 +264,15 @@ def build(config: NodeConfig) -> Node:
         client=client,
         metrics=metrics,
     )
+    node.recordations = Recordations(agency_id=config.agency_id, store=store, records=node.records)
+    node.detentions = Detentions(
+        agency_id=config.agency_id,
+        store=store,
+        records=node.records,
+        sharing=sharing,
+        calendar=calendar_provider(lambda: trust.directory.agency(config.agency_id).country),
+    )
+    return node
 
 
 def start(config: NodeConfig) -> Node:
@@ -267,7 +284,8 @@ def start(config: NodeConfig) -> Node:
     except errors.IntelshareError as exc:
         log.warning("gateway not reachable at start (%s); continuing with cached trust", exc.reason)
     server = ManagedServer(
-        max_workers=config.max_workers, service_names=[SERVICE_NAME, CASE_SERVICE_NAME]
+        max_workers=config.max_workers,
+        service_names=[SERVICE_NAME, CASE_SERVICE_NAME, IPR_SERVICE_NAME],
     )
     alert_service_pb2_grpc.add_AlertServiceServicer_to_server(
         AlertServicer(
@@ -282,6 +300,19 @@ def start(config: NodeConfig) -> Node:
     case_service_pb2_grpc.add_CaseServiceServicer_to_server(
         CaseServicer(
             cases=node.cases,
+            officers=node.officers,
+            store=node.store,
+            hub=node.hub,
+            heartbeat_seconds=config.heartbeat_seconds,
+        ),
+        server.server,
+    )
+    assert node.recordations is not None
+    assert node.detentions is not None
+    ipr_service_pb2_grpc.add_IprServiceServicer_to_server(
+        IprServicer(
+            recordations=node.recordations,
+            detentions=node.detentions,
             officers=node.officers,
             store=node.store,
             hub=node.hub,
@@ -343,10 +374,19 @@ def _maintenance(node: Node) -> None:
                 if expired or purged:
                     log.info("maintenance: %d alerts expired, %d records purged", expired, purged)
                 signed_size = _sign_audit_head(node, signed_size)
+                _ipr_jobs(node)
             except Exception:
                 log.exception("maintenance job failed")
             next_jobs = now + cfg.maintenance_seconds
         node._stop.wait(max(0.05, min(next_trust, next_jobs) - time.monotonic()))
+
+
+def _ipr_jobs(node: Node) -> None:
+    """IPR deadlines (reminders, deadline_passed) and recordation expiry."""
+    if node.detentions is not None:
+        node.detentions.check_deadlines()
+    if node.recordations is not None:
+        node.recordations.expire_due()
 
 
 def _sign_audit_head(node: Node, signed_size: int) -> int:

@@ -1,0 +1,425 @@
+"""The IprService servicer: who may call what, idempotent mutations, the IPR feed.
+
+Each method authenticates the caller first. Customs officers need the
+role matrix's permission (:mod:`node.storage.officers`): ``issue`` (admin,
+liaison) to grant, change and move, ``read`` (and analysts) to read. A
+``rights_holder`` has no permission of the matrix, so every other service
+refuses it; here it is let into exactly the methods a holder uses — reading
+its own recordations and the detentions naming them, moving its answers,
+asking for an extension or samples, watching its feed — and the kinds
+check, record by record, that the record is its own (``HOLDER_MISMATCH``
+otherwise). Every other method of this service refuses it too.
+
+Mutations run once per ``request_id`` in one transaction with their
+idempotency record (:class:`node.api.base.Idempotent`); errors of
+:mod:`intelshare.errors` become gRPC status with ``ErrorInfo`` at the
+boundary (``translate_errors``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from sqlalchemy import select
+
+from intelshare import errors
+from intelshare.grpc_errors import translate_errors
+from intelshare.v1 import (
+    alert_service_pb2,
+    detention_pb2,
+    ipr_service_pb2,
+    ipr_service_pb2_grpc,
+    recordation_pb2,
+)
+from node.api.base import WATCH_BATCH, KindServicer
+from node.kinds import ipr_common as ipr
+from node.kinds.detentions import Detentions
+from node.kinds.recordations import Recordations
+from node.schema.alert import ms_to_ts, ts_to_ms
+from node.storage import tables as t
+from node.storage.officers import RIGHTS_HOLDER, Officer, Permission, bearer_token
+from node.storage.store import EVENTS_TOPIC, Event, Writer
+
+S = ipr_service_pb2
+D = detention_pb2
+R = recordation_pb2
+_M = TypeVar("_M", bound=Message)
+
+
+class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
+    def __init__(
+        self, *, recordations: Recordations, detentions: Detentions, **common: Any
+    ) -> None:
+        super().__init__(**common)
+        self.recordations = recordations
+        self.detentions = detentions
+
+    # --- access ------------------------------------------------------------------------------
+
+    def _caller(
+        self, context: grpc.ServicerContext, permission: Permission, *, holder: bool
+    ) -> Officer:
+        """The authenticated officer, if its role may call this method at all."""
+        officer = self.officers.authenticate(bearer_token(context))
+        if officer.role == RIGHTS_HOLDER:
+            if not holder:
+                raise errors.PermissionDenied(
+                    "a rights holder reads its own recordations and detentions, answers and "
+                    "watches its feed; nothing else",
+                    metadata={"role": officer.role, "permission": permission.value},
+                )
+            return officer
+        if not officer.can(permission):
+            raise errors.PermissionDenied(
+                f"role {officer.role} may not {permission.value.replace('_', ' ')}",
+                metadata={"role": officer.role, "permission": permission.value},
+            )
+        return officer
+
+    def _mutate(
+        self,
+        context: grpc.ServicerContext,
+        method: str,
+        request: Message,
+        response_type: type[_M],
+        operation: Callable[[Writer, Officer], _M],
+        *,
+        holder: bool = False,
+    ) -> _M:
+        officer = self._caller(context, Permission.ISSUE, holder=holder)
+        request_id: str = getattr(request, "request_id")  # noqa: B009
+        return self.idempotent.run(
+            officer, method, request, request_id, response_type, lambda w: operation(w, officer)
+        )
+
+    # --- recordations --------------------------------------------------------------------------
+
+    @translate_errors
+    def CreateRecordation(
+        self, request: S.CreateRecordationRequest, context: grpc.ServicerContext
+    ) -> R.Recordation:
+        return self._mutate(
+            context,
+            "CreateRecordation",
+            request,
+            R.Recordation,
+            lambda w, o: self.recordations.grant(w, o, request.recordation, request.recordation_id),
+        )
+
+    @translate_errors
+    def GetRecordation(
+        self, request: S.GetRecordationRequest, context: grpc.ServicerContext
+    ) -> R.Recordation:
+        officer = self._caller(context, Permission.READ, holder=True)
+        return self.recordations.get(officer, request.name)
+
+    @translate_errors
+    def ListRecordations(
+        self, request: S.ListRecordationsRequest, context: grpc.ServicerContext
+    ) -> S.ListRecordationsResponse:
+        officer = self._caller(context, Permission.READ, holder=True)
+        found, token = self.recordations.list_page(officer, request)
+        return S.ListRecordationsResponse(recordations=found, next_page_token=token)
+
+    @translate_errors
+    def UpdateRecordation(
+        self, request: S.UpdateRecordationRequest, context: grpc.ServicerContext
+    ) -> R.Recordation:
+        return self._mutate(
+            context,
+            "UpdateRecordation",
+            request,
+            R.Recordation,
+            lambda w, o: self.recordations.update(w, o, request.recordation, request.update_mask),
+        )
+
+    @translate_errors
+    def ExtendRecordation(
+        self, request: S.ExtendRecordationRequest, context: grpc.ServicerContext
+    ) -> R.Recordation:
+        expire_ms = ts_to_ms(request.expire_time) if request.HasField("expire_time") else 0
+        return self._mutate(
+            context,
+            "ExtendRecordation",
+            request,
+            R.Recordation,
+            lambda w, o: self.recordations.extend(w, o, request.name, expire_ms, request.reason),
+        )
+
+    def _move_recordation(
+        self, context: grpc.ServicerContext, method: str, request: Any, state: int
+    ) -> R.Recordation:
+        return self._mutate(
+            context,
+            method,
+            request,
+            R.Recordation,
+            lambda w, o: self.recordations.move(w, o, request.name, state, request.reason),
+        )
+
+    @translate_errors
+    def WithdrawRecordation(
+        self, request: S.WithdrawRecordationRequest, context: grpc.ServicerContext
+    ) -> R.Recordation:
+        return self._move_recordation(
+            context, "WithdrawRecordation", request, R.RECORDATION_STATE_WITHDRAWN
+        )
+
+    @translate_errors
+    def SuspendRecordation(
+        self, request: S.SuspendRecordationRequest, context: grpc.ServicerContext
+    ) -> R.Recordation:
+        return self._move_recordation(
+            context, "SuspendRecordation", request, R.RECORDATION_STATE_SUSPENDED
+        )
+
+    @translate_errors
+    def ResumeRecordation(
+        self, request: S.ResumeRecordationRequest, context: grpc.ServicerContext
+    ) -> R.Recordation:
+        return self._move_recordation(context, "ResumeRecordation", request, 0)
+
+    @translate_errors
+    def SearchRecordations(
+        self, request: S.SearchRecordationsRequest, context: grpc.ServicerContext
+    ) -> S.SearchRecordationsResponse:
+        officer = self._caller(context, Permission.READ, holder=True)
+        return self.recordations.search(officer, request)
+
+    # --- detentions ------------------------------------------------------------------------------
+
+    @translate_errors
+    def CreateDetention(
+        self, request: S.CreateDetentionRequest, context: grpc.ServicerContext
+    ) -> D.Detention:
+        return self._mutate(
+            context,
+            "CreateDetention",
+            request,
+            D.Detention,
+            lambda w, o: self.detentions.create(w, o, request.detention, request.detention_id),
+        )
+
+    @translate_errors
+    def GetDetention(
+        self, request: S.GetDetentionRequest, context: grpc.ServicerContext
+    ) -> D.Detention:
+        officer = self._caller(context, Permission.READ, holder=True)
+        return self.detentions.get(officer, request.name)
+
+    @translate_errors
+    def ListDetentions(
+        self, request: S.ListDetentionsRequest, context: grpc.ServicerContext
+    ) -> S.ListDetentionsResponse:
+        officer = self._caller(context, Permission.READ, holder=True)
+        found, token = self.detentions.list_page(officer, request)
+        return S.ListDetentionsResponse(detentions=found, next_page_token=token)
+
+    @translate_errors
+    def UpdateDetention(
+        self, request: S.UpdateDetentionRequest, context: grpc.ServicerContext
+    ) -> D.Detention:
+        return self._mutate(
+            context,
+            "UpdateDetention",
+            request,
+            D.Detention,
+            lambda w, o: self.detentions.update(w, o, request.detention, request.update_mask),
+        )
+
+    @translate_errors
+    def MoveDetention(
+        self, request: S.MoveDetentionRequest, context: grpc.ServicerContext
+    ) -> D.Detention:
+        return self._mutate(
+            context,
+            "MoveDetention",
+            request,
+            D.Detention,
+            lambda w, o: self.detentions.move(w, o, request.name, request.state, request.reason),
+            holder=True,
+        )
+
+    @translate_errors
+    def ExtendDeadline(
+        self, request: S.ExtendDeadlineRequest, context: grpc.ServicerContext
+    ) -> D.Detention:
+        return self._mutate(
+            context,
+            "ExtendDeadline",
+            request,
+            D.Detention,
+            lambda w, o: self.detentions.extend_deadline(
+                w, o, request.name, request.kind, request.working_days, request.reason
+            ),
+            holder=True,
+        )
+
+    @translate_errors
+    def DiscloseDetentionParties(
+        self, request: S.DiscloseDetentionPartiesRequest, context: grpc.ServicerContext
+    ) -> D.Detention:
+        return self._mutate(
+            context,
+            "DiscloseDetentionParties",
+            request,
+            D.Detention,
+            lambda w, o: self.detentions.disclose_parties(w, o, request.name, request.reason),
+        )
+
+    @translate_errors
+    def RequestDetentionSamples(
+        self, request: S.RequestDetentionSamplesRequest, context: grpc.ServicerContext
+    ) -> D.Detention:
+        return self._mutate(
+            context,
+            "RequestDetentionSamples",
+            request,
+            D.Detention,
+            lambda w, o: self.detentions.request_samples(w, o, request.name, request.reason),
+            holder=True,
+        )
+
+    # --- reports and statistics ------------------------------------------------------------
+
+    @translate_errors
+    def ShareDetentionReport(
+        self, request: S.ShareDetentionReportRequest, context: grpc.ServicerContext
+    ) -> D.DetentionReport:
+        return self._mutate(
+            context,
+            "ShareDetentionReport",
+            request,
+            D.DetentionReport,
+            lambda w, o: self.detentions.share_report(
+                w, o, request.name, list(request.recipients), request.summary
+            ),
+        )
+
+    @translate_errors
+    def GetDetentionReport(
+        self, request: S.GetDetentionReportRequest, context: grpc.ServicerContext
+    ) -> D.DetentionReport:
+        officer = self._caller(context, Permission.READ, holder=False)
+        return self.detentions.get_report(officer, request.name)
+
+    @translate_errors
+    def ListDetentionReports(
+        self, request: S.ListDetentionReportsRequest, context: grpc.ServicerContext
+    ) -> S.ListDetentionReportsResponse:
+        officer = self._caller(context, Permission.READ, holder=False)
+        found, token = self.detentions.list_reports(officer, request)
+        return S.ListDetentionReportsResponse(detention_reports=found, next_page_token=token)
+
+    @translate_errors
+    def GetEnforcementStatistics(
+        self, request: S.GetEnforcementStatisticsRequest, context: grpc.ServicerContext
+    ) -> S.EnforcementStatistics:
+        self._caller(context, Permission.READ, holder=False)
+        return self.detentions.statistics(request)
+
+    # --- the feed ------------------------------------------------------------------------------
+
+    @translate_errors
+    def WatchDetentions(
+        self, request: S.WatchDetentionsRequest, context: grpc.ServicerContext
+    ) -> Iterator[S.WatchDetentionsResponse]:
+        """IPR events after the cursor from the event log, then live, with heartbeats.
+
+        Like WatchAlerts: the database is the truth, the wake-up hub only
+        says "look again", sequence numbers follow commit order so nothing
+        is skipped. Access is checked again for every batch (a disabled
+        officer's stream ends), and a rights holder sees only the events of
+        its own recordations and of the detentions that name them.
+        """
+        officer = self._caller(context, Permission.READ, holder=True)
+        cursor = self.check_cursor(request.after_cursor)
+        while context.is_active():
+            generation = self.hub.generation(EVENTS_TOPIC)
+            events = self.store.events_after(cursor, WATCH_BATCH)
+            if events:
+                officer = self._caller(context, Permission.READ, holder=True)
+                for item in self._ipr_events(officer, events, request.state):
+                    yield S.WatchDetentionsResponse(event=item)
+                cursor = events[-1].seq
+                continue
+            if not self.hub.wait(EVENTS_TOPIC, generation, self.heartbeat_seconds):
+                yield S.WatchDetentionsResponse(
+                    heartbeat=alert_service_pb2.WatchHeartbeat(head_cursor=self.store.head_seq())
+                )
+
+    def _ipr_events(
+        self, officer: Officer, events: Sequence[Event], state: int
+    ) -> Iterator[S.IprEvent]:
+        """The IPR events of a batch of the log that ``officer`` may see, as IprEvents."""
+        typed: list[tuple[Event, str]] = []
+        for e in events:
+            if e.type.startswith(ipr.EVENT_PREFIX):
+                typed.append((e, e.type[len(ipr.EVENT_PREFIX) :]))
+            elif e.type == "record.withdrawn":
+                typed.append((e, "recordation.withdrawn?"))  # only a received recordation's
+        if not typed:
+            return
+        holder = officer.role == RIGHTS_HOLDER
+        wanted_state = (
+            D.DetentionState.Name(state).removeprefix("DETENTION_STATE_").lower()  # type: ignore[arg-type]
+            if state
+            else ""
+        )
+        detention_ids = {
+            e.record_id for e, ty in typed if ty.startswith("detention.") and e.record_id
+        }
+        visible = self.detentions.visible_ids(officer, detention_ids)
+        record_ids = {
+            e.record_id for e, ty in typed if ty.startswith("recordation.") and e.record_id
+        }
+        recordations: dict[str, Any] = {}
+        if record_ids:
+            r = t.recordations
+            with self.store.engine.connect() as conn:
+                recordations = {
+                    row.record_id: row
+                    for row in conn.execute(
+                        select(
+                            r.c.record_id, r.c.recordation_id, r.c.holder_key, r.c.direction
+                        ).where(r.c.record_id.in_(sorted(record_ids)))
+                    )
+                }
+        for e, ty in typed:
+            family = ty.split(".", 1)[0]
+            if wanted_state and family != "detention":
+                continue
+            if family == "detention":
+                if e.record_id not in visible:
+                    continue
+                if wanted_state and visible[e.record_id or ""] != wanted_state:
+                    continue
+                resource = f"{ipr.DETENTIONS}/{e.record_id}"
+            elif family == "recordation":
+                row = recordations.get(e.record_id or "")
+                if row is None:
+                    continue
+                if ty.endswith("?"):
+                    if row.direction != ipr.RECEIVED:
+                        continue  # the issuer's own withdrawal has its recordation.* event
+                    ty = ty[:-1]
+                if holder and row.holder_key != officer.holder_key:
+                    continue
+                resource = f"{ipr.RECORDATIONS}/{row.recordation_id}"
+            elif family == "detention_report":
+                if holder:
+                    continue
+                resource = f"{ipr.REPORTS}/{e.record_id}"
+            else:
+                continue
+            yield S.IprEvent(
+                cursor=e.seq,
+                event_id=e.event_id,
+                type=ty,
+                resource=resource,
+                agency_id=e.agency_id or "",
+                create_time=ms_to_ts(e.created_ms),
+            )

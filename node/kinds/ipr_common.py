@@ -1,0 +1,312 @@
+"""What the two IPR kinds share: names, JSON forms, the recordations a node holds, events.
+
+:mod:`node.kinds.recordations` and :mod:`node.kinds.detentions` do not
+import each other (kinds are independent); a detention needs to know the
+recordations this node holds (to suggest them, to check that a confirmed
+one is in force, to tell which are a holder's, to name them in a report),
+so the reading of ``node_recordations`` lives here, below both.
+
+Names. A recordation is ``recordations/{id}`` with the id its grantor gave
+it, on the granting node and on every node holding a copy, so that a
+detention or a report naming it means the same thing everywhere
+(``node_recordations.origin_name``). Only when a second grantor's copy
+arrives with an id this node already uses does the copy get a local id,
+its generic record id; reports still name it by its grantor's id.
+
+Events. IPR events ride on the node's event log as ``record.ipr.<type>``
+(``record.ipr.detention.moved``), the family the log accepts for record
+kinds; ``WatchDetentions`` shows them as ``detention.moved``. For
+detention events the log's ``record_id`` is the detention id; for
+recordation and report events it is the generic record id.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
+from google.protobuf.message import Message
+from sqlalchemy import Connection, Row, select
+
+from intelshare import errors
+from intelshare.v1 import recordation_pb2
+from node.ipr import deadlines as dl
+from node.schema.alert import ms_to_ts
+from node.storage import tables as t
+from node.storage.officers import Officer
+from node.storage.store import Writer, now_ms
+
+R = recordation_pb2
+M = TypeVar("M", bound=Message)
+
+RECORDATION_KIND: Final = "recordation"
+REPORT_KIND: Final = "detention_report"
+RECORDATIONS: Final = "recordations"
+DETENTIONS: Final = "detentions"
+REPORTS: Final = "detentionReports"
+#: The data category IPR records are shared under (treaties must permit it).
+IPR_CATEGORY: Final = "counterfeit_goods"
+#: Prefix of IPR event types in the event log (see the module docstring).
+EVENT_PREFIX: Final = "record.ipr."
+#: The officer the node acts as for moves of its own (expiry, deadlines passed).
+SYSTEM_OFFICER: Final = Officer(officer_id="system", name="system", role="system")
+
+ISSUED: Final = "issued"
+RECEIVED: Final = "received"
+IN_FORCE_STATES: Final = ("granted", "extended")
+
+DEFAULT_PAGE: Final = 50
+MAX_PAGE: Final = 500
+
+
+def event(w: Writer, type_: str, record_id: str, agency_id: str | None = None) -> None:
+    """An IPR event (``detention.moved``, ...) in this transaction."""
+    w.event(EVENT_PREFIX + type_, record_id=record_id, agency_id=agency_id)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_ms(instant: datetime) -> int:
+    return int(instant.timestamp() * 1000)
+
+
+# --- JSON forms ---------------------------------------------------------------------------
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    """A message's JSON form: proto field names (what treaty allow-lists name), enums by name."""
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def from_json(record: Mapping[str, Any], message_type: type[M], what: str) -> M:
+    """Parse a stored or received JSON form (Malformed when it is not one)."""
+    out = message_type()
+    try:
+        ParseDict(dict(record), out)
+    except (ParseError, TypeError, ValueError, AttributeError) as exc:
+        raise errors.Malformed(f"not a {what}: {str(exc)[:300]}") from None
+    return out
+
+
+def dumps_message(message: Message) -> str:
+    return json.dumps(to_json(message), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads_message(text: str, message_type: type[M], what: str) -> M:
+    return from_json(json.loads(text), message_type, what)
+
+
+# --- names ----------------------------------------------------------------------------------
+
+
+def parse_name(name: str, collection: str, field: str = "name") -> str:
+    """The id of ``{collection}/{id}`` (INVALID_ARGUMENT naming ``field`` otherwise)."""
+    prefix = f"{collection}/"
+    ident = name[len(prefix) :] if name.startswith(prefix) else ""
+    if not ident or "/" in ident or len(ident) > 64:
+        raise errors.InvalidArgument(
+            f"{field} must look like {prefix}{{id}}, got {name!r}",
+            violations={field: f"expected {prefix}{{id}}"},
+        )
+    return ident
+
+
+def check_new_id(ident: str, field: str) -> None:
+    """A client-chosen id: lower case, digits and '-', 1-63 characters."""
+    import re
+
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", ident):
+        raise errors.InvalidArgument(
+            f"{field} {ident!r} must be 1-63 lower-case letters, digits or '-'",
+            violations={field: "lower case, digits, '-'"},
+        )
+
+
+# --- page tokens ---------------------------------------------------------------------------
+
+
+def encode_token(position: list[Any], listing: str) -> str:
+    raw = json.dumps({"p": position, "l": listing}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_token(token: str, listing: str) -> list[Any] | None:
+    """The position a token carries, if it is a token of this very listing."""
+    if not token:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if data["l"] == listing and isinstance(data["p"], list):
+            return list(data["p"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise errors.InvalidArgument(
+        "page_token is not a token of this listing",
+        violations={"page_token": "from another listing, other filters, or malformed"},
+    )
+
+
+def page_size(size: int) -> int:
+    if size < 0:
+        raise errors.InvalidArgument(
+            "page_size must not be negative", violations={"page_size": ">= 0"}
+        )
+    return min(size or DEFAULT_PAGE, MAX_PAGE)
+
+
+# --- the recordations this node holds --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Held:
+    """A recordation as this node holds it (granted here or received), with its facts."""
+
+    record_id: str
+    recordation_id: str
+    origin_name: str
+    origin_agency: str
+    direction: str
+    holder_key: str
+    state: str
+    grant_ms: int
+    expire_ms: int
+    #: the generic record's state: "active" or "withdrawn" (received withdrawals)
+    record_state: str
+    message: recordation_pb2.Recordation
+
+    @property
+    def name(self) -> str:
+        return f"{RECORDATIONS}/{self.recordation_id}"
+
+    def in_force(self, at_ms: int) -> bool:
+        return (
+            self.record_state == "active"
+            and self.state in IN_FORCE_STATES
+            and self.grant_ms <= at_ms < self.expire_ms
+        )
+
+
+_HELD = select(
+    t.recordations,
+    t.records.c.record,
+    t.records.c.state.label("record_state"),
+    t.records.c.revision,
+    t.records.c.update_ms,
+).join(t.records, t.records.c.record_id == t.recordations.c.record_id)
+
+
+def held_query() -> Any:
+    """``node_recordations`` joined with its generic record (for filters and ordering)."""
+    return _HELD
+
+
+def held_from_row(row: Row[Any]) -> Held:
+    """The recordation of a :func:`held_query` row, its output-only fields filled in."""
+    if row.full_record is not None:
+        message = loads_message(row.full_record, R.Recordation, "recordation")
+    else:
+        message = loads_message(row.record, R.Recordation, "recordation")
+    message.name = f"{RECORDATIONS}/{row.recordation_id}"
+    message.origin_agency = row.origin_agency
+    message.direction = (
+        R.RECORDATION_DIRECTION_ISSUED
+        if row.direction == ISSUED
+        else R.RECORDATION_DIRECTION_RECEIVED
+    )
+    state = "withdrawn" if row.record_state == "withdrawn" else row.state
+    message.state = R.RecordationState.Value(f"RECORDATION_STATE_{state.upper()}")
+    message.create_time.CopyFrom(ms_to_ts(row.create_ms))
+    message.update_time.CopyFrom(ms_to_ts(row.update_ms))
+    message.revision = row.revision
+    return Held(
+        record_id=row.record_id,
+        recordation_id=row.recordation_id,
+        origin_name=row.origin_name,
+        origin_agency=row.origin_agency,
+        direction=row.direction,
+        holder_key=row.holder_key or "",
+        state=state,
+        grant_ms=row.grant_ms,
+        expire_ms=row.expire_ms,
+        record_state=row.record_state,
+        message=message,
+    )
+
+
+def held_by_names(conn: Connection, ids: Collection[str]) -> dict[str, Held]:
+    """The recordations with these local ids (``recordations/{id}``'s id), by id."""
+    if not ids:
+        return {}
+    rows = conn.execute(_HELD.where(t.recordations.c.recordation_id.in_(sorted(ids)))).all()
+    return {r.recordation_id: held_from_row(r) for r in rows}
+
+
+def held_by_keys(conn: Connection, keys: Iterable[tuple[str, str]], *, at_ms: int) -> list[Held]:
+    """The recordations in force at ``at_ms`` that any of ``keys`` (kind, key) points to."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return []
+    k = t.recordation_keys
+    ids: set[str] = set()
+    for key_type, key in wanted:
+        ids.update(
+            conn.execute(
+                select(k.c.record_id).where(k.c.key_type == key_type, k.c.key == key)
+            ).scalars()
+        )
+    if not ids:
+        return []
+    rows = conn.execute(_HELD.where(t.recordations.c.record_id.in_(sorted(ids)))).all()
+    return [h for h in map(held_from_row, rows) if h.in_force(at_ms)]
+
+
+def holder_names(conn: Connection, holder_key: str) -> frozenset[str]:
+    """The local names (``recordations/{id}``) of the recordations of one holder."""
+    if not holder_key:
+        return frozenset()
+    ids = conn.execute(
+        select(t.recordations.c.recordation_id).where(t.recordations.c.holder_key == holder_key)
+    ).scalars()
+    return frozenset(f"{RECORDATIONS}/{i}" for i in ids)
+
+
+def require_in_force_now(held: Held) -> None:
+    """RECORDATION_EXPIRED unless ``held`` is in force now (its expiry, or not, in the words)."""
+    if held.in_force(now_ms()):
+        return
+    why = held.state
+    if held.state in IN_FORCE_STATES and held.record_state == "active":
+        why = "expired" if now_ms() >= held.expire_ms else "not in force yet"
+    raise errors.RecordationExpired(
+        f"{held.name} is {why}: customs no longer act on it",
+        metadata={"recordation": held.name, "state": why},
+    )
+
+
+# --- the detaining agency's calendar -------------------------------------------------------
+
+
+def calendar_provider(country: Callable[[], str]) -> Callable[[], dl.Calendar]:
+    """The working-day calendar of this agency's country, looked up once it is known."""
+
+    @functools.lru_cache(maxsize=4)
+    def for_country(code: str) -> dl.Calendar:
+        return dl.calendar_for(code)
+
+    def calendar() -> dl.Calendar:
+        code = country().strip().upper()
+        if not code:
+            raise errors.FailedPrecondition(
+                "this agency's country is not known yet (the federation directory names it)"
+            )
+        return for_country(code)
+
+    return calendar
