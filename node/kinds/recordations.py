@@ -549,10 +549,16 @@ class Recordations:
     ) -> ipr_service_pb2.SearchRecordationsResponse:
         """The recordations (in force, unless asked) that every criterion given matches."""
         wanted: list[tuple[str, str]] = []
-        if request.gtin.strip():
-            wanted.append((views.GTIN, views.gtin_key(request.gtin.strip())))
-        if request.hs_code.strip():
-            wanted.append((views.HS_CODE, views.hs_key(request.hs_code)))
+        try:
+            if request.gtin.strip():
+                wanted.append((views.GTIN, views.gtin_key(request.gtin.strip())))
+        except errors.InvalidArgument as exc:
+            raise errors.GtinInvalid(exc.message, violations={"gtin": exc.message}) from None
+        try:
+            if request.hs_code.strip():
+                wanted.append((views.HS_CODE, views.hs_key(request.hs_code)))
+        except errors.InvalidArgument as exc:
+            raise errors.HsCodeInvalid(exc.message, violations={"hs_code": exc.message}) from None
         if request.right_name.strip():
             key = views.right_name_key(request.right_name)
             if not key:
