@@ -35,6 +35,7 @@ TASK_EXPIRE = "intelshare.periodic.expire_alerts"
 TASK_PURGE = "intelshare.periodic.purge_retention"
 TASK_AUDIT_HEAD = "intelshare.periodic.sign_audit_head"
 TASK_DIRECTORY = "intelshare.periodic.refresh_directory"
+TASK_IPR = "intelshare.periodic.ipr_deadlines"
 
 
 def beat_schedule(config: NodeConfig) -> dict[str, dict[str, Any]]:
@@ -56,6 +57,8 @@ def beat_schedule(config: NodeConfig) -> dict[str, dict[str, Any]]:
         "directory-refresh": every(
             TASK_DIRECTORY, min(config.directory_refresh_seconds, config.treaty_refresh_seconds)
         ),
+        # IPR: deadline reminders, deadlines passed, recordations expired
+        "ipr-deadlines": every(TASK_IPR, config.maintenance_seconds),
     }
 
 

@@ -23,7 +23,7 @@ worker died, sent again by the sweep) changes nothing the second time:
     pending; it is POSTed again after its lease — receivers dedupe on the
     event id (at-least-once, as every webhook system).
 ``sweep``, ``expire_alerts``, ``purge_retention``, ``sign_audit_head``,
-``refresh_directory``
+``refresh_directory``, ``ipr_deadlines``
     the periodic jobs, sent by beat.
 """
 
@@ -49,6 +49,7 @@ from node.notify.celery_app import (
     TASK_DIRECTORY,
     TASK_EXPIRE,
     TASK_FAN_OUT,
+    TASK_IPR,
     TASK_PURGE,
     TASK_SWEEP,
     make_app,
@@ -405,3 +406,14 @@ def register(app: Any) -> None:
         ctx = context(self.app)
         ctx.node.refresh_trust()
         return int(ctx.node.trust.directory.version)
+
+    @app.task(name=TASK_IPR, bind=True, **reliable)  # type: ignore[untyped-decorator]
+    def ipr_task(self: Any) -> int:
+        """Deadline reminders and passed deadlines of detentions, recordations expired."""
+        node = context(self.app).node
+        done = 0
+        if getattr(node, "detentions", None) is not None:
+            done += int(node.detentions.check_deadlines())
+        if getattr(node, "recordations", None) is not None:
+            done += int(node.recordations.expire_due())
+        return done

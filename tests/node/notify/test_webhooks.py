@@ -155,6 +155,7 @@ def test_celery_settings_for_at_least_once(tmp_path: Path) -> None:
         "retention-purge",
         "audit-head",
         "directory-refresh",
+        "ipr-deadlines",
     }
     app.close()
 
