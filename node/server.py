@@ -37,6 +37,7 @@ from intelshare.gateway_client import GatewayClient
 from intelshare.grpc_server import ManagedServer
 from intelshare.keys import AgencyKeys
 from intelshare.metrics import MetricsServer
+from intelshare.pagetokens import PageTokens
 from intelshare.tls import server_credentials
 from intelshare.v1 import alert_service_pb2_grpc, case_service_pb2_grpc, ipr_service_pb2_grpc
 from intelshare.wakeup import WakeupHub
@@ -204,6 +205,8 @@ def build(config: NodeConfig) -> Node:
     keys = AgencyKeys.load(config.identity_dir)
     store = open_database(config)
     store.metrics = metrics = NodeMetrics()
+    # Page tokens keyed by the agency's own key: another node cannot read or forge them.
+    store.page_tokens = PageTokens(keys.signing.private_bytes_raw())
     trust = Trust(
         agency_id=config.agency_id,
         anchor=Anchor.load(config.anchor),

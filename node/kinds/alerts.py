@@ -44,7 +44,6 @@ Every mutation writes its event row in the same transaction (see
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import uuid
@@ -673,9 +672,15 @@ class Alerts:
             v["direction"] = "unknown direction"
         if len(flt.treaty_id) > 128:
             v["treaty_id"] = "too long"
-        after = _decode_token(page_token, flt, v)
         if v:
             raise errors.InvalidArgument(rec.summary(v), violations=v)
+        after = self.store.page_tokens.read(
+            page_token,
+            listing="alerts",
+            filters=flt.fingerprint(),
+            caller=officer.officer_id,
+            size=2,
+        )
         size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
         a = t.alerts
         now = now_ms()
@@ -721,7 +726,16 @@ class Alerts:
                         "method": "ListAlerts",
                     },
                 )
-        token = _encode_token(rows[-1].create_ms, rows[-1].alert_id, flt) if more and rows else ""
+        token = (
+            self.store.page_tokens.issue(
+                listing="alerts",
+                filters=flt.fingerprint(),
+                caller=officer.officer_id,
+                position=[rows[-1].create_ms, rows[-1].alert_id],
+            )
+            if more and rows
+            else ""
+        )
         return alerts, token
 
     def delivery(self, officer: Officer, name: str) -> alert_pb2.AlertDelivery:
@@ -1478,24 +1492,3 @@ def _to_proto(
             info.acknowledge_time.CopyFrom(rec.ms_to_ts(r.acknowledged_ms))
         alert.received.CopyFrom(info)
     return alert
-
-
-def _encode_token(create_ms: int, alert_id: str, flt: ListFilter) -> str:
-    raw = json.dumps({"c": create_ms, "a": alert_id, "f": flt.fingerprint()}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str, flt: ListFilter, v: dict[str, str]) -> tuple[int, str] | None:
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        create_ms, alert_id, fp = int(data["c"]), str(data["a"]), str(data["f"])
-    except (ValueError, KeyError, TypeError):
-        v["page_token"] = "not a token from this server"  # noqa: S105
-        return None
-    if fp != flt.fingerprint():
-        v["page_token"] = "the filters changed since this token was issued; start again"  # noqa: S105
-        return None
-    return create_ms, alert_id

@@ -846,12 +846,12 @@ class Cases:
             v["state"] = "unknown state"
         if treaty_id and not cr.ID_RE.fullmatch(treaty_id):
             v["treaty_id"] = "not a treaty id"
-        after = cr.decode_token(page_token, 4, v)
-        fingerprint = f"{state}:{treaty_id}"
-        if after is not None and after[3] != fingerprint:
-            v["page_token"] = "the filters changed since this token was issued; start again"  # noqa: S105
         if v:
             raise errors.InvalidArgument(rec.summary(v), violations=v)
+        fingerprint = f"{state}:{treaty_id}"
+        after = self.store.page_tokens.read(
+            page_token, listing="cases", filters=fingerprint, caller=officer.officer_id, size=2
+        )
         size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
         c = t.cases.c
         query = select(t.cases)
@@ -870,14 +870,7 @@ class Cases:
         if treaty_id:
             query = query.where(c.treaty_id == treaty_id)
         if after is not None:
-            try:
-                create_ms, last_id = int(after[0]), str(after[1])
-            except (TypeError, ValueError):
-                raise errors.InvalidArgument(
-                    "page_token is not a token from this server",
-                    violations={"page_token": "not a token from this server"},
-                ) from None
-            query = query.where(tuple_(c.create_ms, c.case_id) < tuple_(create_ms, last_id))
+            query = query.where(tuple_(c.create_ms, c.case_id) < tuple_(*after))
         query = query.order_by(c.create_ms.desc(), c.case_id.desc()).limit(size + 1)
         with self.store.write() as w:
             rows = w.conn.execute(query).all()
@@ -895,7 +888,12 @@ class Cases:
                     },
                 )
         token = (
-            cr.encode_token([rows[-1].create_ms, rows[-1].case_id, "", fingerprint])
+            self.store.page_tokens.issue(
+                listing="cases",
+                filters=fingerprint,
+                caller=officer.officer_id,
+                position=[rows[-1].create_ms, rows[-1].case_id],
+            )
             if more and rows
             else ""
         )
@@ -908,23 +906,20 @@ class Cases:
         v: dict[str, str] = {}
         if page_size < 0:
             v["page_size"] = "must not be negative"
-        after = cr.decode_token(page_token, 3, v)
-        if after is not None and after[2] != case_id:
-            v["page_token"] = "this token belongs to another case"  # noqa: S105
         if v:
             raise errors.InvalidArgument(rec.summary(v), violations=v)
+        after = self.store.page_tokens.read(
+            page_token,
+            listing=f"cases/{case_id}/entries",
+            filters="",
+            caller=officer.officer_id,
+            size=2,
+        )
         size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
         e = t.case_entries.c
         query = select(t.case_entries).where(e.case_id == case_id)
         if after is not None:
-            try:
-                create_ms, last_id = int(after[0]), str(after[1])
-            except (TypeError, ValueError):
-                raise errors.InvalidArgument(
-                    "page_token is not a token from this server",
-                    violations={"page_token": "not a token from this server"},
-                ) from None
-            query = query.where(tuple_(e.create_ms, e.entry_id) > tuple_(create_ms, last_id))
+            query = query.where(tuple_(e.create_ms, e.entry_id) > tuple_(*after))
         query = query.order_by(e.create_ms, e.entry_id).limit(size + 1)
         with self.store.write() as w:
             self.require_case(w.conn, officer, case_id)
@@ -944,7 +939,12 @@ class Cases:
                     },
                 )
         token = (
-            cr.encode_token([rows[-1].create_ms, rows[-1].entry_id, case_id])
+            self.store.page_tokens.issue(
+                listing=f"cases/{case_id}/entries",
+                filters="",
+                caller=officer.officer_id,
+                position=[rows[-1].create_ms, rows[-1].entry_id],
+            )
             if more and rows
             else ""
         )

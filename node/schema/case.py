@@ -43,7 +43,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date
 from typing import Any, Final
 
@@ -247,23 +247,3 @@ def unb64(data: Mapping[str, Any], key: str, limit: int) -> bytes:
 
 
 # --- page tokens ----------------------------------------------------------------------
-
-
-def encode_token(values: Sequence[str | int]) -> str:
-    raw = json.dumps(list(values), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_token(token: str, size: int, v: dict[str, str]) -> list[Any] | None:
-    """The values of a token made by :func:`encode_token` with ``size`` items, or None."""
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        values = json.loads(raw)
-    except ValueError:
-        values = None
-    if not isinstance(values, list) or len(values) != size:
-        v["page_token"] = "not a token from this server"  # noqa: S105
-        return None
-    return values

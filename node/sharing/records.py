@@ -31,7 +31,6 @@ every copy; the recipient keeps the record, marked withdrawn.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -460,7 +459,13 @@ class Records:
             raise errors.InvalidArgument(
                 "page_size must not be negative", violations={"page_size": ">= 0"}
             )
-        after = _decode_token(page_token, kind.name, direction)
+        after = self.store.page_tokens.read(
+            page_token,
+            listing=kind.collection,
+            filters=direction,
+            caller=officer.officer_id,
+            size=2,
+        )
         size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
         r = t.records
         query = select(r).where(r.c.kind == kind.name)
@@ -485,7 +490,12 @@ class Records:
                     },
                 )
         token = (
-            _encode_token(rows[-1].create_ms, rows[-1].record_id, kind.name, direction)
+            self.store.page_tokens.issue(
+                listing=kind.collection,
+                filters=direction,
+                caller=officer.officer_id,
+                position=[rows[-1].create_ms, rows[-1].record_id],
+            )
             if more and rows
             else ""
         )
@@ -765,25 +775,3 @@ def _local_id() -> str:
     from intelshare.ids import new_message_id
 
     return new_message_id()
-
-
-def _encode_token(create_ms: int, record_id: str, kind: str, direction: str) -> str:
-    raw = dumps({"c": create_ms, "r": record_id, "k": kind, "d": direction})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str, kind: str, direction: str) -> tuple[int, str] | None:
-    if not token:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        position = (int(data["c"]), str(data["r"]))
-        same = data["k"] == kind and data["d"] == direction
-    except (ValueError, KeyError, TypeError):
-        same = False
-    if not same:
-        raise errors.InvalidArgument(
-            "page_token is not a token of this listing",
-            violations={"page_token": "from another listing or malformed"},
-        )
-    return position

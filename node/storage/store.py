@@ -81,6 +81,7 @@ from sqlalchemy.exc import IntegrityError
 from intelshare.audit.log import AuditLog, FieldValue
 from intelshare.db import is_pg, pg_cursor, pg_execute, pg_execute_and_commit
 from intelshare.errors import RequestIdReused
+from intelshare.pagetokens import PageTokens
 from intelshare.wakeup import WakeupHub
 from node.storage import tables as t
 
@@ -172,7 +173,7 @@ class Writer:
         record_id: str | None = None,
     ) -> None:
         """Record that something happened, in this transaction."""
-        if type_ not in EVENT_TYPES and not type_.startswith(("case.", "record.")):
+        if type_ not in EVENT_TYPES and not type_.startswith(("case.", "record.", "link.")):
             raise ValueError(f"unknown event type {type_!r}")
         self._events.append(
             {
@@ -456,6 +457,8 @@ class Store:
         self.pipelined = pipelined
         #: counts committed events and audited outcomes (node.metrics), when set
         self.metrics: NodeMetrics | None = None
+        #: the listings' page tokens; the node keys them with its agency key (node.server)
+        self.page_tokens = PageTokens.ephemeral()
         # events this process committed, by seq (see feed_after)
         self._recent: dict[int, Event] = {}
         self._recent_order: deque[int] = deque()

@@ -73,3 +73,21 @@ def test_preview_is_for_issuers_and_validates_the_draft(cluster: Cluster) -> Non
         c.preview_alert(demo_alert())
     with nl.client("liaison") as c, pytest.raises(errors.InvalidArgument):
         c.preview_alert(alert_pb2.Alert(description="no recipients, no kind"))
+
+
+def test_page_tokens_are_bound_to_the_node_and_the_officer(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    de = cluster.start_node("de-customs")
+    to_de = [alert_pb2.AlertRecipient(agency_id="de-customs", treaty_id=CUSTOMS)]
+    with nl.client("liaison") as c:
+        for _ in range(3):
+            c.create_alert(demo_alert(recipients=to_de))
+        first = c.list_alerts(page_size=2)
+        assert len(first.alerts) == 2
+        assert len(c.list_alerts(page_size=2, page_token=first.next_page_token).alerts) == 1
+    # Another officer of the same node cannot use it ...
+    with nl.client("analyst") as c, pytest.raises(errors.PageTokenInvalid):
+        c.list_alerts(page_size=2, page_token=first.next_page_token)
+    # ... nor any officer of another node.
+    with de.client("liaison") as c, pytest.raises(errors.PageTokenInvalid):
+        c.list_alerts(page_size=2, page_token=first.next_page_token)
