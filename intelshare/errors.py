@@ -271,6 +271,25 @@ class ReviewRequired(PolicyRefused):
     reason = "REVIEW_REQUIRED"
 
 
+class OnwardSharingForbidden(PolicyRefused):
+    """The treaty a record was received under forbids passing it on."""
+
+    reason = "ONWARD_SHARING_FORBIDDEN"
+
+
+class ConsentInvalid(PolicyRefused):
+    """A forwarded record's consent is missing or does not cover this forward."""
+
+    reason = "CONSENT_INVALID"
+
+
+class ApproverIsAuthor(PolicyRefused):
+    """Four eyes: the officer who wrote a record cannot approve its release."""
+
+    reason = "APPROVER_IS_AUTHOR"
+    grpc_code = "PERMISSION_DENIED"
+
+
 # --- delivery ----------------------------------------------------------------
 
 

@@ -119,6 +119,10 @@ class _AlertStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertState
     """Withdrawn by the issuer."""
     ALERT_STATE_EXPIRED: _AlertState.ValueType  # 3
     """Past its expire_time."""
+    ALERT_STATE_PENDING_REVIEW: _AlertState.ValueType  # 4
+    """Issued alerts only: written, waiting for an approver before release to
+    the recipients of a treaty that reserves it for review.
+    """
 
 class AlertState(_AlertState, metaclass=_AlertStateEnumTypeWrapper):
     """AlertState is the lifecycle state of an alert."""
@@ -131,6 +135,10 @@ ALERT_STATE_REVOKED: AlertState.ValueType  # 2
 """Withdrawn by the issuer."""
 ALERT_STATE_EXPIRED: AlertState.ValueType  # 3
 """Past its expire_time."""
+ALERT_STATE_PENDING_REVIEW: AlertState.ValueType  # 4
+"""Issued alerts only: written, waiting for an approver before release to
+the recipients of a treaty that reserves it for review.
+"""
 Global___AlertState: _TypeAlias = AlertState  # noqa: Y015
 
 class _AlertDirection:
@@ -296,6 +304,7 @@ class Alert(_message.Message):
     REVOKE_REASON_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
     RECEIVED_FIELD_NUMBER: _builtins.int
+    PROVENANCE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, "alerts/{alert_id}". For a received alert the id is the
     message id of the envelope that carried it, so the sender's delivery
@@ -369,6 +378,12 @@ class Alert(_message.Message):
     def received(self) -> Global___ReceivedInfo:
         """Received alerts only: how and when it arrived, and what it contained."""
 
+    @_builtins.property
+    def provenance(self) -> Global___AlertProvenance:
+        """Received alerts passed on by a recipient of the originator: where it
+        came from and the originator's consent.
+        """
+
     def __init__(
         self,
         *,
@@ -395,14 +410,53 @@ class Alert(_message.Message):
         revoke_reason: _builtins.str = ...,
         revision: _builtins.int = ...,
         received: Global___ReceivedInfo | None = ...,
+        provenance: Global___AlertProvenance | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "evaluation", b"evaluation", "expire_time", b"expire_time", "received", b"received", "revoke_time", b"revoke_time", "subjects", b"subjects", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "evaluation", b"evaluation", "expire_time", b"expire_time", "provenance", b"provenance", "received", b"received", "revoke_time", b"revoke_time", "subjects", b"subjects", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "create_time", b"create_time", "deliveries", b"deliveries", "description", b"description", "direction", b"direction", "evaluation", b"evaluation", "expire_time", b"expire_time", "handling", b"handling", "hits", b"hits", "kind", b"kind", "name", b"name", "origin_agency", b"origin_agency", "received", b"received", "recipients", b"recipients", "revision", b"revision", "revoke_reason", b"revoke_reason", "revoke_time", b"revoke_time", "state", b"state", "subjects", b"subjects", "tlp", b"tlp", "treaty_id", b"treaty_id", "update_time", b"update_time", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "create_time", b"create_time", "deliveries", b"deliveries", "description", b"description", "direction", b"direction", "evaluation", b"evaluation", "expire_time", b"expire_time", "handling", b"handling", "hits", b"hits", "kind", b"kind", "name", b"name", "origin_agency", b"origin_agency", "provenance", b"provenance", "received", b"received", "recipients", b"recipients", "revision", b"revision", "revoke_reason", b"revoke_reason", "revoke_time", b"revoke_time", "state", b"state", "subjects", b"subjects", "tlp", b"tlp", "treaty_id", b"treaty_id", "update_time", b"update_time", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Alert: _TypeAlias = Alert  # noqa: Y015
+
+@_typing.final
+class AlertProvenance(_message.Message):
+    """AlertProvenance says where a forwarded alert came from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGINATOR_FIELD_NUMBER: _builtins.int
+    FORWARDER_FIELD_NUMBER: _builtins.int
+    ORIGINAL_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    ORIGINAL_TREATY_ID_FIELD_NUMBER: _builtins.int
+    CONSENT_ID_FIELD_NUMBER: _builtins.int
+    originator: _builtins.str
+    """The agency that issued the alert."""
+    forwarder: _builtins.str
+    """The agency that passed it on (the sender of this copy)."""
+    original_message_id: _builtins.str
+    """Message id of the envelope that carried it to the forwarder."""
+    original_treaty_id: _builtins.str
+    """The treaty the forwarder received it under."""
+    consent_id: _builtins.str
+    """Message id of the originator's consent; empty when none was needed."""
+    def __init__(
+        self,
+        *,
+        originator: _builtins.str = ...,
+        forwarder: _builtins.str = ...,
+        original_message_id: _builtins.str = ...,
+        original_treaty_id: _builtins.str = ...,
+        consent_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_id", b"consent_id", "forwarder", b"forwarder", "original_message_id", b"original_message_id", "original_treaty_id", b"original_treaty_id", "originator", b"originator"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertProvenance: _TypeAlias = AlertProvenance  # noqa: Y015
 
 @_typing.final
 class Subjects(_message.Message):

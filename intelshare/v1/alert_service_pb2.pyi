@@ -9,6 +9,7 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from intelshare.v1 import alert_pb2 as _alert_pb2
 from intelshare.v1 import receipt_pb2 as _receipt_pb2
 import builtins as _builtins
@@ -21,6 +22,600 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ForwardState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ForwardStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ForwardState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FORWARD_STATE_UNSPECIFIED: _ForwardState.ValueType  # 0
+    """Not set."""
+    FORWARD_STATE_AWAITING_CONSENT: _ForwardState.ValueType  # 1
+    """Waiting for the originator's consent."""
+    FORWARD_STATE_SENT: _ForwardState.ValueType  # 2
+    """The copy is sealed and queued (or delivered)."""
+    FORWARD_STATE_REFUSED: _ForwardState.ValueType  # 3
+    """The originator refused."""
+    FORWARD_STATE_RECALLED: _ForwardState.ValueType  # 4
+    """The originator revoked the alert; the recall went to the third agencies."""
+
+class ForwardState(_ForwardState, metaclass=_ForwardStateEnumTypeWrapper):
+    """ForwardState is where a forward stands."""
+
+FORWARD_STATE_UNSPECIFIED: ForwardState.ValueType  # 0
+"""Not set."""
+FORWARD_STATE_AWAITING_CONSENT: ForwardState.ValueType  # 1
+"""Waiting for the originator's consent."""
+FORWARD_STATE_SENT: ForwardState.ValueType  # 2
+"""The copy is sealed and queued (or delivered)."""
+FORWARD_STATE_REFUSED: ForwardState.ValueType  # 3
+"""The originator refused."""
+FORWARD_STATE_RECALLED: ForwardState.ValueType  # 4
+"""The originator revoked the alert; the recall went to the third agencies."""
+Global___ForwardState: _TypeAlias = ForwardState  # noqa: Y015
+
+class _ConsentState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConsentStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsentState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONSENT_STATE_UNSPECIFIED: _ConsentState.ValueType  # 0
+    """Not set (in a filter: any)."""
+    CONSENT_STATE_PENDING: _ConsentState.ValueType  # 1
+    """Waiting for an officer."""
+    CONSENT_STATE_GRANTED: _ConsentState.ValueType  # 2
+    """Granted: the signed consent was sent."""
+    CONSENT_STATE_REFUSED: _ConsentState.ValueType  # 3
+    """Refused, with a reason."""
+
+class ConsentState(_ConsentState, metaclass=_ConsentStateEnumTypeWrapper):
+    """ConsentState is where a consent request stands."""
+
+CONSENT_STATE_UNSPECIFIED: ConsentState.ValueType  # 0
+"""Not set (in a filter: any)."""
+CONSENT_STATE_PENDING: ConsentState.ValueType  # 1
+"""Waiting for an officer."""
+CONSENT_STATE_GRANTED: ConsentState.ValueType  # 2
+"""Granted: the signed consent was sent."""
+CONSENT_STATE_REFUSED: ConsentState.ValueType  # 3
+"""Refused, with a reason."""
+Global___ConsentState: _TypeAlias = ConsentState  # noqa: Y015
+
+@_typing.final
+class ListPendingReviewsRequest(_message.Message):
+    """ListPendingReviewsRequest pages through the alerts waiting for review."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Most entries per page; 0 for the default (50), at most 500."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPendingReviewsRequest: _TypeAlias = ListPendingReviewsRequest  # noqa: Y015
+
+@_typing.final
+class ListPendingReviewsResponse(_message.Message):
+    """ListPendingReviewsResponse is one page of pending reviews."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty at the end."""
+    @_builtins.property
+    def reviews(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingReview]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        reviews: _abc.Iterable[Global___PendingReview] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "reviews", b"reviews"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPendingReviewsResponse: _TypeAlias = ListPendingReviewsResponse  # noqa: Y015
+
+@_typing.final
+class PendingReview(_message.Message):
+    """PendingReview is one alert held for review under one treaty."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ALERT_FIELD_NUMBER: _builtins.int
+    TREATY_ID_FIELD_NUMBER: _builtins.int
+    MATCHED_FIELD_NUMBER: _builtins.int
+    AUTHOR_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    PREVIEWS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"alerts/{alert_id}/reviews/{treaty_id}"."""
+    treaty_id: _builtins.str
+    """The treaty that reserves it for review."""
+    author: _builtins.str
+    """The officer who wrote it."""
+    @_builtins.property
+    def alert(self) -> _alert_pb2.Alert:
+        """The alert as issued (the full record)."""
+
+    @_builtins.property
+    def matched(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The names of review_required_for it matched (e.g. "wanted_person")."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was written."""
+
+    @_builtins.property
+    def previews(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecipientPreview]:
+        """What each recipient under the treaty would receive, as PreviewAlert
+        answers it now.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        alert: _alert_pb2.Alert | None = ...,
+        treaty_id: _builtins.str = ...,
+        matched: _abc.Iterable[_builtins.str] | None = ...,
+        author: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        previews: _abc.Iterable[Global___RecipientPreview] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "author", b"author", "create_time", b"create_time", "matched", b"matched", "name", b"name", "previews", b"previews", "treaty_id", b"treaty_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingReview: _TypeAlias = PendingReview  # noqa: Y015
+
+@_typing.final
+class ApproveAlertRequest(_message.Message):
+    """ApproveAlertRequest releases an alert held for review."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TREATY_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"alerts/{alert_id}"."""
+    treaty_id: _builtins.str
+    """The treaty whose review is approved; empty for every pending one."""
+    request_id: _builtins.str
+    """Idempotency key (a UUID)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        treaty_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id", "treaty_id", b"treaty_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveAlertRequest: _TypeAlias = ApproveAlertRequest  # noqa: Y015
+
+@_typing.final
+class RejectAlertRequest(_message.Message):
+    """RejectAlertRequest refuses the release of an alert held for review."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TREATY_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"alerts/{alert_id}"."""
+    treaty_id: _builtins.str
+    """The treaty whose review is rejected; empty for every pending one."""
+    reason: _builtins.str
+    """Why (kept on this node; required)."""
+    request_id: _builtins.str
+    """Idempotency key (a UUID)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        treaty_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "reason", b"reason", "request_id", b"request_id", "treaty_id", b"treaty_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectAlertRequest: _TypeAlias = RejectAlertRequest  # noqa: Y015
+
+@_typing.final
+class ForwardAlertRequest(_message.Message):
+    """ForwardAlertRequest passes a received alert on to third agencies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    AGENCY_IDS_FIELD_NUMBER: _builtins.int
+    TREATY_ID_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"alerts/{alert_id}" of a received alert."""
+    treaty_id: _builtins.str
+    """The treaty they receive it under (this agency and they are parties)."""
+    reason: _builtins.str
+    """Why, for the originator (at most 2000 characters)."""
+    request_id: _builtins.str
+    """Idempotency key (a UUID)."""
+    @_builtins.property
+    def agency_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The third agencies."""
+
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these fields of the alert (paths as in the treaty allow-lists, e.g.
+        "subjects.containers"); empty for everything both treaties allow.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        agency_ids: _abc.Iterable[_builtins.str] | None = ...,
+        treaty_id: _builtins.str = ...,
+        fields: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_ids", b"agency_ids", "fields", b"fields", "name", b"name", "reason", b"reason", "request_id", b"request_id", "treaty_id", b"treaty_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForwardAlertRequest: _TypeAlias = ForwardAlertRequest  # noqa: Y015
+
+@_typing.final
+class Forward(_message.Message):
+    """Forward is one request to pass a received alert on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    AGENCY_IDS_FIELD_NUMBER: _builtins.int
+    TREATY_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    CONSENT_ID_FIELD_NUMBER: _builtins.int
+    REFUSAL_REASON_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELDS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"alerts/{alert_id}/forwards/{forward_id}"."""
+    treaty_id: _builtins.str
+    """The treaty they receive it under."""
+    state: Global___ForwardState.ValueType
+    """Where it stands."""
+    message_id: _builtins.str
+    """Message id of the forwarded copy, once sent."""
+    consent_id: _builtins.str
+    """Message id of the originator's consent, when one was needed and given."""
+    refusal_reason: _builtins.str
+    """When refused: the originator's reason."""
+    @_builtins.property
+    def agency_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The third agencies."""
+
+    @_builtins.property
+    def removed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Field paths removed from the copy (by either treaty or by choice)."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was asked for."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was last changed."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        agency_ids: _abc.Iterable[_builtins.str] | None = ...,
+        treaty_id: _builtins.str = ...,
+        state: Global___ForwardState.ValueType = ...,
+        message_id: _builtins.str = ...,
+        consent_id: _builtins.str = ...,
+        refusal_reason: _builtins.str = ...,
+        removed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_ids", b"agency_ids", "consent_id", b"consent_id", "create_time", b"create_time", "message_id", b"message_id", "name", b"name", "refusal_reason", b"refusal_reason", "removed_fields", b"removed_fields", "state", b"state", "treaty_id", b"treaty_id", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Forward: _TypeAlias = Forward  # noqa: Y015
+
+@_typing.final
+class ListForwardsRequest(_message.Message):
+    """ListForwardsRequest pages through this agency's forwards."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ALERT_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Most entries per page; 0 for the default (50), at most 500."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    alert: _builtins.str
+    """Only the forwards of this received alert ("alerts/{alert_id}"; empty: all)."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        alert: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListForwardsRequest: _TypeAlias = ListForwardsRequest  # noqa: Y015
+
+@_typing.final
+class ListForwardsResponse(_message.Message):
+    """ListForwardsResponse is one page of forwards."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORWARDS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty at the end."""
+    @_builtins.property
+    def forwards(self) -> _containers.RepeatedCompositeFieldContainer[Global___Forward]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        forwards: _abc.Iterable[Global___Forward] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["forwards", b"forwards", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListForwardsResponse: _TypeAlias = ListForwardsResponse  # noqa: Y015
+
+@_typing.final
+class ListConsentRequestsRequest(_message.Message):
+    """ListConsentRequestsRequest pages through partners' consent requests."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Most entries per page; 0 for the default (50), at most 500."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    state: Global___ConsentState.ValueType
+    """Only requests in this state (unspecified: any)."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        state: Global___ConsentState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConsentRequestsRequest: _TypeAlias = ListConsentRequestsRequest  # noqa: Y015
+
+@_typing.final
+class ListConsentRequestsResponse(_message.Message):
+    """ListConsentRequestsResponse is one page of consent requests."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty at the end."""
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConsentRequest]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___ConsentRequest] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConsentRequestsResponse: _TypeAlias = ListConsentRequestsResponse  # noqa: Y015
+
+@_typing.final
+class ConsentRequest(_message.Message):
+    """ConsentRequest is a partner's request to pass on an alert this agency issued."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ALERT_FIELD_NUMBER: _builtins.int
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    ONWARD_RECIPIENTS_FIELD_NUMBER: _builtins.int
+    ONWARD_TREATY_ID_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    REFUSAL_REASON_FIELD_NUMBER: _builtins.int
+    CONSENT_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"consentRequests/{request_id}" (the request envelope's message id)."""
+    alert: _builtins.str
+    """The alert it is about, "alerts/{alert_id}" on this node."""
+    requester: _builtins.str
+    """The partner asking (a recipient of the alert)."""
+    onward_treaty_id: _builtins.str
+    """The treaty it would go under."""
+    reason: _builtins.str
+    """The partner's reason."""
+    state: Global___ConsentState.ValueType
+    """Where it stands."""
+    refusal_reason: _builtins.str
+    """Why it was refused."""
+    consent_id: _builtins.str
+    """Message id of the signed consent sent, when granted."""
+    @_builtins.property
+    def onward_recipients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The third agencies it would go to."""
+
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The fields asked for (empty: everything both treaties allow)."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it arrived."""
+
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was granted or refused."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        alert: _builtins.str = ...,
+        requester: _builtins.str = ...,
+        onward_recipients: _abc.Iterable[_builtins.str] | None = ...,
+        onward_treaty_id: _builtins.str = ...,
+        fields: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+        state: Global___ConsentState.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
+        refusal_reason: _builtins.str = ...,
+        consent_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "decide_time", b"decide_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "consent_id", b"consent_id", "create_time", b"create_time", "decide_time", b"decide_time", "fields", b"fields", "name", b"name", "onward_recipients", b"onward_recipients", "onward_treaty_id", b"onward_treaty_id", "reason", b"reason", "refusal_reason", b"refusal_reason", "requester", b"requester", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsentRequest: _TypeAlias = ConsentRequest  # noqa: Y015
+
+@_typing.final
+class GrantConsentRequest(_message.Message):
+    """GrantConsentRequest consents to a partner's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"consentRequests/{request_id}"."""
+    request_id: _builtins.str
+    """Idempotency key (a UUID)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantConsentRequest: _TypeAlias = GrantConsentRequest  # noqa: Y015
+
+@_typing.final
+class RefuseConsentRequest(_message.Message):
+    """RefuseConsentRequest refuses a partner's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"consentRequests/{request_id}"."""
+    reason: _builtins.str
+    """Why (sent to the partner; required)."""
+    request_id: _builtins.str
+    """Idempotency key (a UUID)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefuseConsentRequest: _TypeAlias = RefuseConsentRequest  # noqa: Y015
 
 @_typing.final
 class CreateAlertRequest(_message.Message):

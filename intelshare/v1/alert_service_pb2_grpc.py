@@ -94,6 +94,46 @@ class AlertServiceStub:
                 request_serializer=intelshare_dot_v1_dot_alert__service__pb2.GetAlertReceiptRequest.SerializeToString,
                 response_deserializer=intelshare_dot_v1_dot_alert__service__pb2.AlertReceipt.FromString,
                 _registered_method=True)
+        self.ListPendingReviews = channel.unary_unary(
+                '/intelshare.v1.AlertService/ListPendingReviews',
+                request_serializer=intelshare_dot_v1_dot_alert__service__pb2.ListPendingReviewsRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_alert__service__pb2.ListPendingReviewsResponse.FromString,
+                _registered_method=True)
+        self.ApproveAlert = channel.unary_unary(
+                '/intelshare.v1.AlertService/ApproveAlert',
+                request_serializer=intelshare_dot_v1_dot_alert__service__pb2.ApproveAlertRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_alert__pb2.Alert.FromString,
+                _registered_method=True)
+        self.RejectAlert = channel.unary_unary(
+                '/intelshare.v1.AlertService/RejectAlert',
+                request_serializer=intelshare_dot_v1_dot_alert__service__pb2.RejectAlertRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_alert__pb2.Alert.FromString,
+                _registered_method=True)
+        self.ForwardAlert = channel.unary_unary(
+                '/intelshare.v1.AlertService/ForwardAlert',
+                request_serializer=intelshare_dot_v1_dot_alert__service__pb2.ForwardAlertRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_alert__service__pb2.Forward.FromString,
+                _registered_method=True)
+        self.ListForwards = channel.unary_unary(
+                '/intelshare.v1.AlertService/ListForwards',
+                request_serializer=intelshare_dot_v1_dot_alert__service__pb2.ListForwardsRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_alert__service__pb2.ListForwardsResponse.FromString,
+                _registered_method=True)
+        self.ListConsentRequests = channel.unary_unary(
+                '/intelshare.v1.AlertService/ListConsentRequests',
+                request_serializer=intelshare_dot_v1_dot_alert__service__pb2.ListConsentRequestsRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_alert__service__pb2.ListConsentRequestsResponse.FromString,
+                _registered_method=True)
+        self.GrantConsent = channel.unary_unary(
+                '/intelshare.v1.AlertService/GrantConsent',
+                request_serializer=intelshare_dot_v1_dot_alert__service__pb2.GrantConsentRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_alert__service__pb2.ConsentRequest.FromString,
+                _registered_method=True)
+        self.RefuseConsent = channel.unary_unary(
+                '/intelshare.v1.AlertService/RefuseConsent',
+                request_serializer=intelshare_dot_v1_dot_alert__service__pb2.RefuseConsentRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_alert__service__pb2.ConsentRequest.FromString,
+                _registered_method=True)
 
 
 class AlertServiceServicer:
@@ -188,6 +228,69 @@ class AlertServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPendingReviews(self, request, context):
+        """Lists the alerts waiting for an approver: one entry per alert and treaty
+        that reserves it for review, with what each recipient would receive.
+        Approvers and admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveAlert(self, request, context):
+        """Releases an alert held for review to every recipient of the treaty (or
+        treaties) that held it; the envelopes carry the review attestation. The
+        approver must not be the alert's author.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectAlert(self, request, context):
+        """Refuses the release of an alert held for review, with a reason; its
+        recipients under that treaty receive nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForwardAlert(self, request, context):
+        """Passes a received alert (or some of its fields) on to third agencies
+        under a treaty, as the original treaty's onward-sharing rule allows: at
+        once, or once the originator consents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListForwards(self, request, context):
+        """Lists the forwards of received alerts this agency asked for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConsentRequests(self, request, context):
+        """Lists partners' requests to pass on alerts this agency issued.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GrantConsent(self, request, context):
+        """Consents to a partner's request: a signed consent goes to the partner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefuseConsent(self, request, context):
+        """Refuses a partner's request, with a reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AlertServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +348,46 @@ def add_AlertServiceServicer_to_server(servicer, server):
                     servicer.GetAlertReceipt,
                     request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.GetAlertReceiptRequest.FromString,
                     response_serializer=intelshare_dot_v1_dot_alert__service__pb2.AlertReceipt.SerializeToString,
+            ),
+            'ListPendingReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPendingReviews,
+                    request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.ListPendingReviewsRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_alert__service__pb2.ListPendingReviewsResponse.SerializeToString,
+            ),
+            'ApproveAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveAlert,
+                    request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.ApproveAlertRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_alert__pb2.Alert.SerializeToString,
+            ),
+            'RejectAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectAlert,
+                    request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.RejectAlertRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_alert__pb2.Alert.SerializeToString,
+            ),
+            'ForwardAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForwardAlert,
+                    request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.ForwardAlertRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_alert__service__pb2.Forward.SerializeToString,
+            ),
+            'ListForwards': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListForwards,
+                    request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.ListForwardsRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_alert__service__pb2.ListForwardsResponse.SerializeToString,
+            ),
+            'ListConsentRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConsentRequests,
+                    request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.ListConsentRequestsRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_alert__service__pb2.ListConsentRequestsResponse.SerializeToString,
+            ),
+            'GrantConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantConsent,
+                    request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.GrantConsentRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_alert__service__pb2.ConsentRequest.SerializeToString,
+            ),
+            'RefuseConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefuseConsent,
+                    request_deserializer=intelshare_dot_v1_dot_alert__service__pb2.RefuseConsentRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_alert__service__pb2.ConsentRequest.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -548,6 +691,222 @@ class AlertService:
             '/intelshare.v1.AlertService/GetAlertReceipt',
             intelshare_dot_v1_dot_alert__service__pb2.GetAlertReceiptRequest.SerializeToString,
             intelshare_dot_v1_dot_alert__service__pb2.AlertReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPendingReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.AlertService/ListPendingReviews',
+            intelshare_dot_v1_dot_alert__service__pb2.ListPendingReviewsRequest.SerializeToString,
+            intelshare_dot_v1_dot_alert__service__pb2.ListPendingReviewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.AlertService/ApproveAlert',
+            intelshare_dot_v1_dot_alert__service__pb2.ApproveAlertRequest.SerializeToString,
+            intelshare_dot_v1_dot_alert__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.AlertService/RejectAlert',
+            intelshare_dot_v1_dot_alert__service__pb2.RejectAlertRequest.SerializeToString,
+            intelshare_dot_v1_dot_alert__pb2.Alert.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForwardAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.AlertService/ForwardAlert',
+            intelshare_dot_v1_dot_alert__service__pb2.ForwardAlertRequest.SerializeToString,
+            intelshare_dot_v1_dot_alert__service__pb2.Forward.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListForwards(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.AlertService/ListForwards',
+            intelshare_dot_v1_dot_alert__service__pb2.ListForwardsRequest.SerializeToString,
+            intelshare_dot_v1_dot_alert__service__pb2.ListForwardsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConsentRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.AlertService/ListConsentRequests',
+            intelshare_dot_v1_dot_alert__service__pb2.ListConsentRequestsRequest.SerializeToString,
+            intelshare_dot_v1_dot_alert__service__pb2.ListConsentRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.AlertService/GrantConsent',
+            intelshare_dot_v1_dot_alert__service__pb2.GrantConsentRequest.SerializeToString,
+            intelshare_dot_v1_dot_alert__service__pb2.ConsentRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefuseConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.AlertService/RefuseConsent',
+            intelshare_dot_v1_dot_alert__service__pb2.RefuseConsentRequest.SerializeToString,
+            intelshare_dot_v1_dot_alert__service__pb2.ConsentRequest.FromString,
             options,
             channel_credentials,
             insecure,

@@ -72,6 +72,33 @@ class AlertServiceStub:
     holding the federation's directory can check offline that the gateway
     accepted it (`intelshare receipt verify`).
     """
+    ListPendingReviews: _grpc.UnaryUnaryMultiCallable[_alert_service_pb2.ListPendingReviewsRequest, _alert_service_pb2.ListPendingReviewsResponse]
+    """Lists the alerts waiting for an approver: one entry per alert and treaty
+    that reserves it for review, with what each recipient would receive.
+    Approvers and admins only.
+    """
+    ApproveAlert: _grpc.UnaryUnaryMultiCallable[_alert_service_pb2.ApproveAlertRequest, _alert_pb2.Alert]
+    """Releases an alert held for review to every recipient of the treaty (or
+    treaties) that held it; the envelopes carry the review attestation. The
+    approver must not be the alert's author.
+    """
+    RejectAlert: _grpc.UnaryUnaryMultiCallable[_alert_service_pb2.RejectAlertRequest, _alert_pb2.Alert]
+    """Refuses the release of an alert held for review, with a reason; its
+    recipients under that treaty receive nothing.
+    """
+    ForwardAlert: _grpc.UnaryUnaryMultiCallable[_alert_service_pb2.ForwardAlertRequest, _alert_service_pb2.Forward]
+    """Passes a received alert (or some of its fields) on to third agencies
+    under a treaty, as the original treaty's onward-sharing rule allows: at
+    once, or once the originator consents.
+    """
+    ListForwards: _grpc.UnaryUnaryMultiCallable[_alert_service_pb2.ListForwardsRequest, _alert_service_pb2.ListForwardsResponse]
+    """Lists the forwards of received alerts this agency asked for."""
+    ListConsentRequests: _grpc.UnaryUnaryMultiCallable[_alert_service_pb2.ListConsentRequestsRequest, _alert_service_pb2.ListConsentRequestsResponse]
+    """Lists partners' requests to pass on alerts this agency issued."""
+    GrantConsent: _grpc.UnaryUnaryMultiCallable[_alert_service_pb2.GrantConsentRequest, _alert_service_pb2.ConsentRequest]
+    """Consents to a partner's request: a signed consent goes to the partner."""
+    RefuseConsent: _grpc.UnaryUnaryMultiCallable[_alert_service_pb2.RefuseConsentRequest, _alert_service_pb2.ConsentRequest]
+    """Refuses a partner's request, with a reason."""
 
 @_typing.type_check_only
 class AlertServiceAsyncStub(AlertServiceStub):
@@ -116,6 +143,33 @@ class AlertServiceAsyncStub(AlertServiceStub):
     holding the federation's directory can check offline that the gateway
     accepted it (`intelshare receipt verify`).
     """
+    ListPendingReviews: _aio.UnaryUnaryMultiCallable[_alert_service_pb2.ListPendingReviewsRequest, _alert_service_pb2.ListPendingReviewsResponse]  # type: ignore[assignment]
+    """Lists the alerts waiting for an approver: one entry per alert and treaty
+    that reserves it for review, with what each recipient would receive.
+    Approvers and admins only.
+    """
+    ApproveAlert: _aio.UnaryUnaryMultiCallable[_alert_service_pb2.ApproveAlertRequest, _alert_pb2.Alert]  # type: ignore[assignment]
+    """Releases an alert held for review to every recipient of the treaty (or
+    treaties) that held it; the envelopes carry the review attestation. The
+    approver must not be the alert's author.
+    """
+    RejectAlert: _aio.UnaryUnaryMultiCallable[_alert_service_pb2.RejectAlertRequest, _alert_pb2.Alert]  # type: ignore[assignment]
+    """Refuses the release of an alert held for review, with a reason; its
+    recipients under that treaty receive nothing.
+    """
+    ForwardAlert: _aio.UnaryUnaryMultiCallable[_alert_service_pb2.ForwardAlertRequest, _alert_service_pb2.Forward]  # type: ignore[assignment]
+    """Passes a received alert (or some of its fields) on to third agencies
+    under a treaty, as the original treaty's onward-sharing rule allows: at
+    once, or once the originator consents.
+    """
+    ListForwards: _aio.UnaryUnaryMultiCallable[_alert_service_pb2.ListForwardsRequest, _alert_service_pb2.ListForwardsResponse]  # type: ignore[assignment]
+    """Lists the forwards of received alerts this agency asked for."""
+    ListConsentRequests: _aio.UnaryUnaryMultiCallable[_alert_service_pb2.ListConsentRequestsRequest, _alert_service_pb2.ListConsentRequestsResponse]  # type: ignore[assignment]
+    """Lists partners' requests to pass on alerts this agency issued."""
+    GrantConsent: _aio.UnaryUnaryMultiCallable[_alert_service_pb2.GrantConsentRequest, _alert_service_pb2.ConsentRequest]  # type: ignore[assignment]
+    """Consents to a partner's request: a signed consent goes to the partner."""
+    RefuseConsent: _aio.UnaryUnaryMultiCallable[_alert_service_pb2.RefuseConsentRequest, _alert_service_pb2.ConsentRequest]  # type: ignore[assignment]
+    """Refuses a partner's request, with a reason."""
 
 class AlertServiceServicer(metaclass=_abc_1.ABCMeta):
     """AlertService is an agency node's API for its own officers. Officers
@@ -223,5 +277,80 @@ class AlertServiceServicer(metaclass=_abc_1.ABCMeta):
         holding the federation's directory can check offline that the gateway
         accepted it (`intelshare receipt verify`).
         """
+
+    @_abc_1.abstractmethod
+    def ListPendingReviews(
+        self,
+        request: _alert_service_pb2.ListPendingReviewsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_service_pb2.ListPendingReviewsResponse, _abc.Awaitable[_alert_service_pb2.ListPendingReviewsResponse]]:
+        """Lists the alerts waiting for an approver: one entry per alert and treaty
+        that reserves it for review, with what each recipient would receive.
+        Approvers and admins only.
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveAlert(
+        self,
+        request: _alert_service_pb2.ApproveAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_pb2.Alert, _abc.Awaitable[_alert_pb2.Alert]]:
+        """Releases an alert held for review to every recipient of the treaty (or
+        treaties) that held it; the envelopes carry the review attestation. The
+        approver must not be the alert's author.
+        """
+
+    @_abc_1.abstractmethod
+    def RejectAlert(
+        self,
+        request: _alert_service_pb2.RejectAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_pb2.Alert, _abc.Awaitable[_alert_pb2.Alert]]:
+        """Refuses the release of an alert held for review, with a reason; its
+        recipients under that treaty receive nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def ForwardAlert(
+        self,
+        request: _alert_service_pb2.ForwardAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_service_pb2.Forward, _abc.Awaitable[_alert_service_pb2.Forward]]:
+        """Passes a received alert (or some of its fields) on to third agencies
+        under a treaty, as the original treaty's onward-sharing rule allows: at
+        once, or once the originator consents.
+        """
+
+    @_abc_1.abstractmethod
+    def ListForwards(
+        self,
+        request: _alert_service_pb2.ListForwardsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_service_pb2.ListForwardsResponse, _abc.Awaitable[_alert_service_pb2.ListForwardsResponse]]:
+        """Lists the forwards of received alerts this agency asked for."""
+
+    @_abc_1.abstractmethod
+    def ListConsentRequests(
+        self,
+        request: _alert_service_pb2.ListConsentRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_service_pb2.ListConsentRequestsResponse, _abc.Awaitable[_alert_service_pb2.ListConsentRequestsResponse]]:
+        """Lists partners' requests to pass on alerts this agency issued."""
+
+    @_abc_1.abstractmethod
+    def GrantConsent(
+        self,
+        request: _alert_service_pb2.GrantConsentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_service_pb2.ConsentRequest, _abc.Awaitable[_alert_service_pb2.ConsentRequest]]:
+        """Consents to a partner's request: a signed consent goes to the partner."""
+
+    @_abc_1.abstractmethod
+    def RefuseConsent(
+        self,
+        request: _alert_service_pb2.RefuseConsentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_alert_service_pb2.ConsentRequest, _abc.Awaitable[_alert_service_pb2.ConsentRequest]]:
+        """Refuses a partner's request, with a reason."""
 
 def add_AlertServiceServicer_to_server(servicer: AlertServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

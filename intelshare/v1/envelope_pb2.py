@@ -25,23 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cintelshare/v1/envelope.proto\x12\rintelshare.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n\x08\x45nvelope\x12\x14\n\x0cheader_bytes\x18\x01 \x01(\x0c\x12+\n\nkey_blocks\x18\x02 \x03(\x0b\x32\x17.intelshare.v1.KeyBlock\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x16\n\x0esigning_key_id\x18\x05 \x01(\t\"B\n\x08KeyBlock\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x13\n\x0bwrapped_key\x18\x03 \x01(\x0c\"\xc8\x03\n\x06Header\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x12\n\nrecipients\x18\x04 \x03(\t\x12\x11\n\ttreaty_id\x18\x05 \x01(\t\x12\x16\n\x0etreaty_version\x18\x06 \x01(\r\x12(\n\x04kind\x18\x07 \x01(\x0e\x32\x1a.intelshare.v1.MessageKind\x12-\n\x08handling\x18\x08 \x01(\x0e\x32\x1b.intelshare.v1.HandlingCode\x12\x1f\n\x03tlp\x18\t \x01(\x0e\x32\x12.intelshare.v1.Tlp\x12\x12\n\ncategories\x18\n \x03(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16\x63ontent_key_commitment\x18\r \x01(\x0c\x12\x14\n\x0creference_id\x18\x0e \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x0f \x01(\t\x12\x13\n\x0brecord_kind\x18\x10 \x01(\t*\xfa\x02\n\x0bMessageKind\x12\x1c\n\x18MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12MESSAGE_KIND_ALERT\x10\x01\x12\x1d\n\x19MESSAGE_KIND_ALERT_UPDATE\x10\x02\x12!\n\x1dMESSAGE_KIND_ALERT_REVOCATION\x10\x03\x12\x1b\n\x17MESSAGE_KIND_CASE_ENTRY\x10\x04\x12 \n\x1cMESSAGE_KIND_CASE_MEMBERSHIP\x10\x05\x12\x18\n\x14MESSAGE_KIND_RECEIPT\x10\x06\x12\x1b\n\x17MESSAGE_KIND_HIT_REPORT\x10\x07\x12 \n\x1cMESSAGE_KIND_ACKNOWLEDGEMENT\x10\x08\x12\x17\n\x13MESSAGE_KIND_RECORD\x10\t\x12\x1e\n\x1aMESSAGE_KIND_RECORD_UPDATE\x10\n\x12\"\n\x1eMESSAGE_KIND_RECORD_REVOCATION\x10\x0b*\x85\x01\n\x0cHandlingCode\x12\x1d\n\x19HANDLING_CODE_UNSPECIFIED\x10\x00\x12\x14\n\x10HANDLING_CODE_H0\x10\x01\x12\x14\n\x10HANDLING_CODE_H1\x10\x02\x12\x14\n\x10HANDLING_CODE_H2\x10\x03\x12\x14\n\x10HANDLING_CODE_H3\x10\x04*j\n\x03Tlp\x12\x13\n\x0fTLP_UNSPECIFIED\x10\x00\x12\r\n\tTLP_CLEAR\x10\x01\x12\r\n\tTLP_GREEN\x10\x02\x12\r\n\tTLP_AMBER\x10\x03\x12\x14\n\x10TLP_AMBER_STRICT\x10\x04\x12\x0b\n\x07TLP_RED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cintelshare/v1/envelope.proto\x12\rintelshare.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n\x08\x45nvelope\x12\x14\n\x0cheader_bytes\x18\x01 \x01(\x0c\x12+\n\nkey_blocks\x18\x02 \x03(\x0b\x32\x17.intelshare.v1.KeyBlock\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x16\n\x0esigning_key_id\x18\x05 \x01(\t\"B\n\x08KeyBlock\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x13\n\x0bwrapped_key\x18\x03 \x01(\x0c\"\xd8\x04\n\x06Header\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x12\n\nrecipients\x18\x04 \x03(\t\x12\x11\n\ttreaty_id\x18\x05 \x01(\t\x12\x16\n\x0etreaty_version\x18\x06 \x01(\r\x12(\n\x04kind\x18\x07 \x01(\x0e\x32\x1a.intelshare.v1.MessageKind\x12-\n\x08handling\x18\x08 \x01(\x0e\x32\x1b.intelshare.v1.HandlingCode\x12\x1f\n\x03tlp\x18\t \x01(\x0e\x32\x12.intelshare.v1.Tlp\x12\x12\n\ncategories\x18\n \x03(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16\x63ontent_key_commitment\x18\r \x01(\x0c\x12\x14\n\x0creference_id\x18\x0e \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x0f \x01(\t\x12\x13\n\x0brecord_kind\x18\x10 \x01(\t\x12\x30\n\x06review\x18\x11 \x01(\x0b\x32 .intelshare.v1.ReviewAttestation\x12-\n\nprovenance\x18\x12 \x01(\x0b\x32\x19.intelshare.v1.Provenance\x12-\n\x07\x63onsent\x18\x13 \x01(\x0b\x32\x1c.intelshare.v1.OnwardConsent\"\x7f\n\x11ReviewAttestation\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x10\n\x08\x61pprover\x18\x02 \x01(\t\x12\x30\n\x0c\x61pprove_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0epayload_sha256\x18\x04 \x01(\x0c\"\xa8\x01\n\nProvenance\x12\x12\n\noriginator\x18\x01 \x01(\t\x12\x1b\n\x13original_message_id\x18\x02 \x01(\t\x12\x1a\n\x12original_treaty_id\x18\x03 \x01(\t\x12\x1f\n\x17original_treaty_version\x18\x04 \x01(\r\x12\x12\n\nconsent_id\x18\x05 \x01(\t\x12\x18\n\x10\x63onsent_envelope\x18\x06 \x01(\x0c\"}\n\rOnwardConsent\x12\x1b\n\x13original_message_id\x18\x01 \x01(\t\x12\x19\n\x11onward_recipients\x18\x02 \x03(\t\x12\x18\n\x10onward_treaty_id\x18\x03 \x01(\t\x12\x1a\n\x12request_message_id\x18\x04 \x01(\t*\xde\x03\n\x0bMessageKind\x12\x1c\n\x18MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12MESSAGE_KIND_ALERT\x10\x01\x12\x1d\n\x19MESSAGE_KIND_ALERT_UPDATE\x10\x02\x12!\n\x1dMESSAGE_KIND_ALERT_REVOCATION\x10\x03\x12\x1b\n\x17MESSAGE_KIND_CASE_ENTRY\x10\x04\x12 \n\x1cMESSAGE_KIND_CASE_MEMBERSHIP\x10\x05\x12\x18\n\x14MESSAGE_KIND_RECEIPT\x10\x06\x12\x1b\n\x17MESSAGE_KIND_HIT_REPORT\x10\x07\x12 \n\x1cMESSAGE_KIND_ACKNOWLEDGEMENT\x10\x08\x12\x17\n\x13MESSAGE_KIND_RECORD\x10\t\x12\x1e\n\x1aMESSAGE_KIND_RECORD_UPDATE\x10\n\x12\"\n\x1eMESSAGE_KIND_RECORD_REVOCATION\x10\x0b\x12 \n\x1cMESSAGE_KIND_CONSENT_REQUEST\x10\x0c\x12\x1e\n\x1aMESSAGE_KIND_CONSENT_GRANT\x10\r\x12 \n\x1cMESSAGE_KIND_CONSENT_REFUSAL\x10\x0e*\x85\x01\n\x0cHandlingCode\x12\x1d\n\x19HANDLING_CODE_UNSPECIFIED\x10\x00\x12\x14\n\x10HANDLING_CODE_H0\x10\x01\x12\x14\n\x10HANDLING_CODE_H1\x10\x02\x12\x14\n\x10HANDLING_CODE_H2\x10\x03\x12\x14\n\x10HANDLING_CODE_H3\x10\x04*j\n\x03Tlp\x12\x13\n\x0fTLP_UNSPECIFIED\x10\x00\x12\r\n\tTLP_CLEAR\x10\x01\x12\r\n\tTLP_GREEN\x10\x02\x12\r\n\tTLP_AMBER\x10\x03\x12\x14\n\x10TLP_AMBER_STRICT\x10\x04\x12\x0b\n\x07TLP_RED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'intelshare.v1.envelope_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGEKIND']._serialized_start=751
-  _globals['_MESSAGEKIND']._serialized_end=1129
-  _globals['_HANDLINGCODE']._serialized_start=1132
-  _globals['_HANDLINGCODE']._serialized_end=1265
-  _globals['_TLP']._serialized_start=1267
-  _globals['_TLP']._serialized_end=1373
+  _globals['_MESSAGEKIND']._serialized_start=1322
+  _globals['_MESSAGEKIND']._serialized_end=1800
+  _globals['_HANDLINGCODE']._serialized_start=1803
+  _globals['_HANDLINGCODE']._serialized_end=1936
+  _globals['_TLP']._serialized_start=1938
+  _globals['_TLP']._serialized_end=2044
   _globals['_ENVELOPE']._serialized_start=81
   _globals['_ENVELOPE']._serialized_end=221
   _globals['_KEYBLOCK']._serialized_start=223
   _globals['_KEYBLOCK']._serialized_end=289
   _globals['_HEADER']._serialized_start=292
-  _globals['_HEADER']._serialized_end=748
+  _globals['_HEADER']._serialized_end=892
+  _globals['_REVIEWATTESTATION']._serialized_start=894
+  _globals['_REVIEWATTESTATION']._serialized_end=1021
+  _globals['_PROVENANCE']._serialized_start=1024
+  _globals['_PROVENANCE']._serialized_end=1192
+  _globals['_ONWARDCONSENT']._serialized_start=1194
+  _globals['_ONWARDCONSENT']._serialized_end=1319
 # @@protoc_insertion_point(module_scope)

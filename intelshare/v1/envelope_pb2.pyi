@@ -41,6 +41,16 @@ class _MessageKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MessageKi
     """A new version of a record sent before (reference_id: its message id)."""
     MESSAGE_KIND_RECORD_REVOCATION: _MessageKind.ValueType  # 11
     """The withdrawal of a record sent before (reference_id: its message id)."""
+    MESSAGE_KIND_CONSENT_REQUEST: _MessageKind.ValueType  # 12
+    """A recipient asks the originator's consent to pass a record on (header
+    consent: what, to whom, under which treaty; reference_id: the record).
+    """
+    MESSAGE_KIND_CONSENT_GRANT: _MessageKind.ValueType  # 13
+    """The originator consents (header consent: the terms; reference_id: the
+    request). Its signed envelope travels in the forwarded record's header.
+    """
+    MESSAGE_KIND_CONSENT_REFUSAL: _MessageKind.ValueType  # 14
+    """The originator refuses (payload: the reason)."""
 
 class MessageKind(_MessageKind, metaclass=_MessageKindEnumTypeWrapper):
     """MessageKind says what an envelope carries."""
@@ -60,6 +70,16 @@ MESSAGE_KIND_RECORD_UPDATE: MessageKind.ValueType  # 10
 """A new version of a record sent before (reference_id: its message id)."""
 MESSAGE_KIND_RECORD_REVOCATION: MessageKind.ValueType  # 11
 """The withdrawal of a record sent before (reference_id: its message id)."""
+MESSAGE_KIND_CONSENT_REQUEST: MessageKind.ValueType  # 12
+"""A recipient asks the originator's consent to pass a record on (header
+consent: what, to whom, under which treaty; reference_id: the record).
+"""
+MESSAGE_KIND_CONSENT_GRANT: MessageKind.ValueType  # 13
+"""The originator consents (header consent: the terms; reference_id: the
+request). Its signed envelope travels in the forwarded record's header.
+"""
+MESSAGE_KIND_CONSENT_REFUSAL: MessageKind.ValueType  # 14
+"""The originator refuses (payload: the reason)."""
 Global___MessageKind: _TypeAlias = MessageKind  # noqa: Y015
 
 class _HandlingCode:
@@ -217,6 +237,9 @@ class Header(_message.Message):
     REFERENCE_ID_FIELD_NUMBER: _builtins.int
     CASE_ID_FIELD_NUMBER: _builtins.int
     RECORD_KIND_FIELD_NUMBER: _builtins.int
+    REVIEW_FIELD_NUMBER: _builtins.int
+    PROVENANCE_FIELD_NUMBER: _builtins.int
+    CONSENT_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """Envelope format version; currently 1."""
     message_id: _builtins.str
@@ -262,6 +285,25 @@ class Header(_message.Message):
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """When the message stops being valid."""
 
+    @_builtins.property
+    def review(self) -> Global___ReviewAttestation:
+        """For a record the treaty reserves for review (review_required_for): who
+        approved its release and when. The sender's signature over the header
+        is what makes it the agency's attestation; see ReviewAttestation.
+        """
+
+    @_builtins.property
+    def provenance(self) -> Global___Provenance:
+        """For a record passed on by a recipient to a third agency (onward
+        sharing): where it came from and the originator's consent.
+        """
+
+    @_builtins.property
+    def consent(self) -> Global___OnwardConsent:
+        """For MESSAGE_KIND_CONSENT_REQUEST, _GRANT and _REFUSAL: what the consent
+        is about.
+        """
+
     def __init__(
         self,
         *,
@@ -281,11 +323,142 @@ class Header(_message.Message):
         reference_id: _builtins.str = ...,
         case_id: _builtins.str = ...,
         record_kind: _builtins.str = ...,
+        review: Global___ReviewAttestation | None = ...,
+        provenance: Global___Provenance | None = ...,
+        consent: Global___OnwardConsent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "create_time", b"create_time", "expire_time", b"expire_time", "provenance", b"provenance", "review", b"review"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "categories", b"categories", "content_key_commitment", b"content_key_commitment", "create_time", b"create_time", "expire_time", b"expire_time", "handling", b"handling", "kind", b"kind", "message_id", b"message_id", "recipients", b"recipients", "record_kind", b"record_kind", "reference_id", b"reference_id", "sender", b"sender", "tlp", b"tlp", "treaty_id", b"treaty_id", "treaty_version", b"treaty_version", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "categories", b"categories", "consent", b"consent", "content_key_commitment", b"content_key_commitment", "create_time", b"create_time", "expire_time", b"expire_time", "handling", b"handling", "kind", b"kind", "message_id", b"message_id", "provenance", b"provenance", "recipients", b"recipients", "record_kind", b"record_kind", "reference_id", b"reference_id", "review", b"review", "sender", b"sender", "tlp", b"tlp", "treaty_id", b"treaty_id", "treaty_version", b"treaty_version", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Header: _TypeAlias = Header  # noqa: Y015
+
+@_typing.final
+class ReviewAttestation(_message.Message):
+    """ReviewAttestation says that a second officer of the sending agency
+    approved a record before release (four eyes). Officers are local to their
+    agency: the names mean something to the sender only, and the agency's
+    signature over the header vouches for them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTHOR_FIELD_NUMBER: _builtins.int
+    APPROVER_FIELD_NUMBER: _builtins.int
+    APPROVE_TIME_FIELD_NUMBER: _builtins.int
+    PAYLOAD_SHA256_FIELD_NUMBER: _builtins.int
+    author: _builtins.str
+    """The officer who wrote the record (an id or name local to the agency)."""
+    approver: _builtins.str
+    """The officer who approved it; never the author."""
+    payload_sha256: _builtins.bytes
+    """SHA-256 of the payload approved (the plaintext the recipients open), so
+    an approval cannot be moved to another record; only recipients can
+    check it.
+    """
+    @_builtins.property
+    def approve_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was approved: not after the envelope was sealed, and not longer
+        before than the federation's review validity (seven days).
+        """
+
+    def __init__(
+        self,
+        *,
+        author: _builtins.str = ...,
+        approver: _builtins.str = ...,
+        approve_time: _timestamp_pb2.Timestamp | None = ...,
+        payload_sha256: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approve_time", b"approve_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approve_time", b"approve_time", "approver", b"approver", "author", b"author", "payload_sha256", b"payload_sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewAttestation: _TypeAlias = ReviewAttestation  # noqa: Y015
+
+@_typing.final
+class Provenance(_message.Message):
+    """Provenance names the origin of a record passed on to a third agency."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGINATOR_FIELD_NUMBER: _builtins.int
+    ORIGINAL_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    ORIGINAL_TREATY_ID_FIELD_NUMBER: _builtins.int
+    ORIGINAL_TREATY_VERSION_FIELD_NUMBER: _builtins.int
+    CONSENT_ID_FIELD_NUMBER: _builtins.int
+    CONSENT_ENVELOPE_FIELD_NUMBER: _builtins.int
+    originator: _builtins.str
+    """The agency that issued the record."""
+    original_message_id: _builtins.str
+    """Message id of the envelope that carried the record to the forwarder."""
+    original_treaty_id: _builtins.str
+    """The treaty the forwarder received it under, and its version."""
+    original_treaty_version: _builtins.int
+    """Version of that treaty."""
+    consent_id: _builtins.str
+    """Message id of the originator's consent (a MESSAGE_KIND_CONSENT_GRANT
+    envelope); empty when the original treaty needs no consent.
+    """
+    consent_envelope: _builtins.bytes
+    """The originator's consent envelope itself (Envelope bytes), so that the
+    gateway and the third agency can check its signature and terms without
+    being its recipients; empty when no consent is needed.
+    """
+    def __init__(
+        self,
+        *,
+        originator: _builtins.str = ...,
+        original_message_id: _builtins.str = ...,
+        original_treaty_id: _builtins.str = ...,
+        original_treaty_version: _builtins.int = ...,
+        consent_id: _builtins.str = ...,
+        consent_envelope: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_envelope", b"consent_envelope", "consent_id", b"consent_id", "original_message_id", b"original_message_id", "original_treaty_id", b"original_treaty_id", "original_treaty_version", b"original_treaty_version", "originator", b"originator"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Provenance: _TypeAlias = Provenance  # noqa: Y015
+
+@_typing.final
+class OnwardConsent(_message.Message):
+    """OnwardConsent is what a consent request, grant or refusal is about."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORIGINAL_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    ONWARD_RECIPIENTS_FIELD_NUMBER: _builtins.int
+    ONWARD_TREATY_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    original_message_id: _builtins.str
+    """Message id of the envelope that carried the record to the forwarder."""
+    onward_treaty_id: _builtins.str
+    """The treaty it would be passed on under."""
+    request_message_id: _builtins.str
+    """In a grant or refusal: the message id of the request it answers."""
+    @_builtins.property
+    def onward_recipients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The third agencies the record would be passed on to, sorted."""
+
+    def __init__(
+        self,
+        *,
+        original_message_id: _builtins.str = ...,
+        onward_recipients: _abc.Iterable[_builtins.str] | None = ...,
+        onward_treaty_id: _builtins.str = ...,
+        request_message_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["onward_recipients", b"onward_recipients", "onward_treaty_id", b"onward_treaty_id", "original_message_id", b"original_message_id", "request_message_id", b"request_message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OnwardConsent: _TypeAlias = OnwardConsent  # noqa: Y015

@@ -168,6 +168,20 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A page token older than its lifetime (an hour): start the listing again.
     Code INVALID_ARGUMENT; the BadRequest names "page_token".
     """
+    ERROR_REASON_ONWARD_SHARING_FORBIDDEN: _ErrorReason.ValueType  # 49
+    """The treaty a record was received under forbids passing it on (its
+    onward_sharing rule is "forbidden"). Code FAILED_PRECONDITION; metadata
+    "treaty_id", "treaty_version", "rule" (onward_sharing).
+    """
+    ERROR_REASON_CONSENT_INVALID: _ErrorReason.ValueType  # 50
+    """A forwarded record's consent is missing or does not hold: not the
+    originator's, for another agency, record or treaty, refused, or expired.
+    Code FAILED_PRECONDITION; metadata "rule" says which.
+    """
+    ERROR_REASON_APPROVER_IS_AUTHOR: _ErrorReason.ValueType  # 51
+    """An officer asked to approve a record they wrote themselves; a review
+    needs a second officer. Code PERMISSION_DENIED.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the values of google.rpc.ErrorInfo.reason used by
@@ -321,5 +335,19 @@ another listing, or changed. Code INVALID_ARGUMENT; the BadRequest names
 ERROR_REASON_PAGE_TOKEN_EXPIRED: ErrorReason.ValueType  # 48
 """A page token older than its lifetime (an hour): start the listing again.
 Code INVALID_ARGUMENT; the BadRequest names "page_token".
+"""
+ERROR_REASON_ONWARD_SHARING_FORBIDDEN: ErrorReason.ValueType  # 49
+"""The treaty a record was received under forbids passing it on (its
+onward_sharing rule is "forbidden"). Code FAILED_PRECONDITION; metadata
+"treaty_id", "treaty_version", "rule" (onward_sharing).
+"""
+ERROR_REASON_CONSENT_INVALID: ErrorReason.ValueType  # 50
+"""A forwarded record's consent is missing or does not hold: not the
+originator's, for another agency, record or treaty, refused, or expired.
+Code FAILED_PRECONDITION; metadata "rule" says which.
+"""
+ERROR_REASON_APPROVER_IS_AUTHOR: ErrorReason.ValueType  # 51
+"""An officer asked to approve a record they wrote themselves; a review
+needs a second officer. Code PERMISSION_DENIED.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
