@@ -291,7 +291,12 @@ received = Table(
 )
 Index("ix_node_received_retention", received.c.retain_until_ms)
 Index("ix_node_received_alert", received.c.alert_id)
-Index("ix_node_received_record", received.c.record_id)
+Index(
+    "ix_node_received_record",
+    received.c.record_id,
+    postgresql_where=received.c.record_id.is_not(None),
+    sqlite_where=received.c.record_id.is_not(None),
+)
 
 #: Receipts owed for alerts received: written with the alert, sealed a moment
 #: later one per issuer for all that came in meanwhile (node.sharing.receipts).

@@ -16,7 +16,15 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("node_events", sa.Column("record_id", sa.String(64), nullable=True))
     op.add_column("node_received", sa.Column("record_id", sa.String(64), nullable=True))
-    op.create_index("ix_node_received_record", "node_received", ["record_id"])
+    # Partial: only envelopes of generic records are looked up by record (at
+    # their purge); an alert's envelope costs no index entry for it.
+    op.create_index(
+        "ix_node_received_record",
+        "node_received",
+        ["record_id"],
+        postgresql_where=sa.text("record_id IS NOT NULL"),
+        sqlite_where=sa.text("record_id IS NOT NULL"),
+    )
     op.create_table(
         "node_records",
         sa.Column("record_id", sa.String(64), primary_key=True),
