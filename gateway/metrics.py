@@ -51,32 +51,19 @@ from sqlalchemy import func, select
 
 from gateway.store import GatewayStore, InboxRow, inbox
 from intelshare.errors import IntelshareError
-from intelshare.metrics import CachedCollector, agency_label, new_registry, reason_label
+from intelshare.metrics import (
+    CachedCollector,
+    agency_label,
+    new_registry,
+    reason_label,
+    wait_buckets,
+)
 from intelshare.tls import peer_agency_id
 from intelshare.v1 import gateway_service_pb2
 
 #: Delivery lag spans a node that is streaming (milliseconds) and one that was
 #: offline for a week (the queue keeps entries until they expire).
-LAG_BUCKETS = (
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    300.0,
-    900.0,
-    3600.0,
-    4 * 3600.0,
-    86400.0,
-    7 * 86400.0,
-)
+LAG_BUCKETS = wait_buckets(0.01, 7 * 86400.0)
 SUBMIT_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 

@@ -55,6 +55,36 @@ _AGENCY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 OTHER = "OTHER"
 
 
+#: Histogram buckets for waits that span milliseconds (a node that keeps up)
+#: to a week (a node offline that long): each service takes its range of them.
+WAIT_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    4 * 3600.0,
+    86400.0,
+    7 * 86400.0,
+)
+
+
+def wait_buckets(low: float, high: float) -> tuple[float, ...]:
+    """The :data:`WAIT_BUCKETS` from ``low`` to ``high`` seconds."""
+    return tuple(b for b in WAIT_BUCKETS if low <= b <= high)
+
+
 def new_registry() -> CollectorRegistry:
     """A registry of its own for one service, with process and runtime metrics.
 

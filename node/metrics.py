@@ -74,6 +74,7 @@ from intelshare.metrics import (
     new_registry,
     reason_label,
     serve_metrics,
+    wait_buckets,
 )
 from node.storage import tables as t
 
@@ -85,24 +86,7 @@ log = logging.getLogger(__name__)
 
 #: Notification latency: milliseconds when the workers keep up, minutes when
 #: Redis or every worker was down (the sweep resends after the deadline).
-LATENCY_BUCKETS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    300.0,
-    900.0,
-    3600.0,
-)
+LATENCY_BUCKETS = wait_buckets(0.005, 3600.0)
 
 _EVENT_TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz._")
 _OUTCOMES = frozenset({"delivered", "dead", "gone", "not pending"})
