@@ -39,17 +39,26 @@ from intelshare.keys import AgencyKeys
 from intelshare.metrics import MetricsServer
 from intelshare.pagetokens import PageTokens
 from intelshare.tls import server_credentials
-from intelshare.v1 import alert_service_pb2_grpc, case_service_pb2_grpc, ipr_service_pb2_grpc
+from intelshare.v1 import (
+    alert_service_pb2_grpc,
+    case_service_pb2_grpc,
+    ipr_service_pb2_grpc,
+    risk_service_pb2_grpc,
+)
 from intelshare.wakeup import WakeupHub
 from node.api.alerts import AlertServicer
 from node.api.cases import CaseServicer
 from node.api.ipr import IprServicer
+from node.api.risk import RiskServicer
 from node.config import NodeConfig
 from node.kinds.alerts import Alerts
 from node.kinds.cases import Cases
+from node.kinds.correlation import Correlator
 from node.kinds.detentions import Detentions
 from node.kinds.ipr_common import calendar_provider
 from node.kinds.recordations import Recordations
+from node.kinds.risk_profiles import RiskProfiles
+from node.kinds.screening import Screener
 from node.metrics import NodeMetrics, serve_node_metrics
 from node.notify import Notifier, start_notifier
 from node.sharing.engine import Sharing
@@ -67,6 +76,7 @@ MIGRATIONS = Path(__file__).parent / "storage" / "migrations"
 SERVICE_NAME = "intelshare.v1.AlertService"
 CASE_SERVICE_NAME = "intelshare.v1.CaseService"
 IPR_SERVICE_NAME = "intelshare.v1.IprService"
+RISK_SERVICE_NAME = "intelshare.v1.RiskService"
 
 
 @dataclass
@@ -100,6 +110,9 @@ class Node:
     #: IPR enforcement (node.kinds.recordations / detentions), wired by build
     recordations: Recordations | None = None
     detentions: Detentions | None = None
+    #: risk targeting (node.kinds.risk_profiles) and the identifier index's follower
+    risk: RiskProfiles | None = None
+    correlator: Correlator | None = None
 
     def purge_retention(self) -> int:
         """Every kind's received records past their treaty's retention, purged (audited)."""
@@ -107,6 +120,7 @@ class Node:
             self.alerts.purge_retention()
             + self.cases.purge_retention()
             + self.records.purge_retention()
+            + (self.risk.purge_retention() if self.risk is not None else 0)
         )
 
     def gateway_client(self) -> GatewayClient:
@@ -124,6 +138,8 @@ class Node:
         self.inbound.stop()
         self.sharing.receipts.stop()
         self.sender.stop()
+        if self.correlator is not None:
+            self.correlator.stop()
         for thread in self._threads:
             thread.join(timeout=5)
         if self.notifier is not None:
@@ -275,6 +291,8 @@ def build(config: NodeConfig) -> Node:
         sharing=sharing,
         calendar=calendar_provider(lambda: trust.directory.agency(config.agency_id).country),
     )
+    node.risk = RiskProfiles(agency_id=config.agency_id, store=store, records=node.records)
+    node.correlator = Correlator(store)
     return node
 
 
@@ -288,7 +306,7 @@ def start(config: NodeConfig) -> Node:
         log.warning("gateway not reachable at start (%s); continuing with cached trust", exc.reason)
     server = ManagedServer(
         max_workers=config.max_workers,
-        service_names=[SERVICE_NAME, CASE_SERVICE_NAME, IPR_SERVICE_NAME],
+        service_names=[SERVICE_NAME, CASE_SERVICE_NAME, IPR_SERVICE_NAME, RISK_SERVICE_NAME],
     )
     alert_service_pb2_grpc.add_AlertServiceServicer_to_server(
         AlertServicer(
@@ -323,6 +341,20 @@ def start(config: NodeConfig) -> Node:
         ),
         server.server,
     )
+    assert node.risk is not None
+    assert node.correlator is not None
+    risk_service_pb2_grpc.add_RiskServiceServicer_to_server(
+        RiskServicer(
+            risk=node.risk,
+            screener=Screener(risk=node.risk, store=node.store),
+            correlator=node.correlator,
+            officers=node.officers,
+            store=node.store,
+            hub=node.hub,
+            heartbeat_seconds=config.heartbeat_seconds,
+        ),
+        server.server,
+    )
     creds = server_credentials(
         config.tls_cert.read_bytes(),
         config.tls_key.read_bytes(),
@@ -337,6 +369,7 @@ def start(config: NodeConfig) -> Node:
     node.sender.start()
     node.sharing.receipts.start()
     node.inbound.start()
+    node.correlator.start(config.agency_id)
     node.notifier = start_notifier(config, node.store)
     try:
         node.metrics_server = serve_node_metrics(node)

@@ -70,6 +70,16 @@ Table by table:
     with the recordations a received one links to, and one statistics row
     per (detention or report, category, right, currency) for the
     enforcement statistics the database sums.
+``node_identifiers``
+    the identifier index of risk targeting (:mod:`node.storage.identifiers`):
+    one row per (identifier key, record, role) over every record the node
+    holds (alerts, case entries, detentions, recordations, risk hits), for
+    ``FindRelated``, ``link.found`` events and the screening watch list.
+    It never leaves the node.
+``node_risk_hits``
+    the facts of each risk hit (:mod:`node.kinds.risk_profiles`) beside its
+    generic record: the profile it matched, who screened, the outcome, and
+    when a hit screened here is purged.
 ``node_webhooks`` / ``node_webhook_deliveries``
     webhooks the agency registered (secret encrypted under a key derived
     from the agency's encryption key) and one row per (webhook, event) to
@@ -676,3 +686,42 @@ ipr_stats = Table(
     Column("r1", SmallInteger, nullable=False),
 )
 Index("ix_node_ipr_stats_time", ipr_stats.c.detain_ms)
+
+# --- risk targeting (migration 0008) -------------------------------------------------------
+
+identifiers = Table(
+    "node_identifiers",
+    metadata,
+    # the canonical identifier key (intelshare.identifiers), e.g. iso6346:MSCU1234566
+    Column("key", String(200), primary_key=True),
+    # alert, case_entry, detention, recordation, risk_hit
+    Column("record_kind", String(32), primary_key=True),
+    Column("record_id", String(64), primary_key=True),
+    # where the identifier is in the record: container, vessel, person, consignee, ...
+    Column("role", String(32), primary_key=True),
+    Column("record_name", String(200), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("origin_agency", String(128), nullable=False),
+    # what decides who may see it beyond the role: a case entry's case id
+    Column("scope", String(64), nullable=True),
+    Column("create_ms", BigInteger, nullable=False),
+)
+Index("ix_node_identifiers_record", identifiers.c.record_kind, identifiers.c.record_id)
+
+risk_hits = Table(
+    "node_risk_hits",
+    metadata,
+    _record_fk(),
+    # the local record id of the profile that matched; NULL for watched identifiers only
+    Column("profile_record_id", String(64), nullable=True),
+    Column("screening_agency", String(128), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("inspection", String(16), nullable=False),
+    Column("finding", String(16), nullable=False),
+    Column("screen_ms", BigInteger, nullable=False),
+    # hits screened here: when they are purged (the profile's treaty retention)
+    Column("retain_until_ms", BigInteger, nullable=True),
+)
+Index("ix_node_risk_hits_profile", risk_hits.c.profile_record_id)
+Index("ix_node_risk_hits_retention", risk_hits.c.retain_until_ms)
