@@ -18,6 +18,7 @@ same reason a PostgreSQL session whose role or database turned
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,6 +38,26 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def private_database_file(path: Path) -> None:
+    """Make an SQLite database file readable by its owner only, its folder too.
+
+    The file holds opened records (names, passport numbers, case evidence):
+    no other local user may read it. Its folder is made 0700 when this
+    creates it, the file 0600 before SQLite first opens it, and SQLite gives
+    its ``-wal`` and ``-shm`` files the database file's mode. An existing
+    file that others can read is narrowed to 0600 (it is the service's own).
+    """
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):  # mkdir(parents=True) would make the upper ones 0755
+        folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the per-dialect settings the stores rely on.
 
@@ -49,8 +70,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:"):
-            # The embedded default must work on a fresh machine: make its folder.
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            private_database_file(Path(database).expanduser())
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = create_engine(url, **kwargs)
 

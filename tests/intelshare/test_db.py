@@ -134,3 +134,34 @@ def test_warm_pool_does_nothing_on_sqlite(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert warm_pool(engine, ["anything"]) == 0
     engine.dispose()
+
+
+def test_sqlite_files_and_their_new_folder_are_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from sqlalchemy import text
+
+    from intelshare.db import make_engine
+
+    os.umask(0o022)  # the usual default: files 0644, folders 0755 unless the code says otherwise
+    db = tmp_path / "data" / "node" / "nl.db"
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x TEXT)"))
+            conn.execute(text("INSERT INTO t VALUES ('passport NX1234567')"))
+        files = [db, db.with_name("nl.db-wal"), db.with_name("nl.db-shm")]
+        assert all(f.exists() for f in files)
+        for f in files:
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+        assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    finally:
+        engine.dispose()
+    # A database file left readable by others (an older release) is narrowed.
+    old = tmp_path / "old.db"
+    old.touch(mode=0o644)
+    os.chmod(old, 0o644)
+    make_engine(f"sqlite:///{old}").dispose()
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600
