@@ -15,9 +15,18 @@ same envelope is always refused for the same reason:
 6. the treaty: an exact version (version 0 names none: ``TREATY_NOT_IN_FORCE``,
    as at the receiving node), in force and signed by every party, sender and
    recipients parties, kind, the review rule (a kind or category the treaty
-   reserves for review is ``REVIEW_REQUIRED``: there is no review attestation
-   yet), categories, handling code and TLP permitted — the one order of
-   :func:`intelshare.treaty.decide`.
+   reserves for review is ``REVIEW_REQUIRED`` unless the signed header
+   carries a review attestation that holds as far as a header shows:
+   author and a different approver, approved before sealing and not
+   longer than :data:`intelshare.review.REVIEW_VALIDITY` before, a payload
+   digest), categories, handling code and TLP permitted — the one order of
+   :func:`intelshare.treaty.decide`;
+7. onward sharing: a header with a provenance (a record passed on by a
+   recipient) is checked against the original treaty's rule and, where
+   that needs the originator's consent, against the consent envelope the
+   header carries (``ONWARD_SHARING_FORBIDDEN``, ``CONSENT_INVALID``;
+   :func:`intelshare.onward.decide_provenance`, the same check as the
+   third agency's node).
 
 Signature checks of treaties are cached per directory version, since they
 only change when the treaty or the directory does.
@@ -35,6 +44,7 @@ from google.protobuf.message import DecodeError
 from intelshare import envelope as env_mod
 from intelshare import errors
 from intelshare.directory import TrustedDirectory
+from intelshare.onward import decide_provenance
 from intelshare.treaty import Handling, SignedTreatyDoc, Tlp, decide, in_force, kind_name
 from intelshare.v1 import envelope_pb2
 
@@ -69,6 +79,11 @@ class TreatyBook:
                 if not versions:
                     return None
                 version = max(versions)
+            return self._docs.get((treaty_id, version))
+
+    def get_exact(self, treaty_id: str, version: int) -> SignedTreatyDoc | None:
+        """Exactly this version (none for version 0)."""
+        with self._lock:
             return self._docs.get((treaty_id, version))
 
     def all(self) -> list[SignedTreatyDoc]:
@@ -235,8 +250,11 @@ def admit(
         # The record's own alert kind is sealed: its implied category in the
         # signed header is what the gateway sees (the nodes check the record).
         review=True,
+        attested=verified,
     )
     decision.raise_if_refused()
+    if verified.HasField("provenance"):
+        decide_provenance(verified, treaties.get_exact, directory, now).raise_if_refused()
     return Admitted(verified, data, env_mod.envelope_sha256(data))
 
 

@@ -179,6 +179,12 @@ class HeaderFields:
     create_time: datetime | None = None
     #: the record kind of a MESSAGE_KIND_RECORD / RECORD_UPDATE (a treaty kind name)
     record_kind: str = ""
+    #: a record released after review: who approved it (intelshare.review)
+    review: envelope_pb2.ReviewAttestation | None = None
+    #: a record passed on by a recipient: where it came from (intelshare.onward)
+    provenance: envelope_pb2.Provenance | None = None
+    #: a consent request, grant or refusal: what it is about
+    consent: envelope_pb2.OnwardConsent | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recipients", _sorted_unique(self.recipients))
@@ -202,6 +208,9 @@ class HeaderFields:
             record_kind=header.record_kind,
             message_id=header.message_id,
             create_time=_datetime(header.create_time),
+            review=header.review if header.HasField("review") else None,
+            provenance=header.provenance if header.HasField("provenance") else None,
+            consent=header.consent if header.HasField("consent") else None,
         )
 
 
@@ -289,6 +298,9 @@ def _encode_header(
         record_kind=fields.record_kind,
         create_time=_timestamp(create_time),
         expire_time=None if fields.expire_time is None else _timestamp(fields.expire_time),
+        review=fields.review,
+        provenance=fields.provenance,
+        consent=fields.consent,
     )
     return header.SerializeToString(deterministic=True)
 

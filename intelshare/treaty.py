@@ -67,6 +67,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from intelshare import errors
 from intelshare.errors import IntelshareError, InvalidArgument, Malformed, NotAParty
 from intelshare.keylookup import PublicKeyLookup
+from intelshare.review import attestation_problem
 from intelshare.v1 import alert_pb2, envelope_pb2, treaty_pb2
 
 __all__ = [
@@ -112,7 +113,16 @@ DATA_KINDS: Final = frozenset(
 )
 #: Kinds that only refer to a record already shared; see the module docstring.
 CONTROL_KINDS: Final = frozenset(
-    {"receipt", "acknowledgement", "alert_revocation", "record_revocation"}
+    {
+        "receipt",
+        "acknowledgement",
+        "alert_revocation",
+        "record_revocation",
+        # onward sharing (intelshare.onward): ride on the treaty of the record asked about
+        "consent_request",
+        "consent_grant",
+        "consent_refusal",
+    }
 )
 #: Every kind name of a ``MessageKind`` value (lower case, prefix removed).
 ALL_KINDS: Final = DATA_KINDS | CONTROL_KINDS
@@ -1095,6 +1105,7 @@ def decide(
     tlp: Tlp | str,
     review: bool = False,
     alert_kind: str = "",
+    attested: envelope_pb2.Header | None = None,
 ) -> Decision:
     """Whether ``treaty`` permits this message; deny by default.
 
@@ -1114,6 +1125,9 @@ def decide(
     (``review_required_for: [wanted_person]``, categories
     ``[counterfeit_goods, narcotics]``). ``review`` defaults to False only
     until every caller passes it (the node's side is being moved over).
+    ``attested`` is the signed header (or, at the sending node, the header
+    it is about to sign) whose review attestation may release such a
+    message (:mod:`intelshare.review`).
     """
     name = treaty.label
     if not in_force:
@@ -1136,7 +1150,9 @@ def decide(
             errors.KindNotPermitted, f"treaty {name} does not permit kind {kind or '(none)'}"
         )
     if review:
-        reviewed = decide_review(treaty, kind=kind, categories=categories, alert_kind=alert_kind)
+        reviewed = decide_review(
+            treaty, kind=kind, categories=categories, alert_kind=alert_kind, attested=attested
+        )
         if not reviewed:
             return reviewed
     if not categories and kind not in CONTROL_KINDS:
@@ -1235,6 +1251,7 @@ def decide_header_in_force(
         tlp=tlp,
         review=review,
         alert_kind=alert_kind,
+        attested=header,
     )
 
 
@@ -1283,23 +1300,40 @@ def review_matches(
 
 
 def decide_review(
-    treaty: Treaty, *, kind: str, categories: Iterable[str], alert_kind: str = ""
+    treaty: Treaty,
+    *,
+    kind: str,
+    categories: Iterable[str],
+    alert_kind: str = "",
+    attested: envelope_pb2.Header | None = None,
 ) -> Decision:
-    """Refuse (``REVIEW_REQUIRED``) a message the treaty reserves for review.
+    """Refuse (``REVIEW_REQUIRED``) a message the treaty reserves for review, unless attested.
 
     The one decision of the rule for the sending node (which knows the
     alert's kind: pass ``alert_kind``), the gateway (the signed header's
-    kind and categories) and the receiving node (header and record). There
-    is no review attestation yet, so every match is refused; once a review
-    flow exists, an attested review is what lets such a message through.
+    kind and categories) and the receiving node (header and record). A
+    match passes only with a review attestation in ``attested`` (the
+    signed header) that holds as far as a header can show
+    (:func:`intelshare.review.attestation_problem`); the refusal names
+    what is missing or wrong.
     """
     matched = review_matches(treaty, kind=kind, categories=categories, alert_kind=alert_kind)
     if not matched:
         return Decision.allow(f"treaty {treaty.label} reserves nothing here for review")
+    problem = (
+        attestation_problem(attested)
+        if attested is not None
+        else "the envelope carries no review attestation"
+    )
+    if not problem:
+        return Decision.allow(
+            f"treaty {treaty.label}: {', '.join(matched)} released after review "
+            f"by {attested.review.approver if attested is not None else ''}"
+        )
     return Decision.refuse(
         errors.ReviewRequired,
         f"treaty {treaty.label} requires an approver's review before "
-        f"{', '.join(matched)} records are released; there is no review step yet",
+        f"{', '.join(matched)} records are released: {problem}",
         metadata={
             "treaty_id": treaty.id,
             "treaty_version": str(treaty.version),

@@ -36,6 +36,7 @@ profiles, risk hits, the tests' toy kind) run entirely on
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -121,6 +122,11 @@ class Share:
     record_kind: str = ""
     #: the full record's leaf paths (for ``removed``); computed when empty
     paths: frozenset[str] = field(default_factory=frozenset)
+    #: released after review: the attestation each envelope carries (its
+    #: payload digest is filled in per view when sealing; intelshare.review)
+    review: envelope_pb2.ReviewAttestation | None = None
+    #: passed on by a recipient: the provenance each envelope carries
+    provenance: envelope_pb2.Provenance | None = None
 
 
 class Sharing:
@@ -239,13 +245,16 @@ class Sharing:
         handling: int,
         tlp: int,
         alert_kind: str = "",
+        attested: envelope_pb2.Header | None = None,
     ) -> Decision:
         """The treaty's answer for sending ``kind`` to ``recipients``.
 
         With no recipients (a case opened by its owner alone, say) it is
         whether this agency may use ``kind`` under the treaty at all.
         What a treaty reserves for an approver's review is refused
-        (``REVIEW_REQUIRED``) until the review flow exists, as at the gateway.
+        (``REVIEW_REQUIRED``) unless ``attested`` (the header about to be
+        signed) carries an approval, as at the gateway; the approval flow
+        itself is :mod:`node.kinds.reviews`.
         """
         if recipients:
             return decide(
@@ -259,6 +268,7 @@ class Sharing:
                 tlp=Tlp(tlp),
                 review=True,
                 alert_kind=alert_kind,
+                attested=attested,
             )
         if not treaty.is_party(self.agency_id):
             return Decision.refuse(
@@ -280,6 +290,7 @@ class Sharing:
         handling: int,
         tlp: int,
         alert_kind: str = "",
+        attested: envelope_pb2.Header | None = None,
     ) -> None:
         """Raise the precise ``PolicyRefused`` (treaty, version, rule) unless permitted."""
         decision = self.decision(
@@ -290,6 +301,7 @@ class Sharing:
             handling=handling,
             tlp=tlp,
             alert_kind=alert_kind,
+            attested=attested,
         )
         if decision:
             return
@@ -333,6 +345,7 @@ class Sharing:
                     handling=share.handling,
                     tlp=share.tlp,
                     alert_kind=share.alert_kind,
+                    attested=_attested(share),
                 )
             except errors.IntelshareError as exc:
                 version = exc.metadata.get("treaty_version", "0")
@@ -376,6 +389,8 @@ class Sharing:
                 reference_id=ref,
                 case_id=case_id,
                 record_kind=share.record_kind,
+                review=share.review,
+                provenance=share.provenance,
             )
             sealed.append(View(item.treaty, item.recipients, item.record, item.removed, envelope))
         return sealed
@@ -396,8 +411,21 @@ class Sharing:
         reference_id: str = "",
         case_id: str = "",
         record_kind: str = "",
+        review: envelope_pb2.ReviewAttestation | None = None,
+        provenance: envelope_pb2.Provenance | None = None,
+        consent: envelope_pb2.OnwardConsent | None = None,
     ) -> Sealed:
-        """One envelope of ``payload`` (canonical JSON) under ``treaty``, for ``recipients``."""
+        """One envelope of ``payload`` (canonical JSON) under ``treaty``, for ``recipients``.
+
+        A ``review`` attestation is bound to this payload: its digest is
+        the SHA-256 of exactly the bytes sealed.
+        """
+        data = canonical_bytes(dict(payload))
+        if review is not None:
+            bound = envelope_pb2.ReviewAttestation()
+            bound.CopyFrom(review)
+            bound.payload_sha256 = hashlib.sha256(data).digest()
+            review = bound
         return self.sealer.seal(
             kind=kind,
             recipients=sorted(recipients),
@@ -407,10 +435,13 @@ class Sharing:
             tlp=tlp,  # type: ignore[arg-type]
             categories=list(categories),
             expire_ms=expire_ms,
-            payload=canonical_bytes(dict(payload)),
+            payload=data,
             reference_id=reference_id,
             case_id=case_id,
             record_kind=record_kind,
+            review=review,
+            provenance=provenance,
+            consent=consent,
         )
 
     def control(
@@ -506,6 +537,21 @@ class Sharing:
             )
         w.insert_later(t.outbound, rows)
         w.after_commit(self.wake_sender)
+
+
+def _attested(share: Share) -> envelope_pb2.Header | None:
+    """The header facts the review rule looks at, before the envelope is sealed.
+
+    Sealing comes right after the plan, so "now" stands for its creation
+    time; the payload digest is a placeholder until each view is sealed.
+    """
+    if share.review is None:
+        return None
+    header = envelope_pb2.Header(review=share.review)
+    header.review.payload_sha256 = b"\0" * 32
+    header.create_time.FromMilliseconds(now_ms())
+    header.expire_time.FromMilliseconds(share.expire_ms)
+    return header
 
 
 def _name_treaty(exc: errors.IntelshareError, treaty: Treaty) -> None:

@@ -70,6 +70,7 @@ from intelshare.directory import TrustedDirectory
 from intelshare.envelope import Opened, open_envelope
 from intelshare.gateway_client import GatewayClient
 from intelshare.keys import AgencyKeys
+from intelshare.onward import decide_provenance
 from intelshare.treaty import Treaty, decide_header_in_force, kind_name, retention_until
 from intelshare.v1 import envelope_pb2, gateway_service_pb2
 from node.sharing.trust import Trust
@@ -474,12 +475,21 @@ class Inbound:
                 f"treaty {header.treaty_id} v{header.treaty_version} is not known to the gateway",
             )
         # review=True: a record of a kind or category the treaty reserves for
-        # review is refused here too (REVIEW_REQUIRED), whatever the sender did.
+        # review is refused here too (REVIEW_REQUIRED) unless the signed header
+        # carries an attestation that holds, whatever the sender did.
         decision = decide_header_in_force(
             doc, header, in_force=self.trust.in_force_at(doc, directory, now), review=True
         )
         if not decision:
             return _Refusal(header, decision.reason, decision.detail)
+        if header.HasField("provenance"):
+            # A record passed on by a recipient: the original treaty's rule and
+            # the originator's consent, as the gateway checked them.
+            onward = decide_provenance(
+                header, lambda tid, ver: self.trust.treaty(tid, ver, client), directory, now
+            )
+            if not onward:
+                return _Refusal(header, onward.reason, onward.detail)
         if self.agency_id not in header.recipients:
             return _Refusal(header, "NOT_A_PARTY", "this agency is not a recipient")
         handler = self.handlers.get(header.kind)

@@ -261,6 +261,9 @@ class Sealer:
         case_id: str = "",
         message_id: str | None = None,
         record_kind: str = "",
+        review: envelope_pb2.ReviewAttestation | None = None,
+        provenance: envelope_pb2.Provenance | None = None,
+        consent: envelope_pb2.OnwardConsent | None = None,
     ) -> Sealed:
         directory = self.trust.directory
         now = datetime.now(UTC)
@@ -282,6 +285,9 @@ class Sealer:
             message_id=message_id,
             create_time=now,
             record_kind=record_kind,
+            review=review,
+            provenance=provenance,
+            consent=consent,
         )
         envelope = seal(
             fields,
@@ -326,6 +332,9 @@ class Sealer:
             message_id=fields.message_id,
             create_time=datetime.now(UTC),
             record_kind=fields.record_kind,
+            review=fields.review,
+            provenance=fields.provenance,
+            consent=fields.consent,
         )
         envelope = seal(
             fields,
