@@ -241,7 +241,8 @@ def test_bad_criteria_and_bad_declarations_are_named_and_the_rest_is_screened(
     with client(nl, "analyst") as c:
         results = list(c.screen([good, wrong, huge, good]))
     assert [r.line for r in results] == [2, 3, 4, 2]
-    assert results[0].targeted and results[3].targeted
+    assert results[0].targeted
+    assert results[3].targeted
     assert set(results[1].errors) == {"hs_code", "containers", "origin_country"}
     assert "check digit" in results[1].errors["containers"]
     assert not results[1].targeted
