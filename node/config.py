@@ -39,7 +39,17 @@ class NodeConfig:
         None, doc="Redis for cross-process wake-ups of feeds; unset: this process only"
     )
     redis_prefix: str = setting("intelshare:node:", doc="Redis channel prefix for wake-ups")
-    max_workers: int = setting(32, doc="gRPC worker threads (each open feed holds one)")
+    max_workers: int = setting(
+        32, doc="gRPC worker threads for everything but feeds (feeds have threads of their own)"
+    )
+    max_feeds: int = setting(
+        64,
+        doc="feeds (WatchAlerts, WatchCase, ...) open at once on this node, each on a thread "
+        "of its own; one more is refused (TOO_MANY_STREAMS)",
+    )
+    max_feeds_per_officer: int = setting(
+        8, doc="feeds one officer may hold open at once; one more is refused (TOO_MANY_STREAMS)"
+    )
     database_pool_size: int = setting(
         10,
         doc="PostgreSQL connections the node keeps open, all opened at start (more may open "
@@ -129,6 +139,10 @@ class NodeConfig:
             raise ConfigError("node.agency_id: required")
         if self.max_workers < 4:
             raise ConfigError("node.max_workers: must be at least 4")
+        if self.max_feeds < 1:
+            raise ConfigError("node.max_feeds: must be at least 1")
+        if not 1 <= self.max_feeds_per_officer <= self.max_feeds:
+            raise ConfigError("node.max_feeds_per_officer: must be between 1 and max_feeds")
         if self.database_pool_size < 1:
             raise ConfigError("node.database_pool_size: must be at least 1")
         if not 1 <= self.max_alert_days <= 3660:

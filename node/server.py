@@ -48,6 +48,8 @@ from intelshare.v1 import (
 from intelshare.wakeup import WakeupHub
 from node.api.alerts import AlertServicer
 from node.api.cases import CaseServicer
+from node.api.feeds import SPARE_THREADS as FEED_SPARE_THREADS
+from node.api.feeds import FeedLimiter
 from node.api.ipr import IprServicer
 from node.api.risk import RiskServicer
 from node.config import NodeConfig
@@ -304,27 +306,30 @@ def start(config: NodeConfig) -> Node:
         node.refresh_trust()
     except errors.IntelshareError as exc:
         log.warning("gateway not reachable at start (%s); continuing with cached trust", exc.reason)
+    # Feeds hold a thread each for as long as they are open: they get threads
+    # of their own on top of max_workers, and a limit (node.api.feeds).
     server = ManagedServer(
-        max_workers=config.max_workers,
+        max_workers=config.max_workers + config.max_feeds + FEED_SPARE_THREADS,
         service_names=[SERVICE_NAME, CASE_SERVICE_NAME, IPR_SERVICE_NAME, RISK_SERVICE_NAME],
     )
+    common: dict[str, Any] = {
+        "officers": node.officers,
+        "store": node.store,
+        "hub": node.hub,
+        "heartbeat_seconds": config.heartbeat_seconds,
+        "feeds": FeedLimiter(per_officer=config.max_feeds_per_officer, total=config.max_feeds),
+    }
     alert_service_pb2_grpc.add_AlertServiceServicer_to_server(
         AlertServicer(
             alerts=node.alerts,
-            officers=node.officers,
-            store=node.store,
-            hub=node.hub,
-            heartbeat_seconds=config.heartbeat_seconds,
+            **common,
         ),
         server.server,
     )
     case_service_pb2_grpc.add_CaseServiceServicer_to_server(
         CaseServicer(
             cases=node.cases,
-            officers=node.officers,
-            store=node.store,
-            hub=node.hub,
-            heartbeat_seconds=config.heartbeat_seconds,
+            **common,
         ),
         server.server,
     )
@@ -334,10 +339,7 @@ def start(config: NodeConfig) -> Node:
         IprServicer(
             recordations=node.recordations,
             detentions=node.detentions,
-            officers=node.officers,
-            store=node.store,
-            hub=node.hub,
-            heartbeat_seconds=config.heartbeat_seconds,
+            **common,
         ),
         server.server,
     )
@@ -348,10 +350,7 @@ def start(config: NodeConfig) -> Node:
             risk=node.risk,
             screener=Screener(risk=node.risk, store=node.store),
             correlator=node.correlator,
-            officers=node.officers,
-            store=node.store,
-            hub=node.hub,
-            heartbeat_seconds=config.heartbeat_seconds,
+            **common,
         ),
         server.server,
     )

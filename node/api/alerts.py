@@ -157,7 +157,7 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
         in order. Filters are applied to the alert as it is now; an event
         whose alert no longer exists (purged) passes only unfiltered streams.
         """
-        self.officers.require(context, Permission.READ)
+        officer = self.officers.require(context, Permission.READ)
         v: dict[str, str] = {}
         if request.after_cursor < 0:
             v["after_cursor"] = "must not be negative"
@@ -173,56 +173,63 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
                 f"after_cursor {request.after_cursor} is beyond the newest event {head}",
                 violations={"after_cursor": f"must be at most {head}"},
             )
-        cursor = int(request.after_cursor)
-        filtered = bool(request.kind or request.urgency or request.treaty_id)
-        # Other processes' wake-ups counted before the last database read.
-        remote_at_read: int | None = None
-        while context.is_active():
-            generation = self.hub.generation(EVENTS_TOPIC)
-            remote = self.hub.remote_generation(EVENTS_TOPIC)
-            # Events this process just committed come from memory (see
-            # Store.feed_after); the database is read for anything else,
-            # except when nothing else can be there: this stream is past
-            # every event this process committed, and no other process has
-            # said it committed one since the last read.
-            events = self.store.feed_after(cursor, WATCH_BATCH, alert_only=True, memory_only=True)
-            if not events and (remote != remote_at_read or cursor < self.store.newest_local_seq()):
-                remote_at_read = remote
-                events = self.store.events_after(cursor, WATCH_BATCH, alert_only=True)
-            if events:
-                # Access is checked again for every batch of events, not only
-                # when the stream opened: an officer disabled mid-stream sees
-                # nothing more (the stream ends UNAUTHENTICATED).
-                self.officers.require(context, Permission.READ)
-                rows = {}
-                if filtered:
-                    ids = list({e.alert_id for e in events if e.alert_id})
-                    with self.store.engine.connect() as conn:
-                        rows = {r.alert_id: r for r in conn.execute(_FILTER_ROWS, {"ids": ids})}
-                for e in events:
-                    cursor = e.seq
+        with self.feeds.slot(officer):
+            cursor = int(request.after_cursor)
+            filtered = bool(request.kind or request.urgency or request.treaty_id)
+            # Other processes' wake-ups counted before the last database read.
+            remote_at_read: int | None = None
+            while context.is_active():
+                generation = self.hub.generation(EVENTS_TOPIC)
+                remote = self.hub.remote_generation(EVENTS_TOPIC)
+                # Events this process just committed come from memory (see
+                # Store.feed_after); the database is read for anything else,
+                # except when nothing else can be there: this stream is past
+                # every event this process committed, and no other process has
+                # said it committed one since the last read.
+                events = self.store.feed_after(
+                    cursor, WATCH_BATCH, alert_only=True, memory_only=True
+                )
+                if not events and (
+                    remote != remote_at_read or cursor < self.store.newest_local_seq()
+                ):
+                    remote_at_read = remote
+                    events = self.store.events_after(cursor, WATCH_BATCH, alert_only=True)
+                if events:
+                    # Access is checked again for every batch of events, not only
+                    # when the stream opened: an officer disabled mid-stream sees
+                    # nothing more (the stream ends UNAUTHENTICATED).
+                    self.officers.require(context, Permission.READ)
+                    rows = {}
                     if filtered:
-                        row = rows.get(e.alert_id or "")
-                        if row is None or not _matches(row, request):
-                            continue
+                        ids = list({e.alert_id for e in events if e.alert_id})
+                        with self.store.engine.connect() as conn:
+                            rows = {r.alert_id: r for r in conn.execute(_FILTER_ROWS, {"ids": ids})}
+                    for e in events:
+                        cursor = e.seq
+                        if filtered:
+                            row = rows.get(e.alert_id or "")
+                            if row is None or not _matches(row, request):
+                                continue
+                        yield alert_service_pb2.WatchAlertsResponse(
+                            event=alert_service_pb2.AlertEvent(
+                                cursor=e.seq,
+                                event_id=e.event_id,
+                                type=e.type,
+                                alert=alert_name(e.alert_id or ""),
+                                agency_id=e.agency_id or "",
+                                create_time=rec.ms_to_ts(e.created_ms),
+                            )
+                        )
+                    continue
+                if not self.hub.wait(EVENTS_TOPIC, generation, self.heartbeat_seconds):
+                    # Idle for a heartbeat: read the database next time whatever
+                    # the counts say (a wake-up lost with Redis costs this long).
+                    remote_at_read = None
                     yield alert_service_pb2.WatchAlertsResponse(
-                        event=alert_service_pb2.AlertEvent(
-                            cursor=e.seq,
-                            event_id=e.event_id,
-                            type=e.type,
-                            alert=alert_name(e.alert_id or ""),
-                            agency_id=e.agency_id or "",
-                            create_time=rec.ms_to_ts(e.created_ms),
+                        heartbeat=alert_service_pb2.WatchHeartbeat(
+                            head_cursor=self.store.head_seq()
                         )
                     )
-                continue
-            if not self.hub.wait(EVENTS_TOPIC, generation, self.heartbeat_seconds):
-                # Idle for a heartbeat: read the database next time whatever
-                # the counts say (a wake-up lost with Redis costs this long).
-                remote_at_read = None
-                yield alert_service_pb2.WatchAlertsResponse(
-                    heartbeat=alert_service_pb2.WatchHeartbeat(head_cursor=self.store.head_seq())
-                )
 
 
 _FILTER_ROWS = select(

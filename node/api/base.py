@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from intelshare import errors
 from intelshare.wakeup import WakeupHub
+from node.api.feeds import FeedLimiter
 from node.storage.officers import Officer, OfficerRegistry, Permission
 from node.storage.store import Store, Writer, is_unique_violation, request_fingerprint
 
@@ -108,12 +109,15 @@ class KindServicer:
         store: Store,
         hub: WakeupHub,
         heartbeat_seconds: float,
+        feeds: FeedLimiter | None = None,
     ) -> None:
         self.officers = officers
         self.store = store
         self.hub = hub
         self.heartbeat_seconds = heartbeat_seconds
         self.idempotent = Idempotent(store)
+        #: shared by every servicer of a node (node.server); a servicer made alone gets its own
+        self.feeds = feeds or FeedLimiter(per_officer=8, total=64)
 
     def mutate(
         self,

@@ -171,49 +171,50 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
         if only is not None:
             with self.store.engine.connect() as conn:
                 self.cases.require_case(conn, officer, only)
-        while context.is_active():
-            generation = self.hub.generation(EVENTS_TOPIC)
-            # Everything up to the committed head is readable (seq is allocated
-            # in commit order), so the cursor may move to the head even when no
-            # event of ours lies in between: later reads skip what was seen.
-            head = self.store.head_seq()
-            events = self._case_events(cursor, head, only)
-            if events:
-                with self.store.engine.connect() as conn:
-                    # Access as it is now, for this batch (see the module docstring).
-                    visible = self.cases.visible_case_ids(conn, officer)
-                for e in events:
-                    case_id = e.case_id or ""
-                    if visible is not None and case_id not in visible:
-                        if only is not None:
-                            raise errors.PermissionDenied(
-                                f"you are no longer on the team of case {cr.case_name(only)}",
-                                metadata={"name": cr.case_name(only)},
+        with self.feeds.slot(officer):
+            while context.is_active():
+                generation = self.hub.generation(EVENTS_TOPIC)
+                # Everything up to the committed head is readable (seq is allocated
+                # in commit order), so the cursor may move to the head even when no
+                # event of ours lies in between: later reads skip what was seen.
+                head = self.store.head_seq()
+                events = self._case_events(cursor, head, only)
+                if events:
+                    with self.store.engine.connect() as conn:
+                        # Access as it is now, for this batch (see the module docstring).
+                        visible = self.cases.visible_case_ids(conn, officer)
+                    for e in events:
+                        case_id = e.case_id or ""
+                        if visible is not None and case_id not in visible:
+                            if only is not None:
+                                raise errors.PermissionDenied(
+                                    f"you are no longer on the team of case {cr.case_name(only)}",
+                                    metadata={"name": cr.case_name(only)},
+                                )
+                            continue
+                        yield case_service_pb2.WatchCaseResponse(
+                            event=case_pb2.CaseEvent(
+                                cursor=e.seq,
+                                event_id=e.event_id,
+                                type=e.type,
+                                case=cr.case_name(case_id),
+                                entry=cr.entry_name(case_id, e.entry_id) if e.entry_id else "",
+                                agency_id=e.agency_id or "",
+                                create_time=rec.ms_to_ts(e.created_ms),
                             )
-                        continue
+                        )
+                if len(events) == WATCH_BATCH:
+                    cursor = events[-1].seq
+                    continue
+                cursor = max(cursor, head)
+                if events:
+                    continue
+                if not self.hub.wait(EVENTS_TOPIC, generation, self.heartbeat_seconds):
                     yield case_service_pb2.WatchCaseResponse(
-                        event=case_pb2.CaseEvent(
-                            cursor=e.seq,
-                            event_id=e.event_id,
-                            type=e.type,
-                            case=cr.case_name(case_id),
-                            entry=cr.entry_name(case_id, e.entry_id) if e.entry_id else "",
-                            agency_id=e.agency_id or "",
-                            create_time=rec.ms_to_ts(e.created_ms),
+                        heartbeat=case_service_pb2.WatchCaseHeartbeat(
+                            head_cursor=cursor, create_time=rec.ms_to_ts(now_ms())
                         )
                     )
-            if len(events) == WATCH_BATCH:
-                cursor = events[-1].seq
-                continue
-            cursor = max(cursor, head)
-            if events:
-                continue
-            if not self.hub.wait(EVENTS_TOPIC, generation, self.heartbeat_seconds):
-                yield case_service_pb2.WatchCaseResponse(
-                    heartbeat=case_service_pb2.WatchCaseHeartbeat(
-                        head_cursor=cursor, create_time=rec.ms_to_ts(now_ms())
-                    )
-                )
 
     def _case_events(self, cursor: int, head: int, only: str | None) -> list[Event]:
         """Committed case events in ``(cursor, head]``, in order (one case, or all)."""
