@@ -59,10 +59,11 @@ def officer_group() -> None:
 @click.argument("name")
 @click.option(
     "--role",
-    type=click.Choice(["admin", "liaison", "analyst", "rights_holder"]),
+    type=click.Choice(["admin", "liaison", "analyst", "rights_holder", "approver"]),
     required=True,
     help="admin: everything; liaison: issue/update/revoke; analyst: read, acknowledge, hits; "
-    "rights_holder: a rights holder's own recordations and detentions only (needs --holder).",
+    "rights_holder: a rights holder's own recordations and detentions only (needs --holder); "
+    "approver: releases records a treaty reserves for review (never their own).",
 )
 @click.option(
     "--holder",

@@ -12,17 +12,23 @@ unknown token is ``UNAUTHENTICATED``; a valid token whose role does not
 allow the method is ``PERMISSION_DENIED``. The role matrix lives here, in
 one place:
 
-============  =======  =======  =====
-permission    admin    liaison  analyst
-============  =======  =======  =====
-read          yes      yes      yes
-issue         yes      yes      no
-acknowledge   yes      no       yes
-report_hit    yes      no       yes
-============  =======  =======  =====
+============  =======  =======  =======  ========
+permission    admin    liaison  analyst  approver
+============  =======  =======  =======  ========
+read          yes      yes      yes      yes
+issue         yes      yes      no       no
+acknowledge   yes      no       yes      no
+report_hit    yes      no       yes      no
+approve       yes      no       no       yes
+consent       yes      yes      no       yes
+============  =======  =======  =======  ========
 
 ``issue`` covers creating, updating and revoking alerts (and, for cases,
-what the case engineer maps to it).
+what the case engineer maps to it), and forwarding a received alert.
+``approve`` releases (or rejects) a record held for review under a treaty
+that reserves it (four eyes: never the record's own author, which the
+review module checks). ``consent`` answers a partner's request to pass on
+an alert this agency issued.
 
 ``rights_holder`` is an account for a rights holder's brand protection
 team, bound to one holder organisation by its holder key
@@ -54,7 +60,7 @@ from node.storage.store import now_ms
 
 log = logging.getLogger(__name__)
 
-ROLES = ("admin", "liaison", "analyst", "rights_holder")
+ROLES = ("admin", "liaison", "analyst", "rights_holder", "approver")
 #: The role bound to one rights holder organisation (see the module docstring).
 RIGHTS_HOLDER = "rights_holder"
 _HOLDER_KEY = re.compile(r"eori:[A-Z]{2}[A-Z0-9]{1,15}|reg:[A-Z]{2}:[A-Z0-9]{1,40}")
@@ -65,13 +71,16 @@ class Permission(enum.StrEnum):
     ISSUE = "issue"
     ACKNOWLEDGE = "acknowledge"
     REPORT_HIT = "report_hit"
+    APPROVE = "approve"
+    CONSENT = "consent"
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "admin": frozenset(Permission),
-    "liaison": frozenset({Permission.READ, Permission.ISSUE}),
+    "liaison": frozenset({Permission.READ, Permission.ISSUE, Permission.CONSENT}),
     "analyst": frozenset({Permission.READ, Permission.ACKNOWLEDGE, Permission.REPORT_HIT}),
     RIGHTS_HOLDER: frozenset(),
+    "approver": frozenset({Permission.READ, Permission.APPROVE, Permission.CONSENT}),
 }
 
 
