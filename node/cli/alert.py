@@ -146,7 +146,8 @@ def _show(alert: alert_pb2.Alert) -> None:
             f"{rec.HANDLINGS.get(alert.handling, '?')} / TLP:{rec.TLPS.get(alert.tlp, '?')}",
         ),
         ("categories", ", ".join(alert.categories)),
-        ("treaty", alert.treaty_id),
+        # An issued alert may go out under several treaties, one per recipient group.
+        ("treaty", ", ".join(sorted({d.treaty_id for d in alert.deliveries})) or alert.treaty_id),
         ("expires", _ts(alert.expire_time)),
     ]
     if alert.evaluation.source_reliability or alert.evaluation.information_credibility:
@@ -203,7 +204,7 @@ def _show(alert: alert_pb2.Alert) -> None:
     if alert.hits:
         click.echo("")
         print_table(
-            ["HIT BY", "FOUND", "PLACE", "WHAT"],
+            ["HIT BY", "WHEN FOUND", "WHERE", "WHAT WAS FOUND"],
             [[h.agency_id, _ts(h.found_time), h.place, h.found] for h in alert.hits],
         )
 
