@@ -169,4 +169,4 @@ class RiskClient(NodeClient):
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
         finally:
-            call.cancel()
+            call.cancel()  # type: ignore[no-untyped-call]

@@ -73,38 +73,6 @@ def declaration_fields(d: S.Declaration) -> dict[str, object]:
     return row
 
 
-def to_message(d: Declaration, line: int = 0) -> S.Declaration:
-    """A parsed declaration as the message a client sends (canonical values throughout)."""
-    m = S.Declaration(
-        line=line,
-        reference=d.reference,
-        hs_code=d.hs_code,
-        origin_country=d.origin_country,
-        dispatch_country=d.dispatch_country,
-        loading_port=d.loading_port,
-        discharge_port=d.discharge_port,
-        transport_mode=d.transport_mode,
-        containers=list(d.containers),
-        gtins=list(d.gtins),
-        vessel_imo=d.vessel_imo,
-        identifiers=list(d.identifiers),
-    )
-    for role in ("consignor", "consignee"):
-        for key in getattr(d, role):
-            scheme, _, value = key.partition(":")
-            column = {"eori": "eori", "vat": "vat", "company": "name"}.get(scheme)
-            if column:
-                setattr(m, f"{role}_{column}", value)
-    if d.vehicle:
-        _scheme, country, plate = d.vehicle.split(":", 2)
-        m.vehicle_plate, m.vehicle_country = plate, country
-    for name in _NUMBERS:
-        value = getattr(d, name)
-        if value is not None:
-            setattr(m, name, value)
-    return m
-
-
 def identifying_keys(d: Declaration) -> list[str]:
     """The declaration's identifying fields kept with a hit (no goods, no values)."""
     keys = [f"iso6346:{c}" for c in d.containers]
