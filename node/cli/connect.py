@@ -89,7 +89,8 @@ class OfficerGroup(click.Group):
         except IntelshareError as exc:
             click.echo(f"error: {exc.message} [{exc.reason}]", err=True)
             for path, text in sorted(getattr(exc, "violations", {}).items()):
-                click.echo(f"  {path}: {text}", err=True)
+                if f"{path}: {text}" not in exc.message:  # said once, not twice
+                    click.echo(f"  {path}: {text}", err=True)
             for key, value in sorted(exc.metadata.items()):
                 click.echo(f"  ({key}: {value})", err=True)
             ctx.exit(EXIT_BAD_INPUT)

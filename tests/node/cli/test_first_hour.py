@@ -23,6 +23,14 @@ def test_connection_options_after_the_subcommand_and_errors_in_cli_terms(cluster
     # ... and before it, alike; the subcommand's value wins over the group's.
     mixed = run("alert", "--token", "wrong", "list", *conn, "--token", nl.tokens["analyst"])
     assert mixed.exit_code == 0, mixed.output
+    # An invalid alert's problems are said once each.
+    invalid = run(
+        "alert", "issue", *conn, "--token", nl.tokens["liaison"],
+        "--kind", "narcotics", "--to", f"de-customs@{CUSTOMS}", "-d", "", "--expires", "2d",
+    )  # fmt: skip
+    assert invalid.exit_code == 2, invalid.output
+    assert "description" in invalid.output
+    assert invalid.output.count("description") == 1, invalid.output
     # A recipient without a treaty is explained in the command's terms.
     no_treaty = run(
         "alert", "issue", *conn, "--token", nl.tokens["liaison"],
