@@ -23,7 +23,8 @@ wait behind them. So:
 * **Request sizes** are checked by the method handlers, not by the gRPC
   runtime: the server accepts messages up to ``max_request_bytes`` and a
   request above its method's limit is answered ``PAYLOAD_TOO_LARGE`` with
-  ErrorInfo, before it is even parsed (:func:`size_checked`).
+  ErrorInfo, before it is even parsed
+  (:func:`intelshare.grpc_server.size_checked`, shared with the node).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,6 @@ from typing import Any
 import grpc
 
 from intelshare import errors
-from intelshare.grpc_errors import abort
 
 log = logging.getLogger(__name__)
 
@@ -201,78 +201,6 @@ def check_sequence(value: int, name: str) -> None:
 # --- request sizes and thread pools ----------------------------------------------
 
 
-class _TooLarge:
-    """What the size-checking deserializer returns instead of parsing a large request."""
-
-    __slots__ = ("size",)
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-
-def _too_large(method: str, size: int, limit: int) -> errors.PayloadTooLarge:
-    return errors.PayloadTooLarge(
-        f"{method} request is {size} bytes; the limit is {limit}",
-        metadata={"limit_bytes": str(limit), "size_bytes": str(size)},
-    )
-
-
-def size_checked(
-    handler: grpc.RpcMethodHandler[Any, Any],
-    method: str,
-    limit: int,
-    pool: ThreadPoolExecutor | None = None,
-) -> grpc.RpcMethodHandler[Any, Any]:
-    """``handler`` with requests above ``limit`` bytes answered ``PAYLOAD_TOO_LARGE``.
-
-    The deserializer sees the request's bytes first: a large one is not
-    parsed, and the behaviour aborts with a status carrying ErrorInfo. With
-    ``pool``, the call runs on that thread pool rather than the server's
-    (gRPC's ``experimental_thread_pool``), so it never takes a unary thread.
-    Unary-request methods only (a request stream has no one size).
-    """
-    if handler.request_streaming:
-        raise ValueError(f"{method}: size checks are for unary requests")
-    parse = handler.request_deserializer
-
-    def deserialize(data: bytes) -> Any:
-        if len(data) > limit:
-            return _TooLarge(len(data))
-        return parse(data) if parse is not None else data
-
-    if handler.response_streaming:
-        inner_stream = handler.unary_stream
-        assert inner_stream is not None
-
-        def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            if isinstance(request, _TooLarge):
-                abort(context, _too_large(method, request.size, limit))
-            return inner_stream(request, context)
-
-        if pool is not None:
-            stream_behavior.experimental_thread_pool = pool  # type: ignore[attr-defined]
-        return grpc.unary_stream_rpc_method_handler(
-            stream_behavior,
-            request_deserializer=deserialize,
-            response_serializer=handler.response_serializer,
-        )
-    inner = handler.unary_unary
-    assert inner is not None
-
-    def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-        if isinstance(request, _TooLarge):
-            abort(context, _too_large(method, request.size, limit))
-        return inner(request, context)
-
-    if pool is not None:
-        behavior.experimental_thread_pool = pool  # type: ignore[attr-defined]
-    return grpc.unary_unary_rpc_method_handler(
-        behavior,
-        request_deserializer=deserialize,
-        response_serializer=handler.response_serializer,
-    )
-
-
 def on_pool(
     handler: grpc.RpcMethodHandler[Any, Any], pool: ThreadPoolExecutor
 ) -> grpc.RpcMethodHandler[Any, Any]:
@@ -314,6 +242,5 @@ __all__ = [
     "StreamSlot",
     "check_sequence",
     "on_pool",
-    "size_checked",
     "stream_replaced",
 ]

@@ -16,7 +16,7 @@ from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from gateway.capacity import AUX_STREAM_THREADS, STREAM_SPARE_THREADS, on_pool, size_checked
+from gateway.capacity import AUX_STREAM_THREADS, STREAM_SPARE_THREADS, on_pool
 from gateway.config import REQUEST_OVERHEAD_BYTES, GatewayConfig
 from gateway.service import GatewayServicer, GatewayState, background_loop, inbox_response_bytes
 from gateway.store import GatewayStore
@@ -25,7 +25,7 @@ from intelshare import migrate
 from intelshare.audit.log import AuditLog, audit_metadata
 from intelshare.db import make_engine, warm_pool
 from intelshare.directory import Anchor
-from intelshare.grpc_server import ManagedServer
+from intelshare.grpc_server import ManagedServer, size_checked
 from intelshare.ids import key_id
 from intelshare.keys import load_signing_key, load_tls_key, raw_public
 from intelshare.metrics import MetricsServer, serve_metrics

@@ -190,7 +190,26 @@ class TranslateErrors(grpc.ServerInterceptor):  # type: ignore[type-arg]
             return None
         where = handler_call_details.method
         if handler.unary_unary is not None:
-            return handler._replace(unary_unary=_unary(handler.unary_unary, where))
+            behavior = same_pool(_unary(handler.unary_unary, where), handler.unary_unary)
+            return handler._replace(unary_unary=behavior)
         if handler.unary_stream is not None:
-            return handler._replace(unary_stream=_streaming(handler.unary_stream, where))
+            behavior = same_pool(_streaming(handler.unary_stream, where), handler.unary_stream)
+            return handler._replace(unary_stream=behavior)
         return handler
+
+
+_B = TypeVar("_B", bound=Callable[..., Any])
+
+
+def same_pool(wrapper: _B, behavior: Callable[..., Any]) -> _B:
+    """``wrapper`` runs on the thread pool ``behavior`` was given, if any.
+
+    A method can be put on a thread pool of its own (gRPC's
+    ``experimental_thread_pool`` attribute of its behavior, as the gateway
+    does for inbox streams and health watches); a wrapper must keep it, or
+    the method silently falls back to the server's threads.
+    """
+    pool = getattr(behavior, "experimental_thread_pool", None)
+    if pool is not None:
+        wrapper.experimental_thread_pool = pool  # type: ignore[attr-defined]
+    return wrapper

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from intelshare.grpc_errors import TranslateErrors
+from intelshare import errors
+from intelshare.grpc_errors import TranslateErrors, abort
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,108 @@ CLIENT_KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
 ]
 
 
+# --- request sizes ------------------------------------------------------------------
+# The gRPC runtime refuses a message above its receive limit with a bare
+# RESOURCE_EXHAUSTED and no reason. So services set that limit well above
+# their largest valid request and check each method's own limit here, where
+# a refusal is a PAYLOAD_TOO_LARGE with ErrorInfo, before the request is parsed.
+
+
+class _TooLarge:
+    """What the size-checking deserializer returns instead of parsing a large request."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def _too_large(method: str, size: int, limit: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(
+        f"{method} request is {size} bytes; the limit is {limit}",
+        metadata={"limit_bytes": str(limit), "size_bytes": str(size)},
+    )
+
+
+def size_checked(
+    handler: grpc.RpcMethodHandler[Any, Any],
+    method: str,
+    limit: int,
+    pool: ThreadPoolExecutor | None = None,
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """``handler`` with requests above ``limit`` bytes answered ``PAYLOAD_TOO_LARGE``.
+
+    The deserializer sees the request's bytes first: a large one is not
+    parsed, and the behaviour aborts with a status carrying ErrorInfo. With
+    ``pool``, the call runs on that thread pool rather than the server's
+    (gRPC's ``experimental_thread_pool``), so it never takes a unary thread.
+    Unary-request methods only (a request stream has no one size).
+    """
+    if handler.request_streaming:
+        raise ValueError(f"{method}: size checks are for unary requests")
+    parse = handler.request_deserializer
+
+    def deserialize(data: bytes) -> Any:
+        if len(data) > limit:
+            return _TooLarge(len(data))
+        return parse(data) if parse is not None else data
+
+    if handler.response_streaming:
+        inner_stream = handler.unary_stream
+        assert inner_stream is not None
+
+        def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            if isinstance(request, _TooLarge):
+                abort(context, _too_large(method, request.size, limit))
+            return inner_stream(request, context)
+
+        if pool is not None:
+            stream_behavior.experimental_thread_pool = pool  # type: ignore[attr-defined]
+        return grpc.unary_stream_rpc_method_handler(
+            stream_behavior,
+            request_deserializer=deserialize,
+            response_serializer=handler.response_serializer,
+        )
+    inner = handler.unary_unary
+    assert inner is not None
+
+    def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, _TooLarge):
+            abort(context, _too_large(method, request.size, limit))
+        return inner(request, context)
+
+    if pool is not None:
+        behavior.experimental_thread_pool = pool  # type: ignore[attr-defined]
+    return grpc.unary_unary_rpc_method_handler(
+        behavior,
+        request_deserializer=deserialize,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class RequestSizeLimit(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Every unary-request method answers a request above ``limit`` bytes PAYLOAD_TOO_LARGE."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = continuation(details)
+        if handler is None or handler.request_streaming:
+            return handler
+        behavior = handler.unary_stream or handler.unary_unary
+        return size_checked(
+            handler,
+            details.method,
+            self.limit,
+            getattr(behavior, "experimental_thread_pool", None),
+        )
+
+
 def message_size_options(max_bytes: int) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", max_bytes),
@@ -56,12 +161,18 @@ class ManagedServer:
         service_names: Sequence[str],
         max_message_bytes: int = 4 * 1024 * 1024,
         options: Iterable[tuple[str, int]] = (),
+        max_request_bytes: int | None = None,
     ) -> None:
+        interceptors: list[grpc.ServerInterceptor] = [TranslateErrors()]  # type: ignore[type-arg]
+        if max_request_bytes is not None:
+            # Requests above it get PAYLOAD_TOO_LARGE with a reason, not the runtime's bare
+            # RESOURCE_EXHAUSTED: keep max_message_bytes well above it.
+            interceptors.append(RequestSizeLimit(max_request_bytes))
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
             options=[*KEEPALIVE_OPTIONS, *message_size_options(max_message_bytes), *options],
             maximum_concurrent_rpcs=None,
-            interceptors=[TranslateErrors()],
+            interceptors=interceptors,
         )
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

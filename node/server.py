@@ -308,7 +308,13 @@ def start(config: NodeConfig) -> Node:
         log.warning("gateway not reachable at start (%s); continuing with cached trust", exc.reason)
     # Feeds hold a thread each for as long as they are open: they get threads
     # of their own on top of max_workers, and a limit (node.api.feeds).
+    # An officer's largest valid request carries one record of at most
+    # max_payload_bytes; the runtime reads far more, so an oversized request is
+    # refused by the handler with PAYLOAD_TOO_LARGE and a reason, not bare.
+    max_request = config.max_payload_bytes + 64 * 1024
     server = ManagedServer(
+        max_request_bytes=max_request,
+        max_message_bytes=max(8 * 1024 * 1024, 4 * max_request),
         max_workers=config.max_workers + config.max_feeds + FEED_SPARE_THREADS,
         service_names=[SERVICE_NAME, CASE_SERVICE_NAME, IPR_SERVICE_NAME, RISK_SERVICE_NAME],
     )
