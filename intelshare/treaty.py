@@ -1047,6 +1047,8 @@ _REFUSALS: Final[dict[str, type[errors.PolicyRefused]]] = {
         errors.HandlingNotPermitted,
         errors.FieldNotPermitted,
         errors.ReviewRequired,
+        errors.OnwardSharingForbidden,
+        errors.ConsentInvalid,
     )
 }
 

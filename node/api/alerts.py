@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, select
 from intelshare import errors
 from intelshare.v1 import alert_pb2, alert_service_pb2, alert_service_pb2_grpc
 from node.api.base import WATCH_BATCH, KindServicer
+from node.api.reviews import WorkflowMethods
 from node.kinds.alerts import Alerts, ListFilter, alert_name
 from node.schema import alert as rec
 from node.storage import tables as t
@@ -30,7 +31,7 @@ from node.storage.store import EVENTS_TOPIC
 log = logging.getLogger(__name__)
 
 
-class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
+class AlertServicer(WorkflowMethods, KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
     def __init__(self, *, alerts: Alerts, **common: Any) -> None:
         super().__init__(**common)
         self.alerts = alerts
@@ -64,7 +65,9 @@ class AlertServicer(KindServicer, alert_service_pb2_grpc.AlertServiceServicer):
         self, request: alert_service_pb2.GetAlertRequest, context: grpc.ServicerContext
     ) -> alert_pb2.Alert:
         officer = self.officers.require(context, Permission.READ)
-        return self.alerts.get(officer, request.name)
+        alert = self.alerts.get(officer, request.name)
+        self.alerts.forwarding.provenance_of(alert)  # a copy passed on: where it came from
+        return alert
 
     def ListAlerts(
         self, request: alert_service_pb2.ListAlertsRequest, context: grpc.ServicerContext

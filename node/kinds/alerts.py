@@ -69,8 +69,11 @@ from sqlalchemy import (
 
 from intelshare import errors
 from intelshare.db import is_pg, pg_execute
-from intelshare.treaty import alert_kind_name, check_fields, decide_review, redact
+from intelshare.ids import new_message_id
+from intelshare.treaty import alert_kind_name, check_fields, redact
 from intelshare.v1 import alert_pb2, alert_service_pb2, envelope_pb2, receipt_pb2
+from node.kinds.forwarding import Forwarding
+from node.kinds.reviews import HELD, Reviews
 from node.schema import alert as rec
 from node.sharing.engine import Refusal, Share, Sharing
 from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
@@ -147,6 +150,9 @@ class Alerts:
         sharing.register(envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT, self.on_control)
         sharing.register(envelope_pb2.MESSAGE_KIND_HIT_REPORT, self.on_control)
         sharing.on_failed(self.on_send_failed)
+        #: review before release and onward sharing (node.kinds.reviews, .forwarding)
+        self.reviews = Reviews(self)
+        self.forwarding = Forwarding(self)
 
     def _row(self, conn: Connection, alert_id: str) -> Row[Any]:
         row = conn.execute(select(t.alerts).where(t.alerts.c.alert_id == alert_id)).first()
@@ -187,6 +193,12 @@ class Alerts:
     def preview(self, alert: alert_pb2.Alert) -> list[alert_service_pb2.RecipientPreview]:
         """What each recipient of a draft would receive, or why it would not; nothing sent."""
         alert, share, groups = self._draft(alert)
+        return self.previews_of(alert, share, groups)
+
+    def previews_of(
+        self, alert: alert_pb2.Alert, share: Share, groups: Mapping[str, Sequence[str]]
+    ) -> list[alert_service_pb2.RecipientPreview]:
+        """The treaty plan of ``share`` for ``groups``, as previews per recipient."""
         out: list[alert_service_pb2.RecipientPreview] = []
         for item in self.sharing.plan(share, groups):
             if isinstance(item, Refusal):
@@ -235,21 +247,22 @@ class Alerts:
         alert, share, groups = self._draft(alert)
         categories = list(share.categories)
         expire_ms = share.expire_ms
-        views = self.sharing.views(share, groups)
-        first = views[0].sealed
-        assert first is not None
-        alert_id = first.message_id
+        # Treaties that reserve the alert for review hold it (node.kinds.reviews).
+        held = self.reviews.held(share, groups, officer.officer_id)
+        views = self.sharing.views(share, {k: v for k, v in groups.items() if k not in held})
+        first = views[0].sealed if views else None
+        alert_id = first.message_id if first is not None else new_message_id(now_ms())
         created = now_ms()
         recipients = [
             {"agency_id": a, "treaty_id": v.treaty.id} for v in views for a in v.recipients
-        ]
+        ] + [{"agency_id": a, "treaty_id": k} for k in sorted(held) for a in sorted(groups[k])]
         row = {
             "alert_id": alert_id,
             "direction": ISSUED,
             "origin_agency": self.agency_id,
             "kind": rec.KINDS[alert.kind],
             "urgency": rec.URGENCIES.get(alert.urgency, "normal"),
-            "treaty_id": alert.treaty_id or views[0].treaty.id,
+            "treaty_id": alert.treaty_id or (views[0].treaty.id if views else min(held)),
             "treaty_version": 0,
             "categories": dumps(categories),
             "recipients": dumps(recipients),
@@ -257,7 +270,7 @@ class Alerts:
             "tlp": alert.tlp,
             "record": dumps(share.record),
             "revision": 1,
-            "state": ACTIVE,
+            "state": ACTIVE if views else HELD,
             "create_ms": created,
             "update_ms": created,
             "expire_ms": expire_ms,
@@ -267,6 +280,8 @@ class Alerts:
         # The new rows go in with the events at the end of the transaction (one
         # statement on PostgreSQL): nothing here reads them back.
         w.insert_later(t.alerts, row)
+        if held:
+            self.reviews.hold(w, officer, alert_id, groups, held, expire_ms)
         view_rows: list[dict[str, Any]] = []
         deliveries: list[dict[str, Any]] = []
         sealed_all = [v.sealed for v in views if v.sealed is not None]
@@ -451,6 +466,11 @@ class Alerts:
         if row.state == REVOKED:
             raise errors.FailedPrecondition(
                 f"alert {name} was revoked", metadata={"name": name, "state": "revoked"}
+            )
+        if row.state == HELD:
+            raise errors.FailedPrecondition(
+                f"alert {name} is waiting for review: an approver releases or rejects it first",
+                metadata={"name": name, "state": "pending_review"},
             )
         if row.expire_ms <= now_ms():
             raise errors.FailedPrecondition(
@@ -920,16 +940,11 @@ class Alerts:
         decision = check_fields(record, inc.treaty, "alert")
         if not decision:
             raise Refused(decision.reason, decision.detail)
-        # The header's categories were checked for review before this handler;
-        # the record's own kind is known only now (a header may leave it out).
-        decision = decide_review(
-            inc.treaty,
-            kind="alert",
-            categories=h.categories,
-            alert_kind=str(record.get("kind", "")),
-        )
-        if not decision:
-            raise Refused(decision.reason, decision.detail)
+        # The header was checked for review before this handler; the record's
+        # own kind and the attestation's payload digest only now.
+        self.reviews.check_received(inc, record)
+        # A copy passed on by a recipient: the original treaty's fields too.
+        retain_until_ms = self.forwarding.check_received(inc, record)
         alert_id = h.message_id
         recipients = [{"agency_id": r, "treaty_id": h.treaty_id} for r in h.recipients]
         # Written at the end of the transaction, with its event (one statement
@@ -958,7 +973,7 @@ class Alerts:
                 "expired_noted": False,
                 "message_id": alert_id,
                 "received_ms": inc.received_ms,
-                "retain_until_ms": inc.retain_until_ms,
+                "retain_until_ms": retain_until_ms,
                 "last_change_ms": inc.create_ms,
             },
         )
@@ -994,6 +1009,7 @@ class Alerts:
         decision = check_fields(record, inc.treaty, "alert")
         if not decision:
             raise Refused(decision.reason, decision.detail)
+        self.forwarding.check_received(inc, record)
         if row.state == REVOKED or (row.last_change_ms or 0) > inc.create_ms:
             # Stored as evidence, not applied: the alert was revoked, or a
             # newer version is already in place.
@@ -1016,6 +1032,8 @@ class Alerts:
             )
         )
         w.event("alert.updated", alert_id=row.alert_id, agency_id=h.sender)
+        # Whoever this agency passed the alert on to gets the update too.
+        self.forwarding.pass_update(w, row, record)
         return Stored(alert_id=row.alert_id)
 
     def on_revocation(self, w: Writer, inc: Incoming) -> Stored:
@@ -1027,6 +1045,8 @@ class Alerts:
                 .values(state=REVOKED, revoke_ms=inc.create_ms, update_ms=inc.received_ms)
             )
             w.event("alert.revoked", alert_id=row.alert_id, agency_id=inc.header.sender)
+            # ... and the recall (node.kinds.forwarding).
+            self.forwarding.recall(w, row)
         return Stored(alert_id=row.alert_id)
 
     def on_control(self, w: Writer, inc: Incoming) -> Stored:
@@ -1370,6 +1390,8 @@ def _is_set(alert: alert_pb2.Alert, path: str) -> bool:
 def _state(row: Row[Any] | _Fresh, now: int) -> alert_pb2.AlertState.ValueType:
     if row.state == REVOKED:
         return alert_pb2.ALERT_STATE_REVOKED
+    if row.state == HELD:
+        return alert_pb2.ALERT_STATE_PENDING_REVIEW
     if row.expire_ms <= now:
         return alert_pb2.ALERT_STATE_EXPIRED
     return alert_pb2.ALERT_STATE_ACTIVE

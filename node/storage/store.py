@@ -105,6 +105,17 @@ EVENT_TYPES = frozenset(
         "alert.delivery_failed",
         "alert.expired",
         "alert.purged",
+        # review before release and onward sharing (node.kinds.reviews, .forwarding)
+        "alert.review_pending",
+        "alert.approved",
+        "alert.rejected",
+        "alert.forward_requested",
+        "alert.forwarded",
+        "alert.forward_refused",
+        "alert.forward_recalled",
+        "alert.consent_requested",
+        "alert.consent_granted",
+        "alert.consent_refused",
     }
 )
 
