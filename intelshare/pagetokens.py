@@ -88,9 +88,9 @@ class PageTokens:
         return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
     def read(
-        self, token: str, *, listing: str, filters: str, caller: str, size: int
+        self, token: str, *, listing: str, filters: str, caller: str, size: int | None
     ) -> list[Any] | None:
-        """The position of ``token`` (``size`` values), or None for the first page.
+        """The position of ``token`` (``size`` values, when given), or None for the first page.
 
         Raises ``PAGE_TOKEN_INVALID`` or ``PAGE_TOKEN_EXPIRED`` with the
         violation on ``page_token``.
@@ -110,7 +110,7 @@ class PageTokens:
                 violations={"page_token": "expired"},
             )
         position = data.get("p")
-        if not isinstance(position, list) or len(position) != size:
+        if not isinstance(position, list) or (size is not None and len(position) != size):
             _invalid("the page token does not hold a position of this listing")
         return position
 

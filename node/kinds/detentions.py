@@ -600,7 +600,7 @@ class Detentions:
             ],
             separators=(",", ":"),
         )
-        after = ipr.decode_token(request.page_token, listing)
+        after = ipr.decode_token(self.store, officer, request.page_token, listing)
         d = t.detentions
         links = t.detention_recordations
         query = select(d)
@@ -649,7 +649,9 @@ class Detentions:
                     {"officer_id": officer.officer_id, "detentions": [x.name for x in out][:200]},
                 )
         token = (
-            ipr.encode_token([rows[-1].create_ms, rows[-1].detention_id], listing)
+            ipr.encode_token(
+                self.store, officer, [rows[-1].create_ms, rows[-1].detention_id], listing
+            )
             if more and rows
             else ""
         )
@@ -859,7 +861,7 @@ class Detentions:
     ) -> tuple[list[D.DetentionReport], str]:
         size = ipr.page_size(request.page_size)
         listing = json.dumps([request.recordation], separators=(",", ":"))
-        after = ipr.decode_token(request.page_token, listing)
+        after = ipr.decode_token(self.store, officer, request.page_token, listing)
         rep = t.ipr_reports
         query = select(rep.c.record_id, rep.c.create_ms, rep.c.direction)
         if request.recordation:
@@ -889,7 +891,7 @@ class Detentions:
                     },
                 )
         token = (
-            ipr.encode_token([rows[-1].create_ms, rows[-1].record_id], listing)
+            ipr.encode_token(self.store, officer, [rows[-1].create_ms, rows[-1].record_id], listing)
             if more and rows
             else ""
         )

@@ -22,7 +22,6 @@ recordation and report events it is the generic record id.
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -40,7 +39,7 @@ from node.ipr import deadlines as dl
 from node.schema.alert import ms_to_ts
 from node.storage import tables as t
 from node.storage.officers import Officer
-from node.storage.store import Writer, now_ms
+from node.storage.store import Store, Writer, now_ms
 
 R = recordation_pb2
 M = TypeVar("M", bound=Message)
@@ -133,24 +132,21 @@ def check_new_id(ident: str, field: str) -> None:
 # --- page tokens ---------------------------------------------------------------------------
 
 
-def encode_token(position: list[Any], listing: str) -> str:
-    raw = json.dumps({"p": position, "l": listing}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+def encode_token(store: Store, officer: Officer, position: list[Any], listing: str) -> str:
+    """An IPR listing's next-page token (sealed by the node: :mod:`intelshare.pagetokens`).
+
+    ``listing`` holds the request's filters; the token is bound to them and
+    to the officer, as every listing's token is.
+    """
+    return store.page_tokens.issue(
+        listing="ipr", filters=listing, caller=officer.officer_id, position=position
+    )
 
 
-def decode_token(token: str, listing: str) -> list[Any] | None:
-    """The position a token carries, if it is a token of this very listing."""
-    if not token:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if data["l"] == listing and isinstance(data["p"], list):
-            return list(data["p"])
-    except (ValueError, KeyError, TypeError):
-        pass
-    raise errors.InvalidArgument(
-        "page_token is not a token of this listing",
-        violations={"page_token": "from another listing, other filters, or malformed"},
+def decode_token(store: Store, officer: Officer, token: str, listing: str) -> list[Any] | None:
+    """The position a token carries, if it is this officer's token of this very listing."""
+    return store.page_tokens.read(
+        token, listing="ipr", filters=listing, caller=officer.officer_id, size=None
     )
 
 

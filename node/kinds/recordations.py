@@ -495,7 +495,7 @@ class Recordations:
         listing = json.dumps(
             [request.state, request.direction, holder, officer.holder_key], separators=(",", ":")
         )
-        after = ipr.decode_token(request.page_token, listing)
+        after = ipr.decode_token(self.store, officer, request.page_token, listing)
         r = t.recordations
         query = ipr.held_query()
         if officer.role == RIGHTS_HOLDER:
@@ -538,7 +538,7 @@ class Recordations:
                     },
                 )
         token = (
-            ipr.encode_token([rows[-1].create_ms, rows[-1].record_id], listing)
+            ipr.encode_token(self.store, officer, [rows[-1].create_ms, rows[-1].record_id], listing)
             if more and rows
             else ""
         )
@@ -575,7 +575,7 @@ class Recordations:
         listing = json.dumps(
             [wanted, request.include_inactive, officer.holder_key], separators=(",", ":")
         )
-        after = ipr.decode_token(request.page_token, listing)
+        after = ipr.decode_token(self.store, officer, request.page_token, listing)
         r = t.recordations
         k = t.recordation_keys
         query = ipr.held_query()
@@ -612,7 +612,9 @@ class Recordations:
                 for row in rows
             ],
             next_page_token=(
-                ipr.encode_token([rows[-1].recordation_id], listing) if more and rows else ""
+                ipr.encode_token(self.store, officer, [rows[-1].recordation_id], listing)
+                if more and rows
+                else ""
             ),
         )
         return out
