@@ -13,7 +13,7 @@ otherwise). Every other method of this service refuses it too.
 Mutations run once per ``request_id`` in one transaction with their
 idempotency record (:class:`node.api.base.Idempotent`); errors of
 :mod:`intelshare.errors` become gRPC status with ``ErrorInfo`` at the
-boundary (``translate_errors``).
+boundary (the server's :class:`~intelshare.grpc_errors.TranslateErrors`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from google.protobuf.message import Message
 from sqlalchemy import select
 
 from intelshare import errors
-from intelshare.grpc_errors import translate_errors
 from intelshare.v1 import (
     alert_service_pb2,
     detention_pb2,
@@ -97,7 +96,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
 
     # --- recordations --------------------------------------------------------------------------
 
-    @translate_errors
     def CreateRecordation(
         self, request: S.CreateRecordationRequest, context: grpc.ServicerContext
     ) -> R.Recordation:
@@ -109,14 +107,12 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
             lambda w, o: self.recordations.grant(w, o, request.recordation, request.recordation_id),
         )
 
-    @translate_errors
     def GetRecordation(
         self, request: S.GetRecordationRequest, context: grpc.ServicerContext
     ) -> R.Recordation:
         officer = self._caller(context, Permission.READ, holder=True)
         return self.recordations.get(officer, request.name)
 
-    @translate_errors
     def ListRecordations(
         self, request: S.ListRecordationsRequest, context: grpc.ServicerContext
     ) -> S.ListRecordationsResponse:
@@ -124,7 +120,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         found, token = self.recordations.list_page(officer, request)
         return S.ListRecordationsResponse(recordations=found, next_page_token=token)
 
-    @translate_errors
     def UpdateRecordation(
         self, request: S.UpdateRecordationRequest, context: grpc.ServicerContext
     ) -> R.Recordation:
@@ -136,7 +131,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
             lambda w, o: self.recordations.update(w, o, request.recordation, request.update_mask),
         )
 
-    @translate_errors
     def ExtendRecordation(
         self, request: S.ExtendRecordationRequest, context: grpc.ServicerContext
     ) -> R.Recordation:
@@ -160,7 +154,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
             lambda w, o: self.recordations.move(w, o, request.name, state, request.reason),
         )
 
-    @translate_errors
     def WithdrawRecordation(
         self, request: S.WithdrawRecordationRequest, context: grpc.ServicerContext
     ) -> R.Recordation:
@@ -168,7 +161,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
             context, "WithdrawRecordation", request, R.RECORDATION_STATE_WITHDRAWN
         )
 
-    @translate_errors
     def SuspendRecordation(
         self, request: S.SuspendRecordationRequest, context: grpc.ServicerContext
     ) -> R.Recordation:
@@ -176,13 +168,11 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
             context, "SuspendRecordation", request, R.RECORDATION_STATE_SUSPENDED
         )
 
-    @translate_errors
     def ResumeRecordation(
         self, request: S.ResumeRecordationRequest, context: grpc.ServicerContext
     ) -> R.Recordation:
         return self._move_recordation(context, "ResumeRecordation", request, 0)
 
-    @translate_errors
     def SearchRecordations(
         self, request: S.SearchRecordationsRequest, context: grpc.ServicerContext
     ) -> S.SearchRecordationsResponse:
@@ -191,7 +181,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
 
     # --- detentions ------------------------------------------------------------------------------
 
-    @translate_errors
     def CreateDetention(
         self, request: S.CreateDetentionRequest, context: grpc.ServicerContext
     ) -> D.Detention:
@@ -203,14 +192,12 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
             lambda w, o: self.detentions.create(w, o, request.detention, request.detention_id),
         )
 
-    @translate_errors
     def GetDetention(
         self, request: S.GetDetentionRequest, context: grpc.ServicerContext
     ) -> D.Detention:
         officer = self._caller(context, Permission.READ, holder=True)
         return self.detentions.get(officer, request.name)
 
-    @translate_errors
     def ListDetentions(
         self, request: S.ListDetentionsRequest, context: grpc.ServicerContext
     ) -> S.ListDetentionsResponse:
@@ -218,7 +205,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         found, token = self.detentions.list_page(officer, request)
         return S.ListDetentionsResponse(detentions=found, next_page_token=token)
 
-    @translate_errors
     def UpdateDetention(
         self, request: S.UpdateDetentionRequest, context: grpc.ServicerContext
     ) -> D.Detention:
@@ -230,7 +216,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
             lambda w, o: self.detentions.update(w, o, request.detention, request.update_mask),
         )
 
-    @translate_errors
     def MoveDetention(
         self, request: S.MoveDetentionRequest, context: grpc.ServicerContext
     ) -> D.Detention:
@@ -243,7 +228,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
             holder=True,
         )
 
-    @translate_errors
     def ExtendDeadline(
         self, request: S.ExtendDeadlineRequest, context: grpc.ServicerContext
     ) -> D.Detention:
@@ -258,7 +242,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
             holder=True,
         )
 
-    @translate_errors
     def DiscloseDetentionParties(
         self, request: S.DiscloseDetentionPartiesRequest, context: grpc.ServicerContext
     ) -> D.Detention:
@@ -270,7 +253,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
             lambda w, o: self.detentions.disclose_parties(w, o, request.name, request.reason),
         )
 
-    @translate_errors
     def RequestDetentionSamples(
         self, request: S.RequestDetentionSamplesRequest, context: grpc.ServicerContext
     ) -> D.Detention:
@@ -285,7 +267,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
 
     # --- reports and statistics ------------------------------------------------------------
 
-    @translate_errors
     def ShareDetentionReport(
         self, request: S.ShareDetentionReportRequest, context: grpc.ServicerContext
     ) -> D.DetentionReport:
@@ -299,14 +280,12 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
             ),
         )
 
-    @translate_errors
     def GetDetentionReport(
         self, request: S.GetDetentionReportRequest, context: grpc.ServicerContext
     ) -> D.DetentionReport:
         officer = self._caller(context, Permission.READ, holder=False)
         return self.detentions.get_report(officer, request.name)
 
-    @translate_errors
     def ListDetentionReports(
         self, request: S.ListDetentionReportsRequest, context: grpc.ServicerContext
     ) -> S.ListDetentionReportsResponse:
@@ -314,7 +293,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         found, token = self.detentions.list_reports(officer, request)
         return S.ListDetentionReportsResponse(detention_reports=found, next_page_token=token)
 
-    @translate_errors
     def GetEnforcementStatistics(
         self, request: S.GetEnforcementStatisticsRequest, context: grpc.ServicerContext
     ) -> S.EnforcementStatistics:
@@ -323,7 +301,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
 
     # --- the feed ------------------------------------------------------------------------------
 
-    @translate_errors
     def WatchDetentions(
         self, request: S.WatchDetentionsRequest, context: grpc.ServicerContext
     ) -> Iterator[S.WatchDetentionsResponse]:
@@ -336,20 +313,23 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         its own recordations and of the detentions that name them.
         """
         officer = self._caller(context, Permission.READ, holder=True)
-        cursor = self.check_cursor(request.after_cursor)
-        while context.is_active():
-            generation = self.hub.generation(EVENTS_TOPIC)
-            events = self.store.events_after(cursor, WATCH_BATCH)
-            if events:
-                officer = self._caller(context, Permission.READ, holder=True)
-                for item in self._ipr_events(officer, events, request.state):
-                    yield S.WatchDetentionsResponse(event=item)
-                cursor = events[-1].seq
-                continue
-            if not self.hub.wait(EVENTS_TOPIC, generation, self.heartbeat_seconds):
-                yield S.WatchDetentionsResponse(
-                    heartbeat=alert_service_pb2.WatchHeartbeat(head_cursor=self.store.head_seq())
-                )
+        with self.feeds.slot(officer):
+            cursor = self.check_cursor(request.after_cursor)
+            while context.is_active():
+                generation = self.hub.generation(EVENTS_TOPIC)
+                events = self.store.events_after(cursor, WATCH_BATCH)
+                if events:
+                    officer = self._caller(context, Permission.READ, holder=True)
+                    for item in self._ipr_events(officer, events, request.state):
+                        yield S.WatchDetentionsResponse(event=item)
+                    cursor = events[-1].seq
+                    continue
+                if not self.hub.wait(EVENTS_TOPIC, generation, self.heartbeat_seconds):
+                    yield S.WatchDetentionsResponse(
+                        heartbeat=alert_service_pb2.WatchHeartbeat(
+                            head_cursor=self.store.head_seq()
+                        )
+                    )
 
     def _ipr_events(
         self, officer: Officer, events: Sequence[Event], state: int
