@@ -58,6 +58,36 @@ def _keep(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     return store
 
 
+def report(ctx: click.Context, exc: IntelshareError) -> None:
+    """Print a project error for an officer (message, reason, violations, metadata), exit 2."""
+    click.echo(f"error: {exc.message} [{exc.reason}]", err=True)
+    for path, text in sorted(getattr(exc, "violations", {}).items()):
+        if f"{path}: {text}" not in exc.message:  # said once, not twice
+            click.echo(f"  {path}: {text}", err=True)
+    for key, value in sorted(exc.metadata.items()):
+        click.echo(f"  ({key}: {value})", err=True)
+    ctx.exit(EXIT_BAD_INPUT)
+
+
+class OfficerCommand(click.Command):
+    """A single officer command (``screen``, ``related``): errors reported as by the groups."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except IntelshareError as exc:
+            report(ctx, exc)
+
+
+def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The connection options on a single command, gathered into ``ctx.obj`` for :func:`connect`."""
+    for option, key, env, type_, text in reversed(_CONNECTION):
+        command = click.option(
+            option, key, envvar=env, type=type_, help=text, callback=_keep(key), expose_value=False
+        )(command)
+    return command
+
+
 class OfficerGroup(click.Group):
     """Connection options before or after the subcommand; errors with every violation.
 
@@ -87,13 +117,7 @@ class OfficerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except IntelshareError as exc:
-            click.echo(f"error: {exc.message} [{exc.reason}]", err=True)
-            for path, text in sorted(getattr(exc, "violations", {}).items()):
-                if f"{path}: {text}" not in exc.message:  # said once, not twice
-                    click.echo(f"  {path}: {text}", err=True)
-            for key, value in sorted(exc.metadata.items()):
-                click.echo(f"  ({key}: {value})", err=True)
-            ctx.exit(EXIT_BAD_INPUT)
+            report(ctx, exc)
 
 
 def officer_group(name: str, help_text: str) -> Callable[[Callable[..., None]], click.Group]:

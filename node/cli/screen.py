@@ -30,8 +30,7 @@ from google.protobuf.json_format import MessageToDict
 from intelshare.cli import emit, json_option, print_table
 from intelshare.errors import InvalidArgument
 from intelshare.v1 import risk_profile_pb2, risk_service_pb2
-from node.cli.connect import connect
-from node.cli.officer_command import OfficerCommand, connection_options
+from node.cli.connect import OfficerCommand, connect, connection_options
 from node.cli.risk_client import RiskClient
 from node.targeting.declarations import Declaration, Parsed, file_format, read_declarations
 
