@@ -36,6 +36,7 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -57,6 +58,8 @@ TAXII = "application/taxii+json;version=2.1"
 PEER_ROOT = "peer"
 PEER_COLLECTION = "4f3a2b1c-0d9e-4f8a-b7c6-d5e4f3a2b1c0"
 PEER_USER, PEER_PASSWORD = "bench", "bench-secret"  # a local throwaway server
+#: Longest the peer may take to page through a collection before it is stopped.
+PEER_BUDGET = 600.0
 
 
 def peer_available() -> str | None:
@@ -86,15 +89,17 @@ def _wait_http(
         time.sleep(0.1)
 
 
-def _page_all(collection: Any) -> dict[str, Any]:
+def _page_all(collection: Any, progress: dict[str, Any] | None = None) -> dict[str, Any]:
     from taxii2client.v21 import as_pages
 
+    progress = {} if progress is None else progress
     ids: list[str] = []
     pages = 0
     started = time.perf_counter()
     for envelope in as_pages(collection.get_objects, per_request=LIMIT):
         ids.extend(o["id"] for o in envelope.get("objects", []))
         pages += 1
+        progress.update(objects=len(ids), pages=pages, seconds=time.perf_counter() - started)
     wall = time.perf_counter() - started
     return {
         "objects": len(ids),
@@ -164,7 +169,9 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def peer_round(workdir: Path, objects: list[dict[str, Any]]) -> dict[str, Any]:
+def peer_round(
+    workdir: Path, objects: list[dict[str, Any]], budget: float = PEER_BUDGET
+) -> dict[str, Any]:
     from taxii2client.v21 import Collection
 
     # medallion 3.0 reads any object's "version" property as a timestamp and
@@ -241,7 +248,28 @@ def peer_round(workdir: Path, objects: list[dict[str, Any]]) -> dict[str, Any]:
         # medallion loads (and indexes) its whole data file before it answers.
         _wait_http(url, proc, log, auth=(PEER_USER, PEER_PASSWORD), timeout=1800)
         load_s = round(time.perf_counter() - started, 1)
-        result = _page_all(Collection(url, user=PEER_USER, password=PEER_PASSWORD))
+        # medallion's spec_version filter compares every object of the
+        # collection with every other on each request without 'next'
+        # (O(n^2)): past the budget the peer is stopped and reported as such.
+        progress: dict[str, Any] = {}
+        timer = threading.Timer(budget, proc.terminate)
+        timer.start()
+        try:
+            result = _page_all(Collection(url, user=PEER_USER, password=PEER_PASSWORD), progress)
+        except Exception as exc:
+            if timer.is_alive():
+                raise
+            return {
+                "timed_out_s": budget,
+                "objects": progress.get("objects", 0),
+                "pages": progress.get("pages", 0),
+                "objects_per_s": 0.0,
+                "server_rss_mib": 0.0,
+                "load_seconds": load_s,
+                "error": type(exc).__name__,
+            }
+        finally:
+            timer.cancel()
         result["load_seconds"] = load_s
         result["server_rss_mib"] = round(_rss_kib(proc.pid) / 1024, 1)
         return result
@@ -255,7 +283,11 @@ def peer_round(workdir: Path, objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(
-    *, quick: bool = False, backend: str | None = None, sizes: tuple[int, ...] = SIZES
+    *,
+    quick: bool = False,
+    backend: str | None = None,
+    sizes: tuple[int, ...] = SIZES,
+    peer_budget: float = PEER_BUDGET,
 ) -> dict[str, Any]:
     backend = h.pick_backend(backend, quick)
     if quick:
@@ -267,6 +299,7 @@ def run(
         "machine": h.machine(),
         "sizes": list(sizes),
         "limit": LIMIT,
+        "peer_budget_s": peer_budget,
         "results": [],
     }
     why = peer_available()
@@ -301,7 +334,7 @@ def run(
                 with w.client(A, "analyst") as client:
                     exported, objects = export_round(client, ctx)
                 ours = ours_round(w, w.tokens[A]["analyst"])
-                peer = peer_round(w.workdir, objects) if why is None else None
+                peer = peer_round(w.workdir, objects, peer_budget) if why is None else None
             finally:
                 w.stop_node(A)
             report["results"].append(
@@ -312,7 +345,7 @@ def run(
                     "ours": ours,
                     "peer": peer,
                     "ratio": h.ratio(ours["objects_per_s"], peer["objects_per_s"])
-                    if peer
+                    if peer and peer["objects_per_s"]
                     else None,
                     "loadavg": h.loadavg(),
                 }
@@ -331,13 +364,24 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(
             f"| {r['stored']:,} | {r['export']['objects']:,} | {r['export']['objects_per_s']:,} "
             f"| {r['ours']['objects_per_s']:,} "
-            f"| {peer['objects_per_s'] if peer else 'skipped'} "
+            f"| {_peer_cell(peer)} "
             f"| {r['ratio'] if r['ratio'] is not None else '-'} "
             f"| {r['ours']['server_rss_mib']} / {peer['server_rss_mib'] if peer else '-'} |"
         )
     if result.get("peer_skipped"):
         lines += ["", f"medallion skipped: {result['peer_skipped']}"]
     return "\n".join(lines)
+
+
+def _peer_cell(peer: dict[str, Any] | None) -> str:
+    if peer is None:
+        return "skipped"
+    if peer.get("timed_out_s"):
+        return (
+            f"stopped after {peer['timed_out_s']:g} s ({peer['objects']:,} objects in "
+            f"{peer['pages']} pages)"
+        )
+    return f"{peer['objects_per_s']:,}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,9 +394,15 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(str(s) for s in SIZES),
         help="stored alerts, increasing, comma-separated (default %(default)s)",
     )
+    parser.add_argument(
+        "--peer-budget",
+        type=float,
+        default=PEER_BUDGET,
+        help="seconds medallion may take to page a collection (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     sizes = tuple(int(s) for s in args.sizes.split(","))
-    result = run(quick=args.quick, backend=args.backend, sizes=sizes)
+    result = run(quick=args.quick, backend=args.backend, sizes=sizes, peer_budget=args.peer_budget)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
