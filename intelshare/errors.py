@@ -423,6 +423,18 @@ class PageTokenExpired(InvalidArgument):
     reason = "PAGE_TOKEN_EXPIRED"
 
 
+class TreatyNotFound(NotFound):
+    """No treaty of that id whose parties include this agency is held here."""
+
+    reason = "TREATY_NOT_FOUND"
+
+
+class NameInvalid(InvalidArgument):
+    """A resource name is not of the form the method takes."""
+
+    reason = "NAME_INVALID"
+
+
 def all_error_classes() -> list[type[IntelshareError]]:
     """Every class of the hierarchy, for translation tables at the boundaries."""
     seen: list[type[IntelshareError]] = []

@@ -182,6 +182,15 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """An officer asked to approve a record they wrote themselves; a review
     needs a second officer. Code PERMISSION_DENIED.
     """
+    ERROR_REASON_TREATY_NOT_FOUND: _ErrorReason.ValueType  # 52
+    """The node holds no treaty of that id whose parties include its agency
+    (TreatyService.GetTreaty). Code NOT_FOUND; metadata "treaty_id".
+    """
+    ERROR_REASON_NAME_INVALID: _ErrorReason.ValueType  # 53
+    """A resource name is not of the form the method takes (e.g.
+    "treaties/{treaty_id}"). Code INVALID_ARGUMENT; the BadRequest names
+    "name".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the values of google.rpc.ErrorInfo.reason used by
@@ -349,5 +358,14 @@ Code FAILED_PRECONDITION; metadata "rule" says which.
 ERROR_REASON_APPROVER_IS_AUTHOR: ErrorReason.ValueType  # 51
 """An officer asked to approve a record they wrote themselves; a review
 needs a second officer. Code PERMISSION_DENIED.
+"""
+ERROR_REASON_TREATY_NOT_FOUND: ErrorReason.ValueType  # 52
+"""The node holds no treaty of that id whose parties include its agency
+(TreatyService.GetTreaty). Code NOT_FOUND; metadata "treaty_id".
+"""
+ERROR_REASON_NAME_INVALID: ErrorReason.ValueType  # 53
+"""A resource name is not of the form the method takes (e.g.
+"treaties/{treaty_id}"). Code INVALID_ARGUMENT; the BadRequest names
+"name".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
