@@ -246,6 +246,8 @@ def test_policy_refusals_name_the_rule_and_write_nothing(three: Three) -> None:
                     recipients=[alert_pb2.AlertRecipient(agency_id="be-police", treaty_id="nope")]
                 )
             )
+        # Held for review, but checked on everything else first: the task force
+        # does not permit the category (node.kinds.reviews).
         with pytest.raises(errors.PolicyRefused) as review:
             c.create_alert(
                 demo_alert(
@@ -254,7 +256,7 @@ def test_policy_refusals_name_the_rule_and_write_nothing(three: Three) -> None:
                     recipients=to_be,
                 )
             )
-        assert review.value.reason == "REVIEW_REQUIRED"
+        assert review.value.reason == "CATEGORY_NOT_PERMITTED"
         # A refusal of one recipient refuses the whole alert.
         with pytest.raises(errors.CategoryNotPermitted):
             c.create_alert(
@@ -536,8 +538,12 @@ def test_watch_alerts_replays_then_follows(three: Three) -> None:
         assert kinds == []
 
 
-def test_review_required_is_refused_until_nodes_have_a_review_step(cluster: Cluster) -> None:
-    """A treaty published after the node started is fetched on first use."""
+def test_a_kind_reserved_for_review_is_held_and_sent_nowhere(cluster: Cluster) -> None:
+    """A treaty published after the node started is fetched on first use.
+
+    The alert waits for an approver (tests/node/kinds/test_workflows.py has
+    the approval); nothing is queued for the gateway meanwhile.
+    """
     from intelshare.treaty import Treaty
     from tests.node.conftest import publish_treaties
 
@@ -567,8 +573,8 @@ def test_review_required_is_refused_until_nodes_have_a_review_step(cluster: Clus
     path.write_bytes(devfed.sign_by_parties(wanted, cluster.fed.agencies).to_bytes())
     cluster.fed.treaties["wanted-persons"] = path
     publish_treaties(cluster.fed, cluster.gateway.port)
-    with nl.client("liaison") as c, pytest.raises(errors.PolicyRefused) as exc:
-        c.create_alert(
+    with nl.client("liaison") as c:
+        held = c.create_alert(
             demo_alert(
                 kind=alert_pb2.ALERT_KIND_WANTED_PERSON,
                 recipients=[
@@ -576,9 +582,9 @@ def test_review_required_is_refused_until_nodes_have_a_review_step(cluster: Clus
                 ],
             )
         )
-    assert exc.value.reason == "REVIEW_REQUIRED"
-    assert exc.value.metadata["rule"] == "review_required_for"
-    assert count(nl, t.alerts) == 0
+    assert held.state == alert_pb2.ALERT_STATE_PENDING_REVIEW
+    assert count(nl, t.alerts) == 1
+    assert count(nl, t.outbound) == 0
 
 
 def test_resending_after_a_crash_delivers_once(cluster: Cluster) -> None:
