@@ -104,7 +104,7 @@ def _ts(ts: Timestamp, present: bool = True) -> str:
     return datetime.fromtimestamp(ts.seconds, UTC).strftime("%Y-%m-%d %H:%M")
 
 
-_STATE_NAMES = {1: "active", 2: "revoked", 3: "expired"}
+_STATE_NAMES = {1: "active", 2: "revoked", 3: "expired", 4: "pending review"}
 _DELIVERY_NAMES = {
     1: "queued",
     2: "sent",
@@ -545,3 +545,8 @@ def _singular(kind: str) -> str:
 from node.cli.interop import attach as _attach_interop  # noqa: E402
 
 _attach_interop(group)
+
+# Review before release and onward sharing (node/cli/workflow.py).
+from node.cli.workflow import attach as _attach_workflow  # noqa: E402
+
+_attach_workflow(group)
