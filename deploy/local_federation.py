@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -379,46 +380,53 @@ class Federation:
         say("`intelshare node officer add` shows a token once; the demo saved each in tokens/.")
         for agency in self.agencies:
             for role in ROLES:
-                name = f"{role}-{agency}"
-                done = subprocess.run(  # noqa: S603
-                    [
-                        PY,
-                        "-m",
-                        "intelshare.cli",
-                        "node",
-                        "officer",
-                        "add",
-                        name,
-                        "--role",
-                        role,
-                        "--config",
-                        str(self.node_configs[agency]),
-                        "--json",
-                    ],
-                    capture_output=True,
-                    text=True,
-                    cwd=REPO,
-                    check=True,
-                )
-                token = json.loads(done.stdout)["token"]
-                token_file = ROOT / "tokens" / f"{name}.token"
-                token_file.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(token)
-                client = write_yaml(
-                    ROOT / "clients" / f"{name}.yaml",
-                    {
-                        "node": f"127.0.0.1:{self.node_ports[agency]}",
-                        "ca": str(self.fed.ca_file),
-                        "server_name": agency,
-                        "token_file": str(token_file),
-                    },
-                )
-                self.officers[(agency, role)] = Officer(agency, role, client)
-                self.tokens[(agency, role)] = token
-                say(f"{name:<22} token {token}")
-                say(f"{'':<22} client config {client}")
+                self.add_officer(agency, role)
+
+    def add_officer(self, agency: str, role: str, *extra: str) -> Officer:
+        """``intelshare node officer add`` at ``agency``: its token file and client config."""
+        name = f"{role}-{agency}"
+        done = subprocess.run(  # noqa: S603
+            [
+                PY,
+                "-m",
+                "intelshare.cli",
+                "node",
+                "officer",
+                "add",
+                name,
+                "--role",
+                role,
+                *extra,
+                "--config",
+                str(self.node_configs[agency]),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        )
+        token = json.loads(done.stdout)["token"]
+        token_file = ROOT / "tokens" / f"{name}.token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token)
+        client = write_yaml(
+            ROOT / "clients" / f"{name}.yaml",
+            {
+                "node": f"127.0.0.1:{self.node_ports[agency]}",
+                "ca": str(self.fed.ca_file),
+                "server_name": agency,
+                "token_file": str(token_file),
+            },
+        )
+        officer = Officer(agency, role, client)
+        self.officers[(agency, role)] = officer
+        self.tokens[(agency, role)] = token
+        say(f"{name:<22} token {token}")
+        say(f"{'':<22} client config {client}")
+        return officer
 
     def start_consoles(self) -> None:
         heading("The officers' web consoles (one per node)")
@@ -472,9 +480,10 @@ class Federation:
                         role: {
                             "name": f"{role}-{a}",
                             "token": self.tokens[(a, role)],
-                            "client_config": str(self.officers[(a, role)].client_config),
+                            "client_config": str(officer.client_config),
                         }
-                        for role in ROLES
+                        for (agency, role), officer in self.officers.items()
+                        if agency == a
                     },
                 }
                 for a in self.agencies
@@ -676,6 +685,340 @@ def _follow(officer: Officer, case_id: str, sink: list[str]) -> subprocess.Popen
     return proc
 
 
+# --- the IPR story (issue 17): a recordation, a detention, the holder's answer, a report --------
+
+ACME_EORI = "NL123456789"
+ACME_HOLDER = f"eori:{ACME_EORI}"  # the holder key the rights holder's officer acts for
+ACME_GTIN = "4006381333931"
+RECORDATION_ID = "acme-shoes"
+DETENTION_ID = "hamburg-0412"
+IPR_TREATY = "customs-mutual-assistance"
+
+
+def add_rights_holder(f: Federation) -> Officer:
+    """ACME's brand protection team: an officer of role rights_holder at the detaining node."""
+    say("")
+    say(f"a rights holder's account at de-customs, bound to the holder {ACME_HOLDER} (Acme Sports)")
+    return f.add_officer("de-customs", "rights_holder", "--holder", ACME_HOLDER)
+
+
+def recordation_file(path: Path, today: date) -> Path:
+    """The holder's application for action as the IPR officer writes it (docs/ipr.md, step 1)."""
+    grant = today - timedelta(days=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"""# A rights holder's application for action, granted at nl-customs
+holder:
+  name: Acme Sports B.V.
+  eori: {ACME_EORI}
+  country: NL
+  contact: {{name: Brand protection, email: ip@acme.example, telephone: "+31 20 123 4567"}}
+rights:
+  - {{type: trade_mark, name: ACME, registration_number: "018123456", office: EUIPO}}
+goods:
+  - description: running shoes, model Sprint
+    hs_codes: ["640411"]
+    gtins: ["{ACME_GTIN}"]
+    right_names: [ACME]
+authenticity_features:
+  - description: hologram inside the tongue, green to blue when tilted
+supply_chain:
+  manufacturers: [{{name: Acme Vietnam Co., country: VN}}]
+  usual_routes: [{{origin_country: VN, destination_country: NL, description: sea via Rotterdam}}]
+grant_time: {grant.isoformat()}
+expire_time: {(grant + timedelta(days=364)).isoformat()}
+agencies:
+  - {{agency_id: de-customs, treaty_id: {IPR_TREATY}}}
+internal_notes: holder answered slowly last year   # never leaves nl-customs
+"""
+    )
+    return path
+
+
+def detention_file(path: Path) -> Path:
+    """What the officer at Hamburg records about the container of fake shoes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"""# Goods detained at Hamburg: sports shoes bearing the sign ACME
+goods:
+  - description: sports shoes bearing the sign ACME
+    hs_code: "6404110090"
+    gtins: ["{ACME_GTIN}"]
+    brand: ACME
+    quantity: 1200
+    unit: pair
+    estimated_value: {{currency_code: EUR, units: 96000}}
+    category: shoes
+transport: {{mode: sea, container_number: CSQU3054383, vessel_imo: "9811000"}}
+parties:
+  declarant: {{name: Hans Muster, country: DE}}
+origin_country: CN
+destination_country: NL
+procedure: standard
+customs_office: DE004850
+recordations: [recordations/{RECORDATION_ID}]
+"""
+    )
+    return path
+
+
+class Feed:
+    """An officer's IPR feed (``IprService.WatchDetentions``) read in a thread into ``lines``.
+
+    No command prints this feed (officers' tools and webhooks read it), so
+    the demo opens it with the project's client, ``node.cli.ipr_client``.
+    """
+
+    def __init__(self, f: Federation, agency: str, role: str) -> None:
+        from node.cli.ipr_client import IprClient
+
+        self.lines: list[str] = []
+        self.client = IprClient(
+            f"127.0.0.1:{f.node_ports[agency]}",
+            ca_pem=f.fed.ca_file.read_bytes(),
+            server_name=agency,
+            token=f.tokens[(agency, role)],
+        )
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        with contextlib.suppress(Exception):  # the stream ends when the demo closes it
+            for item in self.client.watch_detentions():
+                if item.HasField("event"):
+                    e = item.event
+                    at = e.create_time.ToDatetime().strftime("%H:%M:%S")
+                    self.lines.append(f"{at}  {e.type:<26} {e.resource}")
+
+    def close(self) -> None:
+        self.client.close()
+        self.thread.join(5)
+
+
+def ipr_story(f: Federation) -> None:
+    nl = f.officers[("nl-customs", "liaison")]
+    nl_a = f.officers[("nl-customs", "analyst")]
+    de = f.officers[("de-customs", "liaison")]
+    holder = f.officers[("de-customs", "rights_holder")]
+
+    heading("6. IPR: a rights holder's recordation granted at nl-customs, shared with de-customs")
+    say(
+        "Acme Sports asked nl-customs to act against fake ACME shoes (an application for action,\n"
+        "Regulation (EU) No 608/2013). The IPR officer grants it from a YAML file and shares it\n"
+        f"with de-customs under {IPR_TREATY}; the internal notes stay at nl-customs."
+    )
+    spec = recordation_file(ROOT / "ipr" / "acme-shoes.yaml", datetime.now(UTC).date())
+    say(f"(the application: {spec})")
+    nl.run("recordation", "grant", "--file", str(spec), "--id", RECORDATION_ID)
+
+    wait_for(
+        "the recordation at de-customs",
+        lambda: de.json("recordation", "find", "--gtin", ACME_GTIN),
+    )
+
+    heading("7. de-customs detains a container of fake ACME shoes that matches it by GTIN")
+    say(
+        "An officer at Hamburg reads the GTIN off the shoe boxes and looks it up, then detains\n"
+        "the goods; the node suggests the recordation and computes the deadlines on the German\n"
+        "calendar. The rights holder's feed is open all along."
+    )
+    feed = Feed(f, "de-customs", "rights_holder")
+    try:
+        de.run("recordation", "find", "--gtin", ACME_GTIN)
+        hamburg = detention_file(ROOT / "ipr" / "hamburg-0412.yaml")
+        say(f"(the detention: {hamburg})")
+        de.run("detention", "create", "--file", str(hamburg), "--id", DETENTION_ID)
+        de.run(
+            "detention",
+            "move",
+            DETENTION_ID,
+            "holder_notified",
+            "--reason",
+            "holder and declarant notified by e-mail",
+        )
+
+        heading("8. The rights holder is notified with its deadline and agrees to destruction")
+        resource = f"detentions/{DETENTION_ID}"
+        wait_for(
+            "the notification in the rights holder's feed",
+            lambda: any("detention.moved" in x and resource in x for x in feed.lines),
+        )
+        say(f"\n[{holder.label}] its feed (IprService.WatchDetentions) brought:")
+        for line in list(feed.lines):
+            say("    " + line)
+    finally:
+        feed.close()
+    holder.run("detention", "list")
+    holder.run("detention", "show", DETENTION_ID)
+    holder.run(
+        "detention",
+        "move",
+        DETENTION_ID,
+        "destruction_agreed",
+        "--reason",
+        "counterfeit: no hologram in the tongue, wrong stitching; we agree to destruction",
+    )
+
+    heading("9. The detention report reaches nl-customs; its IPR statistics count it")
+    say(
+        "de-customs' node reported the detention on its own to the agency that granted the\n"
+        "recordation, under the treaty its copy came under (without the parties)."
+    )
+
+    wait_for(
+        "the detention report at nl-customs",
+        lambda: nl_a.json("detention", "reports", "--recordation", RECORDATION_ID),
+    )
+    nl_a.run("detention", "reports", "--recordation", RECORDATION_ID)
+    nl_a.run("ipr", "stats", "--by", "partner,country,right")
+
+
+# --- the risk-targeting story (issue 18): a shared profile, 10,000 declarations, the hits ------
+
+RISK_TREATY = "customs-mutual-assistance"
+ALERT_CONTAINER = "MSCU1234566"  # the container of the alert nl-customs issued in step 1
+DECLARATIONS = 10_000
+RISK_TARGETS = (17, 4242, 9001)  # rows that match the profile; the second carries ALERT_CONTAINER
+DECLARATION_COLUMNS = (
+    "reference",
+    "hs_code",
+    "origin_country",
+    "loading_port",
+    "discharge_port",
+    "transport_mode",
+    "containers",
+    "consignee_name",
+    "value",
+    "net_mass_kg",
+)
+PROFILE_YAML = """\
+title: Counterfeit medicines from IN via INNSA
+rationale: Falsified oncology medicines found in three consignments loaded at Nhava Sheva
+action: physical_inspection
+days: 30
+criteria:
+  all_of:
+    - hs_prefix: "3004"
+    - origin_country: IN
+    - loading_port: INNSA
+"""
+
+
+def declaration_rows(count: int = DECLARATIONS) -> Iterator[list[str]]:
+    """Generated import declarations at Hamburg, one goods item each (docs/screening.md columns).
+
+    A third are medicaments (HS 3004), and one in five comes from India, but
+    none loaded at Nhava Sheva (INNSA) except the rows at RISK_TARGETS, so the
+    profile targets exactly those; every row has its own valid container
+    number, and the second target carries the container of step 1's alert.
+    """
+    from stdnum import iso6346
+
+    origins = ("CN", "TR", "US", "VN", "IN")
+    ports = ("CNSHA", "TRIST", "USNYC", "VNSGN", "INBOM")
+    for i in range(count):
+        serial = f"TGHU{100000 + i:06d}"
+        row = [
+            f"26DE{i:014d}",
+            "3004902000" if i % 3 == 0 else "8504401000",
+            origins[i % 5],
+            ports[(i // 5) % 5],
+            "DEHAM",
+            "sea",
+            serial + iso6346.calc_check_digit(serial),
+            f"Importer {i % 97}",
+            f"{1000 + i}",
+            "100",
+        ]
+        if i in RISK_TARGETS:
+            row[1:4] = ["3004901000", "IN", "INNSA"]
+        if i == RISK_TARGETS[1]:
+            row[6] = ALERT_CONTAINER
+        yield row
+
+
+def write_declarations(path: Path, count: int = DECLARATIONS) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(DECLARATION_COLUMNS)
+        writer.writerows(declaration_rows(count))
+    return path
+
+
+def risk_story(f: Federation) -> None:
+    nl = f.officers[("nl-customs", "liaison")]
+    de = f.officers[("de-customs", "analyst")]
+
+    heading("10. Risk targeting: nl-customs shares a risk profile with de-customs")
+    say(
+        "Medicaments (HS 3004) from India loaded at Nhava Sheva (INNSA): physical inspection.\n"
+        f"The profile is a record shared under {RISK_TREATY}, like an alert."
+    )
+    spec = ROOT / "risk" / "profile.yaml"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(PROFILE_YAML)
+    say(f"(the profile: {spec})")
+    for line in PROFILE_YAML.rstrip().splitlines():
+        say("    | " + line)
+    created = nl.run(
+        "profile", "create", "--criteria", str(spec), "--share", f"de-customs:{RISK_TREATY}"
+    )
+    profile = created.stdout.split()[0]  # "riskProfiles/<id>"
+
+    def received() -> bool:
+        return any(p.get("name") == profile for p in de.json("profile", "list"))
+
+    wait_for("the profile at de-customs", received)
+    de.run("profile", "list", "--direction", "received")
+
+    heading(f"11. de-customs screens a file of {DECLARATIONS:,} declarations")
+    say(
+        "Only the declarations that match are stored, as hits; the file stays on the officer's\n"
+        "machine. The node also screens against what it holds in force: the containers of\n"
+        "alerts (and the GTINs of recordations), so one target links to step 1's alert."
+    )
+    data = write_declarations(ROOT / "risk" / "declarations.csv")
+    say(f"(the demo wrote {DECLARATIONS:,} generated declarations to {data})")
+    started = time.monotonic()
+    de.run("screen", str(data))
+    say(f"\n({DECLARATIONS:,} declarations screened in {time.monotonic() - started:.1f} s)")
+    hits = [h for h in de.json("profile", "hits") if h.get("profile") == profile]
+    if len(hits) != len(RISK_TARGETS):
+        raise SystemExit(f"demo: expected {len(RISK_TARGETS)} hits on the profile, got {hits}")
+    de.run("related", f"iso6346:{ALERT_CONTAINER}")
+    linked = next(h for h in hits if h["reference"] == f"26DE{RISK_TARGETS[1]:014d}")
+    de.run(
+        "profile", "outcome", linked["name"], "--inspection", "inspected", "--finding", "confirmed"
+    )
+
+    heading("12. The hit reports reach nl-customs, with the inspection's outcome")
+
+    def reported() -> bool:
+        got = nl.json("profile", "stats", profile)
+        return (
+            int(got.get("hits", 0)) == len(RISK_TARGETS)
+            and int(got.get("confirmed_findings", 0)) == 1
+        )
+
+    wait_for("the hit reports at nl-customs", reported)
+    nl.run("profile", "stats", profile)
+    nl.run("profile", "hits", "--profile", profile)
+
+
+def try_ipr_and_risk(f: Federation) -> None:
+    """The commands of the IPR and risk stories to try by hand."""
+    q = shlex.quote
+    holder = q(str(f.officers[("de-customs", "rights_holder")].client_config))
+    de = q(str(f.officers[("de-customs", "analyst")].client_config))
+    say(f"  INTELSHARE_CLIENT_CONFIG={holder} intelshare detention list   # the rights holder")
+    say(f"  INTELSHARE_CLIENT_CONFIG={de} intelshare ipr stats --by country,category")
+    data = q(str(ROOT / "risk" / "declarations.csv"))
+    say(f"  INTELSHARE_CLIENT_CONFIG={de} intelshare screen {data}")
+    say(f"  INTELSHARE_CLIENT_CONFIG={de} intelshare related iso6346:{ALERT_CONTAINER}")
+    say("  intelshare profile list; intelshare recordation list   # at nl-customs")
+
+
 def next_steps(f: Federation, description: Path) -> None:
     heading("The federation is running")
     nl = f.officers[("nl-customs", "liaison")].client_config
@@ -695,6 +1038,7 @@ def next_steps(f: Federation, description: Path) -> None:
     say(f"  intelshare gateway audit verify --config {q(str(f.gateway_config))}")
     for agency, url in f.console_urls.items():
         say(f"  open {url} (web console of {agency}; tokens above)")
+    try_ipr_and_risk(f)
     say(f"Logs: {ROOT / 'logs'}")
     say("Press Ctrl-C to stop everything.")
 
@@ -722,9 +1066,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f.start_gateway()
         f.start_nodes()
         f.add_officers()
+        add_rights_holder(f)
         f.start_consoles()
         description = f.describe()
         scenario(f)
+        ipr_story(f)
+        risk_story(f)
+        # Review before release and onward sharing (deploy/workflow_story.py).
+        from workflow_story import workflow_story
+
+        workflow_story(f, sys.modules[__name__])
         say(f"\n(scenario played in {time.monotonic() - started:.1f} s)")
         next_steps(f, description)
         if not ns.exit:
