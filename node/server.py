@@ -44,6 +44,7 @@ from intelshare.v1 import (
     case_service_pb2_grpc,
     ipr_service_pb2_grpc,
     risk_service_pb2_grpc,
+    treaty_service_pb2_grpc,
 )
 from intelshare.wakeup import WakeupHub
 from node.api.alerts import AlertServicer
@@ -52,6 +53,7 @@ from node.api.feeds import SPARE_THREADS as FEED_SPARE_THREADS
 from node.api.feeds import FeedLimiter
 from node.api.ipr import IprServicer
 from node.api.risk import RiskServicer
+from node.api.treaties import TreatyServicer
 from node.config import NodeConfig
 from node.kinds.alerts import Alerts
 from node.kinds.cases import Cases
@@ -79,6 +81,7 @@ SERVICE_NAME = "intelshare.v1.AlertService"
 CASE_SERVICE_NAME = "intelshare.v1.CaseService"
 IPR_SERVICE_NAME = "intelshare.v1.IprService"
 RISK_SERVICE_NAME = "intelshare.v1.RiskService"
+TREATY_SERVICE_NAME = "intelshare.v1.TreatyService"
 
 
 @dataclass
@@ -316,7 +319,13 @@ def start(config: NodeConfig) -> Node:
         max_request_bytes=max_request,
         max_message_bytes=max(8 * 1024 * 1024, 4 * max_request),
         max_workers=config.max_workers + config.max_feeds + FEED_SPARE_THREADS,
-        service_names=[SERVICE_NAME, CASE_SERVICE_NAME, IPR_SERVICE_NAME, RISK_SERVICE_NAME],
+        service_names=[
+            SERVICE_NAME,
+            CASE_SERVICE_NAME,
+            IPR_SERVICE_NAME,
+            RISK_SERVICE_NAME,
+            TREATY_SERVICE_NAME,
+        ],
     )
     common: dict[str, Any] = {
         "officers": node.officers,
@@ -359,6 +368,9 @@ def start(config: NodeConfig) -> Node:
             **common,
         ),
         server.server,
+    )
+    treaty_service_pb2_grpc.add_TreatyServiceServicer_to_server(
+        TreatyServicer(trust=node.trust, **common), server.server
     )
     creds = server_credentials(
         config.tls_cert.read_bytes(),

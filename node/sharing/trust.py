@@ -183,6 +183,11 @@ class Trust:
         """Keep a treaty obtained out of band (tests, offline setups)."""
         self._keep(doc)
 
+    def held(self) -> list[SignedTreatyDoc]:
+        """Every treaty version this node holds, in force or not (read-only view)."""
+        with self._lock:
+            return list(self._treaties.values())
+
     def treaty(
         self, treaty_id: str, version: int, client: GatewayClient | None = None
     ) -> SignedTreatyDoc | None:
