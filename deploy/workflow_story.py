@@ -172,13 +172,8 @@ def workflow_story(f: Any, demo: Any) -> None:
     de.run("alert", "forwards")
 
     say("\nnl-customs revokes its alert; de-customs passes the recall on to be-police.")
-    issued_alerts = nl.json("alert", "list", "--direction", "issued")
-    mine = issued_alerts.get("alerts", issued_alerts) if isinstance(issued_alerts, dict) else []
-    origin = next(
-        str(a["name"]).split("/", 1)[1]
-        for a in mine
-        if any(r.get("treaty_id") == CUSTOMS for r in a.get("recipients", []))
-    )
+    # The consent request named the alert as nl-customs knows it.
+    origin = str(requests[0]["alert"]).split("/", 1)[1]
     nl.run("alert", "revoke", origin, "--reason", "subject arrested")
 
     def recalled() -> bool:
