@@ -29,6 +29,7 @@ from intelshare import devfed, errors
 from intelshare.envelope import verify
 from intelshare.v1 import case_pb2, envelope_pb2
 from node.cli.case_client import CaseClient
+from node.kinds.cases import db as case_db
 from node.sharing.evidence import open_disclosed
 from node.sharing.outbound import enqueue
 from node.storage import tables as t
@@ -696,7 +697,7 @@ def test_forged_history_is_refused_and_nothing_is_stored(three: Three) -> None:
     cases = nl.node.cases
     case_id = case.name.removeprefix("cases/")
     with nl.node.store.engine.connect() as conn:
-        row = cases._case_row(conn, case_id)
+        row = case_db.case_row(conn, case_id)
         assert row is not None
         envelope = conn.execute(
             select(t.received.c.envelope).where(
