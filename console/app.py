@@ -17,8 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from console import web
 from console.config import ConsoleConfig
 from console.display import jinja_globals
+from console.ipr_view import jinja_globals as ipr_globals
 from console.sessions import SessionStore
-from console.views import alerts, auth, cases, issue, live
+from console.views import alerts, auth, cases, detentions, issue, live, recordations, risk
 from intelshare.errors import IntelshareError
 
 HERE = Path(__file__).parent
@@ -65,7 +66,7 @@ class SecurityHeaders:
 
 
 async def home(request: Request) -> Response:
-    return RedirectResponse("/inbox", status_code=303)
+    return RedirectResponse(web.home(web.current(request)), status_code=303)
 
 
 async def healthz(request: Request) -> Response:
@@ -81,6 +82,7 @@ def make_templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.globals.update(jinja_globals())
+    env.globals.update(ipr_globals())
     return Jinja2Templates(env=env)
 
 
@@ -92,6 +94,9 @@ def create_app(config: ConsoleConfig) -> Starlette:
         *alerts.routes,
         *issue.routes,
         *cases.routes,
+        *recordations.routes,
+        *detentions.routes,
+        *risk.routes,
         *live.routes,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -14,7 +14,14 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from intelshare.v1 import alert_pb2, case_pb2, envelope_pb2
+from intelshare.v1 import (
+    alert_pb2,
+    case_pb2,
+    detention_pb2,
+    envelope_pb2,
+    recordation_pb2,
+    risk_profile_pb2,
+)
 
 #: Labels that do not read well when derived from the enum name.
 _SPECIAL = {
@@ -44,6 +51,21 @@ ENUMS: dict[str, ProtoEnum] = {
     "entry_delivery": case_pb2.EntryDeliveryState,
     "signature": case_pb2.EntrySignature,
     "message_kind": envelope_pb2.MessageKind,
+    "recordation_state": recordation_pb2.RecordationState,
+    "recordation_direction": recordation_pb2.RecordationDirection,
+    "right_type": recordation_pb2.RightType,
+    "detention_state": detention_pb2.DetentionState,
+    "procedure": detention_pb2.DetentionProcedure,
+    "deadline_kind": detention_pb2.DeadlineKind,
+    "deadline_state": detention_pb2.DeadlineState,
+    "goods_category": detention_pb2.GoodsCategory,
+    "unit": detention_pb2.QuantityUnit,
+    "transport_mode": detention_pb2.TransportMode,
+    "risk_action": risk_profile_pb2.RiskAction,
+    "profile_state": risk_profile_pb2.RiskProfileState,
+    "profile_direction": risk_profile_pb2.RiskProfileDirection,
+    "inspection": risk_profile_pb2.InspectionState,
+    "finding": risk_profile_pb2.Finding,
 }
 
 
@@ -141,6 +163,15 @@ def unread(alert: alert_pb2.Alert) -> bool:
     )
 
 
+def money(value: detention_pb2.MonetaryValue) -> str:
+    """``EUR 96,000`` (cents only when there are any); '' when unset."""
+    if not value.currency_code and not value.units and not value.nanos:
+        return ""
+    amount = value.units + value.nanos / 1e9
+    text = f"{amount:,.2f}" if value.nanos else f"{value.units:,}"
+    return f"{value.currency_code} {text}".strip()
+
+
 def jinja_globals() -> dict[str, Any]:
     return {
         "label": lambda enum, value: enum_label(ENUMS[enum], value),
@@ -152,5 +183,6 @@ def jinja_globals() -> dict[str, Any]:
         "rid": resource_id,
         "dom_id": dom_id,
         "unread": unread,
+        "money": money,
         "new_request_id": lambda: str(uuid.uuid4()),
     }

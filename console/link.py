@@ -1,11 +1,11 @@
 """The console's only way to the node: its gRPC API, with the officer's token.
 
-Unary calls go through :class:`node.cli.case_client.CaseClient` (one TLS
+Unary calls go through :class:`console.node_client.ConsoleClient` (one TLS
 channel per signed-in session, bearer token in every call, failures raised as
 the project's exceptions) on Starlette's worker threads, so a slow node never
 blocks the event loop.
 
-Watch streams (``WatchAlerts`` / ``WatchCase``) are read by a thread of their
+Watch streams (``WatchAlerts`` / ``WatchCase`` / ``WatchDetentions``) are read by a thread of their
 own each (a long-lived stream must not hold one of the shared workers) and
 handed to the event loop through a queue; cancelling the call from the loop
 ends the thread. See :mod:`console.live` for how they become Server-Sent
@@ -25,21 +25,21 @@ import grpc
 from starlette.concurrency import run_in_threadpool
 
 from console.config import ConsoleConfig
+from console.node_client import ConsoleClient
 from intelshare.errors import ConfigError, IntelshareError
 from intelshare.grpc_errors import from_rpc_error
-from intelshare.v1 import alert_service_pb2, case_service_pb2
-from node.cli.case_client import CaseClient
+from intelshare.v1 import alert_service_pb2, case_service_pb2, ipr_service_pb2
 
 _R = TypeVar("_R")
 
 
-def open_client(config: ConsoleConfig, token: str) -> CaseClient:
+def open_client(config: ConsoleConfig, token: str) -> ConsoleClient:
     """A connection to the node that authenticates as the officer holding ``token``."""
     try:
         ca_pem = Path(config.node_ca).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read console.node_ca {config.node_ca}: {exc.strerror}") from None
-    return CaseClient(
+    return ConsoleClient(
         config.node,
         ca_pem=ca_pem,
         server_name=config.node_server_name,
@@ -73,7 +73,11 @@ class Upstream:
 
     @classmethod
     def alerts(
-        cls, client: CaseClient, after: int, queue: asyncio.Queue[tuple[str, Any]], tag: str = "a"
+        cls,
+        client: ConsoleClient,
+        after: int,
+        queue: asyncio.Queue[tuple[str, Any]],
+        tag: str = "a",
     ) -> Upstream:
         request = alert_service_pb2.WatchAlertsRequest(after_cursor=after)
         return cls(client.stub.WatchAlerts(request, metadata=client.metadata), queue, tag)
@@ -81,7 +85,7 @@ class Upstream:
     @classmethod
     def cases(
         cls,
-        client: CaseClient,
+        client: ConsoleClient,
         after: int,
         queue: asyncio.Queue[tuple[str, Any]],
         tag: str = "c",
@@ -89,6 +93,17 @@ class Upstream:
     ) -> Upstream:
         request = case_service_pb2.WatchCaseRequest(name=case, after_cursor=after)
         return cls(client.cases.WatchCase(request, metadata=client.metadata), queue, tag)
+
+    @classmethod
+    def detentions(
+        cls,
+        client: ConsoleClient,
+        after: int,
+        queue: asyncio.Queue[tuple[str, Any]],
+        tag: str = "d",
+    ) -> Upstream:
+        request = ipr_service_pb2.WatchDetentionsRequest(after_cursor=after)
+        return cls(client.ipr.WatchDetentions(request, metadata=client.metadata), queue, tag)
 
     def _put(self, item: Any) -> None:
         try:

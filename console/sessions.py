@@ -21,8 +21,10 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from node.cli.case_client import CaseClient
+from console.node_client import ConsoleClient
 
+#: The node's role for a rights holder's account (``intelshare node officer add --role``).
+RIGHTS_HOLDER = "rights_holder"
 #: Anonymous (pre-sign-in) sessions kept at most, oldest dropped first.
 MAX_ANONYMOUS = 10_000
 #: How long the sign-in form stays valid.
@@ -41,7 +43,10 @@ class Session:
     csrf: str
     created: float
     last_seen: float
-    client: CaseClient | None = None
+    client: ConsoleClient | None = None
+    #: ``rights_holder`` for a rights holder's account (what the node said at
+    #: sign-in), '' for a customs officer: it chooses the navigation only.
+    role: str = ""
     #: Highest event cursor this session has seen on any live stream: pages
     #: start their streams here, so nothing after what they show is missed.
     cursor: int = 0
@@ -50,6 +55,11 @@ class Session:
     @property
     def signed_in(self) -> bool:
         return self.client is not None
+
+    @property
+    def holder(self) -> bool:
+        """A rights holder's session: its recordations and detentions only."""
+        return self.role == RIGHTS_HOLDER
 
     def check_csrf(self, offered: str | None) -> bool:
         return bool(offered) and hmac.compare_digest(self.csrf, str(offered))
@@ -105,10 +115,10 @@ class SessionStore:
             expired.client.close()
         return session
 
-    def sign_in(self, previous: Session | None, client: CaseClient) -> Session:
+    def sign_in(self, previous: Session | None, client: ConsoleClient, role: str = "") -> Session:
         """A new signed-in session (new id, new CSRF secret); ``previous`` is dropped."""
         now = time.monotonic()
-        session = Session(new_secret(), new_secret(), now, now, client=client)
+        session = Session(new_secret(), new_secret(), now, now, client=client, role=role)
         with self._lock:
             if previous is not None:
                 self._anonymous.pop(previous.id, None)

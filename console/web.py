@@ -41,6 +41,52 @@ class CsrfRefused(Exception):
     """A state-changing request without this session's CSRF token."""
 
 
+#: The navigation bar: (path, text). Customs officers see every page; what
+#: their role may not do, the node refuses with its reason.
+NAV_CUSTOMS = [
+    ("/inbox", "Inbox"),
+    ("/issue", "Issue an alert"),
+    ("/issued", "Issued alerts"),
+    ("/feed", "Live feed"),
+    ("/cases", "Cases"),
+    ("/recordations", "Recordations"),
+    ("/detentions", "Detentions"),
+    ("/profiles", "Risk profiles"),
+    ("/hits", "Risk hits"),
+    ("/screen", "Screen a file"),
+]
+#: A rights holder's account: only what the node lets it use.
+NAV_HOLDER = [
+    ("/detentions", "Your detentions"),
+    ("/recordations", "Your recordations"),
+]
+
+
+def navigation(session: Session | None) -> list[tuple[str, str]]:
+    if session is None or not session.signed_in:
+        return []
+    return NAV_HOLDER if session.holder else NAV_CUSTOMS
+
+
+def home(session: Session | None) -> str:
+    """The first page after sign-in: the inbox, or a rights holder's detentions."""
+    return "/detentions" if session is not None and session.holder else "/inbox"
+
+
+def customs_only(session: Session) -> None:
+    """Refuse a rights holder a page that asks the node nothing before it is shown.
+
+    Pages that call the node need no such check (the node refuses a holder
+    everything but its own records); this one is for forms and live pages,
+    which would otherwise show a form or a stream the node will refuse.
+    """
+    if session.holder:
+        raise errors.PermissionDenied(
+            "This page is for customs officers.",
+            metadata={"role": session.role},
+        )
+
+
 def cookie_name(config: ConsoleConfig) -> str:
     return "__Host-intelshare-console" if config.cookie_secure else "intelshare-console"
 
@@ -120,6 +166,8 @@ def render(
         "agency": config(request).node_server_name,
         "csrf": session.csrf if session is not None else "",
         "path": request.url.path,
+        "nav": navigation(session),
+        "home": home(session),
     }
     ctx.update(context or {})
     return templates(request).TemplateResponse(request, template, ctx, status_code=status_code)
@@ -152,6 +200,13 @@ async def on_csrf(request: Request, exc: Exception) -> Response:
         status_code=403,
         session=current(request),
     )
+
+
+def refusal_text(exc: errors.IntelshareError) -> str:
+    """A node's refusal in one line for a form: its message, the fields' problems, the reason."""
+    violations = getattr(exc, "violations", {}) or {}
+    details = "; ".join(v for _k, v in sorted(violations.items()) if v not in exc.message)
+    return f"{exc.message}{': ' + details if details else ''} [{exc.reason}]"
 
 
 _STATUS = {

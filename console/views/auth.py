@@ -3,6 +3,12 @@
 The token is checked by asking the node for one alert: the node alone knows
 which tokens are valid, and the console learns nothing else about them. A
 refused token gets the same message whatever the reason.
+
+A rights holder's account may not read alerts: the node answers
+PERMISSION_DENIED and names the role. The console then asks for one of the
+holder's recordations instead; if the node answers that, the officer is
+signed in as a rights holder, whose navigation shows only its recordations
+and detentions (the node refuses it everything else all the same).
 """
 
 from __future__ import annotations
@@ -14,7 +20,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from console import link, web
+from console.node_client import ConsoleClient
+from console.sessions import RIGHTS_HOLDER
 from intelshare import errors
+
+
+def _role(client: ConsoleClient) -> str:
+    """'' for a customs officer, ``rights_holder`` for a holder's account (see above)."""
+    try:
+        client.list_alerts(page_size=1)
+    except errors.PermissionDenied as exc:
+        if exc.metadata.get("role") != RIGHTS_HOLDER:
+            raise
+        client.list_recordations(page_size=1)
+        return RIGHTS_HOLDER
+    return ""
 
 
 def _safe_next(target: str | None) -> str:
@@ -55,7 +75,8 @@ def _form(
 async def sign_in_page(request: Request) -> Response:
     session = web.current(request)
     if session is not None and session.signed_in:
-        return web.redirect(request, _safe_next(request.query_params.get("next")))
+        target = _safe_next(request.query_params.get("next"))
+        return web.redirect(request, web.home(session) if target == "/inbox" else target)
     return _form(request)
 
 
@@ -75,7 +96,7 @@ async def sign_in(request: Request) -> Response:
     config = web.config(request)
     client = link.open_client(config, token)
     try:
-        await link.call(client.list_alerts, page_size=1)
+        role = await link.call(_role, client)
     except errors.Unauthenticated:
         client.close()
         return _form(
@@ -87,8 +108,10 @@ async def sign_in(request: Request) -> Response:
     except errors.IntelshareError:
         client.close()
         raise
-    session = store.sign_in(previous, client)
+    session = store.sign_in(previous, client, role)
     web.log.info("officer signed in (%d sessions)", len(store))
+    if session.holder and next_url == "/inbox":
+        next_url = web.home(session)
     response = web.redirect(request, next_url)
     web.set_session_cookie(response, request, session)
     return response

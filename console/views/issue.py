@@ -47,6 +47,7 @@ def _render(
 
 async def form_page(request: Request) -> Response:
     session = web.require(request)
+    web.customs_only(session)
     return _render(request, session, Draft.blank())
 
 

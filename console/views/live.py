@@ -1,7 +1,7 @@
 """Live feeds as Server-Sent Events, fed by the node's watch streams.
 
-Each ``/live/...`` response is one upstream stream (``WatchAlerts`` or
-``WatchCase``, two for the feed page) opened with the officer's own token and
+Each ``/live/...`` response is one upstream stream (``WatchAlerts``,
+``WatchCase`` or ``WatchDetentions``; two for the feed page) opened with the officer's own token and
 read from the cursor the page gives (``after``) or, when the browser
 reconnects, from the ``Last-Event-ID`` header it sends: every SSE message
 carries the cursor of the last node event it covers as its id, so a
@@ -37,12 +37,20 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from console import link, web
-from console.display import ENUMS, enum_value, ts_ms
+from console.display import ENUMS, enum_key, enum_value, ts_ms
 from console.sessions import Session
 from console.views.alerts import alert_name, matches
 from console.views.cases import case_name
+from console.views.detentions import detention_name
 from intelshare import errors
-from intelshare.v1 import alert_pb2, alert_service_pb2, case_pb2, case_service_pb2
+from intelshare.v1 import (
+    alert_pb2,
+    alert_service_pb2,
+    case_pb2,
+    case_service_pb2,
+    detention_pb2,
+    ipr_service_pb2,
+)
 
 log = logging.getLogger("console.live")
 
@@ -357,8 +365,111 @@ async def one_case(request: Request) -> Response:
     )
 
 
+# --- detentions -------------------------------------------------------------------------------
+
+
+def _ipr_events(batch: list[tuple[str, Any]]) -> tuple[list[Any], int]:
+    """The IPR events of a batch, and the highest cursor it covers (heartbeats included)."""
+    events = []
+    last = 0
+    for _t, item in batch:
+        if not isinstance(item, ipr_service_pb2.WatchDetentionsResponse):
+            continue
+        if item.HasField("heartbeat"):
+            last = max(last, item.heartbeat.head_cursor)
+        elif item.HasField("event"):
+            events.append(item.event)
+            last = max(last, item.event.cursor)
+    return events, last
+
+
+async def detention_list(request: Request) -> Response:
+    """Rows of the detentions list: new detentions on top, changed ones in place."""
+    session = web.current(request)
+    if session is None or not session.signed_in:
+        return _signed_out()
+    client = session.client
+    assert client is not None
+    q = request.query_params
+    may_insert = q.get("insert") == "1"
+    since = _cursor(q.get("since", "0")) - SINCE_MARGIN_MS
+    after = _cursor(resume_point(request))
+
+    async def handle(batch: list[tuple[str, Any]]) -> list[bytes]:
+        events, last = _ipr_events(batch)
+        if not last:
+            return []
+        out = []
+        recent = [
+            e
+            for e in events
+            if ts_ms(e.create_time) >= since and e.resource.startswith("detentions/")
+        ]
+        created = {e.resource for e in recent if e.type == "detention.created"}
+        for name in dict.fromkeys(e.resource for e in recent):
+            try:
+                detention: detention_pb2.Detention = await link.call(client.get_detention, name)
+            except (errors.NotFound, errors.PermissionDenied):
+                continue  # not this officer's to see (another holder's)
+            html = _fragment(request, session, "_detention_row.html", d=detention)
+            new = may_insert and name in created
+            out.append(message(html, event="upsert-new" if new else "upsert"))
+        out.append(message("", id=str(last)))
+        return out
+
+    return _sse(
+        _run(request, session, lambda qu: [link.Upstream.detentions(client, after, qu)], handle)
+    )
+
+
+async def one_detention(request: Request) -> Response:
+    """A detention's state, deadlines and history (and its next steps when the state moved)."""
+    session = web.current(request)
+    if session is None or not session.signed_in:
+        return _signed_out()
+    client = session.client
+    assert client is not None
+    try:
+        name = detention_name(request.path_params["detention_id"])
+    except errors.NotFound:
+        return Response(status_code=404)
+    since = _cursor(request.query_params.get("since", "0")) - SINCE_MARGIN_MS
+    after = _cursor(resume_point(request))
+    #: The state the page's buttons are for: they are re-rendered only when it changes,
+    #: so a reason being typed is not wiped by an unrelated change (samples, extension).
+    shown = {"state": request.query_params.get("state", "")}
+
+    async def handle(batch: list[tuple[str, Any]]) -> list[bytes]:
+        events, last = _ipr_events(batch)
+        if not last:
+            return []
+        out = []
+        if any(e.resource == name and ts_ms(e.create_time) >= since for e in events):
+            detention: detention_pb2.Detention = await link.call(client.get_detention, name)
+            state = enum_key(ENUMS["detention_state"], detention.state)
+            html = _fragment(
+                request,
+                session,
+                "_detention_live.html",
+                d=detention,
+                with_moves=state != shown["state"],
+                done="",
+                form_errors={},
+                values={},
+            )
+            shown["state"] = state
+            out.append(message(html, event="upsert"))
+        out.append(message("", id=str(last)))
+        return out
+
+    return _sse(
+        _run(request, session, lambda qu: [link.Upstream.detentions(client, after, qu)], handle)
+    )
+
+
 async def feed_page(request: Request) -> Response:
     session = web.require(request)
+    web.customs_only(session)
     return web.render(request, "feed.html", {}, session=session)
 
 
@@ -368,4 +479,6 @@ routes = [
     Route("/live/alerts/{alert_id}", one_alert),
     Route("/live/feed", feed),
     Route("/live/cases/{case_id}", one_case),
+    Route("/live/detentions", detention_list),
+    Route("/live/detentions/{detention_id}", one_detention),
 ]

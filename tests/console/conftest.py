@@ -22,6 +22,7 @@ from console.server import RunningConsole, start_in_thread
 from intelshare import devfed
 from intelshare.v1 import alert_pb2, case_pb2, envelope_pb2
 from node.cli.case_client import CaseClient
+from tests.node.api.ipr_fixtures import RECORDATION_FIELDS, REPORT_FIELDS
 from tests.node.conftest import (  # noqa: F401 - fixtures used by this directory's tests
     AGENCIES,
     CUSTOMS,
@@ -34,6 +35,7 @@ from tests.node.conftest import (  # noqa: F401 - fixtures used by this director
     treaties,
     wait_for,
 )
+from tests.node.risk.conftest import HIT_FIELDS, PROFILE_FIELDS
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -45,12 +47,19 @@ def db_url(tmp_path: Path) -> str:
 
 
 def console_treaties() -> list[dict[str, Any]]:
-    """The node tests' treaties, with joint cases allowed under both (titles shared)."""
+    """The node tests' treaties, with joint cases allowed under both (titles shared), and the
+    customs treaty carrying the IPR and risk kinds with the allow-lists of their API tests."""
     data = treaties()
     for t in data:
         t["kinds"].append("case_membership")
         t["fields"]["case_membership"] = ["title"]
         t["fields"]["case_entry"] = ["text", "subjects", "attachments_digest"]
+        if t["id"] == CUSTOMS:
+            t["kinds"] += ["recordation", "detention_report", "risk_profile", "risk_hit"]
+            t["fields"]["recordation"] = list(RECORDATION_FIELDS)
+            t["fields"]["detention_report"] = list(REPORT_FIELDS)
+            t["fields"]["risk_profile"] = list(PROFILE_FIELDS)
+            t["fields"]["risk_hit"] = list(HIT_FIELDS)
     return data
 
 

@@ -1,0 +1,35 @@
+"""The one client a signed-in session holds: alerts, cases, IPR and risk on one channel.
+
+The officers' command line has a client per service (``CaseClient``,
+``IprClient``, ``RiskClient``), each a :class:`node.cli.client.NodeClient`
+with the same channel, token and error translation. The console wants all
+of them for one officer without a TLS connection each, so this class
+combines them: their ``__init__`` methods cooperate, so one channel is
+opened and every service's stub is made on it.
+
+Two of them call a method ``statistics`` (the IPR enforcement statistics
+and a risk profile's statistics); the console calls each by a name of its
+own below, never the ambiguous one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from intelshare.v1 import ipr_service_pb2, risk_profile_pb2
+from node.cli.case_client import CaseClient
+from node.cli.ipr_client import IprClient
+from node.cli.risk_client import RiskClient
+
+
+class ConsoleClient(CaseClient, IprClient, RiskClient):  # type: ignore[misc]  # see the docstring
+    """Every officer service of the node over one TLS channel, as one officer."""
+
+    def __enter__(self) -> ConsoleClient:
+        return self
+
+    def enforcement_statistics(self, **request: Any) -> ipr_service_pb2.EnforcementStatistics:
+        return IprClient.statistics(self, **request)
+
+    def profile_statistics(self, name: str) -> risk_profile_pb2.RiskProfileStatistics:
+        return RiskClient.statistics(self, name)
