@@ -30,11 +30,15 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_AGENCY_NOT_ACTIVE: _ErrorReason.ValueType  # 3
     """The agency is suspended, revoked or out of validity."""
     ERROR_REASON_AGENCY_UNKNOWN: _ErrorReason.ValueType  # 4
-    """No such agency in the directory."""
+    """No such agency in the directory. Metadata "agency_id"."""
     ERROR_REASON_TREATY_NOT_IN_FORCE: _ErrorReason.ValueType  # 5
-    """The treaty is unknown, not signed by every party or outside its window."""
+    """The treaty is unknown, not signed by every party or outside its window.
+    Metadata "treaty_id" and, where a version is known, "treaty_version".
+    """
     ERROR_REASON_NOT_A_PARTY: _ErrorReason.ValueType  # 6
-    """Sender or a recipient is not a party of the treaty."""
+    """Sender or a recipient is not a party of the treaty. Metadata, where
+    known, "agency_id" and "treaty_id".
+    """
     ERROR_REASON_KIND_NOT_PERMITTED: _ErrorReason.ValueType  # 7
     """The record kind is not permitted by the treaty."""
     ERROR_REASON_CATEGORY_NOT_PERMITTED: _ErrorReason.ValueType  # 8
@@ -42,13 +46,21 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_HANDLING_NOT_PERMITTED: _ErrorReason.ValueType  # 9
     """The handling code or TLP marking is above the treaty's maximum."""
     ERROR_REASON_FIELD_NOT_PERMITTED: _ErrorReason.ValueType  # 10
-    """A field is not permitted by the treaty."""
+    """A field is not permitted by the treaty. Metadata, where known,
+    "treaty_id", "treaty_version" and "rule".
+    """
     ERROR_REASON_CURSOR_EXPIRED: _ErrorReason.ValueType  # 11
-    """The inbox cursor is older than what the gateway keeps."""
+    """The inbox cursor is older than what the gateway keeps. Metadata
+    "acknowledged_sequence" (where to resume).
+    """
     ERROR_REASON_PAYLOAD_TOO_LARGE: _ErrorReason.ValueType  # 12
-    """The message or request is larger than the configured limit."""
+    """The message or request is larger than the configured limit. Metadata
+    "limit_bytes" and "size_bytes".
+    """
     ERROR_REASON_MALFORMED: _ErrorReason.ValueType  # 13
-    """The message could not be parsed."""
+    """The message could not be parsed. Metadata "treaty_id" for a treaty
+    document; the BadRequest may name the fields.
+    """
     ERROR_REASON_EXPIRED: _ErrorReason.ValueType  # 14
     """The message has expired."""
     ERROR_REASON_CLOCK_SKEW: _ErrorReason.ValueType  # 15
@@ -60,13 +72,17 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 18
     """The caller's credentials are missing or wrong."""
     ERROR_REASON_PERMISSION_DENIED: _ErrorReason.ValueType  # 19
-    """The caller's role does not allow the method."""
+    """The caller's role does not allow the method. Metadata, depending on the
+    method, "role", "permission" and "name".
+    """
     ERROR_REASON_NOT_FOUND: _ErrorReason.ValueType  # 20
-    """The resource does not exist."""
+    """The resource does not exist. Metadata "name" or "officer"."""
     ERROR_REASON_INVALID_ARGUMENT: _ErrorReason.ValueType  # 21
     """A request field is invalid."""
     ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 22
-    """The request_id was reused with a different request."""
+    """The request_id was reused with a different request. Metadata
+    "request_id".
+    """
     ERROR_REASON_KEY_EXPIRED: _ErrorReason.ValueType  # 23
     """The key has expired or was replaced."""
     ERROR_REASON_AUDIT_LOG_INVALID: _ErrorReason.ValueType  # 24
@@ -74,7 +90,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_MESSAGE_ID_REUSED: _ErrorReason.ValueType  # 25
     """A message id was reused for a different envelope."""
     ERROR_REASON_CONFIG_INVALID: _ErrorReason.ValueType  # 26
-    """The configuration is invalid."""
+    """The configuration is invalid. Metadata, for an agency's calendar,
+    "country", "subdivision" and "time_zone".
+    """
     ERROR_REASON_KEY_FILE_INVALID: _ErrorReason.ValueType  # 27
     """A key file is missing, of the wrong type or readable by others."""
     ERROR_REASON_UNAVAILABLE: _ErrorReason.ValueType  # 28
@@ -82,10 +100,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_POLICY_REFUSED: _ErrorReason.ValueType  # 29
     """The treaty refused the operation for a reason not listed above."""
     ERROR_REASON_FAILED_PRECONDITION: _ErrorReason.ValueType  # 30
-    """The resource is not in a state that allows the operation."""
+    """The resource is not in a state that allows the operation. Metadata,
+    depending on the cause, "name", "state", "agency_id",
+    "owner_agency", "officer" and "fields".
+    """
     ERROR_REASON_CURSOR_AHEAD: _ErrorReason.ValueType  # 31
     """The inbox cursor is beyond the last sequence the gateway allocated (its
     queue was restored or reset): resume from the acknowledged position.
+    Metadata "acknowledged_sequence" and "last_sequence".
     """
     ERROR_REASON_REVIEW_REQUIRED: _ErrorReason.ValueType  # 32
     """The treaty reserves this record's kind or category for review
@@ -141,11 +163,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_HOLDER_MISMATCH: _ErrorReason.ValueType  # 43
     """A rights holder asked for another holder's record. Code
-    PERMISSION_DENIED.
+    PERMISSION_DENIED; metadata "recordation" or "detention".
     """
     ERROR_REASON_RECORDATION_MOVE_INVALID: _ErrorReason.ValueType  # 44
     """The recordation cannot move from its state to the one asked. Code
-    FAILED_PRECONDITION; metadata "from_state" and "to_state".
+    FAILED_PRECONDITION; metadata "from_state" and "to_state", and where
+    known "recordation" and "origin_agency".
     """
     ERROR_REASON_EXTENSION_REFUSED: _ErrorReason.ValueType  # 45
     """The extension is not allowed: a deadline already extended, perishable
@@ -180,11 +203,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_APPROVER_IS_AUTHOR: _ErrorReason.ValueType  # 51
     """An officer asked to approve a record they wrote themselves; a review
-    needs a second officer. Code PERMISSION_DENIED.
+    needs a second officer. Code PERMISSION_DENIED; metadata "name".
     """
     ERROR_REASON_TREATY_NOT_FOUND: _ErrorReason.ValueType  # 52
     """The node holds no treaty of that id whose parties include its agency
-    (TreatyService.GetTreaty). Code NOT_FOUND; metadata "treaty_id".
+    (TreatyService.GetTreaty). Code NOT_FOUND; metadata "treaty_id" and,
+    when a version was asked for, "version".
     """
     ERROR_REASON_NAME_INVALID: _ErrorReason.ValueType  # 53
     """A resource name is not of the form the method takes (e.g.
@@ -207,11 +231,15 @@ ERROR_REASON_SENDER_MISMATCH: ErrorReason.ValueType  # 2
 ERROR_REASON_AGENCY_NOT_ACTIVE: ErrorReason.ValueType  # 3
 """The agency is suspended, revoked or out of validity."""
 ERROR_REASON_AGENCY_UNKNOWN: ErrorReason.ValueType  # 4
-"""No such agency in the directory."""
+"""No such agency in the directory. Metadata "agency_id"."""
 ERROR_REASON_TREATY_NOT_IN_FORCE: ErrorReason.ValueType  # 5
-"""The treaty is unknown, not signed by every party or outside its window."""
+"""The treaty is unknown, not signed by every party or outside its window.
+Metadata "treaty_id" and, where a version is known, "treaty_version".
+"""
 ERROR_REASON_NOT_A_PARTY: ErrorReason.ValueType  # 6
-"""Sender or a recipient is not a party of the treaty."""
+"""Sender or a recipient is not a party of the treaty. Metadata, where
+known, "agency_id" and "treaty_id".
+"""
 ERROR_REASON_KIND_NOT_PERMITTED: ErrorReason.ValueType  # 7
 """The record kind is not permitted by the treaty."""
 ERROR_REASON_CATEGORY_NOT_PERMITTED: ErrorReason.ValueType  # 8
@@ -219,13 +247,21 @@ ERROR_REASON_CATEGORY_NOT_PERMITTED: ErrorReason.ValueType  # 8
 ERROR_REASON_HANDLING_NOT_PERMITTED: ErrorReason.ValueType  # 9
 """The handling code or TLP marking is above the treaty's maximum."""
 ERROR_REASON_FIELD_NOT_PERMITTED: ErrorReason.ValueType  # 10
-"""A field is not permitted by the treaty."""
+"""A field is not permitted by the treaty. Metadata, where known,
+"treaty_id", "treaty_version" and "rule".
+"""
 ERROR_REASON_CURSOR_EXPIRED: ErrorReason.ValueType  # 11
-"""The inbox cursor is older than what the gateway keeps."""
+"""The inbox cursor is older than what the gateway keeps. Metadata
+"acknowledged_sequence" (where to resume).
+"""
 ERROR_REASON_PAYLOAD_TOO_LARGE: ErrorReason.ValueType  # 12
-"""The message or request is larger than the configured limit."""
+"""The message or request is larger than the configured limit. Metadata
+"limit_bytes" and "size_bytes".
+"""
 ERROR_REASON_MALFORMED: ErrorReason.ValueType  # 13
-"""The message could not be parsed."""
+"""The message could not be parsed. Metadata "treaty_id" for a treaty
+document; the BadRequest may name the fields.
+"""
 ERROR_REASON_EXPIRED: ErrorReason.ValueType  # 14
 """The message has expired."""
 ERROR_REASON_CLOCK_SKEW: ErrorReason.ValueType  # 15
@@ -237,13 +273,17 @@ ERROR_REASON_ENVELOPE_INVALID: ErrorReason.ValueType  # 17
 ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 18
 """The caller's credentials are missing or wrong."""
 ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 19
-"""The caller's role does not allow the method."""
+"""The caller's role does not allow the method. Metadata, depending on the
+method, "role", "permission" and "name".
+"""
 ERROR_REASON_NOT_FOUND: ErrorReason.ValueType  # 20
-"""The resource does not exist."""
+"""The resource does not exist. Metadata "name" or "officer"."""
 ERROR_REASON_INVALID_ARGUMENT: ErrorReason.ValueType  # 21
 """A request field is invalid."""
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 22
-"""The request_id was reused with a different request."""
+"""The request_id was reused with a different request. Metadata
+"request_id".
+"""
 ERROR_REASON_KEY_EXPIRED: ErrorReason.ValueType  # 23
 """The key has expired or was replaced."""
 ERROR_REASON_AUDIT_LOG_INVALID: ErrorReason.ValueType  # 24
@@ -251,7 +291,9 @@ ERROR_REASON_AUDIT_LOG_INVALID: ErrorReason.ValueType  # 24
 ERROR_REASON_MESSAGE_ID_REUSED: ErrorReason.ValueType  # 25
 """A message id was reused for a different envelope."""
 ERROR_REASON_CONFIG_INVALID: ErrorReason.ValueType  # 26
-"""The configuration is invalid."""
+"""The configuration is invalid. Metadata, for an agency's calendar,
+"country", "subdivision" and "time_zone".
+"""
 ERROR_REASON_KEY_FILE_INVALID: ErrorReason.ValueType  # 27
 """A key file is missing, of the wrong type or readable by others."""
 ERROR_REASON_UNAVAILABLE: ErrorReason.ValueType  # 28
@@ -259,10 +301,14 @@ ERROR_REASON_UNAVAILABLE: ErrorReason.ValueType  # 28
 ERROR_REASON_POLICY_REFUSED: ErrorReason.ValueType  # 29
 """The treaty refused the operation for a reason not listed above."""
 ERROR_REASON_FAILED_PRECONDITION: ErrorReason.ValueType  # 30
-"""The resource is not in a state that allows the operation."""
+"""The resource is not in a state that allows the operation. Metadata,
+depending on the cause, "name", "state", "agency_id",
+"owner_agency", "officer" and "fields".
+"""
 ERROR_REASON_CURSOR_AHEAD: ErrorReason.ValueType  # 31
 """The inbox cursor is beyond the last sequence the gateway allocated (its
 queue was restored or reset): resume from the acknowledged position.
+Metadata "acknowledged_sequence" and "last_sequence".
 """
 ERROR_REASON_REVIEW_REQUIRED: ErrorReason.ValueType  # 32
 """The treaty reserves this record's kind or category for review
@@ -318,11 +364,12 @@ suspended). Code FAILED_PRECONDITION; metadata "recordation" and
 """
 ERROR_REASON_HOLDER_MISMATCH: ErrorReason.ValueType  # 43
 """A rights holder asked for another holder's record. Code
-PERMISSION_DENIED.
+PERMISSION_DENIED; metadata "recordation" or "detention".
 """
 ERROR_REASON_RECORDATION_MOVE_INVALID: ErrorReason.ValueType  # 44
 """The recordation cannot move from its state to the one asked. Code
-FAILED_PRECONDITION; metadata "from_state" and "to_state".
+FAILED_PRECONDITION; metadata "from_state" and "to_state", and where
+known "recordation" and "origin_agency".
 """
 ERROR_REASON_EXTENSION_REFUSED: ErrorReason.ValueType  # 45
 """The extension is not allowed: a deadline already extended, perishable
@@ -357,11 +404,12 @@ Code FAILED_PRECONDITION; metadata "rule" says which.
 """
 ERROR_REASON_APPROVER_IS_AUTHOR: ErrorReason.ValueType  # 51
 """An officer asked to approve a record they wrote themselves; a review
-needs a second officer. Code PERMISSION_DENIED.
+needs a second officer. Code PERMISSION_DENIED; metadata "name".
 """
 ERROR_REASON_TREATY_NOT_FOUND: ErrorReason.ValueType  # 52
 """The node holds no treaty of that id whose parties include its agency
-(TreatyService.GetTreaty). Code NOT_FOUND; metadata "treaty_id".
+(TreatyService.GetTreaty). Code NOT_FOUND; metadata "treaty_id" and,
+when a version was asked for, "version".
 """
 ERROR_REASON_NAME_INVALID: ErrorReason.ValueType  # 53
 """A resource name is not of the form the method takes (e.g.

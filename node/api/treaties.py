@@ -152,7 +152,9 @@ class TreatyServicer(KindServicer, treaty_service_pb2_grpc.TreatyServiceServicer
             docs.sort(key=lambda d: d.treaty.version)
         return out
 
-    def _view(self, docs: list[SignedTreatyDoc], doc: SignedTreatyDoc, now: datetime) -> Any:
+    def _view(
+        self, docs: list[SignedTreatyDoc], doc: SignedTreatyDoc, now: datetime
+    ) -> S.AgencyTreaty:
         treaty = doc.treaty
         standing, detail, unsigned = _standing(self.trust, doc, now)
         return S.AgencyTreaty(
@@ -209,7 +211,9 @@ def _shown(docs: list[SignedTreatyDoc], trust: Trust, now: datetime) -> SignedTr
     return docs[-1]
 
 
-def _standing(trust: Trust, doc: SignedTreatyDoc, now: datetime) -> tuple[int, str, list[str]]:
+def _standing(
+    trust: Trust, doc: SignedTreatyDoc, now: datetime
+) -> tuple[S.TreatyStanding.ValueType, str, list[str]]:
     """(standing, in words, parties not validly signed) of ``doc`` at ``now``.
 
     The same conditions as :func:`intelshare.treaty.in_force`, told apart.
