@@ -44,6 +44,7 @@ from sqlalchemy import Engine, insert, text
 
 from intelshare import migrate
 from intelshare.db import make_engine
+from intelshare.pagetokens import PageTokens
 from intelshare.v1 import detention_pb2, ipr_service_pb2, recordation_pb2
 from node.ipr import views
 from node.kinds import ipr_stats
@@ -223,7 +224,7 @@ def run(db: str | None = None, *, recordations: int, detentions: int) -> dict[st
         seed_d = seed_detentions(engine, detentions, rng, year)
         kind = Recordations(
             agency_id="nl-customs",
-            store=cast(Any, SimpleNamespace(engine=engine)),
+            store=cast(Any, SimpleNamespace(engine=engine, page_tokens=PageTokens.ephemeral())),
             records=cast(Any, SimpleNamespace(register=lambda _k: None)),
         )
         officer = Officer("bench", "bench", "analyst")
