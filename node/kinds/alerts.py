@@ -32,11 +32,11 @@ not where). Control messages ride on the treaty of the alert they refer to,
 and the receiving node checks that they refer to something it really
 shared with that sender under that treaty.
 
-Onward sharing: a received alert can only be read, acknowledged and
-answered with hits; no operation sends it (or any part of it) to another
-agency, so every treaty's onward-sharing rule is met by construction. A
-future "forward" operation must call
-:func:`intelshare.treaty.onward_sharing_allowed` first.
+Review before release and onward sharing are :mod:`node.kinds.reviews`
+(an alert a treaty reserves for review is held until an approver releases
+it) and :mod:`node.kinds.forwarding` (a received alert passed on under the
+original treaty's onward-sharing rule, with the originator's consent where
+it asks for one; updates and revocations follow the copies).
 
 Every mutation writes its event row in the same transaction (see
 :mod:`node.storage.store`); every officer read of a received alert is audited.
