@@ -901,6 +901,7 @@ class WatchAlertsRequest(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     URGENCY_FIELD_NUMBER: _builtins.int
     TREATY_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_LINKS_FIELD_NUMBER: _builtins.int
     after_cursor: _builtins.int
     """Cursor of the last event seen; 0 for everything still kept."""
     kind: _alert_pb2.AlertKind.ValueType
@@ -909,6 +910,11 @@ class WatchAlertsRequest(_message.Message):
     """Only events of alerts of this urgency (unspecified: any)."""
     treaty_id: _builtins.str
     """Only events of alerts shared under this treaty (empty: any)."""
+    include_links: _builtins.bool
+    """Also "link.found" events: a record received later shares an identifier
+    (container, vessel, person, ...) with the alert the event names. Off by
+    default, so a feed of alert events stays one.
+    """
     def __init__(
         self,
         *,
@@ -916,10 +922,11 @@ class WatchAlertsRequest(_message.Message):
         kind: _alert_pb2.AlertKind.ValueType = ...,
         urgency: _alert_pb2.Urgency.ValueType = ...,
         treaty_id: _builtins.str = ...,
+        include_links: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "kind", b"kind", "treaty_id", b"treaty_id", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "include_links", b"include_links", "kind", b"kind", "treaty_id", b"treaty_id", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -209,6 +209,8 @@ class AlertServicer(WorkflowMethods, KindServicer, alert_service_pb2_grpc.AlertS
                             rows = {r.alert_id: r for r in conn.execute(_FILTER_ROWS, {"ids": ids})}
                     for e in events:
                         cursor = e.seq
+                        if e.type.startswith("link.") and not request.include_links:
+                            continue  # links only for a feed that asked for them
                         if filtered:
                             row = rows.get(e.alert_id or "")
                             if row is None or not _matches(row, request):
