@@ -24,7 +24,6 @@ from intelshare.v1 import (
     envelope_pb2,
     gateway_service_pb2,
     gateway_service_pb2_grpc,
-    receipt_pb2,
     treaty_pb2,
 )
 
@@ -260,9 +259,3 @@ class GatewayClient:
             token = page.next_page_token
             if not token:
                 return out
-
-
-def receipt_from_bytes(data: bytes) -> receipt_pb2.Receipt:
-    receipt = receipt_pb2.Receipt()
-    receipt.ParseFromString(data)
-    return receipt

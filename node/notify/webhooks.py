@@ -174,9 +174,6 @@ class Webhook:
     created_ms: int
     disabled: bool
 
-    def wants(self, event_type: str) -> bool:
-        return matches(self.events, event_type)
-
 
 @dataclass(frozen=True)
 class Delivery:
