@@ -1,0 +1,156 @@
+"""The IPR and risk pages in a real headless Chromium, against a real federation.
+
+A customs officer at de-customs and ACME's rights holder work in two browser
+sessions: the officer notifies the holder of a detention under ACME's
+recordation (granted by nl-customs, detained at Hamburg: both made through
+the nodes' API first), the holder, who sees only its own detentions, agrees
+to destruction, and the officer's open page changes by itself (the state,
+the history, the next steps). Then an analyst screens an uploaded file,
+opens the hit and records the outcome, and the profile's author sees it
+counted. Screenshots as in test_browser.py (``INTELSHARE_DOCS_SCREENSHOTS=1``
+also writes them to docs/images/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.console.conftest import Federation, issue
+from tests.console.ipr_helpers import DECLARATIONS_CSV, detain, grant, holders, share_profile
+from tests.console.test_browser import CHROMEDRIVER, CHROMIUM, Browser, browsers  # noqa: F401
+from tests.node.conftest import wait_for
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium package (/usr/bin/chromium)"
+    ),
+    pytest.mark.skipif(
+        not CHROMEDRIVER.exists(),
+        reason="needs Debian's chromium-driver package (/usr/bin/chromedriver)",
+    ),
+]
+
+
+def _sign_in(b: Browser, role: str, landing: str) -> None:
+    b.go("/")
+    field = b.find("#token")
+    field.send_keys(b.console.node.tokens[role])
+    b.submit("button.primary")
+    b.wait(lambda: b.d.current_url.endswith(landing), f"{landing} after sign-in")
+
+
+def test_the_holder_answers_and_the_officers_page_follows(
+    federation: Federation,
+    browsers: Callable[..., Browser],  # noqa: F811
+) -> None:
+    recordation = grant(federation)
+    name = detain(federation, recordation)
+    did = name.split("/")[1]
+    holders(federation)
+    de = federation.consoles["de-customs"]
+    officer = browsers(de)
+    holder = browsers(de)
+    _sign_in(officer, "liaison", "/inbox")
+    _sign_in(holder, "rights_holder", "/detentions")
+
+    # The recordation as de-customs holds it: nl-customs' copy, to look the goods up.
+    officer.go("/recordations")
+    officer.submit(f"a[href='/recordations/{recordation.split('/')[1]}']")
+    assert "hologram inside the tongue" in officer.find("main").text
+    officer.shot("recordation")
+
+    # The officer notifies holder and declarant from the detention's page.
+    officer.go("/detentions")
+    row = officer.find(f"#detention-{did}")
+    assert "Detained" in row.text
+    officer.submit(f"#detention-{did} a")
+    officer.type("reason", "holder and declarant notified by e-mail")
+    officer.submit("#move-holder_notified")
+    officer.wait(
+        lambda: "Holder answer" in officer.find("#detention-status").text, "the holder's deadline"
+    )
+    officer.live()
+    officer.mark()
+    officer.shot("detention", "#detention-status")
+
+    # The holder sees only its detentions and its two pages, with the date its answer is due.
+    links = [a.get_attribute("href") for a in holder.all("header nav a")]
+    assert [link.rsplit("/", 1)[1] for link in links] == ["detentions", "recordations"]
+    holder.go("/detentions")
+    holder.wait(
+        lambda: "Holder answer: end of" in holder.find(f"#detention-{did}").text,
+        "the holder's deadline in its list",
+    )
+    holder.shot("holder-detentions")
+    holder.submit(f"#detention-{did} a")
+    assert "Not disclosed to you" in holder.find("main").text
+    assert "CSQU3054383" not in holder.find("main").text
+    holder.type("reason", "Counterfeit: no hologram, wrong stitching. We agree to destruction.")
+    holder.shot("holder-answer", "#detention-moves")
+    holder.submit("#move-destruction_agreed")
+    holder.wait(lambda: "The detention moved" in holder.find("#detention-moves").text, "done")
+    assert "Destruction agreed" in holder.find("#detention-status").text
+
+    # The officer's page changed by itself: state, history, next steps.
+    officer.wait(
+        lambda: (
+            officer.find("#detention-status").get_attribute("data-state") == "destruction_agreed"
+        ),
+        "the holder's answer on the officer's page",
+    )
+    assert "rights holder" in officer.find("#history").text
+    officer.wait(lambda: officer.all("#move-destroyed"), "the next step: destroy")
+    assert officer.same_page()
+    officer.shot("detention-live", "#detention-status")
+
+    # Anything else is refused, with a message, not a crash.
+    holder.go("/inbox")
+    assert "Not permitted" in holder.find("h1").text
+    assert "rights holder" in holder.find("main").text
+    assert officer.errors() == []
+    assert holder.errors() == []
+
+
+def test_screen_a_file_open_the_hit_and_record_the_outcome(
+    federation: Federation,
+    browsers: Callable[..., Browser],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    issue(federation)  # an alert naming the container: the hit links to it
+    name = share_profile(federation)
+    upload = tmp_path / "declarations-2026-05-04.csv"
+    upload.write_text(DECLARATIONS_CSV)
+    de = browsers(federation.consoles["de-customs"])
+    _sign_in(de, "analyst", "/inbox")
+    de.go("/screen")
+    de.find("#f-file").send_keys(str(upload))
+    de.submit("#screen-button")
+    de.wait(lambda: de.find("#count-targeted").text == "1", "the summary")
+    assert de.find("#count-bad").text == "1"
+    assert "line 4" in de.find("#problems").text
+    de.shot("screen", "#summary")
+    de.submit("#targeted a[href^='/hits/']")
+    de.wait(lambda: de.find("#outcome"), "the hit's page")
+    de.choose("inspection", "inspected")
+    de.choose("finding", "confirmed")
+    de.type("note", "falsified amoxicillin, 40 cartons")
+    de.submit("#outcome-button")
+    de.wait(lambda: "Outcome recorded" in de.find("main").text, "the outcome")
+    de.shot("hit")
+
+    nl = browsers(federation.consoles["nl-customs"])
+    _sign_in(nl, "liaison", "/inbox")
+
+    def counted() -> bool:
+        nl.go(f"/profiles/{name.split('/')[1]}")
+        return "with the risk confirmed" in nl.find("#statistics").text
+
+    wait_for(counted, what="the outcome in the author's statistics")
+    assert "HS code starts with 3004" in nl.find("#criteria").text
+    nl.shot("profile")
+    assert de.errors() == []
+    assert nl.errors() == []
