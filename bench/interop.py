@@ -245,8 +245,10 @@ def peer_round(
     try:
         url = f"{base}/{PEER_ROOT}/collections/{PEER_COLLECTION}/"
         started = time.perf_counter()
-        # medallion loads (and indexes) its whole data file before it answers.
-        _wait_http(url, proc, log, auth=(PEER_USER, PEER_PASSWORD), timeout=1800)
+        # medallion loads its whole data file before it answers. Its discovery
+        # is the probe: a collection request deep-copies every object, and
+        # probes that time out would pile up in its threads.
+        _wait_http(f"{base}/taxii2/", proc, log, auth=(PEER_USER, PEER_PASSWORD), timeout=1800)
         load_s = round(time.perf_counter() - started, 1)
         # medallion's spec_version filter compares every object of the
         # collection with every other on each request without 'next'
@@ -288,7 +290,9 @@ def run(
     backend: str | None = None,
     sizes: tuple[int, ...] = SIZES,
     peer_budget: float = PEER_BUDGET,
+    out: Path | None = None,
 ) -> dict[str, Any]:
+    """Measure every size; with ``out``, the report so far is written there after each."""
     backend = h.pick_backend(backend, quick)
     if quick:
         sizes = (10, 30)
@@ -350,6 +354,8 @@ def run(
                     "loadavg": h.loadavg(),
                 }
             )
+            if out is not None:
+                out.write_text(json.dumps(report, indent=2))
     return report
 
 
@@ -400,9 +406,16 @@ def main(argv: list[str] | None = None) -> int:
         default=PEER_BUDGET,
         help="seconds medallion may take to page a collection (default %(default)s)",
     )
+    parser.add_argument("--out", type=Path, help="write the JSON report here after each size")
     args = parser.parse_args(argv)
     sizes = tuple(int(s) for s in args.sizes.split(","))
-    result = run(quick=args.quick, backend=args.backend, sizes=sizes, peer_budget=args.peer_budget)
+    result = run(
+        quick=args.quick,
+        backend=args.backend,
+        sizes=sizes,
+        peer_budget=args.peer_budget,
+        out=args.out,
+    )
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
