@@ -28,6 +28,13 @@ from starlette.routing import Route
 
 from console import link, web
 from console.display import ENUMS, enum_value
+from console.ipr_forms import (
+    DETENTION_FIELDS,
+    blank_detention,
+    detention_from_form,
+    field_for_path,
+    values_of,
+)
 from console.node_client import ConsoleClient
 from console.sessions import Session
 from intelshare import errors
@@ -37,6 +44,7 @@ D = detention_pb2
 
 #: What the page says after each action (``?done=``).
 DONE = {
+    "created": "Detention recorded. Notify the holder and the declarant before the deadline.",
     "moved": "The detention moved; its deadlines follow.",
     "extended": "The deadline is extended.",
     "samples": "Your request for samples is recorded; customs will be in touch.",
@@ -231,6 +239,68 @@ async def share_report(request: Request) -> Response:
     return await _act(request, "report", "reported", run, ())
 
 
+# --- recording a detention -------------------------------------------------------------------
+
+
+def _detain_form(
+    request: Request,
+    session: Session,
+    values: dict[str, str],
+    *,
+    problems: dict[str, str] | None = None,
+    summary: list[tuple[str, str]] | None = None,
+    message: str = "",
+    status_code: int = 200,
+) -> Response:
+    return web.render(
+        request,
+        "detention_form.html",
+        {"v": values, "errors": problems or {}, "summary": summary or [], "message": message},
+        status_code=status_code,
+        session=session,
+    )
+
+
+async def detain_page(request: Request) -> Response:
+    session = web.require(request)
+    web.customs_only(session)
+    recordation = request.query_params.get("recordation", "").strip()
+    return _detain_form(request, session, blank_detention(recordation))
+
+
+async def detain(request: Request) -> Response:
+    """CreateDetention from the form; the node computes the deadlines and suggests recordations."""
+    session = web.require(request)
+    web.customs_only(session)
+    form = await web.form_with_csrf(request, session)
+    assert session.client is not None
+    values = values_of(form, DETENTION_FIELDS)
+    try:
+        created = await link.call(
+            session.client.create_detention,
+            detention_from_form(values),
+            values["detention_id"],
+            values["request_id"] or None,
+        )
+    except (errors.InvalidArgument, errors.FailedPrecondition) as exc:
+        violations = getattr(exc, "violations", {}) or {}
+        by_field: dict[str, str] = {}
+        for path, text in sorted(violations.items()):
+            name = field_for_path(path)
+            if name:
+                by_field.setdefault(name, text)
+        return _detain_form(
+            request,
+            session,
+            values,
+            problems=by_field,
+            summary=sorted((p.removeprefix("detention."), t) for p, t in violations.items()),
+            message=f"{exc.message} [{exc.reason}]",
+            status_code=400 if isinstance(exc, errors.InvalidArgument) else 409,
+        )
+    return web.redirect(request, f"/detentions/{created.name.split('/', 1)[1]}?done=created")
+
+
 # --- detention reports -----------------------------------------------------------------------
 
 
@@ -262,6 +332,8 @@ async def report(request: Request) -> Response:
 
 routes = [
     Route("/detentions", index),
+    Route("/detentions/new", detain_page, methods=["GET"]),
+    Route("/detentions/new", detain, methods=["POST"]),
     Route("/detentions/{detention_id}", show),
     Route("/detentions/{detention_id}/move", move, methods=["POST"]),
     Route("/detentions/{detention_id}/extend", extend, methods=["POST"]),

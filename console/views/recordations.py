@@ -17,6 +17,14 @@ from starlette.routing import Route
 
 from console import link, web
 from console.display import ENUMS, enum_value
+from console.ipr_forms import (
+    RECORDATION_FIELDS,
+    blank_recordation,
+    field_for_path,
+    local_problems,
+    recordation_from_form,
+    values_of,
+)
 from console.ipr_view import IN_FORCE
 from console.sessions import Session
 from intelshare import errors
@@ -27,6 +35,8 @@ R = recordation_pb2
 MAX_SCAN = 20
 #: The grantor's moves, by the form's verb: (client verb, what the page says after it).
 MOVES = {"suspend": "suspended", "resume": "resumed", "withdraw": "withdrawn"}
+#: What ``?done=`` may say on a recordation's page.
+DONE = {*MOVES.values(), "granted"}
 
 
 def recordation_name(recordation_id: str) -> str:
@@ -153,7 +163,7 @@ async def show(request: Request) -> Response:
     name = recordation_name(request.path_params["recordation_id"])
     recordation = await link.call(session.client.get_recordation, name)
     done = request.query_params.get("done", "")
-    return await _page(request, session, recordation, done=done if done in MOVES.values() else "")
+    return await _page(request, session, recordation, done=done if done in DONE else "")
 
 
 async def move(request: Request) -> Response:
@@ -187,9 +197,83 @@ async def move(request: Request) -> Response:
     return await _page(request, session, recordation, move_error=problem, status_code=400)
 
 
+def _grant_form(
+    request: Request,
+    session: Session,
+    values: dict[str, str],
+    *,
+    problems: dict[str, str] | None = None,
+    summary: list[tuple[str, str]] | None = None,
+    message: str = "",
+    status_code: int = 200,
+) -> Response:
+    return web.render(
+        request,
+        "recordation_form.html",
+        {
+            "v": values,
+            "errors": problems or {},
+            "summary": summary or [],
+            "message": message,
+        },
+        status_code=status_code,
+        session=session,
+    )
+
+
+async def grant_page(request: Request) -> Response:
+    session = web.require(request)
+    web.customs_only(session)
+    return _grant_form(request, session, blank_recordation())
+
+
+async def grant(request: Request) -> Response:
+    """CreateRecordation from the form (one right, one line of goods, one agency)."""
+    session = web.require(request)
+    web.customs_only(session)
+    form = await web.form_with_csrf(request, session)
+    assert session.client is not None
+    values = values_of(form, RECORDATION_FIELDS)
+    local = local_problems(values, ("valid_from", "valid_until"))
+    if local:
+        return _grant_form(
+            request,
+            session,
+            values,
+            problems=local,
+            message="Some fields need attention.",
+            status_code=400,
+        )
+    try:
+        granted = await link.call(
+            session.client.create_recordation,
+            recordation_from_form(values),
+            values["recordation_id"],
+            values["request_id"] or None,
+        )
+    except errors.InvalidArgument as exc:
+        by_field: dict[str, str] = {}
+        for path, text in sorted(exc.violations.items()):
+            name = field_for_path(path)
+            if name:
+                by_field.setdefault(name, text)
+        return _grant_form(
+            request,
+            session,
+            values,
+            problems=by_field,
+            summary=sorted((p.removeprefix("recordation."), t) for p, t in exc.violations.items()),
+            message=f"{exc.message} [{exc.reason}]",
+            status_code=400,
+        )
+    return web.redirect(request, f"/recordations/{granted.name.split('/', 1)[1]}?done=granted")
+
+
 routes = [
     Route("/recordations", index),
     Route("/recordations/search", search),
+    Route("/recordations/new", grant_page, methods=["GET"]),
+    Route("/recordations/new", grant, methods=["POST"]),
     Route("/recordations/{recordation_id}", show),
     Route("/recordations/{recordation_id}/move", move, methods=["POST"]),
 ]

@@ -414,3 +414,98 @@ def test_detentions_arrive_and_change_on_the_live_streams(federation: Federation
     assert 'id="detention-moves"' in update["data"]  # the state moved: new buttons
     assert 'value="infringement_confirmed"' in update["data"]
     assert "Holder answer" in update["data"]
+
+
+def _grant_form(csrf: str, **over: str) -> dict[str, str]:
+    form = {
+        "csrf_token": csrf,
+        "request_id": "7f1c8a52-2f0a-4d1e-9c7e-2b1b4c1d0e11",
+        "recordation_id": "acme-form",
+        "holder_name": "Acme Sports B.V.",
+        "holder_eori": "NL123456789",
+        "holder_country": "NL",
+        "contact_name": "Brand protection",
+        "contact_email": "ip@acme.example",
+        "right_type": "trade_mark",
+        "right_name": "ACME",
+        "right_registration_number": "018123456",
+        "right_office": "EUIPO",
+        "goods_description": "running shoes, model Sprint",
+        "hs_codes": "640411",
+        "gtins": ACME_GTIN,
+        "feature": "hologram inside the tongue\nstitching of 12 stitches per inch",
+        "valid_from": datetime.now(UTC).date().isoformat(),
+        "valid_until": (datetime.now(UTC).date() + timedelta(days=300)).isoformat(),
+        "agency_id": "de-customs",
+        "treaty_id": "customs-mutual-assistance",
+        "internal_notes": "examined by the IPR desk",
+    }
+    form.update(over)
+    return form
+
+
+def test_grant_a_recordation_and_record_a_detention_from_the_forms(
+    federation: Federation,
+) -> None:
+    nl = federation.consoles["nl-customs"].signed_in("liaison")
+    page = nl.get("/recordations/new")
+    assert page.status_code == 200
+    csrf = csrf_of(page.text)
+    assert nl.post("/recordations/new", data=_grant_form("")).status_code == 403
+    bad = nl.post("/recordations/new", data=_grant_form(csrf, gtins="4006381333932"))
+    assert bad.status_code == 400
+    assert "GTIN_INVALID" in bad.text
+    gtins = bad.text.split('id="f-gtins"', 1)[1].split("</div>", 1)[0]
+    assert 'aria-invalid="true"' in gtins
+    assert "check digit" in gtins
+    assert 'value="Acme Sports B.V."' in bad.text  # what was typed stays
+    granted = nl.post("/recordations/new", data=_grant_form(csrf))
+    assert granted.status_code == 303
+    assert granted.headers["location"] == "/recordations/acme-form?done=granted"
+    again = nl.post("/recordations/new", data=_grant_form(csrf))  # the same request id
+    assert again.headers["location"] == granted.headers["location"]
+    shown = nl.get(granted.headers["location"]).text
+    assert "stitching of 12 stitches per inch" in shown
+    assert "examined by the IPR desk" in shown
+    with ipr(federation.de, "analyst") as api:
+        wait_for(lambda: api.all_recordations(), what="the copy at de-customs")
+    de = federation.consoles["de-customs"].signed_in("liaison")
+    page = de.get("/recordations/acme-form").text
+    assert 'href="/detentions/new?recordation=acme-form"' in page
+    form = de.get("/detentions/new?recordation=acme-form").text
+    assert 'value="acme-form"' in form
+    values = {
+        "csrf_token": csrf_of(form),
+        "request_id": "0b8e7f0a-5a8c-4c59-a7f5-0c2b9e1d7a10",
+        "detention_id": "hh-form",
+        "description": "sports shoes bearing the sign ACME",
+        "brand": "ACME",
+        "hs_code": "6404110090",
+        "gtins": ACME_GTIN,
+        "quantity": "600",
+        "unit": "pair",
+        "category": "shoes",
+        "value": "48000",
+        "procedure": "standard",
+        "recordations": "acme-form",
+        "container_number": "CSQU3054384",
+        "origin_country": "CN",
+        "destination_country": "NL",
+        "consignee_name": "Schuh Import GmbH",
+        "consignee_country": "DE",
+    }
+    wrong = de.post("/detentions/new", data=values)
+    assert wrong.status_code == 400
+    assert "CONTAINER_NUMBER_INVALID" in wrong.text
+    created = de.post("/detentions/new", data={**values, "container_number": "CSQU3054383"})
+    assert created.status_code == 303
+    assert created.headers["location"] == "/detentions/hh-form?done=created"
+    page = de.get(created.headers["location"]).text
+    assert "Detention recorded" in page
+    assert "600 pair" in page
+    assert "Notification" in page
+    with ipr(federation.de) as api:
+        got = api.get_detention("hh-form")
+    assert list(got.recordations) == ["recordations/acme-form"]
+    assert got.goods[0].estimated_value.units == 48000
+    assert got.parties.consignee.name == "Schuh Import GmbH"
