@@ -1,9 +1,9 @@
 """The IPR and risk pages in a real headless Chromium, against a real federation.
 
-A customs officer at de-customs and ACME's rights holder work in two browser
-sessions: the officer notifies the holder of a detention under ACME's
-recordation (granted by nl-customs, detained at Hamburg: both made through
-the nodes' API first), the holder, who sees only its own detentions, agrees
+nl-customs' IPR officer grants ACME's recordation from the form; at
+de-customs a customs officer finds it, records a detention of shoes under
+it and notifies the holder; ACME's rights holder, in its own browser
+session, who sees only its own detentions,, who sees only its own detentions, agrees
 to destruction, and the officer's open page changes by itself (the state,
 the history, the next steps). Then an analyst screens an uploaded file,
 opens the hit and records the outcome, and the profile's author sees it
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.console.conftest import Federation, issue
-from tests.console.ipr_helpers import DECLARATIONS_CSV, detain, grant, holders, share_profile
+from tests.console.ipr_helpers import DECLARATIONS_CSV, holders, ipr, share_profile
 from tests.console.test_browser import CHROMEDRIVER, CHROMIUM, Browser, browsers  # noqa: F401
-from tests.node.conftest import wait_for
+from tests.node.conftest import CUSTOMS, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -47,27 +47,71 @@ def test_the_holder_answers_and_the_officers_page_follows(
     federation: Federation,
     browsers: Callable[..., Browser],  # noqa: F811
 ) -> None:
-    recordation = grant(federation)
-    name = detain(federation, recordation)
-    did = name.split("/")[1]
     holders(federation)
     de = federation.consoles["de-customs"]
+    grantor = browsers(federation.consoles["nl-customs"])
     officer = browsers(de)
     holder = browsers(de)
+    _sign_in(grantor, "liaison", "/inbox")
     _sign_in(officer, "liaison", "/inbox")
     _sign_in(holder, "rights_holder", "/detentions")
 
-    # The recordation as de-customs holds it: nl-customs' copy, to look the goods up.
+    # nl-customs grants ACME's recordation, valid for de-customs.
+    grantor.go("/recordations")
+    grantor.submit("#grant-link")
+    for field, text in (
+        ("holder_name", "Acme Sports B.V."),
+        ("holder_eori", "NL123456789"),
+        ("holder_country", "NL"),
+        ("contact_email", "ip@acme.example"),
+        ("right_name", "ACME"),
+        ("right_registration_number", "018123456"),
+        ("right_office", "EUIPO"),
+        ("goods_description", "running shoes, model Sprint"),
+        ("hs_codes", "640411"),
+        ("gtins", "4006381333931"),
+        ("feature", "hologram inside the tongue, green to blue when tilted"),
+        ("agency_id", "de-customs"),
+        ("treaty_id", CUSTOMS),
+        ("recordation_id", "acme-2026"),
+    ):
+        grantor.type(field, text)
+    grantor.submit("#grant-button")
+    grantor.wait(lambda: "Recordation granted" in grantor.find("main").text, "the grant")
+    recordation = "recordations/acme-2026"
+    with ipr(federation.de, "analyst") as api:
+        wait_for(lambda: api.all_recordations(), what="the recordation at de-customs")
+
+    # The recordation as de-customs holds it; the officer detains goods under it.
     officer.go("/recordations")
-    officer.submit(f"a[href='/recordations/{recordation.split('/')[1]}']")
+    officer.submit("a[href='/recordations/acme-2026']")
     assert "hologram inside the tongue" in officer.find("main").text
     officer.shot("recordation")
+    officer.submit("#detain-under")
+    for field, text in (
+        ("description", "sports shoes bearing the sign ACME"),
+        ("brand", "ACME"),
+        ("hs_code", "6404110090"),
+        ("gtins", "4006381333931"),
+        ("quantity", "1200"),
+        ("container_number", "CSQU3054383"),
+        ("origin_country", "CN"),
+        ("destination_country", "NL"),
+        ("consignee_name", "Schuh Import GmbH"),
+        ("consignee_country", "DE"),
+        ("detention_id", "hh-0412"),
+    ):
+        officer.type(field, text)
+    officer.choose("unit", "pair")
+    officer.submit("#detain-button")
+    officer.wait(lambda: "Detention recorded" in officer.find("main").text, "the detention")
+    did = "hh-0412"
+    assert recordation in officer.find("main").text
 
     # The officer notifies holder and declarant from the detention's page.
     officer.go("/detentions")
-    row = officer.find(f"#detention-{did}")
-    assert "Detained" in row.text
-    officer.submit(f"#detention-{did} a")
+    officer.wait(lambda: "Detained" in officer.find(f"#detention-{did}").text, "the row")
+    officer.go(f"/detentions/{did}")
     officer.type("reason", "holder and declarant notified by e-mail")
     officer.submit("#move-holder_notified")
     officer.wait(
