@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -695,6 +695,23 @@ DETENTION_ID = "hamburg-0412"
 IPR_TREATY = "customs-mutual-assistance"
 
 
+C = TypeVar("C")
+
+
+def node_client(f: Federation, make: Callable[..., C], agency: str, role: str) -> C:
+    """One of the project's gRPC clients (node.cli.*_client) as officer ``role`` at ``agency``.
+
+    The stories wait for what crosses the federation with these rather than
+    a command per poll: starting a Python process per poll costs a second.
+    """
+    return make(
+        f"127.0.0.1:{f.node_ports[agency]}",
+        ca_pem=f.fed.ca_file.read_bytes(),
+        server_name=agency,
+        token=f.tokens[(agency, role)],
+    )
+
+
 def add_rights_holder(f: Federation) -> Officer:
     """ACME's brand protection team: an officer of role rights_holder at the detaining node."""
     say("")
@@ -773,12 +790,7 @@ class Feed:
         from node.cli.ipr_client import IprClient
 
         self.lines: list[str] = []
-        self.client = IprClient(
-            f"127.0.0.1:{f.node_ports[agency]}",
-            ca_pem=f.fed.ca_file.read_bytes(),
-            server_name=agency,
-            token=f.tokens[(agency, role)],
-        )
+        self.client = node_client(f, IprClient, agency, role)
         self.thread = threading.Thread(target=self._pump, daemon=True)
         self.thread.start()
 
@@ -796,6 +808,8 @@ class Feed:
 
 
 def ipr_story(f: Federation) -> None:
+    from node.cli.ipr_client import IprClient
+
     nl = f.officers[("nl-customs", "liaison")]
     nl_a = f.officers[("nl-customs", "analyst")]
     de = f.officers[("de-customs", "liaison")]
@@ -811,10 +825,8 @@ def ipr_story(f: Federation) -> None:
     say(f"(the application: {spec})")
     nl.run("recordation", "grant", "--file", str(spec), "--id", RECORDATION_ID)
 
-    wait_for(
-        "the recordation at de-customs",
-        lambda: de.json("recordation", "find", "--gtin", ACME_GTIN),
-    )
+    with node_client(f, IprClient, "de-customs", "liaison") as c:
+        wait_for("the recordation at de-customs", lambda: c.all_matches(gtin=ACME_GTIN))
 
     heading("7. de-customs detains a container of fake ACME shoes that matches it by GTIN")
     say(
@@ -865,10 +877,11 @@ def ipr_story(f: Federation) -> None:
         "recordation, under the treaty its copy came under (without the parties)."
     )
 
-    wait_for(
-        "the detention report at nl-customs",
-        lambda: nl_a.json("detention", "reports", "--recordation", RECORDATION_ID),
-    )
+    with node_client(f, IprClient, "nl-customs", "analyst") as c:
+        wait_for(
+            "the detention report at nl-customs",
+            lambda: c.all_reports(recordation=f"recordations/{RECORDATION_ID}"),
+        )
     nl_a.run("detention", "reports", "--recordation", RECORDATION_ID)
     nl_a.run("ipr", "stats", "--by", "partner,country,right")
 
@@ -947,6 +960,8 @@ def write_declarations(path: Path, count: int = DECLARATIONS) -> Path:
 
 
 def risk_story(f: Federation) -> None:
+    from node.cli.risk_client import RiskClient
+
     nl = f.officers[("nl-customs", "liaison")]
     de = f.officers[("de-customs", "analyst")]
 
@@ -966,10 +981,8 @@ def risk_story(f: Federation) -> None:
     )
     profile = created.stdout.split()[0]  # "riskProfiles/<id>"
 
-    def received() -> bool:
-        return any(p.get("name") == profile for p in de.json("profile", "list"))
-
-    wait_for("the profile at de-customs", received)
+    with node_client(f, RiskClient, "de-customs", "analyst") as c:
+        wait_for("the profile at de-customs", lambda: c.get_profile(profile))
     de.run("profile", "list", "--direction", "received")
 
     heading(f"11. de-customs screens a file of {DECLARATIONS:,} declarations")
@@ -983,25 +996,23 @@ def risk_story(f: Federation) -> None:
     started = time.monotonic()
     de.run("screen", str(data))
     say(f"\n({DECLARATIONS:,} declarations screened in {time.monotonic() - started:.1f} s)")
-    hits = [h for h in de.json("profile", "hits") if h.get("profile") == profile]
+    with node_client(f, RiskClient, "de-customs", "analyst") as c:
+        hits = c.all_hits(profile=profile)
     if len(hits) != len(RISK_TARGETS):
         raise SystemExit(f"demo: expected {len(RISK_TARGETS)} hits on the profile, got {hits}")
     de.run("related", f"iso6346:{ALERT_CONTAINER}")
-    linked = next(h for h in hits if h["reference"] == f"26DE{RISK_TARGETS[1]:014d}")
-    de.run(
-        "profile", "outcome", linked["name"], "--inspection", "inspected", "--finding", "confirmed"
-    )
+    linked = next(h for h in hits if h.reference == f"26DE{RISK_TARGETS[1]:014d}")
+    de.run("profile", "outcome", linked.name, "--inspection", "inspected", "--finding", "confirmed")
 
     heading("12. The hit reports reach nl-customs, with the inspection's outcome")
 
-    def reported() -> bool:
-        got = nl.json("profile", "stats", profile)
-        return (
-            int(got.get("hits", 0)) == len(RISK_TARGETS)
-            and int(got.get("confirmed_findings", 0)) == 1
+    with node_client(f, RiskClient, "nl-customs", "liaison") as c:
+        wait_for(
+            "the hit reports and the finding at nl-customs",
+            lambda: (
+                (s := c.statistics(profile)).hits == len(RISK_TARGETS) and s.confirmed_findings == 1
+            ),
         )
-
-    wait_for("the hit reports at nl-customs", reported)
     nl.run("profile", "stats", profile)
     nl.run("profile", "hits", "--profile", profile)
 
@@ -1072,10 +1083,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario(f)
         ipr_story(f)
         risk_story(f)
-        # Review before release and onward sharing (deploy/workflow_story.py).
-        from workflow_story import workflow_story
-
-        workflow_story(f, sys.modules[__name__])
         say(f"\n(scenario played in {time.monotonic() - started:.1f} s)")
         next_steps(f, description)
         if not ns.exit:

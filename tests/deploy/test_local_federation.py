@@ -72,11 +72,82 @@ def test_make_run_scenario_end_to_end() -> None:
     for node in described["nodes"].values():
         assert node["officers"]["liaison"]["token"]
         assert node["console"].startswith("http://127.0.0.1:")
+    _check_ipr_story(out, officers)
+    _check_risk_story(out)
+    holder = described["nodes"]["de-customs"]["officers"]["rights_holder"]
+    assert holder["token"] in officers
     # Nothing is left running.
     leftover = subprocess.run(
         ["pgrep", "-f", str(REPO / ".intelshare" / "demo")], capture_output=True, check=False
     )
     assert leftover.stdout.strip() == b""
+
+
+def _section(out: str, title: str) -> str:
+    """The scenario's output under the heading that starts with ``title``."""
+    return out.split(f"\n== {title}", 1)[1].split("\n== ", 1)[0]
+
+
+def _output(section: str, who: str, command: str) -> str:
+    """What ``command`` (its first words) printed for officer ``who`` in ``section``."""
+    return section.split(f"[{who}] $ intelshare {command}", 1)[1].split("\n[", 1)[0]
+
+
+def _check_ipr_story(out: str, officers: str) -> None:
+    """Issue 17's story: recordation, detention by GTIN, the holder's answer, report, stats."""
+    assert re.search(r"^rights_holder-de-customs +token \S{20,}$", officers, re.M)
+    granted = _section(out, "6. IPR")
+    assert "recordations/acme-shoes  granted  ACME (trade mark, EUIPO 018123456)" in granted
+    assert "shared with: de-customs (customs-mutual-assistance)" in granted
+    detained = _section(out, "7. de-customs detains")
+    found = _output(detained, "liaison@de-customs", "recordation find")
+    assert "from nl-customs  ACME  matched by: gtin" in found
+    assert "suggested recordations: recordations/acme-shoes" in detained
+    assert "holder_answer        due by the end of" in detained
+    answered = _section(out, "8. The rights holder")
+    feed = answered.split("its feed (IprService.WatchDetentions) brought:", 1)[1]
+    assert re.search(r"detention\.moved +detentions/hamburg-0412", feed)
+    listed = _output(answered, "rights_holder@de-customs", "detention list")
+    assert re.search(
+        r"^ +hamburg-0412 +holder_notified +standard .+ \d{4}-\d\d-\d\d$", listed, re.M
+    )
+    shown = _output(answered, "rights_holder@de-customs", "detention show")
+    assert "holder_answer" in shown
+    assert "Hans Muster" not in shown  # the holder does not see the parties (art. 17(4))
+    assert "detentions/hamburg-0412  destruction_agreed" in answered
+    reported = _section(out, "9. The detention report")
+    reports = _output(reported, "analyst@nl-customs", "detention reports")
+    assert re.search(r"de-customs +\S+ +1200 +recordations/acme-shoes", reports)
+    stats = _output(reported, "analyst@nl-customs", "ipr stats")
+    assert re.search(r"^ +de-customs +CN +trade_mark +1 +1200 +EUR 96 000$", stats, re.M)
+
+
+def _check_risk_story(out: str) -> None:
+    """Issue 18's story: a shared profile, 10,000 declarations, 3 targets, a link, reports."""
+    shared = _section(out, "10. Risk targeting")
+    received = _output(shared, "analyst@de-customs", "profile list")
+    assert re.search(r"active +nl-customs +physical inspection .+ Counterfeit medicines", received)
+    screened = _section(out, "11. de-customs screens")
+    summary = _output(screened, "analyst@de-customs", "screen")
+    # read, screened, targeted, hits stored (3 on the profile, 1 on the alert's container), not
+    assert re.search(r"^ +10000 +10000 +3 +4 +0$", summary, re.M)
+    assert [int(n) for n in re.findall(r"^ +line (\d+) ", summary, re.M)] == [19, 4244, 9003]
+    assert re.search(r"watched container iso6346:MSCU1234566: alerts/\S+", summary)
+    assert re.search(r"declarations screened in [\d.]+ s", screened)
+    related = _output(screened, "analyst@de-customs", "related")
+    assert re.search(
+        r"^ +alerts/\S+ +alert +iso6346:MSCU1234566 +container +received", related, re.M
+    )
+    assert "riskHits/" in related
+    reports = _section(out, "12. The hit reports")
+    stats = _output(reports, "liaison@nl-customs", "profile stats")
+    assert "3 hits, 1 inspected, 1 confirmed, 0 nothing found" in stats
+    hits = _output(reports, "liaison@nl-customs", "profile hits")
+    assert sorted(re.findall(r"26DE\d{14}", hits)) == [
+        "26DE00000000000017",
+        "26DE00000000004242",
+        "26DE00000000009001",
+    ]
 
 
 # --- pieces of the script, without the processes --------------------------------------
@@ -222,3 +293,31 @@ def test_make_run_on_postgresql_drops_its_own_databases_on_exit(postgres_server_
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
+
+
+def test_the_generated_declarations_target_three_and_link_one(tmp_path: Path) -> None:
+    """The demo's file, screened by the node's own reader and matcher: what the story promises."""
+    import yaml
+
+    from node.targeting.criteria import parse_criteria
+    from node.targeting.declarations import Parsed, read_declarations
+    from node.targeting.matcher import IndexedMatcher, Profile
+
+    lf = _script()
+    path = lf.write_declarations(tmp_path / "declarations.csv")
+    criteria = parse_criteria(yaml.safe_load(lf.PROFILE_YAML)["criteria"])
+    watch = {f"iso6346:{lf.ALERT_CONTAINER}": ["alerts/step-1"]}
+    matcher = IndexedMatcher([Profile("profile", criteria)], watch)
+    with path.open("rb") as stream:
+        read = list(read_declarations(stream, "csv"))
+    assert all(isinstance(r, Parsed) for r in read)
+    assert len(read) == lf.DECLARATIONS == 10_000
+    screenings = {r.line: matcher.screen(r.declaration) for r in read if isinstance(r, Parsed)}
+    targeted = {line: s for line, s in screenings.items() if s.targeted}
+    assert sorted(targeted) == [i + 2 for i in lf.RISK_TARGETS]  # line 1 is the header
+    assert all(s.profiles for s in targeted.values())
+    linked = targeted[lf.RISK_TARGETS[1] + 2]
+    assert [(h.role, h.key, h.records) for h in linked.subjects] == [
+        ("container", "iso6346:MSCU1234566", ("alerts/step-1",))
+    ]
+    assert not any(s.subjects for s in targeted.values() if s is not linked)
