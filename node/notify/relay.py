@@ -54,7 +54,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, or_, select, update
 
-from intelshare.db import is_pg, pg_execute
+from intelshare.db import is_pg, pg_execute, write_turn
 from node.notify.celery_app import QUEUE, TASK_DELIVER, TASK_FAN_OUT
 from node.notify.webhooks import PENDING
 from node.storage import tables as t
@@ -141,7 +141,8 @@ def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> Claim
             if conn.execute(_LOOK).first() is None:
                 return Claimed([])
     now = now_ms()
-    with engine.begin() as conn:
+    # in line with the node's other writers on SQLite (intelshare.db.WriterQueue)
+    with write_turn(engine), engine.begin() as conn:
         if is_pg(conn):  # every commit with events: psycopg's own execute
             rows: Sequence[Any] = pg_execute(conn, _PG_CLAIM, {"limit": limit, "now": now})[1]
         else:
@@ -156,7 +157,7 @@ def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> Claim
 def unclaim(engine: Engine, seqs: list[int]) -> None:
     if not seqs:
         return
-    with engine.begin() as conn:
+    with write_turn(engine), engine.begin() as conn:
         conn.execute(_UNCLAIM, {"seqs": seqs})
 
 

@@ -46,7 +46,12 @@ the rows stay locked for the server's work and the WAL flush only, never
 while this process waits for an answer or for the interpreter. Issuing an
 alert thus sends everything it writes and its ``COMMIT`` in one round trip. On SQLite the
 database write lock is the whole transaction's anyway, and the audit batch
-is appended in Python (:meth:`AuditLog.append_many`).
+is appended in Python (:meth:`AuditLog.append_many`). There a unit of work
+first takes its turn in the engine's :class:`~intelshare.db.WriterQueue`
+and holds it until its commit: the node's writers reach SQLite one at a
+time, in arrival order, rather than sleeping in SQLite's busy handler and
+retrying while newcomers go first (the long tail of issue 22; measured by
+``bench/concurrency.py``). Waiting there holds no pooled connection.
 
 Committed events are also kept in memory for a while (:meth:`Store.feed_after`):
 committed sequence numbers have no gaps (a rolled-back allocation is rolled
@@ -71,7 +76,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +84,13 @@ from sqlalchemy import Connection, Engine, Row, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from intelshare.audit.log import AuditLog, FieldValue
-from intelshare.db import is_pg, pg_cursor, pg_execute, pg_execute_and_commit
+from intelshare.db import (
+    is_pg,
+    pg_cursor,
+    pg_execute,
+    pg_execute_and_commit,
+    writer_queue,
+)
 from intelshare.errors import RequestIdReused
 from intelshare.pagetokens import PageTokens
 from intelshare.wakeup import WakeupHub
@@ -478,11 +489,16 @@ class Store:
         # commits with events made by this process (see wait_commit)
         self._commits = 0
         self._commit_cond = threading.Condition()
+        #: SQLite: the writers' turns (see the module docstring); None on PostgreSQL
+        self.writers = writer_queue(engine)
+
+    def _turn(self) -> AbstractContextManager[None]:
+        return self.writers.turn() if self.writers is not None else nullcontext()
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
         """A unit of work: commit on success with its events and audit entries."""
-        with self.engine.begin() as conn:
+        with self._turn(), self.engine.begin() as conn:
             w = Writer(conn)
             yield w
             w._flush(self.audit, pipelined=self.pipelined)
@@ -608,7 +624,7 @@ class Store:
         """Confirm fan-out of these events (idempotent)."""
         if not seqs:
             return 0
-        with self.engine.begin() as conn:
+        with self._turn(), self.engine.begin() as conn:
             done = conn.execute(
                 update(t.events)
                 .where(t.events.c.seq.in_(list(seqs)), t.events.c.notified_ms.is_(None))
