@@ -17,7 +17,7 @@ from typing import TypeVar, cast
 import grpc
 
 from intelshare.errors import IntelshareError, Unavailable
-from intelshare.grpc_errors import from_rpc_error
+from intelshare.grpc_errors import follow, from_rpc_error, project_errors
 from intelshare.grpc_server import CLIENT_KEEPALIVE_OPTIONS, message_size_options
 from intelshare.v1 import (
     directory_pb2,
@@ -84,10 +84,8 @@ class GatewayClient:
         req = gateway_service_pb2.SubmitEnvelopeRequest(
             request_id=request_id or str(uuid.uuid4()), envelope=envelope
         )
-        try:
+        with project_errors():
             return self.stub.SubmitEnvelope(req, timeout=self.timeout)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
 
     def submit_async(
         self,
@@ -125,14 +123,7 @@ class GatewayClient:
         call = self.stub.StreamInbox(
             gateway_service_pb2.StreamInboxRequest(after_sequence=after_sequence)
         )
-        try:
-            yield from call
-        except grpc.RpcError as err:
-            if err.code() == grpc.StatusCode.CANCELLED:
-                return
-            raise from_rpc_error(err) from None
-        finally:
-            call.cancel()  # type: ignore[no-untyped-call]
+        yield from follow(call)
 
     def stream_inbox_batches(
         self, after_sequence: int, max_batch: int = 64
@@ -206,55 +197,43 @@ class GatewayClient:
         req = gateway_service_pb2.AcknowledgeInboxRequest(
             request_id=request_id or str(uuid.uuid4()), sequence=sequence
         )
-        try:
+        with project_errors():
             return int(self.stub.AcknowledgeInbox(req, timeout=self.timeout).acknowledged_sequence)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
 
     def get_directory(self) -> directory_pb2.SignedDirectory:
-        try:
+        with project_errors():
             return self.stub.GetDirectory(
                 gateway_service_pb2.GetDirectoryRequest(), timeout=self.timeout
             )
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
 
     def publish_directory(self, signed: directory_pb2.SignedDirectory) -> int:
         req = gateway_service_pb2.PublishDirectoryRequest(
             request_id=str(uuid.uuid4()), directory=signed
         )
-        try:
+        with project_errors():
             return int(self.stub.PublishDirectory(req, timeout=self.timeout).version)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
 
     def publish_treaty(
         self, signed: treaty_pb2.SignedTreaty
     ) -> gateway_service_pb2.PublishTreatyResponse:
         req = gateway_service_pb2.PublishTreatyRequest(request_id=str(uuid.uuid4()), treaty=signed)
-        try:
+        with project_errors():
             return self.stub.PublishTreaty(req, timeout=self.timeout)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
 
     def get_treaty(self, treaty_id: str, version: int = 0) -> treaty_pb2.SignedTreaty:
         req = gateway_service_pb2.GetTreatyRequest(treaty_id=treaty_id, version=version)
-        try:
+        with project_errors():
             return self.stub.GetTreaty(req, timeout=self.timeout)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
 
     def list_treaties(self) -> list[gateway_service_pb2.TreatyListing]:
         out: list[gateway_service_pb2.TreatyListing] = []
         token = ""
         while True:
-            try:
+            with project_errors():
                 page = self.stub.ListTreaties(
                     gateway_service_pb2.ListTreatiesRequest(page_size=100, page_token=token),
                     timeout=self.timeout,
                 )
-            except grpc.RpcError as err:
-                raise from_rpc_error(err) from None
             out.extend(page.treaties)
             token = page.next_page_token
             if not token:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar, cast
 
 import grpc
@@ -111,6 +112,32 @@ def from_rpc_error(err: grpc.RpcError) -> IntelshareError:
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@contextmanager
+def project_errors() -> Iterator[None]:
+    """The client boundary: a failed call's ``grpc.RpcError`` becomes the project's exception."""
+    try:
+        yield
+    except grpc.RpcError as err:
+        raise from_rpc_error(err) from None
+
+
+def follow(call: Any) -> Iterator[Any]:
+    """The messages of a server stream until it ends or the caller stops iterating.
+
+    Cancellation (the caller's own, or a closed channel) ends it quietly; any
+    other failure is the project's exception. The call is cancelled when the
+    caller stops, so the server's side ends too.
+    """
+    try:
+        yield from call
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.CANCELLED:
+            return
+        raise from_rpc_error(err) from None
+    finally:
+        call.cancel()
 
 
 def _answer_internal(context: grpc.ServicerContext, where: str) -> None:

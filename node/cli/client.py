@@ -17,7 +17,7 @@ import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from intelshare.grpc_errors import from_rpc_error
+from intelshare.grpc_errors import follow, project_errors
 from intelshare.grpc_server import CLIENT_KEEPALIVE_OPTIONS
 from intelshare.tls import channel_credentials
 from intelshare.v1 import alert_pb2, alert_service_pb2, alert_service_pb2_grpc
@@ -55,10 +55,8 @@ class NodeClient:
         self.close()
 
     def _call(self, method: Callable[..., _R], request: Any) -> _R:
-        try:
+        with project_errors():
             return method(request, timeout=self.timeout, metadata=self.metadata)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
 
     def collect(
         self,
@@ -83,15 +81,7 @@ class NodeClient:
 
     def _stream(self, method: Callable[..., Any], request: Any) -> Iterator[Any]:
         """A server stream, until the caller stops iterating (cancelled at the end)."""
-        call = method(request, metadata=self.metadata)
-        try:
-            yield from call
-        except grpc.RpcError as err:
-            if err.code() == grpc.StatusCode.CANCELLED:
-                return
-            raise from_rpc_error(err) from None
-        finally:
-            call.cancel()
+        return follow(method(request, metadata=self.metadata))
 
     def create_alert(
         self, alert: alert_pb2.Alert, request_id: str | None = None
