@@ -351,9 +351,9 @@ def test_feed_phone_size_and_markup_as_text(
     de = browsers(federation.consoles["de-customs"])
     de.sign_in("analyst")
     assert de.d.execute_script("return document.cookie") == ""  # HttpOnly: no script reads it
-    rows = de.all("#listing-rows tr")
-    assert len(rows) == 2
-    assert markup in rows[0].text  # shown as the characters typed
+    assert len(de.all("#listing-rows tr")) == 2
+    # Shown as the characters typed (read again if a live update replaced the row meanwhile).
+    de.wait(lambda: markup in de.all("#listing-rows tr")[0].text, "the markup as text")
     de.submit("#listing-rows tr a")
     de.wait(lambda: de.find(".description"), "the alert page")
     assert de.find(".description").text == markup
