@@ -66,6 +66,12 @@ def _marking(t: S.AgencyTreaty) -> str:
     return f"{handling} / TLP:{tlp}"
 
 
+def _standing(t: S.AgencyTreaty) -> str:
+    label = STANDINGS.get(t.standing, "?")
+    detail = t.standing_detail
+    return detail if detail.startswith(label) else f"{label}: {detail}"
+
+
 @group.command("list")
 @click.option("--in-force", "in_force_only", is_flag=True, help="Only treaties in force now.")
 @json_option
@@ -113,7 +119,7 @@ def show_command(ctx: click.Context, treaty: str, version: int | None, as_json: 
     def table() -> None:
         click.echo(f"{t.name}  v{t.version}  {t.title}")
         rows = [
-            ("standing", f"{STANDINGS.get(t.standing, '?')}: {t.standing_detail}"),
+            ("standing", _standing(t)),
             ("valid", f"{_day(t.start_time)} to {_day(t.end_time, exclusive_end=True)}"),
             ("parties", ", ".join(t.parties)),
             ("partners", ", ".join(t.partners)),
