@@ -529,13 +529,12 @@ class Recordations:
             helds = [ipr.held_from_row(row) for row in rows]
             received = [h.record_id for h in helds if h.direction == ipr.RECEIVED]
             if received or (officer.role == RIGHTS_HOLDER and helds):
-                w.audit(
-                    "read",
-                    {
-                        "officer_id": officer.officer_id,
-                        "record_ids": [h.record_id for h in helds][:200],
-                        "kind": ipr.RECORDATION_KIND,
-                    },
+                # Every recordation of the page (a holder's own ones too), however many.
+                w.audit_reads(
+                    officer.officer_id,
+                    "record_ids",
+                    [h.record_id for h in helds],
+                    kind=ipr.RECORDATION_KIND,
                 )
         token = (
             ipr.encode_token(self.store, officer, [rows[-1].create_ms, rows[-1].record_id], listing)

@@ -59,8 +59,6 @@ WITHDRAWN = "withdrawn"
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
-#: Audit entries list at most this many record ids each (leaves are capped at 16 KiB).
-_AUDIT_IDS = 200
 
 M = TypeVar("M", bound=Message)
 
@@ -435,14 +433,7 @@ class Records:
         with self.store.write() as w:
             stored = self._load(w.conn, kind, record_id)
             if stored.direction == RECEIVED:
-                w.audit(
-                    "read",
-                    {
-                        "officer_id": officer.officer_id,
-                        "record_ids": [record_id],
-                        "kind": kind.name,
-                    },
-                )
+                w.audit_reads(officer.officer_id, "record_ids", [record_id], kind=kind.name)
         return stored
 
     def list_page(
@@ -480,15 +471,7 @@ class Records:
             rows = rows[:size]
             out = [self._build(w.conn, kind, row) for row in rows]
             received = [row.record_id for row in rows if row.direction == RECEIVED]
-            for start in range(0, len(received), _AUDIT_IDS):
-                w.audit(
-                    "read",
-                    {
-                        "officer_id": officer.officer_id,
-                        "record_ids": received[start : start + _AUDIT_IDS],
-                        "kind": kind.name,
-                    },
-                )
+            w.audit_reads(officer.officer_id, "record_ids", received, kind=kind.name)
         token = (
             self.store.page_tokens.issue(
                 listing=kind.collection,

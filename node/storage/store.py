@@ -131,6 +131,10 @@ EVENT_TYPES = frozenset(
 )
 
 
+#: Record ids one ``read`` audit entry names at most (leaves are capped at 16 KiB).
+AUDIT_IDS_PER_ENTRY = 200
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -212,6 +216,20 @@ class Writer:
     def audit(self, event: str, fields: Mapping[str, FieldValue]) -> None:
         """Append an audit entry in this transaction (metadata only, never content)."""
         self._audits.append((event, dict(fields)))
+
+    def audit_reads(
+        self, officer_id: str, field: str, ids: Sequence[str], **context: FieldValue
+    ) -> None:
+        """Record that an officer read received records: ``read`` entries naming them all.
+
+        At most :data:`AUDIT_IDS_PER_ENTRY` ids an entry (leaves are capped at
+        16 KiB), so a page of any size is audited whole; nothing for no ids.
+        """
+        for start in range(0, len(ids), AUDIT_IDS_PER_ENTRY):
+            entry: dict[str, FieldValue] = {"officer_id": officer_id}
+            entry[field] = list(ids[start : start + AUDIT_IDS_PER_ENTRY])
+            entry.update(context)
+            self.audit("read", entry)
 
     def insert_later(
         self, table: Table, rows: Mapping[str, Any] | Sequence[Mapping[str, Any]]

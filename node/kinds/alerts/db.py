@@ -38,8 +38,6 @@ UPDATABLE = ("urgency", "subjects", "description", "handling", "tlp", "evaluatio
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
-#: Audit entries list at most this many alert ids each (leaves are capped at 16 KiB).
-AUDIT_IDS_PER_ENTRY = 200
 
 
 def alert_name(alert_id: str) -> str:

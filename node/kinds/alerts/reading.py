@@ -22,7 +22,6 @@ from intelshare.v1 import alert_pb2, alert_service_pb2, receipt_pb2
 from node.kinds.alerts.core import AlertCore
 from node.kinds.alerts.db import (
     ACTIVE,
-    AUDIT_IDS_PER_ENTRY,
     DEFAULT_PAGE,
     ISSUED,
     MAX_PAGE,
@@ -53,14 +52,7 @@ class AlertReading(AlertCore):
         with self.store.write() as w:
             alert = self._load(w.conn, alert_id)
             if alert.direction == alert_pb2.ALERT_DIRECTION_RECEIVED:
-                w.audit(
-                    "read",
-                    {
-                        "officer_id": officer.officer_id,
-                        "alert_ids": [alert_id],
-                        "method": "GetAlert",
-                    },
-                )
+                w.audit_reads(officer.officer_id, "alert_ids", [alert_id], method="GetAlert")
         return alert
 
     def list_page(
@@ -122,15 +114,7 @@ class AlertReading(AlertCore):
             rows = rows[:size]
             alerts = self._build(w.conn, rows)
             received_ids = [r.alert_id for r in rows if r.direction == RECEIVED]
-            for start in range(0, len(received_ids), AUDIT_IDS_PER_ENTRY):
-                w.audit(
-                    "read",
-                    {
-                        "officer_id": officer.officer_id,
-                        "alert_ids": received_ids[start : start + AUDIT_IDS_PER_ENTRY],
-                        "method": "ListAlerts",
-                    },
-                )
+            w.audit_reads(officer.officer_id, "alert_ids", received_ids, method="ListAlerts")
         token = (
             self.store.page_tokens.issue(
                 listing="alerts",

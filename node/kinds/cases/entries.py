@@ -19,7 +19,6 @@ from intelshare.v1 import case_pb2, envelope_pb2
 from node.kinds.cases import db
 from node.kinds.cases.core import CaseCore
 from node.kinds.cases.db import (
-    AUDIT_IDS,
     DEFAULT_PAGE,
     MAX_PAGE,
     OWNER,
@@ -134,10 +133,7 @@ class CaseEntries(CaseCore):
             row = self.require_case(w.conn, officer, case_id)
             case = db.build_cases(w.conn, [row])[0]
             if row.standing != OWNER:
-                w.audit(
-                    "read",
-                    {"officer_id": officer.officer_id, "case_ids": [case_id], "method": "GetCase"},
-                )
+                w.audit_reads(officer.officer_id, "case_ids", [case_id], method="GetCase")
         return case
 
     def list_page(
@@ -182,15 +178,7 @@ class CaseEntries(CaseCore):
             rows = rows[:size]
             cases = db.build_cases(w.conn, rows)
             received = [r.case_id for r in rows if r.standing != OWNER]
-            for start in range(0, len(received), AUDIT_IDS):
-                w.audit(
-                    "read",
-                    {
-                        "officer_id": officer.officer_id,
-                        "case_ids": received[start : start + AUDIT_IDS],
-                        "method": "ListCases",
-                    },
-                )
+            w.audit_reads(officer.officer_id, "case_ids", received, method="ListCases")
         token = (
             self.store.page_tokens.issue(
                 listing="cases",
@@ -232,16 +220,13 @@ class CaseEntries(CaseCore):
             rows = rows[:size]
             entries = db.build_entries(w.conn, rows)
             received = [r.entry_id for r in rows if r.direction == RECEIVED]
-            for start in range(0, len(received), AUDIT_IDS):
-                w.audit(
-                    "read",
-                    {
-                        "officer_id": officer.officer_id,
-                        "case_ids": [case_id],
-                        "entry_ids": received[start : start + AUDIT_IDS],
-                        "method": "ListCaseEntries",
-                    },
-                )
+            w.audit_reads(
+                officer.officer_id,
+                "entry_ids",
+                received,
+                case_ids=[case_id],
+                method="ListCaseEntries",
+            )
         token = (
             self.store.page_tokens.issue(
                 listing=f"cases/{case_id}/entries",
