@@ -8,7 +8,7 @@ PIP    := $(VENV)/bin/pip
 BUF_VERSION := 1.75.0
 BUF    := .tools/node_modules/.bin/buf
 STAMP  := $(VENV)/.installed
-SRC    := $(wildcard intelshare node gateway console tests bench deploy)
+SRC    := $(wildcard intelshare node gateway console taxii tests bench deploy)
 .DEFAULT_GOAL := setup
 
 # A whole local federation (gateway, three nodes, workers) and a scenario; Ctrl-C stops it.

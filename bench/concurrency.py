@@ -59,8 +59,9 @@ turns SQLite's long tail into a wait proportional to the callers ahead:
 the median at 8 callers rises (most calls no longer slip past a sleeping
 writer) while the p99 falls 7.6- and 8.6-fold at 8 callers (11.9- and
 3.1-fold at 32) and the worst call at 8 callers from 3.2-4.9 s to
-0.25-0.40 s; the mean is about the same (callers / throughput). Under a load average of 17-35 (an earlier run) the
-same order held: at 8 callers p99 12.9 s before, 1.07 s queued.
+0.25-0.40 s; the mean is about the same (callers / throughput). Under a
+load average of 17-35 (an earlier run) the same order held: at 8 callers
+p99 12.9 s before, 1.07 s queued.
 """
 
 from __future__ import annotations
