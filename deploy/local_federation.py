@@ -1083,6 +1083,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario(f)
         ipr_story(f)
         risk_story(f)
+        # Review before release and onward sharing (deploy/workflow_story.py).
+        from workflow_story import workflow_story
+
+        workflow_story(f, sys.modules[__name__])
         say(f"\n(scenario played in {time.monotonic() - started:.1f} s)")
         next_steps(f, description)
         if not ns.exit:

@@ -91,8 +91,6 @@ def workflow_story(f: Any, demo: Any) -> None:
         "issue",
         "--kind",
         "wanted_person",
-        "--category",
-        "counterfeit_goods",
         "--to",
         f"be-police@{TASKFORCE}",
         "--description",

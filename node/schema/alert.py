@@ -647,11 +647,41 @@ def summary(v: Mapping[str, str], what: str = "invalid request") -> str:
 
 
 def categories_of(alert: alert_pb2.Alert) -> list[str]:
-    """Categories as given, or the kind's own category."""
-    if alert.categories:
-        return sorted(set(alert.categories))
+    """The categories an alert is shared under: those given, and always its kind's own.
+
+    The caller may add categories, never leave out the one its kind implies:
+    a firearms alert declared as counterfeit goods is still a firearms alert,
+    and every treaty check (here, at the gateway, at the recipient) sees so.
+    """
+    given = set(alert.categories)
     cat = kind_category(alert.kind)
-    return [cat] if cat else []
+    if cat:
+        given.add(cat)
+    return sorted(given)
+
+
+def header_disagreement(record: Mapping[str, Any], header: envelope_pb2.Header) -> str | None:
+    """What a received alert record says against its signed header, if anything.
+
+    The treaty was checked with the header (at the gateway and here); a
+    record whose kind implies a category the header does not declare, or
+    whose handling code or TLP differs from the header's, would slip past
+    those checks. ``None`` when they agree (or the record does not say).
+    """
+    kind = record.get("kind")
+    if isinstance(kind, str) and kind in KIND_BY_NAME:
+        cat = kind_category(KIND_BY_NAME[kind])
+        if cat and cat not in header.categories:
+            declared = ", ".join(header.categories) or "no category"
+            return f"the record is a {kind} alert; its signed header declares {declared}"
+    for field, value in (
+        ("handling", HANDLINGS.get(header.handling)),
+        ("tlp", TLPS.get(header.tlp)),
+    ):
+        said = record.get(field)
+        if said is not None and said != value:
+            return f"the record says {field} {said}; its signed header says {value}"
+    return None
 
 
 def normalise_times(alert: alert_pb2.Alert) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -61,6 +61,8 @@ class AlertInbound(AlertCore):
         # The header was checked for review before this handler; the record's
         # own kind and the attestation's payload digest only now.
         self.reviews.check_received(inc, record)
+        # Then everything else the record says against the header it was checked with.
+        self._agrees_with_header(record, h)
         # A copy passed on by a recipient: the original treaty's fields too.
         retain_until_ms = self.forwarding.check_received(inc, record)
         alert_id = h.message_id
@@ -116,6 +118,17 @@ class AlertInbound(AlertCore):
             )
         return row
 
+    @staticmethod
+    def _agrees_with_header(record: Mapping[str, Any], header: envelope_pb2.Header) -> None:
+        """Refuse a record that contradicts the signed header the treaty was checked with."""
+        disagreement = rec.header_disagreement(record, header)
+        if disagreement is not None:
+            kind_related = disagreement.startswith("the record is a")
+            raise Refused(
+                "CATEGORY_NOT_PERMITTED" if kind_related else "HANDLING_NOT_PERMITTED",
+                disagreement,
+            )
+
     def on_update(self, w: Writer, inc: Incoming) -> Stored:
         h = inc.header
         row = self._received_ref(w, inc)
@@ -127,6 +140,7 @@ class AlertInbound(AlertCore):
         decision = check_fields(record, inc.treaty, "alert")
         if not decision:
             raise Refused(decision.reason, decision.detail)
+        self._agrees_with_header(record, h)
         self.forwarding.check_received(inc, record)
         if row.state == REVOKED or (row.last_change_ms or 0) > inc.create_ms:
             # Stored as evidence, not applied: the alert was revoked, or a

@@ -73,7 +73,9 @@ BILATERAL_YAML = {
 def fed(tmp_path: Path) -> devfed.LocalFederation:
     data = treaties()
     for treaty in data:
-        if treaty["id"] == TASKFORCE:
+        # A wanted-person alert is always of the wanted_person category (its kind
+        # implies it), so both treaties it goes out under must permit it.
+        if treaty["id"] in (TASKFORCE, CUSTOMS):
             treaty["categories"] = [*treaty["categories"], "wanted_person"]
     bilateral = dict(BILATERAL_YAML)
     bilateral["valid"] = dict(data[0]["valid"])

@@ -280,3 +280,29 @@ def test_a_record_reserved_for_review_is_refused_even_under_another_category(
     assert refusal(be, hidden.message_id)["reason"] == "REVIEW_REQUIRED"
     assert count(be, t.alerts) == 0
     assert count(be, t.received) == 0
+
+
+def test_a_record_that_contradicts_its_signed_header_is_refused(cluster: Cluster) -> None:
+    """Issue 23, item 2: the category, handling and TLP a treaty was checked with must hold."""
+    nl = cluster.start_node("nl-customs")
+    be = cluster.start_node("be-police")
+    # A firearms alert declared as counterfeit goods: the treaty permits the header,
+    # the gateway lets it through, be-police refuses it and stores nothing.
+    hidden = seal_as(nl, {"kind": "firearms", "description": "pistols in the spare tyre"})
+    # A record claiming a laxer marking than the header it travels under.
+    laxer = seal_as(nl, {"kind": "counterfeit_goods", "description": "x", "tlp": "CLEAR"})
+    for sealed in (hidden, laxer):
+        submit(nl, sealed)
+    assert refusal(be, hidden.message_id)["reason"] == "CATEGORY_NOT_PERMITTED"
+    assert refusal(be, laxer.message_id)["reason"] == "HANDLING_NOT_PERMITTED"
+    assert count(be, t.alerts) == 0
+    # The sending node never seals the first: a kind's own category is always declared.
+    with nl.client("liaison") as c, pytest.raises(errors.CategoryNotPermitted):
+        c.create_alert(
+            demo_alert(
+                kind=alert_pb2.ALERT_KIND_FIREARMS,
+                categories=["counterfeit_goods"],
+                recipients=[alert_pb2.AlertRecipient(agency_id="be-police", treaty_id=TASKFORCE)],
+            )
+        )
+    assert count(nl, t.alerts) == 0
