@@ -12,6 +12,7 @@ the same engine alerts and cases use.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from google.protobuf.struct_pb2 import Struct
 from sqlalchemy import select
 
 from intelshare import devfed, errors
-from intelshare.treaty import register_record_kind
+from intelshare.treaty import RECORD_KINDS, register_record_kind
 from intelshare.v1 import envelope_pb2
 from node.sharing.records import WITHDRAWN, RecordKind, StoredRecord
 from node.storage import tables as t
@@ -32,7 +33,13 @@ from tests.node.sharing.test_inbound import audit_leaves
 
 pytestmark = pytest.mark.slow
 
-register_record_kind("toy_note")
+
+@pytest.fixture
+def toy_kind() -> Iterator[None]:
+    """``toy_note`` in the federation's vocabulary for one test, and out again after it."""
+    register_record_kind("toy_note")
+    yield
+    RECORD_KINDS.discard("toy_note")
 
 
 def _validate(note: Struct) -> None:
@@ -63,7 +70,7 @@ TOY: RecordKind[Struct] = RecordKind(
 
 
 @pytest.fixture
-def fed(tmp_path: Path) -> devfed.LocalFederation:
+def fed(tmp_path: Path, toy_kind: None) -> devfed.LocalFederation:
     """The node tests' federation, with ``toy_note`` under the customs treaty only."""
     data = treaties()
     customs = next(d for d in data if d["id"] == CUSTOMS)
