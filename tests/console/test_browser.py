@@ -57,7 +57,11 @@ pytestmark = [
 
 if CHROMIUM.exists() and CHROMEDRIVER.exists():
     from selenium import webdriver
-    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.common.exceptions import (
+        NoAlertPresentException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
     from selenium.webdriver.chrome.webdriver import WebDriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -112,9 +116,20 @@ class Browser:
         Select(self.find(f'select[name="{name}"]')).select_by_value(value)
 
     def press(self, css: str) -> None:
-        button = self.find(css)
-        self.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
-        button.click()
+        # htmx may swap the part of the page the button is in between finding it and
+        # clicking it (an inline check's answer): find it again then, a few times.
+        for attempt in range(3):
+            try:
+                button = self.find(css)
+                self.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+                button.click()
+                return
+            except (StaleElementReferenceException, WebDriverException) as exc:
+                swapped = isinstance(exc, StaleElementReferenceException) or (
+                    "does not belong to the document" in str(exc)
+                )
+                if not swapped or attempt == 2:
+                    raise
 
     def submit(self, css: str) -> None:
         """Press a button that loads a new page, and wait until the new page is there."""
