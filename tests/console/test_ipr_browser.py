@@ -137,7 +137,11 @@ def test_the_holder_answers_and_the_officers_page_follows(
     holder.shot("holder-answer", "#detention-moves")
     holder.submit("#move-destruction_agreed")
     holder.wait(lambda: "The detention moved" in holder.find("#detention-moves").text, "done")
-    assert "Destruction agreed" in holder.find("#detention-status").text
+    # The status is swapped in live too: read it once the swap has settled.
+    holder.wait(
+        lambda: "Destruction agreed" in holder.find("#detention-status").text,
+        "the status to read Destruction agreed",
+    )
 
     # The officer's page changed by itself: state, history, next steps.
     officer.wait(
