@@ -115,6 +115,16 @@ class Browser:
     def choose(self, name: str, value: str) -> None:
         Select(self.find(f'select[name="{name}"]')).select_by_value(value)
 
+    def text(self, css: str) -> str:
+        """The text of the element at ``css``, read again if htmx swapped it meanwhile."""
+        for attempt in range(3):
+            try:
+                return str(self.find(css).text)
+            except StaleElementReferenceException:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def press(self, css: str) -> None:
         # htmx may swap the part of the page the button is in between finding it and
         # clicking it (an inline check's answer): find it again then, a few times.
@@ -139,7 +149,7 @@ class Browser:
 
     def live(self) -> None:
         """Wait until the page's live stream is open."""
-        self.wait(lambda: self.find("#live-status").text == "live", "the live stream to open")
+        self.wait(lambda: self.text("#live-status") == "live", "the live stream to open")
 
     def mark(self) -> None:
         """Remember this page: a later ``same_page`` fails if it was reloaded meanwhile."""
@@ -205,7 +215,7 @@ def test_issue_with_preview_arrives_live_is_acknowledged_and_the_map_changes(
     de = browsers(federation.consoles["de-customs"])
     nl.sign_in("liaison")
     de.sign_in("analyst")
-    assert "No alert has arrived yet" in de.find("#listing-empty").text
+    assert "No alert has arrived yet" in de.text("#listing-empty")
     de.live()
     de.mark()
 
@@ -232,19 +242,19 @@ def test_issue_with_preview_arrives_live_is_acknowledged_and_the_map_changes(
     nl.type("containers-0-number", "MSCU1234567")
     nl.find('[name="containers-0-number"]').send_keys(Keys.TAB)
     nl.wait(
-        lambda: "check digit of MSCU123456 is 6" in nl.find("#m-containers-0-number").text,
+        lambda: "check digit of MSCU123456 is 6" in nl.text("#m-containers-0-number"),
         "the inline ISO 6346 message",
     )
     nl.shot("issue-check", "#f-containers-0-number")
     nl.type("containers-0-number", "MSCU1234566")
     nl.find('[name="containers-0-number"]').send_keys(Keys.TAB)
-    nl.wait(lambda: nl.find("#m-containers-0-number").text == "", "the message to clear")
+    nl.wait(lambda: nl.text("#m-containers-0-number") == "", "the message to clear")
     nl.type("containers-0-hs_codes", "300490")
 
     # Preview: be-police's treaty refuses, with the reason.
     nl.submit("#preview-button")
     nl.wait(lambda: nl.find("#preview-be-police"), "the preview")
-    refusal = nl.find("#preview-be-police .refusal").text
+    refusal = nl.text("#preview-be-police .refusal")
     assert "NOT_A_PARTY" in refusal
     assert not nl.all("#send-button")
     nl.shot("preview-refused", "#preview")
@@ -253,8 +263,8 @@ def test_issue_with_preview_arrives_live_is_acknowledged_and_the_map_changes(
     nl.type("recipients-1-treaty_id", TASKFORCE)
     nl.submit("#preview-button")
     nl.wait(lambda: nl.find("#preview-be-police.permitted"), "a permitted preview")
-    de_copy = nl.find("#preview-de-customs").text
-    be_copy = nl.find("#preview-be-police").text
+    de_copy = nl.text("#preview-de-customs")
+    be_copy = nl.text("#preview-be-police")
     assert "NXC4KR7P1" in de_copy
     assert "NXC4KR7P1" not in be_copy
     assert "subjects.persons.passport_number" in be_copy
@@ -285,10 +295,10 @@ def test_issue_with_preview_arrives_live_is_acknowledged_and_the_map_changes(
     # de's analyst opens it and acknowledges with the keyboard.
     de.submit("#listing-rows tr.unread a")
     de.wait(lambda: de.find("#acknowledge"), "the acknowledge button")
-    assert "NXC4KR7P1" in de.find("main").text  # the customs treaty let it through
+    assert "NXC4KR7P1" in de.text("main")  # the customs treaty let it through
     de.live()
     de.find("#acknowledge").send_keys(Keys.ENTER)
-    de.wait(lambda: "Acknowledged on" in de.find("#received-status").text, "the acknowledgement")
+    de.wait(lambda: "Acknowledged on" in de.text("#received-status"), "the acknowledgement")
     de.shot("alert-received")
 
     nl.wait(
@@ -302,12 +312,12 @@ def test_issue_with_preview_arrives_live_is_acknowledged_and_the_map_changes(
     de.type("place", "Port of Hamburg, CTA")
     de.type("found", "Two pallets of the medicines")
     de.press("#hit-panel button[type=submit]")
-    de.wait(lambda: "Hit reported" in de.find("#hit-panel").text, "the hit confirmation")
+    de.wait(lambda: "Hit reported" in de.text("#hit-panel"), "the hit confirmation")
     nl.wait(
         lambda: nl.find("#delivery-de-customs").get_attribute("data-state") == "hit",
         "de-customs: hit on the map",
     )
-    assert "Port of Hamburg, CTA" in nl.find("#hit-list").text
+    assert "Port of Hamburg, CTA" in nl.text("#hit-list")
     assert nl.same_page()
     assert nl.errors() == []
     assert de.errors() == []
@@ -332,26 +342,26 @@ def test_a_case_entry_arrives_live_at_the_partner(
     nl.sign_in("liaison")
     de.sign_in("liaison")
     de.go("/cases")
-    assert "Operation Pangea" in de.find("main").text
+    assert "Operation Pangea" in de.text("main")
     de.submit(f"a[href='/cases/{case_id}']")
-    de.wait(lambda: "No entry yet" in de.find("#entries").text, "the empty case")
+    de.wait(lambda: "No entry yet" in de.text("#entries"), "the empty case")
     de.live()
     de.mark()
     nl.go(f"/cases/{case_id}")
     nl.live()
     nl.type("text", "Consignment MSCU1234566 held for inspection at Rotterdam.")
     nl.press("#add-entry")
-    nl.wait(lambda: "Entry added" in nl.find("#entry-form").text, "the confirmation")
-    nl.wait(lambda: "held for inspection" in nl.find("#entries").text, "nl's own entry")
+    nl.wait(lambda: "Entry added" in nl.text("#entry-form"), "the confirmation")
+    nl.wait(lambda: "held for inspection" in nl.text("#entries"), "nl's own entry")
     de.wait(
-        lambda: "held for inspection at Rotterdam" in de.find("#entries").text,
+        lambda: "held for inspection at Rotterdam" in de.text("#entries"),
         "the entry arriving at de-customs",
     )
     assert de.same_page()
     # And back: de's entry arrives at nl.
     de.type("text", "Two earlier shipments via Hamburg traced to the same consignee.")
     de.press("#add-entry")
-    nl.wait(lambda: "via Hamburg" in nl.find("#entries").text, "de's entry at nl-customs")
+    nl.wait(lambda: "via Hamburg" in nl.text("#entries"), "de's entry at nl-customs")
     de.shot("case-live")
     assert nl.errors() == []
     assert de.errors() == []
@@ -371,7 +381,7 @@ def test_feed_phone_size_and_markup_as_text(
     de.wait(lambda: markup in de.all("#listing-rows tr")[0].text, "the markup as text")
     de.submit("#listing-rows tr a")
     de.wait(lambda: de.find(".description"), "the alert page")
-    assert de.find(".description").text == markup
+    assert de.text(".description") == markup
     assert not de.all(".description b")
     assert not de.all(".description img")
     with pytest.raises(NoAlertPresentException):
@@ -407,7 +417,7 @@ def test_sign_in_page_and_a_refused_token(
     label = b.find("label[for=token]")
     assert label.text == "Officer token"
     b.find("#token").send_keys("wrong-token", Keys.ENTER)
-    b.wait(lambda: "did not accept this token" in b.find("#sign-in-error").text, "the refusal")
+    b.wait(lambda: "did not accept this token" in b.text("#sign-in-error"), "the refusal")
     assert b.find("#token").get_attribute("aria-invalid") == "true"
     b.shot("sign-in")
     b.find("#token").send_keys(federation.nl.tokens["liaison"], Keys.ENTER)

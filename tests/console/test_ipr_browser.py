@@ -77,7 +77,7 @@ def test_the_holder_answers_and_the_officers_page_follows(
     ):
         grantor.type(field, text)
     grantor.submit("#grant-button")
-    grantor.wait(lambda: "Recordation granted" in grantor.find("main").text, "the grant")
+    grantor.wait(lambda: "Recordation granted" in grantor.text("main"), "the grant")
     recordation = "recordations/acme-2026"
     with ipr(federation.de, "analyst") as api:
         wait_for(lambda: api.all_recordations(), what="the recordation at de-customs")
@@ -85,7 +85,7 @@ def test_the_holder_answers_and_the_officers_page_follows(
     # The recordation as de-customs holds it; the officer detains goods under it.
     officer.go("/recordations")
     officer.submit("a[href='/recordations/acme-2026']")
-    assert "hologram inside the tongue" in officer.find("main").text
+    assert "hologram inside the tongue" in officer.text("main")
     officer.shot("recordation")
     officer.submit("#detain-under")
     for field, text in (
@@ -104,18 +104,18 @@ def test_the_holder_answers_and_the_officers_page_follows(
         officer.type(field, text)
     officer.choose("unit", "pair")
     officer.submit("#detain-button")
-    officer.wait(lambda: "Detention recorded" in officer.find("main").text, "the detention")
+    officer.wait(lambda: "Detention recorded" in officer.text("main"), "the detention")
     did = "hh-0412"
-    assert recordation in officer.find("main").text
+    assert recordation in officer.text("main")
 
     # The officer notifies holder and declarant from the detention's page.
     officer.go("/detentions")
-    officer.wait(lambda: "Detained" in officer.find(f"#detention-{did}").text, "the row")
+    officer.wait(lambda: "Detained" in officer.text(f"#detention-{did}"), "the row")
     officer.go(f"/detentions/{did}")
     officer.type("reason", "holder and declarant notified by e-mail")
     officer.submit("#move-holder_notified")
     officer.wait(
-        lambda: "Holder answer" in officer.find("#detention-status").text, "the holder's deadline"
+        lambda: "Holder answer" in officer.text("#detention-status"), "the holder's deadline"
     )
     officer.live()
     officer.mark()
@@ -126,20 +126,20 @@ def test_the_holder_answers_and_the_officers_page_follows(
     assert [link.rsplit("/", 1)[1] for link in links] == ["detentions", "recordations"]
     holder.go("/detentions")
     holder.wait(
-        lambda: "Holder answer: end of" in holder.find(f"#detention-{did}").text,
+        lambda: "Holder answer: end of" in holder.text(f"#detention-{did}"),
         "the holder's deadline in its list",
     )
     holder.shot("holder-detentions")
     holder.submit(f"#detention-{did} a")
-    assert "Not disclosed to you" in holder.find("main").text
-    assert "CSQU3054383" not in holder.find("main").text
+    assert "Not disclosed to you" in holder.text("main")
+    assert "CSQU3054383" not in holder.text("main")
     holder.type("reason", "Counterfeit: no hologram, wrong stitching. We agree to destruction.")
     holder.shot("holder-answer", "#detention-moves")
     holder.submit("#move-destruction_agreed")
-    holder.wait(lambda: "The detention moved" in holder.find("#detention-moves").text, "done")
+    holder.wait(lambda: "The detention moved" in holder.text("#detention-moves"), "done")
     # The status is swapped in live too: read it once the swap has settled.
     holder.wait(
-        lambda: "Destruction agreed" in holder.find("#detention-status").text,
+        lambda: "Destruction agreed" in holder.text("#detention-status"),
         "the status to read Destruction agreed",
     )
 
@@ -150,15 +150,15 @@ def test_the_holder_answers_and_the_officers_page_follows(
         ),
         "the holder's answer on the officer's page",
     )
-    assert "rights holder" in officer.find("#history").text
+    assert "rights holder" in officer.text("#history")
     officer.wait(lambda: officer.all("#move-destroyed"), "the next step: destroy")
     assert officer.same_page()
     officer.shot("detention-live", "#detention-status")
 
     # Anything else is refused, with a message, not a crash.
     holder.go("/inbox")
-    assert "Not permitted" in holder.find("h1").text
-    assert "rights holder" in holder.find("main").text
+    assert "Not permitted" in holder.text("h1")
+    assert "rights holder" in holder.text("main")
     assert officer.errors() == []
     assert holder.errors() == []
 
@@ -177,9 +177,9 @@ def test_screen_a_file_open_the_hit_and_record_the_outcome(
     de.go("/screen")
     de.find("#f-file").send_keys(str(upload))
     de.submit("#screen-button")
-    de.wait(lambda: de.find("#count-targeted").text == "1", "the summary")
-    assert de.find("#count-bad").text == "1"
-    assert "line 4" in de.find("#problems").text
+    de.wait(lambda: de.text("#count-targeted") == "1", "the summary")
+    assert de.text("#count-bad") == "1"
+    assert "line 4" in de.text("#problems")
     de.shot("screen", "#summary")
     de.submit("#targeted a[href^='/hits/']")
     de.wait(lambda: de.find("#outcome"), "the hit's page")
@@ -187,7 +187,7 @@ def test_screen_a_file_open_the_hit_and_record_the_outcome(
     de.choose("finding", "confirmed")
     de.type("note", "falsified amoxicillin, 40 cartons")
     de.submit("#outcome-button")
-    de.wait(lambda: "Outcome recorded" in de.find("main").text, "the outcome")
+    de.wait(lambda: "Outcome recorded" in de.text("main"), "the outcome")
     de.shot("hit")
 
     nl = browsers(federation.consoles["nl-customs"])
@@ -195,10 +195,10 @@ def test_screen_a_file_open_the_hit_and_record_the_outcome(
 
     def counted() -> bool:
         nl.go(f"/profiles/{name.split('/')[1]}")
-        return "with the risk confirmed" in nl.find("#statistics").text
+        return "with the risk confirmed" in nl.text("#statistics")
 
     wait_for(counted, what="the outcome in the author's statistics")
-    assert "HS code starts with 3004" in nl.find("#criteria").text
+    assert "HS code starts with 3004" in nl.text("#criteria")
     nl.shot("profile")
     assert de.errors() == []
     assert nl.errors() == []
