@@ -165,7 +165,7 @@ def admit(
     """Check ``data`` (a serialized Envelope) for submission by ``peer_agency``."""
     _env, header = _unverified_header(data, max_envelope_bytes)
     if peer_agency is None:
-        raise errors.Unauthenticated("no verified client certificate")
+        raise errors.CertificateInvalid("no verified client certificate")
     if header.sender != peer_agency:
         raise errors.SenderMismatch(
             f"envelope sender {header.sender!r} is not the authenticated agency {peer_agency!r}"

@@ -169,10 +169,10 @@ class AlertServicer(WorkflowMethods, KindServicer, alert_service_pb2_grpc.AlertS
         if request.urgency and request.urgency not in rec.URGENCIES:
             v["urgency"] = "unknown urgency"
         if v:
-            raise errors.InvalidArgument(rec.summary(v), violations=v)
+            raise errors.FieldInvalid(rec.summary(v), violations=v)
         head = self.store.head_seq()
         if request.after_cursor > head:
-            raise errors.InvalidArgument(
+            raise errors.EventCursorInvalid(
                 f"after_cursor {request.after_cursor} is beyond the newest event {head}",
                 violations={"after_cursor": f"must be at most {head}"},
             )

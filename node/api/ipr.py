@@ -65,14 +65,14 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         officer = self.officers.authenticate(bearer_token(context))
         if officer.role == RIGHTS_HOLDER:
             if not holder:
-                raise errors.PermissionDenied(
+                raise errors.RoleNotPermitted(
                     "a rights holder reads its own recordations and detentions, answers and "
                     "watches its feed; nothing else",
                     metadata={"role": officer.role, "permission": permission.value},
                 )
             return officer
         if not officer.can(permission):
-            raise errors.PermissionDenied(
+            raise errors.RoleNotPermitted(
                 f"role {officer.role} may not {permission.value.replace('_', ' ')}",
                 metadata={"role": officer.role, "permission": permission.value},
             )

@@ -119,7 +119,7 @@ def _report_from_record(record: Mapping[str, Any]) -> D.DetentionReport:
 
 def _report_validate(report: D.DetentionReport) -> None:
     if not report.goods:
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             "a detention report names the goods", violations={"goods": "required"}
         )
 
@@ -234,7 +234,7 @@ class Detentions:
             select(exists().where(t.detentions.c.detention_id == detention_id))
         ).scalar_one()
         if taken:
-            raise errors.InvalidArgument(
+            raise errors.IdInUse(
                 f"detentions/{detention_id} exists already",
                 violations={"detention_id": "already in use on this node"},
             )
@@ -294,17 +294,17 @@ class Detentions:
         current, row = self._load(w, ipr.parse_name(detention.name, ipr.DETENTIONS))
         paths = list(mask.paths)
         if not paths:
-            raise errors.InvalidArgument(
+            raise errors.UpdateMaskInvalid(
                 "update_mask names no field", violations={"update_mask": "required"}
             )
         unknown = sorted(set(paths) - UPDATABLE)
         if unknown:
-            raise errors.InvalidArgument(
+            raise errors.UpdateMaskInvalid(
                 f"update_mask names fields that cannot be changed: {', '.join(unknown)}",
                 violations={"update_mask": "one of " + ", ".join(sorted(UPDATABLE))},
             )
         if current.state in lifecycle.FINAL_DETENTION_STATES:
-            raise errors.FailedPrecondition(
+            raise errors.DetentionClosed(
                 f"{current.name} is {_state_label(current.state)}: it no longer changes",
                 metadata={"state": _state_label(current.state)},
             )
@@ -369,12 +369,12 @@ class Detentions:
         current, row = self._visible(w, officer, name)
         text = reason.strip()
         if not text or len(text) > lifecycle.MAX_REASON_CHARS:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "a reason (the holder's duly justified request) is required",
                 violations={"reason": f"1 to {lifecycle.MAX_REASON_CHARS} characters"},
             )
         if not kind:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "kind names the deadline to extend", violations={"kind": "e.g. HOLDER_ANSWER"}
             )
         extended = lifecycle.extend_deadline(current, kind, days, now=ipr.now())  # type: ignore[arg-type]
@@ -397,7 +397,7 @@ class Detentions:
         """Let the rights holder see the parties (608/2013 art. 17(4))."""
         current, row = self._load(w, ipr.parse_name(name, ipr.DETENTIONS))
         if not reason.strip():
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "a reason is required", violations={"reason": "must not be empty"}
             )
         if current.parties_disclosed:
@@ -418,12 +418,12 @@ class Detentions:
         current, row = self._visible(w, officer, name)
         text = reason.strip()
         if not text or len(text) > lifecycle.MAX_REASON_CHARS:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "say what the samples are for and how many",
                 violations={"reason": f"1 to {lifecycle.MAX_REASON_CHARS} characters"},
             )
         if current.state in lifecycle.FINAL_DETENTION_STATES:
-            raise errors.FailedPrecondition(
+            raise errors.DetentionClosed(
                 f"the goods were {_state_label(current.state)}: no samples can be taken",
                 metadata={"state": _state_label(current.state)},
             )
@@ -449,7 +449,7 @@ class Detentions:
             if ident not in found
         }
         if missing:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "the detention names recordations this node does not hold", violations=missing
             )
         for ident in ids:
@@ -489,7 +489,7 @@ class Detentions:
             )
         )
         if not changed.rowcount:
-            raise errors.FailedPrecondition(
+            raise errors.ChangedMeanwhile(
                 f"{detention.name} changed while this change was prepared; retry",
                 metadata={"name": detention.name},
             )
@@ -554,7 +554,7 @@ class Detentions:
         ).first()
         if row is None:
             name = f"{ipr.DETENTIONS}/{detention_id}"
-            raise errors.NotFound(f"{name} does not exist", metadata={"name": name})
+            raise errors.RecordNotFound(f"{name} does not exist", metadata={"name": name})
         return _build(row, as_of=False), row
 
     def _read(self, w: Writer, detention_id: str) -> D.Detention:
@@ -707,7 +707,7 @@ class Detentions:
         if len(summary) > validate.MAX_TEXT:
             bad["summary"] = f"at most {validate.MAX_TEXT} characters"
         if bad:
-            raise errors.InvalidArgument("the report cannot be shared as asked", violations=bad)
+            raise errors.FieldInvalid("the report cannot be shared as asked", violations=bad)
         return self._report(w, officer, row.detention_id, detention, groups, summary, False)
 
     def _report(
@@ -843,7 +843,7 @@ class Detentions:
                 select(t.ipr_reports.c.direction).where(t.ipr_reports.c.record_id == record_id)
             ).scalar_one_or_none()
             if known is None:
-                raise errors.NotFound(f"{name} does not exist", metadata={"name": name})
+                raise errors.RecordNotFound(f"{name} does not exist", metadata={"name": name})
             report = self._report_message(w, record_id)
             if known == ipr.RECEIVED:
                 w.audit(

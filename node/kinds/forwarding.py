@@ -90,7 +90,7 @@ _CONSENT_FILTER: dict[int, str] = {int(v): k for k, v in _CONSENT_STATES.items()
 def _alert_id(name: str, field: str = "name") -> str:
     alert_id = name.removeprefix("alerts/") if name.startswith("alerts/") else ""
     if not alert_id or "/" in alert_id or len(alert_id) > 64:
-        raise errors.InvalidArgument(
+        raise errors.NameInvalid(
             f"{field} must look like alerts/{{alert_id}}, got {name!r}",
             violations={field: "expected alerts/{alert_id}"},
         )
@@ -101,7 +101,7 @@ def _consent_id(name: str) -> str:
     prefix = "consentRequests/"
     rid = name[len(prefix) :] if name.startswith(prefix) else ""
     if not rid or "/" in rid or len(rid) > 64:
-        raise errors.InvalidArgument(
+        raise errors.NameInvalid(
             f"name must look like consentRequests/{{id}}, got {name!r}",
             violations={"name": "expected consentRequests/{id}"},
         )
@@ -155,15 +155,15 @@ class Forwarding:
                 v[f"fields[{n}]"] = "a field path such as subjects.containers"
         rec._text(v, "reason", reason, max_len=2000, multiline=True)
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "invalid forward"), violations=v)
+            raise errors.FieldInvalid(rec.summary(v, "invalid forward"), violations=v)
         row = self.alerts._row(w.conn, alert_id)
         if row.direction != "received":
-            raise errors.FailedPrecondition(
+            raise errors.NotRecipient(
                 f"alert {name} was issued by this agency; only a received alert is passed on",
                 metadata={"name": name},
             )
         if row.state == "revoked":
-            raise errors.FailedPrecondition(
+            raise errors.AlertRevoked(
                 f"alert {name} was revoked by {row.origin_agency}",
                 metadata={"name": name, "state": "revoked"},
             )
@@ -278,7 +278,7 @@ class Forwarding:
         try:
             return redact_onward(record, original, onward, "alert", fields)
         except errors.InvalidArgument as exc:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "fields name paths no treaty could allow", violations={"fields": exc.message}
             ) from None
 
@@ -519,9 +519,11 @@ class Forwarding:
     def _consent_row(self, w: Writer, name: str) -> Any:
         row = rows.get(w.conn, CONSENT, _consent_id(name))
         if row is None:
-            raise errors.NotFound(f"there is no consent request {name}", metadata={"name": name})
+            raise errors.ConsentRequestNotFound(
+                f"there is no consent request {name}", metadata={"name": name}
+            )
         if row.state != PENDING:
-            raise errors.FailedPrecondition(
+            raise errors.ConsentRequestDecided(
                 f"consent request {name} was already {row.state}",
                 metadata={"name": name, "state": row.state},
             )
@@ -570,7 +572,7 @@ class Forwarding:
         data = rows.item(row)
         alert = self.alerts._row(w.conn, data["alert_id"])
         if alert.state == "revoked" or alert.expire_ms <= now_ms():
-            raise errors.FailedPrecondition(
+            raise errors.AlertNotActive(
                 f"alert alerts/{alert.alert_id} is no longer active; nothing to consent to",
                 metadata={"name": name},
             )
@@ -605,7 +607,7 @@ class Forwarding:
         v: dict[str, str] = {}
         rec._text(v, "reason", reason, max_len=2000, required=True, multiline=True)
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "a refusal needs a reason"), violations=v)
+            raise errors.FieldInvalid(rec.summary(v, "a refusal needs a reason"), violations=v)
         row = self._consent_row(w, name)
         data = rows.item(row)
         sealed = self._answer(
@@ -637,7 +639,7 @@ class Forwarding:
         self, officer: Officer, state: int, page_size: int, page_token: str
     ) -> tuple[list[alert_service_pb2.ConsentRequest], str]:
         if state and state not in _CONSENT_FILTER:
-            raise errors.InvalidArgument("unknown state", violations={"state": "unknown state"})
+            raise errors.FieldInvalid("unknown state", violations={"state": "unknown state"})
         states = [_CONSENT_FILTER[state]] if state else []
         with self.alerts.store.engine.connect() as conn:
             found, token = rows.page(

@@ -111,7 +111,7 @@ def parse_name(name: str, collection: str, field: str = "name") -> str:
     prefix = f"{collection}/"
     ident = name[len(prefix) :] if name.startswith(prefix) else ""
     if not ident or "/" in ident or len(ident) > 64:
-        raise errors.InvalidArgument(
+        raise errors.NameInvalid(
             f"{field} must look like {prefix}{{id}}, got {name!r}",
             violations={field: f"expected {prefix}{{id}}"},
         )
@@ -123,7 +123,7 @@ def check_new_id(ident: str, field: str) -> None:
     import re
 
     if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", ident):
-        raise errors.InvalidArgument(
+        raise errors.IdInvalid(
             f"{field} {ident!r} must be 1-63 lower-case letters, digits or '-'",
             violations={field: "lower case, digits, '-'"},
         )
@@ -152,7 +152,7 @@ def decode_token(store: Store, officer: Officer, token: str, listing: str) -> li
 
 def page_size(size: int) -> int:
     if size < 0:
-        raise errors.InvalidArgument(
+        raise errors.PageSizeInvalid(
             "page_size must not be negative", violations={"page_size": ">= 0"}
         )
     return min(size or DEFAULT_PAGE, MAX_PAGE)
@@ -300,7 +300,7 @@ def calendar_provider(country: Callable[[], str]) -> Callable[[], dl.Calendar]:
     def calendar() -> dl.Calendar:
         code = country().strip().upper()
         if not code:
-            raise errors.FailedPrecondition(
+            raise errors.CountryUnknown(
                 "this agency's country is not known yet (the federation directory names it)"
             )
         return for_country(code)

@@ -165,7 +165,7 @@ class Reviews:
         ]
         if not found:
             name = rec_name(alert_id)
-            raise errors.FailedPrecondition(
+            raise errors.ReviewNotPending(
                 f"alert {name} is not waiting for review"
                 + (f" under treaty {treaty_id}" if treaty_id else ""),
                 metadata={"name": name},
@@ -207,7 +207,7 @@ class Reviews:
         self._write_views(w, alert_id, views)
         for r in pending:
             if not rows.move(w, r, APPROVED, {"approver": officer.officer_id}):
-                raise errors.FailedPrecondition(
+                raise errors.ChangedMeanwhile(
                     f"alert {name} was decided meanwhile; look again", metadata={"name": name}
                 )
         if row.state == HELD:
@@ -272,12 +272,12 @@ class Reviews:
         v: dict[str, str] = {}
         rec._text(v, "reason", reason, max_len=2000, required=True, multiline=True)
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "a rejection needs a reason"), violations=v)
+            raise errors.FieldInvalid(rec.summary(v, "a rejection needs a reason"), violations=v)
         row = self.alerts._row(w.conn, alert_id)
         pending = self._pending(w, alert_id, treaty_id)
         for r in pending:
             if not rows.move(w, r, REJECTED, {"rejected_by": officer.officer_id, "reason": reason}):
-                raise errors.FailedPrecondition(
+                raise errors.ChangedMeanwhile(
                     f"alert {name} was decided meanwhile; look again", metadata={"name": name}
                 )
         left = [
@@ -393,7 +393,7 @@ def rec_name(alert_id: str) -> str:
 def _parse(name: str) -> str:
     alert_id = name.removeprefix("alerts/") if name.startswith("alerts/") else ""
     if not alert_id or "/" in alert_id or len(alert_id) > 64:
-        raise errors.InvalidArgument(
+        raise errors.NameInvalid(
             f"name must look like alerts/{{alert_id}}, got {name!r}",
             violations={"name": "expected alerts/{alert_id}"},
         )

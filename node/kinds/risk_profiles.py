@@ -236,7 +236,7 @@ def validate_profile(p: P.RiskProfile, prefix: str = "risk_profile") -> None:
     if v:
         first, what = next(iter(v.items()))
         more = f" (and {len(v) - 1} more)" if len(v) > 1 else ""
-        cls = errors.CriteriaInvalid if criteria_problems else errors.InvalidArgument
+        cls = errors.CriteriaInvalid if criteria_problems else errors.FieldInvalid
         raise cls(f"{first}: {what}{more}", violations=v)
 
 
@@ -328,7 +328,7 @@ def validate_hit(h: P.RiskHit) -> None:
         v["risk_hit.note"] = "at most 2000 characters"
     if v:
         first, what = next(iter(v.items()))
-        raise errors.InvalidArgument(f"{first}: {what}", violations=v)
+        raise errors.FieldInvalid(f"{first}: {what}", violations=v)
 
 
 # --- what is in force ----------------------------------------------------------------------
@@ -630,7 +630,7 @@ class RiskProfiles:
             else:
                 recipients.setdefault(r.treaty_id, []).append(r.agency_id)
         if v:
-            raise errors.InvalidArgument(next(iter(v.values())), violations=v)
+            raise errors.FieldInvalid(next(iter(v.values())), violations=v)
         clean = P.RiskProfile()
         clean.CopyFrom(p)
         clean.ClearField("recipients")
@@ -653,7 +653,7 @@ class RiskProfiles:
         paths = list(mask.paths)
         bad = [x for x in paths if x not in UPDATABLE_PROFILE]
         if not paths or bad:
-            raise errors.InvalidArgument(
+            raise errors.UpdateMaskInvalid(
                 "update_mask must name some of " + ", ".join(UPDATABLE_PROFILE),
                 violations={"update_mask": f"unknown or not updatable: {', '.join(bad)}"},
             )
@@ -816,7 +816,7 @@ class RiskProfiles:
         page_token: str,
     ) -> tuple[list[P.RiskHit], str]:
         if page_size < 0:
-            raise errors.InvalidArgument(
+            raise errors.PageSizeInvalid(
                 "page_size must not be negative", violations={"page_size": ">= 0"}
             )
         size = min(page_size or 50, 500)
@@ -862,7 +862,7 @@ class RiskProfiles:
         paths = list(mask.paths)
         bad = [x for x in paths if x not in UPDATABLE_HIT]
         if not paths or bad:
-            raise errors.InvalidArgument(
+            raise errors.UpdateMaskInvalid(
                 "update_mask must name some of " + ", ".join(UPDATABLE_HIT),
                 violations={"update_mask": f"unknown or not updatable: {', '.join(bad)}"},
             )
@@ -883,7 +883,7 @@ class RiskProfiles:
     def statistics(self, officer: Officer, name: str) -> P.RiskProfileStatistics:
         stored = self.records.get(officer, self.profile_kind, name)
         if stored.direction != ISSUED:
-            raise errors.FailedPrecondition(
+            raise errors.NotIssuer(
                 f"{name} was written by {stored.origin_agency}: only its author sees how it "
                 "performs",
                 metadata={"name": name},

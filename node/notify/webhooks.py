@@ -84,9 +84,10 @@ def open_secret(keys: AgencyKeys, webhook_id: str, sealed: bytes) -> str:
     try:
         plain = _secret_key(keys).decrypt(sealed[:12], sealed[12:], webhook_id.encode())
     except InvalidTag:
-        raise errors.FailedPrecondition(
+        raise errors.WebhookSecretUnreadable(
             f"the secret of webhook {webhook_id} cannot be opened with this agency's key "
-            "(the identity was replaced?); remove the webhook and add it again"
+            "(the identity was replaced?); remove the webhook and add it again",
+            metadata={"webhook_id": webhook_id},
         ) from None
     return plain.decode()
 
@@ -200,7 +201,7 @@ def matches(patterns: Sequence[str], event_type: str) -> bool:
 def check_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
     cleaned = tuple(dict.fromkeys(p.strip() for p in patterns if p.strip()))
     if not cleaned:
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             "name at least one event type (e.g. alert.received, alert.*, case.*, *)",
             violations={"events": "required"},
         )
@@ -211,7 +212,7 @@ def check_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
             or (p.startswith("case.") and p[5:].replace("_", "").isalnum())
         )
         if not ok:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 f"unknown event type {p!r} (known: {', '.join(sorted(EVENT_TYPES))}, "
                 "case.<type>, alert.*, case.*, *)",
                 violations={"events": f"unknown event type {p!r}"},
@@ -222,7 +223,7 @@ def check_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
 def check_url(url: str, *, allow_http: bool = False) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             f"webhook URL must be an absolute https:// URL, got {url!r}",
             violations={"url": "absolute https URL"},
         )
@@ -232,7 +233,7 @@ def check_url(url: str, *, allow_http: bool = False) -> str:
         except ValueError:
             loopback = parts.hostname == "localhost"
         if not loopback:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "plain http:// is allowed only to this machine (127.0.0.1, ::1, localhost) "
                 "or with --allow-http",
                 violations={"url": "https required"},
@@ -287,7 +288,9 @@ class WebhookRegistry:
             )
             gone = conn.execute(delete(t.webhooks).where(t.webhooks.c.webhook_id == webhook_id))
         if not gone.rowcount:
-            raise errors.NotFound(f"no webhook {webhook_id}")
+            raise errors.WebhookNotFound(
+                f"no webhook {webhook_id}", metadata={"webhook_id": webhook_id}
+            )
 
     def deliveries(self, *, state: str | None = None, limit: int = 1000) -> builtins.list[Delivery]:
         query = select(t.webhook_deliveries)

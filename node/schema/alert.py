@@ -46,7 +46,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from intelshare.errors import InvalidArgument, Malformed
+from intelshare.errors import FieldInvalid, Malformed
 from intelshare.v1 import alert_pb2, envelope_pb2
 
 # --- vocabularies ------------------------------------------------------------------
@@ -629,7 +629,7 @@ def validate_new_alert(
         elif not r.treaty_id and not alert.treaty_id:
             v[f"{p}.treaty_id"] = "required (or set alert.treaty_id for every recipient)"
     if v:
-        raise InvalidArgument(_summary(v), violations=v)
+        raise FieldInvalid(_summary(v), violations=v)
 
 
 def _summary(v: Mapping[str, str]) -> str:

@@ -86,7 +86,7 @@ def parse_case_name(name: str, field: str = "name") -> str:
     """``cases/{case_id}`` to the id (a UUIDv7), or INVALID_ARGUMENT naming ``field``."""
     case_id = name.removeprefix("cases/") if name.startswith("cases/") else ""
     if not is_message_id(case_id):
-        raise errors.InvalidArgument(
+        raise errors.NameInvalid(
             f"{field} must look like cases/{{case_id}}, got {name[:100]!r}",
             violations={field: "expected cases/{case_id} (the id is a UUID)"},
         )
@@ -104,7 +104,7 @@ def entry_record(entry: case_pb2.CaseEntry, today: date, prefix: str = "entry") 
     if entry.attachments_digest and not DIGEST_RE.fullmatch(entry.attachments_digest):
         v[f"{prefix}.attachments_digest"] = "expected sha256: and 64 lower-case hex digits"
     if v:
-        raise errors.InvalidArgument(rec.summary(v, "invalid case entry"), violations=v)
+        raise errors.FieldInvalid(rec.summary(v, "invalid case entry"), violations=v)
     record: dict[str, Any] = {"text": entry.text}
     subjects = rec.subjects_to_record(entry.subjects)
     if subjects:
@@ -154,13 +154,13 @@ def validate_new_case(case: case_pb2.Case, own_agency: str) -> list[str]:
         else:
             members.append(m.agency_id)
     if v:
-        raise errors.InvalidArgument(rec.summary(v, "invalid case"), violations=v)
+        raise errors.FieldInvalid(rec.summary(v, "invalid case"), violations=v)
     return sorted(members)
 
 
 def validate_agency(agency_id: str, field: str = "agency_id") -> None:
     if not ID_RE.fullmatch(agency_id):
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             f"{field} {agency_id[:100]!r} is not an agency id",
             violations={field: "required: an agency id, e.g. be-police"},
         )

@@ -48,7 +48,7 @@ def parse_name(name: str, field: str = "name") -> str:
     prefix = "alerts/"
     alert_id = name[len(prefix) :] if name.startswith(prefix) else ""
     if not alert_id or "/" in alert_id or len(alert_id) > 64:
-        raise errors.InvalidArgument(
+        raise errors.NameInvalid(
             f"{field} must look like alerts/{{alert_id}}, got {name!r}",
             violations={field: "expected alerts/{alert_id}"},
         )
@@ -58,7 +58,7 @@ def parse_name(name: str, field: str = "name") -> str:
 def parse_delivery_name(name: str) -> tuple[str, str]:
     parts = name.split("/")
     if len(parts) != 4 or parts[0] != "alerts" or parts[2] != "deliveries" or not all(parts):
-        raise errors.InvalidArgument(
+        raise errors.NameInvalid(
             f"name must look like alerts/{{alert_id}}/deliveries/{{agency_id}}, got {name!r}",
             violations={"name": "expected alerts/{alert_id}/deliveries/{agency_id}"},
         )

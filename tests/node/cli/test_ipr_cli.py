@@ -178,7 +178,7 @@ def test_the_walk_through_in_commands(cluster: Cluster, tmp_path: Path) -> None:
     assert answered.exit_code == 0, answered.output
     refused = run(de, holder, "ipr", "stats")
     assert refused.exit_code == 2
-    assert "[PERMISSION_DENIED]" in refused.output
+    assert "[ROLE_NOT_PERMITTED]" in refused.output
 
     stats = run(de, de.tokens["analyst"], "ipr", "stats", "--by", "country,category")
     assert stats.exit_code == 0, stats.output
