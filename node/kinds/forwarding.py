@@ -54,6 +54,7 @@ from intelshare.treaty import Treaty, check_fields, kind_name, retention_until
 from intelshare.v1 import alert_pb2, alert_service_pb2, envelope_pb2
 from node.kinds import workflow_rows as rows
 from node.schema import alert as rec
+from node.schema import names
 from node.sharing.engine import Share
 from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
 from node.storage import tables as t
@@ -88,24 +89,11 @@ _CONSENT_FILTER: dict[int, str] = {int(v): k for k, v in _CONSENT_STATES.items()
 
 
 def _alert_id(name: str, field: str = "name") -> str:
-    alert_id = name.removeprefix("alerts/") if name.startswith("alerts/") else ""
-    if not alert_id or "/" in alert_id or len(alert_id) > 64:
-        raise errors.NameInvalid(
-            f"{field} must look like alerts/{{alert_id}}, got {name!r}",
-            violations={field: "expected alerts/{alert_id}"},
-        )
-    return alert_id
+    return names.assigned_id(name, "alerts", field)
 
 
 def _consent_id(name: str) -> str:
-    prefix = "consentRequests/"
-    rid = name[len(prefix) :] if name.startswith(prefix) else ""
-    if not rid or "/" in rid or len(rid) > 64:
-        raise errors.NameInvalid(
-            f"name must look like consentRequests/{{id}}, got {name!r}",
-            violations={"name": "expected consentRequests/{id}"},
-        )
-    return rid
+    return names.assigned_id(name, "consentRequests")
 
 
 class Forwarding:

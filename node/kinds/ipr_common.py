@@ -36,6 +36,7 @@ from sqlalchemy import Connection, Row, select
 from intelshare import errors
 from intelshare.v1 import recordation_pb2
 from node.ipr import deadlines as dl
+from node.schema import names
 from node.schema.alert import ms_to_ts
 from node.storage import tables as t
 from node.storage.officers import Officer
@@ -119,14 +120,8 @@ def parse_name(name: str, collection: str, field: str = "name") -> str:
 
 
 def check_new_id(ident: str, field: str) -> None:
-    """A client-chosen id: lower case, digits and '-', 1-63 characters."""
-    import re
-
-    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", ident):
-        raise errors.IdInvalid(
-            f"{field} {ident!r} must be 1-63 lower-case letters, digits or '-'",
-            violations={field: "lower case, digits, '-'"},
-        )
+    """A client-chosen id (the one rule of :mod:`node.schema.names`)."""
+    names.check_client_id(ident, field)
 
 
 # --- page tokens ---------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from intelshare.treaty import decide_review, review_matches
 from intelshare.v1 import alert_pb2, alert_service_pb2, envelope_pb2
 from node.kinds import workflow_rows as rows
 from node.schema import alert as rec
+from node.schema import names
 from node.sharing.engine import Refusal, Share, View
 from node.sharing.inbound import Incoming, Refused
 from node.storage import tables as t
@@ -391,13 +392,7 @@ def rec_name(alert_id: str) -> str:
 
 
 def _parse(name: str) -> str:
-    alert_id = name.removeprefix("alerts/") if name.startswith("alerts/") else ""
-    if not alert_id or "/" in alert_id or len(alert_id) > 64:
-        raise errors.NameInvalid(
-            f"name must look like alerts/{{alert_id}}, got {name!r}",
-            violations={"name": "expected alerts/{alert_id}"},
-        )
-    return alert_id
+    return names.assigned_id(name, "alerts")
 
 
 __all__ = ["HELD", "KIND", "Reviews", "review_name"]

@@ -48,9 +48,9 @@ from datetime import date
 from typing import Any, Final
 
 from intelshare import errors
-from intelshare.ids import is_message_id
 from intelshare.v1 import alert_pb2, case_pb2
 from node.schema import alert as rec
+from node.schema import names
 
 ENTRY_KEYS: Final = ("text", "subjects", "attachments_digest")
 MAX_TEXT = 10_000
@@ -83,14 +83,8 @@ def entry_name(case_id: str, entry_id: str) -> str:
 
 
 def parse_case_name(name: str, field: str = "name") -> str:
-    """``cases/{case_id}`` to the id (a UUIDv7), or INVALID_ARGUMENT naming ``field``."""
-    case_id = name.removeprefix("cases/") if name.startswith("cases/") else ""
-    if not is_message_id(case_id):
-        raise errors.NameInvalid(
-            f"{field} must look like cases/{{case_id}}, got {name[:100]!r}",
-            violations={field: "expected cases/{case_id} (the id is a UUID)"},
-        )
-    return case_id
+    """``cases/{case_id}`` to the id (a UUIDv7, see :mod:`node.schema.names`)."""
+    return names.assigned_id(name, "cases", field)
 
 
 # --- officers' input -----------------------------------------------------------------

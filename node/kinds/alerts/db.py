@@ -24,6 +24,7 @@ from intelshare import errors
 from intelshare.v1 import alert_pb2
 from node.kinds.reviews import HELD
 from node.schema import alert as rec
+from node.schema import names
 from node.storage import tables as t
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,8 @@ def alert_name(alert_id: str) -> str:
 
 
 def parse_name(name: str, field: str = "name") -> str:
-    prefix = "alerts/"
-    alert_id = name[len(prefix) :] if name.startswith(prefix) else ""
-    if not alert_id or "/" in alert_id or len(alert_id) > 64:
-        raise errors.NameInvalid(
-            f"{field} must look like alerts/{{alert_id}}, got {name!r}",
-            violations={field: "expected alerts/{alert_id}"},
-        )
-    return alert_id
+    """The id of ``alerts/{alert_id}`` (a UUIDv7, see :mod:`node.schema.names`)."""
+    return names.assigned_id(name, "alerts", field)
 
 
 def parse_delivery_name(name: str) -> tuple[str, str]:
@@ -62,7 +57,7 @@ def parse_delivery_name(name: str) -> tuple[str, str]:
             f"name must look like alerts/{{alert_id}}/deliveries/{{agency_id}}, got {name!r}",
             violations={"name": "expected alerts/{alert_id}/deliveries/{agency_id}"},
         )
-    return parts[1], parts[3]
+    return parse_name("/".join(parts[:2])), parts[3]
 
 
 @dataclass(frozen=True)
