@@ -85,6 +85,7 @@ The tree (class, gRPC code, ErrorInfo reason where it differs from the code);
     │  └─ WebhookNotFound (NOT_FOUND, WEBHOOK_NOT_FOUND)
     ├─ PayloadTooLarge (RESOURCE_EXHAUSTED, PAYLOAD_TOO_LARGE)
     ├─ PermissionDenied (PERMISSION_DENIED)
+    │  ├─ CaseOwnerMismatch (PERMISSION_DENIED, CASE_OWNER_MISMATCH)
     │  ├─ HolderMismatch (PERMISSION_DENIED, HOLDER_MISMATCH)
     │  ├─ NotOnCaseTeam (PERMISSION_DENIED, NOT_ON_CASE_TEAM)
     │  ├─ RoleNotPermitted (PERMISSION_DENIED, ROLE_NOT_PERMITTED)
@@ -255,6 +256,12 @@ class SenderMismatch(PermissionDenied):
     """The envelope's sender is not the agency of the authenticated peer."""
 
     reason = "SENDER_MISMATCH"
+
+
+class CaseOwnerMismatch(PermissionDenied):
+    """A case membership whose case id was made by another agency than its sender."""
+
+    reason = "CASE_OWNER_MISMATCH"
 
 
 # --- verification (opaque) ---------------------------------------------------
