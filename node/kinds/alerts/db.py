@@ -278,6 +278,7 @@ def to_proto(
         info = alert_pb2.ReceivedInfo(
             message_id=r.message_id or "",
             envelope_sha256=envelope_sha256,
+            treaty_id=r.treaty_id,
             treaty_version=r.treaty_version,
             fields=rec.field_paths(record),
         )
