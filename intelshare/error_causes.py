@@ -17,6 +17,8 @@ classes defined first).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from intelshare.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -71,6 +73,7 @@ __all__ = [
     "UpdateMaskInvalid",
     "WebhookNotFound",
     "WebhookSecretUnreadable",
+    "invalid_fields",
 ]
 
 # --- invalid arguments (each with a google.rpc.BadRequest naming the fields) ---
@@ -347,3 +350,22 @@ class GatewayUnreachable(Unavailable):
     """The gateway could not be reached or did not take the submission; retried later."""
 
     reason = "GATEWAY_UNREACHABLE"
+
+
+#: the cause a violation of only this one field has its own reason for
+_ONE_FIELD: dict[str, type[InvalidArgument]] = {
+    "page_size": PageSizeInvalid,
+    "request_id": RequestIdInvalid,
+    "update_mask": UpdateMaskInvalid,
+    "after_cursor": EventCursorInvalid,
+}
+
+
+def invalid_fields(message: str, *, violations: Mapping[str, str]) -> InvalidArgument:
+    """The refusal for ``violations`` found together.
+
+    When one field that has a reason of its own (``page_size`` ...) is all
+    that is wrong, that reason; FIELD_INVALID otherwise.
+    """
+    cls = _ONE_FIELD.get(next(iter(violations))) if len(violations) == 1 else None
+    return (cls or FieldInvalid)(message, violations=violations)

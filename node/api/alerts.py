@@ -169,7 +169,7 @@ class AlertServicer(WorkflowMethods, KindServicer, alert_service_pb2_grpc.AlertS
         if request.urgency and request.urgency not in rec.URGENCIES:
             v["urgency"] = "unknown urgency"
         if v:
-            raise errors.FieldInvalid(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         head = self.store.head_seq()
         if request.after_cursor > head:
             raise errors.EventCursorInvalid(

@@ -143,7 +143,7 @@ class Forwarding:
                 v[f"fields[{n}]"] = "a field path such as subjects.containers"
         rec._text(v, "reason", reason, max_len=2000, multiline=True)
         if v:
-            raise errors.FieldInvalid(rec.summary(v, "invalid forward"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "invalid forward"), violations=v)
         row = self.alerts._row(w.conn, alert_id)
         if row.direction != "received":
             raise errors.NotRecipient(
@@ -595,7 +595,7 @@ class Forwarding:
         v: dict[str, str] = {}
         rec._text(v, "reason", reason, max_len=2000, required=True, multiline=True)
         if v:
-            raise errors.FieldInvalid(rec.summary(v, "a refusal needs a reason"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "a refusal needs a reason"), violations=v)
         row = self._consent_row(w, name)
         data = rows.item(row)
         sealed = self._answer(

@@ -273,7 +273,7 @@ class Reviews:
         v: dict[str, str] = {}
         rec._text(v, "reason", reason, max_len=2000, required=True, multiline=True)
         if v:
-            raise errors.FieldInvalid(rec.summary(v, "a rejection needs a reason"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "a rejection needs a reason"), violations=v)
         row = self.alerts._row(w.conn, alert_id)
         pending = self._pending(w, alert_id, treaty_id)
         for r in pending:

@@ -98,7 +98,7 @@ def entry_record(entry: case_pb2.CaseEntry, today: date, prefix: str = "entry") 
     if entry.attachments_digest and not DIGEST_RE.fullmatch(entry.attachments_digest):
         v[f"{prefix}.attachments_digest"] = "expected sha256: and 64 lower-case hex digits"
     if v:
-        raise errors.FieldInvalid(rec.summary(v, "invalid case entry"), violations=v)
+        raise errors.invalid_fields(rec.summary(v, "invalid case entry"), violations=v)
     record: dict[str, Any] = {"text": entry.text}
     subjects = rec.subjects_to_record(entry.subjects)
     if subjects:
@@ -148,7 +148,7 @@ def validate_new_case(case: case_pb2.Case, own_agency: str) -> list[str]:
         else:
             members.append(m.agency_id)
     if v:
-        raise errors.FieldInvalid(rec.summary(v, "invalid case"), violations=v)
+        raise errors.invalid_fields(rec.summary(v, "invalid case"), violations=v)
     return sorted(members)
 
 

@@ -81,7 +81,7 @@ class AlertAnswers(AlertCore):
         rec._text(v, "place", place, max_len=500, required=True, multiline=True)
         rec._text(v, "found", found, max_len=4000, required=True, multiline=True)
         if v:
-            raise errors.FieldInvalid(rec.summary(v, "invalid hit report"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "invalid hit report"), violations=v)
         assert found_ms is not None
         row = self._row(w.conn, alert_id)
         self._require_received(row, "report a hit")

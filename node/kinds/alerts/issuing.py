@@ -209,7 +209,7 @@ class AlertIssuing(AlertCore):
             if not paths:
                 v["update_mask"] = "nothing to update: give update_mask or fields to change"
         if v:
-            raise errors.FieldInvalid(rec.summary(v, "invalid update"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "invalid update"), violations=v)
         row = self._row(w.conn, alert_id)
         self._require_issued_active(row)
         now = datetime.now(UTC)
@@ -230,7 +230,7 @@ class AlertIssuing(AlertCore):
             v, merged, now=now, max_days=self.max_alert_days, paths=frozenset(paths)
         )
         if v:
-            raise errors.FieldInvalid(rec.summary(v, "invalid update"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "invalid update"), violations=v)
         record = rec.alert_to_record(merged)
         record_paths = set(rec.field_paths(record))
         expire_ms = rec.ts_to_ms(merged.expire_time)
@@ -316,7 +316,7 @@ class AlertIssuing(AlertCore):
         v: dict[str, str] = {}
         rec._text(v, "reason", reason, max_len=2000, multiline=True)
         if v:
-            raise errors.FieldInvalid(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         row = self._row(w.conn, alert_id)
         self._require_issued_active(row)
         view_rows = w.conn.execute(

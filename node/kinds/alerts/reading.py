@@ -70,7 +70,7 @@ class AlertReading(AlertCore):
         if len(flt.treaty_id) > 128:
             v["treaty_id"] = "too long"
         if v:
-            raise errors.FieldInvalid(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         after = self.store.page_tokens.read(
             page_token,
             listing="alerts",

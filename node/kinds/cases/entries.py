@@ -147,7 +147,7 @@ class CaseEntries(CaseCore):
         if treaty_id and not cr.ID_RE.fullmatch(treaty_id):
             v["treaty_id"] = "not a treaty id"
         if v:
-            raise errors.FieldInvalid(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         fingerprint = f"{state}:{treaty_id}"
         after = self.store.page_tokens.read(
             page_token, listing="cases", filters=fingerprint, caller=officer.officer_id, size=2
@@ -199,7 +199,7 @@ class CaseEntries(CaseCore):
         if page_size < 0:
             v["page_size"] = "must not be negative"
         if v:
-            raise errors.FieldInvalid(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         after = self.store.page_tokens.read(
             page_token,
             listing=f"cases/{case_id}/entries",
