@@ -80,7 +80,7 @@ class AlertCore:
             deliveries[alert_id] = by_agency(ds)
         hits = rows_by(
             conn,
-            select(t.hits).where(t.hits.c.alert_id.in_(ids)).order_by(t.hits.c.reported_ms),
+            select(t.hits).where(t.hits.c.alert_id.in_(ids)).order_by(t.hits.c.reported_us),
             "alert_id",
         )
         pending: set[str] = set()

@@ -39,6 +39,9 @@ UPDATABLE = ("urgency", "subjects", "description", "handling", "tlp", "evaluatio
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
+#: the key of an acknowledgement's payload: when the recipient's officer acknowledged
+#: (RFC 3339 with microseconds); nodes before issue 22 send an empty payload
+ACKNOWLEDGED_AT = "acknowledged_at"
 
 
 def alert_name(alert_id: str) -> str:
@@ -100,11 +103,11 @@ _DELIVERY_KEY = (
     _d.c.agency_id == bindparam("b_agency_id"),
 )
 SET_DELIVERED = update(_d).where(*_DELIVERY_KEY).values(delivered_ms=bindparam("at"))
-SET_ACKNOWLEDGED = update(_d).where(*_DELIVERY_KEY).values(acknowledged_ms=bindparam("at"))
+SET_ACKNOWLEDGED = update(_d).where(*_DELIVERY_KEY).values(acknowledged_us=bindparam("ack_us"))
 COUNT_HIT = (
     update(_d)
     .where(*_DELIVERY_KEY)
-    .values(hit_count=_d.c.hit_count + 1, last_hit_ms=bindparam("at"))
+    .values(hit_count=_d.c.hit_count + 1, last_hit_us=bindparam("hit_us"))
 )
 
 #: columns of a new row that its INSERT leaves to their defaults (NULL)
@@ -114,15 +117,15 @@ ALERT_DEFAULTS: dict[str, Any] = {
     "message_id": None,
     "received_ms": None,
     "retain_until_ms": None,
-    "acknowledged_ms": None,
+    "acknowledged_us": None,
     "last_change_ms": None,
     "created_by": None,
 }
 DELIVERY_DEFAULTS: dict[str, Any] = {
     "accepted_ms": None,
     "delivered_ms": None,
-    "acknowledged_ms": None,
-    "last_hit_ms": None,
+    "acknowledged_us": None,
+    "last_hit_us": None,
     "failure": None,
 }
 
@@ -177,11 +180,11 @@ def hit_proto(h: Row[Any]) -> alert_pb2.Hit:
         agency_id=h.agency_id,
         place=h.place,
         found=h.found,
-        report_time=rec.ms_to_ts(h.reported_ms),
+        report_time=rec.us_to_ts(h.reported_us),
         message_id=h.message_id or "",
     )
-    if h.found_ms is not None:
-        hit.found_time.CopyFrom(rec.ms_to_ts(h.found_ms))
+    if h.found_us is not None:
+        hit.found_time.CopyFrom(rec.us_to_ts(h.found_us))
     return hit
 
 
@@ -203,18 +206,18 @@ def delivery_status(
         hit_count=d.hit_count,
         failure=d.failure or failure or "",
     )
-    for attr, field in (
-        ("accepted_ms", "accept_time"),
-        ("delivered_ms", "deliver_time"),
-        ("acknowledged_ms", "acknowledge_time"),
-        ("last_hit_ms", "hit_time"),
-    ):
+    for attr, field in (("accepted_ms", "accept_time"), ("delivered_ms", "deliver_time")):
         value = getattr(d, attr)
         if value is not None:
             getattr(status, field).CopyFrom(rec.ms_to_ts(value))
+    # the recipient's own times, to the microsecond (migration 0009)
+    for attr, field in (("acknowledged_us", "acknowledge_time"), ("last_hit_us", "hit_time")):
+        value = getattr(d, attr)
+        if value is not None:
+            getattr(status, field).CopyFrom(rec.us_to_ts(value))
     if d.hit_count:
         status.state = alert_pb2.DELIVERY_STATE_HIT
-    elif d.acknowledged_ms is not None:
+    elif d.acknowledged_us is not None:
         status.state = alert_pb2.DELIVERY_STATE_ACKNOWLEDGED
     elif d.delivered_ms is not None:
         status.state = alert_pb2.DELIVERY_STATE_DELIVERED
@@ -252,7 +255,8 @@ def to_proto(
         for x in json.loads(r.recipients)
     )
     alert.categories.extend(json.loads(r.categories))
-    alert.expire_time.CopyFrom(rec.ms_to_ts(r.expire_ms))
+    if not alert.HasField("expire_time"):  # the record's keeps its microseconds
+        alert.expire_time.CopyFrom(rec.ms_to_ts(r.expire_ms))
     alert.state = alert_state(r, now)
     alert.origin_agency = r.origin_agency
     alert.create_time.CopyFrom(rec.ms_to_ts(r.create_ms))
@@ -286,7 +290,7 @@ def to_proto(
             info.receive_time.CopyFrom(rec.ms_to_ts(r.received_ms))
         if r.retain_until_ms is not None:
             info.retain_until.CopyFrom(rec.ms_to_ts(r.retain_until_ms))
-        if r.acknowledged_ms is not None:
-            info.acknowledge_time.CopyFrom(rec.ms_to_ts(r.acknowledged_ms))
+        if r.acknowledged_us is not None:
+            info.acknowledge_time.CopyFrom(rec.us_to_ts(r.acknowledged_us))
         alert.received.CopyFrom(info)
     return alert

@@ -172,7 +172,8 @@ class AlertReading(AlertCore):
         seen.categories.extend(json.loads(row.categories))
         seen.handling = row.handling
         seen.tlp = row.tlp
-        seen.expire_time.CopyFrom(rec.ms_to_ts(row.expire_ms))
+        if not seen.HasField("expire_time"):  # the record's keeps its microseconds
+            seen.expire_time.CopyFrom(rec.ms_to_ts(row.expire_ms))
         seen.state = alert_state(row, now_ms())
         seen.origin_agency = row.origin_agency
         seen.direction = alert_pb2.ALERT_DIRECTION_RECEIVED
