@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 
 from intelshare import errors
+from intelshare.db import Statement
 from intelshare.v1 import alert_pb2
 from node.kinds.reviews import HELD
 from node.schema import alert as rec
@@ -81,7 +82,8 @@ class ListFilter:
 # Statements of the hot paths, built once: executing them with a parameter set
 # skips building, cache-key hashing and compiling per call.
 _d = t.deliveries
-MARK_DELIVERED = (
+# every receipt marks its deliveries: psycopg's own execute on PostgreSQL
+MARK_DELIVERED = Statement(
     update(_d)
     .where(
         _d.c.view_id.in_(bindparam("refs", expanding=True)),
@@ -90,12 +92,10 @@ MARK_DELIVERED = (
         _d.c.delivered_ms.is_(None),
     )
     .values(delivered_ms=bindparam("at"))
-    .returning(_d.c.view_id, _d.c.alert_id)
-)
-PG_MARK_DELIVERED = (
-    f"UPDATE {_d.name} SET delivered_ms = %s "  # noqa: S608
-    "WHERE view_id = ANY(%s) AND agency_id = %s AND treaty_id = %s AND delivered_ms IS NULL "
-    "RETURNING view_id, alert_id"
+    .returning(_d.c.view_id, _d.c.alert_id),
+    postgresql=f"UPDATE {_d.name} SET delivered_ms = %(at)s "  # noqa: S608
+    "WHERE view_id = ANY(%(refs)s) AND agency_id = %(sender)s AND treaty_id = %(treaty)s "
+    "AND delivered_ms IS NULL RETURNING view_id, alert_id",
 )
 DELIVERY_BY_VIEW = select(_d).where(
     _d.c.view_id == bindparam("ref"), _d.c.agency_id == bindparam("sender")
