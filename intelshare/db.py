@@ -304,7 +304,9 @@ class Statement:
     returns tuples (``named=True``: rows with attribute access, as
     SQLAlchemy's, on PostgreSQL). ``prepare=True`` has psycopg prepare the
     text at once, for a connection kept for one lookup (a pooled
-    connection loses its prepared statements at every rollback).
+    connection loses its prepared statements at every rollback);
+    ``binary=True`` has PostgreSQL send the results in binary (byte strings
+    as they are, not as hex text).
 
     ``params`` may be a list of parameter sets: the statement then runs once
     for each (executemany) and returns no rows.
@@ -320,12 +322,14 @@ class Statement:
         sqlite: Form | None = None,
         named: bool = False,
         prepare: bool = False,
+        binary: bool = False,
     ) -> None:
         self.portable = portable
         self.postgresql = postgresql
         self.sqlite = re.sub(r"%\((\w+)\)s", r":\1", sqlite) if isinstance(sqlite, str) else sqlite
         self.named = named
         self.prepare = prepare
+        self.binary = binary
 
     def form(self, dialect: str) -> Form:
         """What runs on ``dialect`` (a SQLAlchemy dialect name)."""
@@ -349,7 +353,7 @@ class Statement:
             rows = list(result.all()) if result.returns_rows else []
             return Ran(int(result.rowcount or 0), rows)
         if dialect == "postgresql":
-            with pg_cursor(conn, named=self.named) as cursor:
+            with pg_cursor(conn, named=self.named, binary=self.binary) as cursor:
                 if many:
                     cursor.executemany(form, params)
                     return Ran(int(cursor.rowcount), [])
@@ -376,32 +380,39 @@ def pipelines(conn: Connection) -> bool:
 
 
 class KeptReader:
-    """A connection of its own, kept open in autocommit, for a lookup made on every call.
+    """A connection of its own for a lookup made on every call, kept open on PostgreSQL.
 
-    Why: a pool checkout costs a ping and a reset besides the lookup (an
-    officer's token on every request, the sender's look at its queue for
-    nearly every message). With autocommit no transaction is left open
-    between lookups. A connection that fails (e.g. the database restarted)
-    is replaced and the lookup tried once more, as the pool's ping would have
-    done. One thread at a time.
+    Why: a PostgreSQL pool checkout costs a ping and a reset besides the
+    lookup (an officer's token on every request, the sender's look at its
+    queue for nearly every message). The kept connection is in autocommit,
+    so no transaction is left open between lookups; one that fails (e.g.
+    the server restarted) is replaced and the lookup tried once more, as the
+    pool's ping would have done. On SQLite a checkout costs nothing worth
+    keeping a connection for: each lookup takes one from the pool. One
+    thread at a time.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._keep = engine.dialect.name == "postgresql"
         self._lock = threading.Lock()
-        self._conn: Connection | None = None
+        #: the kept connection (PostgreSQL, once a lookup opened it)
+        self.connection: Connection | None = None
 
     def execute(self, statement: Statement, params: Any = None) -> Ran:
+        if not self._keep:
+            with self.engine.connect() as conn:
+                return statement.execute(conn, params)
         with self._lock:
             for attempt in (1, 2):
                 try:
-                    if self._conn is None:
-                        self._conn = self.engine.connect().execution_options(
+                    if self.connection is None:
+                        self.connection = self.engine.connect().execution_options(
                             isolation_level="AUTOCOMMIT"
                         )
-                    ran = statement.execute(self._conn, params)
-                    if self._conn.in_transaction():
-                        self._conn.rollback()  # SQLAlchemy's bookkeeping; nothing on the server
+                    ran = statement.execute(self.connection, params)
+                    if self.connection.in_transaction():
+                        self.connection.rollback()  # SQLAlchemy's bookkeeping only
                     return ran
                 except Exception:
                     self._close()
@@ -414,7 +425,7 @@ class KeptReader:
             self._close()
 
     def _close(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self.connection = self.connection, None
         if conn is not None:
             try:
                 conn.invalidate()
@@ -427,7 +438,7 @@ class KeptReader:
 
 
 @contextmanager
-def pg_cursor(conn: Connection, *, named: bool = False) -> Iterator[Any]:
+def pg_cursor(conn: Connection, *, named: bool = False, binary: bool = False) -> Iterator[Any]:
     """A psycopg cursor on ``conn``'s connection, its errors raised as SQLAlchemy's.
 
     For the hottest statements on PostgreSQL: SQLAlchemy's execute costs
@@ -454,10 +465,10 @@ def pg_cursor(conn: Connection, *, named: bool = False) -> Iterator[Any]:
         if named:
             from psycopg.rows import namedtuple_row
 
-            with raw.cursor(row_factory=namedtuple_row) as cursor:
+            with raw.cursor(row_factory=namedtuple_row, binary=binary) as cursor:
                 yield cursor
         else:
-            with raw.cursor() as cursor:
+            with raw.cursor(binary=binary) as cursor:
                 yield cursor
     except psycopg.Error as exc:
         raise _as_sqlalchemy_error(conn, raw, exc) from exc

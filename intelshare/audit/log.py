@@ -84,7 +84,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from intelshare.audit import append_v1, merkle
-from intelshare.db import pg_execute, sqlite_driver
+from intelshare.db import Statement, pg_execute, sqlite_driver
 from intelshare.errors import AuditLogInvalid, ConfigError, InvalidArgument, NotFound
 from intelshare.ids import key_id as compute_key_id
 from intelshare.keys import raw_public
@@ -570,10 +570,14 @@ _SQLITE_ADD_HEAD = (
 _SQLITE_ADVANCE = (
     "UPDATE audit_state SET size = ?, frontier = ?, updated_at = ? WHERE id = 1 AND size = ?"
 )
-# The lock: on SQLite a write first, so that pysqlite BEGINs and SQLite takes
-# the database write lock before the state is read (see _locked_row).
-_SQLITE_LOCK = "UPDATE audit_state SET size = size WHERE id = 1 RETURNING log_id, size, frontier"
-_PG_LOCK = "SELECT log_id, size, frontier FROM audit_state WHERE id = 1 FOR UPDATE"
+# The lock that serializes appenders. On SQLite a write first, so that
+# pysqlite BEGINs and SQLite takes the database write lock (waiting out
+# busy_timeout) before the state is read, and no other appender can have
+# read the same size.
+_LOCK_STATE = Statement(
+    postgresql="SELECT log_id, size, frontier FROM audit_state WHERE id = 1 FOR UPDATE",
+    sqlite="UPDATE audit_state SET size = size WHERE id = 1 RETURNING log_id, size, frontier",
+)
 
 
 def _leaf_index(events: Sequence[str], leaves: Sequence[bytes]) -> str:
@@ -682,6 +686,13 @@ def _write_batch(
         raise AuditLogInvalid("audit state changed under the row lock")
     return True
 
+
+# The state row of the first append ever; a racing appender's insert is a no-op.
+_CREATE_STATE = Statement(
+    insert(audit_state),
+    postgresql=postgresql.insert(audit_state).on_conflict_do_nothing(),
+    sqlite=sqlite.insert(audit_state).on_conflict_do_nothing(),
+)
 
 #: how long an appender waits for its turn on the hint (AuditLog.append_many)
 _HINT_WAIT_SECONDS = 1.0
@@ -1009,7 +1020,6 @@ class AuditLog:
                 return self._checked_state(row)
             # First append ever: create the row; a racing appender's insert is
             # a no-op, and the second pass then waits for its lock.
-            dialect = conn.dialect.name
             values = {
                 "id": _STATE_ID,
                 "log_id": self._log_id,
@@ -1017,26 +1027,12 @@ class AuditLog:
                 "frontier": b"",
                 "updated_at": self._clock(),
             }
-            if dialect == "postgresql":
-                conn.execute(postgresql.insert(audit_state).values(values).on_conflict_do_nothing())
-            elif dialect == "sqlite":
-                conn.execute(sqlite.insert(audit_state).values(values).on_conflict_do_nothing())
-            else:
-                conn.execute(insert(audit_state).values(values))
+            _CREATE_STATE.execute(conn, values)
         raise AuditLogInvalid("audit state row cannot be created")  # pragma: no cover
 
-    def _locked_row(self, conn: Connection) -> _AnyRow | _State | None:
-        if conn.dialect.name == "sqlite":
-            # A write first: pysqlite then BEGINs and SQLite takes the database
-            # write lock (waiting out busy_timeout) before the state is read,
-            # so no other appender can have read the same size.
-            with sqlite_driver(conn) as driver:
-                rows = driver.execute(_SQLITE_LOCK).fetchall()
-            if not rows:
-                return None
-            row = rows[0]
-            return _State(str(row[0]), int(row[1]), bytes(row[2]))
-        return conn.exec_driver_sql(_PG_LOCK).one_or_none()
+    def _locked_row(self, conn: Connection) -> _State | None:
+        row = _LOCK_STATE.execute(conn).first()
+        return None if row is None else _State(str(row[0]), int(row[1]), bytes(row[2]))
 
     def _proof(self, conn: Connection, ranges: list[merkle.Range], tree_size: int) -> list[bytes]:
         """Hash ``ranges`` from stored nodes, in one query.
