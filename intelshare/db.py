@@ -312,7 +312,7 @@ class Statement:
     for each (executemany) and returns no rows.
     """
 
-    __slots__ = ("named", "portable", "postgresql", "prepare", "sqlite")
+    __slots__ = ("binary", "named", "portable", "postgresql", "prepare", "sqlite")
 
     def __init__(
         self,
