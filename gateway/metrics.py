@@ -222,7 +222,8 @@ class _Servicer(Protocol):
     def s(self) -> _HasMetrics: ...
 
 
-Request = gateway_service_pb2.SubmitEnvelopeRequest
+#: what SubmitEnvelope receives (gateway.service.SubmitRequest); Any: no import of the service
+Request = Any
 Response = gateway_service_pb2.SubmitEnvelopeResponse
 SubmitMethod = Callable[[Any, Request, grpc.ServicerContext], Response]
 

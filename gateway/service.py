@@ -405,7 +405,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
 
     @translate_errors
     @instrument_submit
-    def SubmitEnvelope(  # type: ignore[override]  # the request is read by submit_request
+    def SubmitEnvelope(  # the request is read by submit_request
         self, request: SubmitRequest, context: grpc.ServicerContext
     ) -> gateway_service_pb2.SubmitEnvelopeResponse:
         s = self.s
@@ -811,9 +811,9 @@ def submit_request(data: bytes) -> SubmitRequest:
                 raise wire.WireError("not the usual request")
             seen |= number
             if number == 1:
-                request_id = bytes(value).decode("utf-8")  # type: ignore[arg-type]
-            else:
-                envelope = value  # type: ignore[assignment]
+                request_id = bytes(value).decode("utf-8")
+            elif isinstance(value, bytes):
+                envelope = value
         return SubmitRequest(request_id, envelope)
     except (wire.WireError, UnicodeDecodeError):
         parsed = gateway_service_pb2.SubmitEnvelopeRequest.FromString(data)

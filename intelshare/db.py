@@ -349,7 +349,7 @@ class Statement:
         form = self.form(dialect)
         many = isinstance(params, list) and bool(params) and isinstance(params[0], Mapping)
         if not isinstance(form, str):
-            result = conn.execute(form, params)  # type: ignore[arg-type]
+            result = conn.execute(form, params)
             rows = list(result.all()) if result.returns_rows else []
             return Ran(int(result.rowcount or 0), rows)
         if dialect == "postgresql":

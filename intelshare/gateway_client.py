@@ -12,6 +12,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TypeVar, cast
 
 import grpc
@@ -76,6 +77,13 @@ class GatewayClient:
             request_serializer=_request_bytes,
             response_deserializer=gateway_service_pb2.SubmitEnvelopeResponse.FromString,
         )
+        # StreamInbox read around the envelopes' bytes (inbox_message), for
+        # the node's inbox, which verifies and stores those bytes.
+        self._stream_bytes = self.channel.unary_stream(
+            "/intelshare.v1.GatewayService/StreamInbox",
+            request_serializer=gateway_service_pb2.StreamInboxRequest.SerializeToString,
+            response_deserializer=inbox_message,
+        )
         self.timeout = timeout
 
     def close(self) -> None:
@@ -136,8 +144,12 @@ class GatewayClient:
 
     def stream_inbox_batches(
         self, after_sequence: int, max_batch: int = 64
-    ) -> Generator[list[gateway_service_pb2.StreamInboxResponse], None, None]:
-        """Like :meth:`stream_inbox`, in lists of what has already arrived.
+    ) -> Generator[list[InboxMessage], None, None]:
+        """Like :meth:`stream_inbox`, in lists of what has already arrived, envelopes as bytes.
+
+        Each item is an :class:`InboxMessage`: its entry's envelope and
+        receipt are the bytes the gateway sent (the envelope as its sender
+        submitted it), not parsed into messages.
 
         A reader thread takes items off the stream as soon as they come; each
         list holds everything received since the previous one (at least one
@@ -145,17 +157,15 @@ class GatewayClient:
         item that arrives alone is yielded alone, at once. Closing the
         generator cancels the call.
         """
-        call = self.stub.StreamInbox(
+        call = self._stream_bytes(
             gateway_service_pb2.StreamInboxRequest(after_sequence=after_sequence)
         )
         # Read ahead at most one batch (entries can be large); gRPC flow
         # control holds back the rest at the gateway.
-        items: queue.Queue[gateway_service_pb2.StreamInboxResponse | _StreamEnd] = queue.Queue(
-            max(1, max_batch)
-        )
+        items: queue.Queue[InboxMessage | _StreamEnd] = queue.Queue(max(1, max_batch))
         closed = threading.Event()
 
-        def put(item: gateway_service_pb2.StreamInboxResponse | _StreamEnd) -> bool:
+        def put(item: InboxMessage | _StreamEnd) -> bool:
             while not closed.is_set():
                 try:
                     items.put(item, timeout=0.5)
@@ -178,7 +188,7 @@ class GatewayClient:
         try:
             while True:
                 item = items.get()
-                batch: list[gateway_service_pb2.StreamInboxResponse] = []
+                batch: list[InboxMessage] = []
                 while not isinstance(item, _StreamEnd):
                     batch.append(item)
                     if len(batch) >= max_batch:
@@ -258,8 +268,77 @@ def submit_request_bytes(envelope: envelope_pb2.Envelope | bytes, request_id: st
     caller stores it.
     """
     data = envelope if isinstance(envelope, bytes) else envelope.SerializeToString()
-    return wire.length_delimited(1, request_id.encode("utf-8")) + wire.length_delimited(2, data, message=True)
+    return wire.length_delimited(1, request_id.encode("utf-8")) + wire.length_delimited(
+        2, data, message=True
+    )
 
 
 def _request_bytes(request: bytes) -> bytes:
     return request
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntryBytes:
+    """An ``InboxEntry`` with its envelope and receipt as the bytes that arrived."""
+
+    sequence: int
+    envelope: bytes
+    receipt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
+    """A ``StreamInboxResponse`` read by :func:`inbox_message`: an entry or a heartbeat."""
+
+    entry: InboxEntryBytes | None = None
+    heartbeat: gateway_service_pb2.Heartbeat | None = None
+
+    def WhichOneof(self, group: str) -> str | None:
+        """As on the message: which of ``event`` this carries."""
+        if group != "event":
+            raise ValueError(f"no oneof {group!r}")
+        if self.entry is not None:
+            return "entry"
+        return "heartbeat" if self.heartbeat is not None else None
+
+    def HasField(self, name: str) -> bool:
+        return self.WhichOneof("event") == name
+
+
+def inbox_message(data: bytes) -> InboxMessage:
+    """StreamInbox's response deserializer for the node's inbox: envelopes stay bytes.
+
+    An entry (sequence, envelope, receipt, each once) is taken apart around
+    its envelope and receipt (:mod:`intelshare.wire`); anything else (a
+    heartbeat, another encoding) goes through the generated parser, an
+    entry's envelope and receipt then serialized again as before.
+    """
+    try:
+        ((number, wire_type, body),) = wire.fields(data)
+        if number != 1 or wire_type != 2:
+            raise wire.WireError("not an entry")
+        sequence, envelope, receipt, seen = 0, b"", b"", 0
+        for field, kind, value in wire.fields(body):  # type: ignore[arg-type]
+            bit = 1 << field
+            if field not in (1, 2, 3) or seen & bit or kind != (0 if field == 1 else 2):
+                raise wire.WireError("not the usual entry")
+            seen |= bit
+            if field == 1:
+                sequence = value  # type: ignore[assignment]
+            elif field == 2:
+                envelope = value  # type: ignore[assignment]
+            else:
+                receipt = value  # type: ignore[assignment]
+        return InboxMessage(entry=InboxEntryBytes(sequence, envelope, receipt))
+    except (wire.WireError, ValueError):
+        parsed = gateway_service_pb2.StreamInboxResponse.FromString(data)
+        if parsed.WhichOneof("event") == "entry":
+            e = parsed.entry
+            return InboxMessage(
+                entry=InboxEntryBytes(
+                    e.sequence, e.envelope.SerializeToString(), e.receipt.SerializeToString()
+                )
+            )
+        if parsed.WhichOneof("event") == "heartbeat":
+            return InboxMessage(heartbeat=parsed.heartbeat)
+        return InboxMessage()

@@ -557,7 +557,7 @@ class Sender:
         """Start one submission; its answer goes to :meth:`_answered` (on a gRPC thread)."""
         try:
             self.client.submit_async(
-                envelope_pb2.Envelope.FromString(bytes(row.envelope)),
+                bytes(row.envelope),
                 row.message_id,
                 lambda result: self._answered(row, result),
             )
@@ -609,9 +609,7 @@ class Sender:
             self._fail(r, "EXPIRED", "the message expired before the gateway accepted it")
             return True
         try:
-            response = self.client.submit(
-                envelope_pb2.Envelope.FromString(bytes(r.envelope)), request_id=r.message_id
-            )
+            response = self.client.submit(bytes(r.envelope), request_id=r.message_id)
         except errors.IntelshareError as exc:
             accepted: list[tuple[Row[Any], gateway_service_pb2.SubmitEnvelopeResponse | None]] = []
             left = self._settle_error(r, exc, accepted)
