@@ -241,7 +241,34 @@ def to_proto(
     envelope_sha256: bytes,
     now: int,
 ) -> alert_pb2.Alert:
-    record = json.loads(r.record)
+    """The alert of a stored row (its JSON columns read here)."""
+    return alert_proto(
+        r,
+        json.loads(r.record),
+        json.loads(r.recipients),
+        json.loads(r.categories),
+        deliveries,
+        hits,
+        pending,
+        failed,
+        envelope_sha256,
+        now,
+    )
+
+
+def alert_proto(
+    r: Row[Any] | Fresh,
+    record: Mapping[str, Any],
+    recipients: Sequence[Mapping[str, str]],
+    categories: Sequence[str],
+    deliveries: Sequence[Row[Any] | Fresh],
+    hits: Sequence[Row[Any]],
+    pending: set[str],
+    failed: Mapping[str, str],
+    envelope_sha256: bytes,
+    now: int,
+) -> alert_pb2.Alert:
+    """The alert of row ``r`` with its JSON columns given as values (an alert just written)."""
     try:
         alert = rec.record_to_alert(record)
     except errors.Malformed:  # stored records passed the same check; be safe all the same
@@ -254,9 +281,9 @@ def to_proto(
     alert.treaty_id = r.treaty_id
     alert.recipients.extend(
         alert_pb2.AlertRecipient(agency_id=x["agency_id"], treaty_id=x["treaty_id"])
-        for x in json.loads(r.recipients)
+        for x in recipients
     )
-    alert.categories.extend(json.loads(r.categories))
+    alert.categories.extend(categories)
     alert.expire_time.CopyFrom(rec.ms_to_ts(r.expire_ms))
     alert.state = alert_state(r, now)
     alert.origin_agency = r.origin_agency
