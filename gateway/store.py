@@ -45,7 +45,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from intelshare import errors
 from intelshare.audit.log import AuditLog, FieldValue
-from intelshare.db import Statement, sqlite_driver
+from intelshare.db import Statement
 from intelshare.errors import ConfigError
 from intelshare.v1 import receipt_pb2
 
@@ -231,6 +231,8 @@ INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms)
 SELECT key, value::bigint, %(mid)s, %(expire)s FROM json_each_text(%(seqs)s::json)
 """
 
+# Acceptance is one algorithm per database (GatewayStore._accept_pg and
+# _accept_sqlite); these are their statements.
 ALLOCATE = Statement(postgresql=_PG_ALLOCATE)
 INSERT = Statement(postgresql=_PG_INSERT)
 ALLOCATE_ONE = Statement(postgresql=_PG_ALLOCATE_ONE)
@@ -278,6 +280,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 _SQLITE_INSERT_INBOX = """
 INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms) VALUES (?, ?, ?, ?)
 """
+
+SQLITE_ALLOCATE = Statement(sqlite=_SQLITE_ALLOCATE)
+SQLITE_ALLOCATE_ONE = Statement(sqlite=_SQLITE_ALLOCATE_ONE)
+SQLITE_EXISTING = Statement(sqlite=_SQLITE_EXISTING)
+SQLITE_INSERT_MESSAGE = Statement(sqlite=_SQLITE_INSERT_MESSAGE)
+SQLITE_INSERT_INBOX = Statement(sqlite=_SQLITE_INSERT_INBOX)
 
 # Reads and the other statements, each with its text for both databases
 # (intelshare.db.Statement: psycopg's or pysqlite's own cursor). Lists
@@ -701,90 +709,84 @@ class GatewayStore:
         return outcomes
 
     def _accept_sqlite(self, conn: Connection, subs: Sequence[Submission]) -> dict[str, Outcome]:
-        # On the driver's own connection (errors wrapped as SQLAlchemy's):
-        # a SQLAlchemy execute costs more than these short statements.
+        # On the driver's own cursor (Statement text): a SQLAlchemy execute
+        # costs more than these short statements.
         outcomes: dict[str, Outcome] = {}
         last: dict[str, int] = {}
-        with sqlite_driver(conn) as driver:
-            if len(subs) == 1:
-                (sub,) = subs
-                ids = json.dumps([sub.message_id])
-                for agency, seq in driver.execute(
-                    _SQLITE_ALLOCATE_ONE,
-                    {"agencies": json.dumps(sub.recipients), "mid": sub.message_id},
-                ).fetchall():
-                    last[str(agency)] = int(seq)
-                stored = not last  # stored before (or it has no recipients)
-            else:
-                pairs = json.dumps([[s.message_id, a] for s in subs for a in s.recipients])
-                ids = json.dumps([s.message_id for s in subs])
-                known = 0
-                for agency, seq, count in driver.execute(
-                    _SQLITE_ALLOCATE, {"pairs": pairs, "ids": ids}
-                ).fetchall():
-                    last[str(agency)] = int(seq)
-                    known = int(count)
-                stored = bool(known) or not last  # some (or all) were stored before
-            if stored:
-                for mid, index, sha, receipt in driver.execute(
-                    _SQLITE_EXISTING, {"ids": ids}
-                ).fetchall():
-                    outcomes[mid] = StoredMessage(mid, bytes(sha), int(index), bytes(receipt))
-                fresh = [s for s in subs if s.message_id not in outcomes]
-                if not fresh:
-                    return outcomes
-            else:
-                fresh = list(subs)
-            sequences = _assign(fresh, last)
-            # Under the database write lock since the upsert: the rows can
-            # go in with their receipts, after the audit entries.
-            accepted = self._log_accepted(conn, fresh, sequences)
-            if len(fresh) == 1:
-                (sub,), (seqs,), (done,) = fresh, sequences, accepted
-                driver.execute(
-                    _SQLITE_INSERT_MESSAGE,
+        if len(subs) == 1:
+            (sub,) = subs
+            ids = json.dumps([sub.message_id])
+            for agency, seq in SQLITE_ALLOCATE_ONE.execute(
+                conn, {"agencies": json.dumps(sub.recipients), "mid": sub.message_id}
+            ).rows:
+                last[str(agency)] = int(seq)
+            stored = not last  # stored before (or it has no recipients)
+        else:
+            pairs = json.dumps([[s.message_id, a] for s in subs for a in s.recipients])
+            ids = json.dumps([s.message_id for s in subs])
+            known = 0
+            for agency, seq, count in SQLITE_ALLOCATE.execute(
+                conn, {"pairs": pairs, "ids": ids}
+            ).rows:
+                last[str(agency)] = int(seq)
+                known = int(count)
+            stored = bool(known) or not last  # some (or all) were stored before
+        if stored:
+            for mid, index, sha, receipt in SQLITE_EXISTING.execute(conn, {"ids": ids}).rows:
+                outcomes[mid] = StoredMessage(mid, bytes(sha), int(index), bytes(receipt))
+            fresh = [s for s in subs if s.message_id not in outcomes]
+            if not fresh:
+                return outcomes
+        else:
+            fresh = list(subs)
+        sequences = _assign(fresh, last)
+        # Under the database write lock since the upsert: the rows can
+        # go in with their receipts, after the audit entries.
+        accepted = self._log_accepted(conn, fresh, sequences)
+        if len(fresh) == 1:
+            (sub,), (seqs,), (done,) = fresh, sequences, accepted
+            SQLITE_INSERT_MESSAGE.execute(
+                conn,
+                (
+                    sub.message_id,
+                    sub.sender,
+                    sub.treaty_id,
+                    sub.envelope,
+                    sub.envelope_sha256,
+                    done.log_index,
+                    done.receipt,
+                    sub.now_ms,
+                    sub.expire_ms,
+                ),
+            )
+            for agency, seq in seqs.items():
+                SQLITE_INSERT_INBOX.execute(conn, (agency, seq, sub.message_id, sub.expire_ms))
+        else:
+            SQLITE_INSERT_MESSAGE.execute(
+                conn,
+                [
                     (
-                        sub.message_id,
-                        sub.sender,
-                        sub.treaty_id,
-                        sub.envelope,
-                        sub.envelope_sha256,
-                        done.log_index,
-                        done.receipt,
-                        sub.now_ms,
-                        sub.expire_ms,
-                    ),
-                )
-                for agency, seq in seqs.items():
-                    driver.execute(
-                        _SQLITE_INSERT_INBOX, (agency, seq, sub.message_id, sub.expire_ms)
+                        s.message_id,
+                        s.sender,
+                        s.treaty_id,
+                        s.envelope,
+                        s.envelope_sha256,
+                        a.log_index,
+                        a.receipt,
+                        s.now_ms,
+                        s.expire_ms,
                     )
-            else:
-                driver.executemany(
-                    _SQLITE_INSERT_MESSAGE,
-                    [
-                        (
-                            s.message_id,
-                            s.sender,
-                            s.treaty_id,
-                            s.envelope,
-                            s.envelope_sha256,
-                            a.log_index,
-                            a.receipt,
-                            s.now_ms,
-                            s.expire_ms,
-                        )
-                        for s, a in zip(fresh, accepted, strict=True)
-                    ],
-                )
-                driver.executemany(
-                    _SQLITE_INSERT_INBOX,
-                    [
-                        (agency, seq, s.message_id, s.expire_ms)
-                        for s, seqs in zip(fresh, sequences, strict=True)
-                        for agency, seq in seqs.items()
-                    ],
-                )
+                    for s, a in zip(fresh, accepted, strict=True)
+                ],
+            )
+            SQLITE_INSERT_INBOX.execute(
+                conn,
+                [
+                    (agency, seq, s.message_id, s.expire_ms)
+                    for s, seqs in zip(fresh, sequences, strict=True)
+                    for agency, seq in seqs.items()
+                ],
+            )
         outcomes.update((a.message_id, a) for a in accepted)
         return outcomes
 

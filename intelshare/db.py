@@ -309,7 +309,8 @@ class Statement:
     as they are, not as hex text).
 
     ``params`` may be a list of parameter sets: the statement then runs once
-    for each (executemany) and returns no rows.
+    for each (executemany) and returns no rows. Text may also take
+    positional parameters (``%s``, SQLite's ``?``): one set is a tuple.
     """
 
     __slots__ = ("binary", "named", "portable", "postgresql", "prepare", "sqlite")
@@ -347,7 +348,7 @@ class Statement:
         """Run the form for ``conn``'s database in its transaction."""
         dialect = conn.dialect.name
         form = self.form(dialect)
-        many = isinstance(params, list) and bool(params) and isinstance(params[0], Mapping)
+        many = isinstance(params, list) and bool(params)
         if not isinstance(form, str):
             result = conn.execute(form, params)
             rows = list(result.all()) if result.returns_rows else []
