@@ -59,7 +59,6 @@ from intelshare.metrics import (
     wait_buckets,
 )
 from intelshare.tls import peer_agency_id
-from intelshare.v1 import gateway_service_pb2
 
 #: Delivery lag spans a node that is streaming (milliseconds) and one that was
 #: offline for a week (the queue keeps entries until they expire).
@@ -224,7 +223,8 @@ class _Servicer(Protocol):
 
 #: what SubmitEnvelope receives (gateway.service.SubmitRequest); Any: no import of the service
 Request = Any
-Response = gateway_service_pb2.SubmitEnvelopeResponse
+#: what it answers (gateway.service.SubmitAnswer: a receipt's bytes and ``duplicate``)
+Response = Any
 SubmitMethod = Callable[[Any, Request, grpc.ServicerContext], Response]
 
 

@@ -24,6 +24,7 @@ from gateway.service import (
     background_loop,
     inbox_response_bytes,
     submit_request,
+    submit_response_bytes,
 )
 from gateway.store import GatewayStore
 from gateway.store import metadata as store_metadata
@@ -196,7 +197,7 @@ def _add_servicer(
     handlers["SubmitEnvelope"] = grpc.unary_unary_rpc_method_handler(
         servicer.SubmitEnvelope,
         request_deserializer=submit_request,
-        response_serializer=gateway_service_pb2.SubmitEnvelopeResponse.SerializeToString,
+        response_serializer=submit_response_bytes,
     )
     handlers["StreamInbox"] = grpc.unary_stream_rpc_method_handler(
         servicer.StreamInbox,

@@ -407,7 +407,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     @instrument_submit
     def SubmitEnvelope(  # the request is read by submit_request
         self, request: SubmitRequest, context: grpc.ServicerContext
-    ) -> gateway_service_pb2.SubmitEnvelopeResponse:
+    ) -> SubmitAnswer:
         s = self.s
         now = s.clock()
         data = request.envelope
@@ -463,14 +463,12 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                 )
                 self._refused(reused, data, context)
                 raise reused
-            return _submit_response(result.receipt, duplicate=True)
+            return SubmitAnswer(result.receipt, duplicate=True)
         for agency in result.sequences:
             s.hub.notify(inbox_topic(agency))
-        return _submit_response(result.receipt, duplicate=False)
+        return SubmitAnswer(result.receipt, duplicate=False)
 
-    def _earlier_receipt(
-        self, peer: str, data: bytes
-    ) -> gateway_service_pb2.SubmitEnvelopeResponse | None:
+    def _earlier_receipt(self, peer: str, data: bytes) -> SubmitAnswer | None:
         """The first receipt if ``peer`` already submitted exactly this envelope."""
         header = self._peek_header(data)
         if header is None or header.sender != peer:
@@ -478,7 +476,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         existing = self.s.store.find_message(header.message_id)
         if existing is None or existing.envelope_sha256 != _sha(data):
             return None
-        return _submit_response(existing.receipt, duplicate=True)
+        return SubmitAnswer(existing.receipt, duplicate=True)
 
     @staticmethod
     def _peek_header(data: bytes) -> envelope_pb2.Header | None:
@@ -779,12 +777,23 @@ def _cancel(context: Any) -> None:
     context.cancel()
 
 
-def _submit_response(
-    receipt: bytes, *, duplicate: bool
-) -> gateway_service_pb2.SubmitEnvelopeResponse:
-    response = gateway_service_pb2.SubmitEnvelopeResponse(duplicate=duplicate)
-    response.receipt.MergeFromString(receipt)
-    return response
+@dataclass(frozen=True, slots=True)
+class SubmitAnswer:
+    """SubmitEnvelope's answer: the stored receipt's bytes (see :func:`submit_response_bytes`)."""
+
+    receipt: bytes
+    duplicate: bool
+
+
+def submit_response_bytes(answer: SubmitAnswer) -> bytes:
+    """``SubmitEnvelopeResponse{receipt, duplicate}`` on the wire, around the stored receipt.
+
+    The receipt is stored serialized; it is not parsed into a message only
+    for gRPC to serialize it again (the same bytes as the generated code
+    writes for the same response).
+    """
+    duplicate = b"\x10\x01" if answer.duplicate else b""  # 2: duplicate (varint true)
+    return wire.length_delimited(1, answer.receipt, message=True) + duplicate
 
 
 @dataclass(frozen=True, slots=True)
