@@ -813,20 +813,15 @@ def submit_request(data: bytes) -> SubmitRequest:
     generated parser, and its envelope is serialized again, as every
     request was before.
     """
-    request_id, envelope, seen = "", b"", 0
     try:
-        for number, wire_type, value in wire.fields(data):
-            if wire_type != 2 or number not in (1, 2) or seen & number:
-                raise wire.WireError("not the usual request")
-            seen |= number
-            if number == 1:
-                request_id = bytes(value).decode("utf-8")
-            elif isinstance(value, bytes):
-                envelope = value
-        return SubmitRequest(request_id, envelope)
+        request_id, pos = wire.take(data, 0, 0x0A)  # 1: request_id
+        envelope, pos = wire.take(data, pos, 0x12)  # 2: envelope
+        if pos == len(data):
+            return SubmitRequest((request_id or b"").decode("utf-8"), envelope or b"")
     except (wire.WireError, UnicodeDecodeError):
-        parsed = gateway_service_pb2.SubmitEnvelopeRequest.FromString(data)
-        return SubmitRequest(parsed.request_id, parsed.envelope.SerializeToString())
+        pass
+    parsed = gateway_service_pb2.SubmitEnvelopeRequest.FromString(data)
+    return SubmitRequest(parsed.request_id, parsed.envelope.SerializeToString())
 
 
 def _inbox_entry(row: InboxRow) -> bytes:

@@ -314,31 +314,25 @@ def inbox_message(data: bytes) -> InboxMessage:
     entry's envelope and receipt then serialized again as before.
     """
     try:
-        ((number, wire_type, body),) = wire.fields(data)
-        if number != 1 or wire_type != 2:
-            raise wire.WireError("not an entry")
-        sequence, envelope, receipt, seen = 0, b"", b"", 0
-        for field, kind, value in wire.fields(body):  # type: ignore[arg-type]
-            bit = 1 << field
-            if field not in (1, 2, 3) or seen & bit or kind != (0 if field == 1 else 2):
-                raise wire.WireError("not the usual entry")
-            seen |= bit
-            if field == 1:
-                sequence = value  # type: ignore[assignment]
-            elif field == 2:
-                envelope = value  # type: ignore[assignment]
-            else:
-                receipt = value  # type: ignore[assignment]
-        return InboxMessage(entry=InboxEntryBytes(sequence, envelope, receipt))
-    except (wire.WireError, ValueError):
-        parsed = gateway_service_pb2.StreamInboxResponse.FromString(data)
-        if parsed.WhichOneof("event") == "entry":
-            e = parsed.entry
-            return InboxMessage(
-                entry=InboxEntryBytes(
-                    e.sequence, e.envelope.SerializeToString(), e.receipt.SerializeToString()
+        body, pos = wire.take(data, 0, 0x0A)  # StreamInboxResponse 1: entry
+        if body is not None and pos == len(data):
+            sequence, at = wire.take_varint(body, 0, 0x08)  # InboxEntry 1: sequence
+            envelope, at = wire.take(body, at, 0x12)  # 2: envelope
+            receipt, at = wire.take(body, at, 0x1A)  # 3: receipt
+            if at == len(body):
+                return InboxMessage(
+                    entry=InboxEntryBytes(sequence or 0, envelope or b"", receipt or b"")
                 )
+    except wire.WireError:
+        pass
+    parsed = gateway_service_pb2.StreamInboxResponse.FromString(data)
+    if parsed.WhichOneof("event") == "entry":
+        e = parsed.entry
+        return InboxMessage(
+            entry=InboxEntryBytes(
+                e.sequence, e.envelope.SerializeToString(), e.receipt.SerializeToString()
             )
-        if parsed.WhichOneof("event") == "heartbeat":
-            return InboxMessage(heartbeat=parsed.heartbeat)
-        return InboxMessage()
+        )
+    if parsed.WhichOneof("event") == "heartbeat":
+        return InboxMessage(heartbeat=parsed.heartbeat)
+    return InboxMessage()
