@@ -93,9 +93,11 @@ def workflow(node: RunningNode, role: str = "admin") -> WorkflowClient:
 
 
 def wanted_alert(*recipients: tuple[str, str], **over: Any) -> alert_pb2.Alert:
+    over.setdefault(
+        "description", "Director of the consignee, sought for trafficking counterfeit medicines"
+    )
     return demo_alert(
         kind=alert_pb2.ALERT_KIND_WANTED_PERSON,
-        description="Director of the consignee, sought for trafficking counterfeit medicines",
         recipients=[alert_pb2.AlertRecipient(agency_id=a, treaty_id=tr) for a, tr in recipients],
         **over,
     )
