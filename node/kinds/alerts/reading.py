@@ -23,7 +23,6 @@ from node.kinds.alerts.core import AlertCore
 from node.kinds.alerts.db import (
     ACTIVE,
     DEFAULT_PAGE,
-    HELD,
     ISSUED,
     MAX_PAGE,
     RECEIVED,
@@ -37,6 +36,7 @@ from node.kinds.alerts.db import (
     parse_name,
     sent_state,
 )
+from node.kinds.reviews import HELD
 from node.schema import alert as rec
 from node.storage import tables as t
 from node.storage.officers import Officer
