@@ -155,7 +155,7 @@ class PendingReview(_message.Message):
     treaty_id: _builtins.str
     """The treaty that reserves it for review."""
     author: _builtins.str
-    """The officer who wrote it."""
+    """The officer who wrote it, by name on this node."""
     @_builtins.property
     def alert(self) -> _alert_pb2.Alert:
         """The alert as issued (the full record)."""

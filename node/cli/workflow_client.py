@@ -23,7 +23,9 @@ class WorkflowClient(NodeClient):
         self, page_size: int = 0, page_token: str = ""
     ) -> alert_service_pb2.ListPendingReviewsResponse:
         """One page of the alerts waiting for review (the console pages through them)."""
-        req = alert_service_pb2.ListPendingReviewsRequest(page_size=page_size, page_token=page_token)
+        req = alert_service_pb2.ListPendingReviewsRequest(
+            page_size=page_size, page_token=page_token
+        )
         return self._call(self.stub.ListPendingReviews, req)
 
     def pending_reviews(self, limit: int | None = None) -> list[alert_service_pb2.PendingReview]:

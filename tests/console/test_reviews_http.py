@@ -104,6 +104,7 @@ def test_an_approver_sees_each_partners_copy_and_releases_the_alert(
     assert alert.description[:40] in card
     assert TASKFORCE in card
     assert "wanted_person" in card
+    assert "Written by <strong>liaison</strong>" in card  # the author's name, not an id
     # The task force's copy for de-customs: no passport number, and it says so.
     copy = element(page.text, f"{card_id(alert)}-to-de-customs")
     assert "Permitted." in copy
@@ -168,7 +169,8 @@ def test_reject_with_a_reason_through_htmx(federation: Federation) -> None:
     )
     assert rejected.status_code == 200
     outcome = element(rejected.text, card_id(alert))
-    assert f"Rejected under {TASKFORCE}: the subject is already in custody." in outcome
+    assert f"Rejected under {TASKFORCE}: nothing was sent" in outcome
+    assert "Reason (kept at nl-customs): the subject is already in custody" in outcome
     # Held for everyone and rejected: it never left nl-customs.
     assert state_of(federation.nl, alert) == alert_pb2.ALERT_STATE_REVOKED
     assert 'id="reviews-empty"' in client.get("/reviews").text

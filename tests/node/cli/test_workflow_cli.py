@@ -96,7 +96,9 @@ def test_review_commands(cluster: Cluster) -> None:
     # An approver sees each alert with what its partner would receive.
     shown = run(nl, "pending", role="approver")
     assert shown.exit_code == 0, shown.output
-    assert f"{held.name}  treaty {TASKFORCE} (review for wanted_person)" in shown.output
+    assert f"{held.name}  treaty {TASKFORCE} (review for wanted_person), written by liaison:" in (
+        shown.output
+    )
     assert "be-police" in shown.output
     assert "without subjects.persons.date_of_birth, subjects.persons.passport_number" in (
         shown.output

@@ -195,8 +195,10 @@ def test_an_alert_a_treaty_reserves_waits_for_an_approver_who_is_not_its_author(
         assert sorted((p.alert.name, p.treaty_id) for p in pending) == sorted(
             [(alert.name, TASKFORCE), (held.name, TASKFORCE)]
         )
+        liaison_name = OfficerRegistry(nl.node.store.engine).authenticate(nl.tokens["liaison"]).name
         for p in pending:
             assert p.matched == ["wanted_person"]
+            assert p.author == liaison_name
             previews = {v.agency_id: v for v in p.previews}
             assert previews["be-police"].permitted
             # the task force's preview: no passport number, no date of birth
