@@ -62,6 +62,24 @@ def _expire_ms(days: int = 1) -> int:
     return int((datetime.now(UTC) + timedelta(days=days)).timestamp() * 1000)
 
 
+def control(
+    by: RunningNode, kind: int, to: str, treaty: str, payload: bytes = b"{}", **kw: Any
+) -> Sealed:
+    """A control message (consent, revocation) sealed by hand with ``by``'s keys."""
+    return by.node.sealer.seal(
+        kind=kind,  # type: ignore[arg-type]
+        recipients=[to],
+        treaty_id=treaty,
+        treaty_version=1,
+        handling=envelope_pb2.HANDLING_CODE_H1,
+        tlp=envelope_pb2.TLP_AMBER,
+        categories=[],
+        expire_ms=_expire_ms(),
+        payload=payload,
+        **kw,
+    )
+
+
 def wanted_share(review: envelope_pb2.ReviewAttestation | None) -> Share:
     return Share(
         record=WANTED,
@@ -170,16 +188,11 @@ def test_a_copy_of_a_record_whose_treaty_forbids_onward_sharing_is_refused_by_ga
     assert refusal["reason"] == "ONWARD_SHARING_FORBIDDEN"
     assert TASKFORCE in refusal["detail"]
     # No consent makes it permitted: a grant by the originator changes nothing.
-    grant = nl.node.sealer.seal(
-        kind=envelope_pb2.MESSAGE_KIND_CONSENT_GRANT,
-        recipients=["de-customs"],
-        treaty_id=TASKFORCE,
-        treaty_version=1,
-        handling=envelope_pb2.HANDLING_CODE_H1,
-        tlp=envelope_pb2.TLP_AMBER,
-        categories=[],
-        expire_ms=_expire_ms(),
-        payload=b"{}",
+    grant = control(
+        nl,
+        envelope_pb2.MESSAGE_KIND_CONSENT_GRANT,
+        "de-customs",
+        TASKFORCE,
         consent=envelope_pb2.OnwardConsent(
             original_message_id=got.received.message_id,
             onward_recipients=["be-police"],
@@ -249,16 +262,12 @@ def test_the_forwarder_sends_nothing_until_the_originator_consents_to_what_was_a
                 getattr(consent, key).extend(value)
             else:
                 setattr(consent, key, value)
-        return by.node.sealer.seal(
-            kind=envelope_pb2.MESSAGE_KIND_CONSENT_GRANT,
-            recipients=["de-customs"],
-            treaty_id=treaty,
-            treaty_version=1,
-            handling=envelope_pb2.HANDLING_CODE_H1,
-            tlp=envelope_pb2.TLP_AMBER,
-            categories=[],
-            expire_ms=_expire_ms(),
-            payload=b'{"granted": true}',
+        return control(
+            by,
+            envelope_pb2.MESSAGE_KIND_CONSENT_GRANT,
+            "de-customs",
+            treaty,
+            b'{"granted": true}',
             reference_id=request_id,
             consent=consent,
         )
@@ -325,16 +334,11 @@ def test_recall_and_updates_reach_the_third_agency_only_through_the_forwarder(
     # A revocation of the copy from the originator itself (not its forwarder):
     # the gateway cannot tell what it refers to; be-police got the copy from
     # de-customs, and refuses it.
-    rogue = nl.node.sealer.seal(
-        kind=envelope_pb2.MESSAGE_KIND_ALERT_REVOCATION,
-        recipients=["be-police"],
-        treaty_id=TASKFORCE,
-        treaty_version=1,
-        handling=envelope_pb2.HANDLING_CODE_H1,
-        tlp=envelope_pb2.TLP_AMBER,
-        categories=[],
-        expire_ms=_expire_ms(),
-        payload=b"{}",
+    rogue = control(
+        nl,
+        envelope_pb2.MESSAGE_KIND_ALERT_REVOCATION,
+        "be-police",
+        TASKFORCE,
         reference_id=sent.message_id,
     )
     before = len(audit_leaves(be, "refused"))
