@@ -22,6 +22,7 @@ from intelshare import devfed
 from intelshare.v1 import alert_pb2
 from node.storage.officers import OfficerRegistry
 from tests.console.conftest import Console, Federation, console_treaties, csrf_of
+from tests.node.api.ipr_fixtures import holder_token
 from tests.node.conftest import AGENCIES, TASKFORCE, RunningNode, demo_alert, wait_for
 
 PASSPORT = "NXC4KR7P1"
@@ -112,6 +113,9 @@ def test_an_approver_sees_each_partners_copy_and_releases_the_alert(
     assert PASSPORT not in copy
     assert "subjects.persons.passport_number" in copy
     assert "Approve: release to de-customs" in card
+    # The alert's own page, linked from the card, says it waits.
+    assert f'href="/alerts/{alert_id}"' in card
+    assert "Pending review" in client.get(f"/alerts/{alert_id}").text
 
     # Released: the page says so, nothing waits, and de-customs receives it.
     answer = client.post(
@@ -211,6 +215,13 @@ def test_the_author_cannot_approve_and_liaison_officers_do_not_get_the_page(
     )
     assert posted.status_code == 403
     assert state_of(federation.nl, own) == alert_pb2.ALERT_STATE_PENDING_REVIEW
+    # A rights holder's account: neither the link nor the page.
+    federation.nl.tokens["rights_holder"] = holder_token(federation.nl)
+    holder = nl.signed_in("rights_holder")
+    refused = holder.get("/reviews")
+    assert refused.status_code == 403
+    assert "This page is for customs officers." in refused.text
+    assert 'href="/reviews"' not in refused.text
     # The issued list filters on the state: the admin's alert waits for review.
     waiting = liaison.get("/issued?state=pending_review")
     assert waiting.status_code == 200
