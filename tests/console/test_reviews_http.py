@@ -243,3 +243,21 @@ def test_a_decision_without_the_csrf_token_does_nothing(federation: Federation) 
             assert answer.status_code == 403, (action, data)
             assert "Nothing was done" in answer.text
     assert state_of(federation.nl, alert) == alert_pb2.ALERT_STATE_PENDING_REVIEW
+
+
+def test_pending_reviews_page_through_the_nodes_pages(federation: Federation) -> None:
+    first = hold(federation.nl, description="The first wanted person")
+    second = hold(federation.nl, description="The second wanted person")
+    officer(federation.nl, "approver")
+    small = federation.start(federation.nl, page_size=1)
+    client = small.signed_in("approver")
+    page = client.get("/reviews")
+    assert f'id="{card_id(first)}"' in page.text  # oldest first
+    assert f'id="{card_id(second)}"' not in page.text
+    more = re.search(r'href="(/reviews\?page=[^"]+)" rel="next"', page.text)
+    assert more is not None
+    following = client.get(more.group(1).replace("&amp;", "&"))
+    assert f'id="{card_id(second)}"' in following.text
+    assert f'id="{card_id(first)}"' not in following.text
+    assert 'rel="next"' not in following.text
+    assert '<a href="/reviews">First page</a>' in following.text
