@@ -18,6 +18,7 @@ in the node's words; the other cards stay as they are.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,6 +34,7 @@ from intelshare.v1 import alert_service_pb2
 
 #: What the page says after a decision posted without htmx (the redirect's ``done``).
 _DONE = {"released": "released to its recipients", "rejected": "rejected; nothing was sent"}
+_ALERT_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 
 async def index(request: Request) -> Response:
@@ -40,7 +42,9 @@ async def index(request: Request) -> Response:
     web.customs_only(session)
     done = request.query_params.get("done", "")
     decided = request.query_params.get("alert", "")
-    message = f"alerts/{decided} {_DONE[done]}" if done in _DONE and decided else ""
+    # Only an alert id is shown back (a crafted link cannot make the page say more).
+    plausible = _ALERT_ID.fullmatch(decided) is not None
+    message = f"alerts/{decided} {_DONE[done]}" if done in _DONE and plausible else ""
     return await _page(request, session, request.query_params.get("page", ""), message=message)
 
 

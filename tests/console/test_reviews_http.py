@@ -127,6 +127,8 @@ def test_an_approver_sees_each_partners_copy_and_releases_the_alert(
     after = client.get(answer.headers["location"])
     assert f"{alert.name} released to its recipients." in after.text
     assert 'id="reviews-empty"' in after.text
+    crafted = client.get("/reviews?done=released&alert=x%20was%20approved%20by%20the%20minister")
+    assert "minister" not in crafted.text
     assert state_of(federation.nl, alert) == alert_pb2.ALERT_STATE_ACTIVE
     with federation.de.client("analyst") as c:
         got = wait_for(
