@@ -120,9 +120,10 @@ def test_the_sender_seals_a_kind_reserved_for_review_only_with_a_valid_approval(
         with pytest.raises(errors.IntelshareError) as exc:
             sharing.views(wanted_share(review), {TASKFORCE: ["be-police"]})
         assert exc.value.reason == "REVIEW_REQUIRED", case
-    [released] = sharing.plan(
-        wanted_share(attestation("officer-a", "officer-b", now)), {TASKFORCE: ["be-police"]}
-    )
+    # A second ago: sealing times are whole milliseconds, and an approval a few
+    # microseconds after the sealing's millisecond would be "after sealing".
+    good = attestation("officer-a", "officer-b", now - timedelta(seconds=1))
+    [released] = sharing.plan(wanted_share(good), {TASKFORCE: ["be-police"]})
     assert isinstance(released, View)
 
 
