@@ -57,6 +57,10 @@ from tests.node.kinds.test_workflows import (  # noqa: F401  (fed: the workflow 
 )
 from tests.node.sharing.test_inbound import audit_leaves
 
+#: Seconds to wait for what takes several hops (originator, forwarder, third agency,
+#: each through the gateway): generous, as the test machine may be loaded.
+PATIENCE = 90.0
+
 
 def _expire_ms(days: int = 1) -> int:
     return int((datetime.now(UTC) + timedelta(days=days)).timestamp() * 1000)
@@ -247,7 +251,7 @@ def test_the_forwarder_sends_nothing_until_the_originator_consents_to_what_was_a
         fwd = forwarder.forward_alert(got.name, ["be-police"], BILATERAL)
     assert "subjects.persons.role" in fwd.removed_fields
     with workflow(nl, "approver") as originator:
-        request = wait_for(originator.consent_requests, what="the consent request")[0]
+        request = wait_for(originator.consent_requests, PATIENCE, "the consent request")[0]
     request_id = request.name.removeprefix("consentRequests/")
 
     def answer(by: RunningNode, treaty: str, **terms: Any) -> Sealed:
@@ -285,7 +289,8 @@ def test_the_forwarder_sends_nothing_until_the_originator_consents_to_what_was_a
         by.node.client.submit(envelope_pb2.Envelope.FromString(rogue.envelope))
         refusals = wait_for(
             lambda n=n: len(audit_leaves(de, "refused")) >= n and audit_leaves(de, "refused"),
-            what=f"de-customs refusing the answer {case}",
+            PATIENCE,
+            f"de-customs refusing the answer {case}",
         )
         assert refusals[n - 1]["reason"] == "CONSENT_INVALID", case
         assert request_id in refusals[n - 1]["detail"], case
@@ -295,7 +300,7 @@ def test_the_forwarder_sends_nothing_until_the_originator_consents_to_what_was_a
     # The originator's officer consents: the copy goes, without the role.
     with workflow(nl, "approver") as originator:
         granted = originator.grant_consent(request.name)
-    copy = wait_for(lambda: received(be), what="the copy at be-police")[0]
+    copy = wait_for(lambda: received(be), PATIENCE, "the copy at be-police")[0]
     with be.client("analyst") as c:
         shown = c.get_alert(copy.name)
     assert shown.provenance.consent_id == granted.consent_id
@@ -315,9 +320,9 @@ def test_recall_and_updates_reach_the_third_agency_only_through_the_forwarder(
     with workflow(de, "liaison") as forwarder:
         forwarder.forward_alert(got.name, ["be-police"], BILATERAL)
     with workflow(nl, "approver") as originator:
-        request = wait_for(originator.consent_requests, what="the consent request")[0]
+        request = wait_for(originator.consent_requests, PATIENCE, "the consent request")[0]
         originator.grant_consent(request.name)
-    copy = wait_for(lambda: received(be), what="the copy at be-police")[0]
+    copy = wait_for(lambda: received(be), PATIENCE, "the copy at be-police")[0]
     with workflow(de, "liaison") as forwarder:
         [sent] = forwarder.forwards(got.name)
     # The originator updates: the new text reaches the copy, redacted as before.
@@ -326,7 +331,8 @@ def test_recall_and_updates_reach_the_third_agency_only_through_the_forwarder(
         c.update_alert(changed, ["description"])
     wait_for(
         lambda: received(be)[0].description == "Consignee moved to Ghent",
-        what="the update at be-police",
+        PATIENCE,
+        "the update at be-police",
     )
     with be.client("analyst") as c:
         updated = c.get_alert(copy.name)
@@ -345,7 +351,7 @@ def test_recall_and_updates_reach_the_third_agency_only_through_the_forwarder(
     before = len(audit_leaves(be, "refused"))
     nl.node.client.submit(envelope_pb2.Envelope.FromString(rogue.envelope))
     refusal = wait_for(
-        lambda: audit_leaves(be, "refused")[before:], what="be-police refusing the revocation"
+        lambda: audit_leaves(be, "refused")[before:], PATIENCE, "be-police refusing the revocation"
     )[0]
     assert refusal["reason"] == "REFERENCE_MISMATCH", refusal
     assert "came from de-customs" in refusal["detail"]
@@ -355,5 +361,6 @@ def test_recall_and_updates_reach_the_third_agency_only_through_the_forwarder(
         c.revoke_alert(issued.name, reason="subject arrested")
     wait_for(
         lambda: received(be)[0].state == alert_pb2.ALERT_STATE_REVOKED,
-        what="the recall at be-police",
+        PATIENCE,
+        "the recall at be-police",
     )
