@@ -337,8 +337,8 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         """The IPR events of a batch of the log that ``officer`` may see, as IprEvents."""
         typed: list[tuple[Event, str]] = []
         for e in events:
-            if e.type.startswith(ipr.EVENT_PREFIX):
-                typed.append((e, e.type[len(ipr.EVENT_PREFIX) :]))
+            if e.type.startswith(ipr.EVENT_FAMILIES):
+                typed.append((e, e.type))
             elif e.type == "record.withdrawn":
                 typed.append((e, "recordation.withdrawn?"))  # only a received recordation's
         if not typed:

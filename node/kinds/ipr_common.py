@@ -13,10 +13,14 @@ detention or a report naming it means the same thing everywhere
 arrives with an id this node already uses does the copy get a local id,
 its generic record id; reports still name it by its grantor's id.
 
-Events. IPR events ride on the node's event log as ``record.ipr.<type>``
-(``record.ipr.detention.moved``), the family the log accepts for record
-kinds; ``WatchDetentions`` shows them as ``detention.moved``. For
-detention events the log's ``record_id`` is the detention id; for
+Events. IPR events ride on the node's event log under the names an
+officer reads on every feed and webhook: ``recordation.<change>``
+(``recordation.granted``, ``.extended``, ``.withdrawn`` ...),
+``detention.<change>`` (``detention.created``, ``.moved``,
+``.deadline_due`` ...) and ``detention_report.<change>``, as alerts are
+``alert.<change>`` and cases ``case.<change>``. (Before migration 0009
+they were stored as ``record.ipr.<name>``; the migration renamed them.)
+For detention events the log's ``record_id`` is the detention id; for
 recordation and report events it is the generic record id.
 """
 
@@ -51,8 +55,8 @@ DETENTIONS: Final = "detentions"
 REPORTS: Final = "detentionReports"
 #: The data category IPR records are shared under (treaties must permit it).
 IPR_CATEGORY: Final = "counterfeit_goods"
-#: Prefix of IPR event types in the event log (see the module docstring).
-EVENT_PREFIX: Final = "record.ipr."
+#: The families of IPR event types in the event log (see the module docstring).
+EVENT_FAMILIES: Final = ("recordation.", "detention.", "detention_report.")
 #: The officer the node acts as for moves of its own (expiry, deadlines passed).
 SYSTEM_OFFICER: Final = Officer(officer_id="system", name="system", role="system")
 
@@ -66,7 +70,9 @@ MAX_PAGE: Final = 500
 
 def event(w: Writer, type_: str, record_id: str, agency_id: str | None = None) -> None:
     """An IPR event (``detention.moved``, ...) in this transaction."""
-    w.event(EVENT_PREFIX + type_, record_id=record_id, agency_id=agency_id)
+    if not type_.startswith(EVENT_FAMILIES):
+        raise ValueError(f"not an IPR event type: {type_!r}")
+    w.event(type_, record_id=record_id, agency_id=agency_id)
 
 
 def now() -> datetime:

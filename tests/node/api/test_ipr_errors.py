@@ -250,11 +250,11 @@ def test_the_deadline_job_reminds_once_and_moves_a_passed_detention(cluster: Clu
         types = [
             r[0]
             for r in conn.execute(
-                text("SELECT type FROM node_events WHERE type LIKE 'record.ipr.detention.%'")
+                text("SELECT type FROM node_events WHERE type LIKE 'detention.%'")
             )
         ]
-    assert types.count("record.ipr.detention.deadline_due") == 2
-    assert types.count("record.ipr.detention.deadline_passed") == 1
+    assert types.count("detention.deadline_due") == 2
+    assert types.count("detention.deadline_passed") == 1
     assert {d.state for d in moved.deadlines if d.kind != D.DEADLINE_KIND_NOTIFICATION} == {
         D.DEADLINE_STATE_PASSED
     }
