@@ -239,7 +239,7 @@ def run(
             records=cast(Any, SimpleNamespace(register=lambda _k: None)),
         )
         officer = Officer("bench", "bench", "analyst")
-        probes = [rng.randrange(recordations) for _ in range(200)]
+        probes = [rng.randrange(recordations) for _ in range(200)] if recordations else []
 
         def search(**criteria: Any) -> Callable[[], Any]:
             it = iter(probes * 4)

@@ -30,7 +30,7 @@ import functools
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final, TypeVar
 
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
@@ -296,12 +296,48 @@ def require_in_force_now(held: Held) -> None:
 # --- the detaining agency's calendar -------------------------------------------------------
 
 
-def calendar_provider(country: Callable[[], str]) -> Callable[[], dl.Calendar]:
-    """The working-day calendar of this agency's country, looked up once it is known."""
+def calendar_provider(
+    country: Callable[[], str],
+    *,
+    subdivision: str = "",
+    time_zone: str = "",
+    closed_days: Iterable[date] = (),
+) -> Callable[[], dl.Calendar]:
+    """The working-day calendar of this agency's country, looked up once it is known.
+
+    ``subdivision`` is the node's ``holiday_subdivision`` (ISO 3166-2,
+    ``DE-BY``), ``time_zone`` its ``deadline_time_zone`` and
+    ``closed_days`` its ``deadline_closed_days``. They are checked here, when
+    the node is built (ConfigError naming the setting: a subdivision or zone
+    the libraries do not know); that the subdivision lies in the country the
+    directory names is checked when the country is known (and by
+    :func:`check_calendar` at start).
+    """
+    region, _, sub = subdivision.strip().upper().partition("-")
+    closed = frozenset(closed_days)
+    if region or time_zone.strip():
+        try:  # any country will do to check a zone alone
+            dl.calendar_for(region or "DE", sub, time_zone or "UTC", closed)
+        except errors.ConfigError as exc:
+            setting = "deadline_time_zone" if "time_zone" in exc.metadata else "holiday_subdivision"
+            raise errors.ConfigError(
+                f"node.{setting}: {exc.message}", metadata=exc.metadata
+            ) from None
 
     @functools.lru_cache(maxsize=4)
     def for_country(code: str) -> dl.Calendar:
-        return dl.calendar_for(code)
+        if region and region != code:
+            raise errors.ConfigError(
+                f"node.holiday_subdivision: {region}-{sub} is not in {code}, this agency's "
+                "country in the federation directory",
+                metadata={"country": code, "subdivision": f"{region}-{sub}"},
+            )
+        if not time_zone.strip() and code not in dl.COUNTRY_ZONES:
+            raise errors.ConfigError(
+                f"no default time zone for {code}: set node.deadline_time_zone",
+                metadata={"country": code},
+            )
+        return dl.calendar_for(code, sub, time_zone, closed)
 
     def calendar() -> dl.Calendar:
         code = country().strip().upper()
