@@ -65,6 +65,7 @@ from node.kinds.risk_profiles import RiskProfiles
 from node.kinds.screening import Screener
 from node.metrics import NodeMetrics, serve_node_metrics
 from node.notify import Notifier, start_notifier
+from node.notify.webhooks import WebhookRegistry
 from node.sharing.engine import Sharing
 from node.sharing.inbound import Inbound
 from node.sharing.outbound import Sealer, Sender
@@ -360,6 +361,7 @@ def start(config: NodeConfig) -> Node:
         IprServicer(
             recordations=node.recordations,
             detentions=node.detentions,
+            webhooks=WebhookRegistry(node.store.engine, node.keys),
             **common,
         ),
         server.server,

@@ -280,6 +280,70 @@ def holder_names(conn: Connection, holder_key: str) -> frozenset[str]:
     return frozenset(f"{RECORDATIONS}/{i}" for i in ids)
 
 
+def holder_sees(
+    conn: Connection,
+    holder_key: str,
+    *,
+    detention_ids: Collection[str] = (),
+    record_ids: Collection[str] = (),
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Of these detentions and recordations (by generic record id), those the holder may see.
+
+    A detention: when one of the recordations it falls under is the
+    holder's (what :func:`node.ipr.views.check_holder_may_see` decides on a
+    loaded detention); a recordation: when it is the holder's own. For feeds
+    and webhooks, which decide for many events at once.
+    """
+    if not holder_key:
+        return frozenset(), frozenset()
+    r = t.recordations
+    seen_detentions: frozenset[str] = frozenset()
+    seen_records: frozenset[str] = frozenset()
+    if detention_ids:
+        links = t.detention_recordations
+        seen_detentions = frozenset(
+            conn.execute(
+                select(links.c.detention_id)
+                .distinct()
+                .join(r, r.c.recordation_id == links.c.recordation_id)
+                .where(
+                    links.c.detention_id.in_(sorted(detention_ids)), r.c.holder_key == holder_key
+                )
+            ).scalars()
+        )
+    if record_ids:
+        seen_records = frozenset(
+            conn.execute(
+                select(r.c.record_id).where(
+                    r.c.record_id.in_(sorted(record_ids)), r.c.holder_key == holder_key
+                )
+            ).scalars()
+        )
+    return seen_detentions, seen_records
+
+
+def recordation_summary(
+    conn: Connection, record_id: str, holder_key: str | None
+) -> dict[str, Any] | None:
+    """What an event's webhook POST says of a recordation (None: not the holder's, or gone)."""
+    r = t.recordations
+    row = conn.execute(
+        select(r.c.recordation_id, r.c.holder_key, r.c.state, r.c.expire_ms).where(
+            r.c.record_id == record_id
+        )
+    ).first()
+    if row is None or (holder_key is not None and row.holder_key != holder_key):
+        return None
+    return {
+        "resource": f"{RECORDATIONS}/{row.recordation_id}",
+        "recordation": {
+            "name": f"{RECORDATIONS}/{row.recordation_id}",
+            "state": row.state,
+            "expire_time": ms_to_ts(row.expire_ms).ToJsonString(),
+        },
+    }
+
+
 def require_in_force_now(held: Held) -> None:
     """RECORDATION_EXPIRED unless ``held`` is in force now (its expiry, or not, in the words)."""
     if held.in_force(now_ms()):

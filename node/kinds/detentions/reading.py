@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
+from typing import Any
 
 from sqlalchemy import select, tuple_
 
+from intelshare import errors
 from intelshare.v1 import detention_pb2, ipr_service_pb2
 from node.ipr import views
 from node.kinds import ipr_common as ipr
@@ -115,24 +117,33 @@ class DetentionReading(DetentionCore):
         if not ids:
             return {}
         d = t.detentions
-        query = select(d.c.detention_id, d.c.state, d.c.record).where(
-            d.c.detention_id.in_(sorted(ids))
-        )
+        query = select(d.c.detention_id, d.c.state).where(d.c.detention_id.in_(sorted(ids)))
         with self.store.engine.connect() as conn:
             rows = conn.execute(query).all()
-            own = (
-                ipr.holder_names(conn, officer.holder_key)
-                if officer.role == RIGHTS_HOLDER
-                else None
-            )
-        out: dict[str, str] = {}
-        for r in rows:
-            if own is not None:
-                names = json.loads(r.record).get("recordations", [])
-                if not any(n in own for n in names):
-                    continue
-            out[r.detention_id] = r.state
-        return out
+            if officer.role == RIGHTS_HOLDER:
+                seen, _ = ipr.holder_sees(conn, officer.holder_key, detention_ids=ids)
+                rows = [r for r in rows if r.detention_id in seen]
+        return {r.detention_id: r.state for r in rows}
+
+    def webhook_summary(self, detention_id: str, holder_key: str | None) -> dict[str, Any] | None:
+        """What a webhook POST says of a detention, as its owner's view shows it.
+
+        ``holder_key``: a rights holder's webhook, which gets the holder's
+        view, or None when the detention names none of its recordations
+        (nor when the detention is gone).
+        """
+        d = t.detentions
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(d).where(d.c.detention_id == detention_id)).first()
+            if row is None:
+                return None
+            detention = build_detention(row, as_of=True)
+            if holder_key is not None:
+                try:
+                    detention = views.holder_view(detention, ipr.holder_names(conn, holder_key))
+                except errors.HolderMismatch:
+                    return None
+        return {"resource": detention.name, "detention": views.event_summary(detention)}
 
     # --- statistics ----------------------------------------------------------------------
 

@@ -40,9 +40,7 @@ _SUMS = (
 
 
 def upgrade() -> None:
-    op.execute(
-        "UPDATE node_events SET type = substr(type, 12) WHERE type LIKE 'record.ipr.%'"
-    )
+    op.execute("UPDATE node_events SET type = substr(type, 12) WHERE type LIKE 'record.ipr.%'")
     with op.batch_alter_table("node_webhooks") as batch:
         batch.add_column(sa.Column("officer_id", sa.String(36), nullable=True))
         batch.add_column(sa.Column("holder_key", sa.String(160), nullable=True))
