@@ -699,8 +699,8 @@ Index("ix_node_ipr_stats_time", ipr_stats.c.detain_ms)
 ipr_stats_monthly = Table(
     "node_ipr_stats_monthly",
     metadata,
-    Column("source", String(8), primary_key=True),
     Column("month", String(7), primary_key=True),
+    Column("source", String(8), primary_key=True),
     Column("partner", String(128), primary_key=True),
     Column("country", String(8), primary_key=True),
     Column("category", String(32), primary_key=True),
@@ -719,8 +719,9 @@ ipr_stats_monthly = Table(
     Column("value_units_r1", BigInteger, nullable=False),
     Column("value_nanos", BigInteger, nullable=False),
     Column("value_nanos_r1", BigInteger, nullable=False),
+    # SQLite keeps the rows in key order (month first): a period is one range read
+    sqlite_with_rowid=False,
 )
-Index("ix_node_ipr_stats_monthly_month", ipr_stats_monthly.c.month, ipr_stats_monthly.c.source)
 
 # --- risk targeting (migration 0008) -------------------------------------------------------
 

@@ -10,6 +10,8 @@
 - ``node_ipr_stats_monthly`` sums ``node_ipr_stats`` by UTC month and every
   dimension, kept in the transaction of each change
   (:mod:`node.kinds.ipr_stats`); it is filled from the rows already there.
+  Its key begins with the month and, on SQLite, is the table's order
+  (``WITHOUT ROWID``).
 
 Revision ID: 0009
 Revises: 0008
@@ -46,8 +48,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("holder_key", sa.String(160), nullable=True))
     op.create_table(
         "node_ipr_stats_monthly",
-        sa.Column("source", sa.String(8), primary_key=True),
         sa.Column("month", sa.String(7), primary_key=True),
+        sa.Column("source", sa.String(8), primary_key=True),
         sa.Column("partner", sa.String(128), primary_key=True),
         sa.Column("country", sa.String(8), primary_key=True),
         sa.Column("category", sa.String(32), primary_key=True),
@@ -55,9 +57,9 @@ def upgrade() -> None:
         sa.Column("right_type", sa.String(48), primary_key=True),
         sa.Column("currency", sa.String(3), primary_key=True),
         *(sa.Column(name, sa.BigInteger, nullable=False) for name in _SUMS),
-    )
-    op.create_index(
-        "ix_node_ipr_stats_monthly_month", "node_ipr_stats_monthly", ["month", "source"]
+        # SQLite: rows stored in key order, so months are read as a range, without
+        # a look-up per row through a second index
+        sqlite_with_rowid=False,
     )
     keys = ", ".join(_KEYS)
     op.execute(
