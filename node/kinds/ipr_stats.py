@@ -43,6 +43,11 @@ from the rollup, and adds them up. The rollup's key begins with the month
 and on SQLite is the order the rows are stored in (``WITHOUT ROWID``): a
 period is read as one range, where a second index on the month cost a
 look-up per row (3 to 5 times slower in ``EXPLAIN``-guided trials at 1M).
+The partial months come from an index on the detention time that holds
+every column a breakdown reads (``ix_node_ipr_stats_period``), so they
+too are one range read: half a month at 1M detentions took 0.8 s through
+a plain time index and its look-ups, 0.035 s from the covering one
+(SQLite, same run).
 """
 
 from __future__ import annotations

@@ -692,7 +692,32 @@ ipr_stats = Table(
     # 1 on the rows of the source's first right: articles and value counted once
     Column("r1", SmallInteger, nullable=False),
 )
-Index("ix_node_ipr_stats_time", ipr_stats.c.detain_ms)
+# Covering: the partial months of a period are read from the index alone (node.kinds.ipr_stats)
+Index(
+    "ix_node_ipr_stats_period",
+    ipr_stats.c.detain_ms,
+    *(
+        ipr_stats.c[name]
+        for name in (
+            "source",
+            "month",
+            "country",
+            "category",
+            "procedure",
+            "partner",
+            "right_type",
+            "currency",
+            "articles",
+            "value_units",
+            "value_nanos",
+            "f0",
+            "fc",
+            "fr",
+            "fcr",
+            "r1",
+        )
+    ),
+)
 
 #: Sums of node_ipr_stats by UTC month and every dimension, kept in the same
 #: transaction (node.kinds.ipr_stats): whole months are read here, not row by row.
