@@ -9,7 +9,8 @@ worker died, sent again by the sweep) changes nothing the second time:
     left out, and with none left the task does nothing), publishes one
     wake-up (topic name only) so feed streams in every node process look at
     the database again, and records one pending delivery per matching
-    webhook (one read of the webhooks, one insert); a failed publish rolls
+    webhook (one read of the webhooks, one insert; a rights holder's webhook
+    only for events of its own records: :mod:`node.notify.webhooks`); a failed publish rolls
     it all back and the task is retried. After commit it sends a
     ``deliver_webhook`` task per delivery. The relay sends the events it
     claimed together as one task: per message, the broker and the worker
@@ -305,22 +306,26 @@ def deliver_webhook(task: Any, webhook_id: str, event_id: str) -> str:
         return "gone"
     hook, secret = found
     summary: dict[str, Any] | None = None
-    if event.type.startswith(wh.OFFICER_FAMILIES):
+    withheld = _owner_disabled(engine, hook.officer_id)
+    if not withheld and event.type.startswith(wh.OFFICER_FAMILIES):
         summary = _ipr_summary(ctx, event, hook.holder_key)
-        if summary is None and hook.holder_key is not None:
-            # gone, or (checked again now) no longer the holder's: nothing is POSTed
-            with engine.begin() as conn:
-                conn.execute(
-                    update(wd)
-                    .where(*key)
-                    .values(
-                        state=wh.DEAD,
-                        dead_ms=now,
-                        lease_until_ms=None,
-                        last_error="the record is gone or not visible to this webhook's owner",
-                    )
+        withheld = summary is None and hook.holder_key is not None
+    if withheld:
+        # its officer disabled, or the record gone or (checked again now) no longer
+        # the holder's: nothing is POSTed
+        with engine.begin() as conn:
+            conn.execute(
+                update(wd)
+                .where(*key)
+                .values(
+                    state=wh.DEAD,
+                    dead_ms=now,
+                    lease_until_ms=None,
+                    last_error="withheld: the webhook's officer is disabled, or the record is "
+                    "gone or not visible to its owner",
                 )
-            return "withheld"
+            )
+        return "withheld"
     body = wh.event_body(event, summary)
     stamp = int(time.time())
     headers = {
@@ -387,6 +392,17 @@ def deliver_webhook(task: Any, webhook_id: str, event_id: str) -> str:
         "webhook delivery failed (%s); attempt %d again in %.1fs", error, attempt + 1, countdown
     )
     raise task.retry(countdown=countdown, max_retries=None)
+
+
+def _owner_disabled(engine: Any, officer_id: str | None) -> bool:
+    """Whether the officer who registered a webhook was disabled (an agency's: never)."""
+    if officer_id is None:
+        return False
+    with engine.connect() as conn:
+        disabled = conn.execute(
+            select(t.officers.c.disabled).where(t.officers.c.officer_id == officer_id)
+        ).scalar_one_or_none()
+    return disabled is None or bool(disabled)
 
 
 def _ipr_summary(ctx: WorkerContext, event: Any, holder_key: str | None) -> dict[str, Any] | None:
