@@ -289,8 +289,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     "name".
     """
     ERROR_REASON_WEBHOOK_NOT_FOUND: _ErrorReason.ValueType  # 74
-    """No webhook of that id on this node (node administration). Code NOT_FOUND;
-    metadata "webhook_id".
+    """No webhook of that id on this node (of the caller's, for a rights
+    holder's). Code NOT_FOUND; metadata "webhook_id" or, for a holder's
+    webhook, "name".
     """
     ERROR_REASON_AUDIT_ENTRY_NOT_FOUND: _ErrorReason.ValueType  # 75
     """The audit log has no entry at that index. Code NOT_FOUND; metadata
@@ -686,8 +687,9 @@ ERROR_REASON_CONSENT_REQUEST_NOT_FOUND: ErrorReason.ValueType  # 73
 "name".
 """
 ERROR_REASON_WEBHOOK_NOT_FOUND: ErrorReason.ValueType  # 74
-"""No webhook of that id on this node (node administration). Code NOT_FOUND;
-metadata "webhook_id".
+"""No webhook of that id on this node (of the caller's, for a rights
+holder's). Code NOT_FOUND; metadata "webhook_id" or, for a holder's
+webhook, "name".
 """
 ERROR_REASON_AUDIT_ENTRY_NOT_FOUND: ErrorReason.ValueType  # 75
 """The audit log has no entry at that index. Code NOT_FOUND; metadata
