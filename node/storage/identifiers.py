@@ -9,14 +9,21 @@ modules do not call it themselves) hands over a record's identifier keys
 container are one key) and this module
 
 * replaces the record's rows in ``node_identifiers`` (one per key and role),
-* finds the records already held that share one of the keys and writes a
-  ``link.found`` event for each (at most :data:`MAX_LINK_EVENTS` per
-  record), in the same transaction: the event names the *older* record
-  (``alert_id``, ``case_id``/``entry_id`` or ``record_id``), so the
-  officers who hold it see the link in its feed, and the newer record in
-  ``record_id`` when the older one is not a generic record;
+* finds the records already held that share one of the *newly given*
+  keys and writes a ``link.found`` event for each, in the same
+  transaction: the event names the *older* record (``alert_id``,
+  ``case_id``/``entry_id`` or ``record_id``), so the officers who hold it
+  see the link in its feed, and the newer record in ``record_id`` when the
+  older one is not a generic record. At most :data:`MAX_LINK_EVENTS` per
+  record, the most recent ones: a container named in a thousand records is
+  linked to the twenty last, the ones officers are working on, and finding
+  them reads twenty rows per key through ``ix_node_identifiers_key_time``
+  however many records share the key (reading every holder made indexing
+  cost grow with the index);
 * counts every change (``node_counters.identifiers_changes``), which is how
-  screening knows its watch list must be built again.
+  screening knows its watch list must be built again; a caller that
+  indexes many records in one transaction counts once (``count=False``,
+  then :func:`bump`).
 
 Everything here stays on the node: no sharing module reads this table.
 """
@@ -27,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, Row, and_, delete, insert, select, tuple_, union_all, update
 
 from node.storage import tables as t
 from node.storage.store import Writer, now_ms
@@ -66,11 +73,15 @@ def changes(conn: Connection) -> int:
     return int(value or 0)
 
 
-def replace(w: Writer, holder: Holder, entries: Iterable[tuple[str, str]]) -> list[Row[Any]]:
+def replace(
+    w: Writer, holder: Holder, entries: Iterable[tuple[str, str]], *, count: bool = True
+) -> bool:
     """Index ``holder`` under ``entries`` ((role, key) pairs) instead of what it had.
 
-    Returns the rows of the other records that share a key *newly* given to
-    this record, after writing a ``link.found`` event for each (capped).
+    Writes a ``link.found`` event for each other record (the most recent,
+    capped) that shares a key *newly* given to this one. True if the
+    record's rows changed; with ``count=False`` the caller counts the
+    change (:func:`bump`) itself.
     """
     i = t.identifiers
     wanted = {(role, key[:200]) for role, key in entries if key}
@@ -83,10 +94,13 @@ def replace(w: Writer, holder: Holder, entries: Iterable[tuple[str, str]]) -> li
         )
     }
     if wanted == old:
-        return []
-    w.conn.execute(
-        delete(i).where(i.c.record_kind == holder.record_kind, i.c.record_id == holder.record_id)
-    )
+        return False
+    if old:
+        w.conn.execute(
+            delete(i).where(
+                i.c.record_kind == holder.record_kind, i.c.record_id == holder.record_id
+            )
+        )
     at = now_ms()
     if wanted:
         w.conn.execute(
@@ -106,27 +120,46 @@ def replace(w: Writer, holder: Holder, entries: Iterable[tuple[str, str]]) -> li
                 for role, key in sorted(wanted)
             ],
         )
-    bump(w)
+    if count:
+        bump(w)
     new_keys = sorted({key for _role, key in wanted} - {key for _role, key in old})
-    if not new_keys:
+    for older in _sharing(w.conn, holder, new_keys):
+        _link_event(w, older, holder)
+    return True
+
+
+def _sharing(conn: Connection, holder: Holder, keys: Sequence[str]) -> list[Row[Any]]:
+    """The newest other records holding one of ``keys`` (MAX_LINK_EVENTS at most), oldest first.
+
+    One statement: per key, the newest distinct records, read backwards
+    along ``ix_node_identifiers_key_time`` and stopped after
+    MAX_LINK_EVENTS (a record holds all its rows from one ``create_ms``);
+    then merged here.
+    """
+    if not keys:
         return []
-    others = w.conn.execute(
-        select(i)
+    i = t.identifiers
+    columns = (i.c.create_ms, i.c.record_kind, i.c.record_id, i.c.scope)
+    per_key = [
+        select(*columns)
+        .distinct()
         .where(
-            i.c.key.in_(new_keys),
+            i.c.key == key,
             ~and_(i.c.record_kind == holder.record_kind, i.c.record_id == holder.record_id),
         )
-        .order_by(i.c.create_ms, i.c.record_kind, i.c.record_id)
-    ).all()
-    seen: set[tuple[str, str]] = set()
-    for row in others:
-        if (row.record_kind, row.record_id) in seen:
-            continue
-        seen.add((row.record_kind, row.record_id))
-        if len(seen) > MAX_LINK_EVENTS:
+        .order_by(*(c.desc() for c in columns[:3]))
+        .limit(MAX_LINK_EVENTS)
+        .subquery()
+        for key in keys
+    ]
+    parts = [select(*sub.c) for sub in per_key]
+    rows = conn.execute(parts[0] if len(parts) == 1 else union_all(*parts)).all()
+    newest: dict[tuple[str, str], Row[Any]] = {}
+    for row in sorted(rows, key=lambda r: (r.create_ms, r.record_kind, r.record_id), reverse=True):
+        newest.setdefault((row.record_kind, row.record_id), row)
+        if len(newest) == MAX_LINK_EVENTS:
             break
-        _link_event(w, row, holder)
-    return list(others)
+    return sorted(newest.values(), key=lambda r: (r.create_ms, r.record_kind, r.record_id))
 
 
 def _link_event(w: Writer, older: Row[Any], newer: Holder) -> None:
@@ -143,24 +176,26 @@ def _link_event(w: Writer, older: Row[Any], newer: Holder) -> None:
     w.event("link.found", **fields)
 
 
-def remove(w: Writer, record_kind: str, record_ids: Sequence[str]) -> None:
-    """Forget records (purged, deleted)."""
+def remove(w: Writer, record_kind: str, record_ids: Sequence[str], *, count: bool = True) -> bool:
+    """Forget records (purged, deleted); True if the index held any of them."""
     if not record_ids:
-        return
+        return False
     i = t.identifiers
     gone = w.conn.execute(
         delete(i).where(i.c.record_kind == record_kind, i.c.record_id.in_(list(record_ids)))
     )
-    if gone.rowcount:
+    if gone.rowcount and count:
         bump(w)
+    return bool(gone.rowcount)
 
 
-def remove_scope(w: Writer, record_kind: str, scope: str) -> None:
-    """Forget every record of one scope (a purged case's entries)."""
+def remove_scope(w: Writer, record_kind: str, scope: str, *, count: bool = True) -> bool:
+    """Forget every record of one scope (a purged case's entries); True if any was held."""
     i = t.identifiers
     gone = w.conn.execute(delete(i).where(i.c.record_kind == record_kind, i.c.scope == scope))
-    if gone.rowcount:
+    if gone.rowcount and count:
         bump(w)
+    return bool(gone.rowcount)
 
 
 def keys_of(conn: Connection, record_kind: str, record_id: str) -> list[str]:
