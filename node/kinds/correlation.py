@@ -152,6 +152,20 @@ def recordation_keys(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(role, key) for role, key in out if key]
 
 
+#: a record to index: who holds the identifiers, and its (role, key) pairs
+Indexed = tuple[index.Holder, list[tuple[str, str]]]
+
+
+def _alert(row: Any) -> Indexed | None:
+    if row is None:
+        return None
+    record = json.loads(row.record)
+    holder = index.Holder(
+        "alert", row.alert_id, f"alerts/{row.alert_id}", row.direction, row.origin_agency
+    )
+    return holder, subject_keys(record.get("subjects") or {})
+
+
 class Correlator:
     """Follows the event log and keeps the identifier index up to date."""
 
@@ -212,7 +226,12 @@ class Correlator:
             done += len(events)
 
     def _apply(self, w: Writer, events: list[Any]) -> bool:
-        """Index one batch of events; True if the index (or the alerts' state) changed."""
+        """Index one batch of events; True if the index (or the alerts' state) changed.
+
+        Removals are made in order; the records to index are read as they
+        are now (a record purged later in the batch is not found) and indexed
+        together, in the order of their events.
+        """
         changed = False
         alert_ids = {e.alert_id for e in events if e.type in _ALERT_INDEX and e.alert_id}
         alerts: dict[str, Any] = {}
@@ -226,51 +245,35 @@ class Correlator:
                     )
                 )
             }
-        indexed: set[str] = set()  # an alert's current state, once per batch
+        items: list[Indexed | None] = []
         for e in events:
             if e.type in _ALERT_INDEX and e.alert_id:
-                row = alerts.get(e.alert_id)
                 changed = True  # the watch list follows the alert's state too
-                if row is None or row.alert_id in indexed:
-                    continue
-                indexed.add(row.alert_id)
-                record = json.loads(row.record)
-                index.replace(
-                    w,
-                    index.Holder(
-                        "alert",
-                        row.alert_id,
-                        f"alerts/{row.alert_id}",
-                        row.direction,
-                        row.origin_agency,
-                    ),
-                    subject_keys(record.get("subjects") or {}),
-                    count=False,
-                )
+                items.append(_alert(alerts.get(e.alert_id)))
             elif e.type in _ALERT_STATE:
                 changed = True
             elif e.type == "alert.purged" and e.alert_id:
                 changed |= index.remove(w, "alert", [e.alert_id], count=False)
             elif e.type == "case.entry_added" and e.entry_id:
-                changed |= self._case_entry(w, e.entry_id)
+                items.append(self._case_entry(w, e.entry_id))
             elif e.type == "case.purged" and e.case_id:
                 changed |= index.remove_scope(w, "case_entry", e.case_id, count=False)
             elif e.type in _DETENTION and e.record_id:
-                changed |= self._detention(w, e.record_id)
+                items.append(self._detention(w, e.record_id))
             elif e.type in _RECORD_CHANGE and e.record_id:
-                changed |= self._recordation(w, e.record_id)
+                items.append(self._recordation(w, e.record_id))
             elif e.type == "record.purged" and e.record_id:
                 changed |= index.remove(w, "recordation", [e.record_id], count=False)
-        return changed
+        found = [item for item in items if item is not None]
+        return index.replace_many(w, found, count=False) or changed
 
-    def _case_entry(self, w: Writer, entry_id: str) -> bool:
+    def _case_entry(self, w: Writer, entry_id: str) -> Indexed | None:
         ce = t.case_entries
         row = w.conn.execute(select(ce).where(ce.c.entry_id == entry_id)).first()
         if row is None:
-            return False
+            return None
         record = json.loads(row.record)
-        return index.replace(
-            w,
+        return (
             index.Holder(
                 "case_entry",
                 entry_id,
@@ -280,35 +283,31 @@ class Correlator:
                 scope=row.case_id,
             ),
             subject_keys(record.get("subjects") or {}),
-            count=False,
         )
 
-    def _detention(self, w: Writer, detention_id: str) -> bool:
+    def _detention(self, w: Writer, detention_id: str) -> Indexed | None:
         d = t.detentions
         row = w.conn.execute(select(d).where(d.c.detention_id == detention_id)).first()
         if row is None:
-            return False
-        return index.replace(
-            w,
+            return None
+        return (
             index.Holder(
                 "detention", detention_id, f"detentions/{detention_id}", "issued", "", None
             ),
             detention_keys(json.loads(row.record)),
-            count=False,
         )
 
-    def _recordation(self, w: Writer, record_id: str) -> bool:
+    def _recordation(self, w: Writer, record_id: str) -> Indexed | None:
         r = t.records
         row = w.conn.execute(
             select(r).where(r.c.record_id == record_id, r.c.kind == "recordation")
         ).first()
         if row is None:
-            return False
+            return None
         local = w.conn.execute(
             select(t.recordations.c.recordation_id).where(t.recordations.c.record_id == record_id)
         ).scalar_one_or_none()
-        return index.replace(
-            w,
+        return (
             index.Holder(
                 "recordation",
                 record_id,
@@ -317,7 +316,6 @@ class Correlator:
                 row.origin_agency,
             ),
             recordation_keys(json.loads(row.record)),
-            count=False,
         )
 
     # --- the thread ------------------------------------------------------------------------

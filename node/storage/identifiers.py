@@ -30,7 +30,7 @@ Everything here stays on the node: no sharing module reads this table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,94 +83,162 @@ def replace(
     record's rows changed; with ``count=False`` the caller counts the
     change (:func:`bump`) itself.
     """
+    return replace_many(w, [(holder, entries)], count=count)
+
+
+#: (create_ms, record_kind, record_id, scope) of a record holding a key; newest is greatest
+_Sharer = tuple[int, str, str, str | None]
+#: keys per statement that finds their holders (SQLite allows 500 parts in a UNION)
+_KEYS_PER_LOOKUP = 100
+
+
+def replace_many(
+    w: Writer,
+    items: Sequence[tuple[Holder, Iterable[tuple[str, str]]]],
+    *,
+    count: bool = True,
+) -> bool:
+    """:func:`replace` for several records, in a few statements whatever their number.
+
+    The records are indexed in order (a later one is linked to an earlier
+    one that shares a key, as if each had been replaced on its own); a
+    record given twice is indexed under its last entries. True if any
+    record's rows changed.
+    """
     i = t.identifiers
-    wanted = {(role, key[:200]) for role, key in entries if key}
-    old = {
-        (r.role, r.key)
-        for r in w.conn.execute(
-            select(i.c.role, i.c.key).where(
-                i.c.record_kind == holder.record_kind, i.c.record_id == holder.record_id
-            )
-        )
-    }
-    if wanted == old:
+    wanted: dict[tuple[str, str], tuple[Holder, set[tuple[str, str]]]] = {}
+    for holder, entries in items:
+        ident = (holder.record_kind, holder.record_id)
+        wanted.pop(ident, None)  # the last entries, in the last place
+        wanted[ident] = (holder, {(role, key[:200]) for role, key in entries if key})
+    if not wanted:
         return False
-    if old:
-        w.conn.execute(
-            delete(i).where(
-                i.c.record_kind == holder.record_kind, i.c.record_id == holder.record_id
+    old: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    old_ms: dict[tuple[str, str], int] = {}
+    for kind, record_ids in _by_kind(wanted).items():
+        for row in w.conn.execute(
+            select(i.c.record_id, i.c.role, i.c.key, i.c.create_ms).where(
+                i.c.record_kind == kind, i.c.record_id.in_(record_ids)
             )
-        )
+        ):
+            old.setdefault((kind, row.record_id), set()).add((row.role, row.key))
+            old_ms[(kind, row.record_id)] = row.create_ms
+    changed = [
+        (holder, rows, old.get(ident, set()))
+        for ident, (holder, rows) in wanted.items()
+        if rows != old.get(ident, set())
+    ]
+    if not changed:
+        return False
+    gone = {(h.record_kind, h.record_id): True for h, _rows, before in changed if before}
+    for kind, record_ids in _by_kind(gone).items():
+        w.conn.execute(delete(i).where(i.c.record_kind == kind, i.c.record_id.in_(record_ids)))
+    # The holders already indexed of every key given anew, read once the changed records'
+    # own rows are gone (so none of them is its own neighbour) and before any is written.
+    new_keys = {key for _h, rows, before in changed for key in _keys(rows) - _keys(before)}
+    sharers = _sharers(w.conn, sorted(new_keys))
+    for holder, _rows, before in changed:  # until its turn, a record holds what it held
+        ident = (holder.record_kind, holder.record_id)
+        for key in _keys(before) & new_keys:
+            sharers[key].append((old_ms[ident], *ident, holder.scope))
     at = now_ms()
-    if wanted:
-        w.conn.execute(
-            insert(i),
-            [
-                {
-                    "key": key,
-                    "record_kind": holder.record_kind,
-                    "record_id": holder.record_id,
-                    "role": role,
-                    "record_name": holder.record_name,
-                    "direction": holder.direction,
-                    "origin_agency": holder.origin_agency,
-                    "scope": holder.scope,
-                    "create_ms": at,
-                }
-                for role, key in sorted(wanted)
-            ],
-        )
+    inserts = []
+    for holder, rows, before in changed:
+        ident = (holder.record_kind, holder.record_id)
+        for key in _keys(before) & new_keys:
+            sharers[key] = [s for s in sharers[key] if s[1:3] != ident]
+        mine: _Sharer = (at, *ident, holder.scope)
+        for older in _newest(sharers, _keys(rows) - _keys(before), ident):
+            _link_event(w, older, holder)
+        for key in _keys(rows) & new_keys:  # the next records of the batch see this one
+            sharers[key].append(mine)
+        inserts += [
+            {
+                "key": key,
+                "record_kind": holder.record_kind,
+                "record_id": holder.record_id,
+                "role": role,
+                "record_name": holder.record_name,
+                "direction": holder.direction,
+                "origin_agency": holder.origin_agency,
+                "scope": holder.scope,
+                "create_ms": at,
+            }
+            for role, key in sorted(rows)
+        ]
+    if inserts:
+        w.conn.execute(insert(i), inserts)
     if count:
         bump(w)
-    new_keys = sorted({key for _role, key in wanted} - {key for _role, key in old})
-    for older in _sharing(w.conn, holder, new_keys):
-        _link_event(w, older, holder)
     return True
 
 
-def _sharing(conn: Connection, holder: Holder, keys: Sequence[str]) -> list[Row[Any]]:
-    """The newest other records holding one of ``keys`` (MAX_LINK_EVENTS at most), oldest first.
+def _by_kind(idents: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for kind, record_id in idents:
+        out.setdefault(kind, []).append(record_id)
+    return out
 
-    One statement: per key, the newest distinct records, read backwards
-    along ``ix_node_identifiers_key_time`` and stopped after
-    MAX_LINK_EVENTS (a record holds all its rows from one ``create_ms``);
-    then merged here.
+
+def _keys(rows: Iterable[tuple[str, str]]) -> set[str]:
+    return {key for _role, key in rows}
+
+
+def _sharers(conn: Connection, keys: Sequence[str]) -> dict[str, list[_Sharer]]:
+    """Per key, the newest records holding it (MAX_LINK_EVENTS at most), in any order.
+
+    Per key, the newest distinct records are read backwards along
+    ``ix_node_identifiers_key_time`` and the read stops after
+    MAX_LINK_EVENTS (a record's rows share one ``create_ms``), so a key
+    held by a thousand records costs what one held by twenty does; the keys
+    go in one statement per :data:`_KEYS_PER_LOOKUP`.
     """
-    if not keys:
-        return []
     i = t.identifiers
     columns = (i.c.create_ms, i.c.record_kind, i.c.record_id, i.c.scope)
-    per_key = [
-        select(*columns)
-        .distinct()
-        .where(
-            i.c.key == key,
-            ~and_(i.c.record_kind == holder.record_kind, i.c.record_id == holder.record_id),
-        )
-        .order_by(*(c.desc() for c in columns[:3]))
-        .limit(MAX_LINK_EVENTS)
-        .subquery()
-        for key in keys
-    ]
-    parts = [select(*sub.c) for sub in per_key]
-    rows = conn.execute(parts[0] if len(parts) == 1 else union_all(*parts)).all()
-    newest: dict[tuple[str, str], Row[Any]] = {}
-    for row in sorted(rows, key=lambda r: (r.create_ms, r.record_kind, r.record_id), reverse=True):
-        newest.setdefault((row.record_kind, row.record_id), row)
-        if len(newest) == MAX_LINK_EVENTS:
-            break
-    return sorted(newest.values(), key=lambda r: (r.create_ms, r.record_kind, r.record_id))
+    out: dict[str, list[_Sharer]] = {key: [] for key in keys}
+    for start in range(0, len(keys), _KEYS_PER_LOOKUP):
+        parts = [
+            select(*sub.c)
+            for sub in (
+                select(i.c.key, *columns)
+                .distinct()
+                .where(i.c.key == key)
+                .order_by(*(c.desc() for c in columns[:3]))
+                .limit(MAX_LINK_EVENTS)
+                .subquery()
+                for key in keys[start : start + _KEYS_PER_LOOKUP]
+            )
+        ]
+        statement = parts[0] if len(parts) == 1 else union_all(*parts)
+        for row in conn.execute(statement):
+            out[row.key].append((row.create_ms, row.record_kind, row.record_id, row.scope))
+    return out
 
 
-def _link_event(w: Writer, older: Row[Any], newer: Holder) -> None:
+def _newest(
+    sharers: Mapping[str, list[_Sharer]], keys: set[str], ident: tuple[str, str]
+) -> list[_Sharer]:
+    """The newest other records holding one of ``keys`` (MAX_LINK_EVENTS at most), oldest first."""
+    found = sorted({s for key in keys for s in sharers.get(key, ())}, reverse=True)
+    newest: dict[tuple[str, str], _Sharer] = {}
+    for sharer in found:
+        if sharer[1:3] != ident:
+            newest.setdefault(sharer[1:3], sharer)
+            if len(newest) == MAX_LINK_EVENTS:
+                break
+    return sorted(newest.values())
+
+
+def _link_event(w: Writer, older: _Sharer, newer: Holder) -> None:
+    _at, kind, record_id, scope = older
     fields: dict[str, str | None] = {}
-    if older.record_kind == "alert":
-        fields["alert_id"] = older.record_id
-    elif older.record_kind == "case_entry":
-        fields["case_id"] = older.scope
-        fields["entry_id"] = older.record_id
-    elif older.record_kind in _GENERIC:
-        fields["record_id"] = older.record_id
+    if kind == "alert":
+        fields["alert_id"] = record_id
+    elif kind == "case_entry":
+        fields["case_id"] = scope
+        fields["entry_id"] = record_id
+    elif kind in _GENERIC:
+        fields["record_id"] = record_id
     if "record_id" not in fields and newer.record_kind in _GENERIC:
         fields["record_id"] = newer.record_id
     w.event("link.found", **fields)
