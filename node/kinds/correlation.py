@@ -30,6 +30,7 @@ finds the records sharing a key by reading a bounded number of rows
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -70,11 +71,20 @@ _EVENTS = (
 )
 
 
-def _key(scheme: str, value: object, **kw: object) -> str | None:
+def _key(scheme: str, value: object, *, country: object = None, born: object = None) -> str | None:
     if not value:
         return None
+    if isinstance(value, str) and isinstance(country, str | None) and isinstance(born, str | None):
+        return _checked_key(scheme, value, country, born)
+    return _checked_key.__wrapped__(scheme, value, country, born)
+
+
+@functools.lru_cache(maxsize=8192)
+def _checked_key(scheme: str, value: object, country: object, born: object) -> str | None:
+    """The key of one value, or None. Remembered for strings: the same container, vessel or
+    company comes back in record after record, and its check digits need checking once."""
     try:
-        return ids.key(scheme, value, **kw)  # type: ignore[arg-type]
+        return ids.key(scheme, value, country=country, born=born)
     except InvalidArgument:
         return None
 

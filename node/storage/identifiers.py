@@ -34,8 +34,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, select, tuple_, union_all, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 
+from intelshare.db import is_pg
 from node.storage import tables as t
 from node.storage.store import Writer, now_ms
 
@@ -88,8 +100,6 @@ def replace(
 
 #: (create_ms, record_kind, record_id, scope) of a record holding a key; newest is greatest
 _Sharer = tuple[int, str, str, str | None]
-#: keys per statement that finds their holders (SQLite allows 500 parts in a UNION)
-_KEYS_PER_LOOKUP = 100
 
 
 def replace_many(
@@ -190,29 +200,44 @@ def _sharers(conn: Connection, keys: Sequence[str]) -> dict[str, list[_Sharer]]:
     Per key, the newest distinct records are read backwards along
     ``ix_node_identifiers_key_time`` and the read stops after
     MAX_LINK_EVENTS (a record's rows share one ``create_ms``), so a key
-    held by a thousand records costs what one held by twenty does; the keys
-    go in one statement per :data:`_KEYS_PER_LOOKUP`.
+    held by a thousand records costs what one held by twenty does. On
+    PostgreSQL every key goes in one statement of fixed text (a lateral
+    join over the array of keys: planned once, one round trip); SQLite,
+    in process, answers one key at a time.
     """
-    i = t.identifiers
-    columns = (i.c.create_ms, i.c.record_kind, i.c.record_id, i.c.scope)
     out: dict[str, list[_Sharer]] = {key: [] for key in keys}
-    for start in range(0, len(keys), _KEYS_PER_LOOKUP):
-        parts = [
-            select(*sub.c)
-            for sub in (
-                select(i.c.key, *columns)
-                .distinct()
-                .where(i.c.key == key)
-                .order_by(*(c.desc() for c in columns[:3]))
-                .limit(MAX_LINK_EVENTS)
-                .subquery()
-                for key in keys[start : start + _KEYS_PER_LOOKUP]
-            )
-        ]
-        statement = parts[0] if len(parts) == 1 else union_all(*parts)
-        for row in conn.execute(statement):
-            out[row.key].append((row.create_ms, row.record_kind, row.record_id, row.scope))
+    if not keys:
+        return out
+    if is_pg(conn):
+        rows: Iterable[Any] = conn.execute(
+            _PG_SHARERS, {"keys": list(keys), "limit": MAX_LINK_EVENTS}
+        )
+    else:
+        rows = (
+            row
+            for key in keys
+            for row in conn.execute(_SHARERS_OF_KEY, {"key": key, "limit": MAX_LINK_EVENTS})
+        )
+    for row in rows:
+        out[row.key].append((row.create_ms, row.record_kind, row.record_id, row.scope))
     return out
+
+
+_i = t.identifiers
+_SHARERS_OF_KEY = (
+    select(_i.c.key, _i.c.create_ms, _i.c.record_kind, _i.c.record_id, _i.c.scope)
+    .distinct()
+    .where(_i.c.key == bindparam("key"))
+    .order_by(_i.c.create_ms.desc(), _i.c.record_kind.desc(), _i.c.record_id.desc())
+    .limit(bindparam("limit"))
+)
+_PG_SHARERS = text(
+    f"SELECT k.key, s.create_ms, s.record_kind, s.record_id, s.scope "  # noqa: S608
+    f"FROM unnest(CAST(:keys AS varchar[])) AS k(key) CROSS JOIN LATERAL ("
+    f"SELECT DISTINCT i.create_ms, i.record_kind, i.record_id, i.scope FROM {_i.name} AS i "
+    f"WHERE i.key = k.key "
+    f"ORDER BY i.create_ms DESC, i.record_kind DESC, i.record_id DESC LIMIT :limit) AS s"
+)
 
 
 def _newest(
