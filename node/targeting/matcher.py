@@ -222,10 +222,23 @@ GuardedKey = tuple[Key, int | None]
 Guards = dict[str, tuple[list[float], list[int]]]
 
 
-def own_values(field: str, d: Declaration) -> Sequence[str]:
-    """The values of ``d`` that a condition on ``field`` is looked up by."""
+#: what an index looks a declaration up by: a field, and for HS prefixes the lengths of the
+#: prefixes the index holds (an index of 4-digit headings takes one look, not five)
+View = tuple[str, tuple[int, ...]]
+_HS_LENGTHS = (2, 3, 4, 5, 6)
+
+
+def _view(field: str, values: Iterable[str]) -> View:
+    if field != "hs_prefix":
+        return (field, ())
+    return (field, tuple(sorted({len(v) for v in values})))
+
+
+def own_values(field: str, d: Declaration, lengths: tuple[int, ...] = _HS_LENGTHS) -> Sequence[str]:
+    """The values of ``d`` that a condition on ``field`` is looked up by (HS: of ``lengths``)."""
     if field == "hs_prefix":
-        return [d.hs_code[:n] for n in range(2, min(6, len(d.hs_code)) + 1)]
+        code = d.hs_code
+        return [code[:n] for n in lengths if n <= len(code)]
     if field == "container_owner_prefix":
         return [c[:4] for c in d.containers]
     if field == "gtin":
@@ -290,10 +303,22 @@ class IndexedMatcher:
                 field: ([b for b, _ in found], [position for _, position in found])
                 for field, found in ((f, sorted(entries)) for f, entries in by_field.items())
             }
-        self._single = list(single.items())
-        self._pairs = list(pairs.items())
-        #: the fields a declaration is looked up by
-        self._fields = {*single, *(f for pair in pairs for f in pair)}
+        #: each index with the view of a declaration it is looked up by
+        self._single = [(_view(field, index), index) for field, index in single.items()]
+        self._pairs = [
+            (
+                (
+                    _view(first, {a for a, _ in pair_index}),
+                    _view(second, {b for _, b in pair_index}),
+                ),
+                pair_index,
+            )
+            for (first, second), pair_index in pairs.items()
+        ]
+        #: the views a declaration is looked up by
+        self._views = {view for view, _ in self._single} | {
+            view for views, _ in self._pairs for view in views
+        }
         #: single key conditions: they hold exactly when the index finds them
         self._exact = {c for field in single.values() for ids in field.values() for c in ids}
         self._exact -= members
@@ -394,12 +419,12 @@ class IndexedMatcher:
         keyed, guarded = self._keyed, self._guarded
         hits: dict[int, set[str]] = {}
         candidates: set[int] = set()
-        own = {field: own_values(field, d) for field in self._fields}
+        own = {view: own_values(view[0], d, view[1]) for view in self._views}
         per_kg = d.value_per_kg
         found: set[Key] = set()
 
-        for field, index in self._single:
-            for value in own[field]:
+        for view, index in self._single:
+            for value in own[view]:
                 for condition_id in index.get(value, ()):
                     hits.setdefault(condition_id, set()).add(value)
                     found.add((condition_id,))
