@@ -21,7 +21,10 @@ same envelope is always refused for the same reason:
    longer than :data:`intelshare.review.REVIEW_VALIDITY` before, a payload
    digest), categories, handling code and TLP permitted — the one order of
    :func:`intelshare.treaty.decide`;
-7. onward sharing: a header with a provenance (a record passed on by a
+7. a case's membership comes from the agency that made the case id
+   (``CASE_OWNER_MISMATCH``; :func:`intelshare.ids.case_id_owned_by`, the
+   same check as the receiving node's);
+8. onward sharing: a header with a provenance (a record passed on by a
    recipient) is checked against the original treaty's rule and, where
    that needs the originator's consent, against the consent envelope the
    header carries (``ONWARD_SHARING_FORBIDDEN``, ``CONSENT_INVALID``;
@@ -39,11 +42,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf import timestamp_pb2
-from google.protobuf.message import DecodeError
 
 from intelshare import envelope as env_mod
 from intelshare import errors
 from intelshare.directory import TrustedDirectory
+from intelshare.ids import case_id_owned_by
 from intelshare.onward import decide_provenance
 from intelshare.treaty import Handling, SignedTreatyDoc, Tlp, decide, in_force, kind_name
 from intelshare.v1 import envelope_pb2
@@ -110,16 +113,16 @@ class TreatyBook:
         return doc.treaty.valid_at(at) and self.fully_signed(doc, directory, at)
 
 
-def _unverified_header(
-    data: bytes, limit: int
-) -> tuple[envelope_pb2.Envelope, envelope_pb2.Header]:
+def _unverified(data: bytes, limit: int) -> env_mod.Unverified:
+    """The envelope read once (:func:`intelshare.envelope.read`): admission's checks look
+    at its unverified header, then the same reading is verified."""
     if len(data) > limit:
         raise errors.PayloadTooLarge(f"envelope is {len(data)} bytes; the limit is {limit}")
     try:
-        env = envelope_pb2.Envelope.FromString(data)
-        header = envelope_pb2.Header.FromString(env.header_bytes)
-    except DecodeError:
+        read = env_mod.read(data, max_payload_bytes=limit, reencode=True)
+    except errors.EnvelopeInvalid:
         raise errors.Malformed("envelope or header could not be parsed") from None
+    header = read.header
     if not header.sender or not header.message_id or not header.recipients:
         raise errors.Malformed(
             "envelope header is incomplete",
@@ -133,7 +136,7 @@ def _unverified_header(
                 if not v
             },
         )
-    return env, header
+    return read
 
 
 def _ts_ns(ts: timestamp_pb2.Timestamp) -> int:
@@ -163,7 +166,8 @@ def admit(
     max_expiry: timedelta,
 ) -> Admitted:
     """Check ``data`` (a serialized Envelope) for submission by ``peer_agency``."""
-    _env, header = _unverified_header(data, max_envelope_bytes)
+    read = _unverified(data, max_envelope_bytes)
+    header = read.header
     if peer_agency is None:
         raise errors.Unauthenticated("no verified client certificate")
     if header.sender != peer_agency:
@@ -201,7 +205,7 @@ def admit(
         )
     try:
         verified = env_mod.verify(
-            data,
+            read,
             directory,
             now=now,
             max_payload_bytes=max_envelope_bytes,
@@ -253,9 +257,17 @@ def admit(
         attested=verified,
     )
     decision.raise_if_refused()
+    if verified.kind == envelope_pb2.MESSAGE_KIND_CASE_MEMBERSHIP and not case_id_owned_by(
+        verified.case_id, verified.sender
+    ):
+        raise errors.CaseOwnerMismatch(
+            f"case id {verified.case_id[:64]!r} was not made by {verified.sender}: "
+            "only a case's owner sends its membership",
+            metadata={"agency_id": verified.sender},
+        )
     if verified.HasField("provenance"):
         decide_provenance(verified, treaties.get_exact, directory, now).raise_if_refused()
-    return Admitted(verified, data, env_mod.envelope_sha256(data))
+    return Admitted(verified, read.data, env_mod.envelope_sha256(read.data))
 
 
 __all__ = ["Admitted", "TreatyBook", "admit", "in_force"]

@@ -42,12 +42,11 @@ from sqlalchemy import (
     delete,
     insert,
     select,
-    text,
     tuple_,
     update,
 )
 
-from intelshare.db import is_pg
+from intelshare.db import Statement
 from node.storage import tables as t
 from node.storage.store import Writer, now_ms
 
@@ -208,15 +207,12 @@ def _sharers(conn: Connection, keys: Sequence[str]) -> dict[str, list[_Sharer]]:
     out: dict[str, list[_Sharer]] = {key: [] for key in keys}
     if not keys:
         return out
-    if is_pg(conn):
-        rows: Iterable[Any] = conn.execute(
-            _PG_SHARERS, {"keys": list(keys), "limit": MAX_LINK_EVENTS}
-        )
+    limit = MAX_LINK_EVENTS
+    if conn.dialect.name == "postgresql":
+        rows: Iterable[Any] = _SHARERS.execute(conn, {"keys": list(keys), "limit": limit}).rows
     else:
         rows = (
-            row
-            for key in keys
-            for row in conn.execute(_SHARERS_OF_KEY, {"key": key, "limit": MAX_LINK_EVENTS})
+            row for key in keys for row in _SHARERS.execute(conn, {"key": key, "limit": limit}).rows
         )
     for row in rows:
         out[row.key].append((row.create_ms, row.record_kind, row.record_id, row.scope))
@@ -224,19 +220,23 @@ def _sharers(conn: Connection, keys: Sequence[str]) -> dict[str, list[_Sharer]]:
 
 
 _i = t.identifiers
-_SHARERS_OF_KEY = (
+#: PostgreSQL: every key at once, in text of its own (a lateral join over the array of keys);
+#: elsewhere one key per run of the portable form
+_SHARERS = Statement(
     select(_i.c.key, _i.c.create_ms, _i.c.record_kind, _i.c.record_id, _i.c.scope)
     .distinct()
     .where(_i.c.key == bindparam("key"))
     .order_by(_i.c.create_ms.desc(), _i.c.record_kind.desc(), _i.c.record_id.desc())
-    .limit(bindparam("limit"))
-)
-_PG_SHARERS = text(
-    f"SELECT k.key, s.create_ms, s.record_kind, s.record_id, s.scope "  # noqa: S608
-    f"FROM unnest(CAST(:keys AS varchar[])) AS k(key) CROSS JOIN LATERAL ("
-    f"SELECT DISTINCT i.create_ms, i.record_kind, i.record_id, i.scope FROM {_i.name} AS i "
-    f"WHERE i.key = k.key "
-    f"ORDER BY i.create_ms DESC, i.record_kind DESC, i.record_id DESC LIMIT :limit) AS s"
+    .limit(bindparam("limit")),
+    postgresql=(
+        "SELECT k.key, s.create_ms, s.record_kind, s.record_id, s.scope "  # noqa: S608
+        "FROM unnest(%(keys)s::varchar[]) AS k(key) CROSS JOIN LATERAL ("
+        "SELECT DISTINCT i.create_ms, i.record_kind, i.record_id, i.scope "
+        f"FROM {_i.name} AS i WHERE i.key = k.key "
+        "ORDER BY i.create_ms DESC, i.record_kind DESC, i.record_id DESC "
+        "LIMIT %(limit)s) AS s"
+    ),
+    named=True,
 )
 
 
