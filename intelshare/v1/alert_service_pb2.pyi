@@ -155,7 +155,7 @@ class PendingReview(_message.Message):
     treaty_id: _builtins.str
     """The treaty that reserves it for review."""
     author: _builtins.str
-    """The officer who wrote it."""
+    """The officer who wrote it, by name on this node."""
     @_builtins.property
     def alert(self) -> _alert_pb2.Alert:
         """The alert as issued (the full record)."""
@@ -686,7 +686,9 @@ class ListAlertsRequest(_message.Message):
     kind: _alert_pb2.AlertKind.ValueType
     """Only this kind (unspecified: any)."""
     state: _alert_pb2.AlertState.ValueType
-    """Only this state (unspecified: any)."""
+    """Only this state (unspecified: any). ALERT_STATE_PENDING_REVIEW lists the
+    issued alerts held for every recipient until an approver releases them.
+    """
     direction: _alert_pb2.AlertDirection.ValueType
     """Only issued or only received alerts (unspecified: both)."""
     treaty_id: _builtins.str

@@ -90,7 +90,7 @@ def _choice(names: dict[str, int], value: str | None, option: str) -> int:
 
 _KIND_CHOICES = {v: k for k, v in rec.KINDS.items()}
 _URGENCY_CHOICES = {v: k for k, v in rec.URGENCIES.items()}
-_STATE_CHOICES = {"active": 1, "revoked": 2, "expired": 3}
+_STATE_CHOICES = {"active": 1, "revoked": 2, "expired": 3, "pending_review": 4}
 _DIRECTION_CHOICES = {"issued": 1, "received": 2}
 
 
@@ -297,7 +297,9 @@ def issue_cmd(
 
 @group.command("list")
 @click.option("--kind", help="Only this kind.")
-@click.option("--state", help="active, revoked or expired.")
+@click.option(
+    "--state", help="active, revoked, expired or pending_review (waiting for an approver)."
+)
 @click.option("--direction", help="issued or received.")
 @click.option("--treaty", default="", help="Only alerts shared under this treaty.")
 @click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")

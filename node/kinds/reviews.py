@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
 from intelshare import errors
 from intelshare.review import payload_problem
@@ -333,6 +333,15 @@ class Reviews:
                         self.alerts._row(conn, alert_id),
                         self.alerts._load(conn, alert_id),
                     )
+            # Approvers know their colleagues by name, not by officer id.
+            authors = {a.created_by for a, _ in alerts.values() if a.created_by}
+            names = dict(
+                conn.execute(
+                    select(t.officers.c.officer_id, t.officers.c.name).where(
+                        t.officers.c.officer_id.in_(sorted(authors))
+                    )
+                ).all()
+            )
         out = []
         for r in found:
             data = rows.item(r)
@@ -347,7 +356,7 @@ class Reviews:
                     alert=alert,
                     treaty_id=r.treaty_id,
                     matched=list(data.get("matched", [])),
-                    author=alert_row.created_by or "",
+                    author=names.get(alert_row.created_by, alert_row.created_by or ""),
                     create_time=rec.ms_to_ts(r.create_ms),
                     previews=previews,
                 )

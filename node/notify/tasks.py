@@ -41,6 +41,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from intelshare import errors
+from intelshare.db import Statement
 from intelshare.wakeup import WakeupHub
 from node.config import NodeConfig
 from node.kinds import ipr_common
@@ -129,17 +130,16 @@ def context(app: Any) -> WorkerContext:
         return ctx
 
 
-_INSERT_IGNORE = {
-    "postgresql": postgresql.insert(t.webhook_deliveries).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(t.webhook_deliveries).on_conflict_do_nothing(),
-}
+_INSERT_IGNORE = Statement(
+    postgresql=postgresql.insert(t.webhook_deliveries).on_conflict_do_nothing(),
+    sqlite=sqlite.insert(t.webhook_deliveries).on_conflict_do_nothing(),
+)
 
 
 def _insert_ignore(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    statement = _INSERT_IGNORE["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
-    conn.execute(statement, rows[0] if len(rows) == 1 else rows)
+    _INSERT_IGNORE.execute(conn, rows[0] if len(rows) == 1 else rows)
 
 
 def backoff_seconds(config: NodeConfig, attempt: int) -> float:

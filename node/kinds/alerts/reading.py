@@ -36,6 +36,7 @@ from node.kinds.alerts.db import (
     parse_name,
     sent_state,
 )
+from node.kinds.reviews import HELD
 from node.schema import alert as rec
 from node.storage import tables as t
 from node.storage.officers import Officer
@@ -63,7 +64,7 @@ class AlertReading(AlertCore):
             v["page_size"] = "must not be negative"
         if flt.kind and flt.kind not in rec.KINDS:
             v["kind"] = "unknown kind"
-        if flt.state not in (0, 1, 2, 3):
+        if flt.state not in alert_pb2.AlertState.values():
             v["state"] = "unknown state"
         if flt.direction not in (0, 1, 2):
             v["direction"] = "unknown direction"
@@ -92,6 +93,11 @@ class AlertReading(AlertCore):
             query = query.where(a.c.state == REVOKED)
         elif flt.state == alert_pb2.ALERT_STATE_EXPIRED:
             query = query.where(a.c.state == ACTIVE, a.c.expire_ms <= now)
+        elif flt.state == alert_pb2.ALERT_STATE_PENDING_REVIEW:
+            # Held for every recipient (what GetAlert shows as PENDING_REVIEW);
+            # an alert released under one treaty and held under another is
+            # active, and ListPendingReviews lists what it still waits for.
+            query = query.where(a.c.state == HELD)
         if flt.treaty_id:
             query = query.where(
                 or_(
