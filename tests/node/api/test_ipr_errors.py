@@ -331,7 +331,7 @@ def test_webhooks_refused_retried_and_their_secrets_kept_sealed(cluster: Cluster
             ),
             holder,
         )
-        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID")
         with pytest.raises(errors.InvalidArgument) as exc:
             h.create_webhook("https://hooks.acme.example/x", ["alert.received"])
         assert "detention.*, recordation.* events only" in exc.value.message
