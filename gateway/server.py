@@ -18,7 +18,14 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from gateway.capacity import AUX_STREAM_THREADS, STREAM_SPARE_THREADS, on_pool
 from gateway.config import REQUEST_OVERHEAD_BYTES, GatewayConfig
-from gateway.service import GatewayServicer, GatewayState, background_loop, inbox_response_bytes
+from gateway.service import (
+    GatewayServicer,
+    GatewayState,
+    background_loop,
+    inbox_response_bytes,
+    submit_request,
+    submit_response_bytes,
+)
 from gateway.store import GatewayStore
 from gateway.store import metadata as store_metadata
 from intelshare import migrate
@@ -177,7 +184,8 @@ def _add_servicer(
     stream_pool: ThreadPoolExecutor,
     limit: int,
 ) -> None:
-    """The generated registration, except that StreamInbox sends its entries
+    """The generated registration, except that SubmitEnvelope reads its
+    envelope as bytes (``gateway.service.submit_request``), StreamInbox sends its entries
     as the servicer encoded them (see ``gateway.service._inbox_entry``) and
     runs on ``stream_pool``, and every request above ``limit`` bytes is
     answered PAYLOAD_TOO_LARGE by the handler (see gateway.capacity)."""
@@ -186,6 +194,11 @@ def _add_servicer(
     caught = _Handlers()
     gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, caught)  # type: ignore[arg-type]
     handlers = caught.handlers
+    handlers["SubmitEnvelope"] = grpc.unary_unary_rpc_method_handler(
+        servicer.SubmitEnvelope,
+        request_deserializer=submit_request,
+        response_serializer=submit_response_bytes,
+    )
     handlers["StreamInbox"] = grpc.unary_stream_rpc_method_handler(
         servicer.StreamInbox,
         request_deserializer=gateway_service_pb2.StreamInboxRequest.FromString,

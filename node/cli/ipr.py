@@ -248,3 +248,71 @@ def stats_cmd(
         as_json=as_json,
         table=lambda: print_table(headers, [*rows, total_row] if dims else [total_row]),
     )
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+@group.group("webhook")
+def webhook_group() -> None:
+    """Your own webhooks for IPR events (a rights holder: its own detentions only)."""
+
+
+@webhook_group.command("add")
+@click.argument("url")
+@click.option(
+    "--events",
+    "events",
+    multiple=True,
+    required=True,
+    help="Comma separated or repeated: detention.*, recordation.*, detention.deadline_due, "
+    "detention_report.* (officers) ...",
+)
+@json_option
+@click.pass_context
+def webhook_add(ctx: click.Context, url: str, events: tuple[str, ...], as_json: bool) -> None:
+    """Register a webhook and print its signing secret (shown only now)."""
+    patterns = [p.strip() for chunk in events for p in chunk.split(",") if p.strip()]
+    with client(ctx) as c:
+        made = c.create_webhook(url, patterns)
+    data = {**as_dict(made.webhook), "secret": made.secret}
+
+    def table() -> None:
+        hook = made.webhook
+        click.echo(f"{hook.name} added for {', '.join(hook.events)} -> {hook.url}")
+        click.echo(f"signing secret (shown only now; give it to the receiver): {made.secret}")
+
+    emit(data, as_json=as_json, table=table)
+
+
+@webhook_group.command("list")
+@json_option
+@click.pass_context
+def webhook_list(ctx: click.Context, as_json: bool) -> None:
+    """List your webhooks (their secrets are never shown again)."""
+    with client(ctx) as c:
+        hooks = list(
+            c.collect(
+                lambda token, size: c.list_webhooks(page_token=token, page_size=size),
+                "webhooks",
+                None,
+            )
+        )
+    emit(
+        [as_dict(h) for h in hooks],
+        as_json=as_json,
+        table=lambda: print_table(
+            ["name", "events", "url", "since"],
+            [[h.name, ",".join(h.events), h.url, day(h.create_time)] for h in hooks],
+        ),
+    )
+
+
+@webhook_group.command("remove")
+@click.argument("name")
+@click.pass_context
+def webhook_remove(ctx: click.Context, name: str) -> None:
+    """Remove one of your webhooks (iprWebhooks/ID or ID)."""
+    with client(ctx) as c:
+        c.delete_webhook(name)
+    click.echo(f"{name} removed")

@@ -153,6 +153,34 @@ def holder_view(
     return shown
 
 
+def event_summary(detention: detention_pb2.Detention) -> dict[str, object]:
+    """A detention in a few fields, for an event's webhook POST.
+
+    Give it the view of the webhook's owner (:func:`holder_view` for a
+    rights holder): it only picks fields of what it is given.
+    """
+    return {
+        "name": detention.name,
+        "state": detention_pb2.DetentionState.Name(detention.state)
+        .removeprefix("DETENTION_STATE_")
+        .lower(),
+        "recordations": list(detention.recordations),
+        "deadlines": [
+            {
+                "kind": detention_pb2.DeadlineKind.Name(d.kind)
+                .removeprefix("DEADLINE_KIND_")
+                .lower(),
+                "last_day": d.last_day,
+                "due_time": d.due_time.ToJsonString(),
+                "state": detention_pb2.DeadlineState.Name(d.state)
+                .removeprefix("DEADLINE_STATE_")
+                .lower(),
+            }
+            for d in detention.deadlines
+        ],
+    }
+
+
 def holder_recordation_view(
     recordation: recordation_pb2.Recordation, key: str
 ) -> recordation_pb2.Recordation:

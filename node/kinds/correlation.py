@@ -43,7 +43,7 @@ BATCH: Final = 200
 _ALERT_INDEX = frozenset({"alert.issued", "alert.received", "alert.updated"})
 _ALERT_STATE = frozenset({"alert.revoked", "alert.expired"})
 _RECORD_CHANGE = frozenset({"record.issued", "record.received", "record.updated"})
-_DETENTION = frozenset({"record.ipr.detention.created", "record.ipr.detention.updated"})
+_DETENTION = frozenset({"detention.created", "detention.updated"})
 
 
 def _key(scheme: str, value: object, **kw: object) -> str | None:

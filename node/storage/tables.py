@@ -70,6 +70,9 @@ Table by table:
     with the recordations a received one links to, and one statistics row
     per (detention or report, category, right, currency) for the
     enforcement statistics the database sums.
+``node_ipr_stats_monthly``
+    those rows summed by month and dimension, kept in the same transaction,
+    so a breakdown of whole months reads sums instead of every row.
 ``node_identifiers``
     the identifier index of risk targeting (:mod:`node.storage.identifiers`):
     one row per (identifier key, record, role) over every record the node
@@ -362,6 +365,10 @@ webhooks = Table(
     Column("secret", LargeBinary, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("disabled", Boolean, nullable=False),
+    # registered through the API by this officer (NULL: the agency's, by the admin CLI)
+    Column("officer_id", String(36), nullable=True),
+    # a rights holder's webhook: only its own detentions and recordations (node.notify)
+    Column("holder_key", String(160), nullable=True),
 )
 
 webhook_deliveries = Table(
@@ -685,7 +692,61 @@ ipr_stats = Table(
     # 1 on the rows of the source's first right: articles and value counted once
     Column("r1", SmallInteger, nullable=False),
 )
-Index("ix_node_ipr_stats_time", ipr_stats.c.detain_ms)
+# Covering: the partial months of a period are read from the index alone (node.kinds.ipr_stats)
+Index(
+    "ix_node_ipr_stats_period",
+    ipr_stats.c.detain_ms,
+    *(
+        ipr_stats.c[name]
+        for name in (
+            "source",
+            "month",
+            "country",
+            "category",
+            "procedure",
+            "partner",
+            "right_type",
+            "currency",
+            "articles",
+            "value_units",
+            "value_nanos",
+            "f0",
+            "fc",
+            "fr",
+            "fcr",
+            "r1",
+        )
+    ),
+)
+
+#: Sums of node_ipr_stats by UTC month and every dimension, kept in the same
+#: transaction (node.kinds.ipr_stats): whole months are read here, not row by row.
+ipr_stats_monthly = Table(
+    "node_ipr_stats_monthly",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("source", String(8), primary_key=True),
+    Column("partner", String(128), primary_key=True),
+    Column("country", String(8), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("procedure", String(32), primary_key=True),
+    Column("right_type", String(48), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    # node_ipr_stats rows summed here (a group row with none left is deleted)
+    Column("rows", BigInteger, nullable=False),
+    Column("f0", BigInteger, nullable=False),
+    Column("fc", BigInteger, nullable=False),
+    Column("fr", BigInteger, nullable=False),
+    Column("fcr", BigInteger, nullable=False),
+    Column("articles", BigInteger, nullable=False),
+    Column("articles_r1", BigInteger, nullable=False),
+    Column("value_units", BigInteger, nullable=False),
+    Column("value_units_r1", BigInteger, nullable=False),
+    Column("value_nanos", BigInteger, nullable=False),
+    Column("value_nanos_r1", BigInteger, nullable=False),
+    # SQLite keeps the rows in key order (month first): a period is one range read
+    sqlite_with_rowid=False,
+)
 
 # --- risk targeting (migration 0008) -------------------------------------------------------
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 
 from intelshare import errors
+from intelshare.db import Statement
 from intelshare.v1 import alert_pb2
 from node.kinds.reviews import HELD
 from node.schema import alert as rec
@@ -81,7 +82,8 @@ class ListFilter:
 # Statements of the hot paths, built once: executing them with a parameter set
 # skips building, cache-key hashing and compiling per call.
 _d = t.deliveries
-MARK_DELIVERED = (
+# every receipt marks its deliveries: psycopg's own execute on PostgreSQL
+MARK_DELIVERED = Statement(
     update(_d)
     .where(
         _d.c.view_id.in_(bindparam("refs", expanding=True)),
@@ -90,12 +92,10 @@ MARK_DELIVERED = (
         _d.c.delivered_ms.is_(None),
     )
     .values(delivered_ms=bindparam("at"))
-    .returning(_d.c.view_id, _d.c.alert_id)
-)
-PG_MARK_DELIVERED = (
-    f"UPDATE {_d.name} SET delivered_ms = %s "  # noqa: S608
-    "WHERE view_id = ANY(%s) AND agency_id = %s AND treaty_id = %s AND delivered_ms IS NULL "
-    "RETURNING view_id, alert_id"
+    .returning(_d.c.view_id, _d.c.alert_id),
+    postgresql=f"UPDATE {_d.name} SET delivered_ms = %(at)s "  # noqa: S608
+    "WHERE view_id = ANY(%(refs)s) AND agency_id = %(sender)s AND treaty_id = %(treaty)s "
+    "AND delivered_ms IS NULL RETURNING view_id, alert_id",
 )
 DELIVERY_BY_VIEW = select(_d).where(
     _d.c.view_id == bindparam("ref"), _d.c.agency_id == bindparam("sender")
@@ -241,7 +241,34 @@ def to_proto(
     envelope_sha256: bytes,
     now: int,
 ) -> alert_pb2.Alert:
-    record = json.loads(r.record)
+    """The alert of a stored row (its JSON columns read here)."""
+    return alert_proto(
+        r,
+        json.loads(r.record),
+        json.loads(r.recipients),
+        json.loads(r.categories),
+        deliveries,
+        hits,
+        pending,
+        failed,
+        envelope_sha256,
+        now,
+    )
+
+
+def alert_proto(
+    r: Row[Any] | Fresh,
+    record: Mapping[str, Any],
+    recipients: Sequence[Mapping[str, str]],
+    categories: Sequence[str],
+    deliveries: Sequence[Row[Any] | Fresh],
+    hits: Sequence[Row[Any]],
+    pending: set[str],
+    failed: Mapping[str, str],
+    envelope_sha256: bytes,
+    now: int,
+) -> alert_pb2.Alert:
+    """The alert of row ``r`` with its JSON columns given as values (an alert just written)."""
     try:
         alert = rec.record_to_alert(record)
     except errors.Malformed:  # stored records passed the same check; be safe all the same
@@ -254,9 +281,9 @@ def to_proto(
     alert.treaty_id = r.treaty_id
     alert.recipients.extend(
         alert_pb2.AlertRecipient(agency_id=x["agency_id"], treaty_id=x["treaty_id"])
-        for x in json.loads(r.recipients)
+        for x in recipients
     )
-    alert.categories.extend(json.loads(r.categories))
+    alert.categories.extend(categories)
     alert.expire_time.CopyFrom(rec.ms_to_ts(r.expire_ms))
     alert.state = alert_state(r, now)
     alert.origin_agency = r.origin_agency

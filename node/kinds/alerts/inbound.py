@@ -22,7 +22,6 @@ from sqlalchemy import (
 )
 
 from intelshare import errors
-from intelshare.db import is_pg, pg_execute
 from intelshare.treaty import check_fields
 from intelshare.v1 import envelope_pb2
 from node.kinds.alerts.core import AlertCore
@@ -31,7 +30,6 @@ from node.kinds.alerts.db import (
     COUNT_HIT,
     DELIVERY_BY_VIEW,
     MARK_DELIVERED,
-    PG_MARK_DELIVERED,
     RECEIVED,
     REVOKED,
     SET_ACKNOWLEDGED,
@@ -250,17 +248,12 @@ class AlertInbound(AlertCore):
         h = inc.header
         at = inc.received_ms
         marked: dict[str, str]  # view id -> alert id
-        if is_pg(w.conn):
-            _, rows = pg_execute(w.conn, PG_MARK_DELIVERED, (at, list(refs), h.sender, h.treaty_id))
-            marked = {str(r[0]): str(r[1]) for r in rows}
-        else:
-            marked = {
-                str(r[0]): str(r[1])
-                for r in w.conn.execute(
-                    MARK_DELIVERED,
-                    {"refs": list(refs), "sender": h.sender, "treaty": h.treaty_id, "at": at},
-                )
-            }
+        marked = {
+            str(r[0]): str(r[1])
+            for r in MARK_DELIVERED.execute(
+                w.conn, {"refs": list(refs), "sender": h.sender, "treaty": h.treaty_id, "at": at}
+            ).rows
+        }
         known: dict[str, Stored] = {}
         for ref in refs:
             if ref in marked:

@@ -31,10 +31,10 @@ from node.kinds.alerts.db import (
     REVOKED,
     UPDATABLE,
     Fresh,
+    alert_proto,
     by_agency,
     is_set,
     parse_name,
-    to_proto,
 )
 from node.kinds.reviews import HELD
 from node.schema import alert as rec
@@ -182,9 +182,14 @@ class AlertIssuing(AlertCore):
             },
         )
         # The answer is what was just written, not a read of it: nothing else
-        # can have touched the alert before this transaction commits.
-        return to_proto(
+        # can have touched the alert before this transaction commits. Its
+        # record, recipients and categories are the values in hand, not
+        # their JSON read back.
+        return alert_proto(
             Fresh({**ALERT_DEFAULTS, **row}),
+            share.record,
+            recipients,
+            categories,
             [Fresh({**DELIVERY_DEFAULTS, **d}) for d in by_agency(deliveries)],
             [],
             {s.message_id for s in sealed_all},  # queued, not yet sent
