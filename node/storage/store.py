@@ -125,6 +125,17 @@ EVENT_TYPES = frozenset(
 )
 
 
+#: Families of event types beside :data:`EVENT_TYPES`: cases, generic records, the
+#: identifier index's links, and the IPR kinds (node.kinds.recordations, .detentions).
+EVENT_FAMILIES = (
+    "case.",
+    "record.",
+    "link.",
+    "recordation.",
+    "detention.",
+    "detention_report.",
+)
+
 #: Record ids one ``read`` audit entry names at most (leaves are capped at 16 KiB).
 AUDIT_IDS_PER_ENTRY = 200
 
@@ -193,7 +204,7 @@ class Writer:
         record_id: str | None = None,
     ) -> None:
         """Record that something happened, in this transaction."""
-        if type_ not in EVENT_TYPES and not type_.startswith(("case.", "record.", "link.")):
+        if type_ not in EVENT_TYPES and not type_.startswith(EVENT_FAMILIES):
             raise ValueError(f"unknown event type {type_!r}")
         self._events.append(
             {
