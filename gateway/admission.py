@@ -169,7 +169,7 @@ def admit(
     read = _unverified(data, max_envelope_bytes)
     header = read.header
     if peer_agency is None:
-        raise errors.Unauthenticated("no verified client certificate")
+        raise errors.CertificateInvalid("no verified client certificate")
     if header.sender != peer_agency:
         raise errors.SenderMismatch(
             f"envelope sender {header.sender!r} is not the authenticated agency {peer_agency!r}"

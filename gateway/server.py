@@ -14,7 +14,6 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2
-from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from gateway.capacity import AUX_STREAM_THREADS, STREAM_SPARE_THREADS, on_pool
 from gateway.config import REQUEST_OVERHEAD_BYTES, GatewayConfig
@@ -36,6 +35,7 @@ from intelshare.grpc_server import ManagedServer, size_checked
 from intelshare.ids import key_id
 from intelshare.keys import load_signing_key, load_tls_key, raw_public
 from intelshare.metrics import MetricsServer, serve_metrics
+from intelshare.reflection import enable_reflection
 from intelshare.tls import server_credentials
 from intelshare.wakeup import WakeupHub
 
@@ -234,16 +234,8 @@ def _streams_off_unary_threads(server: ManagedServer, pool: ThreadPoolExecutor) 
     server.server.add_registered_method_handlers(  # type: ignore[attr-defined]
         grpc_health.SERVICE_NAME, {"Watch": on_pool(watch, pool)}
     )
-    reflecting = reflection.ReflectionServicer(
-        [SERVICE_NAME, grpc_health.SERVICE_NAME, reflection.SERVICE_NAME]
-    )
-    info = grpc.stream_stream_rpc_method_handler(
-        reflecting.ServerReflectionInfo,
-        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
-        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
-    )
-    server.server.add_registered_method_handlers(  # type: ignore[attr-defined]
-        reflection.SERVICE_NAME, {"ServerReflectionInfo": on_pool(info, pool)}
+    enable_reflection(
+        server.server, [SERVICE_NAME, grpc_health.SERVICE_NAME], lambda h: on_pool(h, pool)
     )
 
 

@@ -161,7 +161,7 @@ class GatewayState:
         with self._lock:
             current = self._directory
         if current is None:
-            raise errors.Unavailable("the gateway has no directory yet; publish one")
+            raise errors.DirectoryMissing("the gateway has no directory yet; publish one")
         return current
 
     def current_version(self) -> int:
@@ -213,10 +213,10 @@ class GatewayState:
                 return known[1]
         named = peer_agency_id(auth)
         if named is None or pem is None:
-            raise errors.Unauthenticated("a client certificate naming an agency is required")
+            raise errors.CertificateInvalid("a client certificate naming an agency is required")
         agency = directory.agency_for_certificate(pem, require_active=False)
         if agency.agency_id != named:
-            raise errors.Unauthenticated("the peer certificate does not match the directory")
+            raise errors.CertificateInvalid("the peer certificate does not match the directory")
         if len(self._peers) >= MAX_KNOWN_PEERS:
             self._peers.clear()
         self._peers[pem] = (directory, agency.agency_id)
@@ -714,7 +714,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     ) -> gateway_service_pb2.ListTreatiesResponse:
         s = self.s
         if request.page_size < 0:
-            raise errors.InvalidArgument(
+            raise errors.PageSizeInvalid(
                 "page_size must not be negative", violations={"page_size": "must be >= 0"}
             )
         size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
@@ -739,7 +739,10 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     ) -> treaty_pb2.SignedTreaty:
         doc = self.s.treaties.get(request.treaty_id, request.version)
         if doc is None:
-            raise errors.NotFound(f"treaty {request.treaty_id!r} is not known")
+            raise errors.TreatyNotFound(
+                f"treaty {request.treaty_id!r} is not known",
+                metadata={"treaty_id": request.treaty_id},
+            )
         return doc.to_proto()
 
     @translate_errors
@@ -883,7 +886,7 @@ def _decode_token(token: str) -> int:
             raise ValueError(token)
         return int(value)
     except (ValueError, UnicodeDecodeError):
-        raise errors.InvalidArgument(
+        raise errors.PageTokenInvalid(
             "page_token is not valid", violations={"page_token": "not a token from this server"}
         ) from None
 

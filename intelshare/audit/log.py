@@ -85,7 +85,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from intelshare.audit import append_v1, merkle
 from intelshare.db import Statement
-from intelshare.errors import AuditLogInvalid, ConfigError, InvalidArgument, NotFound
+from intelshare.errors import AuditEntryNotFound, AuditLogInvalid, ConfigError, InvalidArgument
 from intelshare.ids import key_id as compute_key_id
 from intelshare.keys import raw_public
 from intelshare.v1.receipt_pb2 import SignedTreeHead
@@ -932,7 +932,9 @@ class AuditLog:
                 select(audit_entries.c.leaf).where(audit_entries.c.idx == index)
             ).scalar_one_or_none()
         if data is None:
-            raise NotFound(f"audit entry {index} does not exist")
+            raise AuditEntryNotFound(
+                f"audit entry {index} does not exist", metadata={"index": str(index)}
+            )
         return bytes(data)
 
     def inclusion_proof(

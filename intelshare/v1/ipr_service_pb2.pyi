@@ -104,7 +104,12 @@ class CreateRecordationRequest(_message.Message):
     recordation_id: _builtins.str
     """Id of the new recordation (lower case, digits, "-"); empty: generated."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def recordation(self) -> _recordation_pb2.Recordation:
         """The recordation; name, state, history, extensions, origin and other
@@ -224,7 +229,12 @@ class UpdateRecordationRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def recordation(self) -> _recordation_pb2.Recordation:
         """The recordation with its name and the new values."""
@@ -266,7 +276,12 @@ class ExtendRecordationRequest(_message.Message):
     reason: _builtins.str
     """Why, e.g. "holder's request of 2026-10-01"."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """The new expire_time: after the current one, at most a year after it."""
@@ -301,7 +316,12 @@ class WithdrawRecordationRequest(_message.Message):
     reason: _builtins.str
     """Why (sent to every copy)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -331,7 +351,12 @@ class SuspendRecordationRequest(_message.Message):
     reason: _builtins.str
     """Why (sent to every copy)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -361,7 +386,12 @@ class ResumeRecordationRequest(_message.Message):
     reason: _builtins.str
     """Why (sent to every copy)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -492,7 +522,12 @@ class CreateDetentionRequest(_message.Message):
     detention_id: _builtins.str
     """Id of the new detention (lower case, digits, "-"); empty: generated."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def detention(self) -> _detention_pb2.Detention:
         """The detention; state, deadlines, history and other output-only fields
@@ -618,7 +653,12 @@ class UpdateDetentionRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def detention(self) -> _detention_pb2.Detention:
         """The detention with its name and the new values."""
@@ -661,7 +701,12 @@ class MoveDetentionRequest(_message.Message):
     reason: _builtins.str
     """Why (required; the holder sees it)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -698,7 +743,12 @@ class ExtendDeadlineRequest(_message.Message):
     reason: _builtins.str
     """Why (the holder's duly justified request)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -730,7 +780,12 @@ class DiscloseDetentionPartiesRequest(_message.Message):
     reason: _builtins.str
     """Why (kept in the audit log)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -760,7 +815,12 @@ class RequestDetentionSamplesRequest(_message.Message):
     reason: _builtins.str
     """What for and how many, e.g. "2 pairs for laboratory analysis"."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -791,7 +851,12 @@ class ShareDetentionReportRequest(_message.Message):
     summary: _builtins.str
     """Free text for partners, e.g. the modus operandi."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def recipients(self) -> _containers.RepeatedCompositeFieldContainer[Global___DetentionReportRecipient]:
         """Recipient agencies, each with the treaty it receives under (which must

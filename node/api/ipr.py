@@ -98,14 +98,14 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         officer = self.officers.authenticate(bearer_token(context))
         if officer.role == RIGHTS_HOLDER:
             if not holder:
-                raise errors.PermissionDenied(
+                raise errors.RoleNotPermitted(
                     "a rights holder reads its own recordations and detentions, answers and "
                     "watches its feed; nothing else",
                     metadata={"role": officer.role, "permission": permission.value},
                 )
             return officer
         if not officer.can(permission):
-            raise errors.PermissionDenied(
+            raise errors.RoleNotPermitted(
                 f"role {officer.role} may not {permission.value.replace('_', ' ')}",
                 metadata={"role": officer.role, "permission": permission.value},
             )
@@ -345,7 +345,7 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         officer = self._caller(context, Permission.READ, holder=True)
         holder_key = officer.holder_key if officer.role == RIGHTS_HOLDER else None
         if officer.role == RIGHTS_HOLDER and not holder_key:
-            raise errors.PermissionDenied(
+            raise errors.RoleNotPermitted(
                 "this rights_holder officer is bound to no holder",
                 metadata={"role": officer.role},
             )
@@ -451,8 +451,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         for e in events:
             if e.type.startswith(ipr.EVENT_FAMILIES):
                 typed.append((e, e.type))
-            elif e.type == "record.withdrawn":
-                typed.append((e, "recordation.withdrawn?"))  # only a received recordation's
         if not typed:
             return
         holder = officer.role == RIGHTS_HOLDER
@@ -494,10 +492,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
                 row = recordations.get(e.record_id or "")
                 if row is None:
                     continue
-                if ty.endswith("?"):
-                    if row.direction != ipr.RECEIVED:
-                        continue  # the issuer's own withdrawal has its recordation.* event
-                    ty = ty[:-1]
                 if holder and row.holder_key != officer.holder_key:
                     continue
                 resource = f"{ipr.RECORDATIONS}/{row.recordation_id}"

@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from intelshare.cli import emit, json_option, print_table
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid
 from intelshare.v1 import ipr_service_pb2
 from node.cli.connect import connect, officer_group
 from node.cli.ipr_client import IprClient
@@ -84,22 +84,22 @@ def load_yaml(path: Path, message_type: type[M], what: str, option: str = "--fil
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"cannot read {path}: {exc.strerror}", violations={option: "a readable YAML file"}
         ) from None
     except yaml.YAMLError as exc:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{path} is not YAML: {str(exc)[:300]}", violations={option: "YAML"}
         ) from None
     if not isinstance(data, dict):
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{path} must hold one {what} (a mapping)", violations={option: "a mapping"}
         )
     out = message_type()
     try:
         ParseDict(_normalise(data), out)
     except ParseError as exc:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{path} is not a {what}: {str(exc)[:300]}", violations={option: str(exc)[:200]}
         ) from None
     return out
@@ -129,7 +129,7 @@ def choice(enum_type: Any, prefix: str, value: str | None, option: str) -> int:
             for n in enum_type.keys()  # noqa: SIM118 (a protobuf enum wrapper, not a dict)
             if not n.endswith("UNSPECIFIED")
         ]
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{option} {value!r} is not one of {', '.join(known)}",
             violations={option: "one of " + ", ".join(known)},
         ) from None
@@ -152,7 +152,7 @@ def timestamp(text: str, option: str) -> Timestamp:
             if at.tzinfo is None:
                 at = at.replace(tzinfo=UTC)
     except ValueError:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{option} {text!r} is not a date or an RFC 3339 time",
             violations={option: "e.g. 2027-03-01 or 2027-03-01T12:00:00Z"},
         ) from None
@@ -213,7 +213,7 @@ def stats_cmd(
     dims: list[str] = [d.strip().lower() for d in by.split(",") if d.strip()]
     unknown = [d for d in dims if d not in _DIMENSIONS]
     if unknown:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"--by {', '.join(unknown)}: dimensions are {', '.join(_DIMENSIONS)}",
             violations={"--by": "one or more of " + ",".join(_DIMENSIONS)},
         )

@@ -28,6 +28,7 @@ from intelshare.treaty import kind_name
 from intelshare.v1 import alert_service_pb2, envelope_pb2
 from node.kinds import workflow_rows as rows
 from node.schema import alert as rec
+from node.schema import names
 from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
 from node.storage import tables as t
 from node.storage.officers import Officer
@@ -52,14 +53,7 @@ _CONSENT_FILTER: dict[int, str] = {int(v): k for k, v in _CONSENT_STATES.items()
 
 
 def _consent_id(name: str) -> str:
-    prefix = "consentRequests/"
-    rid = name[len(prefix) :] if name.startswith(prefix) else ""
-    if not rid or "/" in rid or len(rid) > 64:
-        raise errors.InvalidArgument(
-            f"name must look like consentRequests/{{id}}, got {name!r}",
-            violations={"name": "expected consentRequests/{id}"},
-        )
-    return rid
+    return names.assigned_id(name, "consentRequests")
 
 
 class ConsentAnswers:
@@ -118,9 +112,11 @@ class ConsentAnswers:
     def _consent_row(self, w: Writer, name: str) -> Any:
         row = rows.get(w.conn, CONSENT, _consent_id(name))
         if row is None:
-            raise errors.NotFound(f"there is no consent request {name}", metadata={"name": name})
+            raise errors.ConsentRequestNotFound(
+                f"there is no consent request {name}", metadata={"name": name}
+            )
         if row.state != PENDING:
-            raise errors.FailedPrecondition(
+            raise errors.ConsentRequestDecided(
                 f"consent request {name} was already {row.state}",
                 metadata={"name": name, "state": row.state},
             )
@@ -169,7 +165,7 @@ class ConsentAnswers:
         data = rows.item(row)
         alert = self.alerts._row(w.conn, data["alert_id"])
         if alert.state == "revoked" or alert.expire_ms <= now_ms():
-            raise errors.FailedPrecondition(
+            raise errors.AlertNotActive(
                 f"alert alerts/{alert.alert_id} is no longer active; nothing to consent to",
                 metadata={"name": name},
             )
@@ -204,7 +200,7 @@ class ConsentAnswers:
         v: dict[str, str] = {}
         rec._text(v, "reason", reason, max_len=2000, required=True, multiline=True)
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "a refusal needs a reason"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "a refusal needs a reason"), violations=v)
         row = self._consent_row(w, name)
         data = rows.item(row)
         sealed = self._answer(
@@ -236,7 +232,7 @@ class ConsentAnswers:
         self, officer: Officer, state: int, page_size: int, page_token: str
     ) -> tuple[list[alert_service_pb2.ConsentRequest], str]:
         if state and state not in _CONSENT_FILTER:
-            raise errors.InvalidArgument("unknown state", violations={"state": "unknown state"})
+            raise errors.FieldInvalid("unknown state", violations={"state": "unknown state"})
         states = [_CONSENT_FILTER[state]] if state else []
         with self.alerts.store.engine.connect() as conn:
             found, token = rows.page(

@@ -40,7 +40,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, select, update
 
 from intelshare import identifiers as ids
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid, InvalidArgument, PageSizeInvalid
 from intelshare.errors import NotFound as NotFoundError
 from node.storage import identifiers as index
 from node.storage import tables as t
@@ -390,12 +390,12 @@ def find_related(
 ) -> tuple[list[str], list[Any], str]:
     """(keys looked up, index rows of related records, next page token)."""
     if bool(identifier) == bool(record):
-        raise InvalidArgument(
+        raise FieldInvalid(
             "give exactly one of identifier or record",
             violations={"subject": "one of identifier or record"},
         )
     if page_size < 0:
-        raise InvalidArgument("page_size must not be negative", violations={"page_size": ">= 0"})
+        raise PageSizeInvalid("page_size must not be negative", violations={"page_size": ">= 0"})
     size = min(page_size or 50, 500)
     raw = store.page_tokens.read(
         page_token,

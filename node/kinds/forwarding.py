@@ -56,6 +56,7 @@ from intelshare.v1 import alert_pb2, alert_service_pb2, envelope_pb2
 from node.kinds import workflow_rows as rows
 from node.kinds.consents import CONSENT, ConsentAnswers
 from node.schema import alert as rec
+from node.schema import names
 from node.sharing.engine import Share
 from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
 from node.storage import tables as t
@@ -81,13 +82,7 @@ _FORWARD_STATES = {
 
 
 def _alert_id(name: str, field: str = "name") -> str:
-    alert_id = name.removeprefix("alerts/") if name.startswith("alerts/") else ""
-    if not alert_id or "/" in alert_id or len(alert_id) > 64:
-        raise errors.InvalidArgument(
-            f"{field} must look like alerts/{{alert_id}}, got {name!r}",
-            violations={field: "expected alerts/{alert_id}"},
-        )
-    return alert_id
+    return names.assigned_id(name, "alerts", field)
 
 
 class Forwarding(ConsentAnswers):
@@ -137,15 +132,15 @@ class Forwarding(ConsentAnswers):
                 v[f"fields[{n}]"] = "a field path such as subjects.containers"
         rec._text(v, "reason", reason, max_len=2000, multiline=True)
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "invalid forward"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "invalid forward"), violations=v)
         row = self.alerts._row(w.conn, alert_id)
         if row.direction != "received":
-            raise errors.FailedPrecondition(
+            raise errors.NotRecipient(
                 f"alert {name} was issued by this agency; only a received alert is passed on",
                 metadata={"name": name},
             )
         if row.state == "revoked":
-            raise errors.FailedPrecondition(
+            raise errors.AlertRevoked(
                 f"alert {name} was revoked by {row.origin_agency}",
                 metadata={"name": name, "state": "revoked"},
             )
@@ -260,7 +255,7 @@ class Forwarding(ConsentAnswers):
         try:
             return redact_onward(record, original, onward, "alert", fields)
         except errors.InvalidArgument as exc:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "fields name paths no treaty could allow", violations={"fields": exc.message}
             ) from None
 

@@ -40,6 +40,7 @@ from sqlalchemy import Connection, Row, select
 from intelshare import errors
 from intelshare.v1 import recordation_pb2
 from node.ipr import deadlines as dl
+from node.schema import names
 from node.schema.alert import ms_to_ts
 from node.storage import tables as t
 from node.storage.officers import Officer
@@ -117,7 +118,7 @@ def parse_name(name: str, collection: str, field: str = "name") -> str:
     prefix = f"{collection}/"
     ident = name[len(prefix) :] if name.startswith(prefix) else ""
     if not ident or "/" in ident or len(ident) > 64:
-        raise errors.InvalidArgument(
+        raise errors.NameInvalid(
             f"{field} must look like {prefix}{{id}}, got {name!r}",
             violations={field: f"expected {prefix}{{id}}"},
         )
@@ -125,14 +126,8 @@ def parse_name(name: str, collection: str, field: str = "name") -> str:
 
 
 def check_new_id(ident: str, field: str) -> None:
-    """A client-chosen id: lower case, digits and '-', 1-63 characters."""
-    import re
-
-    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", ident):
-        raise errors.InvalidArgument(
-            f"{field} {ident!r} must be 1-63 lower-case letters, digits or '-'",
-            violations={field: "lower case, digits, '-'"},
-        )
+    """A client-chosen id (the one rule of :mod:`node.schema.names`)."""
+    names.check_client_id(ident, field)
 
 
 # --- page tokens ---------------------------------------------------------------------------
@@ -158,7 +153,7 @@ def decode_token(store: Store, officer: Officer, token: str, listing: str) -> li
 
 def page_size(size: int) -> int:
     if size < 0:
-        raise errors.InvalidArgument(
+        raise errors.PageSizeInvalid(
             "page_size must not be negative", violations={"page_size": ">= 0"}
         )
     return min(size or DEFAULT_PAGE, MAX_PAGE)
@@ -406,7 +401,7 @@ def calendar_provider(
     def calendar() -> dl.Calendar:
         code = country().strip().upper()
         if not code:
-            raise errors.FailedPrecondition(
+            raise errors.CountryUnknown(
                 "this agency's country is not known yet (the federation directory names it)"
             )
         return for_country(code)

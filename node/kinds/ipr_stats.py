@@ -444,21 +444,21 @@ def statistics(
     dims: list[str] = []
     for i, d in enumerate(request.group_by):
         if d not in COLUMNS:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 f"group_by[{i}] is not a dimension",
                 violations={
                     f"group_by[{i}]": "month, country, category, procedure, partner, right"
                 },
             )
         if COLUMNS[d] in dims:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 f"group_by names {COLUMNS[d]} twice", violations={f"group_by[{i}]": "repeated"}
             )
         dims.append(COLUMNS[d])
     start = request.start_time.seconds * 1000 if request.HasField("start_time") else None
     end = request.end_time.seconds * 1000 if request.HasField("end_time") else None
     if start is not None and end is not None and end <= start:
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             "end_time must be after start_time", violations={"end_time": "after start_time"}
         )
     sources = {

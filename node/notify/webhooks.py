@@ -107,9 +107,10 @@ def open_secret(keys: AgencyKeys, webhook_id: str, sealed: bytes) -> str:
     try:
         plain = _secret_key(keys).decrypt(sealed[:12], sealed[12:], webhook_id.encode())
     except InvalidTag:
-        raise errors.FailedPrecondition(
+        raise errors.WebhookSecretUnreadable(
             f"the secret of webhook {webhook_id} cannot be opened with this agency's key "
-            "(the identity was replaced?); remove the webhook and add it again"
+            "(the identity was replaced?); remove the webhook and add it again",
+            metadata={"webhook_id": webhook_id},
         ) from None
     return plain.decode()
 
@@ -242,14 +243,14 @@ def check_patterns(
     cleaned = tuple(dict.fromkeys(p.strip() for p in patterns if p.strip()))
     if not cleaned:
         example = ", ".join(f"{f}*" for f in families) if families else "alert.*, case.*, *"
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             f"name at least one event type (e.g. {example})",
             violations={"events": "required"},
         )
     for p in cleaned:
         if families is not None:
             if not _family_pattern(p, families):
-                raise errors.InvalidArgument(
+                raise errors.FieldInvalid(
                     f"this webhook may receive {', '.join(f + '*' for f in families)} events "
                     f"only, not {p!r}",
                     violations={"events": f"{p!r} is not one of {', '.join(families)}"},
@@ -261,7 +262,7 @@ def check_patterns(
             or _family_pattern(p, ("case.", *OFFICER_FAMILIES))
         )
         if not ok:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 f"unknown event type {p!r} (known: {', '.join(sorted(EVENT_TYPES))}, "
                 "case.<type>, detention.<type>, recordation.<type>, alert.*, case.*, "
                 "detention.*, recordation.*, detention_report.*, *)",
@@ -273,7 +274,7 @@ def check_patterns(
 def check_url(url: str, *, allow_http: bool = False) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             f"webhook URL must be an absolute https:// URL, got {url!r}",
             violations={"url": "absolute https URL"},
         )
@@ -283,7 +284,7 @@ def check_url(url: str, *, allow_http: bool = False) -> str:
         except ValueError:
             loopback = parts.hostname == "localhost"
         if not loopback:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "plain http:// is allowed only to this machine (127.0.0.1, ::1, localhost) "
                 "or with --allow-http",
                 violations={"url": "https required"},
@@ -361,7 +362,9 @@ class WebhookRegistry:
                 select(w.c.secret).where(w.c.webhook_id == webhook_id, w.c.officer_id == officer_id)
             ).scalar_one_or_none()
         if sealed is None:
-            raise errors.NotFound(f"no webhook {webhook_id} of yours")
+            raise errors.WebhookNotFound(
+                f"no webhook {webhook_id} of yours", metadata={"webhook_id": webhook_id}
+            )
         return open_secret(self.keys, webhook_id, bytes(sealed))
 
     def remove_owned(self, conn: Connection, webhook_id: str, officer_id: str) -> None:
@@ -370,7 +373,7 @@ class WebhookRegistry:
         mine = (w.c.webhook_id == webhook_id, w.c.officer_id == officer_id)
         found = conn.execute(select(w.c.webhook_id).where(*mine)).first()
         if found is None:
-            raise errors.NotFound(
+            raise errors.WebhookNotFound(
                 f"no webhook iprWebhooks/{webhook_id} of yours",
                 metadata={"name": f"iprWebhooks/{webhook_id}"},
             )
@@ -397,7 +400,9 @@ class WebhookRegistry:
             )
             gone = conn.execute(delete(t.webhooks).where(t.webhooks.c.webhook_id == webhook_id))
         if not gone.rowcount:
-            raise errors.NotFound(f"no webhook {webhook_id}")
+            raise errors.WebhookNotFound(
+                f"no webhook {webhook_id}", metadata={"webhook_id": webhook_id}
+            )
 
     def deliveries(self, *, state: str | None = None, limit: int = 1000) -> builtins.list[Delivery]:
         query = select(t.webhook_deliveries)

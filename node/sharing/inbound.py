@@ -130,6 +130,12 @@ class Incoming:
         return ts.seconds * 1000 + ts.nanos // 1_000_000
 
     @property
+    def create_us(self) -> int:
+        """When the sender sealed it, in microseconds (its own clock)."""
+        ts = self.header.create_time
+        return ts.seconds * 1_000_000 + ts.nanos // 1000
+
+    @property
     def expire_ms(self) -> int:
         ts = self.header.expire_time
         return ts.seconds * 1000 + ts.nanos // 1_000_000

@@ -563,7 +563,9 @@ class Sender:
             )
         except Exception as exc:  # e.g. the channel was closed under us
             log.warning("gateway submit of %s not started: %r", row.message_id, exc)
-            self._answered(row, errors.Unavailable(f"submit not started: {type(exc).__name__}"))
+            self._answered(
+                row, errors.GatewayUnreachable(f"submit not started: {type(exc).__name__}")
+            )
 
     def _answered(self, row: Row[Any], result: _Result) -> None:
         with self._lock:

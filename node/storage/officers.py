@@ -54,7 +54,14 @@ from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from intelshare.db import KeptReader, Statement
-from intelshare.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from intelshare.errors import (
+    FieldInvalid,
+    IdInUse,
+    OfficerNotFound,
+    RoleNotPermitted,
+    TokenInvalid,
+    TokenMissing,
+)
 from node.storage import tables as t
 from node.storage.store import now_ms
 
@@ -172,7 +179,7 @@ class OfficerRegistry:
         elif role != RIGHTS_HOLDER and holder_key:
             violations["holder"] = "only a rights_holder is bound to a holder"
         if violations:
-            raise InvalidArgument("invalid officer", violations=violations)
+            raise FieldInvalid("invalid officer", violations=violations)
         token = new_token()
         officer = Officer(str(uuid.uuid4()), name, role, now_ms(), False, holder_key)
         try:
@@ -189,7 +196,7 @@ class OfficerRegistry:
                     )
                 )
         except IntegrityError:
-            raise InvalidArgument(
+            raise IdInUse(
                 f"an officer named {name!r} already exists",
                 violations={"name": "already taken"},
             ) from None
@@ -211,18 +218,18 @@ class OfficerRegistry:
                 update(t.officers).where(t.officers.c.name == name).values(disabled=True)
             )
         if not done.rowcount:
-            raise NotFound(f"no officer named {name!r}")
+            raise OfficerNotFound(f"no officer named {name!r}", metadata={"officer": name})
 
     def authenticate(self, token: str | None) -> Officer:
         """The officer holding ``token``; UNAUTHENTICATED otherwise."""
         if not token or len(token) > 256:
-            raise Unauthenticated("a bearer token is required (authorization: Bearer <token>)")
+            raise TokenMissing("a bearer token is required (authorization: Bearer <token>)")
         digest = token_sha256(token)
         row = self._reader.execute(_AUTHENTICATE, {"digest": digest}).first()
         # The lookup is by digest; the constant-time comparison keeps the
         # final decision free of timing differences all the same.
         if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.disabled:
-            raise Unauthenticated("the bearer token is not valid")
+            raise TokenInvalid("the bearer token is not valid")
         return Officer(
             row.officer_id,
             row.name,
@@ -236,7 +243,7 @@ class OfficerRegistry:
         """Authenticate the caller and check ``permission`` against its role."""
         officer = self.authenticate(bearer_token(context))
         if not officer.can(permission):
-            raise PermissionDenied(
+            raise RoleNotPermitted(
                 f"role {officer.role} may not {permission.value.replace('_', ' ')}",
                 metadata={"role": officer.role, "permission": permission.value},
             )

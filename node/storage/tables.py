@@ -6,7 +6,9 @@ definitions follow the code. ``tests/node/storage/test_store.py`` checks that th
 migrated schema and this metadata agree.
 
 Times are integer milliseconds since the epoch (``*_ms``): the same on
-SQLite and PostgreSQL, no time-zone surprises, and cheap to compare.
+SQLite and PostgreSQL, no time-zone surprises, and cheap to compare. Times
+a partner reports and both ends show (acknowledgements, hits) are integer
+microseconds (``*_us``), so that they arrive exactly as they left.
 Structured values (category lists, records) are canonical JSON text.
 
 Table by table:
@@ -183,7 +185,7 @@ alerts = Table(
     Column("message_id", String(64), nullable=True, unique=True),
     Column("received_ms", BigInteger, nullable=True),
     Column("retain_until_ms", BigInteger, nullable=True),
-    Column("acknowledged_ms", BigInteger, nullable=True),
+    Column("acknowledged_us", BigInteger, nullable=True),
     Column("last_change_ms", BigInteger, nullable=True),
 )
 Index("ix_node_alerts_listing", alerts.c.create_ms, alerts.c.alert_id)
@@ -224,9 +226,9 @@ deliveries = Table(
     Column("treaty_version", Integer, nullable=False),
     Column("accepted_ms", BigInteger, nullable=True),
     Column("delivered_ms", BigInteger, nullable=True),
-    Column("acknowledged_ms", BigInteger, nullable=True),
+    Column("acknowledged_us", BigInteger, nullable=True),
     Column("hit_count", Integer, nullable=False),
-    Column("last_hit_ms", BigInteger, nullable=True),
+    Column("last_hit_us", BigInteger, nullable=True),
     Column("failure", Text, nullable=True),
 )
 Index("ix_node_deliveries_view", deliveries.c.view_id)
@@ -245,10 +247,10 @@ hits = Table(
     Column("agency_id", String(128), nullable=False),
     Column("direction", String(8), nullable=False),
     Column("message_id", String(64), nullable=True, unique=True),
-    Column("found_ms", BigInteger, nullable=True),
+    Column("found_us", BigInteger, nullable=True),
     Column("place", Text, nullable=False),
     Column("found", Text, nullable=False),
-    Column("reported_ms", BigInteger, nullable=False),
+    Column("reported_us", BigInteger, nullable=False),
     Column("retain_until_ms", BigInteger, nullable=True),
 )
 Index("ix_node_hits_alert", hits.c.alert_id)

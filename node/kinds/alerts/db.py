@@ -25,6 +25,7 @@ from intelshare.db import Statement
 from intelshare.v1 import alert_pb2
 from node.kinds.reviews import HELD
 from node.schema import alert as rec
+from node.schema import names
 from node.storage import tables as t
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ UPDATABLE = ("urgency", "subjects", "description", "handling", "tlp", "evaluatio
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
+#: the key of an acknowledgement's payload: when the recipient's officer acknowledged
+#: (RFC 3339 with microseconds); nodes before issue 22 send an empty payload
+ACKNOWLEDGED_AT = "acknowledged_at"
 
 
 def alert_name(alert_id: str) -> str:
@@ -46,24 +50,18 @@ def alert_name(alert_id: str) -> str:
 
 
 def parse_name(name: str, field: str = "name") -> str:
-    prefix = "alerts/"
-    alert_id = name[len(prefix) :] if name.startswith(prefix) else ""
-    if not alert_id or "/" in alert_id or len(alert_id) > 64:
-        raise errors.InvalidArgument(
-            f"{field} must look like alerts/{{alert_id}}, got {name!r}",
-            violations={field: "expected alerts/{alert_id}"},
-        )
-    return alert_id
+    """The id of ``alerts/{alert_id}`` (a UUIDv7, see :mod:`node.schema.names`)."""
+    return names.assigned_id(name, "alerts", field)
 
 
 def parse_delivery_name(name: str) -> tuple[str, str]:
     parts = name.split("/")
     if len(parts) != 4 or parts[0] != "alerts" or parts[2] != "deliveries" or not all(parts):
-        raise errors.InvalidArgument(
+        raise errors.NameInvalid(
             f"name must look like alerts/{{alert_id}}/deliveries/{{agency_id}}, got {name!r}",
             violations={"name": "expected alerts/{alert_id}/deliveries/{agency_id}"},
         )
-    return parts[1], parts[3]
+    return parse_name("/".join(parts[:2])), parts[3]
 
 
 @dataclass(frozen=True)
@@ -105,11 +103,11 @@ _DELIVERY_KEY = (
     _d.c.agency_id == bindparam("b_agency_id"),
 )
 SET_DELIVERED = update(_d).where(*_DELIVERY_KEY).values(delivered_ms=bindparam("at"))
-SET_ACKNOWLEDGED = update(_d).where(*_DELIVERY_KEY).values(acknowledged_ms=bindparam("at"))
+SET_ACKNOWLEDGED = update(_d).where(*_DELIVERY_KEY).values(acknowledged_us=bindparam("ack_us"))
 COUNT_HIT = (
     update(_d)
     .where(*_DELIVERY_KEY)
-    .values(hit_count=_d.c.hit_count + 1, last_hit_ms=bindparam("at"))
+    .values(hit_count=_d.c.hit_count + 1, last_hit_us=bindparam("hit_us"))
 )
 
 #: columns of a new row that its INSERT leaves to their defaults (NULL)
@@ -119,15 +117,15 @@ ALERT_DEFAULTS: dict[str, Any] = {
     "message_id": None,
     "received_ms": None,
     "retain_until_ms": None,
-    "acknowledged_ms": None,
+    "acknowledged_us": None,
     "last_change_ms": None,
     "created_by": None,
 }
 DELIVERY_DEFAULTS: dict[str, Any] = {
     "accepted_ms": None,
     "delivered_ms": None,
-    "acknowledged_ms": None,
-    "last_hit_ms": None,
+    "acknowledged_us": None,
+    "last_hit_us": None,
     "failure": None,
 }
 
@@ -182,11 +180,11 @@ def hit_proto(h: Row[Any]) -> alert_pb2.Hit:
         agency_id=h.agency_id,
         place=h.place,
         found=h.found,
-        report_time=rec.ms_to_ts(h.reported_ms),
+        report_time=rec.us_to_ts(h.reported_us),
         message_id=h.message_id or "",
     )
-    if h.found_ms is not None:
-        hit.found_time.CopyFrom(rec.ms_to_ts(h.found_ms))
+    if h.found_us is not None:
+        hit.found_time.CopyFrom(rec.us_to_ts(h.found_us))
     return hit
 
 
@@ -208,18 +206,18 @@ def delivery_status(
         hit_count=d.hit_count,
         failure=d.failure or failure or "",
     )
-    for attr, field in (
-        ("accepted_ms", "accept_time"),
-        ("delivered_ms", "deliver_time"),
-        ("acknowledged_ms", "acknowledge_time"),
-        ("last_hit_ms", "hit_time"),
-    ):
+    for attr, field in (("accepted_ms", "accept_time"), ("delivered_ms", "deliver_time")):
         value = getattr(d, attr)
         if value is not None:
             getattr(status, field).CopyFrom(rec.ms_to_ts(value))
+    # the recipient's own times, to the microsecond (migration 0011)
+    for attr, field in (("acknowledged_us", "acknowledge_time"), ("last_hit_us", "hit_time")):
+        value = getattr(d, attr)
+        if value is not None:
+            getattr(status, field).CopyFrom(rec.us_to_ts(value))
     if d.hit_count:
         status.state = alert_pb2.DELIVERY_STATE_HIT
-    elif d.acknowledged_ms is not None:
+    elif d.acknowledged_us is not None:
         status.state = alert_pb2.DELIVERY_STATE_ACKNOWLEDGED
     elif d.delivered_ms is not None:
         status.state = alert_pb2.DELIVERY_STATE_DELIVERED
@@ -284,7 +282,8 @@ def alert_proto(
         for x in recipients
     )
     alert.categories.extend(categories)
-    alert.expire_time.CopyFrom(rec.ms_to_ts(r.expire_ms))
+    if not alert.HasField("expire_time"):  # the record's keeps its microseconds
+        alert.expire_time.CopyFrom(rec.ms_to_ts(r.expire_ms))
     alert.state = alert_state(r, now)
     alert.origin_agency = r.origin_agency
     alert.create_time.CopyFrom(rec.ms_to_ts(r.create_ms))
@@ -310,6 +309,7 @@ def alert_proto(
         info = alert_pb2.ReceivedInfo(
             message_id=r.message_id or "",
             envelope_sha256=envelope_sha256,
+            treaty_id=r.treaty_id,
             treaty_version=r.treaty_version,
             fields=rec.field_paths(record),
         )
@@ -317,7 +317,7 @@ def alert_proto(
             info.receive_time.CopyFrom(rec.ms_to_ts(r.received_ms))
         if r.retain_until_ms is not None:
             info.retain_until.CopyFrom(rec.ms_to_ts(r.retain_until_ms))
-        if r.acknowledged_ms is not None:
-            info.acknowledge_time.CopyFrom(rec.ms_to_ts(r.acknowledged_ms))
+        if r.acknowledged_us is not None:
+            info.acknowledge_time.CopyFrom(rec.us_to_ts(r.acknowledged_us))
         alert.received.CopyFrom(info)
     return alert

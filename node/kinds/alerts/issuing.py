@@ -214,7 +214,7 @@ class AlertIssuing(AlertCore):
             if not paths:
                 v["update_mask"] = "nothing to update: give update_mask or fields to change"
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "invalid update"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "invalid update"), violations=v)
         row = self._row(w.conn, alert_id)
         self._require_issued_active(row)
         now = datetime.now(UTC)
@@ -235,7 +235,7 @@ class AlertIssuing(AlertCore):
             v, merged, now=now, max_days=self.max_alert_days, paths=frozenset(paths)
         )
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "invalid update"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "invalid update"), violations=v)
         record = rec.alert_to_record(merged)
         record_paths = set(rec.field_paths(record))
         expire_ms = rec.ts_to_ms(merged.expire_time)
@@ -282,7 +282,7 @@ class AlertIssuing(AlertCore):
             )
         )
         if not changed.rowcount:
-            raise errors.FailedPrecondition(
+            raise errors.ChangedMeanwhile(
                 f"alert {alert.name} changed while this update was prepared; retry",
                 metadata={"name": alert.name},
             )
@@ -321,7 +321,7 @@ class AlertIssuing(AlertCore):
         v: dict[str, str] = {}
         rec._text(v, "reason", reason, max_len=2000, multiline=True)
         if v:
-            raise errors.InvalidArgument(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         row = self._row(w.conn, alert_id)
         self._require_issued_active(row)
         view_rows = w.conn.execute(
@@ -359,7 +359,7 @@ class AlertIssuing(AlertCore):
             .values(state=REVOKED, revoke_ms=at, revoke_reason=reason or None, update_ms=at)
         )
         if not changed.rowcount:
-            raise errors.FailedPrecondition(
+            raise errors.AlertRevoked(
                 f"alert {name} was revoked", metadata={"name": name, "state": "revoked"}
             )
         for sealed in sealed_all:

@@ -71,7 +71,7 @@ class AlertReading(AlertCore):
         if len(flt.treaty_id) > 128:
             v["treaty_id"] = "too long"
         if v:
-            raise errors.InvalidArgument(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         after = self.store.page_tokens.read(
             page_token,
             listing="alerts",
@@ -138,7 +138,7 @@ class AlertReading(AlertCore):
         with self.store.engine.connect() as conn:
             row = self._row(conn, alert_id)
             if row.direction != ISSUED:
-                raise errors.FailedPrecondition(
+                raise errors.NotIssuer(
                     f"alert {alert_name(alert_id)} was received; only issued alerts have"
                     " deliveries",
                     metadata={"name": alert_name(alert_id)},
@@ -149,7 +149,7 @@ class AlertReading(AlertCore):
                 )
             ).first()
             if d is None:
-                raise errors.NotFound(
+                raise errors.DeliveryNotFound(
                     f"{agency} is not a recipient of alert {alert_name(alert_id)}",
                     metadata={"name": name},
                 )
@@ -178,7 +178,8 @@ class AlertReading(AlertCore):
         seen.categories.extend(json.loads(row.categories))
         seen.handling = row.handling
         seen.tlp = row.tlp
-        seen.expire_time.CopyFrom(rec.ms_to_ts(row.expire_ms))
+        if not seen.HasField("expire_time"):  # the record's keeps its microseconds
+            seen.expire_time.CopyFrom(rec.ms_to_ts(row.expire_ms))
         seen.state = alert_state(row, now_ms())
         seen.origin_agency = row.origin_agency
         seen.direction = alert_pb2.ALERT_DIRECTION_RECEIVED
@@ -212,7 +213,7 @@ class AlertReading(AlertCore):
         """The gateway's receipt for the envelope that carried an issued alert to a recipient."""
         parts = name.split("/")
         if len(parts) != 5 or parts[4] != "receipt":
-            raise errors.InvalidArgument(
+            raise errors.NameInvalid(
                 "name must look like alerts/{alert_id}/deliveries/{agency_id}/receipt, "
                 f"got {name!r}",
                 violations={"name": "expected alerts/{alert_id}/deliveries/{agency_id}/receipt"},
@@ -221,7 +222,7 @@ class AlertReading(AlertCore):
         with self.store.engine.connect() as conn:
             row = self._row(conn, alert_id)
             if row.direction != ISSUED:
-                raise errors.FailedPrecondition(
+                raise errors.NotIssuer(
                     f"alert {alert_name(alert_id)} was received; receipts are the issuer's",
                     metadata={"name": alert_name(alert_id)},
                 )
@@ -231,12 +232,12 @@ class AlertReading(AlertCore):
                 .where(t.deliveries.c.alert_id == alert_id, t.deliveries.c.agency_id == agency)
             ).first()
         if sent is None:
-            raise errors.NotFound(
+            raise errors.DeliveryNotFound(
                 f"{agency} is not a recipient of alert {alert_name(alert_id)}",
                 metadata={"name": name},
             )
         if sent.receipt is None:
-            raise errors.FailedPrecondition(
+            raise errors.DeliveryPending(
                 f"the gateway has not accepted the envelope for {agency} yet (still queued); "
                 "ask again once the alert shows as sent",
                 metadata={"name": name, "state": "queued"},

@@ -45,7 +45,7 @@ class DetentionChanges(DetentionCore):
             select(exists().where(t.detentions.c.detention_id == detention_id))
         ).scalar_one()
         if taken:
-            raise errors.InvalidArgument(
+            raise errors.IdInUse(
                 f"detentions/{detention_id} exists already",
                 violations={"detention_id": "already in use on this node"},
             )
@@ -105,17 +105,17 @@ class DetentionChanges(DetentionCore):
         current, row = self._load(w, ipr.parse_name(detention.name, ipr.DETENTIONS))
         paths = list(mask.paths)
         if not paths:
-            raise errors.InvalidArgument(
+            raise errors.UpdateMaskInvalid(
                 "update_mask names no field", violations={"update_mask": "required"}
             )
         unknown = sorted(set(paths) - UPDATABLE)
         if unknown:
-            raise errors.InvalidArgument(
+            raise errors.UpdateMaskInvalid(
                 f"update_mask names fields that cannot be changed: {', '.join(unknown)}",
                 violations={"update_mask": "one of " + ", ".join(sorted(UPDATABLE))},
             )
         if current.state in lifecycle.FINAL_DETENTION_STATES:
-            raise errors.FailedPrecondition(
+            raise errors.DetentionClosed(
                 f"{current.name} is {state_label(current.state)}: it no longer changes",
                 metadata={"state": state_label(current.state)},
             )
@@ -180,12 +180,12 @@ class DetentionChanges(DetentionCore):
         current, row = self._visible(w, officer, name)
         text = reason.strip()
         if not text or len(text) > lifecycle.MAX_REASON_CHARS:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "a reason (the holder's duly justified request) is required",
                 violations={"reason": f"1 to {lifecycle.MAX_REASON_CHARS} characters"},
             )
         if not kind:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "kind names the deadline to extend", violations={"kind": "e.g. HOLDER_ANSWER"}
             )
         extended = lifecycle.extend_deadline(current, kind, days, now=ipr.now())  # type: ignore[arg-type]
@@ -208,7 +208,7 @@ class DetentionChanges(DetentionCore):
         """Let the rights holder see the parties (608/2013 art. 17(4))."""
         current, row = self._load(w, ipr.parse_name(name, ipr.DETENTIONS))
         if not reason.strip():
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "a reason is required", violations={"reason": "must not be empty"}
             )
         if current.parties_disclosed:
@@ -229,12 +229,12 @@ class DetentionChanges(DetentionCore):
         current, row = self._visible(w, officer, name)
         text = reason.strip()
         if not text or len(text) > lifecycle.MAX_REASON_CHARS:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "say what the samples are for and how many",
                 violations={"reason": f"1 to {lifecycle.MAX_REASON_CHARS} characters"},
             )
         if current.state in lifecycle.FINAL_DETENTION_STATES:
-            raise errors.FailedPrecondition(
+            raise errors.DetentionClosed(
                 f"the goods were {state_label(current.state)}: no samples can be taken",
                 metadata={"state": state_label(current.state)},
             )

@@ -88,7 +88,7 @@ class DetentionCore:
             if ident not in found
         }
         if missing:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "the detention names recordations this node does not hold", violations=missing
             )
         for ident in ids:
@@ -128,7 +128,7 @@ class DetentionCore:
             )
         )
         if not changed.rowcount:
-            raise errors.FailedPrecondition(
+            raise errors.ChangedMeanwhile(
                 f"{detention.name} changed while this change was prepared; retry",
                 metadata={"name": detention.name},
             )
@@ -193,7 +193,7 @@ class DetentionCore:
         ).first()
         if row is None:
             name = f"{ipr.DETENTIONS}/{detention_id}"
-            raise errors.NotFound(f"{name} does not exist", metadata={"name": name})
+            raise errors.RecordNotFound(f"{name} does not exist", metadata={"name": name})
         return build_detention(row, as_of=False), row
 
     def _read(self, w: Writer, detention_id: str) -> D.Detention:

@@ -45,7 +45,7 @@ def report_from_record(record: Mapping[str, Any]) -> D.DetentionReport:
 
 def _report_validate(report: D.DetentionReport) -> None:
     if not report.goods:
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             "a detention report names the goods", violations={"goods": "required"}
         )
 

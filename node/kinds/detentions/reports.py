@@ -57,7 +57,7 @@ class DetentionReports(DetentionCore):
         if len(summary) > validate.MAX_TEXT:
             bad["summary"] = f"at most {validate.MAX_TEXT} characters"
         if bad:
-            raise errors.InvalidArgument("the report cannot be shared as asked", violations=bad)
+            raise errors.FieldInvalid("the report cannot be shared as asked", violations=bad)
         return self._report(w, officer, row.detention_id, detention, groups, summary, False)
 
     def _report(
@@ -193,7 +193,7 @@ class DetentionReports(DetentionCore):
                 select(t.ipr_reports.c.direction).where(t.ipr_reports.c.record_id == record_id)
             ).scalar_one_or_none()
             if known is None:
-                raise errors.NotFound(f"{name} does not exist", metadata={"name": name})
+                raise errors.RecordNotFound(f"{name} does not exist", metadata={"name": name})
             report = self._report_message(w, record_id)
             if known == ipr.RECEIVED:
                 w.audit(

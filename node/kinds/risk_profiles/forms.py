@@ -193,7 +193,7 @@ def validate_profile(p: P.RiskProfile, prefix: str = "risk_profile") -> None:
     if v:
         first, what = next(iter(v.items()))
         more = f" (and {len(v) - 1} more)" if len(v) > 1 else ""
-        cls = errors.CriteriaInvalid if criteria_problems else errors.InvalidArgument
+        cls = errors.CriteriaInvalid if criteria_problems else errors.FieldInvalid
         raise cls(f"{first}: {what}{more}", violations=v)
 
 
@@ -285,7 +285,7 @@ def validate_hit(h: P.RiskHit) -> None:
         v["risk_hit.note"] = "at most 2000 characters"
     if v:
         first, what = next(iter(v.items()))
-        raise errors.InvalidArgument(f"{first}: {what}", violations=v)
+        raise errors.FieldInvalid(f"{first}: {what}", violations=v)
 
 
 def related_proto(row: Any) -> P.RelatedRecord:

@@ -137,7 +137,7 @@ class HitOperations(RiskCore):
         page_token: str,
     ) -> tuple[list[P.RiskHit], str]:
         if page_size < 0:
-            raise errors.InvalidArgument(
+            raise errors.PageSizeInvalid(
                 "page_size must not be negative", violations={"page_size": ">= 0"}
             )
         size = min(page_size or 50, 500)
@@ -183,7 +183,7 @@ class HitOperations(RiskCore):
         paths = list(mask.paths)
         bad = [x for x in paths if x not in UPDATABLE_HIT]
         if not paths or bad:
-            raise errors.InvalidArgument(
+            raise errors.UpdateMaskInvalid(
                 "update_mask must name some of " + ", ".join(UPDATABLE_HIT),
                 violations={"update_mask": f"unknown or not updatable: {', '.join(bad)}"},
             )

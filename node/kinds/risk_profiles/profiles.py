@@ -43,7 +43,7 @@ class ProfileOperations(RiskCore):
             else:
                 recipients.setdefault(r.treaty_id, []).append(r.agency_id)
         if v:
-            raise errors.InvalidArgument(next(iter(v.values())), violations=v)
+            raise errors.FieldInvalid(next(iter(v.values())), violations=v)
         clean = P.RiskProfile()
         clean.CopyFrom(p)
         clean.ClearField("recipients")
@@ -66,7 +66,7 @@ class ProfileOperations(RiskCore):
         paths = list(mask.paths)
         bad = [x for x in paths if x not in UPDATABLE_PROFILE]
         if not paths or bad:
-            raise errors.InvalidArgument(
+            raise errors.UpdateMaskInvalid(
                 "update_mask must name some of " + ", ".join(UPDATABLE_PROFILE),
                 violations={"update_mask": f"unknown or not updatable: {', '.join(bad)}"},
             )
@@ -139,7 +139,7 @@ class ProfileOperations(RiskCore):
     def statistics(self, officer: Officer, name: str) -> P.RiskProfileStatistics:
         stored = self.records.get(officer, self.profile_kind, name)
         if stored.direction != ISSUED:
-            raise errors.FailedPrecondition(
+            raise errors.NotIssuer(
                 f"{name} was written by {stored.origin_agency}: only its author sees how it "
                 "performs",
                 metadata={"name": name},

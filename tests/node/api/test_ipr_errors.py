@@ -214,7 +214,7 @@ def test_a_holder_sees_only_its_own_and_is_refused_everything_else(cluster: Clus
         for call in refused:
             with pytest.raises(errors.PermissionDenied) as exc:
                 call()
-            assert type(exc.value) is errors.PermissionDenied  # not even a mismatch: no access
+            assert type(exc.value) is errors.RoleNotPermitted  # not even a mismatch: no access
         # its own answer, and its samples request, are accepted only on its detentions
         samples = beta.request_samples("theirs", "2 pairs for laboratory analysis")
         assert samples.sample_requests[0].reason == "2 pairs for laboratory analysis"
@@ -331,7 +331,7 @@ def test_webhooks_refused_retried_and_their_secrets_kept_sealed(cluster: Cluster
             ),
             holder,
         )
-        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID")
         with pytest.raises(errors.InvalidArgument) as exc:
             h.create_webhook("https://hooks.acme.example/x", ["alert.received"])
         assert "detention.*, recordation.* events only" in exc.value.message

@@ -178,7 +178,7 @@ def test_the_walk_through_in_commands(cluster: Cluster, tmp_path: Path) -> None:
     assert answered.exit_code == 0, answered.output
     refused = run(de, holder, "ipr", "stats")
     assert refused.exit_code == 2
-    assert "[PERMISSION_DENIED]" in refused.output
+    assert "[ROLE_NOT_PERMITTED]" in refused.output
 
     stats = run(de, de.tokens["analyst"], "ipr", "stats", "--by", "country,category")
     assert stats.exit_code == 0, stats.output
@@ -284,7 +284,8 @@ def test_webhook_commands_of_a_holder(cluster: Cluster) -> None:
     theirs = json.loads(officer.output)["name"]
     gone = run(de, holder, "ipr", "webhook", "remove", theirs)
     assert gone.exit_code == 2
-    assert "NOT_FOUND" in gone.output or "of yours" in gone.output
+    assert "[WEBHOOK_NOT_FOUND]" in gone.output
+    assert "of yours" in gone.output
     removed = run(de, holder, "ipr", "webhook", "remove", made["name"])
     assert removed.exit_code == 0, removed.output
     assert made["name"] not in run(de, holder, "ipr", "webhook", "list").output

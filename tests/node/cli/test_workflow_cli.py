@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from intelshare.cli import _load_plugins, cli
+from intelshare.ids import new_message_id
 from intelshare.v1 import alert_pb2
 from tests.node.cli.test_cases_cli import env_for
 from tests.node.conftest import CUSTOMS, TASKFORCE, Cluster, RunningNode, demo_alert, wait_for
@@ -84,14 +85,14 @@ def test_review_commands(cluster: Cluster) -> None:
     assert [a["name"] for a in active_only] == [active.name]
     refused(
         run(nl, "list", "--state", "waiting"),
-        "INVALID_ARGUMENT",
+        "FIELD_INVALID",
         "--state 'waiting'",
         "pending_review",
     )
 
     # Liaison officers do not approve; the node names the role.
-    refused(run(nl, "pending"), "PERMISSION_DENIED", "role liaison may not approve")
-    refused(run(nl, "approve", held_id), "PERMISSION_DENIED", "role liaison may not approve")
+    refused(run(nl, "pending"), "ROLE_NOT_PERMITTED", "role liaison may not approve")
+    refused(run(nl, "approve", held_id), "ROLE_NOT_PERMITTED", "role liaison may not approve")
 
     # An approver sees each alert with what its partner would receive.
     shown = run(nl, "pending", role="approver")
@@ -110,22 +111,22 @@ def test_review_commands(cluster: Cluster) -> None:
     # Refusals in the command's own words.
     refused(
         run(nl, "reject", held_id, "--reason", "", role="approver"),
-        "INVALID_ARGUMENT",
+        "FIELD_INVALID",
         "a rejection needs a reason",
     )
     refused(
         run(nl, "approve", "alerts/x/y", role="approver"),
-        "INVALID_ARGUMENT",
-        "name must look like alerts/{alert_id}",
+        "NAME_INVALID",
+        "name must look like alerts/{id}",
     )
     refused(
         run(nl, "approve", active.name, role="approver"),
-        "FAILED_PRECONDITION",
+        "REVIEW_NOT_PENDING",
         f"alert {active.name} is not waiting for review",
     )
     refused(
         run(nl, "approve", held_id, "--treaty", CUSTOMS, role="approver"),
-        "FAILED_PRECONDITION",
+        "REVIEW_NOT_PENDING",
         f"is not waiting for review under treaty {CUSTOMS}",
     )
     with workflow(nl, "admin") as admin:
@@ -144,7 +145,7 @@ def test_review_commands(cluster: Cluster) -> None:
     assert rejected.output.strip() == f"{other.name} rejected"
     refused(
         run(nl, "approve", held_id, role="approver"),
-        "FAILED_PRECONDITION",
+        "REVIEW_NOT_PENDING",
         "is not waiting for review",
     )
     left = as_json(run(nl, "pending", "--json", role="approver"))
@@ -175,7 +176,7 @@ def test_forward_and_consent_commands(cluster: Cluster) -> None:
     # Refusals at the forwarder, in the command's words.
     refused(
         run(de, "forward", got_id, "--to", "be-police", "--treaty", BILATERAL, role="analyst"),
-        "PERMISSION_DENIED",
+        "ROLE_NOT_PERMITTED",
         "role analyst may not",
     )
     refused(
@@ -200,7 +201,11 @@ def test_forward_and_consent_commands(cluster: Cluster) -> None:
     )
     refused(
         run(de, "forward", "01NOSUCHALERT", "--to", "be-police", "--treaty", BILATERAL),
-        "NOT_FOUND",
+        "NAME_INVALID",
+    )
+    refused(
+        run(de, "forward", new_message_id(), "--to", "be-police", "--treaty", BILATERAL),
+        "ALERT_NOT_FOUND",
     )
     with nl.client("liaison") as c:
         c.create_alert(
@@ -246,21 +251,26 @@ def test_forward_and_consent_commands(cluster: Cluster) -> None:
     request_id = request["name"].removeprefix("consentRequests/")
     refused(
         run(nl, "consent", "grant", request_id, role="analyst"),
-        "PERMISSION_DENIED",
+        "ROLE_NOT_PERMITTED",
         "role analyst may not",
     )
     refused(
         run(nl, "consent", "refuse", request_id, "--reason", ""),
-        "INVALID_ARGUMENT",
+        "FIELD_INVALID",
         "a refusal needs a reason",
     )
-    refused(run(nl, "consent", "grant", "nope"), "NOT_FOUND", "there is no consent request")
+    refused(run(nl, "consent", "grant", "nope"), "NAME_INVALID", "consentRequests/{id}")
+    refused(
+        run(nl, "consent", "grant", new_message_id()),
+        "CONSENT_REQUEST_NOT_FOUND",
+        "there is no consent request",
+    )
     granted = run(nl, "consent", "grant", request_id, role="approver")
     assert granted.exit_code == 0, granted.output
     assert granted.output.startswith(f"{request['name']} granted (consent ")
     refused(
         run(nl, "consent", "refuse", request_id, "--reason", "changed my mind"),
-        "FAILED_PRECONDITION",
+        "CONSENT_REQUEST_DECIDED",
         "was already granted",
     )
     wait_for(lambda: received(be), what="the forwarded copy at be-police")

@@ -89,7 +89,7 @@ def test_holders_webhooks_receive_only_their_own_detentions(world: NotifyWorld) 
         for wanted in (["*"], ["alert.*"], ["detention_report.*"], ["case.entry_added"]):
             with pytest.raises(errors.InvalidArgument) as refused:
                 holder.create_webhook(world.receiver.url("/nope"), wanted)
-            assert refused.value.reason == "INVALID_ARGUMENT"
+            assert refused.value.reason == "FIELD_INVALID"
         listed = holder.list_webhooks().webhooks
         assert [w.url for w in listed] == [world.receiver.url("/ipr-acme")]
     with _client(world, other_token) as other:
