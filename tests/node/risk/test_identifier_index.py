@@ -5,11 +5,14 @@ tests pin what it must keep from indexing each record on its own: a record
 sharing a key with records already held writes one ``link.found`` per
 older record, for the 20 most recent only; a later record of a batch is
 linked to an earlier one; a record indexed again under the same keys
-changes nothing; only *newly given* keys link.
+changes nothing; only *newly given* keys link. The correlation follower
+indexes what is held when it looks, and moves its cursor past the events
+it has nothing to do with.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +25,7 @@ from intelshare.db import make_engine
 from intelshare.ids import key_id
 from intelshare.keys import raw_public
 from intelshare.wakeup import WakeupHub
+from node.kinds.correlation import Correlator
 from node.server import MIGRATIONS
 from node.storage import identifiers as index
 from node.storage import tables as t
@@ -119,3 +123,52 @@ def test_only_a_newly_given_key_links(store: Store) -> None:
     with store.write() as w:  # a record that drops a key is not a link either
         assert index.replace(w, alert(3), [("vessel", VESSEL)])
     assert links(store) == ["a001", "a002"]
+
+
+def _alert_row(alert_id: str, container: str) -> dict[str, object]:
+    record = {"subjects": {"containers": [{"number": container}]}}
+    return {
+        "alert_id": alert_id,
+        "direction": "received",
+        "origin_agency": "nl-customs",
+        "kind": "counterfeit_goods",
+        "urgency": "high",
+        "treaty_id": "t",
+        "treaty_version": 1,
+        "categories": "[]",
+        "recipients": "[]",
+        "handling": 1,
+        "tlp": 3,
+        "record": json.dumps(record),
+        "revision": 1,
+        "state": "active",
+        "create_ms": 1,
+        "update_ms": 1,
+        "expire_ms": 2**40,
+        "expired_noted": False,
+    }
+
+
+def test_the_follower_indexes_what_is_held_and_moves_past_the_rest(store: Store) -> None:
+    with store.write() as w:  # a1 and a2 arrive; a2 is purged before the follower looks
+        w.conn.execute(
+            t.alerts.insert(),
+            [_alert_row("a1", "MSCU1234566"), _alert_row("a2", "MSCU1234566")],
+        )
+        w.event("alert.received", alert_id="a1")
+        w.event("alert.received", alert_id="a2")
+        w.event("alert.acknowledged", alert_id="a1")  # nothing to index
+    with store.write() as w:
+        w.conn.execute(t.alerts.delete().where(t.alerts.c.alert_id == "a2"))
+        w.event("alert.purged", alert_id="a2")
+    with store.write() as w:
+        w.conn.execute(t.alerts.insert(), [_alert_row("a3", "MSCU 123456-6")])
+        w.event("alert.received", alert_id="a3")
+    follower = Correlator(store)
+    assert follower.catch_up() == 4  # the events it acted on (not the acknowledgement)
+    with store.engine.connect() as conn:
+        held = sorted((row.record_id, row.key) for row in conn.execute(select(t.identifiers)))
+        assert follower.cursor(conn) == store.head_seq()  # past its own link.found too
+    assert held == [("a1", CONTAINER), ("a3", CONTAINER)]  # two spellings, one key
+    assert links(store) == ["a1"]  # a3 is linked to a1, never to the purged a2
+    assert follower.catch_up() == 0
