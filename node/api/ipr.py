@@ -451,8 +451,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         for e in events:
             if e.type.startswith(ipr.EVENT_FAMILIES):
                 typed.append((e, e.type))
-            elif e.type == "record.withdrawn":
-                typed.append((e, "recordation.withdrawn?"))  # only a received recordation's
         if not typed:
             return
         holder = officer.role == RIGHTS_HOLDER
@@ -494,10 +492,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
                 row = recordations.get(e.record_id or "")
                 if row is None:
                     continue
-                if ty.endswith("?"):
-                    if row.direction != ipr.RECEIVED:
-                        continue  # the issuer's own withdrawal has its recordation.* event
-                    ty = ty[:-1]
                 if holder and row.holder_key != officer.holder_key:
                     continue
                 resource = f"{ipr.RECORDATIONS}/{row.recordation_id}"

@@ -148,6 +148,16 @@ def _index(w: Writer, stored: StoredRecord[R.Recordation]) -> None:
         ipr.event(w, f"recordation.{change}", stored.record_id, stored.origin_agency)
 
 
+def _withdrawn(w: Writer, record_id: str, issuer: str) -> None:
+    """A received copy withdrawn by its grantor: its state here, and the IPR event."""
+    w.conn.execute(
+        update(t.recordations)
+        .where(t.recordations.c.record_id == record_id)
+        .values(state="withdrawn")
+    )
+    ipr.event(w, "recordation.withdrawn", record_id, issuer)
+
+
 RECORDATION: Final[RecordKind[R.Recordation]] = RecordKind(
     name=ipr.RECORDATION_KIND,
     collection=ipr.RECORDATIONS,
@@ -158,6 +168,7 @@ RECORDATION: Final[RecordKind[R.Recordation]] = RecordKind(
     categories=lambda _r: [ipr.IPR_CATEGORY],
     expire_ms=_expire_ms,
     on_stored=_index,
+    on_withdrawn=_withdrawn,
 )
 
 #: Fields UpdateRecordation may change, and the engine-fixed ones it refuses.

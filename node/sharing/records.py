@@ -86,6 +86,8 @@ class RecordKind(Generic[M]):
     expire_ms: Callable[[M], int]
     #: told of every record stored or changed here, issued or received
     on_stored: Callable[[Writer, StoredRecord[M]], None] | None = None
+    #: told when the issuer withdraws a record received here: (writer, record id, issuer)
+    on_withdrawn: Callable[[Writer, str, str], None] | None = None
 
     def record_name(self, record_id: str) -> str:
         return f"{self.collection}/{record_id}"
@@ -657,6 +659,9 @@ class Records:
                 )
             )
             w.event("record.withdrawn", record_id=row.record_id, agency_id=inc.header.sender)
+            kind = self.kinds.get(row.kind)
+            if kind is not None and kind.on_withdrawn is not None:
+                kind.on_withdrawn(w, row.record_id, inc.header.sender)
         return Stored(record_id=row.record_id)
 
     def _on_receipt(self, w: Writer, inc: Incoming, refs: Sequence[str]) -> dict[str, Stored]:

@@ -770,6 +770,14 @@ identifiers = Table(
     Column("create_ms", BigInteger, nullable=False),
 )
 Index("ix_node_identifiers_record", identifiers.c.record_kind, identifiers.c.record_id)
+# the most recent holders of a key first (link.found names at most twenty; migration 0010)
+Index(
+    "ix_node_identifiers_key_time",
+    identifiers.c.key,
+    identifiers.c.create_ms,
+    identifiers.c.record_kind,
+    identifiers.c.record_id,
+)
 
 risk_hits = Table(
     "node_risk_hits",

@@ -210,7 +210,7 @@ def delivery_status(
         value = getattr(d, attr)
         if value is not None:
             getattr(status, field).CopyFrom(rec.ms_to_ts(value))
-    # the recipient's own times, to the microsecond (migration 0010)
+    # the recipient's own times, to the microsecond (migration 0011)
     for attr, field in (("acknowledged_us", "acknowledge_time"), ("last_hit_us", "hit_time")):
         value = getattr(d, attr)
         if value is not None:

@@ -194,7 +194,9 @@ def test_an_alert_a_treaty_reserves_waits_for_an_approver_who_is_not_its_author(
         assert sorted((p.alert.name, p.treaty_id) for p in pending) == sorted(
             [(alert.name, TASKFORCE), (held.name, TASKFORCE)]
         )
-        liaison_name = OfficerRegistry(nl.node.store.engine).authenticate(nl.tokens["liaison"]).name
+        registry = OfficerRegistry(nl.node.store.engine)
+        liaison_name = registry.authenticate(nl.tokens["liaison"]).name
+        registry.close()  # its lookup connection
         for p in pending:
             assert p.matched == ["wanted_person"]
             assert p.author == liaison_name

@@ -60,10 +60,10 @@ def test_upgrade_from_0005_keeps_alerts_events_and_received_envelopes(db_url: st
         engine.dispose()
 
 
-def test_upgrade_to_0010_turns_reported_times_into_microseconds(db_url: str) -> None:
+def test_upgrade_to_0011_turns_reported_times_into_microseconds(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        migrate.upgrade(engine, MIGRATIONS, "0009")
+        migrate.upgrade(engine, MIGRATIONS, "0010")
         with engine.begin() as conn:
             conn.execute(
                 text(
@@ -89,7 +89,7 @@ def test_upgrade_to_0010_turns_reported_times_into_microseconds(db_url: str) -> 
                     "('h2', 'a1', 'be-police', 'received', NULL, 'p', 'f', 1700)"
                 )
             )
-        migrate.upgrade(engine, MIGRATIONS, "0010")
+        migrate.upgrade(engine, MIGRATIONS, "0011")
 
         def read(sql: str) -> list[tuple[object, ...]]:
             with engine.connect() as conn:
@@ -106,7 +106,7 @@ def test_upgrade_to_0010_turns_reported_times_into_microseconds(db_url: str) -> 
         cfg = migrate.alembic_config(MIGRATIONS)
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0009")
+            command.downgrade(cfg, "0010")
         assert read("SELECT found_ms, reported_ms FROM node_hits ORDER BY hit_id") == [
             (1400, 1600),
             (None, 1700),

@@ -15,14 +15,14 @@ place (values times 1000), so no column holds a second copy of a time:
 ``ALTER TABLE ... RENAME COLUMN`` (SQLite 3.25+, PostgreSQL), not a batch
 copy: copying node_alerts would drop it, and its foreign keys cascade.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
