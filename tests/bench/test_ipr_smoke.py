@@ -25,7 +25,12 @@ def test_quick_run_finds_and_counts() -> None:
     for ms in report["search_ms"].values():
         assert 0 < ms["median"] <= ms["p95"]
     answers = report["statistics_answers"]
-    # every breakdown counts each of the 2,000 detentions once in its total
+    # every breakdown of the whole year counts each of the 2,000 detentions
+    # once in its total; the period cut 14 days into January and 17 days
+    # before the year's end holds about 334/365 of them (spread evenly)
+    cut = answers.pop("by month, cut period")
     assert {a["detentions"] for a in answers.values()} == {2000}
+    assert 1700 < cut["detentions"] < 1950
+    assert cut["rows"] == 12
     assert answers["by month"]["rows"] == 12
     assert answers["total"]["rows"] == 1

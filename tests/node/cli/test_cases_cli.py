@@ -172,7 +172,8 @@ def test_case_commands(cluster: Cluster, tmp_path: Path) -> None:
     assert "rule: categories" in result.output
     result = run(nl, "show", "not-a-case")
     assert result.exit_code == 2
-    assert "cases/{case_id}" in result.output
+    assert "name must look like cases/{id}" in result.output
+    assert "NAME_INVALID" in result.output
     result = CliRunner().invoke(cli, ["case", "list"], env={"INTELSHARE_NODE": ""})
     assert result.exit_code == 2
     assert "missing connection settings" in result.output
