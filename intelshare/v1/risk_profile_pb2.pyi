@@ -416,8 +416,9 @@ class RiskHit(_message.Message):
 
     @_builtins.property
     def related(self) -> _containers.RepeatedCompositeFieldContainer[Global___RelatedRecord]:
-        """Records this node holds that share an identifier with the hit (on Get
-        only; output only).
+        """Records this node holds that share an identifier with the hit and that
+        the caller may see: the 20 newest, newest first (on Get only; output
+        only).
         """
 
     def __init__(
