@@ -229,7 +229,7 @@ class Recordations:
             )
         clean = R.Recordation()
         clean.CopyFrom(recordation)
-        for output in ("state", "history", "extensions", "direction", "create_time"):
+        for output in ("state", "history", "extensions", "direction", "create_time", "related"):
             clean.ClearField(output)
         for output in ("update_time", "revision"):
             clean.ClearField(output)  # type: ignore[arg-type]
