@@ -260,6 +260,17 @@ def company_name(value: object, field: str = "name") -> str:
     return " ".join(words)
 
 
+def right_name(name: str) -> str:
+    """A brand or right name as compared: no accents, case, punctuation or extra spaces.
+
+    Not :func:`company_name`: a brand keeps words a company name drops
+    ("Co", "AG" can be part of a mark). "" when nothing is left.
+    """
+    decomposed = unicodedata.normalize("NFKD", name)
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return " ".join(re.split(r"[\W_]+", plain)).strip()
+
+
 def person_name(value: object, field: str = "name") -> str:
     """A person's name, normalised, its words sorted (order-insensitive)."""
     return " ".join(sorted(_name_words(value, field)))

@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from intelshare.v1 import envelope_pb2 as _envelope_pb2
+from intelshare.v1 import risk_profile_pb2 as _risk_profile_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -305,6 +306,7 @@ class Alert(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     RECEIVED_FIELD_NUMBER: _builtins.int
     PROVENANCE_FIELD_NUMBER: _builtins.int
+    RELATED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, "alerts/{alert_id}". For a received alert the id is the
     message id of the envelope that carried it, so the sender's delivery
@@ -388,6 +390,15 @@ class Alert(_message.Message):
         came from and the originator's consent.
         """
 
+    @_builtins.property
+    def related(self) -> _containers.RepeatedCompositeFieldContainer[_risk_profile_pb2.RelatedRecord]:
+        """Records this node holds that share an identifier with this one and
+        that the caller may see (what FindRelated answers for this record):
+        the 20 newest, newest first, one entry per shared identifier. Filled
+        on GetAlert only, never on list calls, and never sent to a partner
+        (output only).
+        """
+
     def __init__(
         self,
         *,
@@ -415,10 +426,11 @@ class Alert(_message.Message):
         revision: _builtins.int = ...,
         received: Global___ReceivedInfo | None = ...,
         provenance: Global___AlertProvenance | None = ...,
+        related: _abc.Iterable[_risk_profile_pb2.RelatedRecord] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "evaluation", b"evaluation", "expire_time", b"expire_time", "provenance", b"provenance", "received", b"received", "revoke_time", b"revoke_time", "subjects", b"subjects", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "create_time", b"create_time", "deliveries", b"deliveries", "description", b"description", "direction", b"direction", "evaluation", b"evaluation", "expire_time", b"expire_time", "handling", b"handling", "hits", b"hits", "kind", b"kind", "name", b"name", "origin_agency", b"origin_agency", "provenance", b"provenance", "received", b"received", "recipients", b"recipients", "revision", b"revision", "revoke_reason", b"revoke_reason", "revoke_time", b"revoke_time", "state", b"state", "subjects", b"subjects", "tlp", b"tlp", "treaty_id", b"treaty_id", "update_time", b"update_time", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "create_time", b"create_time", "deliveries", b"deliveries", "description", b"description", "direction", b"direction", "evaluation", b"evaluation", "expire_time", b"expire_time", "handling", b"handling", "hits", b"hits", "kind", b"kind", "name", b"name", "origin_agency", b"origin_agency", "provenance", b"provenance", "received", b"received", "recipients", b"recipients", "related", b"related", "revision", b"revision", "revoke_reason", b"revoke_reason", "revoke_time", b"revoke_time", "state", b"state", "subjects", b"subjects", "tlp", b"tlp", "treaty_id", b"treaty_id", "update_time", b"update_time", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -11,6 +11,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from intelshare.v1 import envelope_pb2 as _envelope_pb2
 from intelshare.v1 import recordation_pb2 as _recordation_pb2
+from intelshare.v1 import risk_profile_pb2 as _risk_profile_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -409,6 +410,7 @@ class Detention(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
     SAMPLE_REQUESTS_FIELD_NUMBER: _builtins.int
+    RELATED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, "detentions/{detention_id}"."""
     origin_country: _builtins.str
@@ -493,6 +495,15 @@ class Detention(_message.Message):
         RequestDetentionSamples).
         """
 
+    @_builtins.property
+    def related(self) -> _containers.RepeatedCompositeFieldContainer[_risk_profile_pb2.RelatedRecord]:
+        """Records this node holds that share an identifier with this one and
+        that the caller may see (what FindRelated answers for this record):
+        the 20 newest, newest first, one entry per shared identifier. Filled
+        on GetDetention only, never on list calls, and never sent to a partner
+        (output only).
+        """
+
     def __init__(
         self,
         *,
@@ -519,10 +530,11 @@ class Detention(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         revision: _builtins.int = ...,
         sample_requests: _abc.Iterable[Global___SampleRequest] | None = ...,
+        related: _abc.Iterable[_risk_profile_pb2.RelatedRecord] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "detain_time", b"detain_time", "notify_time", b"notify_time", "parties", b"parties", "transport", b"transport", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "customs_office", b"customs_office", "deadlines", b"deadlines", "destination_country", b"destination_country", "detain_time", b"detain_time", "detaining_agency", b"detaining_agency", "goods", b"goods", "history", b"history", "internal_notes", b"internal_notes", "name", b"name", "notify_time", b"notify_time", "origin_country", b"origin_country", "parties", b"parties", "parties_disclosed", b"parties_disclosed", "perishable", b"perishable", "procedure", b"procedure", "recordations", b"recordations", "revision", b"revision", "sample_requests", b"sample_requests", "state", b"state", "suggested_recordations", b"suggested_recordations", "transport", b"transport", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "customs_office", b"customs_office", "deadlines", b"deadlines", "destination_country", b"destination_country", "detain_time", b"detain_time", "detaining_agency", b"detaining_agency", "goods", b"goods", "history", b"history", "internal_notes", b"internal_notes", "name", b"name", "notify_time", b"notify_time", "origin_country", b"origin_country", "parties", b"parties", "parties_disclosed", b"parties_disclosed", "perishable", b"perishable", "procedure", b"procedure", "recordations", b"recordations", "related", b"related", "revision", b"revision", "sample_requests", b"sample_requests", "state", b"state", "suggested_recordations", b"suggested_recordations", "transport", b"transport", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from intelshare.v1 import envelope_pb2 as _envelope_pb2
+from intelshare.v1 import risk_profile_pb2 as _risk_profile_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -179,6 +180,7 @@ class Recordation(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    RELATED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, "recordations/{recordation_id}". For a received copy the
     id is the grantor's, so that a detention report naming it links to the
@@ -252,6 +254,15 @@ class Recordation(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When this node last changed it (output only)."""
 
+    @_builtins.property
+    def related(self) -> _containers.RepeatedCompositeFieldContainer[_risk_profile_pb2.RelatedRecord]:
+        """Records this node holds that share an identifier with this one and
+        that the caller may see (what FindRelated answers for this record):
+        the 20 newest, newest first, one entry per shared identifier. Filled
+        on GetRecordation only, never on list calls, and never sent to a partner
+        (output only).
+        """
+
     def __init__(
         self,
         *,
@@ -275,10 +286,11 @@ class Recordation(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         revision: _builtins.int = ...,
+        related: _abc.Iterable[_risk_profile_pb2.RelatedRecord] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "grant_time", b"grant_time", "holder", b"holder", "supply_chain", b"supply_chain", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agencies", b"agencies", "authenticity_features", b"authenticity_features", "create_time", b"create_time", "direction", b"direction", "expire_time", b"expire_time", "extensions", b"extensions", "goods", b"goods", "grant_time", b"grant_time", "handling", b"handling", "history", b"history", "holder", b"holder", "internal_notes", b"internal_notes", "name", b"name", "origin_agency", b"origin_agency", "revision", b"revision", "rights", b"rights", "state", b"state", "supply_chain", b"supply_chain", "tlp", b"tlp", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agencies", b"agencies", "authenticity_features", b"authenticity_features", "create_time", b"create_time", "direction", b"direction", "expire_time", b"expire_time", "extensions", b"extensions", "goods", b"goods", "grant_time", b"grant_time", "handling", b"handling", "history", b"history", "holder", b"holder", "internal_notes", b"internal_notes", "name", b"name", "origin_agency", b"origin_agency", "related", b"related", "revision", b"revision", "rights", b"rights", "state", b"state", "supply_chain", b"supply_chain", "tlp", b"tlp", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

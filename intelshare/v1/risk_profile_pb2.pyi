@@ -416,8 +416,9 @@ class RiskHit(_message.Message):
 
     @_builtins.property
     def related(self) -> _containers.RepeatedCompositeFieldContainer[Global___RelatedRecord]:
-        """Records this node holds that share an identifier with the hit (on Get
-        only; output only).
+        """Records this node holds that share an identifier with the hit and that
+        the caller may see: the 20 newest, newest first (on Get only; output
+        only).
         """
 
     def __init__(
@@ -493,10 +494,14 @@ class SubjectMatch(_message.Message):
     RECORDS_FIELD_NUMBER: _builtins.int
     role: _builtins.str
     """Where it was in the declaration: container, vessel, vehicle,
-    consignor, consignee, gtin or identifier.
+    consignor, consignee, gtin, hs_code (the HS code's subheading is one
+    of a recordation's goods), brand (one of a recordation's right names)
+    or identifier.
     """
     key: _builtins.str
-    """The identifier key, e.g. "iso6346:MSCU1234566"."""
+    """The identifier key, e.g. "iso6346:MSCU1234566", "hs:640411" or
+    "right:acme".
+    """
     @_builtins.property
     def records(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The records whose subject it is, e.g. "alerts/..." or

@@ -242,6 +242,7 @@ class Declaration(_message.Message):
     VALUE_FIELD_NUMBER: _builtins.int
     NET_MASS_KG_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
+    BRAND_FIELD_NUMBER: _builtins.int
     line: _builtins.int
     """The client's own number for it (e.g. its line in a file), echoed in
     the result.
@@ -288,6 +289,10 @@ class Declaration(_message.Message):
     """Net mass in kilograms."""
     quantity: _builtins.float
     """Quantity in supplementary units."""
+    brand: _builtins.str
+    """The brand or trade mark the goods bear, as marked (at most 200
+    characters): screened against the right names of recordations.
+    """
     @_builtins.property
     def containers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """ISO 6346 container numbers (at most 100)."""
@@ -326,10 +331,11 @@ class Declaration(_message.Message):
         value: _builtins.float | None = ...,
         net_mass_kg: _builtins.float | None = ...,
         quantity: _builtins.float | None = ...,
+        brand: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_net_mass_kg", b"_net_mass_kg", "_quantity", b"_quantity", "_value", b"_value", "net_mass_kg", b"net_mass_kg", "quantity", b"quantity", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_net_mass_kg", b"_net_mass_kg", "_quantity", b"_quantity", "_value", b"_value", "consignee_eori", b"consignee_eori", "consignee_name", b"consignee_name", "consignee_vat", b"consignee_vat", "consignor_eori", b"consignor_eori", "consignor_name", b"consignor_name", "consignor_vat", b"consignor_vat", "containers", b"containers", "discharge_port", b"discharge_port", "dispatch_country", b"dispatch_country", "gtins", b"gtins", "hs_code", b"hs_code", "identifiers", b"identifiers", "line", b"line", "loading_port", b"loading_port", "net_mass_kg", b"net_mass_kg", "origin_country", b"origin_country", "quantity", b"quantity", "reference", b"reference", "transport_mode", b"transport_mode", "value", b"value", "vehicle_country", b"vehicle_country", "vehicle_plate", b"vehicle_plate", "vessel_imo", b"vessel_imo"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_net_mass_kg", b"_net_mass_kg", "_quantity", b"_quantity", "_value", b"_value", "brand", b"brand", "consignee_eori", b"consignee_eori", "consignee_name", b"consignee_name", "consignee_vat", b"consignee_vat", "consignor_eori", b"consignor_eori", "consignor_name", b"consignor_name", "consignor_vat", b"consignor_vat", "containers", b"containers", "discharge_port", b"discharge_port", "dispatch_country", b"dispatch_country", "gtins", b"gtins", "hs_code", b"hs_code", "identifiers", b"identifiers", "line", b"line", "loading_port", b"loading_port", "net_mass_kg", b"net_mass_kg", "origin_country", b"origin_country", "quantity", b"quantity", "reference", b"reference", "transport_mode", b"transport_mode", "value", b"value", "vehicle_country", b"vehicle_country", "vehicle_plate", b"vehicle_plate", "vessel_imo", b"vessel_imo"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__net_mass_kg: _TypeAlias = _typing.Literal["net_mass_kg"]  # noqa: Y015
     _WhichOneofArgType__net_mass_kg: _TypeAlias = _typing.Literal["_net_mass_kg", b"_net_mass_kg"]  # noqa: Y015

@@ -59,6 +59,7 @@ def to_message(d: Declaration, line: int) -> S.Declaration:
         transport_mode=d.transport_mode,
         containers=list(d.containers),
         gtins=list(d.gtins),
+        brand=d.brand,
         vessel_imo=d.vessel_imo,
         identifiers=list(d.identifiers),
     )

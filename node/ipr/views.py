@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -299,14 +298,8 @@ def hs_key(code: str) -> str:
 
 
 def right_name_key(name: str) -> str:
-    """A brand or right name as compared: no accents, case, punctuation or extra spaces.
-
-    Not :func:`intelshare.identifiers.company_name`: a brand keeps words a
-    company name drops ("Co", "AG" can be part of a mark).
-    """
-    decomposed = unicodedata.normalize("NFKD", name)
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    return " ".join(re.split(r"[\W_]+", plain)).strip()
+    """A brand or right name as compared (:func:`intelshare.identifiers.right_name`)."""
+    return identifiers.right_name(name)
 
 
 def index_keys(recordation: recordation_pb2.Recordation) -> frozenset[tuple[str, str]]:

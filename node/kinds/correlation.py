@@ -362,22 +362,6 @@ def keys_of_records(items: Iterable[tuple[str, str]]) -> list[str]:
 # --- FindRelated ---------------------------------------------------------------------------
 
 
-def _visible(conn: Connection, officer_id: str, role: str, rows: list[Any]) -> list[Any]:
-    """The rows the officer may see: an analyst sees case entries of its own cases only."""
-    if role != "analyst":
-        return rows
-    cases = {r.scope for r in rows if r.record_kind == "case_entry" and r.scope}
-    mine: set[str] = set()
-    if cases:
-        co = t.case_officers
-        mine = set(
-            conn.execute(
-                select(co.c.case_id).where(co.c.case_id.in_(cases), co.c.officer_id == officer_id)
-            ).scalars()
-        )
-    return [r for r in rows if r.record_kind != "case_entry" or r.scope in mine]
-
-
 def find_related(
     store: Store,
     officer_id: str,
@@ -420,7 +404,7 @@ def find_related(
                         t.identifiers.c.record_id == found[1],
                     )
                 ).all()
-                if not _visible(w.conn, officer_id, role, list(rows)):
+                if not index.visible(w.conn, officer_id, role, list(rows)):
                     found = None
             if found is None:
                 raise NotFoundError(
@@ -435,7 +419,7 @@ def find_related(
             batch = index.related(w.conn, keys, exclude=exclude, after=cursor, limit=size + 1)
             if not batch:
                 break
-            rows.extend(_visible(w.conn, officer_id, role, batch))
+            rows.extend(index.visible(w.conn, officer_id, role, batch))
             last = batch[-1]
             cursor = (last.create_ms, last.record_kind, last.record_id, last.key, last.role)
             if len(batch) < size + 1:

@@ -44,6 +44,7 @@ from node.ipr.lifecycle import Actor
 from node.kinds import ipr_common as ipr
 from node.schema.alert import ts_to_ms
 from node.sharing.records import RecordKind, Records, StoredRecord
+from node.storage import identifiers as related
 from node.storage import tables as t
 from node.storage.officers import RIGHTS_HOLDER, Officer
 from node.storage.store import Store, Writer, now_ms
@@ -228,7 +229,7 @@ class Recordations:
             )
         clean = R.Recordation()
         clean.CopyFrom(recordation)
-        for output in ("state", "history", "extensions", "direction", "create_time"):
+        for output in ("state", "history", "extensions", "direction", "create_time", "related"):
             clean.ClearField(output)
         for output in ("update_time", "revision"):
             clean.ClearField(output)  # type: ignore[arg-type]
@@ -473,7 +474,9 @@ class Recordations:
         ident = ipr.parse_name(name, ipr.RECORDATIONS)
         with self.store.write() as w:
             held = self._held(w, ident)
-            shown = self._shown(officer, held)
+            shown = R.Recordation()
+            shown.CopyFrom(self._shown(officer, held))  # the held message stays as stored
+            related.add_related(w.conn, officer, "recordation", held.record_id, shown.related)
             if held.direction == ipr.RECEIVED or officer.role == RIGHTS_HOLDER:
                 w.audit(
                     "read",

@@ -55,6 +55,7 @@ _TEXT = (
     "vessel_imo",
     "vehicle_plate",
     "vehicle_country",
+    "brand",
 )
 _LISTS = ("containers", "gtins", "identifiers")
 _NUMBERS = ("value", "net_mass_kg", "quantity")

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from sqlalchemy import (
     Connection,
     Row,
@@ -47,7 +48,10 @@ from sqlalchemy import (
 )
 
 from intelshare.db import Statement
+from intelshare.v1.risk_profile_pb2 import RelatedRecord
+from node.schema.related import related_proto
 from node.storage import tables as t
+from node.storage.officers import Officer, Permission
 from node.storage.store import Writer, now_ms
 
 #: A record's ``link.found`` events at most (a container in a thousand records is one link).
@@ -330,3 +334,87 @@ def related(
     if after is not None:
         query = query.where(tuple_(*order) > tuple_(*after))
     return list(conn.execute(query.order_by(*order).limit(limit)).all())
+
+
+#: Related records given with a single-record read (GetAlert, GetRecordation, GetDetention).
+RELATED_ON_READ = 20
+
+
+def visible(conn: Connection, officer_id: str, role: str, rows: list[Any]) -> list[Any]:
+    """The rows the officer may see: an analyst sees case entries of its own cases only.
+
+    The one access rule of the index, for FindRelated and for the
+    ``related`` list of every record read alike.
+    """
+    if role != "analyst":
+        return rows
+    cases = {r.scope for r in rows if r.record_kind == "case_entry" and r.scope}
+    mine: set[str] = set()
+    if cases:
+        co = t.case_officers
+        mine = set(
+            conn.execute(
+                select(co.c.case_id).where(co.c.case_id.in_(cases), co.c.officer_id == officer_id)
+            ).scalars()
+        )
+    return [r for r in rows if r.record_kind != "case_entry" or r.scope in mine]
+
+
+def related_for_read(
+    conn: Connection,
+    officer_id: str,
+    role: str,
+    record_kind: str,
+    record_id: str,
+    *,
+    limit: int = RELATED_ON_READ,
+) -> list[Row[Any]]:
+    """The ``related`` list of one record read: what shares one of its keys, newest first.
+
+    At most ``limit`` rows (one per shared key and role), only those
+    :func:`visible` to the officer; read backwards along the index's time
+    order a page at a time, so a key held by thousands of records costs a
+    few pages. Empty for a record the index does not hold (yet: the
+    correlation follower indexes records a commit after they are written).
+    """
+    keys = keys_of(conn, record_kind, record_id)
+    if not keys:
+        return []
+    i = t.identifiers
+    order = (i.c.create_ms, i.c.record_kind, i.c.record_id, i.c.key, i.c.role)
+    query = select(i).where(
+        i.c.key.in_(keys), ~and_(i.c.record_kind == record_kind, i.c.record_id == record_id)
+    )
+    out: list[Row[Any]] = []
+    before: tuple[Any, ...] | None = None
+    while len(out) < limit:
+        page = query if before is None else query.where(tuple_(*order) < tuple_(*before))
+        batch = list(conn.execute(page.order_by(*(c.desc() for c in order)).limit(limit + 1)).all())
+        out.extend(visible(conn, officer_id, role, batch))
+        if len(batch) <= limit:
+            break
+        last = batch[-1]
+        before = (last.create_ms, last.record_kind, last.record_id, last.key, last.role)
+    return out[:limit]
+
+
+def add_related(
+    conn: Connection,
+    officer: Officer,
+    record_kind: str,
+    record_id: str,
+    into: RepeatedCompositeFieldContainer[RelatedRecord],
+) -> None:
+    """Fill a record's ``related`` field on a single-record read (never on a list).
+
+    Only for an officer who may read the node's records (FindRelated's own
+    permission): a rights holder reading its recordation learns nothing of
+    the alerts or detentions that share its identifiers.
+    """
+    if officer.can(Permission.READ):
+        into.extend(
+            related_proto(row)
+            for row in related_for_read(
+                conn, officer.officer_id, officer.role, record_kind, record_id
+            )
+        )

@@ -39,6 +39,7 @@ MAX_CONTAINERS = 100
 MAX_GTINS = 1000
 MAX_IDENTIFIERS = 100
 MAX_REFERENCE = 64
+MAX_BRAND = 200
 
 REQUIRED = ("reference", "hs_code")
 
@@ -60,6 +61,7 @@ COLUMNS: dict[str, str] = {
     "consignee_name": "the consignee's name",
     "containers": "ISO 6346 container numbers, separated by ';'",
     "gtins": "GTINs of the goods (8, 12, 13 or 14 digits), separated by ';'",
+    "brand": "the brand or trade mark the goods bear, as marked (at most 200 characters)",
     "vessel_imo": "the IMO number of the vessel",
     "vehicle_plate": "the registration plate of the vehicle crossing the border",
     "vehicle_country": "the country of that registration, ISO 3166-1 alpha-2",
@@ -93,6 +95,8 @@ class Declaration:
     containers: tuple[str, ...] = ()
     #: GTIN-14s (the keys are ``gtin:`` + number)
     gtins: tuple[str, ...] = ()
+    #: the brand the goods bear, compared as a right name (``right:`` + it is its key)
+    brand: str = ""
     vessel_imo: str = ""
     #: the vehicle's plate key (``plate:NL:AB123C``)
     vehicle: str = ""
@@ -119,6 +123,10 @@ class Declaration:
         keys += [("consignor", k) for k in self.consignor]
         keys += [("consignee", k) for k in self.consignee]
         keys += [("gtin", f"gtin:{g}") for g in self.gtins]
+        if self.hs_code:  # the 6-digit subheading a recordation's goods are filed under
+            keys.append(("hs_code", f"hs:{self.hs_code[:6]}"))
+        if self.brand:
+            keys.append(("brand", f"right:{self.brand}"))
         keys += [("identifier", k) for k in self.identifiers]
         return keys
 
@@ -243,6 +251,12 @@ def _hs_code(value: str) -> str:
     return code
 
 
+def _brand(value: str) -> str:
+    if len(value) > MAX_BRAND:
+        raise ValueError(f"at most {MAX_BRAND} characters")
+    return identifiers.right_name(value)
+
+
 def _port(value: str) -> str:
     code = value.replace(" ", "").upper()
     found = _LOCODE.fullmatch(code)
@@ -293,6 +307,7 @@ def declaration_from_fields(row: Mapping[str, object]) -> Declaration:
         consignee=_party(fields, "consignee"),
         containers=fields.items("containers", identifiers.container_number, MAX_CONTAINERS),
         gtins=fields.items("gtins", identifiers.gtin, MAX_GTINS),
+        brand=fields.text("brand", _brand),
         vessel_imo=fields.text("vessel_imo", identifiers.imo_number),
         vehicle=vehicle,
         identifiers=fields.items("identifiers", identifiers.parse_key, MAX_IDENTIFIERS),

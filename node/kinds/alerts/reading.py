@@ -38,6 +38,7 @@ from node.kinds.alerts.db import (
 )
 from node.kinds.reviews import HELD
 from node.schema import alert as rec
+from node.storage import identifiers as related
 from node.storage import tables as t
 from node.storage.officers import Officer
 from node.storage.store import now_ms
@@ -52,6 +53,7 @@ class AlertReading(AlertCore):
         alert_id = parse_name(name)
         with self.store.write() as w:
             alert = self._load(w.conn, alert_id)
+            related.add_related(w.conn, officer, "alert", alert_id, alert.related)
             if alert.direction == alert_pb2.ALERT_DIRECTION_RECEIVED:
                 w.audit_reads(officer.officer_id, "alert_ids", [alert_id], method="GetAlert")
         return alert

@@ -63,6 +63,7 @@ class DetentionChanges(DetentionCore):
             "update_time",
             "revision",
             "sample_requests",
+            "related",
         ):
             clean.ClearField(output)
         clean.name = f"{ipr.DETENTIONS}/{detention_id}"

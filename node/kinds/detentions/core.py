@@ -230,7 +230,7 @@ def deadline_label(state: int) -> str:
 def stored_form(detention: D.Detention) -> D.Detention:
     kept = D.Detention()
     kept.CopyFrom(detention)
-    for output in ("create_time", "update_time", "revision"):
+    for output in ("create_time", "update_time", "revision", "related"):
         kept.ClearField(output)
     return kept
 

@@ -19,6 +19,7 @@ from node.kinds import ipr_common as ipr
 from node.kinds import ipr_stats
 from node.kinds.detentions.core import DetentionCore, build_detention, state_label
 from node.schema.alert import ts_to_ms
+from node.storage import identifiers as related
 from node.storage import tables as t
 from node.storage.officers import RIGHTS_HOLDER, Officer
 
@@ -32,7 +33,9 @@ class DetentionReading(DetentionCore):
     def get(self, officer: Officer, name: str) -> D.Detention:
         """One detention (to a rights holder: its view, HOLDER_MISMATCH if not its own)."""
         with self.store.write() as w:
-            shown = self._shown(w, officer, ipr.parse_name(name, ipr.DETENTIONS))
+            detention_id = ipr.parse_name(name, ipr.DETENTIONS)
+            shown = self._shown(w, officer, detention_id)
+            related.add_related(w.conn, officer, "detention", detention_id, shown.related)
             w.audit(
                 "detention_read",
                 {"officer_id": officer.officer_id, "detentions": [shown.name]},

@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from intelshare import errors
 from intelshare.v1 import risk_profile_pb2
 from node.schema.alert import ms_to_ts, ts_to_ms
+from node.schema.related import related_proto as related_proto
 from node.sharing.records import (
     ISSUED,
     RECEIVED,
@@ -286,18 +287,6 @@ def validate_hit(h: P.RiskHit) -> None:
     if v:
         first, what = next(iter(v.items()))
         raise errors.FieldInvalid(f"{first}: {what}", violations=v)
-
-
-def related_proto(row: Any) -> P.RelatedRecord:
-    return P.RelatedRecord(
-        name=row.record_name,
-        kind=row.record_kind,
-        key=row.key,
-        role=row.role,
-        direction=DIRECTIONS.get(row.direction, 0),  # type: ignore[arg-type]
-        origin_agency=row.origin_agency,
-        create_time=ms_to_ts(row.create_ms),
-    )
 
 
 def validity_now(days: int = 30) -> tuple[Timestamp, Timestamp]:

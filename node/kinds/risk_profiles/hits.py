@@ -117,8 +117,9 @@ class HitOperations(RiskCore):
                 select(t.risk_hits).where(t.risk_hits.c.record_id == record_id)
             ).first()
             h = self.hit_proto(w.conn, row, facts)
-            keys = index.keys_of(w.conn, HIT_KIND, record_id)
-            for rel in index.related(w.conn, keys, exclude=(HIT_KIND, record_id), limit=50):
+            for rel in index.related_for_read(
+                w.conn, officer.officer_id, officer.role, HIT_KIND, record_id
+            ):
                 h.related.append(related_proto(rel))
             if row.direction == RECEIVED:
                 w.audit(

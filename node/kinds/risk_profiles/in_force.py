@@ -13,11 +13,12 @@ import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, case, func, select
 
 from intelshare import errors
+from node.ipr import views
 from node.kinds.risk_profiles.forms import (
     ACTION_BY_NAME,
     DAY_MS,
@@ -64,6 +65,10 @@ class Snapshot:
 
 
 _IN_FORCE_RECORDATION = ("granted", "extended")
+#: a recordation's search keys watched (node_recordation_keys.key_type), and the prefix of
+#: their watch key: a declaration's GTINs, HS subheading and brand are looked up under these
+#: (node.targeting.declarations.Declaration.identifier_keys)
+_RECORDATION_WATCH: Final = {views.GTIN: "gtin", views.HS_CODE: "hs", views.RIGHT_NAME: "right"}
 
 
 @dataclass
@@ -171,16 +176,18 @@ class InForce:
             watch.setdefault(key, []).append(f"alerts/{alert_id}")
             boundary = min(boundary, int(expire))
         rc, rk = t.recordations, t.recordation_keys
-        for gtin, recordation_id, expire in conn.execute(
-            select(rk.c.key, rc.c.recordation_id, rc.c.expire_ms)
+        for key_type, key, recordation_id, expire in conn.execute(
+            select(rk.c.key_type, rk.c.key, rc.c.recordation_id, rc.c.expire_ms)
             .join(rc, rc.c.record_id == rk.c.record_id)
             .where(
-                rk.c.key_type == "gtin",
+                rk.c.key_type.in_(_RECORDATION_WATCH),
                 rc.c.state.in_(_IN_FORCE_RECORDATION),
                 rc.c.expire_ms > at,
             )
         ):
-            watch.setdefault(f"gtin:{gtin}", []).append(f"recordations/{recordation_id}")
+            watch.setdefault(f"{_RECORDATION_WATCH[key_type]}:{key}", []).append(
+                f"recordations/{recordation_id}"
+            )
             boundary = min(boundary, int(expire))
         return Snapshot(
             matcher=IndexedMatcher(profiles, {k: sorted(set(v)) for k, v in watch.items()}),

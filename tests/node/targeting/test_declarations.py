@@ -66,6 +66,7 @@ def test_a_full_csv_row_is_read_in_canonical_form() -> None:
         ("consignee", "vat:DE136695976"),
         ("consignee", "company:globex"),
         ("gtin", "gtin:00036000291452"),
+        ("hs_code", "hs:300490"),  # looked up among recordations' subheadings
         ("identifier", "passport:DE:C01X00T47"),
     ]
 
