@@ -596,6 +596,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run, figures meaningless")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default=None)
+    parser.add_argument(
+        "--sizes",
+        default=",".join(str(n) for n in SIZES),
+        help="stored objects, smaller then larger (default %(default)s)",
+    )
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--duration", type=float, default=DURATION)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
@@ -606,9 +611,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_medallion:
         serve_medallion(args.serve_medallion, args.port)
         return 0
+    small, large = (int(n) for n in args.sizes.split(","))
     result = run(
         quick=args.quick,
         backend=args.backend,
+        sizes=(small, large),
         concurrency=args.concurrency,
         duration=args.duration,
         rounds=args.rounds,

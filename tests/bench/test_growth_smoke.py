@@ -49,9 +49,7 @@ def test_seeded_database_is_what_a_node_would_hold(tmp_path) -> None:  # type: i
     doc = h.treaty("seed-test", agencies)
     fed = devfed.build(tmp_path / "fed", h.agency_specs(agencies), [doc])
     url = f"sqlite:///{tmp_path / 'node.db'}"
-    config = h.write_yaml(
-        tmp_path / "node.yaml", "node", h.node_values(fed, "nl-customs", url, 1, tmp_path)
-    )
+    config = h.write_yaml(tmp_path / "node.yaml", "node", h.node_values(fed, "nl-customs", url, 1))
     h.prepare_node_db(config)
     directory = verify_directory(
         fed.directory_file.read_bytes(), Anchor.load(fed.anchor_file), now=datetime.now(UTC)
