@@ -58,9 +58,9 @@ def _envelope(r: dict[str, Any]) -> Headline:
         key=lambda oc: oc[1][oc[0]]["ratio"],
     )
     x = case[op]
-    where = f"{case['recipients']} recipients, {case['payload_bytes'] // 1024} KiB"
+    where = f"{case['recipients']} recipient(s), {case['payload_bytes'] // 1024} KiB"
     return (
-        f"{op} {x['us']:.0f} µs ({where}; the worst ratio of 18 cases)",
+        f"{op} {x['us']:.0f} µs ({where}; the worst ratio of {3 * len(r['cases'])})",
         f"its cryptographic primitives {x['primitives_us']:.0f} µs",
         f"ratio {x['ratio']:.2f}: our work on top of the crypto (target ≤ {target})",
     )
@@ -504,22 +504,16 @@ def figures(bench: Bench, result: dict[str, Any]) -> str:
     return _table_lines(module.report(result))
 
 
-def section(bench: Bench, result: dict[str, Any] | None, sizes: str) -> str:
-    args = bench.full_args if sizes == "full" else bench.run_args
-    command = " ".join(["python -m", bench.module, *args])
+def section(bench: Bench, result: dict[str, Any] | None) -> str:
     parts = [f"### {bench.name}", "", f"`bench/{bench.name}.py`: {bench.method}", ""]
-    if bench.run_args:
-        parts += [
-            f"This run: `{command}`"
-            + (
-                f" (full sizes: `{' '.join(bench.full_args)}`)."
-                if sizes != "full"
-                else f" (reduced for `make bench`: `{' '.join(bench.run_args)}`)."
-            ),
-            "",
-        ]
-    else:
-        parts += [f"This run: `{command}` (the bench's own sizes).", ""]
+    sizes = (
+        f"`make bench` reduces its sizes (`{' '.join(bench.run_args)}`); full sizes "
+        f"(`--full`): `{' '.join(bench.full_args)}`."
+        if bench.run_args
+        else "`make bench` runs it at its own sizes."
+    )
+    ran = " ".join(result["argv"]) if result and result.get("argv") else None
+    parts += [(f"This run: `python -m {ran}`. " if ran else "") + sizes, ""]
     if result is None:
         return "\n".join([*parts, "Not run."])
     if "error" in result:
@@ -579,9 +573,8 @@ machine move from run to run. Run one bench alone with
 
 
 def readme(results: dict[str, dict[str, Any]], machine: dict[str, Any], run: dict[str, Any]) -> str:
-    sizes = "full" if run.get("sizes") == "full" else "reduced"
     parts = [HEADER, "", "## Machine and run", "", *machine_lines(machine, run)]
     parts += ["", "## Summary", "", *summary(results), "", "## Method and figures per bench"]
     for b in BENCHES:
-        parts += ["", section(b, results.get(b.name), sizes)]
+        parts += ["", section(b, results.get(b.name))]
     return "\n".join(parts).rstrip() + "\n"
