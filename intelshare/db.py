@@ -270,7 +270,8 @@ def pg_cursor(conn: Connection) -> Iterator[Any]:
     """A psycopg cursor on ``conn``'s connection, its errors raised as SQLAlchemy's.
 
     For the hottest statements on PostgreSQL: SQLAlchemy's execute costs
-    several times the CPU of psycopg's for a short statement. The statement runs in ``conn``'s transaction (psycopg
+    several times the CPU of psycopg's for a short UPDATE. The
+    statement runs in ``conn``'s transaction (psycopg
     begins it with the first statement; ``conn``'s commit or rollback ends
     it). A driver error is wrapped as SQLAlchemy wraps it (``IntegrityError``,
     ``OperationalError`` with the driver's error as ``orig``, without bound
