@@ -20,11 +20,19 @@ written by the node's own writers, in transactions of many alerts each:
   owed are sealed and queued by the node's receipt batcher and recorded as
   accepted like the issued alerts.
 
+Then the node's followers catch up as they would have in the meantime: the
+identifier index (:meth:`Correlator.catch_up`) and the notifier's
+confirmation of every event (:meth:`Store.mark_notified`), so that a node
+started on the database has no backlog of its own to work through.
+
 The audit log, the event counter and every index are therefore exactly what
-the node keeps after that traffic. What differs from months of real
-traffic: every row is created now (creation times a few seconds or minutes
-apart, not spread over months), and the issued alerts' deliveries stay
-*accepted* (no receipt from the partner comes back).
+the node keeps after that traffic. Each alert is the caller's alert with
+subjects of its own (a person, passport, container and company numbered
+after it: real traffic is not thousands of alerts about one container, and
+the identifier index links alerts sharing a subject). What differs from
+months of real traffic: every row is created now (creation times a few
+seconds or minutes apart, not spread over months), and the issued alerts'
+deliveries stay *accepted* (no receipt from the partner comes back).
 
 The node must not be running while its database is seeded.
 """
@@ -36,6 +44,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from stdnum import iso6346
 
 from intelshare.devfed import LocalFederation
 from intelshare.envelope import HeaderFields, lookup_recipient_keys, seal
@@ -71,20 +81,35 @@ def _settle_outbox(node: Node) -> int:
     return settled
 
 
-def _issue(node: Node, alert: alert_pb2.Alert, count: int) -> None:
+def numbered(alert: alert_pb2.Alert, n: int) -> alert_pb2.Alert:
+    """``alert`` with subjects of its own: every identifier numbered after ``n``."""
+    out = alert_pb2.Alert()
+    out.CopyFrom(alert)
+    for person in out.subjects.persons:
+        person.name = f"{person.name} {n}"
+        if person.passport_number:
+            person.passport_number = f"NX{n % 10**7:07d}"
+    for container in out.subjects.containers:
+        serial = f"{container.number[:4]}{n % 10**6:06d}"
+        container.number = serial + str(iso6346.calc_check_digit(serial))
+    for company in out.subjects.companies:
+        company.name = f"{company.name} {n}"
+    return out
+
+
+def _issue(node: Node, alert: alert_pb2.Alert, count: int, first: int) -> None:
     officer, _token = OfficerRegistry(node.store.engine).add(f"seeder-{time.time_ns()}", "liaison")
     for start in range(0, count, BATCH):
         with node.store.write() as w:
-            for _ in range(min(BATCH, count - start)):
-                node.alerts.issue(w, officer, alert)
+            for n in range(start, min(start + BATCH, count)):
+                node.alerts.issue(w, officer, numbered(alert, first + n))
 
 
 def _receive(
-    node: Node, fed: LocalFederation, partner: str, alert: alert_pb2.Alert, count: int
+    node: Node, fed: LocalFederation, partner: str, alert: alert_pb2.Alert, count: int, first: int
 ) -> None:
     """``count`` alerts from ``partner``, sealed with its keys, through the inbound path."""
     treaty = fed.signed_treaty(alert.recipients[0].treaty_id).treaty
-    payload = canonical_bytes(redact(rec.alert_to_record(alert), treaty, "alert"))
     keys = fed.agencies[partner].keys
     agency = node.config.agency_id
     recipient_keys = lookup_recipient_keys(node.trust.directory, [agency])
@@ -94,7 +119,9 @@ def _receive(
     sequence = node.inbound.cursor()
     for start in range(0, count, BATCH):
         entries = []
-        for _ in range(min(BATCH, count - start)):
+        for n in range(start, min(start + BATCH, count)):
+            record = rec.alert_to_record(numbered(alert, first + n))
+            payload = canonical_bytes(redact(record, treaty, "alert"))
             now = datetime.now(UTC)
             fields = HeaderFields(
                 sender=partner,
@@ -138,10 +165,15 @@ def seed(
     started = time.perf_counter()
     node = _node(config, fed, alert.recipients[0].treaty_id)
     try:
+        first = node.store.head_seq()  # numbers not used by an earlier seeding
         received = count // 2
-        _receive(node, fed, partner, alert, received)
-        _issue(node, alert, count - received)
+        _receive(node, fed, partner, alert, received, first)
+        _issue(node, alert, count - received, first + received)
         settled = _settle_outbox(node)
+        assert node.correlator is not None
+        node.correlator.catch_up()
+        while events := node.store.unnotified(1000):
+            node.store.mark_notified([e.seq for e in events])
         engine = node.store.engine
         if engine.dialect.name == "postgresql":
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -64,6 +64,10 @@ def test_seeded_database_is_what_a_node_would_hold(tmp_path) -> None:  # type: i
             assert count(t.received) == 5
             assert count(t.outbound, t.outbound.c.state != "accepted") == 0
             assert count(t.events) == 11
+            assert count(t.events, t.events.c.notified_ms.is_(None)) == 0  # the relay's work done
+            # the identifier index is up to date: each alert has subjects of its own
+            held = select(func.count(func.distinct(t.identifiers.c.record_id)))
+            assert conn.execute(held).scalar_one() == 11
         audit = AuditLog(engine, "nl-customs", keys.signing, keys.signing_key_id)
         audit.sign_head()  # a head over the seeded log, then the whole log recomputed
         report = audit.verify(keys.signing.public_key())  # raises on any mismatch
