@@ -291,7 +291,7 @@ BENCHES: tuple[Bench, ...] = (
         "open, acknowledge). Then be-police's node starts and catches up (verify, open, "
         "treaty check, store, notify, receipts owed); timed from process start.",
         _catchup,
-        run_args=("--alerts", "2000"),
+        run_args=("--alerts", "2000", "--no-profile"),
         full_args=("--alerts", "10000"),
     ),
     Bench(
@@ -302,8 +302,8 @@ BENCHES: tuple[Bench, ...] = (
         "`bench/_seed.py` through the node's own writers. Get, list (first page and a page "
         "deep in), and issue, p50 of alternating rounds at each size.",
         _growth,
-        run_args=("--large", "10000"),
-        full_args=("--large", "100000"),
+        run_args=("--large", "10000", "--rounds", "5"),
+        full_args=("--large", "100000", "--rounds", "7"),
     ),
     Bench(
         "fanout",
@@ -323,7 +323,7 @@ BENCHES: tuple[Bench, ...] = (
         "the analyst reads it (audited). Eight cycles in flight, alternating rounds, best "
         "kept, at two numbers of stored objects (ours seeded by `bench/_seed.py`).",
         _taxii_peer,
-        run_args=("--sizes", "1000,5000", "--rounds", "1"),
+        run_args=("--sizes", "1000,5000", "--rounds", "1", "--no-profile"),
         full_args=("--sizes", "1000,10000", "--rounds", "2"),
     ),
     Bench(
@@ -375,7 +375,7 @@ BENCHES: tuple[Bench, ...] = (
         "node as shipped (writers queued in arrival order) alternates with the node with "
         "its writer queue taken out (`bench/_unqueued_node.py`); PostgreSQL runs as shipped.",
         _concurrency,
-        run_args=("--calls", "100"),
+        run_args=("--calls", "60"),
         full_args=("--calls", "200"),
     ),
     Bench(

@@ -87,8 +87,8 @@ def test_a_run_gives_each_bench_its_arguments_and_keeps_what_failed(tmp_path: Pa
     growth = _report.BY_NAME["growth"]
     quick = run_all.bench_argv(growth, quick=True, full=False)
     assert quick[1:] == ["-m", "bench.growth", "--json", "--quick"]
-    assert run_all.bench_argv(growth, quick=False, full=False)[-2:] == ["--large", "10000"]
-    assert run_all.bench_argv(growth, quick=False, full=True)[-2:] == ["--large", "100000"]
+    assert run_all.bench_argv(growth, quick=False, full=False)[-4:-2] == ["--large", "10000"]
+    assert run_all.bench_argv(growth, quick=False, full=True)[-4:-2] == ["--large", "100000"]
     # screen_rpc prints JSON without being asked
     assert "--json" not in run_all.bench_argv(_report.BY_NAME["screen_rpc"], quick=True, full=False)
     failed = run_all.run_bench(
