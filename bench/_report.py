@@ -559,6 +559,12 @@ def machine_lines(m: dict[str, Any], run: dict[str, Any]) -> list[str]:
             )
         ),
         f"- **Versions**: {versions}.",
+        *(
+            f"- **Run again**: {name} failed in this run and was run once more at "
+            f"{r['at']} (`python -m bench.run_all --retry-failed`); the first attempt "
+            f"ended with: `{r['first_error']}`."
+            for name, r in run.get("retried", {}).items()
+        ),
     ]
 
 

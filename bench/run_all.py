@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python -m bench.run_all --full           # every bench at its full sizes
     .venv/bin/python -m bench.run_all --only growth,memory --results /tmp/r.json
     .venv/bin/python -m bench.run_all --report-only    # rewrite the README from results.json
+    .venv/bin/python -m bench.run_all --retry-failed   # run the run's failed benches once more
     .venv/bin/python -m bench.run_all --quick --readme /tmp/README.md --results /tmp/r.json
 
 Each bench runs in its own interpreter (``python -m bench.NAME --json`` with
@@ -15,6 +16,12 @@ a crash loses only that bench's section. The results of the run go into
 ``bench/results.json`` (rewritten whole: the report is of one run), each
 bench's stderr into ``bench/.logs/NAME.log`` (not committed). The README is
 then written by :mod:`bench._report`.
+
+On a shared machine a bench can fail for reasons of the moment (the shared
+PostgreSQL server refusing connections when others hold them all);
+``--retry-failed`` runs the failed benches of the last run once more, with
+the run's sizes, and the report names each one, when it ran again and why
+it had failed.
 """
 
 from __future__ import annotations
@@ -107,6 +114,23 @@ def commit() -> str:
     return head + (" (with uncommitted changes)" if dirty else "")
 
 
+def retry_failed(data: dict[str, Any], results: Path) -> None:
+    """Run each failed bench of ``data``'s run once more; noted in the run for the report."""
+    run = data["run"]
+    logs = LOGS if results == RESULTS else results.parent / ".logs"
+    for bench in BENCHES:
+        failed = data["results"].get(bench.name, {})
+        if "error" not in failed:
+            continue
+        why = failed["error"].strip().splitlines()
+        print(f"[bench] {bench.name} again ...", file=sys.stderr, flush=True)
+        cmd = bench_argv(bench, quick=run.get("quick", False), full=run.get("sizes") == "full")
+        data["results"][bench.name] = run_bench(cmd, logs / f"{bench.name}.log")
+        reason = next((line for line in reversed(why) if line.strip()), "?")
+        run.setdefault("retried", {})[bench.name] = {"at": _now(), "first_error": reason[-300:]}
+        results.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -122,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes.add_argument("--full", action="store_true", help="every bench at its full sizes")
     parser.add_argument("--only", help="comma-separated bench names (a partial report)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the README only")
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="run the last run's failed benches again"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args(argv)
@@ -133,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.report_only:
         data = json.loads(args.results.read_text())
+    elif args.retry_failed:
+        data = json.loads(args.results.read_text())
+        retry_failed(data, args.results)
     else:
         run: dict[str, Any] = {
             "started": _now(),

@@ -113,3 +113,34 @@ def test_unknown_bench_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         run_all.main(["--only", "nonsense", "--results", str(tmp_path / "r.json")])
     assert info.value.code == 2
+
+
+def test_a_failed_bench_is_run_again_and_the_report_says_so(tmp_path: Path) -> None:
+    data = {
+        "machine": _machine(),
+        "run": {"quick": True, "commit": "abc123", "started": "2026-01-01 00:00 UTC"},
+        "results": {
+            "screening": {"error": "exit status 1\nFATAL:  sorry, too many clients already\n"}
+        },
+    }
+    store = tmp_path / "results.json"
+    store.write_text(json.dumps(data))
+    readme = tmp_path / "README.md"
+    argv = [
+        "--retry-failed",
+        "--only",
+        "screening",
+        "--results",
+        str(store),
+        "--readme",
+        str(readme),
+    ]
+    assert run_all.main(argv) == 0
+    again = json.loads(store.read_text())
+    assert "error" not in again["results"]["screening"]
+    assert again["results"]["screening"]["benchmark"] == "screening"
+    retried = again["run"]["retried"]["screening"]
+    assert retried["first_error"] == "FATAL:  sorry, too many clients already"
+    text = readme.read_text()
+    assert "**Run again**: screening failed in this run" in text
+    assert "too many clients already" in text
