@@ -190,9 +190,18 @@ def _ipr(r: dict[str, Any]) -> Headline:
 def _interop(r: dict[str, Any]) -> Headline:
     x = r["results"][-1]
     peer = x.get("peer")
+    if not peer:
+        base = f"medallion skipped: {r.get('peer_skipped')}"
+    elif peer.get("timed_out_s"):
+        base = (
+            f"medallion stopped after {_g(peer['timed_out_s'])} s with {peer['objects']:,} "
+            f"objects ({peer.get('error') or 'too slow'})"
+        )
+    else:
+        base = f"medallion on the same objects {_g(peer['objects_per_s'])}/s"
     return (
         f"TAXII paging {_g(x['ours']['objects_per_s'])} objects/s ({x['stored']:,} alerts)",
-        f"medallion on the same objects {_g(peer['objects_per_s']) if peer else 'skipped'}/s",
+        base,
         f"ratio {_g(x.get('ratio'))}; STIX export {_g(x['export']['objects_per_s'])} "
         "objects per CPU second",
     )

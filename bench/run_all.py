@@ -126,7 +126,10 @@ def retry_failed(data: dict[str, Any], results: Path) -> None:
         print(f"[bench] {bench.name} again ...", file=sys.stderr, flush=True)
         cmd = bench_argv(bench, quick=run.get("quick", False), full=run.get("sizes") == "full")
         data["results"][bench.name] = run_bench(cmd, logs / f"{bench.name}.log")
-        reason = next((line for line in reversed(why) if line.strip()), "?")
+        # the line that says what went wrong: the last naming an error, else the last
+        said = [line.strip() for line in why if line.strip()]
+        named = [line for line in said if "Error" in line or "FATAL" in line or "error:" in line]
+        reason = (named or said or ["?"])[-1]
         run.setdefault("retried", {})[bench.name] = {"at": _now(), "first_error": reason[-300:]}
         results.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 

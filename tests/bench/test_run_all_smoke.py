@@ -120,7 +120,10 @@ def test_a_failed_bench_is_run_again_and_the_report_says_so(tmp_path: Path) -> N
         "machine": _machine(),
         "run": {"quick": True, "commit": "abc123", "started": "2026-01-01 00:00 UTC"},
         "results": {
-            "screening": {"error": "exit status 1\nFATAL:  sorry, too many clients already\n"}
+            "screening": {
+                "error": "exit status 1\nOperationalError: FATAL:  sorry, too many clients already\n"
+                "(Background on this error at: https://sqlalche.me/e/21/e3q8)\n"
+            }
         },
     }
     store = tmp_path / "results.json"
@@ -140,7 +143,7 @@ def test_a_failed_bench_is_run_again_and_the_report_says_so(tmp_path: Path) -> N
     assert "error" not in again["results"]["screening"]
     assert again["results"]["screening"]["benchmark"] == "screening"
     retried = again["run"]["retried"]["screening"]
-    assert retried["first_error"] == "FATAL:  sorry, too many clients already"
+    assert retried["first_error"] == "OperationalError: FATAL:  sorry, too many clients already"
     text = readme.read_text()
     assert "**Run again**: screening failed in this run" in text
     assert "too many clients already" in text
