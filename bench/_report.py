@@ -178,12 +178,23 @@ def _screening(r: dict[str, Any]) -> Headline:
 def _ipr(r: dict[str, Any]) -> Headline:
     gtin = r["search_ms"]["gtin"]
     stats = r["statistics_seconds"]
-    worst = max(stats.items(), key=lambda kv: kv[1])
+    # per query either seconds, or seconds per way of answering it (the first is the node's)
+    ways = next(iter(stats.values()))
+    if isinstance(ways, dict):
+        ours, before = next(iter(ways)), list(ways)[-1]
+        name, worst = max(stats.items(), key=lambda kv: kv[1][ours])
+        base = f"{before}: {_g(worst[before])} s"
+        seconds = f"{_g(worst[ours])} s ({ours})"
+    else:
+        name, seconds_value = max(stats.items(), key=lambda kv: kv[1])
+        base, seconds = "none (absolute: a few ms by GTIN, statistics under 1 s at 1M)", ""
+        seconds = f"{_g(seconds_value)} s"
     return (
-        f"search by GTIN median {_g(gtin['median'])} ms ({r['recordations']:,} recordations)",
-        "none (absolute: a few ms by GTIN, statistics under 1 s at 1M)",
-        f"yearly statistics over {r['detentions']:,} detentions: slowest "
-        f"({worst[0]}) {_g(worst[1])} s",
+        f"yearly statistics, slowest query ({name}) {seconds}; search by GTIN median "
+        f"{_g(gtin['median'])} ms",
+        base,
+        f"over {r['detentions']:,} detentions and {r['recordations']:,} recordations "
+        "(targets: a few ms by GTIN, statistics under 1 s at 1M)",
     )
 
 
@@ -360,7 +371,9 @@ BENCHES: tuple[Bench, ...] = (
         "On a migrated SQLite database filled with bulk inserts of the rows the kinds write: "
         "`SearchRecordations` by GTIN, right name and HS code (median and p95 of 200 "
         "searches), and the yearly enforcement statistics over every detention (best of "
-        "3). No baseline: the issue sets absolute targets.",
+        "3), each answered the node's way beside the other ways the bench times (reading "
+        "the detention rows themselves). The search has no baseline: the issue sets "
+        "absolute targets.",
         _ipr,
         run_args=("--recordations", "10000", "--detentions", "100000"),
         full_args=("--recordations", "100000", "--detentions", "1000000"),
@@ -461,11 +474,18 @@ def _ipr_table(r: dict[str, Any]) -> str:
         f"| {label} | {_g(ms['median'])} | {_g(ms['p95'])} |"
         for label, ms in r["search_ms"].items()
     ]
-    lines += ["", "| yearly statistics | seconds | rows |", "|---|---:|---:|"]
+    stats = r["statistics_seconds"]
+    ways = next(iter(stats.values()))
+    names = list(ways) if isinstance(ways, dict) else ["seconds"]
     lines += [
-        f"| {label} | {_g(s)} | {r['statistics_answers'][label]['rows']} |"
-        for label, s in r["statistics_seconds"].items()
+        "",
+        "| yearly statistics | " + " | ".join(f"{n} s" for n in names) + " | rows |",
+        "|---|" + "---:|" * (len(names) + 1),
     ]
+    for label, v in stats.items():
+        cells = [_g(v[n]) for n in names] if isinstance(v, dict) else [_g(v)]
+        rows = r["statistics_answers"][label]["rows"]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {rows} |")
     seeded = r.get("seed_seconds", {})
     lines += [
         "",
