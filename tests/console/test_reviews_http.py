@@ -147,7 +147,7 @@ def test_an_approver_sees_each_partners_copy_and_releases_the_alert(
     )
     assert again.status_code == 409
     assert "is not waiting for review" in again.text
-    assert "FAILED_PRECONDITION" in again.text
+    assert "REVIEW_NOT_PENDING" in again.text
 
 
 def test_reject_with_a_reason_through_htmx(federation: Federation) -> None:
@@ -210,7 +210,7 @@ def test_the_author_cannot_approve_and_liaison_officers_do_not_get_the_page(
     refused = liaison.get("/reviews")
     assert refused.status_code == 403
     assert "role liaison may not approve" in refused.text
-    assert "PERMISSION_DENIED" in refused.text
+    assert "ROLE_NOT_PERMITTED" in refused.text
     posted = liaison.post(
         f"/reviews/{own.name.split('/')[1]}/approve",
         data={"csrf_token": csrf_of(inbox.text), "treaty_id": TASKFORCE},

@@ -114,3 +114,18 @@ def test_what_only_the_node_sets_is_output_only_and_never_required() -> None:
             b = behaviors(f)
             assert not ({"OUTPUT_ONLY", "REQUIRED"} <= b), f.full_name
             assert not ({"OUTPUT_ONLY", "IMMUTABLE"} <= b), f.full_name
+
+
+def test_a_recordation_s_and_a_detention_s_required_fields_are_those_validation_asks_for() -> None:
+    from intelshare.v1 import detention_pb2, recordation_pb2
+    from node.ipr import validate
+
+    now = datetime.now(UTC)
+    for check, message, prefix in (
+        (validate.validate_new_recordation, recordation_pb2.Recordation(), "recordation."),
+        (validate.validate_new_detention, detention_pb2.Detention(), "detention."),
+    ):
+        with pytest.raises(errors.InvalidArgument) as refused:
+            check(message, now)
+        asked = _required_by_validation(refused.value.violations, prefix)
+        assert asked == _with(message.DESCRIPTOR, "REQUIRED"), prefix
