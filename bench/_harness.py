@@ -32,8 +32,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from intelshare import devfed
 from intelshare.gateway_client import GatewayClient
 
@@ -435,68 +433,25 @@ def agency_specs(ids: Sequence[str]) -> list[devfed.AgencySpec]:
 
 
 def write_yaml(path: Path, section: str, values: Mapping[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump({section: dict(values)}))
-    return path
+    return devfed.write_config(path, section, values)
 
 
 def gateway_values(fed: devfed.LocalFederation, db_url: str, **over: Any) -> dict[str, Any]:
-    srv = fed.gateway_server_dir
-    values: dict[str, Any] = {
-        "listen": "127.0.0.1:0",
-        "database_url": db_url,
-        "anchor": str(fed.anchor_file),
-        "tls_cert": str(srv / "tls.crt"),
-        "tls_key": str(srv / "tls.key"),
-        "ca_cert": str(fed.ca_file),
-        "signing_key": str(fed.gateway_identity.dir / "signing.key"),
-        "directory": str(fed.directory_file),
-        "max_workers": 64,
-    }
-    values.update(over)
-    return values
+    """The bench gateway's config: the federation's, with a larger thread pool."""
+    return fed.gateway_config(db_url, **{"max_workers": 64, **over})
 
 
 def node_values(
-    fed: devfed.LocalFederation,
-    agency: str,
-    db_url: str,
-    gateway_port: int,
-    workdir: Path,
-    **over: Any,
+    fed: devfed.LocalFederation, agency: str, db_url: str, gateway_port: int, **over: Any
 ) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "agency_id": agency,
-        "listen": "127.0.0.1:0",
-        "database_url": db_url,
-        "gateway": f"127.0.0.1:{gateway_port}",
-        "gateway_server_name": "localhost",
-        "identity_dir": str(fed.agencies[agency].dir),
-        "directory_cache": str(workdir / f"{agency}.directory.pb"),
-        "max_workers": 32,
-        "heartbeat_seconds": 5.0,
-    }
-    values.update(over)
-    return values
-
-
-def gateway_client(fed: devfed.LocalFederation, port: int, agency: str) -> GatewayClient:
-    a = fed.agencies[agency]
-    return GatewayClient(
-        f"127.0.0.1:{port}",
-        ca_pem=fed.ca_file.read_bytes(),
-        cert_pem=a.cert_pem,
-        key_pem=a.key_pem,
-        server_name="localhost",
-        max_message_bytes=8 * 1024 * 1024,
+    """A bench node's config: the federation's, with a larger pool, slow heartbeats."""
+    return fed.node_config(
+        agency, db_url, gateway_port, **{"max_workers": 32, "heartbeat_seconds": 5.0, **over}
     )
 
 
-def publish_treaties(fed: devfed.LocalFederation, port: int) -> None:
-    # Any party may publish a treaty all parties signed.
-    for tid in fed.treaties:
-        doc = fed.signed_treaty(tid)
-        with gateway_client(fed, port, doc.treaty.parties[0]) as client:
-            client.publish_treaty(doc.to_proto())
+def gateway_client(fed: devfed.LocalFederation, port: int, agency: str) -> GatewayClient:
+    return fed.gateway_client(port, agency, max_message_bytes=8 * 1024 * 1024)
 
 
 def prepare_node_db(config: Path) -> dict[str, str]:
@@ -545,7 +500,6 @@ class World:
             agency,
             self.dbs[agency],
             self.gateway.port,
-            self.workdir,
             # One key space per agency, as separate deployments have.
             **{"redis_url": self.redis_url, "redis_prefix": f"{self.prefix}{agency}:", **over},
         )
@@ -646,7 +600,7 @@ def world(
                 )
                 gw = spawn("gateway", ["gateway", "serve", "--config", str(gw_cfg)], workdir)
                 procs.append(gw)
-                publish_treaties(fed, gw.port)
+                fed.publish_treaties(gw.port)
                 w = World(
                     workdir,
                     fed,

@@ -1,486 +1,615 @@
-"""bench/README.md, written from the results of every bench.
+"""bench/README.md: the report of one ``make bench`` run, written from bench/results.json.
 
-Each bench module of issue 7 provides ``report(result) -> str``, its own
-README section. The three older benches (``envelope``, ``gateway``,
-``latency``) have none: the adapters here turn their JSON into a section,
-with their authors' explanatory text carried over as static prose, so that
-their modules stay as their authors keep them.
+The report has three parts, and nothing else: the machine and the run
+(cores, load average at the start and the end, date, commit, the sizes
+used), a summary table with one line per bench (what it measures, its
+figure, the baseline measured in the same run, what the figure means) and,
+per bench, a short method and the bench's own table of figures. It is
+rewritten whole by every run; nobody appends to it by hand. Explanations
+of past runs live in git history, not here.
 
-:func:`readme` puts it together: the machine and date, a summary table
-(every figure beside its baseline and target, met or missed), each bench's
-section, and the analysis of what missed its target.
+:data:`BENCHES` is the one list of benches: :mod:`bench.run_all` runs them in
+this order with these arguments. ``run_args`` are the sizes of a default run,
+chosen to keep ``make bench`` well under an hour on two cores; ``full_args``
+are what ``--full`` passes instead (the bench's own defaults, which take
+longer). The report says which were used.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-#: The benches in the order of issue 7, with the module that runs each.
-BENCHES: tuple[tuple[str, str], ...] = (
-    ("envelope", "bench.envelope"),
-    ("gateway", "bench.gateway"),
-    ("latency", "bench.latency"),
-    ("statements", "bench.statements"),
-    ("node_writes", "bench.node_writes"),
-    ("catchup", "bench.catchup"),
-    ("growth", "bench.growth"),
-    ("fanout", "bench.fanout"),
-    ("taxii_peer", "bench.taxii_peer"),
-    ("memory", "bench.memory"),
+#: (figure, same-run baseline, what it means) for the summary line of a bench.
+Headline = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    what: str
+    method: str
+    headline: Callable[[dict[str, Any]], Headline]
+    run_args: tuple[str, ...] = ()
+    full_args: tuple[str, ...] = ()
+    #: whether the bench takes ``--json`` (screen_rpc prints JSON always)
+    json_flag: bool = True
+
+    @property
+    def module(self) -> str:
+        return f"bench.{self.name}"
+
+
+def _g(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    return format(value, ",g") if isinstance(value, int | float) else str(value)
+
+
+# --- one headline per bench: (figure, baseline, meaning) --------------------------------------
+
+
+def _envelope(r: dict[str, Any]) -> Headline:
+    target = r.get("target_ratio", 1.3)
+    op, case = max(
+        ((op, c) for c in r["cases"] for op in ("seal", "open", "verify")),
+        key=lambda oc: oc[1][oc[0]]["ratio"],
+    )
+    x = case[op]
+    where = f"{case['recipients']} recipient(s), {case['payload_bytes'] // 1024} KiB"
+    return (
+        f"{op} {x['us']:.0f} µs ({where}; the worst ratio of {3 * len(r['cases'])})",
+        f"its cryptographic primitives {x['primitives_us']:.0f} µs",
+        f"ratio {x['ratio']:.2f}: our work on top of the crypto (target ≤ {target})",
+    )
+
+
+def _gateway(r: dict[str, Any]) -> Headline:
+    res = r["results"][-1]
+    s = max(res["submit"], key=lambda s: s["submitters"])
+    floor = s.get("floor", {})
+    return (
+        f"submit {s['per_second']:.0f}/s ({s['submitters']} submitters, {res['backend']})",
+        f"bare gRPC echo {s['echo_per_second']:.0f}/s; floor {floor.get('per_second', '—')}/s",
+        f"ratio {s['ratio']:.2f} of the echo (target ≥ {r['targets']['submit_ratio']}); "
+        f"inbox stream {res['stream']['ratio']:.2f} of its echo",
+    )
+
+
+def _latency(r: dict[str, Any]) -> Headline:
+    at = r.get("targets", {}).get("at_rate", 100)
+    run = next((x for x in r["runs"] if x["rate"] == at), r["runs"][-1])
+    best = r.get("max_sustainable")
+    return (
+        f"p50 {_g(run['p50_ms'])} ms, p99 {_g(run['p99_ms'])} ms at {_g(run['rate'])} alerts/s",
+        "none (absolute targets)",
+        f"issue at A to the event on B's feed; highest sustainable rate "
+        f"{_g(best) + '/s' if best else 'none of those tried'}",
+    )
+
+
+def _statements(r: dict[str, Any]) -> Headline:
+    t = r["total"]
+    return (
+        f"{_g(t['statements_per_alert'])} statements, {_g(t['transactions_per_alert'])} "
+        "transactions per alert",
+        "none (a count)",
+        f"all databases of one alert's path; {_g(t['exec_ms_per_alert'])} ms of server "
+        "execution per alert",
+    )
+
+
+def _node_writes(r: dict[str, Any]) -> Headline:
+    c = r["cases"][0]
+    return (
+        f"pipelined {_g(c['pipelined_median_per_second'])} tx/s ({c['threads']} threads)",
+        f"one by one {_g(c['one_by_one_median_per_second'])} tx/s",
+        "ratio "
+        + ", ".join(f"{_g(x['ratio'])} at {x['threads']} threads" for x in r["cases"])
+        + ": what sending the COMMIT with the statements saves",
+    )
+
+
+def _catchup(r: dict[str, Any]) -> Headline:
+    c = r["catchup"]
+    return (
+        f"{_g(c.get('notified_per_second'))} alerts/s stored and notified ({r['alerts']:,} alerts)",
+        f"bare client that only streams, opens, acknowledges {_g(r['floor']['per_second'])}/s",
+        f"ratio {_g(r.get('ratio_notified'))} to the floor",
+    )
+
+
+def _growth(r: dict[str, Any]) -> Headline:
+    small, large = r["sizes"]
+    name, worst = max(r["results"].items(), key=lambda kv: kv[1]["ratio"])
+    return (
+        f"worst p50 {worst['large_p50_ms']:.1f} ms ({name}, {large:,} stored)",
+        f"the same call at {small:,} stored: {worst['small_p50_ms']:.1f} ms",
+        f"ratio {worst['ratio']:.2f} (target ≤ {r['target_ratio']}): calls do not slow as "
+        "data grows",
+    )
+
+
+def _fanout(r: dict[str, Any]) -> Headline:
+    n, f = r["nodes"], r["floor"]
+    return (
+        f"last of {n['recipients']} members p50 {_g(n['last_member']['p50_ms'])} ms",
+        f"seal + submit to bare inbox streams {_g(f['last_member']['p50_ms'])} ms",
+        f"ratio {_g(r.get('ratio_last'))}: one case entry to a whole task force",
+    )
+
+
+def _taxii_peer(r: dict[str, Any]) -> Headline:
+    if r.get("skipped"):
+        return ("not run", "—", f"medallion missing: {r['skipped']}")
+    x = r["results"][0]
+    grow = r.get("growth", {})
+    return (
+        f"{_g(x['ours']['per_second'])} share-then-fetch cycles/s ({x['stored']:,} stored)",
+        f"medallion (OASIS TAXII server) {_g(x['peer']['per_second'])}/s",
+        f"ratio {_g(x['ratio'])} (target ≥ {_g(r['target_ratio'])}); growth with stored "
+        f"objects ours {_g(grow.get('ours'))}, medallion {_g(grow.get('peer'))} (1 = flat)",
+    )
+
+
+def _memory(r: dict[str, Any]) -> Headline:
+    nodes = {k: p for k, p in r["processes"].items() if k.startswith("node")}
+    name, p = max(nodes.items(), key=lambda kv: kv[1]["load_peak_mib"])
+    return (
+        f"{name} {_g(p['load_peak_mib'])} MiB under load (gateway "
+        f"{_g(r['processes']['gateway']['load_peak_mib'])} MiB)",
+        f"bare gRPC server {_g(r['baseline']['rss_mib'])} MiB",
+        f"ratio {_g(p['load_ratio'])}: resident size of a node beyond the gRPC runtime",
+    )
+
+
+def _screening(r: dict[str, Any]) -> Headline:
+    m = r["main"]
+    return (
+        f"{_g(m['indexed_per_s'])} declarations/s indexed ({m['profiles']:,} profiles)",
+        f"naive loop over every profile {_g(m['naive_per_s'])}/s",
+        f"ratio {_g(m['speedup'])}; {_g(r['flat_ratio'])} of the rate kept from "
+        f"{r['scale'][0]['profiles']:,} to {r['scale'][-1]['profiles']:,} profiles",
+    )
+
+
+def _ipr(r: dict[str, Any]) -> Headline:
+    gtin = r["search_ms"]["gtin"]
+    stats = r["statistics_seconds"]
+    # per query either seconds, or seconds per way of answering it (the first is the node's)
+    ways = next(iter(stats.values()))
+    if isinstance(ways, dict):
+        ours, before = next(iter(ways)), list(ways)[-1]
+        name, worst = max(stats.items(), key=lambda kv: kv[1][ours])
+        base = f"{before}: {_g(worst[before])} s"
+        seconds = f"{_g(worst[ours])} s ({ours})"
+    else:
+        name, seconds_value = max(stats.items(), key=lambda kv: kv[1])
+        base, seconds = "none (absolute: a few ms by GTIN, statistics under 1 s at 1M)", ""
+        seconds = f"{_g(seconds_value)} s"
+    return (
+        f"yearly statistics, slowest query ({name}) {seconds}; search by GTIN median "
+        f"{_g(gtin['median'])} ms",
+        base,
+        f"over {r['detentions']:,} detentions and {r['recordations']:,} recordations "
+        "(targets: a few ms by GTIN, statistics under 1 s at 1M)",
+    )
+
+
+def _interop(r: dict[str, Any]) -> Headline:
+    x = r["results"][-1]
+    peer = x.get("peer")
+    if not peer:
+        base = f"medallion skipped: {r.get('peer_skipped')}"
+    elif peer.get("timed_out_s"):
+        base = (
+            f"medallion stopped after {_g(peer['timed_out_s'])} s with {peer['objects']:,} "
+            f"objects ({peer.get('error') or 'too slow'})"
+        )
+    else:
+        base = f"medallion on the same objects {_g(peer['objects_per_s'])}/s"
+    return (
+        f"TAXII paging {_g(x['ours']['objects_per_s'])} objects/s ({x['stored']:,} alerts)",
+        base,
+        f"ratio {_g(x.get('ratio'))}; STIX export {_g(x['export']['objects_per_s'])} "
+        "objects per CPU second",
+    )
+
+
+def _concurrency(r: dict[str, Any]) -> Headline:
+    runs = {(x["backend"], x["variant"]): x for x in r["runs"]}
+    most = str(max(int(k) for k in r["runs"][0]["by_concurrency"]))
+    queued = runs.get(("sqlite", "queued")) or r["runs"][0]
+    before = runs.get(("sqlite", "busy_retry"))
+    q = queued["by_concurrency"][most]
+    return (
+        f"p99 {_g(q['p99_ms'])} ms at {most} callers ({queued['backend']}, as shipped)",
+        f"writer queue taken out: p99 {_g(before['by_concurrency'][most]['p99_ms'])} ms"
+        if before
+        else "—",
+        f"CreateAlert tail under concurrent callers; sequential p99 "
+        f"{_g(queued['by_concurrency']['1']['p99_ms'])} ms",
+    )
+
+
+def _screen_rpc(r: dict[str, Any], matcher: dict[str, Any] | None = None) -> Headline:
+    base = (
+        f"matcher alone (screening bench) {_g(matcher['main']['indexed_per_s'])}/s"
+        if matcher and "main" in matcher
+        else "—"
+    )
+    return (
+        f"{_g(r['declarations_per_s'])} declarations/s through gRPC ({r['profiles']:,} profiles)",
+        base,
+        f"what an officer's `intelshare screen` gets; node CPU "
+        f"{_g(r['node_cpu_ms_per_1000'])} ms per 1,000",
+    )
+
+
+# --- the benches, in the order run_all runs them ----------------------------------------------
+
+BENCHES: tuple[Bench, ...] = (
+    Bench(
+        "envelope",
+        "seal, open and verify an envelope",
+        "`seal`, `open` (as the first recipient) and `verify` (the gateway's check) for 1, 5 "
+        "and 20 recipients at 1 KiB and 64 KiB, each beside the cryptographic primitives it "
+        "cannot avoid (Ed25519, HPKE per recipient, AES-256-GCM, SHA-256), timed in the "
+        "same process on inputs of the same sizes. CPU time, 40 short runs alternating "
+        "each operation with its floor, best of each kept.",
+        _envelope,
+    ),
+    Bench(
+        "gateway",
+        "gateway submit and inbox streaming",
+        "Envelopes accepted per second with 1 and 4 concurrent submitters (each its own "
+        "mTLS channel) and inbox entries streamed per second, against a bare gRPC echo of "
+        "messages of the same size and a *floor* server doing only what no submit can skip "
+        "(signature check, durable write, signed receipt). All three are real servers in "
+        "their own processes, timed in alternating rounds, best round kept; SQLite and "
+        "PostgreSQL.",
+        _gateway,
+    ),
+    Bench(
+        "latency",
+        "end-to-end alert latency",
+        "A gateway, nodes nl-customs (A) and be-police (B), a worker per node and a private "
+        "Redis, each its own process. Officers at A issue alerts to B at a fixed rate (open "
+        "loop); an analyst at B follows `WatchAlerts`. Latency is the event's arrival on B's "
+        "stream minus the start of `CreateAlert` at A. After the fixed rates it searches "
+        "the highest rate with every alert arrived and p99 < 100 ms. CPU per alert from "
+        "/proc.",
+        _latency,
+    ),
+    Bench(
+        "statements",
+        "database statements per alert",
+        "The latency bench's federation on a private PostgreSQL server with "
+        "`pg_stat_statements`: alerts issued at a fixed rate, then every statement, "
+        "transaction and row each service's database saw for them, counted per alert. A "
+        "count does not move with the machine's load.",
+        _statements,
+    ),
+    Bench(
+        "node_writes",
+        "node write transactions, pipelined against one by one",
+        "Threads of one process commit units of work shaped like issuing an alert on a "
+        "fresh PostgreSQL database: *pipelined* (the node's path: the statements sent with "
+        "the `COMMIT` in one round trip) against *one by one* (each statement waiting for "
+        "its answer), in alternating rounds; every round checks its audit log.",
+        _node_writes,
+        run_args=("--rounds", "2", "--seconds", "3"),
+        full_args=("--rounds", "3", "--seconds", "5"),
+    ),
+    Bench(
+        "catchup",
+        "catch-up after being offline",
+        "While be-police's node is down, alerts sealed as nl-customs are submitted to the "
+        "gateway. The *floor* is a bare client draining the same number (stream, verify, "
+        "open, acknowledge). Then be-police's node starts and catches up (verify, open, "
+        "treaty check, store, notify, receipts owed); timed from process start.",
+        _catchup,
+        run_args=("--alerts", "2000", "--no-profile"),
+        full_args=("--alerts", "10000"),
+    ),
+    Bench(
+        "growth",
+        "calls against a small and a large database",
+        "Two nodes side by side, one holding the small number of alerts, the other the "
+        "large one (half received, half issued), filled before they start by "
+        "`bench/_seed.py` through the node's own writers. Get, list (first page and a page "
+        "deep in), and issue, p50 of alternating rounds at each size.",
+        _growth,
+        run_args=("--large", "10000", "--rounds", "5"),
+        full_args=("--large", "100000", "--rounds", "7"),
+    ),
+    Bench(
+        "fanout",
+        "one case entry to a task force",
+        "Twenty nodes of a task force in one host process behind one gateway: one "
+        "`AddCaseEntry` at the case owner until the entry is on every member's "
+        "`WatchCase`. The *floor* seals the same entry and submits it to bare inbox "
+        "streams of the same members.",
+        _fanout,
+    ),
+    Bench(
+        "taxii_peer",
+        "share-then-fetch against the OASIS TAXII server",
+        "The same cycle on both in the same run: *peer*: medallion (the OASIS TAXII 2.1 "
+        "reference server) gets an indicator POSTed and a consumer GETs it; *ours*: an "
+        "officer issues an alert, the other node stores it, its analyst's feed says so and "
+        "the analyst reads it (audited). Eight cycles in flight, alternating rounds, best "
+        "kept, at two numbers of stored objects (ours seeded by `bench/_seed.py`).",
+        _taxii_peer,
+        run_args=("--sizes", "1000,5000", "--rounds", "1", "--no-profile"),
+        full_args=("--sizes", "1000,10000", "--rounds", "2"),
+    ),
+    Bench(
+        "memory",
+        "resident size idle and under load",
+        "Resident size of the gateway, each node and each worker idle and under a steady "
+        "alert load, sampled from /proc, beside a bare gRPC server with the same runtime "
+        "(TLS, health service).",
+        _memory,
+        run_args=("--duration", "10"),
+        full_args=("--duration", "20"),
+    ),
+    Bench(
+        "screening",
+        "declaration screening, indexed against the naive loop",
+        "Generated declarations screened against generated risk profiles by the node's "
+        "matcher (an index of keys) and by a naive loop over every profile, in the same "
+        "process; both must give the same hits. Repeated at 100, 1,000 and 10,000 "
+        "profiles to show the rate stays flat.",
+        _screening,
+    ),
+    Bench(
+        "ipr",
+        "IPR product search and yearly statistics",
+        "On a migrated SQLite database filled with bulk inserts of the rows the kinds write: "
+        "`SearchRecordations` by GTIN, right name and HS code (median and p95 of 200 "
+        "searches), and the yearly enforcement statistics over every detention (best of "
+        "3), each answered the node's way beside the other ways the bench times (reading "
+        "the detention rows themselves). The search has no baseline: the issue sets "
+        "absolute targets.",
+        _ipr,
+        run_args=("--recordations", "10000", "--detentions", "100000"),
+        full_args=("--recordations", "100000", "--detentions", "1000000"),
+    ),
+    Bench(
+        "interop",
+        "STIX export and TAXII paging against medallion",
+        "nl-customs' node holds the seeded alerts; timed one after the other: the STIX 2.1 "
+        "export of every alert (CPU), our `intelshare taxii serve` paged by taxii2-client, "
+        "and medallion loaded with exactly the objects our export produced, paged by the "
+        "same client.",
+        _interop,
+        run_args=("--sizes", "1000", "--peer-budget", "120"),
+        full_args=("--sizes", "1000,10000", "--peer-budget", "600"),
+    ),
+    Bench(
+        "concurrency",
+        "CreateAlert under concurrent callers",
+        "`CreateAlert` calls at one node (gateway, two nodes, workers, Redis in their own "
+        "processes), one at a time and then by 8 and 32 concurrent callers. On SQLite the "
+        "node as shipped (writers queued in arrival order) alternates with the node with "
+        "its writer queue taken out (`bench/_unqueued_node.py`); PostgreSQL runs as shipped.",
+        _concurrency,
+        run_args=("--calls", "60"),
+        full_args=("--calls", "200"),
+    ),
+    Bench(
+        "screen_rpc",
+        "screening through gRPC on a real node",
+        "A node behind a real gateway holding risk profiles written through "
+        "`CreateRiskProfile`; a client streams generated declarations in batches of 500 over "
+        "TLS (`ScreenDeclarations`); the node validates, screens and stores the hits. Its "
+        "baseline is the matcher alone from the screening bench of the same run.",
+        _screen_rpc,
+        json_flag=False,
+    ),
 )
 
-
-def _g(value: Any, fmt: str = "g") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and value != value:  # NaN
-        return "—"
-    return format(value, fmt)
+BY_NAME = {b.name: b for b in BENCHES}
 
 
-def _met(ok: bool | None) -> str:
-    return "—" if ok is None else ("yes" if ok else "**no**")
+# --- the README ----------------------------------------------------------------------------
 
 
-# --- adapters for the benches that have no report() of their own ------------------------------
+def headline(bench: Bench, results: dict[str, dict[str, Any]]) -> Headline:
+    r = results.get(bench.name)
+    if r is None:
+        return ("not run", "—", "—")
+    if "error" in r:
+        return ("**failed**", "—", "see its section")
+    try:
+        if bench.name == "screen_rpc":
+            return _screen_rpc(r, results.get("screening"))
+        return bench.headline(r)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:  # never lose the report
+        return ("—", "—", f"headline not readable: {exc!r}")
 
 
-def envelope_section(r: dict[str, Any]) -> str:
-    from bench import envelope
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
+
+def summary(results: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [
+        "| bench | what | figure | baseline (same run) | what it means |",
+        "|---|---|---|---|---|",
+    ]
+    for b in BENCHES:
+        figure, base, meaning = headline(b, results)
+        lines.append(
+            f"| [{b.name}](#{b.name.replace('_', '-')}) | {_cell(b.what)} | {_cell(figure)} "
+            f"| {_cell(base)} | {_cell(meaning)} |"
+        )
+    return lines
+
+
+def _markdown(text: str) -> str:
+    """A bench's plain-text figures as Markdown: indented runs of lines go in code blocks."""
+    out: list[str] = []
+    block = False
+    for line in text.splitlines():
+        indented = line.startswith("  ") and not line.lstrip().startswith(("|", "-", "*"))
+        if indented and not block:
+            out.append("```")
+            block = True
+        elif not indented and block:
+            out.append("```")
+            block = False
+        out.append(line)
+    if block:
+        out.append("```")
+    return "\n".join(out)
+
+
+def _ipr_table(r: dict[str, Any]) -> str:
+    lines = ["| search | median ms | p95 ms |", "|---|---:|---:|"]
+    lines += [
+        f"| {label} | {_g(ms['median'])} | {_g(ms['p95'])} |"
+        for label, ms in r["search_ms"].items()
+    ]
+    stats = r["statistics_seconds"]
+    ways = next(iter(stats.values()))
+    names = list(ways) if isinstance(ways, dict) else ["seconds"]
+    lines += [
+        "",
+        "| yearly statistics | " + " | ".join(f"{n} s" for n in names) + " | rows |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    for label, v in stats.items():
+        cells = [_g(v[n]) for n in names] if isinstance(v, dict) else [_g(v)]
+        rows = r["statistics_answers"][label]["rows"]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {rows} |")
+    seeded = r.get("seed_seconds", {})
+    lines += [
+        "",
+        f"{r['recordations']:,} recordations and {r['detentions']:,} detentions on "
+        f"{r['database']}, seeded in {', '.join(f'{k} {v} s' for k, v in seeded.items())} "
+        "(not timed).",
+    ]
+    return "\n".join(lines)
+
+
+def _screen_rpc_table(r: dict[str, Any]) -> str:
     return "\n".join(
         [
-            "## Envelope seal/open against its primitives (bench/envelope.py)",
+            "| profiles | declarations | declarations/s | node CPU ms per 1,000 | hits stored "
+            "| first batch s | profiles written/s | errors |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {r['profiles']:,} | {r['declarations']:,} | {_g(r['declarations_per_s'])} "
+            f"| {_g(r['node_cpu_ms_per_1000'])} | {r['hits_stored']} | {_g(r['first_batch_s'])} "
+            f"| {_g(r['profiles_written_per_s'])} | {r['errors']} |",
             "",
-            "```",
-            ".venv/bin/python -m bench.envelope           # about a minute",
-            ".venv/bin/python -m bench.envelope --json    # the same, machine-readable",
-            ".venv/bin/python -m bench.envelope --quick   # smoke run, figures meaningless",
-            "```",
-            "",
-            "What it measures: `seal`, `open` (as the first recipient) and `verify` (what "
-            "the gateway runs) for 1, 5 and 20 recipients at 1 KiB and 64 KiB payloads, "
-            "each beside the **primitives floor**: the cryptographic work the operation "
-            "cannot avoid, timed in the same process on inputs of the same sizes.",
-            "",
-            "- seal floor: Ed25519 sign + HPKE wrap x recipients + AES-256-GCM encrypt of "
-            "the payload (fresh key and nonce) + SHA-256 over the signed parts, the header "
-            "and the key.",
-            "- open floor: Ed25519 verify + one HPKE unwrap + AES-256-GCM decrypt + SHA-256 "
-            "over the signed parts, the envelope bytes (evidence digest), the header and "
-            "the key.",
-            "- verify floor: Ed25519 verify + SHA-256 over the signed parts.",
-            "",
-            "The **ratio** is envelope time / floor; what lies between is ours (protobuf "
-            "encoding and parsing, the canonical-encoding check, structure checks, framing "
-            f"the digest, key lookup). Target: at most {r.get('target_ratio', 1.3)}.",
-            "",
-            "How it times: CPU time of the process (`time.process_time`), not wall time, and "
-            "each operation is timed in 40 short runs *alternating* with its floor, keeping "
-            "the best of each. On a shared two-core VM, wall time and one-after-the-other "
-            "runs mostly measured the neighbours; paired CPU-time runs agree to a few "
-            "percent.",
-            "",
-            "### Figures",
-            "",
-            envelope.format_table(r).split("\n", 2)[2],
-            "",
-            "### Reading them (the envelope bench's author, on the figures of its first run)",
-            "",
-            "- **seal** is dominated by one HPKE wrap per recipient (an X25519 key "
-            "generation and a DH), so its fixed overhead — building the header, UUIDv7, "
-            "protobuf serialization, about 30 µs — fades as recipients grow.",
-            "- **open and verify**: their floor does not grow with recipients (one "
-            "signature check, one unwrap), but our work does: every key block is read out "
-            "of protobuf (about 0.6 µs a block in upb's Python binding), checked against "
-            "the header, and framed into the signed digest (about 0.5 µs a block in "
-            "Python) — some 20 µs at 20 recipients against a verify floor of about 105 µs.",
-            "- Already taken out: reading each protobuf field once, one-buffer framing, a "
-            "regular expression instead of a `uuid.UUID` parse for the message id, direct "
-            "Timestamp arithmetic, decrypting through a `memoryview`, deriving the "
-            "recipient's own key id only when an unwrap fails.",
-            "- What is left is the price of two deliberate choices: the canonical encoding "
-            "check (re-serialize and compare) and an explicit length-prefixed digest. "
-            "Closing the last few percent would take moving key-block parsing and digest "
-            "framing into native code.",
+            f"Backend: {r['backend']}.",
         ]
     )
 
 
-def gateway_section(r: dict[str, Any]) -> str:
-    from bench import gateway
+def _table_lines(text: str) -> str:
+    """Only the tables of a bench's own ``report()`` (its prose is the method here)."""
+    keep = [line for line in text.splitlines() if line.startswith("|") or not line.strip()]
+    return "\n".join(keep).strip()
 
-    t = r.get("targets", {})
-    return "\n".join(
-        [
-            "## Gateway submit and inbox streaming against a bare gRPC echo (bench/gateway.py)",
-            "",
-            "```",
-            ".venv/bin/python -m bench.gateway                    # SQLite and PostgreSQL",
-            ".venv/bin/python -m bench.gateway --backends sqlite",
-            ".venv/bin/python -m bench.gateway --profile sqlite   # where a submit's time goes",
-            ".venv/bin/python -m bench.gateway --quick            # smoke run",
-            "```",
-            "",
-            "**Submit** with 1 and 4 concurrent submitters (each its own mTLS channel, as "
-            "separate nodes would have): envelopes accepted per second (admission, one "
-            "transaction storing envelope, queue entry, audit entry and signed receipt), "
-            "against a bare unary echo of a request of the same size. **Inbox streaming** "
-            "to one recipient: entries per second on one stream, each delivered for the "
-            "first time (marked delivered and audited), against a bare server-streaming "
-            "echo of messages of the same size. Both servers run in their own process, "
-            "each a real `intelshare` gRPC server (same thread pool, keepalive, message "
-            "sizes, certificates, client authentication required); echo and gateway are "
-            "timed in alternating rounds, the best round of each kept. The server's own "
-            "CPU per call (from /proc) is shown beside the wall-clock rates: it is far "
-            f"steadier on a shared machine. Targets: submit ≥ {t.get('submit_ratio', 0.4)} "
-            f"of the echo, streaming ≥ {t.get('stream_ratio', 0.5)}.",
-            "",
-            "Beside each submit measurement runs a third server, the **floor**: the same "
-            "gRPC server doing only what no implementation of a submit can skip — parse "
-            "the request, check the sender's Ed25519 signature over the envelope's "
-            "digest, hash the envelope, sign a receipt, write the envelope durably "
-            "(SQLite in WAL with `synchronous=FULL`, as the services open it; PostgreSQL "
-            "with its defaults; calls that arrive during a write share the next one and "
-            "its receipt signature, as the gateway's group commit does; a lone call is "
-            "one autocommitted statement), and answer with as many bytes as the "
-            "gateway's receipt. It is timed in the same alternating rounds. Its ratio to "
-            "the echo is the most any gateway could reach on this machine; the gateway "
-            "also checks structure, directory and treaty, numbers the queues, appends to "
-            "the Merkle log and builds the receipt with its proof.",
-            "",
-            gateway.format_table(r).split("\n", 2)[2],
-        ]
+
+def figures(bench: Bench, result: dict[str, Any]) -> str:
+    """The bench's own table of figures for this run."""
+    if bench.name == "ipr":
+        return _ipr_table(result)
+    if bench.name == "screen_rpc":
+        return _screen_rpc_table(result)
+    module = importlib.import_module(bench.module)
+    if hasattr(module, "format_table"):
+        text: str = module.format_table(result)
+        first = text.splitlines()[0] if text else ""
+        if not first.startswith("|"):  # a title or machine line: the report has its own
+            text = text.split("\n", 2)[2] if text.count("\n") >= 2 else text
+        return _markdown(text)
+    return _table_lines(module.report(result))
+
+
+def section(bench: Bench, result: dict[str, Any] | None) -> str:
+    parts = [f"### {bench.name}", "", f"`bench/{bench.name}.py`: {bench.method}", ""]
+    sizes = (
+        f"`make bench` reduces its sizes (`{' '.join(bench.run_args)}`); full sizes "
+        f"(`--full`): `{' '.join(bench.full_args)}`."
+        if bench.run_args
+        else "`make bench` runs it at its own sizes."
     )
-
-
-def latency_section(r: dict[str, Any]) -> str:
-    from bench import latency
-
-    t = r.get("targets", {})
-    return "\n".join(
-        [
-            "## End-to-end latency, issue at A to the event on B's feed (bench/latency.py)",
-            "",
-            "```",
-            ".venv/bin/python -m bench.latency                    # PostgreSQL, Redis, workers",
-            ".venv/bin/python -m bench.latency --rates 10,100 --no-search",
-            ".venv/bin/python -m bench.latency --quick            # smoke run",
-            "```",
-            "",
-            "Each in its own process: a gateway, the nodes nl-customs (A) and be-police (B), "
-            "one `intelshare worker` per node, a private `redis-server` (append-only) and "
-            "the machine's PostgreSQL. Liaison officers at A issue alerts to B at a fixed "
-            "rate (open loop: a slow system shows as latency, not as a lower offered rate); "
-            "an analyst at B follows `WatchAlerts`. Latency = arrival of the "
-            "`alert.received` event on B's stream minus the start of the `CreateAlert` call at A "
-            "(one clock). Split: `issue` (the CreateAlert call), `transfer` (A's answer "
-            "until B wrote the event), `feed` (B's event until it arrived on the stream). "
-            "A rate is *sustainable* when every alert arrives, ≥ 95 % of the offered rate "
-            "was kept and p99 < 100 ms; after the fixed rates the bench tries 150, 200, "
-            "250, 300, 400, 500/s while every rate so far was sustainable, then halves "
-            "the gap below the lowest rate that was not, three times (rates rounded to 5/s). "
-            "CPU per alert is read from /proc for our processes and, separately, for the "
-            "servers: the private Redis and the whole PostgreSQL server (shared with "
-            "anything else running, so exact only on a quiet machine). Targets: p50 < "
-            f"{_g(t.get('p50_ms'))} ms and p99 < {_g(t.get('p99_ms'))} ms at "
-            f"{_g(t.get('at_rate'))} alerts/s; ≥ 300 alerts/s sustained.",
-            "",
-            latency.format_table(r).split("\n", 2)[2],
-        ]
-    )
-
-
-ADAPTERS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "envelope": envelope_section,
-    "gateway": gateway_section,
-    "latency": latency_section,
-}
-
-
-def section(name: str, module: str, result: dict[str, Any]) -> str:
-    """A bench's README section: its own ``report()`` or the adapter here."""
+    ran = " ".join(result["argv"]) if result and result.get("argv") else None
+    parts += [(f"This run: `python -m {ran}`. " if ran else "") + sizes, ""]
+    if result is None:
+        return "\n".join([*parts, "Not run."])
     if "error" in result:
         return "\n".join(
-            [
-                f"## {name} ({module.replace('.', '/')}.py)",
-                "",
-                f"**The bench failed in this run** ({result.get('date', '')}):",
-                "",
-                "```",
-                str(result["error"])[-3000:],
-                "```",
-            ]
+            [*parts, "**The bench failed in this run:**", "", "```", result["error"][-3000:], "```"]
         )
-    try:
-        if name in ADAPTERS:
-            text = ADAPTERS[name](result)
-        else:
-            text = importlib.import_module(module).report(result)
-    except Exception as exc:  # a report must never lose the other sections
-        text = f"## {name}\n\nThe report of this bench could not be written: {exc!r}"
-    extra = []
-    if result.get("quick"):
-        extra.append("**Quick (smoke) run: the figures in this section mean nothing.**")
-    m = result.get("machine", {})
-    load = m.get("loadavg") or m.get("loadavg_at_start")
+    load = result.get("loadavg_before_bench")
     if load is not None:
-        extra.append(f"Run {m.get('date', '')}, load average at start {load}.")
-    head, _, rest = text.partition("\n")
-    return "\n".join([head, "", *extra, rest]) if extra else text
+        parts += [
+            f"Wall time {_g(result.get('bench_seconds'))} s; 1-minute load average "
+            f"{_g(load)} when it started.",
+            "",
+        ]
+    try:
+        parts.append(figures(bench, result))
+    except Exception as exc:  # one bench's table must never lose the others
+        parts.append(f"Its figures could not be written: {exc!r}")
+    return "\n".join(parts)
 
 
-# --- the summary -----------------------------------------------------------------------------
-
-
-def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """``[bench, figure, value, baseline, ratio, target, met]`` rows."""
-    rows: list[list[str]] = []
-    env = results.get("envelope", {})
-    if env.get("cases"):
-        target = env.get("target_ratio", 1.3)
-        for op in ("seal", "open", "verify"):
-            worst = max(env["cases"], key=lambda c, op=op: c[op]["ratio"])
-            r = worst[op]["ratio"]
-            rows.append(
-                [
-                    "1 envelope",
-                    f"{op}, worst case ({worst['recipients']} recipients, "
-                    f"{worst['payload_bytes'] // 1024} KiB)",
-                    f"{worst[op]['us']:.0f} µs",
-                    f"primitives {worst[op]['primitives_us']:.0f} µs",
-                    f"{r:.2f}",
-                    f"≤ {target}",
-                    _met(r <= target),
-                ]
+def machine_lines(m: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(m.get("versions", {}).items()))
+    sizes = run.get("sizes", "reduced")
+    quick = run.get("quick")
+    return [
+        f"- **Date**: started {run.get('started', '?')}, finished {run.get('finished', '?')}.",
+        f"- **Commit**: `{run.get('commit', '?')}`.",
+        f"- **Machine**: {m.get('cpu', '?')}, {m.get('nproc', '?')} cores, "
+        f"{m.get('memory_gib', '?')} GiB, Linux {m.get('kernel', '?')}, Python "
+        f"{m.get('python', '?')}.",
+        f"- **Load average** (1, 5, 15 min): {_g(run.get('loadavg_start', m.get('loadavg')))} "
+        f"at the start, {_g(run.get('loadavg_end'))} at the end. The machine is shared with "
+        "other work: each section gives the load when its bench started.",
+        "- **Sizes**: "
+        + (
+            "`--quick` (smoke sizes): **the figures mean nothing**."
+            if quick
+            else (
+                "full (`--full`: every bench at its own default sizes)."
+                if sizes == "full"
+                else "reduced where a bench is large (each section says which; "
+                "`python -m bench.run_all --full` runs the full sizes)."
             )
-    gw = results.get("gateway", {})
-    for res in gw.get("results", []):
-        t = gw.get("targets", {})
-        for s in res["submit"]:
-            rows.append(
-                [
-                    "2 gateway",
-                    f"submit, {s['submitters']} submitter(s), {res['backend']}",
-                    f"{s['per_second']:.0f}/s",
-                    f"echo {s['echo_per_second']:.0f}/s",
-                    f"{s['ratio']:.2f}",
-                    f"≥ {t.get('submit_ratio', 0.4)}",
-                    _met(s["ratio"] >= t.get("submit_ratio", 0.4)),
-                ]
-            )
-            if "floor" in s:  # what no submit can do without, beside it (no target)
-                f = s["floor"]
-                rows.append(
-                    [
-                        "2 gateway",
-                        f"floor of a submit, {s['submitters']} submitter(s), {res['backend']}",
-                        f"{f['per_second']:.0f}/s",
-                        f"echo {s['echo_per_second']:.0f}/s",
-                        f"{f['ratio']:.2f}",
-                        "—",
-                        "—",
-                    ]
-                )
-        st = res["stream"]
-        rows.append(
-            [
-                "2 gateway",
-                f"inbox stream, {res['backend']}",
-                f"{st['per_second']:.0f}/s",
-                f"echo {st['echo_per_second']:.0f}/s",
-                f"{st['ratio']:.2f}",
-                f"≥ {t.get('stream_ratio', 0.5)}",
-                _met(st["ratio"] >= t.get("stream_ratio", 0.5)),
-            ]
-        )
-    lat = results.get("latency", {})
-    if lat.get("runs"):
-        t = lat.get("targets", {"p50_ms": 20.0, "p99_ms": 60.0, "at_rate": 100})
-        at = [x for x in lat["runs"] if x["rate"] == t.get("at_rate")]
-        if at:
-            x = at[0]
-            rows.append(
-                [
-                    "3 latency",
-                    f"p50 at {x['rate']:g} alerts/s ({x['arrived']}/{x['alerts']} arrived)",
-                    f"{_g(x['p50_ms'])} ms",
-                    "—",
-                    "—",
-                    f"< {t['p50_ms']:g} ms",
-                    _met(x["p50_ms"] < t["p50_ms"]),
-                ]
-            )
-            rows.append(
-                [
-                    "3 latency",
-                    f"p99 at {x['rate']:g} alerts/s",
-                    f"{_g(x['p99_ms'])} ms",
-                    "—",
-                    "—",
-                    f"< {t['p99_ms']:g} ms",
-                    _met(x["p99_ms"] < t["p99_ms"]),
-                ]
-            )
-        best = lat.get("max_sustainable")
-        rows.append(
-            [
-                "3 latency",
-                "highest sustainable rate (p99 < 100 ms)",
-                f"{_g(best)} alerts/s" if best else "none of the rates tried",
-                "—",
-                "—",
-                "≥ 300 alerts/s",
-                _met(bool(best) and best >= 300),
-            ]
-        )
-    cu = results.get("catchup", {})
-    if cu.get("catchup"):
-        c = cu["catchup"]
-        rows.append(
-            [
-                "4 catch-up",
-                f"{cu['alerts']:,} alerts stored and notified after reconnecting",
-                f"{_g(c.get('notified_per_second'))} alerts/s",
-                f"floor {_g(cu['floor']['per_second'])} alerts/s",
-                _g(cu.get("ratio_notified")),
-                "—",
-                "—",
-            ]
-        )
-    gr = results.get("growth", {})
-    if gr.get("results"):
-        small, large = gr["sizes"]
-        order = ("get_received", "get_issued", "list_first", "list_deep", "issue")
-        for name, r in sorted(
-            gr["results"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9
-        ):
-            rows.append(
-                [
-                    "5 growth",
-                    f"{name} p50, {large:,} vs {small:,} alerts",
-                    f"{r['large_p50_ms']:.1f} ms",
-                    f"{r['small_p50_ms']:.1f} ms",
-                    f"{r['ratio']:.2f}",
-                    f"≤ {gr['target_ratio']}",
-                    _met(r["ratio"] <= gr["target_ratio"]),
-                ]
-            )
-    fo = results.get("fanout", {})
-    if fo.get("nodes"):
-        rows.append(
-            [
-                "6 fan-out",
-                f"case entry to the last of {fo['nodes']['recipients']} members (p50)",
-                f"{fo['nodes']['last_member']['p50_ms']:g} ms",
-                f"floor {fo['floor']['last_member']['p50_ms']:g} ms",
-                _g(fo.get("ratio_last")),
-                "—",
-                "—",
-            ]
-        )
-    tp = results.get("taxii_peer", {})
-    if tp.get("skipped"):
-        rows.append(["7 peer", "TAXII 2.1 reference server", "not run", "—", "—", "—", "—"])
-    for r in tp.get("results", []):
-        rows.append(
-            [
-                "7 peer",
-                f"share-then-fetch cycles/s, {r['stored']:,} stored",
-                f"{r['ours']['per_second']:g}/s",
-                f"medallion {r['peer']['per_second']:g}/s",
-                f"{r['ratio']:g}",
-                f"≥ {tp['target_ratio']:g}",
-                _met(r["ratio"] >= tp["target_ratio"]),
-            ]
-        )
-    if tp.get("growth"):
-        g = tp["growth"]
-        rows.append(
-            [
-                "7 peer",
-                f"cycles/s at {tp['sizes'][1]:,} / at {tp['sizes'][0]:,} stored",
-                f"ours {g['ours']:g}",
-                f"medallion {g['peer']:g}",
-                "—",
-                "flat (≥ 0.67)",
-                _met(g["ours"] >= 1 / 1.5),
-            ]
-        )
-    mem = results.get("memory", {})
-    for name, p in mem.get("processes", {}).items():
-        if name.startswith(("gateway", "node")):
-            rows.append(
-                [
-                    "8 memory",
-                    f"{name} RSS idle / under load",
-                    f"{p['idle_mib']:g} / {p['load_peak_mib']:g} MiB",
-                    f"bare gRPC server {mem['baseline']['rss_mib']:g} MiB",
-                    f"{p['idle_ratio']:g} / {p['load_ratio']:g}",
-                    "—",
-                    "—",
-                ]
-            )
-    return rows
-
-
-def machine_text(m: dict[str, Any]) -> str:
-    versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())
-    return (
-        f"{m.get('date', '')} — {m.get('cpu', '?')}, nproc {m.get('nproc', '?')}, "
-        f"{m.get('memory_gib', '?')} GiB, Linux {m.get('kernel', '')}, Python "
-        f"{m.get('python', '?')}; {versions}. Load average (1, 5, 15 min) at the start: "
-        f"{m.get('loadavg', '?')}."
-    )
+        ),
+        f"- **Versions**: {versions}.",
+        *(
+            f"- **Run again**: {name} failed in this run and was run once more at "
+            f"{r['at']} (`python -m bench.run_all --retry-failed`); the first attempt "
+            f"ended with: `{r['first_error']}`."
+            for name, r in run.get("retried", {}).items()
+        ),
+    ]
 
 
 HEADER = """# Benchmarks
 
-Written by `make bench` (`bench/run_all.py`), which runs every benchmark on
-this machine and rewrites this file from their results (kept beside it in
-`bench/results.json`; `python -m bench.run_all --report-only` rewrites the
-file from them without running anything). Benchmarks are not timed tests:
-each has a `--quick` mode that a smoke test under `tests/bench/` runs to keep
-it working, and asserts structure only.
-
-Every figure stands beside a baseline measured **in the same run**, as a
-ratio, because an absolute time on a shared machine moves from run to run.
-This machine is a shared two-core VM: other engineers' test runs load it
-while the benches run, so each section gives the load average it saw, and
-the benches prefer CPU time, paired or alternating measurements and best-of
-rounds where wall time is noisy."""
+The report of one run of `make bench` (`bench/run_all.py`), written by it from
+`bench/results.json`; never edited by hand. Every figure stands beside a
+baseline measured in the same run, because absolute times on a shared
+machine move from run to run. Run one bench alone with
+`python -m bench.NAME` (`--help` for its sizes); `tests/bench/` runs each in
+`--quick` mode and asserts structure, never time."""
 
 
-def readme(
-    results: dict[str, dict[str, Any]],
-    machine: dict[str, Any],
-    analysis: str,
-    run_info: dict[str, Any] | None = None,
-) -> str:
-    rows = summary_rows(results)
-    table = [
-        "| # | figure | measured | baseline (same run) | ratio | target | met |",
-        "|---|---|---:|---:|---:|---:|:---:|",
-        *("| " + " | ".join(r) + " |" for r in rows),
-    ]
-    parts = [HEADER, "", "## Machine and run", "", machine_text(machine)]
-    if run_info:
-        parts += ["", run_info.get("text", "")]
-    note = (
-        "Section 3's figures have no baseline of their own: the issue sets absolute "
-        "targets for them. The same path (issue at one node, delivery, storage and feed "
-        "at another) stands beside baselines in sections 4 (a bare recipient) and 7 (the "
-        "TAXII reference server). Sections 4, 6 and 8 have no target in the issue; their "
-        "ratios are for reading, not for passing. Section 2's floor rows are a server "
-        "doing only what no submit can skip (signature check, receipt signature, durable "
-        "write): the most any gateway could reach beside the same echo on this machine."
-    )
-    parts += ["", "## Summary", "", *table, "", note, "", analysis.strip(), ""]
-    for name, module in BENCHES:
-        if name in results:
-            parts += [section(name, module, results[name]), ""]
-        else:
-            parts += [f"## {name}", "", "Not run yet.", ""]
+def readme(results: dict[str, dict[str, Any]], machine: dict[str, Any], run: dict[str, Any]) -> str:
+    parts = [HEADER, "", "## Machine and run", "", *machine_lines(machine, run)]
+    parts += ["", "## Summary", "", *summary(results), "", "## Method and figures per bench"]
+    for b in BENCHES:
+        parts += ["", section(b, results.get(b.name))]
     return "\n".join(parts).rstrip() + "\n"

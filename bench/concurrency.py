@@ -35,33 +35,7 @@ the shipped path runs.
 The machine is shared: the load average before each measurement is in the
 report, and figures from a loaded machine are worth only what it was.
 
-Figures (2026-12-06, the 2-core shared VM at a load average of 8.7-9.9 from
-other engineers' work; ``--rounds 2``, 200 calls per step; ms, the two
-rounds side by side):
-
-=========  ====================  =======  ==========  ===========  ==========
-backend    writers               callers  p50         p99          max
-=========  ====================  =======  ==========  ===========  ==========
-sqlite     busy retry (before)   1        15, 17      114, 95      221, 206
-sqlite     busy retry (before)   8        30, 27      2976, 2072   4906, 3176
-sqlite     busy retry (before)   32       376, 247    8621, 1944   8831, 3031
-sqlite     queued (as shipped)   1        21, 18      82, 45       105, 100
-sqlite     queued (as shipped)   8        175, 131    392, 241     398, 246
-sqlite     queued (as shipped)   32       504, 327    725, 636     736, 638
-postgresql as shipped            1        20, 19      62, 48       140, 113
-postgresql as shipped            8        76, 87      269, 385     305, 583
-postgresql as shipped            32       286, 287    749, 748     858, 774
-=========  ====================  =======  ==========  ===========  ==========
-
-Calls per second at 8 and 32 callers on SQLite: 39 and 22, then 53 and 55
-before; 42 and 59, then 57 and 73 queued (PostgreSQL 74-101). The queue
-turns SQLite's long tail into a wait proportional to the callers ahead:
-the median at 8 callers rises (most calls no longer slip past a sleeping
-writer) while the p99 falls 7.6- and 8.6-fold at 8 callers (11.9- and
-3.1-fold at 32) and the worst call at 8 callers from 3.2-4.9 s to
-0.25-0.40 s; the mean is about the same (callers / throughput). Under a
-load average of 17-35 (an earlier run) the same order held: at 8 callers
-p99 12.9 s before, 1.07 s queued.
+Its figures are in the report of the last ``make bench`` (bench/README.md).
 """
 
 from __future__ import annotations

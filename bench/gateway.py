@@ -55,10 +55,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import yaml
 
 from bench._harness import serve_until_terminated
-from intelshare import devfed
+from intelshare import config, devfed
 from intelshare.directory import Anchor, TrustedDirectory, verify_directory
 from intelshare.envelope import HeaderFields, lookup_recipient_keys, seal
 from intelshare.gateway_client import GatewayClient
@@ -475,20 +474,8 @@ def database(backend: str, workdir: Path) -> Iterator[str]:
 
 
 def gateway_config(setup: Setup, db_url: str, name: str) -> Path:
-    srv = setup.fed.gateway_server_dir
-    section = {
-        "listen": "127.0.0.1:0",
-        "database_url": db_url,
-        "anchor": str(setup.fed.anchor_file),
-        "tls_cert": str(srv / "tls.crt"),
-        "tls_key": str(srv / "tls.key"),
-        "ca_cert": str(setup.fed.ca_file),
-        "signing_key": str(setup.fed.gateway_identity.dir / "signing.key"),
-        "directory": str(setup.fed.directory_file),
-    }
-    path = setup.workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"gateway": section}))
-    return path
+    values = setup.fed.gateway_config(db_url)
+    return devfed.write_config(setup.workdir / f"{name}.yaml", "gateway", values)
 
 
 # --- timing --------------------------------------------------------------------------------
@@ -711,10 +698,10 @@ def bench_stream(
 
 def bench_backend(setup: Setup, backend: str, echo: Server, sizes: Sizes) -> dict[str, Any]:
     with database(backend, setup.workdir) as url:
-        config = gateway_config(setup, url, f"gateway-{backend}")
+        config_file = gateway_config(setup, url, f"gateway-{backend}")
         gateway = _spawn(
             [
-                *("-m", "intelshare.cli", "gateway", "serve", "--config", str(config)),
+                *("-m", "intelshare.cli", "gateway", "serve", "--config", str(config_file)),
                 *("--ready-file", str(setup.workdir / f"{backend}.port"), "--log-level", "WARNING"),
             ],
             setup.workdir / f"{backend}.port",
@@ -907,16 +894,8 @@ def profile(backend: str, count: int = 300, top: int = 25) -> str:
     with tempfile.TemporaryDirectory(prefix="intelshare-prof-") as tmp:
         setup = build_federation(Path(tmp))
         with database(backend, Path(tmp)) as url:
-            srv = setup.fed.gateway_server_dir
-            cfg = GatewayConfig(
-                listen="127.0.0.1:0",
-                database_url=url,
-                anchor=setup.fed.anchor_file,
-                tls_cert=srv / "tls.crt",
-                tls_key=srv / "tls.key",
-                ca_cert=setup.fed.ca_file,
-                signing_key=setup.fed.gateway_identity.dir / "signing.key",
-                directory=setup.fed.directory_file,
+            cfg = config.load(
+                GatewayConfig, "gateway", {"gateway": setup.fed.gateway_config(url)}, env={}
             )
             originals = {n: getattr(GatewayServicer, n) for n in ("SubmitEnvelope", "StreamInbox")}
             for name in originals:  # before start: grpc binds the handlers when registering

@@ -9,9 +9,8 @@ with its Celery worker and the same private Redis: ``nl-customs`` holds
 1,000 stored alerts, ``de-customs`` 100,000 (half received from
 ``be-police``, half issued to it, with everything a node keeps beside them:
 envelopes, receipts, events, outbox rows, audit log). The databases are
-filled before the nodes start by :mod:`bench._seed`, a bulk insert of
-realistic rows through the node's own tables, not by issuing 100,000
-alerts through gRPC.
+filled before the nodes start by :mod:`bench._seed`, through the node's own
+writers in this process, not by issuing 100,000 alerts through gRPC.
 
 Timed through the officer API (gRPC over TLS, bearer token), one call at a
 time, in alternating rounds (small node first, then large, then the other
@@ -37,16 +36,12 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from bench import _harness as h
 from bench._seed import seed
-from intelshare.directory import Anchor, verify_directory
-from intelshare.treaty import Treaty
-from node.schema import alert as rec
 from node.storage import tables as t
 
 SMALL, LARGE, PARTNER = "nl-customs", "de-customs", "be-police"
@@ -156,10 +151,6 @@ def explain_deep(db_url: str, after: tuple[int, str]) -> dict[str, Any]:
     return plans
 
 
-def _record() -> dict[str, Any]:
-    return rec.alert_to_record(h.demo_alert([(PARTNER, TREATY)], days=300))
-
-
 def run(
     *,
     quick: bool = False,
@@ -186,25 +177,11 @@ def run(
     with h.world(
         backend, parties, [treaty_doc], nodes=[SMALL, LARGE], prefix="intelshare-growth"
     ) as w:
-        directory = verify_directory(
-            w.fed.directory_file.read_bytes(), Anchor.load(w.fed.anchor_file), now=datetime.now(UTC)
-        )
-        treaty = Treaty.from_mapping(treaty_doc)
-        record = _record()
+        alert = h.demo_alert([(PARTNER, TREATY)], days=300)
         seeding = {}
         for agency, count in ((SMALL, sizes[0]), (LARGE, sizes[1])):
-            w.prepare(agency)
-            seeding[agency] = seed(
-                w.dbs[agency],
-                agency=agency,
-                keys=w.fed.agencies[agency].keys,
-                partner=PARTNER,
-                partner_keys=w.fed.agencies[PARTNER].keys,
-                directory=directory,
-                treaty=treaty,
-                record=record,
-                count=count,
-            )
+            config = w.prepare(agency)
+            seeding[agency] = seed(config, w.fed, partner=PARTNER, alert=alert, count=count)
         report["seeding"] = seeding
         targets = {}
         for agency in (SMALL, LARGE):
@@ -324,10 +301,7 @@ def report(result: dict[str, Any]) -> str:
     """The README section for a growth run."""
     small, large = result["sizes"]
     seeding = result.get("seeding", {})
-    seeded = ", ".join(
-        f"{v['alerts']:,} alerts / {v['rows']:,} rows in {v['seconds']:g} s"
-        for v in seeding.values()
-    )
+    seeded = ", ".join(f"{v['alerts']:,} alerts in {v['seconds']:g} s" for v in seeding.values())
     worst = result["worst_ratio"]
     verdict = (
         f"**Target met**: the worst ratio is {worst:.2f} (≤ {result['target_ratio']})."
@@ -348,11 +322,9 @@ def report(result: dict[str, Any]) -> str:
             "Two node processes side by side on one gateway, each with its worker: "
             f"one holds {small:,} alerts, the other {large:,} (half received, half issued, "
             "with their envelopes, receipts, events, outbox rows and audit log). The "
-            "databases are filled before the nodes start by `bench/_seed.py`: a bulk "
-            "insert of the rows a node writes, through the node's own tables and record "
-            "code, with a real Merkle audit log; the envelope bytes are one real sealed "
-            "envelope per kind, reused (nothing on the timed paths reads them back). "
-            f"Seeding: {seeded}.",
+            "databases are filled before the nodes start by `bench/_seed.py`, through "
+            "the node's own writers (issue, and the inbound path for what the partner "
+            f"sealed). Seeding: {seeded}.",
             "",
             f"Backend: {result['backend']}. Each call is timed one at a time through the "
             f"officer API, {result['rounds']} alternating rounds of "

@@ -39,16 +39,13 @@ import sys
 import threading
 import time
 from contextlib import suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import _harness as h
 from bench._seed import seed
-from intelshare.directory import Anchor, verify_directory
 from intelshare.interop import ExportContext, export_alerts
 from intelshare.treaty import Treaty
-from node.schema import alert as rec
 
 A, B = "nl-customs", "be-police"
 TREATY = "interop-bench"
@@ -310,27 +307,14 @@ def run(
     report["peer_skipped"] = why
     treaty_doc = h.treaty(TREATY, [A, B])
     with h.world(backend, [A, B], [treaty_doc], nodes=[A], prefix="intelshare-interop") as w:
-        directory = verify_directory(
-            w.fed.directory_file.read_bytes(), Anchor.load(w.fed.anchor_file), now=datetime.now(UTC)
-        )
         treaty = Treaty.from_mapping(treaty_doc)
         w.prepare(A)
-        record = rec.alert_to_record(h.demo_alert([(B, TREATY)], days=300))
+        alert = h.demo_alert([(B, TREATY)], days=300)
         ctx = ExportContext(holder_agency=A, onward_rules={TREATY: treaty.onward_sharing.value})
         stored = 0
         for size in sizes:
             started = time.perf_counter()
-            seed(
-                w.dbs[A],
-                agency=A,
-                keys=w.fed.agencies[A].keys,
-                partner=B,
-                partner_keys=w.fed.agencies[B].keys,
-                directory=directory,
-                treaty=treaty,
-                record=record,
-                count=size - stored,
-            )
+            seed(w.configs[A], w.fed, partner=B, alert=alert, count=size - stored)
             seeding = round(time.perf_counter() - started, 1)
             stored = size
             w.start_node(A, worker=False)

@@ -51,10 +51,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from intelshare import devfed
-from intelshare.gateway_client import GatewayClient
 from intelshare.v1 import alert_pb2, envelope_pb2
 from node.cli.client import NodeClient
 from node.config import load_config
@@ -242,11 +239,6 @@ class World:
         )
 
 
-def _write(path: Path, section: str, values: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump({section: values}))
-    return path
-
-
 @contextmanager
 def world(backend: str, workers: bool = True) -> Iterator[World]:
     with tempfile.TemporaryDirectory(prefix="intelshare-latency-") as tmp:
@@ -261,53 +253,30 @@ def world(backend: str, workers: bool = True) -> Iterator[World]:
         try:
             with databases(backend, workdir, ["gateway", A, B]) as dbs:
                 w.databases = dict(dbs)
-                srv = fed.gateway_server_dir
-                gw_cfg = _write(
+                gw_cfg = devfed.write_config(
                     workdir / "gateway.yaml",
                     "gateway",
-                    {
-                        "listen": "127.0.0.1:0",
-                        "database_url": dbs["gateway"],
-                        "anchor": str(fed.anchor_file),
-                        "tls_cert": str(srv / "tls.crt"),
-                        "tls_key": str(srv / "tls.key"),
-                        "ca_cert": str(fed.ca_file),
-                        "signing_key": str(fed.gateway_identity.dir / "signing.key"),
-                        "directory": str(fed.directory_file),
-                        "max_workers": 32,
-                    },
+                    fed.gateway_config(dbs["gateway"], max_workers=32),
                 )
                 gw = spawn("gateway", ["gateway", "serve", "--config", str(gw_cfg)], workdir)
                 w.procs.append(gw)
-                a = fed.agencies[A]
-                with GatewayClient(
-                    f"127.0.0.1:{gw.port}",
-                    ca_pem=fed.ca_file.read_bytes(),
-                    cert_pem=a.cert_pem,
-                    key_pem=a.key_pem,
-                    server_name="localhost",
-                ) as client:
-                    client.publish_treaty(fed.signed_treaty(TREATY).to_proto())
+                fed.publish_treaties(gw.port)
                 prefix = f"intelshare-latency:{uuid.uuid4().hex[:8]}:"
                 for agency in (A, B):
-                    cfg = _write(
+                    cfg = devfed.write_config(
                         workdir / f"{agency}.yaml",
                         "node",
-                        {
-                            "agency_id": agency,
-                            "listen": "127.0.0.1:0",
-                            "database_url": dbs[agency],
-                            "gateway": f"127.0.0.1:{gw.port}",
-                            "gateway_server_name": "localhost",
-                            "identity_dir": str(fed.agencies[agency].dir),
-                            "directory_cache": str(workdir / f"{agency}.directory.pb"),
-                            "redis_url": redis_url,
+                        fed.node_config(
+                            agency,
+                            dbs[agency],
+                            gw.port,
+                            redis_url=redis_url,
                             # One key space per agency, as separate deployments
                             # have: no node parses the other's wake-ups.
-                            "redis_prefix": f"{prefix}{agency}:",
-                            "max_workers": 32,
-                            "heartbeat_seconds": 5.0,
-                        },
+                            redis_prefix=f"{prefix}{agency}:",
+                            max_workers=32,
+                            heartbeat_seconds=5.0,
+                        ),
                     )
                     store = open_database(load_config(cfg))
                     registry = OfficerRegistry(store.engine)

@@ -51,9 +51,6 @@ from sqlalchemy import select
 from bench import _harness as h
 from bench._seed import seed
 from intelshare.db import make_engine
-from intelshare.directory import Anchor, verify_directory
-from intelshare.treaty import Treaty
-from node.schema import alert as rec
 from node.storage import tables as t
 
 A, B = "nl-customs", "be-police"
@@ -404,22 +401,17 @@ def cpu_per_cycle(w: h.World, concurrency: int, duration: float) -> dict[str, An
 # --- the run -------------------------------------------------------------------------------
 
 
-def _seed_both(w: h.World, count: int, directory: Any, treaty: Treaty) -> dict[str, Any]:
-    record = rec.alert_to_record(h.demo_alert([(B, TREATY)], days=300))
-    out = {}
-    for agency, partner in ((A, B), (B, A)):
-        out[agency] = seed(
-            w.dbs[agency],
-            agency=agency,
-            keys=w.fed.agencies[agency].keys,
+def _seed_both(w: h.World, count: int) -> dict[str, Any]:
+    return {
+        agency: seed(
+            w.configs[agency],
+            w.fed,
             partner=partner,
-            partner_keys=w.fed.agencies[partner].keys,
-            directory=directory,
-            treaty=treaty,
-            record=record,
+            alert=h.demo_alert([(partner, TREATY)], days=300),
             count=count,
         )
-    return out
+        for agency, partner in ((A, B), (B, A))
+    }
 
 
 def run(
@@ -453,15 +445,11 @@ def run(
         return report
     treaty_doc = h.treaty(TREATY, [A, B])
     with h.world(backend, [A, B], [treaty_doc], prefix="intelshare-taxii") as w:
-        directory = verify_directory(
-            w.fed.directory_file.read_bytes(), Anchor.load(w.fed.anchor_file), now=datetime.now(UTC)
-        )
-        treaty = Treaty.from_mapping(treaty_doc)
         for agency in (A, B):
             w.prepare(agency)
         stored = 0
         for size in sizes:
-            seeded = _seed_both(w, size - stored, directory, treaty)
+            seeded = _seed_both(w, size - stored)
             stored = size
             w.start_nodes([A, B], worker=not quick)
             peer, url = start_peer(w.workdir, size)
@@ -596,6 +584,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run, figures meaningless")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default=None)
+    parser.add_argument(
+        "--sizes",
+        default=",".join(str(n) for n in SIZES),
+        help="stored objects, smaller then larger (default %(default)s)",
+    )
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--duration", type=float, default=DURATION)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
@@ -606,9 +599,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_medallion:
         serve_medallion(args.serve_medallion, args.port)
         return 0
+    small, large = (int(n) for n in args.sizes.split(","))
     result = run(
         quick=args.quick,
         backend=args.backend,
+        sizes=(small, large),
         concurrency=args.concurrency,
         duration=args.duration,
         rounds=args.rounds,

@@ -288,17 +288,7 @@ class Federation:
 
     def start_gateway(self) -> None:
         heading("Starting the gateway")
-        srv = self.fed.gateway_server_dir
-        cfg: dict[str, Any] = {
-            "listen": "127.0.0.1:0",
-            "database_url": self.urls["gateway"],
-            "anchor": str(self.fed.anchor_file),
-            "ca_cert": str(self.fed.ca_file),
-            "tls_cert": str(srv / "tls.crt"),
-            "tls_key": str(srv / "tls.key"),
-            "signing_key": str(self.fed.gateway_identity.dir / "signing.key"),
-            "directory": str(self.fed.directory_file),
-        }
+        cfg = self.fed.gateway_config(self.urls["gateway"])
         if self.redis:
             cfg.update(redis_url=self.redis, redis_prefix="intelshare-demo:gateway:")
         self.gateway_config = write_yaml(ROOT / "gateway.yaml", {"gateway": cfg})
@@ -342,17 +332,13 @@ class Federation:
         heading("Starting the three agency nodes and their workers")
         configs = {}
         for agency in self.agencies:
-            ident = self.fed.agencies[agency].dir
-            cfg: dict[str, Any] = {
-                "agency_id": agency,
-                "listen": "127.0.0.1:0",
-                "database_url": self.urls[agency],
-                "gateway": f"127.0.0.1:{self.gateway_port}",
-                "gateway_server_name": "localhost",
-                "identity_dir": str(ident),
-                "embedded_redis_dir": str(ROOT / "redis" / agency),
-                "heartbeat_seconds": 5,
-            }
+            cfg = self.fed.node_config(
+                agency,
+                self.urls[agency],
+                self.gateway_port,
+                embedded_redis_dir=str(ROOT / "redis" / agency),
+                heartbeat_seconds=5,
+            )
             if self.redis:
                 prefix = f"intelshare-demo:{agency}:"
                 cfg.update(redis_url=self.redis, redis_prefix=prefix, broker_url=self.redis)

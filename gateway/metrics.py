@@ -229,11 +229,13 @@ SubmitMethod = Callable[[Any, Request, grpc.ServicerContext], Response]
 
 
 def instrument_submit(method: SubmitMethod) -> SubmitMethod:
-    """Count and time ``SubmitEnvelope``; goes *inside* ``translate_errors``.
+    """Count and time ``SubmitEnvelope``, inside the server's error translation.
 
-    Inside, the project exception is still an exception with its reason, so
-    every refusal — admission, ``MESSAGE_ID_REUSED`` after storage, missing
-    directory — is counted by reason in one place.
+    The server's :class:`~intelshare.grpc_errors.TranslateErrors` interceptor
+    turns exceptions into statuses outside this wrapper: here the project
+    exception is still an exception with its reason, so every refusal —
+    admission, ``MESSAGE_ID_REUSED`` after storage, missing directory — is
+    counted by reason in one place.
     """
 
     @functools.wraps(method)

@@ -26,7 +26,6 @@ from gateway.store import Accepted, GatewayStore, InboxRow, cursor_ahead
 from intelshare import errors, wire
 from intelshare.audit.log import AuditLog
 from intelshare.directory import Anchor, TrustedDirectory, verify_directory
-from intelshare.grpc_errors import translate_errors
 from intelshare.tls import peer_agency_id, peer_certificate_pem
 from intelshare.treaty import SignedTreatyDoc, verify_signatures
 from intelshare.v1 import (
@@ -403,7 +402,6 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
 
     # --- submit ---------------------------------------------------------
 
-    @translate_errors
     @instrument_submit
     def SubmitEnvelope(  # the request is read by submit_request
         self, request: SubmitRequest, context: grpc.ServicerContext
@@ -514,7 +512,6 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
 
     # --- inbox ----------------------------------------------------------
 
-    @translate_errors
     def StreamInbox(  # type: ignore[override]  # entries are encoded: see _inbox_entry
         self, request: gateway_service_pb2.StreamInboxRequest, context: grpc.ServicerContext
     ) -> Iterator[gateway_service_pb2.StreamInboxResponse | bytes]:
@@ -645,7 +642,6 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             finally:
                 s.close_deliveries(agency, deliveries)
 
-    @translate_errors
     def AcknowledgeInbox(
         self, request: gateway_service_pb2.AcknowledgeInboxRequest, context: grpc.ServicerContext
     ) -> gateway_service_pb2.AcknowledgeInboxResponse:
@@ -688,13 +684,11 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
 
     # --- directory ------------------------------------------------------
 
-    @translate_errors
     def GetDirectory(
         self, request: gateway_service_pb2.GetDirectoryRequest, context: grpc.ServicerContext
     ) -> directory_pb2.SignedDirectory:
         return directory_pb2.SignedDirectory.FromString(self.s.directory.signed_bytes)
 
-    @translate_errors
     def PublishDirectory(
         self, request: gateway_service_pb2.PublishDirectoryRequest, context: grpc.ServicerContext
     ) -> gateway_service_pb2.PublishDirectoryResponse:
@@ -708,7 +702,6 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
 
     # --- treaties -------------------------------------------------------
 
-    @translate_errors
     def ListTreaties(
         self, request: gateway_service_pb2.ListTreatiesRequest, context: grpc.ServicerContext
     ) -> gateway_service_pb2.ListTreatiesResponse:
@@ -733,7 +726,6 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         token = _encode_token(offset + size) if more else ""
         return gateway_service_pb2.ListTreatiesResponse(treaties=listings, next_page_token=token)
 
-    @translate_errors
     def GetTreaty(
         self, request: gateway_service_pb2.GetTreatyRequest, context: grpc.ServicerContext
     ) -> treaty_pb2.SignedTreaty:
@@ -745,7 +737,6 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             )
         return doc.to_proto()
 
-    @translate_errors
     def PublishTreaty(
         self, request: gateway_service_pb2.PublishTreatyRequest, context: grpc.ServicerContext
     ) -> gateway_service_pb2.PublishTreatyResponse:

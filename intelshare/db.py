@@ -19,8 +19,8 @@ SQLite has one writer at a time, and a writer that finds the database
 locked sleeps in SQLite's busy handler (1, 2, 5, 10, ... up to 100 ms at a
 time) and tries again: not in order, and never woken when the lock is
 freed, so under a few concurrent writers some wait through many sleeps
-while newcomers go first (issue 22: a p99 of 0.5-1.1 s for ``CreateAlert``
-at 8 concurrent callers, against 27-38 ms one at a time). Each SQLite
+while newcomers go first: a long tail of latency (issue 22;
+``bench/concurrency.py`` measures it with and without the queue). Each SQLite
 engine therefore has a :class:`WriterQueue` (:func:`writer_queue`): a
 service's units of work take their turn in it before they open their
 transaction, so the threads of one process reach SQLite one at a time, in
@@ -235,10 +235,9 @@ def warm_pool(engine: Engine, tables: Sequence[str]) -> int:
     backend, and each table and index it touches is loaded into that
     backend's caches on first use. Under a first burst of load (the first
     busy minute after a start) those first uses land on the requests of the
-    moment, and on a node on the transactions every other writer waits for:
-    in the latency bench, the first eight seconds at 100 alerts/s opened four
-    connections at the issuing node and had a p99 of 74 to 83 ms, against
-    24 to 31 ms once they were open. Planning ``SELECT 1 FROM t LIMIT 0``
+    moment, and on a node on the transactions every other writer waits for
+    (the latency bench's first seconds showed a p99 several times the
+    steady one while its connections opened). Planning ``SELECT 1 FROM t LIMIT 0``
     loads a table and all its indexes and reads no row. Returns how many
     connections were opened; nothing for SQLite (no pool to grow).
     """
@@ -443,8 +442,8 @@ def pg_cursor(conn: Connection, *, named: bool = False, binary: bool = False) ->
     """A psycopg cursor on ``conn``'s connection, its errors raised as SQLAlchemy's.
 
     For the hottest statements on PostgreSQL: SQLAlchemy's execute costs
-    several times what psycopg's does (about 100 against 25 µs of CPU for a
-    short UPDATE). The statement runs in ``conn``'s transaction (psycopg
+    several times the CPU of psycopg's for a short UPDATE. The
+    statement runs in ``conn``'s transaction (psycopg
     begins it with the first statement; ``conn``'s commit or rollback ends
     it). A driver error is wrapped as SQLAlchemy wraps it (``IntegrityError``,
     ``OperationalError`` with the driver's error as ``orig``, without bound

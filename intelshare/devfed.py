@@ -6,6 +6,12 @@ enrol each agency (keys generated into its own folder, mode 0600), enrol the
 gateway's receipt-signing identity and issue its server certificate, publish
 the directory, and have every party sign each treaty. It uses the same
 library calls as those commands, so what tests exercise is what operators run.
+
+It is also the one place that knows which files of the federation a
+gateway's and a node's configuration point at
+(:meth:`LocalFederation.gateway_config`, :meth:`LocalFederation.node_config`):
+tests, the benchmarks and ``deploy/local_federation.py`` add only their own
+settings (timings, thread pools, Redis) on top.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from intelshare import federation as fed
-from intelshare.keys import AgencyKeys
+from intelshare.gateway_client import GatewayClient
+from intelshare.keys import SIGNING_KEY_FILE, AgencyKeys
 from intelshare.treaty import SignedTreatyDoc, Treaty, sign
 
 GATEWAY_ID = "gateway"
@@ -77,6 +86,68 @@ class LocalFederation:
 
     def signed_treaty(self, treaty_id: str) -> SignedTreatyDoc:
         return SignedTreatyDoc.from_bytes(self.treaties[treaty_id].read_bytes())
+
+    def gateway_config(self, database_url: str, **over: Any) -> dict[str, Any]:
+        """The ``gateway:`` section of this federation's gateway; ``over`` adds or replaces."""
+        srv = self.gateway_server_dir
+        values: dict[str, Any] = {
+            "listen": "127.0.0.1:0",
+            "database_url": database_url,
+            "anchor": str(self.anchor_file),
+            "tls_cert": str(srv / fed.TLS_CERT_FILE),
+            "tls_key": str(srv / fed.TLS_KEY_FILE),
+            "ca_cert": str(self.ca_file),
+            "signing_key": str(self.gateway_identity.dir / SIGNING_KEY_FILE),
+            "directory": str(self.directory_file),
+        }
+        values.update(over)
+        return values
+
+    def node_config(
+        self, agency: str, database_url: str, gateway_port: int, **over: Any
+    ) -> dict[str, Any]:
+        """The ``node:`` section of ``agency``'s node on the gateway at ``gateway_port``.
+
+        The directory cache lies under the federation's root, one file per
+        agency, so that nodes sharing an identity folder's parent never share it.
+        """
+        values: dict[str, Any] = {
+            "agency_id": agency,
+            "listen": "127.0.0.1:0",
+            "database_url": database_url,
+            "gateway": f"127.0.0.1:{gateway_port}",
+            "gateway_server_name": "localhost",
+            "identity_dir": str(self.agencies[agency].dir),
+            "directory_cache": str(self.root / "node-cache" / f"{agency}.directory.pb"),
+        }
+        values.update(over)
+        return values
+
+    def gateway_client(self, port: int, agency: str, **options: Any) -> GatewayClient:
+        """A client of the local gateway with ``agency``'s mTLS identity."""
+        a = self.agencies[agency]
+        return GatewayClient(
+            f"127.0.0.1:{port}",
+            ca_pem=self.ca_file.read_bytes(),
+            cert_pem=a.cert_pem,
+            key_pem=a.key_pem,
+            server_name="localhost",
+            **options,
+        )
+
+    def publish_treaties(self, port: int) -> None:
+        """Publish every treaty to the gateway at ``port`` (as its first party: all signed)."""
+        for treaty_id in self.treaties:
+            doc = self.signed_treaty(treaty_id)
+            with self.gateway_client(port, doc.treaty.parties[0]) as client:
+                client.publish_treaty(doc.to_proto())
+
+
+def write_config(path: Path, section: str, values: Mapping[str, Any]) -> Path:
+    """Write ``{section: values}`` as a YAML configuration file at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({section: dict(values)}, sort_keys=False))
+    return path
 
 
 def sign_by_parties(

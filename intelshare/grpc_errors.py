@@ -12,7 +12,6 @@ wire handles one hierarchy.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -111,9 +110,6 @@ def from_rpc_error(err: grpc.RpcError) -> IntelshareError:
     return result
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
 @contextmanager
 def project_errors() -> Iterator[None]:
     """The client boundary: a failed call's ``grpc.RpcError`` becomes the project's exception."""
@@ -173,30 +169,6 @@ def _streaming(
             _answer_internal(context, where)
 
     return translated
-
-
-def translate_errors(method: _F) -> _F:
-    """Decorate a servicer method so project errors become rich statuses.
-
-    For servicers on a server without :class:`TranslateErrors` (which every
-    :class:`~intelshare.grpc_server.ManagedServer` has).
-    """
-    import inspect
-
-    where = method.__qualname__
-    if inspect.isgeneratorfunction(method):
-
-        @functools.wraps(method)
-        def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            return _streaming(functools.partial(method, self), where)(request, context)
-
-        return cast(_F, streaming)
-
-    @functools.wraps(method)
-    def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        return _unary(functools.partial(method, self), where)(request, context)
-
-    return cast(_F, unary)
 
 
 class TranslateErrors(grpc.ServerInterceptor):  # type: ignore[type-arg]

@@ -131,6 +131,7 @@ _VERIFY_CHUNK = 2048
 
 # --- tables ---------------------------------------------------------------------
 
+#: The audit log's tables, for a service to create beside its own (create_tables).
 audit_metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_name)s",

@@ -153,10 +153,11 @@ class Trust:
         if doc.treaty.id != treaty_id or (version and doc.treaty.version != version):
             log.error("gateway answered treaty %s v%s with another document", treaty_id, version)
             return None
-        self._keep(doc)
+        self.keep(doc)
         return doc
 
-    def _keep(self, doc: SignedTreatyDoc) -> None:
+    def keep(self, doc: SignedTreatyDoc) -> None:
+        """Hold ``doc``: one fetched from the gateway, or one obtained out of band."""
         key = (doc.treaty.id, doc.treaty.version)
         try:
             with self.engine.begin() as conn:
@@ -178,10 +179,6 @@ class Trust:
         with self._lock:
             self._treaties[key] = doc
             self._treaties_version += 1
-
-    def add_treaty(self, doc: SignedTreatyDoc) -> None:
-        """Keep a treaty obtained out of band (tests, offline setups)."""
-        self._keep(doc)
 
     def held(self) -> list[SignedTreatyDoc]:
         """Every treaty version this node holds, in force or not (read-only view)."""

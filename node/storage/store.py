@@ -264,10 +264,6 @@ class Writer:
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after.append(callback)
 
-    @property
-    def has_events(self) -> bool:
-        return bool(self._events)
-
     def _flush(self, audit: AuditLog | None) -> None:
         created = now_ms()
         if self._audits and audit is None:
@@ -517,10 +513,6 @@ class Store:
             self.wake_committed()
         if self.metrics is not None:
             self.metrics.committed([(e["type"], e["agency_id"]) for e in w._events], w._audits)
-
-    def record_audit(self, event: str, fields: Mapping[str, FieldValue]) -> None:
-        with self.write() as w:
-            w.audit(event, fields)
 
     # --- events ----------------------------------------------------------------
 

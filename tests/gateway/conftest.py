@@ -13,7 +13,7 @@ import yaml
 
 from gateway.config import GatewayConfig
 from gateway.server import RunningGateway, start
-from intelshare import devfed
+from intelshare import config, devfed
 from intelshare.directory import Anchor, verify_directory
 from intelshare.envelope import HeaderFields, lookup_recipient_keys, seal
 from intelshare.gateway_client import GatewayClient
@@ -135,20 +135,9 @@ class GatewayEnv:
 
 
 def write_config(fed: devfed.LocalFederation, db_url: str, **over: Any) -> GatewayConfig:
-    srv = fed.gateway_server_dir
-    values: dict[str, Any] = dict(
-        listen="127.0.0.1:0",
-        database_url=db_url,
-        anchor=fed.anchor_file,
-        tls_cert=srv / "tls.crt",
-        tls_key=srv / "tls.key",
-        ca_cert=fed.ca_file,
-        signing_key=fed.gateway_identity.dir / "signing.key",
-        directory=fed.directory_file,
-        heartbeat_seconds=0.5,
-    )
-    values.update(over)
-    return GatewayConfig(**values)
+    values = fed.gateway_config(db_url, **{"heartbeat_seconds": 0.5, **over})
+    # as the service reads its file, without the environment's overrides
+    return config.load(GatewayConfig, "gateway", {"gateway": values}, env={})
 
 
 @pytest.fixture
@@ -168,9 +157,7 @@ def make_gateway(
         started.append(running)
         env = GatewayEnv(local_fed, running, cfg)
         if publish_treaties:
-            with env.client("nl-customs") as c:
-                for tid in local_fed.treaties:
-                    c.publish_treaty(local_fed.signed_treaty(tid).to_proto())
+            local_fed.publish_treaties(running.port)
         return env
 
     yield factory

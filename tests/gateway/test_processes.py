@@ -32,7 +32,6 @@ from typing import Any
 
 import grpc
 import pytest
-import yaml
 
 from intelshare import devfed
 from intelshare.directory import Anchor, TrustedDirectory, verify_directory
@@ -110,23 +109,9 @@ class Federation:
     _directory: TrustedDirectory | None = None
 
     def config(self, name: str, **over: Any) -> Path:
-        srv = self.fed.gateway_server_dir
-        section: dict[str, Any] = {
-            "listen": "127.0.0.1:0",
-            "database_url": self.db_url,
-            "anchor": str(self.fed.anchor_file),
-            "tls_cert": str(srv / "tls.crt"),
-            "tls_key": str(srv / "tls.key"),
-            "ca_cert": str(self.fed.ca_file),
-            "signing_key": str(self.fed.gateway_identity.dir / "signing.key"),
-            "directory": str(self.fed.directory_file),
-            "heartbeat_seconds": 0.5,
-            "max_workers": 8,
-        }
-        section.update(over)
-        path = self.workdir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump({"gateway": section}))
-        return path
+        values = {"heartbeat_seconds": 0.5, "max_workers": 8, **over}
+        section = self.fed.gateway_config(self.db_url, **values)
+        return devfed.write_config(self.workdir / f"{name}.yaml", "gateway", section)
 
     def start(self, name: str, **over: Any) -> GatewayProcess:
         config_file = self.config(name, **over)
@@ -169,9 +154,7 @@ class Federation:
         )
 
     def publish_treaties(self, gp: GatewayProcess) -> None:
-        with self.client(gp, SENDER) as c:
-            for tid in self.fed.treaties:
-                c.publish_treaty(self.fed.signed_treaty(tid).to_proto())
+        self.fed.publish_treaties(gp.port)
 
     @property
     def directory(self) -> TrustedDirectory:

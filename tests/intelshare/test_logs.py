@@ -565,46 +565,23 @@ class Service:
 @pytest.mark.timeout(240)
 def test_gateway_node_and_worker_write_json_lines_only_and_little_at_info(tmp_path: Path) -> None:
     fed = devfed.build(tmp_path / "fed", AGENCIES[:1])
-    gw_config = tmp_path / "gateway.yaml"
-    gw_config.write_text(
-        json.dumps(
-            {
-                "gateway": {
-                    "listen": "127.0.0.1:0",
-                    "database_url": f"sqlite:///{tmp_path / 'gw.db'}",
-                    "anchor": str(fed.anchor_file),
-                    "ca_cert": str(fed.ca_file),
-                    "directory": str(fed.directory_file),
-                    "tls_cert": str(fed.gateway_server_dir / "tls.crt"),
-                    "tls_key": str(fed.gateway_server_dir / "tls.key"),
-                    "signing_key": str(fed.gateway_identity.dir / "signing.key"),
-                }
-            }
-        )
+    gw_config = devfed.write_config(
+        tmp_path / "gateway.yaml", "gateway", fed.gateway_config(f"sqlite:///{tmp_path / 'gw.db'}")
     )
     services = [Service("gateway", ["gateway", "serve", "--config", str(gw_config)], tmp_path)]
     try:
         port = services[0].wait_ready()
-        node_config = tmp_path / "node.yaml"
-        node_config.write_text(
-            json.dumps(
-                {
-                    "node": {
-                        "agency_id": "nl-customs",
-                        "listen": "127.0.0.1:0",
-                        "database_url": f"sqlite:///{tmp_path / 'nl.db'}",
-                        "gateway": f"127.0.0.1:{port}",
-                        "gateway_server_name": "localhost",
-                        "identity_dir": str(fed.agencies["nl-customs"].dir),
-                        # beat's tasks every second or so: many ticks in a few seconds
-                        "maintenance_seconds": 1,
-                        "notify_deadline_seconds": 2,
-                        "directory_refresh_seconds": 1,
-                        "treaty_refresh_seconds": 1,
-                    }
-                }
-            )
+        node_values = fed.node_config(
+            "nl-customs",
+            f"sqlite:///{tmp_path / 'nl.db'}",
+            port,
+            # beat's tasks every second or so: many ticks in a few seconds
+            maintenance_seconds=1,
+            notify_deadline_seconds=2,
+            directory_refresh_seconds=1,
+            treaty_refresh_seconds=1,
         )
+        node_config = devfed.write_config(tmp_path / "node.yaml", "node", node_values)
         services.append(Service("node", ["node", "serve", "--config", str(node_config)], tmp_path))
         services[-1].wait_ready()
         services.append(

@@ -23,7 +23,6 @@ from gateway.config import GatewayConfig
 from gateway.server import RunningGateway
 from gateway.server import start as start_gateway
 from intelshare import devfed
-from intelshare.gateway_client import GatewayClient
 from node.cli.client import NodeClient
 from node.config import NodeConfig
 from node.server import Node
@@ -88,55 +87,29 @@ def treaties(today: date | None = None) -> list[dict[str, Any]]:
     return data
 
 
+#: The tests' timings: heartbeats, maintenance and back-off short enough for a test to wait out.
+GATEWAY_TIMINGS: dict[str, Any] = {"heartbeat_seconds": 0.5}
+NODE_TIMINGS: dict[str, Any] = {
+    "heartbeat_seconds": 0.5,
+    "maintenance_seconds": 0.5,
+    "send_backoff_max_seconds": 1.0,
+    "inbox_backoff_max_seconds": 1.0,
+    "gateway_timeout_seconds": 5.0,
+}
+
+
 def gateway_config(fed: devfed.LocalFederation, db_url: str, **over: Any) -> dict[str, Any]:
-    srv = fed.gateway_server_dir
-    values: dict[str, Any] = {
-        "listen": "127.0.0.1:0",
-        "database_url": db_url,
-        "anchor": str(fed.anchor_file),
-        "tls_cert": str(srv / "tls.crt"),
-        "tls_key": str(srv / "tls.key"),
-        "ca_cert": str(fed.ca_file),
-        "signing_key": str(fed.gateway_identity.dir / "signing.key"),
-        "directory": str(fed.directory_file),
-        "heartbeat_seconds": 0.5,
-    }
-    values.update(over)
-    return values
+    return fed.gateway_config(db_url, **{**GATEWAY_TIMINGS, **over})
 
 
 def node_config(
     fed: devfed.LocalFederation, agency: str, db_url: str, gateway_port: int, **over: Any
 ) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "agency_id": agency,
-        "listen": "127.0.0.1:0",
-        "database_url": db_url,
-        "gateway": f"127.0.0.1:{gateway_port}",
-        "gateway_server_name": "localhost",
-        "identity_dir": str(fed.agencies[agency].dir),
-        "directory_cache": str(fed.root / "node-cache" / f"{agency}.directory.pb"),
-        "heartbeat_seconds": 0.5,
-        "maintenance_seconds": 0.5,
-        "send_backoff_max_seconds": 1.0,
-        "inbox_backoff_max_seconds": 1.0,
-        "gateway_timeout_seconds": 5.0,
-    }
-    values.update(over)
-    return values
+    return fed.node_config(agency, db_url, gateway_port, **{**NODE_TIMINGS, **over})
 
 
 def publish_treaties(fed: devfed.LocalFederation, port: int) -> None:
-    a = fed.agencies["nl-customs"]
-    with GatewayClient(
-        f"127.0.0.1:{port}",
-        ca_pem=fed.ca_file.read_bytes(),
-        cert_pem=a.cert_pem,
-        key_pem=a.key_pem,
-        server_name="localhost",
-    ) as client:
-        for tid in fed.treaties:
-            client.publish_treaty(fed.signed_treaty(tid).to_proto())
+    fed.publish_treaties(port)
 
 
 @pytest.fixture

@@ -2,28 +2,24 @@
 
 The node and gateway are the node tests' (``tests.node.conftest``); the
 alerts are written into the node's database before it starts by the
-benches' seeder (:mod:`bench._seed`: the rows a node writes, half issued
-to de-customs and half received from it under the customs treaty), which
-fills thousands of alerts in seconds where issuing them through the API
-would take minutes.
+benches' seeder (:mod:`bench._seed`: the node's own writers in the test's
+process, half issued to de-customs and half received from it under the
+customs treaty), which fills thousands of alerts far faster than issuing
+them through the API.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench._seed import seed
-from intelshare import migrate
-from intelshare.db import make_engine
-from intelshare.directory import Anchor, verify_directory
-from node.schema import alert as rec
-from node.server import MIGRATIONS
+from intelshare import devfed
+from intelshare.v1 import alert_pb2
 from taxii.config import config_from_mapping
 from taxii.server import RunningTaxii, start
 from tests.node.conftest import (  # noqa: F401  (fixtures)
@@ -55,30 +51,11 @@ class World:
         return f"{self.taxii.url}/{AGENCY}/collections/{collection_id}/"
 
 
-def seed_node_db(world: Cluster, url: str, count: int) -> None:
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(engine, MIGRATIONS)
-    finally:
-        engine.dispose()
-    federation = world.fed
-    directory = verify_directory(
-        federation.directory_file.read_bytes(),
-        Anchor.load(federation.anchor_file),
-        now=datetime.now(UTC),
-    )
-    record = rec.alert_to_record(demo_alert())
-    seed(
-        url,
-        agency=AGENCY,
-        keys=federation.agencies[AGENCY].keys,
-        partner=PARTNER,
-        partner_keys=federation.agencies[PARTNER].keys,
-        directory=directory,
-        treaty=federation.signed_treaty(CUSTOMS).treaty,
-        record=record,
-        count=count,
-    )
+def seed_node_db(world: Cluster, url: str, count: int, where: Path) -> None:
+    values = world.fed.node_config(AGENCY, url, world.gateway.port)
+    config = devfed.write_config(where / f"{AGENCY}-seed.yaml", "node", values)
+    alert = demo_alert(recipients=[alert_pb2.AlertRecipient(agency_id=PARTNER, treaty_id=CUSTOMS)])
+    seed(config, world.fed, partner=PARTNER, alert=alert, count=count)
 
 
 def treaty_files(world: Cluster, where: Path) -> list[str]:
@@ -114,7 +91,7 @@ def world_factory(
 
     def make(count: int, **over: Any) -> World:
         url = cluster.make_db(AGENCY)
-        seed_node_db(cluster, url, count)
+        seed_node_db(cluster, url, count, tmp_path)
         cluster.start_node(PARTNER)
         node = cluster.start_node(AGENCY, db=url)
         config = config_from_mapping(taxii_values(cluster, node, tmp_path, **over), base=tmp_path)

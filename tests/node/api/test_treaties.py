@@ -71,7 +71,7 @@ def test_an_agency_sees_exactly_its_treaties_in_the_protos_vocabulary(cluster: C
     nl = cluster.start_node("nl-customs")
     be = cluster.start_node("be-police")
     # be-police holds the customs treaty too (obtained out of band) but is no party of it.
-    be.node.trust.add_treaty(cluster.fed.signed_treaty(CUSTOMS))
+    be.node.trust.keep(cluster.fed.signed_treaty(CUSTOMS))
 
     with client(nl) as c:
         assert [t.treaty_id for t in c.list_all_treaties()] == [TASKFORCE, CUSTOMS]
@@ -136,7 +136,7 @@ def test_treaties_not_in_force_are_listed_with_why(cluster: Cluster) -> None:
     nl = cluster.start_node("nl-customs")
     trust = nl.node.trust
     # An amendment of the task force that be-police has not signed: v1 stays the one in use.
-    trust.add_treaty(
+    trust.keep(
         treaty_doc(
             cluster,
             TASKFORCE,
@@ -146,8 +146,8 @@ def test_treaties_not_in_force_are_listed_with_why(cluster: Cluster) -> None:
             signers=("nl-customs", "de-customs"),
         )
     )
-    trust.add_treaty(treaty_doc(cluster, "later-treaty", start=2, end=30))
-    trust.add_treaty(treaty_doc(cluster, "past-treaty", start=-60, end=-2))
+    trust.keep(treaty_doc(cluster, "later-treaty", start=2, end=30))
+    trust.keep(treaty_doc(cluster, "past-treaty", start=-60, end=-2))
 
     with client(nl) as c:
         listed = {t.treaty_id: t for t in c.list_all_treaties()}
@@ -177,7 +177,7 @@ def test_treaties_not_in_force_are_listed_with_why(cluster: Cluster) -> None:
 def test_listing_pages_with_sealed_tokens(cluster: Cluster) -> None:
     nl = cluster.start_node("nl-customs")
     for n in range(3):
-        nl.node.trust.add_treaty(treaty_doc(cluster, f"extra-{n}"))
+        nl.node.trust.keep(treaty_doc(cluster, f"extra-{n}"))
     seen: list[str] = []
     with client(nl) as c:
         token = ""
@@ -226,7 +226,7 @@ def _raw_error(node: RunningNode, request: Any) -> tuple[grpc.StatusCode, Any, d
 
 def test_not_found_and_bad_names_have_their_reasons(cluster: Cluster) -> None:
     be = cluster.start_node("be-police")
-    be.node.trust.add_treaty(cluster.fed.signed_treaty(CUSTOMS))
+    be.node.trust.keep(cluster.fed.signed_treaty(CUSTOMS))
 
     # A treaty the node holds but be-police is no party of is not found, like an unknown one.
     for treaty_id in (CUSTOMS, "no-such-treaty"):
