@@ -975,7 +975,8 @@ def risk_story(f: Federation) -> None:
     say(
         "Only the declarations that match are stored, as hits; the file stays on the officer's\n"
         "machine. The node also screens against what it holds in force: the containers of\n"
-        "alerts (and the GTINs, HS subheadings and brands of recordations), so one target links to step 1's alert."
+        "alerts (and the GTINs, HS subheadings and brands of recordations), so one target\n"
+        "links to step 1's alert."
     )
     data = write_declarations(ROOT / "risk" / "declarations.csv")
     say(f"(the demo wrote {DECLARATIONS:,} generated declarations to {data})")
