@@ -24,7 +24,8 @@ from typing import Any
 from stix2.utils import format_datetime
 
 from intelshare.errors import InvalidArgument
-from intelshare.interop.stix import ExportContext, alert_objects
+from intelshare.interop.kinds import alert_objects
+from intelshare.interop.stix import ExportContext
 from intelshare.v1 import alert_pb2
 from node.cli.client import NodeClient
 

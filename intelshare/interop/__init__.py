@@ -54,18 +54,29 @@ vocabularies used here are read from the protobuf enums themselves
 from __future__ import annotations
 
 from intelshare.interop.draft import Draft, Mapped, Skipped
+from intelshare.interop.kinds import (
+    EXPORTERS,
+    alert_objects,
+    export_alerts,
+    export_records,
+    record_objects,
+)
 from intelshare.interop.misp import draft_from_misp
-from intelshare.interop.stix import ExportContext, alert_objects, bundle_of, export_alerts
+from intelshare.interop.stix import ExportContext, RecordObjects, bundle_of
 from intelshare.interop.stix_import import draft_from_stix
 
 __all__ = [
+    "EXPORTERS",
     "Draft",
     "ExportContext",
     "Mapped",
+    "RecordObjects",
     "Skipped",
     "alert_objects",
     "bundle_of",
     "draft_from_misp",
     "draft_from_stix",
     "export_alerts",
+    "export_records",
+    "record_objects",
 ]

@@ -69,6 +69,8 @@ class AlertReading(AlertCore):
             v["direction"] = "unknown direction"
         if len(flt.treaty_id) > 128:
             v["treaty_id"] = "too long"
+        if flt.updated_after_ms < 0:
+            v["update_time_after"] = "must not be before 1970"
         if v:
             raise errors.InvalidArgument(rec.summary(v), violations=v)
         after = self.store.page_tokens.read(
@@ -92,6 +94,8 @@ class AlertReading(AlertCore):
             query = query.where(a.c.state == REVOKED)
         elif flt.state == alert_pb2.ALERT_STATE_EXPIRED:
             query = query.where(a.c.state == ACTIVE, a.c.expire_ms <= now)
+        if flt.updated_after_ms:
+            query = query.where(a.c.update_ms > flt.updated_after_ms)
         if flt.treaty_id:
             query = query.where(
                 or_(
