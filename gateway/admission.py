@@ -21,7 +21,10 @@ same envelope is always refused for the same reason:
    longer than :data:`intelshare.review.REVIEW_VALIDITY` before, a payload
    digest), categories, handling code and TLP permitted — the one order of
    :func:`intelshare.treaty.decide`;
-7. onward sharing: a header with a provenance (a record passed on by a
+7. a case's membership comes from the agency that made the case id
+   (``CASE_OWNER_MISMATCH``; :func:`intelshare.ids.case_id_owned_by`, the
+   same check as the receiving node's);
+8. onward sharing: a header with a provenance (a record passed on by a
    recipient) is checked against the original treaty's rule and, where
    that needs the originator's consent, against the consent envelope the
    header carries (``ONWARD_SHARING_FORBIDDEN``, ``CONSENT_INVALID``;
@@ -44,6 +47,7 @@ from google.protobuf.message import DecodeError
 from intelshare import envelope as env_mod
 from intelshare import errors
 from intelshare.directory import TrustedDirectory
+from intelshare.ids import case_id_owned_by
 from intelshare.onward import decide_provenance
 from intelshare.treaty import Handling, SignedTreatyDoc, Tlp, decide, in_force, kind_name
 from intelshare.v1 import envelope_pb2
@@ -253,6 +257,14 @@ def admit(
         attested=verified,
     )
     decision.raise_if_refused()
+    if verified.kind == envelope_pb2.MESSAGE_KIND_CASE_MEMBERSHIP and not case_id_owned_by(
+        verified.case_id, verified.sender
+    ):
+        raise errors.CaseOwnerMismatch(
+            f"case id {verified.case_id[:64]!r} was not made by {verified.sender}: "
+            "only a case's owner sends its membership",
+            metadata={"agency_id": verified.sender},
+        )
     if verified.HasField("provenance"):
         decide_provenance(verified, treaties.get_exact, directory, now).raise_if_refused()
     return Admitted(verified, data, env_mod.envelope_sha256(data))

@@ -48,6 +48,7 @@ The tree (class, gRPC code, ErrorInfo reason where it differs from the code);
     │  └─ TreatyNotFound (NOT_FOUND, TREATY_NOT_FOUND)
     ├─ PayloadTooLarge (RESOURCE_EXHAUSTED, PAYLOAD_TOO_LARGE)
     ├─ PermissionDenied (PERMISSION_DENIED)
+    │  ├─ CaseOwnerMismatch (PERMISSION_DENIED, CASE_OWNER_MISMATCH)
     │  ├─ HolderMismatch (PERMISSION_DENIED, HOLDER_MISMATCH)
     │  └─ SenderMismatch (PERMISSION_DENIED, SENDER_MISMATCH)
     ├─ PolicyRefused (FAILED_PRECONDITION, POLICY_REFUSED)
@@ -211,6 +212,12 @@ class SenderMismatch(PermissionDenied):
     """The envelope's sender is not the agency of the authenticated peer."""
 
     reason = "SENDER_MISMATCH"
+
+
+class CaseOwnerMismatch(PermissionDenied):
+    """A case membership whose case id was made by another agency than its sender."""
+
+    reason = "CASE_OWNER_MISMATCH"
 
 
 # --- verification (opaque) ---------------------------------------------------

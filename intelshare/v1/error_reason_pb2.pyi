@@ -215,6 +215,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     "treaties/{treaty_id}"). Code INVALID_ARGUMENT; the BadRequest names
     "name".
     """
+    ERROR_REASON_CASE_OWNER_MISMATCH: _ErrorReason.ValueType  # 54
+    """A case membership message whose case id was made by another agency than
+    its sender: only a case's owner opens it at other agencies. Code
+    PERMISSION_DENIED; metadata "agency_id" (the sender).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the values of google.rpc.ErrorInfo.reason used by
@@ -415,5 +420,10 @@ ERROR_REASON_NAME_INVALID: ErrorReason.ValueType  # 53
 """A resource name is not of the form the method takes (e.g.
 "treaties/{treaty_id}"). Code INVALID_ARGUMENT; the BadRequest names
 "name".
+"""
+ERROR_REASON_CASE_OWNER_MISMATCH: ErrorReason.ValueType  # 54
+"""A case membership message whose case id was made by another agency than
+its sender: only a case's owner opens it at other agencies. Code
+PERMISSION_DENIED; metadata "agency_id" (the sender).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from intelshare import errors
-from intelshare.ids import is_message_id
+from intelshare.ids import case_id_owned_by, is_message_id
 from intelshare.treaty import check_fields, redact
 from intelshare.v1 import envelope_pb2
 from node.kinds.cases import db
@@ -253,6 +253,13 @@ class CaseInbound(CaseCore):
             )
         if row is not None and row.standing == OWNER:
             raise Refused("REFERENCE_MISMATCH", f"case {case_id} is owned by this agency")
+        if row is None and not case_id_owned_by(case_id, h.sender):
+            # The first membership message opens the case here with its
+            # sender as the owner; only the agency that made the id may.
+            raise Refused(
+                "CASE_OWNER_MISMATCH",
+                f"case id {case_id} was not made by {h.sender}: only its owner can open it here",
+            )
         if row is None and self.agency_id not in members:
             raise Refused(
                 "NOT_A_MEMBER", f"no case {case_id} here, and this agency is not a member"

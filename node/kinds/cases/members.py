@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from intelshare import errors
-from intelshare.ids import new_message_id
+from intelshare.ids import new_case_id
 from intelshare.treaty import Treaty, check_fields, redact
 from intelshare.v1 import case_pb2, envelope_pb2
 from node.kinds.cases import db
@@ -72,7 +72,7 @@ class CaseMembers(CaseCore):
                     "rule": "fields.case_entry",
                 },
             )
-        case_id = new_message_id()
+        case_id = new_case_id(self.agency_id)
         at = now_ms()
         values: dict[str, Any] = {
             "case_id": case_id,

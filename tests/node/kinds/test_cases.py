@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 
 from intelshare import devfed, errors
 from intelshare.envelope import verify
-from intelshare.v1 import case_pb2, envelope_pb2
+from intelshare.v1 import case_pb2, envelope_pb2, gateway_service_pb2
 from node.cli.case_client import CaseClient
 from node.kinds.cases import db as case_db
 from node.sharing.evidence import open_disclosed
@@ -792,3 +792,72 @@ def test_history_larger_than_one_envelope_arrives_in_several(three: Three) -> No
             )
         ].count(["de-customs"])
     assert to_de >= 3
+
+
+def test_a_member_cannot_claim_a_case_id_before_its_owner_adds_an_agency(three: Three) -> None:
+    """The case-id claim attack (issue 23, item 6), refused at the gateway and at the receiver.
+
+    be-police, a member of nl-customs' case, seals a membership of that case
+    id naming itself owner and de-customs a member, before nl-customs adds
+    de-customs. Were it accepted, de-customs would take be-police for the
+    owner and refuse the real owner's membership later. The case id binds
+    its owner, so the gateway refuses the claim on the header alone, and
+    de-customs refuses it too when it arrives by another route; the real
+    owner's membership then opens the case at de-customs.
+    """
+    nl, be, de = three
+    de.node.inbound.stop()  # de-customs' inbox is driven by hand below
+    with cc(nl) as c:
+        case = c.create_case(new_case(members=("be-police",)))
+    wait_for(lambda: held(be, case.name), what="case at be")
+    case_id = case.name.removeprefix("cases/")
+    with be.node.store.engine.connect() as conn:
+        row = case_db.case_row(conn, case_id)
+        assert row is not None
+        assert row.owner_agency == "nl-customs"
+    treaty = be.node.trust.current(TASKFORCE).treaty
+    claim = be.node.cases._seal(
+        treaty,
+        dict(row._mapping),
+        kind=envelope_pb2.MESSAGE_KIND_CASE_MEMBERSHIP,
+        recipients=["de-customs"],
+        payload=be.node.cases._state(dict(row._mapping), treaty, ["be-police", "de-customs"]),
+    )
+    signed = verify(claim.envelope, be.node.trust.directory, now=datetime.now(UTC))
+    assert signed.case_id == case_id
+    assert signed.sender == "be-police"
+    # The gateway sees the case id and the sender in the signed header.
+    with pytest.raises(errors.CaseOwnerMismatch) as refused:
+        be.node.client.submit(envelope_pb2.Envelope.FromString(claim.envelope))
+    assert "be-police" in refused.value.message
+    # A route around the gateway: the receiving node checks the same binding.
+    inbound = de.node.inbound
+    assert inbound.handle_entry(_inbox_entry(claim.envelope, 1)) == "refused"
+    refusal = next(e for e in audit_events(de) if e.get("message_id") == claim.message_id)
+    assert refusal["reason"] == "CASE_OWNER_MISMATCH"
+    assert held(de, case.name) is None
+    # The real owner adds de-customs: its membership opens the case there.
+    with cc(nl) as c:
+        c.add_member(case.name, "de-customs")
+    with nl.node.store.engine.connect() as conn:
+        real = conn.execute(
+            select(t.outbound.c.envelope)
+            .where(
+                t.outbound.c.case_id == case_id,
+                t.outbound.c.kind == envelope_pb2.MESSAGE_KIND_CASE_MEMBERSHIP,
+                t.outbound.c.recipients.contains("de-customs"),
+            )
+            .order_by(t.outbound.c.id.desc())
+        ).first()
+    assert real is not None
+    assert inbound.handle_entry(_inbox_entry(bytes(real.envelope), 2)) == "stored"
+    with de.node.store.engine.connect() as conn:
+        opened = case_db.case_row(conn, case_id)
+    assert opened is not None
+    assert opened.owner_agency == "nl-customs"
+
+
+def _inbox_entry(envelope: bytes, sequence: int) -> gateway_service_pb2.InboxEntry:
+    return gateway_service_pb2.InboxEntry(
+        sequence=sequence, envelope=envelope_pb2.Envelope.FromString(envelope)
+    )
