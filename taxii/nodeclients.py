@@ -23,13 +23,17 @@ from intelshare.v1 import (
     ipr_service_pb2_grpc,
     risk_service_pb2,
     risk_service_pb2_grpc,
+    treaty_service_pb2,
+    treaty_service_pb2_grpc,
 )
 from node.cli.client import NodeClient
 
-#: A well-formed alert name no alert has: GetAlert on it authenticates the
+#: A well-formed treaty name no treaty has: GetTreaty on it authenticates the
 #: caller (UNAUTHENTICATED for a bad token, NOT_FOUND for a good one) without
-#: reading, and so without auditing, anything.
-_PROBE_NAME = "alerts/00000000-0000-7000-8000-000000000000"
+#: reading, and so without auditing, anything, and without waiting for the
+#: node's database writer (GetAlert audits reads, so it queues behind the
+#: node's writes, which on SQLite can take long while the node is busy).
+_PROBE_NAME = "treaties/intelshare-taxii-probe-no-such-treaty"
 #: How long a token the node accepted is taken as valid without asking again
 #: for the requests that read nothing from the node (discovery, collections).
 AUTH_REUSE_SECONDS = 10.0
@@ -47,6 +51,12 @@ class TaxiiNodeClient(NodeClient):
         super().__init__(target, **kwargs)
         self.ipr = ipr_service_pb2_grpc.IprServiceStub(self.channel)
         self.risk = risk_service_pb2_grpc.RiskServiceStub(self.channel)
+        self.treaties = treaty_service_pb2_grpc.TreatyServiceStub(self.channel)
+
+    def probe(self) -> None:
+        """Ask the node about a treaty nobody has: it answers once it knows the token."""
+        request = treaty_service_pb2.TreatyServiceGetTreatyRequest(name=_PROBE_NAME)
+        self._call(self.treaties.GetTreaty, request)
 
     def list_recordations(self, **request: Any) -> ipr_service_pb2.ListRecordationsResponse:
         return self._call(
@@ -126,9 +136,9 @@ class NodeClients:
         if self._accepted.get(key, 0.0) > now:
             return client
         try:
-            client.get_alert(_PROBE_NAME)
+            client.probe()
         except (NotFound, PermissionDenied):
-            pass  # the node knows the token (it may still refuse alerts, e.g. a rights holder)
+            pass  # the node knows the token (a rights holder may not read treaties)
         except Unauthenticated:
             with self._lock:
                 gone = self._clients.pop(key, None)

@@ -7,21 +7,23 @@ both; a test checks the shipped files are current). It declares:
 
 ``new-sdo``
     ``intelshare-vehicle``, ``intelshare-vessel``, ``intelshare-container``,
-    ``intelshare-document``: subjects STIX has no type for. (STIX 2.1's
+    ``intelshare-document``, ``intelshare-goods`` and ``intelshare-ip-right``:
+    things STIX has no type for. (STIX 2.1's
     ``infrastructure`` is cyber infrastructure, ``location`` is a place, an
     ``artifact`` or ``file`` is bytes: a lorry, a ship, an ISO 6346 box or a
     passport are none of these, and forcing them in would mislead every
     tool that reads the type.) Their properties are the subject messages'
     fields in ``alert.proto``, read from the descriptors, so a field added
     there is exported without code changes; ``Document.type`` becomes
-    ``document_type`` because ``type`` is STIX's own.
+    ``document_type`` because ``type`` is STIX's own. Goods and rights have
+    their property tables here (:data:`OTHER_SDO_PROPERTIES`).
 
 ``property-extension``
-    On a ``report`` (the record): kind, urgency, handling code, admiralty
-    evaluation, categories, expiry, state, direction, origin, treaty and
-    revision. On an ``identity`` of a person or company: the fields STIX
+    On the record object (a ``report`` or ``grouping``): the kind and what
+    no STIX property carries, for every record kind
+    (:data:`RECORD_PROPERTIES`). On an ``identity``: the fields STIX
     ``identity`` has no property for (date of birth, nationality, passport
-    and identity card numbers; country, registration and VAT numbers).
+    and identity card numbers; country, registration, VAT and EORI numbers).
 
 Properties added later are optional, so a consumer that knows version
 1.0.0 keeps reading; a change of meaning would be a new extension id.
