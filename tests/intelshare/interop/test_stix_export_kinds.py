@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stix2patterns.validator import run_validator
 
-from intelshare.errors import InvalidArgument
-from intelshare.interop import ExportContext, export_records, record_objects
+from intelshare.errors import InvalidArgument, Malformed
+from intelshare.interop import ExportContext, draft_from_stix, export_records, record_objects
 from intelshare.interop import extension as ext
 from intelshare.interop.markings import TLP2_IDS
 from intelshare.interop.patterns import criteria_pattern
@@ -337,3 +337,9 @@ def test_any_criteria_translate_to_a_valid_stix_pattern(criteria: dict[str, Any]
     pattern = criteria_pattern(criteria)
     assert pattern is not None
     assert run_validator(pattern) == []
+
+
+@pytest.mark.parametrize("make", [recordation, detention, detention_report, risk_profile])
+def test_importing_another_kind_as_an_alert_is_refused_with_the_reason(make: Any) -> None:
+    with pytest.raises(Malformed, match="not an alert"):
+        draft_from_stix(_export(make()))
