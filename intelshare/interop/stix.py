@@ -84,8 +84,11 @@ def stix_time(ts: Timestamp) -> str:
 
 
 def time_or_none(msg: Message, name: str) -> str | None:
-    """``stix_time`` of a message's timestamp field, None when unset."""
-    return stix_time(getattr(msg, name)) if msg.HasField(name) else None
+    """A message's timestamp field as our extension writes times (seconds), None when unset."""
+    if not msg.HasField(name):
+        return None
+    at = datetime.fromtimestamp(getattr(msg, name).seconds, UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fields_of(msg: Message) -> dict[str, Any]:
@@ -197,13 +200,14 @@ def identity_object(
     values = present(extra or {})
     if values:
         props["extensions"] = {ext.EXTENSION_ID: {"extension_type": "property-extension", **values}}
-    return Identity(**props)
+    return Identity(allow_custom=True, **props)
 
 
 def new_sdo(fr: Frame, stix_type: str, path: str, values: Mapping[str, Any]) -> _STIXBase:
     """One of our extension's object types, ``{record}/{path}`` naming its id."""
     cls = ext.SDO_CLASSES[stix_type]
     obj: _STIXBase = cls(
+        allow_custom=True,
         id=stix_id(stix_type, f"{fr.name}/{path}"),
         extensions={ext.EXTENSION_ID: {"extension_type": "new-sdo"}},
         **fr.common,
@@ -244,12 +248,12 @@ def record_object(
         props["labels"] = sorted(set(labels))
     if report_types:
         container: _STIXBase = Report(
-            published=fr.created, report_types=list(report_types), **props
+            allow_custom=True, published=fr.created, report_types=list(report_types), **props
         )
     else:
         # A grouping is STIX's "set of content related to a shared context,
         # with no conclusion": what a recordation is to an analyst.
-        container = Grouping(context="unspecified", **props)
+        container = Grouping(allow_custom=True, context="unspecified", **props)
     return RecordObjects(shared=fr.shared, own=[*own, container])
 
 
