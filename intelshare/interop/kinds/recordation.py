@@ -166,6 +166,6 @@ def recordation_objects(rec: R.Recordation, ctx: ExportContext) -> RecordObjects
             "authenticity_features": [
                 f.description for f in rec.authenticity_features if f.description
             ],
-            "usual_routes": [_route(r) for r in rec.supply_chain.usual_routes],
+            "usual_routes": [x for r in rec.supply_chain.usual_routes if (x := _route(r))],
         },
     )
