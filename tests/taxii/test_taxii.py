@@ -12,6 +12,7 @@ from taxii2client.v21 import Collection, Server, as_pages
 
 from intelshare.interop import ExportContext, alert_objects
 from intelshare.v1 import alert_pb2
+from node.cli.client import NodeClient
 from tests.node.conftest import expire_in
 
 from .conftest import AGENCY, CUSTOMS, PARTNER, TASKFORCE, World
@@ -46,7 +47,11 @@ def _expected_ids(world: World, token: str, treaty: str) -> set[str]:
         for tid in (CUSTOMS, TASKFORCE)
     }
     ctx = ExportContext(holder_agency=AGENCY, onward_rules=rules)
-    with world.node.client("analyst") as client:
+    node = world.node
+    # A long deadline: 5,000 alerts read on a loaded machine's SQLite node.
+    with NodeClient(
+        node.target, ca_pem=node.ca_pem, server_name=node.agency, token=token, timeout=300
+    ) as client:
         alerts = client.list_all(treaty_id=treaty)
     ids: set[str] = set()
     for a in alerts:
