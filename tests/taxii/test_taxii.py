@@ -62,6 +62,9 @@ def _expected_ids(world: World, token: str, treaty: str) -> set[str]:
 
 
 @pytest.mark.slow
+# Four traversals of 5,000 alerts (objects, our export, manifest, own reports)
+# with node, gateway and server in one process: past 300 s on a loaded machine.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_paging_through_5000_alerts_has_no_duplicates_or_gaps(
     world_factory: Callable[..., World],
