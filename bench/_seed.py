@@ -279,7 +279,7 @@ def seed(
                                 "message_id": alert_id,
                                 "received_ms": received_ms,
                                 "retain_until_ms": retain,
-                                "acknowledged_ms": None,
+                                "acknowledged_us": None,
                                 "last_change_ms": created,
                             }
                         )
@@ -364,7 +364,7 @@ def seed(
                                 "message_id": None,
                                 "received_ms": None,
                                 "retain_until_ms": None,
-                                "acknowledged_ms": None,
+                                "acknowledged_us": None,
                                 "last_change_ms": None,
                             }
                         )
@@ -389,9 +389,9 @@ def seed(
                                 "treaty_version": treaty.version,
                                 "accepted_ms": created + 40,
                                 "delivered_ms": delivered,
-                                "acknowledged_ms": None,
+                                "acknowledged_us": None,
                                 "hit_count": 0,
-                                "last_hit_ms": None,
+                                "last_hit_us": None,
                                 "failure": None,
                             }
                         )

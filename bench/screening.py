@@ -374,6 +374,7 @@ def run(*, quick: bool = False, seed: int = 18) -> dict[str, Any]:
             "build_ms": round(build_ms, 1),
             "bound_keys": indexed.bound_keys,
             "pair_keys": indexed.pair_keys,
+            "guarded_profiles": indexed.guarded_keys,
             "targeted_by_profiles": sum(1 for a in answers if a.profiles),
             "targeted_by_subjects": sum(1 for a in answers if a.subjects),
             "declarations": len(batch),
@@ -415,14 +416,15 @@ def format_table(r: dict[str, Any]) -> str:
         title,
         "",
         "| profiles | subjects | indexed decl/s | naive decl/s | indexed / naive | build ms | "
-        "pair / bound keys | targeted (profiles / subjects) | agree |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "pair / bound keys | guarded | targeted (profiles / subjects) | agree |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for row in r["scale"]:
         lines.append(
             f"| {row['profiles']:,} | {row['subjects']:,} | {row['indexed_per_s']:,} | "
             f"{row['naive_per_s']:,} | {row['speedup']:,} | {row['build_ms']} | "
-            f"{row['pair_keys']} / {row['bound_keys']} | {row['targeted_by_profiles']} / "
+            f"{row['pair_keys']} / {row['bound_keys']} | {row['guarded_profiles']} | "
+            f"{row['targeted_by_profiles']} / "
             f"{row['targeted_by_subjects']} of {row['declarations']:,} | "
             f"{'yes' if row['agree'] else '**no**'} |"
         )

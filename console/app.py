@@ -19,7 +19,17 @@ from console.config import ConsoleConfig
 from console.display import jinja_globals
 from console.ipr_view import jinja_globals as ipr_globals
 from console.sessions import SessionStore
-from console.views import alerts, auth, cases, detentions, issue, live, recordations, risk
+from console.views import (
+    alerts,
+    auth,
+    cases,
+    detentions,
+    issue,
+    live,
+    recordations,
+    reviews,
+    risk,
+)
 from intelshare.errors import IntelshareError
 
 HERE = Path(__file__).parent
@@ -93,6 +103,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         *auth.routes,
         *alerts.routes,
         *issue.routes,
+        *reviews.routes,
         *cases.routes,
         *recordations.routes,
         *detentions.routes,

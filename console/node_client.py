@@ -1,7 +1,8 @@
 """The one client a signed-in session holds: alerts, cases, IPR and risk on one channel.
 
 The officers' command line has a client per service (``CaseClient``,
-``IprClient``, ``RiskClient``), each a :class:`node.cli.client.NodeClient`
+``IprClient``, ``RiskClient``, and ``WorkflowClient`` for the alert
+service's review and onward-sharing methods), each a :class:`node.cli.client.NodeClient`
 with the same channel, token and error translation. The console wants all
 of them for one officer without a TLS connection each, so this class
 combines them: their ``__init__`` methods cooperate, so one channel is
@@ -20,9 +21,10 @@ from intelshare.v1 import ipr_service_pb2, risk_profile_pb2
 from node.cli.case_client import CaseClient
 from node.cli.ipr_client import IprClient
 from node.cli.risk_client import RiskClient
+from node.cli.workflow_client import WorkflowClient
 
 
-class ConsoleClient(CaseClient, IprClient, RiskClient):  # type: ignore[misc]  # see the docstring
+class ConsoleClient(CaseClient, IprClient, RiskClient, WorkflowClient):  # type: ignore[misc]  # see the docstring
     """Every officer service of the node over one TLS channel, as one officer."""
 
     def __enter__(self) -> ConsoleClient:

@@ -47,6 +47,10 @@ class Session:
     #: ``rights_holder`` for a rights holder's account (what the node said at
     #: sign-in), '' for a customs officer: it chooses the navigation only.
     role: str = ""
+    #: Whether the node let this officer list the alerts waiting for review at
+    #: sign-in (role ``approver`` or admin): it adds *Pending reviews* to the
+    #: navigation only; the node decides every review itself.
+    approves: bool = False
     #: Highest event cursor this session has seen on any live stream: pages
     #: start their streams here, so nothing after what they show is missed.
     cursor: int = 0
@@ -115,10 +119,18 @@ class SessionStore:
             expired.client.close()
         return session
 
-    def sign_in(self, previous: Session | None, client: ConsoleClient, role: str = "") -> Session:
+    def sign_in(
+        self,
+        previous: Session | None,
+        client: ConsoleClient,
+        role: str = "",
+        approves: bool = False,
+    ) -> Session:
         """A new signed-in session (new id, new CSRF secret); ``previous`` is dropped."""
         now = time.monotonic()
-        session = Session(new_secret(), new_secret(), now, now, client=client, role=role)
+        session = Session(
+            new_secret(), new_secret(), now, now, client=client, role=role, approves=approves
+        )
         with self._lock:
             if previous is not None:
                 self._anonymous.pop(previous.id, None)

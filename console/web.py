@@ -55,6 +55,8 @@ NAV_CUSTOMS = [
     ("/hits", "Risk hits"),
     ("/screen", "Screen a file"),
 ]
+#: Added for officers who approve alerts held for review (see ``Session.approves``).
+NAV_APPROVER = ("/reviews", "Pending reviews")
 #: A rights holder's account: only what the node lets it use.
 NAV_HOLDER = [
     ("/detentions", "Your detentions"),
@@ -65,7 +67,11 @@ NAV_HOLDER = [
 def navigation(session: Session | None) -> list[tuple[str, str]]:
     if session is None or not session.signed_in:
         return []
-    return NAV_HOLDER if session.holder else NAV_CUSTOMS
+    if session.holder:
+        return NAV_HOLDER
+    if session.approves:
+        return [*NAV_CUSTOMS[:3], NAV_APPROVER, *NAV_CUSTOMS[3:]]
+    return NAV_CUSTOMS
 
 
 def home(session: Session | None) -> str:

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf import timestamp_pb2
-from google.protobuf.message import DecodeError
 
 from intelshare import envelope as env_mod
 from intelshare import errors
@@ -114,16 +113,16 @@ class TreatyBook:
         return doc.treaty.valid_at(at) and self.fully_signed(doc, directory, at)
 
 
-def _unverified_header(
-    data: bytes, limit: int
-) -> tuple[envelope_pb2.Envelope, envelope_pb2.Header]:
+def _unverified(data: bytes, limit: int) -> env_mod.Unverified:
+    """The envelope read once (:func:`intelshare.envelope.read`): admission's checks look
+    at its unverified header, then the same reading is verified."""
     if len(data) > limit:
         raise errors.PayloadTooLarge(f"envelope is {len(data)} bytes; the limit is {limit}")
     try:
-        env = envelope_pb2.Envelope.FromString(data)
-        header = envelope_pb2.Header.FromString(env.header_bytes)
-    except DecodeError:
+        read = env_mod.read(data, max_payload_bytes=limit, reencode=True)
+    except errors.EnvelopeInvalid:
         raise errors.Malformed("envelope or header could not be parsed") from None
+    header = read.header
     if not header.sender or not header.message_id or not header.recipients:
         raise errors.Malformed(
             "envelope header is incomplete",
@@ -137,7 +136,7 @@ def _unverified_header(
                 if not v
             },
         )
-    return env, header
+    return read
 
 
 def _ts_ns(ts: timestamp_pb2.Timestamp) -> int:
@@ -167,9 +166,10 @@ def admit(
     max_expiry: timedelta,
 ) -> Admitted:
     """Check ``data`` (a serialized Envelope) for submission by ``peer_agency``."""
-    _env, header = _unverified_header(data, max_envelope_bytes)
+    read = _unverified(data, max_envelope_bytes)
+    header = read.header
     if peer_agency is None:
-        raise errors.Unauthenticated("no verified client certificate")
+        raise errors.CertificateInvalid("no verified client certificate")
     if header.sender != peer_agency:
         raise errors.SenderMismatch(
             f"envelope sender {header.sender!r} is not the authenticated agency {peer_agency!r}"
@@ -205,7 +205,7 @@ def admit(
         )
     try:
         verified = env_mod.verify(
-            data,
+            read,
             directory,
             now=now,
             max_payload_bytes=max_envelope_bytes,
@@ -267,7 +267,7 @@ def admit(
         )
     if verified.HasField("provenance"):
         decide_provenance(verified, treaties.get_exact, directory, now).raise_if_refused()
-    return Admitted(verified, data, env_mod.envelope_sha256(data))
+    return Admitted(verified, read.data, env_mod.envelope_sha256(read.data))
 
 
 __all__ = ["Admitted", "TreatyBook", "admit", "in_force"]

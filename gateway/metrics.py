@@ -59,7 +59,6 @@ from intelshare.metrics import (
     wait_buckets,
 )
 from intelshare.tls import peer_agency_id
-from intelshare.v1 import gateway_service_pb2
 
 #: Delivery lag spans a node that is streaming (milliseconds) and one that was
 #: offline for a week (the queue keeps entries until they expire).
@@ -222,8 +221,10 @@ class _Servicer(Protocol):
     def s(self) -> _HasMetrics: ...
 
 
-Request = gateway_service_pb2.SubmitEnvelopeRequest
-Response = gateway_service_pb2.SubmitEnvelopeResponse
+#: what SubmitEnvelope receives (gateway.service.SubmitRequest); Any: no import of the service
+Request = Any
+#: what it answers (gateway.service.SubmitAnswer: a receipt's bytes and ``duplicate``)
+Response = Any
 SubmitMethod = Callable[[Any, Request, grpc.ServicerContext], Response]
 
 

@@ -14,11 +14,17 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2
-from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from gateway.capacity import AUX_STREAM_THREADS, STREAM_SPARE_THREADS, on_pool
 from gateway.config import REQUEST_OVERHEAD_BYTES, GatewayConfig
-from gateway.service import GatewayServicer, GatewayState, background_loop, inbox_response_bytes
+from gateway.service import (
+    GatewayServicer,
+    GatewayState,
+    background_loop,
+    inbox_response_bytes,
+    submit_request,
+    submit_response_bytes,
+)
 from gateway.store import GatewayStore
 from gateway.store import metadata as store_metadata
 from intelshare import migrate
@@ -29,6 +35,7 @@ from intelshare.grpc_server import ManagedServer, size_checked
 from intelshare.ids import key_id
 from intelshare.keys import load_signing_key, load_tls_key, raw_public
 from intelshare.metrics import MetricsServer, serve_metrics
+from intelshare.reflection import enable_reflection
 from intelshare.tls import server_credentials
 from intelshare.wakeup import WakeupHub
 
@@ -177,7 +184,8 @@ def _add_servicer(
     stream_pool: ThreadPoolExecutor,
     limit: int,
 ) -> None:
-    """The generated registration, except that StreamInbox sends its entries
+    """The generated registration, except that SubmitEnvelope reads its
+    envelope as bytes (``gateway.service.submit_request``), StreamInbox sends its entries
     as the servicer encoded them (see ``gateway.service._inbox_entry``) and
     runs on ``stream_pool``, and every request above ``limit`` bytes is
     answered PAYLOAD_TOO_LARGE by the handler (see gateway.capacity)."""
@@ -186,6 +194,11 @@ def _add_servicer(
     caught = _Handlers()
     gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, caught)  # type: ignore[arg-type]
     handlers = caught.handlers
+    handlers["SubmitEnvelope"] = grpc.unary_unary_rpc_method_handler(
+        servicer.SubmitEnvelope,
+        request_deserializer=submit_request,
+        response_serializer=submit_response_bytes,
+    )
     handlers["StreamInbox"] = grpc.unary_stream_rpc_method_handler(
         servicer.StreamInbox,
         request_deserializer=gateway_service_pb2.StreamInboxRequest.FromString,
@@ -221,16 +234,8 @@ def _streams_off_unary_threads(server: ManagedServer, pool: ThreadPoolExecutor) 
     server.server.add_registered_method_handlers(  # type: ignore[attr-defined]
         grpc_health.SERVICE_NAME, {"Watch": on_pool(watch, pool)}
     )
-    reflecting = reflection.ReflectionServicer(
-        [SERVICE_NAME, grpc_health.SERVICE_NAME, reflection.SERVICE_NAME]
-    )
-    info = grpc.stream_stream_rpc_method_handler(
-        reflecting.ServerReflectionInfo,
-        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
-        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
-    )
-    server.server.add_registered_method_handlers(  # type: ignore[attr-defined]
-        reflection.SERVICE_NAME, {"ServerReflectionInfo": on_pool(info, pool)}
+    enable_reflection(
+        server.server, [SERVICE_NAME, grpc_health.SERVICE_NAME], lambda h: on_pool(h, pool)
     )
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -22,7 +23,7 @@ from gateway.capacity import StreamLimiter, check_sequence, stream_replaced
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics, caller, instrument_submit
 from gateway.store import Accepted, GatewayStore, InboxRow, cursor_ahead
-from intelshare import errors
+from intelshare import errors, wire
 from intelshare.audit.log import AuditLog
 from intelshare.directory import Anchor, TrustedDirectory, verify_directory
 from intelshare.grpc_errors import translate_errors
@@ -160,7 +161,7 @@ class GatewayState:
         with self._lock:
             current = self._directory
         if current is None:
-            raise errors.Unavailable("the gateway has no directory yet; publish one")
+            raise errors.DirectoryMissing("the gateway has no directory yet; publish one")
         return current
 
     def current_version(self) -> int:
@@ -212,10 +213,10 @@ class GatewayState:
                 return known[1]
         named = peer_agency_id(auth)
         if named is None or pem is None:
-            raise errors.Unauthenticated("a client certificate naming an agency is required")
+            raise errors.CertificateInvalid("a client certificate naming an agency is required")
         agency = directory.agency_for_certificate(pem, require_active=False)
         if agency.agency_id != named:
-            raise errors.Unauthenticated("the peer certificate does not match the directory")
+            raise errors.CertificateInvalid("the peer certificate does not match the directory")
         if len(self._peers) >= MAX_KNOWN_PEERS:
             self._peers.clear()
         self._peers[pem] = (directory, agency.agency_id)
@@ -404,12 +405,12 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
 
     @translate_errors
     @instrument_submit
-    def SubmitEnvelope(
-        self, request: gateway_service_pb2.SubmitEnvelopeRequest, context: grpc.ServicerContext
-    ) -> gateway_service_pb2.SubmitEnvelopeResponse:
+    def SubmitEnvelope(  # the request is read by submit_request
+        self, request: SubmitRequest, context: grpc.ServicerContext
+    ) -> SubmitAnswer:
         s = self.s
         now = s.clock()
-        data = request.envelope.SerializeToString()
+        data = request.envelope
         try:
             peer = s.peer_agency(context)
             try:
@@ -429,12 +430,12 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                 # passed, the treaty or the agency changed). Looked up only on
                 # refusal: an admissible duplicate is caught by the store's
                 # unique message id, so new messages pay no extra query.
-                earlier = self._earlier_receipt(request.envelope, peer, data)
+                earlier = self._earlier_receipt(peer, data)
                 if earlier is not None:
                     return earlier
                 raise
         except errors.IntelshareError as exc:
-            self._refused(exc, request.envelope, context)
+            self._refused(exc, data, context)
             raise
         h = admitted.header
         result = s.store.accept(
@@ -460,37 +461,38 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                 reused = errors.MessageIdReused(
                     f"message id {h.message_id} was already used for a different envelope"
                 )
-                self._refused(reused, request.envelope, context)
+                self._refused(reused, data, context)
                 raise reused
-            return _submit_response(result.receipt, duplicate=True)
+            return SubmitAnswer(result.receipt, duplicate=True)
         for agency in result.sequences:
             s.hub.notify(inbox_topic(agency))
-        return _submit_response(result.receipt, duplicate=False)
+        return SubmitAnswer(result.receipt, duplicate=False)
 
-    def _earlier_receipt(
-        self, env: envelope_pb2.Envelope, peer: str, data: bytes
-    ) -> gateway_service_pb2.SubmitEnvelopeResponse | None:
+    def _earlier_receipt(self, peer: str, data: bytes) -> SubmitAnswer | None:
         """The first receipt if ``peer`` already submitted exactly this envelope."""
-        header = self._peek_header(env)
+        header = self._peek_header(data)
         if header is None or header.sender != peer:
             return None
         existing = self.s.store.find_message(header.message_id)
         if existing is None or existing.envelope_sha256 != _sha(data):
             return None
-        return _submit_response(existing.receipt, duplicate=True)
+        return SubmitAnswer(existing.receipt, duplicate=True)
 
     @staticmethod
-    def _peek_header(env: envelope_pb2.Envelope) -> envelope_pb2.Header | None:
+    def _peek_header(data: bytes) -> envelope_pb2.Header | None:
+        """The unverified header of a refused envelope, for the log (parsed on refusal only)."""
         try:
-            return envelope_pb2.Header.FromString(env.header_bytes)
+            return envelope_pb2.Header.FromString(
+                envelope_pb2.Envelope.FromString(data).header_bytes
+            )
         except Exception:
             return None
 
     def _refused(
-        self, exc: errors.IntelshareError, env: envelope_pb2.Envelope, context: grpc.ServicerContext
+        self, exc: errors.IntelshareError, data: bytes, context: grpc.ServicerContext
     ) -> None:
         """Log a refusal with header metadata only (never payload)."""
-        header = self._peek_header(env)
+        header = self._peek_header(data)
         detail = getattr(exc, "audit_detail", "") or exc.message
         fields: dict[str, str | int | bool | list[str] | None] = {
             "reason": exc.reason,
@@ -712,7 +714,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     ) -> gateway_service_pb2.ListTreatiesResponse:
         s = self.s
         if request.page_size < 0:
-            raise errors.InvalidArgument(
+            raise errors.PageSizeInvalid(
                 "page_size must not be negative", violations={"page_size": "must be >= 0"}
             )
         size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
@@ -737,7 +739,10 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     ) -> treaty_pb2.SignedTreaty:
         doc = self.s.treaties.get(request.treaty_id, request.version)
         if doc is None:
-            raise errors.NotFound(f"treaty {request.treaty_id!r} is not known")
+            raise errors.TreatyNotFound(
+                f"treaty {request.treaty_id!r} is not known",
+                metadata={"treaty_id": request.treaty_id},
+            )
         return doc.to_proto()
 
     @translate_errors
@@ -775,29 +780,51 @@ def _cancel(context: Any) -> None:
     context.cancel()
 
 
-def _submit_response(
-    receipt: bytes, *, duplicate: bool
-) -> gateway_service_pb2.SubmitEnvelopeResponse:
-    response = gateway_service_pb2.SubmitEnvelopeResponse(duplicate=duplicate)
-    response.receipt.MergeFromString(receipt)
-    return response
+@dataclass(frozen=True, slots=True)
+class SubmitAnswer:
+    """SubmitEnvelope's answer: the stored receipt's bytes (see :func:`submit_response_bytes`)."""
+
+    receipt: bytes
+    duplicate: bool
 
 
-def _slow_varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+def submit_response_bytes(answer: SubmitAnswer) -> bytes:
+    """``SubmitEnvelopeResponse{receipt, duplicate}`` on the wire, around the stored receipt.
+
+    The receipt is stored serialized; it is not parsed into a message only
+    for gRPC to serialize it again (the same bytes as the generated code
+    writes for the same response).
+    """
+    duplicate = b"\x10\x01" if answer.duplicate else b""  # 2: duplicate (varint true)
+    return wire.length_delimited(1, answer.receipt, message=True) + duplicate
 
 
-#: Varints of one and two bytes (below 2**14), looked up rather than computed.
-_SHORT_VARINTS = tuple(_slow_varint(n) for n in range(1 << 14))
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    """A ``SubmitEnvelopeRequest`` with its envelope as the bytes that arrived."""
+
+    request_id: str
+    envelope: bytes
 
 
-def _varint(n: int) -> bytes:
-    return _SHORT_VARINTS[n] if n < 0x4000 else _slow_varint(n)
+def submit_request(data: bytes) -> SubmitRequest:
+    """SubmitEnvelope's request deserializer: the envelope stays bytes (:mod:`intelshare.wire`).
+
+    The usual request (a request id and an envelope, once each) is taken
+    apart around the envelope, which admission then parses once
+    (:func:`intelshare.envelope.read`). Any other encoding goes through the
+    generated parser, and its envelope is serialized again, as every
+    request was before.
+    """
+    try:
+        request_id, pos = wire.take(data, 0, 0x0A)  # 1: request_id
+        envelope, pos = wire.take(data, pos, 0x12)  # 2: envelope
+        if pos == len(data):
+            return SubmitRequest((request_id or b"").decode("utf-8"), envelope or b"")
+    except (wire.WireError, UnicodeDecodeError):
+        pass
+    parsed = gateway_service_pb2.SubmitEnvelopeRequest.FromString(data)
+    return SubmitRequest(parsed.request_id, parsed.envelope.SerializeToString())
 
 
 def _inbox_entry(row: InboxRow) -> bytes:
@@ -811,15 +838,15 @@ def _inbox_entry(row: InboxRow) -> bytes:
     """
     env, receipt = row.envelope, row.receipt
     sequence, env_size, receipt_size = (
-        _varint(row.sequence),
-        _varint(len(env)),
-        _varint(len(receipt)),
+        wire.varint(row.sequence),
+        wire.varint(len(env)),
+        wire.varint(len(receipt)),
     )
     size = 3 + len(sequence) + len(env_size) + len(env) + len(receipt_size) + len(receipt)
     return b"".join(
         (
             b"\x0a",  # StreamInboxResponse 1: entry (length-delimited)
-            _varint(size),
+            wire.varint(size),
             b"\x08",  # InboxEntry 1: sequence (varint)
             sequence,
             b"\x12",  # 2: envelope (length-delimited)
@@ -859,7 +886,7 @@ def _decode_token(token: str) -> int:
             raise ValueError(token)
         return int(value)
     except (ValueError, UnicodeDecodeError):
-        raise errors.InvalidArgument(
+        raise errors.PageTokenInvalid(
             "page_token is not valid", violations={"page_token": "not a token from this server"}
         ) from None
 

@@ -17,7 +17,6 @@ rather than a silent gap.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -46,7 +45,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from intelshare import errors
 from intelshare.audit.log import AuditLog, FieldValue
-from intelshare.db import pg_execute, sqlite_driver
+from intelshare.db import Statement
 from intelshare.errors import ConfigError
 from intelshare.v1 import receipt_pb2
 
@@ -232,6 +231,13 @@ INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms)
 SELECT key, value::bigint, %(mid)s, %(expire)s FROM json_each_text(%(seqs)s::json)
 """
 
+# Acceptance is one algorithm per database (GatewayStore._accept_pg and
+# _accept_sqlite); these are their statements.
+ALLOCATE = Statement(postgresql=_PG_ALLOCATE)
+INSERT = Statement(postgresql=_PG_INSERT)
+ALLOCATE_ONE = Statement(postgresql=_PG_ALLOCATE_ONE)
+INSERT_ONE = Statement(postgresql=_PG_INSERT_ONE)
+
 # On SQLite the first write takes the database write lock (pysqlite begins
 # lazily, before it), so counting the new messages in the allocating upsert
 # sees every committed message and no other writer until commit. It also
@@ -275,6 +281,15 @@ _SQLITE_INSERT_INBOX = """
 INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms) VALUES (?, ?, ?, ?)
 """
 
+SQLITE_ALLOCATE = Statement(sqlite=_SQLITE_ALLOCATE)
+SQLITE_ALLOCATE_ONE = Statement(sqlite=_SQLITE_ALLOCATE_ONE)
+SQLITE_EXISTING = Statement(sqlite=_SQLITE_EXISTING)
+SQLITE_INSERT_MESSAGE = Statement(sqlite=_SQLITE_INSERT_MESSAGE)
+SQLITE_INSERT_INBOX = Statement(sqlite=_SQLITE_INSERT_INBOX)
+
+# Reads and the other statements, each with its text for both databases
+# (intelshare.db.Statement: psycopg's or pysqlite's own cursor). Lists
+# travel as JSON text on both.
 _READ_INBOX = """
 SELECT i.sequence, i.message_id, m.envelope, m.receipt, i.delivered_ms, m.accept_ms
 FROM gw_inbox i JOIN gw_messages m ON m.message_id = i.message_id
@@ -282,41 +297,44 @@ WHERE i.agency_id = %(agency)s AND i.sequence > %(after)s AND i.expire_ms > %(no
 ORDER BY i.sequence
 LIMIT %(limit)s
 """
+# A batch is a few hundred rows of ~2 KB, where a result wrapper would cost
+# more than the statement; binary, PostgreSQL sends the envelopes as they
+# are rather than as hex.
+READ_INBOX = Statement(postgresql=_READ_INBOX, sqlite=_READ_INBOX, binary=True)
 
 _POSITION = """
 SELECT last_sequence, acked_sequence FROM gw_queues WHERE agency_id = %(agency)s
 """
+POSITION = Statement(postgresql=_POSITION, sqlite=_POSITION)
 
 _FIND_MESSAGE = """
 SELECT message_id, envelope_sha256, log_index, receipt FROM gw_messages
 WHERE message_id = %(mid)s
 """
+FIND_MESSAGE = Statement(postgresql=_FIND_MESSAGE, sqlite=_FIND_MESSAGE)
 
-_PG_MARK = """
+MARK = Statement(
+    postgresql="""
 UPDATE gw_inbox SET delivered_ms = %(now)s
-WHERE agency_id = %(agency)s AND sequence = ANY(%(seqs)s::text::bigint[]) AND delivered_ms IS NULL
-RETURNING sequence, message_id
-"""
-
-_SQLITE_MARK = """
-UPDATE gw_inbox SET delivered_ms = :now
-WHERE agency_id = :agency AND sequence IN (SELECT value FROM json_each(:seqs))
+WHERE agency_id = %(agency)s
+  AND sequence = ANY(ARRAY(SELECT json_array_elements_text(%(seqs)s::json)::bigint))
   AND delivered_ms IS NULL
 RETURNING sequence, message_id
-"""
+""",
+    sqlite="""
+UPDATE gw_inbox SET delivered_ms = %(now)s
+WHERE agency_id = %(agency)s AND sequence IN (SELECT value FROM json_each(%(seqs)s))
+  AND delivered_ms IS NULL
+RETURNING sequence, message_id
+""",
+)
 
 # The floor only rises, and never past what was allocated; the UPDATE takes
 # the queue row's lock first (see the lock order in GatewayStore.accept).
 # Never beyond what was allocated (see GatewayStore.acknowledge).
-_PG_RAISE_FLOOR = """
+_RAISE_FLOOR = """
 UPDATE gw_queues SET acked_sequence = %(seq)s
 WHERE agency_id = %(agency)s AND acked_sequence < %(seq)s AND %(seq)s <= last_sequence
-RETURNING acked_sequence
-"""
-
-_SQLITE_RAISE_FLOOR = """
-UPDATE gw_queues SET acked_sequence = :seq
-WHERE agency_id = :agency AND acked_sequence < :seq AND :seq <= last_sequence
 RETURNING acked_sequence
 """
 
@@ -325,32 +343,25 @@ DELETE FROM gw_inbox WHERE agency_id = %(agency)s AND sequence <= %(seq)s
 RETURNING sequence, message_id, delivered_ms
 """
 
-_EXPIRE = """
-DELETE FROM gw_inbox WHERE expire_ms <= %(now)s
-RETURNING agency_id, sequence, message_id
-"""
-
-# On PostgreSQL the rows are locked in queue order first, as marking and
-# acknowledging lock them (by the primary key), not in expiry order.
-_PG_EXPIRE = """
-DELETE FROM gw_inbox
-WHERE (agency_id, sequence) IN (
-    SELECT agency_id, sequence FROM gw_inbox WHERE expire_ms <= %(now)s
-    ORDER BY agency_id, sequence FOR UPDATE
-)
-RETURNING agency_id, sequence, message_id
-"""
-
 # The message row (id, digest, receipt) outlives its envelope so that a
 # replayed message id is still recognised; only the bytes are dropped, once no
 # queue holds the message any more.
-# An acknowledgement on PostgreSQL in one statement: raise the floor, release
-# the entries up to it, and forget envelopes no other queue entry needs (the
-# entries this statement deletes are still visible to its own sub-statements,
-# hence their exclusion). Row locks are taken in the order of the three
-# statements it stands for: queue row, inbox rows, message rows. A row
-# ``r`` carries the new floor; the ``e`` rows, the entries released.
-_PG_ACKNOWLEDGE = """
+_DROP_ORPHANS_SQLITE = """
+UPDATE gw_messages SET envelope = x''
+WHERE message_id IN (SELECT value FROM json_each(%(ids)s)) AND envelope <> x''
+  AND NOT EXISTS (SELECT 1 FROM gw_inbox i WHERE i.message_id = gw_messages.message_id)
+"""
+
+# An acknowledgement in one statement on PostgreSQL: raise the floor,
+# release the entries up to it, and forget envelopes no other queue entry
+# needs (the entries this statement deletes are still visible to its own
+# sub-statements, hence their exclusion). Row locks are taken in the order
+# of the three statements it stands for: queue row, inbox rows, message
+# rows. A row ``r`` carries the new floor; the ``e`` rows, the entries
+# released. SQLite runs the three one after the other
+# (GatewayStore._acknowledge), its write lock the whole transaction's anyway.
+ACKNOWLEDGE = Statement(
+    postgresql="""
 WITH raised AS (
     UPDATE gw_queues SET acked_sequence = %(seq)s
     WHERE agency_id = %(agency)s AND acked_sequence < %(seq)s AND %(seq)s <= last_sequence
@@ -369,78 +380,49 @@ WITH raised AS (
 SELECT 'r', acked_sequence, NULL, NULL FROM raised
 UNION ALL
 SELECT 'e', sequence, message_id, delivered_ms FROM released
-"""
+""",
+)
+RAISE_FLOOR = Statement(sqlite=_RAISE_FLOOR)
+RELEASE = Statement(sqlite=_RELEASE)
 
-_PG_DROP_ORPHANS = """
+# On PostgreSQL the rows are locked in queue order first, as marking and
+# acknowledging lock them (by the primary key), not in expiry order.
+EXPIRE = Statement(
+    postgresql="""
+DELETE FROM gw_inbox
+WHERE (agency_id, sequence) IN (
+    SELECT agency_id, sequence FROM gw_inbox WHERE expire_ms <= %(now)s
+    ORDER BY agency_id, sequence FOR UPDATE
+)
+RETURNING agency_id, sequence, message_id
+""",
+    sqlite="""
+DELETE FROM gw_inbox WHERE expire_ms <= %(now)s
+RETURNING agency_id, sequence, message_id
+""",
+)
+
+DROP_ORPHANS = Statement(
+    postgresql="""
 UPDATE gw_messages AS m SET envelope = ''::bytea
-WHERE m.message_id = ANY(%(ids)s::varchar[]) AND m.envelope <> ''::bytea
+WHERE m.message_id = ANY(ARRAY(SELECT json_array_elements_text(%(ids)s::json)))
+  AND m.envelope <> ''::bytea
   AND NOT EXISTS (SELECT 1 FROM gw_inbox i WHERE i.message_id = m.message_id)
-"""
-
-_SQLITE_DROP_ORPHANS = """
-UPDATE gw_messages SET envelope = x''
-WHERE message_id IN (SELECT value FROM json_each(:ids)) AND envelope <> x''
-  AND NOT EXISTS (SELECT 1 FROM gw_inbox i WHERE i.message_id = gw_messages.message_id)
-"""
-
-
-def _sqlite(sql: str) -> str:
-    """``%(name)s`` placeholders as SQLite's ``:name``."""
-    return re.sub(r"%\((\w+)\)s", r":\1", sql)
-
-
-@dataclass(frozen=True)
-class _Dialect:
-    read_inbox: str
-    position: str
-    find_message: str
-    mark: str
-    raise_floor: str
-    release: str
-    expire: str
-    drop_orphans: str
-    #: how a list travels as one parameter: an array, or JSON text
-    as_list: Callable[[Sequence[object]], object]
-    #: how a list of integers does: an array's text (psycopg dumps a text
-    #: parameter far more cheaply than a list), or JSON text
-    as_ints: Callable[[Sequence[int]], str]
-
-
-_PG = _Dialect(
-    read_inbox=_READ_INBOX,
-    position=_POSITION,
-    find_message=_FIND_MESSAGE,
-    mark=_PG_MARK,
-    raise_floor=_PG_RAISE_FLOOR,
-    release=_RELEASE,
-    expire=_PG_EXPIRE,
-    drop_orphans=_PG_DROP_ORPHANS,
-    as_list=list,
-    as_ints=lambda values: "{" + ",".join(map(str, values)) + "}",
-)
-
-_SQLITE = _Dialect(
-    read_inbox=_sqlite(_READ_INBOX),
-    position=_sqlite(_POSITION),
-    find_message=_sqlite(_FIND_MESSAGE),
-    mark=_SQLITE_MARK,
-    raise_floor=_SQLITE_RAISE_FLOOR,
-    release=_sqlite(_RELEASE),
-    expire=_sqlite(_EXPIRE),
-    drop_orphans=_SQLITE_DROP_ORPHANS,
-    as_list=lambda values: json.dumps(list(values)),
-    as_ints=lambda values: json.dumps(list(values)),
+""",
+    sqlite=_DROP_ORPHANS_SQLITE,
 )
 
 
-def _insert_ignore(conn: Connection, table: Table, values: dict[str, object]) -> None:
+def _insert_ignore(table: Table) -> Statement:
     """INSERT that does nothing if the primary key exists (both dialects)."""
-    stmt: object
-    if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    else:
-        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    conn.execute(stmt)
+    return Statement(
+        postgresql=postgresql.insert(table).on_conflict_do_nothing(),
+        sqlite=sqlite.insert(table).on_conflict_do_nothing(),
+    )
+
+
+SAVE_DIRECTORY = _insert_ignore(directories)
+SAVE_TREATY = _insert_ignore(treaties)
 
 
 X = TypeVar("X")
@@ -457,16 +439,10 @@ def _reconnecting(work: Callable[[], X]) -> X:
     """
     try:
         return work()
-    except _Disconnected:
-        pass
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
     return work()
-
-
-class _Disconnected(Exception):
-    """A read on the driver's cursor found its connection dropped (now discarded)."""
 
 
 def _timestamp(ms: int) -> Timestamp:
@@ -506,7 +482,6 @@ class GatewayStore:
         if name not in ("postgresql", "sqlite"):
             raise ConfigError(f"the gateway runs on PostgreSQL or SQLite, not {name}")
         self._pg = name == "postgresql"
-        self._sql = _PG if self._pg else _SQLITE
         # Single reads need no transaction: on PostgreSQL that spares a
         # BEGIN and a ROLLBACK round trip each (pysqlite begins before
         # writes only, so SQLite reads never had them).
@@ -529,7 +504,7 @@ class GatewayStore:
     # --- messages -------------------------------------------------------
 
     def find_message(self, message_id: str) -> StoredMessage | None:
-        row = _reconnecting(lambda: self._read_one(self._sql.find_message, {"mid": message_id}))
+        row = _reconnecting(lambda: self._read_one(FIND_MESSAGE, {"mid": message_id}))
         if row is None:
             return None
         return StoredMessage(row[0], bytes(row[1]), int(row[2]), bytes(row[3]))
@@ -653,14 +628,14 @@ class GatewayStore:
         # counting only messages not stored yet (gap-free sequences).
         last: dict[str, int] = {}
         if len(subs) == 1:
-            _, allocated = pg_execute(
-                conn, _PG_ALLOCATE_ONE, {"mid": ids[0], "agencies": json.dumps(subs[0].recipients)}
-            )
+            allocated = ALLOCATE_ONE.execute(
+                conn, {"mid": ids[0], "agencies": json.dumps(subs[0].recipients)}
+            ).rows
         else:
             pairs = [{"mid": s.message_id, "agency": a} for s in subs for a in s.recipients]
-            _, allocated = pg_execute(
-                conn, _PG_ALLOCATE, {"pairs": json.dumps(pairs), "ids": json.dumps(ids)}
-            )
+            allocated = ALLOCATE.execute(
+                conn, {"pairs": json.dumps(pairs), "ids": json.dumps(ids)}
+            ).rows
         for kind, key, number, sha, receipt in allocated:
             if kind == "q":
                 last[key] = int(number)
@@ -675,9 +650,8 @@ class GatewayStore:
         # 3. Message and inbox rows, with their receipts.
         if len(fresh) == 1:
             (sub,), (seqs,), (done,) = fresh, sequences, accepted
-            pg_execute(
+            INSERT_ONE.execute(
                 conn,
-                _PG_INSERT_ONE,
                 {
                     "mid": sub.message_id,
                     "sender": sub.sender,
@@ -723,9 +697,8 @@ class GatewayStore:
                 {"agency": agency, "seq": seq, "mid": s.message_id, "expire": s.expire_ms}
                 for agency, seq in seqs.items()
             )
-        pg_execute(
+        INSERT.execute(
             conn,
-            _PG_INSERT,
             {
                 "rows": json.dumps(rows),
                 "blob": bytes(blob),
@@ -736,90 +709,84 @@ class GatewayStore:
         return outcomes
 
     def _accept_sqlite(self, conn: Connection, subs: Sequence[Submission]) -> dict[str, Outcome]:
-        # On the driver's own connection (errors wrapped as SQLAlchemy's):
-        # a SQLAlchemy execute costs more than these short statements.
+        # On the driver's own cursor (Statement text): a SQLAlchemy execute
+        # costs more than these short statements.
         outcomes: dict[str, Outcome] = {}
         last: dict[str, int] = {}
-        with sqlite_driver(conn) as driver:
-            if len(subs) == 1:
-                (sub,) = subs
-                ids = json.dumps([sub.message_id])
-                for agency, seq in driver.execute(
-                    _SQLITE_ALLOCATE_ONE,
-                    {"agencies": json.dumps(sub.recipients), "mid": sub.message_id},
-                ).fetchall():
-                    last[str(agency)] = int(seq)
-                stored = not last  # stored before (or it has no recipients)
-            else:
-                pairs = json.dumps([[s.message_id, a] for s in subs for a in s.recipients])
-                ids = json.dumps([s.message_id for s in subs])
-                known = 0
-                for agency, seq, count in driver.execute(
-                    _SQLITE_ALLOCATE, {"pairs": pairs, "ids": ids}
-                ).fetchall():
-                    last[str(agency)] = int(seq)
-                    known = int(count)
-                stored = bool(known) or not last  # some (or all) were stored before
-            if stored:
-                for mid, index, sha, receipt in driver.execute(
-                    _SQLITE_EXISTING, {"ids": ids}
-                ).fetchall():
-                    outcomes[mid] = StoredMessage(mid, bytes(sha), int(index), bytes(receipt))
-                fresh = [s for s in subs if s.message_id not in outcomes]
-                if not fresh:
-                    return outcomes
-            else:
-                fresh = list(subs)
-            sequences = _assign(fresh, last)
-            # Under the database write lock since the upsert: the rows can
-            # go in with their receipts, after the audit entries.
-            accepted = self._log_accepted(conn, fresh, sequences)
-            if len(fresh) == 1:
-                (sub,), (seqs,), (done,) = fresh, sequences, accepted
-                driver.execute(
-                    _SQLITE_INSERT_MESSAGE,
+        if len(subs) == 1:
+            (sub,) = subs
+            ids = json.dumps([sub.message_id])
+            for agency, seq in SQLITE_ALLOCATE_ONE.execute(
+                conn, {"agencies": json.dumps(sub.recipients), "mid": sub.message_id}
+            ).rows:
+                last[str(agency)] = int(seq)
+            stored = not last  # stored before (or it has no recipients)
+        else:
+            pairs = json.dumps([[s.message_id, a] for s in subs for a in s.recipients])
+            ids = json.dumps([s.message_id for s in subs])
+            known = 0
+            for agency, seq, count in SQLITE_ALLOCATE.execute(
+                conn, {"pairs": pairs, "ids": ids}
+            ).rows:
+                last[str(agency)] = int(seq)
+                known = int(count)
+            stored = bool(known) or not last  # some (or all) were stored before
+        if stored:
+            for mid, index, sha, receipt in SQLITE_EXISTING.execute(conn, {"ids": ids}).rows:
+                outcomes[mid] = StoredMessage(mid, bytes(sha), int(index), bytes(receipt))
+            fresh = [s for s in subs if s.message_id not in outcomes]
+            if not fresh:
+                return outcomes
+        else:
+            fresh = list(subs)
+        sequences = _assign(fresh, last)
+        # Under the database write lock since the upsert: the rows can
+        # go in with their receipts, after the audit entries.
+        accepted = self._log_accepted(conn, fresh, sequences)
+        if len(fresh) == 1:
+            (sub,), (seqs,), (done,) = fresh, sequences, accepted
+            SQLITE_INSERT_MESSAGE.execute(
+                conn,
+                (
+                    sub.message_id,
+                    sub.sender,
+                    sub.treaty_id,
+                    sub.envelope,
+                    sub.envelope_sha256,
+                    done.log_index,
+                    done.receipt,
+                    sub.now_ms,
+                    sub.expire_ms,
+                ),
+            )
+            for agency, seq in seqs.items():
+                SQLITE_INSERT_INBOX.execute(conn, (agency, seq, sub.message_id, sub.expire_ms))
+        else:
+            SQLITE_INSERT_MESSAGE.execute(
+                conn,
+                [
                     (
-                        sub.message_id,
-                        sub.sender,
-                        sub.treaty_id,
-                        sub.envelope,
-                        sub.envelope_sha256,
-                        done.log_index,
-                        done.receipt,
-                        sub.now_ms,
-                        sub.expire_ms,
-                    ),
-                )
-                for agency, seq in seqs.items():
-                    driver.execute(
-                        _SQLITE_INSERT_INBOX, (agency, seq, sub.message_id, sub.expire_ms)
+                        s.message_id,
+                        s.sender,
+                        s.treaty_id,
+                        s.envelope,
+                        s.envelope_sha256,
+                        a.log_index,
+                        a.receipt,
+                        s.now_ms,
+                        s.expire_ms,
                     )
-            else:
-                driver.executemany(
-                    _SQLITE_INSERT_MESSAGE,
-                    [
-                        (
-                            s.message_id,
-                            s.sender,
-                            s.treaty_id,
-                            s.envelope,
-                            s.envelope_sha256,
-                            a.log_index,
-                            a.receipt,
-                            s.now_ms,
-                            s.expire_ms,
-                        )
-                        for s, a in zip(fresh, accepted, strict=True)
-                    ],
-                )
-                driver.executemany(
-                    _SQLITE_INSERT_INBOX,
-                    [
-                        (agency, seq, s.message_id, s.expire_ms)
-                        for s, seqs in zip(fresh, sequences, strict=True)
-                        for agency, seq in seqs.items()
-                    ],
-                )
+                    for s, a in zip(fresh, accepted, strict=True)
+                ],
+            )
+            SQLITE_INSERT_INBOX.execute(
+                conn,
+                [
+                    (agency, seq, s.message_id, s.expire_ms)
+                    for s, seqs in zip(fresh, sequences, strict=True)
+                    for agency, seq in seqs.items()
+                ],
+            )
         outcomes.update((a.message_id, a) for a in accepted)
         return outcomes
 
@@ -879,12 +846,12 @@ class GatewayStore:
 
     def position(self, agency: str) -> tuple[int, int]:
         """(last allocated sequence, acknowledged floor) of ``agency``'s queue."""
-        row = _reconnecting(lambda: self._read_one(self._sql.position, {"agency": agency}))
+        row = _reconnecting(lambda: self._read_one(POSITION, {"agency": agency}))
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
-    def _read_one(self, sql: str, params: Mapping[str, object]) -> Sequence[Any] | None:
+    def _read_one(self, statement: Statement, params: Mapping[str, object]) -> Any:
         with self._reads.connect() as conn:
-            return conn.exec_driver_sql(sql, params).first()
+            return statement.execute(conn, params).first()
 
     def read_inbox(self, agency: str, after: int, limit: int, now_ms: int) -> list[InboxRow]:
         """Unexpired entries after ``after``, in order, with their envelopes.
@@ -894,26 +861,15 @@ class GatewayStore:
         PostgreSQL sends binary columns as they are rather than as hex.
         """
         params = {"agency": agency, "after": after, "now": now_ms, "limit": limit}
-        rows = _reconnecting(lambda: self._fetch_all(self._sql.read_inbox, params))
+        rows = _reconnecting(lambda: self._fetch_all(READ_INBOX, params))
         return [
             InboxRow(int(r[0]), r[1], bytes(r[2]), bytes(r[3]), r[4] is not None, int(r[5]))
             for r in rows
         ]
 
-    def _fetch_all(self, sql: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
+    def _fetch_all(self, statement: Statement, params: Mapping[str, object]) -> list[Any]:
         with self._reads.connect() as conn:
-            driver: Any = conn.connection.driver_connection
-            if not self._pg:
-                return list(driver.execute(sql, params).fetchall())
-            try:
-                with driver.cursor(binary=True) as cursor:
-                    cursor.execute(sql, params)
-                    return list(cursor.fetchall())
-            except Exception as exc:
-                if driver.broken or driver.closed:
-                    conn.invalidate()
-                    raise _Disconnected from exc
-                raise
+            return statement.execute(conn, params).rows
 
     def mark_delivered(self, agency: str, rows: Iterable[InboxRow], now_ms: int) -> list[int]:
         """Record first deliveries, with one audit entry per envelope.
@@ -930,13 +886,9 @@ class GatewayStore:
         return _reconnecting(lambda: self._mark(agency, fresh, now_ms))
 
     def _mark(self, agency: str, fresh: list[int], now_ms: int) -> list[int]:
-        params = {"now": now_ms, "agency": agency, "seqs": self._sql.as_ints(fresh)}
+        params = {"now": now_ms, "agency": agency, "seqs": json.dumps(fresh)}
         with self.engine.begin() as conn:
-            if self._pg:
-                _, changed = pg_execute(conn, self._sql.mark, params)
-            else:
-                with sqlite_driver(conn) as driver:
-                    changed = driver.execute(self._sql.mark, params).fetchall()
+            changed = MARK.execute(conn, params).rows
             marked = sorted((int(q), str(m)) for q, m in changed)
             self.audit.append_many(
                 conn,
@@ -960,28 +912,27 @@ class GatewayStore:
         return _reconnecting(lambda: self._acknowledge(agency, sequence))
 
     def _acknowledge(self, agency: str, sequence: int) -> int:
-        sql = self._sql
         params = {"seq": sequence, "agency": agency}
         with self.engine.begin() as conn:
             target: int | None = None
             released: list[tuple[int, str, bool]] = []
             if self._pg:
-                for kind, number, mid, delivered in pg_execute(conn, _PG_ACKNOWLEDGE, params)[1]:
+                for kind, number, mid, delivered in ACKNOWLEDGE.execute(conn, params).rows:
                     if kind == "r":
                         target = int(number)
                     else:
                         released.append((int(number), str(mid), delivered is not None))
             else:
-                raised = conn.exec_driver_sql(sql.raise_floor, params).first()
+                raised = RAISE_FLOOR.execute(conn, params).first()
                 if raised is not None:
                     target = int(raised[0])
                     released = [
                         (int(q), str(m), d is not None)
-                        for q, m, d in conn.exec_driver_sql(sql.release, params)
+                        for q, m, d in RELEASE.execute(conn, params).rows
                     ]
                     self._drop_orphans(conn, [m for _, m, _ in released])
             if target is None:
-                row = conn.exec_driver_sql(sql.position, {"agency": agency}).first()
+                row = POSITION.execute(conn, {"agency": agency}).first()
                 last, floor = (0, 0) if row is None else (int(row[0]), int(row[1]))
                 if sequence > last:
                     raise cursor_ahead(sequence, last, floor)
@@ -1010,8 +961,7 @@ class GatewayStore:
     def _purge(self, now_ms: int) -> int:
         with self.engine.begin() as conn:
             expired = sorted(
-                (str(a), int(q), str(m))
-                for a, q, m in conn.exec_driver_sql(self._sql.expire, {"now": now_ms})
+                (str(a), int(q), str(m)) for a, q, m in EXPIRE.execute(conn, {"now": now_ms}).rows
             )
             self._drop_orphans(conn, [m for _, _, m in expired])
             self.audit.append_many(
@@ -1027,7 +977,7 @@ class GatewayStore:
         """Forget envelopes once no recipient still needs them (one statement)."""
         if message_ids:
             ids = sorted(set(message_ids))
-            conn.exec_driver_sql(self._sql.drop_orphans, {"ids": self._sql.as_list(ids)})
+            DROP_ORPHANS.execute(conn, {"ids": json.dumps(ids)})
 
     # --- directory and treaties --------------------------------------
 
@@ -1044,8 +994,8 @@ class GatewayStore:
     def save_directory(self, version: int, signed: bytes, now_ms: int) -> None:
         def save() -> None:
             with self.engine.begin() as conn:
-                _insert_ignore(
-                    conn, directories, {"version": version, "signed": signed, "publish_ms": now_ms}
+                SAVE_DIRECTORY.execute(
+                    conn, {"version": version, "signed": signed, "publish_ms": now_ms}
                 )
 
         _reconnecting(save)
@@ -1061,9 +1011,8 @@ class GatewayStore:
                     .values(signed=signed, publish_ms=now_ms)
                 ).rowcount
                 if not changed:
-                    _insert_ignore(
+                    SAVE_TREATY.execute(
                         conn,
-                        treaties,
                         {
                             "treaty_id": treaty_id,
                             "version": version,

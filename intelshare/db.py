@@ -31,19 +31,24 @@ worker, a command) and writes outside a unit of work.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sqlite3
 import threading
 import weakref
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, StatementError
+
+log = logging.getLogger(__name__)
 
 
 def normalize_url(url: str) -> str:
@@ -254,20 +259,187 @@ def warm_pool(engine: Engine, tables: Sequence[str]) -> int:
     return len(held)
 
 
-# --- the drivers' own cursors --------------------------------------------------------
+# --- statements ----------------------------------------------------------------------
 #
-# Low level, for the few hottest statements only: text in the driver's own
-# parameter style, tuples back, no SQLAlchemy compilation or result wrapping.
-# Everything else goes through SQLAlchemy.
+# One idiom for every statement of the stores: a :class:`Statement`, a module
+# constant holding what runs on each database. Its portable form is a
+# SQLAlchemy construct; a dialect gets text of its own only where the
+# construct cannot say it (a data-modifying CTE, an upsert, JSON taken
+# apart in SQL) or where a measurement showed the driver's own cursor pays
+# (a hot statement: SQLAlchemy's execute costs about 100 µs of CPU against
+# psycopg's 25 for a short UPDATE). Which form runs is decided here and
+# nowhere else: callers execute a statement and get rows.
 
 
-def is_pg(conn: Connection) -> bool:
-    """PostgreSQL through psycopg (the driver :func:`pg_cursor` speaks to)."""
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """What a statement did: the rows it changed (``rowcount``) and the rows it returned."""
+
+    rowcount: int
+    rows: list[Any]
+
+    def first(self) -> Any:
+        """The first row returned, or None."""
+        return self.rows[0] if self.rows else None
+
+    def scalars(self) -> list[Any]:
+        """The first column of every row returned."""
+        return [r[0] for r in self.rows]
+
+
+#: a statement's form: a SQLAlchemy construct, or driver text
+Form = Executable | str
+
+
+class Statement:
+    """One statement of a store, written in one place with its per-dialect forms.
+
+    ``portable`` is a SQLAlchemy construct that runs on any database the
+    statement has no form of its own for. ``postgresql`` and ``sqlite`` are
+    that database's own form: a construct (a dialect's ``insert(...)
+    .on_conflict_do_nothing()``), or text run on the driver's own cursor,
+    with named parameters in psycopg's style (``%(name)s``; SQLite's text is
+    given the same way and turned into ``:name``). Text runs inside the
+    caller's transaction, its errors raised as SQLAlchemy raises them, and
+    returns tuples (``named=True``: rows with attribute access, as
+    SQLAlchemy's, on PostgreSQL). ``prepare=True`` has psycopg prepare the
+    text at once, for a connection kept for one lookup (a pooled
+    connection loses its prepared statements at every rollback);
+    ``binary=True`` has PostgreSQL send the results in binary (byte strings
+    as they are, not as hex text).
+
+    ``params`` may be a list of parameter sets: the statement then runs once
+    for each (executemany) and returns no rows. Text may also take
+    positional parameters (``%s``, SQLite's ``?``): one set is a tuple.
+    """
+
+    __slots__ = ("binary", "named", "portable", "postgresql", "prepare", "sqlite")
+
+    def __init__(
+        self,
+        portable: Executable | None = None,
+        *,
+        postgresql: Form | None = None,
+        sqlite: Form | None = None,
+        named: bool = False,
+        prepare: bool = False,
+        binary: bool = False,
+    ) -> None:
+        self.portable = portable
+        self.postgresql = postgresql
+        self.sqlite = re.sub(r"%\((\w+)\)s", r":\1", sqlite) if isinstance(sqlite, str) else sqlite
+        self.named = named
+        self.prepare = prepare
+        self.binary = binary
+
+    def form(self, dialect: str) -> Form:
+        """What runs on ``dialect`` (a SQLAlchemy dialect name)."""
+        own = {"postgresql": self.postgresql, "sqlite": self.sqlite}.get(dialect)
+        form = own if own is not None else self.portable
+        if form is None:
+            raise RuntimeError(f"this statement has no form for {dialect}")
+        return form
+
+    def execute(
+        self,
+        conn: Connection,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Sequence[Any] | None = None,
+    ) -> Ran:
+        """Run the form for ``conn``'s database in its transaction."""
+        dialect = conn.dialect.name
+        form = self.form(dialect)
+        many = isinstance(params, list) and bool(params)
+        if not isinstance(form, str):
+            result = conn.execute(form, params)
+            rows = list(result.all()) if result.returns_rows else []
+            return Ran(int(result.rowcount or 0), rows)
+        if dialect == "postgresql":
+            with pg_cursor(conn, named=self.named, binary=self.binary) as cursor:
+                if many:
+                    cursor.executemany(form, params)
+                    return Ran(int(cursor.rowcount), [])
+                cursor.execute(form, params, prepare=self.prepare or None)
+                rows = cursor.fetchall() if cursor.description is not None else []
+                return Ran(int(cursor.rowcount), rows)
+        with sqlite_driver(conn) as driver:
+            if many:
+                cursor = driver.executemany(form, params)
+                return Ran(int(cursor.rowcount), [])
+            cursor = driver.execute(form, params if params is not None else ())
+            rows = cursor.fetchall() if cursor.description is not None else []
+            return Ran(int(cursor.rowcount), rows)
+
+
+def pipelines(conn: Connection) -> bool:
+    """Whether ``conn`` sends statements with its ``COMMIT`` (:func:`pg_execute_and_commit`).
+
+    PostgreSQL through psycopg (pipeline mode); the one fast path of the
+    write paths that is not a statement's own text (measured by
+    ``bench/node_writes.py``).
+    """
     return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
 
 
+class KeptReader:
+    """A connection of its own for a lookup made on every call, kept open on PostgreSQL.
+
+    Why: a PostgreSQL pool checkout costs a ping and a reset besides the
+    lookup (an officer's token on every request, the sender's look at its
+    queue for nearly every message). The kept connection is in autocommit,
+    so no transaction is left open between lookups; one that fails (e.g.
+    the server restarted) is replaced and the lookup tried once more, as the
+    pool's ping would have done. On SQLite a checkout costs nothing worth
+    keeping a connection for: each lookup takes one from the pool. One
+    thread at a time.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._keep = engine.dialect.name == "postgresql"
+        self._lock = threading.Lock()
+        #: the kept connection (PostgreSQL, once a lookup opened it)
+        self.connection: Connection | None = None
+
+    def execute(self, statement: Statement, params: Any = None) -> Ran:
+        if not self._keep:
+            with self.engine.connect() as conn:
+                return statement.execute(conn, params)
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self.connection is None:
+                        self.connection = self.engine.connect().execution_options(
+                            isolation_level="AUTOCOMMIT"
+                        )
+                    ran = statement.execute(self.connection, params)
+                    if self.connection.in_transaction():
+                        self.connection.rollback()  # SQLAlchemy's bookkeeping only
+                    return ran
+                except Exception:
+                    self._close()
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        conn, self.connection = self.connection, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:
+                log.debug("closing a kept connection failed", exc_info=True)
+
+
+# --- the drivers' own cursors (what Statement runs text on) ----------------------------
+
+
 @contextmanager
-def pg_cursor(conn: Connection) -> Iterator[Any]:
+def pg_cursor(conn: Connection, *, named: bool = False, binary: bool = False) -> Iterator[Any]:
     """A psycopg cursor on ``conn``'s connection, its errors raised as SQLAlchemy's.
 
     For the hottest statements on PostgreSQL: SQLAlchemy's execute costs
@@ -291,8 +463,14 @@ def pg_cursor(conn: Connection) -> Iterator[Any]:
 
     raw: Any = conn.connection.driver_connection
     try:
-        with raw.cursor() as cursor:
-            yield cursor
+        if named:
+            from psycopg.rows import namedtuple_row
+
+            with raw.cursor(row_factory=namedtuple_row, binary=binary) as cursor:
+                yield cursor
+        else:
+            with raw.cursor(binary=binary) as cursor:
+                yield cursor
     except psycopg.Error as exc:
         raise _as_sqlalchemy_error(conn, raw, exc) from exc
 

@@ -62,11 +62,15 @@ __all__ = [
     "HeaderFields",
     "Opened",
     "RecipientKey",
+    "Unverified",
+    "disclose_content_key",
     "envelope_sha256",
     "lookup_recipient_keys",
     "max_envelope_bytes",
     "open",
+    "open_disclosed",
     "open_envelope",
+    "read",
     "seal",
     "verify",
 ]
@@ -428,9 +432,63 @@ class _Verified:
     data: bytes
 
 
+@dataclass(frozen=True)
+class Unverified:
+    """An envelope read once, nothing checked but that it parses: what :func:`read` returns.
+
+    For a caller that looks at the header before the signature is checked
+    (the gateway's admission refuses a wrong sender or an expired message
+    before any signature work; a recipient skips a message it stored
+    already) and then verifies or opens without parsing again:
+    :func:`verify` and :func:`open_envelope` take it in place of the bytes.
+    ``header`` is **unverified** until then.
+    """
+
+    #: the envelope's bytes: the ones verified, hashed and stored
+    data: bytes
+    parts: _Parts
+    header: envelope_pb2.Header
+    #: why the encoding is refused (not canonical), raised by verify in its turn
+    problem: str | None
+    header_problem: str | None
+
+
+def read(
+    envelope: envelope_pb2.Envelope | bytes | bytearray | memoryview,
+    *,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    reencode: bool = False,
+) -> Unverified:
+    """Parse an envelope and its header once; :class:`EnvelopeInvalid` when either does not parse.
+
+    ``reencode=True`` reads the envelope as a protobuf field that the
+    receiver of a gRPC message would have parsed and serialized again (the
+    gateway's ``SubmitEnvelope``, a recipient's ``StreamInbox``): bytes the
+    generated code would write differently (fields in another order,
+    repeated) are taken in that code's encoding, as they were when those
+    messages were parsed whole. Canonical bytes, the usual case, are kept as
+    they are and not encoded a second time.
+    """
+    parts, data, problem = _parse_envelope(
+        envelope, max_envelope_bytes(max_payload_bytes), reencode=reencode
+    )
+    try:
+        header = envelope_pb2.Header.FromString(parts.header_bytes)
+    except (DecodeError, ValueError, RecursionError):
+        raise _invalid(problem or "header bytes do not parse") from None
+    header.DiscardUnknownFields()
+    header_problem = None
+    if header.SerializeToString(deterministic=True) != parts.header_bytes:
+        header_problem = "header encoding is not canonical (unknown, repeated or reordered fields)"
+    return Unverified(data, parts, header, problem, header_problem)
+
+
 def _parse_envelope(
-    envelope: envelope_pb2.Envelope | bytes | bytearray | memoryview, limit: int
-) -> tuple[_Parts, bytes]:
+    envelope: envelope_pb2.Envelope | bytes | bytearray | memoryview,
+    limit: int,
+    *,
+    reencode: bool = False,
+) -> tuple[_Parts, bytes, str | None]:
     if type(envelope) is bytes:  # the common case, without ABC checks
         data = envelope
         if len(data) > limit:
@@ -455,8 +513,14 @@ def _parse_envelope(
     # would let anyone make new envelope bytes (new envelope_sha256, new
     # gateway digest) from a signed envelope without touching the signature.
     parsed.DiscardUnknownFields()
-    if parsed.SerializeToString() != data:
-        raise _invalid("envelope encoding is not canonical (unknown, repeated or reordered fields)")
+    canonical = parsed.SerializeToString()
+    if canonical != data and reencode:
+        # What parsing the enclosing message and serializing this field gave:
+        # the generated code's encoding, unknown fields kept (refused below).
+        data = envelope_pb2.Envelope.FromString(data).SerializeToString()
+    problem = None
+    if canonical != data:
+        problem = "envelope encoding is not canonical (unknown, repeated or reordered fields)"
     parts = _Parts(
         header_bytes=parsed.header_bytes,
         blocks=[(b.agency_id, b.key_id, b.wrapped_key) for b in parsed.key_blocks],
@@ -464,18 +528,7 @@ def _parse_envelope(
         signature=parsed.signature,
         signing_key_id=parsed.signing_key_id,
     )
-    return parts, data
-
-
-def _parse_header(header_bytes: bytes) -> envelope_pb2.Header:
-    try:
-        header = envelope_pb2.Header.FromString(header_bytes)
-    except (DecodeError, ValueError, RecursionError):
-        raise _invalid("header bytes do not parse") from None
-    header.DiscardUnknownFields()
-    if header.SerializeToString(deterministic=True) != header_bytes:
-        raise _invalid("header encoding is not canonical (unknown, repeated or reordered fields)")
-    return header
+    return parts, data, problem
 
 
 def _check_structure(
@@ -523,8 +576,12 @@ def _check_structure(
     return create_time
 
 
+#: what verify and open take: an envelope's bytes, its message, or it read once
+EnvelopeLike = envelope_pb2.Envelope | bytes | bytearray | memoryview | Unverified
+
+
 def _verify(
-    envelope: envelope_pb2.Envelope | bytes | bytearray | memoryview,
+    envelope: EnvelopeLike,
     keys: PublicKeyLookup,
     now: datetime,
     max_payload_bytes: int,
@@ -532,8 +589,18 @@ def _verify(
 ) -> _Verified:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    parts, data = _parse_envelope(envelope, max_envelope_bytes(max_payload_bytes))
-    header = _parse_header(parts.header_bytes)
+    if isinstance(envelope, Unverified):
+        limit = max_envelope_bytes(max_payload_bytes)
+        if len(envelope.data) > limit:
+            raise PayloadTooLarge(f"envelope is over the limit of {limit} bytes")
+        unverified = envelope
+    else:
+        unverified = read(envelope, max_payload_bytes=max_payload_bytes)
+    if unverified.problem is not None:
+        raise _invalid(unverified.problem)
+    if unverified.header_problem is not None:
+        raise _invalid(unverified.header_problem)
+    parts, header, data = unverified.parts, unverified.header, unverified.data
     create_time = _check_structure(parts, header, max_payload_bytes)
     where = f"message {header.message_id} from {header.sender!r}"
     if create_time > now + max_clock_skew:
@@ -555,7 +622,7 @@ def _verify(
 
 
 def verify(
-    envelope: envelope_pb2.Envelope | bytes | bytearray | memoryview,
+    envelope: EnvelopeLike,
     keys: PublicKeyLookup,
     *,
     now: datetime,
@@ -577,7 +644,7 @@ def verify(
 
 
 def open_envelope(
-    envelope: envelope_pb2.Envelope | bytes | bytearray | memoryview,
+    envelope: EnvelopeLike,
     keys: PublicKeyLookup,
     *,
     recipient: str,
@@ -632,6 +699,84 @@ def open_envelope(
         payload = prim.aead_decrypt(content_key, parts.ciphertext, parts.header_bytes)
     except (InvalidTag, ValueError):
         raise _invalid(f"{where}: ciphertext does not decrypt") from None
+    return Opened(header=header, payload=payload, envelope_sha256=envelope_sha256(checked.data))
+
+
+# --- forwarding with the author's signature (disclosed content keys) ----------------
+#
+# An envelope's content key, unwrapped by a recipient and handed to an agency
+# that was not among the recipients, opens that one envelope and nothing
+# else; checked against the signed commitment, the plaintext stays bound to
+# the author's signature (see node.sharing.evidence for the node's use).
+
+_FORWARDED = "forwarded envelope could not be verified or opened"
+
+
+def _forwarded(detail: str) -> EnvelopeInvalid:
+    return EnvelopeInvalid(_FORWARDED, audit_detail=detail)
+
+
+def disclose_content_key(
+    envelope_bytes: bytes,
+    *,
+    recipient: str,
+    encryption_keys: Mapping[str, x25519.X25519PrivateKey],
+) -> bytes:
+    """The content key of an envelope addressed to ``recipient``, checked against its commitment.
+
+    ``envelope_bytes`` is an envelope the caller received and verified when
+    it arrived (kept verbatim); ``encryption_keys`` maps key ids to the
+    recipient's X25519 keys, so envelopes sealed before a key rotation work.
+    """
+    try:
+        env = envelope_pb2.Envelope.FromString(envelope_bytes)
+        header = envelope_pb2.Header.FromString(env.header_bytes)
+    except (DecodeError, ValueError, RecursionError):
+        raise _forwarded("envelope or header bytes do not parse") from None
+    block = next((b for b in env.key_blocks if b.agency_id == recipient), None)
+    if block is None:
+        raise _forwarded(f"message {header.message_id}: no key block for {recipient}")
+    private_key = encryption_keys.get(block.key_id)
+    if private_key is None:
+        raise _forwarded(f"message {header.message_id}: key block is for key {block.key_id}")
+    try:
+        key = prim.hpke_unwrap(
+            block.wrapped_key,
+            private_key,
+            header_digest_value=prim.header_digest(env.header_bytes),
+            recipient=recipient,
+        )
+    except (InvalidTag, ValueError):
+        raise _forwarded(f"message {header.message_id}: key block does not unwrap") from None
+    if not prim.commitment_matches(key, header.content_key_commitment):
+        raise _forwarded(f"message {header.message_id}: key does not match the commitment")
+    return key
+
+
+def open_disclosed(
+    envelope_bytes: bytes,
+    content_key: bytes,
+    keys: PublicKeyLookup,
+    *,
+    now: datetime,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+) -> Opened:
+    """Verify the sender's signature, check ``content_key`` against the signed commitment, decrypt.
+
+    What :func:`open_envelope` returns to a recipient: the signed header, the
+    payload the sender encrypted, the digest of the exact envelope bytes.
+    """
+    checked = _verify(envelope_bytes, keys, now, max_payload_bytes, DEFAULT_CLOCK_SKEW)
+    header, parts = checked.header, checked.parts
+    where = f"message {header.message_id} from {header.sender!r}"
+    if len(content_key) != prim.CONTENT_KEY_BYTES:
+        raise _forwarded(f"{where}: disclosed key has the wrong length")
+    if not prim.commitment_matches(content_key, header.content_key_commitment):
+        raise _forwarded(f"{where}: disclosed key does not match the signed commitment")
+    try:
+        payload = prim.aead_decrypt(content_key, parts.ciphertext, parts.header_bytes)
+    except (InvalidTag, ValueError):
+        raise _forwarded(f"{where}: ciphertext does not decrypt with the disclosed key") from None
     return Opened(header=header, payload=payload, envelope_sha256=envelope_sha256(checked.data))
 
 

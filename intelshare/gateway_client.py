@@ -12,10 +12,12 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TypeVar, cast
 
 import grpc
 
+from intelshare import wire
 from intelshare.errors import IntelshareError, Unavailable
 from intelshare.grpc_errors import follow, from_rpc_error, project_errors
 from intelshare.grpc_server import CLIENT_KEEPALIVE_OPTIONS, message_size_options
@@ -67,6 +69,21 @@ class GatewayClient:
             channel_options.append(("grpc.ssl_target_name_override", server_name))
         self.channel = grpc.secure_channel(target, creds, options=channel_options)
         self.stub = gateway_service_pb2_grpc.GatewayServiceStub(self.channel)
+        # SubmitEnvelope with the request written around the envelope's bytes
+        # (submit_request_bytes): a sender's stored envelope is not parsed
+        # into a message only to be serialized again.
+        self._submit = self.channel.unary_unary(
+            "/intelshare.v1.GatewayService/SubmitEnvelope",
+            request_serializer=_request_bytes,
+            response_deserializer=gateway_service_pb2.SubmitEnvelopeResponse.FromString,
+        )
+        # StreamInbox read around the envelopes' bytes (inbox_message), for
+        # the node's inbox, which verifies and stores those bytes.
+        self._stream_bytes = self.channel.unary_stream(
+            "/intelshare.v1.GatewayService/StreamInbox",
+            request_serializer=gateway_service_pb2.StreamInboxRequest.SerializeToString,
+            response_deserializer=inbox_message,
+        )
         self.timeout = timeout
 
     def close(self) -> None:
@@ -79,17 +96,19 @@ class GatewayClient:
         self.close()
 
     def submit(
-        self, envelope: envelope_pb2.Envelope, request_id: str | None = None
+        self, envelope: envelope_pb2.Envelope | bytes, request_id: str | None = None
     ) -> gateway_service_pb2.SubmitEnvelopeResponse:
-        req = gateway_service_pb2.SubmitEnvelopeRequest(
-            request_id=request_id or str(uuid.uuid4()), envelope=envelope
-        )
+        """Submit an envelope (its message, or its serialized bytes as sealed and stored)."""
+        req = submit_request_bytes(envelope, request_id or str(uuid.uuid4()))
         with project_errors():
-            return self.stub.SubmitEnvelope(req, timeout=self.timeout)
+            response: gateway_service_pb2.SubmitEnvelopeResponse = self._submit(
+                req, timeout=self.timeout
+            )
+            return response
 
     def submit_async(
         self,
-        envelope: envelope_pb2.Envelope,
+        envelope: envelope_pb2.Envelope | bytes,
         request_id: str | None,
         done: Callable[[gateway_service_pb2.SubmitEnvelopeResponse | IntelshareError], None],
     ) -> None:
@@ -99,10 +118,8 @@ class GatewayClient:
         thread first); ``done`` runs on a gRPC thread, or at once in the
         caller's when the call has already ended.
         """
-        req = gateway_service_pb2.SubmitEnvelopeRequest(
-            request_id=request_id or str(uuid.uuid4()), envelope=envelope
-        )
-        future = self.stub.SubmitEnvelope.future(req, timeout=self.timeout)
+        req = submit_request_bytes(envelope, request_id or str(uuid.uuid4()))
+        future = self._submit.future(req, timeout=self.timeout)
 
         def finished(call: grpc.Future[gateway_service_pb2.SubmitEnvelopeResponse]) -> None:
             result: gateway_service_pb2.SubmitEnvelopeResponse | IntelshareError
@@ -127,8 +144,12 @@ class GatewayClient:
 
     def stream_inbox_batches(
         self, after_sequence: int, max_batch: int = 64
-    ) -> Generator[list[gateway_service_pb2.StreamInboxResponse], None, None]:
-        """Like :meth:`stream_inbox`, in lists of what has already arrived.
+    ) -> Generator[list[InboxMessage], None, None]:
+        """Like :meth:`stream_inbox`, in lists of what has already arrived, envelopes as bytes.
+
+        Each item is an :class:`InboxMessage`: its entry's envelope and
+        receipt are the bytes the gateway sent (the envelope as its sender
+        submitted it), not parsed into messages.
 
         A reader thread takes items off the stream as soon as they come; each
         list holds everything received since the previous one (at least one
@@ -136,17 +157,15 @@ class GatewayClient:
         item that arrives alone is yielded alone, at once. Closing the
         generator cancels the call.
         """
-        call = self.stub.StreamInbox(
+        call = self._stream_bytes(
             gateway_service_pb2.StreamInboxRequest(after_sequence=after_sequence)
         )
         # Read ahead at most one batch (entries can be large); gRPC flow
         # control holds back the rest at the gateway.
-        items: queue.Queue[gateway_service_pb2.StreamInboxResponse | _StreamEnd] = queue.Queue(
-            max(1, max_batch)
-        )
+        items: queue.Queue[InboxMessage | _StreamEnd] = queue.Queue(max(1, max_batch))
         closed = threading.Event()
 
-        def put(item: gateway_service_pb2.StreamInboxResponse | _StreamEnd) -> bool:
+        def put(item: InboxMessage | _StreamEnd) -> bool:
             while not closed.is_set():
                 try:
                     items.put(item, timeout=0.5)
@@ -169,7 +188,7 @@ class GatewayClient:
         try:
             while True:
                 item = items.get()
-                batch: list[gateway_service_pb2.StreamInboxResponse] = []
+                batch: list[InboxMessage] = []
                 while not isinstance(item, _StreamEnd):
                     batch.append(item)
                     if len(batch) >= max_batch:
@@ -238,3 +257,82 @@ class GatewayClient:
             token = page.next_page_token
             if not token:
                 return out
+
+
+def submit_request_bytes(envelope: envelope_pb2.Envelope | bytes, request_id: str) -> bytes:
+    """``SubmitEnvelopeRequest{request_id, envelope}`` on the wire, around the envelope's bytes.
+
+    An embedded message is encoded like bytes (:mod:`intelshare.wire`), so
+    this is byte for byte what the generated code writes for the same
+    request when ``envelope`` is a serialized envelope as :func:`seal`'s
+    caller stores it.
+    """
+    data = envelope if isinstance(envelope, bytes) else envelope.SerializeToString()
+    return wire.length_delimited(1, request_id.encode("utf-8")) + wire.length_delimited(
+        2, data, message=True
+    )
+
+
+def _request_bytes(request: bytes) -> bytes:
+    return request
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntryBytes:
+    """An ``InboxEntry`` with its envelope and receipt as the bytes that arrived."""
+
+    sequence: int
+    envelope: bytes
+    receipt: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
+    """A ``StreamInboxResponse`` read by :func:`inbox_message`: an entry or a heartbeat."""
+
+    entry: InboxEntryBytes | None = None
+    heartbeat: gateway_service_pb2.Heartbeat | None = None
+
+    def WhichOneof(self, group: str) -> str | None:
+        """As on the message: which of ``event`` this carries."""
+        if group != "event":
+            raise ValueError(f"no oneof {group!r}")
+        if self.entry is not None:
+            return "entry"
+        return "heartbeat" if self.heartbeat is not None else None
+
+    def HasField(self, name: str) -> bool:
+        return self.WhichOneof("event") == name
+
+
+def inbox_message(data: bytes) -> InboxMessage:
+    """StreamInbox's response deserializer for the node's inbox: envelopes stay bytes.
+
+    An entry (sequence, envelope, receipt, each once) is taken apart around
+    its envelope and receipt (:mod:`intelshare.wire`); anything else (a
+    heartbeat, another encoding) goes through the generated parser, an
+    entry's envelope and receipt then serialized again as before.
+    """
+    try:
+        body, pos = wire.take(data, 0, 0x0A)  # StreamInboxResponse 1: entry
+        if body is not None and pos == len(data):
+            sequence, at = wire.take_varint(body, 0, 0x08)  # InboxEntry 1: sequence
+            envelope, at = wire.take(body, at, 0x12)  # 2: envelope
+            receipt, at = wire.take(body, at, 0x1A)  # 3: receipt
+            if at == len(body):
+                return InboxMessage(
+                    entry=InboxEntryBytes(sequence or 0, envelope or b"", receipt or b"")
+                )
+    except wire.WireError:
+        pass
+    parsed = gateway_service_pb2.StreamInboxResponse.FromString(data)
+    if parsed.WhichOneof("event") == "entry":
+        e = parsed.entry
+        return InboxMessage(
+            entry=InboxEntryBytes(
+                e.sequence, e.envelope.SerializeToString(), e.receipt.SerializeToString()
+            )
+        )
+    if parsed.WhichOneof("event") == "heartbeat":
+        return InboxMessage(heartbeat=parsed.heartbeat)
+    return InboxMessage()

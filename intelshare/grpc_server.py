@@ -18,10 +18,10 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from intelshare import errors
 from intelshare.grpc_errors import TranslateErrors, abort
+from intelshare.reflection import enable_reflection
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +177,7 @@ class ManagedServer:
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names = list(service_names)
-        reflection.enable_server_reflection(
-            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        enable_reflection(self.server, [*self._service_names, health.SERVICE_NAME])
         self.port = 0
         self.health_port = 0
         self._health_server: grpc.Server | None = None

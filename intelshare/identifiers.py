@@ -70,7 +70,7 @@ from stdnum import ean, imo, iso6346
 from stdnum.eu import vat
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidLength, ValidationError
 
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid, InvalidArgument
 
 #: Every scheme, in the order of the module's tables.
 SCHEMES: tuple[str, ...] = (
@@ -151,7 +151,7 @@ def _alpha3() -> dict[str, str]:
 
 
 def _invalid(field: str, problem: str) -> InvalidArgument:
-    return InvalidArgument(f"{field}: {problem}", violations={field: problem})
+    return FieldInvalid(f"{field}: {problem}", violations={field: problem})
 
 
 def _text(value: object, field: str) -> str:

@@ -11,8 +11,11 @@ with server name = agency id.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from intelshare import config as cfgmod
 from intelshare.config import parse_address, setting
@@ -125,6 +128,23 @@ class NodeConfig:
         5.0, doc="delay before the first webhook retry; doubles with each attempt"
     )
     webhook_backoff_max_seconds: float = setting(300.0, doc="longest delay between webhook retries")
+    # --- IPR deadlines (node.ipr.deadlines) ------------------------------------------
+    holiday_subdivision: str = setting(
+        "",
+        doc="region of this agency's country whose public holidays also stop the working-day "
+        "deadlines of detentions, as an ISO 3166-2 code: DE-BY (Bavaria), ES-CN (Canary "
+        "Islands); empty: the country's national holidays only",
+    )
+    deadline_time_zone: str = setting(
+        "",
+        doc="IANA time zone in which the days of detention deadlines begin and end "
+        "(Atlantic/Canary); empty: the time zone of the country's capital",
+    )
+    deadline_closed_days: tuple[str, ...] = setting(
+        (),
+        doc="further days (YYYY-MM-DD) on which deadlines do not run, which national rules "
+        "on time limits close and the holidays library does not list",
+    )
 
     def validate(self) -> None:
         parse_address("node.listen", self.listen)
@@ -161,6 +181,37 @@ class NodeConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"node.{name}: must be positive")
         self._validate_notify()
+        self._validate_deadlines()
+
+    def _validate_deadlines(self) -> None:
+        """The form of the deadline settings; the calendar itself is checked when built."""
+        sub = self.holiday_subdivision.strip()
+        if sub and not re.fullmatch(r"[A-Za-z]{2}-[A-Za-z0-9]{1,3}", sub):
+            raise ConfigError(
+                f"node.holiday_subdivision: {sub!r} is not an ISO 3166-2 code such as DE-BY "
+                "(country, '-', region)"
+            )
+        zone = self.deadline_time_zone.strip()
+        if zone:
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(
+                    f"node.deadline_time_zone: unknown time zone {zone!r} "
+                    "(an IANA name such as Europe/Berlin)"
+                ) from None
+        for i, day in enumerate(self.deadline_closed_days):
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                raise ConfigError(
+                    f"node.deadline_closed_days[{i}]: {day!r} is not a date (YYYY-MM-DD)"
+                ) from None
+
+    @property
+    def closed_days(self) -> tuple[date, ...]:
+        """:attr:`deadline_closed_days` as dates (after :meth:`validate`)."""
+        return tuple(date.fromisoformat(d) for d in self.deadline_closed_days)
 
     def _validate_notify(self) -> None:
         for name in (

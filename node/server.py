@@ -65,6 +65,7 @@ from node.kinds.risk_profiles import RiskProfiles
 from node.kinds.screening import Screener
 from node.metrics import NodeMetrics, serve_node_metrics
 from node.notify import Notifier, start_notifier
+from node.notify.webhooks import WebhookRegistry
 from node.sharing.engine import Sharing
 from node.sharing.inbound import Inbound
 from node.sharing.outbound import Sealer, Sender
@@ -294,7 +295,12 @@ def build(config: NodeConfig) -> Node:
         store=store,
         records=node.records,
         sharing=sharing,
-        calendar=calendar_provider(lambda: trust.directory.agency(config.agency_id).country),
+        calendar=calendar_provider(
+            lambda: trust.directory.agency(config.agency_id).country,
+            subdivision=config.holiday_subdivision,
+            time_zone=config.deadline_time_zone,
+            closed_days=config.closed_days,
+        ),
     )
     node.risk = RiskProfiles(agency_id=config.agency_id, store=store, records=node.records)
     node.correlator = Correlator(store)
@@ -309,6 +315,7 @@ def start(config: NodeConfig) -> Node:
         node.refresh_trust()
     except errors.IntelshareError as exc:
         log.warning("gateway not reachable at start (%s); continuing with cached trust", exc.reason)
+    _check_deadline_calendar(node)
     # Feeds hold a thread each for as long as they are open: they get threads
     # of their own on top of max_workers, and a limit (node.api.feeds).
     # An officer's largest valid request carries one record of at most
@@ -354,6 +361,7 @@ def start(config: NodeConfig) -> Node:
         IprServicer(
             recordations=node.recordations,
             detentions=node.detentions,
+            webhooks=WebhookRegistry(node.store.engine, node.keys),
             **common,
         ),
         server.server,
@@ -432,6 +440,24 @@ def _maintenance(node: Node) -> None:
                 log.exception("maintenance job failed")
             next_jobs = now + cfg.maintenance_seconds
         node._stop.wait(max(0.05, min(next_trust, next_jobs) - time.monotonic()))
+
+
+def _check_deadline_calendar(node: Node) -> None:
+    """Stop at start when the deadline settings do not fit the agency's country.
+
+    (``holiday_subdivision`` in another country; a country without a default
+    zone and no ``deadline_time_zone``.) A country not known yet is checked
+    again on first use.
+    """
+    if node.detentions is None:
+        return
+    try:
+        node.detentions.calendar()
+    except errors.ConfigError:
+        node.stop(grace=0)
+        raise
+    except errors.IntelshareError as exc:
+        log.info("deadline calendar not checked at start: %s", exc.reason)
 
 
 def _ipr_jobs(node: Node) -> None:

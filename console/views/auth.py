@@ -9,6 +9,10 @@ PERMISSION_DENIED and names the role. The console then asks for one of the
 holder's recordations instead; if the node answers that, the officer is
 signed in as a rights holder, whose navigation shows only its recordations
 and detentions (the node refuses it everything else all the same).
+
+A customs officer's session then asks for one pending review: an approver
+(or admin) gets an answer and sees *Pending reviews* in the navigation,
+anyone else is refused and does not.
 """
 
 from __future__ import annotations
@@ -25,16 +29,30 @@ from console.sessions import RIGHTS_HOLDER
 from intelshare import errors
 
 
-def _role(client: ConsoleClient) -> str:
-    """'' for a customs officer, ``rights_holder`` for a holder's account (see above)."""
+def _role(client: ConsoleClient) -> tuple[str, bool]:
+    """The role ('' for a customs officer, ``rights_holder`` for a holder's account, see
+    above) and whether the officer approves alerts held for review (see below)."""
     try:
         client.list_alerts(page_size=1)
     except errors.PermissionDenied as exc:
         if exc.metadata.get("role") != RIGHTS_HOLDER:
             raise
         client.list_recordations(page_size=1)
-        return RIGHTS_HOLDER
-    return ""
+        return RIGHTS_HOLDER, False
+    return "", _approves(client)
+
+
+def _approves(client: ConsoleClient) -> bool:
+    """Whether the node lets this officer list pending reviews (approvers and admins).
+
+    Only the navigation depends on it: the pending-reviews page asks the node
+    again, and the node refuses an officer who lost the role meanwhile.
+    """
+    try:
+        client.pending_reviews_page(page_size=1)
+    except errors.PermissionDenied:
+        return False
+    return True
 
 
 def _safe_next(target: str | None) -> str:
@@ -96,7 +114,7 @@ async def sign_in(request: Request) -> Response:
     config = web.config(request)
     client = link.open_client(config, token)
     try:
-        role = await link.call(_role, client)
+        role, approves = await link.call(_role, client)
     except errors.Unauthenticated:
         client.close()
         return _form(
@@ -108,7 +126,7 @@ async def sign_in(request: Request) -> Response:
     except errors.IntelshareError:
         client.close()
         raise
-    session = store.sign_in(previous, client, role)
+    session = store.sign_in(previous, client, role, approves)
     web.log.info("officer signed in (%d sessions)", len(store))
     if session.holder and next_url == "/inbox":
         next_url = web.home(session)

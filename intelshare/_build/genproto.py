@@ -29,7 +29,12 @@ def generate(out: Path) -> None:
     os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
     well_known = str(resources.files("grpc_tools") / "_proto")
-    sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+    # Only our own package: protos/google/ holds vendored copies of Google's
+    # protos (for buf and for other languages' clients), whose Python modules
+    # come from googleapis-common-protos.
+    sources = sorted(
+        str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "intelshare").rglob("*.proto")
+    )
     (out / PACKAGE_DIR).mkdir(parents=True, exist_ok=True)
     args = [
         "protoc",

@@ -84,8 +84,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from intelshare.audit import append_v1, merkle
-from intelshare.db import pg_execute, sqlite_driver
-from intelshare.errors import AuditLogInvalid, ConfigError, InvalidArgument, NotFound
+from intelshare.db import Statement
+from intelshare.errors import AuditEntryNotFound, AuditLogInvalid, ConfigError, InvalidArgument
 from intelshare.ids import key_id as compute_key_id
 from intelshare.keys import raw_public
 from intelshare.v1.receipt_pb2 import SignedTreeHead
@@ -554,26 +554,36 @@ def _pg_append(*, signed: bool, conditional: bool) -> str:
     )
 
 
-_PG_APPEND_ONLY = _pg_append(signed=False, conditional=False)
-_PG_APPEND_SIGNED = _pg_append(signed=True, conditional=False)
-_PG_APPEND_ONLY_IF = _pg_append(signed=False, conditional=True)
-_PG_APPEND_SIGNED_IF = _pg_append(signed=True, conditional=True)
+#: PostgreSQL's batch append, by (signed head, conditional on the hinted state)
+_APPEND = {
+    (signed, conditional): Statement(postgresql=_pg_append(signed=signed, conditional=conditional))
+    for signed in (False, True)
+    for conditional in (False, True)
+}
 
-_SQLITE_ADD_ENTRY = (
-    "INSERT INTO audit_entries (idx, event, leaf, leaf_hash, created_at) VALUES (?, ?, ?, ?, ?)"
+# SQLite's batch append: four statements, on pysqlite's own cursor (a
+# SQLAlchemy execute costs more than the statement here), under the
+# database write lock the appender took first.
+_ADD_ENTRY = Statement(
+    sqlite="INSERT INTO audit_entries (idx, event, leaf, leaf_hash, created_at) "
+    "VALUES (?, ?, ?, ?, ?)"
 )
-_SQLITE_ADD_NODE = "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)"
-_SQLITE_ADD_HEAD = (
-    "INSERT INTO audit_heads (tree_size, root_hash, ts_seconds, ts_nanos, signature, key_id) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+_ADD_NODE = Statement(sqlite="INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)")
+_ADD_HEAD = Statement(
+    sqlite="INSERT INTO audit_heads (tree_size, root_hash, ts_seconds, ts_nanos, signature, "
+    "key_id) VALUES (?, ?, ?, ?, ?, ?)"
 )
-_SQLITE_ADVANCE = (
-    "UPDATE audit_state SET size = ?, frontier = ?, updated_at = ? WHERE id = 1 AND size = ?"
+_ADVANCE = Statement(
+    sqlite="UPDATE audit_state SET size = ?, frontier = ?, updated_at = ? WHERE id = 1 AND size = ?"
 )
-# The lock: on SQLite a write first, so that pysqlite BEGINs and SQLite takes
-# the database write lock before the state is read (see _locked_row).
-_SQLITE_LOCK = "UPDATE audit_state SET size = size WHERE id = 1 RETURNING log_id, size, frontier"
-_PG_LOCK = "SELECT log_id, size, frontier FROM audit_state WHERE id = 1 FOR UPDATE"
+# The lock that serializes appenders. On SQLite a write first, so that
+# pysqlite BEGINs and SQLite takes the database write lock (waiting out
+# busy_timeout) before the state is read, and no other appender can have
+# read the same size.
+_LOCK_STATE = Statement(
+    postgresql="SELECT log_id, size, frontier FROM audit_state WHERE id = 1 FOR UPDATE",
+    sqlite="UPDATE audit_state SET size = size WHERE id = 1 RETURNING log_id, size, frontier",
+)
 
 
 def _leaf_index(events: Sequence[str], leaves: Sequence[bytes]) -> str:
@@ -632,17 +642,12 @@ def _write_batch(
         }
         if head is not None:
             params.update(_head_row(head))
-        if expect_frontier is not None:
+        conditional = expect_frontier is not None
+        if conditional:
             params["old_frontier"] = expect_frontier
-            changed, _ = pg_execute(
-                conn, _PG_APPEND_SIGNED_IF if head is not None else _PG_APPEND_ONLY_IF, params
-            )
-            if changed == 0:
-                return False
-        else:
-            changed, _ = pg_execute(
-                conn, _PG_APPEND_SIGNED if head is not None else _PG_APPEND_ONLY, params
-            )
+        changed = _APPEND[(head is not None, conditional)].execute(conn, params).rowcount
+        if conditional and changed == 0:
+            return False
     else:
         if expect_frontier is not None:
             raise ValueError("a conditional append is for PostgreSQL")
@@ -652,36 +657,40 @@ def _write_batch(
         # (UTC, the log's clock), so reads through the table definitions see
         # the same.
         at = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        with sqlite_driver(conn) as driver:
-            if leaves:
-                driver.executemany(
-                    _SQLITE_ADD_ENTRY,
-                    [
-                        (first + i, ev, data, h, at)
-                        for i, (ev, data, h) in enumerate(zip(events, leaves, hashes, strict=True))
-                    ],
-                )
-                if completed:
-                    driver.executemany(_SQLITE_ADD_NODE, completed)
-            if head is not None:
-                driver.execute(
-                    _SQLITE_ADD_HEAD,
-                    (
-                        head.tree_size,
-                        head.root_hash,
-                        head.timestamp.seconds,
-                        head.timestamp.nanos,
-                        head.signature,
-                        head.key_id,
-                    ),
-                )
-            changed = driver.execute(
-                _SQLITE_ADVANCE, (frontier.size, frontier.encode(), at, first)
-            ).rowcount
+        if leaves:
+            _ADD_ENTRY.execute(
+                conn,
+                [
+                    (first + i, ev, data, h, at)
+                    for i, (ev, data, h) in enumerate(zip(events, leaves, hashes, strict=True))
+                ],
+            )
+            if completed:
+                _ADD_NODE.execute(conn, list(completed))
+        if head is not None:
+            _ADD_HEAD.execute(
+                conn,
+                (
+                    head.tree_size,
+                    head.root_hash,
+                    head.timestamp.seconds,
+                    head.timestamp.nanos,
+                    head.signature,
+                    head.key_id,
+                ),
+            )
+        changed = _ADVANCE.execute(conn, (frontier.size, frontier.encode(), at, first)).rowcount
     if changed != 1:  # cannot happen while the row lock holds
         raise AuditLogInvalid("audit state changed under the row lock")
     return True
 
+
+# The state row of the first append ever; a racing appender's insert is a no-op.
+_CREATE_STATE = Statement(
+    insert(audit_state),
+    postgresql=postgresql.insert(audit_state).on_conflict_do_nothing(),
+    sqlite=sqlite.insert(audit_state).on_conflict_do_nothing(),
+)
 
 #: how long an appender waits for its turn on the hint (AuditLog.append_many)
 _HINT_WAIT_SECONDS = 1.0
@@ -923,7 +932,9 @@ class AuditLog:
                 select(audit_entries.c.leaf).where(audit_entries.c.idx == index)
             ).scalar_one_or_none()
         if data is None:
-            raise NotFound(f"audit entry {index} does not exist")
+            raise AuditEntryNotFound(
+                f"audit entry {index} does not exist", metadata={"index": str(index)}
+            )
         return bytes(data)
 
     def inclusion_proof(
@@ -1009,7 +1020,6 @@ class AuditLog:
                 return self._checked_state(row)
             # First append ever: create the row; a racing appender's insert is
             # a no-op, and the second pass then waits for its lock.
-            dialect = conn.dialect.name
             values = {
                 "id": _STATE_ID,
                 "log_id": self._log_id,
@@ -1017,26 +1027,12 @@ class AuditLog:
                 "frontier": b"",
                 "updated_at": self._clock(),
             }
-            if dialect == "postgresql":
-                conn.execute(postgresql.insert(audit_state).values(values).on_conflict_do_nothing())
-            elif dialect == "sqlite":
-                conn.execute(sqlite.insert(audit_state).values(values).on_conflict_do_nothing())
-            else:
-                conn.execute(insert(audit_state).values(values))
+            _CREATE_STATE.execute(conn, values)
         raise AuditLogInvalid("audit state row cannot be created")  # pragma: no cover
 
-    def _locked_row(self, conn: Connection) -> _AnyRow | _State | None:
-        if conn.dialect.name == "sqlite":
-            # A write first: pysqlite then BEGINs and SQLite takes the database
-            # write lock (waiting out busy_timeout) before the state is read,
-            # so no other appender can have read the same size.
-            with sqlite_driver(conn) as driver:
-                rows = driver.execute(_SQLITE_LOCK).fetchall()
-            if not rows:
-                return None
-            row = rows[0]
-            return _State(str(row[0]), int(row[1]), bytes(row[2]))
-        return conn.exec_driver_sql(_PG_LOCK).one_or_none()
+    def _locked_row(self, conn: Connection) -> _State | None:
+        row = _LOCK_STATE.execute(conn).first()
+        return None if row is None else _State(str(row[0]), int(row[1]), bytes(row[2]))
 
     def _proof(self, conn: Connection, ranges: list[merkle.Range], tree_size: int) -> list[bytes]:
         """Hash ``ranges`` from stored nodes, in one query.

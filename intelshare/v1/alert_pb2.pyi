@@ -321,8 +321,12 @@ class Alert(_message.Message):
     tlp: _envelope_pb2.Tlp.ValueType
     """Traffic Light Protocol 2.0 marking."""
     treaty_id: _builtins.str
-    """Default treaty for recipients that do not name their own (input); for a
-    received alert, the treaty it arrived under.
+    """Input, on create: the treaty of every recipient that names none of its
+    own (AlertRecipient.treaty_id). Output, on an issued alert: that default
+    as given, or, when none was given, the treaty of the first recipient in
+    treaty id order (each recipient's own is in recipients and deliveries).
+    Output, on a received alert: the treaty it arrived under, the same as
+    received.treaty_id. Cannot be changed.
     """
     state: Global___AlertState.ValueType
     """Active, revoked or expired (computed from expire_time when read)."""
@@ -929,12 +933,15 @@ class ReceivedInfo(_message.Message):
     RETAIN_UNTIL_FIELD_NUMBER: _builtins.int
     FIELDS_FIELD_NUMBER: _builtins.int
     ACKNOWLEDGE_TIME_FIELD_NUMBER: _builtins.int
+    TREATY_ID_FIELD_NUMBER: _builtins.int
     message_id: _builtins.str
     """Message id of the alert envelope."""
     envelope_sha256: _builtins.bytes
     """SHA-256 of the envelope exactly as received (kept as evidence)."""
     treaty_version: _builtins.int
     """Treaty version it arrived under."""
+    treaty_id: _builtins.str
+    """Treaty it arrived under (what Alert.treaty_id says on a received alert)."""
     @_builtins.property
     def receive_time(self) -> _timestamp_pb2.Timestamp:
         """When this node stored it."""
@@ -949,7 +956,9 @@ class ReceivedInfo(_message.Message):
 
     @_builtins.property
     def acknowledge_time(self) -> _timestamp_pb2.Timestamp:
-        """When an officer of this agency acknowledged it."""
+        """When an officer of this agency acknowledged it (microseconds; the issuer
+        shows the same time as the delivery's acknowledge_time).
+        """
 
     def __init__(
         self,
@@ -961,10 +970,11 @@ class ReceivedInfo(_message.Message):
         retain_until: _timestamp_pb2.Timestamp | None = ...,
         fields: _abc.Iterable[_builtins.str] | None = ...,
         acknowledge_time: _timestamp_pb2.Timestamp | None = ...,
+        treaty_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "receive_time", b"receive_time", "retain_until", b"retain_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "envelope_sha256", b"envelope_sha256", "fields", b"fields", "message_id", b"message_id", "receive_time", b"receive_time", "retain_until", b"retain_until", "treaty_version", b"treaty_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "envelope_sha256", b"envelope_sha256", "fields", b"fields", "message_id", b"message_id", "receive_time", b"receive_time", "retain_until", b"retain_until", "treaty_id", b"treaty_id", "treaty_version", b"treaty_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

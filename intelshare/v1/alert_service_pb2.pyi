@@ -155,7 +155,7 @@ class PendingReview(_message.Message):
     treaty_id: _builtins.str
     """The treaty that reserves it for review."""
     author: _builtins.str
-    """The officer who wrote it."""
+    """The officer who wrote it, by name on this node."""
     @_builtins.property
     def alert(self) -> _alert_pb2.Alert:
         """The alert as issued (the full record)."""
@@ -207,7 +207,12 @@ class ApproveAlertRequest(_message.Message):
     treaty_id: _builtins.str
     """The treaty whose review is approved; empty for every pending one."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -240,7 +245,12 @@ class RejectAlertRequest(_message.Message):
     reason: _builtins.str
     """Why (kept on this node; required)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -276,7 +286,12 @@ class ForwardAlertRequest(_message.Message):
     reason: _builtins.str
     """Why, for the originator (at most 2000 characters)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def agency_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The third agencies."""
@@ -572,7 +587,12 @@ class GrantConsentRequest(_message.Message):
     name: _builtins.str
     """"consentRequests/{request_id}"."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -601,7 +621,12 @@ class RefuseConsentRequest(_message.Message):
     reason: _builtins.str
     """Why (sent to the partner; required)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -626,7 +651,12 @@ class CreateAlertRequest(_message.Message):
     ALERT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key (a UUID): a retry with the same id returns the first result."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def alert(self) -> _alert_pb2.Alert:
         """The alert; name, state, direction, origin and output-only fields are ignored."""
@@ -687,7 +717,9 @@ class ListAlertsRequest(_message.Message):
     kind: _alert_pb2.AlertKind.ValueType
     """Only this kind (unspecified: any)."""
     state: _alert_pb2.AlertState.ValueType
-    """Only this state (unspecified: any)."""
+    """Only this state (unspecified: any). ALERT_STATE_PENDING_REVIEW lists the
+    issued alerts held for every recipient until an approver releases them.
+    """
     direction: _alert_pb2.AlertDirection.ValueType
     """Only issued or only received alerts (unspecified: both)."""
     treaty_id: _builtins.str
@@ -757,7 +789,12 @@ class UpdateAlertRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def alert(self) -> _alert_pb2.Alert:
         """The alert with its name and the new values."""
@@ -797,7 +834,12 @@ class RevokeAlertRequest(_message.Message):
     reason: _builtins.str
     """Why (kept on the issuer's node)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -824,7 +866,12 @@ class AcknowledgeAlertRequest(_message.Message):
     name: _builtins.str
     """"alerts/{alert_id}"."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -857,7 +904,12 @@ class ReportHitRequest(_message.Message):
     found: _builtins.str
     """What was found."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def found_time(self) -> _timestamp_pb2.Timestamp:
         """When the subject was found (not in the future)."""

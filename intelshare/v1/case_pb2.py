@@ -22,36 +22,95 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from intelshare.v1 import alert_pb2 as intelshare_dot_v1_dot_alert__pb2
 from intelshare.v1 import envelope_pb2 as intelshare_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18intelshare/v1/case.proto\x12\rintelshare.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intelshare/v1/alert.proto\x1a\x1cintelshare/v1/envelope.proto\"\xc9\x04\n\x04\x43\x61se\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.intelshare.v1.CaseState\x12\x14\n\x0cowner_agency\x18\x04 \x01(\t\x12\x11\n\ttreaty_id\x18\x05 \x01(\t\x12\x16\n\x0etreaty_version\x18\x06 \x01(\r\x12\x12\n\ncategories\x18\x07 \x03(\t\x12-\n\x08handling\x18\x08 \x01(\x0e\x32\x1b.intelshare.v1.HandlingCode\x12\x1f\n\x03tlp\x18\t \x01(\x0e\x32\x12.intelshare.v1.Tlp\x12*\n\x07members\x18\n \x03(\x0b\x32\x19.intelshare.v1.CaseMember\x12-\n\x08standing\x18\x0b \x01(\x0e\x32\x1b.intelshare.v1.CaseStanding\x12\x13\n\x0b\x65ntry_count\x18\x0c \x01(\x03\x12\x10\n\x08revision\x18\r \x01(\x03\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08officers\x18\x11 \x03(\t\x12\x30\n\x0cretain_until\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xad\x01\n\nCaseMember\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.intelshare.v1.CaseMemberState\x12,\n\x08\x61\x64\x64_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bremove_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc1\x03\n\tCaseEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rauthor_agency\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12)\n\x08subjects\x18\x04 \x01(\x0b\x32\x17.intelshare.v1.Subjects\x12\x1a\n\x12\x61ttachments_digest\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creceive_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nwritten_by\x18\x08 \x01(\t\x12.\n\x08\x65vidence\x18\t \x01(\x0b\x32\x1c.intelshare.v1.EntryEvidence\x12\x16\n\x0eremoved_fields\x18\n \x03(\t\x12\x0e\n\x06\x66ields\x18\x0b \x03(\t\x12\x39\n\x0e\x64\x65livery_state\x18\x0c \x01(\x0e\x32!.intelshare.v1.EntryDeliveryState\x12\x30\n\x0cretain_until\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x01\n\rEntryEvidence\x12\x30\n\tsignature\x18\x01 \x01(\x0e\x32\x1d.intelshare.v1.EntrySignature\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x17\n\x0f\x65nvelope_sha256\x18\x03 \x01(\x0c\x12\x15\n\rsigner_agency\x18\x04 \x01(\t\x12\x14\n\x0c\x66orwarded_by\x18\x05 \x01(\t\x12\x16\n\x0etreaty_version\x18\x06 \x01(\r\"\x9c\x01\n\tCaseEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0c\n\x04\x63\x61se\x18\x04 \x01(\t\x12\r\n\x05\x65ntry\x18\x05 \x01(\t\x12\x11\n\tagency_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*S\n\tCaseState\x12\x1a\n\x16\x43\x41SE_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43\x41SE_STATE_OPEN\x10\x01\x12\x15\n\x11\x43\x41SE_STATE_CLOSED\x10\x02*{\n\x0c\x43\x61seStanding\x12\x1d\n\x19\x43\x41SE_STANDING_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41SE_STANDING_OWNER\x10\x01\x12\x18\n\x14\x43\x41SE_STANDING_MEMBER\x10\x02\x12\x19\n\x15\x43\x41SE_STANDING_REMOVED\x10\x03*q\n\x0f\x43\x61seMemberState\x12!\n\x1d\x43\x41SE_MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43\x41SE_MEMBER_STATE_ACTIVE\x10\x01\x12\x1d\n\x19\x43\x41SE_MEMBER_STATE_REMOVED\x10\x02*\xca\x01\n\x0e\x45ntrySignature\x12\x1f\n\x1b\x45NTRY_SIGNATURE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45NTRY_SIGNATURE_SEALED_HERE\x10\x01\x12#\n\x1f\x45NTRY_SIGNATURE_AUTHOR_ENVELOPE\x10\x02\x12-\n)ENTRY_SIGNATURE_FORWARDED_AUTHOR_ENVELOPE\x10\x03\x12\"\n\x1e\x45NTRY_SIGNATURE_OWNER_ATTESTED\x10\x04*\xc0\x01\n\x12\x45ntryDeliveryState\x12$\n ENTRY_DELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45NTRY_DELIVERY_STATE_QUEUED\x10\x01\x12\x1d\n\x19\x45NTRY_DELIVERY_STATE_SENT\x10\x02\x12\x1f\n\x1b\x45NTRY_DELIVERY_STATE_FAILED\x10\x03\x12#\n\x1f\x45NTRY_DELIVERY_STATE_NOT_SHARED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18intelshare/v1/case.proto\x12\rintelshare.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intelshare/v1/alert.proto\x1a\x1cintelshare/v1/envelope.proto\"\xb9\x05\n\x04\x43\x61se\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x18.intelshare.v1.CaseStateB\x04\xe2\x41\x01\x03\x12\x1a\n\x0cowner_agency\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\ttreaty_id\x18\x05 \x01(\tB\x05\xe2\x41\x02\x02\x05\x12\x1c\n\x0etreaty_version\x18\x06 \x01(\rB\x04\xe2\x41\x01\x03\x12\x19\n\ncategories\x18\x07 \x03(\tB\x05\xe2\x41\x02\x02\x05\x12\x34\n\x08handling\x18\x08 \x01(\x0e\x32\x1b.intelshare.v1.HandlingCodeB\x05\xe2\x41\x02\x02\x05\x12&\n\x03tlp\x18\t \x01(\x0e\x32\x12.intelshare.v1.TlpB\x05\xe2\x41\x02\x02\x05\x12\x30\n\x07members\x18\n \x03(\x0b\x32\x19.intelshare.v1.CaseMemberB\x04\xe2\x41\x01\x02\x12\x33\n\x08standing\x18\x0b \x01(\x0e\x32\x1b.intelshare.v1.CaseStandingB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x65ntry_count\x18\x0c \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08revision\x18\r \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nclose_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x16\n\x08officers\x18\x11 \x03(\tB\x04\xe2\x41\x01\x03\x12\x36\n\x0cretain_until\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xad\x01\n\nCaseMember\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.intelshare.v1.CaseMemberState\x12,\n\x08\x61\x64\x64_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bremove_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x04\n\tCaseEntry\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\rauthor_agency\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04text\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12)\n\x08subjects\x18\x04 \x01(\x0b\x32\x17.intelshare.v1.Subjects\x12\x1a\n\x12\x61ttachments_digest\x18\x05 \x01(\t\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x36\n\x0creceive_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x18\n\nwritten_by\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\x08\x65vidence\x18\t \x01(\x0b\x32\x1c.intelshare.v1.EntryEvidenceB\x04\xe2\x41\x01\x03\x12\x1c\n\x0eremoved_fields\x18\n \x03(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06\x66ields\x18\x0b \x03(\tB\x04\xe2\x41\x01\x03\x12?\n\x0e\x64\x65livery_state\x18\x0c \x01(\x0e\x32!.intelshare.v1.EntryDeliveryStateB\x04\xe2\x41\x01\x03\x12\x36\n\x0cretain_until\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xb3\x01\n\rEntryEvidence\x12\x30\n\tsignature\x18\x01 \x01(\x0e\x32\x1d.intelshare.v1.EntrySignature\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x17\n\x0f\x65nvelope_sha256\x18\x03 \x01(\x0c\x12\x15\n\rsigner_agency\x18\x04 \x01(\t\x12\x14\n\x0c\x66orwarded_by\x18\x05 \x01(\t\x12\x16\n\x0etreaty_version\x18\x06 \x01(\r\"\x9c\x01\n\tCaseEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0c\n\x04\x63\x61se\x18\x04 \x01(\t\x12\r\n\x05\x65ntry\x18\x05 \x01(\t\x12\x11\n\tagency_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*S\n\tCaseState\x12\x1a\n\x16\x43\x41SE_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43\x41SE_STATE_OPEN\x10\x01\x12\x15\n\x11\x43\x41SE_STATE_CLOSED\x10\x02*{\n\x0c\x43\x61seStanding\x12\x1d\n\x19\x43\x41SE_STANDING_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41SE_STANDING_OWNER\x10\x01\x12\x18\n\x14\x43\x41SE_STANDING_MEMBER\x10\x02\x12\x19\n\x15\x43\x41SE_STANDING_REMOVED\x10\x03*q\n\x0f\x43\x61seMemberState\x12!\n\x1d\x43\x41SE_MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43\x41SE_MEMBER_STATE_ACTIVE\x10\x01\x12\x1d\n\x19\x43\x41SE_MEMBER_STATE_REMOVED\x10\x02*\xca\x01\n\x0e\x45ntrySignature\x12\x1f\n\x1b\x45NTRY_SIGNATURE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45NTRY_SIGNATURE_SEALED_HERE\x10\x01\x12#\n\x1f\x45NTRY_SIGNATURE_AUTHOR_ENVELOPE\x10\x02\x12-\n)ENTRY_SIGNATURE_FORWARDED_AUTHOR_ENVELOPE\x10\x03\x12\"\n\x1e\x45NTRY_SIGNATURE_OWNER_ATTESTED\x10\x04*\xc0\x01\n\x12\x45ntryDeliveryState\x12$\n ENTRY_DELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45NTRY_DELIVERY_STATE_QUEUED\x10\x01\x12\x1d\n\x19\x45NTRY_DELIVERY_STATE_SENT\x10\x02\x12\x1f\n\x1b\x45NTRY_DELIVERY_STATE_FAILED\x10\x03\x12#\n\x1f\x45NTRY_DELIVERY_STATE_NOT_SHARED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'intelshare.v1.case_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CASESTATE']._serialized_start=1690
-  _globals['_CASESTATE']._serialized_end=1773
-  _globals['_CASESTANDING']._serialized_start=1775
-  _globals['_CASESTANDING']._serialized_end=1898
-  _globals['_CASEMEMBERSTATE']._serialized_start=1900
-  _globals['_CASEMEMBERSTATE']._serialized_end=2013
-  _globals['_ENTRYSIGNATURE']._serialized_start=2016
-  _globals['_ENTRYSIGNATURE']._serialized_end=2218
-  _globals['_ENTRYDELIVERYSTATE']._serialized_start=2221
-  _globals['_ENTRYDELIVERYSTATE']._serialized_end=2413
-  _globals['_CASE']._serialized_start=134
-  _globals['_CASE']._serialized_end=719
-  _globals['_CASEMEMBER']._serialized_start=722
-  _globals['_CASEMEMBER']._serialized_end=895
-  _globals['_CASEENTRY']._serialized_start=898
-  _globals['_CASEENTRY']._serialized_end=1347
-  _globals['_ENTRYEVIDENCE']._serialized_start=1350
-  _globals['_ENTRYEVIDENCE']._serialized_end=1529
-  _globals['_CASEEVENT']._serialized_start=1532
-  _globals['_CASEEVENT']._serialized_end=1688
+  _globals['_CASE'].fields_by_name['name']._loaded_options = None
+  _globals['_CASE'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_CASE'].fields_by_name['title']._loaded_options = None
+  _globals['_CASE'].fields_by_name['title']._serialized_options = b'\342A\001\002'
+  _globals['_CASE'].fields_by_name['state']._loaded_options = None
+  _globals['_CASE'].fields_by_name['state']._serialized_options = b'\342A\001\003'
+  _globals['_CASE'].fields_by_name['owner_agency']._loaded_options = None
+  _globals['_CASE'].fields_by_name['owner_agency']._serialized_options = b'\342A\001\003'
+  _globals['_CASE'].fields_by_name['treaty_id']._loaded_options = None
+  _globals['_CASE'].fields_by_name['treaty_id']._serialized_options = b'\342A\002\002\005'
+  _globals['_CASE'].fields_by_name['treaty_version']._loaded_options = None
+  _globals['_CASE'].fields_by_name['treaty_version']._serialized_options = b'\342A\001\003'
+  _globals['_CASE'].fields_by_name['categories']._loaded_options = None
+  _globals['_CASE'].fields_by_name['categories']._serialized_options = b'\342A\002\002\005'
+  _globals['_CASE'].fields_by_name['handling']._loaded_options = None
+  _globals['_CASE'].fields_by_name['handling']._serialized_options = b'\342A\002\002\005'
+  _globals['_CASE'].fields_by_name['tlp']._loaded_options = None
+  _globals['_CASE'].fields_by_name['tlp']._serialized_options = b'\342A\002\002\005'
+  _globals['_CASE'].fields_by_name['members']._loaded_options = None
+  _globals['_CASE'].fields_by_name['members']._serialized_options = b'\342A\001\002'
+  _globals['_CASE'].fields_by_name['standing']._loaded_options = None
+  _globals['_CASE'].fields_by_name['standing']._serialized_options = b'\342A\001\003'
+  _globals['_CASE'].fields_by_name['entry_count']._loaded_options = None
+  _globals['_CASE'].fields_by_name['entry_count']._serialized_options = b'\342A\001\003'
+  _globals['_CASE'].fields_by_name['revision']._loaded_options = None
+  _globals['_CASE'].fields_by_name['revision']._serialized_options = b'\342A\001\003'
+  _globals['_CASE'].fields_by_name['create_time']._loaded_options = None
+  _globals['_CASE'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_CASE'].fields_by_name['update_time']._loaded_options = None
+  _globals['_CASE'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_CASE'].fields_by_name['close_time']._loaded_options = None
+  _globals['_CASE'].fields_by_name['close_time']._serialized_options = b'\342A\001\003'
+  _globals['_CASE'].fields_by_name['officers']._loaded_options = None
+  _globals['_CASE'].fields_by_name['officers']._serialized_options = b'\342A\001\003'
+  _globals['_CASE'].fields_by_name['retain_until']._loaded_options = None
+  _globals['_CASE'].fields_by_name['retain_until']._serialized_options = b'\342A\001\003'
+  _globals['_CASEENTRY'].fields_by_name['name']._loaded_options = None
+  _globals['_CASEENTRY'].fields_by_name['name']._serialized_options = b'\342A\001\003'
+  _globals['_CASEENTRY'].fields_by_name['author_agency']._loaded_options = None
+  _globals['_CASEENTRY'].fields_by_name['author_agency']._serialized_options = b'\342A\001\003'
+  _globals['_CASEENTRY'].fields_by_name['text']._loaded_options = None
+  _globals['_CASEENTRY'].fields_by_name['text']._serialized_options = b'\342A\001\002'
+  _globals['_CASEENTRY'].fields_by_name['create_time']._loaded_options = None
+  _globals['_CASEENTRY'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_CASEENTRY'].fields_by_name['receive_time']._loaded_options = None
+  _globals['_CASEENTRY'].fields_by_name['receive_time']._serialized_options = b'\342A\001\003'
+  _globals['_CASEENTRY'].fields_by_name['written_by']._loaded_options = None
+  _globals['_CASEENTRY'].fields_by_name['written_by']._serialized_options = b'\342A\001\003'
+  _globals['_CASEENTRY'].fields_by_name['evidence']._loaded_options = None
+  _globals['_CASEENTRY'].fields_by_name['evidence']._serialized_options = b'\342A\001\003'
+  _globals['_CASEENTRY'].fields_by_name['removed_fields']._loaded_options = None
+  _globals['_CASEENTRY'].fields_by_name['removed_fields']._serialized_options = b'\342A\001\003'
+  _globals['_CASEENTRY'].fields_by_name['fields']._loaded_options = None
+  _globals['_CASEENTRY'].fields_by_name['fields']._serialized_options = b'\342A\001\003'
+  _globals['_CASEENTRY'].fields_by_name['delivery_state']._loaded_options = None
+  _globals['_CASEENTRY'].fields_by_name['delivery_state']._serialized_options = b'\342A\001\003'
+  _globals['_CASEENTRY'].fields_by_name['retain_until']._loaded_options = None
+  _globals['_CASEENTRY'].fields_by_name['retain_until']._serialized_options = b'\342A\001\003'
+  _globals['_CASESTATE']._serialized_start=1901
+  _globals['_CASESTATE']._serialized_end=1984
+  _globals['_CASESTANDING']._serialized_start=1986
+  _globals['_CASESTANDING']._serialized_end=2109
+  _globals['_CASEMEMBERSTATE']._serialized_start=2111
+  _globals['_CASEMEMBERSTATE']._serialized_end=2224
+  _globals['_ENTRYSIGNATURE']._serialized_start=2227
+  _globals['_ENTRYSIGNATURE']._serialized_end=2429
+  _globals['_ENTRYDELIVERYSTATE']._serialized_start=2432
+  _globals['_ENTRYDELIVERYSTATE']._serialized_end=2624
+  _globals['_CASE']._serialized_start=167
+  _globals['_CASE']._serialized_end=864
+  _globals['_CASEMEMBER']._serialized_start=867
+  _globals['_CASEMEMBER']._serialized_end=1040
+  _globals['_CASEENTRY']._serialized_start=1043
+  _globals['_CASEENTRY']._serialized_end=1558
+  _globals['_ENTRYEVIDENCE']._serialized_start=1561
+  _globals['_ENTRYEVIDENCE']._serialized_end=1740
+  _globals['_CASEEVENT']._serialized_start=1743
+  _globals['_CASEEVENT']._serialized_end=1899
 # @@protoc_insertion_point(module_scope)

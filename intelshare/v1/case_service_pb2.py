@@ -22,47 +22,90 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from intelshare.v1 import case_pb2 as intelshare_dot_v1_dot_case__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n intelshare/v1/case_service.proto\x12\rintelshare.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18intelshare/v1/case.proto\"J\n\x11\x43reateCaseRequest\x12!\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x13.intelshare.v1.Case\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1e\n\x0eGetCaseRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"u\n\x10ListCasesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.intelshare.v1.CaseState\x12\x11\n\ttreaty_id\x18\x04 \x01(\t\"P\n\x11ListCasesResponse\x12\"\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x13.intelshare.v1.Case\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"b\n\x13\x41\x64\x64\x43\x61seEntryRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\'\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x18.intelshare.v1.CaseEntry\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"O\n\x16ListCaseEntriesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x17ListCaseEntriesResponse\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.intelshare.v1.CaseEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"K\n\x14\x41\x64\x64\x43\x61seMemberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tagency_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"N\n\x17RemoveCaseMemberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tagency_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"4\n\x10\x43loseCaseRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"J\n\x15\x41\x64\x64\x43\x61seOfficerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07officer\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"M\n\x18RemoveCaseOfficerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07officer\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"6\n\x10WatchCaseRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x02 \x01(\x03\"~\n\x11WatchCaseResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x18.intelshare.v1.CaseEventH\x00\x12\x36\n\theartbeat\x18\x02 \x01(\x0b\x32!.intelshare.v1.WatchCaseHeartbeatH\x00\x42\x06\n\x04item\"Z\n\x12WatchCaseHeartbeat\x12\x13\n\x0bhead_cursor\x18\x01 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xe2\x06\n\x0b\x43\x61seService\x12\x43\n\nCreateCase\x12 .intelshare.v1.CreateCaseRequest\x1a\x13.intelshare.v1.Case\x12=\n\x07GetCase\x12\x1d.intelshare.v1.GetCaseRequest\x1a\x13.intelshare.v1.Case\x12N\n\tListCases\x12\x1f.intelshare.v1.ListCasesRequest\x1a .intelshare.v1.ListCasesResponse\x12L\n\x0c\x41\x64\x64\x43\x61seEntry\x12\".intelshare.v1.AddCaseEntryRequest\x1a\x18.intelshare.v1.CaseEntry\x12`\n\x0fListCaseEntries\x12%.intelshare.v1.ListCaseEntriesRequest\x1a&.intelshare.v1.ListCaseEntriesResponse\x12I\n\rAddCaseMember\x12#.intelshare.v1.AddCaseMemberRequest\x1a\x13.intelshare.v1.Case\x12O\n\x10RemoveCaseMember\x12&.intelshare.v1.RemoveCaseMemberRequest\x1a\x13.intelshare.v1.Case\x12\x41\n\tCloseCase\x12\x1f.intelshare.v1.CloseCaseRequest\x1a\x13.intelshare.v1.Case\x12K\n\x0e\x41\x64\x64\x43\x61seOfficer\x12$.intelshare.v1.AddCaseOfficerRequest\x1a\x13.intelshare.v1.Case\x12Q\n\x11RemoveCaseOfficer\x12\'.intelshare.v1.RemoveCaseOfficerRequest\x1a\x13.intelshare.v1.Case\x12P\n\tWatchCase\x12\x1f.intelshare.v1.WatchCaseRequest\x1a .intelshare.v1.WatchCaseResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n intelshare/v1/case_service.proto\x12\rintelshare.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18intelshare/v1/case.proto\"V\n\x11\x43reateCaseRequest\x12\'\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x13.intelshare.v1.CaseB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"$\n\x0eGetCaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x81\x01\n\x10ListCasesRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.intelshare.v1.CaseState\x12\x11\n\ttreaty_id\x18\x04 \x01(\t\"P\n\x11ListCasesResponse\x12\"\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x13.intelshare.v1.Case\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"t\n\x13\x41\x64\x64\x43\x61seEntryRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x18.intelshare.v1.CaseEntryB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"a\n\x16ListCaseEntriesRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"]\n\x17ListCaseEntriesResponse\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.intelshare.v1.CaseEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"W\n\x14\x41\x64\x64\x43\x61seMemberRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tagency_id\x18\x02 \x01(\t\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"Z\n\x17RemoveCaseMemberRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tagency_id\x18\x02 \x01(\t\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"@\n\x10\x43loseCaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"V\n\x15\x41\x64\x64\x43\x61seOfficerRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07officer\x18\x02 \x01(\t\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"Y\n\x18RemoveCaseOfficerRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07officer\x18\x02 \x01(\t\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"6\n\x10WatchCaseRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x02 \x01(\x03\"~\n\x11WatchCaseResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x18.intelshare.v1.CaseEventH\x00\x12\x36\n\theartbeat\x18\x02 \x01(\x0b\x32!.intelshare.v1.WatchCaseHeartbeatH\x00\x42\x06\n\x04item\"Z\n\x12WatchCaseHeartbeat\x12\x13\n\x0bhead_cursor\x18\x01 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xe2\x06\n\x0b\x43\x61seService\x12\x43\n\nCreateCase\x12 .intelshare.v1.CreateCaseRequest\x1a\x13.intelshare.v1.Case\x12=\n\x07GetCase\x12\x1d.intelshare.v1.GetCaseRequest\x1a\x13.intelshare.v1.Case\x12N\n\tListCases\x12\x1f.intelshare.v1.ListCasesRequest\x1a .intelshare.v1.ListCasesResponse\x12L\n\x0c\x41\x64\x64\x43\x61seEntry\x12\".intelshare.v1.AddCaseEntryRequest\x1a\x18.intelshare.v1.CaseEntry\x12`\n\x0fListCaseEntries\x12%.intelshare.v1.ListCaseEntriesRequest\x1a&.intelshare.v1.ListCaseEntriesResponse\x12I\n\rAddCaseMember\x12#.intelshare.v1.AddCaseMemberRequest\x1a\x13.intelshare.v1.Case\x12O\n\x10RemoveCaseMember\x12&.intelshare.v1.RemoveCaseMemberRequest\x1a\x13.intelshare.v1.Case\x12\x41\n\tCloseCase\x12\x1f.intelshare.v1.CloseCaseRequest\x1a\x13.intelshare.v1.Case\x12K\n\x0e\x41\x64\x64\x43\x61seOfficer\x12$.intelshare.v1.AddCaseOfficerRequest\x1a\x13.intelshare.v1.Case\x12Q\n\x11RemoveCaseOfficer\x12\'.intelshare.v1.RemoveCaseOfficerRequest\x1a\x13.intelshare.v1.Case\x12P\n\tWatchCase\x12\x1f.intelshare.v1.WatchCaseRequest\x1a .intelshare.v1.WatchCaseResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'intelshare.v1.case_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATECASEREQUEST']._serialized_start=110
-  _globals['_CREATECASEREQUEST']._serialized_end=184
-  _globals['_GETCASEREQUEST']._serialized_start=186
-  _globals['_GETCASEREQUEST']._serialized_end=216
-  _globals['_LISTCASESREQUEST']._serialized_start=218
-  _globals['_LISTCASESREQUEST']._serialized_end=335
-  _globals['_LISTCASESRESPONSE']._serialized_start=337
-  _globals['_LISTCASESRESPONSE']._serialized_end=417
-  _globals['_ADDCASEENTRYREQUEST']._serialized_start=419
-  _globals['_ADDCASEENTRYREQUEST']._serialized_end=517
-  _globals['_LISTCASEENTRIESREQUEST']._serialized_start=519
-  _globals['_LISTCASEENTRIESREQUEST']._serialized_end=598
-  _globals['_LISTCASEENTRIESRESPONSE']._serialized_start=600
-  _globals['_LISTCASEENTRIESRESPONSE']._serialized_end=693
-  _globals['_ADDCASEMEMBERREQUEST']._serialized_start=695
-  _globals['_ADDCASEMEMBERREQUEST']._serialized_end=770
-  _globals['_REMOVECASEMEMBERREQUEST']._serialized_start=772
-  _globals['_REMOVECASEMEMBERREQUEST']._serialized_end=850
-  _globals['_CLOSECASEREQUEST']._serialized_start=852
-  _globals['_CLOSECASEREQUEST']._serialized_end=904
-  _globals['_ADDCASEOFFICERREQUEST']._serialized_start=906
-  _globals['_ADDCASEOFFICERREQUEST']._serialized_end=980
-  _globals['_REMOVECASEOFFICERREQUEST']._serialized_start=982
-  _globals['_REMOVECASEOFFICERREQUEST']._serialized_end=1059
-  _globals['_WATCHCASEREQUEST']._serialized_start=1061
-  _globals['_WATCHCASEREQUEST']._serialized_end=1115
-  _globals['_WATCHCASERESPONSE']._serialized_start=1117
-  _globals['_WATCHCASERESPONSE']._serialized_end=1243
-  _globals['_WATCHCASEHEARTBEAT']._serialized_start=1245
-  _globals['_WATCHCASEHEARTBEAT']._serialized_end=1335
-  _globals['_CASESERVICE']._serialized_start=1338
-  _globals['_CASESERVICE']._serialized_end=2204
+  _globals['_CREATECASEREQUEST'].fields_by_name['case']._loaded_options = None
+  _globals['_CREATECASEREQUEST'].fields_by_name['case']._serialized_options = b'\342A\001\002'
+  _globals['_CREATECASEREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATECASEREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_GETCASEREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETCASEREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_LISTCASESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTCASESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTCASESREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTCASESREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_ADDCASEENTRYREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_ADDCASEENTRYREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002'
+  _globals['_ADDCASEENTRYREQUEST'].fields_by_name['entry']._loaded_options = None
+  _globals['_ADDCASEENTRYREQUEST'].fields_by_name['entry']._serialized_options = b'\342A\001\002'
+  _globals['_ADDCASEENTRYREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_ADDCASEENTRYREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_LISTCASEENTRIESREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_LISTCASEENTRIESREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002'
+  _globals['_LISTCASEENTRIESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTCASEENTRIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTCASEENTRIESREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTCASEENTRIESREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_ADDCASEMEMBERREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_ADDCASEMEMBERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_ADDCASEMEMBERREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_ADDCASEMEMBERREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_REMOVECASEMEMBERREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_REMOVECASEMEMBERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_REMOVECASEMEMBERREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_REMOVECASEMEMBERREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_CLOSECASEREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CLOSECASEREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_CLOSECASEREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CLOSECASEREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_ADDCASEOFFICERREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_ADDCASEOFFICERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_ADDCASEOFFICERREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_ADDCASEOFFICERREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_REMOVECASEOFFICERREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_REMOVECASEOFFICERREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_REMOVECASEOFFICERREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_REMOVECASEOFFICERREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_CREATECASEREQUEST']._serialized_start=143
+  _globals['_CREATECASEREQUEST']._serialized_end=229
+  _globals['_GETCASEREQUEST']._serialized_start=231
+  _globals['_GETCASEREQUEST']._serialized_end=267
+  _globals['_LISTCASESREQUEST']._serialized_start=270
+  _globals['_LISTCASESREQUEST']._serialized_end=399
+  _globals['_LISTCASESRESPONSE']._serialized_start=401
+  _globals['_LISTCASESRESPONSE']._serialized_end=481
+  _globals['_ADDCASEENTRYREQUEST']._serialized_start=483
+  _globals['_ADDCASEENTRYREQUEST']._serialized_end=599
+  _globals['_LISTCASEENTRIESREQUEST']._serialized_start=601
+  _globals['_LISTCASEENTRIESREQUEST']._serialized_end=698
+  _globals['_LISTCASEENTRIESRESPONSE']._serialized_start=700
+  _globals['_LISTCASEENTRIESRESPONSE']._serialized_end=793
+  _globals['_ADDCASEMEMBERREQUEST']._serialized_start=795
+  _globals['_ADDCASEMEMBERREQUEST']._serialized_end=882
+  _globals['_REMOVECASEMEMBERREQUEST']._serialized_start=884
+  _globals['_REMOVECASEMEMBERREQUEST']._serialized_end=974
+  _globals['_CLOSECASEREQUEST']._serialized_start=976
+  _globals['_CLOSECASEREQUEST']._serialized_end=1040
+  _globals['_ADDCASEOFFICERREQUEST']._serialized_start=1042
+  _globals['_ADDCASEOFFICERREQUEST']._serialized_end=1128
+  _globals['_REMOVECASEOFFICERREQUEST']._serialized_start=1130
+  _globals['_REMOVECASEOFFICERREQUEST']._serialized_end=1219
+  _globals['_WATCHCASEREQUEST']._serialized_start=1221
+  _globals['_WATCHCASEREQUEST']._serialized_end=1275
+  _globals['_WATCHCASERESPONSE']._serialized_start=1277
+  _globals['_WATCHCASERESPONSE']._serialized_end=1403
+  _globals['_WATCHCASEHEARTBEAT']._serialized_start=1405
+  _globals['_WATCHCASEHEARTBEAT']._serialized_end=1495
+  _globals['_CASESERVICE']._serialized_start=1498
+  _globals['_CASESERVICE']._serialized_end=2364
 # @@protoc_insertion_point(module_scope)

@@ -29,7 +29,12 @@ class CreateCaseRequest(_message.Message):
     CASE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key (a UUID): a retry with the same id returns the first result."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def case(self) -> _case_pb2.Case:
         """The case: title, treaty_id, categories, handling, tlp and members
@@ -147,7 +152,12 @@ class AddCaseEntryRequest(_message.Message):
     parent: _builtins.str
     """"cases/{case_id}"."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def entry(self) -> _case_pb2.CaseEntry:
         """The entry: text (required), subjects, attachments_digest. Other fields
@@ -241,7 +251,12 @@ class AddCaseMemberRequest(_message.Message):
     agency_id: _builtins.str
     """The agency to add; a party of the case's treaty."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -271,7 +286,12 @@ class RemoveCaseMemberRequest(_message.Message):
     agency_id: _builtins.str
     """The agency to remove (not the owner)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -298,7 +318,12 @@ class CloseCaseRequest(_message.Message):
     name: _builtins.str
     """"cases/{case_id}"."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -327,7 +352,12 @@ class AddCaseOfficerRequest(_message.Message):
     officer: _builtins.str
     """The officer's name on this node."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -357,7 +387,12 @@ class RemoveCaseOfficerRequest(_message.Message):
     officer: _builtins.str
     """The officer's name on this node."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,

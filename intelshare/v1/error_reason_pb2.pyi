@@ -70,15 +70,26 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_ENVELOPE_INVALID: _ErrorReason.ValueType  # 17
     """The envelope could not be verified or opened."""
     ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 18
-    """The caller's credentials are missing or wrong."""
+    """The caller's credentials are missing or wrong. Current services send the
+    cause instead (TOKEN_MISSING, TOKEN_INVALID, CERTIFICATE_INVALID); kept
+    for older peers.
+    """
     ERROR_REASON_PERMISSION_DENIED: _ErrorReason.ValueType  # 19
-    """The caller's role does not allow the method. Metadata, depending on the
-    method, "role", "permission" and "name".
+    """The caller may not do this. Current services send the cause instead
+    (ROLE_NOT_PERMITTED, NOT_ON_CASE_TEAM, HOLDER_MISMATCH ...); kept for
+    older peers. Metadata, depending on the method, "role", "permission" and
+    "name".
     """
     ERROR_REASON_NOT_FOUND: _ErrorReason.ValueType  # 20
-    """The resource does not exist. Metadata "name" or "officer"."""
+    """The resource does not exist. Current services send the cause instead
+    (ALERT_NOT_FOUND, CASE_NOT_FOUND, RECORD_NOT_FOUND ...); kept for older
+    peers. Metadata "name" or "officer".
+    """
     ERROR_REASON_INVALID_ARGUMENT: _ErrorReason.ValueType  # 21
-    """A request field is invalid."""
+    """A request field is invalid. Current services send the cause instead
+    (FIELD_INVALID, NAME_INVALID, REQUEST_ID_INVALID ...); kept for older
+    peers.
+    """
     ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 22
     """The request_id was reused with a different request. Metadata
     "request_id".
@@ -96,13 +107,18 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_KEY_FILE_INVALID: _ErrorReason.ValueType  # 27
     """A key file is missing, of the wrong type or readable by others."""
     ERROR_REASON_UNAVAILABLE: _ErrorReason.ValueType  # 28
-    """A required service is unreachable; retry later."""
+    """A required service is unreachable; retry later. Also what a client makes
+    of a status without ErrorInfo (the transport failed); our services send
+    the cause (DIRECTORY_MISSING, GATEWAY_UNREACHABLE).
+    """
     ERROR_REASON_POLICY_REFUSED: _ErrorReason.ValueType  # 29
     """The treaty refused the operation for a reason not listed above."""
     ERROR_REASON_FAILED_PRECONDITION: _ErrorReason.ValueType  # 30
-    """The resource is not in a state that allows the operation. Metadata,
-    depending on the cause, "name", "state", "agency_id",
-    "owner_agency", "officer" and "fields".
+    """The resource is not in a state that allows the operation. Current
+    services send the cause instead (ALERT_REVOKED, CASE_CLOSED,
+    MEMBER_REMOVED ...); kept for older peers. Metadata, depending on the
+    cause, "name", "state", "agency_id", "owner_agency", "officer" and
+    "fields".
     """
     ERROR_REASON_CURSOR_AHEAD: _ErrorReason.ValueType  # 31
     """The inbox cursor is beyond the last sequence the gateway allocated (its
@@ -220,6 +236,182 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     its sender: only a case's owner opens it at other agencies. Code
     PERMISSION_DENIED; metadata "agency_id" (the sender).
     """
+    ERROR_REASON_FIELD_INVALID: _ErrorReason.ValueType  # 60
+    """A request field is missing or its value is not accepted (wrong form, out
+    of range, too long, unknown value). Code INVALID_ARGUMENT; the BadRequest
+    names each field and says what is wrong.
+    """
+    ERROR_REASON_ID_INVALID: _ErrorReason.ValueType  # 61
+    """A client-chosen id (a recordation's or detention's id) is not 1 to 63
+    lower-case letters, digits and "-" (docs/architecture.md, ids in
+    names). Code INVALID_ARGUMENT; the BadRequest names the field.
+    """
+    ERROR_REASON_ID_IN_USE: _ErrorReason.ValueType  # 62
+    """A client-chosen id or name is in use already on this node. Code
+    INVALID_ARGUMENT; the BadRequest names the field.
+    """
+    ERROR_REASON_REQUEST_ID_INVALID: _ErrorReason.ValueType  # 63
+    """A request_id is not 1 to 64 characters of letters, digits, "-" and "_".
+    Code INVALID_ARGUMENT; the BadRequest names "request_id".
+    """
+    ERROR_REASON_PAGE_SIZE_INVALID: _ErrorReason.ValueType  # 64
+    """A page_size is negative. Code INVALID_ARGUMENT; the BadRequest names
+    "page_size".
+    """
+    ERROR_REASON_UPDATE_MASK_INVALID: _ErrorReason.ValueType  # 65
+    """An update_mask is empty or names a field the method does not change. Code
+    INVALID_ARGUMENT; the BadRequest names "update_mask".
+    """
+    ERROR_REASON_EVENT_CURSOR_INVALID: _ErrorReason.ValueType  # 66
+    """A feed's after_cursor is negative or beyond the newest event. Code
+    INVALID_ARGUMENT; the BadRequest names "after_cursor".
+    """
+    ERROR_REASON_BATCH_TOO_LARGE: _ErrorReason.ValueType  # 67
+    """A request carries more items than the method takes at once. Code
+    INVALID_ARGUMENT; the BadRequest names the field and the limit.
+    """
+    ERROR_REASON_ALERT_NOT_FOUND: _ErrorReason.ValueType  # 68
+    """No alert of that name on this node. Code NOT_FOUND; metadata "name"."""
+    ERROR_REASON_CASE_NOT_FOUND: _ErrorReason.ValueType  # 69
+    """No case of that name on this node. Code NOT_FOUND; metadata "name"."""
+    ERROR_REASON_RECORD_NOT_FOUND: _ErrorReason.ValueType  # 70
+    """No record of that name (a recordation, detention, risk profile or other
+    record kind) on this node. Code NOT_FOUND; metadata "name".
+    """
+    ERROR_REASON_DELIVERY_NOT_FOUND: _ErrorReason.ValueType  # 71
+    """The agency named is not a recipient of the alert. Code NOT_FOUND; metadata
+    "name" (the delivery's or receipt's name).
+    """
+    ERROR_REASON_OFFICER_NOT_FOUND: _ErrorReason.ValueType  # 72
+    """No officer of that name on this node. Code NOT_FOUND; metadata "officer"."""
+    ERROR_REASON_CONSENT_REQUEST_NOT_FOUND: _ErrorReason.ValueType  # 73
+    """No consent request of that name on this node. Code NOT_FOUND; metadata
+    "name".
+    """
+    ERROR_REASON_WEBHOOK_NOT_FOUND: _ErrorReason.ValueType  # 74
+    """No webhook of that id on this node (of the caller's, for a rights
+    holder's). Code NOT_FOUND; metadata "webhook_id" or, for a holder's
+    webhook, "name".
+    """
+    ERROR_REASON_AUDIT_ENTRY_NOT_FOUND: _ErrorReason.ValueType  # 75
+    """The audit log has no entry at that index. Code NOT_FOUND; metadata
+    "index".
+    """
+    ERROR_REASON_ALERT_NOT_ACTIVE: _ErrorReason.ValueType  # 76
+    """The alert is no longer active (revoked or expired) and the operation needs
+    an active one. Code FAILED_PRECONDITION; metadata "name".
+    """
+    ERROR_REASON_ALERT_REVOKED: _ErrorReason.ValueType  # 77
+    """The alert was revoked. Code FAILED_PRECONDITION; metadata "name" and
+    "state" ("revoked").
+    """
+    ERROR_REASON_ALERT_EXPIRED: _ErrorReason.ValueType  # 78
+    """The alert has expired. Code FAILED_PRECONDITION; metadata "name" and
+    "state" ("expired").
+    """
+    ERROR_REASON_ALERT_PENDING_REVIEW: _ErrorReason.ValueType  # 79
+    """The alert waits for an approver and cannot change before it is released or
+    rejected. Code FAILED_PRECONDITION; metadata "name" and "state"
+    ("pending_review").
+    """
+    ERROR_REASON_REVIEW_NOT_PENDING: _ErrorReason.ValueType  # 80
+    """The alert is not waiting for review (under the treaty named). Code
+    FAILED_PRECONDITION; metadata "name".
+    """
+    ERROR_REASON_CHANGED_MEANWHILE: _ErrorReason.ValueType  # 81
+    """The resource changed (or was decided) while the request was prepared: read
+    it again and retry. Code FAILED_PRECONDITION; metadata "name".
+    """
+    ERROR_REASON_NOT_ISSUER: _ErrorReason.ValueType  # 82
+    """Only the agency that issued or wrote the resource may do this, and this
+    node received it. Code FAILED_PRECONDITION; metadata "name".
+    """
+    ERROR_REASON_NOT_RECIPIENT: _ErrorReason.ValueType  # 83
+    """Only a recipient may do this (acknowledge, report a hit), and this node
+    issued the alert. Code FAILED_PRECONDITION; metadata "name".
+    """
+    ERROR_REASON_RECORD_WITHDRAWN: _ErrorReason.ValueType  # 84
+    """The record was withdrawn by its issuer. Code FAILED_PRECONDITION; metadata
+    "name" and "state".
+    """
+    ERROR_REASON_DELIVERY_PENDING: _ErrorReason.ValueType  # 85
+    """The gateway has not accepted the envelope for that recipient yet: ask
+    again once the alert shows as sent. Code FAILED_PRECONDITION; metadata
+    "name" and "state" ("queued").
+    """
+    ERROR_REASON_CASE_CLOSED: _ErrorReason.ValueType  # 86
+    """The case is closed. Code FAILED_PRECONDITION; metadata "name" and "state"
+    ("closed").
+    """
+    ERROR_REASON_NOT_CASE_OWNER: _ErrorReason.ValueType  # 87
+    """Only the agency owning the case may do this. Code FAILED_PRECONDITION;
+    metadata "name" and "owner_agency".
+    """
+    ERROR_REASON_MEMBER_REMOVED: _ErrorReason.ValueType  # 88
+    """This agency was removed from the case and can add nothing to it. Code
+    FAILED_PRECONDITION; metadata "name".
+    """
+    ERROR_REASON_ALREADY_MEMBER: _ErrorReason.ValueType  # 89
+    """The agency is a member of the case already. Code FAILED_PRECONDITION;
+    metadata "name" and "agency_id".
+    """
+    ERROR_REASON_NOT_A_MEMBER: _ErrorReason.ValueType  # 90
+    """The agency is not a member of the case. Code FAILED_PRECONDITION; metadata
+    "name" and "agency_id".
+    """
+    ERROR_REASON_OFFICER_DISABLED: _ErrorReason.ValueType  # 91
+    """The officer named is disabled. Code FAILED_PRECONDITION; metadata
+    "officer".
+    """
+    ERROR_REASON_CONSENT_REQUEST_DECIDED: _ErrorReason.ValueType  # 92
+    """The consent request was granted or refused already. Code
+    FAILED_PRECONDITION; metadata "name" and "state".
+    """
+    ERROR_REASON_FIELD_IMMUTABLE: _ErrorReason.ValueType  # 93
+    """The fields named are fixed once the record exists (withdraw it and make a
+    new one). Code FAILED_PRECONDITION; metadata "fields" (comma-separated).
+    """
+    ERROR_REASON_DETENTION_CLOSED: _ErrorReason.ValueType  # 94
+    """The detention is in a final state (goods released or destroyed, closed)
+    and no longer changes. Code FAILED_PRECONDITION; metadata "state".
+    """
+    ERROR_REASON_COUNTRY_UNKNOWN: _ErrorReason.ValueType  # 95
+    """The directory does not name this agency's country yet, so its working days
+    are unknown. Code FAILED_PRECONDITION.
+    """
+    ERROR_REASON_WEBHOOK_SECRET_UNREADABLE: _ErrorReason.ValueType  # 96
+    """A webhook's secret cannot be opened with this agency's key (the identity
+    was replaced): remove the webhook and add it again. Code
+    FAILED_PRECONDITION; metadata "webhook_id".
+    """
+    ERROR_REASON_ROLE_NOT_PERMITTED: _ErrorReason.ValueType  # 97
+    """The caller's role does not allow the method. Code PERMISSION_DENIED;
+    metadata "role" and "permission".
+    """
+    ERROR_REASON_NOT_ON_CASE_TEAM: _ErrorReason.ValueType  # 98
+    """The officer is not (or no longer) on the team of the case. Code
+    PERMISSION_DENIED; metadata "name" and, where known, "role".
+    """
+    ERROR_REASON_TOKEN_MISSING: _ErrorReason.ValueType  # 99
+    """The call carries no bearer token (authorization: Bearer <token>). Code
+    UNAUTHENTICATED.
+    """
+    ERROR_REASON_TOKEN_INVALID: _ErrorReason.ValueType  # 100
+    """The bearer token opens nothing: unknown, revoked, or its officer disabled.
+    Code UNAUTHENTICATED.
+    """
+    ERROR_REASON_CERTIFICATE_INVALID: _ErrorReason.ValueType  # 101
+    """The client certificate is missing, names no agency, or is not the agency's
+    current certificate in the directory. Code UNAUTHENTICATED.
+    """
+    ERROR_REASON_DIRECTORY_MISSING: _ErrorReason.ValueType  # 102
+    """The gateway has no directory yet: the operator publishes one. Code
+    UNAVAILABLE.
+    """
+    ERROR_REASON_GATEWAY_UNREACHABLE: _ErrorReason.ValueType  # 103
+    """The gateway could not be reached or did not take the submission; the node
+    retries. Code UNAVAILABLE.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the values of google.rpc.ErrorInfo.reason used by
@@ -276,15 +468,26 @@ ERROR_REASON_DIRECTORY_INVALID: ErrorReason.ValueType  # 16
 ERROR_REASON_ENVELOPE_INVALID: ErrorReason.ValueType  # 17
 """The envelope could not be verified or opened."""
 ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 18
-"""The caller's credentials are missing or wrong."""
+"""The caller's credentials are missing or wrong. Current services send the
+cause instead (TOKEN_MISSING, TOKEN_INVALID, CERTIFICATE_INVALID); kept
+for older peers.
+"""
 ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 19
-"""The caller's role does not allow the method. Metadata, depending on the
-method, "role", "permission" and "name".
+"""The caller may not do this. Current services send the cause instead
+(ROLE_NOT_PERMITTED, NOT_ON_CASE_TEAM, HOLDER_MISMATCH ...); kept for
+older peers. Metadata, depending on the method, "role", "permission" and
+"name".
 """
 ERROR_REASON_NOT_FOUND: ErrorReason.ValueType  # 20
-"""The resource does not exist. Metadata "name" or "officer"."""
+"""The resource does not exist. Current services send the cause instead
+(ALERT_NOT_FOUND, CASE_NOT_FOUND, RECORD_NOT_FOUND ...); kept for older
+peers. Metadata "name" or "officer".
+"""
 ERROR_REASON_INVALID_ARGUMENT: ErrorReason.ValueType  # 21
-"""A request field is invalid."""
+"""A request field is invalid. Current services send the cause instead
+(FIELD_INVALID, NAME_INVALID, REQUEST_ID_INVALID ...); kept for older
+peers.
+"""
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 22
 """The request_id was reused with a different request. Metadata
 "request_id".
@@ -302,13 +505,18 @@ ERROR_REASON_CONFIG_INVALID: ErrorReason.ValueType  # 26
 ERROR_REASON_KEY_FILE_INVALID: ErrorReason.ValueType  # 27
 """A key file is missing, of the wrong type or readable by others."""
 ERROR_REASON_UNAVAILABLE: ErrorReason.ValueType  # 28
-"""A required service is unreachable; retry later."""
+"""A required service is unreachable; retry later. Also what a client makes
+of a status without ErrorInfo (the transport failed); our services send
+the cause (DIRECTORY_MISSING, GATEWAY_UNREACHABLE).
+"""
 ERROR_REASON_POLICY_REFUSED: ErrorReason.ValueType  # 29
 """The treaty refused the operation for a reason not listed above."""
 ERROR_REASON_FAILED_PRECONDITION: ErrorReason.ValueType  # 30
-"""The resource is not in a state that allows the operation. Metadata,
-depending on the cause, "name", "state", "agency_id",
-"owner_agency", "officer" and "fields".
+"""The resource is not in a state that allows the operation. Current
+services send the cause instead (ALERT_REVOKED, CASE_CLOSED,
+MEMBER_REMOVED ...); kept for older peers. Metadata, depending on the
+cause, "name", "state", "agency_id", "owner_agency", "officer" and
+"fields".
 """
 ERROR_REASON_CURSOR_AHEAD: ErrorReason.ValueType  # 31
 """The inbox cursor is beyond the last sequence the gateway allocated (its
@@ -425,5 +633,181 @@ ERROR_REASON_CASE_OWNER_MISMATCH: ErrorReason.ValueType  # 54
 """A case membership message whose case id was made by another agency than
 its sender: only a case's owner opens it at other agencies. Code
 PERMISSION_DENIED; metadata "agency_id" (the sender).
+"""
+ERROR_REASON_FIELD_INVALID: ErrorReason.ValueType  # 60
+"""A request field is missing or its value is not accepted (wrong form, out
+of range, too long, unknown value). Code INVALID_ARGUMENT; the BadRequest
+names each field and says what is wrong.
+"""
+ERROR_REASON_ID_INVALID: ErrorReason.ValueType  # 61
+"""A client-chosen id (a recordation's or detention's id) is not 1 to 63
+lower-case letters, digits and "-" (docs/architecture.md, ids in
+names). Code INVALID_ARGUMENT; the BadRequest names the field.
+"""
+ERROR_REASON_ID_IN_USE: ErrorReason.ValueType  # 62
+"""A client-chosen id or name is in use already on this node. Code
+INVALID_ARGUMENT; the BadRequest names the field.
+"""
+ERROR_REASON_REQUEST_ID_INVALID: ErrorReason.ValueType  # 63
+"""A request_id is not 1 to 64 characters of letters, digits, "-" and "_".
+Code INVALID_ARGUMENT; the BadRequest names "request_id".
+"""
+ERROR_REASON_PAGE_SIZE_INVALID: ErrorReason.ValueType  # 64
+"""A page_size is negative. Code INVALID_ARGUMENT; the BadRequest names
+"page_size".
+"""
+ERROR_REASON_UPDATE_MASK_INVALID: ErrorReason.ValueType  # 65
+"""An update_mask is empty or names a field the method does not change. Code
+INVALID_ARGUMENT; the BadRequest names "update_mask".
+"""
+ERROR_REASON_EVENT_CURSOR_INVALID: ErrorReason.ValueType  # 66
+"""A feed's after_cursor is negative or beyond the newest event. Code
+INVALID_ARGUMENT; the BadRequest names "after_cursor".
+"""
+ERROR_REASON_BATCH_TOO_LARGE: ErrorReason.ValueType  # 67
+"""A request carries more items than the method takes at once. Code
+INVALID_ARGUMENT; the BadRequest names the field and the limit.
+"""
+ERROR_REASON_ALERT_NOT_FOUND: ErrorReason.ValueType  # 68
+"""No alert of that name on this node. Code NOT_FOUND; metadata "name"."""
+ERROR_REASON_CASE_NOT_FOUND: ErrorReason.ValueType  # 69
+"""No case of that name on this node. Code NOT_FOUND; metadata "name"."""
+ERROR_REASON_RECORD_NOT_FOUND: ErrorReason.ValueType  # 70
+"""No record of that name (a recordation, detention, risk profile or other
+record kind) on this node. Code NOT_FOUND; metadata "name".
+"""
+ERROR_REASON_DELIVERY_NOT_FOUND: ErrorReason.ValueType  # 71
+"""The agency named is not a recipient of the alert. Code NOT_FOUND; metadata
+"name" (the delivery's or receipt's name).
+"""
+ERROR_REASON_OFFICER_NOT_FOUND: ErrorReason.ValueType  # 72
+"""No officer of that name on this node. Code NOT_FOUND; metadata "officer"."""
+ERROR_REASON_CONSENT_REQUEST_NOT_FOUND: ErrorReason.ValueType  # 73
+"""No consent request of that name on this node. Code NOT_FOUND; metadata
+"name".
+"""
+ERROR_REASON_WEBHOOK_NOT_FOUND: ErrorReason.ValueType  # 74
+"""No webhook of that id on this node (of the caller's, for a rights
+holder's). Code NOT_FOUND; metadata "webhook_id" or, for a holder's
+webhook, "name".
+"""
+ERROR_REASON_AUDIT_ENTRY_NOT_FOUND: ErrorReason.ValueType  # 75
+"""The audit log has no entry at that index. Code NOT_FOUND; metadata
+"index".
+"""
+ERROR_REASON_ALERT_NOT_ACTIVE: ErrorReason.ValueType  # 76
+"""The alert is no longer active (revoked or expired) and the operation needs
+an active one. Code FAILED_PRECONDITION; metadata "name".
+"""
+ERROR_REASON_ALERT_REVOKED: ErrorReason.ValueType  # 77
+"""The alert was revoked. Code FAILED_PRECONDITION; metadata "name" and
+"state" ("revoked").
+"""
+ERROR_REASON_ALERT_EXPIRED: ErrorReason.ValueType  # 78
+"""The alert has expired. Code FAILED_PRECONDITION; metadata "name" and
+"state" ("expired").
+"""
+ERROR_REASON_ALERT_PENDING_REVIEW: ErrorReason.ValueType  # 79
+"""The alert waits for an approver and cannot change before it is released or
+rejected. Code FAILED_PRECONDITION; metadata "name" and "state"
+("pending_review").
+"""
+ERROR_REASON_REVIEW_NOT_PENDING: ErrorReason.ValueType  # 80
+"""The alert is not waiting for review (under the treaty named). Code
+FAILED_PRECONDITION; metadata "name".
+"""
+ERROR_REASON_CHANGED_MEANWHILE: ErrorReason.ValueType  # 81
+"""The resource changed (or was decided) while the request was prepared: read
+it again and retry. Code FAILED_PRECONDITION; metadata "name".
+"""
+ERROR_REASON_NOT_ISSUER: ErrorReason.ValueType  # 82
+"""Only the agency that issued or wrote the resource may do this, and this
+node received it. Code FAILED_PRECONDITION; metadata "name".
+"""
+ERROR_REASON_NOT_RECIPIENT: ErrorReason.ValueType  # 83
+"""Only a recipient may do this (acknowledge, report a hit), and this node
+issued the alert. Code FAILED_PRECONDITION; metadata "name".
+"""
+ERROR_REASON_RECORD_WITHDRAWN: ErrorReason.ValueType  # 84
+"""The record was withdrawn by its issuer. Code FAILED_PRECONDITION; metadata
+"name" and "state".
+"""
+ERROR_REASON_DELIVERY_PENDING: ErrorReason.ValueType  # 85
+"""The gateway has not accepted the envelope for that recipient yet: ask
+again once the alert shows as sent. Code FAILED_PRECONDITION; metadata
+"name" and "state" ("queued").
+"""
+ERROR_REASON_CASE_CLOSED: ErrorReason.ValueType  # 86
+"""The case is closed. Code FAILED_PRECONDITION; metadata "name" and "state"
+("closed").
+"""
+ERROR_REASON_NOT_CASE_OWNER: ErrorReason.ValueType  # 87
+"""Only the agency owning the case may do this. Code FAILED_PRECONDITION;
+metadata "name" and "owner_agency".
+"""
+ERROR_REASON_MEMBER_REMOVED: ErrorReason.ValueType  # 88
+"""This agency was removed from the case and can add nothing to it. Code
+FAILED_PRECONDITION; metadata "name".
+"""
+ERROR_REASON_ALREADY_MEMBER: ErrorReason.ValueType  # 89
+"""The agency is a member of the case already. Code FAILED_PRECONDITION;
+metadata "name" and "agency_id".
+"""
+ERROR_REASON_NOT_A_MEMBER: ErrorReason.ValueType  # 90
+"""The agency is not a member of the case. Code FAILED_PRECONDITION; metadata
+"name" and "agency_id".
+"""
+ERROR_REASON_OFFICER_DISABLED: ErrorReason.ValueType  # 91
+"""The officer named is disabled. Code FAILED_PRECONDITION; metadata
+"officer".
+"""
+ERROR_REASON_CONSENT_REQUEST_DECIDED: ErrorReason.ValueType  # 92
+"""The consent request was granted or refused already. Code
+FAILED_PRECONDITION; metadata "name" and "state".
+"""
+ERROR_REASON_FIELD_IMMUTABLE: ErrorReason.ValueType  # 93
+"""The fields named are fixed once the record exists (withdraw it and make a
+new one). Code FAILED_PRECONDITION; metadata "fields" (comma-separated).
+"""
+ERROR_REASON_DETENTION_CLOSED: ErrorReason.ValueType  # 94
+"""The detention is in a final state (goods released or destroyed, closed)
+and no longer changes. Code FAILED_PRECONDITION; metadata "state".
+"""
+ERROR_REASON_COUNTRY_UNKNOWN: ErrorReason.ValueType  # 95
+"""The directory does not name this agency's country yet, so its working days
+are unknown. Code FAILED_PRECONDITION.
+"""
+ERROR_REASON_WEBHOOK_SECRET_UNREADABLE: ErrorReason.ValueType  # 96
+"""A webhook's secret cannot be opened with this agency's key (the identity
+was replaced): remove the webhook and add it again. Code
+FAILED_PRECONDITION; metadata "webhook_id".
+"""
+ERROR_REASON_ROLE_NOT_PERMITTED: ErrorReason.ValueType  # 97
+"""The caller's role does not allow the method. Code PERMISSION_DENIED;
+metadata "role" and "permission".
+"""
+ERROR_REASON_NOT_ON_CASE_TEAM: ErrorReason.ValueType  # 98
+"""The officer is not (or no longer) on the team of the case. Code
+PERMISSION_DENIED; metadata "name" and, where known, "role".
+"""
+ERROR_REASON_TOKEN_MISSING: ErrorReason.ValueType  # 99
+"""The call carries no bearer token (authorization: Bearer <token>). Code
+UNAUTHENTICATED.
+"""
+ERROR_REASON_TOKEN_INVALID: ErrorReason.ValueType  # 100
+"""The bearer token opens nothing: unknown, revoked, or its officer disabled.
+Code UNAUTHENTICATED.
+"""
+ERROR_REASON_CERTIFICATE_INVALID: ErrorReason.ValueType  # 101
+"""The client certificate is missing, names no agency, or is not the agency's
+current certificate in the directory. Code UNAUTHENTICATED.
+"""
+ERROR_REASON_DIRECTORY_MISSING: ErrorReason.ValueType  # 102
+"""The gateway has no directory yet: the operator publishes one. Code
+UNAVAILABLE.
+"""
+ERROR_REASON_GATEWAY_UNREACHABLE: ErrorReason.ValueType  # 103
+"""The gateway could not be reached or did not take the submission; the node
+retries. Code UNAVAILABLE.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -22,53 +22,66 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from intelshare.v1 import directory_pb2 as intelshare_dot_v1_dot_directory__pb2
 from intelshare.v1 import envelope_pb2 as intelshare_dot_v1_dot_envelope__pb2
 from intelshare.v1 import receipt_pb2 as intelshare_dot_v1_dot_receipt__pb2
 from intelshare.v1 import treaty_pb2 as intelshare_dot_v1_dot_treaty__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#intelshare/v1/gateway_service.proto\x12\rintelshare.v1\x1a\x1dintelshare/v1/directory.proto\x1a\x1cintelshare/v1/envelope.proto\x1a\x1bintelshare/v1/receipt.proto\x1a\x1aintelshare/v1/treaty.proto\"V\n\x15SubmitEnvelopeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x17.intelshare.v1.Envelope\"T\n\x16SubmitEnvelopeResponse\x12\'\n\x07receipt\x18\x01 \x01(\x0b\x32\x16.intelshare.v1.Receipt\x12\x11\n\tduplicate\x18\x02 \x01(\x08\",\n\x12StreamInboxRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\"y\n\x13StreamInboxResponse\x12*\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x19.intelshare.v1.InboxEntryH\x00\x12-\n\theartbeat\x18\x02 \x01(\x0b\x32\x18.intelshare.v1.HeartbeatH\x00\x42\x07\n\x05\x65vent\"r\n\nInboxEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12)\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x17.intelshare.v1.Envelope\x12\'\n\x07receipt\x18\x03 \x01(\x0b\x32\x16.intelshare.v1.Receipt\"\"\n\tHeartbeat\x12\x15\n\rhead_sequence\x18\x01 \x01(\x04\"?\n\x17\x41\x63knowledgeInboxRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"9\n\x18\x41\x63knowledgeInboxResponse\x12\x1d\n\x15\x61\x63knowledged_sequence\x18\x01 \x01(\x04\"\x15\n\x13GetDirectoryRequest\"`\n\x17PublishDirectoryRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\tdirectory\x18\x02 \x01(\x0b\x32\x1e.intelshare.v1.SignedDirectory\"+\n\x18PublishDirectoryResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\"<\n\x13ListTreatiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"_\n\x14ListTreatiesResponse\x12.\n\x08treaties\x18\x01 \x03(\x0b\x32\x1c.intelshare.v1.TreatyListing\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\rTreatyListing\x12%\n\x06treaty\x18\x01 \x01(\x0b\x32\x15.intelshare.v1.Treaty\x12\x10\n\x08in_force\x18\x02 \x01(\x08\"6\n\x10GetTreatyRequest\x12\x11\n\ttreaty_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"W\n\x14PublishTreatyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\x06treaty\x18\x02 \x01(\x0b\x32\x1b.intelshare.v1.SignedTreaty\"P\n\x15PublishTreatyResponse\x12%\n\x06treaty\x18\x01 \x01(\x0b\x32\x15.intelshare.v1.Treaty\x12\x10\n\x08in_force\x18\x02 \x01(\x08\x32\xe5\x05\n\x0eGatewayService\x12]\n\x0eSubmitEnvelope\x12$.intelshare.v1.SubmitEnvelopeRequest\x1a%.intelshare.v1.SubmitEnvelopeResponse\x12V\n\x0bStreamInbox\x12!.intelshare.v1.StreamInboxRequest\x1a\".intelshare.v1.StreamInboxResponse0\x01\x12\x63\n\x10\x41\x63knowledgeInbox\x12&.intelshare.v1.AcknowledgeInboxRequest\x1a\'.intelshare.v1.AcknowledgeInboxResponse\x12R\n\x0cGetDirectory\x12\".intelshare.v1.GetDirectoryRequest\x1a\x1e.intelshare.v1.SignedDirectory\x12\x63\n\x10PublishDirectory\x12&.intelshare.v1.PublishDirectoryRequest\x1a\'.intelshare.v1.PublishDirectoryResponse\x12W\n\x0cListTreaties\x12\".intelshare.v1.ListTreatiesRequest\x1a#.intelshare.v1.ListTreatiesResponse\x12I\n\tGetTreaty\x12\x1f.intelshare.v1.GetTreatyRequest\x1a\x1b.intelshare.v1.SignedTreaty\x12Z\n\rPublishTreaty\x12#.intelshare.v1.PublishTreatyRequest\x1a$.intelshare.v1.PublishTreatyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#intelshare/v1/gateway_service.proto\x12\rintelshare.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1dintelshare/v1/directory.proto\x1a\x1cintelshare/v1/envelope.proto\x1a\x1bintelshare/v1/receipt.proto\x1a\x1aintelshare/v1/treaty.proto\"\\\n\x15SubmitEnvelopeRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12)\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x17.intelshare.v1.Envelope\"T\n\x16SubmitEnvelopeResponse\x12\'\n\x07receipt\x18\x01 \x01(\x0b\x32\x16.intelshare.v1.Receipt\x12\x11\n\tduplicate\x18\x02 \x01(\x08\",\n\x12StreamInboxRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\"y\n\x13StreamInboxResponse\x12*\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x19.intelshare.v1.InboxEntryH\x00\x12-\n\theartbeat\x18\x02 \x01(\x0b\x32\x18.intelshare.v1.HeartbeatH\x00\x42\x07\n\x05\x65vent\"r\n\nInboxEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12)\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x17.intelshare.v1.Envelope\x12\'\n\x07receipt\x18\x03 \x01(\x0b\x32\x16.intelshare.v1.Receipt\"\"\n\tHeartbeat\x12\x15\n\rhead_sequence\x18\x01 \x01(\x04\"E\n\x17\x41\x63knowledgeInboxRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"9\n\x18\x41\x63knowledgeInboxResponse\x12\x1d\n\x15\x61\x63knowledged_sequence\x18\x01 \x01(\x04\"\x15\n\x13GetDirectoryRequest\"f\n\x17PublishDirectoryRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x31\n\tdirectory\x18\x02 \x01(\x0b\x32\x1e.intelshare.v1.SignedDirectory\"+\n\x18PublishDirectoryResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\"H\n\x13ListTreatiesRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"_\n\x14ListTreatiesResponse\x12.\n\x08treaties\x18\x01 \x03(\x0b\x32\x1c.intelshare.v1.TreatyListing\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\rTreatyListing\x12%\n\x06treaty\x18\x01 \x01(\x0b\x32\x15.intelshare.v1.Treaty\x12\x10\n\x08in_force\x18\x02 \x01(\x08\"6\n\x10GetTreatyRequest\x12\x11\n\ttreaty_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"]\n\x14PublishTreatyRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12+\n\x06treaty\x18\x02 \x01(\x0b\x32\x1b.intelshare.v1.SignedTreaty\"P\n\x15PublishTreatyResponse\x12%\n\x06treaty\x18\x01 \x01(\x0b\x32\x15.intelshare.v1.Treaty\x12\x10\n\x08in_force\x18\x02 \x01(\x08\x32\xe5\x05\n\x0eGatewayService\x12]\n\x0eSubmitEnvelope\x12$.intelshare.v1.SubmitEnvelopeRequest\x1a%.intelshare.v1.SubmitEnvelopeResponse\x12V\n\x0bStreamInbox\x12!.intelshare.v1.StreamInboxRequest\x1a\".intelshare.v1.StreamInboxResponse0\x01\x12\x63\n\x10\x41\x63knowledgeInbox\x12&.intelshare.v1.AcknowledgeInboxRequest\x1a\'.intelshare.v1.AcknowledgeInboxResponse\x12R\n\x0cGetDirectory\x12\".intelshare.v1.GetDirectoryRequest\x1a\x1e.intelshare.v1.SignedDirectory\x12\x63\n\x10PublishDirectory\x12&.intelshare.v1.PublishDirectoryRequest\x1a\'.intelshare.v1.PublishDirectoryResponse\x12W\n\x0cListTreaties\x12\".intelshare.v1.ListTreatiesRequest\x1a#.intelshare.v1.ListTreatiesResponse\x12I\n\tGetTreaty\x12\x1f.intelshare.v1.GetTreatyRequest\x1a\x1b.intelshare.v1.SignedTreaty\x12Z\n\rPublishTreaty\x12#.intelshare.v1.PublishTreatyRequest\x1a$.intelshare.v1.PublishTreatyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'intelshare.v1.gateway_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBMITENVELOPEREQUEST']._serialized_start=172
-  _globals['_SUBMITENVELOPEREQUEST']._serialized_end=258
-  _globals['_SUBMITENVELOPERESPONSE']._serialized_start=260
-  _globals['_SUBMITENVELOPERESPONSE']._serialized_end=344
-  _globals['_STREAMINBOXREQUEST']._serialized_start=346
-  _globals['_STREAMINBOXREQUEST']._serialized_end=390
-  _globals['_STREAMINBOXRESPONSE']._serialized_start=392
-  _globals['_STREAMINBOXRESPONSE']._serialized_end=513
-  _globals['_INBOXENTRY']._serialized_start=515
-  _globals['_INBOXENTRY']._serialized_end=629
-  _globals['_HEARTBEAT']._serialized_start=631
-  _globals['_HEARTBEAT']._serialized_end=665
-  _globals['_ACKNOWLEDGEINBOXREQUEST']._serialized_start=667
-  _globals['_ACKNOWLEDGEINBOXREQUEST']._serialized_end=730
-  _globals['_ACKNOWLEDGEINBOXRESPONSE']._serialized_start=732
-  _globals['_ACKNOWLEDGEINBOXRESPONSE']._serialized_end=789
-  _globals['_GETDIRECTORYREQUEST']._serialized_start=791
-  _globals['_GETDIRECTORYREQUEST']._serialized_end=812
-  _globals['_PUBLISHDIRECTORYREQUEST']._serialized_start=814
-  _globals['_PUBLISHDIRECTORYREQUEST']._serialized_end=910
-  _globals['_PUBLISHDIRECTORYRESPONSE']._serialized_start=912
-  _globals['_PUBLISHDIRECTORYRESPONSE']._serialized_end=955
-  _globals['_LISTTREATIESREQUEST']._serialized_start=957
-  _globals['_LISTTREATIESREQUEST']._serialized_end=1017
-  _globals['_LISTTREATIESRESPONSE']._serialized_start=1019
-  _globals['_LISTTREATIESRESPONSE']._serialized_end=1114
-  _globals['_TREATYLISTING']._serialized_start=1116
-  _globals['_TREATYLISTING']._serialized_end=1188
-  _globals['_GETTREATYREQUEST']._serialized_start=1190
-  _globals['_GETTREATYREQUEST']._serialized_end=1244
-  _globals['_PUBLISHTREATYREQUEST']._serialized_start=1246
-  _globals['_PUBLISHTREATYREQUEST']._serialized_end=1333
-  _globals['_PUBLISHTREATYRESPONSE']._serialized_start=1335
-  _globals['_PUBLISHTREATYRESPONSE']._serialized_end=1415
-  _globals['_GATEWAYSERVICE']._serialized_start=1418
-  _globals['_GATEWAYSERVICE']._serialized_end=2159
+  _globals['_SUBMITENVELOPEREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_SUBMITENVELOPEREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_ACKNOWLEDGEINBOXREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_ACKNOWLEDGEINBOXREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_PUBLISHDIRECTORYREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_PUBLISHDIRECTORYREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_LISTTREATIESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTTREATIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTTREATIESREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTTREATIESREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_PUBLISHTREATYREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_PUBLISHTREATYREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_SUBMITENVELOPEREQUEST']._serialized_start=205
+  _globals['_SUBMITENVELOPEREQUEST']._serialized_end=297
+  _globals['_SUBMITENVELOPERESPONSE']._serialized_start=299
+  _globals['_SUBMITENVELOPERESPONSE']._serialized_end=383
+  _globals['_STREAMINBOXREQUEST']._serialized_start=385
+  _globals['_STREAMINBOXREQUEST']._serialized_end=429
+  _globals['_STREAMINBOXRESPONSE']._serialized_start=431
+  _globals['_STREAMINBOXRESPONSE']._serialized_end=552
+  _globals['_INBOXENTRY']._serialized_start=554
+  _globals['_INBOXENTRY']._serialized_end=668
+  _globals['_HEARTBEAT']._serialized_start=670
+  _globals['_HEARTBEAT']._serialized_end=704
+  _globals['_ACKNOWLEDGEINBOXREQUEST']._serialized_start=706
+  _globals['_ACKNOWLEDGEINBOXREQUEST']._serialized_end=775
+  _globals['_ACKNOWLEDGEINBOXRESPONSE']._serialized_start=777
+  _globals['_ACKNOWLEDGEINBOXRESPONSE']._serialized_end=834
+  _globals['_GETDIRECTORYREQUEST']._serialized_start=836
+  _globals['_GETDIRECTORYREQUEST']._serialized_end=857
+  _globals['_PUBLISHDIRECTORYREQUEST']._serialized_start=859
+  _globals['_PUBLISHDIRECTORYREQUEST']._serialized_end=961
+  _globals['_PUBLISHDIRECTORYRESPONSE']._serialized_start=963
+  _globals['_PUBLISHDIRECTORYRESPONSE']._serialized_end=1006
+  _globals['_LISTTREATIESREQUEST']._serialized_start=1008
+  _globals['_LISTTREATIESREQUEST']._serialized_end=1080
+  _globals['_LISTTREATIESRESPONSE']._serialized_start=1082
+  _globals['_LISTTREATIESRESPONSE']._serialized_end=1177
+  _globals['_TREATYLISTING']._serialized_start=1179
+  _globals['_TREATYLISTING']._serialized_end=1251
+  _globals['_GETTREATYREQUEST']._serialized_start=1253
+  _globals['_GETTREATYREQUEST']._serialized_end=1307
+  _globals['_PUBLISHTREATYREQUEST']._serialized_start=1309
+  _globals['_PUBLISHTREATYREQUEST']._serialized_end=1402
+  _globals['_PUBLISHTREATYRESPONSE']._serialized_start=1404
+  _globals['_PUBLISHTREATYRESPONSE']._serialized_end=1484
+  _globals['_GATEWAYSERVICE']._serialized_start=1487
+  _globals['_GATEWAYSERVICE']._serialized_end=2228
 # @@protoc_insertion_point(module_scope)

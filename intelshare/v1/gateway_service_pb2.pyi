@@ -31,8 +31,8 @@ class SubmitEnvelopeRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ENVELOPE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Client-chosen id for retries; the message id already makes submit
-    idempotent, this is logged for tracing.
+    """Any value (the client's own tracing id); the gateway does not read it:
+    the envelope's message id makes a submit idempotent.
     """
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope:
@@ -199,7 +199,9 @@ class AcknowledgeInboxRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Client-chosen id for retries; acknowledging is idempotent anyway."""
+    """Any value (the client's own tracing id); the gateway does not read it:
+    acknowledging is idempotent by itself.
+    """
     sequence: _builtins.int
     """Every entry up to and including this sequence number is released."""
     def __init__(
@@ -264,7 +266,9 @@ class PublishDirectoryRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     DIRECTORY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Client-chosen id for retries; publishing a version twice is a no-op."""
+    """Any value (the client's own tracing id); the gateway does not read it:
+    publishing a version twice is a no-op.
+    """
     @_builtins.property
     def directory(self) -> _directory_pb2.SignedDirectory:
         """The directory, signed by the federation root."""
@@ -422,7 +426,9 @@ class PublishTreatyRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     TREATY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Client-chosen id for retries; publishing the same document is a no-op."""
+    """Any value (the client's own tracing id); the gateway does not read it:
+    publishing the same document is a no-op.
+    """
     @_builtins.property
     def treaty(self) -> _treaty_pb2.SignedTreaty:
         """The treaty with its parties' signatures."""

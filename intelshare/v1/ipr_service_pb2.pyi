@@ -104,7 +104,12 @@ class CreateRecordationRequest(_message.Message):
     recordation_id: _builtins.str
     """Id of the new recordation (lower case, digits, "-"); empty: generated."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def recordation(self) -> _recordation_pb2.Recordation:
         """The recordation; name, state, history, extensions, origin and other
@@ -224,7 +229,12 @@ class UpdateRecordationRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def recordation(self) -> _recordation_pb2.Recordation:
         """The recordation with its name and the new values."""
@@ -266,7 +276,12 @@ class ExtendRecordationRequest(_message.Message):
     reason: _builtins.str
     """Why, e.g. "holder's request of 2026-10-01"."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """The new expire_time: after the current one, at most a year after it."""
@@ -301,7 +316,12 @@ class WithdrawRecordationRequest(_message.Message):
     reason: _builtins.str
     """Why (sent to every copy)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -331,7 +351,12 @@ class SuspendRecordationRequest(_message.Message):
     reason: _builtins.str
     """Why (sent to every copy)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -361,7 +386,12 @@ class ResumeRecordationRequest(_message.Message):
     reason: _builtins.str
     """Why (sent to every copy)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -492,7 +522,12 @@ class CreateDetentionRequest(_message.Message):
     detention_id: _builtins.str
     """Id of the new detention (lower case, digits, "-"); empty: generated."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def detention(self) -> _detention_pb2.Detention:
         """The detention; state, deadlines, history and other output-only fields
@@ -618,7 +653,12 @@ class UpdateDetentionRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def detention(self) -> _detention_pb2.Detention:
         """The detention with its name and the new values."""
@@ -661,7 +701,12 @@ class MoveDetentionRequest(_message.Message):
     reason: _builtins.str
     """Why (required; the holder sees it)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -698,7 +743,12 @@ class ExtendDeadlineRequest(_message.Message):
     reason: _builtins.str
     """Why (the holder's duly justified request)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -730,7 +780,12 @@ class DiscloseDetentionPartiesRequest(_message.Message):
     reason: _builtins.str
     """Why (kept in the audit log)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -760,7 +815,12 @@ class RequestDetentionSamplesRequest(_message.Message):
     reason: _builtins.str
     """What for and how many, e.g. "2 pairs for laboratory analysis"."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -791,7 +851,12 @@ class ShareDetentionReportRequest(_message.Message):
     summary: _builtins.str
     """Free text for partners, e.g. the modus operandi."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def recipients(self) -> _containers.RepeatedCompositeFieldContainer[Global___DetentionReportRecipient]:
         """Recipient agencies, each with the treaty it receives under (which must
@@ -1152,3 +1217,185 @@ class EnforcementStatisticsRow(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EnforcementStatisticsRow: _TypeAlias = EnforcementStatisticsRow  # noqa: Y015
+
+@_typing.final
+class IprWebhook(_message.Message):
+    """IprWebhook is a URL that receives a signed POST for each IPR event its
+    owner may see. The body names the event and the resource, with a short
+    summary of a detention (name, state, the owner's recordations, the
+    deadlines) as the owner's view shows it; nothing else.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"iprWebhooks/{webhook_id}"."""
+    url: _builtins.str
+    """An https:// URL (http:// only to this machine)."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Event types or families: "detention.*", "recordation.*",
+        "detention_report.*" (officers only), "detention.deadline_due", ...
+        """
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was registered; it receives the events after that."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        url: _builtins.str = ...,
+        events: _abc.Iterable[_builtins.str] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "events", b"events", "name", b"name", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IprWebhook: _TypeAlias = IprWebhook  # noqa: Y015
+
+@_typing.final
+class CreateIprWebhookRequest(_message.Message):
+    """CreateIprWebhookRequest registers a webhook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEBHOOK_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (a UUID)."""
+    @_builtins.property
+    def webhook(self) -> Global___IprWebhook:
+        """The webhook; name and create_time are ignored."""
+
+    def __init__(
+        self,
+        *,
+        webhook: Global___IprWebhook | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["webhook", b"webhook"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "webhook", b"webhook"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateIprWebhookRequest: _TypeAlias = CreateIprWebhookRequest  # noqa: Y015
+
+@_typing.final
+class CreateIprWebhookResponse(_message.Message):
+    """CreateIprWebhookResponse is the registered webhook and its secret."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEBHOOK_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """The signing secret (HMAC-SHA256 key of the X-Intelshare-Signature
+    header); keep it, it is not shown in listings.
+    """
+    @_builtins.property
+    def webhook(self) -> Global___IprWebhook:
+        """The webhook."""
+
+    def __init__(
+        self,
+        *,
+        webhook: Global___IprWebhook | None = ...,
+        secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["webhook", b"webhook"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["secret", b"secret", "webhook", b"webhook"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateIprWebhookResponse: _TypeAlias = CreateIprWebhookResponse  # noqa: Y015
+
+@_typing.final
+class ListIprWebhooksRequest(_message.Message):
+    """ListIprWebhooksRequest asks for a page of the caller's webhooks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many (0: 50; at most 500)."""
+    page_token: _builtins.str
+    """From the previous page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIprWebhooksRequest: _TypeAlias = ListIprWebhooksRequest  # noqa: Y015
+
+@_typing.final
+class ListIprWebhooksResponse(_message.Message):
+    """ListIprWebhooksResponse is a page of the caller's webhooks, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEBHOOKS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last."""
+    @_builtins.property
+    def webhooks(self) -> _containers.RepeatedCompositeFieldContainer[Global___IprWebhook]:
+        """The webhooks."""
+
+    def __init__(
+        self,
+        *,
+        webhooks: _abc.Iterable[Global___IprWebhook] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "webhooks", b"webhooks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIprWebhooksResponse: _TypeAlias = ListIprWebhooksResponse  # noqa: Y015
+
+@_typing.final
+class DeleteIprWebhookRequest(_message.Message):
+    """DeleteIprWebhookRequest removes a webhook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"iprWebhooks/{webhook_id}"."""
+    request_id: _builtins.str
+    """Idempotency key (a UUID)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteIprWebhookRequest: _TypeAlias = DeleteIprWebhookRequest  # noqa: Y015

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from intelshare.v1 import detention_pb2 as intelshare_dot_v1_dot_detention__pb2
 from intelshare.v1 import ipr_service_pb2 as intelshare_dot_v1_dot_ipr__service__pb2
 from intelshare.v1 import recordation_pb2 as intelshare_dot_v1_dot_recordation__pb2
@@ -161,6 +162,21 @@ class IprServiceStub:
                 '/intelshare.v1.IprService/GetEnforcementStatistics',
                 request_serializer=intelshare_dot_v1_dot_ipr__service__pb2.GetEnforcementStatisticsRequest.SerializeToString,
                 response_deserializer=intelshare_dot_v1_dot_ipr__service__pb2.EnforcementStatistics.FromString,
+                _registered_method=True)
+        self.CreateIprWebhook = channel.unary_unary(
+                '/intelshare.v1.IprService/CreateIprWebhook',
+                request_serializer=intelshare_dot_v1_dot_ipr__service__pb2.CreateIprWebhookRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_ipr__service__pb2.CreateIprWebhookResponse.FromString,
+                _registered_method=True)
+        self.ListIprWebhooks = channel.unary_unary(
+                '/intelshare.v1.IprService/ListIprWebhooks',
+                request_serializer=intelshare_dot_v1_dot_ipr__service__pb2.ListIprWebhooksRequest.SerializeToString,
+                response_deserializer=intelshare_dot_v1_dot_ipr__service__pb2.ListIprWebhooksResponse.FromString,
+                _registered_method=True)
+        self.DeleteIprWebhook = channel.unary_unary(
+                '/intelshare.v1.IprService/DeleteIprWebhook',
+                request_serializer=intelshare_dot_v1_dot_ipr__service__pb2.DeleteIprWebhookRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
 
 
@@ -349,6 +365,31 @@ class IprServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateIprWebhook(self, request, context):
+        """Registers a webhook of the caller's: a signed POST for each IPR event
+        it may see (officers: detention.*, recordation.*, detention_report.*;
+        a rights holder: detention.* and recordation.* of its own records, the
+        detention as its view shows it). The signing secret is returned once
+        (and again to a retry with the same request_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIprWebhooks(self, request, context):
+        """Lists the caller's own IPR webhooks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteIprWebhook(self, request, context):
+        """Removes one of the caller's own IPR webhooks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IprServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -461,6 +502,21 @@ def add_IprServiceServicer_to_server(servicer, server):
                     servicer.GetEnforcementStatistics,
                     request_deserializer=intelshare_dot_v1_dot_ipr__service__pb2.GetEnforcementStatisticsRequest.FromString,
                     response_serializer=intelshare_dot_v1_dot_ipr__service__pb2.EnforcementStatistics.SerializeToString,
+            ),
+            'CreateIprWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateIprWebhook,
+                    request_deserializer=intelshare_dot_v1_dot_ipr__service__pb2.CreateIprWebhookRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_ipr__service__pb2.CreateIprWebhookResponse.SerializeToString,
+            ),
+            'ListIprWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIprWebhooks,
+                    request_deserializer=intelshare_dot_v1_dot_ipr__service__pb2.ListIprWebhooksRequest.FromString,
+                    response_serializer=intelshare_dot_v1_dot_ipr__service__pb2.ListIprWebhooksResponse.SerializeToString,
+            ),
+            'DeleteIprWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteIprWebhook,
+                    request_deserializer=intelshare_dot_v1_dot_ipr__service__pb2.DeleteIprWebhookRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1073,6 +1129,87 @@ class IprService:
             '/intelshare.v1.IprService/GetEnforcementStatistics',
             intelshare_dot_v1_dot_ipr__service__pb2.GetEnforcementStatisticsRequest.SerializeToString,
             intelshare_dot_v1_dot_ipr__service__pb2.EnforcementStatistics.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateIprWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.IprService/CreateIprWebhook',
+            intelshare_dot_v1_dot_ipr__service__pb2.CreateIprWebhookRequest.SerializeToString,
+            intelshare_dot_v1_dot_ipr__service__pb2.CreateIprWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIprWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.IprService/ListIprWebhooks',
+            intelshare_dot_v1_dot_ipr__service__pb2.ListIprWebhooksRequest.SerializeToString,
+            intelshare_dot_v1_dot_ipr__service__pb2.ListIprWebhooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteIprWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/intelshare.v1.IprService/DeleteIprWebhook',
+            intelshare_dot_v1_dot_ipr__service__pb2.DeleteIprWebhookRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

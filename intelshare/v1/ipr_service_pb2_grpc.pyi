@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.protobuf import empty_pb2 as _empty_pb2
 from grpc import aio as _aio
 from intelshare.v1 import detention_pb2 as _detention_pb2
 from intelshare.v1 import ipr_service_pb2 as _ipr_service_pb2
@@ -117,6 +118,17 @@ class IprServiceStub:
     """Counts detentions, articles and estimated value by period and
     dimension, own and reported by partners.
     """
+    CreateIprWebhook: _grpc.UnaryUnaryMultiCallable[_ipr_service_pb2.CreateIprWebhookRequest, _ipr_service_pb2.CreateIprWebhookResponse]
+    """Registers a webhook of the caller's: a signed POST for each IPR event
+    it may see (officers: detention.*, recordation.*, detention_report.*;
+    a rights holder: detention.* and recordation.* of its own records, the
+    detention as its view shows it). The signing secret is returned once
+    (and again to a retry with the same request_id).
+    """
+    ListIprWebhooks: _grpc.UnaryUnaryMultiCallable[_ipr_service_pb2.ListIprWebhooksRequest, _ipr_service_pb2.ListIprWebhooksResponse]
+    """Lists the caller's own IPR webhooks."""
+    DeleteIprWebhook: _grpc.UnaryUnaryMultiCallable[_ipr_service_pb2.DeleteIprWebhookRequest, _empty_pb2.Empty]
+    """Removes one of the caller's own IPR webhooks."""
 
 @_typing.type_check_only
 class IprServiceAsyncStub(IprServiceStub):
@@ -205,6 +217,17 @@ class IprServiceAsyncStub(IprServiceStub):
     """Counts detentions, articles and estimated value by period and
     dimension, own and reported by partners.
     """
+    CreateIprWebhook: _aio.UnaryUnaryMultiCallable[_ipr_service_pb2.CreateIprWebhookRequest, _ipr_service_pb2.CreateIprWebhookResponse]  # type: ignore[assignment]
+    """Registers a webhook of the caller's: a signed POST for each IPR event
+    it may see (officers: detention.*, recordation.*, detention_report.*;
+    a rights holder: detention.* and recordation.* of its own records, the
+    detention as its view shows it). The signing secret is returned once
+    (and again to a retry with the same request_id).
+    """
+    ListIprWebhooks: _aio.UnaryUnaryMultiCallable[_ipr_service_pb2.ListIprWebhooksRequest, _ipr_service_pb2.ListIprWebhooksResponse]  # type: ignore[assignment]
+    """Lists the caller's own IPR webhooks."""
+    DeleteIprWebhook: _aio.UnaryUnaryMultiCallable[_ipr_service_pb2.DeleteIprWebhookRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Removes one of the caller's own IPR webhooks."""
 
 class IprServiceServicer(metaclass=_abc_1.ABCMeta):
     """IprService is an agency node's API for the enforcement of intellectual
@@ -422,5 +445,34 @@ class IprServiceServicer(metaclass=_abc_1.ABCMeta):
         """Counts detentions, articles and estimated value by period and
         dimension, own and reported by partners.
         """
+
+    @_abc_1.abstractmethod
+    def CreateIprWebhook(
+        self,
+        request: _ipr_service_pb2.CreateIprWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ipr_service_pb2.CreateIprWebhookResponse, _abc.Awaitable[_ipr_service_pb2.CreateIprWebhookResponse]]:
+        """Registers a webhook of the caller's: a signed POST for each IPR event
+        it may see (officers: detention.*, recordation.*, detention_report.*;
+        a rights holder: detention.* and recordation.* of its own records, the
+        detention as its view shows it). The signing secret is returned once
+        (and again to a retry with the same request_id).
+        """
+
+    @_abc_1.abstractmethod
+    def ListIprWebhooks(
+        self,
+        request: _ipr_service_pb2.ListIprWebhooksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ipr_service_pb2.ListIprWebhooksResponse, _abc.Awaitable[_ipr_service_pb2.ListIprWebhooksResponse]]:
+        """Lists the caller's own IPR webhooks."""
+
+    @_abc_1.abstractmethod
+    def DeleteIprWebhook(
+        self,
+        request: _ipr_service_pb2.DeleteIprWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Removes one of the caller's own IPR webhooks."""
 
 def add_IprServiceServicer_to_server(servicer: IprServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,45 +22,78 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from intelshare.v1 import envelope_pb2 as intelshare_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fintelshare/v1/recordation.proto\x12\rintelshare.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cintelshare/v1/envelope.proto\"\x84\x07\n\x0bRecordation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06holder\x18\x02 \x01(\x0b\x32\x1b.intelshare.v1.RightsHolder\x12\x38\n\x06rights\x18\x03 \x03(\x0b\x32(.intelshare.v1.IntellectualPropertyRight\x12*\n\x05goods\x18\x04 \x03(\x0b\x32\x1b.intelshare.v1.CoveredGoods\x12\x41\n\x15\x61uthenticity_features\x18\x05 \x03(\x0b\x32\".intelshare.v1.AuthenticityFeature\x12\x37\n\x0csupply_chain\x18\x06 \x01(\x0b\x32!.intelshare.v1.GenuineSupplyChain\x12.\n\ngrant_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\nextensions\x18\t \x03(\x0b\x32#.intelshare.v1.RecordationExtension\x12\x32\n\x08\x61gencies\x18\n \x03(\x0b\x32 .intelshare.v1.RecordationAgency\x12\x16\n\x0einternal_notes\x18\x0b \x01(\t\x12.\n\x05state\x18\x0c \x01(\x0e\x32\x1f.intelshare.v1.RecordationState\x12/\n\x07history\x18\r \x03(\x0b\x32\x1e.intelshare.v1.RecordationMove\x12-\n\x08handling\x18\x0e \x01(\x0e\x32\x1b.intelshare.v1.HandlingCode\x12\x1f\n\x03tlp\x18\x0f \x01(\x0e\x32\x12.intelshare.v1.Tlp\x12\x15\n\rorigin_agency\x18\x10 \x01(\t\x12\x36\n\tdirection\x18\x11 \x01(\x0e\x32#.intelshare.v1.RecordationDirection\x12/\n\x0b\x63reate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x14 \x01(\x03\"\xb2\x01\n\x0cRightsHolder\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65ori\x18\x02 \x01(\t\x12\x1b\n\x13registration_number\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12,\n\x07\x63ontact\x18\x06 \x01(\x0b\x32\x1b.intelshare.v1.ContactPoint\x12\x19\n\x11is_representative\x18\x07 \x01(\x08\">\n\x0c\x43ontactPoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x11\n\ttelephone\x18\x03 \x01(\t\"\xaf\x01\n\x19IntellectualPropertyRight\x12&\n\x04type\x18\x01 \x01(\x0e\x32\x18.intelshare.v1.RightType\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1b\n\x13registration_number\x18\x03 \x01(\t\x12\x0e\n\x06office\x18\x04 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x0c\x43overedGoods\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x10\n\x08hs_codes\x18\x02 \x03(\t\x12\r\n\x05gtins\x18\x03 \x03(\t\x12\x13\n\x0bright_names\x18\x04 \x03(\t\"F\n\x13\x41uthenticityFeature\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x1a\n\x12\x61ttachment_digests\x18\x02 \x03(\t\"\xe9\x01\n\x12GenuineSupplyChain\x12\x36\n\rmanufacturers\x18\x01 \x03(\x0b\x32\x1f.intelshare.v1.SupplyChainParty\x12\x32\n\timporters\x18\x02 \x03(\x0b\x32\x1f.intelshare.v1.SupplyChainParty\x12\x35\n\x0c\x64istributors\x18\x03 \x03(\x0b\x32\x1f.intelshare.v1.SupplyChainParty\x12\x30\n\x0cusual_routes\x18\x04 \x03(\x0b\x32\x1a.intelshare.v1.SupplyRoute\"P\n\x10SupplyChainParty\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\x12\x0c\n\x04\x65ori\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\"r\n\x0bSupplyRoute\x12\x16\n\x0eorigin_country\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65stination_country\x18\x02 \x01(\t\x12\x19\n\x11transit_countries\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xc2\x01\n\x14RecordationExtension\x12/\n\x0b\x65xtend_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14previous_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\"9\n\x11RecordationAgency\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x11\n\ttreaty_id\x18\x02 \x01(\t\"\x91\x01\n\x0fRecordationMove\x12.\n\x05state\x18\x01 \x01(\x0e\x32\x1f.intelshare.v1.RecordationState\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07officer\x18\x03 \x01(\t\x12-\n\tmove_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xd9\x02\n\tRightType\x12\x1a\n\x16RIGHT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15RIGHT_TYPE_TRADE_MARK\x10\x01\x12\x15\n\x11RIGHT_TYPE_DESIGN\x10\x02\x12\x15\n\x11RIGHT_TYPE_PATENT\x10\x03\x12\x18\n\x14RIGHT_TYPE_COPYRIGHT\x10\x04\x12&\n\"RIGHT_TYPE_GEOGRAPHICAL_INDICATION\x10\x05\x12\x1c\n\x18RIGHT_TYPE_PLANT_VARIETY\x10\x06\x12\x1c\n\x18RIGHT_TYPE_UTILITY_MODEL\x10\x07\x12\x33\n/RIGHT_TYPE_SUPPLEMENTARY_PROTECTION_CERTIFICATE\x10\x08\x12\x19\n\x15RIGHT_TYPE_TRADE_NAME\x10\t\x12\x19\n\x15RIGHT_TYPE_TOPOGRAPHY\x10\n*\xd5\x01\n\x10RecordationState\x12!\n\x1dRECORDATION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RECORDATION_STATE_GRANTED\x10\x01\x12\x1e\n\x1aRECORDATION_STATE_EXTENDED\x10\x02\x12\x1d\n\x19RECORDATION_STATE_EXPIRED\x10\x03\x12\x1f\n\x1bRECORDATION_STATE_WITHDRAWN\x10\x04\x12\x1f\n\x1bRECORDATION_STATE_SUSPENDED\x10\x05*\x83\x01\n\x14RecordationDirection\x12%\n!RECORDATION_DIRECTION_UNSPECIFIED\x10\x00\x12 \n\x1cRECORDATION_DIRECTION_ISSUED\x10\x01\x12\"\n\x1eRECORDATION_DIRECTION_RECEIVED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fintelshare/v1/recordation.proto\x12\rintelshare.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cintelshare/v1/envelope.proto\"\xd8\x07\n\x0bRecordation\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x31\n\x06holder\x18\x02 \x01(\x0b\x32\x1b.intelshare.v1.RightsHolderB\x04\xe2\x41\x01\x02\x12>\n\x06rights\x18\x03 \x03(\x0b\x32(.intelshare.v1.IntellectualPropertyRightB\x04\xe2\x41\x01\x02\x12\x30\n\x05goods\x18\x04 \x03(\x0b\x32\x1b.intelshare.v1.CoveredGoodsB\x04\xe2\x41\x01\x02\x12\x41\n\x15\x61uthenticity_features\x18\x05 \x03(\x0b\x32\".intelshare.v1.AuthenticityFeature\x12\x37\n\x0csupply_chain\x18\x06 \x01(\x0b\x32!.intelshare.v1.GenuineSupplyChain\x12\x34\n\ngrant_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x35\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12=\n\nextensions\x18\t \x03(\x0b\x32#.intelshare.v1.RecordationExtensionB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x61gencies\x18\n \x03(\x0b\x32 .intelshare.v1.RecordationAgency\x12\x16\n\x0einternal_notes\x18\x0b \x01(\t\x12\x34\n\x05state\x18\x0c \x01(\x0e\x32\x1f.intelshare.v1.RecordationStateB\x04\xe2\x41\x01\x03\x12\x35\n\x07history\x18\r \x03(\x0b\x32\x1e.intelshare.v1.RecordationMoveB\x04\xe2\x41\x01\x03\x12-\n\x08handling\x18\x0e \x01(\x0e\x32\x1b.intelshare.v1.HandlingCode\x12\x1f\n\x03tlp\x18\x0f \x01(\x0e\x32\x12.intelshare.v1.Tlp\x12\x1b\n\rorigin_agency\x18\x10 \x01(\tB\x04\xe2\x41\x01\x03\x12<\n\tdirection\x18\x11 \x01(\x0e\x32#.intelshare.v1.RecordationDirectionB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x16\n\x08revision\x18\x14 \x01(\x03\x42\x04\xe2\x41\x01\x03\"\xb2\x01\n\x0cRightsHolder\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x65ori\x18\x02 \x01(\t\x12\x1b\n\x13registration_number\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12,\n\x07\x63ontact\x18\x06 \x01(\x0b\x32\x1b.intelshare.v1.ContactPoint\x12\x19\n\x11is_representative\x18\x07 \x01(\x08\">\n\x0c\x43ontactPoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x11\n\ttelephone\x18\x03 \x01(\t\"\xaf\x01\n\x19IntellectualPropertyRight\x12&\n\x04type\x18\x01 \x01(\x0e\x32\x18.intelshare.v1.RightType\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1b\n\x13registration_number\x18\x03 \x01(\t\x12\x0e\n\x06office\x18\x04 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x0c\x43overedGoods\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x10\n\x08hs_codes\x18\x02 \x03(\t\x12\r\n\x05gtins\x18\x03 \x03(\t\x12\x13\n\x0bright_names\x18\x04 \x03(\t\"F\n\x13\x41uthenticityFeature\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x1a\n\x12\x61ttachment_digests\x18\x02 \x03(\t\"\xe9\x01\n\x12GenuineSupplyChain\x12\x36\n\rmanufacturers\x18\x01 \x03(\x0b\x32\x1f.intelshare.v1.SupplyChainParty\x12\x32\n\timporters\x18\x02 \x03(\x0b\x32\x1f.intelshare.v1.SupplyChainParty\x12\x35\n\x0c\x64istributors\x18\x03 \x03(\x0b\x32\x1f.intelshare.v1.SupplyChainParty\x12\x30\n\x0cusual_routes\x18\x04 \x03(\x0b\x32\x1a.intelshare.v1.SupplyRoute\"P\n\x10SupplyChainParty\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x02 \x01(\t\x12\x0c\n\x04\x65ori\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\"r\n\x0bSupplyRoute\x12\x16\n\x0eorigin_country\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65stination_country\x18\x02 \x01(\t\x12\x19\n\x11transit_countries\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xc2\x01\n\x14RecordationExtension\x12/\n\x0b\x65xtend_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14previous_expire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\"E\n\x11RecordationAgency\x12\x17\n\tagency_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\ttreaty_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x91\x01\n\x0fRecordationMove\x12.\n\x05state\x18\x01 \x01(\x0e\x32\x1f.intelshare.v1.RecordationState\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07officer\x18\x03 \x01(\t\x12-\n\tmove_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xd9\x02\n\tRightType\x12\x1a\n\x16RIGHT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15RIGHT_TYPE_TRADE_MARK\x10\x01\x12\x15\n\x11RIGHT_TYPE_DESIGN\x10\x02\x12\x15\n\x11RIGHT_TYPE_PATENT\x10\x03\x12\x18\n\x14RIGHT_TYPE_COPYRIGHT\x10\x04\x12&\n\"RIGHT_TYPE_GEOGRAPHICAL_INDICATION\x10\x05\x12\x1c\n\x18RIGHT_TYPE_PLANT_VARIETY\x10\x06\x12\x1c\n\x18RIGHT_TYPE_UTILITY_MODEL\x10\x07\x12\x33\n/RIGHT_TYPE_SUPPLEMENTARY_PROTECTION_CERTIFICATE\x10\x08\x12\x19\n\x15RIGHT_TYPE_TRADE_NAME\x10\t\x12\x19\n\x15RIGHT_TYPE_TOPOGRAPHY\x10\n*\xd5\x01\n\x10RecordationState\x12!\n\x1dRECORDATION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RECORDATION_STATE_GRANTED\x10\x01\x12\x1e\n\x1aRECORDATION_STATE_EXTENDED\x10\x02\x12\x1d\n\x19RECORDATION_STATE_EXPIRED\x10\x03\x12\x1f\n\x1bRECORDATION_STATE_WITHDRAWN\x10\x04\x12\x1f\n\x1bRECORDATION_STATE_SUSPENDED\x10\x05*\x83\x01\n\x14RecordationDirection\x12%\n!RECORDATION_DIRECTION_UNSPECIFIED\x10\x00\x12 \n\x1cRECORDATION_DIRECTION_ISSUED\x10\x01\x12\"\n\x1eRECORDATION_DIRECTION_RECEIVED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'intelshare.v1.recordation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RIGHTTYPE']._serialized_start=2441
-  _globals['_RIGHTTYPE']._serialized_end=2786
-  _globals['_RECORDATIONSTATE']._serialized_start=2789
-  _globals['_RECORDATIONSTATE']._serialized_end=3002
-  _globals['_RECORDATIONDIRECTION']._serialized_start=3005
-  _globals['_RECORDATIONDIRECTION']._serialized_end=3136
-  _globals['_RECORDATION']._serialized_start=114
-  _globals['_RECORDATION']._serialized_end=1014
-  _globals['_RIGHTSHOLDER']._serialized_start=1017
-  _globals['_RIGHTSHOLDER']._serialized_end=1195
-  _globals['_CONTACTPOINT']._serialized_start=1197
-  _globals['_CONTACTPOINT']._serialized_end=1259
-  _globals['_INTELLECTUALPROPERTYRIGHT']._serialized_start=1262
-  _globals['_INTELLECTUALPROPERTYRIGHT']._serialized_end=1437
-  _globals['_COVEREDGOODS']._serialized_start=1439
-  _globals['_COVEREDGOODS']._serialized_end=1528
-  _globals['_AUTHENTICITYFEATURE']._serialized_start=1530
-  _globals['_AUTHENTICITYFEATURE']._serialized_end=1600
-  _globals['_GENUINESUPPLYCHAIN']._serialized_start=1603
-  _globals['_GENUINESUPPLYCHAIN']._serialized_end=1836
-  _globals['_SUPPLYCHAINPARTY']._serialized_start=1838
-  _globals['_SUPPLYCHAINPARTY']._serialized_end=1918
-  _globals['_SUPPLYROUTE']._serialized_start=1920
-  _globals['_SUPPLYROUTE']._serialized_end=2034
-  _globals['_RECORDATIONEXTENSION']._serialized_start=2037
-  _globals['_RECORDATIONEXTENSION']._serialized_end=2231
-  _globals['_RECORDATIONAGENCY']._serialized_start=2233
-  _globals['_RECORDATIONAGENCY']._serialized_end=2290
-  _globals['_RECORDATIONMOVE']._serialized_start=2293
-  _globals['_RECORDATIONMOVE']._serialized_end=2438
+  _globals['_RECORDATION'].fields_by_name['name']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_RECORDATION'].fields_by_name['holder']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['holder']._serialized_options = b'\342A\001\002'
+  _globals['_RECORDATION'].fields_by_name['rights']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['rights']._serialized_options = b'\342A\001\002'
+  _globals['_RECORDATION'].fields_by_name['goods']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['goods']._serialized_options = b'\342A\001\002'
+  _globals['_RECORDATION'].fields_by_name['grant_time']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['grant_time']._serialized_options = b'\342A\001\002'
+  _globals['_RECORDATION'].fields_by_name['expire_time']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['expire_time']._serialized_options = b'\342A\001\002'
+  _globals['_RECORDATION'].fields_by_name['extensions']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['extensions']._serialized_options = b'\342A\001\003'
+  _globals['_RECORDATION'].fields_by_name['state']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['state']._serialized_options = b'\342A\001\003'
+  _globals['_RECORDATION'].fields_by_name['history']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['history']._serialized_options = b'\342A\001\003'
+  _globals['_RECORDATION'].fields_by_name['origin_agency']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['origin_agency']._serialized_options = b'\342A\001\003'
+  _globals['_RECORDATION'].fields_by_name['direction']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['direction']._serialized_options = b'\342A\001\003'
+  _globals['_RECORDATION'].fields_by_name['create_time']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_RECORDATION'].fields_by_name['update_time']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_RECORDATION'].fields_by_name['revision']._loaded_options = None
+  _globals['_RECORDATION'].fields_by_name['revision']._serialized_options = b'\342A\001\003'
+  _globals['_RECORDATIONAGENCY'].fields_by_name['agency_id']._loaded_options = None
+  _globals['_RECORDATIONAGENCY'].fields_by_name['agency_id']._serialized_options = b'\342A\001\002'
+  _globals['_RECORDATIONAGENCY'].fields_by_name['treaty_id']._loaded_options = None
+  _globals['_RECORDATIONAGENCY'].fields_by_name['treaty_id']._serialized_options = b'\342A\001\002'
+  _globals['_RIGHTTYPE']._serialized_start=2570
+  _globals['_RIGHTTYPE']._serialized_end=2915
+  _globals['_RECORDATIONSTATE']._serialized_start=2918
+  _globals['_RECORDATIONSTATE']._serialized_end=3131
+  _globals['_RECORDATIONDIRECTION']._serialized_start=3134
+  _globals['_RECORDATIONDIRECTION']._serialized_end=3265
+  _globals['_RECORDATION']._serialized_start=147
+  _globals['_RECORDATION']._serialized_end=1131
+  _globals['_RIGHTSHOLDER']._serialized_start=1134
+  _globals['_RIGHTSHOLDER']._serialized_end=1312
+  _globals['_CONTACTPOINT']._serialized_start=1314
+  _globals['_CONTACTPOINT']._serialized_end=1376
+  _globals['_INTELLECTUALPROPERTYRIGHT']._serialized_start=1379
+  _globals['_INTELLECTUALPROPERTYRIGHT']._serialized_end=1554
+  _globals['_COVEREDGOODS']._serialized_start=1556
+  _globals['_COVEREDGOODS']._serialized_end=1645
+  _globals['_AUTHENTICITYFEATURE']._serialized_start=1647
+  _globals['_AUTHENTICITYFEATURE']._serialized_end=1717
+  _globals['_GENUINESUPPLYCHAIN']._serialized_start=1720
+  _globals['_GENUINESUPPLYCHAIN']._serialized_end=1953
+  _globals['_SUPPLYCHAINPARTY']._serialized_start=1955
+  _globals['_SUPPLYCHAINPARTY']._serialized_end=2035
+  _globals['_SUPPLYROUTE']._serialized_start=2037
+  _globals['_SUPPLYROUTE']._serialized_end=2151
+  _globals['_RECORDATIONEXTENSION']._serialized_start=2154
+  _globals['_RECORDATIONEXTENSION']._serialized_end=2348
+  _globals['_RECORDATIONAGENCY']._serialized_start=2350
+  _globals['_RECORDATIONAGENCY']._serialized_end=2419
+  _globals['_RECORDATIONMOVE']._serialized_start=2422
+  _globals['_RECORDATIONMOVE']._serialized_end=2567
 # @@protoc_insertion_point(module_scope)

@@ -22,42 +22,91 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from intelshare.v1 import envelope_pb2 as intelshare_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n intelshare/v1/risk_profile.proto\x12\rintelshare.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cintelshare/v1/envelope.proto\"\xad\x05\n\x0bRiskProfile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x11\n\trationale\x18\x03 \x01(\t\x12)\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x19.intelshare.v1.RiskAction\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08\x63riteria\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x08handling\x18\x08 \x01(\x0e\x32\x1b.intelshare.v1.HandlingCode\x12\x1f\n\x03tlp\x18\t \x01(\x0e\x32\x12.intelshare.v1.Tlp\x12\x12\n\ncategories\x18\n \x03(\t\x12\x37\n\nrecipients\x18\x0b \x03(\x0b\x32#.intelshare.v1.RiskProfileRecipient\x12\x15\n\rorigin_agency\x18\x0c \x01(\t\x12\x36\n\tdirection\x18\r \x01(\x0e\x32#.intelshare.v1.RiskProfileDirection\x12.\n\x05state\x18\x0e \x01(\x0e\x32\x1f.intelshare.v1.RiskProfileState\x12\x11\n\ttreaty_id\x18\x0f \x01(\t\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fwithdraw_reason\x18\x12 \x01(\t\x12\x10\n\x08revision\x18\x13 \x01(\x03\"\x7f\n\x14RiskProfileRecipient\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x11\n\ttreaty_id\x18\x02 \x01(\t\x12\x30\n\x0c\x64\x65liver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x66\x61ilure\x18\x04 \x01(\t\"\xc1\x04\n\x07RiskHit\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x15\n\rprofile_title\x18\x03 \x01(\t\x12\x11\n\treference\x18\x04 \x01(\t\x12*\n\x07reasons\x18\x05 \x03(\x0b\x32\x19.intelshare.v1.RiskReason\x12-\n\x08subjects\x18\x06 \x03(\x0b\x32\x1b.intelshare.v1.SubjectMatch\x12\x13\n\x0bidentifiers\x18\x07 \x03(\t\x12/\n\x0bscreen_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\ninspection\x18\t \x01(\x0e\x32\x1e.intelshare.v1.InspectionState\x12\'\n\x07\x66inding\x18\n \x01(\x0e\x32\x16.intelshare.v1.Finding\x12\x0c\n\x04note\x18\x0b \x01(\t\x12\x18\n\x10screening_agency\x18\x0c \x01(\t\x12\x36\n\tdirection\x18\r \x01(\x0e\x32#.intelshare.v1.RiskProfileDirection\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x07related\x18\x10 \x03(\x0b\x32\x1c.intelshare.v1.RelatedRecord\":\n\nRiskReason\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07matched\x18\x03 \x03(\t\":\n\x0cSubjectMatch\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07records\x18\x03 \x03(\t\"\xc6\x01\n\rRelatedRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x36\n\tdirection\x18\x05 \x01(\x0e\x32#.intelshare.v1.RiskProfileDirection\x12\x15\n\rorigin_agency\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9c\x02\n\x15RiskProfileStatistics\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x03\x12\x13\n\x0binspections\x18\x03 \x01(\x03\x12\x1a\n\x12\x63onfirmed_findings\x18\x04 \x01(\x03\x12\x15\n\rnothing_found\x18\x05 \x01(\x03\x12\x35\n\x08\x61gencies\x18\x06 \x03(\x0b\x32#.intelshare.v1.AgencyRiskStatistics\x12\x32\n\x0e\x66irst_hit_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_hit_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x14\x41gencyRiskStatistics\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x03\x12\x13\n\x0binspections\x18\x03 \x01(\x03\x12\x1a\n\x12\x63onfirmed_findings\x18\x04 \x01(\x03*\x87\x01\n\nRiskAction\x12\x1b\n\x17RISK_ACTION_UNSPECIFIED\x10\x00\x12!\n\x1dRISK_ACTION_DOCUMENTARY_CHECK\x10\x01\x12\x14\n\x10RISK_ACTION_SCAN\x10\x02\x12#\n\x1fRISK_ACTION_PHYSICAL_INSPECTION\x10\x03*\xb9\x01\n\x10RiskProfileState\x12\"\n\x1eRISK_PROFILE_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RISK_PROFILE_STATE_ACTIVE\x10\x01\x12 \n\x1cRISK_PROFILE_STATE_SCHEDULED\x10\x02\x12\x1e\n\x1aRISK_PROFILE_STATE_EXPIRED\x10\x03\x12 \n\x1cRISK_PROFILE_STATE_WITHDRAWN\x10\x04*\x86\x01\n\x14RiskProfileDirection\x12&\n\"RISK_PROFILE_DIRECTION_UNSPECIFIED\x10\x00\x12!\n\x1dRISK_PROFILE_DIRECTION_ISSUED\x10\x01\x12#\n\x1fRISK_PROFILE_DIRECTION_RECEIVED\x10\x02*\x95\x01\n\x0fInspectionState\x12 \n\x1cINSPECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18INSPECTION_STATE_PENDING\x10\x01\x12\x1e\n\x1aINSPECTION_STATE_INSPECTED\x10\x02\x12\"\n\x1eINSPECTION_STATE_NOT_INSPECTED\x10\x03*T\n\x07\x46inding\x12\x17\n\x13\x46INDING_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46INDING_CONFIRMED\x10\x01\x12\x19\n\x15\x46INDING_NOTHING_FOUND\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n intelshare/v1/risk_profile.proto\x12\rintelshare.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cintelshare/v1/envelope.proto\"\xfb\x05\n\x0bRiskProfile\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\r\n\x05title\x18\x02 \x01(\t\x12\x11\n\trationale\x18\x03 \x01(\t\x12)\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x19.intelshare.v1.RiskAction\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12)\n\x08\x63riteria\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x33\n\x08handling\x18\x08 \x01(\x0e\x32\x1b.intelshare.v1.HandlingCodeB\x04\xe2\x41\x01\x05\x12%\n\x03tlp\x18\t \x01(\x0e\x32\x12.intelshare.v1.TlpB\x04\xe2\x41\x01\x05\x12\x18\n\ncategories\x18\n \x03(\tB\x04\xe2\x41\x01\x05\x12\x37\n\nrecipients\x18\x0b \x03(\x0b\x32#.intelshare.v1.RiskProfileRecipient\x12\x1b\n\rorigin_agency\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12<\n\tdirection\x18\r \x01(\x0e\x32#.intelshare.v1.RiskProfileDirectionB\x04\xe2\x41\x01\x03\x12\x34\n\x05state\x18\x0e \x01(\x0e\x32\x1f.intelshare.v1.RiskProfileStateB\x04\xe2\x41\x01\x03\x12\x17\n\ttreaty_id\x18\x0f \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fwithdraw_reason\x18\x12 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08revision\x18\x13 \x01(\x03\x42\x04\xe2\x41\x01\x03\"\x97\x01\n\x14RiskProfileRecipient\x12\x17\n\tagency_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\ttreaty_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x36\n\x0c\x64\x65liver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x66\x61ilure\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\"\xeb\x04\n\x07RiskHit\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x1b\n\rprofile_title\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\treference\x18\x04 \x01(\t\x12*\n\x07reasons\x18\x05 \x03(\x0b\x32\x19.intelshare.v1.RiskReason\x12-\n\x08subjects\x18\x06 \x03(\x0b\x32\x1b.intelshare.v1.SubjectMatch\x12\x13\n\x0bidentifiers\x18\x07 \x03(\t\x12/\n\x0bscreen_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\ninspection\x18\t \x01(\x0e\x32\x1e.intelshare.v1.InspectionState\x12\'\n\x07\x66inding\x18\n \x01(\x0e\x32\x16.intelshare.v1.Finding\x12\x0c\n\x04note\x18\x0b \x01(\t\x12\x1e\n\x10screening_agency\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12<\n\tdirection\x18\r \x01(\x0e\x32#.intelshare.v1.RiskProfileDirectionB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x33\n\x07related\x18\x10 \x03(\x0b\x32\x1c.intelshare.v1.RelatedRecordB\x04\xe2\x41\x01\x03\":\n\nRiskReason\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07matched\x18\x03 \x03(\t\":\n\x0cSubjectMatch\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07records\x18\x03 \x03(\t\"\xc6\x01\n\rRelatedRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x36\n\tdirection\x18\x05 \x01(\x0e\x32#.intelshare.v1.RiskProfileDirection\x12\x15\n\rorigin_agency\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9c\x02\n\x15RiskProfileStatistics\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x03\x12\x13\n\x0binspections\x18\x03 \x01(\x03\x12\x1a\n\x12\x63onfirmed_findings\x18\x04 \x01(\x03\x12\x15\n\rnothing_found\x18\x05 \x01(\x03\x12\x35\n\x08\x61gencies\x18\x06 \x03(\x0b\x32#.intelshare.v1.AgencyRiskStatistics\x12\x32\n\x0e\x66irst_hit_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_hit_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x14\x41gencyRiskStatistics\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x03\x12\x13\n\x0binspections\x18\x03 \x01(\x03\x12\x1a\n\x12\x63onfirmed_findings\x18\x04 \x01(\x03*\x87\x01\n\nRiskAction\x12\x1b\n\x17RISK_ACTION_UNSPECIFIED\x10\x00\x12!\n\x1dRISK_ACTION_DOCUMENTARY_CHECK\x10\x01\x12\x14\n\x10RISK_ACTION_SCAN\x10\x02\x12#\n\x1fRISK_ACTION_PHYSICAL_INSPECTION\x10\x03*\xb9\x01\n\x10RiskProfileState\x12\"\n\x1eRISK_PROFILE_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RISK_PROFILE_STATE_ACTIVE\x10\x01\x12 \n\x1cRISK_PROFILE_STATE_SCHEDULED\x10\x02\x12\x1e\n\x1aRISK_PROFILE_STATE_EXPIRED\x10\x03\x12 \n\x1cRISK_PROFILE_STATE_WITHDRAWN\x10\x04*\x86\x01\n\x14RiskProfileDirection\x12&\n\"RISK_PROFILE_DIRECTION_UNSPECIFIED\x10\x00\x12!\n\x1dRISK_PROFILE_DIRECTION_ISSUED\x10\x01\x12#\n\x1fRISK_PROFILE_DIRECTION_RECEIVED\x10\x02*\x95\x01\n\x0fInspectionState\x12 \n\x1cINSPECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18INSPECTION_STATE_PENDING\x10\x01\x12\x1e\n\x1aINSPECTION_STATE_INSPECTED\x10\x02\x12\"\n\x1eINSPECTION_STATE_NOT_INSPECTED\x10\x03*T\n\x07\x46inding\x12\x17\n\x13\x46INDING_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46INDING_CONFIRMED\x10\x01\x12\x19\n\x15\x46INDING_NOTHING_FOUND\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'intelshare.v1.risk_profile_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RISKACTION']._serialized_start=2256
-  _globals['_RISKACTION']._serialized_end=2391
-  _globals['_RISKPROFILESTATE']._serialized_start=2394
-  _globals['_RISKPROFILESTATE']._serialized_end=2579
-  _globals['_RISKPROFILEDIRECTION']._serialized_start=2582
-  _globals['_RISKPROFILEDIRECTION']._serialized_end=2716
-  _globals['_INSPECTIONSTATE']._serialized_start=2719
-  _globals['_INSPECTIONSTATE']._serialized_end=2868
-  _globals['_FINDING']._serialized_start=2870
-  _globals['_FINDING']._serialized_end=2954
-  _globals['_RISKPROFILE']._serialized_start=145
-  _globals['_RISKPROFILE']._serialized_end=830
-  _globals['_RISKPROFILERECIPIENT']._serialized_start=832
-  _globals['_RISKPROFILERECIPIENT']._serialized_end=959
-  _globals['_RISKHIT']._serialized_start=962
-  _globals['_RISKHIT']._serialized_end=1539
-  _globals['_RISKREASON']._serialized_start=1541
-  _globals['_RISKREASON']._serialized_end=1599
-  _globals['_SUBJECTMATCH']._serialized_start=1601
-  _globals['_SUBJECTMATCH']._serialized_end=1659
-  _globals['_RELATEDRECORD']._serialized_start=1662
-  _globals['_RELATEDRECORD']._serialized_end=1860
-  _globals['_RISKPROFILESTATISTICS']._serialized_start=1863
-  _globals['_RISKPROFILESTATISTICS']._serialized_end=2147
-  _globals['_AGENCYRISKSTATISTICS']._serialized_start=2149
-  _globals['_AGENCYRISKSTATISTICS']._serialized_end=2253
+  _globals['_RISKPROFILE'].fields_by_name['name']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_RISKPROFILE'].fields_by_name['end_time']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['end_time']._serialized_options = b'\342A\001\002'
+  _globals['_RISKPROFILE'].fields_by_name['handling']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['handling']._serialized_options = b'\342A\001\005'
+  _globals['_RISKPROFILE'].fields_by_name['tlp']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['tlp']._serialized_options = b'\342A\001\005'
+  _globals['_RISKPROFILE'].fields_by_name['categories']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['categories']._serialized_options = b'\342A\001\005'
+  _globals['_RISKPROFILE'].fields_by_name['origin_agency']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['origin_agency']._serialized_options = b'\342A\001\003'
+  _globals['_RISKPROFILE'].fields_by_name['direction']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['direction']._serialized_options = b'\342A\001\003'
+  _globals['_RISKPROFILE'].fields_by_name['state']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['state']._serialized_options = b'\342A\001\003'
+  _globals['_RISKPROFILE'].fields_by_name['treaty_id']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['treaty_id']._serialized_options = b'\342A\001\003'
+  _globals['_RISKPROFILE'].fields_by_name['create_time']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_RISKPROFILE'].fields_by_name['update_time']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_RISKPROFILE'].fields_by_name['withdraw_reason']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['withdraw_reason']._serialized_options = b'\342A\001\003'
+  _globals['_RISKPROFILE'].fields_by_name['revision']._loaded_options = None
+  _globals['_RISKPROFILE'].fields_by_name['revision']._serialized_options = b'\342A\001\003'
+  _globals['_RISKPROFILERECIPIENT'].fields_by_name['agency_id']._loaded_options = None
+  _globals['_RISKPROFILERECIPIENT'].fields_by_name['agency_id']._serialized_options = b'\342A\001\002'
+  _globals['_RISKPROFILERECIPIENT'].fields_by_name['treaty_id']._loaded_options = None
+  _globals['_RISKPROFILERECIPIENT'].fields_by_name['treaty_id']._serialized_options = b'\342A\001\002'
+  _globals['_RISKPROFILERECIPIENT'].fields_by_name['deliver_time']._loaded_options = None
+  _globals['_RISKPROFILERECIPIENT'].fields_by_name['deliver_time']._serialized_options = b'\342A\001\003'
+  _globals['_RISKPROFILERECIPIENT'].fields_by_name['failure']._loaded_options = None
+  _globals['_RISKPROFILERECIPIENT'].fields_by_name['failure']._serialized_options = b'\342A\001\003'
+  _globals['_RISKHIT'].fields_by_name['name']._loaded_options = None
+  _globals['_RISKHIT'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_RISKHIT'].fields_by_name['profile_title']._loaded_options = None
+  _globals['_RISKHIT'].fields_by_name['profile_title']._serialized_options = b'\342A\001\003'
+  _globals['_RISKHIT'].fields_by_name['screening_agency']._loaded_options = None
+  _globals['_RISKHIT'].fields_by_name['screening_agency']._serialized_options = b'\342A\001\003'
+  _globals['_RISKHIT'].fields_by_name['direction']._loaded_options = None
+  _globals['_RISKHIT'].fields_by_name['direction']._serialized_options = b'\342A\001\003'
+  _globals['_RISKHIT'].fields_by_name['create_time']._loaded_options = None
+  _globals['_RISKHIT'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_RISKHIT'].fields_by_name['update_time']._loaded_options = None
+  _globals['_RISKHIT'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_RISKHIT'].fields_by_name['related']._loaded_options = None
+  _globals['_RISKHIT'].fields_by_name['related']._serialized_options = b'\342A\001\003'
+  _globals['_RISKACTION']._serialized_start=2434
+  _globals['_RISKACTION']._serialized_end=2569
+  _globals['_RISKPROFILESTATE']._serialized_start=2572
+  _globals['_RISKPROFILESTATE']._serialized_end=2757
+  _globals['_RISKPROFILEDIRECTION']._serialized_start=2760
+  _globals['_RISKPROFILEDIRECTION']._serialized_end=2894
+  _globals['_INSPECTIONSTATE']._serialized_start=2897
+  _globals['_INSPECTIONSTATE']._serialized_end=3046
+  _globals['_FINDING']._serialized_start=3048
+  _globals['_FINDING']._serialized_end=3132
+  _globals['_RISKPROFILE']._serialized_start=178
+  _globals['_RISKPROFILE']._serialized_end=941
+  _globals['_RISKPROFILERECIPIENT']._serialized_start=944
+  _globals['_RISKPROFILERECIPIENT']._serialized_end=1095
+  _globals['_RISKHIT']._serialized_start=1098
+  _globals['_RISKHIT']._serialized_end=1717
+  _globals['_RISKREASON']._serialized_start=1719
+  _globals['_RISKREASON']._serialized_end=1777
+  _globals['_SUBJECTMATCH']._serialized_start=1779
+  _globals['_SUBJECTMATCH']._serialized_end=1837
+  _globals['_RELATEDRECORD']._serialized_start=1840
+  _globals['_RELATEDRECORD']._serialized_end=2038
+  _globals['_RISKPROFILESTATISTICS']._serialized_start=2041
+  _globals['_RISKPROFILESTATISTICS']._serialized_end=2325
+  _globals['_AGENCYRISKSTATISTICS']._serialized_start=2327
+  _globals['_AGENCYRISKSTATISTICS']._serialized_end=2431
 # @@protoc_insertion_point(module_scope)

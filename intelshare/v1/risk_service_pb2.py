@@ -22,58 +22,97 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from intelshare.v1 import risk_profile_pb2 as intelshare_dot_v1_dot_risk__profile__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n intelshare/v1/risk_service.proto\x12\rintelshare.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a intelshare/v1/risk_profile.proto\"`\n\x18\x43reateRiskProfileRequest\x12\x30\n\x0crisk_profile\x18\x01 \x01(\x0b\x32\x1a.intelshare.v1.RiskProfile\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"%\n\x15GetRiskProfileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"x\n\x17ListRiskProfilesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x36\n\tdirection\x18\x03 \x01(\x0e\x32#.intelshare.v1.RiskProfileDirection\"f\n\x18ListRiskProfilesResponse\x12\x31\n\rrisk_profiles\x18\x01 \x03(\x0b\x32\x1a.intelshare.v1.RiskProfile\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x91\x01\n\x18UpdateRiskProfileRequest\x12\x30\n\x0crisk_profile\x18\x01 \x01(\x0b\x32\x1a.intelshare.v1.RiskProfile\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"N\n\x1aWithdrawRiskProfileRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xad\x04\n\x0b\x44\x65\x63laration\x12\x0c\n\x04line\x18\x01 \x01(\x03\x12\x11\n\treference\x18\x02 \x01(\t\x12\x0f\n\x07hs_code\x18\x03 \x01(\t\x12\x16\n\x0eorigin_country\x18\x04 \x01(\t\x12\x18\n\x10\x64ispatch_country\x18\x05 \x01(\t\x12\x14\n\x0cloading_port\x18\x06 \x01(\t\x12\x16\n\x0e\x64ischarge_port\x18\x07 \x01(\t\x12\x16\n\x0etransport_mode\x18\x08 \x01(\t\x12\x16\n\x0e\x63onsignor_eori\x18\t \x01(\t\x12\x15\n\rconsignor_vat\x18\n \x01(\t\x12\x16\n\x0e\x63onsignor_name\x18\x0b \x01(\t\x12\x16\n\x0e\x63onsignee_eori\x18\x0c \x01(\t\x12\x15\n\rconsignee_vat\x18\r \x01(\t\x12\x16\n\x0e\x63onsignee_name\x18\x0e \x01(\t\x12\x12\n\ncontainers\x18\x0f \x03(\t\x12\r\n\x05gtins\x18\x10 \x03(\t\x12\x12\n\nvessel_imo\x18\x11 \x01(\t\x12\x15\n\rvehicle_plate\x18\x12 \x01(\t\x12\x17\n\x0fvehicle_country\x18\x13 \x01(\t\x12\x13\n\x0bidentifiers\x18\x14 \x03(\t\x12\x12\n\x05value\x18\x15 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x0bnet_mass_kg\x18\x16 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08quantity\x18\x17 \x01(\x01H\x02\x88\x01\x01\x42\x08\n\x06_valueB\x0e\n\x0c_net_mass_kgB\x0b\n\t_quantity\"M\n\x19ScreenDeclarationsRequest\x12\x30\n\x0c\x64\x65\x63larations\x18\x01 \x03(\x0b\x32\x1a.intelshare.v1.Declaration\"R\n\x1aScreenDeclarationsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.intelshare.v1.DeclarationScreening\"\xa5\x02\n\x14\x44\x65\x63larationScreening\x12\x0c\n\x04line\x18\x01 \x01(\x03\x12\x11\n\treference\x18\x02 \x01(\t\x12\x10\n\x08targeted\x18\x03 \x01(\x08\x12-\n\x08profiles\x18\x04 \x03(\x0b\x32\x1b.intelshare.v1.ProfileMatch\x12-\n\x08subjects\x18\x05 \x03(\x0b\x32\x1b.intelshare.v1.SubjectMatch\x12\x0c\n\x04hits\x18\x06 \x03(\t\x12?\n\x06\x65rrors\x18\x07 \x03(\x0b\x32/.intelshare.v1.DeclarationScreening.ErrorsEntry\x1a-\n\x0b\x45rrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9c\x01\n\x0cProfileMatch\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12)\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x19.intelshare.v1.RiskAction\x12\x15\n\rorigin_agency\x18\x04 \x01(\t\x12*\n\x07reasons\x18\x05 \x03(\x0b\x32\x19.intelshare.v1.RiskReason\"/\n\x1fGetRiskProfileStatisticsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11GetRiskHitRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x85\x01\n\x13ListRiskHitsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x36\n\tdirection\x18\x03 \x01(\x0e\x32#.intelshare.v1.RiskProfileDirection\x12\x0f\n\x07profile\x18\x04 \x01(\t\"Z\n\x14ListRiskHitsResponse\x12)\n\trisk_hits\x18\x01 \x03(\x0b\x32\x16.intelshare.v1.RiskHit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x85\x01\n\x14UpdateRiskHitRequest\x12(\n\x08risk_hit\x18\x01 \x01(\x0b\x32\x16.intelshare.v1.RiskHit\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"n\n\x12\x46indRelatedRequest\x12\x14\n\nidentifier\x18\x01 \x01(\tH\x00\x12\x10\n\x06record\x18\x02 \x01(\tH\x00\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\tB\t\n\x07subject\"\x9b\x01\n\x13\x46indRelatedResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12-\n\x07related\x18\x02 \x03(\x0b\x32\x1c.intelshare.v1.RelatedRecord\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12.\n\nindex_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xfe\x07\n\x0bRiskService\x12X\n\x11\x43reateRiskProfile\x12\'.intelshare.v1.CreateRiskProfileRequest\x1a\x1a.intelshare.v1.RiskProfile\x12R\n\x0eGetRiskProfile\x12$.intelshare.v1.GetRiskProfileRequest\x1a\x1a.intelshare.v1.RiskProfile\x12\x63\n\x10ListRiskProfiles\x12&.intelshare.v1.ListRiskProfilesRequest\x1a\'.intelshare.v1.ListRiskProfilesResponse\x12X\n\x11UpdateRiskProfile\x12\'.intelshare.v1.UpdateRiskProfileRequest\x1a\x1a.intelshare.v1.RiskProfile\x12\\\n\x13WithdrawRiskProfile\x12).intelshare.v1.WithdrawRiskProfileRequest\x1a\x1a.intelshare.v1.RiskProfile\x12m\n\x12ScreenDeclarations\x12(.intelshare.v1.ScreenDeclarationsRequest\x1a).intelshare.v1.ScreenDeclarationsResponse(\x01\x30\x01\x12p\n\x18GetRiskProfileStatistics\x12..intelshare.v1.GetRiskProfileStatisticsRequest\x1a$.intelshare.v1.RiskProfileStatistics\x12\x46\n\nGetRiskHit\x12 .intelshare.v1.GetRiskHitRequest\x1a\x16.intelshare.v1.RiskHit\x12W\n\x0cListRiskHits\x12\".intelshare.v1.ListRiskHitsRequest\x1a#.intelshare.v1.ListRiskHitsResponse\x12L\n\rUpdateRiskHit\x12#.intelshare.v1.UpdateRiskHitRequest\x1a\x16.intelshare.v1.RiskHit\x12T\n\x0b\x46indRelated\x12!.intelshare.v1.FindRelatedRequest\x1a\".intelshare.v1.FindRelatedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n intelshare/v1/risk_service.proto\x12\rintelshare.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a intelshare/v1/risk_profile.proto\"l\n\x18\x43reateRiskProfileRequest\x12\x36\n\x0crisk_profile\x18\x01 \x01(\x0b\x32\x1a.intelshare.v1.RiskProfileB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"+\n\x15GetRiskProfileRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x84\x01\n\x17ListRiskProfilesRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x36\n\tdirection\x18\x03 \x01(\x0e\x32#.intelshare.v1.RiskProfileDirection\"f\n\x18ListRiskProfilesResponse\x12\x31\n\rrisk_profiles\x18\x01 \x03(\x0b\x32\x1a.intelshare.v1.RiskProfile\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa3\x01\n\x18UpdateRiskProfileRequest\x12\x36\n\x0crisk_profile\x18\x01 \x01(\x0b\x32\x1a.intelshare.v1.RiskProfileB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"Z\n\x1aWithdrawRiskProfileRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"\xad\x04\n\x0b\x44\x65\x63laration\x12\x0c\n\x04line\x18\x01 \x01(\x03\x12\x11\n\treference\x18\x02 \x01(\t\x12\x0f\n\x07hs_code\x18\x03 \x01(\t\x12\x16\n\x0eorigin_country\x18\x04 \x01(\t\x12\x18\n\x10\x64ispatch_country\x18\x05 \x01(\t\x12\x14\n\x0cloading_port\x18\x06 \x01(\t\x12\x16\n\x0e\x64ischarge_port\x18\x07 \x01(\t\x12\x16\n\x0etransport_mode\x18\x08 \x01(\t\x12\x16\n\x0e\x63onsignor_eori\x18\t \x01(\t\x12\x15\n\rconsignor_vat\x18\n \x01(\t\x12\x16\n\x0e\x63onsignor_name\x18\x0b \x01(\t\x12\x16\n\x0e\x63onsignee_eori\x18\x0c \x01(\t\x12\x15\n\rconsignee_vat\x18\r \x01(\t\x12\x16\n\x0e\x63onsignee_name\x18\x0e \x01(\t\x12\x12\n\ncontainers\x18\x0f \x03(\t\x12\r\n\x05gtins\x18\x10 \x03(\t\x12\x12\n\nvessel_imo\x18\x11 \x01(\t\x12\x15\n\rvehicle_plate\x18\x12 \x01(\t\x12\x17\n\x0fvehicle_country\x18\x13 \x01(\t\x12\x13\n\x0bidentifiers\x18\x14 \x03(\t\x12\x12\n\x05value\x18\x15 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x0bnet_mass_kg\x18\x16 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08quantity\x18\x17 \x01(\x01H\x02\x88\x01\x01\x42\x08\n\x06_valueB\x0e\n\x0c_net_mass_kgB\x0b\n\t_quantity\"M\n\x19ScreenDeclarationsRequest\x12\x30\n\x0c\x64\x65\x63larations\x18\x01 \x03(\x0b\x32\x1a.intelshare.v1.Declaration\"R\n\x1aScreenDeclarationsResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.intelshare.v1.DeclarationScreening\"\xa5\x02\n\x14\x44\x65\x63larationScreening\x12\x0c\n\x04line\x18\x01 \x01(\x03\x12\x11\n\treference\x18\x02 \x01(\t\x12\x10\n\x08targeted\x18\x03 \x01(\x08\x12-\n\x08profiles\x18\x04 \x03(\x0b\x32\x1b.intelshare.v1.ProfileMatch\x12-\n\x08subjects\x18\x05 \x03(\x0b\x32\x1b.intelshare.v1.SubjectMatch\x12\x0c\n\x04hits\x18\x06 \x03(\t\x12?\n\x06\x65rrors\x18\x07 \x03(\x0b\x32/.intelshare.v1.DeclarationScreening.ErrorsEntry\x1a-\n\x0b\x45rrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9c\x01\n\x0cProfileMatch\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12)\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x19.intelshare.v1.RiskAction\x12\x15\n\rorigin_agency\x18\x04 \x01(\t\x12*\n\x07reasons\x18\x05 \x03(\x0b\x32\x19.intelshare.v1.RiskReason\"5\n\x1fGetRiskProfileStatisticsRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\'\n\x11GetRiskHitRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x91\x01\n\x13ListRiskHitsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x36\n\tdirection\x18\x03 \x01(\x0e\x32#.intelshare.v1.RiskProfileDirection\x12\x0f\n\x07profile\x18\x04 \x01(\t\"Z\n\x14ListRiskHitsResponse\x12)\n\trisk_hits\x18\x01 \x03(\x0b\x32\x16.intelshare.v1.RiskHit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x97\x01\n\x14UpdateRiskHitRequest\x12.\n\x08risk_hit\x18\x01 \x01(\x0b\x32\x16.intelshare.v1.RiskHitB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x02\x12\x18\n\nrequest_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"z\n\x12\x46indRelatedRequest\x12\x14\n\nidentifier\x18\x01 \x01(\tH\x00\x12\x10\n\x06record\x18\x02 \x01(\tH\x00\x12\x17\n\tpage_size\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x42\t\n\x07subject\"\x9b\x01\n\x13\x46indRelatedResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12-\n\x07related\x18\x02 \x03(\x0b\x32\x1c.intelshare.v1.RelatedRecord\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12.\n\nindex_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xfe\x07\n\x0bRiskService\x12X\n\x11\x43reateRiskProfile\x12\'.intelshare.v1.CreateRiskProfileRequest\x1a\x1a.intelshare.v1.RiskProfile\x12R\n\x0eGetRiskProfile\x12$.intelshare.v1.GetRiskProfileRequest\x1a\x1a.intelshare.v1.RiskProfile\x12\x63\n\x10ListRiskProfiles\x12&.intelshare.v1.ListRiskProfilesRequest\x1a\'.intelshare.v1.ListRiskProfilesResponse\x12X\n\x11UpdateRiskProfile\x12\'.intelshare.v1.UpdateRiskProfileRequest\x1a\x1a.intelshare.v1.RiskProfile\x12\\\n\x13WithdrawRiskProfile\x12).intelshare.v1.WithdrawRiskProfileRequest\x1a\x1a.intelshare.v1.RiskProfile\x12m\n\x12ScreenDeclarations\x12(.intelshare.v1.ScreenDeclarationsRequest\x1a).intelshare.v1.ScreenDeclarationsResponse(\x01\x30\x01\x12p\n\x18GetRiskProfileStatistics\x12..intelshare.v1.GetRiskProfileStatisticsRequest\x1a$.intelshare.v1.RiskProfileStatistics\x12\x46\n\nGetRiskHit\x12 .intelshare.v1.GetRiskHitRequest\x1a\x16.intelshare.v1.RiskHit\x12W\n\x0cListRiskHits\x12\".intelshare.v1.ListRiskHitsRequest\x1a#.intelshare.v1.ListRiskHitsResponse\x12L\n\rUpdateRiskHit\x12#.intelshare.v1.UpdateRiskHitRequest\x1a\x16.intelshare.v1.RiskHit\x12T\n\x0b\x46indRelated\x12!.intelshare.v1.FindRelatedRequest\x1a\".intelshare.v1.FindRelatedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'intelshare.v1.risk_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CREATERISKPROFILEREQUEST'].fields_by_name['risk_profile']._loaded_options = None
+  _globals['_CREATERISKPROFILEREQUEST'].fields_by_name['risk_profile']._serialized_options = b'\342A\001\002'
+  _globals['_CREATERISKPROFILEREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATERISKPROFILEREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_GETRISKPROFILEREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETRISKPROFILEREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_LISTRISKPROFILESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTRISKPROFILESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTRISKPROFILESREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTRISKPROFILESREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_UPDATERISKPROFILEREQUEST'].fields_by_name['risk_profile']._loaded_options = None
+  _globals['_UPDATERISKPROFILEREQUEST'].fields_by_name['risk_profile']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATERISKPROFILEREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATERISKPROFILEREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATERISKPROFILEREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_UPDATERISKPROFILEREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_WITHDRAWRISKPROFILEREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_WITHDRAWRISKPROFILEREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_WITHDRAWRISKPROFILEREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_WITHDRAWRISKPROFILEREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
   _globals['_DECLARATIONSCREENING_ERRORSENTRY']._loaded_options = None
   _globals['_DECLARATIONSCREENING_ERRORSENTRY']._serialized_options = b'8\001'
-  _globals['_CREATERISKPROFILEREQUEST']._serialized_start=152
-  _globals['_CREATERISKPROFILEREQUEST']._serialized_end=248
-  _globals['_GETRISKPROFILEREQUEST']._serialized_start=250
-  _globals['_GETRISKPROFILEREQUEST']._serialized_end=287
-  _globals['_LISTRISKPROFILESREQUEST']._serialized_start=289
-  _globals['_LISTRISKPROFILESREQUEST']._serialized_end=409
-  _globals['_LISTRISKPROFILESRESPONSE']._serialized_start=411
-  _globals['_LISTRISKPROFILESRESPONSE']._serialized_end=513
-  _globals['_UPDATERISKPROFILEREQUEST']._serialized_start=516
-  _globals['_UPDATERISKPROFILEREQUEST']._serialized_end=661
-  _globals['_WITHDRAWRISKPROFILEREQUEST']._serialized_start=663
-  _globals['_WITHDRAWRISKPROFILEREQUEST']._serialized_end=741
-  _globals['_DECLARATION']._serialized_start=744
-  _globals['_DECLARATION']._serialized_end=1301
-  _globals['_SCREENDECLARATIONSREQUEST']._serialized_start=1303
-  _globals['_SCREENDECLARATIONSREQUEST']._serialized_end=1380
-  _globals['_SCREENDECLARATIONSRESPONSE']._serialized_start=1382
-  _globals['_SCREENDECLARATIONSRESPONSE']._serialized_end=1464
-  _globals['_DECLARATIONSCREENING']._serialized_start=1467
-  _globals['_DECLARATIONSCREENING']._serialized_end=1760
-  _globals['_DECLARATIONSCREENING_ERRORSENTRY']._serialized_start=1715
-  _globals['_DECLARATIONSCREENING_ERRORSENTRY']._serialized_end=1760
-  _globals['_PROFILEMATCH']._serialized_start=1763
-  _globals['_PROFILEMATCH']._serialized_end=1919
-  _globals['_GETRISKPROFILESTATISTICSREQUEST']._serialized_start=1921
-  _globals['_GETRISKPROFILESTATISTICSREQUEST']._serialized_end=1968
-  _globals['_GETRISKHITREQUEST']._serialized_start=1970
-  _globals['_GETRISKHITREQUEST']._serialized_end=2003
-  _globals['_LISTRISKHITSREQUEST']._serialized_start=2006
-  _globals['_LISTRISKHITSREQUEST']._serialized_end=2139
-  _globals['_LISTRISKHITSRESPONSE']._serialized_start=2141
-  _globals['_LISTRISKHITSRESPONSE']._serialized_end=2231
-  _globals['_UPDATERISKHITREQUEST']._serialized_start=2234
-  _globals['_UPDATERISKHITREQUEST']._serialized_end=2367
-  _globals['_FINDRELATEDREQUEST']._serialized_start=2369
-  _globals['_FINDRELATEDREQUEST']._serialized_end=2479
-  _globals['_FINDRELATEDRESPONSE']._serialized_start=2482
-  _globals['_FINDRELATEDRESPONSE']._serialized_end=2637
-  _globals['_RISKSERVICE']._serialized_start=2640
-  _globals['_RISKSERVICE']._serialized_end=3662
+  _globals['_GETRISKPROFILESTATISTICSREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETRISKPROFILESTATISTICSREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_GETRISKHITREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETRISKHITREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_LISTRISKHITSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTRISKHITSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTRISKHITSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTRISKHITSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_UPDATERISKHITREQUEST'].fields_by_name['risk_hit']._loaded_options = None
+  _globals['_UPDATERISKHITREQUEST'].fields_by_name['risk_hit']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATERISKHITREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATERISKHITREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATERISKHITREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_UPDATERISKHITREQUEST'].fields_by_name['request_id']._serialized_options = b'\342A\001\001'
+  _globals['_FINDRELATEDREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_FINDRELATEDREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_FINDRELATEDREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_FINDRELATEDREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_CREATERISKPROFILEREQUEST']._serialized_start=185
+  _globals['_CREATERISKPROFILEREQUEST']._serialized_end=293
+  _globals['_GETRISKPROFILEREQUEST']._serialized_start=295
+  _globals['_GETRISKPROFILEREQUEST']._serialized_end=338
+  _globals['_LISTRISKPROFILESREQUEST']._serialized_start=341
+  _globals['_LISTRISKPROFILESREQUEST']._serialized_end=473
+  _globals['_LISTRISKPROFILESRESPONSE']._serialized_start=475
+  _globals['_LISTRISKPROFILESRESPONSE']._serialized_end=577
+  _globals['_UPDATERISKPROFILEREQUEST']._serialized_start=580
+  _globals['_UPDATERISKPROFILEREQUEST']._serialized_end=743
+  _globals['_WITHDRAWRISKPROFILEREQUEST']._serialized_start=745
+  _globals['_WITHDRAWRISKPROFILEREQUEST']._serialized_end=835
+  _globals['_DECLARATION']._serialized_start=838
+  _globals['_DECLARATION']._serialized_end=1395
+  _globals['_SCREENDECLARATIONSREQUEST']._serialized_start=1397
+  _globals['_SCREENDECLARATIONSREQUEST']._serialized_end=1474
+  _globals['_SCREENDECLARATIONSRESPONSE']._serialized_start=1476
+  _globals['_SCREENDECLARATIONSRESPONSE']._serialized_end=1558
+  _globals['_DECLARATIONSCREENING']._serialized_start=1561
+  _globals['_DECLARATIONSCREENING']._serialized_end=1854
+  _globals['_DECLARATIONSCREENING_ERRORSENTRY']._serialized_start=1809
+  _globals['_DECLARATIONSCREENING_ERRORSENTRY']._serialized_end=1854
+  _globals['_PROFILEMATCH']._serialized_start=1857
+  _globals['_PROFILEMATCH']._serialized_end=2013
+  _globals['_GETRISKPROFILESTATISTICSREQUEST']._serialized_start=2015
+  _globals['_GETRISKPROFILESTATISTICSREQUEST']._serialized_end=2068
+  _globals['_GETRISKHITREQUEST']._serialized_start=2070
+  _globals['_GETRISKHITREQUEST']._serialized_end=2109
+  _globals['_LISTRISKHITSREQUEST']._serialized_start=2112
+  _globals['_LISTRISKHITSREQUEST']._serialized_end=2257
+  _globals['_LISTRISKHITSRESPONSE']._serialized_start=2259
+  _globals['_LISTRISKHITSRESPONSE']._serialized_end=2349
+  _globals['_UPDATERISKHITREQUEST']._serialized_start=2352
+  _globals['_UPDATERISKHITREQUEST']._serialized_end=2503
+  _globals['_FINDRELATEDREQUEST']._serialized_start=2505
+  _globals['_FINDRELATEDREQUEST']._serialized_end=2627
+  _globals['_FINDRELATEDRESPONSE']._serialized_start=2630
+  _globals['_FINDRELATEDRESPONSE']._serialized_end=2785
+  _globals['_RISKSERVICE']._serialized_start=2788
+  _globals['_RISKSERVICE']._serialized_end=3810
 # @@protoc_insertion_point(module_scope)

@@ -143,7 +143,12 @@ class UpdateRiskProfileRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def risk_profile(self) -> _risk_profile_pb2.RiskProfile:
         """The profile with its name and the new values."""
@@ -183,7 +188,12 @@ class WithdrawRiskProfileRequest(_message.Message):
     reason: _builtins.str
     """Why (sent to every copy; at most 2000 characters)."""
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     def __init__(
         self,
         *,
@@ -622,7 +632,12 @@ class UpdateRiskHitRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Idempotency key (a UUID)."""
+    """Idempotency key: 1 to 64 characters of letters, digits, "-" and "_",
+    the first a letter or digit (a UUID fits); empty for no retry
+    protection. A retry with the same id returns the first result; the same
+    id with another request is REQUEST_ID_REUSED, a malformed one
+    REQUEST_ID_INVALID.
+    """
     @_builtins.property
     def risk_hit(self) -> _risk_profile_pb2.RiskHit:
         """The hit with its name and the new values."""

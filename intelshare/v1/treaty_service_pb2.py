@@ -22,31 +22,38 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from intelshare.v1 import envelope_pb2 as intelshare_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"intelshare/v1/treaty_service.proto\x12\rintelshare.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cintelshare/v1/envelope.proto\"`\n TreatyServiceListTreatiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x15\n\rin_force_only\x18\x03 \x01(\x08\"k\n!TreatyServiceListTreatiesResponse\x12-\n\x08treaties\x18\x01 \x03(\x0b\x32\x1b.intelshare.v1.AgencyTreaty\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x1dTreatyServiceGetTreatyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"\x80\x05\n\x0c\x41gencyTreaty\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttreaty_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\x12\x10\n\x08versions\x18\x04 \x03(\r\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0f\n\x07purpose\x18\x06 \x01(\t\x12\x0f\n\x07parties\x18\x07 \x03(\t\x12\x10\n\x08partners\x18\x08 \x03(\t\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08in_force\x18\x0b \x01(\x08\x12/\n\x08standing\x18\x0c \x01(\x0e\x32\x1d.intelshare.v1.TreatyStanding\x12\x17\n\x0fstanding_detail\x18\r \x01(\t\x12\x18\n\x10unsigned_parties\x18\x0e \x03(\t\x12\r\n\x05kinds\x18\x0f \x03(\t\x12\x12\n\ncategories\x18\x10 \x03(\t\x12\x31\n\x0cmax_handling\x18\x11 \x01(\x0e\x32\x1b.intelshare.v1.HandlingCode\x12#\n\x07max_tlp\x18\x12 \x01(\x0e\x32\x12.intelshare.v1.Tlp\x12\x16\n\x0eretention_days\x18\x13 \x01(\r\x12\x34\n\x0eonward_sharing\x18\x14 \x01(\x0e\x32\x1c.intelshare.v1.OnwardSharing\x12\x1b\n\x13review_required_for\x18\x15 \x03(\t\x12/\n\x06\x66ields\x18\x16 \x03(\x0b\x32\x1f.intelshare.v1.TreatyKindFields\"@\n\x10TreatyKindFields\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05paths\x18\x03 \x03(\t*\xcd\x01\n\x0eTreatyStanding\x12\x1f\n\x1bTREATY_STANDING_UNSPECIFIED\x10\x00\x12\x1c\n\x18TREATY_STANDING_IN_FORCE\x10\x01\x12!\n\x1dTREATY_STANDING_NOT_YET_VALID\x10\x02\x12\x19\n\x15TREATY_STANDING_ENDED\x10\x03\x12\x1e\n\x1aTREATY_STANDING_NOT_SIGNED\x10\x04\x12\x1e\n\x1aTREATY_STANDING_UNVERIFIED\x10\x05*\x9b\x01\n\rOnwardSharing\x12\x1e\n\x1aONWARD_SHARING_UNSPECIFIED\x10\x00\x12\x1c\n\x18ONWARD_SHARING_FORBIDDEN\x10\x01\x12*\n&ONWARD_SHARING_WITH_ORIGINATOR_CONSENT\x10\x02\x12 \n\x1cONWARD_SHARING_WITHIN_TREATY\x10\x03\x32\xda\x01\n\rTreatyService\x12q\n\x0cListTreaties\x12/.intelshare.v1.TreatyServiceListTreatiesRequest\x1a\x30.intelshare.v1.TreatyServiceListTreatiesResponse\x12V\n\tGetTreaty\x12,.intelshare.v1.TreatyServiceGetTreatyRequest\x1a\x1b.intelshare.v1.AgencyTreatyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"intelshare/v1/treaty_service.proto\x12\rintelshare.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cintelshare/v1/envelope.proto\"l\n TreatyServiceListTreatiesRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x15\n\rin_force_only\x18\x03 \x01(\x08\"k\n!TreatyServiceListTreatiesResponse\x12-\n\x08treaties\x18\x01 \x03(\x0b\x32\x1b.intelshare.v1.AgencyTreaty\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"D\n\x1dTreatyServiceGetTreatyRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07version\x18\x02 \x01(\r\"\x80\x05\n\x0c\x41gencyTreaty\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttreaty_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\x12\x10\n\x08versions\x18\x04 \x03(\r\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0f\n\x07purpose\x18\x06 \x01(\t\x12\x0f\n\x07parties\x18\x07 \x03(\t\x12\x10\n\x08partners\x18\x08 \x03(\t\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08in_force\x18\x0b \x01(\x08\x12/\n\x08standing\x18\x0c \x01(\x0e\x32\x1d.intelshare.v1.TreatyStanding\x12\x17\n\x0fstanding_detail\x18\r \x01(\t\x12\x18\n\x10unsigned_parties\x18\x0e \x03(\t\x12\r\n\x05kinds\x18\x0f \x03(\t\x12\x12\n\ncategories\x18\x10 \x03(\t\x12\x31\n\x0cmax_handling\x18\x11 \x01(\x0e\x32\x1b.intelshare.v1.HandlingCode\x12#\n\x07max_tlp\x18\x12 \x01(\x0e\x32\x12.intelshare.v1.Tlp\x12\x16\n\x0eretention_days\x18\x13 \x01(\r\x12\x34\n\x0eonward_sharing\x18\x14 \x01(\x0e\x32\x1c.intelshare.v1.OnwardSharing\x12\x1b\n\x13review_required_for\x18\x15 \x03(\t\x12/\n\x06\x66ields\x18\x16 \x03(\x0b\x32\x1f.intelshare.v1.TreatyKindFields\"@\n\x10TreatyKindFields\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05paths\x18\x03 \x03(\t*\xcd\x01\n\x0eTreatyStanding\x12\x1f\n\x1bTREATY_STANDING_UNSPECIFIED\x10\x00\x12\x1c\n\x18TREATY_STANDING_IN_FORCE\x10\x01\x12!\n\x1dTREATY_STANDING_NOT_YET_VALID\x10\x02\x12\x19\n\x15TREATY_STANDING_ENDED\x10\x03\x12\x1e\n\x1aTREATY_STANDING_NOT_SIGNED\x10\x04\x12\x1e\n\x1aTREATY_STANDING_UNVERIFIED\x10\x05*\x9b\x01\n\rOnwardSharing\x12\x1e\n\x1aONWARD_SHARING_UNSPECIFIED\x10\x00\x12\x1c\n\x18ONWARD_SHARING_FORBIDDEN\x10\x01\x12*\n&ONWARD_SHARING_WITH_ORIGINATOR_CONSENT\x10\x02\x12 \n\x1cONWARD_SHARING_WITHIN_TREATY\x10\x03\x32\xda\x01\n\rTreatyService\x12q\n\x0cListTreaties\x12/.intelshare.v1.TreatyServiceListTreatiesRequest\x1a\x30.intelshare.v1.TreatyServiceListTreatiesResponse\x12V\n\tGetTreaty\x12,.intelshare.v1.TreatyServiceGetTreatyRequest\x1a\x1b.intelshare.v1.AgencyTreatyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'intelshare.v1.treaty_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TREATYSTANDING']._serialized_start=1097
-  _globals['_TREATYSTANDING']._serialized_end=1302
-  _globals['_ONWARDSHARING']._serialized_start=1305
-  _globals['_ONWARDSHARING']._serialized_end=1460
-  _globals['_TREATYSERVICELISTTREATIESREQUEST']._serialized_start=116
-  _globals['_TREATYSERVICELISTTREATIESREQUEST']._serialized_end=212
-  _globals['_TREATYSERVICELISTTREATIESRESPONSE']._serialized_start=214
-  _globals['_TREATYSERVICELISTTREATIESRESPONSE']._serialized_end=321
-  _globals['_TREATYSERVICEGETTREATYREQUEST']._serialized_start=323
-  _globals['_TREATYSERVICEGETTREATYREQUEST']._serialized_end=385
-  _globals['_AGENCYTREATY']._serialized_start=388
-  _globals['_AGENCYTREATY']._serialized_end=1028
-  _globals['_TREATYKINDFIELDS']._serialized_start=1030
-  _globals['_TREATYKINDFIELDS']._serialized_end=1094
-  _globals['_TREATYSERVICE']._serialized_start=1463
-  _globals['_TREATYSERVICE']._serialized_end=1681
+  _globals['_TREATYSERVICELISTTREATIESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_TREATYSERVICELISTTREATIESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_TREATYSERVICELISTTREATIESREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_TREATYSERVICELISTTREATIESREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_TREATYSERVICEGETTREATYREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_TREATYSERVICEGETTREATYREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_TREATYSTANDING']._serialized_start=1148
+  _globals['_TREATYSTANDING']._serialized_end=1353
+  _globals['_ONWARDSHARING']._serialized_start=1356
+  _globals['_ONWARDSHARING']._serialized_end=1511
+  _globals['_TREATYSERVICELISTTREATIESREQUEST']._serialized_start=149
+  _globals['_TREATYSERVICELISTTREATIESREQUEST']._serialized_end=257
+  _globals['_TREATYSERVICELISTTREATIESRESPONSE']._serialized_start=259
+  _globals['_TREATYSERVICELISTTREATIESRESPONSE']._serialized_end=366
+  _globals['_TREATYSERVICEGETTREATYREQUEST']._serialized_start=368
+  _globals['_TREATYSERVICEGETTREATYREQUEST']._serialized_end=436
+  _globals['_AGENCYTREATY']._serialized_start=439
+  _globals['_AGENCYTREATY']._serialized_end=1079
+  _globals['_TREATYKINDFIELDS']._serialized_start=1081
+  _globals['_TREATYKINDFIELDS']._serialized_end=1145
+  _globals['_TREATYSERVICE']._serialized_start=1514
+  _globals['_TREATYSERVICE']._serialized_end=1732
 # @@protoc_insertion_point(module_scope)

@@ -130,7 +130,7 @@ class AlertServicer(WorkflowMethods, KindServicer, alert_service_pb2_grpc.AlertS
     def ReportHit(
         self, request: alert_service_pb2.ReportHitRequest, context: grpc.ServicerContext
     ) -> alert_pb2.Alert:
-        found_ms = rec.ts_to_ms(request.found_time) if request.HasField("found_time") else None
+        found_us = rec.ts_to_us(request.found_time) if request.HasField("found_time") else None
         return self.mutate(
             context,
             Permission.REPORT_HIT,
@@ -141,7 +141,7 @@ class AlertServicer(WorkflowMethods, KindServicer, alert_service_pb2_grpc.AlertS
                 w,
                 officer,
                 request.name,
-                found_ms=found_ms,
+                found_us=found_us,
                 place=request.place,
                 found=request.found,
             ),
@@ -174,10 +174,10 @@ class AlertServicer(WorkflowMethods, KindServicer, alert_service_pb2_grpc.AlertS
         if request.urgency and request.urgency not in rec.URGENCIES:
             v["urgency"] = "unknown urgency"
         if v:
-            raise errors.InvalidArgument(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         head = self.store.head_seq()
         if request.after_cursor > head:
-            raise errors.InvalidArgument(
+            raise errors.EventCursorInvalid(
                 f"after_cursor {request.after_cursor} is beyond the newest event {head}",
                 violations={"after_cursor": f"must be at most {head}"},
             )

@@ -53,7 +53,7 @@ class Idempotent:
         operation: Callable[[Writer], _M],
     ) -> _M:
         if request_id and not _REQUEST_ID.fullmatch(request_id):
-            raise errors.InvalidArgument(
+            raise errors.RequestIdInvalid(
                 "request_id must be 1-64 letters, digits, '-' or '_' (a UUID is best)",
                 violations={"request_id": "1-64 characters of [A-Za-z0-9_-]"},
             )
@@ -138,12 +138,12 @@ class KindServicer:
     def check_cursor(self, after_cursor: int) -> int:
         """A feed's resume cursor: not negative, not beyond the newest event."""
         if after_cursor < 0:
-            raise errors.InvalidArgument(
+            raise errors.EventCursorInvalid(
                 "after_cursor must not be negative", violations={"after_cursor": ">= 0"}
             )
         head = self.store.head_seq()
         if after_cursor > head:
-            raise errors.InvalidArgument(
+            raise errors.EventCursorInvalid(
                 f"after_cursor {after_cursor} is beyond the newest event {head}",
                 violations={"after_cursor": f"must be at most {head}"},
             )

@@ -187,7 +187,7 @@ class CaseServicer(KindServicer, case_service_pb2_grpc.CaseServiceServicer):
                         case_id = e.case_id or ""
                         if visible is not None and case_id not in visible:
                             if only is not None:
-                                raise errors.PermissionDenied(
+                                raise errors.NotOnCaseTeam(
                                     f"you are no longer on the team of case {cr.case_name(only)}",
                                     metadata={"name": cr.case_name(only)},
                                 )

@@ -19,11 +19,12 @@ boundary (the server's :class:`~intelshare.grpc_errors.TranslateErrors`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
+from google.protobuf.empty_pb2 import Empty
 from google.protobuf.message import Message
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from intelshare import errors
 from intelshare.v1 import (
@@ -46,15 +47,47 @@ S = ipr_service_pb2
 D = detention_pb2
 R = recordation_pb2
 _M = TypeVar("_M", bound=Message)
+WEBHOOKS = "iprWebhooks"
+
+
+class WebhookBook(Protocol):
+    """The node's webhook registry (:class:`node.notify.webhooks.WebhookRegistry`).
+
+    Given by the server: the API and the notification package sit side by
+    side and do not import each other.
+    """
+
+    def add(
+        self,
+        url: str,
+        events: Sequence[str],
+        *,
+        allow_http: bool = False,
+        officer_id: str | None = None,
+        holder_key: str | None = None,
+        conn: Connection | None = None,
+    ) -> tuple[Any, str]: ...
+
+    def owned(self, officer_id: str) -> list[Any]: ...
+
+    def secret(self, webhook_id: str, officer_id: str) -> str: ...
+
+    def remove_owned(self, conn: Connection, webhook_id: str, officer_id: str) -> None: ...
 
 
 class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
     def __init__(
-        self, *, recordations: Recordations, detentions: Detentions, **common: Any
+        self,
+        *,
+        recordations: Recordations,
+        detentions: Detentions,
+        webhooks: WebhookBook,
+        **common: Any,
     ) -> None:
         super().__init__(**common)
         self.recordations = recordations
         self.detentions = detentions
+        self.webhooks = webhooks
 
     # --- access ------------------------------------------------------------------------------
 
@@ -65,14 +98,14 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         officer = self.officers.authenticate(bearer_token(context))
         if officer.role == RIGHTS_HOLDER:
             if not holder:
-                raise errors.PermissionDenied(
+                raise errors.RoleNotPermitted(
                     "a rights holder reads its own recordations and detentions, answers and "
                     "watches its feed; nothing else",
                     metadata={"role": officer.role, "permission": permission.value},
                 )
             return officer
         if not officer.can(permission):
-            raise errors.PermissionDenied(
+            raise errors.RoleNotPermitted(
                 f"role {officer.role} may not {permission.value.replace('_', ' ')}",
                 metadata={"role": officer.role, "permission": permission.value},
             )
@@ -299,6 +332,85 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         self._caller(context, Permission.READ, holder=False)
         return self.detentions.statistics(request)
 
+    # --- webhooks ------------------------------------------------------------------------------
+
+    def CreateIprWebhook(
+        self, request: S.CreateIprWebhookRequest, context: grpc.ServicerContext
+    ) -> S.CreateIprWebhookResponse:
+        """A webhook of the caller's (a holder's: bound to its holder; see node.notify.webhooks).
+
+        The idempotency record keeps the webhook without its secret (which
+        is stored only sealed); a retry gets the secret from the registry.
+        """
+        officer = self._caller(context, Permission.READ, holder=True)
+        holder_key = officer.holder_key if officer.role == RIGHTS_HOLDER else None
+        if officer.role == RIGHTS_HOLDER and not holder_key:
+            raise errors.RoleNotPermitted(
+                "this rights_holder officer is bound to no holder",
+                metadata={"role": officer.role},
+            )
+
+        def register(w: Writer) -> S.IprWebhook:
+            hook, _secret = self.webhooks.add(
+                request.webhook.url,
+                list(request.webhook.events),
+                officer_id=officer.officer_id,
+                holder_key=holder_key,
+                conn=w.conn,
+            )
+            w.audit(
+                "webhook_added",
+                {
+                    "officer_id": officer.officer_id,
+                    "webhook_id": hook.webhook_id,
+                    "events": list(hook.events),
+                },
+            )
+            return _webhook_proto(hook)
+
+        shown = self.idempotent.run(
+            officer, "CreateIprWebhook", request, request.request_id, S.IprWebhook, register
+        )
+        webhook_id = shown.name.removeprefix(f"{WEBHOOKS}/")
+        return S.CreateIprWebhookResponse(
+            webhook=shown, secret=self.webhooks.secret(webhook_id, officer.officer_id)
+        )
+
+    def ListIprWebhooks(
+        self, request: S.ListIprWebhooksRequest, context: grpc.ServicerContext
+    ) -> S.ListIprWebhooksResponse:
+        officer = self._caller(context, Permission.READ, holder=True)
+        size = ipr.page_size(request.page_size)
+        after = ipr.decode_token(self.store, officer, request.page_token, "webhooks")
+        hooks = self.webhooks.owned(officer.officer_id)
+        if after is not None:
+            hooks = [h for h in hooks if (h.created_ms, h.webhook_id) > tuple(after)]
+        page = hooks[:size]
+        token = ""
+        if len(hooks) > size and page:
+            last = page[-1]
+            token = ipr.encode_token(
+                self.store, officer, [last.created_ms, last.webhook_id], "webhooks"
+            )
+        return S.ListIprWebhooksResponse(
+            webhooks=[_webhook_proto(h) for h in page], next_page_token=token
+        )
+
+    def DeleteIprWebhook(
+        self, request: S.DeleteIprWebhookRequest, context: grpc.ServicerContext
+    ) -> Empty:
+        officer = self._caller(context, Permission.READ, holder=True)
+        webhook_id = ipr.parse_name(request.name, WEBHOOKS)
+
+        def remove(w: Writer) -> Empty:
+            self.webhooks.remove_owned(w.conn, webhook_id, officer.officer_id)
+            w.audit("webhook_removed", {"officer_id": officer.officer_id, "webhook_id": webhook_id})
+            return Empty()
+
+        return self.idempotent.run(
+            officer, "DeleteIprWebhook", request, request.request_id, Empty, remove
+        )
+
     # --- the feed ------------------------------------------------------------------------------
 
     def WatchDetentions(
@@ -337,10 +449,8 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
         """The IPR events of a batch of the log that ``officer`` may see, as IprEvents."""
         typed: list[tuple[Event, str]] = []
         for e in events:
-            if e.type.startswith(ipr.EVENT_PREFIX):
-                typed.append((e, e.type[len(ipr.EVENT_PREFIX) :]))
-            elif e.type == "record.withdrawn":
-                typed.append((e, "recordation.withdrawn?"))  # only a received recordation's
+            if e.type.startswith(ipr.EVENT_FAMILIES):
+                typed.append((e, e.type))
         if not typed:
             return
         holder = officer.role == RIGHTS_HOLDER
@@ -382,10 +492,6 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
                 row = recordations.get(e.record_id or "")
                 if row is None:
                     continue
-                if ty.endswith("?"):
-                    if row.direction != ipr.RECEIVED:
-                        continue  # the issuer's own withdrawal has its recordation.* event
-                    ty = ty[:-1]
                 if holder and row.holder_key != officer.holder_key:
                     continue
                 resource = f"{ipr.RECORDATIONS}/{row.recordation_id}"
@@ -403,3 +509,12 @@ class IprServicer(KindServicer, ipr_service_pb2_grpc.IprServiceServicer):
                 agency_id=e.agency_id or "",
                 create_time=ms_to_ts(e.created_ms),
             )
+
+
+def _webhook_proto(hook: Any) -> S.IprWebhook:
+    return S.IprWebhook(
+        name=f"{WEBHOOKS}/{hook.webhook_id}",
+        url=hook.url,
+        events=list(hook.events),
+        create_time=ms_to_ts(hook.created_ms),
+    )

@@ -80,7 +80,7 @@ class TreatyServicer(KindServicer, treaty_service_pb2_grpc.TreatyServiceServicer
     ) -> S.TreatyServiceListTreatiesResponse:
         officer = self.officers.require(context, Permission.READ)
         if request.page_size < 0:
-            raise errors.InvalidArgument(
+            raise errors.PageSizeInvalid(
                 "page_size must not be negative", violations={"page_size": ">= 0"}
             )
         size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)

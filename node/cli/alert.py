@@ -21,7 +21,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from intelshare.cli import emit, json_option, print_table
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid
 from intelshare.v1 import alert_pb2
 from node.cli.client import NodeClient
 from node.cli.connect import connect, officer_group, settings
@@ -57,7 +57,7 @@ def _parse_expiry(text: str) -> Timestamp:
     try:
         return rec.ms_to_ts(rec.rfc3339_to_ms(text.strip()))
     except ValueError:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"--expires {text!r}: give a duration (30m, 12h, 7d, 2w) or an RFC 3339 time",
             violations={"--expires": "e.g. 7d or 2026-07-01T12:00:00Z"},
         ) from None
@@ -69,7 +69,7 @@ def _parse_time(text: str | None, option: str) -> Timestamp:
     try:
         return rec.ms_to_ts(rec.rfc3339_to_ms(text))
     except ValueError:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{option} {text!r} is not an RFC 3339 time",
             violations={option: "e.g. 2026-07-01T14:30:00Z"},
         ) from None
@@ -81,7 +81,7 @@ def _choice(names: dict[str, int], value: str | None, option: str) -> int:
     key = value.strip().lower().replace("-", "_").replace(" ", "_")
     lowered = {k.lower(): v for k, v in names.items()}
     if key not in lowered:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{option} {value!r} is not one of {', '.join(names)}",
             violations={option: "one of " + ", ".join(names)},
         )
@@ -90,7 +90,7 @@ def _choice(names: dict[str, int], value: str | None, option: str) -> int:
 
 _KIND_CHOICES = {v: k for k, v in rec.KINDS.items()}
 _URGENCY_CHOICES = {v: k for k, v in rec.URGENCIES.items()}
-_STATE_CHOICES = {"active": 1, "revoked": 2, "expired": 3}
+_STATE_CHOICES = {"active": 1, "revoked": 2, "expired": 3, "pending_review": 4}
 _DIRECTION_CHOICES = {"issued": 1, "received": 2}
 
 
@@ -270,7 +270,7 @@ def issue_cmd(
         )
     if credibility is not None:
         if credibility not in rec.CREDIBILITY_BY_NUMBER:
-            raise InvalidArgument(
+            raise FieldInvalid(
                 "--credibility must be 1, 2, 3 or 4", violations={"--credibility": "1-4"}
             )
         alert.evaluation.information_credibility = rec.CREDIBILITY_BY_NUMBER[credibility]  # type: ignore[assignment]
@@ -279,7 +279,7 @@ def issue_cmd(
     for r in recipients:
         agency, _sep, treaty_id = r.partition("@")
         if not agency or not (treaty_id or treaty):
-            raise InvalidArgument(
+            raise FieldInvalid(
                 f"--to {r} names no treaty: write --to AGENCY@TREATY, or give --treaty TREATY "
                 "for every recipient written without one",
                 violations={"--to": "AGENCY@TREATY (or --treaty)"},
@@ -297,7 +297,9 @@ def issue_cmd(
 
 @group.command("list")
 @click.option("--kind", help="Only this kind.")
-@click.option("--state", help="active, revoked or expired.")
+@click.option(
+    "--state", help="active, revoked, expired or pending_review (waiting for an approver)."
+)
 @click.option("--direction", help="issued or received.")
 @click.option("--treaty", default="", help="Only alerts shared under this treaty.")
 @click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")
@@ -320,7 +322,7 @@ def list_cmd(
         "treaty_id": treaty,
     }
     if limit < 1:
-        raise InvalidArgument("--limit must be at least 1", violations={"--limit": ">= 1"})
+        raise FieldInvalid("--limit must be at least 1", violations={"--limit": ">= 1"})
     with _client(ctx) as client:
         out = client.list_all(limit, **filters)
     emit(
@@ -390,7 +392,7 @@ def receipt_cmd(
             alert = client.get_alert(alert_id)
             envelopes = {d.message_id: d.agency_id for d in alert.deliveries}
             if len(envelopes) != 1:
-                raise InvalidArgument(
+                raise FieldInvalid(
                     f"{alert.name} went out in {len(envelopes)} envelopes (one per treaty): "
                     "say whose copy with --to AGENCY",
                     violations={"--to": "one of " + ", ".join(sorted(envelopes.values()))},
@@ -485,7 +487,7 @@ def update_cmd(
         alert.tlp = _choice(rec.TLP_BY_NAME, tlp.upper().replace("+", "_"), "--tlp")  # type: ignore[assignment]
         paths.append("tlp")
     if not paths:
-        raise InvalidArgument(
+        raise FieldInvalid(
             "nothing to change: give --description, --urgency, --expires, --handling or --tlp",
             violations={"options": "at least one change"},
         )

@@ -28,7 +28,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from intelshare.cli import emit, json_option, print_table
-from intelshare.errors import InvalidArgument, Unavailable
+from intelshare.errors import FieldInvalid, Unavailable
 from intelshare.v1 import alert_pb2, case_pb2
 from node.cli.case_client import CaseClient
 from node.cli.connect import connect
@@ -160,7 +160,7 @@ def _choice(names: dict[str, int], value: str | None, option: str) -> int:
         return 0
     key = value.strip().upper().replace("+", "_")
     if key not in names:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{option} {value!r} is not one of {', '.join(names)}",
             violations={option: "one of " + ", ".join(names)},
         )
@@ -179,7 +179,7 @@ def attachments_digest(paths: list[Path]) -> str:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise InvalidArgument(
+            raise FieldInvalid(
                 f"cannot read attachment {path}: {exc.strerror}",
                 violations={"--attach": f"{path}: {exc.strerror}"},
             ) from None
@@ -243,7 +243,7 @@ def create_cmd(
 def list_cmd(ctx: click.Context, state: str | None, treaty: str, limit: int, as_json: bool) -> None:
     """List the cases you may see, newest first."""
     if limit < 1:
-        raise InvalidArgument("--limit must be at least 1", violations={"--limit": ">= 1"})
+        raise FieldInvalid("--limit must be at least 1", violations={"--limit": ">= 1"})
     wanted = {None: 0, "open": case_pb2.CASE_STATE_OPEN, "closed": case_pb2.CASE_STATE_CLOSED}
     with _client(ctx) as client:
         out = client.all_cases(limit, state=wanted[state], treaty_id=treaty)
@@ -308,7 +308,7 @@ def add_entry_cmd(
 ) -> None:
     """Write an entry; every other member receives it, signed by your agency."""
     if attach and digest:
-        raise InvalidArgument(
+        raise FieldInvalid(
             "give --attach or --attachments-digest, not both",
             violations={"--attachments-digest": "not with --attach"},
         )
@@ -434,7 +434,7 @@ def follow_cmd(
     Reconnects by itself and resumes after the last cursor; Ctrl-C stops.
     """
     if count < 0 or after_cursor < 0:
-        raise InvalidArgument(
+        raise FieldInvalid(
             "--count and --after must not be negative", violations={"--count": ">= 0"}
         )
     cursor = after_cursor

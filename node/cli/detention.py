@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from intelshare.cli import emit, json_option, print_table
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid
 from intelshare.v1 import detention_pb2
 from node.cli.connect import officer_group
 from node.cli.ipr import as_dict, choice, client, day, label, load_yaml, timestamp
@@ -150,7 +150,7 @@ def list_cmd(
 ) -> None:
     """List detentions, newest first (a rights holder: its own)."""
     if limit < 1:
-        raise InvalidArgument("--limit must be at least 1", violations={"--limit": ">= 1"})
+        raise FieldInvalid("--limit must be at least 1", violations={"--limit": ">= 1"})
     filters: dict[str, Any] = {
         "state": choice(D.DetentionState, "DETENTION_STATE_", state, "--state"),
         "procedure": choice(D.DetentionProcedure, "DETENTION_PROCEDURE_", procedure, "--procedure"),
@@ -273,7 +273,7 @@ def report_cmd(
     for a in agencies:
         agency, _, under = a.partition("@")
         if not (under or treaty):
-            raise InvalidArgument(
+            raise FieldInvalid(
                 f"--to {a}: name the treaty (--treaty T or {a}@T)",
                 violations={"--to": "AGENCY@TREATY or --treaty"},
             )

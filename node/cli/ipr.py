@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from intelshare.cli import emit, json_option, print_table
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid
 from intelshare.v1 import ipr_service_pb2
 from node.cli.connect import connect, officer_group
 from node.cli.ipr_client import IprClient
@@ -84,22 +84,22 @@ def load_yaml(path: Path, message_type: type[M], what: str, option: str = "--fil
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"cannot read {path}: {exc.strerror}", violations={option: "a readable YAML file"}
         ) from None
     except yaml.YAMLError as exc:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{path} is not YAML: {str(exc)[:300]}", violations={option: "YAML"}
         ) from None
     if not isinstance(data, dict):
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{path} must hold one {what} (a mapping)", violations={option: "a mapping"}
         )
     out = message_type()
     try:
         ParseDict(_normalise(data), out)
     except ParseError as exc:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{path} is not a {what}: {str(exc)[:300]}", violations={option: str(exc)[:200]}
         ) from None
     return out
@@ -129,7 +129,7 @@ def choice(enum_type: Any, prefix: str, value: str | None, option: str) -> int:
             for n in enum_type.keys()  # noqa: SIM118 (a protobuf enum wrapper, not a dict)
             if not n.endswith("UNSPECIFIED")
         ]
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{option} {value!r} is not one of {', '.join(known)}",
             violations={option: "one of " + ", ".join(known)},
         ) from None
@@ -152,7 +152,7 @@ def timestamp(text: str, option: str) -> Timestamp:
             if at.tzinfo is None:
                 at = at.replace(tzinfo=UTC)
     except ValueError:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{option} {text!r} is not a date or an RFC 3339 time",
             violations={option: "e.g. 2027-03-01 or 2027-03-01T12:00:00Z"},
         ) from None
@@ -213,7 +213,7 @@ def stats_cmd(
     dims: list[str] = [d.strip().lower() for d in by.split(",") if d.strip()]
     unknown = [d for d in dims if d not in _DIMENSIONS]
     if unknown:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"--by {', '.join(unknown)}: dimensions are {', '.join(_DIMENSIONS)}",
             violations={"--by": "one or more of " + ",".join(_DIMENSIONS)},
         )
@@ -248,3 +248,71 @@ def stats_cmd(
         as_json=as_json,
         table=lambda: print_table(headers, [*rows, total_row] if dims else [total_row]),
     )
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+@group.group("webhook")
+def webhook_group() -> None:
+    """Your own webhooks for IPR events (a rights holder: its own detentions only)."""
+
+
+@webhook_group.command("add")
+@click.argument("url")
+@click.option(
+    "--events",
+    "events",
+    multiple=True,
+    required=True,
+    help="Comma separated or repeated: detention.*, recordation.*, detention.deadline_due, "
+    "detention_report.* (officers) ...",
+)
+@json_option
+@click.pass_context
+def webhook_add(ctx: click.Context, url: str, events: tuple[str, ...], as_json: bool) -> None:
+    """Register a webhook and print its signing secret (shown only now)."""
+    patterns = [p.strip() for chunk in events for p in chunk.split(",") if p.strip()]
+    with client(ctx) as c:
+        made = c.create_webhook(url, patterns)
+    data = {**as_dict(made.webhook), "secret": made.secret}
+
+    def table() -> None:
+        hook = made.webhook
+        click.echo(f"{hook.name} added for {', '.join(hook.events)} -> {hook.url}")
+        click.echo(f"signing secret (shown only now; give it to the receiver): {made.secret}")
+
+    emit(data, as_json=as_json, table=table)
+
+
+@webhook_group.command("list")
+@json_option
+@click.pass_context
+def webhook_list(ctx: click.Context, as_json: bool) -> None:
+    """List your webhooks (their secrets are never shown again)."""
+    with client(ctx) as c:
+        hooks = list(
+            c.collect(
+                lambda token, size: c.list_webhooks(page_token=token, page_size=size),
+                "webhooks",
+                None,
+            )
+        )
+    emit(
+        [as_dict(h) for h in hooks],
+        as_json=as_json,
+        table=lambda: print_table(
+            ["name", "events", "url", "since"],
+            [[h.name, ",".join(h.events), h.url, day(h.create_time)] for h in hooks],
+        ),
+    )
+
+
+@webhook_group.command("remove")
+@click.argument("name")
+@click.pass_context
+def webhook_remove(ctx: click.Context, name: str) -> None:
+    """Remove one of your webhooks (iprWebhooks/ID or ID)."""
+    with client(ctx) as c:
+        c.delete_webhook(name)
+    click.echo(f"{name} removed")

@@ -256,3 +256,23 @@ class IprClient(NodeClient):
             self.ipr.WatchDetentions,
             S.WatchDetentionsRequest(after_cursor=after_cursor, **filters),
         )
+
+    # --- webhooks ----------------------------------------------------------------------------
+
+    def create_webhook(
+        self, url: str, events: Sequence[str], request_id: str | None = None
+    ) -> S.CreateIprWebhookResponse:
+        """Register a webhook of the caller's; the response carries its signing secret."""
+        req = S.CreateIprWebhookRequest(
+            webhook=S.IprWebhook(url=url, events=list(events)), request_id=_rid(request_id)
+        )
+        return self._call(self.ipr.CreateIprWebhook, req)
+
+    def list_webhooks(self, **request: Any) -> S.ListIprWebhooksResponse:
+        return self._call(self.ipr.ListIprWebhooks, S.ListIprWebhooksRequest(**request))
+
+    def delete_webhook(self, name: str, request_id: str | None = None) -> None:
+        req = S.DeleteIprWebhookRequest(
+            name=_named("iprWebhooks", name), request_id=_rid(request_id)
+        )
+        self._call(self.ipr.DeleteIprWebhook, req)

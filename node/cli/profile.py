@@ -27,7 +27,7 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from intelshare.cli import emit, json_option, print_table
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid
 from intelshare.v1 import envelope_pb2, risk_profile_pb2
 from node.cli.connect import connect
 from node.cli.connect import officer_group as _officer_group
@@ -90,18 +90,18 @@ def read_profile_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"cannot read {path}: {exc}", violations={"--criteria": str(exc)}
         ) from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{path} is not {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}",
             violations={"--criteria": "not parseable"},
         ) from None
     if not isinstance(data, dict):
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{path} must hold an object (all_of / any_of, or a profile with criteria)",
             violations={"--criteria": "not an object"},
         )
@@ -196,7 +196,7 @@ def create(
     if tlp_code is None:
         v["--tlp"] = "one of CLEAR, GREEN, AMBER, AMBER_STRICT, RED"
     if v:
-        raise InvalidArgument(next(iter(v.values())), violations=v)
+        raise FieldInvalid(next(iter(v.values())), violations=v)
     criteria_struct = Struct()
     if isinstance(criteria, dict):
         criteria_struct.update(criteria)

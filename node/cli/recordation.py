@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from intelshare.cli import emit, json_option, print_table
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid
 from intelshare.v1 import recordation_pb2
 from node.cli.connect import officer_group
 from node.cli.ipr import as_dict, choice, client, day, label, load_yaml, timestamp
@@ -150,7 +150,7 @@ def list_cmd(
 ) -> None:
     """List recordations, newest first."""
     if limit < 1:
-        raise InvalidArgument("--limit must be at least 1", violations={"--limit": ">= 1"})
+        raise FieldInvalid("--limit must be at least 1", violations={"--limit": ">= 1"})
     filters = {
         "state": choice(R.RecordationState, "RECORDATION_STATE_", state, "--state"),
         "direction": {"issued": 1, "received": 2}.get(direction or "", 0),
@@ -184,7 +184,7 @@ def find_cmd(
 ) -> None:
     """Look a product up among the recordations in force, granted here or received."""
     if not (gtin or hs_code or right_name):
-        raise InvalidArgument(
+        raise FieldInvalid(
             "give --gtin, --hs-code or --right-name (several narrow the search)",
             violations={"--gtin": "or --hs-code or --right-name"},
         )

@@ -28,7 +28,7 @@ import click
 from google.protobuf.json_format import MessageToDict
 
 from intelshare.cli import emit, json_option, print_table
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid
 from intelshare.v1 import risk_profile_pb2, risk_service_pb2
 from node.cli.connect import OfficerCommand, connect, connection_options
 from node.cli.risk_client import RiskClient
@@ -163,11 +163,11 @@ def command(ctx: click.Context, file: Path, batch: int, quiet: bool, as_json: bo
     """Screen FILE (.csv or .jsonl; columns in docs/screening.md) against the node's profiles."""
     fmt = file_format(file)
     if not 1 <= batch <= 1000:
-        raise InvalidArgument("--batch must be 1 to 1000", violations={"--batch": "1 to 1000"})
+        raise FieldInvalid("--batch must be 1 to 1000", violations={"--batch": "1 to 1000"})
     try:
         stream = file.open("rb")
     except OSError as exc:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"cannot read {file}: {exc.strerror}", violations={"file": str(exc.strerror)}
         ) from None
     run = _Run(quiet or as_json)

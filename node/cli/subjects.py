@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid
 from node.schema import alert as rec
 
 #: option, subject type, help
@@ -45,7 +45,7 @@ def parse_subject(kind: str, text: str, option: str) -> dict[str, Any]:
         key, sep, value = part.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise InvalidArgument(
+            raise FieldInvalid(
                 f"{option} expects key=value pairs separated by commas, got {part!r}",
                 violations={option: "e.g. name=Jan de Vries,nationality=NL"},
             )

@@ -19,10 +19,18 @@ def _request_id(request_id: str | None) -> str:
 
 
 class WorkflowClient(NodeClient):
+    def pending_reviews_page(
+        self, page_size: int = 0, page_token: str = ""
+    ) -> alert_service_pb2.ListPendingReviewsResponse:
+        """One page of the alerts waiting for review (the console pages through them)."""
+        req = alert_service_pb2.ListPendingReviewsRequest(
+            page_size=page_size, page_token=page_token
+        )
+        return self._call(self.stub.ListPendingReviews, req)
+
     def pending_reviews(self, limit: int | None = None) -> list[alert_service_pb2.PendingReview]:
         def page(token: str, size: int) -> alert_service_pb2.ListPendingReviewsResponse:
-            req = alert_service_pb2.ListPendingReviewsRequest(page_size=size, page_token=token)
-            return self._call(self.stub.ListPendingReviews, req)
+            return self.pending_reviews_page(size, token)
 
         return self.collect(page, "reviews", limit)
 

@@ -71,7 +71,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from intelshare.errors import ConfigError, DeadlinePassed, ExtensionRefused, InvalidArgument
+from intelshare.errors import (
+    ConfigError,
+    DeadlinePassed,
+    ExtensionRefused,
+    FieldInvalid,
+)
 from intelshare.v1 import detention_pb2
 
 DeadlineKind = detention_pb2.DeadlineKind
@@ -321,7 +326,7 @@ def deadlines_on_notification(
                 calendar,
             )
         ]
-    raise InvalidArgument("the detention has no procedure", violations={"procedure": "must be set"})
+    raise FieldInvalid("the detention has no procedure", violations={"procedure": "must be set"})
 
 
 def proceedings_deadline(
@@ -346,7 +351,7 @@ def extend(
     nothing by asking early; it must be asked before the deadline passes.
     """
     if working_days < 1:
-        raise InvalidArgument(
+        raise FieldInvalid(
             "an extension adds at least one working day",
             violations={"working_days": "must be 1 to 10"},
         )

@@ -63,10 +63,10 @@ from intelshare.errors import (
     DeadlinePassed,
     DetentionMoveInvalid,
     ExtensionRefused,
-    InvalidArgument,
-    PermissionDenied,
+    FieldInvalid,
     RecordationExpired,
     RecordationMoveInvalid,
+    RoleNotPermitted,
 )
 from intelshare.v1 import detention_pb2, recordation_pb2
 from node.ipr import deadlines as dl
@@ -100,7 +100,9 @@ def actor_of_role(role: str) -> Actor:
         return Actor.RIGHTS_HOLDER
     if role == Actor.SYSTEM.value:
         return Actor.SYSTEM
-    raise PermissionDenied(f"role {role!r} cannot move detentions or recordations")
+    raise RoleNotPermitted(
+        f"role {role!r} cannot move detentions or recordations", metadata={"role": role}
+    )
 
 
 _C = frozenset({Actor.CUSTOMS})
@@ -182,7 +184,7 @@ def check_detention_move(
 ) -> None:
     """Raise unless ``actor`` may move ``detention`` to ``target`` at ``now``."""
     if target == D.DETENTION_STATE_UNSPECIFIED or target not in D.DetentionState.values():
-        raise InvalidArgument(
+        raise FieldInvalid(
             "the state to move to is missing", violations={"state": "must be a detention state"}
         )
     frm = detention.state
@@ -555,7 +557,7 @@ def extend_recordation(
     require_in_force(recordation, now)
     current_end = recordation.expire_time.ToDatetime(tzinfo=UTC)
     if new_expire_time <= current_end:
-        raise InvalidArgument(
+        raise FieldInvalid(
             "the new expire_time must be after the current one",
             violations={"expire_time": f"must be after {_iso(recordation.expire_time)}"},
         )
@@ -616,9 +618,9 @@ def _rec_meta(frm: RecordationState, target: RecordationState) -> dict[str, str]
 def _reason(reason: str) -> str:
     text = reason.strip()
     if not text:
-        raise InvalidArgument("a reason is required", violations={"reason": "must not be empty"})
+        raise FieldInvalid("a reason is required", violations={"reason": "must not be empty"})
     if len(text) > MAX_REASON_CHARS:
-        raise InvalidArgument(
+        raise FieldInvalid(
             "the reason is too long",
             violations={"reason": f"at most {MAX_REASON_CHARS} characters"},
         )

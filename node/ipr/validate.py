@@ -7,7 +7,7 @@ try. The exception's class (and so its ErrorInfo reason) is the specific
 one when every problem is of one kind: only bad GTINs is
 :class:`~intelshare.errors.GtinInvalid` (``GTIN_INVALID``), only bad HS
 codes ``HS_CODE_INVALID``, only bad container numbers
-``CONTAINER_NUMBER_INVALID``; a mix is plain ``INVALID_ARGUMENT``, and the
+``CONTAINER_NUMBER_INVALID``; anything else or a mix is ``FIELD_INVALID``, and the
 BadRequest field violations still say what is wrong with each field.
 
 Identifiers are checked by :mod:`intelshare.identifiers` (python-stdnum
@@ -38,6 +38,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from intelshare import identifiers
 from intelshare.errors import (
     ContainerNumberInvalid,
+    FieldInvalid,
     GtinInvalid,
     HsCodeInvalid,
     InvalidArgument,
@@ -80,14 +81,14 @@ class Violations:
         self.messages: dict[str, str] = {}
         self.reasons: set[type[InvalidArgument]] = set()
 
-    def add(self, path: str, message: str, kind: type[InvalidArgument] = InvalidArgument) -> None:
+    def add(self, path: str, message: str, kind: type[InvalidArgument] = FieldInvalid) -> None:
         self.messages.setdefault(path, message)
         self.reasons.add(kind)
 
     def raise_if_any(self, what: str) -> None:
         if not self.messages:
             return
-        kind = next(iter(self.reasons)) if len(self.reasons) == 1 else InvalidArgument
+        kind = next(iter(self.reasons)) if len(self.reasons) == 1 else FieldInvalid
         count = len(self.messages)
         first = next(iter(self.messages.items()))
         summary = f"{first[0]}: {first[1]}" + (f" (and {count - 1} more)" if count > 1 else "")
@@ -109,7 +110,7 @@ def _via(
     path: str,
     value: str,
     check: Callable[[object, str], str],
-    kind: type[InvalidArgument] = InvalidArgument,
+    kind: type[InvalidArgument] = FieldInvalid,
 ) -> None:
     if not value:
         return
@@ -183,7 +184,7 @@ def _time(stamp: Timestamp) -> datetime:
 def validate_new_recordation(
     recordation: recordation_pb2.Recordation, now: datetime, *, path: str = "recordation"
 ) -> None:
-    """Raise (InvalidArgument or a subclass) unless ``recordation`` can be granted at ``now``."""
+    """Raise an InvalidArgument (FieldInvalid or more precise) unless ``recordation`` is valid."""
     v = Violations()
     _holder(v, f"{path}.holder", recordation.holder, present=recordation.HasField("holder"))
     if not recordation.rights:
@@ -336,7 +337,7 @@ def _agencies(
 def validate_new_detention(
     detention: detention_pb2.Detention, now: datetime, *, path: str = "detention"
 ) -> None:
-    """Raise (InvalidArgument or a subclass) unless ``detention`` can be recorded at ``now``."""
+    """Raise an InvalidArgument (FieldInvalid or one more precise) unless ``detention`` is valid."""
     v = Violations()
     if not detention.goods:
         v.add(f"{path}.goods", "at least one line of goods is required")

@@ -59,7 +59,7 @@ from typing import Final
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from intelshare import identifiers
-from intelshare.errors import HolderMismatch, InvalidArgument
+from intelshare.errors import FieldInvalid, HolderMismatch, InvalidArgument
 from intelshare.v1 import detention_pb2, recordation_pb2
 from node.ipr.lifecycle import in_force
 
@@ -72,7 +72,7 @@ def holder_key(holder: recordation_pb2.RightsHolder) -> str:
         return f"eori:{identifiers.eori_number(holder.eori, 'holder.eori')}"
     number = re.sub(r"[\s./-]+", "", holder.registration_number).upper()
     if not number or not holder.country:
-        raise InvalidArgument(
+        raise FieldInvalid(
             "the holder has neither an EORI number nor a country and registration number",
             violations={"holder.eori": "an EORI number or a registration_number is required"},
         )
@@ -151,6 +151,34 @@ def holder_view(
     for move in shown.history:
         move.ClearField("officer")
     return shown
+
+
+def event_summary(detention: detention_pb2.Detention) -> dict[str, object]:
+    """A detention in a few fields, for an event's webhook POST.
+
+    Give it the view of the webhook's owner (:func:`holder_view` for a
+    rights holder): it only picks fields of what it is given.
+    """
+    return {
+        "name": detention.name,
+        "state": detention_pb2.DetentionState.Name(detention.state)
+        .removeprefix("DETENTION_STATE_")
+        .lower(),
+        "recordations": list(detention.recordations),
+        "deadlines": [
+            {
+                "kind": detention_pb2.DeadlineKind.Name(d.kind)
+                .removeprefix("DEADLINE_KIND_")
+                .lower(),
+                "last_day": d.last_day,
+                "due_time": d.due_time.ToJsonString(),
+                "state": detention_pb2.DeadlineState.Name(d.state)
+                .removeprefix("DEADLINE_STATE_")
+                .lower(),
+            }
+            for d in detention.deadlines
+        ],
+    }
 
 
 def holder_recordation_view(
@@ -264,7 +292,7 @@ def hs_key(code: str) -> str:
     """The 6-digit subheading an HS, CN or TARIC code belongs to."""
     digits = re.sub(r"[\s.]+", "", code)
     if not re.fullmatch(r"\d{6}(?:\d{2}){0,2}", digits):
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{code!r} is not an HS code", violations={"hs_code": "6, 8 or 10 digits"}
         )
     return digits[:6]
@@ -339,7 +367,7 @@ def search(
     if right_name.strip():
         wanted[RIGHT_NAME] = right_name_key(right_name)
     if not wanted:
-        raise InvalidArgument(
+        raise FieldInvalid(
             "give a GTIN, an HS code or a right name to search by",
             violations={"gtin": "at least one of gtin, hs_code, right_name is required"},
         )

@@ -18,10 +18,19 @@ events is indexed in one transaction together with the cursor's advance
 (compare-and-set, so two followers never index one event twice). Values
 that are not valid identifiers (a received copy's free text, a wrong check
 digit) are left out, never guessed.
+
+Cost: the follower shares the node's core with the inbox, so a batch is
+cheap to find and to apply. It reads only the event types it indexes
+(``link.found``, receipts, acknowledgements... are skipped in SQL, then
+the cursor moves past them to the committed head), the alerts of a batch
+in one statement, and counts the index's change once per batch; the index
+finds the records sharing a key by reading a bounded number of rows
+(:func:`node.storage.identifiers.replace`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -31,11 +40,11 @@ from typing import Any, Final
 from sqlalchemy import Connection, select, update
 
 from intelshare import identifiers as ids
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid, InvalidArgument, PageSizeInvalid
 from intelshare.errors import NotFound as NotFoundError
 from node.storage import identifiers as index
 from node.storage import tables as t
-from node.storage.store import EVENTS_TOPIC, Event, Store, Writer
+from node.storage.store import EVENTS_TOPIC, Store, Writer
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +52,39 @@ BATCH: Final = 200
 _ALERT_INDEX = frozenset({"alert.issued", "alert.received", "alert.updated"})
 _ALERT_STATE = frozenset({"alert.revoked", "alert.expired"})
 _RECORD_CHANGE = frozenset({"record.issued", "record.received", "record.updated"})
-_DETENTION = frozenset({"record.ipr.detention.created", "record.ipr.detention.updated"})
+_DETENTION = frozenset({"detention.created", "detention.updated"})
+#: every event type the follower acts on; the others are skipped in SQL
+_INDEXED = sorted(
+    _ALERT_INDEX
+    | _ALERT_STATE
+    | _RECORD_CHANGE
+    | _DETENTION
+    | {"alert.purged", "case.entry_added", "case.purged", "record.purged"}
+)
+_EVENTS = (
+    t.events.c.seq,
+    t.events.c.type,
+    t.events.c.alert_id,
+    t.events.c.case_id,
+    t.events.c.entry_id,
+    t.events.c.record_id,
+)
 
 
-def _key(scheme: str, value: object, **kw: object) -> str | None:
+def _key(scheme: str, value: object, *, country: object = None, born: object = None) -> str | None:
     if not value:
         return None
+    if isinstance(value, str) and isinstance(country, str | None) and isinstance(born, str | None):
+        return _checked_key(scheme, value, country, born)
+    return _checked_key.__wrapped__(scheme, value, country, born)
+
+
+@functools.lru_cache(maxsize=8192)
+def _checked_key(scheme: str, value: object, country: object, born: object) -> str | None:
+    """The key of one value, or None. Remembered for strings: the same container, vessel or
+    company comes back in record after record, and its check digits need checking once."""
     try:
-        return ids.key(scheme, value, **kw)  # type: ignore[arg-type]
+        return ids.key(scheme, value, country=country, born=born)
     except InvalidArgument:
         return None
 
@@ -128,6 +162,20 @@ def recordation_keys(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(role, key) for role, key in out if key]
 
 
+#: a record to index: who holds the identifiers, and its (role, key) pairs
+Indexed = tuple[index.Holder, list[tuple[str, str]]]
+
+
+def _alert(row: Any) -> Indexed | None:
+    if row is None:
+        return None
+    record = json.loads(row.record)
+    holder = index.Holder(
+        "alert", row.alert_id, f"alerts/{row.alert_id}", row.direction, row.origin_agency
+    )
+    return holder, subject_keys(record.get("subjects") or {})
+
+
 class Correlator:
     """Follows the event log and keeps the identifier index up to date."""
 
@@ -142,67 +190,100 @@ class Correlator:
         ).scalar()
         return int(value or 0)
 
+    def _pending(self) -> tuple[int, int, list[Any]]:
+        """(cursor, the position the batch reaches, the events of the batch to act on)."""
+        c = t.counters
+        with self.store.engine.connect() as conn:
+            # Both counters in one read; every event up to the "events" counter is committed
+            # (writers take the counter's row lock with their events).
+            values = {
+                name: value
+                for name, value in conn.execute(
+                    select(c.c.name, c.c.value).where(c.c.name.in_((index.CURSOR, "events")))
+                )
+            }
+            cursor, head = int(values.get(index.CURSOR) or 0), int(values.get("events") or 0)
+            if head <= cursor:
+                return cursor, cursor, []
+            e = t.events
+            rows = list(
+                conn.execute(
+                    select(*_EVENTS)
+                    .where(e.c.seq > cursor, e.c.seq <= head, e.c.type.in_(_INDEXED))
+                    .order_by(e.c.seq)
+                    .limit(BATCH)
+                ).all()
+            )
+        return cursor, int(rows[-1].seq) if len(rows) == BATCH else head, rows
+
     def catch_up(self) -> int:
-        """Index every event after the cursor; the number of events looked at."""
+        """Index every event after the cursor; the number of events acted on."""
         done = 0
         while True:
-            with self.store.engine.connect() as conn:
-                cursor = self.cursor(conn)
-            events = self.store.events_after(cursor, BATCH)
-            if not events:
+            cursor, reach, events = self._pending()
+            if reach == cursor:
                 return done
             with self.store.write() as w:
                 moved = w.conn.execute(
                     update(t.counters)
                     .where(t.counters.c.name == index.CURSOR, t.counters.c.value == cursor)
-                    .values(value=events[-1].seq)
+                    .values(value=reach)
                 ).rowcount
                 if not moved:
                     continue  # another follower took this batch
-                for event in events:
-                    self._apply(w, event)
+                if self._apply(w, events):
+                    index.bump(w)
             done += len(events)
 
-    def _apply(self, w: Writer, e: Event) -> None:
-        if e.type in _ALERT_INDEX and e.alert_id:
-            row = w.conn.execute(select(t.alerts).where(t.alerts.c.alert_id == e.alert_id)).first()
-            if row is not None:
-                record = json.loads(row.record)
-                index.replace(
-                    w,
-                    index.Holder(
-                        "alert",
-                        row.alert_id,
-                        f"alerts/{row.alert_id}",
-                        row.direction,
-                        row.origin_agency,
-                    ),
-                    subject_keys(record.get("subjects") or {}),
-                )
-                index.bump(w)  # the watch list follows the alert's state too
-        elif e.type in _ALERT_STATE:
-            index.bump(w)
-        elif e.type == "alert.purged" and e.alert_id:
-            index.remove(w, "alert", [e.alert_id])
-        elif e.type == "case.entry_added" and e.entry_id:
-            self._case_entry(w, e.entry_id)
-        elif e.type == "case.purged" and e.case_id:
-            index.remove_scope(w, "case_entry", e.case_id)
-        elif e.type in _DETENTION and e.record_id:
-            self._detention(w, e.record_id)
-        elif e.type in _RECORD_CHANGE and e.record_id:
-            self._recordation(w, e.record_id)
-        elif e.type == "record.purged" and e.record_id:
-            index.remove(w, "recordation", [e.record_id])
+    def _apply(self, w: Writer, events: list[Any]) -> bool:
+        """Index one batch of events; True if the index (or the alerts' state) changed.
 
-    def _case_entry(self, w: Writer, entry_id: str) -> None:
+        Removals are made in order; the records to index are read as they
+        are now (a record purged later in the batch is not found) and indexed
+        together, in the order of their events.
+        """
+        changed = False
+        alert_ids = {e.alert_id for e in events if e.type in _ALERT_INDEX and e.alert_id}
+        alerts: dict[str, Any] = {}
+        if alert_ids:
+            a = t.alerts
+            alerts = {
+                row.alert_id: row
+                for row in w.conn.execute(
+                    select(a.c.alert_id, a.c.record, a.c.direction, a.c.origin_agency).where(
+                        a.c.alert_id.in_(sorted(alert_ids))
+                    )
+                )
+            }
+        items: list[Indexed | None] = []
+        for e in events:
+            if e.type in _ALERT_INDEX and e.alert_id:
+                changed = True  # the watch list follows the alert's state too
+                items.append(_alert(alerts.get(e.alert_id)))
+            elif e.type in _ALERT_STATE:
+                changed = True
+            elif e.type == "alert.purged" and e.alert_id:
+                changed |= index.remove(w, "alert", [e.alert_id], count=False)
+            elif e.type == "case.entry_added" and e.entry_id:
+                items.append(self._case_entry(w, e.entry_id))
+            elif e.type == "case.purged" and e.case_id:
+                changed |= index.remove_scope(w, "case_entry", e.case_id, count=False)
+            elif e.type in _DETENTION and e.record_id:
+                items.append(self._detention(w, e.record_id))
+            elif e.type in _RECORD_CHANGE and e.record_id:
+                items.append(self._recordation(w, e.record_id))
+            elif e.type == "record.purged" and e.record_id:
+                changed |= index.remove(w, "recordation", [e.record_id], count=False)
+        found = [item for item in items if item is not None]
+        return index.replace_many(w, found, count=False) or changed
+
+    def _case_entry(self, w: Writer, entry_id: str) -> Indexed | None:
         ce = t.case_entries
         row = w.conn.execute(select(ce).where(ce.c.entry_id == entry_id)).first()
         if row is None:
-            return
+            return None
         record = json.loads(row.record)
-        index.replace(
-            w,
+        return (
             index.Holder(
                 "case_entry",
                 entry_id,
@@ -214,31 +295,29 @@ class Correlator:
             subject_keys(record.get("subjects") or {}),
         )
 
-    def _detention(self, w: Writer, detention_id: str) -> None:
+    def _detention(self, w: Writer, detention_id: str) -> Indexed | None:
         d = t.detentions
         row = w.conn.execute(select(d).where(d.c.detention_id == detention_id)).first()
         if row is None:
-            return
-        index.replace(
-            w,
+            return None
+        return (
             index.Holder(
                 "detention", detention_id, f"detentions/{detention_id}", "issued", "", None
             ),
             detention_keys(json.loads(row.record)),
         )
 
-    def _recordation(self, w: Writer, record_id: str) -> None:
+    def _recordation(self, w: Writer, record_id: str) -> Indexed | None:
         r = t.records
         row = w.conn.execute(
             select(r).where(r.c.record_id == record_id, r.c.kind == "recordation")
         ).first()
         if row is None:
-            return
+            return None
         local = w.conn.execute(
             select(t.recordations.c.recordation_id).where(t.recordations.c.record_id == record_id)
         ).scalar_one_or_none()
-        index.replace(
-            w,
+        return (
             index.Holder(
                 "recordation",
                 record_id,
@@ -311,12 +390,12 @@ def find_related(
 ) -> tuple[list[str], list[Any], str]:
     """(keys looked up, index rows of related records, next page token)."""
     if bool(identifier) == bool(record):
-        raise InvalidArgument(
+        raise FieldInvalid(
             "give exactly one of identifier or record",
             violations={"subject": "one of identifier or record"},
         )
     if page_size < 0:
-        raise InvalidArgument("page_size must not be negative", violations={"page_size": ">= 0"})
+        raise PageSizeInvalid("page_size must not be negative", violations={"page_size": ">= 0"})
     size = min(page_size or 50, 500)
     raw = store.page_tokens.read(
         page_token,

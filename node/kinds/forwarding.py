@@ -27,7 +27,8 @@ A consent request is stored (kind ``consent_request``) only if it names a
 message this node sent to the requester under that treaty. An officer with
 the ``consent`` permission grants (a ``CONSENT_GRANT`` sealed for the
 requester, with the same terms, valid until the alert expires: the signed
-consent) or refuses with a reason (``CONSENT_REFUSAL``).
+consent) or refuses with a reason (``CONSENT_REFUSAL``). That side is
+:mod:`node.kinds.consents`, a mixin of :class:`Forwarding`.
 
 The third agency
 ----------------
@@ -50,28 +51,27 @@ from sqlalchemy import select
 
 from intelshare import errors
 from intelshare.onward import decide_onward, needs_consent, redact_onward
-from intelshare.treaty import Treaty, check_fields, kind_name, retention_until
+from intelshare.treaty import Treaty, check_fields, retention_until
 from intelshare.v1 import alert_pb2, alert_service_pb2, envelope_pb2
 from node.kinds import workflow_rows as rows
+from node.kinds.consents import CONSENT, ConsentAnswers
 from node.schema import alert as rec
+from node.schema import names
 from node.sharing.engine import Share
 from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
 from node.storage import tables as t
 from node.storage.officers import Officer
-from node.storage.store import Writer, now_ms
+from node.storage.store import Writer
 
 if TYPE_CHECKING:
     from node.kinds.alerts import Alerts
 
 FORWARD = "alert_forward"
-CONSENT = "consent_request"
 
 AWAITING = "awaiting_consent"
 SENT = "sent"
 REFUSED = "refused"
 RECALLED = "recalled"
-PENDING = "pending"
-GRANTED = "granted"
 
 _FORWARD_STATES = {
     AWAITING: alert_service_pb2.FORWARD_STATE_AWAITING_CONSENT,
@@ -79,36 +79,13 @@ _FORWARD_STATES = {
     REFUSED: alert_service_pb2.FORWARD_STATE_REFUSED,
     RECALLED: alert_service_pb2.FORWARD_STATE_RECALLED,
 }
-_CONSENT_STATES = {
-    PENDING: alert_service_pb2.CONSENT_STATE_PENDING,
-    GRANTED: alert_service_pb2.CONSENT_STATE_GRANTED,
-    REFUSED: alert_service_pb2.CONSENT_STATE_REFUSED,
-}
-_CONSENT_FILTER: dict[int, str] = {int(v): k for k, v in _CONSENT_STATES.items()}
 
 
 def _alert_id(name: str, field: str = "name") -> str:
-    alert_id = name.removeprefix("alerts/") if name.startswith("alerts/") else ""
-    if not alert_id or "/" in alert_id or len(alert_id) > 64:
-        raise errors.InvalidArgument(
-            f"{field} must look like alerts/{{alert_id}}, got {name!r}",
-            violations={field: "expected alerts/{alert_id}"},
-        )
-    return alert_id
+    return names.assigned_id(name, "alerts", field)
 
 
-def _consent_id(name: str) -> str:
-    prefix = "consentRequests/"
-    rid = name[len(prefix) :] if name.startswith(prefix) else ""
-    if not rid or "/" in rid or len(rid) > 64:
-        raise errors.InvalidArgument(
-            f"name must look like consentRequests/{{id}}, got {name!r}",
-            violations={"name": "expected consentRequests/{id}"},
-        )
-    return rid
-
-
-class Forwarding:
+class Forwarding(ConsentAnswers):
     """Onward sharing of one node's alerts (see the module docstring)."""
 
     def __init__(self, alerts: Alerts) -> None:
@@ -155,15 +132,15 @@ class Forwarding:
                 v[f"fields[{n}]"] = "a field path such as subjects.containers"
         rec._text(v, "reason", reason, max_len=2000, multiline=True)
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "invalid forward"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "invalid forward"), violations=v)
         row = self.alerts._row(w.conn, alert_id)
         if row.direction != "received":
-            raise errors.FailedPrecondition(
+            raise errors.NotRecipient(
                 f"alert {name} was issued by this agency; only a received alert is passed on",
                 metadata={"name": name},
             )
         if row.state == "revoked":
-            raise errors.FailedPrecondition(
+            raise errors.AlertRevoked(
                 f"alert {name} was revoked by {row.origin_agency}",
                 metadata={"name": name, "state": "revoked"},
             )
@@ -278,7 +255,7 @@ class Forwarding:
         try:
             return redact_onward(record, original, onward, "alert", fields)
         except errors.InvalidArgument as exc:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "fields name paths no treaty could allow", violations={"fields": exc.message}
             ) from None
 
@@ -467,192 +444,6 @@ class Forwarding:
             if ref in sent and inc.header.sender in sent[ref]["agency_ids"]
         }
 
-    # --- the originator --------------------------------------------------------------------
-
-    def on_consent_request(self, w: Writer, inc: Incoming) -> Stored:
-        h = inc.header
-        d = w.conn.execute(
-            select(t.deliveries).where(
-                t.deliveries.c.view_id == h.reference_id, t.deliveries.c.agency_id == h.sender
-            )
-        ).first()
-        if d is None:
-            raise Refused(
-                "REFERENCE_UNKNOWN", f"no alert {h.reference_id!r} was sent to {h.sender}"
-            )
-        if d.treaty_id != h.treaty_id:
-            raise Refused(
-                "REFERENCE_MISMATCH",
-                f"alert {h.reference_id} was shared under {d.treaty_id}, not {h.treaty_id}",
-            )
-        terms = h.consent
-        if terms.original_message_id != h.reference_id or not terms.onward_recipients:
-            raise Refused("MALFORMED", "the consent request does not say what it asks for")
-        payload = parse_payload(inc.payload)
-        fields = payload.get("fields", [])
-        alert_row = self.alerts._row(w.conn, d.alert_id)
-        rows.insert(
-            w,
-            row_id=h.message_id,
-            kind=CONSENT,
-            state=PENDING,
-            agency=h.sender,
-            treaty_id=h.treaty_id,
-            treaty_version=h.treaty_version,
-            item={
-                "alert_id": d.alert_id,
-                "original_message_id": h.reference_id,
-                "requester": h.sender,
-                "onward_recipients": sorted(terms.onward_recipients),
-                "onward_treaty_id": terms.onward_treaty_id,
-                "fields": [str(f) for f in fields] if isinstance(fields, list) else [],
-                "reason": str(payload.get("reason", ""))[:2000],
-            },
-            expire_ms=alert_row.expire_ms,
-            officer_id=None,
-            handling=int(h.handling),
-            tlp=int(h.tlp),
-        )
-        w.event("alert.consent_requested", alert_id=d.alert_id, agency_id=h.sender)
-        return Stored(alert_id=d.alert_id)
-
-    def _consent_row(self, w: Writer, name: str) -> Any:
-        row = rows.get(w.conn, CONSENT, _consent_id(name))
-        if row is None:
-            raise errors.NotFound(f"there is no consent request {name}", metadata={"name": name})
-        if row.state != PENDING:
-            raise errors.FailedPrecondition(
-                f"consent request {name} was already {row.state}",
-                metadata={"name": name, "state": row.state},
-            )
-        return row
-
-    def _answer(
-        self,
-        w: Writer,
-        row: Any,
-        kind: envelope_pb2.MessageKind.ValueType,
-        payload: Mapping[str, Any],
-        expire_ms: int,
-    ) -> Any:
-        data = rows.item(row)
-        treaty = self.sharing.in_force_version(row.treaty_id, row.treaty_version)
-        self.sharing.check(
-            treaty,
-            kind=kind_name(kind),
-            recipients=[row.origin_agency],
-            categories=[],
-            handling=row.handling,
-            tlp=row.tlp,
-        )
-        sealed = self.sharing.seal(
-            treaty,
-            kind=kind,
-            recipients=[row.origin_agency],
-            handling=row.handling,
-            tlp=row.tlp,
-            categories=[],
-            expire_ms=expire_ms,
-            payload=payload,
-            reference_id=row.record_id,
-            consent=envelope_pb2.OnwardConsent(
-                original_message_id=data["original_message_id"],
-                onward_recipients=list(data["onward_recipients"]),
-                onward_treaty_id=data["onward_treaty_id"],
-                request_message_id=row.record_id,
-            ),
-        )
-        self.sharing.queue(w, sealed, record_id=data["alert_id"])
-        return sealed
-
-    def grant(self, w: Writer, officer: Officer, name: str) -> alert_service_pb2.ConsentRequest:
-        row = self._consent_row(w, name)
-        data = rows.item(row)
-        alert = self.alerts._row(w.conn, data["alert_id"])
-        if alert.state == "revoked" or alert.expire_ms <= now_ms():
-            raise errors.FailedPrecondition(
-                f"alert alerts/{alert.alert_id} is no longer active; nothing to consent to",
-                metadata={"name": name},
-            )
-        sealed = self._answer(
-            w, row, envelope_pb2.MESSAGE_KIND_CONSENT_GRANT, {"granted": True}, alert.expire_ms
-        )
-        rows.move(
-            w,
-            row,
-            GRANTED,
-            {"decided_by": officer.officer_id, "consent_id": sealed.message_id, "at": now_ms()},
-        )
-        w.event("alert.consent_granted", alert_id=data["alert_id"], agency_id=row.origin_agency)
-        w.audit(
-            "consent_granted",
-            {
-                "alert_id": data["alert_id"],
-                "request": row.record_id,
-                "officer_id": officer.officer_id,
-                "requester": row.origin_agency,
-                "onward_recipients": list(data["onward_recipients"]),
-                "onward_treaty": data["onward_treaty_id"],
-                "message_id": sealed.message_id,
-            },
-        )
-        found = rows.get(w.conn, CONSENT, row.record_id)
-        return _consent(found)
-
-    def refuse(
-        self, w: Writer, officer: Officer, name: str, reason: str
-    ) -> alert_service_pb2.ConsentRequest:
-        v: dict[str, str] = {}
-        rec._text(v, "reason", reason, max_len=2000, required=True, multiline=True)
-        if v:
-            raise errors.InvalidArgument(rec.summary(v, "a refusal needs a reason"), violations=v)
-        row = self._consent_row(w, name)
-        data = rows.item(row)
-        sealed = self._answer(
-            w,
-            row,
-            envelope_pb2.MESSAGE_KIND_CONSENT_REFUSAL,
-            {"reason": reason},
-            self.sharing.control_expire_ms(),
-        )
-        rows.move(
-            w,
-            row,
-            REFUSED,
-            {"decided_by": officer.officer_id, "refusal_reason": reason, "at": now_ms()},
-        )
-        w.event("alert.consent_refused", alert_id=data["alert_id"], agency_id=row.origin_agency)
-        w.audit(
-            "consent_refused",
-            {
-                "alert_id": data["alert_id"],
-                "request": row.record_id,
-                "officer_id": officer.officer_id,
-                "message_id": sealed.message_id,
-            },
-        )
-        return _consent(rows.get(w.conn, CONSENT, row.record_id))
-
-    def list_consents(
-        self, officer: Officer, state: int, page_size: int, page_token: str
-    ) -> tuple[list[alert_service_pb2.ConsentRequest], str]:
-        if state and state not in _CONSENT_FILTER:
-            raise errors.InvalidArgument("unknown state", violations={"state": "unknown state"})
-        states = [_CONSENT_FILTER[state]] if state else []
-        with self.alerts.store.engine.connect() as conn:
-            found, token = rows.page(
-                conn,
-                self.alerts.store.page_tokens,
-                CONSENT,
-                caller=officer.officer_id,
-                states=states,
-                page_size=page_size,
-                page_token=page_token,
-                newest_first=True,
-                filters=str(state),
-            )
-        return [_consent(r) for r in found], token
-
     # --- the third agency --------------------------------------------------------------------
 
     def check_received(self, inc: Incoming, record: Mapping[str, Any]) -> int:
@@ -724,26 +515,6 @@ def _forward(row: Any) -> alert_service_pb2.Forward:
         create_time=rec.ms_to_ts(row.create_ms),
         update_time=rec.ms_to_ts(row.update_ms),
     )
-
-
-def _consent(row: Any) -> alert_service_pb2.ConsentRequest:
-    data = rows.item(row)
-    out = alert_service_pb2.ConsentRequest(
-        name=f"consentRequests/{row.record_id}",
-        alert=f"alerts/{data['alert_id']}",
-        requester=row.origin_agency,
-        onward_recipients=list(data.get("onward_recipients", [])),
-        onward_treaty_id=str(data.get("onward_treaty_id", "")),
-        fields=list(data.get("fields", [])),
-        reason=str(data.get("reason", "")),
-        state=_CONSENT_STATES.get(row.state, alert_service_pb2.CONSENT_STATE_UNSPECIFIED),
-        create_time=rec.ms_to_ts(row.create_ms),
-        refusal_reason=str(data.get("refusal_reason", "")),
-        consent_id=str(data.get("consent_id", "")),
-    )
-    if "at" in data:
-        out.decide_time.CopyFrom(rec.ms_to_ts(int(data["at"])))
-    return out
 
 
 __all__ = ["CONSENT", "FORWARD", "Forwarding"]

@@ -13,10 +13,14 @@ detention or a report naming it means the same thing everywhere
 arrives with an id this node already uses does the copy get a local id,
 its generic record id; reports still name it by its grantor's id.
 
-Events. IPR events ride on the node's event log as ``record.ipr.<type>``
-(``record.ipr.detention.moved``), the family the log accepts for record
-kinds; ``WatchDetentions`` shows them as ``detention.moved``. For
-detention events the log's ``record_id`` is the detention id; for
+Events. IPR events ride on the node's event log under the names an
+officer reads on every feed and webhook: ``recordation.<change>``
+(``recordation.granted``, ``.extended``, ``.withdrawn`` ...),
+``detention.<change>`` (``detention.created``, ``.moved``,
+``.deadline_due`` ...) and ``detention_report.<change>``, as alerts are
+``alert.<change>`` and cases ``case.<change>``. (Before migration 0009
+they were stored as ``record.ipr.<name>``; the migration renamed them.)
+For detention events the log's ``record_id`` is the detention id; for
 recordation and report events it is the generic record id.
 """
 
@@ -26,7 +30,7 @@ import functools
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final, TypeVar
 
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
@@ -36,6 +40,7 @@ from sqlalchemy import Connection, Row, select
 from intelshare import errors
 from intelshare.v1 import recordation_pb2
 from node.ipr import deadlines as dl
+from node.schema import names
 from node.schema.alert import ms_to_ts
 from node.storage import tables as t
 from node.storage.officers import Officer
@@ -51,8 +56,8 @@ DETENTIONS: Final = "detentions"
 REPORTS: Final = "detentionReports"
 #: The data category IPR records are shared under (treaties must permit it).
 IPR_CATEGORY: Final = "counterfeit_goods"
-#: Prefix of IPR event types in the event log (see the module docstring).
-EVENT_PREFIX: Final = "record.ipr."
+#: The families of IPR event types in the event log (see the module docstring).
+EVENT_FAMILIES: Final = ("recordation.", "detention.", "detention_report.")
 #: The officer the node acts as for moves of its own (expiry, deadlines passed).
 SYSTEM_OFFICER: Final = Officer(officer_id="system", name="system", role="system")
 
@@ -66,7 +71,9 @@ MAX_PAGE: Final = 500
 
 def event(w: Writer, type_: str, record_id: str, agency_id: str | None = None) -> None:
     """An IPR event (``detention.moved``, ...) in this transaction."""
-    w.event(EVENT_PREFIX + type_, record_id=record_id, agency_id=agency_id)
+    if not type_.startswith(EVENT_FAMILIES):
+        raise ValueError(f"not an IPR event type: {type_!r}")
+    w.event(type_, record_id=record_id, agency_id=agency_id)
 
 
 def now() -> datetime:
@@ -111,7 +118,7 @@ def parse_name(name: str, collection: str, field: str = "name") -> str:
     prefix = f"{collection}/"
     ident = name[len(prefix) :] if name.startswith(prefix) else ""
     if not ident or "/" in ident or len(ident) > 64:
-        raise errors.InvalidArgument(
+        raise errors.NameInvalid(
             f"{field} must look like {prefix}{{id}}, got {name!r}",
             violations={field: f"expected {prefix}{{id}}"},
         )
@@ -119,14 +126,8 @@ def parse_name(name: str, collection: str, field: str = "name") -> str:
 
 
 def check_new_id(ident: str, field: str) -> None:
-    """A client-chosen id: lower case, digits and '-', 1-63 characters."""
-    import re
-
-    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", ident):
-        raise errors.InvalidArgument(
-            f"{field} {ident!r} must be 1-63 lower-case letters, digits or '-'",
-            violations={field: "lower case, digits, '-'"},
-        )
+    """A client-chosen id (the one rule of :mod:`node.schema.names`)."""
+    names.check_client_id(ident, field)
 
 
 # --- page tokens ---------------------------------------------------------------------------
@@ -152,7 +153,7 @@ def decode_token(store: Store, officer: Officer, token: str, listing: str) -> li
 
 def page_size(size: int) -> int:
     if size < 0:
-        raise errors.InvalidArgument(
+        raise errors.PageSizeInvalid(
             "page_size must not be negative", violations={"page_size": ">= 0"}
         )
     return min(size or DEFAULT_PAGE, MAX_PAGE)
@@ -274,6 +275,70 @@ def holder_names(conn: Connection, holder_key: str) -> frozenset[str]:
     return frozenset(f"{RECORDATIONS}/{i}" for i in ids)
 
 
+def holder_sees(
+    conn: Connection,
+    holder_key: str,
+    *,
+    detention_ids: Collection[str] = (),
+    record_ids: Collection[str] = (),
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Of these detentions and recordations (by generic record id), those the holder may see.
+
+    A detention: when one of the recordations it falls under is the
+    holder's (what :func:`node.ipr.views.check_holder_may_see` decides on a
+    loaded detention); a recordation: when it is the holder's own. For feeds
+    and webhooks, which decide for many events at once.
+    """
+    if not holder_key:
+        return frozenset(), frozenset()
+    r = t.recordations
+    seen_detentions: frozenset[str] = frozenset()
+    seen_records: frozenset[str] = frozenset()
+    if detention_ids:
+        links = t.detention_recordations
+        seen_detentions = frozenset(
+            conn.execute(
+                select(links.c.detention_id)
+                .distinct()
+                .join(r, r.c.recordation_id == links.c.recordation_id)
+                .where(
+                    links.c.detention_id.in_(sorted(detention_ids)), r.c.holder_key == holder_key
+                )
+            ).scalars()
+        )
+    if record_ids:
+        seen_records = frozenset(
+            conn.execute(
+                select(r.c.record_id).where(
+                    r.c.record_id.in_(sorted(record_ids)), r.c.holder_key == holder_key
+                )
+            ).scalars()
+        )
+    return seen_detentions, seen_records
+
+
+def recordation_summary(
+    conn: Connection, record_id: str, holder_key: str | None
+) -> dict[str, Any] | None:
+    """What an event's webhook POST says of a recordation (None: not the holder's, or gone)."""
+    r = t.recordations
+    row = conn.execute(
+        select(r.c.recordation_id, r.c.holder_key, r.c.state, r.c.expire_ms).where(
+            r.c.record_id == record_id
+        )
+    ).first()
+    if row is None or (holder_key is not None and row.holder_key != holder_key):
+        return None
+    return {
+        "resource": f"{RECORDATIONS}/{row.recordation_id}",
+        "recordation": {
+            "name": f"{RECORDATIONS}/{row.recordation_id}",
+            "state": row.state,
+            "expire_time": ms_to_ts(row.expire_ms).ToJsonString(),
+        },
+    }
+
+
 def require_in_force_now(held: Held) -> None:
     """RECORDATION_EXPIRED unless ``held`` is in force now (its expiry, or not, in the words)."""
     if held.in_force(now_ms()):
@@ -290,17 +355,53 @@ def require_in_force_now(held: Held) -> None:
 # --- the detaining agency's calendar -------------------------------------------------------
 
 
-def calendar_provider(country: Callable[[], str]) -> Callable[[], dl.Calendar]:
-    """The working-day calendar of this agency's country, looked up once it is known."""
+def calendar_provider(
+    country: Callable[[], str],
+    *,
+    subdivision: str = "",
+    time_zone: str = "",
+    closed_days: Iterable[date] = (),
+) -> Callable[[], dl.Calendar]:
+    """The working-day calendar of this agency's country, looked up once it is known.
+
+    ``subdivision`` is the node's ``holiday_subdivision`` (ISO 3166-2,
+    ``DE-BY``), ``time_zone`` its ``deadline_time_zone`` and
+    ``closed_days`` its ``deadline_closed_days``. They are checked here, when
+    the node is built (ConfigError naming the setting: a subdivision or zone
+    the libraries do not know); that the subdivision lies in the country the
+    directory names is checked when the country is known (and by
+    :func:`check_calendar` at start).
+    """
+    region, _, sub = subdivision.strip().upper().partition("-")
+    closed = frozenset(closed_days)
+    if region or time_zone.strip():
+        try:  # any country will do to check a zone alone
+            dl.calendar_for(region or "DE", sub, time_zone or "UTC", closed)
+        except errors.ConfigError as exc:
+            setting = "deadline_time_zone" if "time_zone" in exc.metadata else "holiday_subdivision"
+            raise errors.ConfigError(
+                f"node.{setting}: {exc.message}", metadata=exc.metadata
+            ) from None
 
     @functools.lru_cache(maxsize=4)
     def for_country(code: str) -> dl.Calendar:
-        return dl.calendar_for(code)
+        if region and region != code:
+            raise errors.ConfigError(
+                f"node.holiday_subdivision: {region}-{sub} is not in {code}, this agency's "
+                "country in the federation directory",
+                metadata={"country": code, "subdivision": f"{region}-{sub}"},
+            )
+        if not time_zone.strip() and code not in dl.COUNTRY_ZONES:
+            raise errors.ConfigError(
+                f"no default time zone for {code}: set node.deadline_time_zone",
+                metadata={"country": code},
+            )
+        return dl.calendar_for(code, sub, time_zone, closed)
 
     def calendar() -> dl.Calendar:
         code = country().strip().upper()
         if not code:
-            raise errors.FailedPrecondition(
+            raise errors.CountryUnknown(
                 "this agency's country is not known yet (the federation directory names it)"
             )
         return for_country(code)

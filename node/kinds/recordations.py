@@ -66,7 +66,7 @@ def _validate(recordation: R.Recordation) -> None:
     # The engine calls this for every grant and change; the rules of a new
     # grant (node.ipr.validate) are checked before, by Recordations.
     if not recordation.name or not recordation.HasField("holder"):
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             "a recordation needs its name and holder", violations={"recordation": "incomplete"}
         )
 
@@ -148,6 +148,16 @@ def _index(w: Writer, stored: StoredRecord[R.Recordation]) -> None:
         ipr.event(w, f"recordation.{change}", stored.record_id, stored.origin_agency)
 
 
+def _withdrawn(w: Writer, record_id: str, issuer: str) -> None:
+    """A received copy withdrawn by its grantor: its state here, and the IPR event."""
+    w.conn.execute(
+        update(t.recordations)
+        .where(t.recordations.c.record_id == record_id)
+        .values(state="withdrawn")
+    )
+    ipr.event(w, "recordation.withdrawn", record_id, issuer)
+
+
 RECORDATION: Final[RecordKind[R.Recordation]] = RecordKind(
     name=ipr.RECORDATION_KIND,
     collection=ipr.RECORDATIONS,
@@ -158,6 +168,7 @@ RECORDATION: Final[RecordKind[R.Recordation]] = RecordKind(
     categories=lambda _r: [ipr.IPR_CATEGORY],
     expire_ms=_expire_ms,
     on_stored=_index,
+    on_withdrawn=_withdrawn,
 )
 
 #: Fields UpdateRecordation may change, and the engine-fixed ones it refuses.
@@ -198,7 +209,7 @@ class Recordations:
             if not a.treaty_id
         }
         if missing:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "every agency a recordation is valid for needs a treaty", violations=missing
             )
         if recordation_id:
@@ -211,7 +222,7 @@ class Recordations:
             select(exists().where(t.recordations.c.recordation_id == recordation_id))
         ).scalar_one()
         if taken:
-            raise errors.InvalidArgument(
+            raise errors.IdInUse(
                 f"recordations/{recordation_id} exists already",
                 violations={"recordation_id": "already in use on this node"},
             )
@@ -256,19 +267,19 @@ class Recordations:
         held = self._issued(w, recordation.name)
         paths = list(mask.paths)
         if not paths:
-            raise errors.InvalidArgument(
+            raise errors.UpdateMaskInvalid(
                 "update_mask names no field", violations={"update_mask": "required"}
             )
         fixed = sorted(set(paths) & FIXED_AT_GRANT)
         if fixed:
-            raise errors.FailedPrecondition(
+            raise errors.FieldImmutable(
                 f"{', '.join(fixed)} of a recordation are fixed when it is granted; withdraw it "
                 "and grant a new one",
                 metadata={"fields": ",".join(fixed)},
             )
         unknown = sorted(set(paths) - UPDATABLE)
         if unknown:
-            raise errors.InvalidArgument(
+            raise errors.UpdateMaskInvalid(
                 f"update_mask names fields that cannot be changed: {', '.join(unknown)}",
                 violations={"update_mask": "one of " + ", ".join(sorted(UPDATABLE))},
             )
@@ -305,7 +316,7 @@ class Recordations:
         from datetime import UTC, datetime
 
         if expire_ms <= 0:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "expire_time is required", violations={"expire_time": "the new end of validity"}
             )
         extended = lifecycle.extend_recordation(
@@ -442,7 +453,7 @@ class Recordations:
         found = ipr.held_by_names(w.conn, [recordation_id])
         if recordation_id not in found:
             name = f"{ipr.RECORDATIONS}/{recordation_id}"
-            raise errors.NotFound(f"{name} does not exist", metadata={"name": name})
+            raise errors.RecordNotFound(f"{name} does not exist", metadata={"name": name})
         return found[recordation_id]
 
     def _issued(self, w: Writer, name: str) -> ipr.Held:
@@ -561,12 +572,12 @@ class Recordations:
         if request.right_name.strip():
             key = views.right_name_key(request.right_name)
             if not key:
-                raise errors.InvalidArgument(
+                raise errors.FieldInvalid(
                     "right_name has no letters or digits", violations={"right_name": "e.g. ACME"}
                 )
             wanted.append((views.RIGHT_NAME, key))
         if not wanted:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "give a GTIN, an HS code or a right name to search by",
                 violations={"gtin": "at least one of gtin, hs_code, right_name is required"},
             )

@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
 from intelshare import errors
 from intelshare.review import payload_problem
@@ -50,6 +50,7 @@ from intelshare.treaty import decide_review, review_matches
 from intelshare.v1 import alert_pb2, alert_service_pb2, envelope_pb2
 from node.kinds import workflow_rows as rows
 from node.schema import alert as rec
+from node.schema import names
 from node.sharing.engine import Refusal, Share, View
 from node.sharing.inbound import Incoming, Refused
 from node.storage import tables as t
@@ -165,7 +166,7 @@ class Reviews:
         ]
         if not found:
             name = rec_name(alert_id)
-            raise errors.FailedPrecondition(
+            raise errors.ReviewNotPending(
                 f"alert {name} is not waiting for review"
                 + (f" under treaty {treaty_id}" if treaty_id else ""),
                 metadata={"name": name},
@@ -207,7 +208,7 @@ class Reviews:
         self._write_views(w, alert_id, views)
         for r in pending:
             if not rows.move(w, r, APPROVED, {"approver": officer.officer_id}):
-                raise errors.FailedPrecondition(
+                raise errors.ChangedMeanwhile(
                     f"alert {name} was decided meanwhile; look again", metadata={"name": name}
                 )
         if row.state == HELD:
@@ -272,12 +273,12 @@ class Reviews:
         v: dict[str, str] = {}
         rec._text(v, "reason", reason, max_len=2000, required=True, multiline=True)
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "a rejection needs a reason"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "a rejection needs a reason"), violations=v)
         row = self.alerts._row(w.conn, alert_id)
         pending = self._pending(w, alert_id, treaty_id)
         for r in pending:
             if not rows.move(w, r, REJECTED, {"rejected_by": officer.officer_id, "reason": reason}):
-                raise errors.FailedPrecondition(
+                raise errors.ChangedMeanwhile(
                     f"alert {name} was decided meanwhile; look again", metadata={"name": name}
                 )
         left = [
@@ -333,6 +334,15 @@ class Reviews:
                         self.alerts._row(conn, alert_id),
                         self.alerts._load(conn, alert_id),
                     )
+            # Approvers know their colleagues by name, not by officer id.
+            authors = {a.created_by for a, _ in alerts.values() if a.created_by}
+            names = dict(
+                conn.execute(
+                    select(t.officers.c.officer_id, t.officers.c.name).where(
+                        t.officers.c.officer_id.in_(sorted(authors))
+                    )
+                ).all()
+            )
         out = []
         for r in found:
             data = rows.item(r)
@@ -347,7 +357,7 @@ class Reviews:
                     alert=alert,
                     treaty_id=r.treaty_id,
                     matched=list(data.get("matched", [])),
-                    author=alert_row.created_by or "",
+                    author=names.get(alert_row.created_by, alert_row.created_by or ""),
                     create_time=rec.ms_to_ts(r.create_ms),
                     previews=previews,
                 )
@@ -391,13 +401,7 @@ def rec_name(alert_id: str) -> str:
 
 
 def _parse(name: str) -> str:
-    alert_id = name.removeprefix("alerts/") if name.startswith("alerts/") else ""
-    if not alert_id or "/" in alert_id or len(alert_id) > 64:
-        raise errors.InvalidArgument(
-            f"name must look like alerts/{{alert_id}}, got {name!r}",
-            violations={"name": "expected alerts/{alert_id}"},
-        )
-    return alert_id
+    return names.assigned_id(name, "alerts")
 
 
 __all__ = ["HELD", "KIND", "Reviews", "review_name"]

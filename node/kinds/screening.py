@@ -95,7 +95,7 @@ class Screener:
         self, officer: Officer, batch: Sequence[S.Declaration]
     ) -> list[S.DeclarationScreening]:
         if len(batch) > MAX_BATCH:
-            raise errors.InvalidArgument(
+            raise errors.BatchTooLarge(
                 f"a request carries at most {MAX_BATCH} declarations, this one {len(batch)}",
                 violations={"declarations": f"at most {MAX_BATCH}"},
             )

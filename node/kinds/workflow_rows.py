@@ -121,7 +121,7 @@ def page(
     bound to the listing (``kind``), the filters and the officer.
     """
     if page_size < 0:
-        raise errors.InvalidArgument(
+        raise errors.PageSizeInvalid(
             "page_size must not be negative", violations={"page_size": ">= 0"}
         )
     size = min(page_size or DEFAULT_PAGE, MAX_PAGE)

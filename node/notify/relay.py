@@ -48,13 +48,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, case, exists, func, or_, select, update
 
-from intelshare.db import is_pg, pg_execute, write_turn
+from intelshare.db import Statement, write_turn
 from node.notify.celery_app import QUEUE, TASK_DELIVER, TASK_FAN_OUT
 from node.notify.webhooks import PENDING
 from node.storage import tables as t
@@ -75,7 +74,8 @@ _ev = t.events
 _FRESH = (_ev.c.notified_ms.is_(None), _ev.c.relay_ms.is_(None))
 _LOOK = select(_ev.c.seq).where(*_FRESH).limit(1)
 _NO_TARGETS = ~exists().where(t.webhooks.c.disabled.is_(False))
-_CLAIM = (
+# Every commit with events claims: psycopg's own execute on PostgreSQL.
+_CLAIM = Statement(
     update(_ev)
     .where(
         _ev.c.seq.in_(
@@ -92,15 +92,13 @@ _CLAIM = (
         # confirmed by the claim when no webhook could want it (module docstring)
         notified_ms=case((_NO_TARGETS, bindparam("now")), else_=None),
     )
-    .returning(_ev.c.seq, _ev.c.event_id, _ev.c.notified_ms, _ev.c.created_ms)
-)
-# The same claim in psycopg's own SQL (PostgreSQL).
-_PG_CLAIM = (
-    f"UPDATE {_ev.name} SET relay_ms = %(now)s, notified_ms = CASE WHEN NOT EXISTS ("  # noqa: S608
-    f"SELECT 1 FROM {t.webhooks.name} WHERE NOT disabled) THEN %(now)s END "
-    f"WHERE seq IN (SELECT seq FROM {_ev.name} WHERE notified_ms IS NULL AND relay_ms IS NULL "
-    "ORDER BY seq LIMIT %(limit)s) AND notified_ms IS NULL AND relay_ms IS NULL "
-    "RETURNING seq, event_id, notified_ms, created_ms"
+    .returning(_ev.c.seq, _ev.c.event_id, _ev.c.notified_ms, _ev.c.created_ms),
+    postgresql=f"UPDATE {_ev.name} SET relay_ms = %(now)s, "  # noqa: S608
+    f"notified_ms = CASE WHEN NOT EXISTS (SELECT 1 FROM {t.webhooks.name} WHERE NOT disabled) "
+    f"THEN %(now)s END WHERE seq IN (SELECT seq FROM {_ev.name} "
+    "WHERE notified_ms IS NULL AND relay_ms IS NULL ORDER BY seq LIMIT %(limit)s) "
+    "AND notified_ms IS NULL AND relay_ms IS NULL "
+    "RETURNING seq, event_id, notified_ms, created_ms",
 )
 _UNCLAIM = (
     update(_ev)
@@ -143,10 +141,7 @@ def claim_new(engine: Engine, limit: int = BATCH, *, look: bool = True) -> Claim
     now = now_ms()
     # in line with the node's other writers on SQLite (intelshare.db.WriterQueue)
     with write_turn(engine), engine.begin() as conn:
-        if is_pg(conn):  # every commit with events: psycopg's own execute
-            rows: Sequence[Any] = pg_execute(conn, _PG_CLAIM, {"limit": limit, "now": now})[1]
-        else:
-            rows = conn.execute(_CLAIM, {"limit": limit, "now": now}).all()
+        rows = _CLAIM.execute(conn, {"limit": limit, "now": now}).rows
     to_send = sorted(
         (int(seq), event_id) for seq, event_id, notified, _ in rows if notified is None
     )

@@ -9,7 +9,8 @@ worker died, sent again by the sweep) changes nothing the second time:
     left out, and with none left the task does nothing), publishes one
     wake-up (topic name only) so feed streams in every node process look at
     the database again, and records one pending delivery per matching
-    webhook (one read of the webhooks, one insert); a failed publish rolls
+    webhook (one read of the webhooks, one insert; a rights holder's webhook
+    only for events of its own records: :mod:`node.notify.webhooks`); a failed publish rolls
     it all back and the task is retried. After commit it sends a
     ``deliver_webhook`` task per delivery. The relay sends the events it
     claimed together as one task: per message, the broker and the worker
@@ -40,8 +41,10 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from intelshare import errors
+from intelshare.db import Statement
 from intelshare.wakeup import WakeupHub
 from node.config import NodeConfig
+from node.kinds import ipr_common
 from node.notify import webhooks as wh
 from node.notify.celery_app import (
     TASK_AUDIT_HEAD,
@@ -127,17 +130,16 @@ def context(app: Any) -> WorkerContext:
         return ctx
 
 
-_INSERT_IGNORE = {
-    "postgresql": postgresql.insert(t.webhook_deliveries).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(t.webhook_deliveries).on_conflict_do_nothing(),
-}
+_INSERT_IGNORE = Statement(
+    postgresql=postgresql.insert(t.webhook_deliveries).on_conflict_do_nothing(),
+    sqlite=sqlite.insert(t.webhook_deliveries).on_conflict_do_nothing(),
+)
 
 
 def _insert_ignore(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    statement = _INSERT_IGNORE["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
-    conn.execute(statement, rows[0] if len(rows) == 1 else rows)
+    _INSERT_IGNORE.execute(conn, rows[0] if len(rows) == 1 else rows)
 
 
 def backoff_seconds(config: NodeConfig, attempt: int) -> float:
@@ -152,18 +154,49 @@ _CONFIRM_ONE = (
     update(_ev)
     .where(_ev.c.seq == bindparam("b_seq"), _ev.c.notified_ms.is_(None))
     .values(notified_ms=bindparam("now"))
-    .returning(_ev.c.seq, _ev.c.event_id, _ev.c.type, _ev.c.created_ms)
+    .returning(_ev.c.seq, _ev.c.event_id, _ev.c.type, _ev.c.created_ms, _ev.c.record_id)
 )
 _CONFIRM = (
     update(_ev)
     .where(_ev.c.seq.in_(bindparam("seqs", expanding=True)), _ev.c.notified_ms.is_(None))
     .values(notified_ms=bindparam("now"))
-    .returning(_ev.c.seq, _ev.c.event_id, _ev.c.type, _ev.c.created_ms)
+    .returning(_ev.c.seq, _ev.c.event_id, _ev.c.type, _ev.c.created_ms, _ev.c.record_id)
 )
 _EXISTS = select(_ev.c.seq).where(_ev.c.seq == bindparam("seq"))
-_HOOKS = select(t.webhooks.c.webhook_id, t.webhooks.c.events, t.webhooks.c.created_ms).where(
-    t.webhooks.c.disabled.is_(False)
+# an officer's own webhook goes quiet with its officer (node.notify.webhooks: whose webhook)
+_HOOKS = (
+    select(
+        t.webhooks.c.webhook_id,
+        t.webhooks.c.events,
+        t.webhooks.c.created_ms,
+        t.webhooks.c.holder_key,
+    )
+    .outerjoin(t.officers, t.officers.c.officer_id == t.webhooks.c.officer_id)
+    .where(
+        t.webhooks.c.disabled.is_(False),
+        t.webhooks.c.officer_id.is_(None) | t.officers.c.disabled.is_(False),
+    )
 )
+
+
+def _holder_filter(conn: Connection, hooks: list[Any], rows: list[Any]) -> set[tuple[str, int]]:
+    """(holder key, event seq) of the IPR events each holder's webhook may receive."""
+    keys = {h.holder_key for h in hooks if h.holder_key}
+    if not keys:
+        return set()
+    ipr_rows = [r for r in rows if r.record_id and r.type.startswith(wh.HOLDER_FAMILIES)]
+    detention_ids = {r.record_id for r in ipr_rows if r.type.startswith("detention.")}
+    record_ids = {r.record_id for r in ipr_rows if r.type.startswith("recordation.")}
+    allowed: set[tuple[str, int]] = set()
+    for key in keys:
+        seen_d, seen_r = ipr_common.holder_sees(
+            conn, key, detention_ids=detention_ids, record_ids=record_ids
+        )
+        for r in ipr_rows:
+            family = seen_d if r.type.startswith("detention.") else seen_r
+            if r.record_id in family:
+                allowed.add((key, int(r.seq)))
+    return allowed
 
 
 def fan_out(app: Any, seq: int | list[int]) -> str:
@@ -186,15 +219,20 @@ def fan_out(app: Any, seq: int | list[int]) -> str:
                 return "missing"
             return "already"  # confirmed before (or by a concurrent copy of this task)
         ctx.publish_wakeup()
+        found = conn.execute(_HOOKS).all()
         hooks = [
-            (h.webhook_id, json.loads(h.events), int(h.created_ms)) for h in conn.execute(_HOOKS)
+            (h.webhook_id, json.loads(h.events), int(h.created_ms), h.holder_key) for h in found
         ]
+        holders = _holder_filter(conn, found, rows)
         deliveries: list[tuple[str, str, int]] = []
         for row in sorted(rows, key=lambda r: int(r.seq)):
-            for webhook_id, patterns, created_ms in hooks:
+            for webhook_id, patterns, created_ms, holder_key in hooks:
                 # webhooks that want this event and existed when it happened
-                if created_ms <= int(row.created_ms) and wh.matches(patterns, row.type):
-                    deliveries.append((webhook_id, row.event_id, int(row.seq)))
+                if created_ms > int(row.created_ms) or not wh.matches(patterns, row.type):
+                    continue
+                if holder_key and (holder_key, int(row.seq)) not in holders:
+                    continue  # a holder's webhook: only its own records' events
+                deliveries.append((webhook_id, row.event_id, int(row.seq)))
         _insert_ignore(
             conn,
             [
@@ -267,7 +305,28 @@ def deliver_webhook(task: Any, webhook_id: str, event_id: str) -> str:
             )
         return "gone"
     hook, secret = found
-    body = wh.event_body(event)
+    summary: dict[str, Any] | None = None
+    withheld = _owner_disabled(engine, hook.officer_id)
+    if not withheld and event.type.startswith(wh.OFFICER_FAMILIES):
+        summary = _ipr_summary(ctx, event, hook.holder_key)
+        withheld = summary is None and hook.holder_key is not None
+    if withheld:
+        # its officer disabled, or the record gone or (checked again now) no longer
+        # the holder's: nothing is POSTed
+        with engine.begin() as conn:
+            conn.execute(
+                update(wd)
+                .where(*key)
+                .values(
+                    state=wh.DEAD,
+                    dead_ms=now,
+                    lease_until_ms=None,
+                    last_error="withheld: the webhook's officer is disabled, or the record is "
+                    "gone or not visible to its owner",
+                )
+            )
+        return "withheld"
+    body = wh.event_body(event, summary)
     stamp = int(time.time())
     headers = {
         wh.TIMESTAMP_HEADER: str(stamp),
@@ -333,6 +392,34 @@ def deliver_webhook(task: Any, webhook_id: str, event_id: str) -> str:
         "webhook delivery failed (%s); attempt %d again in %.1fs", error, attempt + 1, countdown
     )
     raise task.retry(countdown=countdown, max_retries=None)
+
+
+def _owner_disabled(engine: Any, officer_id: str | None) -> bool:
+    """Whether the officer who registered a webhook was disabled (an agency's: never)."""
+    if officer_id is None:
+        return False
+    with engine.connect() as conn:
+        disabled = conn.execute(
+            select(t.officers.c.disabled).where(t.officers.c.officer_id == officer_id)
+        ).scalar_one_or_none()
+    return disabled is None or bool(disabled)
+
+
+def _ipr_summary(ctx: WorkerContext, event: Any, holder_key: str | None) -> dict[str, Any] | None:
+    """An IPR event's resource and summary as the webhook's owner may see it (None: it may not)."""
+    record_id = event.record_id or ""
+    if event.type.startswith("detention_report."):
+        if holder_key is not None:
+            return None
+        return {"resource": f"{ipr_common.REPORTS}/{record_id}"}
+    if event.type.startswith("recordation."):
+        with ctx.store.engine.connect() as conn:
+            return ipr_common.recordation_summary(conn, record_id, holder_key)
+    detentions = getattr(ctx.node, "detentions", None)
+    if detentions is None:
+        return None
+    summary: dict[str, Any] | None = detentions.webhook_summary(record_id, holder_key)
+    return summary
 
 
 def make_worker_app(config: NodeConfig, build_node: Callable[[NodeConfig], Any]) -> Any:

@@ -1,11 +1,29 @@
 """Webhooks: registration, secrets at rest, signing, and one delivery attempt.
 
 A webhook is a URL the agency registers with the event types it wants
-(``alert.received``, ``alert.*``, ``case.*``, ``*``). Each delivery is a POST
-of a small JSON document that names the event and the resources it concerns
-— never their content (*notify, then fetch*): the receiver calls the node's
-API with its own credentials to read what changed, and is checked for
-access then.
+(``alert.received``, ``alert.*``, ``case.*``, ``detention.*``, ``*``). Each
+delivery is a POST of a small JSON document that names the event and the
+resources it concerns — never their content (*notify, then fetch*): the
+receiver calls the node's API with its own credentials to read what
+changed, and is checked for access then.
+
+Whose webhook
+-------------
+The agency's webhooks (``intelshare node webhook add``, an admin's) see
+every event. An officer registers webhooks of its own through the API
+(``CreateIprWebhook``) for IPR events only (:data:`OFFICER_FAMILIES`); such
+a webhook stops with its officer (a disabled officer's get nothing). A
+rights holder's webhook (``holder_key`` set) takes ``detention.*`` and
+``recordation.*`` only (:data:`HOLDER_FAMILIES`), and receives an event
+only when the holder may see its record: a detention that names one of
+the holder's recordations, one of its own recordations. That is decided
+twice, when the event is fanned out and again just before each POST (a
+detention changed meanwhile to name no recordation of the holder's is not
+POSTed: the delivery is dead with that reason). An IPR event's body also
+names the resource and summarises it (a detention's state, the owner's
+recordations it names and its deadlines), built from the view its owner
+has (:func:`node.ipr.views.holder_view` for a holder), so it never holds
+more than the owner could read.
 
 Signature (Stripe/GitHub style, so receivers can use what they know)::
 
@@ -65,6 +83,11 @@ PENDING = "pending"
 DELIVERED = "delivered"
 DEAD = "dead"
 
+#: The IPR event families an officer's own webhook may name (node.kinds.ipr_common).
+OFFICER_FAMILIES = ("detention.", "recordation.", "detention_report.")
+#: The families a rights holder's webhook may name.
+HOLDER_FAMILIES = ("detention.", "recordation.")
+
 
 # --- secrets at rest ---------------------------------------------------------------------
 
@@ -84,9 +107,10 @@ def open_secret(keys: AgencyKeys, webhook_id: str, sealed: bytes) -> str:
     try:
         plain = _secret_key(keys).decrypt(sealed[:12], sealed[12:], webhook_id.encode())
     except InvalidTag:
-        raise errors.FailedPrecondition(
+        raise errors.WebhookSecretUnreadable(
             f"the secret of webhook {webhook_id} cannot be opened with this agency's key "
-            "(the identity was replaced?); remove the webhook and add it again"
+            "(the identity was replaced?); remove the webhook and add it again",
+            metadata={"webhook_id": webhook_id},
         ) from None
     return plain.decode()
 
@@ -119,9 +143,9 @@ def verify(
     return hmac.compare_digest(signature(secret, int(stamp), body), given)
 
 
-def event_body(row: Any) -> bytes:
-    """The JSON a webhook receives: ids and type only."""
-    doc = {
+def event_body(row: Any, ipr: Mapping[str, Any] | None = None) -> bytes:
+    """The JSON a webhook receives: ids and type (and an IPR event's resource and summary)."""
+    doc: dict[str, Any] = {
         "event_id": row.event_id,
         "type": row.type,
         "cursor": int(row.seq),
@@ -130,6 +154,8 @@ def event_body(row: Any) -> bytes:
         "agency_id": row.agency_id,
         "create_time_ms": int(row.created_ms),
     }
+    if ipr is not None:
+        doc.update(ipr)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -173,6 +199,10 @@ class Webhook:
     events: tuple[str, ...]
     created_ms: int
     disabled: bool
+    #: the officer who registered it through the API (None: the agency's)
+    officer_id: str | None = None
+    #: a rights holder's webhook: the holder it is bound to
+    holder_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,23 +227,45 @@ def matches(patterns: Sequence[str], event_type: str) -> bool:
     return False
 
 
-def check_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
+def _family_pattern(p: str, families: Sequence[str]) -> bool:
+    """``family.*`` or ``family.<type>`` for one of ``families``."""
+    for family in families:
+        rest = p[len(family) :] if p.startswith(family) else ""
+        if rest == "*" or (rest and rest.replace("_", "").isalnum()):
+            return True
+    return False
+
+
+def check_patterns(
+    patterns: Sequence[str], *, families: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """Clean event patterns; ``families``: only patterns of these (an officer's webhook)."""
     cleaned = tuple(dict.fromkeys(p.strip() for p in patterns if p.strip()))
     if not cleaned:
-        raise errors.InvalidArgument(
-            "name at least one event type (e.g. alert.received, alert.*, case.*, *)",
+        example = ", ".join(f"{f}*" for f in families) if families else "alert.*, case.*, *"
+        raise errors.FieldInvalid(
+            f"name at least one event type (e.g. {example})",
             violations={"events": "required"},
         )
     for p in cleaned:
+        if families is not None:
+            if not _family_pattern(p, families):
+                raise errors.FieldInvalid(
+                    f"this webhook may receive {', '.join(f + '*' for f in families)} events "
+                    f"only, not {p!r}",
+                    violations={"events": f"{p!r} is not one of {', '.join(families)}"},
+                )
+            continue
         ok = (
-            p in ("*", "alert.*", "case.*")
+            p in ("*", "alert.*")
             or p in EVENT_TYPES
-            or (p.startswith("case.") and p[5:].replace("_", "").isalnum())
+            or _family_pattern(p, ("case.", *OFFICER_FAMILIES))
         )
         if not ok:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 f"unknown event type {p!r} (known: {', '.join(sorted(EVENT_TYPES))}, "
-                "case.<type>, alert.*, case.*, *)",
+                "case.<type>, detention.<type>, recordation.<type>, alert.*, case.*, "
+                "detention.*, recordation.*, detention_report.*, *)",
                 violations={"events": f"unknown event type {p!r}"},
             )
     return cleaned
@@ -222,7 +274,7 @@ def check_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
 def check_url(url: str, *, allow_http: bool = False) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             f"webhook URL must be an absolute https:// URL, got {url!r}",
             violations={"url": "absolute https URL"},
         )
@@ -232,7 +284,7 @@ def check_url(url: str, *, allow_http: bool = False) -> str:
         except ValueError:
             loopback = parts.hostname == "localhost"
         if not loopback:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "plain http:// is allowed only to this machine (127.0.0.1, ::1, localhost) "
                 "or with --allow-http",
                 violations={"url": "https required"},
@@ -248,26 +300,87 @@ class WebhookRegistry:
         self.keys = keys
 
     def add(
-        self, url: str, events: Sequence[str], *, allow_http: bool = False
+        self,
+        url: str,
+        events: Sequence[str],
+        *,
+        allow_http: bool = False,
+        officer_id: str | None = None,
+        holder_key: str | None = None,
+        conn: Connection | None = None,
     ) -> tuple[Webhook, str]:
-        """Register a webhook; returns it with its secret (shown only this once)."""
+        """Register a webhook; returns it with its secret (shown only this once).
+
+        With ``officer_id`` it is that officer's (IPR events only), with
+        ``holder_key`` too a rights holder's (its own detentions and
+        recordations only); ``conn``: in that transaction.
+        """
         url = check_url(url, allow_http=allow_http)
-        patterns = check_patterns(events)
+        families: tuple[str, ...] | None = None
+        if holder_key:
+            families = HOLDER_FAMILIES
+        elif officer_id:
+            families = OFFICER_FAMILIES
+        patterns = check_patterns(events, families=families)
         webhook_id = str(uuid.uuid4())
         secret = "whsec_" + secrets.token_urlsafe(32)
         created = now_ms()
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(t.webhooks).values(
-                    webhook_id=webhook_id,
-                    url=url,
-                    events=json.dumps(list(patterns)),
-                    secret=seal_secret(self.keys, webhook_id, secret),
-                    created_ms=created,
-                    disabled=False,
-                )
+        statement = insert(t.webhooks).values(
+            webhook_id=webhook_id,
+            url=url,
+            events=json.dumps(list(patterns)),
+            secret=seal_secret(self.keys, webhook_id, secret),
+            created_ms=created,
+            disabled=False,
+            officer_id=officer_id,
+            holder_key=holder_key or None,
+        )
+        if conn is not None:
+            conn.execute(statement)
+        else:
+            with self.engine.begin() as own:
+                own.execute(statement)
+        hook = Webhook(webhook_id, url, patterns, created, False, officer_id, holder_key or None)
+        return hook, secret
+
+    def owned(self, officer_id: str) -> builtins.list[Webhook]:
+        """The webhooks ``officer_id`` registered, oldest first."""
+        w = t.webhooks
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(w)
+                .where(w.c.officer_id == officer_id)
+                .order_by(w.c.created_ms, w.c.webhook_id)
+            ).all()
+        return [_webhook(r) for r in rows]
+
+    def secret(self, webhook_id: str, officer_id: str) -> str:
+        """The signing secret of one of ``officer_id``'s webhooks (a retried registration)."""
+        w = t.webhooks
+        with self.engine.connect() as conn:
+            sealed = conn.execute(
+                select(w.c.secret).where(w.c.webhook_id == webhook_id, w.c.officer_id == officer_id)
+            ).scalar_one_or_none()
+        if sealed is None:
+            raise errors.WebhookNotFound(
+                f"no webhook {webhook_id} of yours", metadata={"webhook_id": webhook_id}
             )
-        return Webhook(webhook_id, url, patterns, created, False), secret
+        return open_secret(self.keys, webhook_id, bytes(sealed))
+
+    def remove_owned(self, conn: Connection, webhook_id: str, officer_id: str) -> None:
+        """Remove one of ``officer_id``'s webhooks (NOT_FOUND for anyone else's)."""
+        w = t.webhooks
+        mine = (w.c.webhook_id == webhook_id, w.c.officer_id == officer_id)
+        found = conn.execute(select(w.c.webhook_id).where(*mine)).first()
+        if found is None:
+            raise errors.WebhookNotFound(
+                f"no webhook iprWebhooks/{webhook_id} of yours",
+                metadata={"name": f"iprWebhooks/{webhook_id}"},
+            )
+        conn.execute(
+            delete(t.webhook_deliveries).where(t.webhook_deliveries.c.webhook_id == webhook_id)
+        )
+        conn.execute(delete(w).where(*mine))
 
     def list(self) -> list[Webhook]:
         with self.engine.connect() as conn:
@@ -287,7 +400,9 @@ class WebhookRegistry:
             )
             gone = conn.execute(delete(t.webhooks).where(t.webhooks.c.webhook_id == webhook_id))
         if not gone.rowcount:
-            raise errors.NotFound(f"no webhook {webhook_id}")
+            raise errors.WebhookNotFound(
+                f"no webhook {webhook_id}", metadata={"webhook_id": webhook_id}
+            )
 
     def deliveries(self, *, state: str | None = None, limit: int = 1000) -> builtins.list[Delivery]:
         query = select(t.webhook_deliveries)
@@ -355,4 +470,6 @@ def _webhook(r: Any) -> Webhook:
         events=tuple(json.loads(r.events)),
         created_ms=int(r.created_ms),
         disabled=bool(r.disabled),
+        officer_id=r.officer_id,
+        holder_key=r.holder_key,
     )

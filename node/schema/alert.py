@@ -37,6 +37,7 @@ of a local formatting preference would lose intelligence.
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -46,7 +47,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from intelshare.errors import InvalidArgument, Malformed
+from intelshare.errors import FieldInvalid, Malformed
 from intelshare.v1 import alert_pb2, envelope_pb2
 
 # --- vocabularies ------------------------------------------------------------------
@@ -166,6 +167,44 @@ def rfc3339_to_ms(text: str) -> int:
     return int(at.timestamp() * 1000)
 
 
+# Times an officer gives or that cross to a partner (an alert's expiry, a
+# hit's found time, an acknowledgement) keep microseconds, the precision of
+# the databases and of Python's datetime: in integer columns (``*_us``), in
+# the JSON records (RFC 3339 with six fractional digits when there is a
+# fraction) and in the protos. Integer arithmetic only: a float of seconds
+# since 1970 cannot hold every microsecond of today.
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def ts_to_us(ts: Timestamp) -> int:
+    return ts.seconds * 1_000_000 + ts.nanos // 1000
+
+
+def us_to_ts(us: int) -> Timestamp:
+    return Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
+
+
+def us_to_rfc3339(us: int) -> str:
+    """``2026-07-01T12:00:00Z``, or ``2026-07-01T12:00:00.250000Z`` with a fraction."""
+    at = _EPOCH + timedelta(microseconds=us)
+    fraction = f".{at.microsecond:06d}" if at.microsecond else ""
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
+def rfc3339_to_us(text: str) -> int:
+    """Microseconds since 1970 of an RFC 3339 time with an offset (fractions below a µs dropped)."""
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        raise ValueError("naive time")
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 # --- proto <-> record ---------------------------------------------------------------
 
 
@@ -218,7 +257,7 @@ def alert_to_record(alert: alert_pb2.Alert) -> dict[str, Any]:
     if evaluation:
         record["evaluation"] = evaluation
     if alert.HasField("expire_time"):
-        record["expires_at"] = ms_to_rfc3339(ts_to_ms(alert.expire_time))
+        record["expires_at"] = us_to_rfc3339(ts_to_us(alert.expire_time))
     return record
 
 
@@ -326,7 +365,7 @@ def record_to_alert(
         try:
             if not isinstance(expires, str):
                 raise ValueError(expires)
-            out.expire_time.CopyFrom(ms_to_ts(rfc3339_to_ms(expires)))
+            out.expire_time.CopyFrom(us_to_ts(rfc3339_to_us(expires)))
         except ValueError:
             problems.append("expires_at: expected an RFC 3339 time")
     if problems:
@@ -629,7 +668,7 @@ def validate_new_alert(
         elif not r.treaty_id and not alert.treaty_id:
             v[f"{p}.treaty_id"] = "required (or set alert.treaty_id for every recipient)"
     if v:
-        raise InvalidArgument(_summary(v), violations=v)
+        raise FieldInvalid(_summary(v), violations=v)
 
 
 def _summary(v: Mapping[str, str]) -> str:
@@ -685,6 +724,6 @@ def header_disagreement(record: Mapping[str, Any], header: envelope_pb2.Header) 
 
 
 def normalise_times(alert: alert_pb2.Alert) -> None:
-    """Whole seconds for expire_time, as the record carries it."""
+    """Microseconds for expire_time, as the record carries it (nanoseconds dropped)."""
     if alert.HasField("expire_time"):
-        alert.expire_time.nanos = 0
+        alert.expire_time.nanos -= alert.expire_time.nanos % 1000

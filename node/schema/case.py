@@ -48,9 +48,9 @@ from datetime import date
 from typing import Any, Final
 
 from intelshare import errors
-from intelshare.ids import is_message_id
 from intelshare.v1 import alert_pb2, case_pb2
 from node.schema import alert as rec
+from node.schema import names
 
 ENTRY_KEYS: Final = ("text", "subjects", "attachments_digest")
 MAX_TEXT = 10_000
@@ -83,14 +83,8 @@ def entry_name(case_id: str, entry_id: str) -> str:
 
 
 def parse_case_name(name: str, field: str = "name") -> str:
-    """``cases/{case_id}`` to the id (a UUIDv7), or INVALID_ARGUMENT naming ``field``."""
-    case_id = name.removeprefix("cases/") if name.startswith("cases/") else ""
-    if not is_message_id(case_id):
-        raise errors.InvalidArgument(
-            f"{field} must look like cases/{{case_id}}, got {name[:100]!r}",
-            violations={field: "expected cases/{case_id} (the id is a UUID)"},
-        )
-    return case_id
+    """``cases/{case_id}`` to the id (a UUIDv7, see :mod:`node.schema.names`)."""
+    return names.assigned_id(name, "cases", field)
 
 
 # --- officers' input -----------------------------------------------------------------
@@ -104,7 +98,7 @@ def entry_record(entry: case_pb2.CaseEntry, today: date, prefix: str = "entry") 
     if entry.attachments_digest and not DIGEST_RE.fullmatch(entry.attachments_digest):
         v[f"{prefix}.attachments_digest"] = "expected sha256: and 64 lower-case hex digits"
     if v:
-        raise errors.InvalidArgument(rec.summary(v, "invalid case entry"), violations=v)
+        raise errors.invalid_fields(rec.summary(v, "invalid case entry"), violations=v)
     record: dict[str, Any] = {"text": entry.text}
     subjects = rec.subjects_to_record(entry.subjects)
     if subjects:
@@ -154,13 +148,13 @@ def validate_new_case(case: case_pb2.Case, own_agency: str) -> list[str]:
         else:
             members.append(m.agency_id)
     if v:
-        raise errors.InvalidArgument(rec.summary(v, "invalid case"), violations=v)
+        raise errors.invalid_fields(rec.summary(v, "invalid case"), violations=v)
     return sorted(members)
 
 
 def validate_agency(agency_id: str, field: str = "agency_id") -> None:
     if not ID_RE.fullmatch(agency_id):
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             f"{field} {agency_id[:100]!r} is not an agency id",
             violations={field: "required: an agency id, e.g. be-police"},
         )

@@ -29,102 +29,17 @@ with the case under the case's treaty; the owner forwards an entry this
 way only while the current treaty version still allows every field in it
 (see :mod:`node.kinds.cases`).
 
-This module is the one place in the node below the safe envelope API: it
-uses :mod:`intelshare.hazmat.envelope_primitives` for the key unwrap, the
-commitment check and the AEAD, which are exactly the steps
-:func:`intelshare.envelope.open_envelope` performs, split so the key can be
-handed over between them. Every failure is one
+The cryptography (the key unwrap, the commitment check, the AEAD: the
+steps :func:`intelshare.envelope.open_envelope` performs, split so that the
+key can be handed over between them) is in :mod:`intelshare.envelope`
+(:func:`~intelshare.envelope.disclose_content_key`,
+:func:`~intelshare.envelope.open_disclosed`), behind the same recipe layer
+as every other envelope operation: no node module touches
+:mod:`intelshare.hazmat`. Every failure is one
 :class:`~intelshare.errors.EnvelopeInvalid`, with the cause in
-``audit_detail`` only, like the envelope module.
+``audit_detail`` only.
 """
 
-from __future__ import annotations
+from intelshare.envelope import disclose_content_key, open_disclosed
 
-from collections.abc import Mapping
-from datetime import datetime
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric import x25519
-from google.protobuf.message import DecodeError
-
-from intelshare.envelope import MAX_PAYLOAD_BYTES, Opened, envelope_sha256, verify
-from intelshare.errors import EnvelopeInvalid
-from intelshare.hazmat import envelope_primitives as prim
-from intelshare.keylookup import PublicKeyLookup
-from intelshare.v1 import envelope_pb2
-
-_OPAQUE = "forwarded envelope could not be verified or opened"
-
-
-def _invalid(detail: str) -> EnvelopeInvalid:
-    return EnvelopeInvalid(_OPAQUE, audit_detail=detail)
-
-
-def _parse(envelope_bytes: bytes) -> tuple[envelope_pb2.Envelope, envelope_pb2.Header]:
-    try:
-        env = envelope_pb2.Envelope.FromString(envelope_bytes)
-        header = envelope_pb2.Header.FromString(env.header_bytes)
-    except (DecodeError, ValueError, RecursionError):
-        raise _invalid("envelope or header bytes do not parse") from None
-    return env, header
-
-
-def disclose_content_key(
-    envelope_bytes: bytes,
-    *,
-    recipient: str,
-    encryption_keys: Mapping[str, x25519.X25519PrivateKey],
-) -> bytes:
-    """The content key of an envelope addressed to ``recipient``, checked against its commitment.
-
-    ``envelope_bytes`` is an envelope this node received and verified when it
-    arrived (kept verbatim); ``encryption_keys`` maps key ids to this
-    agency's X25519 keys, so envelopes sealed before a key rotation work.
-    """
-    env, header = _parse(envelope_bytes)
-    block = next((b for b in env.key_blocks if b.agency_id == recipient), None)
-    if block is None:
-        raise _invalid(f"message {header.message_id}: no key block for {recipient}")
-    private_key = encryption_keys.get(block.key_id)
-    if private_key is None:
-        raise _invalid(f"message {header.message_id}: key block is for key {block.key_id}")
-    try:
-        key = prim.hpke_unwrap(
-            block.wrapped_key,
-            private_key,
-            header_digest_value=prim.header_digest(env.header_bytes),
-            recipient=recipient,
-        )
-    except (InvalidTag, ValueError):
-        raise _invalid(f"message {header.message_id}: key block does not unwrap") from None
-    if not prim.commitment_matches(key, header.content_key_commitment):
-        raise _invalid(f"message {header.message_id}: key does not match the commitment")
-    return key
-
-
-def open_disclosed(
-    envelope_bytes: bytes,
-    content_key: bytes,
-    keys: PublicKeyLookup,
-    *,
-    now: datetime,
-    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-) -> Opened:
-    """Verify the sender's signature, check ``content_key`` against the signed commitment, decrypt.
-
-    The result is what :func:`intelshare.envelope.open_envelope` returns to
-    a recipient: the signed header, the payload the sender encrypted, and
-    the digest of the exact envelope bytes.
-    """
-    header = verify(envelope_bytes, keys, now=now, max_payload_bytes=max_payload_bytes)
-    env, _ = _parse(envelope_bytes)
-    where = f"message {header.message_id} from {header.sender!r}"
-    if len(content_key) != prim.CONTENT_KEY_BYTES:
-        raise _invalid(f"{where}: disclosed key has the wrong length")
-    if not prim.commitment_matches(content_key, header.content_key_commitment):
-        raise _invalid(f"{where}: disclosed key does not match the signed commitment")
-    try:
-        payload = prim.aead_decrypt(content_key, env.ciphertext, env.header_bytes)
-    except (InvalidTag, ValueError):
-        raise _invalid(f"{where}: ciphertext does not decrypt with the disclosed key") from None
-    return Opened(header=header, payload=payload, envelope_sha256=envelope_sha256(envelope_bytes))
+__all__ = ["disclose_content_key", "open_disclosed"]

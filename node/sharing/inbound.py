@@ -67,8 +67,8 @@ from sqlalchemy.exc import IntegrityError
 from intelshare import errors
 from intelshare.audit.log import FieldValue
 from intelshare.directory import TrustedDirectory
-from intelshare.envelope import Opened, open_envelope
-from intelshare.gateway_client import GatewayClient
+from intelshare.envelope import Opened, Unverified, open_envelope, read
+from intelshare.gateway_client import GatewayClient, InboxEntryBytes
 from intelshare.keys import AgencyKeys
 from intelshare.onward import decide_provenance
 from intelshare.treaty import Treaty, decide_header_in_force, kind_name, retention_until
@@ -128,6 +128,12 @@ class Incoming:
     def create_ms(self) -> int:
         ts = self.header.create_time
         return ts.seconds * 1000 + ts.nanos // 1_000_000
+
+    @property
+    def create_us(self) -> int:
+        """When the sender sealed it, in microseconds (its own clock)."""
+        ts = self.header.create_time
+        return ts.seconds * 1_000_000 + ts.nanos // 1000
 
     @property
     def expire_ms(self) -> int:
@@ -255,7 +261,7 @@ class Inbound:
                 if self._stop.is_set():
                     return
                 self.connected.set()
-                entries = [i.entry for i in items if i.WhichOneof("event") == "entry"]
+                entries = [i.entry for i in items if i.entry is not None]
                 if not entries:
                     continue
                 self.handle_batch(entries, client)
@@ -313,9 +319,7 @@ class Inbound:
 
     # --- entries ---------------------------------------------------------------------
 
-    def handle_entry(
-        self, entry: gateway_service_pb2.InboxEntry, client: GatewayClient | None = None
-    ) -> str:
+    def handle_entry(self, entry: Entry, client: GatewayClient | None = None) -> str:
         """Process one inbox entry durably; return "stored", "duplicate" or "refused".
 
         Raises :class:`_OurSide` (entry not acknowledged) when this node
@@ -324,7 +328,7 @@ class Inbound:
         return self.handle_batch([entry], client)[0]
 
     def handle_batch(
-        self, entries: Sequence[gateway_service_pb2.InboxEntry], client: GatewayClient | None = None
+        self, entries: Sequence[Entry], client: GatewayClient | None = None
     ) -> list[str]:
         """Process inbox entries in order, durably; the outcome of each, as :meth:`handle_entry`.
 
@@ -348,9 +352,7 @@ class Inbound:
             )
         return [self._handle_alone(entry, client) for entry in entries]
 
-    def _handle_together(
-        self, entries: Sequence[gateway_service_pb2.InboxEntry], client: GatewayClient | None
-    ) -> list[str]:
+    def _handle_together(self, entries: Sequence[Entry], client: GatewayClient | None) -> list[str]:
         paused: _OurSide | None = None
         judged: list[tuple[int, _Refusal | tuple[Incoming, Handler]]] = []
         for entry in entries:
@@ -418,12 +420,10 @@ class Inbound:
             self._set_cursor(w, judged[-1][0])
         return outcomes
 
-    def _handle_alone(
-        self, entry: gateway_service_pb2.InboxEntry, client: GatewayClient | None
-    ) -> str:
+    def _handle_alone(self, entry: Entry, client: GatewayClient | None) -> str:
         """One entry in its own transaction (a refusal found by the handler in another)."""
         seq = int(entry.sequence)
-        peek = _peek_header(entry.envelope)
+        peek = _peek_header(_envelope_bytes(entry))
         if peek is not None and self._known(peek.message_id):
             self._advance_only(seq)
             return "duplicate"
@@ -450,20 +450,22 @@ class Inbound:
         return "stored"
 
     def _judge(
-        self, entry: gateway_service_pb2.InboxEntry, client: GatewayClient | None
+        self, entry: Entry, client: GatewayClient | None
     ) -> _Refusal | tuple[Incoming, Handler]:
         """Open and check one entry: what to refuse, or what to store with which handler.
 
         Raises :class:`_OurSide` when this node cannot judge it now.
         """
         directory = self._fresh_directory()
-        data = entry.envelope.SerializeToString()
+        data = _envelope_bytes(entry)
         now = datetime.now(UTC)
         try:
-            opened, directory = self._open(data, now, client, directory)
+            # Read once (reencode: as when the entry was parsed whole), opened from that reading.
+            unverified = read(data, max_payload_bytes=self.max_payload_bytes, reencode=True)
+            opened, directory = self._open(unverified, now, client, directory)
         except (errors.EnvelopeInvalid, errors.PayloadTooLarge) as exc:
             detail = getattr(exc, "audit_detail", "") or exc.message
-            return _Refusal(_peek_header(entry.envelope), exc.reason, detail)
+            return _Refusal(_peek_header(data), exc.reason, detail)
         header = opened.header
         doc = self.trust.treaty(header.treaty_id, header.treaty_version, client)
         if doc is None:
@@ -505,9 +507,9 @@ class Inbound:
             sequence=int(entry.sequence),
             header=header,
             payload=opened.payload,
-            envelope=data,
+            envelope=unverified.data,
             envelope_sha256=opened.envelope_sha256,
-            gateway_receipt=entry.receipt.SerializeToString(),
+            gateway_receipt=_receipt_bytes(entry),
             treaty=doc.treaty,
             received_ms=received,
             retain_until_ms=int(
@@ -568,7 +570,11 @@ class Inbound:
             raise _OurSide("no fresh directory to verify envelopes with") from None
 
     def _open(
-        self, data: bytes, now: datetime, client: GatewayClient | None, directory: TrustedDirectory
+        self,
+        data: Unverified,
+        now: datetime,
+        client: GatewayClient | None,
+        directory: TrustedDirectory,
     ) -> tuple[Opened, TrustedDirectory]:
         """The opened envelope, and the directory it was opened with."""
         try:
@@ -590,7 +596,7 @@ class Inbound:
                 return self._open_once(data, now, directory), directory
             raise
 
-    def _open_once(self, data: bytes, now: datetime, directory: TrustedDirectory) -> Opened:
+    def _open_once(self, data: Unverified, now: datetime, directory: TrustedDirectory) -> Opened:
         return open_envelope(
             data,
             directory,
@@ -725,9 +731,23 @@ class _Isolate(Exception):
     """A handler failed inside a batch: roll it back and take the entries one by one."""
 
 
-def _peek_header(envelope: envelope_pb2.Envelope) -> envelope_pb2.Header | None:
+#: an inbox entry: as the node's stream reads it (bytes), or a message (tests, tools)
+Entry = InboxEntryBytes | gateway_service_pb2.InboxEntry
+
+
+def _envelope_bytes(entry: Entry) -> bytes:
+    env = entry.envelope
+    return env if isinstance(env, bytes) else env.SerializeToString()
+
+
+def _receipt_bytes(entry: Entry) -> bytes:
+    receipt = entry.receipt
+    return receipt if isinstance(receipt, bytes) else receipt.SerializeToString()
+
+
+def _peek_header(data: bytes) -> envelope_pb2.Header | None:
     """The unverified header, for duplicate checks and audit context only."""
     try:
-        return envelope_pb2.Header.FromString(envelope.header_bytes)
+        return envelope_pb2.Header.FromString(envelope_pb2.Envelope.FromString(data).header_bytes)
     except Exception:
         return None

@@ -45,11 +45,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Row, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import OperationalError
 
 from intelshare import errors
-from intelshare.db import is_pg, pg_cursor
+from intelshare.db import KeptReader, Statement
 from intelshare.envelope import (
     HeaderFields,
     envelope_sha256,
@@ -88,36 +88,40 @@ _LOOK_LIMIT = 2 * MAX_IN_FLIGHT
 _TRANSIENT = (errors.Unavailable, errors.DirectoryInvalid, errors.Unauthenticated)
 
 
-# Statements built once (the sender runs them for every message).
+# Statements built once (the sender runs them for every message). The hot
+# ones have PostgreSQL text of their own, run on psycopg's cursor
+# (intelshare.db.Statement): SQLAlchemy's statement and result handling
+# cost more than these queries.
 _QUEUE_COLUMNS = [c for c in t.outbound.c if c.name != "payload"]  # payload: reseal only
-_SELECT_PENDING = (
+_SELECT_PENDING = Statement(
     select(*_QUEUE_COLUMNS)
     .where(
         t.outbound.c.state == PENDING,
         t.outbound.c.id.not_in(bindparam("busy", expanding=True)),
     )
     .order_by(t.outbound.c.id)
-    .limit(bindparam("limit"))
-)
-# The same look in the driver's own SQL (PostgreSQL, psycopg): the launcher
-# runs it for nearly every message, and SQLAlchemy's statement and result
-# handling cost more than the query.
-_PG_SELECT_PENDING = (
-    f"SELECT {', '.join(c.name for c in _QUEUE_COLUMNS)} FROM {t.outbound.name} "  # noqa: S608
-    "WHERE state = %s AND NOT (id = ANY(%s)) ORDER BY id LIMIT %s"
+    .limit(bindparam("limit")),
+    postgresql=f"SELECT {', '.join(c.name for c in _QUEUE_COLUMNS)} "  # noqa: S608
+    f"FROM {t.outbound.name} WHERE state = '{PENDING}' AND NOT (id = ANY(%(busy)s)) "
+    "ORDER BY id LIMIT %(limit)s",
+    named=True,  # rows with the attributes of SQLAlchemy's
+    prepare=True,  # on the launcher's kept connection (KeptReader)
 )
 _SELECT_ROW = select(*_QUEUE_COLUMNS).where(t.outbound.c.id == bindparam("row_id"))
 _COUNT_PENDING = select(func.count()).select_from(t.outbound).where(t.outbound.c.state == PENDING)
-_MARK_ACCEPTED = (
+_MARK_ACCEPTED = Statement(
     update(t.outbound)
     .where(
         t.outbound.c.id.in_(bindparam("row_ids", expanding=True)),
         t.outbound.c.state == PENDING,
     )
     .values(state=ACCEPTED, accepted_ms=bindparam("at"), last_error=None)
-    .returning(t.outbound.c.id)
+    .returning(t.outbound.c.id),
+    postgresql=f"UPDATE {t.outbound.name} SET state = '{ACCEPTED}', "  # noqa: S608
+    f"accepted_ms = %(at)s, last_error = NULL WHERE id = ANY(%(row_ids)s) AND state = '{PENDING}' "
+    "RETURNING id",
 )
-_MARK_ONE_ACCEPTED = (
+_MARK_ONE_ACCEPTED = Statement(
     update(t.outbound)
     .where(t.outbound.c.id == bindparam("row_id"), t.outbound.c.state == PENDING)
     .values(
@@ -126,7 +130,10 @@ _MARK_ONE_ACCEPTED = (
         receipt=bindparam("receipt"),
         last_error=None,
     )
-    .returning(t.outbound.c.id)
+    .returning(t.outbound.c.id),
+    postgresql=f"UPDATE {t.outbound.name} SET state = '{ACCEPTED}', "  # noqa: S608
+    "accepted_ms = %(at)s, receipt = %(receipt)s, last_error = NULL "
+    f"WHERE id = %(row_id)s AND state = '{PENDING}' RETURNING id",
 )
 _SET_RECEIPT = (
     update(t.outbound)
@@ -139,7 +146,7 @@ _SET_RECEIPT = (
 # (LockNotAvailable) and the recorder try again shortly, instead of the two
 # transactions possibly waiting for each other until PostgreSQL's deadlock
 # detection kills one of them a second later.
-_DELIVERIES_ACCEPTED = (
+_DELIVERIES_ACCEPTED = Statement(
     update(t.deliveries)
     .where(
         tuple_(t.deliveries.c.alert_id, t.deliveries.c.agency_id).in_(
@@ -151,44 +158,11 @@ _DELIVERIES_ACCEPTED = (
             .with_for_update(nowait=True)
         )
     )
-    .values(accepted_ms=bindparam("at"))
-)
-
-# A lone acceptance of an alert on PostgreSQL: the two updates above in one
-# statement (one round trip), the deliveries locked without waiting as there.
-_PG_ONE_ALERT_ACCEPTED = (
-    f"WITH marked AS (UPDATE {t.outbound.name} "  # noqa: S608
-    "SET state = %(accepted)s, accepted_ms = %(at)s, receipt = %(receipt)s, last_error = NULL "
-    "WHERE id = %(row_id)s AND state = %(pending)s RETURNING id), "
-    f"locked AS (SELECT alert_id, agency_id FROM {t.deliveries.name} "
-    "WHERE view_id = %(view)s AND accepted_ms IS NULL AND EXISTS (SELECT 1 FROM marked) "
-    "FOR UPDATE NOWAIT), "
-    f"delivered AS (UPDATE {t.deliveries.name} SET accepted_ms = %(at)s "
-    "WHERE (alert_id, agency_id) IN (SELECT alert_id, agency_id FROM locked)) "
-    "SELECT id FROM marked"
-)
-
-# Any other lone acceptance on PostgreSQL (a receipt, an update, ...).
-_PG_ONE_ACCEPTED = (
-    f"UPDATE {t.outbound.name} "  # noqa: S608
-    "SET state = %(accepted)s, accepted_ms = %(at)s, receipt = %(receipt)s, last_error = NULL "
-    "WHERE id = %(row_id)s AND state = %(pending)s RETURNING id"
-)
-
-# Several acceptances on PostgreSQL: _MARK_ACCEPTED and _SET_RECEIPT in one
-# statement (a receipt left as it is where there is none: an earlier sealing),
-# and _DELIVERIES_ACCEPTED in psycopg's SQL (the same NOWAIT locking).
-_PG_MANY_ACCEPTED = (
-    f"UPDATE {t.outbound.name} AS o SET state = %(accepted)s, accepted_ms = %(at)s, "  # noqa: S608
-    "receipt = COALESCE(v.receipt, o.receipt), last_error = NULL "
-    "FROM unnest(%(ids)s::bigint[], %(receipts)s::bytea[]) AS v(id, receipt) "
-    "WHERE o.id = v.id AND o.state = %(pending)s RETURNING o.id"
-)
-_PG_DELIVERIES_ACCEPTED = (
-    f"UPDATE {t.deliveries.name} SET accepted_ms = %(at)s "  # noqa: S608
+    .values(accepted_ms=bindparam("at")),
+    postgresql=f"UPDATE {t.deliveries.name} SET accepted_ms = %(at)s "  # noqa: S608
     "WHERE (alert_id, agency_id) IN ("
     f"SELECT alert_id, agency_id FROM {t.deliveries.name} "
-    "WHERE view_id = ANY(%(views)s) AND accepted_ms IS NULL FOR UPDATE NOWAIT)"
+    "WHERE view_id = ANY(%(views)s) AND accepted_ms IS NULL FOR UPDATE NOWAIT)",
 )
 
 #: Attempts at recording acceptances while deliveries rows are busy.
@@ -427,8 +401,7 @@ class Sender:
         # After a transient failure one submission at a time, until one is accepted
         # (a gateway coming back is not met by a burst of retries).
         self._probing = False
-        self._reader: Connection | None = None  # the launcher's own connection for looks
-        self._reader_cursor: Any = None  # its psycopg cursor (PostgreSQL)
+        self._reader = KeptReader(store.engine)  # the launcher's own connection for looks
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -575,53 +548,24 @@ class Sender:
         is left open between looks), so a look costs one round trip, not a
         pool checkout with its ping and reset as well.
         """
-        conn = self._reader
-        if conn is None:
-            conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self._reader = conn
-            if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-                from psycopg.rows import namedtuple_row
-
-                raw = conn.connection.driver_connection
-                self._reader_cursor = raw.cursor(row_factory=namedtuple_row)  # type: ignore[union-attr]
-        try:
-            cursor = self._reader_cursor
-            if cursor is not None:
-                # Rows with the same attributes as SQLAlchemy's (autocommit: no transaction).
-                cursor.execute(_PG_SELECT_PENDING, (PENDING, exclude, _LOOK_LIMIT), prepare=True)
-                return list(cursor.fetchall())
-            rows = conn.execute(_SELECT_PENDING, {"busy": exclude, "limit": _LOOK_LIMIT}).all()
-            conn.rollback()  # ends SQLAlchemy's bookkeeping; nothing to roll back on the server
-        except Exception:
-            self._close_reader()
-            raise
-        return list(rows)
+        return self._reader.execute(_SELECT_PENDING, {"busy": exclude, "limit": _LOOK_LIMIT}).rows
 
     def _close_reader(self) -> None:
-        conn, self._reader = self._reader, None
-        cursor, self._reader_cursor = self._reader_cursor, None
-        if cursor is not None:
-            try:
-                cursor.close()
-            except Exception:
-                log.debug("closing the sender's cursor failed", exc_info=True)
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                log.debug("closing the sender's connection failed", exc_info=True)
+        self._reader.close()
 
     def _submit(self, row: Row[Any]) -> None:
         """Start one submission; its answer goes to :meth:`_answered` (on a gRPC thread)."""
         try:
             self.client.submit_async(
-                envelope_pb2.Envelope.FromString(bytes(row.envelope)),
+                bytes(row.envelope),
                 row.message_id,
                 lambda result: self._answered(row, result),
             )
         except Exception as exc:  # e.g. the channel was closed under us
             log.warning("gateway submit of %s not started: %r", row.message_id, exc)
-            self._answered(row, errors.Unavailable(f"submit not started: {type(exc).__name__}"))
+            self._answered(
+                row, errors.GatewayUnreachable(f"submit not started: {type(exc).__name__}")
+            )
 
     def _answered(self, row: Row[Any], result: _Result) -> None:
         with self._lock:
@@ -667,9 +611,7 @@ class Sender:
             self._fail(r, "EXPIRED", "the message expired before the gateway accepted it")
             return True
         try:
-            response = self.client.submit(
-                envelope_pb2.Envelope.FromString(bytes(r.envelope)), request_id=r.message_id
-            )
+            response = self.client.submit(bytes(r.envelope), request_id=r.message_id)
         except errors.IntelshareError as exc:
             accepted: list[tuple[Row[Any], gateway_service_pb2.SubmitEnvelopeResponse | None]] = []
             left = self._settle_error(r, exc, accepted)
@@ -780,55 +722,15 @@ class Sender:
             for row_id, (_r, response) in by_id.items()
         }
         with self.store.write() as w:
-            views_done = False
             if len(by_id) == 1:
                 ((row_id, receipt),) = receipts.items()
-                r = by_id[row_id][0]
-                if is_pg(w.conn):  # psycopg's own execute: one statement per message
-                    alert = r.kind == envelope_pb2.MESSAGE_KIND_ALERT
-                    params = {
-                        "accepted": ACCEPTED,
-                        "pending": PENDING,
-                        "at": at,
-                        "receipt": receipt,
-                        "row_id": row_id,
-                    }
-                    if alert:
-                        params["view"] = str(r.message_id)
-                    with pg_cursor(w.conn) as cursor:
-                        cursor.execute(
-                            _PG_ONE_ALERT_ACCEPTED if alert else _PG_ONE_ACCEPTED,
-                            params,
-                        )
-                        found = cursor.fetchone()
-                    views_done = alert
-                else:
-                    found = w.conn.execute(
-                        _MARK_ONE_ACCEPTED, {"row_id": row_id, "at": at, "receipt": receipt}
-                    ).first()
-                done = set() if found is None else {row_id}
-            elif is_pg(w.conn):
-                # Marks and receipts of them all in one statement (psycopg's own execute).
-                ids = sorted(by_id)
-                with pg_cursor(w.conn) as cursor:
-                    cursor.execute(
-                        _PG_MANY_ACCEPTED,
-                        {
-                            "accepted": ACCEPTED,
-                            "pending": PENDING,
-                            "at": at,
-                            "ids": ids,
-                            "receipts": [receipts[row_id] for row_id in ids],
-                        },
-                    )
-                    done = {int(row_id) for (row_id,) in cursor.fetchall()}
+                marked = _MARK_ONE_ACCEPTED.execute(
+                    w.conn, {"row_id": row_id, "at": at, "receipt": receipt}
+                )
+                done = {int(row_id) for row_id in marked.scalars()}
             else:
-                done = {
-                    int(row_id)
-                    for row_id in w.conn.execute(
-                        _MARK_ACCEPTED, {"row_ids": list(by_id), "at": at}
-                    ).scalars()
-                }
+                marked = _MARK_ACCEPTED.execute(w.conn, {"row_ids": sorted(by_id), "at": at})
+                done = {int(row_id) for row_id in marked.scalars()}
                 with_receipt = [
                     {"row_id": row_id, "receipt": receipts[row_id]}
                     for row_id in sorted(done)
@@ -841,12 +743,8 @@ class Sender:
                 for row_id in sorted(done)
                 if by_id[row_id][0].kind == envelope_pb2.MESSAGE_KIND_ALERT
             ]
-            if views and not views_done:
-                if is_pg(w.conn):
-                    with pg_cursor(w.conn) as cursor:
-                        cursor.execute(_PG_DELIVERIES_ACCEPTED, {"views": views, "at": at})
-                else:
-                    w.conn.execute(_DELIVERIES_ACCEPTED, {"views": views, "at": at})
+            if views:
+                _DELIVERIES_ACCEPTED.execute(w.conn, {"views": views, "at": at})
             for row_id in sorted(done):
                 r, response = by_id[row_id]
                 log_index = None if response is None else int(response.receipt.log_index)

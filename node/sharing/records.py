@@ -86,6 +86,8 @@ class RecordKind(Generic[M]):
     expire_ms: Callable[[M], int]
     #: told of every record stored or changed here, issued or received
     on_stored: Callable[[Writer, StoredRecord[M]], None] | None = None
+    #: told when the issuer withdraws a record received here: (writer, record id, issuer)
+    on_withdrawn: Callable[[Writer, str, str], None] | None = None
 
     def record_name(self, record_id: str) -> str:
         return f"{self.collection}/{record_id}"
@@ -94,7 +96,7 @@ class RecordKind(Generic[M]):
         prefix = f"{self.collection}/"
         record_id = name[len(prefix) :] if name.startswith(prefix) else ""
         if not record_id or "/" in record_id or len(record_id) > 64:
-            raise errors.InvalidArgument(
+            raise errors.NameInvalid(
                 f"{field} must look like {prefix}{{id}}, got {name!r}",
                 violations={field: f"expected {prefix}{{id}}"},
             )
@@ -161,7 +163,7 @@ class Records:
         try:
             return self.kinds[name]
         except KeyError:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 f"this node has no record kind {name!r}", violations={"kind": "unknown"}
             ) from None
 
@@ -310,7 +312,7 @@ class Records:
             )
         )
         if not changed.rowcount:
-            raise errors.FailedPrecondition(
+            raise errors.ChangedMeanwhile(
                 f"{name} changed while this update was prepared; retry", metadata={"name": name}
             )
         for v in views:
@@ -353,7 +355,7 @@ class Records:
         """Withdraw an issued record at every recipient (a recall of every copy)."""
         record_id = kind.parse_name(name)
         if len(reason) > 2000:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "reason is longer than 2000 characters", violations={"reason": "too long"}
             )
         row = self._row(w.conn, kind, record_id)
@@ -395,7 +397,7 @@ class Records:
             .values(state=WITHDRAWN, revoke_ms=at, revoke_reason=reason or None, update_ms=at)
         )
         if not changed.rowcount:
-            raise errors.FailedPrecondition(
+            raise errors.RecordWithdrawn(
                 f"{name} was withdrawn", metadata={"name": name, "state": WITHDRAWN}
             )
         for s in sealed:
@@ -415,13 +417,13 @@ class Records:
     def _require_issued_active(self, kind: RecordKind[Any], row: Row[Any]) -> None:
         name = kind.record_name(row.record_id)
         if row.direction != ISSUED:
-            raise errors.FailedPrecondition(
+            raise errors.NotIssuer(
                 f"{name} was received from {row.origin_agency}; only the issuing agency can "
                 "change it",
                 metadata={"name": name},
             )
         if row.state != ACTIVE:
-            raise errors.FailedPrecondition(
+            raise errors.RecordWithdrawn(
                 f"{name} was withdrawn", metadata={"name": name, "state": row.state}
             )
 
@@ -447,7 +449,7 @@ class Records:
     ) -> tuple[list[StoredRecord[M]], str]:
         """A page of ``kind``'s records, newest first; received ones read are audited."""
         if page_size < 0:
-            raise errors.InvalidArgument(
+            raise errors.PageSizeInvalid(
                 "page_size must not be negative", violations={"page_size": ">= 0"}
             )
         after = self.store.page_tokens.read(
@@ -492,7 +494,7 @@ class Records:
         ).first()
         if row is None:
             name = kind.record_name(record_id)
-            raise errors.NotFound(f"{name} does not exist", metadata={"name": name})
+            raise errors.RecordNotFound(f"{name} does not exist", metadata={"name": name})
         return row
 
     def _load(self, conn: Connection, kind: RecordKind[M], record_id: str) -> StoredRecord[M]:
@@ -657,6 +659,9 @@ class Records:
                 )
             )
             w.event("record.withdrawn", record_id=row.record_id, agency_id=inc.header.sender)
+            kind = self.kinds.get(row.kind)
+            if kind is not None and kind.on_withdrawn is not None:
+                kind.on_withdrawn(w, row.record_id, inc.header.sender)
         return Stored(record_id=row.record_id)
 
     def _on_receipt(self, w: Writer, inc: Incoming, refs: Sequence[str]) -> dict[str, Stored]:

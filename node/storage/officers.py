@@ -46,15 +46,22 @@ import hmac
 import logging
 import re
 import secrets
-import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from intelshare.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from intelshare.db import KeptReader, Statement
+from intelshare.errors import (
+    FieldInvalid,
+    IdInUse,
+    OfficerNotFound,
+    RoleNotPermitted,
+    TokenInvalid,
+    TokenMissing,
+)
 from node.storage import tables as t
 from node.storage.store import now_ms
 
@@ -127,9 +134,14 @@ def bearer_token(context: _HasMetadata) -> str | None:
     return None
 
 
-_PG_AUTHENTICATE = (
-    f"SELECT {', '.join(c.name for c in t.officers.c)} FROM {t.officers.name} "  # noqa: S608
-    "WHERE token_sha256 = %s"
+# Every call authenticates: on PostgreSQL psycopg's own execute, prepared
+# once on the registry's kept connection (intelshare.db.KeptReader).
+_AUTHENTICATE = Statement(
+    select(t.officers).where(t.officers.c.token_sha256 == bindparam("digest")),
+    postgresql=f"SELECT {', '.join(c.name for c in t.officers.c)} "  # noqa: S608
+    f"FROM {t.officers.name} WHERE token_sha256 = %(digest)s",
+    named=True,
+    prepare=True,
 )
 
 
@@ -138,48 +150,13 @@ class OfficerRegistry:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # PostgreSQL (psycopg): one autocommit connection of its own for the
-        # lookup that every call makes, without a pool checkout (ping, reset).
-        self._fast = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
-        self._reader_lock = threading.Lock()
-        self._reader: Any = None  # a DBAPI connection from the engine, kept checked out
+        # one connection of its own for the lookup that every call makes,
+        # without a pool checkout (ping, reset)
+        self._reader = KeptReader(engine)
 
     def close(self) -> None:
         """Give back the connection of the authentication lookups."""
-        with self._reader_lock:
-            self._drop_reader()
-
-    def _drop_reader(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            try:
-                reader.invalidate()
-            except Exception:
-                log.debug("closing the officers' connection failed", exc_info=True)
-
-    def _lookup_fast(self, digest: str) -> Any:
-        """The officers row for ``digest`` (or None) on the kept connection.
-
-        A connection that fails (e.g. PostgreSQL restarted) is replaced and
-        the lookup tried once more, as the pool's ping would have done.
-        """
-        with self._reader_lock:
-            for attempt in (1, 2):
-                try:
-                    if self._reader is None:
-                        reader = self.engine.raw_connection()
-                        reader.driver_connection.autocommit = True  # type: ignore[union-attr]
-                        self._reader = reader
-                    from psycopg.rows import namedtuple_row
-
-                    with self._reader.driver_connection.cursor(row_factory=namedtuple_row) as cur:
-                        cur.execute(_PG_AUTHENTICATE, (digest,), prepare=True)
-                        return cur.fetchone()
-                except Exception:
-                    self._drop_reader()
-                    if attempt == 2:
-                        raise
-        return None
+        self._reader.close()
 
     def add(self, name: str, role: str, holder_key: str = "") -> tuple[Officer, str]:
         """Create an officer; return it with its token (the only time it is shown).
@@ -202,7 +179,7 @@ class OfficerRegistry:
         elif role != RIGHTS_HOLDER and holder_key:
             violations["holder"] = "only a rights_holder is bound to a holder"
         if violations:
-            raise InvalidArgument("invalid officer", violations=violations)
+            raise FieldInvalid("invalid officer", violations=violations)
         token = new_token()
         officer = Officer(str(uuid.uuid4()), name, role, now_ms(), False, holder_key)
         try:
@@ -219,7 +196,7 @@ class OfficerRegistry:
                     )
                 )
         except IntegrityError:
-            raise InvalidArgument(
+            raise IdInUse(
                 f"an officer named {name!r} already exists",
                 violations={"name": "already taken"},
             ) from None
@@ -241,24 +218,18 @@ class OfficerRegistry:
                 update(t.officers).where(t.officers.c.name == name).values(disabled=True)
             )
         if not done.rowcount:
-            raise NotFound(f"no officer named {name!r}")
+            raise OfficerNotFound(f"no officer named {name!r}", metadata={"officer": name})
 
     def authenticate(self, token: str | None) -> Officer:
         """The officer holding ``token``; UNAUTHENTICATED otherwise."""
         if not token or len(token) > 256:
-            raise Unauthenticated("a bearer token is required (authorization: Bearer <token>)")
+            raise TokenMissing("a bearer token is required (authorization: Bearer <token>)")
         digest = token_sha256(token)
-        if self._fast:
-            row = self._lookup_fast(digest)
-        else:
-            with self.engine.connect() as conn:
-                row = conn.execute(
-                    select(t.officers).where(t.officers.c.token_sha256 == digest)
-                ).first()
+        row = self._reader.execute(_AUTHENTICATE, {"digest": digest}).first()
         # The lookup is by digest; the constant-time comparison keeps the
         # final decision free of timing differences all the same.
         if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.disabled:
-            raise Unauthenticated("the bearer token is not valid")
+            raise TokenInvalid("the bearer token is not valid")
         return Officer(
             row.officer_id,
             row.name,
@@ -272,7 +243,7 @@ class OfficerRegistry:
         """Authenticate the caller and check ``permission`` against its role."""
         officer = self.authenticate(bearer_token(context))
         if not officer.can(permission):
-            raise PermissionDenied(
+            raise RoleNotPermitted(
                 f"role {officer.role} may not {permission.value.replace('_', ' ')}",
                 metadata={"role": officer.role, "permission": permission.value},
             )

@@ -84,13 +84,7 @@ from sqlalchemy import Connection, Engine, Row, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from intelshare.audit.log import AuditLog, FieldValue
-from intelshare.db import (
-    is_pg,
-    pg_cursor,
-    pg_execute,
-    pg_execute_and_commit,
-    writer_queue,
-)
+from intelshare.db import Statement, pg_execute_and_commit, pipelines, writer_queue
 from intelshare.errors import RequestIdReused
 from intelshare.pagetokens import PageTokens
 from intelshare.wakeup import WakeupHub
@@ -130,6 +124,17 @@ EVENT_TYPES = frozenset(
     }
 )
 
+
+#: Families of event types beside :data:`EVENT_TYPES`: cases, generic records, the
+#: identifier index's links, and the IPR kinds (node.kinds.recordations, .detentions).
+EVENT_FAMILIES = (
+    "case.",
+    "record.",
+    "link.",
+    "recordation.",
+    "detention.",
+    "detention_report.",
+)
 
 #: Record ids one ``read`` audit entry names at most (leaves are capped at 16 KiB).
 AUDIT_IDS_PER_ENTRY = 200
@@ -199,7 +204,7 @@ class Writer:
         record_id: str | None = None,
     ) -> None:
         """Record that something happened, in this transaction."""
-        if type_ not in EVENT_TYPES and not type_.startswith(("case.", "record.", "link.")):
+        if type_ not in EVENT_TYPES and not type_.startswith(EVENT_FAMILIES):
             raise ValueError(f"unknown event type {type_!r}")
         self._events.append(
             {
@@ -263,11 +268,11 @@ class Writer:
     def has_events(self) -> bool:
         return bool(self._events)
 
-    def _flush(self, audit: AuditLog | None, *, pipelined: bool = True) -> None:
+    def _flush(self, audit: AuditLog | None) -> None:
         created = now_ms()
         if self._audits and audit is None:
             raise RuntimeError("this store has no audit log")
-        if pipelined and is_pg(self.conn):
+        if pipelines(self.conn):
             # The statements that take the locks every writer of the node
             # waits for (the event counter, the audit state) go last, with
             # the COMMIT, in one round trip: see pg_execute_and_commit.
@@ -284,25 +289,12 @@ class Writer:
                     self.seqs = _seqs(results[0], len(self._events))
                     self.created_ms = created
             return
-        if self.conn.dialect.name == "postgresql":  # another driver, or not pipelined
-            if self._events or self._later or self._inbox is not None:
-                sql, params = _pg_flush_statement(self._later, self._events, created, self._inbox)
-                if is_pg(self.conn):  # psycopg's own execute, as the hot path always had
-                    returned: Sequence[Any] = pg_execute(self.conn, sql, params)[1]
-                elif self._events:
-                    returned = self.conn.exec_driver_sql(sql, params).all()
-                else:  # nothing returned to fetch
-                    self.conn.exec_driver_sql(sql, params)
-                    returned = []
-                self.seqs = _seqs(returned, len(self._events))
-        else:
-            for table, rows in self._later:
-                self.conn.execute(_insert_of(table), rows[0] if len(rows) == 1 else rows)
-            if self._inbox is not None:
-                self.conn.execute(_ADVANCE_INBOX, {"new_sequence": self._inbox, "at": created})
-            if self._events:
-                self.seqs = _insert_events(self.conn, self._events, created)
+        for table, rows in self._later:
+            self.conn.execute(_insert_of(table), rows[0] if len(rows) == 1 else rows)
+        if self._inbox is not None:
+            self.conn.execute(_ADVANCE_INBOX, {"new_sequence": self._inbox, "at": created})
         if self._events:
+            self.seqs = _insert_events(self.conn, self._events, created)
             self.created_ms = created
         if self._audits and audit is not None:
             audit.append_many(self.conn, self._audits)
@@ -485,16 +477,10 @@ def _insert_events(conn: Connection, events: list[dict[str, Any]], created: int)
 class Store:
     """The node's database: an engine, its audit log and its wake-up hub."""
 
-    def __init__(
-        self, engine: Engine, audit: AuditLog | None, hub: WakeupHub, *, pipelined: bool = True
-    ) -> None:
+    def __init__(self, engine: Engine, audit: AuditLog | None, hub: WakeupHub) -> None:
         self.engine = engine
         self.audit = audit
         self.hub = hub
-        #: PostgreSQL: send the last statements with the COMMIT (Writer._flush).
-        #: False runs them one by one, the audit append in Python, as with a
-        #: driver without pipeline mode: the baseline of bench/node_writes.py.
-        self.pipelined = pipelined
         #: counts committed events and audited outcomes (node.metrics), when set
         self.metrics: NodeMetrics | None = None
         #: the listings' page tokens; the node keys them with its agency key (node.server)
@@ -519,7 +505,7 @@ class Store:
         with self._turn(), self.engine.begin() as conn:
             w = Writer(conn)
             yield w
-            w._flush(self.audit, pipelined=self.pipelined)
+            w._flush(self.audit)
         if w._events:
             # Feeds first: waking a thread does not run it, and the threads
             # woken earlier are first in line for the interpreter.
@@ -610,17 +596,10 @@ class Store:
 
     def events_after(self, cursor: int, limit: int, *, alert_only: bool = False) -> list[Event]:
         """Committed events with ``seq > cursor``, in order."""
+        statement = _EVENTS_AFTER_ALERTS if alert_only else _EVENTS_AFTER
         with self.engine.connect() as conn:
-            if is_pg(conn):  # feeds read after every wake-up: psycopg's own execute
-                with pg_cursor(conn) as raw:
-                    raw.execute(
-                        _PG_EVENTS_AFTER_ALERTS if alert_only else _PG_EVENTS_AFTER,
-                        (cursor, limit),
-                    )
-                    return [_event_of(*r) for r in raw.fetchall()]
-            query = _EVENTS_AFTER_ALERTS if alert_only else _EVENTS_AFTER
-            rows = conn.execute(query, {"cursor": cursor, "limit": limit}).all()
-        return [_event(r) for r in rows]
+            rows = statement.execute(conn, {"cursor": cursor, "limit": limit}).rows
+        return [_event_of(*r) for r in rows]
 
     def head_seq(self) -> int:
         with self.engine.connect() as conn:
@@ -670,13 +649,9 @@ class Store:
         """
         if conn is None:
             with self.engine.connect() as own:
-                row = own.execute(_STORED_RESPONSE, {"request_id": request_id}).first()
-        elif is_pg(conn):  # every mutation with a request_id looks: psycopg's own execute
-            with pg_cursor(conn) as cursor:
-                cursor.execute(_PG_STORED_RESPONSE, (request_id,))
-                row = cursor.fetchone()
+                row = _STORED_RESPONSE.execute(own, {"request_id": request_id}).first()
         else:
-            row = conn.execute(_STORED_RESPONSE, {"request_id": request_id}).first()
+            row = _STORED_RESPONSE.execute(conn, {"request_id": request_id}).first()
         if row is None:
             return None
         stored_officer, stored_method, stored_fingerprint, response = row
@@ -715,39 +690,46 @@ class Store:
         )
 
 
-_EVENTS_AFTER = (
-    select(t.events)
+# Feeds read after every wake-up and every mutation with a request_id looks
+# up its id: on PostgreSQL psycopg's own execute (intelshare.db.Statement).
+_EVENT_COLUMNS = (
+    "seq",
+    "event_id",
+    "type",
+    "alert_id",
+    "case_id",
+    "agency_id",
+    "entry_id",
+    "created_ms",
+    "notified_ms",
+    "record_id",
+)
+_EVENTS_AFTER = Statement(
+    select(*(t.events.c[c] for c in _EVENT_COLUMNS))
     .where(t.events.c.seq > bindparam("cursor"))
     .order_by(t.events.c.seq)
-    .limit(bindparam("limit"))
+    .limit(bindparam("limit")),
+    postgresql=f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {t.events.name} "  # noqa: S608
+    "WHERE seq > %(cursor)s ORDER BY seq LIMIT %(limit)s",
 )
-_EVENTS_AFTER_ALERTS = (
-    select(t.events)
+_EVENTS_AFTER_ALERTS = Statement(
+    select(*(t.events.c[c] for c in _EVENT_COLUMNS))
     .where(t.events.c.seq > bindparam("cursor"), t.events.c.alert_id.is_not(None))
     .order_by(t.events.c.seq)
-    .limit(bindparam("limit"))
-)
-_PG_EVENT_COLUMNS = (
-    "seq, event_id, type, alert_id, case_id, agency_id, entry_id, created_ms, notified_ms, "
-    "record_id"
-)
-_PG_EVENTS_AFTER = (
-    f"SELECT {_PG_EVENT_COLUMNS} FROM {t.events.name} "  # noqa: S608
-    "WHERE seq > %s ORDER BY seq LIMIT %s"
-)
-_PG_EVENTS_AFTER_ALERTS = (
-    f"SELECT {_PG_EVENT_COLUMNS} FROM {t.events.name} "  # noqa: S608
-    "WHERE seq > %s AND alert_id IS NOT NULL ORDER BY seq LIMIT %s"
+    .limit(bindparam("limit")),
+    postgresql=f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {t.events.name} "  # noqa: S608
+    "WHERE seq > %(cursor)s AND alert_id IS NOT NULL ORDER BY seq LIMIT %(limit)s",
 )
 _HEAD = select(t.counters.c.value).where(t.counters.c.name == "events")
-_STORED_RESPONSE = select(
-    t.requests.c.officer_id, t.requests.c.method, t.requests.c.fingerprint, t.requests.c.response
-).where(t.requests.c.request_id == bindparam("request_id"))
-
-
-_PG_STORED_RESPONSE = (
-    f"SELECT officer_id, method, fingerprint, response FROM {t.requests.name} "  # noqa: S608
-    "WHERE request_id = %s"
+_STORED_RESPONSE = Statement(
+    select(
+        t.requests.c.officer_id,
+        t.requests.c.method,
+        t.requests.c.fingerprint,
+        t.requests.c.response,
+    ).where(t.requests.c.request_id == bindparam("request_id")),
+    postgresql=f"SELECT officer_id, method, fingerprint, response FROM {t.requests.name} "  # noqa: S608
+    "WHERE request_id = %(request_id)s",
 )
 
 
@@ -772,7 +754,7 @@ def _event_of(
     notified_ms: int | None,
     record_id: str | None = None,
 ) -> Event:
-    """An event from a row of the columns in :data:`_PG_EVENT_COLUMNS`' order."""
+    """An event from a row of the columns in :data:`_EVENT_COLUMNS`' order."""
     return Event(
         seq=int(seq),
         event_id=event_id,

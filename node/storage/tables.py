@@ -6,7 +6,9 @@ definitions follow the code. ``tests/node/storage/test_store.py`` checks that th
 migrated schema and this metadata agree.
 
 Times are integer milliseconds since the epoch (``*_ms``): the same on
-SQLite and PostgreSQL, no time-zone surprises, and cheap to compare.
+SQLite and PostgreSQL, no time-zone surprises, and cheap to compare. Times
+a partner reports and both ends show (acknowledgements, hits) are integer
+microseconds (``*_us``), so that they arrive exactly as they left.
 Structured values (category lists, records) are canonical JSON text.
 
 Table by table:
@@ -70,6 +72,9 @@ Table by table:
     with the recordations a received one links to, and one statistics row
     per (detention or report, category, right, currency) for the
     enforcement statistics the database sums.
+``node_ipr_stats_monthly``
+    those rows summed by month and dimension, kept in the same transaction,
+    so a breakdown of whole months reads sums instead of every row.
 ``node_identifiers``
     the identifier index of risk targeting (:mod:`node.storage.identifiers`):
     one row per (identifier key, record, role) over every record the node
@@ -180,7 +185,7 @@ alerts = Table(
     Column("message_id", String(64), nullable=True, unique=True),
     Column("received_ms", BigInteger, nullable=True),
     Column("retain_until_ms", BigInteger, nullable=True),
-    Column("acknowledged_ms", BigInteger, nullable=True),
+    Column("acknowledged_us", BigInteger, nullable=True),
     Column("last_change_ms", BigInteger, nullable=True),
 )
 Index("ix_node_alerts_listing", alerts.c.create_ms, alerts.c.alert_id)
@@ -221,9 +226,9 @@ deliveries = Table(
     Column("treaty_version", Integer, nullable=False),
     Column("accepted_ms", BigInteger, nullable=True),
     Column("delivered_ms", BigInteger, nullable=True),
-    Column("acknowledged_ms", BigInteger, nullable=True),
+    Column("acknowledged_us", BigInteger, nullable=True),
     Column("hit_count", Integer, nullable=False),
-    Column("last_hit_ms", BigInteger, nullable=True),
+    Column("last_hit_us", BigInteger, nullable=True),
     Column("failure", Text, nullable=True),
 )
 Index("ix_node_deliveries_view", deliveries.c.view_id)
@@ -242,10 +247,10 @@ hits = Table(
     Column("agency_id", String(128), nullable=False),
     Column("direction", String(8), nullable=False),
     Column("message_id", String(64), nullable=True, unique=True),
-    Column("found_ms", BigInteger, nullable=True),
+    Column("found_us", BigInteger, nullable=True),
     Column("place", Text, nullable=False),
     Column("found", Text, nullable=False),
-    Column("reported_ms", BigInteger, nullable=False),
+    Column("reported_us", BigInteger, nullable=False),
     Column("retain_until_ms", BigInteger, nullable=True),
 )
 Index("ix_node_hits_alert", hits.c.alert_id)
@@ -362,6 +367,10 @@ webhooks = Table(
     Column("secret", LargeBinary, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("disabled", Boolean, nullable=False),
+    # registered through the API by this officer (NULL: the agency's, by the admin CLI)
+    Column("officer_id", String(36), nullable=True),
+    # a rights holder's webhook: only its own detentions and recordations (node.notify)
+    Column("holder_key", String(160), nullable=True),
 )
 
 webhook_deliveries = Table(
@@ -685,7 +694,61 @@ ipr_stats = Table(
     # 1 on the rows of the source's first right: articles and value counted once
     Column("r1", SmallInteger, nullable=False),
 )
-Index("ix_node_ipr_stats_time", ipr_stats.c.detain_ms)
+# Covering: the partial months of a period are read from the index alone (node.kinds.ipr_stats)
+Index(
+    "ix_node_ipr_stats_period",
+    ipr_stats.c.detain_ms,
+    *(
+        ipr_stats.c[name]
+        for name in (
+            "source",
+            "month",
+            "country",
+            "category",
+            "procedure",
+            "partner",
+            "right_type",
+            "currency",
+            "articles",
+            "value_units",
+            "value_nanos",
+            "f0",
+            "fc",
+            "fr",
+            "fcr",
+            "r1",
+        )
+    ),
+)
+
+#: Sums of node_ipr_stats by UTC month and every dimension, kept in the same
+#: transaction (node.kinds.ipr_stats): whole months are read here, not row by row.
+ipr_stats_monthly = Table(
+    "node_ipr_stats_monthly",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("source", String(8), primary_key=True),
+    Column("partner", String(128), primary_key=True),
+    Column("country", String(8), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("procedure", String(32), primary_key=True),
+    Column("right_type", String(48), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    # node_ipr_stats rows summed here (a group row with none left is deleted)
+    Column("rows", BigInteger, nullable=False),
+    Column("f0", BigInteger, nullable=False),
+    Column("fc", BigInteger, nullable=False),
+    Column("fr", BigInteger, nullable=False),
+    Column("fcr", BigInteger, nullable=False),
+    Column("articles", BigInteger, nullable=False),
+    Column("articles_r1", BigInteger, nullable=False),
+    Column("value_units", BigInteger, nullable=False),
+    Column("value_units_r1", BigInteger, nullable=False),
+    Column("value_nanos", BigInteger, nullable=False),
+    Column("value_nanos_r1", BigInteger, nullable=False),
+    # SQLite keeps the rows in key order (month first): a period is one range read
+    sqlite_with_rowid=False,
+)
 
 # --- risk targeting (migration 0008) -------------------------------------------------------
 
@@ -707,6 +770,14 @@ identifiers = Table(
     Column("create_ms", BigInteger, nullable=False),
 )
 Index("ix_node_identifiers_record", identifiers.c.record_kind, identifiers.c.record_id)
+# the most recent holders of a key first (link.found names at most twenty; migration 0010)
+Index(
+    "ix_node_identifiers_key_time",
+    identifiers.c.key,
+    identifiers.c.create_ms,
+    identifiers.c.record_kind,
+    identifiers.c.record_id,
+)
 
 risk_hits = Table(
     "node_risk_hits",

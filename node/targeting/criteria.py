@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from intelshare import identifiers
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid, InvalidArgument
 
 GROUPS = ("all_of", "any_of")
 
@@ -298,7 +298,7 @@ def parse_criteria(data: object, path: str = "criteria") -> Group:
         first, what = next(iter(parser.violations.items()))
         more = len(parser.violations) - 1
         tail = f" (and {more} more)" if more else ""
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"the risk criteria are invalid: {first}: {what}{tail}", violations=parser.violations
         )
     return root

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from intelshare import identifiers
-from intelshare.errors import InvalidArgument
+from intelshare.errors import FieldInvalid, InvalidArgument
 from node.targeting.criteria import TRANSPORT_MODES
 
 #: Longest line accepted (bytes, line break included).
@@ -302,7 +302,7 @@ def declaration_from_fields(row: Mapping[str, object]) -> Declaration:
     )
     if fields.violations:
         first, what = next(iter(fields.violations.items()))
-        raise InvalidArgument(f"{first}: {what}", violations=fields.violations)
+        raise FieldInvalid(f"{first}: {what}", violations=fields.violations)
     return declaration
 
 
@@ -436,7 +436,7 @@ def file_format(path: str | Path) -> Literal["csv", "jsonl"]:
     """The format of a declarations file by its suffix (.csv, .jsonl, .ndjson)."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise InvalidArgument(
+        raise FieldInvalid(
             f"{path}: unknown declarations format {suffix or '(no suffix)'!r}: use .csv or .jsonl",
             violations={"file": "the name must end in .csv, .jsonl or .ndjson"},
         )

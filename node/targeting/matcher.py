@@ -23,6 +23,14 @@ bound is computed for the candidates that test it; it is looked up (by
 bisection over the sorted bounds) only where it is a profile's key: a
 profile of bounds alone, or an ``any_of`` with a bound branch.
 
+A key found in an ``all_of`` that also has a bound child (HS 6109 *and*
+value per kg below 5) is *guarded* by that bound: the profiles it is the
+key of are kept per key sorted by their bound, and a declaration whose
+key is found takes only those whose bound holds, by bisection. Without
+guards, the profiles that share a popular key (a common HS heading, each
+with its own price threshold) were all evaluated for every declaration
+carrying it, which made the cost grow with the number of profiles.
+
 The index is immutable: when a profile is added, changed or withdrawn, build
 a new matcher (10,000 profiles take well under a second, see
 ``docs/screening.md``) and swap it in; a screening in progress keeps the one
@@ -34,6 +42,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from node.targeting.criteria import Condition, Group, Node
 from node.targeting.declarations import Declaration
@@ -50,8 +59,12 @@ class Profile:
     criteria: Group
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+# The answers are named tuples, not frozen dataclasses: immutable all the same, and built in
+# a quarter of the time (a frozen dataclass sets each field through object.__setattr__), which
+# counted once profiles matched often: a match builds a ProfileHit and a Reason per condition.
+
+
+class Reason(NamedTuple):
     """One condition that held: its path in the criteria, its field, the values that matched.
 
     ``matched`` holds the profile's values that the declaration matched
@@ -63,16 +76,14 @@ class Reason:
     matched: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileHit:
+class ProfileHit(NamedTuple):
     """A profile that matched, with every condition that held in the branches that made it."""
 
     profile_id: str
     reasons: tuple[Reason, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class SubjectHit:
+class SubjectHit(NamedTuple):
     """An identifier of the declaration (in ``role``) that the watch list names."""
 
     role: str
@@ -80,8 +91,7 @@ class SubjectHit:
     records: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Screening:
+class Screening(NamedTuple):
     """The answer for one declaration."""
 
     reference: str
@@ -208,12 +218,29 @@ _PAIR_MAX = 64
 #: a key: (condition id,), or (condition id, condition id) for two children of an all_of
 #: that must both hold: looked up as the pair of their values, far more selective than either
 Key = tuple[int, ...]
+#: a key with the id of a bound condition that holds whenever the keyed branch does, or None
+GuardedKey = tuple[Key, int | None]
+#: the profiles a key is the guarded key of, per bound field: (bounds ascending, positions)
+Guards = dict[str, tuple[list[float], list[int]]]
 
 
-def own_values(field: str, d: Declaration) -> Sequence[str]:
-    """The values of ``d`` that a condition on ``field`` is looked up by."""
+#: what an index looks a declaration up by: a field, and for HS prefixes the lengths of the
+#: prefixes the index holds (an index of 4-digit headings takes one look, not five)
+View = tuple[str, tuple[int, ...]]
+_HS_LENGTHS = (2, 3, 4, 5, 6)
+
+
+def _view(field: str, values: Iterable[str]) -> View:
+    if field != "hs_prefix":
+        return (field, ())
+    return (field, tuple(sorted({len(v) for v in values})))
+
+
+def own_values(field: str, d: Declaration, lengths: tuple[int, ...] = _HS_LENGTHS) -> Sequence[str]:
+    """The values of ``d`` that a condition on ``field`` is looked up by (HS: of ``lengths``)."""
     if field == "hs_prefix":
-        return [d.hs_code[:n] for n in range(2, min(6, len(d.hs_code)) + 1)]
+        code = d.hs_code
+        return [code[:n] for n in lengths if n <= len(code)]
     if field == "container_owner_prefix":
         return [c[:4] for c in d.containers]
     if field == "gtin":
@@ -235,8 +262,12 @@ class IndexedMatcher:
         #: profiles has one id)
         self._conditions: list[Condition] = []
         self._ids: dict[int, int] = {}
-        #: key -> positions of the profiles it is a key of
+        #: key -> positions of the profiles it is an unguarded key of
         self._keyed: dict[Key, list[int]] = {}
+        #: key -> the profiles it is a guarded key of, by bound (see the module docstring)
+        self._guarded: dict[Key, Guards] = {}
+        guarded: dict[Key, dict[str, list[tuple[float, int]]]] = {}
+        indexed: set[Key] = set()
         #: field -> value -> the single key conditions that name it (only keys are looked up:
         #: the other conditions of a candidate are tested directly)
         single: dict[str, dict[str, list[int]]] = {}
@@ -245,11 +276,17 @@ class IndexedMatcher:
         bounds: dict[str, list[tuple[float, int]]] = {f: [] for f in _BOUND_FIELDS}
         members: set[int] = set()
         for position, profile in enumerate(self.profiles):
-            for key in self._key(profile.criteria)[1]:
-                positions = self._keyed.setdefault(key, [])
-                positions.append(position)
-                if len(positions) > 1:
+            for key, guard in self._key(profile.criteria)[1]:
+                if guard is None:
+                    self._keyed.setdefault(key, []).append(position)
+                else:
+                    bound = self._conditions[guard]
+                    assert bound.bound is not None
+                    by_field = guarded.setdefault(key, {})
+                    by_field.setdefault(bound.field, []).append((bound.bound, position))
+                if key in indexed:
                     continue  # a shared key already indexed
+                indexed.add(key)
                 first = self._conditions[key[0]]
                 if len(key) == 2:
                     second = self._conditions[key[1]]
@@ -263,10 +300,27 @@ class IndexedMatcher:
                 else:
                     for value in first.values:
                         single.setdefault(first.field, {}).setdefault(value, []).append(key[0])
-        self._single = list(single.items())
-        self._pairs = list(pairs.items())
-        #: the fields a declaration is looked up by
-        self._fields = {*single, *(f for pair in pairs for f in pair)}
+        for key, by_field in guarded.items():
+            self._guarded[key] = {
+                field: ([b for b, _ in found], [position for _, position in found])
+                for field, found in ((f, sorted(entries)) for f, entries in by_field.items())
+            }
+        #: each index with the view of a declaration it is looked up by
+        self._single = [(_view(field, index), index) for field, index in single.items()]
+        self._pairs = [
+            (
+                (
+                    _view(first, {a for a, _ in pair_index}),
+                    _view(second, {b for _, b in pair_index}),
+                ),
+                pair_index,
+            )
+            for (first, second), pair_index in pairs.items()
+        ]
+        #: the views a declaration is looked up by
+        self._views = {view for view, _ in self._single} | {
+            view for views, _ in self._pairs for view in views
+        }
         #: single key conditions: they hold exactly when the index finds them
         self._exact = {c for field in single.values() for ids in field.values() for c in ids}
         self._exact -= members
@@ -277,7 +331,11 @@ class IndexedMatcher:
             self._bound_keys[field] = ([b for b, _ in found], [c for _, c in found])
         #: how many keys are bounds, and pairs (for the bench's report)
         self.bound_keys = sum(len(found) for found in bounds.values())
-        self.pair_keys = sum(1 for key in self._keyed if len(key) == 2)
+        self.pair_keys = sum(1 for key in indexed if len(key) == 2)
+        #: how many profiles are reached through a guarded key (for the bench's report)
+        self.guarded_keys = sum(
+            len(positions) for guards in self._guarded.values() for _, positions in guards.values()
+        )
 
     def _id(self, condition: Condition) -> int:
         condition_id = self._ids.get(id(condition))
@@ -287,13 +345,15 @@ class IndexedMatcher:
             self._ids[id(condition)] = condition_id
         return condition_id
 
-    def _key(self, node: Node) -> tuple[float, list[Key]]:
-        """Number ``node``'s conditions; return its keys and their cost.
+    def _key(self, node: Node) -> tuple[float, list[GuardedKey]]:
+        """Number ``node``'s conditions; return its keys, each with its guard, and their cost.
 
         A matching ``node`` holds at least one of its keys (both conditions of
-        a pair): a condition is its own key; an ``all_of`` has the key of its
-        cheapest child, or the pair of its two cheapest conditions when that is
-        cheaper; an ``any_of`` has the keys of all its children.
+        a pair) together with that key's guard: a condition is its own key; an
+        ``all_of`` has the key of its cheapest child, or the pair of its two
+        cheapest conditions when that is cheaper, guarded by one of its bound
+        children when it has one (and the key is not itself a bound); an
+        ``any_of`` has the keys of all its children.
         """
         if isinstance(node, Condition):
             if node.bound is not None:
@@ -302,11 +362,19 @@ class IndexedMatcher:
                 cost = float(sum(_HS_COST[len(v)] for v in node.values))
             else:
                 cost = float(_COST[node.field] * len(node.values))
-            return cost, [(self._id(node),)]
+            return cost, [((self._id(node),), None)]
         keys = [self._key(child) for child in node.children]  # number every child
         if node.op == "any_of":
             return sum(k[0] for k in keys), [key for k in keys for key in k[1]]
-        best = min(keys, key=lambda k: k[0])
+        guard = next(
+            (
+                self._id(child)
+                for child in node.children
+                if isinstance(child, Condition) and child.bound is not None
+            ),
+            None,
+        )
+        best = self._guard(min(keys, key=lambda k: k[0]), guard)
         plain = sorted(
             (cost, i)
             for i, ((cost, _), child) in enumerate(zip(keys, node.children, strict=True))
@@ -320,21 +388,48 @@ class IndexedMatcher:
             if len(a.values) * len(b.values) <= _PAIR_MAX and pair_cost < best[0]:
                 if (a.field, self._id(a)) > (b.field, self._id(b)):
                     a, b = b, a
-                return pair_cost, [(self._id(a), self._id(b))]
+                return pair_cost, [((self._id(a), self._id(b)), guard)]
         return best
+
+    def _guard(
+        self, keyed: tuple[float, list[GuardedKey]], guard: int | None
+    ) -> tuple[float, list[GuardedKey]]:
+        """``keyed`` with ``guard`` given to its keys that have none and are not bounds."""
+        if guard is None:
+            return keyed
+        cost, keys = keyed
+        return cost, [
+            (key, own if own is not None or self._is_bound(key) else guard) for key, own in keys
+        ]
+
+    def _is_bound(self, key: Key) -> bool:
+        return len(key) == 1 and self._conditions[key[0]].bound is not None
+
+    def _guarded_by(
+        self, guards: Guards, quantity: float | None, per_kg: float | None
+    ) -> Iterable[int]:
+        """The positions of ``guards`` whose bound holds for these figures."""
+        for field, (bounds, positions) in guards.items():
+            if field == "quantity_above":
+                if quantity is not None:  # bound < quantity
+                    yield from positions[: bisect_left(bounds, quantity)]
+            elif per_kg is not None:  # value_per_kg_below: bound > value per kg
+                yield from positions[bisect_right(bounds, per_kg) :]
 
     def screen(self, declaration: Declaration) -> Screening:
         d = declaration
-        keyed = self._keyed
+        keyed, guarded = self._keyed, self._guarded
         hits: dict[int, set[str]] = {}
         candidates: set[int] = set()
-        own = {field: own_values(field, d) for field in self._fields}
+        own = {view: own_values(view[0], d, view[1]) for view in self._views}
+        per_kg = d.value_per_kg
+        found: set[Key] = set()
 
-        for field, index in self._single:
-            for value in own[field]:
+        for view, index in self._single:
+            for value in own[view]:
                 for condition_id in index.get(value, ()):
                     hits.setdefault(condition_id, set()).add(value)
-                    candidates.update(keyed[(condition_id,)])
+                    found.add((condition_id,))
         for (first, second), pair_index in self._pairs:
             seconds = own[second]
             if not seconds:
@@ -344,12 +439,18 @@ class IndexedMatcher:
                     for key in pair_index.get((a, b), ()):
                         hits.setdefault(key[0], set()).add(a)
                         hits.setdefault(key[1], set()).add(b)
-                        candidates.update(keyed[key])
+                        found.add(key)
+        for key in found:
+            positions = keyed.get(key)
+            if positions is not None:
+                candidates.update(positions)
+            guards = guarded.get(key)
+            if guards is not None:
+                candidates.update(self._guarded_by(guards, d.quantity, per_kg))
         if d.quantity is not None:
             bounds, key_ids = self._bound_keys["quantity_above"]
             for condition_id in key_ids[: bisect_left(bounds, d.quantity)]:  # bound < quantity
                 candidates.update(keyed[(condition_id,)])
-        per_kg = d.value_per_kg
         if per_kg is not None:
             bounds, key_ids = self._bound_keys["value_per_kg_below"]
             for condition_id in key_ids[bisect_right(bounds, per_kg) :]:  # bound > value per kg

@@ -283,7 +283,7 @@ def test_a_session_sees_only_what_its_own_token_may(federation: Federation) -> N
     csrf = csrf_of(analyst.get("/issue").text)
     refused = analyst.post("/issue", data=_issue_form(csrf, action="send"))
     assert refused.status_code == 403
-    assert "PERMISSION_DENIED" in refused.text
+    assert "ROLE_NOT_PERMITTED" in refused.text
     with federation.nl.client("admin") as api:
         assert "Counterfeit oncology" not in str(
             api.list_all(direction=alert_pb2.ALERT_DIRECTION_ISSUED)

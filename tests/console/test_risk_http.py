@@ -167,6 +167,6 @@ def test_an_analyst_may_not_withdraw_the_node_refuses(federation: Federation) ->
     csrf = csrf_of(analyst.get(f"/profiles/{pid}").text)
     refused = analyst.post(f"/profiles/{pid}/withdraw", data={"csrf_token": csrf, "reason": "x"})
     assert refused.status_code == 403
-    assert "PERMISSION_DENIED" in refused.text
+    assert "ROLE_NOT_PERMITTED" in refused.text
     with risk(federation.nl) as api:
         assert api.get_profile(name).state == P.RISK_PROFILE_STATE_ACTIVE

@@ -9,12 +9,14 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2
 
 from intelshare import errors
 from intelshare.audit.log import verify_inclusion, verify_tree_head
 from intelshare.envelope import envelope_sha256, open_envelope
 from intelshare.v1 import envelope_pb2, gateway_service_pb2
 from tests.gateway.conftest import GatewayEnv
+from tests.reflection_client import V1, V1ALPHA, ask, file_names
 
 
 def entries_until(stream, count: int) -> list[gateway_service_pb2.InboxEntry]:  # type: ignore[no-untyped-def]
@@ -499,3 +501,26 @@ def test_a_prompt_acknowledgement_records_the_delivery_itself(
     (only,) = wait_for(delivered, what="the delivered entry")
     assert only["sequence"] == 1
     assert only.get("via") == "acknowledgement"
+
+
+def test_reflection_is_served_as_v1_and_v1alpha(gw: GatewayEnv) -> None:
+    client = gw.client("be-police")
+    try:
+        names = {}
+        for path in (V1, V1ALPHA):
+            (answer,) = ask(
+                client.channel, path, reflection_pb2.ServerReflectionRequest(list_services="")
+            )
+            names[path] = {s.name for s in answer.list_services_response.service}
+        assert names[V1] == names[V1ALPHA]
+        assert {"intelshare.v1.GatewayService", "grpc.reflection.v1.ServerReflection"} <= names[V1]
+        (files,) = ask(
+            client.channel,
+            V1,
+            reflection_pb2.ServerReflectionRequest(
+                file_containing_symbol="intelshare.v1.GatewayService"
+            ),
+        )
+        assert file_names(files)[0] == "intelshare/v1/gateway_service.proto"
+    finally:
+        client.close()

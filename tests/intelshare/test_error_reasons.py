@@ -36,7 +36,11 @@ def test_the_module_docstring_draws_the_error_tree_as_it_is() -> None:
 
     def children(cls: type) -> list[type]:
         return sorted(
-            (k for k in cls.__subclasses__() if k.__module__ == "intelshare.errors"),
+            (
+                k
+                for k in cls.__subclasses__()
+                if k.__module__ in ("intelshare.errors", "intelshare.error_causes")
+            ),
             key=lambda k: k.__name__,
         )
 

@@ -76,7 +76,7 @@ def test_malformed_values_name_the_field(scheme: str, value: str, problem: str) 
         ids.key(scheme, value, field="declaration.consignor")
     assert list(caught.value.violations) == ["declaration.consignor.value"]
     assert problem in caught.value.violations["declaration.consignor.value"]
-    assert caught.value.reason == "INVALID_ARGUMENT"
+    assert caught.value.reason == "FIELD_INVALID"
 
 
 def test_compound_schemes() -> None:

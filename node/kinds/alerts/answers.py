@@ -20,12 +20,14 @@ from intelshare.treaty import redact
 from intelshare.v1 import alert_pb2, envelope_pb2
 from node.kinds.alerts.core import AlertCore
 from node.kinds.alerts.db import (
+    ACKNOWLEDGED_AT,
     parse_name,
 )
 from node.schema import alert as rec
+from node.sharing.outbound import Sealed
 from node.storage import tables as t
 from node.storage.officers import Officer
-from node.storage.store import Writer, now_ms
+from node.storage.store import Writer
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +39,20 @@ class AlertAnswers(AlertCore):
         alert_id = parse_name(name)
         row = self._row(w.conn, alert_id)
         self._require_received(row, "acknowledge it")
-        if row.acknowledged_ms is not None:
+        if row.acknowledged_us is not None:
             return self._load(w.conn, alert_id)
-        sealed = self._control(row, kind=envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT, payload={})
+        # The officer's time travels in the message, so that the issuer shows
+        # this instant, not when the message reached it (issue 22, item 7).
+        acknowledged = rec.now_us()
+        sealed = self._control(
+            row,
+            kind=envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT,
+            payload={ACKNOWLEDGED_AT: rec.us_to_rfc3339(acknowledged)},
+        )
         changed = w.conn.execute(
             update(t.alerts)
-            .where(t.alerts.c.alert_id == alert_id, t.alerts.c.acknowledged_ms.is_(None))
-            .values(acknowledged_ms=now_ms())
+            .where(t.alerts.c.alert_id == alert_id, t.alerts.c.acknowledged_us.is_(None))
+            .values(acknowledged_us=acknowledged)
         )
         if not changed.rowcount:
             return self._load(w.conn, alert_id)
@@ -65,27 +74,27 @@ class AlertAnswers(AlertCore):
         officer: Officer,
         name: str,
         *,
-        found_ms: int | None,
+        found_us: int | None,
         place: str,
         found: str,
     ) -> alert_pb2.Alert:
         alert_id = parse_name(name)
         v: dict[str, str] = {}
-        now = now_ms()
-        if found_ms is None:
+        now = rec.now_us()
+        if found_us is None:
             v["found_time"] = "required: when the subject was found"
-        elif found_ms > now + 300_000:
+        elif found_us > now + 300_000_000:
             v["found_time"] = "must not be in the future"
-        elif found_ms < now - 3660 * 86_400_000:
+        elif found_us < now - 3660 * 86_400_000_000:
             v["found_time"] = "more than ten years ago"
         rec._text(v, "place", place, max_len=500, required=True, multiline=True)
         rec._text(v, "found", found, max_len=4000, required=True, multiline=True)
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "invalid hit report"), violations=v)
-        assert found_ms is not None
+            raise errors.invalid_fields(rec.summary(v, "invalid hit report"), violations=v)
+        assert found_us is not None
         row = self._row(w.conn, alert_id)
         self._require_received(row, "report a hit")
-        record = {"found_at": rec.ms_to_rfc3339(found_ms), "place": place, "found": found}
+        record = {"found_at": rec.us_to_rfc3339(found_us), "place": place, "found": found}
         treaty = self.sharing.in_force_version(row.treaty_id, row.treaty_version)
         sent_record = redact(record, treaty, "hit_report")
         sealed = self._control(
@@ -101,10 +110,11 @@ class AlertAnswers(AlertCore):
                 agency_id=self.agency_id,
                 direction="sent",
                 message_id=sealed.message_id,
-                found_ms=found_ms,
+                found_us=found_us,
                 place=place,
                 found=found,
-                reported_ms=now,
+                # the report's own time is its envelope's creation, as the issuer reads it
+                reported_us=created_us(sealed),
                 retain_until_ms=None,
             )
         )
@@ -120,3 +130,11 @@ class AlertAnswers(AlertCore):
             },
         )
         return self._load(w.conn, alert_id)
+
+
+def created_us(sealed: Sealed) -> int:
+    """The creation time in ``sealed``'s signed header, in microseconds (what the issuer reads)."""
+    header = envelope_pb2.Header.FromString(
+        envelope_pb2.Envelope.FromString(sealed.envelope).header_bytes
+    )
+    return rec.ts_to_us(header.create_time)

@@ -60,7 +60,7 @@ class AlertCore:
     def _row(self, conn: Connection, alert_id: str) -> Row[Any]:
         row = conn.execute(select(t.alerts).where(t.alerts.c.alert_id == alert_id)).first()
         if row is None:
-            raise errors.NotFound(
+            raise errors.AlertNotFound(
                 f"alert {alert_name(alert_id)} does not exist",
                 metadata={"name": alert_name(alert_id)},
             )
@@ -80,7 +80,7 @@ class AlertCore:
             deliveries[alert_id] = by_agency(ds)
         hits = rows_by(
             conn,
-            select(t.hits).where(t.hits.c.alert_id.in_(ids)).order_by(t.hits.c.reported_ms),
+            select(t.hits).where(t.hits.c.alert_id.in_(ids)).order_by(t.hits.c.reported_us),
             "alert_id",
         )
         pending: set[str] = set()
@@ -151,34 +151,34 @@ class AlertCore:
     def _require_issued_active(self, row: Row[Any]) -> None:
         name = alert_name(row.alert_id)
         if row.direction != ISSUED:
-            raise errors.FailedPrecondition(
+            raise errors.NotIssuer(
                 f"alert {name} was received from {row.origin_agency}; only the issuing agency "
                 "can change it",
                 metadata={"name": name},
             )
         if row.state == REVOKED:
-            raise errors.FailedPrecondition(
+            raise errors.AlertRevoked(
                 f"alert {name} was revoked", metadata={"name": name, "state": "revoked"}
             )
         if row.state == HELD:
-            raise errors.FailedPrecondition(
+            raise errors.AlertPendingReview(
                 f"alert {name} is waiting for review: an approver releases or rejects it first",
                 metadata={"name": name, "state": "pending_review"},
             )
         if row.expire_ms <= now_ms():
-            raise errors.FailedPrecondition(
+            raise errors.AlertExpired(
                 f"alert {name} has expired", metadata={"name": name, "state": "expired"}
             )
 
     def _require_received(self, row: Row[Any], what: str) -> None:
         name = alert_name(row.alert_id)
         if row.direction != RECEIVED:
-            raise errors.FailedPrecondition(
+            raise errors.NotRecipient(
                 f"alert {name} was issued by this agency; only recipients can {what}",
                 metadata={"name": name},
             )
         if row.state == REVOKED:
-            raise errors.FailedPrecondition(
+            raise errors.AlertRevoked(
                 f"alert {name} was revoked by {row.origin_agency}",
                 metadata={"name": name, "state": "revoked"},
             )

@@ -21,9 +21,11 @@ from sqlalchemy import (
 )
 
 from intelshare import errors
+from intelshare.db import Statement
 from intelshare.v1 import alert_pb2
 from node.kinds.reviews import HELD
 from node.schema import alert as rec
+from node.schema import names
 from node.storage import tables as t
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,9 @@ UPDATABLE = ("urgency", "subjects", "description", "handling", "tlp", "evaluatio
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
+#: the key of an acknowledgement's payload: when the recipient's officer acknowledged
+#: (RFC 3339 with microseconds); nodes before issue 22 send an empty payload
+ACKNOWLEDGED_AT = "acknowledged_at"
 
 
 def alert_name(alert_id: str) -> str:
@@ -45,24 +50,18 @@ def alert_name(alert_id: str) -> str:
 
 
 def parse_name(name: str, field: str = "name") -> str:
-    prefix = "alerts/"
-    alert_id = name[len(prefix) :] if name.startswith(prefix) else ""
-    if not alert_id or "/" in alert_id or len(alert_id) > 64:
-        raise errors.InvalidArgument(
-            f"{field} must look like alerts/{{alert_id}}, got {name!r}",
-            violations={field: "expected alerts/{alert_id}"},
-        )
-    return alert_id
+    """The id of ``alerts/{alert_id}`` (a UUIDv7, see :mod:`node.schema.names`)."""
+    return names.assigned_id(name, "alerts", field)
 
 
 def parse_delivery_name(name: str) -> tuple[str, str]:
     parts = name.split("/")
     if len(parts) != 4 or parts[0] != "alerts" or parts[2] != "deliveries" or not all(parts):
-        raise errors.InvalidArgument(
+        raise errors.NameInvalid(
             f"name must look like alerts/{{alert_id}}/deliveries/{{agency_id}}, got {name!r}",
             violations={"name": "expected alerts/{alert_id}/deliveries/{agency_id}"},
         )
-    return parts[1], parts[3]
+    return parse_name("/".join(parts[:2])), parts[3]
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,8 @@ class ListFilter:
 # Statements of the hot paths, built once: executing them with a parameter set
 # skips building, cache-key hashing and compiling per call.
 _d = t.deliveries
-MARK_DELIVERED = (
+# every receipt marks its deliveries: psycopg's own execute on PostgreSQL
+MARK_DELIVERED = Statement(
     update(_d)
     .where(
         _d.c.view_id.in_(bindparam("refs", expanding=True)),
@@ -94,12 +94,10 @@ MARK_DELIVERED = (
         _d.c.delivered_ms.is_(None),
     )
     .values(delivered_ms=bindparam("at"))
-    .returning(_d.c.view_id, _d.c.alert_id)
-)
-PG_MARK_DELIVERED = (
-    f"UPDATE {_d.name} SET delivered_ms = %s "  # noqa: S608
-    "WHERE view_id = ANY(%s) AND agency_id = %s AND treaty_id = %s AND delivered_ms IS NULL "
-    "RETURNING view_id, alert_id"
+    .returning(_d.c.view_id, _d.c.alert_id),
+    postgresql=f"UPDATE {_d.name} SET delivered_ms = %(at)s "  # noqa: S608
+    "WHERE view_id = ANY(%(refs)s) AND agency_id = %(sender)s AND treaty_id = %(treaty)s "
+    "AND delivered_ms IS NULL RETURNING view_id, alert_id",
 )
 DELIVERY_BY_VIEW = select(_d).where(
     _d.c.view_id == bindparam("ref"), _d.c.agency_id == bindparam("sender")
@@ -109,11 +107,11 @@ _DELIVERY_KEY = (
     _d.c.agency_id == bindparam("b_agency_id"),
 )
 SET_DELIVERED = update(_d).where(*_DELIVERY_KEY).values(delivered_ms=bindparam("at"))
-SET_ACKNOWLEDGED = update(_d).where(*_DELIVERY_KEY).values(acknowledged_ms=bindparam("at"))
+SET_ACKNOWLEDGED = update(_d).where(*_DELIVERY_KEY).values(acknowledged_us=bindparam("ack_us"))
 COUNT_HIT = (
     update(_d)
     .where(*_DELIVERY_KEY)
-    .values(hit_count=_d.c.hit_count + 1, last_hit_ms=bindparam("at"))
+    .values(hit_count=_d.c.hit_count + 1, last_hit_us=bindparam("hit_us"))
 )
 
 #: columns of a new row that its INSERT leaves to their defaults (NULL)
@@ -123,15 +121,15 @@ ALERT_DEFAULTS: dict[str, Any] = {
     "message_id": None,
     "received_ms": None,
     "retain_until_ms": None,
-    "acknowledged_ms": None,
+    "acknowledged_us": None,
     "last_change_ms": None,
     "created_by": None,
 }
 DELIVERY_DEFAULTS: dict[str, Any] = {
     "accepted_ms": None,
     "delivered_ms": None,
-    "acknowledged_ms": None,
-    "last_hit_ms": None,
+    "acknowledged_us": None,
+    "last_hit_us": None,
     "failure": None,
 }
 
@@ -186,11 +184,11 @@ def hit_proto(h: Row[Any]) -> alert_pb2.Hit:
         agency_id=h.agency_id,
         place=h.place,
         found=h.found,
-        report_time=rec.ms_to_ts(h.reported_ms),
+        report_time=rec.us_to_ts(h.reported_us),
         message_id=h.message_id or "",
     )
-    if h.found_ms is not None:
-        hit.found_time.CopyFrom(rec.ms_to_ts(h.found_ms))
+    if h.found_us is not None:
+        hit.found_time.CopyFrom(rec.us_to_ts(h.found_us))
     return hit
 
 
@@ -212,18 +210,18 @@ def delivery_status(
         hit_count=d.hit_count,
         failure=d.failure or failure or "",
     )
-    for attr, field in (
-        ("accepted_ms", "accept_time"),
-        ("delivered_ms", "deliver_time"),
-        ("acknowledged_ms", "acknowledge_time"),
-        ("last_hit_ms", "hit_time"),
-    ):
+    for attr, field in (("accepted_ms", "accept_time"), ("delivered_ms", "deliver_time")):
         value = getattr(d, attr)
         if value is not None:
             getattr(status, field).CopyFrom(rec.ms_to_ts(value))
+    # the recipient's own times, to the microsecond (migration 0011)
+    for attr, field in (("acknowledged_us", "acknowledge_time"), ("last_hit_us", "hit_time")):
+        value = getattr(d, attr)
+        if value is not None:
+            getattr(status, field).CopyFrom(rec.us_to_ts(value))
     if d.hit_count:
         status.state = alert_pb2.DELIVERY_STATE_HIT
-    elif d.acknowledged_ms is not None:
+    elif d.acknowledged_us is not None:
         status.state = alert_pb2.DELIVERY_STATE_ACKNOWLEDGED
     elif d.delivered_ms is not None:
         status.state = alert_pb2.DELIVERY_STATE_DELIVERED
@@ -245,7 +243,34 @@ def to_proto(
     envelope_sha256: bytes,
     now: int,
 ) -> alert_pb2.Alert:
-    record = json.loads(r.record)
+    """The alert of a stored row (its JSON columns read here)."""
+    return alert_proto(
+        r,
+        json.loads(r.record),
+        json.loads(r.recipients),
+        json.loads(r.categories),
+        deliveries,
+        hits,
+        pending,
+        failed,
+        envelope_sha256,
+        now,
+    )
+
+
+def alert_proto(
+    r: Row[Any] | Fresh,
+    record: Mapping[str, Any],
+    recipients: Sequence[Mapping[str, str]],
+    categories: Sequence[str],
+    deliveries: Sequence[Row[Any] | Fresh],
+    hits: Sequence[Row[Any]],
+    pending: set[str],
+    failed: Mapping[str, str],
+    envelope_sha256: bytes,
+    now: int,
+) -> alert_pb2.Alert:
+    """The alert of row ``r`` with its JSON columns given as values (an alert just written)."""
     try:
         alert = rec.record_to_alert(record)
     except errors.Malformed:  # stored records passed the same check; be safe all the same
@@ -258,10 +283,11 @@ def to_proto(
     alert.treaty_id = r.treaty_id
     alert.recipients.extend(
         alert_pb2.AlertRecipient(agency_id=x["agency_id"], treaty_id=x["treaty_id"])
-        for x in json.loads(r.recipients)
+        for x in recipients
     )
-    alert.categories.extend(json.loads(r.categories))
-    alert.expire_time.CopyFrom(rec.ms_to_ts(r.expire_ms))
+    alert.categories.extend(categories)
+    if not alert.HasField("expire_time"):  # the record's keeps its microseconds
+        alert.expire_time.CopyFrom(rec.ms_to_ts(r.expire_ms))
     alert.state = alert_state(r, now)
     alert.origin_agency = r.origin_agency
     alert.create_time.CopyFrom(rec.ms_to_ts(r.create_ms))
@@ -287,6 +313,7 @@ def to_proto(
         info = alert_pb2.ReceivedInfo(
             message_id=r.message_id or "",
             envelope_sha256=envelope_sha256,
+            treaty_id=r.treaty_id,
             treaty_version=r.treaty_version,
             fields=rec.field_paths(record),
         )
@@ -294,7 +321,7 @@ def to_proto(
             info.receive_time.CopyFrom(rec.ms_to_ts(r.received_ms))
         if r.retain_until_ms is not None:
             info.retain_until.CopyFrom(rec.ms_to_ts(r.retain_until_ms))
-        if r.acknowledged_ms is not None:
-            info.acknowledge_time.CopyFrom(rec.ms_to_ts(r.acknowledged_ms))
+        if r.acknowledged_us is not None:
+            info.acknowledge_time.CopyFrom(rec.us_to_ts(r.acknowledged_us))
         alert.received.CopyFrom(info)
     return alert

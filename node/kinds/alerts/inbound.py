@@ -22,16 +22,15 @@ from sqlalchemy import (
 )
 
 from intelshare import errors
-from intelshare.db import is_pg, pg_execute
 from intelshare.treaty import check_fields
 from intelshare.v1 import envelope_pb2
 from node.kinds.alerts.core import AlertCore
 from node.kinds.alerts.db import (
+    ACKNOWLEDGED_AT,
     ACTIVE,
     COUNT_HIT,
     DELIVERY_BY_VIEW,
     MARK_DELIVERED,
-    PG_MARK_DELIVERED,
     RECEIVED,
     REVOKED,
     SET_ACKNOWLEDGED,
@@ -202,18 +201,18 @@ class AlertInbound(AlertCore):
             w.conn.execute(SET_DELIVERED, key)
             w.event("alert.delivered", alert_id=d.alert_id, agency_id=h.sender)
         if h.kind == envelope_pb2.MESSAGE_KIND_ACKNOWLEDGEMENT:
-            if d.acknowledged_ms is None:
-                w.conn.execute(SET_ACKNOWLEDGED, key)
+            if d.acknowledged_us is None:
+                w.conn.execute(SET_ACKNOWLEDGED, {**key, "ack_us": acknowledged_at(inc)})
                 w.event("alert.acknowledged", alert_id=d.alert_id, agency_id=h.sender)
         elif h.kind == envelope_pb2.MESSAGE_KIND_HIT_REPORT:
             record = parse_payload(inc.payload)
             decision = check_fields(record, inc.treaty, "hit_report")
             if not decision:
                 raise Refused(decision.reason, decision.detail)
-            found_ms = None
+            found_us = None
             if "found_at" in record:
                 try:
-                    found_ms = rec.rfc3339_to_ms(str(record["found_at"]))
+                    found_us = rec.rfc3339_to_us(str(record["found_at"]))
                 except ValueError:
                     raise Refused("MALFORMED", "found_at is not an RFC 3339 time") from None
             for k in ("place", "found"):
@@ -226,14 +225,14 @@ class AlertInbound(AlertCore):
                     agency_id=h.sender,
                     direction=RECEIVED,
                     message_id=h.message_id,
-                    found_ms=found_ms,
+                    found_us=found_us,
                     place=str(record.get("place", "")),
                     found=str(record.get("found", "")),
-                    reported_ms=inc.create_ms,
+                    reported_us=inc.create_us,
                     retain_until_ms=inc.retain_until_ms,
                 )
             )
-            w.conn.execute(COUNT_HIT, {**key, "at": inc.create_ms})
+            w.conn.execute(COUNT_HIT, {**key, "hit_us": inc.create_us})
             w.event("alert.hit_reported", alert_id=d.alert_id, agency_id=h.sender)
         return Stored(alert_id=d.alert_id)
 
@@ -250,17 +249,12 @@ class AlertInbound(AlertCore):
         h = inc.header
         at = inc.received_ms
         marked: dict[str, str]  # view id -> alert id
-        if is_pg(w.conn):
-            _, rows = pg_execute(w.conn, PG_MARK_DELIVERED, (at, list(refs), h.sender, h.treaty_id))
-            marked = {str(r[0]): str(r[1]) for r in rows}
-        else:
-            marked = {
-                str(r[0]): str(r[1])
-                for r in w.conn.execute(
-                    MARK_DELIVERED,
-                    {"refs": list(refs), "sender": h.sender, "treaty": h.treaty_id, "at": at},
-                )
-            }
+        marked = {
+            str(r[0]): str(r[1])
+            for r in MARK_DELIVERED.execute(
+                w.conn, {"refs": list(refs), "sender": h.sender, "treaty": h.treaty_id, "at": at}
+            ).rows
+        }
         known: dict[str, Stored] = {}
         for ref in refs:
             if ref in marked:
@@ -307,3 +301,20 @@ class AlertInbound(AlertCore):
             )
         for agency in recipients:
             w.event("alert.delivery_failed", alert_id=alert_id, agency_id=agency)
+
+
+def acknowledged_at(inc: Incoming) -> int:
+    """When the recipient's officer acknowledged, in microseconds, as its message says.
+
+    Never after the message was sealed (a later time would be the sender's
+    mistake); a message without the time (an older node's) or with one
+    that does not parse counts from its sealing.
+    """
+    sealed = inc.create_us
+    said = parse_payload(inc.payload).get(ACKNOWLEDGED_AT)
+    if not isinstance(said, str):
+        return sealed
+    try:
+        return min(rec.rfc3339_to_us(said), sealed)
+    except ValueError:
+        return sealed

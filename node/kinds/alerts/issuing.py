@@ -31,10 +31,10 @@ from node.kinds.alerts.db import (
     REVOKED,
     UPDATABLE,
     Fresh,
+    alert_proto,
     by_agency,
     is_set,
     parse_name,
-    to_proto,
 )
 from node.kinds.reviews import HELD
 from node.schema import alert as rec
@@ -182,9 +182,14 @@ class AlertIssuing(AlertCore):
             },
         )
         # The answer is what was just written, not a read of it: nothing else
-        # can have touched the alert before this transaction commits.
-        return to_proto(
+        # can have touched the alert before this transaction commits. Its
+        # record, recipients and categories are the values in hand, not
+        # their JSON read back.
+        return alert_proto(
             Fresh({**ALERT_DEFAULTS, **row}),
+            share.record,
+            recipients,
+            categories,
             [Fresh({**DELIVERY_DEFAULTS, **d}) for d in by_agency(deliveries)],
             [],
             {s.message_id for s in sealed_all},  # queued, not yet sent
@@ -209,7 +214,7 @@ class AlertIssuing(AlertCore):
             if not paths:
                 v["update_mask"] = "nothing to update: give update_mask or fields to change"
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "invalid update"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "invalid update"), violations=v)
         row = self._row(w.conn, alert_id)
         self._require_issued_active(row)
         now = datetime.now(UTC)
@@ -230,7 +235,7 @@ class AlertIssuing(AlertCore):
             v, merged, now=now, max_days=self.max_alert_days, paths=frozenset(paths)
         )
         if v:
-            raise errors.InvalidArgument(rec.summary(v, "invalid update"), violations=v)
+            raise errors.invalid_fields(rec.summary(v, "invalid update"), violations=v)
         record = rec.alert_to_record(merged)
         record_paths = set(rec.field_paths(record))
         expire_ms = rec.ts_to_ms(merged.expire_time)
@@ -277,7 +282,7 @@ class AlertIssuing(AlertCore):
             )
         )
         if not changed.rowcount:
-            raise errors.FailedPrecondition(
+            raise errors.ChangedMeanwhile(
                 f"alert {alert.name} changed while this update was prepared; retry",
                 metadata={"name": alert.name},
             )
@@ -316,7 +321,7 @@ class AlertIssuing(AlertCore):
         v: dict[str, str] = {}
         rec._text(v, "reason", reason, max_len=2000, multiline=True)
         if v:
-            raise errors.InvalidArgument(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         row = self._row(w.conn, alert_id)
         self._require_issued_active(row)
         view_rows = w.conn.execute(
@@ -354,7 +359,7 @@ class AlertIssuing(AlertCore):
             .values(state=REVOKED, revoke_ms=at, revoke_reason=reason or None, update_ms=at)
         )
         if not changed.rowcount:
-            raise errors.FailedPrecondition(
+            raise errors.AlertRevoked(
                 f"alert {name} was revoked", metadata={"name": name, "state": "revoked"}
             )
         for sealed in sealed_all:

@@ -36,6 +36,7 @@ from node.kinds.alerts.db import (
     parse_name,
     sent_state,
 )
+from node.kinds.reviews import HELD
 from node.schema import alert as rec
 from node.storage import tables as t
 from node.storage.officers import Officer
@@ -63,7 +64,7 @@ class AlertReading(AlertCore):
             v["page_size"] = "must not be negative"
         if flt.kind and flt.kind not in rec.KINDS:
             v["kind"] = "unknown kind"
-        if flt.state not in (0, 1, 2, 3):
+        if flt.state not in alert_pb2.AlertState.values():
             v["state"] = "unknown state"
         if flt.direction not in (0, 1, 2):
             v["direction"] = "unknown direction"
@@ -72,7 +73,7 @@ class AlertReading(AlertCore):
         if flt.updated_after_ms < 0:
             v["update_time_after"] = "must not be before 1970"
         if v:
-            raise errors.InvalidArgument(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         after = self.store.page_tokens.read(
             page_token,
             listing="alerts",
@@ -94,6 +95,11 @@ class AlertReading(AlertCore):
             query = query.where(a.c.state == REVOKED)
         elif flt.state == alert_pb2.ALERT_STATE_EXPIRED:
             query = query.where(a.c.state == ACTIVE, a.c.expire_ms <= now)
+        elif flt.state == alert_pb2.ALERT_STATE_PENDING_REVIEW:
+            # Held for every recipient (what GetAlert shows as PENDING_REVIEW);
+            # an alert released under one treaty and held under another is
+            # active, and ListPendingReviews lists what it still waits for.
+            query = query.where(a.c.state == HELD)
         if flt.updated_after_ms:
             query = query.where(a.c.update_ms > flt.updated_after_ms)
         if flt.treaty_id:
@@ -136,7 +142,7 @@ class AlertReading(AlertCore):
         with self.store.engine.connect() as conn:
             row = self._row(conn, alert_id)
             if row.direction != ISSUED:
-                raise errors.FailedPrecondition(
+                raise errors.NotIssuer(
                     f"alert {alert_name(alert_id)} was received; only issued alerts have"
                     " deliveries",
                     metadata={"name": alert_name(alert_id)},
@@ -147,7 +153,7 @@ class AlertReading(AlertCore):
                 )
             ).first()
             if d is None:
-                raise errors.NotFound(
+                raise errors.DeliveryNotFound(
                     f"{agency} is not a recipient of alert {alert_name(alert_id)}",
                     metadata={"name": name},
                 )
@@ -176,7 +182,8 @@ class AlertReading(AlertCore):
         seen.categories.extend(json.loads(row.categories))
         seen.handling = row.handling
         seen.tlp = row.tlp
-        seen.expire_time.CopyFrom(rec.ms_to_ts(row.expire_ms))
+        if not seen.HasField("expire_time"):  # the record's keeps its microseconds
+            seen.expire_time.CopyFrom(rec.ms_to_ts(row.expire_ms))
         seen.state = alert_state(row, now_ms())
         seen.origin_agency = row.origin_agency
         seen.direction = alert_pb2.ALERT_DIRECTION_RECEIVED
@@ -210,7 +217,7 @@ class AlertReading(AlertCore):
         """The gateway's receipt for the envelope that carried an issued alert to a recipient."""
         parts = name.split("/")
         if len(parts) != 5 or parts[4] != "receipt":
-            raise errors.InvalidArgument(
+            raise errors.NameInvalid(
                 "name must look like alerts/{alert_id}/deliveries/{agency_id}/receipt, "
                 f"got {name!r}",
                 violations={"name": "expected alerts/{alert_id}/deliveries/{agency_id}/receipt"},
@@ -219,7 +226,7 @@ class AlertReading(AlertCore):
         with self.store.engine.connect() as conn:
             row = self._row(conn, alert_id)
             if row.direction != ISSUED:
-                raise errors.FailedPrecondition(
+                raise errors.NotIssuer(
                     f"alert {alert_name(alert_id)} was received; receipts are the issuer's",
                     metadata={"name": alert_name(alert_id)},
                 )
@@ -229,12 +236,12 @@ class AlertReading(AlertCore):
                 .where(t.deliveries.c.alert_id == alert_id, t.deliveries.c.agency_id == agency)
             ).first()
         if sent is None:
-            raise errors.NotFound(
+            raise errors.DeliveryNotFound(
                 f"{agency} is not a recipient of alert {alert_name(alert_id)}",
                 metadata={"name": name},
             )
         if sent.receipt is None:
-            raise errors.FailedPrecondition(
+            raise errors.DeliveryPending(
                 f"the gateway has not accepted the envelope for {agency} yet (still queued); "
                 "ask again once the alert shows as sent",
                 metadata={"name": name, "state": "queued"},

@@ -86,24 +86,24 @@ class CaseCore:
                 )
             ).first()
             if assigned is None:
-                raise errors.PermissionDenied(
+                raise errors.NotOnCaseTeam(
                     f"you are not on the team of case {name}; a liaison officer can add you",
                     metadata={"name": name, "role": officer.role},
                 )
         row = db.case_row(conn, case_id)
         if row is None:
-            raise errors.NotFound(f"case {name} does not exist", metadata={"name": name})
+            raise errors.CaseNotFound(f"case {name} does not exist", metadata={"name": name})
         return row
 
     def _require_owner_open(self, row: Row[Any], what: str) -> None:
         name = cr.case_name(row.case_id)
         if row.standing != OWNER:
-            raise errors.FailedPrecondition(
+            raise errors.NotCaseOwner(
                 f"case {name} is owned by {row.owner_agency}; only the owner can {what}",
                 metadata={"name": name, "owner_agency": row.owner_agency},
             )
         if row.status != cr.OPEN:
-            raise errors.FailedPrecondition(
+            raise errors.CaseClosed(
                 f"case {name} is closed", metadata={"name": name, "state": "closed"}
             )
 

@@ -99,13 +99,13 @@ def entry_row(conn: Connection, entry_id: str) -> Row[Any]:
 
 def officer_by_name(conn: Connection, officer_name: str) -> Row[Any]:
     if not officer_name or len(officer_name) > 200:
-        raise errors.InvalidArgument(
+        raise errors.FieldInvalid(
             "officer must be the name of an officer of this node",
             violations={"officer": "required: an officer's name"},
         )
     row = conn.execute(select(t.officers).where(t.officers.c.name == officer_name)).first()
     if row is None:
-        raise errors.NotFound(
+        raise errors.OfficerNotFound(
             f"no officer named {officer_name!r} on this node",
             metadata={"officer": officer_name},
         )

@@ -49,12 +49,12 @@ class CaseEntries(CaseCore):
         row = self.require_case(w.conn, officer, case_id)
         name = cr.case_name(case_id)
         if row.standing == REMOVED:
-            raise errors.FailedPrecondition(
+            raise errors.MemberRemoved(
                 f"this agency was removed from case {name}; it can add nothing",
                 metadata={"name": name},
             )
         if row.status != cr.OPEN:
-            raise errors.FailedPrecondition(
+            raise errors.CaseClosed(
                 f"case {name} is closed", metadata={"name": name, "state": "closed"}
             )
         treaty = self.sharing.current(row.treaty_id)
@@ -147,7 +147,7 @@ class CaseEntries(CaseCore):
         if treaty_id and not cr.ID_RE.fullmatch(treaty_id):
             v["treaty_id"] = "not a treaty id"
         if v:
-            raise errors.InvalidArgument(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         fingerprint = f"{state}:{treaty_id}"
         after = self.store.page_tokens.read(
             page_token, listing="cases", filters=fingerprint, caller=officer.officer_id, size=2
@@ -199,7 +199,7 @@ class CaseEntries(CaseCore):
         if page_size < 0:
             v["page_size"] = "must not be negative"
         if v:
-            raise errors.InvalidArgument(rec.summary(v), violations=v)
+            raise errors.invalid_fields(rec.summary(v), violations=v)
         after = self.store.page_tokens.read(
             page_token,
             listing=f"cases/{case_id}/entries",

@@ -132,12 +132,12 @@ class CaseMembers(CaseCore):
         row = self.require_case(w.conn, officer, case_id)
         self._require_owner_open(row, "add members")
         if agency_id == self.agency_id:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "the owner is a member already", violations={"agency_id": "not the owner"}
             )
         before = db.active_members(w.conn, case_id)
         if agency_id in before:
-            raise errors.FailedPrecondition(
+            raise errors.AlreadyMember(
                 f"{agency_id} is a member of case {cr.case_name(case_id)} already",
                 metadata={"name": cr.case_name(case_id), "agency_id": agency_id},
             )
@@ -221,7 +221,7 @@ class CaseMembers(CaseCore):
             )
         )
         if not changed.rowcount:
-            raise errors.FailedPrecondition(
+            raise errors.ChangedMeanwhile(
                 f"case {cr.case_name(row.case_id)} changed while this change was prepared; retry",
                 metadata={"name": cr.case_name(row.case_id)},
             )
@@ -293,13 +293,13 @@ class CaseMembers(CaseCore):
         row = self.require_case(w.conn, officer, case_id)
         self._require_owner_open(row, "remove members")
         if agency_id == self.agency_id:
-            raise errors.InvalidArgument(
+            raise errors.FieldInvalid(
                 "the owner cannot leave its own case (close it instead)",
                 violations={"agency_id": "not the owner"},
             )
         before = db.active_members(w.conn, case_id)
         if agency_id not in before:
-            raise errors.FailedPrecondition(
+            raise errors.NotAMember(
                 f"{agency_id} is not a member of case {cr.case_name(case_id)}",
                 metadata={"name": cr.case_name(case_id), "agency_id": agency_id},
             )
@@ -395,7 +395,7 @@ class CaseMembers(CaseCore):
         row = self.require_case(w.conn, officer, case_id)
         target = db.officer_by_name(w.conn, officer_name)
         if target.disabled:
-            raise errors.FailedPrecondition(
+            raise errors.OfficerDisabled(
                 f"officer {officer_name!r} is disabled", metadata={"officer": officer_name}
             )
         already = w.conn.execute(

@@ -102,6 +102,7 @@ def test_malformed_identifiers_are_refused_by_field_and_nothing_is_written(
             c.search_recordations(gtin="12345")
         assert count(nl, t.detentions) == 0
         assert count(nl, t.ipr_stats) == 0
+        assert count(nl, t.ipr_stats_monthly) == 0
 
 
 def test_moves_out_of_order_and_idempotent_retries(cluster: Cluster) -> None:
@@ -213,7 +214,7 @@ def test_a_holder_sees_only_its_own_and_is_refused_everything_else(cluster: Clus
         for call in refused:
             with pytest.raises(errors.PermissionDenied) as exc:
                 call()
-            assert type(exc.value) is errors.PermissionDenied  # not even a mismatch: no access
+            assert type(exc.value) is errors.RoleNotPermitted  # not even a mismatch: no access
         # its own answer, and its samples request, are accepted only on its detentions
         samples = beta.request_samples("theirs", "2 pairs for laboratory analysis")
         assert samples.sample_requests[0].reason == "2 pairs for laboratory analysis"
@@ -250,11 +251,11 @@ def test_the_deadline_job_reminds_once_and_moves_a_passed_detention(cluster: Clu
         types = [
             r[0]
             for r in conn.execute(
-                text("SELECT type FROM node_events WHERE type LIKE 'record.ipr.detention.%'")
+                text("SELECT type FROM node_events WHERE type LIKE 'detention.%'")
             )
         ]
-    assert types.count("record.ipr.detention.deadline_due") == 2
-    assert types.count("record.ipr.detention.deadline_passed") == 1
+    assert types.count("detention.deadline_due") == 2
+    assert types.count("detention.deadline_passed") == 1
     assert {d.state for d in moved.deadlines if d.kind != D.DEADLINE_KIND_NOTIFICATION} == {
         D.DEADLINE_STATE_PASSED
     }
@@ -316,3 +317,39 @@ def ts_of(at: datetime) -> Any:
     from tests.node.api.ipr_fixtures import ts
 
     return ts(at)
+
+
+def test_webhooks_refused_retried_and_their_secrets_kept_sealed(cluster: Cluster) -> None:
+    nl = cluster.start_node("nl-customs")
+    holder = holder_token(nl)
+    with client(nl, token=holder) as h:
+        code, reason = wire_error(
+            h.ipr.CreateIprWebhook,
+            S.CreateIprWebhookRequest(
+                webhook=S.IprWebhook(url="http://hooks.acme.example/x", events=["detention.*"]),
+                request_id="w-1",
+            ),
+            holder,
+        )
+        assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID")
+        with pytest.raises(errors.InvalidArgument) as exc:
+            h.create_webhook("https://hooks.acme.example/x", ["alert.received"])
+        assert "detention.*, recordation.* events only" in exc.value.message
+        with pytest.raises(errors.InvalidArgument):
+            h.delete_webhook("iprWebhooks/a/b")
+        assert count(nl, t.webhooks) == 0
+        assert count(nl, t.requests) == 0
+        first = h.create_webhook("https://hooks.acme.example/x", ["detention.*"], "w-2")
+        again = h.create_webhook("https://hooks.acme.example/x", ["detention.*"], "w-2")
+        assert again == first  # the same webhook and its secret, once registered
+        assert count(nl, t.webhooks) == 1
+    with nl.node.store.engine.connect() as conn:
+        stored = b"".join(conn.execute(select(t.requests.c.response)).scalars())
+        sealed = conn.execute(select(t.webhooks.c.secret)).scalar_one()
+    assert first.secret.encode() not in stored  # the idempotency record keeps no secret
+    assert first.secret.encode() not in bytes(sealed)
+    # an analyst may register one for IPR events, not for alerts
+    with client(nl, "analyst") as a:
+        a.create_webhook("https://siem.nl-customs.example/ipr", ["detention_report.*"])
+        with pytest.raises(errors.InvalidArgument):
+            a.create_webhook("https://siem.nl-customs.example/ipr", ["*"])

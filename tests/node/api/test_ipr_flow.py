@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from intelshare import devfed, errors
 from intelshare.v1 import detention_pb2, ipr_service_pb2, recordation_pb2
+from node.storage import tables as t
 from tests.node.api.ipr_fixtures import (
     ACME_GTIN,
     OTHER_KEY,
@@ -180,6 +182,11 @@ def test_recordation_detention_holder_report_and_statistics_across_agencies(
         )
         assert not c.search_recordations(gtin=ACME_GTIN).matches
         assert c.search_recordations(gtin=ACME_GTIN, include_inactive=True).matches
+    with de.node.store.engine.connect() as conn:  # the copy's own event, for feeds and webhooks
+        withdrawn = conn.execute(
+            select(t.events.c.agency_id).where(t.events.c.type == "recordation.withdrawn")
+        ).scalars()
+        assert list(withdrawn) == ["nl-customs"]
         # a new detention cannot name a recordation no longer in force
     with client(de) as c, pytest.raises(errors.RecordationExpired):
         c.create_detention(shoes("recordations/acme-2026"))

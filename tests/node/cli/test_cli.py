@@ -188,10 +188,10 @@ def test_alert_commands(cluster: Cluster, tmp_path: Path) -> None:
     assert "--kind" in result.output
     result = run("alert", "ack", be_id, env=liaison)
     assert result.exit_code == 2
-    assert "PERMISSION_DENIED" in result.output
+    assert "ROLE_NOT_PERMITTED" in result.output
     result = run("alert", "list", env={**liaison, "INTELSHARE_TOKEN": "nope"})
     assert result.exit_code == 2
-    assert "UNAUTHENTICATED" in result.output
+    assert "TOKEN_INVALID" in result.output
     result = run("alert", "list", env={"INTELSHARE_NODE": "", "INTELSHARE_TOKEN": ""})
     assert result.exit_code == 2
     assert "--node" in result.output

@@ -178,7 +178,7 @@ def test_the_walk_through_in_commands(cluster: Cluster, tmp_path: Path) -> None:
     assert answered.exit_code == 0, answered.output
     refused = run(de, holder, "ipr", "stats")
     assert refused.exit_code == 2
-    assert "[PERMISSION_DENIED]" in refused.output
+    assert "[ROLE_NOT_PERMITTED]" in refused.output
 
     stats = run(de, de.tokens["analyst"], "ipr", "stats", "--by", "country,category")
     assert stats.exit_code == 0, stats.output
@@ -240,3 +240,52 @@ def test_bad_files_and_options_are_refused_in_the_commands_words(
     )
     assert container.exit_code == 2
     assert "[CONTAINER_NUMBER_INVALID]" in container.output
+
+
+def test_webhook_commands_of_a_holder(cluster: Cluster) -> None:
+    de = cluster.start_node("de-customs")
+    holder = holder_token(de)
+    added = run(
+        de,
+        holder,
+        "ipr",
+        "webhook",
+        "add",
+        "https://hooks.acme.example/ipr",
+        "--events",
+        "detention.*,recordation.*",
+        "--json",
+    )
+    assert added.exit_code == 0, added.output
+    made = json.loads(added.output)
+    assert made["secret"].startswith("whsec_")
+    assert made["events"] == ["detention.*", "recordation.*"]
+    listed = run(de, holder, "ipr", "webhook", "list")
+    assert made["name"] in listed.output
+    assert "whsec_" not in listed.output
+    # a holder cannot ask for everything, nor for partners' reports
+    wider = run(
+        de, holder, "ipr", "webhook", "add", "https://hooks.acme.example/x", "--events", "*"
+    )
+    assert wider.exit_code == 2
+    assert "detention.*, recordation.* events only" in wider.output
+    # nor remove an officer's webhook
+    officer = run(
+        de,
+        de.tokens["liaison"],
+        "ipr",
+        "webhook",
+        "add",
+        "https://siem.de-customs.example/ipr",
+        "--events",
+        "detention_report.*",
+        "--json",
+    )
+    theirs = json.loads(officer.output)["name"]
+    gone = run(de, holder, "ipr", "webhook", "remove", theirs)
+    assert gone.exit_code == 2
+    assert "[WEBHOOK_NOT_FOUND]" in gone.output
+    assert "of yours" in gone.output
+    removed = run(de, holder, "ipr", "webhook", "remove", made["name"])
+    assert removed.exit_code == 0, removed.output
+    assert made["name"] not in run(de, holder, "ipr", "webhook", "list").output

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from intelshare import errors
-from intelshare.errors import ContainerNumberInvalid, GtinInvalid, HsCodeInvalid, InvalidArgument
+from intelshare.errors import (
+    ContainerNumberInvalid,
+    FieldInvalid,
+    GtinInvalid,
+    HsCodeInvalid,
+    InvalidArgument,
+)
 from intelshare.v1 import detention_pb2 as D
 from intelshare.v1 import recordation_pb2 as R
 from node.ipr import validate
@@ -74,7 +80,7 @@ def test_validity_at_most_one_year() -> None:
     validate.validate_new_recordation(one_year, grant + timedelta(days=1))
     longer = samples.recordation(grant=grant, valid_for=timedelta(days=365, seconds=1))
     err = refused(validate.validate_new_recordation, longer, grant + timedelta(days=1))
-    assert type(err) is InvalidArgument
+    assert type(err) is FieldInvalid
     assert "at most one year" in err.violations["recordation.expire_time"]
     assert "2027-02-01" in err.violations["recordation.expire_time"]
 
@@ -106,8 +112,8 @@ def test_every_problem_at_once_by_proto_path() -> None:
     r.supply_chain.manufacturers.add(name="", country="ZZ")
     r.agencies.add(agency_id="de-customs")
     err = refused(validate.validate_new_recordation, r, NOW)
-    assert type(err) is InvalidArgument  # a mix of reasons
-    assert err.reason == "INVALID_ARGUMENT"
+    assert type(err) is FieldInvalid  # a mix of reasons
+    assert err.reason == "FIELD_INVALID"
     assert set(err.violations) == {
         "recordation.goods[0].gtins[0]",
         "recordation.goods[0].hs_codes[0]",
@@ -181,7 +187,7 @@ def test_vessel_imo(imo: str, ok: bool) -> None:
         validate.validate_new_detention(d, NOW)
     else:
         err = refused(validate.validate_new_detention, d, NOW)
-        assert type(err) is InvalidArgument
+        assert type(err) is FieldInvalid
         assert "IMO number" in err.violations["detention.transport.vessel_imo"]
 
 

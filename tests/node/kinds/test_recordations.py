@@ -75,12 +75,12 @@ def test_moves_reach_the_copy_and_notes_never_leave(cluster: Cluster) -> None:
         with de.node.store.engine.connect() as conn:
             types = list(
                 conn.execute(
-                    select(t.events.c.type).where(t.events.c.type.like("record.ipr.%"))
+                    select(t.events.c.type).where(t.events.c.type.like("recordation.%"))
                 ).scalars()
             )
         assert types == [
-            "record.ipr.recordation.received",
-            "record.ipr.recordation.suspended",
-            "record.ipr.recordation.resumed",
-            "record.ipr.recordation.extended",
+            "recordation.received",
+            "recordation.suspended",
+            "recordation.resumed",
+            "recordation.extended",
         ]

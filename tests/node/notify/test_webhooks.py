@@ -86,6 +86,25 @@ def test_event_patterns_and_urls() -> None:
     assert wh.check_url("http://hooks.example.org/x", allow_http=True)
 
 
+def test_ipr_patterns_by_owner() -> None:
+    # the agency's webhooks may name IPR events too, by their families
+    assert wh.check_patterns(["detention.*", "recordation.extended"]) == (
+        "detention.*",
+        "recordation.extended",
+    )
+    assert wh.matches(("detention.*",), "detention.deadline_due")
+    assert not wh.matches(("detention.*",), "detention_report.received")
+    officer = wh.OFFICER_FAMILIES
+    assert wh.check_patterns(["detention_report.*"], families=officer) == ("detention_report.*",)
+    holder = wh.HOLDER_FAMILIES
+    assert wh.check_patterns(["detention.moved", "recordation.*"], families=holder)
+    for bad in (["*"], ["alert.*"], ["detention_report.*"], ["detention.*", "case.*"], []):
+        with pytest.raises(errors.InvalidArgument):
+            wh.check_patterns(bad, families=holder)
+    with pytest.raises(errors.InvalidArgument):
+        wh.check_patterns(["alert.received"], families=officer)
+
+
 def test_registry_add_list_dead_letters_retry(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'n.db'}")
     migrate.upgrade(engine, MIGRATIONS)

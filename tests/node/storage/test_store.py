@@ -259,9 +259,10 @@ def test_officers_lookup_survives_a_lost_connection(store: Store) -> None:
     registry = OfficerRegistry(store.engine)
     officer, token = registry.add("Olga Officer", "liaison")
     assert registry.authenticate(token) == officer
-    assert (registry._reader is not None) == (store.engine.dialect.name == "postgresql")
-    if registry._reader is not None:
-        registry._reader.driver_connection.close()  # as if PostgreSQL had restarted
+    kept = registry._reader.connection
+    assert (kept is not None) == (store.engine.dialect.name == "postgresql")
+    if kept is not None:
+        kept.connection.driver_connection.close()  # type: ignore[union-attr]  # as if PostgreSQL had restarted
     assert registry.authenticate(token) == officer
     registry.disable("Olga Officer")  # takes effect at once
     from intelshare.errors import Unauthenticated
@@ -269,7 +270,7 @@ def test_officers_lookup_survives_a_lost_connection(store: Store) -> None:
     with pytest.raises(Unauthenticated):
         registry.authenticate(token)
     registry.close()
-    assert registry._reader is None
+    assert registry._reader.connection is None
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
