@@ -191,9 +191,9 @@ class TaxiiApp:
         if next_key:
             snap = self.snapshots.get(next_key, owner=owner, request=key)
         else:
-            alerts, times = take_snapshot(client, collection.filters, added_after)
+            records = take_snapshot(client, collection.sources, added_after)
             snap = self.snapshots.new(
-                owner=owner, request=key, alerts=alerts, times_us=times, ctx=self.ctx, match=match
+                owner=owner, request=key, records=records, ctx=self.ctx, match=match
             )
         with snap.lock:
             items, more = snap.page(limit)
@@ -220,7 +220,7 @@ class TaxiiApp:
         return _taxii(
             {
                 "title": self.config.title,
-                "description": f"STIX 2.1 export of {self.root}'s alerts (read-only).",
+                "description": f"STIX 2.1 export of {self.root}'s records (read-only).",
                 "default": root_url,
                 "api_roots": [root_url],
             }
@@ -232,7 +232,7 @@ class TaxiiApp:
         return _taxii(
             {
                 "title": self.config.title,
-                "description": "One collection per treaty, and one for the alerts we issued.",
+                "description": "One collection per treaty, and one for our own records.",
                 "versions": [MEDIA_TYPE_TAXII],
                 "max_content_length": 0,  # read-only: nothing may be posted
             }
@@ -304,14 +304,9 @@ class TaxiiApp:
         owner = token_digest(token)
         request = (c.id, "object", None, match)
         if key is None:
-            alerts, times = take_snapshot(self.clients.client(token), c.filters, None)
+            records = take_snapshot(self.clients.client(token), c.sources, None)
             snap = self.snapshots.new(
-                owner=owner,
-                request=request,
-                alerts=alerts,
-                times_us=times,
-                ctx=self.ctx,
-                match=match,
+                owner=owner, request=request, records=records, ctx=self.ctx, match=match
             )
         else:
             snap = self.snapshots.get(key, owner=owner, request=request)

@@ -1,9 +1,11 @@
 """The collections of the API root: one per treaty, one for the agency's own records.
 
-A collection is a filter on the node's ``ListAlerts``: the agency's own
-collection lists the alerts it issued (``direction = ISSUED``), a treaty's
-collection the alerts shared or received under that treaty
-(``treaty_id``). Ids are UUIDv5 of the agency and treaty, so a client's
+A collection is a set of record sources (:mod:`taxii.sources`): the
+agency's own collection lists what it issued, granted, detained, reported
+and wrote (alerts, recordations, detentions, detention reports, risk
+profiles); a treaty's collection the records shared or received under that
+treaty (detentions never leave the node, so they are in the own collection
+only). Ids are UUIDv5 of the agency and treaty, so a client's
 configuration survives restarts; the treaty id is the collection's alias.
 """
 
@@ -15,7 +17,7 @@ from typing import Any
 
 from intelshare.interop.ids import NAMESPACE
 from intelshare.treaty import Treaty
-from intelshare.v1 import alert_pb2
+from taxii.sources import Source, own_sources, treaty_sources
 
 MEDIA_TYPE_STIX = "application/stix+json;version=2.1"
 
@@ -26,8 +28,8 @@ class Collection:
     title: str
     description: str
     alias: str
-    #: Keyword arguments of NodeClient.list_alerts that select the collection.
-    filters: dict[str, Any] = field(default_factory=dict)
+    #: The record kinds it holds, each with its filters.
+    sources: tuple[Source, ...] = field(default_factory=tuple)
 
     def resource(self) -> dict[str, Any]:
         """The TAXII collection resource."""
@@ -53,10 +55,13 @@ def collections_for(agency_id: str, treaties: tuple[Treaty, ...]) -> dict[str, C
     """Collections by id, the agency's own first."""
     own = Collection(
         id=str(uuid.uuid5(NAMESPACE, f"taxii/{agency_id}/own")),
-        title=f"{agency_id}: alerts we issued",
-        description=f"Every alert {agency_id} issued, as its officers read it.",
+        title=f"{agency_id}: our own records",
+        description=(
+            f"Every alert {agency_id} issued, recordation it granted, detention it made and "
+            "reported, and risk profile it wrote, as the caller may read them."
+        ),
         alias="own",
-        filters={"direction": alert_pb2.ALERT_DIRECTION_ISSUED},
+        sources=own_sources(agency_id),
     )
     out = {own.id: own}
     for treaty in treaties:
@@ -64,13 +69,14 @@ def collections_for(agency_id: str, treaties: tuple[Treaty, ...]) -> dict[str, C
             id=str(uuid.uuid5(NAMESPACE, f"taxii/{agency_id}/treaties/{treaty.id}")),
             title=treaty.title or treaty.id,
             description=(
-                f"Alerts shared or received under treaty {treaty.id} "
+                f"Alerts, recordations, detention reports and risk profiles shared or received "
+                f"under treaty {treaty.id} "
                 f"({treaty.purpose or 'no purpose stated'}). "
                 f"{_RULES.get(treaty.onward_sharing.value, '')}; received records say so in "
                 "their markings."
             ),
             alias=treaty.id,
-            filters={"treaty_id": treaty.id},
+            sources=treaty_sources(agency_id, treaty.id),
         )
         out[c.id] = c
     return out

@@ -1,13 +1,13 @@
 """Snapshots of a collection and the pages served from them (see the package docstring).
 
-A :class:`Snapshot` holds the alerts of one request's traversal, oldest
-first, serialized as the node returned them, and a position. Alerts become
-STIX objects only when a page reaches them, strictly in order: an agency
-identity or marking definition is emitted with the first alert that refers
-to it (``seen_shared``), which makes the sequence of objects a pure function
-of the alerts, whatever the page sizes. Groups converted but not yet fully
-served are kept (``pending``), because converting an alert again would
-leave its shared objects out.
+A :class:`Snapshot` holds the records of one request's traversal, oldest
+first by ``date_added``, serialized as the node returned them, and a
+position. Records become STIX objects only when a page reaches them,
+strictly in order: an agency identity or marking definition is emitted
+with the first record that refers to it (``seen_shared``), which makes the
+sequence of objects a pure function of the records, whatever the page
+sizes. Groups converted but not yet fully served are kept (``pending``),
+because converting a record again would leave its shared objects out.
 """
 
 from __future__ import annotations
@@ -24,12 +24,10 @@ from typing import Any
 from stix2.utils import format_datetime
 
 from intelshare.errors import InvalidArgument
-from intelshare.interop.stix import ExportContext, alert_objects
-from intelshare.v1 import alert_pb2
-from node.cli.client import NodeClient
-
-#: Alerts per ListAlerts call while taking a snapshot (the node's maximum).
-NODE_PAGE = 500
+from intelshare.interop.kinds import record_objects
+from intelshare.interop.stix import ExportContext
+from taxii.nodeclients import TaxiiNodeClient
+from taxii.sources import Listed, Source, decode, read_records
 
 
 @dataclass(frozen=True)
@@ -82,10 +80,6 @@ def stix_to_us(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _create_us(alert: alert_pb2.Alert) -> int:
-    return alert.create_time.seconds * 1_000_000 + alert.create_time.nanos // 1000
-
-
 def _version(obj: Any) -> str:
     return str(format_datetime(obj.get("modified") or obj["created"]))
 
@@ -95,8 +89,7 @@ class Snapshot:
     key: str
     owner: str
     request: tuple[Any, ...]
-    alerts: list[bytes]
-    times_us: list[int]
+    records: list[Listed]
     ctx: ExportContext
     match: Match
     pos: tuple[int, int] = (0, 0)
@@ -109,17 +102,18 @@ class Snapshot:
     def _group(self, i: int) -> list[Item]:
         while self.converted_upto <= i:
             n = self.converted_upto
-            alert = alert_pb2.Alert.FromString(self.alerts[n])
-            record = alert_objects(alert, self.ctx)
+            listed = self.records[n]
+            record = record_objects(decode(listed.kind, listed.data), self.ctx)
             objs = [o for o in record.shared if o.id not in self.seen_shared] + record.own
             self.seen_shared.update(o.id for o in record.shared)
-            items = [Item(o.id, o.type, _version(o), self.times_us[n], o.serialize()) for o in objs]
+            at = listed.date_added_us
+            items = [Item(o.id, o.type, _version(o), at, o.serialize()) for o in objs]
             self.pending[n] = [it for it in items if self.match.accepts(it)]
             self.converted_upto += 1
         return self.pending[i]
 
     def _skip_empty(self, i: int) -> int:
-        while i < len(self.alerts) and not self._group(i):
+        while i < len(self.records) and not self._group(i):
             i += 1
         return i
 
@@ -128,7 +122,7 @@ class Snapshot:
         items: list[tuple[Item, int, int]] = []
         i, off = self.pos
         i = self._skip_empty(i) if off == 0 else i
-        while i < len(self.alerts) and len(items) < limit:
+        while i < len(self.records) and len(items) < limit:
             group = self._group(i)
             room = limit - len(items)
             chunk = group[off : off + room]
@@ -137,8 +131,12 @@ class Snapshot:
                 off += len(chunk)
                 break
             i, off = self._skip_empty(i + 1), 0
-        more = i < len(self.alerts)
-        if more and items and (off > 0 or self.times_us[i] == items[-1][0].date_added_us):
+        more = i < len(self.records)
+        if (
+            more
+            and items
+            and (off > 0 or self.records[i].date_added_us == items[-1][0].date_added_us)
+        ):
             # End the page where date_added changes, when the page has such a
             # place: resuming with added_after = the last date_added then
             # misses nothing. (A single date_added with more objects than
@@ -158,30 +156,12 @@ class Snapshot:
 
 
 def take_snapshot(
-    client: NodeClient,
-    filters: dict[str, Any],
+    client: TaxiiNodeClient,
+    sources: tuple[Source, ...],
     added_after_us: int | None,
-) -> tuple[list[bytes], list[int]]:
-    """Alerts of the collection added after ``added_after_us``, oldest first."""
-    alerts: list[bytes] = []
-    times: list[int] = []
-    token = ""
-    while True:
-        page = client.list_alerts(page_size=NODE_PAGE, page_token=token, **filters)
-        stop = False
-        for alert in page.alerts:
-            at = _create_us(alert)
-            if added_after_us is not None and at <= added_after_us:
-                stop = True  # newest first: everything further is older still
-                break
-            alerts.append(alert.SerializeToString())
-            times.append(at)
-        token = page.next_page_token
-        if stop or not token:
-            break
-    alerts.reverse()
-    times.reverse()
-    return alerts, times
+) -> list[Listed]:
+    """Records of the collection added or changed after ``added_after_us``, oldest first."""
+    return read_records(client, sources, added_after_us)
 
 
 class Snapshots:
@@ -199,8 +179,7 @@ class Snapshots:
         *,
         owner: str,
         request: tuple[Any, ...],
-        alerts: list[bytes],
-        times_us: list[int],
+        records: list[Listed],
         ctx: ExportContext,
         match: Match,
     ) -> Snapshot:
@@ -208,8 +187,7 @@ class Snapshots:
             key=secrets.token_urlsafe(18),
             owner=owner,
             request=request,
-            alerts=alerts,
-            times_us=times_us,
+            records=records,
             ctx=ctx,
             match=match,
         )

@@ -1,13 +1,24 @@
-"""Export: records as STIX 2.1 objects (see the package docstring for the design).
+"""The export engine: what every record's STIX objects share (see the package docstring).
 
-``alert_objects`` is the alert kind's export; other record kinds add their
-own ``*_objects`` function returning the same :class:`RecordObjects`, and
-``bundle_of`` and the TAXII server work with any of them.
+A record kind's mapping module (:mod:`intelshare.interop.kinds`) turns one
+record into subject objects and one *record object* (a ``report``, or a
+``grouping`` for a recordation) with our extension's properties; the
+engine gives it everything else, the same for every kind:
+
+* the issuing agency's ``identity`` as ``created_by_ref`` of every object;
+* ``created`` (the record's creation), ``modified`` (its last change on the
+  node, so a re-export after a change is a new version of the same ids);
+* the TLP 2.0 marking and, for a record this node received, the statement
+  of the treaty's onward-sharing rule, on every object;
+* ``revoked`` when the record was revoked or withdrawn;
+* deterministic ids (:func:`intelshare.interop.ids.stix_id` over resource names);
+* :func:`bundle_of`, which puts several records in one bundle with the
+  shared objects (identities, marking and extension definitions) once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -16,13 +27,12 @@ from typing import Any, NamedTuple
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from stix2.base import _STIXBase
-from stix2.v21 import Bundle, Identity, Report
+from stix2.v21 import Bundle, Grouping, Identity, Report
 
 from intelshare.errors import InvalidArgument
 from intelshare.interop import extension as ext
-from intelshare.interop import markings, vocab
+from intelshare.interop import markings
 from intelshare.interop.ids import agency_identity_id, stix_id
-from intelshare.v1 import alert_pb2
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,8 @@ class RecordObjects(NamedTuple):
 
     ``shared`` are objects other records reference too (identities of
     agencies, marking and extension definitions): a bundle or a TAXII page
-    carries each once. ``own`` belong to this record alone, report last.
+    carries each once. ``own`` belong to this record alone, the record
+    object last.
     """
 
     shared: list[_STIXBase]
@@ -66,15 +77,26 @@ def agency_identity(agency_id: str) -> Identity:
     )
 
 
-def _stix_time(ts: Timestamp) -> str:
+def stix_time(ts: Timestamp) -> str:
+    """A protobuf timestamp as STIX writes times (millisecond precision, UTC)."""
     at = datetime.fromtimestamp(ts.seconds, UTC)
     return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.nanos // 1_000_000:03d}Z"
 
 
-def _fields(msg: Message) -> dict[str, Any]:
-    """Non-empty fields of a subject message, by STIX name."""
+def time_or_none(msg: Message, name: str) -> str | None:
+    """A message's timestamp field as our extension writes times (seconds), None when unset."""
+    if not msg.HasField(name):
+        return None
+    at = datetime.fromtimestamp(getattr(msg, name).seconds, UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fields_of(msg: Message) -> dict[str, Any]:
+    """Non-empty scalar and repeated scalar fields of a message, by STIX name, as text."""
     out: dict[str, Any] = {}
     for fd in msg.DESCRIPTOR.fields:
+        if fd.message_type is not None:
+            continue
         value = getattr(msg, fd.name)
         if fd.is_repeated:
             items = [str(v) for v in value if str(v)]
@@ -85,104 +107,63 @@ def _fields(msg: Message) -> dict[str, Any]:
     return out
 
 
-def _report_extension(alert: alert_pb2.Alert, ctx: ExportContext) -> dict[str, Any]:
-    props: dict[str, Any] = {"extension_type": "property-extension", "record_kind": "alert"}
-    optional: dict[str, Any] = {
-        "alert_kind": vocab.KINDS.get(alert.kind),
-        "urgency": vocab.URGENCIES.get(alert.urgency),
-        "handling": vocab.HANDLINGS.get(alert.handling),
-        "source_reliability": vocab.RELIABILITIES.get(alert.evaluation.source_reliability),
-        "information_credibility": vocab.CREDIBILITIES.get(
-            alert.evaluation.information_credibility
-        ),
-        "categories": sorted(set(alert.categories)) or None,
-        "expire_time": _stix_time(alert.expire_time) if alert.HasField("expire_time") else None,
-        "state": vocab.STATES.get(alert.state),
-        "direction": vocab.DIRECTIONS.get(alert.direction),
-        "origin_agency": alert.origin_agency or None,
-        "holder_agency": ctx.holder_agency,
-        "treaty_id": alert.treaty_id or None,
-        "treaty_version": alert.received.treaty_version or None,
-        "revision": alert.revision or None,
-    }
-    props.update({k: v for k, v in optional.items() if v is not None})
-    return props
+def present(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` without the empty ones (None, "", [], 0 stays out too; False as well)."""
+    return {k: v for k, v in values.items() if v not in (None, "", [], (), 0, False)}
 
 
-def _identity_subject(
-    alert_id: str,
-    subject_list: str,
-    n: int,
-    msg: Message,
-    common: dict[str, Any],
-) -> Identity:
-    values = _fields(msg)
-    kind = "person" if subject_list == "persons" else "company"
-    props: dict[str, Any] = {
-        "id": stix_id("identity", f"{alert_id}/subjects/{subject_list}/{n}"),
-        "identity_class": ext.IDENTITY_CLASSES[subject_list],
-        # identity.name is required; a treaty may have removed the name.
-        "name": values.pop("name", f"{kind} {n + 1} of {alert_id} (name not shared)"),
-        **common,
-    }
-    if "role" in values:
-        props["roles"] = [values.pop("role")]
-    if "address" in values:
-        props["contact_information"] = values.pop("address")
-    if values:
-        props["extensions"] = {ext.EXTENSION_ID: {"extension_type": "property-extension", **values}}
-    return Identity(**props)
+@dataclass(frozen=True)
+class Frame:
+    """What every object of one record carries, and the shared objects it needs."""
+
+    name: str
+    issuer: str
+    created: str
+    shared: list[_STIXBase]
+    common: dict[str, Any]
 
 
-def _new_sdo_subject(
-    alert_id: str, subject_list: str, n: int, msg: Message, common: dict[str, Any]
-) -> _STIXBase:
-    stix_type = ext.NEW_SDO_TYPES[subject_list]
-    cls = ext.SDO_CLASSES[stix_type]
-    obj: _STIXBase = cls(
-        id=stix_id(stix_type, f"{alert_id}/subjects/{subject_list}/{n}"),
-        extensions={ext.EXTENSION_ID: {"extension_type": "new-sdo"}},
-        **common,
-        **_fields(msg),
-    )
-    return obj
-
-
-def alert_objects(alert: alert_pb2.Alert, ctx: ExportContext) -> RecordObjects:
-    """The STIX objects of one alert as the exporting officer reads it."""
-    if not alert.name or not alert.HasField("create_time"):
+def frame(
+    ctx: ExportContext,
+    *,
+    name: str,
+    issuer: str,
+    create_time: Timestamp,
+    update_time: Timestamp | None,
+    tlp: str | None,
+    received: bool,
+    treaty: str = "",
+    treaty_version: int = 0,
+    revoked: bool = False,
+) -> Frame:
+    """The frame of record ``name`` (``tlp``: ``CLEAR``..``RED``, or None for no marking)."""
+    if not name or not create_time.ToNanoseconds():
         raise InvalidArgument(
-            "only a stored alert can be exported (it has no name or create_time)",
-            violations={"alert": "read it from the node first"},
+            "only a stored record can be exported (it has no name or create_time)",
+            violations={"record": "read it from the node first"},
         )
-    issuer = alert.origin_agency or ctx.holder_agency
-    created = _stix_time(alert.create_time)
+    created = stix_time(create_time)
     modified = created
-    if alert.HasField("update_time") and alert.update_time.ToNanoseconds() >= (
-        alert.create_time.ToNanoseconds()
-    ):
-        modified = _stix_time(alert.update_time)
-
+    if update_time is not None and update_time.ToNanoseconds() >= create_time.ToNanoseconds():
+        modified = stix_time(update_time)
     shared: list[_STIXBase] = [ext.publisher(), ext.definition(), agency_identity(issuer)]
     marking_refs: list[str] = []
-    tlp = vocab.TLPS.get(alert.tlp)
     if tlp is not None:
         tlp_obj = markings.tlp_marking(tlp)
         shared.append(tlp_obj)
         marking_refs.append(tlp_obj.id)
-    if alert.direction == alert_pb2.ALERT_DIRECTION_RECEIVED:
+    if received:
         statement = markings.statement_marking(
             markings.onward_statement(
                 holder=ctx.holder_agency,
                 origin=issuer,
-                treaty=alert.treaty_id,
-                version=alert.received.treaty_version,
-                rule=ctx.onward_rules.get(alert.treaty_id),
+                treaty=treaty,
+                version=treaty_version,
+                rule=ctx.onward_rules.get(treaty),
             )
         )
         shared.append(statement)
         marking_refs.append(statement.id)
-
     common: dict[str, Any] = {
         "created_by_ref": agency_identity_id(issuer),
         "created": created,
@@ -190,37 +171,90 @@ def alert_objects(alert: alert_pb2.Alert, ctx: ExportContext) -> RecordObjects:
     }
     if marking_refs:
         common["object_marking_refs"] = marking_refs
-    if alert.state == alert_pb2.ALERT_STATE_REVOKED:
+    if revoked:
         common["revoked"] = True
+    return Frame(name=name, issuer=issuer, created=created, shared=shared, common=common)
 
-    own: list[_STIXBase] = []
-    for subject_list in vocab.SUBJECT_LISTS:
-        for n, msg in enumerate(getattr(alert.subjects, subject_list)):
-            if subject_list in ext.IDENTITY_CLASSES:
-                own.append(_identity_subject(alert.name, subject_list, n, msg, common))
-            elif subject_list in ext.NEW_SDO_TYPES:
-                own.append(_new_sdo_subject(alert.name, subject_list, n, msg, common))
 
-    alert_id = alert.name.removeprefix("alerts/")
-    kind = vocab.KINDS.get(alert.kind)
-    report_props: dict[str, Any] = {
-        "id": stix_id("report", alert.name),
-        "name": f"{kind.replace('_', ' ')} alert {alert_id}" if kind else f"alert {alert_id}",
-        "published": created,
-        "report_types": ["threat-report"],
-        # object_refs may not be empty: an alert with no subjects shared
-        # still refers to the agency that issued it.
-        "object_refs": [o.id for o in own] or [agency_identity_id(issuer)],
-        "external_references": [{"source_name": "intelshare", "external_id": alert.name}],
-        "extensions": {ext.EXTENSION_ID: _report_extension(alert, ctx)},
-        **common,
+def identity_object(
+    fr: Frame,
+    path: str,
+    *,
+    identity_class: str,
+    name: str,
+    roles: Sequence[str] = (),
+    contact: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> Identity:
+    """A person, company or party of the record, ``{record}/{path}`` naming its id."""
+    props: dict[str, Any] = {
+        "id": stix_id("identity", f"{fr.name}/{path}"),
+        "identity_class": identity_class,
+        "name": name,
+        **fr.common,
     }
-    if alert.description:
-        report_props["description"] = alert.description
-    if alert.categories:
-        report_props["labels"] = sorted(set(alert.categories))
-    own.append(Report(**report_props))
-    return RecordObjects(shared=shared, own=own)
+    if roles:
+        props["roles"] = list(roles)
+    if contact:
+        props["contact_information"] = contact
+    values = present(extra or {})
+    if values:
+        props["extensions"] = {ext.EXTENSION_ID: {"extension_type": "property-extension", **values}}
+    return Identity(allow_custom=True, **props)
+
+
+def new_sdo(fr: Frame, stix_type: str, path: str, values: Mapping[str, Any]) -> _STIXBase:
+    """One of our extension's object types, ``{record}/{path}`` naming its id."""
+    cls = ext.SDO_CLASSES[stix_type]
+    obj: _STIXBase = cls(
+        allow_custom=True,
+        id=stix_id(stix_type, f"{fr.name}/{path}"),
+        extensions={ext.EXTENSION_ID: {"extension_type": "new-sdo"}},
+        **fr.common,
+        **present(values),
+    )
+    return obj
+
+
+def record_object(
+    fr: Frame,
+    own: list[_STIXBase],
+    *,
+    title: str,
+    description: str,
+    properties: Mapping[str, Any],
+    report_types: Sequence[str] = (),
+    labels: Sequence[str] = (),
+) -> RecordObjects:
+    """The record's ``report`` (or ``grouping``, without ``report_types``) after ``own``.
+
+    ``properties`` are our extension's (``record_kind`` first); empty ones
+    are left out. ``object_refs`` may not be empty: a record without
+    subjects still refers to the agency that made it.
+    """
+    props: dict[str, Any] = {
+        "id": stix_id("report" if report_types else "grouping", fr.name),
+        "name": title,
+        "object_refs": [o.id for o in own] or [agency_identity_id(fr.issuer)],
+        "external_references": [{"source_name": "intelshare", "external_id": fr.name}],
+        "extensions": {
+            ext.EXTENSION_ID: {"extension_type": "property-extension", **present(properties)}
+        },
+        **fr.common,
+    }
+    if description:
+        props["description"] = description
+    if labels:
+        props["labels"] = sorted(set(labels))
+    if report_types:
+        container: _STIXBase = Report(
+            allow_custom=True, published=fr.created, report_types=list(report_types), **props
+        )
+    else:
+        # A grouping is STIX's "set of content related to a shared context,
+        # with no conclusion": what a recordation is to an analyst.
+        container = Grouping(allow_custom=True, context="unspecified", **props)
+    return RecordObjects(shared=fr.shared, own=[*own, container])
 
 
 def bundle_of(records: Iterable[RecordObjects]) -> Bundle:
@@ -234,8 +268,3 @@ def bundle_of(records: Iterable[RecordObjects]) -> Bundle:
                 objects.append(obj)
         objects.extend(rec.own)
     return Bundle(objects=objects, allow_custom=True)
-
-
-def export_alerts(alerts: Iterable[alert_pb2.Alert], ctx: ExportContext) -> Bundle:
-    """A STIX 2.1 bundle of ``alerts``."""
-    return bundle_of(alert_objects(a, ctx) for a in alerts)

@@ -213,6 +213,13 @@ def draft_from_stix(data: bytes | str | Mapping[str, Any]) -> Draft:
             continue
         objects[where] = obj
 
+    for grouping in (o for o in objects.values() if o.get("type") == "grouping"):
+        kind = _our_extension(grouping).get("record_kind")
+        if kind is not None and kind != "alert":
+            # An intelshare recordation: its holder and supply chain are no subjects.
+            raise Malformed(
+                f"the grouping {grouping['id']} is an intelshare {kind!r}, not an alert"
+            )
     reports = [o for o in objects.values() if o.get("type") == "report"]
     report = reports[0] if reports else None
     for extra in reports[1:]:

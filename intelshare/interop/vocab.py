@@ -51,3 +51,18 @@ CREDIBILITY_BY_NUMBER: Final = {v: k for k, v in CREDIBILITIES.items()}
 
 #: The subject lists of ``Subjects``, in proto order, and their message types.
 SUBJECT_LISTS: Final = tuple(f.name for f in alert_pb2.Subjects.DESCRIPTOR.fields)
+
+
+def enum_label(enum: EnumDescriptor, number: int) -> str | None:
+    """The record name of an enum value (lower case, type prefix removed); None if unset.
+
+    The prefix is the enum's name in UPPER_SNAKE (``RightType`` -> ``RIGHT_TYPE_``),
+    which is how every enum of the protos names its values.
+    """
+    if number == 0:
+        return None
+    value = enum.values_by_number.get(number)
+    if value is None:
+        return None
+    prefix = "".join("_" + c if c.isupper() else c.upper() for c in enum.name).lstrip("_") + "_"
+    return value.name.removeprefix(prefix).lower()

@@ -709,6 +709,7 @@ class ListAlertsRequest(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     DIRECTION_FIELD_NUMBER: _builtins.int
     TREATY_ID_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_AFTER_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Most alerts per page; 0 for the default (50), at most 500."""
     page_token: _builtins.str
@@ -723,6 +724,14 @@ class ListAlertsRequest(_message.Message):
     """Only issued or only received alerts (unspecified: both)."""
     treaty_id: _builtins.str
     """Only alerts shared under this treaty (empty: any)."""
+    @_builtins.property
+    def update_time_after(self) -> _timestamp_pb2.Timestamp:
+        """Only alerts created or changed (updated, revoked, or a new version
+        received) strictly after this time (unset: any). The order stays
+        newest created first, so a client polling for changes reads to the
+        end; each alert's update_time says when it last changed.
+        """
+
     def __init__(
         self,
         *,
@@ -732,10 +741,11 @@ class ListAlertsRequest(_message.Message):
         state: _alert_pb2.AlertState.ValueType = ...,
         direction: _alert_pb2.AlertDirection.ValueType = ...,
         treaty_id: _builtins.str = ...,
+        update_time_after: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time_after", b"update_time_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "state", b"state", "treaty_id", b"treaty_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "state", b"state", "treaty_id", b"treaty_id", "update_time_after", b"update_time_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

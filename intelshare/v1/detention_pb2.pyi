@@ -945,6 +945,7 @@ class DetentionReport(_message.Message):
     HANDLING_FIELD_NUMBER: _builtins.int
     TLP_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    TREATY_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, "detentionReports/{report_id}". For a received report
     the id is the message id of the envelope that carried it.
@@ -967,6 +968,8 @@ class DetentionReport(_message.Message):
     """Handling code (H0-H3)."""
     tlp: _envelope_pb2.Tlp.ValueType
     """Traffic Light Protocol 2.0 marking."""
+    treaty_id: _builtins.str
+    """Received reports: the treaty the report arrived under (output only)."""
     @_builtins.property
     def detain_time(self) -> _timestamp_pb2.Timestamp:
         """When the goods were detained."""
@@ -1022,10 +1025,11 @@ class DetentionReport(_message.Message):
         handling: _envelope_pb2.HandlingCode.ValueType = ...,
         tlp: _envelope_pb2.Tlp.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        treaty_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "detain_time", b"detain_time", "parties", b"parties", "transport", b"transport"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "destination_country", b"destination_country", "detain_time", b"detain_time", "detention", b"detention", "goods", b"goods", "handling", b"handling", "linked_recordations", b"linked_recordations", "name", b"name", "origin_country", b"origin_country", "parties", b"parties", "procedure", b"procedure", "recordations", b"recordations", "reporting_agency", b"reporting_agency", "rights", b"rights", "state", b"state", "summary", b"summary", "tlp", b"tlp", "transport", b"transport"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "destination_country", b"destination_country", "detain_time", b"detain_time", "detention", b"detention", "goods", b"goods", "handling", b"handling", "linked_recordations", b"linked_recordations", "name", b"name", "origin_country", b"origin_country", "parties", b"parties", "procedure", b"procedure", "recordations", b"recordations", "reporting_agency", b"reporting_agency", "rights", b"rights", "state", b"state", "summary", b"summary", "tlp", b"tlp", "transport", b"transport", "treaty_id", b"treaty_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -80,6 +80,11 @@ class AlertServicer(WorkflowMethods, KindServicer, alert_service_pb2_grpc.AlertS
                 state=request.state,
                 direction=request.direction,
                 treaty_id=request.treaty_id,
+                updated_after_ms=(
+                    rec.ts_to_ms(request.update_time_after)
+                    if request.HasField("update_time_after")
+                    else 0
+                ),
             ),
             request.page_size,
             request.page_token,

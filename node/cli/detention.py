@@ -321,3 +321,9 @@ def reports_cmd(ctx: click.Context, recordation: str, limit: int, as_json: bool)
             ],
         ),
     )
+
+
+# STIX export (node/cli/interop.py), attached last.
+from node.cli.interop import attach_export as _attach_export  # noqa: E402
+
+_attach_export(group, "detention")

@@ -1,11 +1,13 @@
-"""``intelshare alert export`` and ``intelshare alert import``: STIX 2.1 out, STIX or MISP in.
+"""``intelshare KIND export`` and ``intelshare alert import``: STIX 2.1 out, STIX or MISP in.
 
-``export`` reads alerts from the officer's node (as that officer may read
-them) and writes one STIX 2.1 bundle (:mod:`intelshare.interop.stix`).
-Received alerts carry the treaty's onward-sharing rule as a marking; give
-the treaty's ``.treaty`` file with ``--treaty-file`` so the marking can
-state the rule itself (without it, the marking says to treat the record as
-not to be shared until the treaty has been read).
+``export`` (``alert``, ``recordation``, ``detention``, ``profile``: one
+command shape, :func:`export_command`) reads records from the officer's
+node (as that officer may read them) and writes one STIX 2.1 bundle
+(:mod:`intelshare.interop.kinds`). Received records carry the treaty's
+onward-sharing rule as a marking; give the treaty's ``.treaty`` file with
+``--treaty-file`` so the marking can state the rule itself (without it,
+the marking says to treat the record as not to be shared until the treaty
+has been read).
 
 ``import`` reads a STIX 2.1 bundle or a MISP event and prints a *draft*:
 what mapped to which alert field, what was skipped and why, what is still
@@ -13,9 +15,9 @@ missing, and an ``intelshare alert issue`` command line with the draft's
 values for the officer to complete (recipients, treaty, expiry) and run.
 Nothing is sent and the node is not contacted.
 
-The commands join the ``alert`` group through :func:`attach` (one line at
-the end of :mod:`node.cli.alert`) and reach the node the way every officer
-command does (:mod:`node.cli.connect`).
+The commands join their groups through :func:`attach` and
+:func:`attach_export` (a line at the end of each group's module) and
+reach the node the way every officer command does (:mod:`node.cli.connect`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,8 +64,13 @@ _SUBJECT_OPTIONS = {
 
 def attach(group: click.Group) -> None:
     """Add ``export`` and ``import`` to the ``alert`` group."""
-    group.add_command(export_cmd)
+    group.add_command(export_command("alert"))
     group.add_command(import_cmd)
+
+
+def attach_export(group: click.Group, kind: str) -> None:
+    """Add ``export`` to the group of ``kind`` (``recordation``, ``detention``, ``profile``)."""
+    group.add_command(export_command(kind))
 
 
 def _onward_rules(paths: tuple[Path, ...]) -> dict[str, str]:
@@ -90,52 +99,113 @@ def _write_atomic(path: Path, text: str) -> None:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
 
 
-@click.command("export")
-@click.argument("alert_ids", nargs=-1, required=True)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["stix"]),
-    default="stix",
-    show_default=True,
-    help="Output format: a STIX 2.1 bundle.",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the bundle to this file (default: standard output).",
-)
-@click.option(
-    "--treaty-file",
-    "treaty_files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="A .treaty file; received alerts then state its onward-sharing rule (repeat).",
-)
-@click.pass_context
-def export_cmd(
-    ctx: click.Context,
-    alert_ids: tuple[str, ...],
-    fmt: str,
-    out: Path | None,
-    treaty_files: tuple[Path, ...],
-) -> None:
-    """Export alerts (by id) as a STIX 2.1 bundle."""
-    from intelshare.interop import ExportContext, export_alerts
-
-    rules = _onward_rules(treaty_files)
-    holder = str(settings(ctx)["server_name"])
+def _fetch_alerts(ctx: click.Context, names: tuple[str, ...]) -> list[Message]:
     with connect(ctx, NodeClient) as client:
-        alerts = [client.get_alert(a) for a in alert_ids]
-    bundle = export_alerts(alerts, ExportContext(holder_agency=holder, onward_rules=rules))
-    text = str(bundle.serialize(pretty=True)) + "\n"
-    if out is None:
-        click.echo(text, nl=False)
-        return
-    _write_atomic(out, text)
-    click.echo(
-        f"exported {len(alerts)} alert(s) as {len(bundle.objects)} STIX objects to {out}", err=True
+        return [client.get_alert(n) for n in names]
+
+
+def _fetch_recordations(ctx: click.Context, names: tuple[str, ...]) -> list[Message]:
+    from node.cli.ipr_client import IprClient
+
+    with connect(ctx, IprClient) as client:
+        return [client.get_recordation(n) for n in names]
+
+
+def _fetch_detentions(ctx: click.Context, names: tuple[str, ...]) -> list[Message]:
+    from node.cli.ipr_client import IprClient
+
+    # Detentions by id or name; their reports by "detentionReports/ID".
+    with connect(ctx, IprClient) as client:
+        return [
+            client.get_report(n) if n.startswith("detentionReports/") else client.get_detention(n)
+            for n in names
+        ]
+
+
+def _fetch_profiles(ctx: click.Context, names: tuple[str, ...]) -> list[Message]:
+    from node.cli.risk_client import RiskClient
+
+    with connect(ctx, RiskClient) as client:
+        return [client.get_profile(n) for n in names]
+
+
+@dataclass(frozen=True)
+class _Exportable:
+    fetch: Callable[[click.Context, tuple[str, ...]], list[Message]]
+    noun: str
+    ids: str
+    help: str
+
+
+#: Command group -> how its ``export`` reads records.
+EXPORTABLE: dict[str, _Exportable] = {
+    "alert": _Exportable(_fetch_alerts, "alert(s)", "ALERT_IDS", "Export alerts (by id)"),
+    "recordation": _Exportable(
+        _fetch_recordations, "recordation(s)", "RECORDATION_IDS", "Export recordations (by id)"
+    ),
+    "detention": _Exportable(
+        _fetch_detentions,
+        "detention(s) or report(s)",
+        "NAMES",
+        "Export detentions (by id) and detention reports (detentionReports/ID)",
+    ),
+    "profile": _Exportable(
+        _fetch_profiles, "risk profile(s)", "PROFILE_IDS", "Export risk profiles (by id)"
+    ),
+}
+
+
+def export_command(kind: str) -> click.Command:
+    """``intelshare KIND export NAMES... --format stix``: one shape for every record kind."""
+    spec = EXPORTABLE[kind]
+
+    @click.command("export", help=f"{spec.help} as a STIX 2.1 bundle.")
+    @click.argument("names", nargs=-1, required=True, metavar=f"{spec.ids}...")
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["stix"]),
+        default="stix",
+        show_default=True,
+        help="Output format: a STIX 2.1 bundle.",
     )
+    @click.option(
+        "--out",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Write the bundle to this file (default: standard output).",
+    )
+    @click.option(
+        "--treaty-file",
+        "treaty_files",
+        multiple=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="A .treaty file; received records then state its onward-sharing rule (repeat).",
+    )
+    @click.pass_context
+    def export_cmd(
+        ctx: click.Context,
+        names: tuple[str, ...],
+        fmt: str,
+        out: Path | None,
+        treaty_files: tuple[Path, ...],
+    ) -> None:
+        from intelshare.interop import ExportContext, export_records
+
+        rules = _onward_rules(treaty_files)
+        holder = str(settings(ctx)["server_name"])
+        records = spec.fetch(ctx, names)
+        bundle = export_records(records, ExportContext(holder_agency=holder, onward_rules=rules))
+        text = str(bundle.serialize(pretty=True)) + "\n"
+        if out is None:
+            click.echo(text, nl=False)
+            return
+        _write_atomic(out, text)
+        click.echo(
+            f"exported {len(records)} {spec.noun} as {len(bundle.objects)} STIX objects to {out}",
+            err=True,
+        )
+
+    return export_cmd
 
 
 def _detect(doc: Any) -> str:

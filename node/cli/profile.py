@@ -360,3 +360,9 @@ def outcome(
             + (f", {FINDINGS[updated.finding]}" if updated.finding in FINDINGS else "")
         ),
     )
+
+
+# STIX export (node/cli/interop.py), attached last.
+from node.cli.interop import attach_export as _attach_export  # noqa: E402
+
+_attach_export(group, "profile")

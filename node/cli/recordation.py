@@ -240,3 +240,9 @@ def _mover(verb: str, doc: str) -> None:
 _mover("suspend", "Suspend customs action on a recordation (every copy follows).")
 _mover("resume", "Resume a suspended recordation.")
 _mover("withdraw", "Withdraw a recordation at every copy.")
+
+
+# STIX export (node/cli/interop.py), attached last.
+from node.cli.interop import attach_export as _attach_export  # noqa: E402
+
+_attach_export(group, "recordation")

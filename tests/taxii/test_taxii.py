@@ -12,6 +12,7 @@ from taxii2client.v21 import Collection, Server, as_pages
 
 from intelshare.interop import ExportContext, alert_objects
 from intelshare.v1 import alert_pb2
+from node.cli.client import NodeClient
 from tests.node.conftest import expire_in
 
 from .conftest import AGENCY, CUSTOMS, PARTNER, TASKFORCE, World
@@ -46,7 +47,11 @@ def _expected_ids(world: World, token: str, treaty: str) -> set[str]:
         for tid in (CUSTOMS, TASKFORCE)
     }
     ctx = ExportContext(holder_agency=AGENCY, onward_rules=rules)
-    with world.node.client("analyst") as client:
+    node = world.node
+    # A long deadline: 5,000 alerts read on a loaded machine's SQLite node.
+    with NodeClient(
+        node.target, ca_pem=node.ca_pem, server_name=node.agency, token=token, timeout=300
+    ) as client:
         alerts = client.list_all(treaty_id=treaty)
     ids: set[str] = set()
     for a in alerts:
@@ -57,6 +62,9 @@ def _expected_ids(world: World, token: str, treaty: str) -> set[str]:
 
 
 @pytest.mark.slow
+# Four traversals of 5,000 alerts (objects, our export, manifest, own reports)
+# with node, gateway and server in one process: past 300 s on a loaded machine.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_paging_through_5000_alerts_has_no_duplicates_or_gaps(
     world_factory: Callable[..., World],
@@ -291,3 +299,66 @@ def test_received_records_state_the_treaty_onward_rule(world_factory: Callable[.
     issued = [o for o in objects if o["type"] == "report" and o not in received]
     assert issued
     assert not any(statements[0]["id"] in r["object_marking_refs"] for r in issued)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_added_after_brings_updated_and_revoked_alerts_as_new_versions(
+    world_factory: Callable[..., World],
+) -> None:
+    world = world_factory(40)
+    token = world.node.tokens["analyst"]
+    customs = _collections(world, token)[CUSTOMS]
+    with world.node.client("liaison") as client:
+        mine = [
+            client.create_alert(
+                alert_pb2.Alert(
+                    kind=alert_pb2.ALERT_KIND_NARCOTICS,
+                    description=f"alert {n} to change",
+                    handling=1,
+                    tlp=3,
+                    expire_time=expire_in(timedelta(days=3)),
+                    recipients=[alert_pb2.AlertRecipient(agency_id=PARTNER, treaty_id=CUSTOMS)],
+                )
+            )
+            for n in range(2)
+        ]
+
+    # The first poll: everything, and where it ended.
+    first: list[dict[str, Any]] = []
+    last = ""
+    for envelope in as_pages(customs.get_objects, per_request=100):
+        first.extend(envelope.get("objects", []))
+    for envelope in as_pages(customs.get_manifest, per_request=1000):
+        last = max([last, *(m["date_added"] for m in envelope.get("objects", []))])
+    before = {o["id"]: o for o in first if o["type"] == "report"}
+    assert len(before) == 42
+
+    # One alert is updated, the other revoked, after that poll.
+    with world.node.client("liaison") as client:
+        changed = alert_pb2.Alert(name=mine[0].name, description="now via Antwerp")
+        client.update_alert(changed, ["description"])
+        client.revoke_alert(mine[1].name, "was a false lead")
+
+    polled: list[dict[str, Any]] = []
+    for envelope in as_pages(customs.get_objects, per_request=100, added_after=last):
+        polled.extend(envelope.get("objects", []))
+    reports = {
+        o["external_references"][0]["external_id"]: o for o in polled if o["type"] == "report"
+    }
+    assert set(reports) == {mine[0].name, mine[1].name}, "only the changed alerts come again"
+    updated, revoked = reports[mine[0].name], reports[mine[1].name]
+    assert updated["description"] == "now via Antwerp"
+    assert updated["modified"] > before[updated["id"]]["modified"]
+    assert updated["created"] == before[updated["id"]]["created"]
+    assert revoked["revoked"] is True
+    assert revoked["modified"] > before[revoked["id"]]["modified"]
+    # Their other objects come as new versions too (same ids, newer modified).
+    again = {o["id"] for o in _own(polled)}
+    assert again <= {o["id"] for o in _own(first)}
+    # The object endpoint serves the new version.
+    assert customs.get_object(updated["id"])["objects"][0]["modified"] == updated["modified"]
+    assert customs.object_versions(updated["id"])["versions"] == [updated["modified"]]
+    # Nothing else changed: a poll after the new versions is empty.
+    newest = max(m["date_added"] for m in customs.get_manifest(added_after=last)["objects"])
+    assert customs.get_manifest(added_after=newest).get("objects", []) == []

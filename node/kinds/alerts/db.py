@@ -70,9 +70,13 @@ class ListFilter:
     state: int = 0
     direction: int = 0
     treaty_id: str = ""
+    #: Only alerts whose update_ms is after this (0: any).
+    updated_after_ms: int = 0
 
     def fingerprint(self) -> str:
-        return f"{self.kind}:{self.state}:{self.direction}:{self.treaty_id}"
+        base = f"{self.kind}:{self.state}:{self.direction}:{self.treaty_id}"
+        # Appended only when set, so tokens issued before the filter existed stay valid.
+        return f"{base}:{self.updated_after_ms}" if self.updated_after_ms else base
 
 
 # --- module helpers -----------------------------------------------------------------

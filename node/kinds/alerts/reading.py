@@ -72,6 +72,8 @@ class AlertReading(AlertCore):
             v["direction"] = "unknown direction"
         if len(flt.treaty_id) > 128:
             v["treaty_id"] = "too long"
+        if flt.updated_after_ms < 0:
+            v["update_time_after"] = "must not be before 1970"
         if v:
             raise errors.invalid_fields(rec.summary(v), violations=v)
         after = self.store.page_tokens.read(
@@ -100,6 +102,8 @@ class AlertReading(AlertCore):
             # an alert released under one treaty and held under another is
             # active, and ListPendingReviews lists what it still waits for.
             query = query.where(a.c.state == HELD)
+        if flt.updated_after_ms:
+            query = query.where(a.c.update_ms > flt.updated_after_ms)
         if flt.treaty_id:
             query = query.where(
                 or_(

@@ -175,6 +175,7 @@ class DetentionReports(DetentionCore):
         report.create_time.CopyFrom(ms_to_ts(rec.create_ms))
         if rec.direction == ipr.RECEIVED:
             report.reporting_agency = rec.origin_agency
+            report.treaty_id = rec.treaty_id
         links = t.ipr_report_links
         report.linked_recordations.extend(
             f"{ipr.RECORDATIONS}/{i}"

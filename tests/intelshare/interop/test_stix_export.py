@@ -147,7 +147,7 @@ def test_alert_without_subjects_refers_to_its_issuer() -> None:
 
 
 def test_unstored_alert_is_refused() -> None:
-    with pytest.raises(InvalidArgument, match="only a stored alert"):
+    with pytest.raises(InvalidArgument, match="only a stored record"):
         alert_objects(alert_pb2.Alert(description="draft"), CTX)
 
 
