@@ -8,6 +8,8 @@ PIP    := $(VENV)/bin/pip
 BUF_VERSION := 1.75.0
 BUF    := .tools/node_modules/.bin/buf
 STAMP  := $(VENV)/.installed
+# Defined before any rule names it: make expands a rule's prerequisites as it reads it.
+BENCH_STAMP := $(VENV)/.bench-installed
 SRC    := $(wildcard intelshare node gateway console taxii tests bench deploy)
 .DEFAULT_GOAL := setup
 
@@ -70,7 +72,6 @@ check: lint typecheck buflint proto-check test
 
 # The bench extra (the TAXII reference server, py-spy) goes into .venv only for the
 # benchmarks and their smoke tests; `make setup` does not install it.
-BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PIP) install -q -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
