@@ -145,7 +145,18 @@ class Browser:
         """Press a button that loads a new page, and wait until the new page is there."""
         old = self.d.find_element(By.TAG_NAME, "html")
         self.press(css)
-        WebDriverWait(self.d, 15).until(staleness_of(old), message=f"a new page after {css}")
+
+        def gone(_driver: Any) -> bool:
+            # Chromium may report the old page's node as "not belonging to
+            # the document" (a WebDriverException) rather than stale.
+            try:
+                return bool(staleness_of(old)(_driver))
+            except WebDriverException as exc:
+                if "does not belong to the document" in str(exc):
+                    return True
+                raise
+
+        WebDriverWait(self.d, 15).until(gone, message=f"a new page after {css}")
 
     def live(self) -> None:
         """Wait until the page's live stream is open."""

@@ -408,7 +408,13 @@ def test_detentions_arrive_and_change_on_the_live_streams(federation: Federation
     url = re.search(r'data-live-url="([^"]+)"', detail).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
     with de.stream("GET", url) as stream:
         notify(federation, name)
-        (update,) = sse_events(stream, 1)
+        # An earlier event of this detention (its creation, a link the
+        # identifier index found) may still be on its way and render the
+        # state before the move: read on to the update that shows the move.
+        for _ in range(5):
+            (update,) = sse_events(stream, 1)
+            if 'id="detention-moves"' in update["data"]:
+                break
     assert update["event"] == "upsert"
     assert 'id="detention-status"' in update["data"]
     assert 'id="detention-moves"' in update["data"]  # the state moved: new buttons

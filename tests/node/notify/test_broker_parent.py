@@ -20,6 +20,14 @@ time.sleep(120)
 """
 
 
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -34,6 +42,12 @@ def test_server_gets_sigterm_when_its_starter_is_killed() -> None:
     assert parent.stdout is not None
     pid = int(parent.stdout.readline())
     assert _alive(pid)
+    # setpriv sets the parent-death signal and then execs sleep: kill the
+    # starter only once the exec has happened, or the signal may not be set yet.
+    deadline = time.monotonic() + 10
+    while _comm(pid) != "sleep" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _comm(pid) == "sleep"
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(timeout=10)
     deadline = time.monotonic() + 10
