@@ -52,15 +52,16 @@ a plain time index and its look-ups, 0.035 s from the covering one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, delete, func, insert, literal, select, tuple_
+from sqlalchemy import Connection, Table, delete, func, insert, literal, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from intelshare import errors
+from intelshare.db import Statement
 from intelshare.v1 import detention_pb2, ipr_service_pb2, recordation_pb2
 from node.storage import tables as t
 
@@ -214,13 +215,17 @@ def _sums(row: Any) -> list[int]:
     ]
 
 
-def _upsert(conn: Connection) -> Any:
+def _upsert_form(insert_of: Callable[[Table], Any]) -> Any:
     m = t.ipr_stats_monthly
-    statement = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(m)
+    statement = insert_of(m)
     return statement.on_conflict_do_update(
         index_elements=list(ROLLUP_KEYS),
         set_={c: m.c[c] + statement.excluded[c] for c in ROLLUP_SUMS},
     )
+
+
+#: add each group's deltas to its month's row, creating the row if it has none
+_UPSERT = Statement(postgresql=_upsert_form(postgresql.insert), sqlite=_upsert_form(sqlite.insert))
 
 
 def _roll(conn: Connection, old: Sequence[Any], new: Sequence[Any]) -> None:
@@ -234,8 +239,8 @@ def _roll(conn: Connection, old: Sequence[Any], new: Sequence[Any]) -> None:
     changed = sorted((k, v) for k, v in deltas.items() if any(v))
     if not changed:
         return
-    conn.execute(
-        _upsert(conn),
+    _UPSERT.execute(
+        conn,
         [
             dict(zip(ROLLUP_KEYS, k, strict=True)) | dict(zip(ROLLUP_SUMS, v, strict=True))
             for k, v in changed
