@@ -29,11 +29,19 @@ default lazy BEGIN (as :func:`intelshare.db.make_engine` does); a
 transaction that explicitly began and read before appending could not
 upgrade to the write lock once another appender committed.
 
-A service that cannot afford to wait for the append's answer inside its
-transaction (a node's writes hold other locks too) runs
-:meth:`AuditLog.append_statement` instead: the same leaves, appended by a
-PostgreSQL function (:mod:`intelshare.audit.append_v1`) under the same row
-lock, so the caller can send it together with its ``COMMIT``.
+There are two ways to append, and only two. :meth:`AuditLog.append_many`
+(both databases) locks the state row, computes the batch in Python and
+writes it: the way for a caller that needs the result (in-memory inclusion
+proofs, a signed head: the gateway's receipts). A service that cannot
+afford to wait for the append's answer inside its transaction (a node's
+writes hold other locks too) runs :meth:`AuditLog.append_statement` on
+PostgreSQL instead: the same leaves, appended by a database function
+(:mod:`intelshare.audit.append_v1`) under the same row lock, so the caller
+sends it together with its ``COMMIT`` and holds the lock for none of its
+own time (``bench/node_writes.py`` measures what that pipelining is worth).
+Appends lock before they compute: computing a batch on the state this
+process last wrote and checking it in the write saves a round trip for a
+lone appender only, not under concurrency (``bench/gateway.py``).
 
 Leaves are canonical JSON metadata, never payloads: callers pass header
 fields (message ids, agency ids, kinds, digests, reasons), nothing that a
@@ -46,7 +54,6 @@ from __future__ import annotations
 import json
 import re
 import struct
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -504,62 +511,37 @@ def _head_row(head: SignedTreeHead) -> dict[str, Any]:
 # apart by offset in SQL), so the text never changes, psycopg prepares it once
 # and SQLAlchemy compiles nothing.
 _PG_APPEND = """
-WITH {lock}new_entries AS (
+WITH new_entries AS (
     INSERT INTO audit_entries (idx, event, leaf, leaf_hash, created_at)
     SELECT %(first)s + e.o - 1, e.v->>0,
            substring(%(leaves)s::bytea FROM (e.v->>1)::int + 1 FOR (e.v->>2)::int),
            substring(%(hashes)s::bytea
                      FROM ((e.o - 1) * {hash_size} + 1)::int FOR {hash_size}),
            %(now)s
-    FROM json_array_elements(%(entries)s::json) WITH ORDINALITY AS e(v, o){where}
+    FROM json_array_elements(%(entries)s::json) WITH ORDINALITY AS e(v, o)
 ), new_nodes AS (
     INSERT INTO audit_nodes (level, idx, hash)
     SELECT (n.v->>0)::smallint, (n.v->>1)::bigint,
            substring(%(node_hashes)s::bytea
                      FROM ((n.o - 1) * {hash_size} + 1)::int FOR {hash_size})
-    FROM json_array_elements(%(nodes)s::json) WITH ORDINALITY AS n(v, o){where}
+    FROM json_array_elements(%(nodes)s::json) WITH ORDINALITY AS n(v, o)
 ){head}
 UPDATE audit_state SET size = %(size)s, frontier = %(frontier)s, updated_at = %(now)s
-WHERE id = 1 AND {state_is}
+WHERE id = 1 AND size = %(first)s
 """
 _PG_HEAD = """, new_head AS (
     INSERT INTO audit_heads (tree_size, root_hash, ts_seconds, ts_nanos, signature, key_id)
-    SELECT %(tree_size)s, %(root_hash)s, %(ts_seconds)s, %(ts_nanos)s, %(signature)s,
-           %(key_id)s{where}
+    VALUES (%(tree_size)s, %(root_hash)s, %(ts_seconds)s, %(ts_nanos)s, %(signature)s,
+            %(key_id)s)
 )"""
-# The same without a lock taken before (AuditLog.append_many): the statement
-# locks the state row itself (``st``: by id alone, so that it waits for a
-# transaction holding the row and then reads the version that one
-# committed; a condition on size there would be checked against this
-# statement's older snapshot and never match), and writes only while that
-# row holds the state the batch was computed on (``ok``: size and frontier).
-# Otherwise every part is empty, no row is updated, and the appender locks,
-# reads and computes again. The final UPDATE tests ``ok`` rather than the
-# size for the same reason.
-_PG_LOCK_IF_STATE = """st AS (
-    SELECT size, frontier FROM audit_state WHERE id = 1 FOR UPDATE
-), ok AS (
-    SELECT 1 FROM st WHERE size = %(old_size)s AND frontier = %(old_frontier)s
-), """
-_IF_STATE = "\n    WHERE EXISTS (SELECT 1 FROM ok)"
 
 
-def _pg_append(*, signed: bool, conditional: bool) -> str:
-    where = _IF_STATE if conditional else ""
-    return _PG_APPEND.format(
-        lock=_PG_LOCK_IF_STATE if conditional else "",
-        where=where,
-        state_is="EXISTS (SELECT 1 FROM ok)" if conditional else "size = %(old_size)s",
-        head=_PG_HEAD.format(where=where) if signed else "",
-        hash_size=merkle.HASH_SIZE,
-    )
-
-
-#: PostgreSQL's batch append, by (signed head, conditional on the hinted state)
+#: PostgreSQL's batch append, without and with a signed head
 _APPEND = {
-    (signed, conditional): Statement(postgresql=_pg_append(signed=signed, conditional=conditional))
+    signed: Statement(
+        postgresql=_PG_APPEND.format(head=_PG_HEAD if signed else "", hash_size=merkle.HASH_SIZE)
+    )
     for signed in (False, True)
-    for conditional in (False, True)
 }
 
 # SQLite's batch append: four statements, on pysqlite's own cursor (a
@@ -611,13 +593,11 @@ def _write_batch(
     frontier: merkle.Frontier,
     head: SignedTreeHead | None,
     now: datetime,
-    expect_frontier: bytes | None = None,
-) -> bool:
+) -> None:
     """Store a batch of entries, the subtrees they complete, the new state and the head.
 
-    With ``expect_frontier`` (PostgreSQL only) no lock is held yet: the
-    statement takes it, and writes only if the state row still holds size
-    ``first`` and that frontier; False when it wrote nothing for that reason.
+    The caller holds the state row's lock (:data:`_LOCK_STATE`) and read
+    ``first`` and the frontier under it.
     """
     if conn.dialect.name == "postgresql":
         # Per batch three byte strings and two short JSON texts, cut apart in
@@ -639,19 +619,11 @@ def _write_batch(
             "node_hashes": b"".join(node for _, _, node in completed),
             "size": frontier.size,
             "frontier": frontier.encode(),
-            "old_size": first,
         }
         if head is not None:
             params.update(_head_row(head))
-        conditional = expect_frontier is not None
-        if conditional:
-            params["old_frontier"] = expect_frontier
-        changed = _APPEND[(head is not None, conditional)].execute(conn, params).rowcount
-        if conditional and changed == 0:
-            return False
+        changed = _APPEND[head is not None].execute(conn, params).rowcount
     else:
-        if expect_frontier is not None:
-            raise ValueError("a conditional append is for PostgreSQL")
         # SQLite: the driver's own connection, tuples, executemany per table
         # (a SQLAlchemy execute costs more than the statement here). The
         # timestamp is written as SQLAlchemy's SQLite DateTime stores it
@@ -683,7 +655,6 @@ def _write_batch(
         changed = _ADVANCE.execute(conn, (frontier.size, frontier.encode(), at, first)).rowcount
     if changed != 1:  # cannot happen while the row lock holds
         raise AuditLogInvalid("audit state changed under the row lock")
-    return True
 
 
 # The state row of the first append ever; a racing appender's insert is a no-op.
@@ -692,9 +663,6 @@ _CREATE_STATE = Statement(
     postgresql=postgresql.insert(audit_state).on_conflict_do_nothing(),
     sqlite=sqlite.insert(audit_state).on_conflict_do_nothing(),
 )
-
-#: how long an appender waits for its turn on the hint (AuditLog.append_many)
-_HINT_WAIT_SECONDS = 1.0
 
 
 class AuditLog:
@@ -728,10 +696,6 @@ class AuditLog:
         self._key = signing_key
         self._key_id = key_id
         self._clock = clock
-        #: the state this object last wrote (PostgreSQL): a guess to compute
-        #: the next batch on without locking first, checked by the write
-        self._hint: _State | None = None
-        self._hint_lock = threading.Lock()
 
     @property
     def log_id(self) -> str:
@@ -767,11 +731,13 @@ class AuditLog:
     ) -> Appended:
         """Append entries, in order, inside the caller's open transaction.
 
-        The whole batch costs one lock of the state row and, on PostgreSQL,
-        one more round trip for every row it writes (entries, completed
-        subtrees, the state and, with ``sign``, a signed head over the tree
-        including the batch), because the appender holds that lock until its
-        commit and every other writer of the log waits for it. The result
+        The whole batch costs two statements: one locks the state row and
+        reads the frontier, one writes the entries, the subtrees they
+        complete, the new state and, with ``sign``, a signed head over the
+        tree including the batch (on PostgreSQL a single statement of fixed
+        text, on SQLite a few runs on the driver's cursor). The appender
+        holds the lock until its commit and every other writer of the log
+        waits for it, so the batch is computed between the two. The result
         carries the leaves and can prove each new entry's inclusion from
         memory: every subtree such a proof needs is either completed by this
         batch or on the frontier it started from.
@@ -786,61 +752,32 @@ class AuditLog:
             return Appended(0, (), None, {})
         hashes = [merkle.leaf_hash(data) for data in leaves]
         events = [event for event, _ in entries]
-        # On PostgreSQL the batch is first computed on the state this log
-        # last wrote and written by a statement that takes the row lock
-        # itself and writes only if that is still the state (one round trip
-        # and the lock's hold time fewer). Another appender (another thread
-        # or process) or a rollback of ours since makes it write nothing,
-        # and the batch is computed again under the lock, as SQLite always
-        # does. A wrong hint therefore costs a round trip, never the tree.
-        # Within this process appenders take turns on the hint: each starts
-        # from the state the previous one wrote, and its write, queued on the
-        # row lock behind that one's commit, then finds it current. (Mixed
-        # with appenders that lock the row first, most hinted writes would
-        # find the state moved.) Every transaction appends once, after its
-        # other locks, so a turn never waits for a transaction that waits for
-        # it; the wait is bounded all the same, and after it the row is
-        # locked first as without a hint.
-        pg = conn.dialect.name == "postgresql"
-        hinted = pg and self._hint_lock.acquire(timeout=_HINT_WAIT_SECONDS)
+        state = self._lock_state(conn)
         try:
-            hint = self._hint if hinted else None
-            while True:
-                state = hint if hint is not None else self._lock_state(conn)
-                try:
-                    frontier = merkle.Frontier.decode(state.size, state.frontier)
-                except ValueError as exc:
-                    raise AuditLogInvalid(f"audit state is corrupt: {exc}") from None
-                first = frontier.size
-                nodes: dict[merkle.NodeId, bytes] = dict(
-                    zip(frontier.nodes(), frontier.hashes, strict=True)
-                )
-                completed: list[tuple[int, int, bytes]] = []
-                for h in hashes:
-                    for level, index, node in frontier.append(h):
-                        completed.append((level, index, node))
-                        nodes[(level, index)] = node
-                head = self._make_head(frontier.size, frontier.root(), now) if sign else None
-                written = _write_batch(
-                    conn,
-                    first=first,
-                    events=events,
-                    leaves=leaves,
-                    hashes=hashes,
-                    completed=completed,
-                    frontier=frontier,
-                    head=head,
-                    now=now,
-                    expect_frontier=None if hint is None else hint.frontier,
-                )
-                if written:
-                    break
-                hint = None
-            if pg:
-                self._hint = _State(self._log_id, frontier.size, frontier.encode())
-        finally:
-            if hinted:
-                self._hint_lock.release()
+            frontier = merkle.Frontier.decode(state.size, state.frontier)
+        except ValueError as exc:
+            raise AuditLogInvalid(f"audit state is corrupt: {exc}") from None
+        first = frontier.size
+        nodes: dict[merkle.NodeId, bytes] = dict(
+            zip(frontier.nodes(), frontier.hashes, strict=True)
+        )
+        completed: list[tuple[int, int, bytes]] = []
+        for h in hashes:
+            for level, index, node in frontier.append(h):
+                completed.append((level, index, node))
+                nodes[(level, index)] = node
+        head = self._make_head(frontier.size, frontier.root(), now) if sign else None
+        _write_batch(
+            conn,
+            first=first,
+            events=events,
+            leaves=leaves,
+            hashes=hashes,
+            completed=completed,
+            frontier=frontier,
+            head=head,
+            now=now,
+        )
         return Appended(first, tuple(leaves), head, nodes)
 
     def append_statement(

@@ -142,15 +142,17 @@ def _statements(engine: Engine) -> list[str]:
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_a_second_append_takes_no_lock_of_its_own(log: AuditLog, engine: Engine) -> None:
+def test_an_append_locks_the_state_row_then_writes_once(log: AuditLog, engine: Engine) -> None:
     with engine.begin() as conn:
         log.append_many(conn, batch(0, 2))
     seen = _statements(engine)
     with engine.begin() as conn:
         got = log.append_many(conn, batch(2, 3), sign=True)
     assert got.indexes == [2, 3, 4]
-    assert not [s for s in seen if "FOR UPDATE" in s and "WITH st" not in s]
-    assert len([s for s in seen if "audit_state" in s]) == 1  # the write, which locks
+    state = [s for s in seen if "audit_state" in s]
+    assert len(state) == 2, state  # the lock, then the one write of the whole batch
+    assert "FOR UPDATE" in state[0]
+    assert state[1].lstrip().startswith("WITH new_entries")
     log.verify(log.public_key)
 
 
@@ -159,8 +161,8 @@ def test_appends_of_another_appender_or_a_rollback_are_caught(
     log: AuditLog, engine: Engine, key: Ed25519PrivateKey
 ) -> None:
     """Another AuditLog on the same database (another process) and a rolled-back
-    transaction of this one both leave this log's idea of the state wrong: the
-    write must notice, write nothing, and append under the lock instead."""
+    transaction of this one: every append starts from the state the database
+    holds, never from what this object last wrote."""
     other = AuditLog(engine, "gateway.example", key, log.key_id)
     with engine.begin() as conn:
         assert log.append_many(conn, batch(0, 3)).indexes == [0, 1, 2]
@@ -190,8 +192,8 @@ def test_appends_of_another_appender_or_a_rollback_are_caught(
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_threads_of_one_process_append_on_each_others_state(log: AuditLog, engine: Engine) -> None:
-    """Concurrent appenders of one log: a consistent tree, and (with the hint
-    taken by one thread at a time) hardly any appender locks the row first."""
+    """Concurrent appenders of one log: a consistent tree, each append one lock
+    and one write."""
     import threading
 
     with engine.begin() as conn:
@@ -215,23 +217,16 @@ def test_threads_of_one_process_append_on_each_others_state(log: AuditLog, engin
     assert not errors
     report = log.verify(log.public_key)
     assert report.entries_checked == 1 + 4 * 10 * 2
-    conditional = sum("WITH st" in s for s in seen)
-    plain = sum(s.lstrip().startswith("WITH new_entries") for s in seen)
-    # Every append ends in one successful write: a conditional one, or a
-    # plain one after locking the row. A conditional write that found the
-    # state moved (wasted) comes on top: conditional + plain = 40 + wasted.
-    wasted = conditional + plain - 40
-    # Appenders take turns on the hint, so none should find the state moved
-    # (a turn waited for over a second falls back to locking the row first).
-    assert 0 <= wasted < 5, (conditional, plain)
-    assert plain < 5, (conditional, plain)
+    locks = sum("FOR UPDATE" in s and "audit_state" in s for s in seen)
+    writes = sum(s.lstrip().startswith("WITH new_entries") for s in seen)
+    assert (locks, writes) == (40, 40)
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_logs_on_one_database_append_at_once(
     log: AuditLog, engine: Engine, key: Ed25519PrivateKey
 ) -> None:
-    """Two processes' logs (each its own hint) appending concurrently: every
+    """Two processes' logs appending concurrently: every
     entry once, in a tree that verifies."""
     import threading
 
