@@ -201,9 +201,7 @@ def webhook_list(config_path: Path, as_json: bool) -> None:
     registry = _registry(load_config(config_path))
     try:
         hooks = registry.list()
-        counts: dict[tuple[str, str], int] = {}
-        for d in registry.deliveries(limit=1_000_000):
-            counts[(d.webhook_id, d.state)] = counts.get((d.webhook_id, d.state), 0) + 1
+        counts = registry.delivery_counts()
     finally:
         registry.engine.dispose()
     data = [
@@ -211,6 +209,10 @@ def webhook_list(config_path: Path, as_json: bool) -> None:
             "webhook_id": h.webhook_id,
             "url": h.url,
             "events": list(h.events),
+            # whose it is: the agency's (added here), or an officer's or a rights
+            # holder's (added through the API), which the owner alone may change
+            "owner": h.officer_id or "agency",
+            "holder": h.holder_key,
             "created": _when(h.created_ms),
             "pending": counts.get((h.webhook_id, "pending"), 0),
             "delivered": counts.get((h.webhook_id, "delivered"), 0),
@@ -222,10 +224,11 @@ def webhook_list(config_path: Path, as_json: bool) -> None:
         data,
         as_json=as_json,
         table=lambda: print_table(
-            ["ID", "URL", "EVENTS", "PENDING", "DELIVERED", "DEAD"],
+            ["ID", "OWNER", "URL", "EVENTS", "PENDING", "DELIVERED", "DEAD"],
             [
                 [
                     d["webhook_id"],
+                    d["owner"] if d["holder"] is None else f"{d['owner']} ({d['holder']})",
                     d["url"],
                     ",".join(d["events"]),
                     d["pending"],

@@ -65,7 +65,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from intelshare import errors
 from intelshare.keys import AgencyKeys
@@ -424,6 +424,17 @@ class WebhookRegistry:
             )
             for r in rows
         ]
+
+    def delivery_counts(self) -> dict[tuple[str, str], int]:
+        """Deliveries per (webhook id, state), counted by the database."""
+        wd = t.webhook_deliveries
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(wd.c.webhook_id, wd.c.state, func.count()).group_by(
+                    wd.c.webhook_id, wd.c.state
+                )
+            ).all()
+        return {(r[0], r[1]): int(r[2]) for r in rows}
 
     def dead_letters(self, limit: int = 1000) -> builtins.list[Delivery]:
         return self.deliveries(state=DEAD, limit=limit)

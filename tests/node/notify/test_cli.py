@@ -11,6 +11,10 @@ from click.testing import CliRunner, Result
 
 from intelshare import devfed
 from intelshare.cli import _load_plugins, cli
+from intelshare.keys import AgencyKeys
+from node.config import load_config
+from node.notify.webhooks import WebhookRegistry
+from node.server import open_database
 from tests.node.conftest import node_config
 
 _load_plugins()
@@ -41,6 +45,29 @@ def test_webhook_commands(cfg: str) -> None:
     assert hook["webhook_id"] in listed.output
     assert hook["secret"] not in listed.output  # shown once, at registration
     assert "alert.*,case.*" in listed.output
+    # the admin sees whose each webhook is: the agency's, or an officer's or a
+    # rights holder's registered through the API
+    config = load_config(Path(cfg))
+    registry = WebhookRegistry(open_database(config).engine, AgencyKeys.load(config.identity_dir))
+    try:
+        theirs, _secret = registry.add(
+            "https://hooks.acme.example/ipr",
+            ["detention.*"],
+            officer_id="holder-acme",
+            holder_key="acme-brands",
+        )
+    finally:
+        registry.engine.dispose()
+    owners = {
+        h["webhook_id"]: (h["owner"], h["holder"])
+        for h in json.loads(run("node", "webhook", "list", "--config", cfg, "--json").output)
+    }
+    assert owners == {
+        hook["webhook_id"]: ("agency", None),
+        theirs.webhook_id: ("holder-acme", "acme-brands"),
+    }
+    assert "holder-acme (acme-brands)" in run("node", "webhook", "list", "--config", cfg).output
+    run("node", "webhook", "remove", theirs.webhook_id, "--config", cfg)
     empty = run("node", "webhook", "dead-letters", "list", "--config", cfg, "--json")
     assert json.loads(empty.output) == []
     again = run("node", "webhook", "dead-letters", "retry", "--all", "--config", cfg)
