@@ -49,7 +49,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from sqlalchemy import func, select
 
-from gateway.store import GatewayStore, InboxRow, inbox
+from gateway.store import GatewayStore, InboxRow
+from gateway.tables import inbox
 from intelshare.errors import IntelshareError
 from intelshare.metrics import (
     CachedCollector,

@@ -26,7 +26,7 @@ from gateway.service import (
     submit_response_bytes,
 )
 from gateway.store import GatewayStore
-from gateway.store import metadata as store_metadata
+from gateway.tables import metadata as store_metadata
 from intelshare import migrate
 from intelshare.audit.log import AuditLog, audit_metadata
 from intelshare.db import make_engine, warm_pool

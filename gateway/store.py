@@ -12,100 +12,55 @@ A queue keeps what has not been acknowledged. ``acked_sequence`` is the floor
 below which entries were released: a node resuming from a cursor under that
 floor asks for history the gateway no longer has, which is ``CURSOR_EXPIRED``
 rather than a silent gap.
+
+The tables are defined in :mod:`gateway.tables` and the statements run on
+them in :mod:`gateway.statements`; concurrent submissions share transactions
+through :mod:`gateway.group_commit`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Engine,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from gateway.group_commit import GroupCommit
+from gateway.statements import (
+    ACKNOWLEDGE,
+    ALLOCATE,
+    ALLOCATE_ONE,
+    DROP_ORPHANS,
+    EXPIRE,
+    FIND_MESSAGE,
+    INSERT,
+    INSERT_ONE,
+    MARK,
+    POSITION,
+    RAISE_FLOOR,
+    READ_INBOX,
+    RELEASE,
+    SAVE_DIRECTORY,
+    SAVE_TREATY,
+    SQLITE_ALLOCATE,
+    SQLITE_ALLOCATE_ONE,
+    SQLITE_EXISTING,
+    SQLITE_INSERT_INBOX,
+    SQLITE_INSERT_MESSAGE,
+)
+from gateway.tables import directories, queues, treaties
 from intelshare import errors
 from intelshare.audit.log import AuditLog, FieldValue
 from intelshare.db import Statement
 from intelshare.errors import ConfigError
 from intelshare.v1 import receipt_pb2
-
-metadata = MetaData()
-
-messages = Table(
-    "gw_messages",
-    metadata,
-    Column("message_id", String(64), primary_key=True),
-    Column("sender", String(128), nullable=False),
-    Column("treaty_id", String(128), nullable=False),
-    Column("envelope", LargeBinary, nullable=False),
-    Column("envelope_sha256", LargeBinary(32), nullable=False),
-    Column("log_index", BigInteger, nullable=False),
-    Column("receipt", LargeBinary, nullable=False),
-    Column("accept_ms", BigInteger, nullable=False),
-    Column("expire_ms", BigInteger, nullable=False),
-)
-
-queues = Table(
-    "gw_queues",
-    metadata,
-    Column("agency_id", String(128), primary_key=True),
-    Column("last_sequence", BigInteger, nullable=False, default=0),
-    Column("acked_sequence", BigInteger, nullable=False, default=0),
-)
-
-inbox = Table(
-    "gw_inbox",
-    metadata,
-    Column("agency_id", String(128), primary_key=True),
-    Column("sequence", BigInteger, primary_key=True),
-    Column(
-        "message_id",
-        String(64),
-        ForeignKey("gw_messages.message_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    Column("expire_ms", BigInteger, nullable=False),
-    Column("delivered_ms", BigInteger, nullable=True),
-)
-Index("gw_inbox_expiry", inbox.c.expire_ms)
-Index("gw_inbox_message", inbox.c.message_id)
-
-directories = Table(
-    "gw_directories",
-    metadata,
-    Column("version", BigInteger, primary_key=True, autoincrement=False),
-    Column("signed", LargeBinary, nullable=False),
-    Column("publish_ms", BigInteger, nullable=False),
-)
-
-treaties = Table(
-    "gw_treaties",
-    metadata,
-    Column("treaty_id", String(128), primary_key=True),
-    Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("signed", LargeBinary, nullable=False),
-    Column("publish_ms", BigInteger, nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -153,277 +108,6 @@ Outcome = Accepted | StoredMessage
 
 #: Most submissions one transaction accepts (group commit).
 MAX_GROUP = 64
-
-# --- the hot statements ----------------------------------------------------------------
-#
-# Written once per dialect as driver SQL: nothing is built, compiled or
-# cache-keyed per call, and the text is the same for any batch size (lists
-# travel as JSON text, byte strings run together in one parameter), so
-# psycopg prepares each statement once per connection and runs no array
-# dumper per element. Parameters are named; SQLite takes ``:name``.
-
-_PG_ALLOCATE = """
-WITH r AS (
-    SELECT * FROM json_to_recordset(%(pairs)s::json) AS r(mid varchar, agency varchar)
-), fresh AS (
-    SELECT agency, count(*) AS n FROM r
-    WHERE NOT EXISTS (SELECT 1 FROM gw_messages m WHERE m.message_id = r.mid)
-    GROUP BY agency
-), q AS (
-    INSERT INTO gw_queues AS g (agency_id, last_sequence, acked_sequence)
-    SELECT agency, n, 0 FROM fresh ORDER BY agency
-    ON CONFLICT (agency_id) DO UPDATE SET last_sequence = g.last_sequence + excluded.last_sequence
-    RETURNING agency_id, last_sequence
-)
-SELECT 'q', agency_id, last_sequence, NULL::bytea, NULL::bytea FROM q
-UNION ALL
-SELECT 'm', message_id, log_index, envelope_sha256, receipt FROM gw_messages
-WHERE message_id = ANY(ARRAY(SELECT json_array_elements_text(%(ids)s::json)))
-"""
-
-# The rows as JSON text and their byte strings (envelopes, digests,
-# receipts) run together in one bytea, each row naming where its own are: a
-# psycopg list dump per column would cost far more than the statement.
-_PG_INSERT = """
-WITH r AS (
-    SELECT * FROM json_to_recordset(%(rows)s::json) AS r(
-        mid varchar, sender varchar, treaty varchar, idx bigint, accept bigint, expire bigint,
-        env_at int, env_len int, sha_at int, sha_len int, rec_at int, rec_len int)
-), m AS (
-    INSERT INTO gw_messages (message_id, sender, treaty_id, envelope, envelope_sha256,
-                             log_index, receipt, accept_ms, expire_ms)
-    SELECT mid, sender, treaty, substring(%(blob)s::bytea FROM env_at FOR env_len),
-           substring(%(blob)s::bytea FROM sha_at FOR sha_len), idx,
-           substring(%(blob)s::bytea FROM rec_at FOR rec_len), accept, expire
-    FROM r
-)
-INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms)
-SELECT * FROM json_to_recordset(%(inbox)s::json) AS i(agency varchar, seq bigint, mid varchar,
-                                                       expire bigint)
-"""
-
-# The same for a group of one (the usual case unless submits are concurrent):
-# scalars where they can be, and the lists as JSON text, which psycopg binds
-# far more cheaply than arrays (a dumper looked up and run per list).
-_PG_ALLOCATE_ONE = """
-WITH q AS (
-    INSERT INTO gw_queues AS g (agency_id, last_sequence, acked_sequence)
-    SELECT agency, 1, 0 FROM json_array_elements_text(%(agencies)s::json) AS r(agency)
-    WHERE NOT EXISTS (SELECT 1 FROM gw_messages m WHERE m.message_id = %(mid)s)
-    ORDER BY agency
-    ON CONFLICT (agency_id) DO UPDATE SET last_sequence = g.last_sequence + 1
-    RETURNING agency_id, last_sequence
-)
-SELECT 'q', agency_id, last_sequence, NULL::bytea, NULL::bytea FROM q
-UNION ALL
-SELECT 'm', message_id, log_index, envelope_sha256, receipt FROM gw_messages
-WHERE message_id = %(mid)s
-"""
-
-_PG_INSERT_ONE = """
-WITH m AS (
-    INSERT INTO gw_messages (message_id, sender, treaty_id, envelope, envelope_sha256,
-                             log_index, receipt, accept_ms, expire_ms)
-    VALUES (%(mid)s, %(sender)s, %(treaty)s, %(env)s, %(sha)s, %(index)s, %(receipt)s,
-            %(accept)s, %(expire)s)
-)
-INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms)
-SELECT key, value::bigint, %(mid)s, %(expire)s FROM json_each_text(%(seqs)s::json)
-"""
-
-# Acceptance is one algorithm per database (GatewayStore._accept_pg and
-# _accept_sqlite); these are their statements.
-ALLOCATE = Statement(postgresql=_PG_ALLOCATE)
-INSERT = Statement(postgresql=_PG_INSERT)
-ALLOCATE_ONE = Statement(postgresql=_PG_ALLOCATE_ONE)
-INSERT_ONE = Statement(postgresql=_PG_INSERT_ONE)
-
-# On SQLite the first write takes the database write lock (pysqlite begins
-# lazily, before it), so counting the new messages in the allocating upsert
-# sees every committed message and no other writer until commit. It also
-# counts the messages already stored (rarely any), whose receipts are then read.
-_SQLITE_ALLOCATE = """
-INSERT INTO gw_queues (agency_id, last_sequence, acked_sequence)
-SELECT json_extract(value, '$[1]') AS agency, count(*), 0 FROM json_each(:pairs)
-WHERE NOT EXISTS (
-    SELECT 1 FROM gw_messages m WHERE m.message_id = json_extract(value, '$[0]')
-)
-GROUP BY agency
-ON CONFLICT (agency_id) DO UPDATE SET last_sequence = last_sequence + excluded.last_sequence
-RETURNING agency_id, last_sequence, (
-    SELECT count(*) FROM gw_messages WHERE message_id IN (SELECT value FROM json_each(:ids))
-)
-"""
-
-# The same for a single submission (unless submits are concurrent): no pairs
-# to take apart, and no count, since the upsert allocates either for every
-# recipient or, when the message is stored already, for none.
-_SQLITE_ALLOCATE_ONE = """
-INSERT INTO gw_queues (agency_id, last_sequence, acked_sequence)
-SELECT value, 1, 0 FROM json_each(:agencies)
-WHERE NOT EXISTS (SELECT 1 FROM gw_messages m WHERE m.message_id = :mid)
-ON CONFLICT (agency_id) DO UPDATE SET last_sequence = last_sequence + 1
-RETURNING agency_id, last_sequence
-"""
-
-_SQLITE_EXISTING = """
-SELECT message_id, log_index, envelope_sha256, receipt FROM gw_messages
-WHERE message_id IN (SELECT value FROM json_each(:ids))
-"""
-
-_SQLITE_INSERT_MESSAGE = """
-INSERT INTO gw_messages (message_id, sender, treaty_id, envelope, envelope_sha256,
-                         log_index, receipt, accept_ms, expire_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-_SQLITE_INSERT_INBOX = """
-INSERT INTO gw_inbox (agency_id, sequence, message_id, expire_ms) VALUES (?, ?, ?, ?)
-"""
-
-SQLITE_ALLOCATE = Statement(sqlite=_SQLITE_ALLOCATE)
-SQLITE_ALLOCATE_ONE = Statement(sqlite=_SQLITE_ALLOCATE_ONE)
-SQLITE_EXISTING = Statement(sqlite=_SQLITE_EXISTING)
-SQLITE_INSERT_MESSAGE = Statement(sqlite=_SQLITE_INSERT_MESSAGE)
-SQLITE_INSERT_INBOX = Statement(sqlite=_SQLITE_INSERT_INBOX)
-
-# Reads and the other statements, each with its text for both databases
-# (intelshare.db.Statement: psycopg's or pysqlite's own cursor). Lists
-# travel as JSON text on both.
-_READ_INBOX = """
-SELECT i.sequence, i.message_id, m.envelope, m.receipt, i.delivered_ms, m.accept_ms
-FROM gw_inbox i JOIN gw_messages m ON m.message_id = i.message_id
-WHERE i.agency_id = %(agency)s AND i.sequence > %(after)s AND i.expire_ms > %(now)s
-ORDER BY i.sequence
-LIMIT %(limit)s
-"""
-# A batch is a few hundred rows of ~2 KB, where a result wrapper would cost
-# more than the statement; binary, PostgreSQL sends the envelopes as they
-# are rather than as hex.
-READ_INBOX = Statement(postgresql=_READ_INBOX, sqlite=_READ_INBOX, binary=True)
-
-_POSITION = """
-SELECT last_sequence, acked_sequence FROM gw_queues WHERE agency_id = %(agency)s
-"""
-POSITION = Statement(postgresql=_POSITION, sqlite=_POSITION)
-
-_FIND_MESSAGE = """
-SELECT message_id, envelope_sha256, log_index, receipt FROM gw_messages
-WHERE message_id = %(mid)s
-"""
-FIND_MESSAGE = Statement(postgresql=_FIND_MESSAGE, sqlite=_FIND_MESSAGE)
-
-MARK = Statement(
-    postgresql="""
-UPDATE gw_inbox SET delivered_ms = %(now)s
-WHERE agency_id = %(agency)s
-  AND sequence = ANY(ARRAY(SELECT json_array_elements_text(%(seqs)s::json)::bigint))
-  AND delivered_ms IS NULL
-RETURNING sequence, message_id
-""",
-    sqlite="""
-UPDATE gw_inbox SET delivered_ms = %(now)s
-WHERE agency_id = %(agency)s AND sequence IN (SELECT value FROM json_each(%(seqs)s))
-  AND delivered_ms IS NULL
-RETURNING sequence, message_id
-""",
-)
-
-# The floor only rises, and never past what was allocated; the UPDATE takes
-# the queue row's lock first (see the lock order in GatewayStore.accept).
-# Never beyond what was allocated (see GatewayStore.acknowledge).
-_RAISE_FLOOR = """
-UPDATE gw_queues SET acked_sequence = %(seq)s
-WHERE agency_id = %(agency)s AND acked_sequence < %(seq)s AND %(seq)s <= last_sequence
-RETURNING acked_sequence
-"""
-
-_RELEASE = """
-DELETE FROM gw_inbox WHERE agency_id = %(agency)s AND sequence <= %(seq)s
-RETURNING sequence, message_id, delivered_ms
-"""
-
-# The message row (id, digest, receipt) outlives its envelope so that a
-# replayed message id is still recognised; only the bytes are dropped, once no
-# queue holds the message any more.
-_DROP_ORPHANS_SQLITE = """
-UPDATE gw_messages SET envelope = x''
-WHERE message_id IN (SELECT value FROM json_each(%(ids)s)) AND envelope <> x''
-  AND NOT EXISTS (SELECT 1 FROM gw_inbox i WHERE i.message_id = gw_messages.message_id)
-"""
-
-# An acknowledgement in one statement on PostgreSQL: raise the floor,
-# release the entries up to it, and forget envelopes no other queue entry
-# needs (the entries this statement deletes are still visible to its own
-# sub-statements, hence their exclusion). Row locks are taken in the order
-# of the three statements it stands for: queue row, inbox rows, message
-# rows. A row ``r`` carries the new floor; the ``e`` rows, the entries
-# released. SQLite runs the three one after the other
-# (GatewayStore._acknowledge), its write lock the whole transaction's anyway.
-ACKNOWLEDGE = Statement(
-    postgresql="""
-WITH raised AS (
-    UPDATE gw_queues SET acked_sequence = %(seq)s
-    WHERE agency_id = %(agency)s AND acked_sequence < %(seq)s AND %(seq)s <= last_sequence
-    RETURNING acked_sequence
-), released AS (
-    DELETE FROM gw_inbox
-    WHERE agency_id = %(agency)s AND sequence <= %(seq)s AND EXISTS (SELECT 1 FROM raised)
-    RETURNING sequence, message_id, delivered_ms
-), dropped AS (
-    UPDATE gw_messages AS m SET envelope = ''::bytea
-    WHERE m.message_id IN (SELECT message_id FROM released) AND m.envelope <> ''::bytea
-      AND NOT EXISTS (
-          SELECT 1 FROM gw_inbox i WHERE i.message_id = m.message_id
-            AND NOT (i.agency_id = %(agency)s AND i.sequence <= %(seq)s))
-)
-SELECT 'r', acked_sequence, NULL, NULL FROM raised
-UNION ALL
-SELECT 'e', sequence, message_id, delivered_ms FROM released
-""",
-)
-RAISE_FLOOR = Statement(sqlite=_RAISE_FLOOR)
-RELEASE = Statement(sqlite=_RELEASE)
-
-# On PostgreSQL the rows are locked in queue order first, as marking and
-# acknowledging lock them (by the primary key), not in expiry order.
-EXPIRE = Statement(
-    postgresql="""
-DELETE FROM gw_inbox
-WHERE (agency_id, sequence) IN (
-    SELECT agency_id, sequence FROM gw_inbox WHERE expire_ms <= %(now)s
-    ORDER BY agency_id, sequence FOR UPDATE
-)
-RETURNING agency_id, sequence, message_id
-""",
-    sqlite="""
-DELETE FROM gw_inbox WHERE expire_ms <= %(now)s
-RETURNING agency_id, sequence, message_id
-""",
-)
-
-DROP_ORPHANS = Statement(
-    postgresql="""
-UPDATE gw_messages AS m SET envelope = ''::bytea
-WHERE m.message_id = ANY(ARRAY(SELECT json_array_elements_text(%(ids)s::json)))
-  AND m.envelope <> ''::bytea
-  AND NOT EXISTS (SELECT 1 FROM gw_inbox i WHERE i.message_id = m.message_id)
-""",
-    sqlite=_DROP_ORPHANS_SQLITE,
-)
-
-
-def _insert_ignore(table: Table) -> Statement:
-    """INSERT that does nothing if the primary key exists (both dialects)."""
-    return Statement(
-        postgresql=postgresql.insert(table).on_conflict_do_nothing(),
-        sqlite=sqlite.insert(table).on_conflict_do_nothing(),
-    )
-
-
-SAVE_DIRECTORY = _insert_ignore(directories)
-SAVE_TREATY = _insert_ignore(treaties)
-
 
 X = TypeVar("X")
 
@@ -1057,88 +741,3 @@ def _assign(fresh: Sequence[Submission], last: Mapping[str, int]) -> list[dict[s
             seqs[agency] = following[agency]
         out.append(seqs)
     return out
-
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class _Waiter(Generic[T, R]):
-    __slots__ = ("done", "item", "lead", "outcome")
-
-    #: set when the caller may go on; only a caller that queued has one
-    done: threading.Event
-
-    def __init__(self, item: T) -> None:
-        self.item = item
-        self.lead = False
-        self.outcome: R | Exception | None = None
-
-
-class GroupCommit(Generic[T, R]):
-    """Run concurrent calls of ``run`` through ``run_many``, one batch at a time.
-
-    A caller that finds no batch running runs one at once, made of what is
-    queued (itself first): a lone caller never waits for company. Callers
-    arriving meanwhile queue up; when the batch ends, the first of them runs
-    the next batch, of everything queued by then (at most ``max_group``), and
-    so on. Each caller gets its own outcome, or its own exception raised.
-    """
-
-    def __init__(
-        self, run_many: Callable[[list[T]], Sequence[R | Exception]], *, max_group: int
-    ) -> None:
-        self._run_many = run_many
-        self._max = max(1, max_group)
-        self._lock = threading.Lock()
-        self._queue: deque[_Waiter[T, R]] = deque()
-        self._running = False
-
-    def __call__(self, item: T) -> R:
-        me: _Waiter[T, R] = _Waiter(item)
-        with self._lock:
-            alone = not self._running
-            if alone:  # nothing running, so nothing queued: a batch of one
-                self._running = True
-            else:
-                me.done = threading.Event()
-                self._queue.append(me)
-        if alone:
-            batch = [me]
-        else:
-            me.done.wait()
-            if not me.lead:
-                return self._result(me)
-            with self._lock:  # ``me`` is at the head of the queue
-                batch = [self._queue.popleft() for _ in range(min(self._max, len(self._queue)))]
-        try:
-            outcomes: Sequence[R | Exception] = self._run_many([w.item for w in batch])
-            if len(outcomes) != len(batch):
-                raise RuntimeError("a batch returned the wrong number of outcomes")
-        except Exception as exc:
-            outcomes = [exc] * len(batch)
-        except BaseException:
-            for waiter in batch:
-                if waiter is not me:
-                    waiter.outcome = RuntimeError("the batch was interrupted")
-                    waiter.done.set()
-            raise
-        finally:
-            with self._lock:
-                if self._queue:
-                    self._queue[0].lead = True
-                    self._queue[0].done.set()
-                else:
-                    self._running = False
-        for waiter, outcome in zip(batch, outcomes, strict=True):
-            waiter.outcome = outcome
-            if waiter is not me:
-                waiter.done.set()
-        return self._result(me)
-
-    @staticmethod
-    def _result(waiter: _Waiter[T, R]) -> R:
-        outcome = waiter.outcome
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome  # type: ignore[return-value]

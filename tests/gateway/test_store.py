@@ -18,12 +18,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import Engine, text
 
+from gateway.group_commit import GroupCommit
 from gateway.server import MIGRATIONS
 from gateway.service import GatewayServicer, _inbox_entry, inbox_response_bytes
 from gateway.store import (
     Accepted,
     GatewayStore,
-    GroupCommit,
     InboxRow,
     StoredMessage,
     Submission,
