@@ -444,7 +444,7 @@ def summary(results: dict[str, dict[str, Any]]) -> list[str]:
     for b in BENCHES:
         figure, base, meaning = headline(b, results)
         lines.append(
-            f"| [{b.name}](#{b.name.replace('_', '-')}) | {_cell(b.what)} | {_cell(figure)} "
+            f"| [{b.name}](#{b.name}) | {_cell(b.what)} | {_cell(figure)} "
             f"| {_cell(base)} | {_cell(meaning)} |"
         )
     return lines

@@ -10,8 +10,9 @@ snapshot of what is in force and stores the hits (one transaction per
 batch). Reported: wall-clock declarations/s, the node's CPU seconds per
 1,000 declarations, the hits stored, and the time to write the profiles.
 
-``python -m bench.screen_rpc`` (1,000 profiles, 10,000 declarations, SQLite
-unless ``--backend postgresql``); ``--quick`` is the smoke run of
+``python -m bench.screen_rpc`` (1,000 profiles, 10,000 declarations, on
+PostgreSQL when it is reachable, else SQLite; ``--backend`` chooses);
+``--quick`` (always SQLite) is the smoke run of
 ``tests/bench/test_screen_rpc_smoke.py``.
 """
 
