@@ -166,13 +166,19 @@ def _memory(r: dict[str, Any]) -> Headline:
 
 
 def _screening(r: dict[str, Any]) -> Headline:
-    m = r["main"]
+    m, t, met = r["main"], r["targets"], r["met"]
     return (
         f"{_g(m['indexed_per_s'])} declarations/s indexed ({m['profiles']:,} profiles)",
         f"naive loop over every profile {_g(m['naive_per_s'])}/s",
         f"ratio {_g(m['speedup'])}; {_g(r['flat_ratio'])} of the rate kept from "
-        f"{r['scale'][0]['profiles']:,} to {r['scale'][-1]['profiles']:,} profiles",
+        f"{r['scale'][0]['profiles']:,} to {r['scale'][-1]['profiles']:,} profiles "
+        f"(targets: {_g(t['indexed_per_s'])}/s {_met(met['rate'])}, flat "
+        f"≥ {_g(t['flat_ratio'])} {_met(met['flat'])})",
     )
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "missed"
 
 
 def _ipr(r: dict[str, Any]) -> Headline:
