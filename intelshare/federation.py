@@ -14,9 +14,10 @@ One key is both the directory signer and the CA. That gives nodes a single
 thing to pin, and it is safe: a directory signature is made over a labelled
 digest (``intelshare/v1 directory``) while certificate signatures are made
 over DER ``TBSCertificate`` structures, so neither can pass for the other.
-The CA is Ed25519 while TLS leaves are ECDSA P-256, because grpcio (BoringSSL)
-handshakes with an Ed25519 issuer but not with an Ed25519 leaf;
-``tests/intelshare/test_tls.py`` proves the combination end to end.
+The certificates themselves (an Ed25519 CA over ECDSA P-256 leaves) are made
+in :mod:`intelshare.certificates`; the requests agencies send to join, and
+their parsing, are :mod:`intelshare.enrolment`'s. This module decides what
+is issued to whom and keeps the record.
 
 Nothing here is a security boundary of its own: anything that holds
 ``root.key`` is the federation. What this module guarantees is that every
@@ -39,48 +40,38 @@ operator's working record, though it holds only public keys)::
          "previous_keys":  [{...}, ...],
          "tls_certificate": "<PEM>", "tls_cert_sha256": "<hex>"}},
      "servers": {"<name>": {"hosts": [...], "tls_cert_sha256", "not_after"}}}
-
-Enrolment request format (made by the agency, see
-:func:`make_enrolment_request`; JSON)::
-
-    {"format": "intelshare-enrolment-request/1",
-     "agency_id": "...",
-     "signing_public_key": "<base64 raw Ed25519>",
-     "encryption_public_key": "<base64 raw X25519>",
-     "tls_csr": "<PEM PKCS#10 for the P-256 TLS key, CN = agency id>",
-     "proof": "<base64 Ed25519 signature by the signing key>"}
-
-The CSR proves possession of the TLS key and ``proof`` of the signing key
-(over a labelled digest of all the other fields), so a request cannot claim
-someone else's keys. Whether the request really comes from the agency is
-for the operator to confirm out of band: both sides can print
-:func:`request_fingerprint` and read it to each other.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import fcntl
-import hashlib
-import ipaddress
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from google.protobuf.timestamp_pb2 import Timestamp
 
+# The names after "as" are re-exported: callers have always imported the
+# agency-side request functions and the certificate constants from here.
+from intelshare.certificates import AGENCY_URI_PREFIX as AGENCY_URI_PREFIX
+from intelshare.certificates import SERVER_URI_PREFIX as SERVER_URI_PREFIX
+from intelshare.certificates import (
+    certificate_pem,
+    issue_leaf,
+    parse_host,
+)
+from intelshare.certificates import make_ca_certificate as make_ca_certificate
 from intelshare.directory import (
     ACTIVE,
     REVOKED,
@@ -89,12 +80,20 @@ from intelshare.directory import (
     certificate_fingerprint,
     directory_signing_payload,
 )
+from intelshare.enrolment import DNS_LABEL_RE
+from intelshare.enrolment import REQUEST_FORMAT as REQUEST_FORMAT
+from intelshare.enrolment import REQUEST_PROOF_LABEL as REQUEST_PROOF_LABEL
+from intelshare.enrolment import EnrolmentRequest as EnrolmentRequest
+from intelshare.enrolment import make_enrolment_request as make_enrolment_request
+from intelshare.enrolment import make_tls_csr as make_tls_csr
+from intelshare.enrolment import parse_enrolment_request as parse_enrolment_request
+from intelshare.enrolment import request_fingerprint as request_fingerprint
+from intelshare.enrolment import validate_agency_id as validate_agency_id
 from intelshare.errors import ConfigError, InvalidArgument
 from intelshare.ids import key_id
 from intelshare.keys import (
     AgencyKeys,
     load_signing_key,
-    raw_public,
     write_private_key,
     write_secret_file,
 )
@@ -113,12 +112,6 @@ TLS_CERT_FILE = "tls.crt"
 TLS_KEY_FILE = "tls.key"
 
 STATE_FORMAT = "intelshare-federation-state/1"
-REQUEST_FORMAT = "intelshare-enrolment-request/1"
-REQUEST_PROOF_LABEL = b"intelshare/v1 enrolment request\x00"
-
-#: URI SAN that names the agency in its TLS certificate; see intelshare.tls.
-AGENCY_URI_PREFIX = "intelshare:agency:"
-SERVER_URI_PREFIX = "intelshare:server:"
 
 AGENCY_KINDS = ("customs", "police", "border_guard", "tax", "other")
 #: Directory entries for the federation's own services (the gateway signs
@@ -134,11 +127,7 @@ DEFAULT_CERT_DAYS = 365
 DEFAULT_SERVER_NAME = "gateway"
 MAX_DIRECTORY_LIFETIME = timedelta(days=366)
 
-# DNS-label shaped: agency ids end up as DNS SANs and in URIs.
-_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _FEDERATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_HOST_LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_RESERVED_IDS = frozenset({"localhost"})
 
 
 def _now(now: datetime | None) -> datetime:
@@ -163,18 +152,6 @@ def _b64(b: bytes) -> str:
     return base64.b64encode(b).decode("ascii")
 
 
-def validate_agency_id(agency_id: str) -> str:
-    """Agency ids are lowercase DNS labels (``nl-customs``): they become SANs."""
-    if not _ID_RE.match(agency_id):
-        raise InvalidArgument(
-            f"agency id {agency_id!r} must be lowercase letters, digits and dashes (max 63)",
-            violations={"agency_id": "not a lowercase DNS label"},
-        )
-    if agency_id in _RESERVED_IDS:
-        raise InvalidArgument(f"agency id {agency_id!r} is reserved")
-    return agency_id
-
-
 def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -184,109 +161,6 @@ def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-# --- enrolment requests (agency side) ------------------------------------------
-
-
-@dataclass(frozen=True)
-class EnrolmentRequest:
-    """An agency's public keys and TLS CSR, proven to be held by the requester."""
-
-    agency_id: str
-    signing_public_key: bytes
-    encryption_public_key: bytes
-    tls_csr: x509.CertificateSigningRequest
-
-    @property
-    def signing_key_id(self) -> str:
-        return key_id(self.signing_public_key)
-
-    @property
-    def encryption_key_id(self) -> str:
-        return key_id(self.encryption_public_key)
-
-
-def _request_digest(agency_id: str, sign_pub: bytes, enc_pub: bytes, csr_der: bytes) -> bytes:
-    h = hashlib.sha256()
-    for part in (agency_id.encode("utf-8"), sign_pub, enc_pub, csr_der):
-        h.update(len(part).to_bytes(4, "big"))  # length prefixes: no field can bleed into another
-        h.update(part)
-    return REQUEST_PROOF_LABEL + h.digest()
-
-
-def make_tls_csr(tls_key: ec.EllipticCurvePrivateKey, agency_id: str) -> bytes:
-    """A PEM CSR for the agency's P-256 TLS key, CN = agency id."""
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, agency_id)]))
-        .sign(tls_key, hashes.SHA256())
-    )
-    return csr.public_bytes(serialization.Encoding.PEM)
-
-
-def make_enrolment_request(keys: AgencyKeys, agency_id: str) -> bytes:
-    """The request an agency sends to the operator (its private keys stay home)."""
-    validate_agency_id(agency_id)
-    sign_pub = raw_public(keys.signing.public_key())
-    enc_pub = raw_public(keys.encryption.public_key())
-    csr_pem = make_tls_csr(keys.tls, agency_id)
-    csr_der = x509.load_pem_x509_csr(csr_pem).public_bytes(serialization.Encoding.DER)
-    proof = keys.signing.sign(_request_digest(agency_id, sign_pub, enc_pub, csr_der))
-    doc = {
-        "format": REQUEST_FORMAT,
-        "agency_id": agency_id,
-        "signing_public_key": _b64(sign_pub),
-        "encryption_public_key": _b64(enc_pub),
-        "tls_csr": csr_pem.decode("ascii"),
-        "proof": _b64(proof),
-    }
-    return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
-
-
-def request_fingerprint(request: bytes) -> str:
-    """A short digest of a request for both sides to compare out of band."""
-    digest = hashlib.sha256(request).hexdigest()[:32]
-    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
-
-
-def parse_enrolment_request(data: bytes) -> EnrolmentRequest:
-    """Parse a request and check both proofs of possession; InvalidArgument if not."""
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidArgument("the enrolment request is not JSON") from exc
-    if not isinstance(doc, dict) or doc.get("format") != REQUEST_FORMAT:
-        raise InvalidArgument(f"not an enrolment request (format {REQUEST_FORMAT!r} expected)")
-    agency_id = doc.get("agency_id")
-    if not isinstance(agency_id, str):
-        raise InvalidArgument("the enrolment request has no agency_id")
-    validate_agency_id(agency_id)
-    try:
-        sign_pub = base64.b64decode(str(doc["signing_public_key"]), validate=True)
-        enc_pub = base64.b64decode(str(doc["encryption_public_key"]), validate=True)
-        proof = base64.b64decode(str(doc["proof"]), validate=True)
-        signing = ed25519.Ed25519PublicKey.from_public_bytes(sign_pub)
-        x25519.X25519PublicKey.from_public_bytes(enc_pub)
-        csr = x509.load_pem_x509_csr(str(doc["tls_csr"]).encode("ascii"))
-    except (KeyError, binascii.Error, ValueError, UnicodeEncodeError) as exc:
-        raise InvalidArgument(f"the enrolment request is malformed: {exc}") from exc
-    if not csr.is_signature_valid:
-        raise InvalidArgument("the TLS CSR's signature is invalid")
-    csr_key = csr.public_key()
-    if not isinstance(csr_key, ec.EllipticCurvePublicKey) or not isinstance(
-        csr_key.curve, ec.SECP256R1
-    ):
-        raise InvalidArgument("the TLS key must be ECDSA P-256 (grpcio cannot use others)")
-    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if [a.value for a in cns] != [agency_id]:
-        raise InvalidArgument(f"the TLS CSR is not for {agency_id!r} (its CN differs)")
-    csr_der = csr.public_bytes(serialization.Encoding.DER)
-    try:
-        signing.verify(proof, _request_digest(agency_id, sign_pub, enc_pub, csr_der))
-    except InvalidSignature:
-        raise InvalidArgument("the request's proof does not verify with its signing key") from None
-    return EnrolmentRequest(agency_id, sign_pub, enc_pub, csr)
 
 
 # --- results ---------------------------------------------------------------------
@@ -313,95 +187,6 @@ class ServerCertificate:
     key_pem: bytes
     hosts: tuple[str, ...]
     out_dir: Path | None = None
-
-
-# --- certificates ------------------------------------------------------------------
-
-
-def _ca_name(federation_id: str) -> x509.Name:
-    return x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, f"intelshare federation CA {federation_id}")]
-    )
-
-
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not cert_sign,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def make_ca_certificate(
-    root: ed25519.Ed25519PrivateKey, federation_id: str, now: datetime, days: int
-) -> x509.Certificate:
-    name = _ca_name(federation_id)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(root.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(root.public_key()), critical=False)
-        .sign(root, None)  # Ed25519 takes no separate hash
-    )
-
-
-def _issue_leaf(
-    *,
-    root: ed25519.Ed25519PrivateKey,
-    ca: x509.Certificate,
-    public_key: ec.EllipticCurvePublicKey,
-    common_name: str,
-    sans: Sequence[x509.GeneralName],
-    usages: Sequence[x509.ObjectIdentifier],
-    now: datetime,
-    days: int,
-) -> x509.Certificate:
-    if days < 1:
-        raise InvalidArgument("certificate validity must be at least one day")
-    not_after = min(now + timedelta(days=days), ca.not_valid_after_utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
-        .add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.public_key()), critical=False
-        )
-        .sign(root, None)
-    )
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _parse_host(host: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if len(host) > 253 or not all(_HOST_LABEL_RE.match(label) for label in host.split(".")):
-        raise InvalidArgument(f"{host!r} is neither an IP address nor a DNS name")
-    return x509.DNSName(host.lower())
 
 
 # --- the operator's federation ---------------------------------------------------------
@@ -548,7 +333,7 @@ class Federation:
         now: datetime,
         days: int,
     ) -> x509.Certificate:
-        return _issue_leaf(
+        return issue_leaf(
             root=root,
             ca=self._ca(),
             public_key=key,
@@ -609,7 +394,7 @@ class Federation:
         with self._locked() as state:
             self._check_new_name(state, agency_id, kind)
             cert = self._agency_cert(root, agency_id, _tls_public(req), now, cert_days)
-            cert_pem = _pem(cert)
+            cert_pem = certificate_pem(cert)
             fingerprint = certificate_fingerprint(cert)
             state["agencies"][agency_id] = {
                 "display_name": display_name,
@@ -747,7 +532,7 @@ class Federation:
                     new_key["valid_until"] = _iso(now)  # still barred until reactivated
                 entry[slot] = new_key
             cert = self._agency_cert(root, agency_id, _tls_public(req), now, cert_days)
-            cert_pem = _pem(cert)
+            cert_pem = certificate_pem(cert)
             fingerprint = certificate_fingerprint(cert)
             entry["tls_certificate"] = cert_pem.decode("ascii")
             entry["tls_cert_sha256"] = fingerprint.hex()
@@ -784,13 +569,13 @@ class Federation:
         and ``anchor.json`` there.
         """
         now = _now(now)
-        if not _ID_RE.match(name):
+        if not DNS_LABEL_RE.match(name):
             raise InvalidArgument(f"server name {name!r} must be a lowercase DNS label")
         host_list = tuple(dict.fromkeys(h.strip() for h in hosts if h.strip()))
         if not host_list:
             raise InvalidArgument("a server certificate needs at least one host name or address")
         sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(SERVER_URI_PREFIX + name)]
-        sans += [_parse_host(h) for h in host_list]
+        sans += [parse_host(h) for h in host_list]
         if out_dir is not None and (out_dir / TLS_KEY_FILE).exists():
             raise InvalidArgument(f"{out_dir / TLS_KEY_FILE} already exists; refusing to overwrite")
         key = ec.generate_private_key(ec.SECP256R1())
@@ -800,7 +585,7 @@ class Federation:
                 entry = state["agencies"].get(h.lower())
                 if entry is not None and entry["kind"] != SERVICE_KIND:
                     raise InvalidArgument(f"{h!r} is an agency id; a server cannot use it")
-            cert = _issue_leaf(
+            cert = issue_leaf(
                 root=root,
                 ca=self._ca(),
                 public_key=key.public_key(),
@@ -817,13 +602,13 @@ class Federation:
             }
             if out_dir is not None:
                 write_private_key(out_dir / TLS_KEY_FILE, key)
-                self.write_bundle(out_dir, _pem(cert))
+                self.write_bundle(out_dir, certificate_pem(cert))
         key_pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        return ServerCertificate(name, _pem(cert), key_pem, host_list, out_dir)
+        return ServerCertificate(name, certificate_pem(cert), key_pem, host_list, out_dir)
 
     # -- publishing
 
@@ -908,9 +693,9 @@ def init(
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     root = ed25519.Ed25519PrivateKey.generate()
     ca = make_ca_certificate(root, federation_id, now, ca_days)
-    anchor = Anchor(federation_id, root.public_key(), _pem(ca))
+    anchor = Anchor(federation_id, root.public_key(), certificate_pem(ca))
     write_private_key(path / ROOT_KEY_FILE, root)
-    _atomic_write(path / CA_CERT_FILE, _pem(ca))
+    _atomic_write(path / CA_CERT_FILE, certificate_pem(ca))
     _atomic_write(path / ANCHOR_FILE, anchor.to_bytes())
     state = {
         "format": STATE_FORMAT,

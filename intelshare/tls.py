@@ -1,7 +1,7 @@
 """gRPC credentials from federation certificates, and who the mTLS peer is.
 
 All federation traffic is mutual TLS with certificates from the federation
-CA (an Ed25519 CA over ECDSA P-256 leaves; see :mod:`intelshare.federation`).
+CA (an Ed25519 CA over ECDSA P-256 leaves; see :mod:`intelshare.certificates`).
 The helpers here check the PEM inputs before handing them to grpcio, because
 grpcio reports a bad key or a key/certificate mismatch only as an opaque
 handshake failure much later, on the first call.
@@ -30,8 +30,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from intelshare.certificates import AGENCY_URI_PREFIX
 from intelshare.errors import ConfigError
-from intelshare.federation import AGENCY_URI_PREFIX
 
 
 class _HasAuthContext(Protocol):
