@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import Connection, Row, delete, select, tuple_, update
+from sqlalchemy import Connection, Row, Select, delete, select, tuple_, update
 
 from intelshare import errors
 from intelshare.treaty import check_fields
@@ -61,6 +61,7 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 500
 
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -448,22 +449,50 @@ class Records:
         page_token: str = "",
     ) -> tuple[list[StoredRecord[M]], str]:
         """A page of ``kind``'s records, newest first; received ones read are audited."""
+        query = select(t.records).where(t.records.c.kind == kind.name)
+        if direction:
+            query = query.where(t.records.c.direction == direction)
+        return self.page(
+            officer,
+            query,
+            listing=kind.collection,
+            kind_name=kind.name,
+            filters=direction,
+            page_size=page_size,
+            page_token=page_token,
+            build=lambda conn, row: self._build(conn, kind, row),
+        )
+
+    def page(
+        self,
+        officer: Officer,
+        query: Select[Any],
+        *,
+        listing: str,
+        kind_name: str,
+        filters: str,
+        page_size: int,
+        page_token: str,
+        build: Callable[[Connection, Row[Any]], T],
+    ) -> tuple[list[T], str]:
+        """A page of ``query`` (a select over ``records``, perhaps joined), newest first.
+
+        The one paging rule of every record kind's list: keyset on
+        (create_ms, record_id) from an authenticated page token bound to
+        ``listing``, ``filters`` and the caller, one row more than the page to
+        know whether another follows, each row built by ``build`` in the read's
+        transaction, and the received records read audited in entries of
+        bounded size (a page of 500 ids would not fit in one audit leaf).
+        """
         if page_size < 0:
             raise errors.PageSizeInvalid(
                 "page_size must not be negative", violations={"page_size": ">= 0"}
             )
         after = self.store.page_tokens.read(
-            page_token,
-            listing=kind.collection,
-            filters=direction,
-            caller=officer.officer_id,
-            size=2,
+            page_token, listing=listing, filters=filters, caller=officer.officer_id, size=2
         )
         size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
         r = t.records
-        query = select(r).where(r.c.kind == kind.name)
-        if direction:
-            query = query.where(r.c.direction == direction)
         if after is not None:
             query = query.where(tuple_(r.c.create_ms, r.c.record_id) < tuple_(*after))
         query = query.order_by(r.c.create_ms.desc(), r.c.record_id.desc()).limit(size + 1)
@@ -471,13 +500,13 @@ class Records:
             rows = w.conn.execute(query).all()
             more = len(rows) > size
             rows = rows[:size]
-            out = [self._build(w.conn, kind, row) for row in rows]
+            out = [build(w.conn, row) for row in rows]
             received = [row.record_id for row in rows if row.direction == RECEIVED]
-            w.audit_reads(officer.officer_id, "record_ids", received, kind=kind.name)
+            w.audit_reads(officer.officer_id, "record_ids", received, kind=kind_name)
         token = (
             self.store.page_tokens.issue(
-                listing=kind.collection,
-                filters=direction,
+                listing=listing,
+                filters=filters,
                 caller=officer.officer_id,
                 position=[rows[-1].create_ms, rows[-1].record_id],
             )

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
-from sqlalchemy import Connection, delete, select, tuple_, update
+from sqlalchemy import Connection, delete, select, update
 
 from intelshare import errors
 from intelshare.v1 import envelope_pb2
@@ -137,48 +137,24 @@ class HitOperations(RiskCore):
         page_size: int,
         page_token: str,
     ) -> tuple[list[P.RiskHit], str]:
-        if page_size < 0:
-            raise errors.PageSizeInvalid(
-                "page_size must not be negative", violations={"page_size": ">= 0"}
-            )
-        size = min(page_size or 50, 500)
         r, h = t.records, t.risk_hits
         query = select(r, h.c.profile_record_id).join(h, h.c.record_id == r.c.record_id)
-        shape = f"{direction}|{profile}"
         if direction:
             query = query.where(r.c.direction == DIRECTION_NAMES.get(direction, "?"))  # type: ignore[call-overload]
         if profile:
             query = query.where(
                 h.c.profile_record_id == self.profile_kind.parse_name(profile, "profile")
             )
-        after = self.store.page_tokens.read(
-            page_token, listing=HITS, filters=shape, caller=officer.officer_id, size=2
+        return self.records.page(
+            officer,
+            query,
+            listing=HITS,
+            kind_name=HIT_KIND,
+            filters=f"{direction}|{profile}",
+            page_size=page_size,
+            page_token=page_token,
+            build=lambda conn, row: self.hit_proto(conn, row, row),
         )
-        if after is not None:
-            query = query.where(tuple_(r.c.create_ms, r.c.record_id) < tuple_(*after))
-        query = query.order_by(r.c.create_ms.desc(), r.c.record_id.desc()).limit(size + 1)
-        with self.store.write() as w:
-            rows = w.conn.execute(query).all()
-            more = len(rows) > size
-            rows = rows[:size]
-            out = [self.hit_proto(w.conn, row, row) for row in rows]
-            received = [row.record_id for row in rows if row.direction == RECEIVED]
-            if received:
-                w.audit(
-                    "read",
-                    {"officer_id": officer.officer_id, "record_ids": received, "kind": HIT_KIND},
-                )
-        token = (
-            self.store.page_tokens.issue(
-                listing=HITS,
-                filters=shape,
-                caller=officer.officer_id,
-                position=[rows[-1].create_ms, rows[-1].record_id],
-            )
-            if more
-            else ""
-        )
-        return out, token
 
     def update_hit(self, w: Writer, officer: Officer, hit: P.RiskHit, mask: FieldMask) -> P.RiskHit:
         paths = list(mask.paths)
