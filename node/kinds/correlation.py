@@ -44,7 +44,7 @@ from intelshare.errors import FieldInvalid, InvalidArgument, PageSizeInvalid
 from intelshare.errors import NotFound as NotFoundError
 from node.storage import identifiers as index
 from node.storage import tables as t
-from node.storage.store import EVENTS_TOPIC, Store, Writer
+from node.storage.store import AUDIT_IDS_PER_ENTRY, EVENTS_TOPIC, Store, Writer
 
 log = logging.getLogger(__name__)
 
@@ -427,14 +427,16 @@ def find_related(
         more = len(rows) > size
         rows = rows[:size]
         received = sorted({r.record_id for r in rows if r.direction == "received"})
-        w.audit(
-            "related",
-            {
-                "officer_id": officer_id,
-                "records": len(rows),
-                "record_ids": received[:200],
-            },
-        )
+        # every received record named is audited, in entries of bounded size
+        for start in range(0, max(len(received), 1), AUDIT_IDS_PER_ENTRY):
+            w.audit(
+                "related",
+                {
+                    "officer_id": officer_id,
+                    "records": len(rows),
+                    "record_ids": received[start : start + AUDIT_IDS_PER_ENTRY],
+                },
+            )
     token = ""
     if more and rows:
         last = rows[-1]

@@ -232,15 +232,7 @@ class DetentionReports(DetentionCore):
             rows = rows[:size]
             out = [self._report_message(w, r.record_id) for r in rows]
             received = [r.record_id for r in rows if r.direction == ipr.RECEIVED]
-            if received:
-                w.audit(
-                    "read",
-                    {
-                        "officer_id": officer.officer_id,
-                        "record_ids": received[:200],
-                        "kind": ipr.REPORT_KIND,
-                    },
-                )
+            w.audit_reads(officer.officer_id, "record_ids", received, kind=ipr.REPORT_KIND)
         token = (
             ipr.encode_token(self.store, officer, [rows[-1].create_ms, rows[-1].record_id], listing)
             if more and rows

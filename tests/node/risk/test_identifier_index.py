@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from intelshare import migrate
-from intelshare.audit.log import AuditLog
+from intelshare.audit.log import AuditLog, audit_entries
 from intelshare.db import make_engine
 from intelshare.ids import key_id
 from intelshare.keys import raw_public
 from intelshare.wakeup import WakeupHub
-from node.kinds.correlation import Correlator
+from node.kinds.correlation import Correlator, find_related
 from node.server import MIGRATIONS
 from node.storage import identifiers as index
 from node.storage import tables as t
@@ -172,3 +172,24 @@ def test_the_follower_indexes_what_is_held_and_moves_past_the_rest(store: Store)
     assert held == [("a1", CONTAINER), ("a3", CONTAINER)]  # two spellings, one key
     assert links(store) == ["a1"]  # a3 is linked to a1, never to the purged a2
     assert follower.catch_up() == 0
+
+
+def test_a_related_page_audits_every_received_record_it_names(store: Store) -> None:
+    """A page of 250 received holders: every one is named in the audit log, in
+    entries of bounded size (a single entry used to keep the first 200 only)."""
+    with store.write() as w:
+        for n in range(250):
+            index.replace(w, alert(n), [("container", CONTAINER)])
+    _keys, rows, token = find_related(
+        store, "officer-1", "analyst", identifier=CONTAINER, page_size=300
+    )
+    assert len(rows) == 250
+    assert token == ""
+    with store.engine.connect() as conn:
+        leaves = conn.execute(
+            select(audit_entries.c.leaf).where(audit_entries.c.event == "related")
+        ).scalars()
+        named = [json.loads(leaf) for leaf in leaves]
+    assert {n["records"] for n in named} == {250}
+    ids = [i for n in named for i in n["record_ids"]]
+    assert sorted(ids) == sorted(f"a{n:03d}" for n in range(250))
