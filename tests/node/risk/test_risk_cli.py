@@ -132,19 +132,23 @@ def test_profile_screen_and_related_commands(cluster: Any, tmp_path: Path) -> No
 
 
 def test_screen_reports_what_the_node_refuses(cluster: Any, tmp_path: Path) -> None:
-    """An error on the screening stream is the project's exception, printed, exit 2."""
+    """An error on the screening stream is the project's exception with its reason, exit 2."""
     de = cluster.start_node("de-customs")
     data = tmp_path / "declarations.csv"
     data.write_text(f"{HEADER}\nR1,300490,IN,INNSA,,Importer 1,100,10\n")
     screened = run(de, "screen", str(data), role="analyst")
     assert screened.exit_code == 0, screened.output  # the file is fine: what follows is the node
     for token, said in (
-        ("not-a-token", "the bearer token is not valid"),
-        (holder_token(de), "role rights_holder may not read"),
+        ("not-a-token", "error: the bearer token is not valid [TOKEN_INVALID]\n"),
+        (
+            holder_token(de),
+            "error: role rights_holder may not read [ROLE_NOT_PERMITTED]\n"
+            "  (permission: read)\n  (role: rights_holder)\n",
+        ),
     ):
         env = {**env_for(de, "analyst"), "INTELSHARE_TOKEN": token}
         result = CliRunner().invoke(cli, ["screen", str(data)], env=env, catch_exceptions=False)
         assert result.exit_code == 2, result.output
         assert result.stdout == ""
-        assert result.stderr.startswith("error: ")
-        assert said in result.stderr, result.stderr
+        # The node's reason and metadata, as for any other call (not INTERNAL).
+        assert result.stderr == said
