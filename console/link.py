@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import grpc
 from starlette.concurrency import run_in_threadpool
 
 from console.config import ConsoleConfig
 from console.node_client import ConsoleClient
 from intelshare.errors import ConfigError, IntelshareError
-from intelshare.grpc_errors import from_rpc_error
+from intelshare.grpc_errors import follow
 from intelshare.v1 import alert_service_pb2, case_service_pb2, ipr_service_pb2
 
 _R = TypeVar("_R")
@@ -114,11 +113,11 @@ class Upstream:
     def _pump(self) -> None:
         end = StreamEnd()
         try:
-            for item in self._call:
+            # follow: a cancelled call (cancel(), or _put once the loop is gone) ends quietly.
+            for item in follow(self._call):
                 self._put(item)
-        except grpc.RpcError as err:
-            if err.code() != grpc.StatusCode.CANCELLED:
-                end = StreamEnd(from_rpc_error(err))
+        except IntelshareError as exc:
+            end = StreamEnd(exc)
         self._put(end)
 
     def cancel(self) -> None:

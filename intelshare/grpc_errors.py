@@ -194,6 +194,11 @@ class TranslateErrors(grpc.ServerInterceptor):  # type: ignore[type-arg]
         if handler.unary_stream is not None:
             behavior = same_pool(_streaming(handler.unary_stream, where), handler.unary_stream)
             return handler._replace(unary_stream=behavior)
+        if handler.stream_stream is not None:
+            # ScreenDeclarations: its errors (a refused token mid-stream) need their
+            # reason too, and anything else must not reach the caller as its message.
+            behavior = same_pool(_streaming(handler.stream_stream, where), handler.stream_stream)
+            return handler._replace(stream_stream=behavior)
         return handler
 
 

@@ -13,11 +13,15 @@ Who sees what
     clients offer). The token is forwarded to the node's gRPC API with every
     call, so a caller sees exactly what that officer may read on the node,
     and every read of a received alert is audited there as the officer's.
-    Only the node's own officers have tokens, so received records never
-    reach anyone else through this server: it serves the agency's own
-    systems, never a third party, and each received record carries the
-    treaty's onward-sharing rule as a STIX statement marking. Read-only:
-    writes are refused with 403.
+    Only accounts of the node have tokens (its officers, and rights
+    holders' accounts, which the node lets read their own recordations,
+    received ones too, and the detentions naming them), so received
+    records reach no partner through this server: it serves the agency's
+    own systems, and each received record carries the treaty's
+    onward-sharing rule as a STIX statement marking. Read-only: writes are
+    refused with 403. The token is checked before the path, so without a
+    valid one every path is 401, and 404 tells only an authenticated
+    caller that a collection is not served here.
 
 Paging
     TAXII pages oldest first by ``date_added``: for every object of a

@@ -15,9 +15,10 @@ Endpoints (all ``GET``; everything that would write answers 403):
 
 Responses are ``application/taxii+json;version=2.1``; a request whose
 ``Accept`` allows neither that nor a wildcard gets 406. Errors are TAXII
-error messages: 400 bad parameters, 401 no or wrong token, 403 what the
-node refuses the officer or any write, 404 unknown collection or object,
-406, 503 when the node cannot be reached.
+error messages: 400 bad parameters, 401 no or wrong token (checked before
+the path is looked up, so an unknown collection is 401 too without a valid
+token), 403 what the node refuses the officer or any write, 404 unknown
+collection or object, 406, 503 when the node cannot be reached.
 """
 
 from __future__ import annotations
@@ -144,6 +145,10 @@ class TaxiiApp:
         await run_in_threadpool(self.clients.authenticate, token)
         return token
 
+    # Every endpoint authenticates before it looks up the root or collection, so
+    # a caller without a valid token gets 401 whatever the path and cannot learn
+    # from 404 versus 401 which treaties' collections this server holds.
+
     def _root(self, request: Request) -> None:
         if request.path_params["root"] != self.root:
             raise TaxiiError(404, "Not found", "no such API root")
@@ -227,8 +232,8 @@ class TaxiiApp:
         )
 
     async def api_root(self, request: Request) -> Response:
-        self._root(request)
         await self._authenticate(request)
+        self._root(request)
         return _taxii(
             {
                 "title": self.config.title,
@@ -239,18 +244,18 @@ class TaxiiApp:
         )
 
     async def collections_list(self, request: Request) -> Response:
-        self._root(request)
         await self._authenticate(request)
+        self._root(request)
         return _taxii({"collections": [c.resource() for c in self.collections.values()]})
 
     async def collection(self, request: Request) -> Response:
-        c = self._collection(request)
         await self._authenticate(request)
+        c = self._collection(request)
         return _taxii(c.resource())
 
     async def objects(self, request: Request) -> Response:
-        c = self._collection(request)
         token = await self._authenticate(request)
+        c = self._collection(request)
         items, more, key = await run_in_threadpool(
             self._page, token, c, "objects", request, self._match(request), self._limit(request)
         )
@@ -259,8 +264,8 @@ class TaxiiApp:
         )
 
     async def manifest(self, request: Request) -> Response:
-        c = self._collection(request)
         token = await self._authenticate(request)
+        c = self._collection(request)
         items, more, key = await run_in_threadpool(
             self._page, token, c, "manifest", request, self._match(request), self._limit(request)
         )
@@ -279,8 +284,8 @@ class TaxiiApp:
         return _taxii(body, headers=self._date_headers(items))
 
     async def _one(self, request: Request) -> tuple[Collection, list[Item]]:
-        c = self._collection(request)
         token = await self._authenticate(request)
+        c = self._collection(request)
         oid = request.path_params["oid"]
         match = self._match(request, object_id=oid)
 
@@ -332,13 +337,13 @@ class TaxiiApp:
         )
 
     async def read_only(self, request: Request) -> Response:
-        self._collection(request)
         await self._authenticate(request)
+        self._collection(request)
         raise TaxiiError(403, "Forbidden", "this TAXII server is read-only")
 
     async def status(self, request: Request) -> Response:
-        self._root(request)
         await self._authenticate(request)
+        self._root(request)
         raise TaxiiError(404, "Not found", "no such status: this server accepts no writes")
 
     def routes(self) -> list[Route]:

@@ -15,10 +15,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator
 
-import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from intelshare.grpc_errors import from_rpc_error
+from intelshare.grpc_errors import project_errors
 from intelshare.v1 import risk_profile_pb2, risk_service_pb2, risk_service_pb2_grpc
 from node.cli.client import NodeClient
 
@@ -163,10 +162,12 @@ class RiskClient(NodeClient):
                 yield S.ScreenDeclarationsRequest(declarations=chunk)
 
         call = self.risk.ScreenDeclarations(requests(), metadata=self.metadata)
+        # project_errors, not follow(): follow ends quietly on CANCELLED, which
+        # suits a watch, but a screening cut short must fail (Unavailable), not
+        # end with declarations left unanswered.
         try:
-            for response in call:
-                yield from response.results
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            with project_errors():
+                for response in call:
+                    yield from response.results
         finally:
             call.cancel()  # type: ignore[no-untyped-call]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,8 @@ from taxii2client.v21 import Collection, Server, as_pages
 from intelshare.interop import ExportContext, alert_objects
 from intelshare.v1 import alert_pb2
 from node.cli.client import NodeClient
+from taxii.collections import collections_for
+from tests.node.api.ipr_fixtures import holder_token
 from tests.node.conftest import expire_in
 
 from .conftest import AGENCY, CUSTOMS, PARTNER, TASKFORCE, World
@@ -271,6 +274,77 @@ def test_who_may_read_what(world_factory: Callable[..., World]) -> None:
     assert got["objects"] == [report]
     versions = customs.object_versions(report["id"])
     assert versions["versions"] == [report["modified"]]
+
+
+def _refused(status: int, call: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """The TAXII error message ``call(*args)`` got, once its status and media type are checked."""
+    with pytest.raises(requests.HTTPError) as err:
+        call(*args)
+    response = err.value.response
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == TAXII
+    body: dict[str, Any] = response.json()
+    assert body["http_status"] == str(status)
+    assert body["title"]
+    return body
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_collection_the_caller_may_not_read(world_factory: Callable[..., World]) -> None:
+    world = world_factory(6)
+    token = world.node.tokens["analyst"]
+    customs = _collections(world, token)[CUSTOMS]
+
+    # The caller reads what it may: the treaty's collection, issued and received alerts.
+    served = customs.get_objects(type="report")["objects"]
+    assert len(served) == 6
+
+    # Collections this server does not serve, as taxii2-client asks for them:
+    # de-customs' own (another agency's id), and one for a treaty nl-customs
+    # has no file for. Both 404, whether the client first reads the collection
+    # or goes straight to its objects with what it kept from an earlier listing.
+    unheld = dataclasses.replace(
+        world.cluster.fed.signed_treaty(CUSTOMS).treaty, id="customs-pilot-2027"
+    )
+    elsewhere = [
+        *collections_for(PARTNER, ()),
+        *(c.id for c in collections_for(AGENCY, (unheld,)).values() if c.alias == unheld.id),
+    ]
+    assert len(elsewhere) == 2
+    assert customs.id not in elsewhere
+    for cid in elsewhere:
+        url = world.collection_url(cid)
+        body = _refused(404, Collection(url, user="officer", password=token).refresh)
+        assert "no such collection" in body["description"]
+        kept = Collection(
+            url,
+            user="officer",
+            password=token,
+            collection_info={
+                "id": cid,
+                "title": customs.title,
+                "can_read": True,
+                "can_write": False,
+                "media_types": customs.media_types,
+            },
+        )
+        _refused(404, kept.get_objects)
+        _refused(404, kept.get_manifest)
+        _refused(404, kept.get_object, served[0]["id"])
+        _refused(404, kept.object_versions, served[0]["id"])
+        # Without a valid token it is 401, as on every path: a stranger does not
+        # learn from the status which collections the server holds.
+        stranger = Collection(url, user="officer", password="not-a-token")
+        _refused(401, stranger.refresh)
+
+    # A rights holder's token: the node lets it read no alerts, so the treaty's
+    # collection serves it none of them (its own recordations only, here none).
+    holder = _collections(world, holder_token(world.node))[CUSTOMS]
+    assert holder.id == customs.id
+    assert holder.get_objects(limit=1000).get("objects", []) == []
+    assert holder.get_manifest(limit=1000).get("objects", []) == []
+    _refused(404, holder.get_object, served[0]["id"])
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ statistics rows.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -58,8 +59,12 @@ def state_label(state: int) -> str:
     return lifecycle.detention_state_label(state)  # type: ignore[arg-type]
 
 
-class DetentionCore:
-    """What every part of a node's detentions shares: collaborators, rows, views, facts."""
+class DetentionCore(abc.ABC):
+    """What every part of a node's detentions shares: collaborators, rows, views, facts.
+
+    Abstract: one part calls what another provides (:meth:`_report_on_confirmation`),
+    so only a class with every part (:class:`node.kinds.detentions.Detentions`) is made.
+    """
 
     def __init__(
         self,
@@ -213,11 +218,16 @@ class DetentionCore:
             return views.holder_view(detention, ipr.holder_names(w.conn, officer.holder_key))
         return detention
 
+    @abc.abstractmethod
     def _report_on_confirmation(
         self, w: Writer, officer: Officer, detention_id: str, detention: D.Detention
     ) -> None:
-        """The automatic report on confirmation (:class:`~.reports.DetentionReports`)."""
-        raise NotImplementedError
+        """The automatic report on confirmation, made by :class:`~.reports.DetentionReports`.
+
+        A move (:class:`~.changes.DetentionChanges`) calls it; abstract, so
+        that a class putting the parts together without the reports fails
+        when it is instantiated, not at the first confirmation.
+        """
 
 
 def deadline_label(state: int) -> str:

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from intelshare.cli import _load_plugins, cli
+from tests.node.api.ipr_fixtures import holder_token
 from tests.node.conftest import CUSTOMS, RunningNode, wait_for
 
 pytestmark = pytest.mark.slow
@@ -128,3 +129,26 @@ def test_profile_screen_and_related_commands(cluster: Any, tmp_path: Path) -> No
     assert refused.exit_code == 2
     assert "risk_profile.criteria.all_of[0].hs_prefix" in refused.output
     assert "risk_profile.criteria.all_of[1].colour" in refused.output
+
+
+def test_screen_reports_what_the_node_refuses(cluster: Any, tmp_path: Path) -> None:
+    """An error on the screening stream is the project's exception with its reason, exit 2."""
+    de = cluster.start_node("de-customs")
+    data = tmp_path / "declarations.csv"
+    data.write_text(f"{HEADER}\nR1,300490,IN,INNSA,,Importer 1,100,10\n")
+    screened = run(de, "screen", str(data), role="analyst")
+    assert screened.exit_code == 0, screened.output  # the file is fine: what follows is the node
+    for token, said in (
+        ("not-a-token", "error: the bearer token is not valid [TOKEN_INVALID]\n"),
+        (
+            holder_token(de),
+            "error: role rights_holder may not read [ROLE_NOT_PERMITTED]\n"
+            "  (permission: read)\n  (role: rights_holder)\n",
+        ),
+    ):
+        env = {**env_for(de, "analyst"), "INTELSHARE_TOKEN": token}
+        result = CliRunner().invoke(cli, ["screen", str(data)], env=env, catch_exceptions=False)
+        assert result.exit_code == 2, result.output
+        assert result.stdout == ""
+        # The node's reason and metadata, as for any other call (not INTERNAL).
+        assert result.stderr == said
