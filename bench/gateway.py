@@ -629,7 +629,7 @@ def bench_stream(
     cancelled stream's client read (transport buffers), so each round starts
     a batch past where the previous one stopped.
     """
-    from gateway.service import INBOX_BATCH
+    from gateway.inbox import INBOX_BATCH
 
     m = sizes.stream_entries
     with setup.client(gateway.target, RECIPIENT) as be, setup.client(echo.target) as ec:

@@ -14,7 +14,7 @@ gets the first receipt back instead of a second delivery.
 
 Each recipient agency has its own queue with strictly increasing sequence
 numbers. A node pulls its queue over one long-lived server stream
-(:mod:`gateway.service`), replayed from the last sequence it acknowledged and
+(:mod:`gateway.inbox`), replayed from the last sequence it acknowledged and
 then live; nodes behind agency firewalls need no inbound port. Entries leave
 the queue when acknowledged or when their envelope expires. Streams are woken
 by :class:`intelshare.wakeup.WakeupHub` (Redis pub/sub across replicas), but

@@ -222,9 +222,9 @@ class _Servicer(Protocol):
     def s(self) -> _HasMetrics: ...
 
 
-#: what SubmitEnvelope receives (gateway.service.SubmitRequest); Any: no import of the service
+#: what SubmitEnvelope receives (gateway.submit.SubmitRequest); Any: no import of gateway.submit
 Request = Any
-#: what it answers (gateway.service.SubmitAnswer: a receipt's bytes and ``duplicate``)
+#: what it answers (gateway.submit.SubmitAnswer: a receipt's bytes and ``duplicate``)
 Response = Any
 SubmitMethod = Callable[[Any, Request, grpc.ServicerContext], Response]
 

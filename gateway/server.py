@@ -17,15 +17,12 @@ from grpc_health.v1 import health_pb2
 
 from gateway.capacity import AUX_STREAM_THREADS, STREAM_SPARE_THREADS, on_pool
 from gateway.config import REQUEST_OVERHEAD_BYTES, GatewayConfig
-from gateway.service import (
-    GatewayServicer,
-    GatewayState,
-    background_loop,
-    inbox_response_bytes,
-    submit_request,
-    submit_response_bytes,
-)
+from gateway.inbox import inbox_response_bytes
+from gateway.maintenance import background_loop
+from gateway.service import GatewayServicer
+from gateway.state import GatewayState
 from gateway.store import GatewayStore
+from gateway.submit import submit_request, submit_response_bytes
 from gateway.tables import metadata as store_metadata
 from intelshare import migrate
 from intelshare.audit.log import AuditLog, audit_metadata
@@ -185,8 +182,8 @@ def _add_servicer(
     limit: int,
 ) -> None:
     """The generated registration, except that SubmitEnvelope reads its
-    envelope as bytes (``gateway.service.submit_request``), StreamInbox sends its entries
-    as the servicer encoded them (see ``gateway.service._inbox_entry``) and
+    envelope as bytes (``gateway.submit.submit_request``), StreamInbox sends its entries
+    as the servicer encoded them (see ``gateway.inbox._inbox_entry``) and
     runs on ``stream_pool``, and every request above ``limit`` bytes is
     answered PAYLOAD_TOO_LARGE by the handler (see gateway.capacity)."""
     from intelshare.v1 import gateway_service_pb2, gateway_service_pb2_grpc

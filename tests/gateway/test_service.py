@@ -466,11 +466,11 @@ def test_a_prompt_acknowledgement_records_the_delivery_itself(
     acknowledgement comes first and writes the one ``delivered`` entry."""
     import json
 
-    from gateway import service
+    from gateway import state
     from tests.node.conftest import wait_for
 
     # Long enough that the acknowledgement below comes first on a loaded machine.
-    monkeypatch.setattr(service, "DELIVERY_DELAY_SECONDS", 5.0)
+    monkeypatch.setattr(state, "DELIVERY_DELAY_SECONDS", 5.0)
 
     store = gw.running.state.store
     marked: list[list[int]] = []

@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import Engine, text
 
 from gateway.group_commit import GroupCommit
+from gateway.inbox import _inbox_entry, inbox_response_bytes
 from gateway.server import MIGRATIONS
-from gateway.service import GatewayServicer, _inbox_entry, inbox_response_bytes
+from gateway.service import GatewayServicer
 from gateway.store import (
     Accepted,
     GatewayStore,

@@ -15,8 +15,9 @@ import os
 import pytest
 from google.protobuf.message import DecodeError
 
-from gateway.service import SubmitAnswer, _inbox_entry, submit_request, submit_response_bytes
+from gateway.inbox import _inbox_entry
 from gateway.store import InboxRow
+from gateway.submit import SubmitAnswer, submit_request, submit_response_bytes
 from intelshare import wire
 from intelshare.gateway_client import inbox_message, submit_request_bytes
 from intelshare.v1 import envelope_pb2, gateway_service_pb2, receipt_pb2
