@@ -47,18 +47,13 @@ an empty mapping for them, so do not run them through it.
 from __future__ import annotations
 
 import copy
-import enum
 import hashlib
 import json
-import re
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from types import MappingProxyType
 from typing import Any, Final
 
-import yaml
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf.message import DecodeError
@@ -68,7 +63,40 @@ from intelshare import errors
 from intelshare.errors import IntelshareError, InvalidArgument, Malformed, NotAParty
 from intelshare.keylookup import PublicKeyLookup
 from intelshare.review import attestation_problem
-from intelshare.v1 import alert_pb2, envelope_pb2, treaty_pb2
+from intelshare.treaty.kinds import (
+    ALL_KINDS,
+    CONTROL_KINDS,
+    DATA_KINDS,
+    RECORD_KINDS,
+    alert_kind_name,
+    kind_name,
+    register_record_kind,
+)
+from intelshare.treaty.markings import (
+    Handling,
+    OnwardSharing,
+    Tlp,
+    _parse_handling,
+    _parse_onward,
+    _parse_tlp,
+)
+from intelshare.treaty.timestamps import _aware, _from_timestamp, _timestamp
+from intelshare.treaty.validation import (
+    _as_date,
+    _as_fields,
+    _as_list,
+    _check_fields,
+    _check_id,
+    _check_kind,
+    _check_name,
+    _check_set,
+    _check_text,
+    _covers,
+    _load_yaml,
+    _sub_mapping,
+    _summary,
+)
+from intelshare.v1 import envelope_pb2, treaty_pb2
 
 __all__ = [
     "ALL_KINDS",
@@ -106,126 +134,6 @@ __all__ = [
 
 #: Domain-separation label of treaty signatures (followed by one NUL byte).
 SIGNATURE_LABEL: Final = b"intelshare/v1 treaty"
-
-#: Kinds that carry records and must be listed by a treaty to flow under it.
-DATA_KINDS: Final = frozenset(
-    {"alert", "alert_update", "case_entry", "case_membership", "hit_report"}
-)
-#: Kinds that only refer to a record already shared; see the module docstring.
-CONTROL_KINDS: Final = frozenset(
-    {
-        "receipt",
-        "acknowledgement",
-        "alert_revocation",
-        "record_revocation",
-        # onward sharing (intelshare.onward): ride on the treaty of the record asked about
-        "consent_request",
-        "consent_grant",
-        "consent_refusal",
-    }
-)
-#: Every kind name of a ``MessageKind`` value (lower case, prefix removed).
-ALL_KINDS: Final = DATA_KINDS | CONTROL_KINDS
-#: Record kinds that travel as ``MESSAGE_KIND_RECORD`` / ``RECORD_UPDATE`` with
-#: their name in the header's ``record_kind``: the kinds of the node's generic
-#: record engine. The federation's vocabulary: a treaty may list only kinds
-#: named here or in ``DATA_KINDS``. A deployment adding a kind of its own
-#: calls :func:`register_record_kind` in every process (nodes and gateway).
-RECORD_KINDS: set[str] = {"recordation", "detention_report", "risk_profile", "risk_hit"}
-
-_RECORD_MESSAGE_KINDS: Final = frozenset(
-    {envelope_pb2.MESSAGE_KIND_RECORD, envelope_pb2.MESSAGE_KIND_RECORD_UPDATE}
-)
-
-
-def register_record_kind(name: str) -> None:
-    """Add ``name`` to the record kinds treaties may list (see :data:`RECORD_KINDS`)."""
-    if not _NAME_RE.fullmatch(name) or name in ALL_KINDS:
-        raise ValueError(f"{name!r} cannot be a record kind")
-    RECORD_KINDS.add(name)
-
-
-_ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?")
-_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_SEGMENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_MAX_PATHS_PER_KIND = 1000
-
-
-class Handling(enum.IntEnum):
-    """Handling codes H0-H3, ordered from least to most restrictive.
-
-    Values equal the ``HandlingCode`` protobuf enum, so a header's value
-    converts with ``Handling(header.handling)``.
-    """
-
-    H0 = envelope_pb2.HANDLING_CODE_H0
-    H1 = envelope_pb2.HANDLING_CODE_H1
-    H2 = envelope_pb2.HANDLING_CODE_H2
-    H3 = envelope_pb2.HANDLING_CODE_H3
-
-
-class Tlp(enum.IntEnum):
-    """TLP 2.0 markings, ordered from least to most restrictive.
-
-    Values equal the ``Tlp`` protobuf enum. ``AMBER+STRICT`` (the TLP 2.0
-    spelling) is accepted on input; the canonical name is ``AMBER_STRICT``.
-    """
-
-    CLEAR = envelope_pb2.TLP_CLEAR
-    GREEN = envelope_pb2.TLP_GREEN
-    AMBER = envelope_pb2.TLP_AMBER
-    AMBER_STRICT = envelope_pb2.TLP_AMBER_STRICT
-    RED = envelope_pb2.TLP_RED
-
-
-class OnwardSharing(enum.StrEnum):
-    """What a recipient may do with a record beyond the original recipients."""
-
-    FORBIDDEN = "forbidden"
-    WITH_ORIGINATOR_CONSENT = "with_originator_consent"
-    WITHIN_TREATY = "within_treaty"
-
-
-def _parse_handling(value: object) -> Handling | None:
-    if isinstance(value, Handling):
-        return value
-    if isinstance(value, str) and value in Handling.__members__:
-        return Handling[value]
-    return None
-
-
-def _parse_tlp(value: object) -> Tlp | None:
-    if isinstance(value, Tlp):
-        return value
-    if isinstance(value, str):
-        name = value.replace("+", "_")
-        if name in Tlp.__members__:
-            return Tlp[name]
-    return None
-
-
-def _parse_onward(value: object) -> OnwardSharing | None:
-    try:
-        return OnwardSharing(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def kind_name(kind: int, record_kind: str = "") -> str:
-    """The treaty kind name of a message ("" if unspecified/unknown).
-
-    The lower-case ``MessageKind`` name, except for records and record
-    updates, which are of the record kind their header names.
-    """
-    if kind in _RECORD_MESSAGE_KINDS:
-        return record_kind if record_kind in RECORD_KINDS else ""
-    try:
-        full = envelope_pb2.MessageKind.Name(kind)  # type: ignore[arg-type]
-    except ValueError:
-        return ""
-    name = full.removeprefix("MESSAGE_KIND_").lower()
-    return name if name in ALL_KINDS else ""
 
 
 # --- the model -----------------------------------------------------------------
@@ -555,240 +463,6 @@ def treaties_from_yaml(text: str | bytes) -> list[Treaty]:
     if v:
         raise InvalidArgument(_summary("invalid treaties", v), violations=v)
     return out
-
-
-# --- validation helpers ---------------------------------------------------------
-
-
-def _summary(what: str, v: Mapping[str, str]) -> str:
-    items = sorted(v.items())
-    shown = "; ".join(f"{k or '(document)'}: {t}" for k, t in items[:5])
-    more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
-    return f"{what}: {shown}{more}"
-
-
-def _covers(parent: str, key: str) -> bool:
-    return key == parent or key.startswith((parent + ".", parent + "["))
-
-
-_Check = Callable[[dict[str, str], str, object], bool]
-
-
-def _check_id(v: dict[str, str], key: str, value: object) -> bool:
-    if not isinstance(value, str):
-        v[key] = "must be a string"
-        return False
-    if not _ID_RE.fullmatch(value):
-        v[key] = (
-            f"{value!r} is not an id (lower-case letters, digits, '.', '_', '-', "
-            "at most 128 characters)"
-        )
-        return False
-    return True
-
-
-def _check_name(v: dict[str, str], key: str, value: object) -> bool:
-    if not isinstance(value, str):
-        v[key] = "must be a string"
-        return False
-    if not _NAME_RE.fullmatch(value):
-        v[key] = f"{value!r} is not a name (lower-case snake_case, at most 64 characters)"
-        return False
-    return True
-
-
-def _check_kind(v: dict[str, str], key: str, value: object) -> bool:
-    if not isinstance(value, str):
-        v[key] = "must be a string"
-        return False
-    if value in CONTROL_KINDS:
-        v[key] = (
-            f"{value} is a control kind: it rides on the treaty of the record it refers to "
-            "and must not be listed"
-        )
-        return False
-    if value not in DATA_KINDS and value not in RECORD_KINDS:
-        known = ", ".join(sorted(DATA_KINDS | RECORD_KINDS))
-        v[key] = f"{value!r} is not a record kind (one of {known})"
-        return False
-    return True
-
-
-def _check_text(v: dict[str, str], key: str, value: object, *, required: bool) -> str:
-    if not isinstance(value, str):
-        v[key] = "must be a string"
-        return ""
-    text = unicodedata.normalize("NFC", value.strip())
-    if required and not text:
-        v[key] = "required"
-    elif len(text) > 4000:
-        v[key] = "must be at most 4000 characters"
-    elif any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
-        v[key] = "must not contain control characters"
-    return text
-
-
-def _check_set(
-    v: dict[str, str],
-    key: str,
-    values: object,
-    check: _Check,
-    *,
-    allow_empty: bool = False,
-) -> tuple[str, ...] | None:
-    """Validate a set-like list: each element, no duplicates; returns it sorted."""
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        v[key] = "must be a list"
-        return None
-    items = list(values)
-    if not items and not allow_empty:
-        v[key] = "must not be empty"
-        return None
-    ok = True
-    seen: set[str] = set()
-    for n, item in enumerate(items):
-        if not check(v, f"{key}[{n}]", item):
-            ok = False
-        elif item in seen:
-            v[f"{key}[{n}]"] = f"{item!r} is listed twice"
-            ok = False
-        else:
-            seen.add(item)
-    return tuple(sorted(seen)) if ok else None
-
-
-def _check_path(v: dict[str, str], key: str, value: object) -> bool:
-    if not isinstance(value, str):
-        v[key] = "must be a string"
-        return False
-    segments = value.split(".")
-    if len(segments) > 16 or not all(_SEGMENT_RE.fullmatch(s) for s in segments):
-        v[key] = f"{value!r} is not a dotted field path (e.g. subjects.persons.name)"
-        return False
-    return True
-
-
-def _check_fields(
-    v: dict[str, str], fields: object, kinds: tuple[str, ...] | None
-) -> Mapping[str, tuple[str, ...]]:
-    if not isinstance(fields, Mapping):
-        v["fields"] = "must be a mapping of kind to a list of field paths"
-        return MappingProxyType({})
-    out: dict[str, tuple[str, ...]] = {}
-    for kind in sorted(fields, key=str):
-        paths = fields[kind]
-        key = f"fields.{kind}"
-        if not _check_kind(v, key, kind):
-            continue
-        if kinds is not None and kind not in kinds:
-            v[key] = f"{kind} is not among the treaty's kinds"
-            continue
-        if isinstance(paths, Sequence) and len(paths) > _MAX_PATHS_PER_KIND:
-            v[key] = f"at most {_MAX_PATHS_PER_KIND} paths"
-            continue
-        checked = _check_set(v, key, paths, _check_path)
-        if checked is not None:
-            out[kind] = checked
-    return MappingProxyType(out)
-
-
-def _sub_mapping(
-    v: dict[str, str], key: str, value: object, allowed: set[str]
-) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        v[key] = f"must be a mapping with {', '.join(sorted(allowed))}"
-        return {}
-    for sub in value:
-        if sub not in allowed:
-            v[f"{key}.{sub}"] = "unknown key"
-    for sub in sorted(allowed - set(value)):
-        v[f"{key}.{sub}"] = "required"
-    return value
-
-
-def _as_list(v: dict[str, str], key: str, value: object) -> object:
-    if isinstance(value, list | tuple):
-        return tuple(value)
-    v.setdefault(key, "must be a list")
-    return ()
-
-
-def _as_date(v: dict[str, str], key: str, value: object) -> date:
-    if isinstance(value, datetime):
-        v.setdefault(key, "must be a date (YYYY-MM-DD), not a date and time")
-    elif isinstance(value, date):
-        return value
-    elif isinstance(value, str) and _DATE_RE.fullmatch(value):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            v.setdefault(key, f"{value!r} is not a calendar date")
-    elif value is not None:
-        v.setdefault(key, "must be a date (YYYY-MM-DD)")
-    return date.min
-
-
-def _as_fields(v: dict[str, str], value: object) -> object:
-    if not isinstance(value, Mapping):
-        v.setdefault("fields", "must be a mapping of kind to a list of field paths")
-        return {}
-    out: dict[object, object] = {}
-    for kind, paths in value.items():
-        if isinstance(paths, list | tuple):
-            out[kind] = tuple(paths)
-        else:
-            v.setdefault(f"fields.{kind}", "must be a list of field paths")
-    return out
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML loader that refuses duplicate keys instead of keeping the last."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        try:
-            duplicate = key in seen
-        except TypeError:
-            continue  # unhashable keys fail below with PyYAML's own message
-        if duplicate:
-            raise InvalidArgument(
-                f"duplicate key {key!r} on line {key_node.start_mark.line + 1}",
-                violations={str(key): "duplicate key"},
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _load_yaml(text: str | bytes) -> Any:
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise Malformed(f"not valid YAML: {exc}") from None
-
-
-def _aware(at: datetime, name: str) -> datetime:
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise InvalidArgument(f"{name} must be timezone-aware", violations={name: "naive datetime"})
-    return at
-
-
-def _timestamp(at: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(at)
-    return ts
-
-
-def _from_timestamp(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
 
 
 # --- signatures -----------------------------------------------------------------
@@ -1264,21 +938,6 @@ def review_required(treaty: Treaty, categories: Iterable[str]) -> bool:
     match the message kind and the alert's own kind.
     """
     return any(c in treaty.review_required_for for c in categories)
-
-
-def alert_kind_name(kind: int) -> str:
-    """The lower-case name of an ``AlertKind`` value (``wanted_person``; "" if unspecified).
-
-    The same words as the data categories an alert kind implies (every kind
-    but ``other`` implies the category of its name), and as the names a
-    treaty's ``review_required_for`` uses for alert kinds.
-    """
-    try:
-        full = alert_pb2.AlertKind.Name(kind)  # type: ignore[arg-type]
-    except ValueError:
-        return ""
-    name = full.removeprefix("ALERT_KIND_").lower()
-    return "" if name == "unspecified" else name
 
 
 def review_matches(
