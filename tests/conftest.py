@@ -15,6 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests check what holds, not how fast: Hypothesis' default 200 ms
+# deadline per example turns a loaded 2-core CI machine into failures
+# ("DeadlineExceeded", then "Flaky") that say nothing about the code.
+settings.register_profile("intelshare", deadline=None)
+settings.load_profile("intelshare")
 
 PG_ADMIN_URL = os.environ.get("INTELSHARE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("INTELSHARE_TEST_REDIS", "redis://127.0.0.1:6379/0")
