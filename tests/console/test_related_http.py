@@ -5,7 +5,9 @@ the read (GetAlert, GetDetention, GetRecordation), so what an officer sees
 there is what the node lets that officer's token read. nl-customs issues
 two alerts to de-customs that share only a container number and writes a
 case entry naming it; de-customs detains a container under ACME's
-recordation.
+recordation. The alert page's stream asks the node for ``link.found``
+events, so a record that arrives later and shares an identifier with the
+alert on the page appears in its section without a reload.
 
 The node's identifier index follows its event log, so a read made just
 after a record is written may not list it yet: the tests wait for it.
@@ -13,10 +15,12 @@ after a record is written may not list it yet: the tests wait for it.
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from intelshare.v1 import alert_pb2, case_pb2
-from tests.console.conftest import Federation, case_client, issue, open_case
+from tests.console.conftest import Federation, case_client, issue, open_case, sse_events
 from tests.console.ipr_helpers import detain, grant, holders
 from tests.node.conftest import wait_for
 
@@ -149,3 +153,31 @@ def test_detention_and_recordation_pages_list_their_related_records(
         assert answer.status_code == 200, path
         assert 'id="related"' not in answer.text, path
         assert f"/alerts/{alert_de}" not in answer.text, path
+
+
+def test_the_alert_stream_sends_a_new_link_with_the_related_records(
+    federation: Federation,
+) -> None:
+    _first, received = issue(federation, description="first: the container")
+    first_de = rid(received["de-customs"])
+    de = federation.consoles["de-customs"].signed_in("analyst")
+    page = de.get(f"/alerts/{first_de}").text
+    assert "No other record" in related_section(page)
+    url = re.search(r'data-live-url="([^"]+)"', page).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    with de.stream("GET", url) as stream:
+        _second, received = issue(
+            federation, description="second: the same container", subjects=container_only()
+        )
+        second_de = rid(received["de-customs"])
+        # The stream may first replay the first alert's own recent events (they re-render
+        # the same parts); the node's link.found for it brings the second alert along.
+        for _ in range(10):
+            (message,) = sse_events(stream, 1)
+            assert message["event"] == "upsert"
+            if f'href="/alerts/{second_de}"' in related_section(message["data"]):
+                break
+        else:
+            raise AssertionError("the related records never listed the second alert")
+    section = related_section(message["data"])
+    assert f"shares container <code>{KEY}</code>" in section
+    assert 'id="received-status"' in message["data"]  # the page's other live parts too
