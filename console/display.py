@@ -156,6 +156,31 @@ def dom_id(prefix: str, name: str) -> str:
     return prefix + "-" + "".join(c if c.isalnum() else "-" for c in resource_id(name))
 
 
+#: The console's page of each kind of record a ``related`` list may name, by the first
+#: segment of the record's resource name.
+_RECORD_PAGES = {
+    "alerts": "/alerts/",
+    "recordations": "/recordations/",
+    "detentions": "/detentions/",
+    "riskHits": "/hits/",
+    "riskProfiles": "/profiles/",
+}
+
+
+def record_link(name: str) -> str:
+    """The console page of a record named by the node ('' when the console has none).
+
+    A case entry (``cases/{case}/entries/{entry}``) has no page of its own:
+    it leads to its case.
+    """
+    parts = name.split("/")
+    if len(parts) == 2 and parts[0] in _RECORD_PAGES:
+        return _RECORD_PAGES[parts[0]] + parts[1]
+    if len(parts) >= 2 and parts[0] == "cases":
+        return f"/cases/{parts[1]}"
+    return ""
+
+
 def unread(alert: alert_pb2.Alert) -> bool:
     """Received and not acknowledged yet by this agency (the inbox's "New")."""
     return alert.direction == alert_pb2.ALERT_DIRECTION_RECEIVED and not is_set(
@@ -182,6 +207,7 @@ def jinja_globals() -> dict[str, Any]:
         "is_set": is_set,
         "rid": resource_id,
         "dom_id": dom_id,
+        "record_link": record_link,
         "unread": unread,
         "money": money,
         "new_request_id": lambda: str(uuid.uuid4()),

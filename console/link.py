@@ -77,8 +77,11 @@ class Upstream:
         after: int,
         queue: asyncio.Queue[tuple[str, Any]],
         tag: str = "a",
+        *,
+        links: bool = False,
     ) -> Upstream:
-        request = alert_service_pb2.WatchAlertsRequest(after_cursor=after)
+        """``WatchAlerts``; with ``links``, also the ``link.found`` events naming an alert."""
+        request = alert_service_pb2.WatchAlertsRequest(after_cursor=after, include_links=links)
         return cls(client.stub.WatchAlerts(request, metadata=client.metadata), queue, tag)
 
     @classmethod

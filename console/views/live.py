@@ -245,7 +245,13 @@ async def alert_list(request: Request) -> Response:
 
 
 async def one_alert(request: Request) -> Response:
-    """The delivery map, status and hits of one alert, re-rendered when it changes."""
+    """The delivery map, status, hits and related records of one alert, re-rendered when it
+    changes or when the node finds a new record sharing one of its identifiers.
+
+    Only this stream asks the node for ``link.found`` events (``include_links``): such an
+    event names the older record, so one naming this alert says its ``related`` list grew.
+    What the list holds is the node's answer to ``GetAlert``, never worked out here.
+    """
     session = web.current(request)
     if session is None or not session.signed_in:
         return _signed_out()
@@ -280,7 +286,12 @@ async def one_alert(request: Request) -> Response:
         return out
 
     return _sse(
-        _run(request, session, lambda qu: [link.Upstream.alerts(client, after, qu)], handle)
+        _run(
+            request,
+            session,
+            lambda qu: [link.Upstream.alerts(client, after, qu, links=True)],
+            handle,
+        )
     )
 
 

@@ -41,23 +41,6 @@ def hit_name(hit_id: str) -> str:
     return f"riskHits/{hit_id}"
 
 
-def record_link(name: str) -> str:
-    """The console page of a record a hit is related to ('' when the console has none)."""
-    parts = name.split("/")
-    pages = {
-        "alerts": "/alerts/",
-        "recordations": "/recordations/",
-        "detentions": "/detentions/",
-        "riskHits": "/hits/",
-        "riskProfiles": "/profiles/",
-    }
-    if len(parts) == 2 and parts[0] in pages:
-        return pages[parts[0]] + parts[1]
-    if len(parts) >= 2 and parts[0] == "cases":
-        return f"/cases/{parts[1]}"
-    return ""
-
-
 def _direction(request: Request) -> str:
     value = request.query_params.get("direction", "")
     return value if value in ("issued", "received") else ""
@@ -193,7 +176,6 @@ async def _hit_page(
         "hit.html",
         {
             "h": hit,
-            "record_link": record_link,
             "outcome_error": outcome_error,
             "saved": request.query_params.get("saved") == "1",
         },

@@ -13,6 +13,7 @@ import pytest
 
 from console import forms
 from console.config import load_config
+from console.display import record_link
 from console.views.live import message
 from intelshare.errors import ConfigError
 
@@ -27,6 +28,23 @@ def test_htmx_is_the_pinned_release() -> None:
     data = (STATIC / "htmx.min.js").read_bytes()
     assert hashlib.sha256(data).hexdigest() == HTMX_SHA256
     assert f'version:"{HTMX_VERSION}"'.encode() in data
+
+
+@pytest.mark.parametrize(
+    ("name", "page"),
+    [
+        ("alerts/01AB", "/alerts/01AB"),
+        ("recordations/acme-2026", "/recordations/acme-2026"),
+        ("detentions/hh-0412", "/detentions/hh-0412"),
+        ("riskHits/01CD", "/hits/01CD"),
+        ("riskProfiles/01EF", "/profiles/01EF"),
+        ("cases/01GH/entries/01IJ", "/cases/01GH"),  # an entry has no page: its case
+        ("detentionReports/01KL", ""),  # no console page by that name
+        ("alerts/01AB/deliveries/de-customs", ""),
+    ],
+)
+def test_a_related_record_links_to_its_console_page(name: str, page: str) -> None:
+    assert record_link(name) == page
 
 
 def test_config_from_yaml_with_paths_relative_to_the_file(tmp_path: Path) -> None:
