@@ -31,6 +31,7 @@ from intelshare.envelope import (
     seal,
     verify,
 )
+from intelshare.envelope.header import _MESSAGE_ID
 from intelshare.errors import (
     AgencyUnknown,
     EnvelopeInvalid,
@@ -685,4 +686,4 @@ def test_signature_is_deterministic_and_checked() -> None:
     )
 )
 def test_envelope_message_id_check_agrees_with_ids(text: str) -> None:
-    assert bool(envelope._MESSAGE_ID.fullmatch(text)) == is_message_id(text)
+    assert bool(_MESSAGE_ID.fullmatch(text)) == is_message_id(text)

@@ -34,11 +34,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from intelshare.envelope import (
     HeaderFields,
-    _encode_header,
     envelope_sha256,
     open_envelope,
     verify,
 )
+from intelshare.envelope.sealing import _encode_header
 from intelshare.errors import EnvelopeInvalid
 from intelshare.hazmat import envelope_primitives as prim
 from intelshare.ids import key_id
