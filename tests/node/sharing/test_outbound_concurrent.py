@@ -126,8 +126,23 @@ def test_different_alerts_together_an_update_after_its_alert(cluster: Cluster) -
     assert len(accepted) == 4
     assert all(accepted)
     with be.client("analyst") as c:
-        got = wait_for(lambda: (a := c.list_all()) and len(a) == 4 and a, what="four alerts")
-        assert "first, updated" in {a.description for a in got}
+        # The update is sent after its alert was accepted, so be may list the
+        # four alerts before the update has reached it: wait for both.
+        got = wait_for(
+            lambda: (
+                (a := c.list_all())
+                and len(a) == 4
+                and "first, updated" in {x.description for x in a}
+                and a
+            ),
+            what="four alerts, the first one updated",
+        )
+        assert sorted(a.description for a in got) == [
+            "first, updated",
+            "other 0",
+            "other 1",
+            "other 2",
+        ]
 
 
 def test_a_transient_failure_holds_back_its_conversation(cluster: Cluster) -> None:
