@@ -67,19 +67,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Column,
     Connection,
-    DateTime,
     Engine,
-    Integer,
-    LargeBinary,
-    MetaData,
     Row,
-    SmallInteger,
-    String,
-    Table,
     and_,
     func,
     insert,
@@ -91,6 +81,17 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from intelshare.audit import append_v1, merkle
+from intelshare.audit.tables import (
+    STATE_ID,
+    audit_entries,
+    audit_heads,
+    audit_metadata,
+    audit_nodes,
+    audit_state,
+    create_tables,
+    head_from_row,
+    head_row,
+)
 from intelshare.db import Statement
 from intelshare.errors import AuditEntryNotFound, AuditLogInvalid, ConfigError, InvalidArgument
 from intelshare.ids import key_id as compute_key_id
@@ -135,81 +136,6 @@ _RESERVED = frozenset({"event", "time"})
 _INT64 = 1 << 63
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _VERIFY_CHUNK = 2048
-
-# --- tables ---------------------------------------------------------------------
-
-#: The audit log's tables, for a service to create beside its own (create_tables).
-audit_metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
-"""Metadata of the audit tables; include it in a service's Alembic target metadata."""
-
-_Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
-
-audit_entries = Table(
-    "audit_entries",
-    audit_metadata,
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
-    Column("event", String(64), nullable=False, index=True),
-    Column("leaf", LargeBinary, nullable=False),
-    Column("leaf_hash", LargeBinary(32), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    CheckConstraint("idx >= 0", name="idx_not_negative"),
-)
-
-audit_nodes = Table(
-    "audit_nodes",
-    audit_metadata,
-    Column("level", SmallInteger, primary_key=True, autoincrement=False),
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
-    Column("hash", LargeBinary(32), nullable=False),
-    CheckConstraint("level >= 0 AND level < 64 AND idx >= 0", name="position"),
-)
-
-audit_heads = Table(
-    "audit_heads",
-    audit_metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
-    Column("tree_size", BigInteger, nullable=False, index=True),
-    Column("root_hash", LargeBinary(32), nullable=False),
-    Column("ts_seconds", BigInteger, nullable=False),
-    Column("ts_nanos", Integer, nullable=False),
-    Column("signature", LargeBinary(64), nullable=False),
-    Column("key_id", String(64), nullable=False),
-)
-
-audit_state = Table(
-    "audit_state",
-    audit_metadata,
-    Column("id", SmallInteger, primary_key=True, autoincrement=False),
-    Column("log_id", String(255), nullable=False),
-    Column("size", BigInteger, nullable=False),
-    Column("frontier", LargeBinary, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    CheckConstraint("id = 1", name="single_row"),
-)
-
-_STATE_ID = 1
-
-
-def create_tables(bind: Engine | Connection) -> None:
-    """Create the audit tables if missing (embedded setups, tests, or a migration's upgrade).
-
-    On PostgreSQL also the append function :meth:`AuditLog.append_statement` calls.
-    """
-    audit_metadata.create_all(bind)
-    if bind.dialect.name == "postgresql":
-        if isinstance(bind, Engine):
-            with bind.begin() as conn:
-                conn.exec_driver_sql(append_v1.CREATE)
-        else:
-            bind.exec_driver_sql(append_v1.CREATE)
 
 
 # --- leaves -----------------------------------------------------------------------
@@ -421,17 +347,6 @@ def _timestamp(t: datetime) -> Timestamp:
     return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
-def _head_from_row(log_id: str, row: _AnyRow) -> SignedTreeHead:
-    return SignedTreeHead(
-        log_id=log_id,
-        tree_size=row.tree_size,
-        root_hash=row.root_hash,
-        timestamp=Timestamp(seconds=row.ts_seconds, nanos=row.ts_nanos),
-        signature=row.signature,
-        key_id=row.key_id,
-    )
-
-
 # --- the log ---------------------------------------------------------------------
 
 
@@ -492,17 +407,6 @@ class Appended:
             raise InvalidArgument(f"entry {index} is not in this batch")
         ranges = merkle.inclusion_ranges(index, self.tree_size)
         return merkle.hash_ranges(ranges, self._nodes.__getitem__)
-
-
-def _head_row(head: SignedTreeHead) -> dict[str, Any]:
-    return {
-        "tree_size": head.tree_size,
-        "root_hash": head.root_hash,
-        "ts_seconds": head.timestamp.seconds,
-        "ts_nanos": head.timestamp.nanos,
-        "signature": head.signature,
-        "key_id": head.key_id,
-    }
 
 
 # One statement on PostgreSQL for everything an append writes while it holds the
@@ -621,7 +525,7 @@ def _write_batch(
             "frontier": frontier.encode(),
         }
         if head is not None:
-            params.update(_head_row(head))
+            params.update(head_row(head))
         changed = _APPEND[head is not None].execute(conn, params).rowcount
     else:
         # SQLite: the driver's own connection, tuples, executemany per table
@@ -839,7 +743,7 @@ class AuditLog:
         except ValueError as exc:
             raise AuditLogInvalid(f"audit state is corrupt: {exc}") from None
         head = self._make_head(state.size, root, self._clock())
-        conn.execute(insert(audit_heads).values(_head_row(head)))
+        conn.execute(insert(audit_heads).values(head_row(head)))
         return head
 
     def _make_head(self, tree_size: int, root: bytes, now: datetime) -> SignedTreeHead:
@@ -936,7 +840,7 @@ class AuditLog:
     def _read_state(self, conn: Connection) -> _State:
         row = conn.execute(
             select(audit_state.c.log_id, audit_state.c.size, audit_state.c.frontier).where(
-                audit_state.c.id == _STATE_ID
+                audit_state.c.id == STATE_ID
             )
         ).one_or_none()
         if row is None:
@@ -959,7 +863,7 @@ class AuditLog:
             # First append ever: create the row; a racing appender's insert is
             # a no-op, and the second pass then waits for its lock.
             values = {
-                "id": _STATE_ID,
+                "id": STATE_ID,
                 "log_id": self._log_id,
                 "size": 0,
                 "frontier": b"",
@@ -1006,7 +910,7 @@ class AuditLog:
     def _verify(self, conn: Connection, keys: Mapping[str, Ed25519PublicKey]) -> VerifyReport:
         row = conn.execute(
             select(audit_state.c.log_id, audit_state.c.size, audit_state.c.frontier).where(
-                audit_state.c.id == _STATE_ID
+                audit_state.c.id == STATE_ID
             )
         ).one_or_none()
         if row is None:
@@ -1024,7 +928,7 @@ class AuditLog:
             nonlocal heads_checked
             root = frontier.root()
             for head in rows:
-                sth = _head_from_row(self._log_id, head)
+                sth = head_from_row(self._log_id, head)
                 key = keys.get(sth.key_id)
                 if key is None:
                     raise AuditLogInvalid(
