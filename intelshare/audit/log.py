@@ -51,7 +51,6 @@ append-only log cannot forget.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,9 +74,9 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from intelshare.audit import append_v1, merkle
+from intelshare.audit.append import CREATE_STATE, LOCK_STATE, leaf_index, write_batch
 from intelshare.audit.heads import (
     HEAD_SIGNATURE_CONTEXT,
     head_signing_input,
@@ -104,7 +103,6 @@ from intelshare.audit.tables import (
     head_from_row,
     head_row,
 )
-from intelshare.db import Statement
 from intelshare.errors import AuditEntryNotFound, AuditLogInvalid, ConfigError, InvalidArgument
 from intelshare.ids import key_id as compute_key_id
 from intelshare.keys import raw_public
@@ -134,10 +132,6 @@ _AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _VERIFY_CHUNK = 2048
-
-
-#: JSON text of plain lists (the batch write's parameters), one encoder.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _timestamp(t: datetime) -> Timestamp:
@@ -205,166 +199,6 @@ class Appended:
             raise InvalidArgument(f"entry {index} is not in this batch")
         ranges = merkle.inclusion_ranges(index, self.tree_size)
         return merkle.hash_ranges(ranges, self._nodes.__getitem__)
-
-
-# One statement on PostgreSQL for everything an append writes while it holds the
-# state row's lock. The batch is bound as a few parameters whatever its size
-# (entries and subtrees as short JSON lists, their bytes concatenated and cut
-# apart by offset in SQL), so the text never changes, psycopg prepares it once
-# and SQLAlchemy compiles nothing.
-_PG_APPEND = """
-WITH new_entries AS (
-    INSERT INTO audit_entries (idx, event, leaf, leaf_hash, created_at)
-    SELECT %(first)s + e.o - 1, e.v->>0,
-           substring(%(leaves)s::bytea FROM (e.v->>1)::int + 1 FOR (e.v->>2)::int),
-           substring(%(hashes)s::bytea
-                     FROM ((e.o - 1) * {hash_size} + 1)::int FOR {hash_size}),
-           %(now)s
-    FROM json_array_elements(%(entries)s::json) WITH ORDINALITY AS e(v, o)
-), new_nodes AS (
-    INSERT INTO audit_nodes (level, idx, hash)
-    SELECT (n.v->>0)::smallint, (n.v->>1)::bigint,
-           substring(%(node_hashes)s::bytea
-                     FROM ((n.o - 1) * {hash_size} + 1)::int FOR {hash_size})
-    FROM json_array_elements(%(nodes)s::json) WITH ORDINALITY AS n(v, o)
-){head}
-UPDATE audit_state SET size = %(size)s, frontier = %(frontier)s, updated_at = %(now)s
-WHERE id = 1 AND size = %(first)s
-"""
-_PG_HEAD = """, new_head AS (
-    INSERT INTO audit_heads (tree_size, root_hash, ts_seconds, ts_nanos, signature, key_id)
-    VALUES (%(tree_size)s, %(root_hash)s, %(ts_seconds)s, %(ts_nanos)s, %(signature)s,
-            %(key_id)s)
-)"""
-
-
-#: PostgreSQL's batch append, without and with a signed head
-_APPEND = {
-    signed: Statement(
-        postgresql=_PG_APPEND.format(head=_PG_HEAD if signed else "", hash_size=merkle.HASH_SIZE)
-    )
-    for signed in (False, True)
-}
-
-# SQLite's batch append: four statements, on pysqlite's own cursor (a
-# SQLAlchemy execute costs more than the statement here), under the
-# database write lock the appender took first.
-_ADD_ENTRY = Statement(
-    sqlite="INSERT INTO audit_entries (idx, event, leaf, leaf_hash, created_at) "
-    "VALUES (?, ?, ?, ?, ?)"
-)
-_ADD_NODE = Statement(sqlite="INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)")
-_ADD_HEAD = Statement(
-    sqlite="INSERT INTO audit_heads (tree_size, root_hash, ts_seconds, ts_nanos, signature, "
-    "key_id) VALUES (?, ?, ?, ?, ?, ?)"
-)
-_ADVANCE = Statement(
-    sqlite="UPDATE audit_state SET size = ?, frontier = ?, updated_at = ? WHERE id = 1 AND size = ?"
-)
-# The lock that serializes appenders. On SQLite a write first, so that
-# pysqlite BEGINs and SQLite takes the database write lock (waiting out
-# busy_timeout) before the state is read, and no other appender can have
-# read the same size.
-_LOCK_STATE = Statement(
-    postgresql="SELECT log_id, size, frontier FROM audit_state WHERE id = 1 FOR UPDATE",
-    sqlite="UPDATE audit_state SET size = size WHERE id = 1 RETURNING log_id, size, frontier",
-)
-
-
-def _leaf_index(events: Sequence[str], leaves: Sequence[bytes]) -> str:
-    """``[[event, offset, length], ...]`` into ``b"".join(leaves)``, as compact JSON.
-
-    How a batch's leaves travel to PostgreSQL: one byte string cut apart by
-    offset in SQL, whatever the number of entries (see :func:`_write_batch`).
-    """
-    index, offset = [], 0
-    for event, data in zip(events, leaves, strict=True):
-        index.append((event, offset, len(data)))
-        offset += len(data)
-    return _compact_json(index)
-
-
-def _write_batch(
-    conn: Connection,
-    *,
-    first: int,
-    events: Sequence[str],
-    leaves: Sequence[bytes],
-    hashes: Sequence[bytes],
-    completed: Sequence[tuple[int, int, bytes]],
-    frontier: merkle.Frontier,
-    head: SignedTreeHead | None,
-    now: datetime,
-) -> None:
-    """Store a batch of entries, the subtrees they complete, the new state and the head.
-
-    The caller holds the state row's lock (:data:`_LOCK_STATE`) and read
-    ``first`` and the frontier under it.
-    """
-    if conn.dialect.name == "postgresql":
-        # Per batch three byte strings and two short JSON texts, cut apart in
-        # SQL: binding arrays costs psycopg a Python dumper per element and
-        # per array, several times the statement's own client time here.
-        # Bytes stay bytes (offsets into one bytea), so nothing is re-encoded.
-        entries = _leaf_index(events, leaves)
-        if any(len(h) != merkle.HASH_SIZE for h in hashes) or any(
-            len(node) != merkle.HASH_SIZE for _, _, node in completed
-        ):
-            raise AuditLogInvalid("audit hashes must be SHA-256 digests")
-        params: dict[str, Any] = {
-            "now": now,
-            "first": first,
-            "entries": entries,
-            "leaves": b"".join(leaves),
-            "hashes": b"".join(hashes),
-            "nodes": _compact_json([(level, index) for level, index, _ in completed]),
-            "node_hashes": b"".join(node for _, _, node in completed),
-            "size": frontier.size,
-            "frontier": frontier.encode(),
-        }
-        if head is not None:
-            params.update(head_row(head))
-        changed = _APPEND[head is not None].execute(conn, params).rowcount
-    else:
-        # SQLite: the driver's own connection, tuples, executemany per table
-        # (a SQLAlchemy execute costs more than the statement here). The
-        # timestamp is written as SQLAlchemy's SQLite DateTime stores it
-        # (UTC, the log's clock), so reads through the table definitions see
-        # the same.
-        at = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        if leaves:
-            _ADD_ENTRY.execute(
-                conn,
-                [
-                    (first + i, ev, data, h, at)
-                    for i, (ev, data, h) in enumerate(zip(events, leaves, hashes, strict=True))
-                ],
-            )
-            if completed:
-                _ADD_NODE.execute(conn, list(completed))
-        if head is not None:
-            _ADD_HEAD.execute(
-                conn,
-                (
-                    head.tree_size,
-                    head.root_hash,
-                    head.timestamp.seconds,
-                    head.timestamp.nanos,
-                    head.signature,
-                    head.key_id,
-                ),
-            )
-        changed = _ADVANCE.execute(conn, (frontier.size, frontier.encode(), at, first)).rowcount
-    if changed != 1:  # cannot happen while the row lock holds
-        raise AuditLogInvalid("audit state changed under the row lock")
-
-
-# The state row of the first append ever; a racing appender's insert is a no-op.
-_CREATE_STATE = Statement(
-    insert(audit_state),
-    postgresql=postgresql.insert(audit_state).on_conflict_do_nothing(),
-    sqlite=sqlite.insert(audit_state).on_conflict_do_nothing(),
-)
 
 
 class AuditLog:
@@ -469,7 +303,7 @@ class AuditLog:
                 completed.append((level, index, node))
                 nodes[(level, index)] = node
         head = self._make_head(frontier.size, frontier.root(), now) if sign else None
-        _write_batch(
+        write_batch(
             conn,
             first=first,
             events=events,
@@ -505,7 +339,7 @@ class AuditLog:
         now, leaves = self._leaves(entries)
         params = {
             "log_id": self._log_id,
-            "entries": _leaf_index([event for event, _ in entries], leaves),
+            "entries": leaf_index([event for event, _ in entries], leaves),
             "leaves": b"".join(leaves),
             "at": now,
         }
@@ -667,11 +501,11 @@ class AuditLog:
                 "frontier": b"",
                 "updated_at": self._clock(),
             }
-            _CREATE_STATE.execute(conn, values)
+            CREATE_STATE.execute(conn, values)
         raise AuditLogInvalid("audit state row cannot be created")  # pragma: no cover
 
     def _locked_row(self, conn: Connection) -> _State | None:
-        row = _LOCK_STATE.execute(conn).first()
+        row = LOCK_STATE.execute(conn).first()
         return None if row is None else _State(str(row[0]), int(row[1]), bytes(row[2]))
 
     def _proof(self, conn: Connection, ranges: list[merkle.Range], tree_size: int) -> list[bytes]:
