@@ -1,21 +1,11 @@
-"""The append-only audit log, stored through SQLAlchemy Core.
+"""The append-only audit log: :class:`AuditLog`, stored through SQLAlchemy Core.
 
-Storage layout (all tables on :data:`audit_metadata`, one log per database):
-
-``audit_entries``
-    one row per entry: ``idx`` (0-based position), ``event``, the ``leaf``
-    bytes exactly as hashed, ``leaf_hash`` and ``created_at``.
-``audit_nodes``
-    the hash of every *perfect* subtree, keyed by ``(level, idx)``; level 0
-    holds the leaf hashes. Any proof is a handful of these (see
-    :mod:`intelshare.audit.merkle`), fetched in one indexed query, so proofs
-    cost O(log n) reads however long the log grows.
-``audit_heads``
-    every signed tree head the log has issued.
-``audit_state``
-    a single row: the log id, the size and the *frontier* (the perfect
-    subtree roots that tile the whole log). Appending needs nothing else, and
-    locking this row is what orders concurrent appenders.
+The log's parts live beside it: its tables in :mod:`intelshare.audit.tables`,
+the leaf format in :mod:`intelshare.audit.leaves`, the signing input and the
+database-free verifiers in :mod:`intelshare.audit.heads`, the statements an
+append writes with in :mod:`intelshare.audit.append`, and the tree
+arithmetic in :mod:`intelshare.audit.merkle`. This module holds the log's
+contract with its callers.
 
 Appends run inside the caller's transaction so that the fact and its audit
 entry commit (or vanish) together. They are serialized by the state row:
@@ -43,10 +33,8 @@ Appends lock before they compute: computing a batch on the state this
 process last wrote and checking it in the write saves a round trip for a
 lone appender only, not under concurrency (``bench/gateway.py``).
 
-Leaves are canonical JSON metadata, never payloads: callers pass header
-fields (message ids, agency ids, kinds, digests, reasons), nothing that a
-treaty's retention rules would later require to be erased, because an
-append-only log cannot forget.
+Leaves are header metadata, never payloads (:mod:`intelshare.audit.leaves`):
+an append-only log cannot forget.
 """
 
 from __future__ import annotations
@@ -77,29 +65,14 @@ from sqlalchemy import (
 
 from intelshare.audit import append_v1, merkle
 from intelshare.audit.append import CREATE_STATE, LOCK_STATE, leaf_index, write_batch
-from intelshare.audit.heads import (
-    HEAD_SIGNATURE_CONTEXT,
-    head_signing_input,
-    verify_consistency,
-    verify_inclusion,
-    verify_tree_head,
-)
-from intelshare.audit.leaves import (
-    MAX_LEAF_BYTES,
-    FieldValue,
-    canonical_leaf,
-    check_entry,
-    rfc3339,
-    stamped_leaf,
-)
+from intelshare.audit.heads import head_signing_input, verify_tree_head
+from intelshare.audit.leaves import FieldValue, check_entry, rfc3339, stamped_leaf
 from intelshare.audit.tables import (
     STATE_ID,
     audit_entries,
     audit_heads,
-    audit_metadata,
     audit_nodes,
     audit_state,
-    create_tables,
     head_from_row,
     head_row,
 )
@@ -108,25 +81,9 @@ from intelshare.ids import key_id as compute_key_id
 from intelshare.keys import raw_public
 from intelshare.v1.receipt_pb2 import SignedTreeHead
 
-__all__ = [
-    "HEAD_SIGNATURE_CONTEXT",
-    "MAX_LEAF_BYTES",
-    "Appended",
-    "AuditLog",
-    "FieldValue",
-    "VerifyReport",
-    "audit_entries",
-    "audit_heads",
-    "audit_metadata",
-    "audit_nodes",
-    "audit_state",
-    "canonical_leaf",
-    "create_tables",
-    "head_signing_input",
-    "verify_consistency",
-    "verify_inclusion",
-    "verify_tree_head",
-]
+# FieldValue is the type of the entries AuditLog takes: callers of this
+# module may import it from here too.
+__all__ = ["Appended", "AuditLog", "FieldValue", "VerifyReport"]
 
 _AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
@@ -135,11 +92,9 @@ _VERIFY_CHUNK = 2048
 
 
 def _timestamp(t: datetime) -> Timestamp:
+    """A signed head's timestamp of ``t`` (exact: a datetime has microseconds)."""
     delta = t - _EPOCH
     return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
-
-
-# --- the log ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
