@@ -25,7 +25,7 @@ from gateway.store import GatewayStore
 from gateway.submit import submit_request, submit_response_bytes
 from gateway.tables import metadata as store_metadata
 from intelshare import migrate
-from intelshare.audit.log import AuditLog, audit_metadata
+from intelshare.audit import AuditLog, audit_metadata
 from intelshare.db import make_engine, warm_pool
 from intelshare.directory import Anchor
 from intelshare.grpc_server import ManagedServer, size_checked

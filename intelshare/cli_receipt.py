@@ -48,7 +48,7 @@ from typing import Any
 import click
 from google.protobuf.message import DecodeError
 
-from intelshare.audit.log import verify_inclusion, verify_tree_head
+from intelshare.audit.heads import verify_inclusion, verify_tree_head
 from intelshare.cli import EXIT_BAD_INPUT, cli, emit, json_option
 from intelshare.directory import Anchor, TrustedDirectory, verify_directory
 from intelshare.envelope import envelope_sha256

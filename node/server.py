@@ -30,7 +30,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import DisconnectionError
 
 from intelshare import errors, migrate
-from intelshare.audit.log import AuditLog, audit_metadata
+from intelshare.audit import AuditLog, audit_metadata
 from intelshare.db import make_engine, warm_pool
 from intelshare.directory import Anchor
 from intelshare.gateway_client import GatewayClient

@@ -31,21 +31,21 @@ How to verify
       :func:`verify_tree_head`, :func:`verify_inclusion` (a receipt's leaf,
       index, head and proof) and :func:`verify_consistency` (two heads).
 
-:mod:`intelshare.audit.merkle` holds the pure tree functions;
-:mod:`intelshare.audit.log` the SQL storage and the verifiers.
+:mod:`intelshare.audit.merkle` holds the pure tree functions,
+:mod:`intelshare.audit.leaves` the canonical leaf format,
+:mod:`intelshare.audit.heads` the tree heads' signing input and the
+verifiers above, :mod:`intelshare.audit.tables` the SQL tables,
+:mod:`intelshare.audit.append` the statements an append writes with, and
+:mod:`intelshare.audit.log` the :class:`AuditLog` that puts them together.
+Imports run one way, in that order: each module imports only modules named
+before it (and ``append_v1``, the database's append function, which imports
+none).
 """
 
-from intelshare.audit.log import (
-    Appended,
-    AuditLog,
-    FieldValue,
-    VerifyReport,
-    audit_metadata,
-    create_tables,
-    verify_consistency,
-    verify_inclusion,
-    verify_tree_head,
-)
+from intelshare.audit.heads import verify_consistency, verify_inclusion, verify_tree_head
+from intelshare.audit.leaves import FieldValue
+from intelshare.audit.log import Appended, AuditLog, VerifyReport
+from intelshare.audit.tables import audit_metadata, create_tables
 
 __all__ = [
     "Appended",

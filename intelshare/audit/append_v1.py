@@ -20,7 +20,7 @@ hash in Python, and by the tests that compare the two on the same leaves.
 Migrations must not import live definitions, so this text is frozen as
 version 1: a change is a new function (``audit_append_v2``) created by a new
 migration, never an edit here. The node's migrations create it (and
-:func:`intelshare.audit.log.create_tables`; the gateway keeps the Python
+:func:`intelshare.audit.tables.create_tables`; the gateway keeps the Python
 append, whose signed heads and in-memory proofs its receipts need). It is
 PostgreSQL only (SQLite appends stay in Python: the database write lock is
 the whole transaction's anyway).

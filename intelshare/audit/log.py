@@ -1,21 +1,11 @@
-"""The append-only audit log, stored through SQLAlchemy Core.
+"""The append-only audit log: :class:`AuditLog`, stored through SQLAlchemy Core.
 
-Storage layout (all tables on :data:`audit_metadata`, one log per database):
-
-``audit_entries``
-    one row per entry: ``idx`` (0-based position), ``event``, the ``leaf``
-    bytes exactly as hashed, ``leaf_hash`` and ``created_at``.
-``audit_nodes``
-    the hash of every *perfect* subtree, keyed by ``(level, idx)``; level 0
-    holds the leaf hashes. Any proof is a handful of these (see
-    :mod:`intelshare.audit.merkle`), fetched in one indexed query, so proofs
-    cost O(log n) reads however long the log grows.
-``audit_heads``
-    every signed tree head the log has issued.
-``audit_state``
-    a single row: the log id, the size and the *frontier* (the perfect
-    subtree roots that tile the whole log). Appending needs nothing else, and
-    locking this row is what orders concurrent appenders.
+The log's parts live beside it: its tables in :mod:`intelshare.audit.tables`,
+the leaf format in :mod:`intelshare.audit.leaves`, the signing input and the
+database-free verifiers in :mod:`intelshare.audit.heads`, the statements an
+append writes with in :mod:`intelshare.audit.append`, and the tree
+arithmetic in :mod:`intelshare.audit.merkle`. This module holds the log's
+contract with its callers.
 
 Appends run inside the caller's transaction so that the fact and its audit
 entry commit (or vanish) together. They are serialized by the state row:
@@ -43,43 +33,27 @@ Appends lock before they compute: computing a batch on the state this
 process last wrote and checking it in the write saves a round trip for a
 lone appender only, not under concurrency (``bench/gateway.py``).
 
-Leaves are canonical JSON metadata, never payloads: callers pass header
-fields (message ids, agency ids, kinds, digests, reasons), nothing that a
-treaty's retention rules would later require to be erased, because an
-append-only log cannot forget.
+Leaves are header metadata, never payloads (:mod:`intelshare.audit.leaves`):
+an append-only log cannot forget.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Column,
     Connection,
-    DateTime,
     Engine,
-    Integer,
-    LargeBinary,
-    MetaData,
     Row,
-    SmallInteger,
-    String,
-    Table,
     and_,
     func,
     insert,
@@ -88,351 +62,39 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from intelshare.audit import append_v1, merkle
-from intelshare.db import Statement
+from intelshare.audit.append import CREATE_STATE, LOCK_STATE, leaf_index, write_batch
+from intelshare.audit.heads import head_signing_input, verify_tree_head
+from intelshare.audit.leaves import FieldValue, check_entry, rfc3339, stamped_leaf
+from intelshare.audit.tables import (
+    STATE_ID,
+    audit_entries,
+    audit_heads,
+    audit_nodes,
+    audit_state,
+    head_from_row,
+    head_row,
+)
 from intelshare.errors import AuditEntryNotFound, AuditLogInvalid, ConfigError, InvalidArgument
 from intelshare.ids import key_id as compute_key_id
 from intelshare.keys import raw_public
 from intelshare.v1.receipt_pb2 import SignedTreeHead
 
-__all__ = [
-    "HEAD_SIGNATURE_CONTEXT",
-    "MAX_LEAF_BYTES",
-    "Appended",
-    "AuditLog",
-    "FieldValue",
-    "VerifyReport",
-    "audit_entries",
-    "audit_heads",
-    "audit_metadata",
-    "audit_nodes",
-    "audit_state",
-    "canonical_leaf",
-    "create_tables",
-    "head_signing_input",
-    "verify_consistency",
-    "verify_inclusion",
-    "verify_tree_head",
-]
-
-FieldValue = str | int | bool | list[str] | None
-"""What an entry field may hold: scalars and lists of strings, nothing nested."""
-
-MAX_LEAF_BYTES = 16 * 1024
-"""Upper bound of one leaf: generous for metadata, too small to smuggle a payload in."""
-
-HEAD_SIGNATURE_CONTEXT = b"intelshare.v1.audit.SignedTreeHead\x00"
-"""Domain separator prefixed to every signed tree head, so that a head
-signature can never be replayed as an envelope or treaty signature of the
-same agency key, nor the other way round."""
+# FieldValue is the type of the entries AuditLog takes: callers of this
+# module may import it from here too.
+__all__ = ["Appended", "AuditLog", "FieldValue", "VerifyReport"]
 
 _AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
-_RESERVED = frozenset({"event", "time"})
-_INT64 = 1 << 63
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _VERIFY_CHUNK = 2048
 
-# --- tables ---------------------------------------------------------------------
-
-#: The audit log's tables, for a service to create beside its own (create_tables).
-audit_metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
-"""Metadata of the audit tables; include it in a service's Alembic target metadata."""
-
-_Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
-
-audit_entries = Table(
-    "audit_entries",
-    audit_metadata,
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
-    Column("event", String(64), nullable=False, index=True),
-    Column("leaf", LargeBinary, nullable=False),
-    Column("leaf_hash", LargeBinary(32), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    CheckConstraint("idx >= 0", name="idx_not_negative"),
-)
-
-audit_nodes = Table(
-    "audit_nodes",
-    audit_metadata,
-    Column("level", SmallInteger, primary_key=True, autoincrement=False),
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
-    Column("hash", LargeBinary(32), nullable=False),
-    CheckConstraint("level >= 0 AND level < 64 AND idx >= 0", name="position"),
-)
-
-audit_heads = Table(
-    "audit_heads",
-    audit_metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
-    Column("tree_size", BigInteger, nullable=False, index=True),
-    Column("root_hash", LargeBinary(32), nullable=False),
-    Column("ts_seconds", BigInteger, nullable=False),
-    Column("ts_nanos", Integer, nullable=False),
-    Column("signature", LargeBinary(64), nullable=False),
-    Column("key_id", String(64), nullable=False),
-)
-
-audit_state = Table(
-    "audit_state",
-    audit_metadata,
-    Column("id", SmallInteger, primary_key=True, autoincrement=False),
-    Column("log_id", String(255), nullable=False),
-    Column("size", BigInteger, nullable=False),
-    Column("frontier", LargeBinary, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    CheckConstraint("id = 1", name="single_row"),
-)
-
-_STATE_ID = 1
-
-
-def create_tables(bind: Engine | Connection) -> None:
-    """Create the audit tables if missing (embedded setups, tests, or a migration's upgrade).
-
-    On PostgreSQL also the append function :meth:`AuditLog.append_statement` calls.
-    """
-    audit_metadata.create_all(bind)
-    if bind.dialect.name == "postgresql":
-        if isinstance(bind, Engine):
-            with bind.begin() as conn:
-                conn.exec_driver_sql(append_v1.CREATE)
-        else:
-            bind.exec_driver_sql(append_v1.CREATE)
-
-
-# --- leaves -----------------------------------------------------------------------
-
-
-def _rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _check_value(name: str, value: object) -> FieldValue:
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        if not -_INT64 <= value < _INT64:
-            raise InvalidArgument(
-                f"audit field {name!r} is out of the 64-bit range",
-                violations={name: "integer out of range"},
-            )
-        return value
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise InvalidArgument(
-        f"audit field {name!r} has type {type(value).__name__}; "
-        "allowed: str, int, bool, None, list of str",
-        violations={name: "unsupported type"},
-    )
-
-
-def canonical_leaf(event: str, time: datetime, fields: Mapping[str, FieldValue]) -> bytes:
-    """The leaf bytes of an entry: canonical JSON of ``{"event", "time", **fields}``.
-
-    Sorted keys, no whitespace, UTF-8, no floats: the same entry always gives
-    the same bytes, so anyone holding the leaf can recompute its hash and a
-    verifier can tell a well-formed leaf from a forged one.
-    """
-    if time.tzinfo is None:
-        raise InvalidArgument("audit time must be timezone-aware")
-    return _leaf(event, _rfc3339(time), fields)
-
-
-# Names that passed the checks below (event and field names are a small,
-# fixed vocabulary in practice): later entries skip the regular expression.
-_GOOD_NAMES: set[str] = set()
-_GOOD_NAMES_MAX = 4096
-
-
-def _good_name(name: object) -> bool:
-    if name in _GOOD_NAMES:
-        return True
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in _RESERVED:
-        return False
-    if len(_GOOD_NAMES) < _GOOD_NAMES_MAX:
-        _GOOD_NAMES.add(name)
-    return True
-
-
-def _leaf(event: str, stamp: str, fields: Mapping[str, FieldValue]) -> bytes:
-    """:func:`canonical_leaf` with the time already formatted (RFC 3339, UTC)."""
-    if not (isinstance(event, str) and (event in _GOOD_NAMES or _NAME.fullmatch(event))):
-        raise InvalidArgument(
-            "audit event must match [A-Za-z][A-Za-z0-9_.:-]{0,63}",
-            violations={"event": "invalid name"},
-        )
-    doc: dict[str, Any] = {"event": event, "time": stamp}
-    for name, value in fields.items():
-        if not _good_name(name):
-            if not isinstance(name, str) or not _NAME.fullmatch(name):
-                raise InvalidArgument(
-                    f"audit field name {name!r} must match [A-Za-z][A-Za-z0-9_.:-]{{0,63}}",
-                    violations={str(name): "invalid name"},
-                )
-            raise InvalidArgument(
-                f"audit field name {name!r} is reserved", violations={name: "reserved"}
-            )
-        doc[name] = _check_value(name, value)
-    try:
-        data = _dumps(doc)
-    except UnicodeEncodeError as exc:
-        raise InvalidArgument("audit fields must be valid Unicode text") from exc
-    if len(data) > MAX_LEAF_BYTES:
-        raise InvalidArgument(
-            f"audit entry is {len(data)} bytes, more than {MAX_LEAF_BYTES}: "
-            "log header metadata, never payloads"
-        )
-    return data
-
-
-# One encoder for every leaf: ``json.dumps`` with options builds one per call.
-_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
-
-
-def _dumps(doc: Mapping[str, Any]) -> bytes:
-    return _ENCODER.encode(doc).encode("utf-8")
-
-
-#: JSON text of plain lists (the batch write's parameters), one encoder.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
-
-
-# --- signed tree heads --------------------------------------------------------------
-
-
-def head_signing_input(log_id: str, tree_size: int, root_hash: bytes, ts: Timestamp) -> bytes:
-    """The exact bytes an audit tree head signature covers.
-
-    ``HEAD_SIGNATURE_CONTEXT || u16 len(log_id) || log_id (UTF-8) ||
-    u64 tree_size || root_hash (32) || i64 seconds || u32 nanos``, all
-    big-endian: fixed widths and a length prefix so no two heads share an
-    encoding, independent of protobuf serialization (which is not canonical).
-    """
-    lid = log_id.encode("utf-8")
-    if not lid or len(lid) > 255:
-        raise InvalidArgument("log id must be 1..255 bytes of UTF-8")
-    if len(root_hash) != merkle.HASH_SIZE:
-        raise InvalidArgument("root hash must be 32 bytes")
-    if not 0 <= tree_size < 1 << 64 or not 0 <= ts.nanos < 10**9:
-        raise InvalidArgument("tree size or timestamp out of range")
-    return b"".join(
-        (
-            HEAD_SIGNATURE_CONTEXT,
-            struct.pack(">H", len(lid)),
-            lid,
-            struct.pack(">Q", tree_size),
-            root_hash,
-            struct.pack(">qI", ts.seconds, ts.nanos),
-        )
-    )
-
-
-def verify_tree_head(sth: SignedTreeHead, public_key: Ed25519PublicKey) -> None:
-    """Check a tree head's signature and shape; raise :class:`AuditLogInvalid` if bad.
-
-    The head must name the key that signed it (``key_id`` as the directory
-    computes it), and a head of size 0 must carry the empty-tree root.
-    """
-    expected_kid = compute_key_id(raw_public(public_key))
-    if sth.key_id != expected_kid:
-        raise AuditLogInvalid(f"tree head names key {sth.key_id!r}, not {expected_kid!r}")
-    try:
-        message = head_signing_input(sth.log_id, sth.tree_size, sth.root_hash, sth.timestamp)
-    except InvalidArgument as exc:
-        raise AuditLogInvalid(f"malformed tree head: {exc.message}") from None
-    if sth.tree_size == 0 and sth.root_hash != merkle.EMPTY_ROOT:
-        raise AuditLogInvalid("tree head of size 0 with a non-empty root")
-    try:
-        public_key.verify(sth.signature, message)
-    except InvalidSignature:
-        raise AuditLogInvalid(
-            f"tree head signature of {sth.log_id!r} at size {sth.tree_size} does not verify"
-        ) from None
-
-
-def verify_inclusion(
-    leaf_bytes: bytes,
-    index: int,
-    sth: SignedTreeHead,
-    proof: Sequence[bytes],
-    *,
-    public_key: Ed25519PublicKey | None = None,
-) -> None:
-    """Check that ``leaf_bytes`` is entry ``index`` of the tree ``sth`` commits to.
-
-    This checks the proof against the head's root only; pass ``public_key``
-    (or call :func:`verify_tree_head` yourself) to also check who signed it.
-    Raises :class:`AuditLogInvalid` on any mismatch.
-    """
-    if public_key is not None:
-        verify_tree_head(sth, public_key)
-    ok = merkle.verify_inclusion_proof(
-        merkle.leaf_hash(leaf_bytes), index, sth.tree_size, list(proof), sth.root_hash
-    )
-    if not ok:
-        raise AuditLogInvalid(
-            f"entry {index} is not proven to be in {sth.log_id!r} at size {sth.tree_size}"
-        )
-
-
-def verify_consistency(
-    old_sth: SignedTreeHead,
-    new_sth: SignedTreeHead,
-    proof: Sequence[bytes],
-    *,
-    public_key: Ed25519PublicKey | None = None,
-) -> None:
-    """Check that ``new_sth``'s tree extends ``old_sth``'s (the log only ever grew).
-
-    Raises :class:`AuditLogInvalid` when the heads are of different logs,
-    the new one is smaller, or the proof does not connect the two roots.
-    """
-    if public_key is not None:
-        verify_tree_head(old_sth, public_key)
-        verify_tree_head(new_sth, public_key)
-    if old_sth.log_id != new_sth.log_id:
-        raise AuditLogInvalid(f"tree heads of two logs: {old_sth.log_id!r}, {new_sth.log_id!r}")
-    ok = merkle.verify_consistency_proof(
-        old_sth.tree_size, new_sth.tree_size, old_sth.root_hash, new_sth.root_hash, list(proof)
-    )
-    if not ok:
-        raise AuditLogInvalid(
-            f"{old_sth.log_id!r} at size {new_sth.tree_size} is not proven to extend "
-            f"size {old_sth.tree_size}"
-        )
-
 
 def _timestamp(t: datetime) -> Timestamp:
+    """A signed head's timestamp of ``t`` (exact: a datetime has microseconds)."""
     delta = t - _EPOCH
     return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
-
-
-def _head_from_row(log_id: str, row: _AnyRow) -> SignedTreeHead:
-    return SignedTreeHead(
-        log_id=log_id,
-        tree_size=row.tree_size,
-        root_hash=row.root_hash,
-        timestamp=Timestamp(seconds=row.ts_seconds, nanos=row.ts_nanos),
-        signature=row.signature,
-        key_id=row.key_id,
-    )
-
-
-# --- the log ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -492,177 +154,6 @@ class Appended:
             raise InvalidArgument(f"entry {index} is not in this batch")
         ranges = merkle.inclusion_ranges(index, self.tree_size)
         return merkle.hash_ranges(ranges, self._nodes.__getitem__)
-
-
-def _head_row(head: SignedTreeHead) -> dict[str, Any]:
-    return {
-        "tree_size": head.tree_size,
-        "root_hash": head.root_hash,
-        "ts_seconds": head.timestamp.seconds,
-        "ts_nanos": head.timestamp.nanos,
-        "signature": head.signature,
-        "key_id": head.key_id,
-    }
-
-
-# One statement on PostgreSQL for everything an append writes while it holds the
-# state row's lock. The batch is bound as a few parameters whatever its size
-# (entries and subtrees as short JSON lists, their bytes concatenated and cut
-# apart by offset in SQL), so the text never changes, psycopg prepares it once
-# and SQLAlchemy compiles nothing.
-_PG_APPEND = """
-WITH new_entries AS (
-    INSERT INTO audit_entries (idx, event, leaf, leaf_hash, created_at)
-    SELECT %(first)s + e.o - 1, e.v->>0,
-           substring(%(leaves)s::bytea FROM (e.v->>1)::int + 1 FOR (e.v->>2)::int),
-           substring(%(hashes)s::bytea
-                     FROM ((e.o - 1) * {hash_size} + 1)::int FOR {hash_size}),
-           %(now)s
-    FROM json_array_elements(%(entries)s::json) WITH ORDINALITY AS e(v, o)
-), new_nodes AS (
-    INSERT INTO audit_nodes (level, idx, hash)
-    SELECT (n.v->>0)::smallint, (n.v->>1)::bigint,
-           substring(%(node_hashes)s::bytea
-                     FROM ((n.o - 1) * {hash_size} + 1)::int FOR {hash_size})
-    FROM json_array_elements(%(nodes)s::json) WITH ORDINALITY AS n(v, o)
-){head}
-UPDATE audit_state SET size = %(size)s, frontier = %(frontier)s, updated_at = %(now)s
-WHERE id = 1 AND size = %(first)s
-"""
-_PG_HEAD = """, new_head AS (
-    INSERT INTO audit_heads (tree_size, root_hash, ts_seconds, ts_nanos, signature, key_id)
-    VALUES (%(tree_size)s, %(root_hash)s, %(ts_seconds)s, %(ts_nanos)s, %(signature)s,
-            %(key_id)s)
-)"""
-
-
-#: PostgreSQL's batch append, without and with a signed head
-_APPEND = {
-    signed: Statement(
-        postgresql=_PG_APPEND.format(head=_PG_HEAD if signed else "", hash_size=merkle.HASH_SIZE)
-    )
-    for signed in (False, True)
-}
-
-# SQLite's batch append: four statements, on pysqlite's own cursor (a
-# SQLAlchemy execute costs more than the statement here), under the
-# database write lock the appender took first.
-_ADD_ENTRY = Statement(
-    sqlite="INSERT INTO audit_entries (idx, event, leaf, leaf_hash, created_at) "
-    "VALUES (?, ?, ?, ?, ?)"
-)
-_ADD_NODE = Statement(sqlite="INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)")
-_ADD_HEAD = Statement(
-    sqlite="INSERT INTO audit_heads (tree_size, root_hash, ts_seconds, ts_nanos, signature, "
-    "key_id) VALUES (?, ?, ?, ?, ?, ?)"
-)
-_ADVANCE = Statement(
-    sqlite="UPDATE audit_state SET size = ?, frontier = ?, updated_at = ? WHERE id = 1 AND size = ?"
-)
-# The lock that serializes appenders. On SQLite a write first, so that
-# pysqlite BEGINs and SQLite takes the database write lock (waiting out
-# busy_timeout) before the state is read, and no other appender can have
-# read the same size.
-_LOCK_STATE = Statement(
-    postgresql="SELECT log_id, size, frontier FROM audit_state WHERE id = 1 FOR UPDATE",
-    sqlite="UPDATE audit_state SET size = size WHERE id = 1 RETURNING log_id, size, frontier",
-)
-
-
-def _leaf_index(events: Sequence[str], leaves: Sequence[bytes]) -> str:
-    """``[[event, offset, length], ...]`` into ``b"".join(leaves)``, as compact JSON.
-
-    How a batch's leaves travel to PostgreSQL: one byte string cut apart by
-    offset in SQL, whatever the number of entries (see :func:`_write_batch`).
-    """
-    index, offset = [], 0
-    for event, data in zip(events, leaves, strict=True):
-        index.append((event, offset, len(data)))
-        offset += len(data)
-    return _compact_json(index)
-
-
-def _write_batch(
-    conn: Connection,
-    *,
-    first: int,
-    events: Sequence[str],
-    leaves: Sequence[bytes],
-    hashes: Sequence[bytes],
-    completed: Sequence[tuple[int, int, bytes]],
-    frontier: merkle.Frontier,
-    head: SignedTreeHead | None,
-    now: datetime,
-) -> None:
-    """Store a batch of entries, the subtrees they complete, the new state and the head.
-
-    The caller holds the state row's lock (:data:`_LOCK_STATE`) and read
-    ``first`` and the frontier under it.
-    """
-    if conn.dialect.name == "postgresql":
-        # Per batch three byte strings and two short JSON texts, cut apart in
-        # SQL: binding arrays costs psycopg a Python dumper per element and
-        # per array, several times the statement's own client time here.
-        # Bytes stay bytes (offsets into one bytea), so nothing is re-encoded.
-        entries = _leaf_index(events, leaves)
-        if any(len(h) != merkle.HASH_SIZE for h in hashes) or any(
-            len(node) != merkle.HASH_SIZE for _, _, node in completed
-        ):
-            raise AuditLogInvalid("audit hashes must be SHA-256 digests")
-        params: dict[str, Any] = {
-            "now": now,
-            "first": first,
-            "entries": entries,
-            "leaves": b"".join(leaves),
-            "hashes": b"".join(hashes),
-            "nodes": _compact_json([(level, index) for level, index, _ in completed]),
-            "node_hashes": b"".join(node for _, _, node in completed),
-            "size": frontier.size,
-            "frontier": frontier.encode(),
-        }
-        if head is not None:
-            params.update(_head_row(head))
-        changed = _APPEND[head is not None].execute(conn, params).rowcount
-    else:
-        # SQLite: the driver's own connection, tuples, executemany per table
-        # (a SQLAlchemy execute costs more than the statement here). The
-        # timestamp is written as SQLAlchemy's SQLite DateTime stores it
-        # (UTC, the log's clock), so reads through the table definitions see
-        # the same.
-        at = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        if leaves:
-            _ADD_ENTRY.execute(
-                conn,
-                [
-                    (first + i, ev, data, h, at)
-                    for i, (ev, data, h) in enumerate(zip(events, leaves, hashes, strict=True))
-                ],
-            )
-            if completed:
-                _ADD_NODE.execute(conn, list(completed))
-        if head is not None:
-            _ADD_HEAD.execute(
-                conn,
-                (
-                    head.tree_size,
-                    head.root_hash,
-                    head.timestamp.seconds,
-                    head.timestamp.nanos,
-                    head.signature,
-                    head.key_id,
-                ),
-            )
-        changed = _ADVANCE.execute(conn, (frontier.size, frontier.encode(), at, first)).rowcount
-    if changed != 1:  # cannot happen while the row lock holds
-        raise AuditLogInvalid("audit state changed under the row lock")
-
-
-# The state row of the first append ever; a racing appender's insert is a no-op.
-_CREATE_STATE = Statement(
-    insert(audit_state),
-    postgresql=postgresql.insert(audit_state).on_conflict_do_nothing(),
-    sqlite=sqlite.insert(audit_state).on_conflict_do_nothing(),
-)
 
 
 class AuditLog:
@@ -767,7 +258,7 @@ class AuditLog:
                 completed.append((level, index, node))
                 nodes[(level, index)] = node
         head = self._make_head(frontier.size, frontier.root(), now) if sign else None
-        _write_batch(
+        write_batch(
             conn,
             first=first,
             events=events,
@@ -803,7 +294,7 @@ class AuditLog:
         now, leaves = self._leaves(entries)
         params = {
             "log_id": self._log_id,
-            "entries": _leaf_index([event for event, _ in entries], leaves),
+            "entries": leaf_index([event for event, _ in entries], leaves),
             "leaves": b"".join(leaves),
             "at": now,
         }
@@ -816,8 +307,8 @@ class AuditLog:
         now = self._clock()
         if now.tzinfo is None:
             raise InvalidArgument("audit time must be timezone-aware")
-        stamp = _rfc3339(now)
-        return now, [_leaf(event, stamp, fields) for event, fields in entries]
+        stamp = rfc3339(now)
+        return now, [stamped_leaf(event, stamp, fields) for event, fields in entries]
 
     def record(self, event: str, fields: Mapping[str, FieldValue]) -> int:
         """Append an entry in a transaction of its own; return its index."""
@@ -839,7 +330,7 @@ class AuditLog:
         except ValueError as exc:
             raise AuditLogInvalid(f"audit state is corrupt: {exc}") from None
         head = self._make_head(state.size, root, self._clock())
-        conn.execute(insert(audit_heads).values(_head_row(head)))
+        conn.execute(insert(audit_heads).values(head_row(head)))
         return head
 
     def _make_head(self, tree_size: int, root: bytes, now: datetime) -> SignedTreeHead:
@@ -936,7 +427,7 @@ class AuditLog:
     def _read_state(self, conn: Connection) -> _State:
         row = conn.execute(
             select(audit_state.c.log_id, audit_state.c.size, audit_state.c.frontier).where(
-                audit_state.c.id == _STATE_ID
+                audit_state.c.id == STATE_ID
             )
         ).one_or_none()
         if row is None:
@@ -959,17 +450,17 @@ class AuditLog:
             # First append ever: create the row; a racing appender's insert is
             # a no-op, and the second pass then waits for its lock.
             values = {
-                "id": _STATE_ID,
+                "id": STATE_ID,
                 "log_id": self._log_id,
                 "size": 0,
                 "frontier": b"",
                 "updated_at": self._clock(),
             }
-            _CREATE_STATE.execute(conn, values)
+            CREATE_STATE.execute(conn, values)
         raise AuditLogInvalid("audit state row cannot be created")  # pragma: no cover
 
     def _locked_row(self, conn: Connection) -> _State | None:
-        row = _LOCK_STATE.execute(conn).first()
+        row = LOCK_STATE.execute(conn).first()
         return None if row is None else _State(str(row[0]), int(row[1]), bytes(row[2]))
 
     def _proof(self, conn: Connection, ranges: list[merkle.Range], tree_size: int) -> list[bytes]:
@@ -1006,7 +497,7 @@ class AuditLog:
     def _verify(self, conn: Connection, keys: Mapping[str, Ed25519PublicKey]) -> VerifyReport:
         row = conn.execute(
             select(audit_state.c.log_id, audit_state.c.size, audit_state.c.frontier).where(
-                audit_state.c.id == _STATE_ID
+                audit_state.c.id == STATE_ID
             )
         ).one_or_none()
         if row is None:
@@ -1024,7 +515,7 @@ class AuditLog:
             nonlocal heads_checked
             root = frontier.root()
             for head in rows:
-                sth = _head_from_row(self._log_id, head)
+                sth = head_from_row(self._log_id, head)
                 key = keys.get(sth.key_id)
                 if key is None:
                     raise AuditLogInvalid(
@@ -1062,7 +553,7 @@ class AuditLog:
                 entry = next(rows, None)
                 if entry is None or entry.idx != index:
                     raise AuditLogInvalid(f"audit entry {index} is missing")
-                h = _check_entry(entry)
+                h = check_entry(entry)
                 for level, ix, nh in frontier.append(h):
                     if stored.get((level, ix)) != nh:
                         raise AuditLogInvalid(
@@ -1132,26 +623,3 @@ class AuditLog:
             select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash).where(or_(*conds))
         )
         return {(int(r.level), int(r.idx)): bytes(r.hash) for r in rows}
-
-
-def _check_entry(entry: _AnyRow) -> bytes:
-    """Recompute an entry's leaf hash, checking the leaf is a well-formed canonical leaf."""
-    index = entry.idx
-    data = bytes(entry.leaf)
-    h = merkle.leaf_hash(data)
-    if bytes(entry.leaf_hash) != h:
-        raise AuditLogInvalid(f"audit entry {index}: leaf does not match its stored hash")
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise AuditLogInvalid(f"audit entry {index}: leaf is not JSON") from None
-    if (
-        not isinstance(doc, dict)
-        or not isinstance(doc.get("event"), str)
-        or not isinstance(doc.get("time"), str)
-        or _dumps(doc) != data
-    ):
-        raise AuditLogInvalid(f"audit entry {index}: leaf is not a canonical audit leaf")
-    if doc["event"] != entry.event:
-        raise AuditLogInvalid(f"audit entry {index}: event column does not match the leaf")
-    return h

@@ -65,7 +65,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from intelshare import errors
-from intelshare.audit.log import FieldValue
+from intelshare.audit import FieldValue
 from intelshare.directory import TrustedDirectory
 from intelshare.envelope import Opened, Unverified, open_envelope, read
 from intelshare.gateway_client import GatewayClient, InboxEntryBytes

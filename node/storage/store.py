@@ -83,7 +83,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, Row, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from intelshare.audit.log import AuditLog, FieldValue
+from intelshare.audit import AuditLog, FieldValue
 from intelshare.db import Statement, pg_execute_and_commit, pipelines, writer_queue
 from intelshare.errors import RequestIdReused
 from intelshare.pagetokens import PageTokens

@@ -12,7 +12,7 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2
 
 from intelshare import errors
-from intelshare.audit.log import verify_inclusion, verify_tree_head
+from intelshare.audit.heads import verify_inclusion, verify_tree_head
 from intelshare.envelope import envelope_sha256, open_envelope
 from intelshare.v1 import envelope_pb2, gateway_service_pb2
 from tests.gateway.conftest import GatewayEnv

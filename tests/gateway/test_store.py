@@ -30,7 +30,8 @@ from gateway.store import (
     Submission,
 )
 from intelshare import errors, migrate
-from intelshare.audit.log import AuditLog, verify_inclusion
+from intelshare.audit.heads import verify_inclusion
+from intelshare.audit.log import AuditLog
 from intelshare.db import make_engine
 from intelshare.ids import key_id, new_message_id
 from intelshare.keys import raw_public

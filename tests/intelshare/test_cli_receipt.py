@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from intelshare.audit.log import head_signing_input
+from intelshare.audit.heads import head_signing_input
 from intelshare.cli import _load_plugins, cli
 from intelshare.cli_receipt import read_receipt, write_receipt
 from intelshare.v1 import envelope_pb2, receipt_pb2

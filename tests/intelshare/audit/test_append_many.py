@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func, select
 
 from intelshare.audit import AuditLog, verify_inclusion, verify_tree_head
-from intelshare.audit.log import audit_entries, audit_heads
+from intelshare.audit.tables import audit_entries, audit_heads
 from intelshare.errors import InvalidArgument
 from intelshare.ids import key_id
 from intelshare.keys import raw_public

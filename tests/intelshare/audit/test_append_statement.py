@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError
 
 from intelshare.audit import AuditLog, merkle, verify_inclusion, verify_tree_head
-from intelshare.audit.log import audit_entries, audit_nodes, audit_state
+from intelshare.audit.tables import audit_entries, audit_nodes, audit_state
 from intelshare.db import pg_execute
 from intelshare.errors import InvalidArgument
 from intelshare.ids import key_id

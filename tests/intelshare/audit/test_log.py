@@ -35,14 +35,9 @@ from intelshare.audit import (
     verify_inclusion,
     verify_tree_head,
 )
-from intelshare.audit.log import (
-    MAX_LEAF_BYTES,
-    audit_entries,
-    audit_heads,
-    audit_nodes,
-    audit_state,
-    head_signing_input,
-)
+from intelshare.audit.heads import head_signing_input
+from intelshare.audit.leaves import MAX_LEAF_BYTES
+from intelshare.audit.tables import audit_entries, audit_heads, audit_nodes, audit_state
 from intelshare.db import make_engine
 from intelshare.errors import AuditLogInvalid, ConfigError, InvalidArgument, NotFound
 from intelshare.ids import key_id

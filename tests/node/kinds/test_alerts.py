@@ -53,7 +53,7 @@ def count(node: RunningNode, table: Table) -> int:
 
 
 def audit_events(node: RunningNode) -> list[dict[str, object]]:
-    from intelshare.audit.log import audit_entries
+    from intelshare.audit.tables import audit_entries
 
     with node.node.store.engine.connect() as conn:
         rows = conn.execute(select(audit_entries.c.leaf).order_by(audit_entries.c.idx)).all()

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from intelshare import migrate
-from intelshare.audit.log import AuditLog, audit_entries
+from intelshare.audit.log import AuditLog
+from intelshare.audit.tables import audit_entries
 from intelshare.db import make_engine
 from intelshare.ids import key_id
 from intelshare.keys import raw_public

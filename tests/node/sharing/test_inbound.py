@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from intelshare import errors
-from intelshare.audit.log import audit_entries
+from intelshare.audit.tables import audit_entries
 from intelshare.v1 import alert_pb2, envelope_pb2, gateway_service_pb2, receipt_pb2
 from node.sharing.inbound import _OurSide
 from node.sharing.outbound import Sealed

@@ -21,7 +21,8 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from intelshare import migrate
-from intelshare.audit.log import AuditLog, audit_entries
+from intelshare.audit.log import AuditLog
+from intelshare.audit.tables import audit_entries
 from intelshare.db import make_engine
 from intelshare.errors import RequestIdReused
 from intelshare.ids import key_id

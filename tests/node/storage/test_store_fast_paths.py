@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from intelshare import migrate
-from intelshare.audit.log import AuditLog, audit_entries
+from intelshare.audit.log import AuditLog
+from intelshare.audit.tables import audit_entries
 from intelshare.db import make_engine
 from intelshare.ids import key_id
 from intelshare.keys import raw_public
