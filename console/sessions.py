@@ -51,6 +51,9 @@ class Session:
     #: sign-in (role ``approver`` or admin): it adds *Pending reviews* to the
     #: navigation only; the node decides every review itself.
     approves: bool = False
+    #: Likewise, whether the node let this officer list partners' consent
+    #: requests (roles with the ``consent`` permission): *Consent requests*.
+    consents: bool = False
     #: Highest event cursor this session has seen on any live stream: pages
     #: start their streams here, so nothing after what they show is missed.
     cursor: int = 0
@@ -125,11 +128,19 @@ class SessionStore:
         client: ConsoleClient,
         role: str = "",
         approves: bool = False,
+        consents: bool = False,
     ) -> Session:
         """A new signed-in session (new id, new CSRF secret); ``previous`` is dropped."""
         now = time.monotonic()
         session = Session(
-            new_secret(), new_secret(), now, now, client=client, role=role, approves=approves
+            new_secret(),
+            new_secret(),
+            now,
+            now,
+            client=client,
+            role=role,
+            approves=approves,
+            consents=consents,
         )
         with self._lock:
             if previous is not None:

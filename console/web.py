@@ -57,6 +57,8 @@ NAV_CUSTOMS = [
 ]
 #: Added for officers who approve alerts held for review (see ``Session.approves``).
 NAV_APPROVER = ("/reviews", "Pending reviews")
+#: Added for officers who answer partners' consent requests (see ``Session.consents``).
+NAV_CONSENT = ("/consents", "Consent requests")
 #: A rights holder's account: only what the node lets it use.
 NAV_HOLDER = [
     ("/detentions", "Your detentions"),
@@ -69,9 +71,11 @@ def navigation(session: Session | None) -> list[tuple[str, str]]:
         return []
     if session.holder:
         return NAV_HOLDER
-    if session.approves:
-        return [*NAV_CUSTOMS[:3], NAV_APPROVER, *NAV_CUSTOMS[3:]]
-    return NAV_CUSTOMS
+    # What waits for this officer's answer comes right after the alerts they issue.
+    answers = [NAV_APPROVER] if session.approves else []
+    if session.consents:
+        answers.append(NAV_CONSENT)
+    return [*NAV_CUSTOMS[:3], *answers, *NAV_CUSTOMS[3:]]
 
 
 def home(session: Session | None) -> str:

@@ -12,11 +12,14 @@ and detentions (the node refuses it everything else all the same).
 
 A customs officer's session then asks for one pending review: an approver
 (or admin) gets an answer and sees *Pending reviews* in the navigation,
-anyone else is refused and does not.
+anyone else is refused and does not. Likewise for one consent request: an
+officer whose role may answer partners' consent requests (liaison,
+approver, admin) sees *Consent requests*.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -29,27 +32,29 @@ from console.sessions import RIGHTS_HOLDER
 from intelshare import errors
 
 
-def _role(client: ConsoleClient) -> tuple[str, bool]:
+def _role(client: ConsoleClient) -> tuple[str, bool, bool]:
     """The role ('' for a customs officer, ``rights_holder`` for a holder's account, see
-    above) and whether the officer approves alerts held for review (see below)."""
+    above), whether the officer approves alerts held for review and whether the officer
+    answers partners' consent requests (see below)."""
     try:
         client.list_alerts(page_size=1)
     except errors.PermissionDenied as exc:
         if exc.metadata.get("role") != RIGHTS_HOLDER:
             raise
         client.list_recordations(page_size=1)
-        return RIGHTS_HOLDER, False
-    return "", _approves(client)
+        return RIGHTS_HOLDER, False, False
+    return "", _may(client.pending_reviews_page), _may(client.consent_requests_page)
 
 
-def _approves(client: ConsoleClient) -> bool:
-    """Whether the node lets this officer list pending reviews (approvers and admins).
+def _may(listing: Callable[..., object]) -> bool:
+    """Whether the node lets this officer list one entry of ``listing`` (pending reviews:
+    approvers and admins; consent requests: liaison officers, approvers and admins).
 
-    Only the navigation depends on it: the pending-reviews page asks the node
-    again, and the node refuses an officer who lost the role meanwhile.
+    Only the navigation depends on it: the page asks the node again, and the
+    node refuses an officer who lost the role meanwhile.
     """
     try:
-        client.pending_reviews_page(page_size=1)
+        listing(page_size=1)
     except errors.PermissionDenied:
         return False
     return True
@@ -114,7 +119,7 @@ async def sign_in(request: Request) -> Response:
     config = web.config(request)
     client = link.open_client(config, token)
     try:
-        role, approves = await link.call(_role, client)
+        role, approves, consents = await link.call(_role, client)
     except errors.Unauthenticated:
         client.close()
         return _form(
@@ -126,7 +131,7 @@ async def sign_in(request: Request) -> Response:
     except errors.IntelshareError:
         client.close()
         raise
-    session = store.sign_in(previous, client, role, approves)
+    session = store.sign_in(previous, client, role, approves, consents)
     web.log.info("officer signed in (%d sessions)", len(store))
     if session.holder and next_url == "/inbox":
         next_url = web.home(session)

@@ -13,12 +13,12 @@ The node decides everything: who may see the list (anyone else gets the
 node's ``PERMISSION_DENIED`` as a page), that an author does not approve
 their own alert (``APPROVER_IS_AUTHOR``), that a reason is given, that the
 review is still open. Refusals of a decision are shown on the alert's card
-in the node's words; the other cards stay as they are.
+in the node's words; the other cards stay as they are (the pattern this page
+shares with *Consent requests*: :mod:`console.decisions`).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,25 +26,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from console import link, web
+from console import decisions, link, web
 from console.sessions import Session
 from console.views.alerts import alert_name
-from intelshare import errors
-from intelshare.v1 import alert_service_pb2
+from intelshare.v1 import alert_pb2, alert_service_pb2
 
 #: What the page says after a decision posted without htmx (the redirect's ``done``).
 _DONE = {"released": "released to its recipients", "rejected": "rejected; nothing was sent"}
-_ALERT_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 
 async def index(request: Request) -> Response:
     session = web.require(request)
     web.customs_only(session)
-    done = request.query_params.get("done", "")
-    decided = request.query_params.get("alert", "")
-    # Only an alert id is shown back (a crafted link cannot make the page say more).
-    plausible = _ALERT_ID.fullmatch(decided) is not None
-    message = f"alerts/{decided} {_DONE[done]}" if done in _DONE and plausible else ""
+    message = decisions.done_line(request, _DONE, "alert", "alerts")
     return await _page(request, session, request.query_params.get("page", ""), message=message)
 
 
@@ -110,36 +104,31 @@ async def _decide(request: Request, *, approve: bool) -> Response:
     treaty_id = str(form.get("treaty_id") or "")
     reason = str(form.get("reason") or "").strip()
     request_id = str(form.get("request_id") or "") or None
-    card: dict[str, Any] = {"reason": reason}
-    refused: errors.IntelshareError
-    try:
-        if approve:
-            alert = await link.call(session.client.approve_alert, name, treaty_id, request_id)
-        else:
-            alert = await link.call(
-                session.client.reject_alert, name, reason, treaty_id, request_id
-            )
-    except errors.InvalidArgument as exc:
-        card["reason_error"] = exc.message  # the node's words: "a rejection needs a reason: …"
-        status, refused = 400, exc
-    except (errors.PolicyRefused, errors.FailedPrecondition) as exc:
-        card["refusal"] = web.refusal_text(exc)
-        status, refused = (403 if exc.grpc_code == "PERMISSION_DENIED" else 409), exc
+    answer: decisions.Answer[alert_pb2.Alert]
+    if approve:
+        answer = await decisions.post(
+            session.client.approve_alert, name, treaty_id, request_id, reason=reason
+        )
     else:
+        answer = await decisions.post(
+            session.client.reject_alert, name, reason, treaty_id, request_id, reason=reason
+        )
+    if answer.refused is None:
         if not web.is_htmx(request):
             done = "released" if approve else "rejected"
             return web.redirect(request, "/reviews?" + urlencode({"done": done, "alert": alert_id}))
         return web.render(
             request,
             "_review_decided.html",
-            {"alert": alert, "treaty_id": treaty_id, "approved": approve, "reason": reason},
+            {"alert": answer.done, "treaty_id": treaty_id, "approved": approve, "reason": reason},
             session=session,
         )
     # Refused: the alert's card again, with the node's words on it; when the
     # review is no longer open (decided meanwhile), the refusal is the page.
     review = await _find(session, name, treaty_id)
     if review is None:
-        raise refused
+        raise answer.refused
+    card, status = answer.card, answer.status
     if web.is_htmx(request):
         context = {"review": review, "card": card}
         return web.render(request, "_review.html", context, status_code=status, session=session)
