@@ -57,7 +57,7 @@ from gateway.statements import (
 )
 from gateway.tables import directories, queues, treaties
 from intelshare import errors
-from intelshare.audit.log import AuditLog, FieldValue
+from intelshare.audit import AuditLog, FieldValue
 from intelshare.db import Statement
 from intelshare.errors import ConfigError
 from intelshare.v1 import receipt_pb2
