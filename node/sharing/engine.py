@@ -46,7 +46,8 @@ from intelshare import errors
 from intelshare.treaty import Decision, Handling, Tlp, Treaty, decide, kind_name, redact
 from intelshare.v1 import envelope_pb2
 from node.schema.alert import field_paths
-from node.sharing.inbound import Handler, Inbound, Incoming, Refused, Stored
+from node.sharing.inbound import Inbound
+from node.sharing.incoming import Handler, Incoming, Refused, Stored
 from node.sharing.outbox import PENDING, enqueue
 from node.sharing.receipts import Receipts, receipt_references
 from node.sharing.sealing import Sealed, Sealer

@@ -45,7 +45,7 @@ from intelshare.treaty import check_fields
 from intelshare.v1 import envelope_pb2
 from node.schema.alert import field_paths
 from node.sharing.engine import Share, Sharing
-from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
+from node.sharing.incoming import Incoming, Refused, Stored, parse_payload
 from node.storage import tables as t
 from node.storage.officers import Officer
 from node.storage.store import Store, Writer, dumps, now_ms

@@ -24,7 +24,7 @@ from node.kinds.risk_profiles.forms import (
 )
 from node.kinds.risk_profiles.in_force import InForce
 from node.schema.alert import ts_to_ms
-from node.sharing.inbound import Refused
+from node.sharing.incoming import Refused
 from node.sharing.records import (
     RECEIVED,
     RecordKind,
