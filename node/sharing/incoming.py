@@ -7,7 +7,7 @@ treaty, see :mod:`node.sharing.inbound_checks`) and a writer in the inbox's
 transaction; it stores the record and answers what it stored
 (:class:`Stored`, for the ``node_received`` row), or raises
 :class:`Refused` with the precise reason, which the inbox audits and
-acknowledges. Kinds depend on this module only, not on the stream.
+acknowledges. Kinds import this module, not the stream's.
 """
 
 from __future__ import annotations
