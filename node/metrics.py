@@ -200,7 +200,7 @@ class NodeMetrics:
 
         def compute() -> Iterator[Metric]:
             from node.notify.webhooks import DEAD, PENDING
-            from node.sharing.outbound import PENDING as OUT_PENDING
+            from node.sharing.outbox import PENDING as OUT_PENDING
             from node.storage.store import now_ms
 
             ob, ev, wd = t.outbound, t.events, t.webhook_deliveries

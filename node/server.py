@@ -68,8 +68,9 @@ from node.notify import Notifier, start_notifier
 from node.notify.webhooks import WebhookRegistry
 from node.sharing.engine import Sharing
 from node.sharing.inbound import Inbound
-from node.sharing.outbound import Sealer, Sender
+from node.sharing.outbound import Sender
 from node.sharing.records import Records
+from node.sharing.sealing import Sealer
 from node.sharing.trust import Trust
 from node.storage import tables as t
 from node.storage.officers import OfficerRegistry

@@ -29,7 +29,7 @@ from intelshare.v1 import alert_service_pb2, envelope_pb2
 from node.kinds import workflow_rows as rows
 from node.schema import alert as rec
 from node.schema import names
-from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
+from node.sharing.incoming import Incoming, Refused, Stored, parse_payload
 from node.storage import tables as t
 from node.storage.officers import Officer
 from node.storage.store import Writer, now_ms

@@ -58,7 +58,7 @@ from node.kinds.consents import CONSENT, ConsentAnswers
 from node.schema import alert as rec
 from node.schema import names
 from node.sharing.engine import Share
-from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
+from node.sharing.incoming import Incoming, Refused, Stored, parse_payload
 from node.storage import tables as t
 from node.storage.officers import Officer
 from node.storage.store import Writer

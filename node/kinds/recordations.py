@@ -43,7 +43,8 @@ from node.ipr import lifecycle, validate, views
 from node.ipr.lifecycle import Actor
 from node.kinds import ipr_common as ipr
 from node.schema.alert import ts_to_ms
-from node.sharing.records import RecordKind, Records, StoredRecord
+from node.sharing.record_kind import RecordKind, StoredRecord
+from node.sharing.records import Records
 from node.storage import identifiers as related
 from node.storage import tables as t
 from node.storage.officers import RIGHTS_HOLDER, Officer

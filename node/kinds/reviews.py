@@ -52,7 +52,7 @@ from node.kinds import workflow_rows as rows
 from node.schema import alert as rec
 from node.schema import names
 from node.sharing.engine import Refusal, Share, View
-from node.sharing.inbound import Incoming, Refused
+from node.sharing.incoming import Incoming, Refused
 from node.storage import tables as t
 from node.storage.officers import Officer
 from node.storage.store import Writer, dumps, now_ms

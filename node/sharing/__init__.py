@@ -13,18 +13,34 @@ a kind touches nothing here.
     (each kind marks what it shared), send failures, and the registry of
     inbound handlers by message kind.
 ``node.sharing.records``
-    generic record kinds: a :class:`~node.sharing.records.RecordKind`
-    declares its name, message, JSON form, validation, categories and
-    expiry; :class:`~node.sharing.records.Records` stores, shares, updates,
-    withdraws, receipts, purges and audits it.
+    generic record kinds: :class:`~node.sharing.records.Records` stores,
+    shares, updates, withdraws, receipts and purges the records of every
+    kind registered with it, issued and received.
+``node.sharing.record_kind``
+    what such a kind declares (:class:`~node.sharing.record_kind.RecordKind`:
+    its name, message, JSON form, validation, categories and expiry) and a
+    record as the node holds it (``StoredRecord``).
+``node.sharing.record_reads``
+    reading them: one record, a kind's list, the one paging rule, every read
+    of a received record audited.
+``node.sharing.sealing``
+    envelopes sealed as this agency, and sealed again with the same message
+    id when one waited past the gateway's clock skew.
+``node.sharing.outbox``
+    the durable send queue: an operation commits its envelopes with its
+    change.
 ``node.sharing.outbound``
-    sealing and the send queue: an operation commits its envelopes with its
-    change; a sender thread submits them in order with backoff, idempotent
-    on message id at the gateway.
+    the sender threads: they submit the queue in order with backoff,
+    idempotent on message id at the gateway.
+``node.sharing.incoming``
+    what an inbound handler is given and answers (the kinds' side of the
+    inbox).
+``node.sharing.inbound_checks``
+    the verdict on one inbox entry: verify and open it, re-check the treaty,
+    find its handler, or refuse it with the precise reason.
 ``node.sharing.inbound``
-    the inbox stream: verify and open, re-check the treaty, store the
-    verbatim envelope, the record, the event and the cursor in one
-    transaction, and only then acknowledge to the gateway.
+    the inbox stream: store the verbatim envelope, the record, the event and
+    the cursor in one transaction, and only then acknowledge to the gateway.
 ``node.sharing.receipts``
     receipts owed for received records, sealed in batches per issuer.
 ``node.sharing.trust``

@@ -18,7 +18,7 @@ and lives here:
 * **sealing and the durable outbound queue**: :meth:`Sharing.seal`, and
   :meth:`Sharing.queue` / :meth:`Sharing.queue_later`, which commit the
   envelope with the change that made it and wake the sender thread after
-  commit (:mod:`node.sharing.outbound`);
+  commit (:mod:`node.sharing.outbox`, :mod:`node.sharing.outbound`);
 * **control messages** (acknowledgements, hit reports, revocations) ride
   on the treaty version of the record they refer to
   (:meth:`Sharing.control`);
@@ -46,9 +46,11 @@ from intelshare import errors
 from intelshare.treaty import Decision, Handling, Tlp, Treaty, decide, kind_name, redact
 from intelshare.v1 import envelope_pb2
 from node.schema.alert import field_paths
-from node.sharing.inbound import Handler, Inbound, Incoming, Refused, Stored
-from node.sharing.outbound import PENDING, Sealed, Sealer, enqueue
+from node.sharing.inbound import Inbound
+from node.sharing.incoming import Handler, Incoming, Refused, Stored
+from node.sharing.outbox import PENDING, enqueue
 from node.sharing.receipts import Receipts, receipt_references
+from node.sharing.sealing import Sealed, Sealer
 from node.sharing.trust import Trust
 from node.storage import tables as t
 from node.storage.store import Store, Writer, canonical_bytes, dumps, now_ms
@@ -495,7 +497,7 @@ class Sharing:
         """What :meth:`queue` does, with the outbox rows written at the end.
 
         The same rows and the same ``sealed`` audit entries as
-        :func:`node.sharing.outbound.enqueue`, but the rows go in with the
+        :func:`node.sharing.outbox.enqueue`, but the rows go in with the
         events (:meth:`Writer.insert_later`, one statement on PostgreSQL):
         for the hot paths (issuing, the receipt for a received record),
         where nothing reads the rows back before commit.

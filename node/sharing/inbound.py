@@ -46,19 +46,19 @@ are committed, it is not; the stream is dropped and retried with backoff
 (fail closed, lose nothing).
 
 Handlers are registered per message kind (:meth:`Inbound.register`); the
+Handlers are registered per message kind (:meth:`Inbound.register`); the
 alert handlers live in :mod:`node.kinds.alerts`, case handlers join them there.
+What a handler is given and answers is :mod:`node.sharing.incoming`; steps 1
+and 2 (the verdict on one entry) are :mod:`node.sharing.inbound_checks`; this
+module holds the stream, the batches and their transactions, and the
+acknowledgements.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 from sqlalchemy import bindparam, select, update
@@ -66,31 +66,22 @@ from sqlalchemy.exc import IntegrityError
 
 from intelshare import errors
 from intelshare.audit import FieldValue
-from intelshare.directory import TrustedDirectory
-from intelshare.envelope import Opened, Unverified, open_envelope, read
-from intelshare.gateway_client import GatewayClient, InboxEntryBytes
+from intelshare.gateway_client import GatewayClient
 from intelshare.keys import AgencyKeys
-from intelshare.onward import decide_provenance
-from intelshare.treaty import Treaty, decide_header_in_force, kind_name, retention_until
-from intelshare.v1 import envelope_pb2, gateway_service_pb2
+from node.sharing.inbound_checks import (
+    Entry,
+    InboundChecks,
+    _envelope_bytes,
+    _OurSide,
+    _peek_header,
+    _Refusal,
+)
+from node.sharing.incoming import Handler, Incoming, Refused, Stored
 from node.sharing.trust import Trust
 from node.storage import tables as t
 from node.storage.store import Store, Writer, is_unique_violation, now_ms
 
 log = logging.getLogger(__name__)
-
-
-class Refused(Exception):
-    """A handler's verdict that an envelope must not be stored."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-class _OurSide(Exception):
-    """A problem of this node (not of the envelope): do not acknowledge, retry later."""
 
 
 #: The most inbox entries stored in one transaction.
@@ -106,66 +97,7 @@ _SELECT_KNOWN = select(t.received.c.message_id).where(
 )
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """An opened envelope that passed the generic checks, as handlers see it."""
-
-    sequence: int
-    header: envelope_pb2.Header
-    payload: bytes
-    envelope: bytes
-    envelope_sha256: bytes
-    gateway_receipt: bytes
-    treaty: Treaty
-    received_ms: int
-    retain_until_ms: int
-
-    @property
-    def kind(self) -> str:
-        return kind_name(self.header.kind, self.header.record_kind)
-
-    @property
-    def create_ms(self) -> int:
-        ts = self.header.create_time
-        return ts.seconds * 1000 + ts.nanos // 1_000_000
-
-    @property
-    def create_us(self) -> int:
-        """When the sender sealed it, in microseconds (its own clock)."""
-        ts = self.header.create_time
-        return ts.seconds * 1_000_000 + ts.nanos // 1000
-
-    @property
-    def expire_ms(self) -> int:
-        ts = self.header.expire_time
-        return ts.seconds * 1000 + ts.nanos // 1_000_000
-
-
-@dataclass(frozen=True)
-class Stored:
-    """What a handler stored, for the ``node_received`` row."""
-
-    alert_id: str | None = None
-    case_id: str | None = None
-    #: a record of a generic kind (node.sharing.records)
-    record_id: str | None = None
-
-
-Handler = Callable[[Writer, Incoming], Stored]
-
-
-def parse_payload(payload: bytes) -> dict[str, Any]:
-    """A handler's JSON payload as an object; :class:`Refused` (``MALFORMED``) otherwise."""
-    try:
-        record = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise Refused("MALFORMED", "payload is not UTF-8 JSON") from None
-    if not isinstance(record, dict):
-        raise Refused("MALFORMED", "payload is not a JSON object")
-    return record
-
-
-class Inbound:
+class Inbound(InboundChecks):
     """The inbox stream; see the module docstring."""
 
     def __init__(
@@ -449,78 +381,6 @@ class Inbound:
         log.info("stored %s %s from %s", incoming.kind, header.message_id, header.sender)
         return "stored"
 
-    def _judge(
-        self, entry: Entry, client: GatewayClient | None
-    ) -> _Refusal | tuple[Incoming, Handler]:
-        """Open and check one entry: what to refuse, or what to store with which handler.
-
-        Raises :class:`_OurSide` when this node cannot judge it now.
-        """
-        directory = self._fresh_directory()
-        data = _envelope_bytes(entry)
-        now = datetime.now(UTC)
-        try:
-            # Read once (reencode: as when the entry was parsed whole), opened from that reading.
-            unverified = read(data, max_payload_bytes=self.max_payload_bytes, reencode=True)
-            opened, directory = self._open(unverified, now, client, directory)
-        except (errors.EnvelopeInvalid, errors.PayloadTooLarge) as exc:
-            detail = getattr(exc, "audit_detail", "") or exc.message
-            return _Refusal(_peek_header(data), exc.reason, detail)
-        header = opened.header
-        doc = self.trust.treaty(header.treaty_id, header.treaty_version, client)
-        if doc is None:
-            if client is None:
-                raise _OurSide(f"treaty {header.treaty_id} v{header.treaty_version} unknown")
-            return _Refusal(
-                header,
-                "TREATY_NOT_IN_FORCE",
-                f"treaty {header.treaty_id} v{header.treaty_version} is not known to the gateway",
-            )
-        # review=True: a record of a kind or category the treaty reserves for
-        # review is refused here too (REVIEW_REQUIRED) unless the signed header
-        # carries an attestation that holds, whatever the sender did.
-        decision = decide_header_in_force(
-            doc, header, in_force=self.trust.in_force_at(doc, directory, now), review=True
-        )
-        if not decision:
-            return _Refusal(header, decision.reason, decision.detail)
-        if header.HasField("provenance"):
-            # A record passed on by a recipient: the original treaty's rule and
-            # the originator's consent, as the gateway checked them.
-            onward = decide_provenance(
-                header, lambda tid, ver: self.trust.treaty(tid, ver, client), directory, now
-            )
-            if not onward:
-                return _Refusal(header, onward.reason, onward.detail)
-        if self.agency_id not in header.recipients:
-            return _Refusal(header, "NOT_A_PARTY", "this agency is not a recipient")
-        handler = self.handlers.get(header.kind)
-        if handler is None:
-            return _Refusal(
-                header,
-                "KIND_NOT_PERMITTED",
-                f"this node does not handle "
-                f"{kind_name(header.kind, header.record_kind) or header.kind}",
-            )
-        received = now_ms()
-        incoming = Incoming(
-            sequence=int(entry.sequence),
-            header=header,
-            payload=opened.payload,
-            envelope=unverified.data,
-            envelope_sha256=opened.envelope_sha256,
-            gateway_receipt=_receipt_bytes(entry),
-            treaty=doc.treaty,
-            received_ms=received,
-            retain_until_ms=int(
-                retention_until(
-                    doc.treaty, datetime.fromtimestamp(received / 1000, UTC)
-                ).timestamp()
-                * 1000
-            ),
-        )
-        return incoming, handler
-
     @staticmethod
     def _record(w: Writer, incoming: Incoming, stored: Stored) -> None:
         """The ``node_received`` row and the audit entry of a stored envelope.
@@ -563,58 +423,6 @@ class Inbound:
             },
         )
 
-    def _fresh_directory(self) -> TrustedDirectory:
-        try:
-            return self.trust.directory
-        except errors.DirectoryInvalid:
-            raise _OurSide("no fresh directory to verify envelopes with") from None
-
-    def _open(
-        self,
-        data: Unverified,
-        now: datetime,
-        client: GatewayClient | None,
-        directory: TrustedDirectory,
-    ) -> tuple[Opened, TrustedDirectory]:
-        """The opened envelope, and the directory it was opened with."""
-        try:
-            return self._open_once(data, now, directory), directory
-        except errors.EnvelopeInvalid as exc:
-            detail = exc.audit_detail
-            if "DirectoryInvalid" in detail:
-                raise _OurSide("the directory expired while opening") from None
-            # A sender enrolled or rotated after our directory was fetched
-            # looks like an unknown key: refresh once (rate-limited) and retry.
-            if client is not None and time.monotonic() - self._last_directory_refresh > 30:
-                self._last_directory_refresh = time.monotonic()
-                try:
-                    self.trust.refresh_directory(client)
-                except errors.IntelshareError as refresh_exc:
-                    log.warning("directory refresh failed: %s", refresh_exc.message)
-                    raise exc from None
-                directory = self._fresh_directory()
-                return self._open_once(data, now, directory), directory
-            raise
-
-    def _open_once(self, data: Unverified, now: datetime, directory: TrustedDirectory) -> Opened:
-        return open_envelope(
-            data,
-            directory,
-            recipient=self.agency_id,
-            encryption_key=self._decryption_keys(),
-            now=now,
-            max_payload_bytes=self.max_payload_bytes,
-        )
-
-    def _decryption_keys(self) -> dict[str, x25519.X25519PrivateKey]:
-        """Key id -> key of this agency (the id is derived once, not per envelope)."""
-        key = self.keys.encryption
-        cached = self._decryption
-        if cached is None or cached[0] is not key:
-            cached = (key, {self.keys.encryption_key_id: key})
-            self._decryption = cached
-        return cached[1]
-
     def _known(self, message_id: str) -> bool:
         if not message_id:
             return False
@@ -646,32 +454,6 @@ class Inbound:
         log.warning(
             "refused inbox entry %d (%s): %s", seq, fields.get("message_id", "?"), refusal.reason
         )
-
-
-@dataclass(frozen=True)
-class _Refusal:
-    """Why an entry is refused, with its (possibly unverified) header for context."""
-
-    header: envelope_pb2.Header | None
-    reason: str
-    detail: str
-
-    def fields(self, seq: int) -> dict[str, FieldValue]:
-        fields: dict[str, FieldValue] = {
-            "reason": self.reason,
-            "detail": self.detail[:1000],
-            "gateway_sequence": seq,
-        }
-        header = self.header
-        if header is not None:
-            fields.update(
-                message_id=header.message_id[:64],
-                sender=header.sender[:128],
-                kind=kind_name(header.kind, header.record_kind) or str(int(header.kind)),
-                treaty=f"{header.treaty_id[:128]}@{header.treaty_version}",
-                reference_id=header.reference_id[:64] or None,
-            )
-        return fields
 
 
 class _Acker:
@@ -729,25 +511,3 @@ class _Acker:
 
 class _Isolate(Exception):
     """A handler failed inside a batch: roll it back and take the entries one by one."""
-
-
-#: an inbox entry: as the node's stream reads it (bytes), or a message (tests, tools)
-Entry = InboxEntryBytes | gateway_service_pb2.InboxEntry
-
-
-def _envelope_bytes(entry: Entry) -> bytes:
-    env = entry.envelope
-    return env if isinstance(env, bytes) else env.SerializeToString()
-
-
-def _receipt_bytes(entry: Entry) -> bytes:
-    receipt = entry.receipt
-    return receipt if isinstance(receipt, bytes) else receipt.SerializeToString()
-
-
-def _peek_header(data: bytes) -> envelope_pb2.Header | None:
-    """The unverified header, for duplicate checks and audit context only."""
-    try:
-        return envelope_pb2.Header.FromString(envelope_pb2.Envelope.FromString(data).header_bytes)
-    except Exception:
-        return None

@@ -1,12 +1,7 @@
-"""Outbound: sealing envelopes and getting them to the gateway.
+"""Outbound: getting queued envelopes to the gateway.
 
-Sealing happens when the officer acts; sending happens later, from a queue.
-An operation that shares something (issue, update, revoke, acknowledge,
-report a hit, the receipt for a received alert) seals its envelopes and
-inserts them into ``node_outbound`` in the same transaction as the change
-itself. The officer's call succeeds as soon as that transaction commits,
-whether or not the gateway is reachable: the record and the promise to
-deliver it are durable together.
+Operations queue their sealed envelopes in ``node_outbound`` with the change
+that made them (:mod:`node.sharing.outbox`); this module drains that queue.
 
 The :class:`Sender` thread submits pending rows in queue order, several at
 once (up to :data:`MAX_IN_FLIGHT`) but never two of one *conversation* —
@@ -35,41 +30,27 @@ classified:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Row, bindparam, func, select, tuple_, update
 from sqlalchemy.exc import OperationalError
 
 from intelshare import errors
 from intelshare.db import KeptReader, Statement
-from intelshare.envelope import (
-    HeaderFields,
-    envelope_sha256,
-    lookup_recipient_keys,
-    seal,
-)
+from intelshare.envelope import envelope_sha256
 from intelshare.gateway_client import GatewayClient
-from intelshare.ids import new_message_id
-from intelshare.keys import AgencyKeys
-from intelshare.treaty import kind_name
 from intelshare.v1 import envelope_pb2, gateway_service_pb2
-from node.sharing.trust import Trust
+from node.sharing.outbox import ACCEPTED, FAILED, PENDING
+from node.sharing.sealing import Sealer
 from node.storage import tables as t
-from node.storage.store import Store, Writer, dumps, now_ms
+from node.storage.store import Store, Writer, now_ms
 
 log = logging.getLogger(__name__)
-
-PENDING = "pending"
-ACCEPTED = "accepted"
-FAILED = "failed"
 
 #: How often an idle sender looks for rows queued by other processes.
 IDLE_POLL_SECONDS = 1.0
@@ -171,190 +152,6 @@ _LOCK_ATTEMPTS = 8
 
 def _lock_not_available(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "55P03"
-
-
-@dataclass(frozen=True)
-class Sealed:
-    """An envelope sealed by this node, with what it carries."""
-
-    message_id: str
-    kind: int
-    treaty_id: str
-    treaty_version: int
-    recipients: tuple[str, ...]
-    reference_id: str
-    case_id: str
-    payload: bytes
-    envelope: bytes
-    created_ms: int
-    expire_ms: int
-    #: the record kind of a record or record update ("" for other kinds)
-    record_kind: str = ""
-
-    @property
-    def envelope_sha256(self) -> bytes:
-        return envelope_sha256(self.envelope)
-
-    @property
-    def payload_sha256(self) -> bytes:
-        return hashlib.sha256(self.payload).digest()
-
-
-class Sealer:
-    """Seals envelopes as this agency."""
-
-    def __init__(self, agency_id: str, keys: AgencyKeys, trust: Trust, max_payload: int) -> None:
-        self.agency_id = agency_id
-        self.keys = keys
-        self.trust = trust
-        self.max_payload = max_payload
-        self._key_id: tuple[object, str] | None = None
-
-    def _signing_key_id(self) -> str:
-        """The id of the signing key (derived once per key, not per envelope)."""
-        key = self.keys.signing
-        cached = self._key_id
-        if cached is None or cached[0] is not key:
-            cached = (key, self.keys.signing_key_id)
-            self._key_id = cached
-        return cached[1]
-
-    def seal(
-        self,
-        *,
-        kind: envelope_pb2.MessageKind.ValueType,
-        recipients: Sequence[str],
-        treaty_id: str,
-        treaty_version: int,
-        handling: envelope_pb2.HandlingCode.ValueType,
-        tlp: envelope_pb2.Tlp.ValueType,
-        categories: Sequence[str],
-        expire_ms: int,
-        payload: bytes,
-        reference_id: str = "",
-        case_id: str = "",
-        message_id: str | None = None,
-        record_kind: str = "",
-        review: envelope_pb2.ReviewAttestation | None = None,
-        provenance: envelope_pb2.Provenance | None = None,
-        consent: envelope_pb2.OnwardConsent | None = None,
-    ) -> Sealed:
-        directory = self.trust.directory
-        now = datetime.now(UTC)
-        if message_id is None:
-            # What seal() would choose; chosen here, the header need not be parsed back.
-            message_id = new_message_id(int(now.timestamp() * 1000))
-        fields = HeaderFields(
-            sender=self.agency_id,
-            recipients=tuple(recipients),
-            treaty_id=treaty_id,
-            treaty_version=treaty_version,
-            kind=kind,
-            handling=handling,
-            tlp=tlp,
-            categories=tuple(categories),
-            expire_time=datetime.fromtimestamp(expire_ms / 1000, UTC),
-            reference_id=reference_id,
-            case_id=case_id,
-            message_id=message_id,
-            create_time=now,
-            record_kind=record_kind,
-            review=review,
-            provenance=provenance,
-            consent=consent,
-        )
-        envelope = seal(
-            fields,
-            payload,
-            signing_key=self.keys.signing,
-            signing_key_id=self._signing_key_id(),
-            recipient_keys=lookup_recipient_keys(directory, fields.recipients),
-            max_payload_bytes=self.max_payload,
-        )
-        return Sealed(
-            message_id=message_id,
-            kind=int(kind),
-            treaty_id=treaty_id,
-            treaty_version=treaty_version,
-            recipients=fields.recipients,
-            reference_id=reference_id,
-            case_id=case_id,
-            payload=payload,
-            envelope=envelope.SerializeToString(),
-            created_ms=int(now.timestamp() * 1000),
-            expire_ms=expire_ms,
-            record_kind=record_kind,
-        )
-
-    def reseal(self, envelope_bytes: bytes, payload: bytes) -> bytes:
-        """The same message (id, header fields, payload) sealed again now."""
-        old = envelope_pb2.Envelope.FromString(envelope_bytes)
-        header = envelope_pb2.Header.FromString(old.header_bytes)
-        fields = HeaderFields.from_header(header)
-        fields = HeaderFields(
-            sender=fields.sender,
-            recipients=fields.recipients,
-            treaty_id=fields.treaty_id,
-            treaty_version=fields.treaty_version,
-            kind=fields.kind,
-            handling=fields.handling,
-            tlp=fields.tlp,
-            categories=fields.categories,
-            expire_time=fields.expire_time,
-            reference_id=fields.reference_id,
-            case_id=fields.case_id,
-            message_id=fields.message_id,
-            create_time=datetime.now(UTC),
-            record_kind=fields.record_kind,
-            review=fields.review,
-            provenance=fields.provenance,
-            consent=fields.consent,
-        )
-        envelope = seal(
-            fields,
-            payload,
-            signing_key=self.keys.signing,
-            signing_key_id=self._signing_key_id(),
-            recipient_keys=lookup_recipient_keys(self.trust.directory, fields.recipients),
-            max_payload_bytes=self.max_payload,
-        )
-        return envelope.SerializeToString()
-
-
-def enqueue(w: Writer, sealed: Sealed, *, alert_id: str | None = None) -> None:
-    """Queue ``sealed`` for the gateway inside the caller's transaction."""
-    w.conn.execute(
-        insert(t.outbound).values(
-            message_id=sealed.message_id,
-            kind=sealed.kind,
-            alert_id=alert_id,
-            case_id=sealed.case_id or None,
-            reference_id=sealed.reference_id or None,
-            treaty_id=sealed.treaty_id,
-            treaty_version=sealed.treaty_version,
-            recipients=dumps(list(sealed.recipients)),
-            payload=sealed.payload,
-            payload_sha256=sealed.payload_sha256,
-            envelope=sealed.envelope,
-            envelope_sha256=sealed.envelope_sha256,
-            created_ms=sealed.created_ms,
-            expire_ms=sealed.expire_ms,
-            state=PENDING,
-            attempts=0,
-            next_attempt_ms=0,
-        )
-    )
-    w.audit(
-        "sealed",
-        {
-            "message_id": sealed.message_id,
-            "kind": kind_name(sealed.kind, sealed.record_kind),
-            "recipients": list(sealed.recipients),
-            "treaty": f"{sealed.treaty_id}@{sealed.treaty_version}",
-            "reference_id": sealed.reference_id or None,
-            "envelope_sha256": sealed.envelope_sha256.hex(),
-        },
-    )
 
 
 _Result = gateway_service_pb2.SubmitEnvelopeResponse | errors.IntelshareError

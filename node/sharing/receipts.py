@@ -43,8 +43,8 @@ from sqlalchemy import delete, func, select
 
 from intelshare import errors
 from intelshare.v1 import envelope_pb2
-from node.sharing.inbound import Incoming, Refused, parse_payload
-from node.sharing.outbound import Sealed, Sealer
+from node.sharing.incoming import Incoming, Refused, parse_payload
+from node.sharing.sealing import Sealed, Sealer
 from node.storage import tables as t
 from node.storage.store import Store, Writer, canonical_bytes
 

@@ -27,120 +27,47 @@ Updates are sealed per view with ``reference_id`` = the view's id, so each
 recipient applies them to the copy it holds; an update older than what a
 recipient applied is kept as evidence, not applied. A withdrawal reaches
 every copy; the recipient keeps the record, marked withdrawn.
+
+This module is what the engine does with such records, issuing and
+receiving, and their retention. The declaration and the stored form are
+:mod:`node.sharing.record_kind`; reading and paging are
+:mod:`node.sharing.record_reads`, which :class:`Records` inherits.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import Connection, Row, Select, delete, select, tuple_, update
+from sqlalchemy import Row, delete, select, update
 
 from intelshare import errors
 from intelshare.treaty import check_fields
 from intelshare.v1 import envelope_pb2
 from node.schema.alert import field_paths
 from node.sharing.engine import Share, Sharing
-from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
+from node.sharing.incoming import Incoming, Refused, Stored, parse_payload
+from node.sharing.record_kind import (
+    ACTIVE,
+    ISSUED,
+    RECEIVED,
+    WITHDRAWN,
+    M,
+    RecordKind,
+    StoredRecord,
+)
+from node.sharing.record_reads import RecordReads
 from node.storage import tables as t
 from node.storage.officers import Officer
 from node.storage.store import Store, Writer, dumps, now_ms
 
 log = logging.getLogger(__name__)
 
-ISSUED = "issued"
-RECEIVED = "received"
-ACTIVE = "active"
-WITHDRAWN = "withdrawn"
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 500
-
-M = TypeVar("M", bound=Message)
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RecordKind(Generic[M]):
-    """What a kind declares: everything else is the engine's.
-
-    ``to_record`` gives the full JSON form (what the issuer keeps and
-    redaction works on); ``from_record`` parses a stored or received JSON
-    form back into the message and raises
-    :class:`~intelshare.errors.Malformed` for what is not one; ``validate``
-    checks an officer's new or changed record (``InvalidArgument`` with
-    violations named by field path); ``categories`` and ``expire_ms`` give
-    the header's data categories and the record's end of validity.
-    """
-
-    name: str
-    collection: str
-    message: type[M]
-    to_record: Callable[[M], dict[str, Any]]
-    from_record: Callable[[Mapping[str, Any]], M]
-    validate: Callable[[M], None]
-    categories: Callable[[M], list[str]]
-    expire_ms: Callable[[M], int]
-    #: told of every record stored or changed here, issued or received
-    on_stored: Callable[[Writer, StoredRecord[M]], None] | None = None
-    #: told when the issuer withdraws a record received here: (writer, record id, issuer)
-    on_withdrawn: Callable[[Writer, str, str], None] | None = None
-
-    def record_name(self, record_id: str) -> str:
-        return f"{self.collection}/{record_id}"
-
-    def parse_name(self, name: str, field: str = "name") -> str:
-        prefix = f"{self.collection}/"
-        record_id = name[len(prefix) :] if name.startswith(prefix) else ""
-        if not record_id or "/" in record_id or len(record_id) > 64:
-            raise errors.NameInvalid(
-                f"{field} must look like {prefix}{{id}}, got {name!r}",
-                violations={field: f"expected {prefix}{{id}}"},
-            )
-        return record_id
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What the issuer knows of one recipient of a record."""
-
-    agency_id: str
-    treaty_id: str
-    treaty_version: int
-    view_id: str
-    delivered_ms: int | None
-    failure: str | None
-
-
-@dataclass(frozen=True)
-class StoredRecord(Generic[M]):
-    """A record as this node holds it, with what the engine knows about it."""
-
-    name: str
-    record_id: str
-    kind: str
-    message: M
-    direction: str
-    origin_agency: str
-    treaty_id: str
-    treaty_version: int
-    categories: list[str]
-    handling: int
-    tlp: int
-    state: str
-    revision: int
-    create_ms: int
-    update_ms: int
-    expire_ms: int
-    revoke_reason: str = ""
-    deliveries: list[Delivery] = field(default_factory=list)
-
-
-class Records:
+class Records(RecordReads):
     """The generic kinds of one node, over the sharing engine."""
 
     def __init__(self, *, agency_id: str, store: Store, sharing: Sharing) -> None:
@@ -427,144 +354,6 @@ class Records:
             raise errors.RecordWithdrawn(
                 f"{name} was withdrawn", metadata={"name": name, "state": row.state}
             )
-
-    # --- reading --------------------------------------------------------------------------
-
-    def get(self, officer: Officer, kind: RecordKind[M], name: str) -> StoredRecord[M]:
-        """One record; reading a received one is audited."""
-        record_id = kind.parse_name(name)
-        with self.store.write() as w:
-            stored = self._load(w.conn, kind, record_id)
-            if stored.direction == RECEIVED:
-                w.audit_reads(officer.officer_id, "record_ids", [record_id], kind=kind.name)
-        return stored
-
-    def list_page(
-        self,
-        officer: Officer,
-        kind: RecordKind[M],
-        *,
-        direction: str = "",
-        page_size: int = 0,
-        page_token: str = "",
-    ) -> tuple[list[StoredRecord[M]], str]:
-        """A page of ``kind``'s records, newest first; received ones read are audited."""
-        query = select(t.records).where(t.records.c.kind == kind.name)
-        if direction:
-            query = query.where(t.records.c.direction == direction)
-        return self.page(
-            officer,
-            query,
-            listing=kind.collection,
-            kind_name=kind.name,
-            filters=direction,
-            page_size=page_size,
-            page_token=page_token,
-            build=lambda conn, row: self._build(conn, kind, row),
-        )
-
-    def page(
-        self,
-        officer: Officer,
-        query: Select[Any],
-        *,
-        listing: str,
-        kind_name: str,
-        filters: str,
-        page_size: int,
-        page_token: str,
-        build: Callable[[Connection, Row[Any]], T],
-    ) -> tuple[list[T], str]:
-        """A page of ``query`` (a select over ``records``, perhaps joined), newest first.
-
-        The one paging rule of every record kind's list: keyset on
-        (create_ms, record_id) from an authenticated page token bound to
-        ``listing``, ``filters`` and the caller, one row more than the page to
-        know whether another follows, each row built by ``build`` in the read's
-        transaction, and the received records read audited in entries of
-        bounded size (a page of 500 ids would not fit in one audit leaf).
-        """
-        if page_size < 0:
-            raise errors.PageSizeInvalid(
-                "page_size must not be negative", violations={"page_size": ">= 0"}
-            )
-        after = self.store.page_tokens.read(
-            page_token, listing=listing, filters=filters, caller=officer.officer_id, size=2
-        )
-        size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
-        r = t.records
-        if after is not None:
-            query = query.where(tuple_(r.c.create_ms, r.c.record_id) < tuple_(*after))
-        query = query.order_by(r.c.create_ms.desc(), r.c.record_id.desc()).limit(size + 1)
-        with self.store.write() as w:
-            rows = w.conn.execute(query).all()
-            more = len(rows) > size
-            rows = rows[:size]
-            out = [build(w.conn, row) for row in rows]
-            received = [row.record_id for row in rows if row.direction == RECEIVED]
-            w.audit_reads(officer.officer_id, "record_ids", received, kind=kind_name)
-        token = (
-            self.store.page_tokens.issue(
-                listing=listing,
-                filters=filters,
-                caller=officer.officer_id,
-                position=[rows[-1].create_ms, rows[-1].record_id],
-            )
-            if more and rows
-            else ""
-        )
-        return out, token
-
-    def _row(self, conn: Connection, kind: RecordKind[Any], record_id: str) -> Row[Any]:
-        row = conn.execute(
-            select(t.records).where(
-                t.records.c.record_id == record_id, t.records.c.kind == kind.name
-            )
-        ).first()
-        if row is None:
-            name = kind.record_name(record_id)
-            raise errors.RecordNotFound(f"{name} does not exist", metadata={"name": name})
-        return row
-
-    def _load(self, conn: Connection, kind: RecordKind[M], record_id: str) -> StoredRecord[M]:
-        return self._build(conn, kind, self._row(conn, kind, record_id))
-
-    def _build(self, conn: Connection, kind: RecordKind[M], row: Row[Any]) -> StoredRecord[M]:
-        deliveries = [
-            Delivery(
-                agency_id=d.agency_id,
-                treaty_id=d.treaty_id,
-                treaty_version=d.treaty_version,
-                view_id=d.view_id,
-                delivered_ms=d.delivered_ms,
-                failure=d.failure,
-            )
-            for d in conn.execute(
-                select(t.record_deliveries)
-                .where(t.record_deliveries.c.record_id == row.record_id)
-                .order_by(t.record_deliveries.c.agency_id)
-            )
-        ]
-        return StoredRecord(
-            name=kind.record_name(row.record_id),
-            record_id=row.record_id,
-            kind=row.kind,
-            message=kind.from_record(json.loads(row.record)),
-            direction=row.direction,
-            origin_agency=row.origin_agency,
-            treaty_id=row.treaty_id,
-            treaty_version=row.treaty_version,
-            categories=json.loads(row.categories),
-            handling=row.handling,
-            tlp=row.tlp,
-            state=row.state,
-            revision=row.revision,
-            create_ms=row.create_ms,
-            update_ms=row.update_ms,
-            expire_ms=row.expire_ms,
-            revoke_reason=row.revoke_reason or "",
-            deliveries=deliveries,
-        )
 
     # --- receiving side -------------------------------------------------------------------
 

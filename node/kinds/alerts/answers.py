@@ -24,7 +24,7 @@ from node.kinds.alerts.db import (
     parse_name,
 )
 from node.schema import alert as rec
-from node.sharing.outbound import Sealed
+from node.sharing.sealing import Sealed
 from node.storage import tables as t
 from node.storage.officers import Officer
 from node.storage.store import Writer

@@ -35,7 +35,7 @@ from node.kinds.forwarding import Forwarding
 from node.kinds.reviews import HELD, Reviews
 from node.schema import alert as rec
 from node.sharing.engine import Share, Sharing
-from node.sharing.outbound import Sealed
+from node.sharing.sealing import Sealed
 from node.storage import tables as t
 from node.storage.store import Store, now_ms, rows_by
 

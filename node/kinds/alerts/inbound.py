@@ -37,7 +37,7 @@ from node.kinds.alerts.db import (
     SET_DELIVERED,
 )
 from node.schema import alert as rec
-from node.sharing.inbound import Incoming, Refused, Stored, parse_payload
+from node.sharing.incoming import Incoming, Refused, Stored, parse_payload
 from node.storage import tables as t
 from node.storage.store import Writer, dumps
 

@@ -39,7 +39,7 @@ from node.kinds.alerts.db import (
 from node.kinds.reviews import HELD
 from node.schema import alert as rec
 from node.sharing.engine import Refusal, Share
-from node.sharing.outbound import Sealed
+from node.sharing.sealing import Sealed
 from node.storage import tables as t
 from node.storage.officers import Officer
 from node.storage.store import Writer, dumps, now_ms

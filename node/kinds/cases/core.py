@@ -26,7 +26,7 @@ from node.kinds.cases.db import (
 )
 from node.schema import case as cr
 from node.sharing.engine import Sharing
-from node.sharing.outbound import Sealed
+from node.sharing.sealing import Sealed
 from node.storage import tables as t
 from node.storage.officers import Officer, Permission
 from node.storage.store import Store, now_ms

@@ -35,7 +35,7 @@ from node.kinds.cases.db import (
 )
 from node.schema import case as cr
 from node.sharing.evidence import disclose_content_key, open_disclosed
-from node.sharing.inbound import Incoming, Refused, Stored
+from node.sharing.incoming import Incoming, Refused, Stored
 from node.storage import tables as t
 from node.storage.store import Writer, dumps, now_ms
 

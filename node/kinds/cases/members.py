@@ -30,7 +30,7 @@ from node.kinds.cases.db import (
 )
 from node.schema import case as cr
 from node.sharing.evidence import disclose_content_key
-from node.sharing.outbound import Sealed
+from node.sharing.sealing import Sealed
 from node.storage import tables as t
 from node.storage.officers import Officer
 from node.storage.store import Writer, dumps, now_ms

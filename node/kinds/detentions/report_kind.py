@@ -20,7 +20,7 @@ from intelshare.v1 import detention_pb2
 from node.kinds import ipr_common as ipr
 from node.kinds import ipr_stats
 from node.schema.alert import ts_to_ms
-from node.sharing.records import RecordKind, StoredRecord
+from node.sharing.record_kind import RecordKind, StoredRecord
 from node.storage import tables as t
 from node.storage.store import Writer, now_ms
 

@@ -24,13 +24,13 @@ from node.kinds.risk_profiles.forms import (
 )
 from node.kinds.risk_profiles.in_force import InForce
 from node.schema.alert import ts_to_ms
-from node.sharing.inbound import Refused
-from node.sharing.records import (
+from node.sharing.incoming import Refused
+from node.sharing.record_kind import (
     RECEIVED,
     RecordKind,
-    Records,
     StoredRecord,
 )
+from node.sharing.records import Records
 from node.storage import identifiers as index
 from node.storage import tables as t
 from node.storage.store import Store, Writer, now_ms

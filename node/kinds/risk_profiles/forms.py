@@ -20,7 +20,7 @@ from intelshare import errors
 from intelshare.v1 import risk_profile_pb2
 from node.schema.alert import ms_to_ts, ts_to_ms
 from node.schema.related import related_proto as related_proto
-from node.sharing.records import (
+from node.sharing.record_kind import (
     ISSUED,
     RECEIVED,
 )

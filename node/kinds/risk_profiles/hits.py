@@ -28,7 +28,7 @@ from node.kinds.risk_profiles.forms import (
 )
 from node.kinds.risk_profiles.in_force import ProfileInfo
 from node.schema.alert import ms_to_ts
-from node.sharing.records import (
+from node.sharing.record_kind import (
     ISSUED,
     RECEIVED,
     StoredRecord,

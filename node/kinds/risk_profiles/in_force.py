@@ -27,7 +27,7 @@ from node.kinds.risk_profiles.forms import (
     timestamp_of,
 )
 from node.schema.alert import ts_to_ms
-from node.sharing.records import (
+from node.sharing.record_kind import (
     ACTIVE,
 )
 from node.storage import identifiers as index

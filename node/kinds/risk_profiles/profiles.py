@@ -16,7 +16,7 @@ from node.kinds.risk_profiles.forms import (
     validate_profile,
 )
 from node.schema.alert import ms_to_ts, ts_to_ms
-from node.sharing.records import (
+from node.sharing.record_kind import (
     ISSUED,
     WITHDRAWN,
     StoredRecord,

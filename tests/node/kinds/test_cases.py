@@ -31,7 +31,7 @@ from intelshare.v1 import case_pb2, envelope_pb2, gateway_service_pb2
 from node.cli.case_client import CaseClient
 from node.kinds.cases import db as case_db
 from node.sharing.evidence import open_disclosed
-from node.sharing.outbound import enqueue
+from node.sharing.outbox import enqueue
 from node.storage import tables as t
 from node.storage.officers import OfficerRegistry
 from tests.node.conftest import (

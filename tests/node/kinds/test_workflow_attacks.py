@@ -39,7 +39,7 @@ from sqlalchemy import select, update
 from intelshare import errors
 from intelshare.v1 import alert_pb2, alert_service_pb2, envelope_pb2
 from node.sharing.engine import Refusal, Share, View
-from node.sharing.outbound import Sealed
+from node.sharing.sealing import Sealed
 from node.storage import tables as t
 from tests.node.conftest import CUSTOMS, TASKFORCE, Cluster, RunningNode, demo_alert, wait_for
 from tests.node.kinds.test_workflows import (  # noqa: F401  (fed: the workflow treaties)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from intelshare import devfed, errors
 from intelshare.v1 import alert_pb2, alert_service_pb2, envelope_pb2, gateway_service_pb2
 from node.cli.workflow_client import WorkflowClient
-from node.sharing.outbound import Sealed
+from node.sharing.sealing import Sealed
 from node.storage import tables as t
 from node.storage.officers import OfficerRegistry
 from tests.node.conftest import (

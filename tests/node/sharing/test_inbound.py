@@ -18,8 +18,8 @@ from sqlalchemy import func, select, update
 from intelshare import errors
 from intelshare.audit.tables import audit_entries
 from intelshare.v1 import alert_pb2, envelope_pb2, gateway_service_pb2, receipt_pb2
-from node.sharing.inbound import _OurSide
-from node.sharing.outbound import Sealed
+from node.sharing.inbound_checks import _OurSide
+from node.sharing.sealing import Sealed
 from node.storage import tables as t
 from tests.node.conftest import TASKFORCE, Cluster, RunningNode, demo_alert, wait_for
 

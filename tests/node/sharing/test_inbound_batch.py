@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from intelshare.v1 import envelope_pb2, gateway_service_pb2
-from node.sharing.inbound import _Acker, _OurSide
+from node.sharing.inbound import _Acker
+from node.sharing.inbound_checks import _OurSide
 from node.storage import tables as t
 from tests.node.conftest import TASKFORCE, Cluster, wait_for
 from tests.node.sharing.test_inbound import _entry, audit_leaves, count, seal_as, submit

@@ -1,6 +1,6 @@
 """A record kind declared in a test, delivered end to end: no engine module knows it.
 
-``toy_note`` is a :class:`~node.sharing.records.RecordKind` written here
+``toy_note`` is a :class:`~node.sharing.record_kind.RecordKind` written here
 and nowhere else: a ``google.protobuf.Struct`` message, its JSON form,
 a validation, a category and an expiry. Registered with two real nodes
 behind a real gateway, it is redacted by the treaty's ``toy_note``
@@ -25,7 +25,7 @@ from sqlalchemy import select
 from intelshare import devfed, errors
 from intelshare.treaty import RECORD_KINDS, register_record_kind
 from intelshare.v1 import envelope_pb2
-from node.sharing.records import WITHDRAWN, RecordKind, StoredRecord
+from node.sharing.record_kind import WITHDRAWN, RecordKind, StoredRecord
 from node.storage import tables as t
 from node.storage.officers import Officer
 from tests.node.conftest import AGENCIES, CUSTOMS, TASKFORCE, RunningNode, treaties, wait_for
