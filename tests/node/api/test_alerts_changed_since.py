@@ -24,14 +24,21 @@ def _alert(n: int) -> alert_pb2.Alert:
     )
 
 
+def _wait_past(ns: int) -> None:
+    """Until this machine's clock (the node's too) reads later than ``ns``."""
+    while time.time_ns() <= ns:
+        time.sleep(0.001)
+
+
 def test_update_time_after_lists_new_and_changed_alerts(cluster: Cluster) -> None:
     nl = cluster.start_node("nl-customs")
     with nl.client("liaison") as c:
         old = [c.create_alert(_alert(n)) for n in range(4)]
-        time.sleep(0.01)  # the cut lies strictly between the old alerts and the changes
+        # the cut lies strictly between the old alerts and the changes
+        _wait_past(max(a.update_time.ToNanoseconds() for a in old))
         cut = Timestamp()
         cut.GetCurrentTime()
-        time.sleep(0.01)
+        _wait_past(cut.ToNanoseconds())
         c.update_alert(alert_pb2.Alert(name=old[0].name, description="changed"), ["description"])
         c.revoke_alert(old[1].name, "false lead")
         new = c.create_alert(_alert(9))
