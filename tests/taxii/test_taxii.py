@@ -24,6 +24,18 @@ TAXII = "application/taxii+json;version=2.1"
 SHARED_TYPES = {"marking-definition", "extension-definition"}
 
 
+def _to_partner(description: str) -> alert_pb2.Alert:
+    """A narcotics alert to the partner under the customs treaty."""
+    return alert_pb2.Alert(
+        kind=alert_pb2.ALERT_KIND_NARCOTICS,
+        description=description,
+        handling=1,
+        tlp=3,
+        expire_time=expire_in(timedelta(days=3)),
+        recipients=[alert_pb2.AlertRecipient(agency_id=PARTNER, treaty_id=CUSTOMS)],
+    )
+
+
 def _collections(world: World, token: str) -> dict[str, Any]:
     server = Server(world.discovery, user="officer", password=token)
     root = server.api_roots[0]
@@ -147,19 +159,7 @@ def test_added_after_resumes_where_a_client_stopped(world_factory: Callable[...,
     # New alerts issued afterwards come with the next added_after poll, and only they.
     high = max(m["date_added"] for m in _all(url.replace("/objects/", "/manifest/"), auth))
     with world.node.client("liaison") as client:
-        new = [
-            client.create_alert(
-                alert_pb2.Alert(
-                    kind=alert_pb2.ALERT_KIND_NARCOTICS,
-                    description=f"new alert {n}",
-                    handling=1,
-                    tlp=3,
-                    expire_time=expire_in(timedelta(days=3)),
-                    recipients=[alert_pb2.AlertRecipient(agency_id=PARTNER, treaty_id=CUSTOMS)],
-                )
-            )
-            for n in range(3)
-        ]
+        new = [client.create_alert(_to_partner(f"new alert {n}")) for n in range(3)]
     polled = _all(url, auth, added_after=high)
     reports = [o for o in polled if o["type"] == "report"]
     assert sorted(r["external_references"][0]["external_id"] for r in reports) == sorted(
@@ -384,19 +384,7 @@ def test_added_after_brings_updated_and_revoked_alerts_as_new_versions(
     token = world.node.tokens["analyst"]
     customs = _collections(world, token)[CUSTOMS]
     with world.node.client("liaison") as client:
-        mine = [
-            client.create_alert(
-                alert_pb2.Alert(
-                    kind=alert_pb2.ALERT_KIND_NARCOTICS,
-                    description=f"alert {n} to change",
-                    handling=1,
-                    tlp=3,
-                    expire_time=expire_in(timedelta(days=3)),
-                    recipients=[alert_pb2.AlertRecipient(agency_id=PARTNER, treaty_id=CUSTOMS)],
-                )
-            )
-            for n in range(2)
-        ]
+        mine = [client.create_alert(_to_partner(f"alert {n} to change")) for n in range(2)]
 
     # The first poll: everything, and where it ended.
     first: list[dict[str, Any]] = []
